@@ -1,0 +1,35 @@
+# The front door. `make serve` serves the API locally; `make test` runs every test. Both install what they need.
+SHELL := /bin/bash
+UV ?= $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
+PORT ?= 3000
+export PORT
+
+.PHONY: help install up down status schema test test-unit serve
+
+help:
+	@echo "make serve      serve the API on http://127.0.0.1:$(PORT) (installs, starts Cassandra and Redis)"
+	@echo "make test       run the whole test suite against a real Cassandra and Redis"
+	@echo "make up / down  start / stop the local Cassandra and Redis (idempotent)"
+
+install:
+	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
+	$(UV) sync --frozen
+
+up: install
+	tools/local_services.sh up
+	$(UV) run python -m player_sessions_local.schema_tool apply
+
+down:
+	tools/local_services.sh down
+
+status:
+	tools/local_services.sh status
+
+schema:
+	$(UV) run python -m player_sessions_local.schema_tool print
+
+test: up
+	$(UV) run pytest
+
+test-unit: install
+	$(UV) run pytest tests/unit

@@ -1,0 +1,40 @@
+"""The Redis client, built once per process with short timeouts: the cache must never slow a request down."""
+
+from __future__ import annotations
+
+import threading
+
+import redis
+
+from player_sessions.settings import Settings
+
+
+class RedisConnection:
+    """Hands out one redis-py client (it pools and re-opens its own sockets after a failure)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._lock = threading.Lock()
+        self._client: redis.Redis | None = None
+
+    def client(self) -> redis.Redis:
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    timeout = self._settings.redis_timeout_seconds
+                    self._client = redis.Redis.from_url(
+                        self._settings.redis_url,
+                        socket_timeout=timeout,
+                        socket_connect_timeout=timeout,
+                        # A retry would double the worst-case wait; a miss is cheaper than a slow hit.
+                        retry_on_timeout=False,
+                        retry=None,
+                        health_check_interval=30,
+                    )
+        return self._client
+
+    def close(self) -> None:
+        with self._lock:
+            if self._client is not None:
+                self._client.close()
+            self._client = None

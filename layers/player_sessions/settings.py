@@ -1,0 +1,91 @@
+"""The service's settings, read once from the environment and validated.
+
+Every tunable fact (retention, batch limit, clock-skew allowance, where Cassandra and Redis are) lives here;
+no other module reads os.environ. Variables are prefixed with ``PLAYER_SESSIONS_``.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from enum import StrEnum
+from functools import lru_cache
+from typing import Annotated
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from player_sessions.errors import ConfigurationError
+
+
+class DatabaseMode(StrEnum):
+    LOCAL = "local"
+    """A plain Apache Cassandra (local development and tests): no TLS, no authentication."""
+    KEYSPACES = "keyspaces"
+    """Amazon Keyspaces: TLS on 9142, SigV4 with the function's IAM role."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PLAYER_SESSIONS_", frozen=True, extra="ignore")
+
+    database_mode: DatabaseMode = DatabaseMode.LOCAL
+    cassandra_contact_points: Annotated[tuple[str, ...], NoDecode] = ("127.0.0.1",)
+    """Comma-separated host names."""
+    cassandra_port: int = Field(default=9042, ge=1, le=65535)
+    keyspace: str = Field(default="player_sessions", pattern=r"^[a-z][a-z0-9_]{0,47}$")
+    aws_region: str = "us-east-1"
+    keyspaces_ca_file: str | None = None
+    """PEM bundle trusted for Keyspaces' TLS; default: the system trust store, which holds Amazon's roots."""
+    cassandra_connect_timeout_seconds: float = Field(default=3.0, gt=0, le=30)
+    cassandra_request_timeout_seconds: float = Field(default=2.0, gt=0, le=30)
+
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_timeout_seconds: float = Field(default=0.1, gt=0, le=5)
+    cache_enabled: bool = True
+
+    retention_days: int = Field(default=365, ge=1, le=3650)
+    max_batch_events: int = Field(default=10, ge=1, le=100)
+    max_body_bytes: int = Field(default=16 * 1024, ge=1024, le=6 * 1024 * 1024)
+    clock_skew_seconds: int = Field(default=300, ge=0, le=86_400)
+    start_shards: int = Field(default=4, ge=1, le=64)
+    """How many partitions share one hour of session starts (each Keyspaces partition takes 1,000 writes/s)."""
+
+    api_key: str | None = None
+    """When set, the local gateway requires it in ``x-api-key`` (API Gateway does this when deployed)."""
+
+    @field_validator("cassandra_contact_points", mode="before")
+    @classmethod
+    def split_contact_points(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(point.strip() for point in value.split(",") if point.strip())
+        return value
+
+    @model_validator(mode="after")
+    def check_contact_points(self) -> Settings:
+        if not self.cassandra_contact_points:
+            raise ValueError("cassandra_contact_points must name at least one host")
+        return self
+
+    @property
+    def retention(self) -> timedelta:
+        return timedelta(days=self.retention_days)
+
+    @property
+    def retention_seconds(self) -> int:
+        return self.retention_days * 86_400
+
+    @property
+    def clock_skew(self) -> timedelta:
+        return timedelta(seconds=self.clock_skew_seconds)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, parsed on first use; a bad environment fails with every problem listed."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        problems = "; ".join(
+            f"PLAYER_SESSIONS_{'_'.join(str(part) for part in issue['loc']).upper()}: {issue['msg']}"
+            for issue in error.errors()
+        )
+        raise ConfigurationError(f"invalid settings: {problems}") from error

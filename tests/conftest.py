@@ -1,0 +1,62 @@
+"""Shared fixtures. Integration tests use the real Cassandra and Redis that `make test` starts (`make up`);
+when they are not reachable the tests fail with a message saying so, they are never skipped."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from player_sessions.settings import Settings
+
+TEST_KEYSPACE = "player_sessions_test"
+
+
+@pytest.fixture(scope="session")
+def test_settings() -> Settings:
+    """Settings for integration tests: the local services, a keyspace of their own, Redis database 15."""
+    return Settings(
+        keyspace=TEST_KEYSPACE,
+        cassandra_port=int(os.environ.get("CASSANDRA_PORT", "9042")),
+        redis_url=f"redis://127.0.0.1:{os.environ.get('REDIS_PORT', '6379')}/15",
+        api_key=None,
+    )
+
+
+@pytest.fixture(scope="session")
+def cassandra_connection(test_settings: Settings) -> Iterator:
+    from player_sessions.cassandra_connection import CassandraConnection
+    from player_sessions.errors import DatabaseUnavailableError
+    from player_sessions_local.schema_tool import apply_schema
+
+    admin = CassandraConnection(test_settings, use_keyspace=False)
+    try:
+        apply_schema(admin.session(), test_settings)
+    except DatabaseUnavailableError as error:
+        pytest.fail(f"the local Cassandra is not reachable (run `make up`): {error}", pytrace=False)
+    finally:
+        admin.close()
+    connection = CassandraConnection(test_settings)
+    yield connection
+    connection.close()
+
+
+@pytest.fixture(scope="session")
+def cassandra_session(cassandra_connection):
+    return cassandra_connection.session()
+
+
+@pytest.fixture(scope="session")
+def redis_connection(test_settings: Settings) -> Iterator:
+    import redis
+
+    from player_sessions.redis_connection import RedisConnection
+
+    connection = RedisConnection(test_settings)
+    try:
+        connection.client().ping()
+    except redis.RedisError as error:
+        pytest.fail(f"the local Redis is not reachable (run `make up`): {error}", pytrace=False)
+    yield connection
+    connection.close()

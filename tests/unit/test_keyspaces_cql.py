@@ -1,0 +1,71 @@
+"""Every CQL statement of the project is one Amazon Keyspaces accepts, and none is assembled from strings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from player_sessions.schema import render_schema_cql
+from player_sessions_local.keyspaces_cql import (
+    cql_built_from_strings,
+    keyspaces_violations,
+    project_cql,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+# Only the schema renderer builds CQL, from player_sessions.schema's definitions (never from input).
+RENDERS_DDL = frozenset({"layers/player_sessions/schema.py"})
+
+
+def test_project_cql_uses_only_what_keyspaces_supports():
+    # Given every CQL literal in the code and the rendered schema
+    statements = [(s.where, s.text) for s in project_cql(ROOT)]
+    statements += [("schema", cql) for cql in render_schema_cql("player_sessions", 31_536_000)]
+    assert len(statements) > len(render_schema_cql("ks", 1)), "the scan found no CQL in the code"
+    # When each is checked / Then none breaks a Keyspaces rule
+    problems = {where: keyspaces_violations(text) for where, text in statements if keyspaces_violations(text)}
+    assert problems == {}
+
+
+def test_no_cql_is_built_from_strings():
+    assert cql_built_from_strings(ROOT, RENDERS_DDL) == []
+
+
+@pytest.mark.parametrize(
+    ("statement", "reason"),
+    [
+        ("CREATE INDEX ON t (c)", "secondary indexes"),
+        ("CREATE CUSTOM INDEX i ON t (c) USING 'StorageAttachedIndex'", "secondary indexes"),
+        ("CREATE MATERIALIZED VIEW v AS SELECT a FROM t", "materialized views"),
+        ("SELECT COUNT(*) FROM t WHERE k = ?", "aggregate"),
+        ("SELECT max(ts) FROM t WHERE k = ?", "aggregate"),
+        ("SELECT k, c FROM t WHERE k = ? GROUP BY c", "GROUP BY"),
+        ("SELECT k FROM t PER PARTITION LIMIT 1", "PER PARTITION LIMIT"),
+        ("CREATE FUNCTION f (a int) RETURNS NULL ON NULL INPUT RETURNS int LANGUAGE java AS 'return a;'",
+         "user-defined"),
+        ("BEGIN BATCH INSERT INTO t (k) VALUES (1); APPLY BATCH", "unlogged"),
+        ("SELECT * FROM t WHERE k = ?", "SELECT \\*"),
+        ("SELECT a FROM t WHERE b = ? ALLOW FILTERING", "ALLOW FILTERING"),
+        ("SELECT a FROM t WHERE k IN (" + ", ".join(str(i) for i in range(101)) + ")", "at most 100"),
+    ],
+)
+def test_each_unsupported_construct_is_caught(statement, reason):
+    assert any(__import__("re").search(reason, problem) for problem in keyspaces_violations(statement))
+
+
+def test_supported_statements_pass():
+    assert keyspaces_violations("BEGIN UNLOGGED BATCH INSERT INTO t (k) VALUES (?); APPLY BATCH") == []
+    assert keyspaces_violations("SELECT a, b FROM t WHERE k IN (?, ?) AND c > ? LIMIT ?") == []
+
+
+def test_string_built_cql_is_detected(tmp_path):
+    # Given a module that formats a value into a statement
+    (tmp_path / "layers").mkdir()
+    (tmp_path / "layers" / "bad.py").write_text(
+        'def q(player):\n    return f"SELECT a FROM t WHERE k = \'{player}\'"\n'
+        'def r(x):\n    return "DELETE FROM t WHERE k = %s" % x\n'
+    )
+    # When the code is scanned / Then both places are reported
+    found = cql_built_from_strings(tmp_path, frozenset(), folders=("layers",))
+    assert [place.split(":")[1] for place in found] == ["2", "4"]
