@@ -1,0 +1,63 @@
+"""POST /events: ingest a batch of session events."""
+
+from typing import Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from player_sessions.domain.ingest import BatchOutcome, ingest_batch
+from player_sessions.http import ERROR_RESPONSES, build_resolver, model_response, read_json_batch
+from player_sessions.models import IngestResult
+from player_sessions.observability import MetricUnit, logger, metrics, tracer
+from player_sessions.services import get_services
+
+app = build_resolver()
+
+
+@app.post(
+    "/events",
+    summary="Ingest a batch of session events",
+    description="Each event is validated on its own; valid events are stored even when others are not. "
+    "The answer comes after Cassandra acknowledged every write at LOCAL_QUORUM.",
+    responses={
+        200: {"description": "Every event stored or discarded", "content": {"application/json": {"model": IngestResult}}},
+        207: {"description": "Some events rejected, others stored or discarded",
+              "content": {"application/json": {"model": IngestResult}}},
+        **ERROR_RESPONSES,
+    },
+    tags=["events"],
+)
+@tracer.capture_method
+def ingest_events() -> Response[IngestResult]:
+    services = get_services()
+    items = read_json_batch(app.current_event, services.settings)
+    outcome = ingest_batch(items, services.store, services.clock, services.settings)
+    _record_metrics(outcome)
+    result = IngestResult(
+        stored=outcome.stored,
+        discarded=outcome.discarded,
+        rejected=outcome.rejected,
+        errors=[problem.__dict__ for problem in outcome.problems],
+    )
+    return model_response(_status_for(outcome, len(items)), result)
+
+
+def _status_for(outcome: BatchOutcome, batch_size: int) -> int:
+    if outcome.rejected == 0:
+        return 200
+    return 400 if outcome.rejected == batch_size else 207
+
+
+def _record_metrics(outcome: BatchOutcome) -> None:
+    metrics.add_metric(name="EventsStored", unit=MetricUnit.Count, value=outcome.stored)
+    metrics.add_metric(name="EventsDiscarded", unit=MetricUnit.Count, value=outcome.discarded)
+    metrics.add_metric(name="EventsRejected", unit=MetricUnit.Count, value=outcome.rejected)
+    metrics.add_metric(name="SessionsCompleted", unit=MetricUnit.Count, value=outcome.completed_sessions)
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

@@ -1,0 +1,133 @@
+"""HTTP concerns shared by the handlers: the resolver, reading a JSON batch, and errors mapped to statuses.
+
+This is the one place where the exception hierarchy becomes HTTP.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
+from pydantic import BaseModel
+
+from player_sessions.errors import (
+    BadRequestError,
+    DatabaseUnavailableError,
+    PayloadTooLargeError,
+    PlayerSessionsError,
+    UnsupportedMediaTypeError,
+)
+from player_sessions.models import ErrorOut
+from player_sessions.observability import logger
+from player_sessions.settings import Settings
+
+ERROR_RESPONSES: dict[int, dict[str, Any]] = {
+    400: {"description": "A parameter or the body is invalid; `errors` names each one and why",
+          "content": {"application/json": {"model": ErrorOut}}},
+    403: {"description": "Missing or wrong `x-api-key`", "content": {"application/json": {"model": ErrorOut}}},
+    413: {"description": "Body over the size limit, or more events than a batch may hold",
+          "content": {"application/json": {"model": ErrorOut}}},
+    415: {"description": "The body is not declared as application/json",
+          "content": {"application/json": {"model": ErrorOut}}},
+    500: {"description": "Unexpected failure", "content": {"application/json": {"model": ErrorOut}}},
+    503: {"description": "Cassandra is unreachable; retry after `Retry-After` seconds",
+          "content": {"application/json": {"model": ErrorOut}}},
+}
+
+
+def build_resolver() -> APIGatewayRestResolver:
+    """A resolver that validates parameters and answers every error as ``{"message", "errors"}``."""
+    app = APIGatewayRestResolver(enable_validation=True)
+
+    @app.exception_handler(RequestValidationError)
+    def invalid_parameters(error: RequestValidationError) -> Response:
+        problems = [_describe_validation_problem(problem) for problem in error.errors()]
+        summary = "; ".join(f"{p['parameter']}: {p['reason']}" for p in problems)
+        return error_response(400, f"invalid request: {summary}", problems)
+
+    @app.exception_handler(PlayerSessionsError)
+    def service_error(error: PlayerSessionsError) -> Response:
+        headers = {}
+        if isinstance(error, DatabaseUnavailableError):
+            logger.warning("database unavailable", extra={"reason": error.message})
+            headers["Retry-After"] = str(error.retry_after_seconds)
+        return error_response(error.status_code, error.message, error.errors, headers)
+
+    return app
+
+
+def error_response(status: int, message: str, errors: list[dict[str, Any]] | None = None,
+                   headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        status_code=status,
+        content_type=content_types.APPLICATION_JSON,
+        body=json.dumps({"message": message, "errors": errors or []}),
+        headers=headers or {},
+    )
+
+
+def model_response(status: int, body: BaseModel, headers: dict[str, str] | None = None) -> Response:
+    """A route's typed answer with a status of its choosing (the resolver validates and serializes it)."""
+    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=body, headers=headers)
+
+
+def read_json_batch(event: APIGatewayProxyEvent, settings: Settings) -> list[Any]:
+    """The request body as a list of 1..max_batch_events decoded JSON values, or the error that says why not."""
+    header = _lower_keys(event.headers).get("content-type", "")
+    media_type = header.split(";", 1)[0].strip().lower()
+    if media_type != "application/json":
+        raise UnsupportedMediaTypeError(
+            f"Content-Type must be application/json, got {header or 'none'}",
+            [{"parameter": "Content-Type", "in": "header", "reason": "must be application/json"}],
+        )
+    raw = event.body or ""
+    body = base64.b64decode(raw) if event.is_base64_encoded else raw.encode("utf-8", "surrogatepass")
+    if len(body) > settings.max_body_bytes:
+        raise PayloadTooLargeError(
+            f"body is {len(body)} bytes; the limit is {settings.max_body_bytes}",
+            [{"parameter": "body", "in": "body", "reason": f"larger than {settings.max_body_bytes} bytes"}],
+        )
+    try:
+        items = json.loads(body)
+    except (ValueError, RecursionError) as error:
+        raise BadRequestError(
+            "body is not valid JSON", [{"parameter": "body", "in": "body", "reason": _json_error(error)}]
+        ) from None
+    if not isinstance(items, list):
+        raise BadRequestError(
+            "body must be a JSON array of events",
+            [{"parameter": "body", "in": "body", "reason": "must be a JSON array"}],
+        )
+    if not items:
+        raise BadRequestError(
+            "body must hold at least one event", [{"parameter": "body", "in": "body", "reason": "empty array"}]
+        )
+    if len(items) > settings.max_batch_events:
+        raise PayloadTooLargeError(
+            f"batch holds {len(items)} events; the limit is {settings.max_batch_events}",
+            [{"parameter": "body", "in": "body", "reason": f"more than {settings.max_batch_events} events"}],
+        )
+    return items
+
+
+def _lower_keys(headers: dict[str, str] | None) -> dict[str, str]:
+    return {key.lower(): value for key, value in (headers or {}).items()}
+
+
+def _json_error(error: Exception) -> str:
+    if isinstance(error, RecursionError):
+        return "nested too deeply"
+    if isinstance(error, json.JSONDecodeError):
+        return f"{error.msg} at line {error.lineno} column {error.colno}"
+    return str(error)[:200] or type(error).__name__
+
+
+def _describe_validation_problem(problem: dict[str, Any]) -> dict[str, Any]:
+    location = [str(part) for part in problem.get("loc", ())]
+    where = location[0] if location else "request"
+    parameter = location[-1] if len(location) > 1 else where
+    return {"parameter": parameter, "in": where, "reason": problem.get("msg", "invalid")}

@@ -1,0 +1,21 @@
+"""Powertools Logger, Tracer and Metrics, shared by every function (one instance each per environment).
+
+The service name and metrics namespace come from POWERTOOLS_SERVICE_NAME / POWERTOOLS_METRICS_NAMESPACE
+(set per function by the CDK app); the defaults serve local runs.
+"""
+
+from __future__ import annotations
+
+import os
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+
+SERVICE_NAME = os.environ.get("POWERTOOLS_SERVICE_NAME", "player-sessions")
+METRICS_NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "PlayerSessions")
+
+logger = Logger(service=SERVICE_NAME)
+tracer = Tracer(service=SERVICE_NAME)
+metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)
+
+__all__ = ["logger", "tracer", "metrics", "MetricUnit"]

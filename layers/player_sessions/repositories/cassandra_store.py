@@ -1,0 +1,165 @@
+"""The session store on Cassandra / Amazon Keyspaces.
+
+Every statement is a constant, prepared once per environment and bound with parameters. Writes of a batch go
+out concurrently through the driver's ``execute_concurrent``; no batch statement spans partitions.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from cassandra import DriverException, OperationTimedOut, RequestExecutionException
+from cassandra.cluster import NoHostAvailable, Session
+from cassandra.concurrent import execute_concurrent
+from cassandra.query import PreparedStatement
+from cassandra.util import uuid_from_time
+
+from player_sessions.cassandra_connection import CassandraConnection
+from player_sessions.errors import DatabaseUnavailableError
+from player_sessions.models import CompletedSession, EventType, EventWrite, SessionHalves
+from player_sessions.observability import MetricUnit, metrics
+from player_sessions.time_buckets import Bucket
+
+WRITE_START_HALF = (
+    "UPDATE sessions USING TTL ? SET player_id = ?, country = ?, start_ts = ? WHERE session_id = ?"
+)
+WRITE_END_HALF = "UPDATE sessions USING TTL ? SET player_id = ?, end_ts = ? WHERE session_id = ?"
+WRITE_START_ROW = (
+    "INSERT INTO session_starts (hour, shard, country, ts, session_id, player_id) "
+    "VALUES (?, ?, ?, ?, ?, ?) USING TTL ?"
+)
+READ_SESSION = "SELECT session_id, player_id, country, start_ts, end_ts FROM sessions WHERE session_id = ?"
+WRITE_COMPLETED = (
+    "INSERT INTO completed_sessions_by_player (player_id, end_ts, session_id, start_ts, country) "
+    "VALUES (?, ?, ?, ?, ?) USING TTL ?"
+)
+READ_COMPLETED = (
+    "SELECT session_id, start_ts, end_ts, country FROM completed_sessions_by_player "
+    "WHERE player_id = ? AND end_ts >= ?"
+)
+TOUCH_REVISION = "UPDATE rollup_revisions USING TTL ? SET revision = ? WHERE level = ? AND period = ? AND bucket = ?"
+PING = "SELECT release_version FROM system.local"
+
+# Requests in flight at once per batch: enough for a 10-event batch's writes to go out together.
+WRITE_CONCURRENCY = 32
+# Rows read past the limit in one page, to absorb the rare duplicate end of a re-sent conflicting event.
+PAGE_SLACK = 4
+
+DRIVER_FAILURES = (NoHostAvailable, OperationTimedOut, RequestExecutionException, DriverException, OSError)
+
+
+class CassandraSessionStore:
+    def __init__(self, connection: CassandraConnection) -> None:
+        self._connection = connection
+        self._prepared: dict[str, PreparedStatement] = {}
+
+    def _statement(self, cql: str) -> PreparedStatement:
+        statement = self._prepared.get(cql)
+        if statement is None:
+            statement = self._session().prepare(cql)
+            self._prepared[cql] = statement
+        return statement
+
+    def _session(self) -> Session:
+        return self._connection.session()
+
+    def _run_concurrently(self, statements: Iterable[tuple[str, tuple[Any, ...]]]) -> list[Any]:
+        pairs = [(self._statement(cql), params) for cql, params in statements]
+        if not pairs:
+            return []
+        results = execute_concurrent(self._session(), pairs, concurrency=WRITE_CONCURRENCY, raise_on_first_error=True)
+        return [result for _, result in results]
+
+    def write_events(self, writes: Sequence[EventWrite]) -> None:
+        with _unavailable_on_failure("store the events"):
+            self._run_concurrently(_event_statements(writes))
+
+    def read_sessions(self, session_ids: Sequence[UUID]) -> dict[UUID, SessionHalves]:
+        with _unavailable_on_failure("read the sessions back"):
+            results = self._run_concurrently((READ_SESSION, (session_id,)) for session_id in session_ids)
+        halves: dict[UUID, SessionHalves] = {}
+        for result in results:
+            row = result.one()
+            if row is not None:
+                halves[row.session_id] = SessionHalves(
+                    row.session_id, row.player_id, row.country, _utc(row.start_ts), _utc(row.end_ts)
+                )
+        return halves
+
+    def write_completed_sessions(self, sessions: Sequence[tuple[CompletedSession, int]]) -> None:
+        with _unavailable_on_failure("store the completed sessions"):
+            self._run_concurrently(
+                (WRITE_COMPLETED, (s.player_id, s.end_ts, s.session_id, s.start_ts, s.country, ttl))
+                for s, ttl in sessions
+            )
+
+    def touch_rollup_revisions(self, buckets: Sequence[tuple[Bucket, int]]) -> None:
+        with _unavailable_on_failure("mark the rollups changed"):
+            self._run_concurrently(
+                (TOUCH_REVISION, (ttl, uuid_from_time(time.time()), b.level.value, b.period, b.start))
+                for b, ttl in buckets
+            )
+
+    def last_completed_sessions(self, player_id: str, since: datetime, limit: int) -> list[CompletedSession]:
+        sessions: list[CompletedSession] = []
+        seen: set[uuid.UUID] = set()
+        with _unavailable_on_failure("read the player's sessions"):
+            statement = self._statement(READ_COMPLETED).bind((player_id, since))
+            statement.fetch_size = limit + PAGE_SLACK
+            for row in self._session().execute(statement):
+                start_ts = _utc(row.start_ts)
+                if row.session_id in seen or start_ts < since:
+                    continue
+                seen.add(row.session_id)
+                sessions.append(
+                    CompletedSession(player_id, row.session_id, row.country, start_ts, _utc(row.end_ts))
+                )
+                if len(sessions) == limit:
+                    break
+        return sessions
+
+    def ping(self) -> float:
+        started = time.perf_counter()
+        with _unavailable_on_failure("reach Cassandra"):
+            self._session().execute(self._statement(PING)).one()
+        return (time.perf_counter() - started) * 1000
+
+
+def _event_statements(writes: Sequence[EventWrite]) -> Iterable[tuple[str, tuple[Any, ...]]]:
+    for write in writes:
+        event = write.event
+        if event.event is EventType.START:
+            yield WRITE_START_HALF, (write.ttl_seconds, event.player_id, event.country, event.ts, event.session_id)
+            yield WRITE_START_ROW, (
+                write.hour, write.shard, event.country, event.ts, event.session_id, event.player_id, write.ttl_seconds
+            )
+        else:
+            yield WRITE_END_HALF, (write.ttl_seconds, event.player_id, event.ts, event.session_id)
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    # The driver returns naive datetimes that are in UTC.
+    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
+
+
+@contextmanager
+def _unavailable_on_failure(action: str) -> Iterator[None]:
+    """Records the database latency of the step, and turns any driver failure into DatabaseUnavailableError
+    (503, retry later) naming what failed."""
+    started = time.perf_counter()
+    try:
+        yield
+    except DatabaseUnavailableError:
+        raise
+    except DRIVER_FAILURES as error:
+        raise DatabaseUnavailableError(f"Cassandra could not {action}: {type(error).__name__}") from error
+    finally:
+        metrics.add_metric(
+            name="DatabaseLatency", unit=MetricUnit.Milliseconds, value=(time.perf_counter() - started) * 1000
+        )

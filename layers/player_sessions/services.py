@@ -1,0 +1,61 @@
+"""Builds the real collaborators once per Lambda environment and hands them to the handlers.
+
+Nothing connects at import: the first request opens Cassandra and Redis, and later requests reuse them.
+Tests swap in their own ``Services`` with ``use_services``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from player_sessions.cassandra_connection import CassandraConnection
+from player_sessions.clock import Clock, SystemClock
+from player_sessions.redis_connection import RedisConnection
+from player_sessions.repositories.cassandra_store import CassandraSessionStore
+from player_sessions.repositories.protocols import SessionStore
+from player_sessions.settings import Settings, get_settings
+
+
+@dataclass
+class Services:
+    settings: Settings
+    clock: Clock
+    store: SessionStore
+    redis: RedisConnection | None
+
+
+_lock = threading.Lock()
+_services: Services | None = None
+
+
+def build_services(settings: Settings, clock: Clock | None = None) -> Services:
+    return Services(
+        settings=settings,
+        clock=clock or SystemClock(),
+        store=CassandraSessionStore(CassandraConnection(settings)),
+        redis=RedisConnection(settings) if settings.cache_enabled else None,
+    )
+
+
+def get_services() -> Services:
+    global _services
+    if _services is None:
+        with _lock:
+            if _services is None:
+                _services = build_services(get_settings())
+    return _services
+
+
+@contextmanager
+def use_services(services: Services) -> Iterator[Services]:
+    """Makes the handlers use ``services`` inside the block (tests, the benchmark's in-process runs)."""
+    global _services
+    previous = _services
+    _services = services
+    try:
+        yield services
+    finally:
+        _services = previous

@@ -1,0 +1,85 @@
+"""Invokes one function's real ``lambda_handler`` with an event fixture, in this process (no Docker).
+
+    python -m player_sessions_local.invoke FUNCTION_NAME EVENT_FILE   # e.g. ingest_events events/health.json
+    python -m player_sessions_local.invoke --list
+
+Prints the function's response as JSON. Exits 0 when the function returned, 1 when it raised.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from player_sessions.routes import ROUTES
+from player_sessions_local.gateway import (
+    MalformedProxyResponseError,
+    ensure_repository_root_on_path,
+    invoke_handler,
+    proxy_result_to_response,
+)
+
+
+def describe_functions() -> list[str]:
+    """One line per function: its name and the routes it serves, from the route table."""
+    routes_by_function: dict[str, list[str]] = {}
+    for route in ROUTES:
+        routes_by_function.setdefault(route.function.name, []).append(f"{route.method} {route.path}")
+    return [f"{name:<20} {', '.join(routes)}" for name, routes in routes_by_function.items()]
+
+
+def invoke_function(function_name: str, event: dict[str, Any]) -> Any:
+    """The function's response to the event; whatever it raises propagates."""
+    module = importlib.import_module(_handler_modules()[function_name])
+    return invoke_handler(module.lambda_handler, event, function_name)
+
+
+def _handler_modules() -> dict[str, str]:
+    return {route.function.name: route.function.handler_module for route in ROUTES}
+
+
+def _warn_if_not_a_proxy_response(result: Any) -> None:
+    try:
+        proxy_result_to_response(result)
+    except MalformedProxyResponseError as error:
+        print(f"warning: API Gateway would answer 502, not a proxy response: {error}", file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("function_name", nargs="?", help="a function from the route table (see --list)")
+    parser.add_argument("event_file", nargs="?", type=Path, help="a JSON proxy event, e.g. events/health.json")
+    parser.add_argument("--list", action="store_true", help="list the functions and the routes they serve")
+    arguments = parser.parse_args(argv)
+
+    if arguments.list:
+        print("\n".join(describe_functions()))
+        return 0
+    if arguments.function_name is None or arguments.event_file is None:
+        parser.error("FUNCTION_NAME and EVENT_FILE are required (or --list)")
+    if arguments.function_name not in _handler_modules():
+        parser.error(f"unknown function {arguments.function_name!r}; known: {', '.join(_handler_modules())}")
+    try:
+        event = json.loads(arguments.event_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        parser.error(f"cannot read the event {arguments.event_file}: {error}")
+
+    ensure_repository_root_on_path()
+    try:
+        result = invoke_function(arguments.function_name, event)
+    except Exception:
+        traceback.print_exc()
+        return 1
+    print(json.dumps(result, indent=2, default=str))
+    _warn_if_not_a_proxy_response(result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
