@@ -4,7 +4,7 @@ UV ?= $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 PORT ?= 3000
 export PORT
 
-.PHONY: help install up down status schema test test-unit serve
+.PHONY: help install up down status schema openapi test test-unit serve
 
 help:
 	@echo "make serve      serve the API on http://127.0.0.1:$(PORT) (installs, starts Cassandra and Redis)"
@@ -27,6 +27,12 @@ status:
 
 schema:
 	$(UV) run python -m player_sessions_local.schema_tool print
+
+serve: up
+	$(UV) run python -m player_sessions_local.gateway --port $(PORT)
+
+openapi: install
+	$(UV) run python -m player_sessions_local.openapi --write
 
 test: up
 	$(UV) run pytest

@@ -17,6 +17,7 @@ import base64
 import binascii
 import hmac
 import importlib
+import ipaddress
 import json
 import logging
 import os
@@ -134,10 +135,15 @@ class RequestStamp:
     def fresh(cls, api_key: str | None = None) -> RequestStamp:
         return cls(
             request_id=str(uuid.uuid4()),
-            extended_request_id=base64.b64encode(secrets.token_bytes(12)).decode("ascii"),
+            extended_request_id=extended_request_id(secrets.token_bytes(12)),
             received_at=datetime.now(UTC),
             api_key=api_key,
         )
+
+
+def extended_request_id(seed: bytes) -> str:
+    """Shaped like API Gateway's: 12 bytes, base64."""
+    return base64.b64encode(seed[:12]).decode("ascii")
 
 
 def build_proxy_event(request: HttpRequest, match: RouteMatch, stamp: RequestStamp) -> dict[str, Any]:
@@ -167,7 +173,7 @@ def build_proxy_event(request: HttpRequest, match: RouteMatch, stamp: RequestSta
             "accountId": ACCOUNT_ID,
             "protocol": "HTTP/1.1",
             "stage": STAGE,
-            "domainPrefix": host.split(".")[0].split(":")[0],
+            "domainPrefix": _domain_prefix(host),
             "requestTimeEpoch": int(stamp.received_at.timestamp() * 1000),
             "requestId": stamp.request_id,
             "identity": _identity(request.source_ip, user_agent, stamp.api_key),
@@ -205,6 +211,16 @@ def _header(headers: Iterable[tuple[str, str]], name: str) -> str | None:
         if header.lower() == name:
             found = value
     return found
+
+
+def _domain_prefix(host: str) -> str:
+    """The first label of the host name, as for ``{api-id}.execute-api...``; an IP address is kept whole."""
+    hostname = urlsplit(f"//{host}").hostname or host
+    try:
+        ipaddress.ip_address(hostname)
+    except ValueError:
+        return hostname.split(".")[0]
+    return hostname
 
 
 def _resource_id(resource: str) -> str:
@@ -381,7 +397,9 @@ def gateway_response(status: HTTPStatus, message: str, error_type: str) -> HttpR
 
 
 def missing_authentication_token() -> HttpResponse:
-    return gateway_response(HTTPStatus.FORBIDDEN, "Missing Authentication Token", "MissingAuthenticationTokenException")
+    return gateway_response(
+        HTTPStatus.FORBIDDEN, "Missing Authentication Token", "MissingAuthenticationTokenException"
+    )
 
 
 def forbidden() -> HttpResponse:
@@ -390,6 +408,10 @@ def forbidden() -> HttpResponse:
 
 def internal_server_error() -> HttpResponse:
     return gateway_response(HTTPStatus.BAD_GATEWAY, "Internal server error", "InternalServerErrorException")
+
+
+def bad_request() -> HttpResponse:
+    return gateway_response(HTTPStatus.BAD_REQUEST, "Bad Request", "BadRequestException")
 
 
 def request_too_long() -> HttpResponse:
@@ -494,7 +516,7 @@ class _GatewayRequestHandler(BaseHTTPRequestHandler):
             return
         except _UnreadableBodyError:
             self.close_connection = True
-            self._send(gateway_response(HTTPStatus.BAD_REQUEST, "Bad Request", "BadRequestException"), request_id)
+            self._send(bad_request(), request_id)
             return
         target = urlsplit(self.path)
         request = HttpRequest(
@@ -591,7 +613,10 @@ def ensure_repository_root_on_path() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m player_sessions_local.gateway",
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", DEFAULT_PORT)))
     arguments = parser.parse_args(argv)

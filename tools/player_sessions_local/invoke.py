@@ -3,12 +3,15 @@
     python -m player_sessions_local.invoke FUNCTION_NAME EVENT_FILE   # e.g. ingest_events events/health.json
     python -m player_sessions_local.invoke --list
 
-Prints the function's response as JSON. Exits 0 when the function returned, 1 when it raised.
+Prints the function's response as JSON on stdout; what the function itself prints (logs, EMF metrics) goes
+to stderr, as it would go to CloudWatch rather than to the caller. Exits 0 when the function returned, 1 when
+it raised.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import sys
@@ -35,9 +38,13 @@ def describe_functions() -> list[str]:
 
 
 def invoke_function(function_name: str, event: dict[str, Any]) -> Any:
-    """The function's response to the event; whatever it raises propagates."""
-    module = importlib.import_module(_handler_modules()[function_name])
-    return invoke_handler(module.lambda_handler, event, function_name)
+    """The function's response to the event; whatever it raises propagates.
+
+    The import happens under the redirection too, because loggers bind their stream when they are created.
+    """
+    with contextlib.redirect_stdout(sys.stderr):
+        module = importlib.import_module(_handler_modules()[function_name])
+        return invoke_handler(module.lambda_handler, event, function_name)
 
 
 def _handler_modules() -> dict[str, str]:
@@ -52,9 +59,12 @@ def _warn_if_not_a_proxy_response(result: Any) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m player_sessions_local.invoke",
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("function_name", nargs="?", help="a function from the route table (see --list)")
-    parser.add_argument("event_file", nargs="?", type=Path, help="a JSON proxy event, e.g. events/health.json")
+    parser.add_argument("event_file", nargs="?", type=Path, help="a proxy event, e.g. events/health.json")
     parser.add_argument("--list", action="store_true", help="list the functions and the routes they serve")
     arguments = parser.parse_args(argv)
 

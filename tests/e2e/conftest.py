@@ -1,0 +1,87 @@
+"""Serves the API with the local gateway in its own process, as `make serve` does, for HTTP tests."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+
+from tests.conftest import TEST_KEYSPACE
+
+API_KEY = "e2e-test-key"
+
+
+@dataclass
+class ServedApi:
+    base_url: str
+    process: subprocess.Popen
+
+    def client(self, api_key: str | None = API_KEY) -> httpx.Client:
+        headers = {"x-api-key": api_key} if api_key else {}
+        return httpx.Client(base_url=self.base_url, headers=headers, timeout=15)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def serve(extra_env: dict[str, str]) -> ServedApi:
+    port = free_port()
+    env = {
+        **os.environ,
+        "PLAYER_SESSIONS_KEYSPACE": TEST_KEYSPACE,
+        "PLAYER_SESSIONS_REDIS_URL": f"redis://127.0.0.1:{os.environ.get('REDIS_PORT', '6379')}/15",
+        "PLAYER_SESSIONS_CASSANDRA_PORT": os.environ.get("CASSANDRA_PORT", "9042"),
+        "PLAYER_SESSIONS_API_KEY": API_KEY,
+        "POWERTOOLS_METRICS_DISABLED": "true",
+        **extra_env,
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "player_sessions_local.gateway", "--port", str(port)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"the gateway exited: {process.stderr.read()[-2000:]}", pytrace=False)
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return ServedApi(f"http://127.0.0.1:{port}", process)
+        except OSError:
+            time.sleep(0.1)
+    process.kill()
+    pytest.fail("the gateway did not start listening within 30 s", pytrace=False)
+
+
+def stop(api: ServedApi) -> None:
+    api.process.terminate()
+    try:
+        api.process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        api.process.kill()
+
+
+@pytest.fixture(scope="session")
+def served_api(cassandra_connection) -> Iterator[ServedApi]:
+    """The API on the real local Cassandra and Redis (the schema is applied by cassandra_connection)."""
+    api = serve({})
+    yield api
+    stop(api)
+
+
+@pytest.fixture(scope="session")
+def api_without_cassandra() -> Iterator[ServedApi]:
+    """The API pointed at a port where no Cassandra listens."""
+    api = serve({"PLAYER_SESSIONS_CASSANDRA_PORT": str(free_port()),
+                 "PLAYER_SESSIONS_CASSANDRA_CONNECT_TIMEOUT_SECONDS": "1"})
+    yield api
+    stop(api)

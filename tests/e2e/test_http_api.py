@@ -1,0 +1,154 @@
+"""HTTP against the served local gateway, on the real Cassandra and Redis: what a game client sees."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def iso(moment: datetime) -> str:
+    return moment.isoformat()
+
+
+def new_player() -> str:
+    return uuid.uuid4().hex
+
+
+def test_ingested_session_is_returned_in_the_players_history(served_api):
+    # Given a player's session, its end sent before its start, in two requests
+    player, session_id = new_player(), str(uuid.uuid4())
+    now = datetime.now(UTC)
+    with served_api.client() as client:
+        first = client.post("/events", json=[{"event": "end", "player_id": player, "session_id": session_id,
+                                              "ts": iso(now - timedelta(minutes=30))}])
+        second = client.post("/events", json=[{"event": "start", "player_id": player, "session_id": session_id,
+                                               "ts": iso(now - timedelta(minutes=90)), "country": "fi"}])
+        # When the player's sessions are asked for
+        history = client.get(f"/players/{player}/sessions")
+    # Then both batches were stored and the session is there, with its values
+    assert first.json() == {"stored": 1, "discarded": 0, "rejected": 0, "errors": []}
+    assert second.status_code == 200
+    assert history.status_code == 200
+    body = history.json()
+    assert body["player_id"] == player
+    assert [(s["session_id"], s["country"], s["duration_seconds"]) for s in body["sessions"]] == [
+        (session_id, "FI", 3600.0)
+    ]
+    assert body["sessions"][0]["end_ts"].endswith("Z")
+
+
+def test_mixed_batch_is_207_and_keeps_the_valid_events(served_api):
+    player, session_id = new_player(), str(uuid.uuid4())
+    now = datetime.now(UTC)
+    batch = [
+        {"event": "start", "player_id": player, "session_id": session_id, "ts": iso(now), "country": "US"},
+        {"event": "start", "player_id": "bad player", "session_id": str(uuid.uuid4()), "ts": iso(now),
+         "country": "US"},
+        {"event": "start", "player_id": player, "session_id": str(uuid.uuid4()), "ts": "2016-11-22T20:40:50",
+         "country": "US"},
+    ]
+    with served_api.client() as client:
+        response = client.post("/events", json=batch)
+    assert response.status_code == 207
+    body = response.json()
+    assert (body["stored"], body["discarded"], body["rejected"]) == (1, 1, 1)
+    assert [(e["index"], e["status"], e["field"]) for e in body["errors"]] == [
+        (1, "rejected", "player_id"), (2, "discarded", "ts")
+    ]
+
+
+def test_batch_with_every_event_rejected_is_400(served_api):
+    with served_api.client() as client:
+        response = client.post("/events", json=[{"event": "pause"}, {"event": "start"}])
+    assert response.status_code == 400
+    assert response.json()["rejected"] == 2
+
+
+@pytest.mark.parametrize(
+    ("content", "headers", "status", "message"),
+    [
+        (b'{"event": "start"', {"content-type": "application/json"}, 400, "not valid JSON"),
+        (b"[]", {"content-type": "application/json"}, 400, "at least one event"),
+        (b"[1]", {"content-type": "text/plain"}, 415, "Content-Type must be application/json"),
+        (json.dumps([{}] * 11).encode(), {"content-type": "application/json"}, 413, "limit is 10"),
+        (b"[" + b" " * 17_000 + b"]", {"content-type": "application/json"}, 413, "limit is 16384"),
+    ],
+)
+def test_unusable_bodies_are_refused_with_a_message(served_api, content, headers, status, message):
+    with served_api.client() as client:
+        response = client.post("/events", content=content, headers=headers)
+    assert response.status_code == status
+    assert message in response.json()["message"]
+
+
+@pytest.mark.parametrize(("query", "reason"), [("limit=0", "greater than or equal to 1"),
+                                               ("limit=21", "less than or equal to 20"),
+                                               ("limit=abc", "valid integer")])
+def test_bad_limit_is_400_naming_the_parameter(served_api, query, reason):
+    with served_api.client() as client:
+        response = client.get(f"/players/{new_player()}/sessions?{query}")
+    assert response.status_code == 400
+    problem = response.json()["errors"][0]
+    assert (problem["parameter"], problem["in"]) == ("limit", "query")
+    assert reason in problem["reason"]
+
+
+def test_unknown_player_has_no_sessions(served_api):
+    player = new_player()
+    with served_api.client() as client:
+        response = client.get(f"/players/{player}/sessions?limit=3")
+    assert response.json() == {"player_id": player, "sessions": []}
+
+
+def test_unknown_route_answers_like_api_gateway(served_api):
+    with served_api.client() as client:
+        response = client.get("/players")
+    assert response.status_code == 403
+    assert response.json() == {"message": "Missing Authentication Token"}
+
+
+def test_api_key_is_enforced_when_configured(served_api):
+    with served_api.client(api_key=None) as client:
+        missing = client.get("/health")
+    with served_api.client(api_key="wrong") as client:
+        wrong = client.get("/health")
+    assert (missing.status_code, wrong.status_code) == (403, 403)
+    assert missing.json() == {"message": "Forbidden"}
+
+
+def test_health_reports_cassandra_and_cache(served_api):
+    with served_api.client() as client:
+        response = client.get("/health")
+    body = response.json()
+    assert response.status_code == 200
+    assert body["status"] == "ok"
+    assert body["cassandra"]["status"] == "up" and body["cassandra"]["latency_ms"] >= 0
+    assert body["cache"]["status"] == "up"
+
+
+def test_openapi_document_is_served_and_matches_the_checked_in_copy(served_api):
+    with served_api.client(api_key=None) as client:
+        response = client.get("/openapi.json")
+    assert response.status_code == 200
+    assert response.json() == json.loads((ROOT / "docs" / "openapi.json").read_text())
+
+
+def test_without_cassandra_ingest_and_health_are_503_with_retry_after(api_without_cassandra):
+    event = {"event": "end", "player_id": "p", "session_id": str(uuid.uuid4()), "ts": iso(datetime.now(UTC))}
+    with api_without_cassandra.client() as client:
+        ingest = client.post("/events", json=[event])
+        health = client.get("/health")
+    assert ingest.status_code == 503
+    assert int(ingest.headers["retry-after"]) > 0
+    assert "Cassandra" in ingest.json()["message"]
+    assert health.status_code == 503
+    assert health.json()["cassandra"]["status"] == "down"
+    assert int(health.headers["retry-after"]) > 0

@@ -1,0 +1,400 @@
+"""Ingest and player history against the real local Cassandra: what ends up in the tables, with which TTL.
+
+Every test uses its own random player and fresh session ids, so tests never see each other's rows and no
+table is truncated. Stored values are read back with prepared SELECTs on the test keyspace.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from player_sessions.cassandra_connection import CassandraConnection
+from player_sessions.clock import FixedClock
+from player_sessions.domain.ingest import ingest_batch
+from player_sessions.domain.player_history import last_completed_sessions
+from player_sessions.errors import DatabaseUnavailableError
+from player_sessions.repositories.cassandra_store import CassandraSessionStore
+
+pytestmark = pytest.mark.integration
+
+SELECT_SESSION = "SELECT player_id, country, start_ts, end_ts FROM sessions WHERE session_id = ?"
+SELECT_SESSION_TTL = "SELECT TTL(start_ts) AS start_ttl FROM sessions WHERE session_id = ?"
+SELECT_COMPLETED = (
+    "SELECT session_id, country, start_ts, end_ts FROM completed_sessions_by_player WHERE player_id = ?"
+)
+SELECT_COMPLETED_TTL = (
+    "SELECT session_id, TTL(start_ts) AS start_ttl, TTL(country) AS country_ttl "
+    "FROM completed_sessions_by_player WHERE player_id = ?"
+)
+SELECT_START_ROWS = (
+    "SELECT session_id, player_id FROM session_starts WHERE hour = ? AND shard = ? AND country = ? AND ts = ?"
+)
+SELECT_START_TTL = (
+    "SELECT TTL(player_id) AS player_ttl FROM session_starts "
+    "WHERE hour = ? AND shard = ? AND country = ? AND ts = ? AND session_id = ?"
+)
+SELECT_REVISION = "SELECT revision FROM rollup_revisions WHERE level = ? AND period = ? AND bucket = ?"
+
+# Seconds a TTL read back may lag the TTL written: the time between the write and the read.
+TTL_SLACK_SECONDS = 5
+
+
+# ---- helpers ----
+
+
+def fresh_player() -> str:
+    return uuid.uuid4().hex
+
+
+def now_clock() -> FixedClock:
+    """A clock fixed at the real current time (whole seconds), so the TTLs Cassandra counts down are meaningful."""
+    return FixedClock(datetime.now(UTC).replace(microsecond=0))
+
+
+def start_event(player_id: str, session_id: uuid.UUID, ts: datetime, country: str = "FI") -> dict[str, Any]:
+    return {"event": "start", "player_id": player_id, "session_id": str(session_id), "ts": ts.isoformat(),
+            "country": country}
+
+
+def end_event(player_id: str, session_id: uuid.UUID, ts: datetime) -> dict[str, Any]:
+    return {"event": "end", "player_id": player_id, "session_id": str(session_id), "ts": ts.isoformat()}
+
+
+def utc(moment: datetime | None) -> datetime | None:
+    # The driver returns naive datetimes that are in UTC.
+    return None if moment is None else moment.replace(tzinfo=UTC)
+
+
+def hour_start(moment: datetime) -> datetime:
+    return moment.replace(minute=0, second=0, microsecond=0)
+
+
+def read_one(cassandra_session, cql: str, params: tuple[Any, ...]):
+    return cassandra_session.execute(cassandra_session.prepare(cql), params).one()
+
+
+def read_all(cassandra_session, cql: str, params: tuple[Any, ...]) -> list:
+    return list(cassandra_session.execute(cassandra_session.prepare(cql), params))
+
+
+def start_rows_of(cassandra_session, settings, session_id: uuid.UUID, country: str, ts: datetime) -> list:
+    """Every session_starts row of this session at (country, ts), looked up in each shard of ts's hour."""
+    return [
+        row
+        for shard in range(settings.start_shards)
+        for row in read_all(cassandra_session, SELECT_START_ROWS, (hour_start(ts), shard, country, ts))
+        if row.session_id == session_id
+    ]
+
+
+def start_row_ttl(cassandra_session, settings, session_id: uuid.UUID, country: str, ts: datetime) -> list[int]:
+    return [
+        row.player_ttl
+        for shard in range(settings.start_shards)
+        if (row := read_one(cassandra_session, SELECT_START_TTL, (hour_start(ts), shard, country, ts, session_id)))
+    ]
+
+
+def revision_of(cassandra_session, level: str, period: datetime, bucket: datetime):
+    row = read_one(cassandra_session, SELECT_REVISION, (level, period, bucket))
+    return None if row is None else row.revision
+
+
+# ---- tests ----
+
+
+def test_end_arriving_before_its_start_completes_the_session_once(
+    cassandra_connection, cassandra_session, test_settings
+):
+    # Given the end of a session was ingested alone, before its start
+    store = CassandraSessionStore(cassandra_connection)
+    clock = now_clock()
+    player_id, session_id = fresh_player(), uuid.uuid4()
+    start_ts = clock.now() - timedelta(hours=2, milliseconds=250)
+    end_ts = clock.now() - timedelta(minutes=30)
+    first = ingest_batch([end_event(player_id, session_id, end_ts)], store, clock, test_settings)
+    assert (first.stored, first.completed_sessions) == (1, 0)
+
+    # When its start (lower-case country) arrives in a later batch
+    second = ingest_batch([start_event(player_id, session_id, start_ts, "fi")], store, clock, test_settings)
+
+    # Then the session is completed once, and the player's history holds it with its values
+    assert (second.stored, second.completed_sessions) == (1, 1)
+    history = last_completed_sessions(player_id, 20, store, clock, test_settings)
+    assert [(s.session_id, s.country, s.start_ts, s.end_ts) for s in history] == [
+        (session_id, "FI", start_ts, end_ts)
+    ]
+    assert history[0].duration_seconds == (end_ts - start_ts).total_seconds() == 5400.25
+    rows = read_all(cassandra_session, SELECT_COMPLETED, (player_id,))
+    assert [(r.session_id, r.country, utc(r.start_ts), utc(r.end_ts)) for r in rows] == [
+        (session_id, "FI", start_ts, end_ts)
+    ]
+
+
+def test_start_and_end_racing_from_two_threads_complete_each_session_exactly_once(
+    cassandra_connection, cassandra_session, test_settings
+):
+    # Given 30 sessions of one player, and two writers (each with its own store, like two Lambda environments)
+    clock = now_clock()
+    player_id = fresh_player()
+    sessions = [
+        (uuid.uuid4(), clock.now() - timedelta(hours=3, minutes=i), clock.now() - timedelta(minutes=90 - i))
+        for i in range(30)
+    ]
+    barrier = threading.Barrier(2, timeout=30)
+    failures: list[BaseException] = []
+    completions: Counter[str] = Counter()
+
+    def writer(kind: str) -> None:
+        store = CassandraSessionStore(cassandra_connection)
+        try:
+            for session_id, start_ts, end_ts in sessions:
+                event = (
+                    start_event(player_id, session_id, start_ts, "SE") if kind == "start"
+                    else end_event(player_id, session_id, end_ts)
+                )
+                barrier.wait()
+                outcome = ingest_batch([event], store, clock, test_settings)
+                completions[kind] += outcome.completed_sessions
+        except BaseException as error:  # surfaced in the main thread below
+            failures.append(error)
+            barrier.abort()
+
+    # When, for each session, its start and its end are ingested at the same moment by the two writers
+    threads = [threading.Thread(target=writer, args=(kind,)) for kind in ("start", "end")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not failures, failures
+
+    # Then every session is completed (at least one writer saw both halves) and appears exactly once
+    assert completions["start"] + completions["end"] >= len(sessions)
+    rows = read_all(cassandra_session, SELECT_COMPLETED, (player_id,))
+    appearances = Counter(row.session_id for row in rows)
+    assert appearances == Counter({session_id: 1 for session_id, _, _ in sessions})
+    stored = {row.session_id: (utc(row.start_ts), utc(row.end_ts), row.country) for row in rows}
+    assert stored == {session_id: (start_ts, end_ts, "SE") for session_id, start_ts, end_ts in sessions}
+
+
+def test_resending_the_same_batch_leaves_one_row_per_event(cassandra_connection, cassandra_session, test_settings):
+    # Given a batch with the start and the end of one session
+    store = CassandraSessionStore(cassandra_connection)
+    clock = now_clock()
+    player_id, session_id = fresh_player(), uuid.uuid4()
+    start_ts = clock.now() - timedelta(hours=5, seconds=7)
+    end_ts = clock.now() - timedelta(hours=4)
+    batch = [start_event(player_id, session_id, start_ts, "DE"), end_event(player_id, session_id, end_ts)]
+
+    # When the client sends it three times (retries)
+    outcomes = [ingest_batch(batch, store, clock, test_settings) for _ in range(3)]
+
+    # Then each attempt reports both events stored, and the tables hold one start row and one completed row
+    assert [(o.stored, o.discarded, o.rejected) for o in outcomes] == [(2, 0, 0)] * 3
+    start_rows = start_rows_of(cassandra_session, test_settings, session_id, "DE", start_ts)
+    assert [(row.session_id, row.player_id) for row in start_rows] == [(session_id, player_id)]
+    completed = read_all(cassandra_session, SELECT_COMPLETED, (player_id,))
+    assert [(r.session_id, utc(r.start_ts), utc(r.end_ts), r.country) for r in completed] == [
+        (session_id, start_ts, end_ts, "DE")
+    ]
+    session_row = read_one(cassandra_session, SELECT_SESSION, (session_id,))
+    assert (session_row.player_id, session_row.country, utc(session_row.start_ts), utc(session_row.end_ts)) == (
+        player_id, "DE", start_ts, end_ts
+    )
+
+
+def test_ttl_written_is_the_retention_minus_the_age_of_the_event(
+    cassandra_connection, cassandra_session, test_settings
+):
+    # Given a session that started 100 days ago and ended 99 days ago
+    store = CassandraSessionStore(cassandra_connection)
+    clock = now_clock()
+    player_id, session_id = fresh_player(), uuid.uuid4()
+    start_ts = clock.now() - timedelta(days=100)
+    end_ts = clock.now() - timedelta(days=99)
+    expected_start_ttl = test_settings.retention_seconds - 100 * 86_400
+
+    # When both events are ingested
+    outcome = ingest_batch(
+        [start_event(player_id, session_id, start_ts, "US"), end_event(player_id, session_id, end_ts)],
+        store, clock, test_settings,
+    )
+
+    # Then the start's rows expire when the start leaves the retention
+    assert (outcome.stored, outcome.completed_sessions) == (2, 1)
+    sessions_ttl = read_one(cassandra_session, SELECT_SESSION_TTL, (session_id,)).start_ttl
+    assert expected_start_ttl - TTL_SLACK_SECONDS <= sessions_ttl <= expected_start_ttl
+    (start_row_ttl_left,) = start_row_ttl(cassandra_session, test_settings, session_id, "US", start_ts)
+    assert expected_start_ttl - TTL_SLACK_SECONDS <= start_row_ttl_left <= expected_start_ttl
+    # And the completed row follows the older of its two events, the start
+    (completed,) = read_all(cassandra_session, SELECT_COMPLETED_TTL, (player_id,))
+    assert completed.session_id == session_id
+    assert expected_start_ttl - TTL_SLACK_SECONDS <= completed.start_ttl <= expected_start_ttl
+    assert expected_start_ttl - TTL_SLACK_SECONDS <= completed.country_ttl <= expected_start_ttl
+
+
+def test_event_older_than_the_retention_is_discarded_and_not_stored(
+    cassandra_connection, cassandra_session, test_settings
+):
+    # Given a start whose ts is one minute past the retention
+    store = CassandraSessionStore(cassandra_connection)
+    clock = now_clock()
+    player_id, session_id = fresh_player(), uuid.uuid4()
+    too_old = clock.now() - test_settings.retention - timedelta(minutes=1)
+
+    # When it is ingested
+    outcome = ingest_batch([start_event(player_id, session_id, too_old)], store, clock, test_settings)
+
+    # Then it is reported discarded for its ts, and nothing of the session is stored
+    assert (outcome.stored, outcome.discarded, outcome.rejected) == (0, 1, 0)
+    assert [(p.index, p.status, p.field) for p in outcome.problems] == [(0, "discarded", "ts")]
+    assert read_one(cassandra_session, SELECT_SESSION, (session_id,)) is None
+    assert start_rows_of(cassandra_session, test_settings, session_id, "FI", too_old) == []
+
+
+def test_event_beyond_the_clock_skew_is_rejected_while_valid_events_of_the_batch_are_stored(
+    cassandra_connection, cassandra_session, test_settings
+):
+    # Given a batch: a valid start, then an end more than the clock-skew allowance in the future
+    store = CassandraSessionStore(cassandra_connection)
+    clock = now_clock()
+    player_id = fresh_player()
+    valid_id, future_id = uuid.uuid4(), uuid.uuid4()
+    valid_ts = clock.now() - timedelta(minutes=3)
+    future_ts = clock.now() + test_settings.clock_skew + timedelta(seconds=1)
+
+    # When it is ingested
+    outcome = ingest_batch(
+        [start_event(player_id, valid_id, valid_ts, "JP"), end_event(player_id, future_id, future_ts)],
+        store, clock, test_settings,
+    )
+
+    # Then the future event is rejected for its ts and not stored, and the valid one is stored
+    assert (outcome.stored, outcome.discarded, outcome.rejected) == (1, 0, 1)
+    assert [(p.index, p.status, p.field) for p in outcome.problems] == [(1, "rejected", "ts")]
+    assert read_one(cassandra_session, SELECT_SESSION, (future_id,)) is None
+    valid_row = read_one(cassandra_session, SELECT_SESSION, (valid_id,))
+    assert (valid_row.player_id, valid_row.country, utc(valid_row.start_ts), valid_row.end_ts) == (
+        player_id, "JP", valid_ts, None
+    )
+
+
+def test_history_is_the_newest_sessions_by_end_time_bounded_by_the_limit(cassandra_connection, test_settings):
+    # Given a player with 30 completed sessions, ended one hour apart (ingested in shuffled order of batches)
+    store = CassandraSessionStore(cassandra_connection)
+    clock = now_clock()
+    player_id = fresh_player()
+    sessions = [
+        (uuid.uuid4(), clock.now() - timedelta(hours=i + 1, minutes=20), clock.now() - timedelta(hours=i + 1))
+        for i in range(30)
+    ]
+    for chunk_start in (20, 0, 10):
+        batch = [
+            event
+            for session_id, start_ts, end_ts in sessions[chunk_start:chunk_start + 10]
+            for event in (start_event(player_id, session_id, start_ts), end_event(player_id, session_id, end_ts))
+        ]
+        for half in (batch[:10], batch[10:]):
+            assert ingest_batch(half, store, clock, test_settings).stored == 10
+    newest_first = [session_id for session_id, _, _ in sessions]  # i = 0 ended most recently
+
+    # When the history is read with limit 20 and with limit 5
+    twenty = last_completed_sessions(player_id, 20, store, clock, test_settings)
+    five = last_completed_sessions(player_id, 5, store, clock, test_settings)
+
+    # Then it holds the 20 (or 5) most recently ended sessions, newest end first
+    assert [s.session_id for s in twenty] == newest_first[:20]
+    assert [s.session_id for s in five] == newest_first[:5]
+    end_times = [s.end_ts for s in twenty]
+    assert end_times == sorted(end_times, reverse=True)
+
+
+def test_session_whose_start_left_the_retention_is_not_in_the_history(cassandra_connection, test_settings):
+    # Given, ingested at time T, a session started 10 days before T and ended 1 day before T,
+    # and a session started and ended 2 days before T
+    store = CassandraSessionStore(cassandra_connection)
+    ingest_clock = now_clock()
+    t = ingest_clock.now()
+    player_id, old_start_id, recent_id = fresh_player(), uuid.uuid4(), uuid.uuid4()
+    batch = [
+        start_event(player_id, old_start_id, t - timedelta(days=10)),
+        end_event(player_id, old_start_id, t - timedelta(days=1)),
+        start_event(player_id, recent_id, t - timedelta(days=2, hours=1)),
+        end_event(player_id, recent_id, t - timedelta(days=2)),
+    ]
+    assert ingest_batch(batch, store, ingest_clock, test_settings).completed_sessions == 2
+
+    # When the history is read at T + retention - 5 days (the rows are still there: their TTL runs on real time),
+    # when the first session's start is out of the retention but its end is in
+    read_clock = FixedClock(t + test_settings.retention - timedelta(days=5))
+    history = last_completed_sessions(player_id, 20, store, read_clock, test_settings)
+
+    # Then only the session with both events retained is returned
+    assert [s.session_id for s in history] == [recent_id]
+
+
+def test_late_start_changes_the_revision_of_its_hour_day_and_month_but_a_current_one_does_not(
+    cassandra_connection, cassandra_session, test_settings
+):
+    # Given a start whose hour ended hours ago, one in the current hour, and their revisions as they are
+    store = CassandraSessionStore(cassandra_connection)
+    clock = now_clock()
+    now = clock.now()
+    late_ts = now - timedelta(days=40, hours=3, minutes=17)
+    current_ts = now
+    late_hour = hour_start(late_ts)
+    late_day = late_hour.replace(hour=0)
+    late_month = late_day.replace(day=1)
+    late_keys = [
+        ("hour", late_day, late_hour),
+        ("day", late_month, late_day),
+        ("month", late_month.replace(month=1), late_month),
+    ]
+    current_key = ("hour", hour_start(current_ts).replace(hour=0), hour_start(current_ts))
+    before = [revision_of(cassandra_session, *key) for key in late_keys]
+    current_before = revision_of(cassandra_session, *current_key)
+
+    # When both starts are ingested
+    outcome = ingest_batch(
+        [start_event(fresh_player(), uuid.uuid4(), late_ts), start_event(fresh_player(), uuid.uuid4(), current_ts)],
+        store, clock, test_settings,
+    )
+
+    # Then the late start's hour, day and month have a new revision, and the current hour's is untouched
+    assert outcome.stored == 2
+    after = [revision_of(cassandra_session, *key) for key in late_keys]
+    for key, old, new in zip(late_keys, before, after, strict=True):
+        assert new is not None and new != old, f"the {key[0]} revision of the late start did not change"
+    assert revision_of(cassandra_session, *current_key) == current_before
+
+
+def test_unreachable_cassandra_fails_fast_with_database_unavailable(cassandra_session, test_settings):
+    # Given a store whose Cassandra is on a port where nothing listens
+    unreachable = test_settings.model_copy(update={"cassandra_port": 1, "cassandra_connect_timeout_seconds": 1.0})
+    connection = CassandraConnection(unreachable)
+    store = CassandraSessionStore(connection)
+    clock = now_clock()
+    session_id = uuid.uuid4()
+    batch = [start_event(fresh_player(), session_id, clock.now() - timedelta(minutes=1))]
+
+    # When a batch is ingested
+    started = time.perf_counter()
+    try:
+        with pytest.raises(DatabaseUnavailableError) as raised:
+            ingest_batch(batch, store, clock, unreachable)
+        elapsed = time.perf_counter() - started
+    finally:
+        connection.close()
+
+    # Then it fails within seconds with DatabaseUnavailableError (503), and nothing is stored
+    assert elapsed < 5, f"took {elapsed:.1f} s to report Cassandra unavailable"
+    assert raised.value.status_code == 503
+    assert "Cassandra" in raised.value.message
+    assert read_one(cassandra_session, SELECT_SESSION, (session_id,)) is None

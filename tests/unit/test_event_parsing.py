@@ -1,0 +1,142 @@
+"""Each event is validated on its own, and every rejection names the field and the rule."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from player_sessions.models import EventType, InvalidEventError, format_timestamp, parse_event
+
+SAMPLE = {
+    "player_id": "d6313e1fb7d247a6a034e2aadc30ab3f",
+    "country": "PK",
+    "event": "start",
+    "session_id": "674606b1-2270-4285-928f-eef4a6b90a60",
+    "ts": "2016-11-22T20:40:50",
+}
+
+
+def with_(**changes):
+    event = dict(SAMPLE)
+    for key, value in changes.items():
+        if value is ...:
+            event.pop(key)
+        else:
+            event[key] = value
+    return event
+
+
+def test_sample_line_parses_with_utc_assumed():
+    event = parse_event(SAMPLE)
+    assert event.event is EventType.START
+    assert event.player_id == "d6313e1fb7d247a6a034e2aadc30ab3f"
+    assert event.session_id == uuid.UUID("674606b1-2270-4285-928f-eef4a6b90a60")
+    assert event.ts == datetime(2016, 11, 22, 20, 40, 50, tzinfo=UTC)
+    assert event.country == "PK"
+
+
+def test_offset_is_converted_to_utc_and_precision_cut_to_milliseconds():
+    event = parse_event(with_(ts="2026-11-28T11:15:30.250987+02:00"))
+    assert event.ts == datetime(2026, 11, 28, 9, 15, 30, 250000, tzinfo=UTC)
+    assert format_timestamp(event.ts) == "2026-11-28T09:15:30.250Z"
+
+
+def test_zulu_suffix_is_accepted():
+    assert parse_event(with_(ts="2026-01-02T03:04:05Z")).ts == datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+
+
+def test_country_in_any_case_is_stored_upper_case():
+    assert parse_event(with_(country="pk")).country == "PK"
+
+
+def test_session_id_is_canonical_lower_case():
+    event = parse_event(with_(session_id="674606B1-2270-4285-928F-EEF4A6B90A60"))
+    assert str(event.session_id) == "674606b1-2270-4285-928f-eef4a6b90a60"
+
+
+def test_country_is_ignored_on_end_events():
+    event = parse_event(with_(event="end", country="not a country"))
+    assert event.event is EventType.END
+    assert event.country is None
+
+
+def test_unknown_fields_are_ignored():
+    assert parse_event(with_(platform="ios", build=42)).player_id == SAMPLE["player_id"]
+
+
+@pytest.mark.parametrize(
+    ("event", "field", "reason"),
+    [
+        (with_(event="pause"), "event", 'must be "start" or "end"'),
+        (with_(event=...), "event", "required"),
+        (with_(player_id="has space"), "player_id", "printable ASCII characters without whitespace"),
+        (with_(player_id="x" * 65), "player_id", "1 to 64"),
+        (with_(player_id=""), "player_id", "1 to 64"),
+        (with_(player_id="pl\u00e4yer"), "player_id", "printable ASCII"),
+        (with_(player_id=12), "player_id", "must be a string, got a number"),
+        (with_(session_id="not-a-uuid"), "session_id", "must be a UUID"),
+        (with_(session_id=...), "session_id", "required"),
+        (with_(ts="yesterday"), "ts", "ISO 8601"),
+        (with_(ts="2016-11-22"), "ts", "ISO 8601 date-time"),
+        (with_(ts=1479847250), "ts", "got a number"),
+        (with_(ts="2016-13-22T20:40:50"), "ts", "ISO 8601"),
+        (with_(country=...), "country", "required on start"),
+        (with_(country="PAK"), "country", "two letters"),
+        (with_(country="P1"), "country", "two letters"),
+    ],
+)
+def test_each_rule_names_its_field(event, field, reason):
+    with pytest.raises(InvalidEventError) as caught:
+        parse_event(event)
+    assert caught.value.field == field
+    assert reason in caught.value.problems[field]
+    assert caught.value.reason.startswith(f"{field}: ")
+
+
+def test_every_broken_field_is_reported_at_once():
+    with pytest.raises(InvalidEventError) as caught:
+        parse_event({"event": "start", "ts": "soon"})
+    assert set(caught.value.problems) == {"player_id", "session_id", "ts", "country"}
+
+
+@pytest.mark.parametrize("item", [[], "start", 7, None, True])
+def test_an_item_that_is_not_an_object_is_rejected(item):
+    with pytest.raises(InvalidEventError, match="must be a JSON object"):
+        parse_event(item)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=80),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=6),
+    max_leaves=20,
+)
+
+
+@given(item=json_values)
+def test_any_json_value_either_parses_or_is_rejected_with_a_reason(item):
+    try:
+        event = parse_event(item)
+    except InvalidEventError as error:
+        assert error.problems and all(error.problems.values())
+    else:
+        assert event.ts.tzinfo is UTC
+
+
+@given(
+    fields=st.fixed_dictionaries(
+        {"event": st.sampled_from(["start", "end"]), "player_id": st.text(max_size=70),
+         "session_id": st.one_of(st.uuids().map(str), st.text(max_size=40)),
+         "ts": st.one_of(st.datetimes().map(datetime.isoformat), st.text(max_size=30)),
+         "country": st.text(max_size=3)}
+    )
+)
+def test_event_like_objects_never_crash_the_parser(fields):
+    try:
+        parse_event(json.loads(json.dumps(fields)))
+    except InvalidEventError as error:
+        assert set(error.problems) <= {"event", "player_id", "session_id", "ts", "country"}

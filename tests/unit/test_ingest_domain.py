@@ -1,0 +1,155 @@
+"""Ingest rules with a fixed clock, against an in-memory store."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from player_sessions.clock import FixedClock
+from player_sessions.domain.ingest import completed_session, ingest_batch, late_buckets, ttl_seconds
+from player_sessions.domain.player_history import last_completed_sessions
+from player_sessions.models import EventType, SessionEvent, SessionHalves
+from player_sessions.settings import Settings
+from player_sessions.time_buckets import Level
+from tests.fakes import InMemorySessionStore
+
+NOW = datetime(2026, 11, 28, 12, 30, tzinfo=UTC)
+SETTINGS = Settings()
+
+
+def start(session_id, ts, player="p1", country="fi"):
+    return {"event": "start", "player_id": player, "session_id": str(session_id), "ts": ts.isoformat(),
+            "country": country}
+
+
+def end(session_id, ts, player="p1"):
+    return {"event": "end", "player_id": player, "session_id": str(session_id), "ts": ts.isoformat()}
+
+
+@pytest.fixture
+def store() -> InMemorySessionStore:
+    return InMemorySessionStore()
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock(NOW)
+
+
+def test_valid_events_are_stored_and_the_ttl_is_retention_minus_age(store, clock):
+    # Given a start 100 days old
+    session_id = uuid.uuid4()
+    # When it is ingested
+    outcome = ingest_batch([start(session_id, NOW - timedelta(days=100))], store, clock, SETTINGS)
+    # Then it is stored with a TTL of 265 days
+    assert (outcome.stored, outcome.discarded, outcome.rejected) == (1, 0, 0)
+    assert store.ttls[(session_id, "start")] == 265 * 86_400
+
+
+def test_event_older_than_retention_is_discarded_and_not_stored(store, clock):
+    session_id = uuid.uuid4()
+    outcome = ingest_batch([start(session_id, NOW - timedelta(days=365, seconds=1))], store, clock, SETTINGS)
+    assert (outcome.stored, outcome.discarded) == (0, 1)
+    assert outcome.problems[0].status == "discarded"
+    assert outcome.problems[0].field == "ts"
+    assert "365-day retention" in outcome.problems[0].reason
+    assert session_id not in store.sessions
+
+
+def test_event_at_the_edge_of_retention_is_still_stored(store, clock):
+    outcome = ingest_batch([start(uuid.uuid4(), NOW - timedelta(days=365) + timedelta(seconds=2))],
+                           store, clock, SETTINGS)
+    assert outcome.stored == 1
+
+
+def test_event_beyond_the_clock_skew_is_rejected_but_within_it_is_stored(store, clock):
+    too_far, just_ok = uuid.uuid4(), uuid.uuid4()
+    outcome = ingest_batch(
+        [start(too_far, NOW + timedelta(minutes=5, seconds=1)), start(just_ok, NOW + timedelta(minutes=5))],
+        store, clock, SETTINGS,
+    )
+    assert (outcome.stored, outcome.rejected) == (1, 1)
+    assert outcome.problems[0].index == 0 and outcome.problems[0].field == "ts"
+    assert "in the future" in outcome.problems[0].reason
+    assert too_far not in store.sessions and just_ok in store.sessions
+
+
+def test_valid_events_are_kept_when_others_in_the_batch_are_rejected(store, clock):
+    session_id = uuid.uuid4()
+    outcome = ingest_batch([{"event": "pause"}, start(session_id, NOW - timedelta(hours=1)), "x"],
+                           store, clock, SETTINGS)
+    assert (outcome.stored, outcome.rejected) == (1, 2)
+    assert [problem.index for problem in outcome.problems] == [0, 2]
+    assert session_id in store.sessions
+
+
+@pytest.mark.parametrize("order", ["start first", "end first", "same batch"])
+def test_a_session_completes_whatever_the_arrival_order(store, clock, order):
+    # Given a session's start and end
+    session_id = uuid.uuid4()
+    events = [start(session_id, NOW - timedelta(hours=2)), end(session_id, NOW - timedelta(hours=1))]
+    # When they arrive in the given order
+    if order == "same batch":
+        ingest_batch(events, store, clock, SETTINGS)
+    else:
+        for event in events if order == "start first" else reversed(events):
+            ingest_batch([event], store, clock, SETTINGS)
+    # Then the player has exactly that completed session
+    sessions = last_completed_sessions("p1", 20, store, clock, SETTINGS)
+    assert [(s.session_id, s.country, s.duration_seconds) for s in sessions] == [(session_id, "FI", 3600.0)]
+
+
+def test_a_resent_batch_changes_nothing(store, clock):
+    session_id = uuid.uuid4()
+    batch = [start(session_id, NOW - timedelta(hours=2)), end(session_id, NOW - timedelta(hours=1))]
+    for _ in range(3):
+        outcome = ingest_batch(batch, store, clock, SETTINGS)
+    assert outcome.stored == 2
+    assert len(store.completed) == 1
+    assert len(store.starts) == 1
+
+
+def test_an_end_before_its_start_does_not_complete_the_session():
+    halves = SessionHalves(uuid.uuid4(), "p1", "FI", NOW, NOW - timedelta(seconds=1))
+    assert completed_session(halves, NOW, SETTINGS.retention) is None
+
+
+def test_a_session_whose_start_left_the_retention_is_not_completed():
+    halves = SessionHalves(uuid.uuid4(), "p1", "FI", NOW - timedelta(days=366), NOW - timedelta(days=300))
+    assert completed_session(halves, NOW, SETTINGS.retention) is None
+
+
+def test_completed_session_ttl_follows_its_start(store, clock):
+    session_id = uuid.uuid4()
+    ingest_batch([start(session_id, NOW - timedelta(days=10)), end(session_id, NOW - timedelta(days=9))],
+                 store, clock, SETTINGS)
+    (_, ttl), = store.completed.values()
+    assert ttl == ttl_seconds(NOW - timedelta(days=10), NOW, SETTINGS.retention) == 355 * 86_400
+
+
+def test_history_returns_the_newest_ends_first_up_to_the_limit(store, clock):
+    ids = [uuid.uuid4() for _ in range(25)]
+    for minutes, session_id in enumerate(ids):
+        ingest_batch([start(session_id, NOW - timedelta(hours=5)),
+                      end(session_id, NOW - timedelta(hours=4) + timedelta(minutes=minutes))], store, clock, SETTINGS)
+    sessions = last_completed_sessions("p1", 20, store, clock, SETTINGS)
+    assert [s.session_id for s in sessions] == list(reversed(ids))[:20]
+    assert len(last_completed_sessions("p1", 3, store, clock, SETTINGS)) == 3
+    assert last_completed_sessions("nobody", 20, store, clock, SETTINGS) == []
+
+
+def test_only_late_starts_change_rollup_revisions(clock):
+    # Given a start in the open hour and one from three hours ago
+    fresh = SessionEvent(EventType.START, "p", uuid.uuid4(), NOW - timedelta(minutes=10), "FI")
+    late = SessionEvent(EventType.START, "p", uuid.uuid4(), datetime(2026, 11, 28, 9, 15, tzinfo=UTC), "FI")
+    ended = SessionEvent(EventType.END, "p", uuid.uuid4(), datetime(2026, 11, 28, 9, 20, tzinfo=UTC), None)
+    # When the batch's late buckets are computed
+    buckets = [bucket for bucket, _ in late_buckets([fresh, late, ended], NOW, SETTINGS.retention)]
+    # Then only the late start's hour, day and month are touched, each once
+    assert [(b.level, b.start) for b in buckets] == [
+        (Level.DAY, datetime(2026, 11, 28, tzinfo=UTC)),
+        (Level.HOUR, datetime(2026, 11, 28, 9, tzinfo=UTC)),
+        (Level.MONTH, datetime(2026, 11, 1, tzinfo=UTC)),
+    ]

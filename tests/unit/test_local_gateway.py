@@ -1,0 +1,560 @@
+"""The local gateway behaves like API Gateway (REST API, proxy payload v1) in front of fake handlers.
+
+No Cassandra or Redis: handlers are injected. The fixtures in events/ are checked against the route table and
+against the generator that writes them.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import socket
+import sys
+import threading
+import types
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from aws_lambda_powertools.utilities.parser.models import APIGatewayProxyEventModel
+
+from player_sessions.routes import ROUTES, LambdaFunction, Route
+from player_sessions_local.fixtures import EVENTS_DIRECTORY, FIXTURES, write_fixtures
+from player_sessions_local.gateway import create_server, match_route
+
+FIXTURE_FILES = sorted(EVENTS_DIRECTORY.glob("*.json"))
+OK_RESPONSE = {"statusCode": 200, "headers": {"Content-Type": "application/json"}, "body": '{"ok": true}'}
+
+
+class RecordingHandler:
+    """A stand-in lambda_handler: remembers what it was called with, answers with a canned result."""
+
+    def __init__(self, result: Any = OK_RESPONSE, error: Exception | None = None) -> None:
+        self.result = result
+        self.error = error
+        self.calls: list[tuple[dict[str, Any], Any]] = []
+
+    def __call__(self, event: dict[str, Any], context: Any) -> Any:
+        self.calls.append((event, context))
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+    @property
+    def event(self) -> dict[str, Any]:
+        return self.calls[-1][0]
+
+    @property
+    def context(self) -> Any:
+        return self.calls[-1][1]
+
+
+@contextmanager
+def running_gateway(
+    handler: Callable[[dict[str, Any], Any], Any] | None = None,
+    api_key: str | None = None,
+    routes: tuple[Route, ...] = ROUTES,
+) -> Iterator[httpx.Client]:
+    """A gateway on a free port, serving in a background thread, with one handler behind every function."""
+    handlers = None if handler is None else {route.function.name: handler for route in routes}
+    server = create_server("127.0.0.1", 0, routes=routes, api_key=api_key, handlers=handlers)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
+    thread.start()
+    try:
+        with httpx.Client(base_url=server.url, trust_env=False, timeout=10) as client:
+            yield client
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def assert_gateway_error(response: httpx.Response, status: int, message: str, error_type: str) -> None:
+    assert response.status_code == status
+    assert response.json() == {"message": message}
+    assert response.headers["content-type"] == "application/json"
+    assert response.headers["x-amzn-errortype"] == error_type
+
+
+# --- The proxy event the function receives ---------------------------------------------------------------
+
+
+def test_handler_receives_the_resource_template_and_decoded_path_parameters():
+    # Given a gateway in front of a recording handler
+    handler = RecordingHandler()
+    with running_gateway(handler) as client:
+        # When a player's sessions are requested with a percent-encoded id
+        client.get("/players/abc%20d%2Be/sessions")
+    # Then the event names the template, keeps the path as sent, and decodes the parameter
+    assert handler.event["resource"] == "/players/{player_id}/sessions"
+    assert handler.event["path"] == "/players/abc%20d%2Be/sessions"
+    assert handler.event["httpMethod"] == "GET"
+    assert handler.event["pathParameters"] == {"player_id": "abc d+e"}
+
+
+def test_repeated_query_parameters_arrive_as_last_value_and_as_all_values():
+    # Given a gateway in front of a recording handler
+    handler = RecordingHandler()
+    with running_gateway(handler) as client:
+        # When a query repeats a name and has a blank value
+        client.get("/players/p1/sessions?limit=5&tag=a&tag=b%20c&empty=")
+    # Then the single-value view keeps the last value and the multi-value view keeps all, decoded
+    assert handler.event["queryStringParameters"] == {"limit": "5", "tag": "b c", "empty": ""}
+    assert handler.event["multiValueQueryStringParameters"] == {
+        "limit": ["5"],
+        "tag": ["a", "b c"],
+        "empty": [""],
+    }
+
+
+def test_absent_query_path_parameters_and_body_arrive_as_null():
+    # Given a gateway in front of a recording handler
+    handler = RecordingHandler()
+    with running_gateway(handler) as client:
+        # When a route without parameters is requested with no query and no body
+        client.get("/health")
+    # Then those fields are null, as API Gateway sends them
+    event = handler.event
+    assert event["queryStringParameters"] is None
+    assert event["multiValueQueryStringParameters"] is None
+    assert event["pathParameters"] is None
+    assert event["stageVariables"] is None
+    assert event["body"] is None
+    assert event["isBase64Encoded"] is False
+
+
+def test_repeated_headers_arrive_as_last_value_and_as_all_values():
+    # Given a gateway in front of a recording handler
+    handler = RecordingHandler()
+    with running_gateway(handler) as client:
+        # When a request repeats a header
+        client.get("/health", headers=[("X-Client-Version", "1.0"), ("X-Client-Version", "1.1")])
+    # Then the single-value view keeps the last value, the multi-value view all of them
+    assert handler.event["headers"]["X-Client-Version"] == "1.1"
+    assert handler.event["multiValueHeaders"]["X-Client-Version"] == ["1.0", "1.1"]
+
+
+def test_gateway_adds_the_forwarding_and_trace_headers_api_gateway_adds():
+    # Given a gateway in front of a recording handler
+    handler = RecordingHandler()
+    with running_gateway(handler) as client:
+        # When a client that is itself behind a proxy calls
+        client.get("/health", headers={"X-Forwarded-For": "198.51.100.7"})
+    # Then the caller's address is appended to the chain and a trace id is present
+    headers = handler.event["headers"]
+    assert headers["X-Forwarded-For"] == "198.51.100.7, 127.0.0.1"
+    assert headers["X-Forwarded-Proto"] == "http"
+    assert headers["X-Amzn-Trace-Id"].startswith("Root=1-")
+    assert headers["X-Forwarded-Port"] == str(client.base_url.port)
+
+
+def test_text_body_arrives_as_a_string():
+    # Given a gateway in front of a recording handler
+    handler = RecordingHandler()
+    payload = [{"event": "start", "player_id": "p1", "country": "fi"}]
+    with running_gateway(handler) as client:
+        # When a JSON batch is posted
+        client.post("/events", json=payload)
+    # Then the handler gets the body as text, not base64, with the client's content type
+    assert json.loads(handler.event["body"]) == payload
+    assert handler.event["isBase64Encoded"] is False
+    sent_headers = {name.lower(): value for name, value in handler.event["headers"].items()}
+    assert sent_headers["content-type"] == "application/json"
+
+
+def test_body_that_is_not_utf8_arrives_base64_encoded():
+    # Given a gateway in front of a recording handler
+    handler = RecordingHandler()
+    raw = b"\xff\xfe\x00binary"
+    with running_gateway(handler) as client:
+        # When bytes that are not UTF-8 are posted
+        client.post("/events", content=raw, headers={"Content-Type": "application/octet-stream"})
+    # Then they arrive base64-encoded and flagged so
+    assert handler.event["isBase64Encoded"] is True
+    assert base64.b64decode(handler.event["body"]) == raw
+
+
+def test_request_context_describes_the_stage_the_request_and_the_caller():
+    # Given a gateway in front of a recording handler
+    handler = RecordingHandler()
+    with running_gateway(handler) as client:
+        before_ms = int(datetime.now(UTC).timestamp() * 1000)
+        # When a player's sessions are requested
+        client.get("/players/p1/sessions", headers={"User-Agent": "game-client/9"})
+        after_ms = int(datetime.now(UTC).timestamp() * 1000)
+    # Then the request context is API Gateway's, for the local stage
+    context = handler.event["requestContext"]
+    assert context["accountId"] == "123456789012"
+    assert context["apiId"] == "local"
+    assert context["stage"] == "local"
+    assert context["resourcePath"] == "/players/{player_id}/sessions"
+    assert context["httpMethod"] == "GET"
+    assert context["path"] == "/local/players/p1/sessions"
+    assert context["protocol"] == "HTTP/1.1"
+    assert uuid.UUID(context["requestId"]).version == 4
+    assert context["extendedRequestId"]
+    assert context["resourceId"]
+    assert before_ms - 1000 <= context["requestTimeEpoch"] <= after_ms
+    request_time = datetime.strptime(context["requestTime"], "%d/%b/%Y:%H:%M:%S %z")
+    assert int(request_time.timestamp()) == context["requestTimeEpoch"] // 1000
+    assert context["identity"]["sourceIp"] == "127.0.0.1"
+    assert context["identity"]["userAgent"] == "game-client/9"
+    assert context["identity"]["apiKey"] is None
+
+
+def test_each_request_gets_its_own_request_id():
+    # Given a gateway in front of a recording handler
+    handler = RecordingHandler()
+    with running_gateway(handler) as client:
+        # When the same request is made twice
+        client.get("/health")
+        client.get("/health")
+    # Then each event carries a different request id
+    first, second = (event["requestContext"]["requestId"] for event, _ in handler.calls)
+    assert first != second
+
+
+def test_event_passes_powertools_rest_proxy_event_model():
+    # Given a gateway in front of a recording handler
+    handler = RecordingHandler()
+    with running_gateway(handler) as client:
+        # When a batch is posted with a query string
+        client.post("/events?dry=1", json=[{"event": "end"}])
+    # Then Powertools' own model of a REST proxy event accepts the event
+    model = APIGatewayProxyEventModel.model_validate(handler.event)
+    assert model.resource == "/events"
+    assert model.queryStringParameters == {"dry": "1"}
+
+
+def test_handler_receives_a_lambda_context_with_the_integration_timeout():
+    # Given a gateway in front of a recording handler
+    handler = RecordingHandler()
+    with running_gateway(handler) as client:
+        # When the ingest route is called
+        client.post("/events", json=[])
+    # Then the context names the function and counts down from API Gateway's 29 s
+    context = handler.context
+    assert context.function_name == "ingest_events"
+    assert context.function_version == "$LATEST"
+    assert context.invoked_function_arn == "arn:aws:lambda:us-east-1:123456789012:function:ingest_events"
+    assert context.memory_limit_in_mb == 256
+    assert context.log_group_name == "/aws/lambda/ingest_events"
+    assert "[$LATEST]" in context.log_stream_name
+    assert uuid.UUID(context.aws_request_id)
+    assert context.aws_request_id != handler.event["requestContext"]["requestId"]
+    assert 27_000 < context.get_remaining_time_in_millis() <= 29_000
+
+
+def test_handler_module_is_imported_on_first_use_and_then_reused(monkeypatch):
+    # Given a route to a function whose handler module counts its calls (no handler injected)
+    calls: list[str] = []
+    module = types.ModuleType("functions.fake_function.handler")
+    module.lambda_handler = lambda event, context: calls.append(event["path"]) or OK_RESPONSE
+    monkeypatch.setitem(sys.modules, "functions.fake_function.handler", module)
+    routes = (Route("GET", "/fake", LambdaFunction("fake_function", "a fake")),)
+    with running_gateway(routes=routes) as client:
+        # When the route is called twice
+        first = client.get("/fake")
+        second = client.get("/fake")
+    # Then the module's lambda_handler answered both
+    assert (first.json(), second.json()) == ({"ok": True}, {"ok": True})
+    assert calls == ["/fake", "/fake"]
+
+
+# --- The function's response -----------------------------------------------------------------------------
+
+
+def test_handler_status_headers_and_body_come_back_to_the_client():
+    # Given a handler that answers 207 with single and multi-value headers
+    handler = RecordingHandler(
+        result={
+            "statusCode": 207,
+            "headers": {"Content-Type": "application/json", "Retry-After": 5},
+            "multiValueHeaders": {"X-Warning": ["first", "second"]},
+            "body": '{"stored": 1, "rejected": 1}',
+            "isBase64Encoded": False,
+        }
+    )
+    with running_gateway(handler) as client:
+        # When the route is called
+        response = client.post("/events", json=[])
+    # Then the client gets exactly that status, those headers and that body
+    assert response.status_code == 207
+    assert response.json() == {"stored": 1, "rejected": 1}
+    assert response.headers["content-type"] == "application/json"
+    assert response.headers["retry-after"] == "5"
+    assert response.headers.get_list("x-warning") == ["first", "second"]
+    assert response.headers["x-amzn-requestid"]
+
+
+def test_base64_response_body_is_decoded_for_the_client():
+    # Given a handler that answers with a base64-encoded binary body
+    raw = b"\x89PNG\r\n\x1a\n"
+    handler = RecordingHandler(
+        result={
+            "statusCode": 200,
+            "headers": {"Content-Type": "image/png"},
+            "body": base64.b64encode(raw).decode(),
+            "isBase64Encoded": True,
+        }
+    )
+    with running_gateway(handler) as client:
+        # When the route is called
+        response = client.get("/health")
+    # Then the client gets the decoded bytes
+    assert response.content == raw
+    assert response.headers["content-type"] == "image/png"
+
+
+def test_response_without_content_type_is_labelled_json_like_api_gateway_does():
+    # Given a handler that sets no Content-Type
+    handler = RecordingHandler(result={"statusCode": 200, "body": "[]"})
+    with running_gateway(handler) as client:
+        # When the route is called
+        response = client.get("/health")
+    # Then the response carries API Gateway's default content type
+    assert response.headers["content-type"] == "application/json"
+    assert response.json() == []
+
+
+# --- What API Gateway answers itself ---------------------------------------------------------------------
+
+
+def test_unknown_path_answers_missing_authentication_token():
+    # Given a gateway in front of a recording handler
+    handler = RecordingHandler()
+    with running_gateway(handler) as client:
+        # When a path that no route defines is requested
+        response = client.get("/nowhere")
+    # Then API Gateway's 403 comes back and no function runs
+    assert_gateway_error(response, 403, "Missing Authentication Token", "MissingAuthenticationTokenException")
+    assert handler.calls == []
+
+
+def test_method_not_defined_on_a_known_path_answers_missing_authentication_token():
+    # Given a gateway in front of a recording handler
+    handler = RecordingHandler()
+    with running_gateway(handler) as client:
+        # When a known path is called with a method it does not define
+        response = client.delete("/events")
+    # Then API Gateway's 403 comes back and no function runs
+    assert_gateway_error(response, 403, "Missing Authentication Token", "MissingAuthenticationTokenException")
+    assert handler.calls == []
+
+
+def test_empty_path_segment_does_not_fill_a_path_parameter():
+    # Given a gateway in front of a recording handler
+    handler = RecordingHandler()
+    with running_gateway(handler) as client:
+        # When the player id segment is empty
+        response = client.get("/players//sessions")
+    # Then no route matches
+    assert_gateway_error(response, 403, "Missing Authentication Token", "MissingAuthenticationTokenException")
+    assert handler.calls == []
+
+
+def test_literal_segment_wins_over_a_path_parameter():
+    # Given a route table with a literal resource and a parameter resource at the same place
+    function = LambdaFunction("any", "any")
+    routes = (Route("GET", "/countries/{country}", function), Route("GET", "/countries/starts", function))
+    # When /countries/starts is routed
+    match = match_route(routes, "GET", "/countries/starts")
+    # Then the literal resource is chosen, with no path parameters
+    assert match is not None
+    assert match.resource == "/countries/starts"
+    assert match.path_parameters == {}
+
+
+def test_handler_exception_answers_internal_server_error(caplog):
+    # Given a handler that raises
+    handler = RecordingHandler(error=RuntimeError("database on fire"))
+    with running_gateway(handler) as client:
+        # When its route is called
+        response = client.get("/health")
+    # Then API Gateway's 502 comes back, without the error's details, and the traceback is logged
+    assert_gateway_error(response, 502, "Internal server error", "InternalServerErrorException")
+    assert "database on fire" not in response.text
+    assert "RuntimeError: database on fire" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "result",
+    [
+        None,
+        "a plain string",
+        {"body": "{}"},
+        {"statusCode": "200", "body": "{}"},
+        {"statusCode": 200, "body": {"not": "a string"}},
+        {"statusCode": 200, "body": "{}", "unexpected": True},
+        {"statusCode": 200, "headers": ["not", "an", "object"], "body": "{}"},
+        {"statusCode": 200, "multiValueHeaders": {"X-A": "not a list"}, "body": "{}"},
+        {"statusCode": 200, "body": "***", "isBase64Encoded": True},
+        {"statusCode": 42, "body": "{}"},
+    ],
+    ids=[
+        "null",
+        "string",
+        "no-status",
+        "status-as-string",
+        "body-not-string",
+        "unknown-key",
+        "headers-not-object",
+        "multi-value-not-list",
+        "bad-base64",
+        "status-out-of-range",
+    ],
+)
+def test_result_that_is_not_a_proxy_response_answers_internal_server_error(result):
+    # Given a handler whose result API Gateway cannot map
+    handler = RecordingHandler(result=result)
+    with running_gateway(handler) as client:
+        # When its route is called
+        response = client.get("/health")
+    # Then API Gateway's 502 comes back
+    assert_gateway_error(response, 502, "Internal server error", "InternalServerErrorException")
+
+
+def test_body_over_the_payload_limit_answers_request_too_long():
+    # Given a gateway in front of a recording handler
+    handler = RecordingHandler()
+    with running_gateway(handler) as client, socket.create_connection(
+        (client.base_url.host, client.base_url.port), timeout=10
+    ) as connection:
+        # When a request announces a body one byte over 10 MiB
+        connection.sendall(
+            b"POST /events HTTP/1.1\r\nHost: local\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 10485761\r\n\r\n"
+        )
+        reply = _read_until_closed(connection)
+    # Then API Gateway's 413 comes back without the body being read, and no function runs
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 413")
+    assert json.loads(body) == {"message": "Request Too Long"}
+    assert handler.calls == []
+
+
+def _read_until_closed(connection: socket.socket) -> bytes:
+    chunks = []
+    while chunk := connection.recv(65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+# --- API key ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("headers", [{}, {"x-api-key": "not-the-key"}], ids=["missing", "wrong"])
+def test_request_without_the_configured_api_key_is_forbidden(headers):
+    # Given a gateway that requires an API key
+    handler = RecordingHandler()
+    with running_gateway(handler, api_key="s3cret") as client:
+        # When a route is called without the right key
+        response = client.get("/health", headers=headers)
+    # Then API Gateway's 403 Forbidden comes back and no function runs
+    assert_gateway_error(response, 403, "Forbidden", "ForbiddenException")
+    assert handler.calls == []
+
+
+def test_request_with_the_configured_api_key_reaches_the_function():
+    # Given a gateway that requires an API key
+    handler = RecordingHandler()
+    with running_gateway(handler, api_key="s3cret") as client:
+        # When a route is called with the key
+        response = client.get("/health", headers={"X-Api-Key": "s3cret"})
+    # Then the function answers, and the event names the key API Gateway validated
+    assert response.json() == {"ok": True}
+    assert handler.event["requestContext"]["identity"]["apiKey"] == "s3cret"
+    assert handler.event["requestContext"]["identity"]["apiKeyId"]
+
+
+def test_no_api_key_is_checked_when_none_is_configured():
+    # Given a gateway without an API key
+    handler = RecordingHandler()
+    with running_gateway(handler) as client:
+        # When a route is called without a key
+        response = client.get("/health")
+    # Then the function answers
+    assert response.json() == {"ok": True}
+    assert len(handler.calls) == 1
+
+
+def test_unknown_route_answers_missing_authentication_token_before_the_api_key_check():
+    # Given a gateway that requires an API key
+    with running_gateway(RecordingHandler(), api_key="s3cret") as client:
+        # When an unknown path is called without a key
+        response = client.get("/nowhere")
+    # Then the route check answers first, as in API Gateway
+    assert_gateway_error(response, 403, "Missing Authentication Token", "MissingAuthenticationTokenException")
+
+
+# --- The OpenAPI document --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def fake_openapi_module(monkeypatch) -> dict[str, Any]:
+    """Stands in for player_sessions_local.openapi, so these tests don't depend on the real document."""
+    document = {"openapi": "3.1.0", "info": {"title": "fake", "version": "0"}, "paths": {}}
+    module = types.ModuleType("player_sessions_local.openapi")
+    module.build_openapi_document = lambda: document
+    monkeypatch.setitem(sys.modules, "player_sessions_local.openapi", module)
+    return document
+
+
+def test_openapi_document_is_served_by_the_gateway_without_an_api_key(fake_openapi_module):
+    # Given a gateway that requires an API key
+    handler = RecordingHandler()
+    with running_gateway(handler, api_key="s3cret") as client:
+        # When the OpenAPI document is requested without a key
+        response = client.get("/openapi.json")
+    # Then the gateway serves the generated document itself, and no function runs
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    assert response.json() == fake_openapi_module
+    assert handler.calls == []
+
+
+# --- The events/ fixtures --------------------------------------------------------------------------------
+
+
+def test_every_fixture_written_by_the_generator_is_checked_in():
+    # Given the generator's fixture list
+    expected = {f"{fixture.name}.json" for fixture in FIXTURES}
+    # When events/ is listed
+    checked_in = {path.name for path in FIXTURE_FILES}
+    # Then every generated fixture is there
+    assert expected <= checked_in
+
+
+@pytest.mark.parametrize("path", FIXTURE_FILES, ids=[path.name for path in FIXTURE_FILES])
+def test_fixture_is_a_rest_proxy_event_for_a_route_in_the_route_table(path: Path):
+    # Given a checked-in fixture
+    event = json.loads(path.read_text(encoding="utf-8"))
+    # When it is read as a REST proxy event and routed
+    model = APIGatewayProxyEventModel.model_validate(event)
+    match = match_route(ROUTES, event["httpMethod"], event["path"])
+    # Then it routes to its resource, and its parts agree with each other
+    assert match is not None and match.route is not None
+    assert (match.route.method, match.route.path) == (event["httpMethod"], event["resource"])
+    assert (event["pathParameters"] or {}) == match.path_parameters
+    assert model.requestContext.resourcePath == event["resource"]
+    assert model.requestContext.httpMethod == event["httpMethod"]
+    assert model.requestContext.path == f"/{model.requestContext.stage}{event['path']}"
+    assert event["headers"] == {name: values[-1] for name, values in event["multiValueHeaders"].items()}
+    single_query = {name: values[-1] for name, values in (event["multiValueQueryStringParameters"] or {}).items()}
+    assert (event["queryStringParameters"] or {}) == single_query
+    assert isinstance(event["isBase64Encoded"], bool)
+
+
+def test_fixture_generator_reproduces_the_checked_in_files_byte_for_byte(tmp_path):
+    # Given the checked-in fixtures
+    # When the generator writes them again into an empty directory
+    written = write_fixtures(tmp_path)
+    # Then every file is identical to the checked-in one
+    assert written
+    for path in written:
+        assert path.read_bytes() == (EVENTS_DIRECTORY / path.name).read_bytes(), path.name
