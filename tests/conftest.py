@@ -32,6 +32,8 @@ def cassandra_connection(test_settings: Settings) -> Iterator:
 
     admin = CassandraConnection(test_settings, use_keyspace=False)
     try:
+        # A fresh keyspace per run: the events/ fixtures use fixed ids, and counts must start from zero.
+        admin.session().execute(f"DROP KEYSPACE IF EXISTS {TEST_KEYSPACE}", timeout=120)
         apply_schema(admin.session(), test_settings)
     except DatabaseUnavailableError as error:
         pytest.fail(f"the local Cassandra is not reachable (run `make up`): {error}", pytrace=False)

@@ -22,7 +22,7 @@ from player_sessions.errors import (
     UnsupportedMediaTypeError,
 )
 from player_sessions.models import ErrorOut
-from player_sessions.observability import logger
+from player_sessions.observability import MetricUnit, logger, metrics
 from player_sessions.settings import Settings
 
 ERROR_RESPONSES: dict[int, dict[str, Any]] = {
@@ -45,6 +45,7 @@ def build_resolver() -> APIGatewayRestResolver:
 
     @app.exception_handler(RequestValidationError)
     def invalid_parameters(error: RequestValidationError) -> Response:
+        metrics.add_metric(name="ClientErrors", unit=MetricUnit.Count, value=1)
         problems = [_describe_validation_problem(problem) for problem in error.errors()]
         summary = "; ".join(f"{p['parameter']}: {p['reason']}" for p in problems)
         return error_response(400, f"invalid request: {summary}", problems)
@@ -52,6 +53,8 @@ def build_resolver() -> APIGatewayRestResolver:
     @app.exception_handler(PlayerSessionsError)
     def service_error(error: PlayerSessionsError) -> Response:
         headers = {}
+        metrics.add_metric(name="ClientErrors" if error.status_code < 500 else "ServerErrors",
+                           unit=MetricUnit.Count, value=1)
         if isinstance(error, DatabaseUnavailableError):
             logger.warning("database unavailable", extra={"reason": error.message})
             headers["Retry-After"] = str(error.retry_after_seconds)

@@ -31,11 +31,13 @@ _lock = threading.Lock()
 _services: Services | None = None
 
 
-def build_services(settings: Settings, clock: Clock | None = None) -> Services:
+def build_services(
+    settings: Settings, clock: Clock | None = None, cassandra: CassandraConnection | None = None
+) -> Services:
     return Services(
         settings=settings,
         clock=clock or SystemClock(),
-        store=CassandraSessionStore(CassandraConnection(settings)),
+        store=CassandraSessionStore(cassandra or CassandraConnection(settings)),
         redis=RedisConnection(settings) if settings.cache_enabled else None,
     )
 

@@ -395,6 +395,7 @@ def test_handler_exception_answers_internal_server_error(caplog):
         {"statusCode": 200, "multiValueHeaders": {"X-A": "not a list"}, "body": "{}"},
         {"statusCode": 200, "body": "***", "isBase64Encoded": True},
         {"statusCode": 42, "body": "{}"},
+        {"statusCode": 200, "body": "{}", "headers": {"X-When": datetime(2026, 1, 1)}},
     ],
     ids=[
         "null",
@@ -407,6 +408,7 @@ def test_handler_exception_answers_internal_server_error(caplog):
         "multi-value-not-list",
         "bad-base64",
         "status-out-of-range",
+        "not-json-serialisable",
     ],
 )
 def test_result_that_is_not_a_proxy_response_answers_internal_server_error(result):

@@ -30,7 +30,7 @@ from player_sessions_local.gateway import (
 
 EVENTS_DIRECTORY = Path(__file__).resolve().parents[2] / "events"
 FIXTURE_API_KEY = "local-test-key"
-RECEIVED_AT = datetime(2026, 11, 28, 10, 31, tzinfo=UTC)
+RECEIVED_AT = datetime(2026, 11, 27, 10, 31, tzinfo=UTC)
 """After every timestamp in the fixtures' bodies, so none of them is in the future when invoked then."""
 CLIENT_IP = "127.0.0.1"
 USER_AGENT = "game-client/1.4.2 (Windows NT 10.0; Win64; x64)"
@@ -49,17 +49,17 @@ VALID_BATCH = [
         "country": "PK",
         "event": "start",
         "session_id": SESSION_PK,
-        "ts": "2026-11-28T10:00:00Z",
+        "ts": "2026-11-27T10:00:00Z",
     },
-    {"player_id": PLAYER_PK, "event": "end", "session_id": SESSION_PK, "ts": "2026-11-28T10:30:00Z"},
+    {"player_id": PLAYER_PK, "event": "end", "session_id": SESSION_PK, "ts": "2026-11-27T10:30:00Z"},
     {
         "player_id": PLAYER_FI,
         "country": "fi",
         "event": "start",
         "session_id": SESSION_FI,
-        "ts": "2026-11-28T11:15:30.250+02:00",
+        "ts": "2026-11-27T11:15:30.250+02:00",
     },
-    {"player_id": PLAYER_FI, "event": "end", "session_id": SESSION_FI, "ts": "2026-11-28T09:45:00Z"},
+    {"player_id": PLAYER_FI, "event": "end", "session_id": SESSION_FI, "ts": "2026-11-27T09:45:00Z"},
 ]
 MIXED_BATCH = [
     {
@@ -67,14 +67,14 @@ MIXED_BATCH = [
         "country": "US",
         "event": "start",
         "session_id": SESSION_US,
-        "ts": "2026-11-28T10:05:00Z",
+        "ts": "2026-11-27T10:05:00Z",
     },
     {
         "player_id": "bad player",
         "country": "DE",
         "event": "start",
         "session_id": "5a7c9e1b-3d5f-4a8c-b2e4-6f8a0c2e4b6d",
-        "ts": "2026-11-28T10:06:00Z",
+        "ts": "2026-11-27T10:06:00Z",
     },
     {
         "player_id": PLAYER_PK,
@@ -83,7 +83,7 @@ MIXED_BATCH = [
         "session_id": "3c1d6f0e-8a2b-4e5f-9c7d-1b2a3e4f5a6b",
         "ts": "2016-11-22T20:40:50",
     },
-    {"player_id": PLAYER_US, "event": "pause", "session_id": SESSION_US, "ts": "2026-11-28T10:10:00Z"},
+    {"player_id": PLAYER_US, "event": "pause", "session_id": SESSION_US, "ts": "2026-11-27T10:10:00Z"},
 ]
 
 

@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import secrets
+import signal
 import sys
 import threading
 import time
@@ -73,15 +74,16 @@ def match_route(routes: Iterable[Route], method: str, raw_path: str) -> RouteMat
     A literal segment beats a ``{name}`` segment at the same position, so ``/countries/starts`` wins over
     ``/countries/{country}``. Returns None when no resource matches the path.
     """
-    segments = raw_path.split("/")[1:] if raw_path.startswith("/") else None
-    if segments is None:
+    if not raw_path.startswith("/"):
         return None
+    segments = raw_path[1:].split("/")
     best: tuple[tuple[int, ...], str, dict[str, str]] | None = None
     for resource in dict.fromkeys(route.path for route in routes):
-        parameters = _match_template(resource.split("/")[1:], segments)
+        template = resource[1:].split("/")
+        parameters = _match_template(template, segments)
         if parameters is None:
             continue
-        specificity = tuple(0 if part.startswith("{") else 1 for part in resource.split("/")[1:])
+        specificity = tuple(0 if part.startswith("{") else 1 for part in template)
         if best is None or specificity > best[0]:
             best = (specificity, resource, parameters)
     if best is None:
@@ -310,8 +312,12 @@ class HandlerRegistry:
 
 
 def invoke_handler(handler: LambdaHandler, event: dict[str, Any], function_name: str) -> Any:
-    """Calls a handler as the Lambda runtime would: the event as JSON would carry it, and a fresh context."""
-    return handler(json.loads(json.dumps(event)), LocalLambdaContext(function_name=function_name))
+    """Calls a handler as the Lambda runtime would: event and result pass through JSON, with a fresh context.
+
+    A result that JSON cannot carry raises here, as the runtime's marshalling error fails the invocation.
+    """
+    result = handler(json.loads(json.dumps(event)), LocalLambdaContext(function_name=function_name))
+    return json.loads(json.dumps(result))
 
 
 # --- The response ----------------------------------------------------------------------------------------
@@ -629,12 +635,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     server = create_server(arguments.host, arguments.port, api_key=api_key)
     print(f"Serving the player session API at {server.url} (API key {'required' if api_key else 'off'})")
     print(f"OpenAPI document: {server.url}{OPENAPI_PATH}", flush=True)
+    signal.signal(signal.SIGTERM, _stop_serving)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
         server.server_close()
+
+
+def _stop_serving(signum: int, frame: Any) -> None:
+    """SIGTERM (make, a process manager) stops the server the same clean way Ctrl-C does."""
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

@@ -1,0 +1,91 @@
+"""The real handlers, invoked with the events/ fixtures (as `sam local invoke -e` would), on the real Cassandra.
+
+The clock is fixed just after the fixtures' timestamps, so their retention and clock-skew outcomes are exact.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from functions.ingest_events.handler import lambda_handler as ingest_handler
+from functions.player_sessions.handler import lambda_handler as player_sessions_handler
+from player_sessions.clock import FixedClock
+from player_sessions.services import build_services, use_services
+from player_sessions_local.gateway import LocalLambdaContext
+
+pytestmark = pytest.mark.integration
+
+EVENTS = Path(__file__).resolve().parents[2] / "events"
+FIXTURES_NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+
+
+def fixture(name: str) -> dict:
+    return json.loads((EVENTS / f"{name}.json").read_text())
+
+
+@pytest.fixture
+def services(cassandra_connection, test_settings):
+    settings = test_settings.model_copy(update={"cache_enabled": False})
+    built = build_services(settings, FixedClock(FIXTURES_NOW), cassandra_connection)
+    with use_services(built):
+        yield built
+
+
+def invoke(handler, name: str) -> tuple[int, dict]:
+    response = handler(fixture(name), LocalLambdaContext(function_name=name))
+    return response["statusCode"], json.loads(response["body"])
+
+
+def test_valid_batch_fixture_is_stored_and_completes_both_sessions(services):
+    # When the valid batch fixture is invoked twice (a retry)
+    for _ in range(2):
+        status, body = invoke(ingest_handler, "ingest_events_valid_batch")
+        # Then all 4 events are stored each time
+        assert (status, body) == (200, {"stored": 4, "discarded": 0, "rejected": 0, "errors": []})
+    # And the player's query fixture returns the completed session, once
+    status, body = invoke(player_sessions_handler, "player_sessions_query")
+    assert status == 200
+    assert body["player_id"] == "d6313e1fb7d247a6a034e2aadc30ab3f"
+    assert body["sessions"] == [{
+        "session_id": "674606b1-2270-4285-928f-eef4a6b90a60",
+        "country": "PK",
+        "start_ts": "2026-11-27T10:00:00Z",
+        "end_ts": "2026-11-27T10:30:00Z",
+        "duration_seconds": 1800.0,
+    }]
+
+
+def test_mixed_batch_fixture_is_207_with_a_reason_per_bad_event(services):
+    status, body = invoke(ingest_handler, "ingest_events_mixed_batch")
+    assert status == 207
+    assert (body["stored"], body["discarded"], body["rejected"]) == (1, 1, 2)
+    assert [(e["index"], e["status"], e["field"]) for e in body["errors"]] == [
+        (1, "rejected", "player_id"), (2, "discarded", "ts"), (3, "rejected", "event")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "status", "message"),
+    [
+        ("ingest_events_malformed_body", 400, "body is not valid JSON"),
+        ("ingest_events_wrong_content_type", 415, "Content-Type must be application/json"),
+        ("player_sessions_bad_limit", 400, "invalid request: limit"),
+    ],
+)
+def test_refused_request_fixtures_answer_with_their_status_and_reason(services, name, status, message):
+    handler = player_sessions_handler if name.startswith("player_sessions") else ingest_handler
+    answered, body = invoke(handler, name)
+    assert answered == status
+    assert body["message"].startswith(message)
+    assert body["errors"]
+
+
+def test_health_fixture_reports_cassandra_up(services):
+    status, body = invoke(player_sessions_handler, "health")
+    assert status == 200
+    assert body["cassandra"]["status"] == "up"
+    assert body["cache"]["status"] == "disabled"
