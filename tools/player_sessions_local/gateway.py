@@ -509,6 +509,9 @@ class _GatewayRequestHandler(BaseHTTPRequestHandler):
 
     server: LocalApiGateway
     protocol_version = "HTTP/1.1"
+    # Headers and body go out as two writes; without TCP_NODELAY, Nagle's algorithm holds the body back until
+    # the client's delayed ACK (40 ms on Linux) on every keep-alive request.
+    disable_nagle_algorithm = True
     server_version = "player-sessions-local-gateway"
     sys_version = ""
 
