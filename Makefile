@@ -2,7 +2,12 @@
 SHELL := /bin/bash
 UV ?= $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 PORT ?= 3000
-export PORT
+CASSANDRA_PORT ?= 9042
+REDIS_PORT ?= 6379
+export PORT CASSANDRA_PORT REDIS_PORT
+# The service's own settings follow the ports the local services were started on.
+export PLAYER_SESSIONS_CASSANDRA_PORT ?= $(CASSANDRA_PORT)
+export PLAYER_SESSIONS_REDIS_URL ?= redis://127.0.0.1:$(REDIS_PORT)/0
 
 .PHONY: help install up down status schema openapi test test-unit serve
 
