@@ -32,7 +32,7 @@ app = build_resolver()
 def ingest_events() -> Response[IngestResult]:
     services = get_services()
     items = read_json_batch(app.current_event, services.settings)
-    outcome = ingest_batch(items, services.store, services.clock, services.settings)
+    outcome = ingest_batch(items, services.store, services.clock, services.settings, services.cache)
     _record_metrics(outcome)
     result = IngestResult(
         stored=outcome.stored,

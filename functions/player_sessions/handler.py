@@ -36,7 +36,8 @@ def player_sessions(
     limit: Annotated[int, Query(ge=1, le=MAX_SESSIONS, description="How many sessions, 1 to 20")] = MAX_SESSIONS,
 ) -> PlayerSessionsOut:
     services = get_services()
-    sessions = last_completed_sessions(player_id, limit, services.store, services.clock, services.settings)
+    sessions = last_completed_sessions(player_id, limit, services.store, services.clock, services.settings,
+                                       services.cache)
     metrics.add_metric(name="PlayerSessionsReturned", unit=MetricUnit.Count, value=len(sessions))
     return PlayerSessionsOut(
         player_id=player_id,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -157,6 +157,17 @@ def _preview(value: Any) -> str:
     return text if len(text) <= 50 else text[:47] + "..."
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def to_epoch_ms(moment: datetime) -> int:
+    return (moment - _EPOCH) // timedelta(milliseconds=1)
+
+
+def from_epoch_ms(ms: int) -> datetime:
+    return _EPOCH + timedelta(milliseconds=ms)
+
+
 def format_timestamp(moment: datetime) -> str:
     """RFC 3339 in UTC with ``Z``, milliseconds when there are any."""
     moment = moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
@@ -214,6 +225,38 @@ class PlayerSessionsOut(ApiModel):
     sessions: list[CompletedSessionOut]
 
 
+class CountryStartsCount(ApiModel):
+    country: str
+    starts: int
+
+
+class StartsByCountryOut(ApiModel):
+    hours: int
+    from_: str = Field(alias="from", serialization_alias="from")
+    to: str
+    total: int
+    countries: list[CountryStartsCount]
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True, serialize_by_alias=True)
+
+
+class StartOut(ApiModel):
+    session_id: uuid.UUID
+    player_id: str
+    ts: str
+
+
+class CountryStartsOut(ApiModel):
+    country: str
+    hours: int
+    from_: str = Field(alias="from", serialization_alias="from")
+    to: str
+    sessions: list[StartOut]
+    next_cursor: str | None
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True, serialize_by_alias=True)
+
+
 class ComponentHealth(ApiModel):
     status: Literal["up", "down", "disabled"]
     latency_ms: float | None = None
@@ -266,3 +309,19 @@ class CompletedSession:
     @property
     def duration_seconds(self) -> float:
         return round((self.end_ts - self.start_ts).total_seconds(), 3)
+
+
+@dataclass(frozen=True, order=True)
+class StartRow:
+    """One stored session start, as the country listing returns it."""
+
+    ts: datetime
+    session_id: uuid.UUID
+    player_id: str
+    country: str
+
+
+@dataclass(frozen=True)
+class RollupRow:
+    starts: int
+    revision: uuid.UUID | None

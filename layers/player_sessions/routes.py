@@ -43,4 +43,6 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/events", INGEST_EVENTS),
     Route("GET", "/players/{player_id}/sessions", PLAYER_SESSIONS),
     Route("GET", "/health", PLAYER_SESSIONS),
+    Route("GET", "/countries/starts", COUNTRY_STARTS),
+    Route("GET", "/countries/{country}/starts", COUNTRY_STARTS),
 )

@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from player_sessions.cassandra_connection import CassandraConnection
 from player_sessions.clock import Clock, SystemClock
 from player_sessions.redis_connection import RedisConnection
+from player_sessions.repositories.cache_protocol import NoCache, ReadCache
+from player_sessions.repositories.cassandra_starts import CassandraStartsStore
 from player_sessions.repositories.cassandra_store import CassandraSessionStore
-from player_sessions.repositories.protocols import SessionStore
+from player_sessions.repositories.protocols import SessionStore, StartsStore
 from player_sessions.settings import Settings, get_settings
 
 
@@ -24,6 +26,8 @@ class Services:
     settings: Settings
     clock: Clock
     store: SessionStore
+    starts: StartsStore
+    cache: ReadCache
     redis: RedisConnection | None
 
 
@@ -34,12 +38,24 @@ _services: Services | None = None
 def build_services(
     settings: Settings, clock: Clock | None = None, cassandra: CassandraConnection | None = None
 ) -> Services:
+    cassandra = cassandra or CassandraConnection(settings)
+    redis = RedisConnection(settings) if settings.cache_enabled else None
     return Services(
         settings=settings,
         clock=clock or SystemClock(),
-        store=CassandraSessionStore(cassandra or CassandraConnection(settings)),
-        redis=RedisConnection(settings) if settings.cache_enabled else None,
+        store=CassandraSessionStore(cassandra),
+        starts=CassandraStartsStore(cassandra, settings.start_shards),
+        cache=_read_cache(redis),
+        redis=redis,
     )
+
+
+def _read_cache(redis: RedisConnection | None) -> ReadCache:
+    if redis is None:
+        return NoCache()
+    from player_sessions.repositories.redis_cache import RedisReadCache
+
+    return RedisReadCache(redis)
 
 
 def get_services() -> Services:

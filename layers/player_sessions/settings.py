@@ -11,7 +11,7 @@ from enum import StrEnum
 from functools import lru_cache
 from typing import Annotated
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from player_sessions.errors import ConfigurationError
@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     clock_skew_seconds: int = Field(default=300, ge=0, le=86_400)
     start_shards: int = Field(default=4, ge=1, le=64)
     """How many partitions share one hour of session starts (each Keyspaces partition takes 1,000 writes/s)."""
+
+    cursor_signing_key: SecretStr = SecretStr("local-development-cursor-key")
+    """HMAC key of the country listing's page cursors; deployed, it comes from Secrets Manager."""
 
     api_key: str | None = None
     """When set, the local gateway requires it in ``x-api-key`` (API Gateway does this when deployed)."""

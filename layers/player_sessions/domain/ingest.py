@@ -18,6 +18,7 @@ from player_sessions.models import (
     SessionHalves,
     parse_event,
 )
+from player_sessions.repositories.cache_protocol import NoCache, ReadCache
 from player_sessions.repositories.protocols import SessionStore
 from player_sessions.settings import Settings
 from player_sessions.time_buckets import Bucket, bucket_end, buckets_containing, hour_of, is_late_start, start_shard
@@ -48,7 +49,8 @@ class BatchOutcome:
         self.problems.append(EventProblem(index, "discarded", field_name, reason))
 
 
-def ingest_batch(items: Sequence[Any], store: SessionStore, clock: Clock, settings: Settings) -> BatchOutcome:
+def ingest_batch(items: Sequence[Any], store: SessionStore, clock: Clock, settings: Settings,
+                 cache: ReadCache | None = None) -> BatchOutcome:
     """Stores every valid, retained event of the batch; returns what happened to each one.
 
     Returns only after every write is acknowledged; a storage failure raises before anything is reported
@@ -84,10 +86,22 @@ def ingest_batch(items: Sequence[Any], store: SessionStore, clock: Clock, settin
             if (session := completed_session(halves, now, settings.retention)) is not None
         ]
         store.write_completed_sessions(completed)
-        store.touch_rollup_revisions(late_buckets([w.event for w in writes], now, settings.retention))
+        late = late_buckets([w.event for w in writes], now, settings.retention)
+        store.touch_rollup_revisions(late)
+        # Only now, with every write acknowledged, may cached answers be invalidated (see cache_protocol).
+        (cache or NoCache()).invalidate(changed_cache_scopes(writes, late, [s for s, _ in completed]))
         outcome.stored = len(writes)
         outcome.completed_sessions = len(completed)
     return outcome
+
+
+def changed_cache_scopes(writes: Sequence[EventWrite], late: Sequence[tuple[Bucket, int]],
+                         completed: Sequence[CompletedSession]) -> list[str]:
+    scopes = ["starts"] if any(w.event.event is EventType.START for w in writes) else []
+    if late:
+        scopes.append("late")
+    scopes += sorted({f"player:{session.player_id}" for session in completed})
+    return scopes
 
 
 def ttl_seconds(ts: datetime, now: datetime, retention: timedelta) -> int:

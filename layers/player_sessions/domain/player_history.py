@@ -1,20 +1,54 @@
-"""A player's last completed sessions."""
+"""A player's last completed sessions, through the read cache."""
 
 from __future__ import annotations
 
+import json
+from datetime import datetime
+from uuid import UUID
+
 from player_sessions.clock import Clock
-from player_sessions.models import CompletedSession
+from player_sessions.models import CompletedSession, from_epoch_ms, to_epoch_ms
+from player_sessions.repositories.cache_protocol import NoCache, ReadCache
 from player_sessions.repositories.protocols import SessionStore
 from player_sessions.settings import Settings
 
+CACHE_TTL_SECONDS = 300
+
 
 def last_completed_sessions(
-    player_id: str, limit: int, store: SessionStore, clock: Clock, settings: Settings
+    player_id: str, limit: int, store: SessionStore, clock: Clock, settings: Settings, cache: ReadCache | None = None
 ) -> list[CompletedSession]:
     """The player's ``limit`` most recently completed sessions, by end time, newest first.
 
     A session counts only while both its events are retained, even before Cassandra's TTL removes the row.
+    Cached per player until a session of the player completes, or the oldest one shown leaves the retention.
     """
-    since = clock.now() - settings.retention
-    sessions = store.last_completed_sessions(player_id, since, limit)
-    return [session for session in sessions if session.start_ts >= since][:limit]
+    cache = cache or NoCache()
+    now = clock.now()
+    since = now - settings.retention
+    key = f"player:{player_id}:{limit}"
+    token, cached = cache.lookup([f"player:{player_id}"], key)
+    if cached is not None:
+        sessions = [_from_json(item) for item in json.loads(cached)]
+        if all(session.start_ts >= since for session in sessions):
+            return sessions
+    sessions = [s for s in store.last_completed_sessions(player_id, since, limit) if s.start_ts >= since][:limit]
+    cache.store(token, key, json.dumps([_to_json(s) for s in sessions]).encode(), _ttl(sessions, since))
+    return sessions
+
+
+def _ttl(sessions: list[CompletedSession], since: datetime) -> int:
+    if not sessions:
+        return CACHE_TTL_SECONDS
+    until_oldest_expires = min(s.start_ts for s in sessions) - since
+    return max(1, min(CACHE_TTL_SECONDS, int(until_oldest_expires.total_seconds())))
+
+
+def _to_json(session: CompletedSession) -> list:
+    return [session.player_id, str(session.session_id), session.country, to_epoch_ms(session.start_ts),
+            to_epoch_ms(session.end_ts)]
+
+
+def _from_json(item: list) -> CompletedSession:
+    player_id, session_id, country, start, end = item
+    return CompletedSession(player_id, UUID(session_id), country, from_epoch_ms(start), from_epoch_ms(end))

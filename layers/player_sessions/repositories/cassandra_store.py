@@ -77,11 +77,11 @@ class CassandraSessionStore:
         return [result for _, result in results]
 
     def write_events(self, writes: Sequence[EventWrite]) -> None:
-        with _unavailable_on_failure("store the events"):
+        with unavailable_on_failure("store the events"):
             self._run_concurrently(_event_statements(writes))
 
     def read_sessions(self, session_ids: Sequence[UUID]) -> dict[UUID, SessionHalves]:
-        with _unavailable_on_failure("read the sessions back"):
+        with unavailable_on_failure("read the sessions back"):
             results = self._run_concurrently((READ_SESSION, (session_id,)) for session_id in session_ids)
         halves: dict[UUID, SessionHalves] = {}
         for result in results:
@@ -93,14 +93,14 @@ class CassandraSessionStore:
         return halves
 
     def write_completed_sessions(self, sessions: Sequence[tuple[CompletedSession, int]]) -> None:
-        with _unavailable_on_failure("store the completed sessions"):
+        with unavailable_on_failure("store the completed sessions"):
             self._run_concurrently(
                 (WRITE_COMPLETED, (s.player_id, s.end_ts, s.session_id, s.start_ts, s.country, ttl))
                 for s, ttl in sessions
             )
 
     def touch_rollup_revisions(self, buckets: Sequence[tuple[Bucket, int]]) -> None:
-        with _unavailable_on_failure("mark the rollups changed"):
+        with unavailable_on_failure("mark the rollups changed"):
             self._run_concurrently(
                 (TOUCH_REVISION, (ttl, uuid_from_time(time.time()), b.level.value, b.period, b.start))
                 for b, ttl in buckets
@@ -109,7 +109,7 @@ class CassandraSessionStore:
     def last_completed_sessions(self, player_id: str, since: datetime, limit: int) -> list[CompletedSession]:
         sessions: list[CompletedSession] = []
         seen: set[uuid.UUID] = set()
-        with _unavailable_on_failure("read the player's sessions"):
+        with unavailable_on_failure("read the player's sessions"):
             statement = self._statement(READ_COMPLETED).bind((player_id, since))
             statement.fetch_size = limit + PAGE_SLACK
             for row in self._session().execute(statement):
@@ -126,7 +126,7 @@ class CassandraSessionStore:
 
     def ping(self) -> float:
         started = time.perf_counter()
-        with _unavailable_on_failure("reach Cassandra"):
+        with unavailable_on_failure("reach Cassandra"):
             self._session().execute(self._statement(PING)).one()
         return (time.perf_counter() - started) * 1000
 
@@ -149,7 +149,7 @@ def _utc(moment: datetime | None) -> datetime | None:
 
 
 @contextmanager
-def _unavailable_on_failure(action: str) -> Iterator[None]:
+def unavailable_on_failure(action: str) -> Iterator[None]:
     """Records the database latency of the step, and turns any driver failure into DatabaseUnavailableError
     (503, retry later) naming what failed."""
     started = time.perf_counter()

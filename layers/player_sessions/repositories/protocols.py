@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Protocol
 from uuid import UUID
 
-from player_sessions.models import CompletedSession, EventWrite, SessionHalves
-from player_sessions.time_buckets import Bucket
+from player_sessions.models import CompletedSession, EventWrite, RollupRow, SessionHalves, StartRow
+from player_sessions.time_buckets import Bucket, Level
 
 
 class SessionStore(Protocol):
@@ -29,3 +29,27 @@ class SessionStore(Protocol):
 
     def ping(self) -> float:
         """Round-trip time of a trivial read, in milliseconds; raises DatabaseUnavailableError when down."""
+
+
+class StartsStore(Protocol):
+    """Session starts by hour, and the rollups of their counts."""
+
+    def hour_starts(self, hour: datetime) -> list[StartRow]:
+        """Every start stored in the hour, all shards, in no particular order."""
+
+    def country_hour_starts(self, hour: datetime, country: str, not_after: datetime,
+                            not_before: datetime) -> Iterator[StartRow]:
+        """The country's starts of the hour with ``not_before <= ts <= not_after``, newest first
+        (ties by session id ascending), read lazily page by page."""
+
+    def rollups(self, level: Level, period: datetime) -> dict[datetime, dict[str, RollupRow]]:
+        """The rollup rows of one partition: bucket start -> country (and ``*``) -> row."""
+
+    def revisions(self, level: Level, period: datetime) -> dict[datetime, UUID]:
+        """The current revision of each bucket of the partition that has one."""
+
+    def revision(self, bucket: Bucket) -> UUID | None:
+        """The bucket's current revision (None when no late start ever touched it)."""
+
+    def write_rollup(self, bucket: Bucket, counts: dict[str, int], revision: UUID | None, ttl_seconds: int) -> None:
+        """Stores the bucket's counts under ``revision``, the ``*`` total row last."""

@@ -1,0 +1,82 @@
+"""GET /countries/starts (starts per country over the last X hours) and GET /countries/{country}/starts."""
+
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from player_sessions.domain.country_starts import starts_by_country, starts_of_country
+from player_sessions.http import ERROR_RESPONSES, build_resolver
+from player_sessions.models import (
+    CountryStartsCount,
+    CountryStartsOut,
+    StartOut,
+    StartsByCountryOut,
+    format_timestamp,
+)
+from player_sessions.observability import MetricUnit, logger, metrics, tracer
+from player_sessions.services import get_services
+
+app = build_resolver()
+
+Hours = Annotated[int, Query(ge=1, le=8760, description="The window: the last X hours, 1 to 8760")]
+
+
+@app.get(
+    "/countries/starts",
+    summary="Sessions started per country over the last X hours",
+    description="Exact counts (re-sent events never count twice), sorted by starts descending then country.",
+    responses={200: {"description": "The counts", "content": {"application/json": {"model": StartsByCountryOut}}},
+               400: ERROR_RESPONSES[400], 503: ERROR_RESPONSES[503]},
+    tags=["countries"],
+)
+@tracer.capture_method
+def count_starts(hours: Hours) -> StartsByCountryOut:
+    services = get_services()
+    result = starts_by_country(hours, services.starts, services.clock, services.settings, services.cache)
+    metrics.add_metric(name="CountriesReturned", unit=MetricUnit.Count, value=len(result.counts))
+    return StartsByCountryOut(
+        hours=hours,
+        from_=format_timestamp(result.window.start),
+        to=format_timestamp(result.window.end),
+        total=result.total,
+        countries=[CountryStartsCount(country=c, starts=n) for c, n in result.counts],
+    )
+
+
+@app.get(
+    "/countries/<country>/starts",
+    summary="The sessions started in one country over the last X hours",
+    description="Newest first. Follow `next_cursor` to the end to get every start of the window exactly once; "
+    "the cursor keeps the window of the first page.",
+    responses={200: {"description": "One page", "content": {"application/json": {"model": CountryStartsOut}}},
+               400: ERROR_RESPONSES[400], 503: ERROR_RESPONSES[503]},
+    tags=["countries"],
+)
+@tracer.capture_method
+def list_starts(
+    country: Annotated[str, Path(pattern="^[A-Za-z]{2}$", description="ISO 3166-1 alpha-2, any case")],
+    hours: Hours,
+    limit: Annotated[int, Query(ge=1, le=1000, description="Page size, 1 to 1000")] = 100,
+    cursor: Annotated[str | None, Query(max_length=512, description="`next_cursor` of the previous page")] = None,
+) -> CountryStartsOut:
+    services = get_services()
+    page = starts_of_country(country, hours, limit, cursor, services.starts, services.clock, services.settings,
+                             services.cache)
+    return CountryStartsOut(
+        country=country.upper(),
+        hours=hours,
+        from_=format_timestamp(page.window.start),
+        to=format_timestamp(page.window.end),
+        sessions=[StartOut(session_id=r.session_id, player_id=r.player_id, ts=format_timestamp(r.ts))
+                  for r in page.starts],
+        next_cursor=page.next_cursor,
+    )
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

@@ -1,0 +1,93 @@
+"""One country's session starts in a window, newest first, page by page.
+
+Hours are visited newest first. Settled hours are found through the rollups (a month, day or hour without
+starts of the country is skipped without reading it), so a page reads a bounded number of partitions even for
+a country with a handful of starts in a year.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from uuid import UUID
+
+from player_sessions.domain.start_counts import RollupReader, Window, children, plan_window
+from player_sessions.models import StartRow
+from player_sessions.repositories.protocols import StartsStore
+from player_sessions.time_buckets import Bucket, Level, hour_of
+
+
+@dataclass(frozen=True)
+class Position:
+    """The last start a page returned: the next page begins right after it."""
+
+    ts: datetime
+    session_id: UUID
+
+
+@dataclass(frozen=True)
+class Page:
+    starts: list[StartRow]
+    next_position: Position | None
+
+
+def list_country_starts(country: str, window: Window, limit: int, after: Position | None, store: StartsStore,
+                        now: datetime, retention: timedelta) -> Page:
+    rows: list[StartRow] = []
+    for row in _starts_newest_first(country, window, after, store, now, retention):
+        if len(rows) == limit:
+            last = rows[-1]
+            return Page(rows, Position(last.ts, last.session_id))
+        rows.append(row)
+    return Page(rows, None)
+
+
+def _starts_newest_first(country: str, window: Window, after: Position | None, store: StartsStore,
+                         now: datetime, retention: timedelta) -> Iterator[StartRow]:
+    newest = min(window.end, after.ts) if after else window.end
+    for hour in _hours_with_starts(country, window, hour_of(newest), store, now, retention):
+        stream = store.country_hour_starts(hour, country, newest, window.start)
+        for row in _ties_by_session_id(stream):
+            if after is None or row.ts < after.ts or (row.ts == after.ts and row.session_id > after.session_id):
+                yield row
+
+
+def _ties_by_session_id(rows: Iterator[StartRow]) -> Iterator[StartRow]:
+    """Rows newest first; rows of the same instant ordered by session id, whatever order storage gave them."""
+    group: list[StartRow] = []
+    for row in rows:
+        if group and row.ts != group[0].ts:
+            yield from sorted(group, key=lambda r: r.session_id)
+            group = []
+        group.append(row)
+    yield from sorted(group, key=lambda r: r.session_id)
+
+
+def _hours_with_starts(country: str, window: Window, newest_hour: datetime, store: StartsStore, now: datetime,
+                       retention: timedelta) -> Iterator[datetime]:
+    """The hours of the window, newest first and not after ``newest_hour``, that may hold starts of the
+    country: every hour counted from rows, and the settled hours whose rollups count at least one."""
+    plan = plan_window(window, now)
+    reader = RollupReader(store, now, retention)
+    row_hours = sorted(plan.row_hours, reverse=True)
+    unsettled = [hour for hour in row_hours if not plan.buckets or hour > plan.buckets[-1].start]
+    oldest_partial = [hour for hour in row_hours if hour not in unsettled]
+    for hour in unsettled:
+        if hour <= newest_hour:
+            yield hour
+    yield from _settled_hours(country, list(reversed(plan.buckets)), newest_hour, reader)
+    for hour in oldest_partial:
+        if hour <= newest_hour:
+            yield hour
+
+
+def _settled_hours(country: str, buckets: list[Bucket], newest_hour: datetime, reader: RollupReader) -> Iterator[datetime]:
+    for bucket in buckets:
+        # One bucket at a time: a page that fills up early never builds the rollups of older buckets.
+        if bucket.start > newest_hour or reader.counts([bucket])[bucket][country] == 0:
+            continue
+        if bucket.level is Level.HOUR:
+            yield bucket.start
+        else:
+            yield from _settled_hours(country, list(reversed(children(bucket))), newest_hour, reader)

@@ -1,0 +1,56 @@
+"""The read cache the domain uses (cache-aside), as a small interface.
+
+Correctness rests on generations: every cached value is stored under the generations of its scopes *as read
+before the database read*; a write bumps the generations of what it changed *after* Cassandra acknowledged it and
+before it answers. A value cached from data older than an acknowledged write is therefore never found again.
+
+Scopes:
+- ``starts``: any session start stored (country metric and listings);
+- ``late``: a start stored into an hour that may already be rolled up (the cached settled part of the metric);
+- ``player:<player_id>``: a session of that player completed (the player's history).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class CacheToken:
+    """The generations seen before reading the database; values computed after are stored under them."""
+
+    key_prefix: str
+
+
+class ReadCache(Protocol):
+    def lookup(self, scopes: Sequence[str], key: str) -> tuple[CacheToken | None, bytes | None]:
+        """The current token for ``scopes`` and the value cached under it for ``key`` (None on a miss).
+
+        The token is None when the cache cannot be used now (down, slow, disabled): then nothing is written.
+        Never raises and never waits longer than the configured short timeout.
+        """
+
+    def store(self, token: CacheToken | None, key: str, value: bytes, ttl_seconds: int) -> None:
+        """Caches ``value`` under ``token``; does nothing when the token is None. Never raises."""
+
+    def invalidate(self, scopes: Sequence[str]) -> None:
+        """Bumps the generations of ``scopes`` so that values cached before are never found again.
+
+        Never raises: when the cache cannot be reached, the failure is remembered and, on the next successful
+        contact, every value cached so far is made unreachable at once (a global epoch bump).
+        """
+
+
+class NoCache:
+    """The cache switched off: every lookup misses and nothing is stored."""
+
+    def lookup(self, scopes: Sequence[str], key: str) -> tuple[CacheToken | None, bytes | None]:
+        return None, None
+
+    def store(self, token: CacheToken | None, key: str, value: bytes, ttl_seconds: int) -> None:
+        return None
+
+    def invalidate(self, scopes: Sequence[str]) -> None:
+        return None

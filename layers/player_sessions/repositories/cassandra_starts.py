@@ -1,0 +1,121 @@
+"""Session starts and their rollups on Cassandra / Amazon Keyspaces (prepared statements only)."""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from cassandra.concurrent import execute_concurrent
+from cassandra.query import PreparedStatement
+
+from player_sessions.cassandra_connection import CassandraConnection
+from player_sessions.models import RollupRow, StartRow
+from player_sessions.repositories.cassandra_store import unavailable_on_failure
+from player_sessions.time_buckets import Bucket, Level
+
+READ_HOUR_STARTS = "SELECT country, ts, session_id, player_id FROM session_starts WHERE hour = ? AND shard = ?"
+READ_COUNTRY_HOUR_STARTS = (
+    "SELECT ts, session_id, player_id FROM session_starts "
+    "WHERE hour = ? AND shard = ? AND country = ? AND ts <= ? AND ts >= ?"
+)
+READ_ROLLUPS = "SELECT bucket, country, starts, revision FROM start_rollups WHERE level = ? AND period = ?"
+READ_REVISIONS = "SELECT bucket, revision FROM rollup_revisions WHERE level = ? AND period = ?"
+READ_REVISION = "SELECT revision FROM rollup_revisions WHERE level = ? AND period = ? AND bucket = ?"
+WRITE_ROLLUP = (
+    "INSERT INTO start_rollups (level, period, bucket, country, starts, revision) "
+    "VALUES (?, ?, ?, ?, ?, ?) USING TTL ?"
+)
+TOTAL = "*"
+"""The country value of a bucket's total row; it is written last and proves the bucket was built."""
+
+PAGE_SIZE = 500
+CONCURRENCY = 32
+
+
+class CassandraStartsStore:
+    def __init__(self, connection: CassandraConnection, shards: int) -> None:
+        self._connection = connection
+        self._shards = shards
+        self._prepared: dict[str, PreparedStatement] = {}
+
+    def _statement(self, cql: str) -> PreparedStatement:
+        statement = self._prepared.get(cql)
+        if statement is None:
+            statement = self._connection.session().prepare(cql)
+            self._prepared[cql] = statement
+        return statement
+
+    def _concurrently(self, cql: str, parameters: list[tuple[Any, ...]]) -> list[Any]:
+        statement = self._statement(cql)
+        results = execute_concurrent(
+            self._connection.session(), [(statement, p) for p in parameters],
+            concurrency=CONCURRENCY, raise_on_first_error=True,
+        )
+        return [result for _, result in results]
+
+    def hour_starts(self, hour: datetime) -> list[StartRow]:
+        with unavailable_on_failure("read the starts of an hour"):
+            results = self._concurrently(READ_HOUR_STARTS, [(hour, shard) for shard in range(self._shards)])
+            return [
+                StartRow(_utc(row.ts), row.session_id, row.player_id, row.country)
+                for result in results for row in result
+            ]
+
+    def country_hour_starts(self, hour: datetime, country: str, not_after: datetime,
+                            not_before: datetime) -> Iterator[StartRow]:
+        with unavailable_on_failure("read a country's starts"):
+            statement = self._statement(READ_COUNTRY_HOUR_STARTS)
+            streams = []
+            for shard in range(self._shards):
+                bound = statement.bind((hour, shard, country, not_after, not_before))
+                bound.fetch_size = PAGE_SIZE
+                streams.append(self._connection.session().execute_async(bound))
+            rows = [_start_rows(future.result(), country) for future in streams]
+            # Each shard is newest first; merging keeps that order across shards (ties are ordered by the caller).
+            yield from heapq.merge(*rows, key=_newest_first)
+
+    def rollups(self, level: Level, period: datetime) -> dict[datetime, dict[str, RollupRow]]:
+        with unavailable_on_failure("read rollups"):
+            rows = self._connection.session().execute(self._statement(READ_ROLLUPS), (level.value, period))
+            found: dict[datetime, dict[str, RollupRow]] = {}
+            for row in rows:
+                found.setdefault(_utc(row.bucket), {})[row.country] = RollupRow(row.starts, row.revision)
+            return found
+
+    def revisions(self, level: Level, period: datetime) -> dict[datetime, UUID]:
+        with unavailable_on_failure("read rollup revisions"):
+            rows = self._connection.session().execute(self._statement(READ_REVISIONS), (level.value, period))
+            return {_utc(row.bucket): row.revision for row in rows}
+
+    def revision(self, bucket: Bucket) -> UUID | None:
+        with unavailable_on_failure("read a rollup revision"):
+            row = self._connection.session().execute(
+                self._statement(READ_REVISION), (bucket.level.value, bucket.period, bucket.start)
+            ).one()
+            return row.revision if row is not None else None
+
+    def write_rollup(self, bucket: Bucket, counts: dict[str, int], revision: UUID | None, ttl_seconds: int) -> None:
+        key = (bucket.level.value, bucket.period, bucket.start)
+        with unavailable_on_failure("write a rollup"):
+            self._concurrently(
+                WRITE_ROLLUP,
+                [(*key, country, starts, revision, ttl_seconds) for country, starts in counts.items()],
+            )
+            # The total row last: a reader that finds it knows every country row of this build was written.
+            self._concurrently(WRITE_ROLLUP, [(*key, TOTAL, sum(counts.values()), revision, ttl_seconds)])
+
+
+def _start_rows(result: Any, country: str) -> Iterator[StartRow]:
+    for row in result:
+        yield StartRow(_utc(row.ts), row.session_id, row.player_id, country)
+
+
+def _newest_first(row: StartRow) -> float:
+    return -row.ts.timestamp()
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment

@@ -1,0 +1,215 @@
+"""The read cache on Redis: generation-keyed entries, fail-open, behind a circuit breaker.
+
+Key schema (``ns`` is the namespace):
+- ``{ns}:epoch``: the global epoch, no TTL; bumped to make every entry cached so far unreachable at once;
+- ``{ns}:gen:{scope}``: the generation of one scope, INCR'd by ``invalidate``; it expires after three entry
+  TTL caps (refreshed on every bump), so per-player generations don't pile up, and a missing one reads as 0;
+- ``{ns}:e{epoch}:{scope}={gen}:...|{key}``: one cached value, stored with a TTL of at most the cap.
+
+Why a cached value is never older than an acknowledged write: a reader reads the epoch and its scopes'
+generations *before* it reads the database, and stores what it computed under exactly those; a writer bumps
+the generations of what it changed *after* the database acknowledged its write. A value computed from data
+older than an acknowledged write was therefore read under a generation the write has since bumped: it is
+stored under a prefix no later lookup builds, and is never found again (the race "lookup, write + invalidate,
+store" included). An expired generation key reads as 0 again, but only once the entries stored under its
+earlier values have expired too: it outlives its last bump by three caps, an entry outlives its store by one
+(and a request lasts far less than the other two). This assumes Redis does not evict generation keys early:
+size the cache, or use an eviction policy that evicts the short-lived entries first (volatile-ttl).
+
+Redis is an optimisation, never a dependency: every error or timeout is swallowed (a lookup misses, a store or
+an invalidation does nothing), and after a failure the cache is skipped for ``breaker_seconds`` so a frozen
+Redis costs one short timeout per breaker period per process, not one per request. An invalidation that fails
+or is skipped is remembered: until the epoch has been bumped on the next successful contact, this process
+serves nothing from the cache, so a value cached before the lost invalidation is never served by it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from enum import Enum
+
+import redis
+
+from player_sessions.observability import MetricUnit, logger, metrics
+from player_sessions.redis_connection import RedisConnection
+from player_sessions.repositories.cache_protocol import CacheToken
+
+# ValueError: an epoch or generation that is not an integer (a foreign key clash); a miss, not a crash.
+_CACHE_FAILURES = (redis.RedisError, OSError, TimeoutError, ValueError)
+
+
+class _Admission(Enum):
+    CLOSED = "closed"
+    """The breaker is closed: use Redis."""
+    PROBE = "probe"
+    """The breaker period is over: this one call tries Redis; the others skip it for one more period."""
+    SKIP = "skip"
+    """The breaker is open: don't touch Redis."""
+
+
+class RedisReadCache:
+    """A ``ReadCache`` on Redis (see the module docstring for the key schema and the correctness argument).
+
+    Metrics: ``CacheHits`` / ``CacheMisses`` per lookup (a skipped or failed lookup is a miss) and
+    ``CacheErrors`` per failed contact with Redis.
+    """
+
+    def __init__(
+        self,
+        connection: RedisConnection,
+        *,
+        namespace: str = "ps",
+        entry_ttl_cap_seconds: int = 300,
+        breaker_seconds: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if entry_ttl_cap_seconds < 1:
+            raise ValueError("entry_ttl_cap_seconds must be at least 1")
+        self._connection = connection
+        self._namespace = namespace
+        self._entry_ttl_cap_seconds = entry_ttl_cap_seconds
+        self._generation_ttl_seconds = 3 * entry_ttl_cap_seconds
+        self._breaker_seconds = breaker_seconds
+        self._clock = clock
+        self._epoch_key = f"{namespace}:epoch"
+        self._lock = threading.Lock()
+        self._open_until: float | None = None
+        self._epoch_bump_owed = False
+        # Counts lost invalidations, so that paying the bump does not forget one lost while it was being paid.
+        self._lost_invalidations = 0
+
+    def lookup(self, scopes: Sequence[str], key: str) -> tuple[CacheToken | None, bytes | None]:
+        admission = self._admit()
+        if admission is _Admission.SKIP:
+            self._count("CacheMisses")
+            return None, None
+        try:
+            client = self._connection.client()
+            self._pay_owed_epoch_bump(client)
+            pipe = client.pipeline(transaction=False)
+            pipe.get(self._epoch_key)
+            for scope in scopes:
+                pipe.get(self._generation_key(scope))
+            epoch, *generations = pipe.execute()
+            prefix = f"{self._namespace}:e{_as_int(epoch)}:" + ":".join(
+                f"{scope}={_as_int(generation)}"
+                for scope, generation in zip(scopes, generations, strict=True)
+            )
+            value = client.get(f"{prefix}|{key}")
+        except _CACHE_FAILURES as error:
+            self._record_failure("lookup", error)
+            self._count("CacheMisses")
+            return None, None
+        self._record_success(admission)
+        with self._lock:
+            # An invalidation lost by another thread meanwhile: what was just read may predate it.
+            owed = self._epoch_bump_owed
+        if owed:
+            self._count("CacheMisses")
+            return None, None
+        self._count("CacheHits" if value is not None else "CacheMisses")
+        return CacheToken(prefix), value
+
+    def store(self, token: CacheToken | None, key: str, value: bytes, ttl_seconds: int) -> None:
+        if token is None or ttl_seconds < 1:
+            return
+        admission = self._admit()
+        if admission is _Admission.SKIP:
+            return
+        try:
+            client = self._connection.client()
+            if self._pay_owed_epoch_bump(client):
+                # The token predates the bump just paid: nothing stored under it can be found any more.
+                self._record_success(admission)
+                return
+            client.set(f"{token.key_prefix}|{key}", value, ex=min(ttl_seconds, self._entry_ttl_cap_seconds))
+        except _CACHE_FAILURES as error:
+            self._record_failure("store", error)
+            return
+        self._record_success(admission)
+
+    def invalidate(self, scopes: Sequence[str]) -> None:
+        if not scopes:
+            return
+        admission = self._admit()
+        if admission is _Admission.SKIP:
+            self._owe_epoch_bump()
+            return
+        try:
+            client = self._connection.client()
+            self._pay_owed_epoch_bump(client)
+            pipe = client.pipeline(transaction=False)
+            for scope in scopes:
+                generation_key = self._generation_key(scope)
+                pipe.incr(generation_key)
+                pipe.expire(generation_key, self._generation_ttl_seconds)
+            pipe.execute()
+        except _CACHE_FAILURES as error:
+            # The bumps may or may not have reached Redis: assume they did not.
+            self._owe_epoch_bump()
+            self._record_failure("invalidate", error)
+            return
+        self._record_success(admission)
+
+    def _generation_key(self, scope: str) -> str:
+        return f"{self._namespace}:gen:{scope}"
+
+    def _owe_epoch_bump(self) -> None:
+        with self._lock:
+            self._epoch_bump_owed = True
+            self._lost_invalidations += 1
+
+    def _pay_owed_epoch_bump(self, client: redis.Redis) -> bool:
+        """Bumps the epoch if an invalidation was lost; True if it did. Raises if Redis fails (still owed)."""
+        with self._lock:
+            if not self._epoch_bump_owed:
+                return False
+            lost_before = self._lost_invalidations
+        client.incr(self._epoch_key)
+        with self._lock:
+            if self._lost_invalidations == lost_before:
+                self._epoch_bump_owed = False
+        logger.info("redis cache epoch bumped", extra={"lost_invalidations": lost_before})
+        return True
+
+    def _admit(self) -> _Admission:
+        with self._lock:
+            if self._open_until is None:
+                return _Admission.CLOSED
+            now = self._clock()
+            if now < self._open_until:
+                return _Admission.SKIP
+            # Reserve the probe: a frozen Redis then costs one timeout per period, however many threads call.
+            self._open_until = now + self._breaker_seconds
+            return _Admission.PROBE
+
+    def _record_success(self, admission: _Admission) -> None:
+        if admission is _Admission.PROBE:
+            with self._lock:
+                self._open_until = None
+            logger.info("redis cache reachable again")
+
+    def _record_failure(self, operation: str, error: Exception) -> None:
+        with self._lock:
+            newly_open = self._open_until is None
+            self._open_until = self._clock() + self._breaker_seconds
+        self._count("CacheErrors")
+        if newly_open:
+            logger.warning(
+                "redis cache unavailable; bypassing it",
+                extra={
+                    "operation": operation,
+                    "reason": f"{type(error).__name__}: {error}",
+                    "breaker_seconds": self._breaker_seconds,
+                },
+            )
+
+    @staticmethod
+    def _count(name: str) -> None:
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
+
+
+def _as_int(raw: bytes | str | None) -> int:
+    return 0 if raw is None else int(raw)

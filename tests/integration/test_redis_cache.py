@@ -1,0 +1,217 @@
+"""The Redis read cache against the real local Redis: key schema, invalidation, TTLs, and failing open when
+Redis freezes (SIGSTOP) or dies (SIGKILL, then restarted by tools/local_services.sh)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from uuid import uuid4
+
+import pytest
+import redis
+
+from player_sessions.observability import metrics
+from player_sessions.redis_connection import RedisConnection
+from player_sessions.repositories.redis_cache import RedisReadCache
+
+pytestmark = pytest.mark.integration
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+REDIS_PID_FILE = Path(os.environ.get("LOCAL_DIR", REPO_ROOT / ".local")) / "redis" / "redis.pid"
+BREAKER_SECONDS = 0.5
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_metrics() -> Iterator[None]:
+    yield
+    metrics.clear_metrics()
+
+
+@pytest.fixture
+def connection(test_settings, redis_connection) -> Iterator[RedisConnection]:
+    """A connection of the test's own (the shared one must not inherit sockets broken by a frozen Redis)."""
+    own = RedisConnection(test_settings)
+    yield own
+    own.close()
+
+
+@pytest.fixture
+def namespace() -> str:
+    return f"t{uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def cache(connection, namespace) -> RedisReadCache:
+    return RedisReadCache(
+        connection, namespace=namespace, entry_ttl_cap_seconds=300, breaker_seconds=BREAKER_SECONDS
+    )
+
+
+def redis_pid() -> int:
+    if not REDIS_PID_FILE.is_file():
+        pytest.fail(f"no {REDIS_PID_FILE}: start Redis with `make up`", pytrace=False)
+    return int(REDIS_PID_FILE.read_text().strip())
+
+
+def redis_port(test_settings) -> int:
+    return redis.Redis.from_url(test_settings.redis_url).connection_pool.connection_kwargs["port"]
+
+
+def port_open(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.1):
+            return True
+    except OSError:
+        return False
+
+
+def timed(call):
+    started = time.perf_counter()
+    result = call()
+    return result, time.perf_counter() - started
+
+
+def test_a_stored_value_is_found_under_the_same_scopes_and_key_only(cache):
+    # Given nothing cached
+    token, value = cache.lookup(["starts", "late"], "metric:DE:24")
+    assert token is not None
+    assert value is None
+    # When a value is stored under the token of that lookup
+    cache.store(token, "metric:DE:24", b'{"starts": 3}', 60)
+    # Then the same lookup hits, and another key misses
+    assert cache.lookup(["starts", "late"], "metric:DE:24") == (token, b'{"starts": 3}')
+    assert cache.lookup(["starts", "late"], "metric:FR:24")[1] is None
+
+
+def test_invalidating_a_scope_hides_its_values_and_not_other_scopes(cache):
+    # Given a value cached under "starts" and another under "player:p1"
+    starts_token, _ = cache.lookup(["starts"], "metric:DE:24")
+    cache.store(starts_token, "metric:DE:24", b"3", 60)
+    player_token, _ = cache.lookup(["player:p1"], "history")
+    cache.store(player_token, "history", b"[s1]", 60)
+    # When "starts" is invalidated
+    cache.invalidate(["starts"])
+    # Then the value under "starts" is no longer found, the one under "player:p1" still is
+    token, value = cache.lookup(["starts"], "metric:DE:24")
+    assert value is None
+    assert token != starts_token
+    assert cache.lookup(["player:p1"], "history") == (player_token, b"[s1]")
+
+
+def test_generation_keys_expire_after_three_entry_ttl_caps(connection, namespace):
+    # Given a cache whose entries live at most 10 s
+    cache = RedisReadCache(connection, namespace=namespace, entry_ttl_cap_seconds=10)
+    # When a player's scope is invalidated
+    cache.invalidate(["player:p1"])
+    # Then its generation key expires within 30 s, and the epoch key is not created
+    client = connection.client()
+    assert client.get(f"{namespace}:gen:player:p1") == b"1"
+    assert 29_000 < client.pttl(f"{namespace}:gen:player:p1") <= 30_000
+    assert client.exists(f"{namespace}:epoch") == 0
+
+
+def test_a_value_computed_before_an_invalidation_and_stored_after_it_is_never_served(cache):
+    # Given a reader that took its token before reading the database
+    stale_token, _ = cache.lookup(["starts"], "metric:DE:24")
+    # When a writer's acknowledged write invalidates "starts", and only then the reader stores its result
+    cache.invalidate(["starts"])
+    cache.store(stale_token, "metric:DE:24", b"stale", 60)
+    # Then the next lookup does not find the stale value
+    token, value = cache.lookup(["starts"], "metric:DE:24")
+    assert value is None
+    assert token != stale_token
+
+
+def test_values_expire_with_their_ttl_capped_by_the_entry_ttl_cap(connection, namespace):
+    # Given a cache whose entries live at most 5 s
+    cache = RedisReadCache(connection, namespace=namespace, entry_ttl_cap_seconds=5)
+    token, _ = cache.lookup(["starts"], "short")
+    # When one value is stored for 1 s and another for an hour
+    cache.store(token, "short", b"1", 1)
+    cache.store(token, "long", b"2", 3600)
+    # Then the second lives at most 5 s
+    assert 4_000 < connection.client().pttl(f"{token.key_prefix}|long") <= 5_000
+    # And the first is gone after its second
+    assert cache.lookup(["starts"], "short")[1] == b"1"
+    time.sleep(1.5)
+    assert cache.lookup(["starts"], "short")[1] is None
+    assert cache.lookup(["starts"], "long")[1] == b"2"
+
+
+def test_a_frozen_redis_costs_one_timeout_and_hides_values_cached_before_a_lost_invalidation(cache):
+    # Given a value cached under "starts"
+    token, _ = cache.lookup(["starts"], "metric:DE:24")
+    cache.store(token, "metric:DE:24", b"before the freeze", 60)
+    assert cache.lookup(["starts"], "metric:DE:24")[1] == b"before the freeze"
+    pid = redis_pid()
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        # When Redis is frozen
+        first, first_seconds = timed(lambda: cache.lookup(["starts"], "metric:DE:24"))
+        second, second_seconds = timed(lambda: cache.lookup(["starts"], "metric:DE:24"))
+        _, invalidate_seconds = timed(lambda: cache.invalidate(["starts"]))
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    # Then the first lookup misses after one short timeout, the second skips Redis, the invalidation is owed
+    assert first == (None, None)
+    assert first_seconds < 1.0
+    assert second == (None, None)
+    assert second_seconds < 0.05
+    assert invalidate_seconds < 1.0
+    assert cache._epoch_bump_owed is True
+    # When Redis answers again and the breaker period is over
+    time.sleep(BREAKER_SECONDS + 0.1)
+    token, value = cache.lookup(["starts"], "metric:DE:24")
+    # Then the value cached before the lost invalidation is not served, and the cache works again
+    assert value is None
+    assert token is not None
+    assert cache._epoch_bump_owed is False
+    cache.store(token, "metric:DE:24", b"after the freeze", 60)
+    assert cache.lookup(["starts"], "metric:DE:24") == (token, b"after the freeze")
+
+
+def test_a_killed_redis_fails_fast_and_the_cache_is_used_again_once_it_is_back(cache, test_settings):
+    # Given a token taken while Redis is up
+    token, _ = cache.lookup(["starts"], "metric:DE:24")
+    port = redis_port(test_settings)
+    os.kill(redis_pid(), signal.SIGKILL)
+    try:
+        deadline = time.monotonic() + 5
+        while port_open(port):
+            assert time.monotonic() < deadline, "the killed Redis still accepts connections"
+            time.sleep(0.02)
+        # When Redis is gone
+        looked_up, lookup_seconds = timed(lambda: cache.lookup(["starts"], "metric:DE:24"))
+        _, store_seconds = timed(lambda: cache.store(token, "metric:DE:24", b"v", 60))
+        _, invalidate_seconds = timed(lambda: cache.invalidate(["starts"]))
+        # Then every call returns at once, without raising
+        assert looked_up == (None, None)
+        assert lookup_seconds < 1.0
+        assert store_seconds < 1.0
+        assert invalidate_seconds < 1.0
+    finally:
+        subprocess.run(["tools/local_services.sh", "up"], cwd=REPO_ROOT, check=False, timeout=300)
+    assert connection_answers(test_settings), "Redis did not come back after tools/local_services.sh up"
+    # When Redis is back and the breaker period is over
+    time.sleep(BREAKER_SECONDS + 0.1)
+    token, value = cache.lookup(["starts"], "metric:DE:24")
+    # Then the cache is used again
+    assert token is not None
+    assert value is None
+    cache.store(token, "metric:DE:24", b"after the restart", 60)
+    assert cache.lookup(["starts"], "metric:DE:24") == (token, b"after the restart")
+
+
+def connection_answers(test_settings) -> bool:
+    client = redis.Redis.from_url(test_settings.redis_url, socket_timeout=1)
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+    finally:
+        client.close()

@@ -1,0 +1,300 @@
+"""The Redis read cache's breaker and lost-invalidation logic, against an in-memory stand-in for redis-py.
+
+The key schema, TTLs and real failures (timeouts, a frozen or killed Redis) are proven against the real Redis
+in tests/integration/test_redis_cache.py."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from player_sessions.observability import metrics
+from player_sessions.repositories.cache_protocol import CacheToken, NoCache
+from player_sessions.repositories.redis_cache import RedisReadCache
+
+BREAKER_SECONDS = 2.0
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class FakeRedis:
+    """The few redis-py calls the cache makes, on a dict; ``down`` makes every round trip fail."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, bytes] = {}
+        self.expiries: dict[str, int] = {}
+        self.round_trips: list[list[tuple[str, str]]] = []
+        self.down = False
+
+    def _round_trip(self, commands: list[tuple[str, str]]) -> None:
+        self.round_trips.append(commands)
+        if self.down:
+            raise redis.ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    def _apply(self, command: str, key: str, *args):
+        if command == "get":
+            return self.data.get(key)
+        if command == "incr":
+            self.data[key] = str(int(self.data.get(key, b"0")) + 1).encode()
+            return int(self.data[key])
+        if command == "expire":
+            self.expiries[key] = args[0]
+            return True
+        raise AssertionError(command)
+
+    def get(self, key: str) -> bytes | None:
+        self._round_trip([("get", key)])
+        return self._apply("get", key)
+
+    def incr(self, key: str) -> int:
+        self._round_trip([("incr", key)])
+        return self._apply("incr", key)
+
+    def set(self, key: str, value: bytes, ex: int) -> bool:
+        self._round_trip([("set", key)])
+        self.data[key] = value
+        self.expiries[key] = ex
+        return True
+
+    def pipeline(self, transaction: bool) -> FakePipeline:
+        assert transaction is False
+        return FakePipeline(self)
+
+
+class FakePipeline:
+    def __init__(self, fake: FakeRedis) -> None:
+        self._fake = fake
+        self._queued: list[tuple] = []
+
+    def get(self, key: str) -> None:
+        self._queued.append(("get", key))
+
+    def incr(self, key: str) -> None:
+        self._queued.append(("incr", key))
+
+    def expire(self, key: str, seconds: int) -> None:
+        self._queued.append(("expire", key, seconds))
+
+    def execute(self) -> list:
+        self._fake._round_trip([(command[0], command[1]) for command in self._queued])
+        return [self._fake._apply(*command) for command in self._queued]
+
+
+class FakeConnection:
+    def __init__(self, client: FakeRedis) -> None:
+        self._client = client
+
+    def client(self) -> FakeRedis:
+        return self._client
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_metrics() -> Iterator[None]:
+    metrics.clear_metrics()
+    yield
+    metrics.clear_metrics()
+
+
+@pytest.fixture
+def fake_redis() -> FakeRedis:
+    return FakeRedis()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def cache(fake_redis: FakeRedis, clock: FakeClock) -> RedisReadCache:
+    return RedisReadCache(
+        FakeConnection(fake_redis),
+        namespace="ps",
+        entry_ttl_cap_seconds=300,
+        breaker_seconds=BREAKER_SECONDS,
+        clock=clock,
+    )
+
+
+def metric_count(name: str) -> int:
+    return len(metrics.metric_set.get(name, {}).get("Value", []))
+
+
+def test_lookup_reads_epoch_and_generations_in_one_round_trip_then_the_value(cache, fake_redis):
+    # Given the scope "starts" bumped twice
+    fake_redis.data["ps:gen:starts"] = b"2"
+    # When a lookup is made under "starts" and "player:p1"
+    token, value = cache.lookup(["starts", "player:p1"], "metric:DE")
+    # Then the first round trip reads the epoch and both generations, the second the value under that prefix
+    assert fake_redis.round_trips == [
+        [("get", "ps:epoch"), ("get", "ps:gen:starts"), ("get", "ps:gen:player:p1")],
+        [("get", "ps:e0:starts=2:player:p1=0|metric:DE")],
+    ]
+    assert token == CacheToken("ps:e0:starts=2:player:p1=0")
+    assert value is None
+
+
+def test_store_caps_the_ttl_and_invalidate_gives_generations_three_caps(cache, fake_redis):
+    # Given a token for "starts"
+    token, _ = cache.lookup(["starts"], "k")
+    # When a value is stored for an hour and "starts" is invalidated
+    cache.store(token, "k", b"v", 3600)
+    cache.invalidate(["starts"])
+    # Then the value lives at most the 300 s cap and the generation three caps
+    assert fake_redis.expiries == {"ps:e0:starts=0|k": 300, "ps:gen:starts": 900}
+    assert fake_redis.round_trips[-1] == [("incr", "ps:gen:starts"), ("expire", "ps:gen:starts")]
+
+
+def test_store_without_a_token_or_with_no_ttl_does_nothing(cache, fake_redis):
+    # Given no round trip so far
+    # When a store is made without a token, then with a zero TTL
+    cache.store(None, "k", b"v", 60)
+    cache.store(CacheToken("ps:e0:starts=0"), "k", b"v", 0)
+    # Then Redis was not contacted
+    assert fake_redis.round_trips == []
+
+
+def test_breaker_opens_after_a_failure_and_skips_redis_until_its_period_is_over(cache, fake_redis, clock):
+    # Given a Redis that fails
+    fake_redis.down = True
+    # When a lookup fails
+    first = cache.lookup(["starts"], "k")
+    # Then it misses without raising, and the following calls skip Redis entirely
+    assert first == (None, None)
+    assert len(fake_redis.round_trips) == 1
+    assert cache.lookup(["starts"], "k") == (None, None)
+    cache.store(CacheToken("ps:e0:starts=0"), "k", b"v", 60)
+    cache.invalidate(["starts"])
+    clock.advance(BREAKER_SECONDS - 0.01)
+    assert cache.lookup(["starts"], "k") == (None, None)
+    assert len(fake_redis.round_trips) == 1
+    assert metric_count("CacheErrors") == 1
+    assert metric_count("CacheMisses") == 3
+    # When the period is over and Redis answers again
+    fake_redis.down = False
+    clock.advance(0.02)
+    token, value = cache.lookup(["starts"], "k")
+    # Then Redis is used again
+    assert token is not None
+    assert value is None
+    assert len(fake_redis.round_trips) > 1
+
+
+def test_after_the_breaker_period_a_single_call_probes_a_still_failing_redis(cache, fake_redis, clock):
+    # Given an open breaker whose period is over, and a Redis still failing
+    fake_redis.down = True
+    cache.lookup(["starts"], "k")
+    clock.advance(BREAKER_SECONDS + 0.01)
+    # When two lookups follow
+    cache.lookup(["starts"], "k")
+    cache.lookup(["starts"], "k")
+    # Then only the first one tried Redis: one failed round trip per breaker period
+    assert len(fake_redis.round_trips) == 2
+
+
+def test_failures_are_logged_once_per_breaker_opening(cache, fake_redis, clock, caplog):
+    # Given a Redis that fails for two breaker periods
+    fake_redis.down = True
+    caplog.set_level(logging.WARNING)
+    # When lookups keep coming, the breaker probing in between
+    for _ in range(3):
+        cache.lookup(["starts"], "k")
+        clock.advance(BREAKER_SECONDS + 0.01)
+    # Then the failure is logged once, with its reason
+    warnings = [record for record in caplog.records if record.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert "Connection refused" in warnings[0].reason
+    assert metric_count("CacheErrors") == 3
+
+
+def test_owed_epoch_bump_is_paid_before_the_next_lookup_result(cache, fake_redis, clock):
+    # Given a value cached under "starts"
+    token, _ = cache.lookup(["starts"], "k")
+    cache.store(token, "k", b"stale", 60)
+    assert cache.lookup(["starts"], "k")[1] == b"stale"
+    # And an invalidation of "starts" lost because Redis failed
+    fake_redis.down = True
+    cache.invalidate(["starts"])
+    assert cache._epoch_bump_owed is True
+    # When Redis answers again after the breaker period and a lookup is made
+    fake_redis.down = False
+    clock.advance(BREAKER_SECONDS + 0.01)
+    round_trips_before = len(fake_redis.round_trips)
+    token, value = cache.lookup(["starts"], "k")
+    # Then the epoch is bumped first, and the value cached before the lost invalidation is not served
+    assert fake_redis.round_trips[round_trips_before] == [("incr", "ps:epoch")]
+    assert value is None
+    assert token == CacheToken("ps:e1:starts=0")
+    assert cache._epoch_bump_owed is False
+
+
+def test_while_the_epoch_bump_is_owed_nothing_cached_is_served(cache, fake_redis, clock):
+    # Given a value cached under "starts" and an invalidation lost
+    token, _ = cache.lookup(["starts"], "k")
+    cache.store(token, "k", b"stale", 60)
+    fake_redis.down = True
+    cache.invalidate(["starts"])
+    # When the breaker period is over but the epoch bump fails again
+    clock.advance(BREAKER_SECONDS + 0.01)
+    first = cache.lookup(["starts"], "k")
+    # Then the lookup misses and the bump is still owed
+    assert first == (None, None)
+    assert cache._epoch_bump_owed is True
+    assert fake_redis.data.get("ps:epoch") is None
+    # When Redis finally answers
+    fake_redis.down = False
+    clock.advance(BREAKER_SECONDS + 0.01)
+    token, value = cache.lookup(["starts"], "k")
+    # Then the bump is paid and the stale value stays unreachable
+    assert (token, value) == (CacheToken("ps:e1:starts=0"), None)
+    assert fake_redis.data["ps:epoch"] == b"1"
+
+
+def test_a_store_under_a_token_older_than_the_owed_bump_is_dropped(cache, fake_redis, clock):
+    # Given a token taken before an invalidation was lost
+    token, _ = cache.lookup(["starts"], "k")
+    fake_redis.down = True
+    cache.invalidate(["starts"])
+    fake_redis.down = False
+    clock.advance(BREAKER_SECONDS + 0.01)
+    # When a value is stored under that token
+    cache.store(token, "k", b"stale", 60)
+    # Then the epoch is bumped and nothing is written
+    assert fake_redis.round_trips[-1] == [("incr", "ps:epoch")]
+    assert "ps:e0:starts=0|k" not in fake_redis.data
+
+
+def test_lookup_metrics_count_hits_and_misses(cache):
+    # Given one value cached
+    token, _ = cache.lookup(["starts"], "k")
+    cache.store(token, "k", b"v", 60)
+    # When it is looked up twice and another key once
+    cache.lookup(["starts"], "k")
+    cache.lookup(["starts"], "k")
+    cache.lookup(["starts"], "other")
+    # Then two hits and two misses (the first lookup included) are counted
+    assert metric_count("CacheHits") == 2
+    assert metric_count("CacheMisses") == 2
+    assert metric_count("CacheErrors") == 0
+
+
+def test_no_cache_always_misses_and_stores_nothing():
+    # Given the cache switched off
+    cache = NoCache()
+    # When a value is stored under a token and looked up
+    cache.store(CacheToken("ps:e0:starts=0"), "k", b"v", 60)
+    cache.invalidate(["starts"])
+    # Then every lookup misses, without a token
+    assert cache.lookup(["starts"], "k") == (None, None)
