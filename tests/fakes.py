@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+import uuid
 from uuid import UUID
 
-from player_sessions.models import CompletedSession, EventType, EventWrite, SessionHalves
-from player_sessions.time_buckets import Bucket
+from player_sessions.models import CompletedSession, EventType, EventWrite, RollupRow, SessionHalves, StartRow
+from player_sessions.time_buckets import Bucket, Level
 
 
 class InMemorySessionStore:
@@ -17,6 +18,7 @@ class InMemorySessionStore:
         self.starts: set[tuple[datetime, int, str, datetime, UUID, str]] = set()
         self.completed: dict[tuple[str, datetime, UUID], tuple[CompletedSession, int]] = {}
         self.revisions: dict[Bucket, int] = {}
+        self.revision_ids: dict[Bucket, UUID] = {}
         self.ttls: dict[tuple[UUID, str], int] = {}
 
     def write_events(self, writes: Sequence[EventWrite]) -> None:
@@ -47,6 +49,7 @@ class InMemorySessionStore:
     def touch_rollup_revisions(self, buckets: Sequence[tuple[Bucket, int]]) -> None:
         for bucket, _ttl in buckets:
             self.revisions[bucket] = self.revisions.get(bucket, 0) + 1
+            self.revision_ids[bucket] = uuid.uuid1()
 
     def last_completed_sessions(self, player_id: str, since: datetime, limit: int) -> list[CompletedSession]:
         mine = sorted(
@@ -58,3 +61,45 @@ class InMemorySessionStore:
 
     def ping(self) -> float:
         return 0.1
+
+
+class InMemoryStartsStore:
+    """The starts and rollup tables as dictionaries, with the same keys and orderings as the real ones."""
+
+    def __init__(self, sessions: InMemorySessionStore) -> None:
+        self._sessions = sessions
+        self.rollup_rows: dict[tuple[Level, datetime, datetime], dict[str, RollupRow]] = {}
+        self.partition_reads = 0
+
+    @property
+    def _revisions(self) -> dict[Bucket, UUID]:
+        return self._sessions.revision_ids
+
+    def hour_starts(self, hour: datetime) -> list[StartRow]:
+        self.partition_reads += 1
+        return [StartRow(ts, sid, player, country)
+                for (h, _shard, country, ts, sid, player) in self._sessions.starts if h == hour]
+
+    def country_hour_starts(self, hour, country, not_after, not_before):
+        self.partition_reads += 1
+        rows = [StartRow(ts, sid, player, c) for (h, _s, c, ts, sid, player) in self._sessions.starts
+                if h == hour and c == country and not_before <= ts <= not_after]
+        return iter(sorted(rows, key=lambda r: (-r.ts.timestamp(), r.session_id)))
+
+    def rollups(self, level: Level, period: datetime) -> dict[datetime, dict[str, RollupRow]]:
+        self.partition_reads += 1
+        return {bucket: dict(rows) for (lvl, per, bucket), rows in self.rollup_rows.items()
+                if lvl is level and per == period}
+
+    def revisions(self, level: Level, period: datetime) -> dict[datetime, UUID]:
+        self.partition_reads += 1
+        return {b.start: rev for b, rev in self._revisions.items() if b.level is level and b.period == period}
+
+    def revision(self, bucket: Bucket) -> UUID | None:
+        return self._revisions.get(bucket)
+
+    def write_rollup(self, bucket: Bucket, counts: dict[str, int], revision, ttl_seconds: int) -> None:
+        rows = self.rollup_rows.setdefault((bucket.level, bucket.period, bucket.start), {})
+        for country, starts in counts.items():
+            rows[country] = RollupRow(starts, revision)
+        rows["*"] = RollupRow(sum(counts.values()), revision)
