@@ -75,10 +75,11 @@ class InMemoryStartsStore:
     def _revisions(self) -> dict[Bucket, UUID]:
         return self._sessions.revision_ids
 
-    def hour_starts(self, hour: datetime) -> list[StartRow]:
-        self.partition_reads += 1
-        return [StartRow(ts, sid, player, country)
-                for (h, _shard, country, ts, sid, player) in self._sessions.starts if h == hour]
+    def hour_starts(self, hours: Sequence[datetime]) -> dict[datetime, list[StartRow]]:
+        self.partition_reads += len(hours)
+        return {hour: [StartRow(ts, sid, player, country)
+                       for (h, _shard, country, ts, sid, player) in self._sessions.starts if h == hour]
+                for hour in hours}
 
     def country_hour_starts(self, hour, country, not_after, not_before):
         self.partition_reads += 1
@@ -95,11 +96,9 @@ class InMemoryStartsStore:
         self.partition_reads += 1
         return {b.start: rev for b, rev in self._revisions.items() if b.level is level and b.period == period}
 
-    def revision(self, bucket: Bucket) -> UUID | None:
-        return self._revisions.get(bucket)
-
-    def write_rollup(self, bucket: Bucket, counts: dict[str, int], revision, ttl_seconds: int) -> None:
-        rows = self.rollup_rows.setdefault((bucket.level, bucket.period, bucket.start), {})
-        for country, starts in counts.items():
-            rows[country] = RollupRow(starts, revision)
-        rows["*"] = RollupRow(sum(counts.values()), revision)
+    def write_rollups(self, rollups) -> None:
+        for bucket, counts, revision, _ttl in rollups:
+            rows = self.rollup_rows.setdefault((bucket.level, bucket.period, bucket.start), {})
+            for country, starts in counts.items():
+                rows[country] = RollupRow(starts, revision)
+            rows["*"] = RollupRow(sum(counts.values()), revision)

@@ -152,3 +152,51 @@ def test_without_cassandra_ingest_and_health_are_503_with_retry_after(api_withou
     assert health.status_code == 503
     assert health.json()["cassandra"]["status"] == "down"
     assert int(health.headers["retry-after"]) > 0
+
+
+def test_country_counts_and_pages_reflect_an_acknowledged_start(served_api):
+    # Given the current counts, and a start in a country code used by no other test
+    now = datetime.now(UTC)
+    with served_api.client() as client:
+        before = client.get("/countries/starts?hours=2").json()
+        sessions = [str(uuid.uuid4()) for _ in range(3)]
+        batch = [{"event": "start", "player_id": new_player(), "session_id": sid, "country": "zz",
+                  "ts": iso(now - timedelta(minutes=m))} for sid, m in zip(sessions, (5, 50, 100))]
+        assert client.post("/events", json=batch).status_code == 200
+        # When the counts and the country's pages are read
+        after = client.get("/countries/starts?hours=2").json()
+        first = client.get("/countries/zz/starts?hours=2&limit=2").json()
+        second = client.get(f"/countries/ZZ/starts?hours=2&limit=2&cursor={first['next_cursor']}").json()
+    # Then the new starts are counted and listed newest first, each once
+    counts = {c["country"]: c["starts"] for c in after["countries"]}
+    assert counts["ZZ"] == 3
+    assert after["total"] == before["total"] + 3
+    assert after["countries"] == sorted(after["countries"], key=lambda c: (-c["starts"], c["country"]))
+    assert [s["session_id"] for s in first["sessions"] + second["sessions"]] == sessions
+    assert second["next_cursor"] is None
+    assert first["country"] == "ZZ" and first["from"].endswith("Z") and first["to"].endswith("Z")
+
+
+@pytest.mark.parametrize(
+    ("path", "parameter"),
+    [("/countries/starts", "hours"), ("/countries/starts?hours=0", "hours"),
+     ("/countries/starts?hours=8761", "hours"), ("/countries/starts?hours=1.5", "hours"),
+     ("/countries/FIN/starts?hours=1", "country"), ("/countries/FI/starts?hours=1&limit=1001", "limit"),
+     ("/countries/FI/starts?hours=1&cursor=forged", "cursor")],
+)
+def test_bad_country_parameters_are_400_naming_the_parameter(served_api, path, parameter):
+    with served_api.client() as client:
+        response = client.get(path)
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["parameter"] == parameter
+
+
+def test_a_cursor_for_another_country_is_refused(served_api):
+    with served_api.client() as client:
+        batch = [{"event": "start", "player_id": new_player(), "session_id": str(uuid.uuid4()), "country": "zy",
+                  "ts": iso(datetime.now(UTC) - timedelta(minutes=m))} for m in (1, 2)]
+        client.post("/events", json=batch)
+        cursor = client.get("/countries/zy/starts?hours=1&limit=1").json()["next_cursor"]
+        response = client.get(f"/countries/FI/starts?hours=1&cursor={cursor}")
+    assert response.status_code == 400
+    assert "another query" in response.json()["message"]

@@ -105,16 +105,21 @@ class RollupReader:
 
     def counts(self, buckets: Iterable[Bucket]) -> dict[Bucket, Counter[str]]:
         """Each bucket's starts per country, from valid rollups or freshly built ones."""
-        wanted = list(buckets)
         by_partition: dict[tuple[Level, datetime], list[Bucket]] = {}
-        for bucket in wanted:
+        for bucket in buckets:
             by_partition.setdefault((bucket.level, bucket.period), []).append(bucket)
         found: dict[Bucket, Counter[str]] = {}
         for partition, members in by_partition.items():
             rollups, revisions = self._partition(*partition)
+            stale = []
             for bucket in members:
                 valid = _valid_counts(rollups.get(bucket.start), revisions.get(bucket.start))
-                found[bucket] = valid if valid is not None else self._build(bucket)
+                if valid is None:
+                    stale.append(bucket)
+                else:
+                    found[bucket] = valid
+            if stale:
+                found.update(self._build(stale, revisions))
         return found
 
     def _partition(self, level: Level, period: datetime) -> tuple[dict, dict]:
@@ -123,21 +128,27 @@ class RollupReader:
             self._partitions[(level, period)] = (self._store.rollups(level, period), self._store.revisions(level, period))
         return self._partitions[(level, period)]
 
-    def _build(self, bucket: Bucket) -> Counter[str]:
-        # The revision is read before counting: a late start written meanwhile changes it again, so the
-        # rollup stored below is only ever used if nothing changed while it was being counted.
-        revision = self._store.revision(bucket)
-        if bucket.level is Level.HOUR:
-            counts = Counter(row.country for row in self._store.hour_starts(bucket.start))
+    def _build(self, stale: list[Bucket], revisions: dict[datetime, object]) -> dict[Bucket, Counter[str]]:
+        """Counts stale buckets from the level below and stores them under the revisions read *before*
+        counting: a late start written meanwhile changes the revision again, so what is stored here is only
+        ever used if nothing changed while it was being counted."""
+        built: dict[Bucket, Counter[str]] = {}
+        if stale[0].level is Level.HOUR:
+            rows = self._store.hour_starts([bucket.start for bucket in stale])
+            for bucket in stale:
+                built[bucket] = Counter(row.country for row in rows[bucket.start])
         else:
-            counts = Counter()
-            for child_counts in self.counts(children(bucket)).values():
-                counts.update(child_counts)
-        ttl = ttl_seconds(bucket_end(bucket), self._now, self._retention)
-        if ttl > 0:
-            self._store.write_rollup(bucket, dict(counts), revision, ttl)
-        self.built.append(bucket)
-        return counts
+            child_counts = self.counts(child for bucket in stale for child in children(bucket))
+            for bucket in stale:
+                built[bucket] = sum((child_counts[child] for child in children(bucket)), Counter())
+        rollups = [
+            (bucket, dict(counts), revisions.get(bucket.start), ttl)
+            for bucket, counts in built.items()
+            if (ttl := ttl_seconds(bucket_end(bucket), self._now, self._retention)) > 0
+        ]
+        self._store.write_rollups(rollups)
+        self.built += list(built)
+        return built
 
 
 def _valid_counts(rows: dict[str, RollupRow] | None, revision) -> Counter[str] | None:
@@ -160,6 +171,6 @@ def count_starts_by_country(window: Window, store: StartsStore, now: datetime, r
         for bucket_counts in RollupReader(store, now, retention).counts(plan.buckets).values():
             settled.update(bucket_counts)
     total = Counter(settled)
-    for hour in plan.row_hours:
-        total.update(row.country for row in store.hour_starts(hour) if window.start <= row.ts <= window.end)
+    for rows in store.hour_starts(plan.row_hours).values():
+        total.update(row.country for row in rows if window.start <= row.ts <= window.end)
     return total, settled

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -23,7 +23,6 @@ READ_COUNTRY_HOUR_STARTS = (
 )
 READ_ROLLUPS = "SELECT bucket, country, starts, revision FROM start_rollups WHERE level = ? AND period = ?"
 READ_REVISIONS = "SELECT bucket, revision FROM rollup_revisions WHERE level = ? AND period = ?"
-READ_REVISION = "SELECT revision FROM rollup_revisions WHERE level = ? AND period = ? AND bucket = ?"
 WRITE_ROLLUP = (
     "INSERT INTO start_rollups (level, period, bucket, country, starts, revision) "
     "VALUES (?, ?, ?, ?, ?, ?) USING TTL ?"
@@ -49,6 +48,8 @@ class CassandraStartsStore:
         return statement
 
     def _concurrently(self, cql: str, parameters: list[tuple[Any, ...]]) -> list[Any]:
+        if not parameters:
+            return []
         statement = self._statement(cql)
         results = execute_concurrent(
             self._connection.session(), [(statement, p) for p in parameters],
@@ -56,13 +57,13 @@ class CassandraStartsStore:
         )
         return [result for _, result in results]
 
-    def hour_starts(self, hour: datetime) -> list[StartRow]:
+    def hour_starts(self, hours: Sequence[datetime]) -> dict[datetime, list[StartRow]]:
+        keys = [(hour, shard) for hour in hours for shard in range(self._shards)]
+        found: dict[datetime, list[StartRow]] = {hour: [] for hour in hours}
         with unavailable_on_failure("read the starts of an hour"):
-            results = self._concurrently(READ_HOUR_STARTS, [(hour, shard) for shard in range(self._shards)])
-            return [
-                StartRow(_utc(row.ts), row.session_id, row.player_id, row.country)
-                for result in results for row in result
-            ]
+            for (hour, _), result in zip(keys, self._concurrently(READ_HOUR_STARTS, keys)):
+                found[hour].extend(StartRow(_utc(row.ts), row.session_id, row.player_id, row.country) for row in result)
+        return found
 
     def country_hour_starts(self, hour: datetime, country: str, not_after: datetime,
                             not_before: datetime) -> Iterator[StartRow]:
@@ -90,22 +91,16 @@ class CassandraStartsStore:
             rows = self._connection.session().execute(self._statement(READ_REVISIONS), (level.value, period))
             return {_utc(row.bucket): row.revision for row in rows}
 
-    def revision(self, bucket: Bucket) -> UUID | None:
-        with unavailable_on_failure("read a rollup revision"):
-            row = self._connection.session().execute(
-                self._statement(READ_REVISION), (bucket.level.value, bucket.period, bucket.start)
-            ).one()
-            return row.revision if row is not None else None
-
-    def write_rollup(self, bucket: Bucket, counts: dict[str, int], revision: UUID | None, ttl_seconds: int) -> None:
-        key = (bucket.level.value, bucket.period, bucket.start)
-        with unavailable_on_failure("write a rollup"):
-            self._concurrently(
-                WRITE_ROLLUP,
-                [(*key, country, starts, revision, ttl_seconds) for country, starts in counts.items()],
-            )
-            # The total row last: a reader that finds it knows every country row of this build was written.
-            self._concurrently(WRITE_ROLLUP, [(*key, TOTAL, sum(counts.values()), revision, ttl_seconds)])
+    def write_rollups(self, rollups: Sequence[tuple[Bucket, dict[str, int], UUID | None, int]]) -> None:
+        country_rows, total_rows = [], []
+        for bucket, counts, revision, ttl in rollups:
+            key = (bucket.level.value, bucket.period, bucket.start)
+            country_rows += [(*key, country, starts, revision, ttl) for country, starts in counts.items()]
+            total_rows.append((*key, TOTAL, sum(counts.values()), revision, ttl))
+        with unavailable_on_failure("write rollups"):
+            self._concurrently(WRITE_ROLLUP, country_rows)
+            # Total rows last: a reader that finds one knows every country row of that build was written.
+            self._concurrently(WRITE_ROLLUP, total_rows)
 
 
 def _start_rows(result: Any, country: str) -> Iterator[StartRow]:

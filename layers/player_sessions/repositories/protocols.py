@@ -34,8 +34,8 @@ class SessionStore(Protocol):
 class StartsStore(Protocol):
     """Session starts by hour, and the rollups of their counts."""
 
-    def hour_starts(self, hour: datetime) -> list[StartRow]:
-        """Every start stored in the hour, all shards, in no particular order."""
+    def hour_starts(self, hours: Sequence[datetime]) -> dict[datetime, list[StartRow]]:
+        """Every start stored in each hour, all shards, in no particular order (hours read concurrently)."""
 
     def country_hour_starts(self, hour: datetime, country: str, not_after: datetime,
                             not_before: datetime) -> Iterator[StartRow]:
@@ -48,8 +48,5 @@ class StartsStore(Protocol):
     def revisions(self, level: Level, period: datetime) -> dict[datetime, UUID]:
         """The current revision of each bucket of the partition that has one."""
 
-    def revision(self, bucket: Bucket) -> UUID | None:
-        """The bucket's current revision (None when no late start ever touched it)."""
-
-    def write_rollup(self, bucket: Bucket, counts: dict[str, int], revision: UUID | None, ttl_seconds: int) -> None:
-        """Stores the bucket's counts under ``revision``, the ``*`` total row last."""
+    def write_rollups(self, rollups: Sequence[tuple[Bucket, dict[str, int], UUID | None, int]]) -> None:
+        """Stores each bucket's counts under its revision with its TTL; every ``*`` total row last."""
