@@ -63,8 +63,19 @@ def get_services() -> Services:
     if _services is None:
         with _lock:
             if _services is None:
-                _services = build_services(get_settings())
+                _services = build_services(with_deployed_secrets(get_settings()))
     return _services
+
+
+def with_deployed_secrets(settings: Settings) -> Settings:
+    """Settings with the secrets that are stored in Secrets Manager when deployed (read once, cached)."""
+    if settings.cursor_secret_arn is None:
+        return settings
+    from aws_lambda_powertools.utilities import parameters
+    from pydantic import SecretStr
+
+    key = parameters.get_secret(settings.cursor_secret_arn, max_age=3600)
+    return settings.model_copy(update={"cursor_signing_key": SecretStr(str(key))})
 
 
 @contextmanager

@@ -50,7 +50,9 @@ class Settings(BaseSettings):
     """How many partitions share one hour of session starts (each Keyspaces partition takes 1,000 writes/s)."""
 
     cursor_signing_key: SecretStr = SecretStr("local-development-cursor-key")
-    """HMAC key of the country listing's page cursors; deployed, it comes from Secrets Manager."""
+    """HMAC key of the country listing's page cursors (local default); deployed, see cursor_secret_arn."""
+    cursor_secret_arn: str | None = None
+    """Secrets Manager secret holding the cursor key; read once per environment when set."""
 
     api_key: str | None = None
     """When set, the local gateway requires it in ``x-api-key`` (API Gateway does this when deployed)."""

@@ -1,0 +1,27 @@
+"""Deployed, the cursor signing key comes from Secrets Manager (moto stands in for it)."""
+
+from __future__ import annotations
+
+import boto3
+from moto import mock_aws
+
+from player_sessions.services import with_deployed_secrets
+from player_sessions.settings import Settings
+
+
+def test_cursor_key_is_read_from_secrets_manager_when_an_arn_is_set(monkeypatch):
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    with mock_aws():
+        # Given a secret in Secrets Manager
+        arn = boto3.client("secretsmanager").create_secret(Name="cursor-key", SecretString="s3cr3t-key")["ARN"]
+        # When settings name it
+        settings = with_deployed_secrets(Settings(cursor_secret_arn=arn))
+    # Then the cursor key is the secret's value
+    assert settings.cursor_signing_key.get_secret_value() == "s3cr3t-key"
+
+
+def test_local_settings_keep_their_key_and_call_nothing():
+    settings = Settings()
+    assert with_deployed_secrets(settings) is settings
