@@ -25,9 +25,8 @@ class InMemorySessionStore:
         for write in writes:
             event = write.event
             row = self.sessions.setdefault(event.session_id, {})
-            row["player_id"] = event.player_id
             if event.event is EventType.START:
-                row.update(country=event.country, start_ts=event.ts)
+                row.update(player_id=event.player_id, country=event.country, start_ts=event.ts)
                 self.starts.add((write.hour, write.shard, event.country, event.ts, event.session_id, event.player_id))
             else:
                 row["end_ts"] = event.ts

@@ -79,7 +79,11 @@ def ingest_batch(items: Sequence[Any], store: SessionStore, clock: Clock, settin
 
     if writes:
         store.write_events(writes)
-        sessions = store.read_sessions(list(dict.fromkeys(write.event.session_id for write in writes)))
+        sessions = halves_in_batch(writes)
+        unknown = [session_id for session_id in dict.fromkeys(w.event.session_id for w in writes)
+                   if session_id not in sessions]
+        # A session whose start and end are both in this batch needs no read: its halves were just written.
+        sessions.update(store.read_sessions(unknown) if unknown else {})
         completed = [
             (session, ttl_seconds(session.start_ts, now, settings.retention))
             for halves in sessions.values()
@@ -102,6 +106,17 @@ def changed_cache_scopes(writes: Sequence[EventWrite], late: Sequence[tuple[Buck
         scopes.append("late")
     scopes += sorted({f"player:{session.player_id}" for session in completed})
     return scopes
+
+
+def halves_in_batch(writes: Sequence[EventWrite]) -> dict:
+    """Sessions whose start and end are both in the batch, as the batch's own events describe them."""
+    starts = {w.event.session_id: w.event for w in writes if w.event.event is EventType.START}
+    ends = {w.event.session_id: w.event for w in writes if w.event.event is EventType.END}
+    return {
+        session_id: SessionHalves(session_id, start.player_id, start.country, start.ts, ends[session_id].ts)
+        for session_id, start in starts.items()
+        if session_id in ends
+    }
 
 
 def ttl_seconds(ts: datetime, now: datetime, retention: timedelta) -> int:

@@ -29,7 +29,8 @@ from player_sessions.time_buckets import Bucket
 WRITE_START_HALF = (
     "UPDATE sessions USING TTL ? SET player_id = ?, country = ?, start_ts = ? WHERE session_id = ?"
 )
-WRITE_END_HALF = "UPDATE sessions USING TTL ? SET player_id = ?, end_ts = ? WHERE session_id = ?"
+# The end half leaves player_id alone: a session belongs to the player who started it.
+WRITE_END_HALF = "UPDATE sessions USING TTL ? SET end_ts = ? WHERE session_id = ?"
 WRITE_START_ROW = (
     "INSERT INTO session_starts (hour, shard, country, ts, session_id, player_id) "
     "VALUES (?, ?, ?, ?, ?, ?) USING TTL ?"
@@ -140,7 +141,7 @@ def _event_statements(writes: Sequence[EventWrite]) -> Iterable[tuple[str, tuple
                 write.hour, write.shard, event.country, event.ts, event.session_id, event.player_id, write.ttl_seconds
             )
         else:
-            yield WRITE_END_HALF, (write.ttl_seconds, event.player_id, event.ts, event.session_id)
+            yield WRITE_END_HALF, (write.ttl_seconds, event.ts, event.session_id)
 
 
 def _utc(moment: datetime | None) -> datetime | None:

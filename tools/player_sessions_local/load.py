@@ -1,0 +1,257 @@
+"""Loads session events from the assignment's format (JSON lines, plain, .gz or .bz2) through the same domain
+path as POST /events, concurrently, with a progress bar.
+
+    python -m player_sessions_local.load events.jsonl.bz2 [--rebase-to-now] [--rejects rejects.jsonl]
+
+- ``--rebase-to-now`` shifts every timestamp by one offset so that the newest event is now (the sample data
+  is from 2016 and would otherwise be discarded as older than the retention); it reads the file twice.
+- Every line that is not stored (not JSON, rejected, or discarded) goes to the rejects file with its line
+  number and the reason.
+- Re-running it is safe: every write is idempotent, so a line stored twice is stored once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import bz2
+import gzip
+import io
+import json
+import multiprocessing
+import queue
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from tqdm import tqdm
+
+from player_sessions.clock import SystemClock
+from player_sessions.domain.ingest import ingest_batch
+from player_sessions.models import to_utc_millis
+from player_sessions.services import Services, build_services
+from player_sessions.settings import get_settings
+
+CHUNK_EVENTS = 100
+"""Events per ingest call: big enough to keep many writes in flight, small enough to retry cheaply."""
+REORDER_WINDOW = 5000
+"""Lines regrouped at a time: a session's start and end side by side, sessions in time order. Writes commute,
+so the order changes nothing stored; it lets a chunk complete its sessions without reading them back and
+touch few hours (few rollup revisions to change)."""
+WORKERS = 6
+
+
+def open_for_reading(path: Path) -> io.TextIOBase:
+    if path.suffix == ".gz":
+        return gzip.open(path, "rt", encoding="utf-8")
+    if path.suffix == ".bz2":
+        return bz2.open(path, "rt", encoding="utf-8")
+    return path.open("r", encoding="utf-8")
+
+
+@dataclass
+class LoadReport:
+    lines: int = 0
+    stored: int = 0
+    discarded: int = 0
+    rejected: int = 0
+    seconds: float = 0.0
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def events_per_second(self) -> float:
+        return self.lines / self.seconds if self.seconds else 0.0
+
+
+def newest_timestamp(path: Path) -> datetime | None:
+    """The newest parseable ``ts`` in the file (the first pass of --rebase-to-now)."""
+    newest: datetime | None = None
+    with open_for_reading(path) as lines:
+        for line in lines:
+            try:
+                ts = to_utc_millis(datetime.fromisoformat(json.loads(line)["ts"]))
+            except (ValueError, KeyError, TypeError):
+                continue
+            newest = ts if newest is None or ts > newest else newest
+    return newest
+
+
+def numbered_events(path: Path, shift: timedelta | None, rejects: queue.Queue) -> Iterator[tuple[int, object]]:
+    with open_for_reading(path) as lines:
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                event = json.loads(line)
+            except ValueError as error:
+                rejects.put({"line": number, "status": "rejected", "reason": f"not JSON: {error}", "raw": line.strip()})
+                continue
+            if shift is not None and isinstance(event, dict) and isinstance(event.get("ts"), str):
+                try:
+                    event["ts"] = (to_utc_millis(datetime.fromisoformat(event["ts"])) + shift).isoformat()
+                except ValueError:
+                    pass  # left as it is: the domain rejects it with the precise reason
+            yield number, event
+
+
+def regrouped(items: Iterator[tuple[int, object]], window: int = REORDER_WINDOW) -> Iterator[tuple[int, object]]:
+    """The same items, each window of them regrouped by session and ordered by time."""
+    buffer: list[tuple[int, object]] = []
+    for item in items:
+        buffer.append(item)
+        if len(buffer) == window:
+            yield from _by_session_in_time_order(buffer)
+            buffer = []
+    yield from _by_session_in_time_order(buffer)
+
+
+def _by_session_in_time_order(items: list[tuple[int, object]]) -> list[tuple[int, object]]:
+    sessions: dict[object, list[tuple[int, object]]] = {}
+    for number, event in items:
+        key = event.get("session_id") if isinstance(event, dict) else None
+        sessions.setdefault(key if isinstance(key, str) else number, []).append((number, event))
+    return [item for group in sorted(sessions.values(), key=_earliest_ts) for item in group]
+
+
+def _earliest_ts(group: list[tuple[int, object]]) -> str:
+    stamps = [event["ts"] for _, event in group if isinstance(event, dict) and isinstance(event.get("ts"), str)]
+    return min(stamps, default="")
+
+
+_process_services: Services | None = None
+
+
+def _start_worker_process() -> None:
+    global _process_services
+    _process_services = build_services(get_settings(), SystemClock())
+
+
+def _ingest_in_worker_process(chunk: list[tuple[int, object]]) -> tuple[list[tuple[int, object]], int, int, int, list]:
+    assert _process_services is not None
+    return _ingest_chunk(chunk, _process_services)
+
+
+def _ingest_chunk(chunk: list[tuple[int, object]], services: Services):
+    numbers, events = zip(*chunk)
+    outcome = ingest_batch(list(events), services.store, services.clock, services.settings, services.cache)
+    problems = [{"line": numbers[p.index], "status": p.status, "reason": p.reason, "raw": json.dumps(events[p.index])}
+                for p in outcome.problems]
+    return chunk, outcome.stored, outcome.discarded, outcome.rejected, problems
+
+
+def load_file(path: Path, services: Services, rebase_to_now: bool, rejects_path: Path | None,
+              workers: int = WORKERS, progress: bool = True, processes: int = 1) -> LoadReport:
+    shift = None
+    if rebase_to_now:
+        newest = newest_timestamp(path)
+        if newest is not None:
+            shift = services.clock.now() - newest
+    report = LoadReport()
+    rejects: queue.Queue = queue.Queue()
+    chunks: queue.Queue = queue.Queue(maxsize=workers * 4)
+    bar = tqdm(unit="ev", unit_scale=True, disable=not progress, smoothing=0.1, mininterval=0.5)
+    failures: list[BaseException] = []
+
+    def record(result) -> None:
+        chunk, stored, discarded, rejected, problems = result
+        for problem in problems:
+            rejects.put(problem)
+        with report.lock:
+            report.lines += len(chunk)
+            report.stored += stored
+            report.discarded += discarded
+            report.rejected += rejected
+            bar.update(len(chunk))
+            bar.set_postfix(stored=report.stored, discarded=report.discarded, rejected=report.rejected,
+                            refresh=False)
+
+    def work() -> None:
+        while (chunk := chunks.get()) is not None:
+            try:
+                record(_ingest_chunk(chunk, services))
+            except BaseException as error:
+                failures.append(error)
+                return
+
+    started = time.perf_counter()
+    if processes > 1:
+        # Several processes, each with its own driver session: the driver's Python work is what limits one process.
+        context = multiprocessing.get_context("fork")
+        with context.Pool(processes, initializer=_start_worker_process) as pool:
+            for result in pool.imap_unordered(_ingest_in_worker_process,
+                                              _chunked(regrouped(numbered_events(path, shift, rejects))),
+                                              chunksize=1):
+                record(result)
+        return _finish(report, bar, started, rejects, rejects_path, failures)
+    threads = [threading.Thread(target=work, daemon=True) for _ in range(workers)]
+    for thread in threads:
+        thread.start()
+    for chunk in _chunked(regrouped(numbered_events(path, shift, rejects))):
+        chunks.put(chunk)
+        if failures:
+            break
+    for _ in threads:
+        chunks.put(None)
+    for thread in threads:
+        thread.join()
+    return _finish(report, bar, started, rejects, rejects_path, failures)
+
+
+def _chunked(items: Iterator[tuple[int, object]]) -> Iterator[list[tuple[int, object]]]:
+    chunk: list[tuple[int, object]] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == CHUNK_EVENTS:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _finish(report: LoadReport, bar: tqdm, started: float, rejects: queue.Queue, rejects_path: Path | None,
+            failures: list[BaseException]) -> LoadReport:
+    bar.close()
+    report.seconds = time.perf_counter() - started
+    unparsed = _write_rejects(rejects, rejects_path)
+    report.lines += unparsed
+    report.rejected += unparsed
+    if failures:
+        raise failures[0]
+    return report
+
+
+def _write_rejects(rejects: queue.Queue, path: Path | None) -> int:
+    """Writes every reject (sorted by line) and returns how many lines were not JSON at all."""
+    items = []
+    while not rejects.empty():
+        items.append(rejects.get())
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("w", encoding="utf-8") as out:
+            for item in sorted(items, key=lambda item: item["line"]):
+                out.write(json.dumps(item) + "\n")
+    return sum(1 for item in items if item["reason"].startswith("not JSON"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("path", type=Path)
+    parser.add_argument("--rebase-to-now", action="store_true")
+    parser.add_argument("--rejects", type=Path, default=Path(".local/load-rejects.jsonl"))
+    parser.add_argument("--workers", type=int, default=WORKERS, help="threads, in a single process")
+    parser.add_argument("--processes", type=int, default=1, help="worker processes (each with its own driver)")
+    args = parser.parse_args(argv)
+    services = build_services(get_settings(), SystemClock())
+    report = load_file(args.path, services, args.rebase_to_now, args.rejects, args.workers,
+                       processes=args.processes)
+    print(f"{report.lines} lines in {report.seconds:.1f} s ({report.events_per_second:,.0f} events/s): "
+          f"{report.stored} stored, {report.discarded} discarded, {report.rejected} rejected; "
+          f"rejects in {args.rejects}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
