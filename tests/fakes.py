@@ -3,12 +3,21 @@ tests run the same behaviours against the real Cassandra."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
 import uuid
 from uuid import UUID
 
-from player_sessions.models import CompletedSession, EventType, EventWrite, RollupRow, SessionHalves, StartRow
+from player_sessions.models import (
+    CompletedSession,
+    EventType,
+    EventWrite,
+    HourStart,
+    RollupRow,
+    SessionHalves,
+    StartRow,
+)
 from player_sessions.time_buckets import Bucket, Level
 
 
@@ -74,26 +83,32 @@ class InMemoryStartsStore:
     def _revisions(self) -> dict[Bucket, UUID]:
         return self._sessions.revision_ids
 
-    def hour_starts(self, hours: Sequence[datetime]) -> dict[datetime, list[StartRow]]:
+    def hour_starts(self, hours: Sequence[datetime]) -> dict[datetime, list[HourStart]]:
         self.partition_reads += len(hours)
-        return {hour: [StartRow(ts, sid, player, country)
-                       for (h, _shard, country, ts, sid, player) in self._sessions.starts if h == hour]
+        return {hour: [HourStart(country, ts) for (h, _shard, country, ts, _sid, _player) in self._sessions.starts
+                       if h == hour]
                 for hour in hours}
 
-    def country_hour_starts(self, hour, country, not_after, not_before):
+    def hour_country_counts(self, hours: Sequence[datetime]) -> dict[datetime, Counter]:
+        return {hour: Counter(row.country for row in rows) for hour, rows in self.hour_starts(hours).items()}
+
+    def country_hour_starts(self, hour, country, not_after, not_before, page_size):
         self.partition_reads += 1
         rows = [StartRow(ts, sid, player, c) for (h, _s, c, ts, sid, player) in self._sessions.starts
                 if h == hour and c == country and not_before <= ts <= not_after]
         return iter(sorted(rows, key=lambda r: (-r.ts.timestamp(), r.session_id)))
 
-    def rollups(self, level: Level, period: datetime) -> dict[datetime, dict[str, RollupRow]]:
-        self.partition_reads += 1
-        return {bucket: dict(rows) for (lvl, per, bucket), rows in self.rollup_rows.items()
-                if lvl is level and per == period}
+    def rollups(self, ranges):
+        self.partition_reads += len(ranges)
+        return {(level, period): {bucket: dict(rows) for (lvl, per, bucket), rows in self.rollup_rows.items()
+                                  if lvl is level and per == period and first <= bucket <= last}
+                for level, period, first, last in ranges}
 
-    def revisions(self, level: Level, period: datetime) -> dict[datetime, UUID]:
-        self.partition_reads += 1
-        return {b.start: rev for b, rev in self._revisions.items() if b.level is level and b.period == period}
+    def revisions(self, ranges):
+        self.partition_reads += len(ranges)
+        return {(level, period): {b.start: rev for b, rev in self._revisions.items()
+                                  if b.level is level and b.period == period and first <= b.start <= last}
+                for level, period, first, last in ranges}
 
     def write_rollups(self, rollups) -> None:
         for bucket, counts, revision, _ttl in rollups:

@@ -30,6 +30,9 @@ if TYPE_CHECKING:
 
 KEYSPACES_PORT = 9142
 LOCAL_DATACENTER = "datacenter1"
+BULK_PROFILE = "bulk"
+"""Execution profile for rollup builds: many statements queued at once, so each may wait its turn longer."""
+BULK_TIMEOUT_SECONDS = 20.0
 # Keyspaces speaks native protocol v4; the local node is held to the same so behaviour cannot drift.
 PROTOCOL_VERSION = ProtocolVersion.V4
 
@@ -64,9 +67,14 @@ def build_cluster(settings: Settings, boto_session: boto3.Session | None = None)
         consistency_level=ConsistencyLevel.LOCAL_QUORUM,
         request_timeout=settings.cassandra_request_timeout_seconds,
     )
+    bulk = ExecutionProfile(
+        load_balancing_policy=profile.load_balancing_policy,
+        consistency_level=ConsistencyLevel.LOCAL_QUORUM,
+        request_timeout=max(BULK_TIMEOUT_SECONDS, settings.cassandra_request_timeout_seconds),
+    )
     common = {
         "protocol_version": PROTOCOL_VERSION,
-        "execution_profiles": {EXEC_PROFILE_DEFAULT: profile},
+        "execution_profiles": {EXEC_PROFILE_DEFAULT: profile, BULK_PROFILE: bulk},
         "connect_timeout": settings.cassandra_connect_timeout_seconds,
         "control_connection_timeout": settings.cassandra_connect_timeout_seconds,
         "reconnection_policy": ConstantReconnectionPolicy(delay=1.0, max_attempts=None),

@@ -32,6 +32,7 @@ from tqdm import tqdm
 from player_sessions.clock import SystemClock
 from player_sessions.domain.ingest import ingest_batch
 from player_sessions.models import to_utc_millis
+from player_sessions.observability import metrics
 from player_sessions.services import Services, build_services
 from player_sessions.settings import get_settings
 
@@ -137,6 +138,8 @@ def _ingest_in_worker_process(chunk: list[tuple[int, object]]) -> tuple[list[tup
 def _ingest_chunk(chunk: list[tuple[int, object]], services: Services):
     numbers, events = zip(*chunk)
     outcome = ingest_batch(list(events), services.store, services.clock, services.settings, services.cache)
+    # The store records Lambda metrics (EMF on stdout); a loader is no Lambda invocation, so drop them.
+    metrics.clear_metrics()
     problems = [{"line": numbers[p.index], "status": p.status, "reason": p.reason, "raw": json.dumps(events[p.index])}
                 for p in outcome.problems]
     return chunk, outcome.stored, outcome.discarded, outcome.rejected, problems

@@ -81,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--api-key", default=os.environ.get("PLAYER_SESSIONS_API_KEY"))
+    parser.add_argument("--only", nargs="*", help="measure only the routes whose name contains one of these")
     args = parser.parse_args(argv)
     headers = {"x-api-key": args.api_key} if args.api_key else {}
     players = [uuid.uuid4().hex for _ in range(200)]
@@ -88,12 +89,20 @@ def main(argv: list[str] | None = None) -> int:
         ("POST /events (10 events)", lambda c: c.post("/events", json=ten_event_batch(players))),
         ("GET /players/{id}/sessions", lambda c: c.get(f"/players/{random.choice(players)}/sessions")),
         ("GET /health", lambda c: c.get("/health")),
+    ] + [
+        (f"GET /countries/starts?hours={hours}", lambda c, hours=hours: c.get(f"/countries/starts?hours={hours}"))
+        for hours in (1, 24, 168, 8760)
+    ] + [
+        ("GET /countries/{c}/starts (100)",
+         lambda c: c.get(f"/countries/{random.choice(COUNTRIES)}/starts?hours={random.choice((1, 24, 168, 8760))}")),
     ]
+    if args.only:
+        routes = [(name, send) for name, send in routes if any(word in name for word in args.only)]
     print(f"{args.clients} clients, {args.seconds:g} s per route, against {args.base_url}")
-    print(f"{'route':32} {'requests':>9} {'errors':>7} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'mean':>7}")
+    print(f"{'route':36} {'requests':>9} {'errors':>7} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'mean':>7}")
     for name, send in routes:
         result = run_route(name, send, args.base_url, headers, args.clients, args.seconds)
-        print(f"{name:32} {len(result.latencies_ms):>9} {result.errors:>7} {result.percentile(0.5):>8.1f} "
+        print(f"{name:36} {len(result.latencies_ms):>9} {result.errors:>7} {result.percentile(0.5):>8.1f} "
               f"{result.percentile(0.9):>8.1f} {result.percentile(0.99):>8.1f} "
               f"{statistics.fmean(result.latencies_ms):>7.1f}")
     return 0

@@ -35,7 +35,7 @@ class Page:
 def list_country_starts(country: str, window: Window, limit: int, after: Position | None, store: StartsStore,
                         now: datetime, retention: timedelta) -> Page:
     rows: list[StartRow] = []
-    for row in _starts_newest_first(country, window, after, store, now, retention):
+    for row in _starts_newest_first(country, window, after, store, now, retention, limit + 1):
         if len(rows) == limit:
             last = rows[-1]
             return Page(rows, Position(last.ts, last.session_id))
@@ -44,10 +44,10 @@ def list_country_starts(country: str, window: Window, limit: int, after: Positio
 
 
 def _starts_newest_first(country: str, window: Window, after: Position | None, store: StartsStore,
-                         now: datetime, retention: timedelta) -> Iterator[StartRow]:
+                         now: datetime, retention: timedelta, page_size: int) -> Iterator[StartRow]:
     newest = min(window.end, after.ts) if after else window.end
     for hour in _hours_with_starts(country, window, hour_of(newest), store, now, retention):
-        stream = store.country_hour_starts(hour, country, newest, window.start)
+        stream = store.country_hour_starts(hour, country, newest, window.start, page_size)
         for row in _ties_by_session_id(stream):
             if after is None or row.ts < after.ts or (row.ts == after.ts and row.session_id > after.session_id):
                 yield row

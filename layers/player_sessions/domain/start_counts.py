@@ -101,51 +101,67 @@ class RollupReader:
         self._now = now
         self._retention = retention
         self._partitions: dict[tuple[Level, datetime], tuple[dict, dict]] = {}
+        self._covered: dict[tuple[Level, datetime], tuple[datetime, datetime]] = {}
         self.built: list[Bucket] = []
 
     def counts(self, buckets: Iterable[Bucket]) -> dict[Bucket, Counter[str]]:
         """Each bucket's starts per country, from valid rollups or freshly built ones."""
-        by_partition: dict[tuple[Level, datetime], list[Bucket]] = {}
-        for bucket in buckets:
-            by_partition.setdefault((bucket.level, bucket.period), []).append(bucket)
+        wanted = list(buckets)
+        self._read_partitions(wanted)
         found: dict[Bucket, Counter[str]] = {}
-        for partition, members in by_partition.items():
-            rollups, revisions = self._partition(*partition)
-            stale = []
-            for bucket in members:
-                valid = _valid_counts(rollups.get(bucket.start), revisions.get(bucket.start))
-                if valid is None:
-                    stale.append(bucket)
-                else:
-                    found[bucket] = valid
-            if stale:
-                found.update(self._build(stale, revisions))
+        stale: list[Bucket] = []
+        for bucket in wanted:
+            rollups, revisions = self._partitions[(bucket.level, bucket.period)]
+            valid = _valid_counts(rollups.get(bucket.start), revisions.get(bucket.start))
+            if valid is None:
+                stale.append(bucket)
+            else:
+                found[bucket] = valid
+        if stale:
+            found.update(self._build(stale))
         return found
 
-    def _partition(self, level: Level, period: datetime) -> tuple[dict, dict]:
-        """One rollup partition and its revisions, read once per request."""
-        if (level, period) not in self._partitions:
-            self._partitions[(level, period)] = (self._store.rollups(level, period), self._store.revisions(level, period))
-        return self._partitions[(level, period)]
+    def _read_partitions(self, buckets: list[Bucket]) -> None:
+        """Reads, all at once, the bucket ranges of rollup partitions not read yet in this request."""
+        ranges: dict[tuple[Level, datetime], tuple[datetime, datetime]] = {}
+        for bucket in buckets:
+            first, last = ranges.get((bucket.level, bucket.period), (bucket.start, bucket.start))
+            ranges[(bucket.level, bucket.period)] = (min(first, bucket.start), max(last, bucket.start))
+        missing = []
+        for (level, period), (first, last) in ranges.items():
+            covered = self._covered.get((level, period))
+            if covered is None or first < covered[0] or last > covered[1]:
+                if covered is not None:
+                    first, last = min(first, covered[0]), max(last, covered[1])
+                missing.append((level, period, first, last))
+        if missing:
+            rollups, revisions = self._store.rollups(missing), self._store.revisions(missing)
+            for level, period, first, last in missing:
+                self._partitions[(level, period)] = (rollups.get((level, period), {}),
+                                                     revisions.get((level, period), {}))
+                self._covered[(level, period)] = (first, last)
 
-    def _build(self, stale: list[Bucket], revisions: dict[datetime, object]) -> dict[Bucket, Counter[str]]:
+    def _build(self, stale: list[Bucket]) -> dict[Bucket, Counter[str]]:
         """Counts stale buckets from the level below and stores them under the revisions read *before*
         counting: a late start written meanwhile changes the revision again, so what is stored here is only
-        ever used if nothing changed while it was being counted."""
+        ever used if nothing changed while it was being counted. All stale buckets, whatever their partition,
+        are counted together, so a cold year costs a few rounds of concurrent reads, not one per day."""
         built: dict[Bucket, Counter[str]] = {}
-        if stale[0].level is Level.HOUR:
-            rows = self._store.hour_starts([bucket.start for bucket in stale])
-            for bucket in stale:
-                built[bucket] = Counter(row.country for row in rows[bucket.start])
-        else:
-            child_counts = self.counts(child for bucket in stale for child in children(bucket))
-            for bucket in stale:
+        hours = [bucket for bucket in stale if bucket.level is Level.HOUR]
+        if hours:
+            counts = self._store.hour_country_counts([bucket.start for bucket in hours])
+            built.update({bucket: counts[bucket.start] for bucket in hours})
+        coarse = [bucket for bucket in stale if bucket.level is not Level.HOUR]
+        if coarse:
+            child_counts = self.counts(child for bucket in coarse for child in children(bucket))
+            for bucket in coarse:
                 built[bucket] = sum((child_counts[child] for child in children(bucket)), Counter())
-        rollups = [
-            (bucket, dict(counts), revisions.get(bucket.start), ttl)
-            for bucket, counts in built.items()
-            if (ttl := ttl_seconds(bucket_end(bucket), self._now, self._retention)) > 0
-        ]
+        rollups = []
+        for bucket, counts in built.items():
+            ttl = ttl_seconds(bucket_end(bucket), self._now, self._retention)
+            if ttl > 0:
+                revision = self._partitions[(bucket.level, bucket.period)][1].get(bucket.start)
+                rollups.append((bucket, dict(counts), revision, ttl))
         self._store.write_rollups(rollups)
         self.built += list(built)
         return built

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Protocol
 from uuid import UUID
 
-from player_sessions.models import CompletedSession, EventWrite, RollupRow, SessionHalves, StartRow
+from player_sessions.models import CompletedSession, EventWrite, HourStart, RollupRow, SessionHalves, StartRow
 from player_sessions.time_buckets import Bucket, Level
 
 
@@ -31,22 +32,29 @@ class SessionStore(Protocol):
         """Round-trip time of a trivial read, in milliseconds; raises DatabaseUnavailableError when down."""
 
 
+PartitionRange = tuple[Level, datetime, datetime, datetime]
+"""A rollup partition (level, period) and the first and last bucket wanted from it."""
+
+
 class StartsStore(Protocol):
     """Session starts by hour, and the rollups of their counts."""
 
-    def hour_starts(self, hours: Sequence[datetime]) -> dict[datetime, list[StartRow]]:
+    def hour_starts(self, hours: Sequence[datetime]) -> dict[datetime, list[HourStart]]:
         """Every start stored in each hour, all shards, in no particular order (hours read concurrently)."""
 
+    def hour_country_counts(self, hours: Sequence[datetime]) -> dict[datetime, Counter[str]]:
+        """Each whole hour's starts per country, all shards (hours read concurrently)."""
+
     def country_hour_starts(self, hour: datetime, country: str, not_after: datetime,
-                            not_before: datetime) -> Iterator[StartRow]:
-        """The country's starts of the hour with ``not_before <= ts <= not_after``, newest first
-        (ties by session id ascending), read lazily page by page."""
+                            not_before: datetime, page_size: int) -> Iterator[StartRow]:
+        """The country's starts of the hour with ``not_before <= ts <= not_after``, newest first, read lazily
+        ``page_size`` rows at a time per shard (ties at the same instant in no particular order)."""
 
-    def rollups(self, level: Level, period: datetime) -> dict[datetime, dict[str, RollupRow]]:
-        """The rollup rows of one partition: bucket start -> country (and ``*``) -> row."""
+    def rollups(self, ranges: Sequence[PartitionRange]) -> dict[tuple[Level, datetime], dict[datetime, dict[str, RollupRow]]]:
+        """The rollup rows of each partition's bucket range (read concurrently): bucket -> country (and ``*``) -> row."""
 
-    def revisions(self, level: Level, period: datetime) -> dict[datetime, UUID]:
-        """The current revision of each bucket of the partition that has one."""
+    def revisions(self, ranges: Sequence[PartitionRange]) -> dict[tuple[Level, datetime], dict[datetime, UUID]]:
+        """The current revision of each bucket in each range (read concurrently), for buckets that have one."""
 
     def write_rollups(self, rollups: Sequence[tuple[Bucket, dict[str, int], UUID | None, int]]) -> None:
         """Stores each bucket's counts under its revision with its TTL; every ``*`` total row last."""
