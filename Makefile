@@ -9,7 +9,7 @@ export PORT CASSANDRA_PORT REDIS_PORT
 export PLAYER_SESSIONS_CASSANDRA_PORT ?= $(CASSANDRA_PORT)
 export PLAYER_SESSIONS_REDIS_URL ?= redis://127.0.0.1:$(REDIS_PORT)/0
 
-.PHONY: help install up down status schema openapi test test-unit serve
+.PHONY: help install up down status schema openapi test test-unit serve synth
 
 help:
 	@echo "make serve      serve the API on http://127.0.0.1:$(PORT) (installs, starts Cassandra and Redis)"
@@ -44,3 +44,8 @@ test: up
 
 test-unit: install
 	$(UV) run pytest tests/unit
+
+# The CloudFormation template, offline (no AWS credentials, no Docker): builds the dependency layer into
+# .build/layer (aarch64 wheels, cached), then runs the CDK app, cdk-nag included, which writes cdk.out/.
+synth: install
+	$(UV) run python -m infra_cdk.app

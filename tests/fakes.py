@@ -92,20 +92,26 @@ class InMemoryStartsStore:
     def hour_country_counts(self, hours: Sequence[datetime]) -> dict[datetime, Counter]:
         return {hour: Counter(row.country for row in rows) for hour, rows in self.hour_starts(hours).items()}
 
-    def country_hour_starts(self, hour, country, not_after, not_before, page_size):
-        self.partition_reads += 1
-        rows = [StartRow(ts, sid, player, c) for (h, _s, c, ts, sid, player) in self._sessions.starts
-                if h == hour and c == country and not_before <= ts <= not_after]
-        return iter(sorted(rows, key=lambda r: (-r.ts.timestamp(), r.session_id)))
+    def country_hour_starts(self, hours, country, not_after, not_before, page_size):
+        self.partition_reads += len(hours)
+        streams = []
+        for hour in hours:
+            rows = [StartRow(ts, sid, player, c) for (h, _s, c, ts, sid, player) in self._sessions.starts
+                    if h == hour and c == country and not_before <= ts <= not_after]
+            # Reversed ids within an instant: the domain must order ties itself, as with Cassandra's UUID order.
+            streams.append(iter(sorted(rows, key=lambda r: (-r.ts.timestamp(), -r.session_id.int))))
+        return streams
 
-    def rollups(self, ranges):
-        self.partition_reads += len(ranges)
+    def rollups_and_revisions(self, ranges):
+        self.partition_reads += 2 * len(ranges)
+        return self._rollups(ranges), self._revisions_in(ranges)
+
+    def _rollups(self, ranges):
         return {(level, period): {bucket: dict(rows) for (lvl, per, bucket), rows in self.rollup_rows.items()
                                   if lvl is level and per == period and first <= bucket <= last}
                 for level, period, first, last in ranges}
 
-    def revisions(self, ranges):
-        self.partition_reads += len(ranges)
+    def _revisions_in(self, ranges):
         return {(level, period): {b.start: rev for b, rev in self._revisions.items()
                                   if b.level is level and b.period == period and first <= b.start <= last}
                 for level, period, first, last in ranges}

@@ -6,6 +6,7 @@ Tests swap in their own ``Services`` with ``use_services``.
 
 from __future__ import annotations
 
+import random
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,6 +30,7 @@ class Services:
     starts: StartsStore
     cache: ReadCache
     redis: RedisConnection | None
+    cassandra: CassandraConnection | None = None
 
 
 _lock = threading.Lock()
@@ -47,6 +49,7 @@ def build_services(
         starts=CassandraStartsStore(cassandra, settings.start_shards),
         cache=_read_cache(redis),
         redis=redis,
+        cassandra=cassandra,
     )
 
 
@@ -88,3 +91,25 @@ def use_services(services: Services) -> Iterator[Services]:
         yield services
     finally:
         _services = previous
+
+
+def _forget_connections_after_restore() -> None:
+    """SnapStart: an environment restored from a snapshot must not reuse the snapshot's sockets (long dead)
+    nor its random state (timeuuids draw their node and clock sequence from ``random``)."""
+    global _services
+    random.seed()
+    with _lock:
+        stale, _services = _services, None
+    if stale is not None:
+        if stale.redis is not None:
+            stale.redis.close()
+        if stale.cassandra is not None:
+            stale.cassandra.close()
+
+
+try:
+    from snapshot_restore_py import register_after_restore
+except ImportError:  # not a SnapStart runtime: local runs and tests
+    pass
+else:
+    register_after_restore(_forget_connections_after_restore)

@@ -25,3 +25,15 @@ def test_cursor_key_is_read_from_secrets_manager_when_an_arn_is_set(monkeypatch)
 def test_local_settings_keep_their_key_and_call_nothing():
     settings = Settings()
     assert with_deployed_secrets(settings) is settings
+
+
+def test_after_a_snapstart_restore_the_next_request_builds_fresh_connections():
+    from player_sessions import services as services_module
+
+    # Given services built before the snapshot
+    before = services_module.build_services(Settings())
+    with services_module.use_services(before):
+        # When the runtime restores the environment
+        services_module._forget_connections_after_restore()
+        # Then the next request does not get the snapshot's services (and their dead sockets)
+        assert services_module._services is None

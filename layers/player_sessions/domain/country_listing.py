@@ -43,14 +43,34 @@ def list_country_starts(country: str, window: Window, limit: int, after: Positio
     return Page(rows, None)
 
 
+MAX_HOURS_AT_ONCE = 100
+"""Hours read concurrently in one round: enough to fill a page of a country with one start per hour."""
+
+
 def _starts_newest_first(country: str, window: Window, after: Position | None, store: StartsStore,
                          now: datetime, retention: timedelta, page_size: int) -> Iterator[StartRow]:
     newest = min(window.end, after.ts) if after else window.end
-    for hour in _hours_with_starts(country, window, hour_of(newest), store, now, retention):
-        stream = store.country_hour_starts(hour, country, newest, window.start, page_size)
-        for row in _ties_by_session_id(stream):
-            if after is None or row.ts < after.ts or (row.ts == after.ts and row.session_id > after.session_id):
-                yield row
+    for hours in _rounds(_hours_with_starts(country, window, hour_of(newest), store, now, retention), page_size):
+        for stream in store.country_hour_starts(hours, country, newest, window.start, page_size):
+            for row in _ties_by_session_id(stream):
+                if after is None or row.ts < after.ts or (row.ts == after.ts and row.session_id > after.session_id):
+                    yield row
+
+
+def _rounds(hours: Iterator[tuple[datetime, int | None]], page_size: int) -> Iterator[list[datetime]]:
+    """Groups hours, newest first, into rounds read concurrently: a round ends once the rollups promise enough
+    starts to fill a page (hours without a rollup promise nothing), so a sparse country is not read an hour at
+    a time."""
+    batch: list[datetime] = []
+    promised = 0
+    for hour, known in hours:
+        batch.append(hour)
+        promised += known or 0
+        if promised >= page_size or len(batch) == MAX_HOURS_AT_ONCE:
+            yield batch
+            batch, promised = [], 0
+    if batch:
+        yield batch
 
 
 def _ties_by_session_id(rows: Iterator[StartRow]) -> Iterator[StartRow]:
@@ -65,7 +85,7 @@ def _ties_by_session_id(rows: Iterator[StartRow]) -> Iterator[StartRow]:
 
 
 def _hours_with_starts(country: str, window: Window, newest_hour: datetime, store: StartsStore, now: datetime,
-                       retention: timedelta) -> Iterator[datetime]:
+                       retention: timedelta) -> Iterator[tuple[datetime, int | None]]:
     """The hours of the window, newest first and not after ``newest_hour``, that may hold starts of the
     country: every hour counted from rows, and the settled hours whose rollups count at least one."""
     plan = plan_window(window, now)
@@ -75,19 +95,22 @@ def _hours_with_starts(country: str, window: Window, newest_hour: datetime, stor
     oldest_partial = [hour for hour in row_hours if hour not in unsettled]
     for hour in unsettled:
         if hour <= newest_hour:
-            yield hour
+            yield hour, None
     yield from _settled_hours(country, list(reversed(plan.buckets)), newest_hour, reader)
     for hour in oldest_partial:
         if hour <= newest_hour:
-            yield hour
+            yield hour, None
 
 
-def _settled_hours(country: str, buckets: list[Bucket], newest_hour: datetime, reader: RollupReader) -> Iterator[datetime]:
-    for bucket in buckets:
-        # One bucket at a time: a page that fills up early never builds the rollups of older buckets.
-        if bucket.start > newest_hour or reader.counts([bucket])[bucket][country] == 0:
+def _settled_hours(country: str, buckets: list[Bucket], newest_hour: datetime,
+                   reader: RollupReader) -> Iterator[tuple[datetime, int]]:
+    candidates = [bucket for bucket in buckets if bucket.start <= newest_hour]
+    # One read for all the candidates of a level (children of one bucket share a partition).
+    counts = reader.counts(candidates)
+    for bucket in candidates:
+        if counts[bucket][country] == 0:
             continue
         if bucket.level is Level.HOUR:
-            yield bucket.start
+            yield bucket.start, counts[bucket][country]
         else:
             yield from _settled_hours(country, list(reversed(children(bucket))), newest_hour, reader)

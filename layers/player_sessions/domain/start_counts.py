@@ -135,7 +135,7 @@ class RollupReader:
                     first, last = min(first, covered[0]), max(last, covered[1])
                 missing.append((level, period, first, last))
         if missing:
-            rollups, revisions = self._store.rollups(missing), self._store.revisions(missing)
+            rollups, revisions = self._store.rollups_and_revisions(missing)
             for level, period, first, last in missing:
                 self._partitions[(level, period)] = (rollups.get((level, period), {}),
                                                      revisions.get((level, period), {}))

@@ -83,41 +83,53 @@ class CassandraStartsStore:
                 counts[hour].update(row.country for row in result)
         return counts
 
-    def country_hour_starts(self, hour: datetime, country: str, not_after: datetime,
-                            not_before: datetime, page_size: int) -> Iterator[StartRow]:
+    def country_hour_starts(self, hours: Sequence[datetime], country: str, not_after: datetime,
+                            not_before: datetime, page_size: int) -> list[Iterator[StartRow]]:
+        statement = self._statement(READ_COUNTRY_HOUR_STARTS)
         with unavailable_on_failure("read a country's starts"):
-            statement = self._statement(READ_COUNTRY_HOUR_STARTS)
-            streams = []
-            for shard in range(self._shards):
-                bound = statement.bind((hour, shard, country, not_after, not_before))
-                bound.fetch_size = page_size
-                streams.append(self._connection.session().execute_async(bound))
-            rows = [_start_rows(future.result(), country) for future in streams]
+            futures = []
+            for hour in hours:
+                for shard in range(self._shards):
+                    bound = statement.bind((hour, shard, country, not_after, not_before))
+                    bound.fetch_size = page_size
+                    futures.append(self._connection.session().execute_async(bound))
+        per_hour = [futures[i:i + self._shards] for i in range(0, len(futures), self._shards)]
+        return [self._merged(shard_futures, country) for shard_futures in per_hour]
+
+    def _merged(self, futures: list[Any], country: str) -> Iterator[StartRow]:
+        with unavailable_on_failure("read a country's starts"):
+            streams = [_start_rows(future.result(), country) for future in futures]
             # Each shard is newest first; merging keeps that order across shards (ties are ordered by the caller).
-            yield from heapq.merge(*rows, key=_newest_first)
+            yield from heapq.merge(*streams, key=_newest_first)
 
-    def rollups(self, ranges: Sequence[PartitionRange]) -> dict[tuple[Level, datetime], dict[datetime, dict[str, RollupRow]]]:
+    def rollups_and_revisions(self, ranges: Sequence[PartitionRange]) -> tuple[
+            dict[tuple[Level, datetime], dict[datetime, dict[str, RollupRow]]],
+            dict[tuple[Level, datetime], dict[datetime, UUID]]]:
         keys = [(level.value, period, first, last) for level, period, first, last in ranges]
-        found: dict[tuple[Level, datetime], dict[datetime, dict[str, RollupRow]]] = {}
         with unavailable_on_failure("read rollups"):
-            for (level, period, _, _), result in zip(ranges, self._concurrently(READ_ROLLUPS, keys)):
-                rows = found.setdefault((level, period), {})
-                bucket_rows: dict[str, RollupRow] = {}
-                raw_bucket = None
-                for row in result:
-                    if row.bucket != raw_bucket:  # rows come grouped by bucket: convert each bucket once
-                        raw_bucket = row.bucket
-                        bucket_rows = rows.setdefault(_utc(raw_bucket), {})
-                    bucket_rows[row.country] = RollupRow(row.starts, row.revision)
-        return found
-
-    def revisions(self, ranges: Sequence[PartitionRange]) -> dict[tuple[Level, datetime], dict[datetime, UUID]]:
-        keys = [(level.value, period, first, last) for level, period, first, last in ranges]
-        with unavailable_on_failure("read rollup revisions"):
-            return {
-                (level, period): {_utc(row.bucket): row.revision for row in result}
-                for (level, period, _, _), result in zip(ranges, self._concurrently(READ_REVISIONS, keys))
+            session = self._connection.session()
+            rollup_futures = [session.execute_async(self._statement(READ_ROLLUPS), key) for key in keys]
+            revision_futures = [session.execute_async(self._statement(READ_REVISIONS), key) for key in keys]
+            rollups = self._rollup_rows(ranges, [future.result() for future in rollup_futures])
+            revisions = {
+                (level, period): {_utc(row.bucket): row.revision for row in future.result()}
+                for (level, period, _, _), future in zip(ranges, revision_futures)
             }
+        return rollups, revisions
+
+    @staticmethod
+    def _rollup_rows(ranges: Sequence[PartitionRange], results: list[Any]) -> dict:
+        found: dict[tuple[Level, datetime], dict[datetime, dict[str, RollupRow]]] = {}
+        for (level, period, _, _), result in zip(ranges, results):
+            rows = found.setdefault((level, period), {})
+            bucket_rows: dict[str, RollupRow] = {}
+            raw_bucket = None
+            for row in result:
+                if row.bucket != raw_bucket:  # rows come grouped by bucket: convert each bucket once
+                    raw_bucket = row.bucket
+                    bucket_rows = rows.setdefault(_utc(raw_bucket), {})
+                bucket_rows[row.country] = RollupRow(row.starts, row.revision)
+        return found
 
     def write_rollups(self, rollups: Sequence[tuple[Bucket, dict[str, int], UUID | None, int]]) -> None:
         country_rows, total_rows = [], []

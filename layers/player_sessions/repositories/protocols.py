@@ -45,16 +45,16 @@ class StartsStore(Protocol):
     def hour_country_counts(self, hours: Sequence[datetime]) -> dict[datetime, Counter[str]]:
         """Each whole hour's starts per country, all shards (hours read concurrently)."""
 
-    def country_hour_starts(self, hour: datetime, country: str, not_after: datetime,
-                            not_before: datetime, page_size: int) -> Iterator[StartRow]:
-        """The country's starts of the hour with ``not_before <= ts <= not_after``, newest first, read lazily
-        ``page_size`` rows at a time per shard (ties at the same instant in no particular order)."""
+    def country_hour_starts(self, hours: Sequence[datetime], country: str, not_after: datetime,
+                            not_before: datetime, page_size: int) -> list[Iterator[StartRow]]:
+        """For each hour (all requested at once), the country's starts with ``not_before <= ts <= not_after``,
+        newest first, read lazily ``page_size`` rows at a time per shard (ties at one instant in any order)."""
 
-    def rollups(self, ranges: Sequence[PartitionRange]) -> dict[tuple[Level, datetime], dict[datetime, dict[str, RollupRow]]]:
-        """The rollup rows of each partition's bucket range (read concurrently): bucket -> country (and ``*``) -> row."""
-
-    def revisions(self, ranges: Sequence[PartitionRange]) -> dict[tuple[Level, datetime], dict[datetime, UUID]]:
-        """The current revision of each bucket in each range (read concurrently), for buckets that have one."""
+    def rollups_and_revisions(self, ranges: Sequence[PartitionRange]) -> tuple[
+            dict[tuple[Level, datetime], dict[datetime, dict[str, RollupRow]]],
+            dict[tuple[Level, datetime], dict[datetime, UUID]]]:
+        """For each partition's bucket range, all read at once: the rollup rows (bucket -> country, and ``*``,
+        -> row) and the current revision of each bucket that has one."""
 
     def write_rollups(self, rollups: Sequence[tuple[Bucket, dict[str, int], UUID | None, int]]) -> None:
         """Stores each bucket's counts under its revision with its TTL; every ``*`` total row last."""

@@ -1,0 +1,220 @@
+"""The REST API: one resource and method per entry of the route table, each behind an API key.
+
+Which parameters a method requires is read from the checked-in OpenAPI document, which the local gateway
+generates from the handlers' own validation: API Gateway rejects a request without them before a function
+runs. Values are still validated by the handlers (ranges, patterns), which answer in the service's error
+shape.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from aws_cdk import Acknowledgment, RemovalPolicy, Validations
+from aws_cdk import aws_apigateway as apigateway
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+from player_sessions.routes import ROUTES, Route
+
+from infra_cdk.constants import (
+    API_KEY_NAME,
+    API_NAME,
+    API_STAGE,
+    INGEST_BODY_MODEL_NAME,
+    LOG_RETENTION,
+    OPENAPI_DOCUMENT,
+    USAGE_PLAN_BURST_LIMIT,
+    USAGE_PLAN_DAILY_QUOTA,
+    USAGE_PLAN_NAME,
+    USAGE_PLAN_RATE_LIMIT,
+)
+
+JSON = "application/json"
+PARAMETER_LOCATIONS = {"path": "path", "query": "querystring", "header": "header"}
+# Gateway answers in the service's error shape. messageString is already a quoted JSON string.
+ERROR_TEMPLATE = '{"message": $context.error.messageString, "errors": []}'
+ACCESS_LOG_FORMAT = apigateway.AccessLogFormat.custom(
+    json.dumps(
+        {
+            "requestId": apigateway.AccessLogField.context_request_id(),
+            "requestTime": apigateway.AccessLogField.context_request_time(),
+            "ip": apigateway.AccessLogField.context_identity_source_ip(),
+            "apiKeyId": apigateway.AccessLogField.context_identity_api_key_id(),
+            "httpMethod": apigateway.AccessLogField.context_http_method(),
+            "resourcePath": apigateway.AccessLogField.context_resource_path(),
+            "status": apigateway.AccessLogField.context_status(),
+            "protocol": apigateway.AccessLogField.context_protocol(),
+            "responseLength": apigateway.AccessLogField.context_response_length(),
+            "responseLatency": apigateway.AccessLogField.context_response_latency(),
+            "integrationLatency": apigateway.AccessLogField.context_integration_latency(),
+            "errorType": apigateway.AccessLogField.context_error_response_type(),
+            "validationError": apigateway.AccessLogField.context_error_validation_error_string(),
+            "xrayTraceId": apigateway.AccessLogField.context_xray_trace_id(),
+        }
+    )
+)
+
+
+def load_openapi(path: Path = OPENAPI_DOCUMENT) -> dict[str, Any]:
+    return json.loads(path.read_text())
+
+
+def openapi_operation(openapi: Mapping[str, Any], route: Route) -> Mapping[str, Any]:
+    try:
+        return openapi["paths"][route.path][route.method.lower()]
+    except KeyError:
+        raise ValueError(
+            f"{route.method} {route.path} is in the route table but not in {OPENAPI_DOCUMENT.name}: "
+            "regenerate it with `make openapi`"
+        ) from None
+
+
+def request_parameters(operation: Mapping[str, Any]) -> dict[str, bool]:
+    """API Gateway's method request parameters (``method.request.querystring.hours``: required or not)."""
+    return {
+        f"method.request.{PARAMETER_LOCATIONS[parameter['in']]}.{parameter['name']}": bool(
+            parameter.get("required", False)
+        )
+        for parameter in operation.get("parameters", [])
+        if parameter["in"] in PARAMETER_LOCATIONS
+    }
+
+
+class RestApi(Construct):
+    def __init__(
+        self, scope: Construct, construct_id: str, *, targets: Mapping[str, lambda_.IFunction]
+    ) -> None:
+        """``targets``: what serves each function of the route table, by function name."""
+        super().__init__(scope, construct_id)
+        self.access_logs = logs.LogGroup(
+            self,
+            "AccessLogs",
+            retention=logs.RetentionDays[LOG_RETENTION],
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        self.api = apigateway.RestApi(
+            self,
+            "Api",
+            rest_api_name=API_NAME,
+            description="Player session service: ingest session events, starts per country, player sessions",
+            endpoint_types=[apigateway.EndpointType.REGIONAL],
+            # API Gateway writes access and execution logs through one role per account and region.
+            cloud_watch_role=True,
+            cloud_watch_role_removal_policy=RemovalPolicy.RETAIN,
+            api_key_source_type=apigateway.ApiKeySourceType.HEADER,
+            default_method_options=apigateway.MethodOptions(api_key_required=True),
+            deploy_options=apigateway.StageOptions(
+                stage_name=API_STAGE,
+                tracing_enabled=True,
+                # Per-method metrics: the dashboard's and alarms' latency per route needs them.
+                metrics_enabled=True,
+                logging_level=apigateway.MethodLoggingLevel.ERROR,
+                data_trace_enabled=False,
+                access_log_destination=apigateway.LogGroupLogDestination(self.access_logs),
+                access_log_format=ACCESS_LOG_FORMAT,
+            ),
+        )
+        for response_type in (
+            apigateway.ResponseType.BAD_REQUEST_BODY,
+            apigateway.ResponseType.BAD_REQUEST_PARAMETERS,
+        ):
+            self.api.add_gateway_response(
+                f"{response_type.response_type}Response",
+                type=response_type,
+                templates={JSON: ERROR_TEMPLATE},
+            )
+        self.validator = self.api.add_request_validator(
+            "RequestValidator",
+            request_validator_name="parameters-and-body",
+            validate_request_parameters=True,
+            validate_request_body=True,
+        )
+        # Only "a non-empty JSON array": limits (413), per-event validation and partial success (207) are the
+        # handler's, so the gateway must not turn them into a blanket 400.
+        self.event_batch_model = self.api.add_model(
+            "EventBatchModel",
+            model_name=INGEST_BODY_MODEL_NAME,
+            content_type=JSON,
+            schema=apigateway.JsonSchema(
+                schema=apigateway.JsonSchemaVersion.DRAFT4,
+                title=INGEST_BODY_MODEL_NAME,
+                type=apigateway.JsonSchemaType.ARRAY,
+                min_items=1,
+            ),
+        )
+        openapi = load_openapi()
+        self.methods: dict[Route, apigateway.Method] = {
+            route: self._add_route(route, openapi_operation(openapi, route), targets[route.function.name])
+            for route in ROUTES
+        }
+        self._add_usage_plan()
+        self._acknowledge_nag_findings()
+
+    def _add_route(
+        self, route: Route, operation: Mapping[str, Any], target: lambda_.IFunction
+    ) -> apigateway.Method:
+        takes_json = JSON in operation.get("requestBody", {}).get("content", {})
+        return self.api.root.resource_for_path(route.path).add_method(
+            route.method,
+            apigateway.LambdaIntegration(target, allow_test_invoke=False),
+            operation_name=operation.get("operationId"),
+            api_key_required=True,
+            request_validator=self.validator,
+            request_parameters=request_parameters(operation) or None,
+            request_models={JSON: self.event_batch_model} if takes_json else None,
+        )
+
+    def _add_usage_plan(self) -> None:
+        self.api_key = self.api.add_api_key(
+            "ApiKey", api_key_name=API_KEY_NAME, description="Default key of the game clients"
+        )
+        self.usage_plan = self.api.add_usage_plan(
+            "UsagePlan",
+            name=USAGE_PLAN_NAME,
+            description="Throttling and daily quota of one client key",
+            throttle=apigateway.ThrottleSettings(
+                rate_limit=USAGE_PLAN_RATE_LIMIT, burst_limit=USAGE_PLAN_BURST_LIMIT
+            ),
+            quota=apigateway.QuotaSettings(limit=USAGE_PLAN_DAILY_QUOTA, period=apigateway.Period.DAY),
+            api_stages=[apigateway.UsagePlanPerApiStage(api=self.api, stage=self.api.deployment_stage)],
+        )
+        self.usage_plan.add_api_key(self.api_key)
+
+    def _acknowledge_nag_findings(self) -> None:
+        Validations.of(self.api).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions::AwsSolutions-APIG4",
+                reason=(
+                    "Callers are game clients, identified by API key as the specification requires; each "
+                    "key is throttled and capped by its usage plan. There are no end-user identities to "
+                    "authorize (IAM or Cognito) on this API."
+                ),
+            ),
+            Acknowledgment(
+                id="AwsSolutions::AwsSolutions-COG4",
+                reason="No Cognito user pool: clients authenticate with API keys (see AwsSolutions-APIG4).",
+            ),
+            Acknowledgment(
+                id="AwsSolutions::AwsSolutions-APIG3",
+                reason=(
+                    "No WAF web ACL for now: every method requires an API key, usage plans throttle and "
+                    "cap each key, and the request validator rejects malformed requests before any function "
+                    "runs. A web ACL is the next step if abuse from valid keys or volumetric attacks appear."
+                ),
+            ),
+            Acknowledgment(
+                id=(
+                    "AwsSolutions::AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+                    "AmazonAPIGatewayPushToCloudWatchLogs]"
+                ),
+                reason=(
+                    "The account-wide API Gateway logging role uses AmazonAPIGatewayPushToCloudWatchLogs, "
+                    "the policy AWS documents for it: API Gateway writes every API's log groups in the "
+                    "region through this one role, so it cannot be scoped to this API's groups."
+                ),
+            ),
+        )

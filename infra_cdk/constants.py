@@ -1,0 +1,132 @@
+"""Every name and number of the deployed service, in one place (plain values: the layer build reads them too,
+without loading the CDK).
+
+Facts the service itself owns (keyspace, retention, tables, routes) are read from the shared package, never
+restated here: the CDK app and the local stack cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from player_sessions.routes import COUNTRY_STARTS, INGEST_EVENTS, PLAYER_SESSIONS, LambdaFunction
+from player_sessions.schema import (
+    COMPLETED_SESSIONS_BY_PLAYER,
+    ROLLUP_REVISIONS,
+    SESSION_STARTS,
+    SESSIONS,
+    START_ROLLUPS,
+    Table,
+)
+from player_sessions.settings import Settings
+
+# --- Paths -------------------------------------------------------------------------------------------------
+REPO_ROOT = Path(__file__).resolve().parent.parent
+FUNCTIONS_DIR = REPO_ROOT / "functions"
+SHARED_PACKAGE_DIR = REPO_ROOT / "layers" / "player_sessions"
+LAYER_BUILD_DIR = REPO_ROOT / ".build" / "layer"
+"""The dependency layer's asset: ``python/`` inside it is what Lambda puts on sys.path (/opt/python)."""
+OPENAPI_DOCUMENT = REPO_ROOT / "docs" / "openapi.json"
+CDK_JSON = REPO_ROOT / "cdk.json"
+CDK_OUT_DIR = REPO_ROOT / "cdk.out"
+
+# --- The stack ---------------------------------------------------------------------------------------------
+STACK_NAME = "PlayerSessions"
+STACK_DESCRIPTION = (
+    "Player session service: API Gateway, three Lambda functions, Amazon Keyspaces, ElastiCache"
+)
+SERVICE_NAME = "player-sessions"
+"""Powertools' service name (POWERTOOLS_SERVICE_NAME) and the prefix of resource names."""
+METRICS_NAMESPACE = "PlayerSessions"
+"""Powertools' EMF namespace (POWERTOOLS_METRICS_NAMESPACE) of the service's own metrics."""
+ALARM_EMAIL_CONTEXT_KEY = "alarmEmail"
+"""Optional context value: an address subscribed to the alarm topic (``cdk deploy -c alarmEmail=...``)."""
+
+# --- Settings the service reads; their defaults are the deployed values -------------------------------------
+_DEFAULTS = Settings.model_fields
+KEYSPACE: str = _DEFAULTS["keyspace"].default
+RETENTION_DAYS: int = _DEFAULTS["retention_days"].default
+RETENTION_SECONDS = RETENTION_DAYS * 86_400
+ENVIRONMENT_PREFIX = "PLAYER_SESSIONS_"
+
+# --- Lambda ------------------------------------------------------------------------------------------------
+LAMBDA_PYTHON_VERSION = "3.14"
+"""The runtime's Python; the dependency layer is built for exactly this version (cp314 wheels)."""
+LAYER_PLATFORM = "aarch64-manylinux2014"
+"""Wheel platform of the layer for the arm64 (aarch64) functions: manylinux2014 (glibc 2.17) wheels run on
+Amazon Linux 2023, which the Python 3.12+ runtimes use."""
+LAMBDA_MEMORY_MB = 1024
+"""Memory buys CPU: at 1 GB the TLS handshake and SigV4 signing of a restore take a fraction of a second."""
+LAMBDA_TIMEOUT_SECONDS = 10
+"""Well under API Gateway's 29 s: a request that has not finished by then has failed anyway."""
+LAMBDA_ALIAS = "live"
+"""The alias API Gateway invokes: SnapStart only applies to published versions."""
+LOG_RETENTION = "ONE_MONTH"
+"""How long function, access and flow logs are kept (a member of aws_logs.RetentionDays)."""
+
+# --- Data: which function may read (Select) and write (Modify) which table ----------------------------------
+
+
+@dataclass(frozen=True)
+class TableAccess:
+    select: tuple[Table, ...]
+    modify: tuple[Table, ...]
+
+
+TABLE_ACCESS: dict[LambdaFunction, TableAccess] = {
+    # Writes both halves of a session, reads them back to detect completion, records starts and late-start
+    # revisions.
+    INGEST_EVENTS: TableAccess(
+        select=(SESSIONS,),
+        modify=(SESSIONS, SESSION_STARTS, COMPLETED_SESSIONS_BY_PLAYER, ROLLUP_REVISIONS),
+    ),
+    # Reads a player's completed sessions; /health only touches system.local.
+    PLAYER_SESSIONS: TableAccess(select=(COMPLETED_SESSIONS_BY_PLAYER,), modify=()),
+    # Counts from rows and rollups, and builds the rollups it reads (readers write them).
+    COUNTRY_STARTS: TableAccess(
+        select=(SESSION_STARTS, START_ROLLUPS, ROLLUP_REVISIONS),
+        modify=(START_ROLLUPS,),
+    ),
+}
+
+CURSOR_SECRET_READERS: tuple[LambdaFunction, ...] = (COUNTRY_STARTS,)
+"""Only the country listing signs and checks page cursors."""
+CURSOR_SECRET_LENGTH = 64
+
+# --- Network and cache -------------------------------------------------------------------------------------
+VPC_MAX_AZS = 2
+"""Two zones: an environment-agnostic stack can name no more, and both ElastiCache and Lambda want two."""
+VPC_SUBNET_CIDR_MASK = 22
+"""1,022 addresses per zone: Lambda's Hyperplane ENIs, the endpoints and the cache fit with room to grow."""
+CACHE_NAME = SERVICE_NAME
+CACHE_ENGINE = "valkey"
+CACHE_MAJOR_VERSION = "8"
+CACHE_PORT = 6379
+CACHE_MAX_DATA_STORAGE_GB = 5
+CACHE_MAX_ECPU_PER_SECOND = 100_000
+"""Ceilings on what the serverless cache may scale to (and bill); this service's read cache fits within."""
+
+# --- API ---------------------------------------------------------------------------------------------------
+API_NAME = SERVICE_NAME
+API_STAGE = "v1"
+API_KEY_NAME = f"{SERVICE_NAME}-default"
+USAGE_PLAN_NAME = f"{SERVICE_NAME}-default"
+USAGE_PLAN_RATE_LIMIT = 500
+"""Steady requests per second for one key: 5,000 events/s at 10 events a batch."""
+USAGE_PLAN_BURST_LIMIT = 1000
+USAGE_PLAN_DAILY_QUOTA = 20_000_000
+INGEST_BODY_MODEL_NAME = "EventBatch"
+
+# --- Monitoring --------------------------------------------------------------------------------------------
+LATENCY_PERCENTILES = ("p50", "p90", "p99")
+LATENCY_ALARM_STATISTIC = "p90"
+LATENCY_ALARM_THRESHOLD_MS = 500
+"""The mission's bound: p90 under 500 ms per API."""
+ALARM_PERIOD_MINUTES = 1
+ALARM_EVALUATION_PERIODS = 5
+ALARM_DATAPOINTS_TO_ALARM = 3
+"""Three bad minutes out of five: a single slow cold start does not page anyone."""
+ERROR_ALARM_THRESHOLD = 5
+"""Errors (Lambda errors, API 5xx) per minute that count as a rise rather than noise."""
+DASHBOARD_NAME = SERVICE_NAME

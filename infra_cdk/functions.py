@@ -1,0 +1,235 @@
+"""The three Lambda functions of the route table, their dependency layer, roles and settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Stack, Validations
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_secretsmanager as secretsmanager
+from constructs import Construct
+from player_sessions.routes import FUNCTIONS, LambdaFunction
+from player_sessions.settings import DatabaseMode
+
+from infra_cdk.constants import (
+    CURSOR_SECRET_LENGTH,
+    CURSOR_SECRET_READERS,
+    ENVIRONMENT_PREFIX,
+    FUNCTIONS_DIR,
+    KEYSPACE,
+    LAMBDA_ALIAS,
+    LAMBDA_MEMORY_MB,
+    LAMBDA_PYTHON_VERSION,
+    LAMBDA_TIMEOUT_SECONDS,
+    LAYER_BUILD_DIR,
+    LOG_RETENTION,
+    METRICS_NAMESPACE,
+    RETENTION_DAYS,
+    SERVICE_NAME,
+    TABLE_ACCESS,
+)
+from infra_cdk.data import KeyspacesData
+from infra_cdk.network import PRIVATE_SUBNETS
+
+ASSET_EXCLUDES = ["__pycache__", "*.pyc"]
+# How cdk-nag spells the ARN of KeyspacesData.system_tables_arn in its findings.
+SYSTEM_KEYSPACES_ARN = "arn:<AWS::Partition>:cassandra:<AWS::Region>:<AWS::AccountId>:/keyspace/system*"
+
+# What Lambda needs to attach a function to the VPC: the same actions as the AWS managed policy
+# AWSLambdaVPCAccessExecutionRole, written out so nothing else comes along. EC2's Describe* actions support no
+# resource-level permissions, and the ENIs Lambda creates do not exist before it creates them, so AWS requires
+# Resource "*" here. DescribeVpcEndpoints and DescribeNetworkInterfaces also let Keyspaces list the interface
+# endpoint's addresses in system.peers, which the driver uses to open more than one connection.
+VPC_ACCESS_ACTIONS = [
+    "ec2:CreateNetworkInterface",
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribeSubnets",
+    "ec2:DeleteNetworkInterface",
+    "ec2:AssignPrivateIpAddresses",
+    "ec2:UnassignPrivateIpAddresses",
+    "ec2:DescribeVpcEndpoints",
+]
+
+
+@dataclass(frozen=True)
+class FunctionSettings:
+    """What every function is told about where the service runs (PLAYER_SESSIONS_* and Powertools)."""
+
+    redis_url: str
+    region: str
+
+    def environment(self) -> dict[str, str]:
+        service = {
+            "database_mode": DatabaseMode.KEYSPACES.value,
+            "aws_region": self.region,
+            "keyspace": KEYSPACE,
+            "redis_url": self.redis_url,
+            "retention_days": str(RETENTION_DAYS),
+        }
+        return {
+            **{f"{ENVIRONMENT_PREFIX}{name.upper()}": value for name, value in service.items()},
+            "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
+            "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+        }
+
+
+def lambda_runtime() -> lambda_.Runtime:
+    """The managed runtime of LAMBDA_PYTHON_VERSION, the version the layer's wheels are built for."""
+    return getattr(lambda_.Runtime, f"PYTHON_{LAMBDA_PYTHON_VERSION.replace('.', '_')}")
+
+
+def function_logical_id(function: LambdaFunction) -> str:
+    """Stable template ids (``IngestEventsFunction``), the names ``sam local invoke`` takes."""
+    return "".join(part.capitalize() for part in function.name.split("_")) + "Function"
+
+
+class LambdaFunctions(Construct):
+    """One function per entry of ``player_sessions.routes.FUNCTIONS``, invoked through its ``live`` alias."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        vpc: ec2.IVpc,
+        security_group: ec2.ISecurityGroup,
+        data: KeyspacesData,
+        redis_url: str,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        if not (LAYER_BUILD_DIR / "python").is_dir():
+            raise FileNotFoundError(
+                f"the dependency layer is not built in {LAYER_BUILD_DIR}: run `make synth` "
+                "(or `uv run python -m infra_cdk.layer_build`) first"
+            )
+        runtime = lambda_runtime()
+        # Graviton: cheaper per GB-second than x86, and the layer's wheels are built for it (aarch64).
+        architecture = lambda_.Architecture.ARM_64
+        self.layer = lambda_.LayerVersion(
+            self,
+            "DependenciesLayer",
+            code=lambda_.Code.from_asset(str(LAYER_BUILD_DIR), exclude=ASSET_EXCLUDES),
+            compatible_runtimes=[runtime],
+            compatible_architectures=[architecture],
+            description="Runtime dependencies (aarch64 wheels) and the shared player_sessions package",
+        )
+        self.cursor_secret = secretsmanager.Secret(
+            self,
+            "CursorSigningKey",
+            description="HMAC key that signs the page cursors of the country starts listing",
+            generate_secret_string=secretsmanager.SecretStringGenerator(
+                password_length=CURSOR_SECRET_LENGTH, exclude_punctuation=True
+            ),
+        )
+        Validations.of(self.cursor_secret).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions::AwsSolutions-SMG4",
+                reason=(
+                    "The key only signs opaque page cursors, which are meant to be followed within minutes. "
+                    "Rotating it would invalidate every cursor in flight for no gain; it is replaced by "
+                    "redeploying with a new secret if it ever leaks."
+                ),
+            )
+        )
+        settings = FunctionSettings(redis_url=redis_url, region=Stack.of(self).region)
+        self.functions: dict[str, lambda_.Function] = {}
+        self.aliases: dict[str, lambda_.Alias] = {}
+        for function in FUNCTIONS:
+            self._add_function(function, runtime, architecture, vpc, security_group, data, settings)
+
+    def _add_function(
+        self,
+        function: LambdaFunction,
+        runtime: lambda_.Runtime,
+        architecture: lambda_.Architecture,
+        vpc: ec2.IVpc,
+        security_group: ec2.ISecurityGroup,
+        data: KeyspacesData,
+        settings: FunctionSettings,
+    ) -> None:
+        construct_id = function_logical_id(function)
+        log_group = logs.LogGroup(
+            self,
+            f"{construct_id}Logs",
+            retention=logs.RetentionDays[LOG_RETENTION],
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        role = iam.Role(
+            self,
+            f"{construct_id}Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"Runs the {function.name} function",
+            inline_policies={
+                "Runtime": iam.PolicyDocument(
+                    statements=[
+                        iam.PolicyStatement(
+                            sid="WriteOwnLogs",
+                            actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                            resources=[log_group.log_group_arn],
+                        ),
+                        iam.PolicyStatement(sid="AttachToVpc", actions=VPC_ACCESS_ACTIONS, resources=["*"]),
+                    ]
+                )
+            },
+        )
+        data.grant(role, TABLE_ACCESS[function])
+        environment = settings.environment()
+        if function in CURSOR_SECRET_READERS:
+            self.cursor_secret.grant_read(role)
+            environment[f"{ENVIRONMENT_PREFIX}CURSOR_SECRET_ARN"] = self.cursor_secret.secret_arn
+        handler = lambda_.Function(
+            self,
+            construct_id,
+            description=function.description,
+            runtime=runtime,
+            architecture=architecture,
+            code=lambda_.Code.from_asset(str(FUNCTIONS_DIR / function.name), exclude=ASSET_EXCLUDES),
+            handler=function.lambda_handler,
+            layers=[self.layer],
+            memory_size=LAMBDA_MEMORY_MB,
+            timeout=Duration.seconds(LAMBDA_TIMEOUT_SECONDS),
+            environment=environment,
+            role=role,
+            log_group=log_group,
+            # Also grants xray:PutTraceSegments and xray:PutTelemetryRecords on "*": X-Ray has no
+            # resource-level permissions for them, so AWS requires the wildcard.
+            tracing=lambda_.Tracing.ACTIVE,
+            # Imports (pydantic, Powertools, the Cassandra driver) dominate a cold start and are done once, at
+            # publication; see docs/decisions.md for SnapStart against provisioned concurrency.
+            snap_start=lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS,
+            vpc=vpc,
+            vpc_subnets=PRIVATE_SUBNETS,
+            security_groups=[security_group],
+        )
+        handler.node.default_child.override_logical_id(construct_id)
+        Validations.of(handler).acknowledge(
+            Acknowledgment(
+                id="Annotation::@aws-cdk/aws-lambda:snapStartRequirePublish",
+                reason="Each deployment publishes a version (current_version); API Gateway calls its alias.",
+            )
+        )
+        Validations.of(role).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions::AwsSolutions-IAM5[Resource::*]",
+                reason=(
+                    "Required by AWS: attaching to the VPC (EC2 Describe* actions have no resource-level "
+                    "permissions, and the ENIs do not exist before Lambda creates them) and X-Ray's "
+                    "PutTraceSegments and PutTelemetryRecords, which support no resource-level permissions."
+                ),
+            ),
+            Acknowledgment(
+                id=f"AwsSolutions::AwsSolutions-IAM5[Resource::{SYSTEM_KEYSPACES_ARN}]",
+                reason=(
+                    "Required by AWS: a Keyspaces driver reads the system* keyspaces (system.local, "
+                    "system.peers, ...) on every connection; no service data lives there. Every service "
+                    "table is named individually."
+                ),
+            ),
+        )
+        self.functions[function.name] = handler
+        self.aliases[function.name] = lambda_.Alias(
+            self, f"{construct_id}Alias", alias_name=LAMBDA_ALIAS, version=handler.current_version
+        )

@@ -1,0 +1,50 @@
+"""The stack: composes one construct per concern, and holds nothing of its own but the outputs."""
+
+from __future__ import annotations
+
+from aws_cdk import CfnOutput, Stack
+from constructs import Construct
+
+from infra_cdk.api import RestApi
+from infra_cdk.cache import ServerlessCache
+from infra_cdk.constants import ALARM_EMAIL_CONTEXT_KEY, STACK_DESCRIPTION
+from infra_cdk.data import KeyspacesData
+from infra_cdk.functions import LambdaFunctions
+from infra_cdk.monitoring import Monitoring
+from infra_cdk.network import Network
+
+
+class PlayerSessionsStack(Stack):
+    def __init__(self, scope: Construct, construct_id: str) -> None:
+        # Environment-agnostic: account and region are the deployer's, so synthesis needs no credentials and
+        # makes no lookups.
+        super().__init__(scope, construct_id, description=STACK_DESCRIPTION)
+        self.data = KeyspacesData(self, "Data")
+        self.network = Network(self, "Network")
+        self.cache = ServerlessCache(
+            self, "Cache", vpc=self.network.vpc, clients=self.network.functions_security_group
+        )
+        self.functions = LambdaFunctions(
+            self,
+            "Functions",
+            vpc=self.network.vpc,
+            security_group=self.network.functions_security_group,
+            data=self.data,
+            redis_url=self.cache.redis_url,
+        )
+        self.api = RestApi(self, "Api", targets=self.functions.aliases)
+        self.monitoring = Monitoring(
+            self,
+            "Monitoring",
+            functions=self.functions.functions,
+            alarm_email=self.node.try_get_context(ALARM_EMAIL_CONTEXT_KEY),
+        )
+        CfnOutput(self, "ApiUrl", value=self.api.api.url, description="Base URL of the API (the stage)")
+        CfnOutput(
+            self,
+            "ApiKeyId",
+            value=self.api.api_key.key_id,
+            description="Id of the default API key; its value: aws apigateway get-api-key --include-value",
+        )
+        CfnOutput(self, "AlarmTopicArn", value=self.monitoring.alarm_topic.topic_arn)
+        CfnOutput(self, "DashboardName", value=self.monitoring.dashboard.dashboard_name)
