@@ -9,12 +9,13 @@ export PORT CASSANDRA_PORT REDIS_PORT
 export PLAYER_SESSIONS_CASSANDRA_PORT ?= $(CASSANDRA_PORT)
 export PLAYER_SESSIONS_REDIS_URL ?= redis://127.0.0.1:$(REDIS_PORT)/0
 
-.PHONY: help install up down status schema openapi test test-unit serve synth
+.PHONY: help install up down status schema openapi test test-unit serve synth bench
 
 help:
 	@echo "make serve      serve the API on http://127.0.0.1:$(PORT) (installs, starts Cassandra and Redis)"
 	@echo "make test       run the whole test suite against a real Cassandra and Redis"
 	@echo "make up / down  start / stop the local Cassandra and Redis (idempotent)"
+	@echo "make bench      generate and load $(EVENTS) events, then measure every route and write path"
 
 install:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -49,3 +50,10 @@ test-unit: install
 # .build/layer (aarch64 wheels, cached), then runs the CDK app, cdk-nag included, which writes cdk.out/.
 synth: install
 	$(UV) run python -m infra_cdk.app
+
+# The benchmark (docs/benchmarks.md): generates and loads EVENTS events into keyspaces of its own, then measures
+# latency per route, the loader's and HTTP ingest's throughput against a bare loop of inserts, and counts rows.
+# Results go to bench-results/<date>/ (summary.md, latency.png, results.json). `make bench EVENTS=200000`.
+EVENTS ?= 1000000
+bench: up
+	$(UV) run python -m player_sessions_local.bench --events $(EVENTS)

@@ -8,7 +8,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from player_sessions.domain.ingest import BatchOutcome, ingest_batch
 from player_sessions.http import ERROR_RESPONSES, build_resolver, model_response, read_json_batch
-from player_sessions.models import IngestResult
+from player_sessions.models import ErrorOut, IngestResult
 from player_sessions.observability import MetricUnit, logger, metrics, tracer
 from player_sessions.services import get_services
 
@@ -25,6 +25,9 @@ app = build_resolver()
         207: {"description": "Some events rejected, others stored or discarded",
               "content": {"application/json": {"model": IngestResult}}},
         **ERROR_RESPONSES,
+        400: {"description": "Every event rejected (the ingest result, a reason per event), or the body is not a "
+                             "JSON array of events (`message` and `errors`)",
+              "content": {"application/json": {"model": IngestResult | ErrorOut}}},
     },
     tags=["events"],
 )

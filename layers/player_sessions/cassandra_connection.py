@@ -4,6 +4,11 @@ One ``CassandraConnection`` per process (one per Lambda execution environment): 
 on first use and reused by every later invocation. If opening fails (Cassandra down at a cold start) the next
 request tries again instead of the environment staying broken; once open, the driver itself reconnects to
 hosts that went away.
+
+Connections can also die unseen: a Lambda environment is frozen between invocations, and Cassandra may
+restart (or drop idle connections) meanwhile; nothing in the frozen process notices. So the first request
+after an idle spell probes the pool, and when the probe finds it dead, waits the few milliseconds the driver
+takes to reopen it (``await_reconnection``): the request that found the dead connections still succeeds.
 """
 
 from __future__ import annotations
@@ -11,16 +16,18 @@ from __future__ import annotations
 import socket
 import ssl
 import threading
+import time
 from typing import TYPE_CHECKING
 
-from cassandra import ConsistencyLevel, ProtocolVersion
+from cassandra import ConsistencyLevel, DriverException, OperationTimedOut, ProtocolVersion
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, NoHostAvailable, Session
 from cassandra.connection import DefaultEndPoint
 from cassandra.policies import (
-    ConstantReconnectionPolicy,
     DCAwareRoundRobinPolicy,
+    ExponentialReconnectionPolicy,
     TokenAwarePolicy,
 )
+from cassandra.query import PreparedStatement
 
 from player_sessions.errors import DatabaseUnavailableError
 from player_sessions.settings import DatabaseMode, Settings
@@ -33,6 +40,19 @@ LOCAL_DATACENTER = "datacenter1"
 BULK_PROFILE = "bulk"
 """Execution profile for rollup builds: many statements queued at once, so each may wait its turn longer."""
 BULK_TIMEOUT_SECONDS = 20.0
+RECONNECT_FIRST_DELAY_SECONDS = 0.05
+"""The driver's first attempt to reopen a host's pool comes this soon after the host was marked down; later
+attempts back off to RECONNECT_MAX_DELAY_SECONDS apart, and never stop."""
+RECONNECT_MAX_DELAY_SECONDS = 1.0
+RECONNECT_GRACE_SECONDS = 1.5
+"""How long requests wait, per outage, for the driver to reopen a pool before giving up (503). During a real
+outage the grace is spent once; later requests fail at once until a pool is open again."""
+IDLE_PROBE_AFTER_SECONDS = 5.0
+"""A session unused this long (a frozen environment, a quiet spell) is probed before the next request uses it."""
+PROBE_TIMEOUT_SECONDS = 0.5
+"""The probe looks for dead connections, which fail at once; a slow answer is left for the request to meet."""
+PROBE = "SELECT release_version FROM system.local"
+_POOL_POLL_SECONDS = 0.01
 # Keyspaces speaks native protocol v4; the local node is held to the same so behaviour cannot drift.
 PROTOCOL_VERSION = ProtocolVersion.V4
 
@@ -77,7 +97,9 @@ def build_cluster(settings: Settings, boto_session: boto3.Session | None = None)
         "execution_profiles": {EXEC_PROFILE_DEFAULT: profile, BULK_PROFILE: bulk},
         "connect_timeout": settings.cassandra_connect_timeout_seconds,
         "control_connection_timeout": settings.cassandra_connect_timeout_seconds,
-        "reconnection_policy": ConstantReconnectionPolicy(delay=1.0, max_attempts=None),
+        "reconnection_policy": ExponentialReconnectionPolicy(
+            base_delay=RECONNECT_FIRST_DELAY_SECONDS, max_delay=RECONNECT_MAX_DELAY_SECONDS, max_attempts=None
+        ),
         # No schema or token metadata refresh storms on a small fleet of short-lived environments.
         "schema_metadata_enabled": False,
         "idle_heartbeat_interval": 10,
@@ -122,6 +144,10 @@ class CassandraConnection:
         self._lock = threading.Lock()
         self._cluster: Cluster | None = None
         self._session: Session | None = None
+        self._probe: PreparedStatement | None = None
+        self._last_used = 0.0
+        self._unserved_since: float | None = None
+        """monotonic() when a request first found no open pool in the current outage; None once one is open."""
 
     @property
     def keyspace(self) -> str:
@@ -129,21 +155,70 @@ class CassandraConnection:
 
     def session(self) -> Session:
         session = self._session
-        if session is not None and not session.is_shutdown:
-            return session
+        if session is None or session.is_shutdown:
+            with self._lock:
+                if self._session is None or self._session.is_shutdown:
+                    self._session = self._open()
+                session = self._session
+        now = time.monotonic()
+        idle, self._last_used = now - self._last_used, now
+        if idle >= IDLE_PROBE_AFTER_SECONDS:
+            self._probe_pool(session)
+        return session
+
+    def await_reconnection(self) -> bool:
+        """True once the session has an open pool; waits for one within the outage's grace, else False.
+
+        A step that failed with NoHostAvailable calls this before trying once more: its request may have been
+        the one that found the connections dead, and the driver reopens them within milliseconds.
+        """
+        if self._pool_open():
+            self._unserved_since = None
+            return True
         with self._lock:
-            if self._session is None or self._session.is_shutdown:
-                self._session = self._open()
-            return self._session
+            if self._unserved_since is None:
+                self._unserved_since = time.monotonic()
+            deadline = self._unserved_since + RECONNECT_GRACE_SECONDS
+        while time.monotonic() < deadline:
+            time.sleep(_POOL_POLL_SECONDS)
+            if self._pool_open():
+                self._unserved_since = None
+                return True
+        return False
+
+    def _pool_open(self) -> bool:
+        """A host that is not known to be down has a pool with a live (not closed, not defunct) connection."""
+        session = self._session
+        if session is None or session.is_shutdown:
+            return False
+        return any(host.is_up is not False and not state["shutdown"] and state["open_count"] > 0
+                   for host, state in session.get_pool_state().items())
+
+    def _probe_pool(self, session: Session) -> None:
+        """Sends the probe; if it finds the connections dead, waits for the driver to reopen them. Any other
+        failure is left for the request itself to meet and report."""
+        try:
+            session.execute(self._probe, timeout=PROBE_TIMEOUT_SECONDS)
+        except NoHostAvailable:
+            self.await_reconnection()
+        except (OperationTimedOut, DriverException, OSError):
+            pass
 
     def _open(self) -> Session:
         cluster = build_cluster(self._settings, self._boto_session)
         try:
             session = cluster.connect(self._settings.keyspace if self._use_keyspace else None)
-        except (NoHostAvailable, OSError) as error:
+            # Session.prepare (each statement's first use) waits Session.default_timeout, 10 s, not the profile's
+            # request_timeout: with Cassandra frozen, a request was held 10 s per statement. The public setter
+            # refuses once execution profiles are in use, hence the attribute.
+            session._default_timeout = self._settings.cassandra_request_timeout_seconds
+            self._probe = session.prepare(PROBE)
+        except (NoHostAvailable, OperationTimedOut, OSError) as error:
             cluster.shutdown()
             raise DatabaseUnavailableError(f"cannot connect to Cassandra: {error}") from error
         self._cluster = cluster
+        self._unserved_since = None
+        self._last_used = time.monotonic()
         return session
 
     def close(self) -> None:

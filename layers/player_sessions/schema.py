@@ -136,6 +136,11 @@ def render_keyspace_cql(keyspace: str) -> str:
     )
 
 
+def render_drop_keyspace_cql(keyspace: str) -> str:
+    """Removes a local keyspace and its data (the benchmark starts each of its keyspaces empty)."""
+    return f"DROP KEYSPACE IF EXISTS {keyspace}"
+
+
 def render_schema_cql(keyspace: str, default_ttl_seconds: int) -> list[str]:
     """Every statement that creates the local schema, in order; each is safe to apply again."""
     return [render_keyspace_cql(keyspace)] + [

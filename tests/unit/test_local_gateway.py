@@ -440,6 +440,38 @@ def test_body_over_the_payload_limit_answers_request_too_long():
     assert handler.calls == []
 
 
+def test_concurrent_requests_never_run_two_invocations_at_once():
+    # Given a handler that records how many invocations overlap (Powertools keeps the current request on the
+    # resolver class, so overlapping invocations would read each other's body, as a Lambda environment never does)
+    running, overlaps, lock = [0], [0], threading.Lock()
+
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        with lock:
+            running[0] += 1
+            overlaps[0] = max(overlaps[0], running[0])
+        threading.Event().wait(0.01)
+        with lock:
+            running[0] -= 1
+        return OK_RESPONSE
+
+    with running_gateway(handler) as client:
+        url = str(client.base_url)
+
+        def send_requests() -> None:
+            with httpx.Client(base_url=url, trust_env=False, timeout=10) as own_client:
+                for _ in range(5):
+                    assert own_client.get("/health").status_code == 200
+
+        # When four clients send requests at the same time
+        clients = [threading.Thread(target=send_requests) for _ in range(4)]
+        for thread in clients:
+            thread.start()
+        for thread in clients:
+            thread.join()
+    # Then the function ran one invocation at a time
+    assert overlaps[0] == 1
+
+
 def _read_until_closed(connection: socket.socket) -> bytes:
     chunks = []
     while chunk := connection.recv(65536):

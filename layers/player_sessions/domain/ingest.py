@@ -137,10 +137,8 @@ def completed_session(halves: SessionHalves, now: datetime, retention: timedelta
 
 def late_buckets(events: Sequence[SessionEvent], now: datetime, retention: timedelta) -> list[tuple[Bucket, int]]:
     """The rollup buckets that late starts of this batch change, each once, with the TTL of its revision."""
-    buckets = {
-        bucket
-        for event in events
-        if event.event is EventType.START and is_late_start(event.ts, now)
-        for bucket in buckets_containing(event.ts)
-    }
+    # Per distinct hour, not per start: lateness and the three buckets depend on the hour only (a loader's
+    # chunk has many starts per hour; this was 5% of its CPU).
+    hours = {hour_of(event.ts) for event in events if event.event is EventType.START}
+    buckets = {bucket for hour in hours if is_late_start(hour, now) for bucket in buckets_containing(hour)}
     return [(bucket, max(1, ttl_seconds(bucket_end(bucket), now, retention))) for bucket in sorted(buckets)]

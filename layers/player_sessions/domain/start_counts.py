@@ -122,7 +122,9 @@ class RollupReader:
         return found
 
     def _read_partitions(self, buckets: list[Bucket]) -> None:
-        """Reads, all at once, the bucket ranges of rollup partitions not read yet in this request."""
+        """Reads, all at once, the bucket ranges of rollup partitions not read yet in this request. A listing
+        asks for older buckets as it pages back: only the part of the range beyond what was read is read then
+        (one range per partition and call; the bucket at the seam is read again, which changes nothing)."""
         ranges: dict[tuple[Level, datetime], tuple[datetime, datetime]] = {}
         for bucket in buckets:
             first, last = ranges.get((bucket.level, bucket.period), (bucket.start, bucket.start))
@@ -130,16 +132,23 @@ class RollupReader:
         missing = []
         for (level, period), (first, last) in ranges.items():
             covered = self._covered.get((level, period))
-            if covered is None or first < covered[0] or last > covered[1]:
-                if covered is not None:
-                    first, last = min(first, covered[0]), max(last, covered[1])
-                missing.append((level, period, first, last))
+            if covered is not None:
+                if covered[0] <= first and last <= covered[1]:
+                    continue
+                if first >= covered[0]:
+                    first = covered[1]
+                elif last <= covered[1]:
+                    last = covered[0]
+                # else: beyond both ends, the whole range is read again
+            missing.append((level, period, first, last))
         if missing:
             rollups, revisions = self._store.rollups_and_revisions(missing)
             for level, period, first, last in missing:
-                self._partitions[(level, period)] = (rollups.get((level, period), {}),
-                                                     revisions.get((level, period), {}))
-                self._covered[(level, period)] = (first, last)
+                known_rollups, known_revisions = self._partitions.get((level, period), ({}, {}))
+                self._partitions[(level, period)] = ({**known_rollups, **rollups.get((level, period), {})},
+                                                     {**known_revisions, **revisions.get((level, period), {})})
+                covered = self._covered.get((level, period), (first, last))
+                self._covered[(level, period)] = (min(first, covered[0]), max(last, covered[1]))
 
     def _build(self, stale: list[Bucket]) -> dict[Bucket, Counter[str]]:
         """Counts stale buckets from the level below and stores them under the revisions read *before*

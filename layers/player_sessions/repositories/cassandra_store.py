@@ -2,16 +2,19 @@
 
 Every statement is a constant, prepared once per environment and bound with parameters. Writes of a batch go
 out concurrently through the driver's ``execute_concurrent``; no batch statement spans partitions.
+
+Every step is idempotent, so a step that found no host up runs once more after the connection saw a host come
+back (``_once_more_after_reconnect``).
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 from cassandra import DriverException, OperationTimedOut, RequestExecutionException
@@ -52,6 +55,8 @@ WRITE_CONCURRENCY = 32
 # Rows read past the limit in one page, to absorb the rare duplicate end of a re-sent conflicting event.
 PAGE_SLACK = 4
 
+T = TypeVar("T")
+
 DRIVER_FAILURES = (NoHostAvailable, OperationTimedOut, RequestExecutionException, DriverException, OSError)
 
 
@@ -70,6 +75,20 @@ class CassandraSessionStore:
     def _session(self) -> Session:
         return self._connection.session()
 
+    def _once_more_after_reconnect(self, step: Callable[[], T]) -> T:
+        """Runs ``step``; if it found no host up, runs it once more as soon as the driver has reopened one.
+
+        The first request after connections died unseen (a frozen environment, a restarted Cassandra) is the
+        one that finds them dead: the driver fails it with NoHostAvailable and reconnects within milliseconds.
+        During a real outage the connection's grace is soon spent, and the error goes through (503).
+        """
+        try:
+            return step()
+        except NoHostAvailable:
+            if not self._connection.await_reconnection():
+                raise
+            return step()
+
     def _run_concurrently(self, statements: Iterable[tuple[str, tuple[Any, ...]]]) -> list[Any]:
         pairs = [(self._statement(cql), params) for cql, params in statements]
         if not pairs:
@@ -79,11 +98,13 @@ class CassandraSessionStore:
 
     def write_events(self, writes: Sequence[EventWrite]) -> None:
         with unavailable_on_failure("store the events"):
-            self._run_concurrently(_event_statements(writes))
+            self._once_more_after_reconnect(lambda: self._run_concurrently(_event_statements(writes)))
 
     def read_sessions(self, session_ids: Sequence[UUID]) -> dict[UUID, SessionHalves]:
         with unavailable_on_failure("read the sessions back"):
-            results = self._run_concurrently((READ_SESSION, (session_id,)) for session_id in session_ids)
+            results = self._once_more_after_reconnect(
+                lambda: self._run_concurrently((READ_SESSION, (session_id,)) for session_id in session_ids)
+            )
         halves: dict[UUID, SessionHalves] = {}
         for result in results:
             row = result.one()
@@ -95,40 +116,41 @@ class CassandraSessionStore:
 
     def write_completed_sessions(self, sessions: Sequence[tuple[CompletedSession, int]]) -> None:
         with unavailable_on_failure("store the completed sessions"):
-            self._run_concurrently(
+            self._once_more_after_reconnect(lambda: self._run_concurrently(
                 (WRITE_COMPLETED, (s.player_id, s.end_ts, s.session_id, s.start_ts, s.country, ttl))
                 for s, ttl in sessions
-            )
+            ))
 
     def touch_rollup_revisions(self, buckets: Sequence[tuple[Bucket, int]]) -> None:
         with unavailable_on_failure("mark the rollups changed"):
-            self._run_concurrently(
+            self._once_more_after_reconnect(lambda: self._run_concurrently(
                 (TOUCH_REVISION, (ttl, uuid_from_time(time.time()), b.level.value, b.period, b.start))
                 for b, ttl in buckets
-            )
+            ))
 
     def last_completed_sessions(self, player_id: str, since: datetime, limit: int) -> list[CompletedSession]:
+        with unavailable_on_failure("read the player's sessions"):
+            return self._once_more_after_reconnect(lambda: self._read_completed(player_id, since, limit))
+
+    def _read_completed(self, player_id: str, since: datetime, limit: int) -> list[CompletedSession]:
         sessions: list[CompletedSession] = []
         seen: set[uuid.UUID] = set()
-        with unavailable_on_failure("read the player's sessions"):
-            statement = self._statement(READ_COMPLETED).bind((player_id, since))
-            statement.fetch_size = limit + PAGE_SLACK
-            for row in self._session().execute(statement):
-                start_ts = _utc(row.start_ts)
-                if row.session_id in seen or start_ts < since:
-                    continue
-                seen.add(row.session_id)
-                sessions.append(
-                    CompletedSession(player_id, row.session_id, row.country, start_ts, _utc(row.end_ts))
-                )
-                if len(sessions) == limit:
-                    break
+        statement = self._statement(READ_COMPLETED).bind((player_id, since))
+        statement.fetch_size = limit + PAGE_SLACK
+        for row in self._session().execute(statement):
+            start_ts = _utc(row.start_ts)
+            if row.session_id in seen or start_ts < since:
+                continue
+            seen.add(row.session_id)
+            sessions.append(CompletedSession(player_id, row.session_id, row.country, start_ts, _utc(row.end_ts)))
+            if len(sessions) == limit:
+                break
         return sessions
 
     def ping(self) -> float:
         started = time.perf_counter()
         with unavailable_on_failure("reach Cassandra"):
-            self._session().execute(self._statement(PING)).one()
+            self._once_more_after_reconnect(lambda: self._session().execute(self._statement(PING)).one())
         return (time.perf_counter() - started) * 1000
 
 

@@ -1,0 +1,62 @@
+"""A reused Lambda environment: frozen between two invocations while Cassandra and Redis restarted, so every
+connection it holds died unseen. Its next requests re-open them and succeed; no client sees an error."""
+
+from __future__ import annotations
+
+import signal
+import time
+import uuid
+
+import pytest
+
+from player_sessions.cassandra_connection import IDLE_PROBE_AFTER_SECONDS
+from tests.faults.conftest import completed_session
+
+pytestmark = pytest.mark.faults
+
+
+def test_an_environment_frozen_while_cassandra_and_redis_restarted_answers_its_next_requests_without_error(
+        fresh_api, local_services, record_property):
+    player = uuid.uuid4().hex
+    before, after = completed_session(player, "FE", 90), completed_session(player, "FE", 20)
+    with fresh_api.client() as client:
+        # Given a warm environment that has used every route (the player's history is cached)
+        assert client.post("/events", json=before).json()["stored"] == 2
+        assert len(client.get(f"/players/{player}/sessions").json()["sessions"]) == 1
+        assert starts_of(client.get("/countries/starts?hours=3").json(), "FE") >= 1
+        assert client.get("/countries/FE/starts?hours=3&limit=1").status_code == 200
+        assert client.get("/health").json()["status"] == "ok"
+        # When it is frozen while Cassandra and Redis are killed and restarted
+        fresh_api.process.send_signal(signal.SIGSTOP)
+        frozen_at = time.monotonic()
+        try:
+            local_services.kill("cassandra")
+            local_services.kill("redis")
+            local_services.start()
+            time.sleep(max(0.0, IDLE_PROBE_AFTER_SECONDS - (time.monotonic() - frozen_at)))
+        finally:
+            fresh_api.process.send_signal(signal.SIGCONT)
+        # Then its very next requests, on every route, succeed with the right answers
+        started = time.perf_counter()
+        ingest = client.post("/events", json=after)
+        first_request_s = time.perf_counter() - started
+        history = client.get(f"/players/{player}/sessions")
+        counts = client.get("/countries/starts?hours=3")
+        listing = client.get("/countries/FE/starts?hours=3&limit=1")
+        health = client.get("/health")
+    assert ingest.status_code == 200, ingest.text
+    assert ingest.json() == {"stored": 2, "discarded": 0, "rejected": 0, "errors": []}
+    assert history.status_code == 200, history.text
+    assert [s["session_id"] for s in history.json()["sessions"]][0] == after[0]["session_id"]
+    assert counts.status_code == 200, counts.text
+    # (at least the new start: the commit log may have lost the earlier one, see test_cassandra_outages)
+    assert starts_of(counts.json(), "FE") >= 1
+    assert listing.status_code == 200, listing.text
+    assert listing.json()["sessions"][0]["session_id"] == after[0]["session_id"]
+    assert health.status_code == 200, health.text
+    assert health.json()["cassandra"]["status"] == "up"
+    record_property("seconds_first_request_after_thaw", round(first_request_s, 3))
+
+
+def starts_of(body: dict, country: str) -> int:
+    return {c["country"]: c["starts"] for c in body["countries"]}.get(country, 0)
