@@ -18,7 +18,7 @@ ROUTES = ["POST /events (10 events)", "GET /players/{id}/sessions", "GET /countr
           *(f"GET /countries/starts?hours={hours}" for hours in METRIC_HOURS)]
 
 
-def test_quick_benchmark_reports_every_route_with_no_error_and_no_lost_row(tmp_path, cassandra_connection):
+def test_quick_benchmark_reports_every_route_with_no_error_and_no_lost_row(tmp_path):
     # Given the local Cassandra and Redis, and keyspaces and a Redis database that no other test or run uses
     out = tmp_path / "bench"
     command = [sys.executable, "-m", "player_sessions_local.bench", "--quick", "--out", str(out),

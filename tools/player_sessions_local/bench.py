@@ -19,7 +19,7 @@ In order, on the local Cassandra and Redis (`make up`), in keyspaces and a Redis
 
 It prints p50/p90/p99 per route and the throughput ratios, and writes ``summary.md``, ``latency.png`` and
 ``results.json`` to ``--out``. Exit status 1 when a request failed or a row is missing. ``--quick`` is a smoke
-run of a few thousand events (about 40 s).
+run of a few thousand events (about a minute).
 """
 
 from __future__ import annotations
@@ -1223,7 +1223,8 @@ def parse_options(argv: Sequence[str] | None) -> BenchOptions:
     parser.add_argument("--seconds", type=float, default=None, help="per route (default 10; 1 with --quick)")
     parser.add_argument("--clients", type=int, default=4,
                         help="concurrent clients per route, each with its own gateway process")
-    parser.add_argument("--http-events", type=int, default=100_000, help="events posted through HTTP")
+    parser.add_argument("--http-events", type=int, default=None,
+                        help="the file's first events posted through HTTP (default 100,000; 2,000 with --quick)")
     parser.add_argument("--http-clients", type=int, default=4,
                         help="concurrent clients posting batches, each with its own gateway process")
     parser.add_argument("--processes", type=int, default=2, help="loader and bare-loop processes")
@@ -1238,7 +1239,7 @@ def parse_options(argv: Sequence[str] | None) -> BenchOptions:
     events = args.events or (5_000 if args.quick else 1_000_000)
     out = args.out or Path("bench-results") / datetime.now(UTC).strftime("%Y-%m-%dT%H-%M-%SZ")
     return BenchOptions(events=events, out=out, retention_days=args.retention_days or (31 if args.quick else None), seconds=args.seconds or (1.0 if args.quick else 10.0),
-                        clients=args.clients, http_events=min(args.http_events, events),
+                        clients=args.clients, http_events=min(args.http_events or (2_000 if args.quick else 100_000), events),
                         http_clients=args.http_clients, processes=args.processes, keyspace=args.keyspace,
                         redis_db=args.redis_db, seed=args.seed, days=args.days, quick=args.quick)
 
