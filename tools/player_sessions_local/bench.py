@@ -71,7 +71,12 @@ from player_sessions.services import build_services  # noqa: E402
 from player_sessions.settings import Settings, get_settings  # noqa: E402
 from player_sessions.time_buckets import hour_of, start_shard  # noqa: E402
 from player_sessions_local.generate import generate_events, open_for_writing  # noqa: E402
-from player_sessions_local.load import CHUNK_EVENTS, load_file, open_for_reading  # noqa: E402
+from player_sessions_local.load import (  # noqa: E402
+    CHUNK_EVENTS,
+    CHUNKS_IN_FLIGHT_PER_PROCESS,
+    load_file,
+    open_for_reading,
+)
 
 TARGET_P90_MS = {"ingest": 25.0, "players": 15.0, "metric": 50.0, "page": 25.0}
 TARGET_LOADER_RATIO = 0.70
@@ -93,6 +98,7 @@ class BenchOptions:
     http_events: int
     http_clients: int
     processes: int
+    chunks_in_flight: int
     keyspace: str
     redis_db: int
     seed: int
@@ -977,18 +983,20 @@ def run(options: BenchOptions) -> int:
         drop_keyspace(bare_settings)
         quiet_waits.append(wait_for_quiet_node(loaded))
 
-        say(f"loader: load_file with {options.processes} processes")
+        say(f"loader: load_file with {options.processes} processes, {options.chunks_in_flight} chunks in flight each")
         services = build_services(loaded, SystemClock())
         with CpuMeter() as meter:
             report = load_file(data_path, services, rebase_to_now=False, rejects_path=out / "load-rejects.jsonl",
-                               processes=options.processes, progress=not options.quick)
+                               processes=options.processes, chunks_in_flight=options.chunks_in_flight,
+                               progress=not options.quick)
             loader_cpu = meter.stop()
         if services.cassandra is not None:
             services.cassandra.close()
         not_stored = report.discarded + report.rejected
         loader = Throughput(f"loader (load_file, {options.processes} processes)", report.lines, report.seconds,
                             not_stored, report.retries, f"{report.stored:,} stored, {report.discarded} discarded, "
-                            f"{report.rejected} rejected, chunks of {CHUNK_EVENTS}", loader_cpu)
+                            f"{report.rejected} rejected, chunks of {CHUNK_EVENTS}, "
+                            f"{options.chunks_in_flight} in flight per process", loader_cpu)
         say(f"  {loader.events_per_second:,.0f} events/s ({loader.seconds:.1f} s), {loader.detail}")
         loader_counts = count_rows(loaded, expected, rng)
         quiet_waits.append(wait_for_quiet_node(loaded))
@@ -1228,6 +1236,8 @@ def parse_options(argv: Sequence[str] | None) -> BenchOptions:
     parser.add_argument("--http-clients", type=int, default=4,
                         help="concurrent clients posting batches, each with its own gateway process")
     parser.add_argument("--processes", type=int, default=2, help="loader and bare-loop processes")
+    parser.add_argument("--chunks-in-flight", type=int, default=CHUNKS_IN_FLIGHT_PER_PROCESS,
+                        help="chunks each loader process ingests at once")
     parser.add_argument("--keyspace", default="player_sessions_bench",
                         help="the loaded keyspace; the bare loop and HTTP ingest use it with _bare and _http")
     parser.add_argument("--redis-db", type=int, default=14)
@@ -1238,9 +1248,11 @@ def parse_options(argv: Sequence[str] | None) -> BenchOptions:
     args = parser.parse_args(argv)
     events = args.events or (5_000 if args.quick else 1_000_000)
     out = args.out or Path("bench-results") / datetime.now(UTC).strftime("%Y-%m-%dT%H-%M-%SZ")
-    return BenchOptions(events=events, out=out, retention_days=args.retention_days or (31 if args.quick else None), seconds=args.seconds or (1.0 if args.quick else 10.0),
-                        clients=args.clients, http_events=min(args.http_events or (2_000 if args.quick else 100_000), events),
-                        http_clients=args.http_clients, processes=args.processes, keyspace=args.keyspace,
+    http_events = args.http_events or (2_000 if args.quick else 100_000)
+    return BenchOptions(events=events, out=out, retention_days=args.retention_days or (31 if args.quick else None),
+                        seconds=args.seconds or (1.0 if args.quick else 10.0), clients=args.clients,
+                        http_events=min(http_events, events), http_clients=args.http_clients,
+                        processes=args.processes, chunks_in_flight=args.chunks_in_flight, keyspace=args.keyspace,
                         redis_db=args.redis_db, seed=args.seed, days=args.days, quick=args.quick)
 
 
