@@ -95,7 +95,7 @@ class InMemoryStartsStore:
     def country_hour_starts(self, hours, country, not_after, not_before, page_size):
         self.partition_reads += len(hours)
         streams = []
-        for hour in hours:
+        for hour, _known in hours:
             rows = [StartRow(ts, sid, player, c) for (h, _s, c, ts, sid, player) in self._sessions.starts
                     if h == hour and c == country and not_before <= ts <= not_after]
             # Reversed ids within an instant: the domain must order ties itself, as with Cassandra's UUID order.

@@ -57,14 +57,15 @@ def _starts_newest_first(country: str, window: Window, after: Position | None, s
                     yield row
 
 
-def _rounds(hours: Iterator[tuple[datetime, int | None]], page_size: int) -> Iterator[list[datetime]]:
+def _rounds(hours: Iterator[tuple[datetime, int | None]],
+            page_size: int) -> Iterator[list[tuple[datetime, int | None]]]:
     """Groups hours, newest first, into rounds read concurrently: a round ends once the rollups promise enough
     starts to fill a page (hours without a rollup promise nothing), so a sparse country is not read an hour at
     a time."""
-    batch: list[datetime] = []
+    batch: list[tuple[datetime, int | None]] = []
     promised = 0
     for hour, known in hours:
-        batch.append(hour)
+        batch.append((hour, known))
         promised += known or 0
         if promised >= page_size or len(batch) == MAX_HOURS_AT_ONCE:
             yield batch

@@ -26,6 +26,12 @@ READ_COUNTRY_HOUR_STARTS = (
     "SELECT ts, session_id, player_id FROM session_starts "
     "WHERE hour = ? AND shard = ? AND country = ? AND ts <= ? AND ts >= ?"
 )
+# Hours known (from their rollups) to hold few of the country's starts: many hours and all shards in one request,
+# read whole and ordered here (at most MAX_IN_PARTITIONS partitions, the product of the two IN lists).
+READ_COUNTRY_FEW_STARTS = (
+    "SELECT hour, ts, session_id, player_id FROM session_starts "
+    "WHERE hour IN ? AND shard IN ? AND country = ? AND ts <= ? AND ts >= ?"
+)
 READ_ROLLUPS = (
     "SELECT bucket, country, starts, revision FROM start_rollups "
     "WHERE level = ? AND period = ? AND bucket >= ? AND bucket <= ?"
@@ -41,6 +47,10 @@ TOTAL = "*"
 """The country value of a bucket's total row; it is written last and proves the bucket was built."""
 
 CONCURRENCY = 32
+FEW_STARTS_PER_HOUR = 50
+"""An hour whose rollup counts at most this many starts of the country is read with others in one request."""
+MAX_IN_PARTITIONS = 100
+"""Keyspaces takes at most 100 values in an IN, and counts the product of two IN lists."""
 
 
 class CassandraStartsStore:
@@ -83,18 +93,32 @@ class CassandraStartsStore:
                 counts[hour].update(row.country for row in result)
         return counts
 
-    def country_hour_starts(self, hours: Sequence[datetime], country: str, not_after: datetime,
+    def country_hour_starts(self, hours: Sequence[tuple[datetime, int | None]], country: str, not_after: datetime,
                             not_before: datetime, page_size: int) -> list[Iterator[StartRow]]:
-        statement = self._statement(READ_COUNTRY_HOUR_STARTS)
+        session = self._connection.session()
+        few = [hour for hour, known in hours if known is not None and known <= FEW_STARTS_PER_HOUR]
+        group_size = max(1, MAX_IN_PARTITIONS // self._shards)
+        shards = list(range(self._shards))
         with unavailable_on_failure("read a country's starts"):
-            futures = []
-            for hour in hours:
-                for shard in range(self._shards):
+            groups: dict[datetime, _FewHours] = {}
+            for first in range(0, len(few), group_size):
+                group_hours = few[first:first + group_size]
+                future = session.execute_async(self._statement(READ_COUNTRY_FEW_STARTS).bind(
+                    (group_hours, shards, country, not_after, not_before)))
+                group = _FewHours(future, country)
+                groups.update((hour, group) for hour in group_hours)
+            statement = self._statement(READ_COUNTRY_HOUR_STARTS)
+            per_shard: dict[datetime, list[Any]] = {}
+            for hour, _ in hours:
+                if hour in groups:
+                    continue
+                per_shard[hour] = []
+                for shard in shards:
                     bound = statement.bind((hour, shard, country, not_after, not_before))
                     bound.fetch_size = page_size
-                    futures.append(self._connection.session().execute_async(bound))
-        per_hour = [futures[i:i + self._shards] for i in range(0, len(futures), self._shards)]
-        return [self._merged(shard_futures, country) for shard_futures in per_hour]
+                    per_shard[hour].append(session.execute_async(bound))
+        return [groups[hour].rows_of(hour) if hour in groups else self._merged(per_shard[hour], country)
+                for hour, _ in hours]
 
     def _merged(self, futures: list[Any], country: str) -> Iterator[StartRow]:
         with unavailable_on_failure("read a country's starts"):
@@ -142,6 +166,27 @@ class CassandraStartsStore:
             self._concurrently(WRITE_ROLLUP, country_rows, bulk)
             # Total rows last: a reader that finds one knows every country row of that build was written.
             self._concurrently(WRITE_ROLLUP, total_rows, bulk)
+
+
+class _FewHours:
+    """The rows of one request over several hours and every shard, read whole on first use, by hour."""
+
+    def __init__(self, future: Any, country: str) -> None:
+        self._future = future
+        self._country = country
+        self._by_hour: dict[datetime, list[StartRow]] | None = None
+
+    def rows_of(self, hour: datetime) -> Iterator[StartRow]:
+        if self._by_hour is None:
+            by_hour: dict[datetime, list[StartRow]] = {}
+            with unavailable_on_failure("read a country's starts"):
+                for row in self._future.result():
+                    by_hour.setdefault(_utc(row.hour), []).append(
+                        StartRow(_utc(row.ts), row.session_id, row.player_id, self._country))
+            for rows in by_hour.values():
+                rows.sort(key=_newest_first)
+            self._by_hour = by_hour
+        yield from self._by_hour.get(hour, [])
 
 
 def _start_rows(result: Any, country: str) -> Iterator[StartRow]:

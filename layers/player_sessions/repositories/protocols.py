@@ -45,10 +45,12 @@ class StartsStore(Protocol):
     def hour_country_counts(self, hours: Sequence[datetime]) -> dict[datetime, Counter[str]]:
         """Each whole hour's starts per country, all shards (hours read concurrently)."""
 
-    def country_hour_starts(self, hours: Sequence[datetime], country: str, not_after: datetime,
+    def country_hour_starts(self, hours: Sequence[tuple[datetime, int | None]], country: str, not_after: datetime,
                             not_before: datetime, page_size: int) -> list[Iterator[StartRow]]:
         """For each hour (all requested at once), the country's starts with ``not_before <= ts <= not_after``,
-        newest first, read lazily ``page_size`` rows at a time per shard (ties at one instant in any order)."""
+        newest first (ties at one instant in any order). Each hour comes with the country's count in it when its
+        rollup knows it: an hour known to hold few may be read whole, together with others; any other hour is
+        read lazily, ``page_size`` rows at a time per shard."""
 
     def rollups_and_revisions(self, ranges: Sequence[PartitionRange]) -> tuple[
             dict[tuple[Level, datetime], dict[datetime, dict[str, RollupRow]]],
