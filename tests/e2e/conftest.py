@@ -6,9 +6,11 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
@@ -45,14 +47,18 @@ def serve(extra_env: dict[str, str]) -> ServedApi:
         "POWERTOOLS_METRICS_DISABLED": "true",
         **extra_env,
     }
+    # Its log goes to a file, not a pipe: a pipe nobody reads fills up, and the gateway then blocks on a write.
+    log = tempfile.NamedTemporaryFile(prefix=f"gateway-{port}-", suffix=".log", delete=False)
     process = subprocess.Popen(
         [sys.executable, "-m", "player_sessions_local.gateway", "--port", str(port)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        env=env, stdout=subprocess.DEVNULL, stderr=log,
     )
+    log.close()
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            pytest.fail(f"the gateway exited: {process.stderr.read()[-2000:]}", pytrace=False)
+            tail = Path(log.name).read_text(errors="replace")[-2000:]
+            pytest.fail(f"the gateway exited: {tail}", pytrace=False)
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.2):
                 return ServedApi(f"http://127.0.0.1:{port}", process)

@@ -35,6 +35,9 @@ def test_quick_benchmark_reports_every_route_with_no_error_and_no_lost_row(tmp_p
     measured = {(row["route"], row["cache"]) for row in results["latency"] if row["requests"] > 0}
     assert measured == {("POST /events (10 events)", "on")} | {
         (route, cache) for route in ROUTES[1:] for cache in ("on", "off")}
+    # And again one client at a time
+    single = {(row["route"], row["cache"]) for row in results["latency_one_client"] if row["requests"] > 0}
+    assert single == measured
     summary = (out / "summary.md").read_text()
     assert all(f"`{route}`" in summary for route in ROUTES)
     assert "CPUs" in summary and "memory" in summary

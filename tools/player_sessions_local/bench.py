@@ -95,6 +95,8 @@ class BenchOptions:
     out: Path
     seconds: float
     clients: int
+    single_seconds: float
+    """Per route, one client at a time (the service time without queueing); 0 skips that pass."""
     http_events: int
     http_clients: int
     processes: int
@@ -1024,8 +1026,12 @@ def run(options: BenchOptions) -> int:
 
         say(f"latency: {options.clients} clients, {options.seconds:g} s per route")
         warm_up(environments["cached"])
-        latencies = measure_latency(route_plans(environments["cached"], environments["uncached"], expected),
-                                    options.clients, options.seconds, options.seed)
+        plans = route_plans(environments["cached"], environments["uncached"], expected)
+        latencies = measure_latency(plans, options.clients, options.seconds, options.seed)
+        single_latencies = []
+        if options.single_seconds > 0:
+            say(f"latency: one client at a time, {options.single_seconds:g} s per route")
+            single_latencies = measure_latency(plans, 1, options.single_seconds, options.seed + 7)
     finally:
         for group in environments.values():
             group.stop()
@@ -1035,7 +1041,8 @@ def run(options: BenchOptions) -> int:
         load_after=load_average(), generation_seconds=generation_seconds, expected=expected,
         row_statements=row_statements, bare=bare, bare_counts=bare_counts, loader=loader,
         loader_counts=loader_counts, http=http, http_counts=http_counts,
-        rollup_build=rollup_build, latencies=latencies, quiet_waits=quiet_waits,
+        rollup_build=rollup_build, latencies=latencies, single_latencies=single_latencies,
+        quiet_waits=quiet_waits,
     )
     plot_latency(latencies, out / "latency.png",
                  f"{expected.lines:,} events loaded; {options.clients} clients, {options.seconds:g} s per route; "
@@ -1065,6 +1072,8 @@ class Summary:
     http_counts: list[RowCount]
     rollup_build: MetricCheck
     latencies: list[RouteLatency]
+    single_latencies: list[RouteLatency]
+    """The same routes, one client at a time: what a request costs without waiting for a core."""
     quiet_waits: list[float]
     """Seconds waited before each measured write phase for Cassandra to finish flushing and compacting."""
 
@@ -1079,7 +1088,7 @@ class Summary:
     @property
     def errors(self) -> int:
         return (self.bare.errors + self.loader.errors + self.http.errors
-                + sum(r.errors for r in self.latencies))
+                + sum(r.errors for r in [*self.latencies, *self.single_latencies]))
 
     @property
     def lost_rows(self) -> int:
@@ -1127,6 +1136,7 @@ class Summary:
             "",
             *latency_table(self.latencies),
             "",
+            *self._single_client_section(),
             f"First country-metric request after the load (hours=8760, builds every rollup once): "
             f"{self.rollup_build.seconds * 1000:,.0f} ms.",
             "",
@@ -1170,6 +1180,19 @@ class Summary:
                   "![latency per route](latency.png)", ""]
         return "\n".join(lines)
 
+    def _single_client_section(self) -> list[str]:
+        if not self.single_latencies:
+            return []
+        return [
+            f"### The same routes, one client at a time ({self.options.single_seconds:g} s per route)",
+            "",
+            "What one request costs when it does not wait for a core held by another client, by Cassandra or "
+            "by a neighbour; the targets are judged on the table above.",
+            "",
+            *latency_table(self.single_latencies),
+            "",
+        ]
+
     def console(self) -> str:
         lines = ["", f"{'route':58} {'requests':>8} {'errors':>6} {'p50':>7} {'p90':>7} {'p99':>7} {'target':>7}"]
         for r in self.latencies:
@@ -1202,6 +1225,10 @@ class Summary:
                          "errors": r.errors, "first_error": r.first_error, "p50_ms": r.percentile(0.5),
                          "p90_ms": r.percentile(0.9), "p99_ms": r.percentile(0.99), "target_p90_ms": r.target_ms,
                          "met": r.met} for r in self.latencies],
+            "latency_one_client": [{"route": r.name, "cache": r.cache, "kind": r.kind,
+                                    "requests": len(r.latencies_ms), "errors": r.errors, "p50_ms": r.percentile(0.5),
+                                    "p90_ms": r.percentile(0.9), "p99_ms": r.percentile(0.99)}
+                                   for r in self.single_latencies],
             "rollup_build_ms": self.rollup_build.seconds * 1000,
             "throughput": {t.path: {"events": t.events, "seconds": t.seconds, "events_per_second":
                                     t.events_per_second, "errors": t.errors, "retries": t.retries,
@@ -1229,6 +1256,9 @@ def parse_options(argv: Sequence[str] | None) -> BenchOptions:
     parser.add_argument("--quick", action="store_true", help="smoke run: 5,000 events, 1 s per route")
     parser.add_argument("--out", type=Path, default=None, help="results directory (default bench-results/DATE)")
     parser.add_argument("--seconds", type=float, default=None, help="per route (default 10; 1 with --quick)")
+    parser.add_argument("--single-client-seconds", type=float, default=None,
+                        help="per route, one client at a time, after the concurrent pass (default 5; 0.5 with "
+                             "--quick; 0 skips it)")
     parser.add_argument("--clients", type=int, default=4,
                         help="concurrent clients per route, each with its own gateway process")
     parser.add_argument("--http-events", type=int, default=None,
@@ -1251,6 +1281,8 @@ def parse_options(argv: Sequence[str] | None) -> BenchOptions:
     http_events = args.http_events or (2_000 if args.quick else 100_000)
     return BenchOptions(events=events, out=out, retention_days=args.retention_days or (31 if args.quick else None),
                         seconds=args.seconds or (1.0 if args.quick else 10.0), clients=args.clients,
+                        single_seconds=(args.single_client_seconds if args.single_client_seconds is not None
+                                        else 0.5 if args.quick else 5.0),
                         http_events=min(http_events, events), http_clients=args.http_clients,
                         processes=args.processes, chunks_in_flight=args.chunks_in_flight, keyspace=args.keyspace,
                         redis_db=args.redis_db, seed=args.seed, days=args.days, quick=args.quick)
