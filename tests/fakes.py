@@ -106,6 +106,16 @@ class InMemoryStartsStore:
         self.partition_reads += 2 * len(ranges)
         return self._rollups(ranges), self._revisions_in(ranges)
 
+    def country_rollups_and_revisions(self, country, buckets):
+        self.partition_reads += 2 * len(buckets)
+        wanted = {(level, period, start) for level, period, starts in buckets for start in starts}
+        rollups = {}
+        for (level, period, start), rows in self.rollup_rows.items():
+            if (level, period, start) in wanted:
+                rollups.setdefault((level, period), {})[start] = {c: r for c, r in rows.items() if c in (country, "*")}
+        ranges = [(level, period, min(starts), max(starts)) for level, period, starts in buckets]
+        return rollups, self._revisions_in(ranges)
+
     def _rollups(self, ranges):
         return {(level, period): {bucket: dict(rows) for (lvl, per, bucket), rows in self.rollup_rows.items()
                                   if lvl is level and per == period and first <= bucket <= last}

@@ -114,12 +114,12 @@ def _settled_hours(country: str, buckets: list[Bucket], newest_hour: datetime,
                    reader: RollupReader) -> Iterator[tuple[datetime, int]]:
     candidates = [bucket for bucket in buckets if bucket.start <= newest_hour]
     for group in _doubling_groups(candidates, FIRST_ROLLUP_GROUP):
-        counts = reader.counts(group)
+        counts = reader.country_counts(country, group)
         for bucket in group:
-            if counts[bucket][country] == 0:
+            if counts[bucket] == 0:
                 continue
             if bucket.level is Level.HOUR:
-                yield bucket.start, counts[bucket][country]
+                yield bucket.start, counts[bucket]
             else:
                 yield from _settled_hours(country, list(reversed(children(bucket))), newest_hour, reader)
 

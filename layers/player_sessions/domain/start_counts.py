@@ -121,6 +121,32 @@ class RollupReader:
             found.update(self._build(stale))
         return found
 
+    def country_counts(self, country: str, buckets: Iterable[Bucket]) -> dict[Bucket, int]:
+        """One country's starts in each bucket, reading two rollup rows per bucket: the country's and the
+        total. The total row is written after every country row of its build, so a total row under the bucket's
+        current revision proves the country's row of that build is there (or that the country had none). A
+        bucket without such proof is read whole and, if stale, built, as ``counts`` does."""
+        wanted = list(buckets)
+        partitions: dict[tuple[Level, datetime], list[datetime]] = {}
+        for bucket in wanted:
+            partitions.setdefault((bucket.level, bucket.period), []).append(bucket.start)
+        rollups, revisions = self._store.country_rollups_and_revisions(
+            country, [(level, period, starts) for (level, period), starts in partitions.items()])
+        found: dict[Bucket, int] = {}
+        unproven: list[Bucket] = []
+        for bucket in wanted:
+            rows = rollups.get((bucket.level, bucket.period), {}).get(bucket.start, {})
+            revision = revisions.get((bucket.level, bucket.period), {}).get(bucket.start)
+            total, mine = rows.get(TOTAL), rows.get(country)
+            if total is None or total.revision != revision or (mine is not None and mine.revision != revision):
+                unproven.append(bucket)
+            else:
+                found[bucket] = mine.starts if mine is not None else 0
+        if unproven:
+            counted = self.counts(unproven)
+            found.update({bucket: counted[bucket][country] for bucket in unproven})
+        return found
+
     def _read_partitions(self, buckets: list[Bucket]) -> None:
         """Reads, all at once, the bucket ranges of rollup partitions not read yet in this request. A listing
         asks for older buckets as it pages back: only the part of the range beyond what was read is read then

@@ -36,6 +36,11 @@ READ_ROLLUPS = (
     "SELECT bucket, country, starts, revision FROM start_rollups "
     "WHERE level = ? AND period = ? AND bucket >= ? AND bucket <= ?"
 )
+# One country's rollup row and the total row of each listed bucket (buckets x 2 <= 100, Keyspaces' IN limit).
+READ_COUNTRY_ROLLUPS = (
+    "SELECT bucket, country, starts, revision FROM start_rollups "
+    "WHERE level = ? AND period = ? AND bucket IN ? AND country IN ?"
+)
 READ_REVISIONS = (
     "SELECT bucket, revision FROM rollup_revisions WHERE level = ? AND period = ? AND bucket >= ? AND bucket <= ?"
 )
@@ -138,6 +143,32 @@ class CassandraStartsStore:
             revisions = {
                 (level, period): {_utc(row.bucket): row.revision for row in future.result()}
                 for (level, period, _, _), future in zip(ranges, revision_futures)
+            }
+        return rollups, revisions
+
+    def country_rollups_and_revisions(self, country: str, buckets: Sequence[tuple[Level, datetime, list[datetime]]],
+                                      ) -> tuple[dict[tuple[Level, datetime], dict[datetime, dict[str, RollupRow]]],
+                                                 dict[tuple[Level, datetime], dict[datetime, UUID]]]:
+        per_request = MAX_IN_PARTITIONS // 2
+        rollup_keys: list[PartitionRange] = []
+        with unavailable_on_failure("read rollups"):
+            session = self._connection.session()
+            rollup_futures, revision_futures = [], []
+            for level, period, starts in buckets:
+                ordered = sorted(starts)
+                for first in range(0, len(ordered), per_request):
+                    part = ordered[first:first + per_request]
+                    rollup_keys.append((level, period, part[0], part[-1]))
+                    rollup_futures.append(session.execute_async(
+                        self._statement(READ_COUNTRY_ROLLUPS), (level.value, period, part, [country, TOTAL])))
+                revision_futures.append(session.execute_async(
+                    self._statement(READ_REVISIONS), (level.value, period, ordered[0], ordered[-1])))
+            rollups: dict[tuple[Level, datetime], dict[datetime, dict[str, RollupRow]]] = {}
+            for key, rows in self._rollup_rows(rollup_keys, [future.result() for future in rollup_futures]).items():
+                rollups.setdefault(key, {}).update(rows)
+            revisions = {
+                (level, period): {_utc(row.bucket): row.revision for row in future.result()}
+                for (level, period, _), future in zip(buckets, revision_futures)
             }
         return rollups, revisions
 

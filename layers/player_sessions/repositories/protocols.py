@@ -58,5 +58,11 @@ class StartsStore(Protocol):
         """For each partition's bucket range, all read at once: the rollup rows (bucket -> country, and ``*``,
         -> row) and the current revision of each bucket that has one."""
 
+    def country_rollups_and_revisions(self, country: str, buckets: Sequence[tuple[Level, datetime, list[datetime]]],
+                                      ) -> tuple[dict[tuple[Level, datetime], dict[datetime, dict[str, RollupRow]]],
+                                                 dict[tuple[Level, datetime], dict[datetime, UUID]]]:
+        """As ``rollups_and_revisions``, for the listed buckets of each partition, with only two rollup rows
+        per bucket: the country's and the ``*`` total."""
+
     def write_rollups(self, rollups: Sequence[tuple[Bucket, dict[str, int], UUID | None, int]]) -> None:
         """Stores each bucket's counts under its revision with its TTL; every ``*`` total row last."""
