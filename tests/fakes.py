@@ -13,7 +13,6 @@ from player_sessions.models import (
     CompletedSession,
     EventType,
     EventWrite,
-    HourStart,
     RollupRow,
     SessionHalves,
     StartRow,
@@ -83,14 +82,19 @@ class InMemoryStartsStore:
     def _revisions(self) -> dict[Bucket, UUID]:
         return self._sessions.revision_ids
 
-    def hour_starts(self, hours: Sequence[datetime]) -> dict[datetime, list[HourStart]]:
+    def country_counts_between(self, hours: Sequence[datetime], since: datetime, until: datetime) -> Counter:
         self.partition_reads += len(hours)
-        return {hour: [HourStart(country, ts) for (h, _shard, country, ts, _sid, _player) in self._sessions.starts
-                       if h == hour]
-                for hour in hours}
+        wanted = set(hours)
+        return Counter(country for (h, _shard, country, ts, _sid, _player) in self._sessions.starts
+                       if h in wanted and since <= ts <= until)
 
     def hour_country_counts(self, hours: Sequence[datetime]) -> dict[datetime, Counter]:
-        return {hour: Counter(row.country for row in rows) for hour, rows in self.hour_starts(hours).items()}
+        self.partition_reads += len(hours)
+        counts = {hour: Counter() for hour in hours}
+        for (h, _shard, country, _ts, _sid, _player) in self._sessions.starts:
+            if h in counts:
+                counts[h][country] += 1
+        return counts
 
     def country_hour_starts(self, hours, country, not_after, not_before, page_size):
         self.partition_reads += len(hours)

@@ -322,14 +322,6 @@ class StartRow:
 
 
 @dataclass(frozen=True)
-class HourStart:
-    """A start as counting needs it: where and when."""
-
-    country: str
-    ts: datetime
-
-
-@dataclass(frozen=True)
 class RollupRow:
     starts: int
     revision: uuid.UUID | None

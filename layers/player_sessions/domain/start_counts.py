@@ -222,6 +222,5 @@ def count_starts_by_country(window: Window, store: StartsStore, now: datetime, r
         for bucket_counts in RollupReader(store, now, retention).counts(plan.buckets).values():
             settled.update(bucket_counts)
     total = Counter(settled)
-    for rows in store.hour_starts(plan.row_hours).values():
-        total.update(row.country for row in rows if window.start <= row.ts <= window.end)
+    total.update(store.country_counts_between(plan.row_hours, window.start, window.end))
     return total, settled

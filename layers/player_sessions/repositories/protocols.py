@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Protocol
 from uuid import UUID
 
-from player_sessions.models import CompletedSession, EventWrite, HourStart, RollupRow, SessionHalves, StartRow
+from player_sessions.models import CompletedSession, EventWrite, RollupRow, SessionHalves, StartRow
 from player_sessions.time_buckets import Bucket, Level
 
 
@@ -39,8 +39,8 @@ PartitionRange = tuple[Level, datetime, datetime, datetime]
 class StartsStore(Protocol):
     """Session starts by hour, and the rollups of their counts."""
 
-    def hour_starts(self, hours: Sequence[datetime]) -> dict[datetime, list[HourStart]]:
-        """Every start stored in each hour, all shards, in no particular order (hours read concurrently)."""
+    def country_counts_between(self, hours: Sequence[datetime], since: datetime, until: datetime) -> Counter[str]:
+        """Starts per country in the given hours (all shards, read concurrently) with ``since <= ts <= until``."""
 
     def hour_country_counts(self, hours: Sequence[datetime]) -> dict[datetime, Counter[str]]:
         """Each whole hour's starts per country, all shards (hours read concurrently)."""
