@@ -49,11 +49,10 @@ class InMemorySessionStore:
             if (row := self.sessions.get(session_id)) is not None
         }
 
-    def write_completed_sessions(self, sessions: Sequence[tuple[CompletedSession, int]]) -> None:
+    def write_completed_and_touch_revisions(self, sessions: Sequence[tuple[CompletedSession, int]],
+                                            buckets: Sequence[tuple[Bucket, int]]) -> None:
         for session, ttl in sessions:
             self.completed[(session.player_id, session.end_ts, session.session_id)] = (session, ttl)
-
-    def touch_rollup_revisions(self, buckets: Sequence[tuple[Bucket, int]]) -> None:
         for bucket, _ttl in buckets:
             self.revisions[bucket] = self.revisions.get(bucket, 0) + 1
             self.revision_ids[bucket] = uuid.uuid1()

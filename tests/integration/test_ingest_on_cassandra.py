@@ -25,7 +25,7 @@ from player_sessions.repositories.cassandra_store import CassandraSessionStore
 pytestmark = pytest.mark.integration
 
 SELECT_SESSION = "SELECT player_id, country, start_ts, end_ts FROM sessions WHERE session_id = ?"
-SELECT_SESSION_TTL = "SELECT TTL(start_ts) AS start_ttl FROM sessions WHERE session_id = ?"
+SELECT_SESSION_TTL = "SELECT TTL(start_ts) AS start_ttl, TTL(end_ts) AS end_ttl FROM sessions WHERE session_id = ?"
 SELECT_COMPLETED = (
     "SELECT session_id, country, start_ts, end_ts FROM completed_sessions_by_player WHERE player_id = ?"
 )
@@ -220,8 +220,9 @@ def test_ttl_written_is_the_retention_minus_the_age_of_the_event(
     start_ts = clock.now() - timedelta(days=100)
     end_ts = clock.now() - timedelta(days=99)
     expected_start_ttl = test_settings.retention_seconds - 100 * 86_400
+    expected_end_ttl = test_settings.retention_seconds - 99 * 86_400
 
-    # When both events are ingested
+    # When both events are ingested, in one batch (their halves go out as one single-partition batch)
     outcome = ingest_batch(
         [start_event(player_id, session_id, start_ts, "US"), end_event(player_id, session_id, end_ts)],
         store, clock, test_settings,
@@ -229,8 +230,10 @@ def test_ttl_written_is_the_retention_minus_the_age_of_the_event(
 
     # Then the start's rows expire when the start leaves the retention
     assert (outcome.stored, outcome.completed_sessions) == (2, 1)
-    sessions_ttl = read_one(cassandra_session, SELECT_SESSION_TTL, (session_id,)).start_ttl
-    assert expected_start_ttl - TTL_SLACK_SECONDS <= sessions_ttl <= expected_start_ttl
+    sessions_ttl = read_one(cassandra_session, SELECT_SESSION_TTL, (session_id,))
+    assert expected_start_ttl - TTL_SLACK_SECONDS <= sessions_ttl.start_ttl <= expected_start_ttl
+    # And the end's half of the session row keeps its own, later expiry
+    assert expected_end_ttl - TTL_SLACK_SECONDS <= sessions_ttl.end_ttl <= expected_end_ttl
     (start_row_ttl_left,) = start_row_ttl(cassandra_session, test_settings, session_id, "US", start_ts)
     assert expected_start_ttl - TTL_SLACK_SECONDS <= start_row_ttl_left <= expected_start_ttl
     # And the completed row follows the older of its two events, the start
@@ -238,6 +241,26 @@ def test_ttl_written_is_the_retention_minus_the_age_of_the_event(
     assert completed.session_id == session_id
     assert expected_start_ttl - TTL_SLACK_SECONDS <= completed.start_ttl <= expected_start_ttl
     assert expected_start_ttl - TTL_SLACK_SECONDS <= completed.country_ttl <= expected_start_ttl
+
+
+def test_two_different_ends_of_one_session_in_one_batch_leave_the_last_one(
+    cassandra_connection, cassandra_session, test_settings
+):
+    # Given a start, and two contradicting ends of the same session, all in one batch, the later end first (in
+    # one batch statement, equal write times would let the greater value win instead)
+    store = CassandraSessionStore(cassandra_connection)
+    clock = now_clock()
+    player_id, session_id = fresh_player(), uuid.uuid4()
+    start_ts = clock.now() - timedelta(hours=2)
+    first_end, last_end = start_ts + timedelta(minutes=20), start_ts + timedelta(minutes=10)
+    batch = [start_event(player_id, session_id, start_ts), end_event(player_id, session_id, first_end),
+             end_event(player_id, session_id, last_end)]
+    # When it is ingested
+    outcome = ingest_batch(batch, store, clock, test_settings)
+    # Then the session row keeps the last end written, as separate writes do
+    assert outcome.stored == 3
+    row = read_one(cassandra_session, SELECT_SESSION, (session_id,))
+    assert (utc(row.start_ts), utc(row.end_ts)) == (start_ts, last_end)
 
 
 def test_event_older_than_the_retention_is_discarded_and_not_stored(

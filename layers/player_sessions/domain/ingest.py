@@ -89,9 +89,10 @@ def ingest_batch(items: Sequence[Any], store: SessionStore, clock: Clock, settin
             for halves in sessions.values()
             if (session := completed_session(halves, now, settings.retention)) is not None
         ]
-        store.write_completed_sessions(completed)
         late = late_buckets([w.event for w in writes], now, settings.retention)
-        store.touch_rollup_revisions(late)
+        # Both only need the events acknowledged first: a revision touched before its start row was written
+        # could let a reader store a rollup without that start under the new revision.
+        store.write_completed_and_touch_revisions(completed, late)
         # Only now, with every write acknowledged, may cached answers be invalidated (see cache_protocol).
         (cache or NoCache()).invalidate(changed_cache_scopes(writes, late, [s for s, _ in completed]))
         outcome.stored = len(writes)

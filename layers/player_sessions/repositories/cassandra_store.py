@@ -1,7 +1,8 @@
 """The session store on Cassandra / Amazon Keyspaces.
 
 Every statement is a constant, prepared once per environment and bound with parameters. Writes of a batch go
-out concurrently through the driver's ``execute_concurrent``; no batch statement spans partitions.
+out concurrently through the driver's ``execute_concurrent``; the only batch statements are unlogged ones of two
+statements on one session's row (Keyspaces: at most 30 statements, one partition).
 
 Every step is idempotent, so a step that found no host up runs once more after the connection saw a host come
 back (``_once_more_after_reconnect``).
@@ -20,7 +21,7 @@ from uuid import UUID
 from cassandra import DriverException, OperationTimedOut, RequestExecutionException
 from cassandra.cluster import NoHostAvailable, Session
 from cassandra.concurrent import execute_concurrent
-from cassandra.query import PreparedStatement
+from cassandra.query import BatchStatement, BatchType, PreparedStatement
 from cassandra.util import uuid_from_time
 
 from player_sessions.cassandra_connection import CassandraConnection
@@ -52,6 +53,7 @@ PING = "SELECT release_version FROM system.local"
 
 # Requests in flight at once per batch: enough for a 10-event batch's writes to go out together.
 WRITE_CONCURRENCY = 32
+Statement = tuple[str, tuple[Any, ...]]
 # Rows read past the limit in one page, to absorb the rare duplicate end of a re-sent conflicting event.
 PAGE_SLACK = 4
 
@@ -89,12 +91,23 @@ class CassandraSessionStore:
                 raise
             return step()
 
-    def _run_concurrently(self, statements: Iterable[tuple[str, tuple[Any, ...]]]) -> list[Any]:
-        pairs = [(self._statement(cql), params) for cql, params in statements]
+    def _run_concurrently(self, statements: Iterable[Statement | list[Statement]]) -> list[Any]:
+        """Runs the statements concurrently; a list of statements (all of one partition) goes as one unlogged
+        batch."""
+        pairs = [self._request(statement) for statement in statements]
         if not pairs:
             return []
         results = execute_concurrent(self._session(), pairs, concurrency=WRITE_CONCURRENCY, raise_on_first_error=True)
         return [result for _, result in results]
+
+    def _request(self, statement: Statement | list[Statement]) -> tuple[Any, Any]:
+        if isinstance(statement, tuple):
+            cql, params = statement
+            return self._statement(cql), params
+        batch = BatchStatement(batch_type=BatchType.UNLOGGED)
+        for cql, params in statement:
+            batch.add(self._statement(cql), params)
+        return batch, None
 
     def write_events(self, writes: Sequence[EventWrite]) -> None:
         with unavailable_on_failure("store the events"):
@@ -114,19 +127,15 @@ class CassandraSessionStore:
                 )
         return halves
 
-    def write_completed_sessions(self, sessions: Sequence[tuple[CompletedSession, int]]) -> None:
-        with unavailable_on_failure("store the completed sessions"):
-            self._once_more_after_reconnect(lambda: self._run_concurrently(
-                (WRITE_COMPLETED, (s.player_id, s.end_ts, s.session_id, s.start_ts, s.country, ttl))
-                for s, ttl in sessions
-            ))
-
-    def touch_rollup_revisions(self, buckets: Sequence[tuple[Bucket, int]]) -> None:
-        with unavailable_on_failure("mark the rollups changed"):
-            self._once_more_after_reconnect(lambda: self._run_concurrently(
-                (TOUCH_REVISION, (ttl, uuid_from_time(time.time()), b.level.value, b.period, b.start))
-                for b, ttl in buckets
-            ))
+    def write_completed_and_touch_revisions(self, sessions: Sequence[tuple[CompletedSession, int]],
+                                            buckets: Sequence[tuple[Bucket, int]]) -> None:
+        with unavailable_on_failure("store the completed sessions and mark the rollups changed"):
+            self._once_more_after_reconnect(lambda: self._run_concurrently([
+                *((WRITE_COMPLETED, (s.player_id, s.end_ts, s.session_id, s.start_ts, s.country, ttl))
+                  for s, ttl in sessions),
+                *((TOUCH_REVISION, (ttl, uuid_from_time(time.time()), b.level.value, b.period, b.start))
+                  for b, ttl in buckets),
+            ]))
 
     def last_completed_sessions(self, player_id: str, since: datetime, limit: int) -> list[CompletedSession]:
         with unavailable_on_failure("read the player's sessions"):
@@ -154,16 +163,27 @@ class CassandraSessionStore:
         return (time.perf_counter() - started) * 1000
 
 
-def _event_statements(writes: Sequence[EventWrite]) -> Iterable[tuple[str, tuple[Any, ...]]]:
+def _event_statements(writes: Sequence[EventWrite]) -> Iterable[Statement | list[Statement]]:
+    """The statements that store the events: each event's half of its session row, and each start's row in
+    session_starts. A session whose start and end are both in the batch, once each, has its two halves (distinct
+    cells of one partition) written as one single-partition batch: one request instead of two. Several starts
+    or ends of one session (re-sent events) stay separate writes, so the last one still wins."""
+    halves: dict[UUID, list[tuple[EventType, Statement]]] = {}
     for write in writes:
         event = write.event
         if event.event is EventType.START:
-            yield WRITE_START_HALF, (write.ttl_seconds, event.player_id, event.country, event.ts, event.session_id)
+            half = (WRITE_START_HALF, (write.ttl_seconds, event.player_id, event.country, event.ts, event.session_id))
             yield WRITE_START_ROW, (
                 write.hour, write.shard, event.country, event.ts, event.session_id, event.player_id, write.ttl_seconds
             )
         else:
-            yield WRITE_END_HALF, (write.ttl_seconds, event.ts, event.session_id)
+            half = (WRITE_END_HALF, (write.ttl_seconds, event.ts, event.session_id))
+        halves.setdefault(event.session_id, []).append((event.event, half))
+    for session_halves in halves.values():
+        if len(session_halves) == 2 and {kind for kind, _ in session_halves} == {EventType.START, EventType.END}:
+            yield [half for _, half in session_halves]
+        else:
+            yield from (half for _, half in session_halves)
 
 
 def _utc(moment: datetime | None) -> datetime | None:

@@ -19,11 +19,10 @@ class SessionStore(Protocol):
     def read_sessions(self, session_ids: Sequence[UUID]) -> dict[UUID, SessionHalves]:
         """The stored halves of each session that has any."""
 
-    def write_completed_sessions(self, sessions: Sequence[tuple[CompletedSession, int]]) -> None:
-        """Stores completed sessions, each with its TTL in seconds; writing one twice changes nothing."""
-
-    def touch_rollup_revisions(self, buckets: Sequence[tuple[Bucket, int]]) -> None:
-        """Gives each bucket a new revision (TTL in seconds), so rollups built before are no longer used."""
+    def write_completed_and_touch_revisions(self, sessions: Sequence[tuple[CompletedSession, int]],
+                                            buckets: Sequence[tuple[Bucket, int]]) -> None:
+        """Stores completed sessions, each with its TTL in seconds (writing one twice changes nothing), and gives
+        each bucket a new revision (TTL in seconds), so rollups built before are no longer used; all at once."""
 
     def last_completed_sessions(self, player_id: str, since: datetime, limit: int) -> list[CompletedSession]:
         """Up to ``limit`` completed sessions of the player, both events at or after ``since``, newest end first."""
