@@ -50,6 +50,9 @@ class KeyspacesData(Construct):
             # A safety net under the per-write TTLs; a default above zero also switches TTL on for the table.
             default_time_to_live=RETENTION_SECONDS,
             point_in_time_recovery_enabled=True,
+            # Write times from the driver, as with Cassandra: of two writes to one cell, the later one sent wins
+            # (without it Keyspaces stamps writes on arrival, and concurrent writes of a batch could race).
+            client_side_timestamps_enabled=True,
             encryption_specification=cassandra.CfnTable.EncryptionSpecificationProperty(
                 encryption_type=ENCRYPTION_AT_REST
             ),

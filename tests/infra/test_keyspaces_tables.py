@@ -77,6 +77,7 @@ def test_rows_expire_after_the_retention_and_can_be_restored_to_a_point_in_time(
     # Then
     assert properties["DefaultTimeToLive"] == RETENTION_SECONDS
     assert properties["PointInTimeRecoveryEnabled"] is True
+    assert properties["ClientSideTimestampsEnabled"] is True
     assert properties["EncryptionSpecification"] == {"EncryptionType": "AWS_OWNED_KMS_KEY"}
     assert properties["BillingMode"] == {"Mode": "ON_DEMAND"}
 

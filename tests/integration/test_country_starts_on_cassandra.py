@@ -135,3 +135,34 @@ def test_a_start_is_counted_once_however_often_its_batch_is_resent(stores, test_
         ingest_batch(batch, session_store, clock, test_settings)
         result = starts_by_country(3, starts_store, clock, test_settings)
         assert dict(result.counts) == {"PK": 3}
+
+
+def test_a_sparse_country_is_listed_exactly_once_across_many_hours_read_together(stores, test_settings):
+    # Given a country with two starts an hour over 150 hours (hours read 25 at a time, all shards in one request,
+    # once rollups count them), next to a busy country with 60 starts in some of those hours (read per shard)
+    session_store, starts_store = stores
+    now = datetime(2026, 6, 20, 15, 30, tzinfo=UTC)
+    clock, rng = FixedClock(now), random.Random(23)
+    sparse = [start(uuid.uuid4(), now - timedelta(hours=h, seconds=rng.randrange(3600)), "NZ")
+              for h in range(150) for _ in range(2)]
+    busy = [start(uuid.uuid4(), now - timedelta(hours=h, seconds=rng.randrange(3600)), "US")
+            for h in (3, 40, 90) for _ in range(60)]
+    events = sparse + busy
+    rng.shuffle(events)
+    for i in range(0, len(events), 10):
+        ingest_batch(events[i:i + 10], session_store, clock, test_settings)
+    expected = sorted({(datetime.fromisoformat(e["ts"]), uuid.UUID(e["session_id"])) for e in sparse},
+                      key=lambda item: (-item[0].timestamp(), item[1]))
+
+    def list_all() -> list[tuple[datetime, uuid.UUID]]:
+        listed, cursor = [], None
+        while True:
+            page = starts_of_country("NZ", 168, 100, cursor, starts_store, clock, test_settings)
+            listed += [(row.ts, row.session_id) for row in page.starts]
+            if (cursor := page.next_cursor) is None:
+                return listed
+
+    # When its pages of 100 are followed to the end: first while the rollups are built, then from them
+    # Then every start of the country appears once, newest first, both times
+    assert list_all() == expected
+    assert list_all() == expected

@@ -53,6 +53,7 @@ from urllib.parse import urlsplit, urlunsplit
 os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
 
 from cassandra.concurrent import execute_concurrent  # noqa: E402
+from cassandra.query import BatchStatement, BatchType  # noqa: E402
 
 from player_sessions.cassandra_connection import BULK_PROFILE, CassandraConnection, build_cluster  # noqa: E402
 from player_sessions.clock import SystemClock  # noqa: E402
@@ -452,8 +453,30 @@ class CpuMeter:
 
 # --- The physical limit: a bare loop of prepared inserts -------------------------------------------------
 
-_bare_statements: list[Statement] = []
-"""Set before the worker processes fork; each one writes every ``processes``-th statement."""
+_bare_statements: list[Statement | list[Statement]] = []
+"""Set before the worker processes fork; each one sends every ``processes``-th request."""
+
+
+def as_requests(statements: list[Statement]) -> list[Statement | list[Statement]]:
+    """The statements as the ingest path sends them: a session's start half and end half, when the events hold
+    exactly one of each, go as one single-partition unlogged batch (see cassandra_store._event_statements);
+    every other statement on its own. The batch takes the place of the session's second half."""
+    halves: dict[Any, list[int]] = {}
+    for index, (cql, params) in enumerate(statements):
+        if cql in (WRITE_START_HALF, WRITE_END_HALF):
+            halves.setdefault(params[-1], []).append(index)
+    paired: dict[int, int] = {}
+    for indexes in halves.values():
+        kinds = {statements[i][0] for i in indexes}
+        if len(indexes) == 2 and kinds == {WRITE_START_HALF, WRITE_END_HALF}:
+            paired[indexes[1]] = indexes[0]
+    partners = set(paired.values())
+    requests: list[Statement | list[Statement]] = []
+    for index, statement in enumerate(statements):
+        if index in partners:
+            continue
+        requests.append([statements[paired[index]], statement] if index in paired else statement)
+    return requests
 
 
 def _bare_worker(settings: Settings, index: int, processes: int, ready, go, results) -> None:
@@ -461,7 +484,15 @@ def _bare_worker(settings: Settings, index: int, processes: int, ready, go, resu
     session = cluster.connect(settings.keyspace)
     prepared = {cql: session.prepare(cql) for cql in (WRITE_START_HALF, WRITE_START_ROW, WRITE_END_HALF,
                                                       WRITE_COMPLETED)}
-    work = [(prepared[cql], params) for cql, params in itertools.islice(_bare_statements, index, None, processes)]
+    work = []
+    for request in itertools.islice(_bare_statements, index, None, processes):
+        if isinstance(request, list):
+            batch = BatchStatement(batch_type=BatchType.UNLOGGED)
+            for cql, params in request:
+                batch.add(prepared[cql], params)
+            work.append((batch, None))
+        else:
+            work.append((prepared[request[0]], request[1]))
     ready.release()
     go.wait()
     written, retried, first_error = len(work), 0, None
@@ -500,7 +531,7 @@ class Throughput:
 
 def run_bare_loop(settings: Settings, statements: list[Statement], events: int, processes: int) -> Throughput:
     global _bare_statements
-    _bare_statements = statements
+    _bare_statements = as_requests(statements)
     context = multiprocessing.get_context("fork")
     ready, go, results = context.Semaphore(0), context.Event(), context.Queue()
     workers = [context.Process(target=_bare_worker, args=(settings, i, processes, ready, go, results))
@@ -521,7 +552,9 @@ def run_bare_loop(settings: Settings, statements: list[Statement], events: int, 
     errors = sum(o[2] for o in outcomes)
     first_error = next((o[3] for o in outcomes if o[3]), "")
     return Throughput("bare loop (prepared inserts)", events, seconds, errors, retried,
-                      f"{written:,} statements, {processes} processes x {WRITE_CONCURRENCY} in flight"
+                      f"{len(statements):,} statements in {written:,} requests (a session's two halves in one "
+                      f"single-partition batch, as the ingest path sends them), {processes} processes x "
+                      f"{WRITE_CONCURRENCY} in flight"
                       + (f"; first failure: {first_error}" if first_error else ""))
 
 
@@ -1148,7 +1181,7 @@ class Summary:
             f"- Bare loop: {self.bare.detail}.",
             f"- Loader: {self.loader.detail}.",
             f"- HTTP ingest: {self.http.detail}.",
-            "- Re-sent: statements (bare loop), chunks (loader) or batches (HTTP, after a 503) sent again after a "
+            "- Re-sent: requests (bare loop), chunks (loader) or batches (HTTP, after a 503) sent again after a "
             "timeout; every write is idempotent, so a re-send stores nothing twice. Before each phase the bench "
             "waited for Cassandra to finish flushing and compacting the previous one's writes ("
             + ", ".join(f"{w:.0f} s" for w in self.quiet_waits) + ").",
@@ -1204,7 +1237,7 @@ class Summary:
             f"first metric request (rollup build): {self.rollup_build.seconds * 1000:,.0f} ms",
             "",
             f"bare loop   {self.bare.events_per_second:>9,.0f} events/s ({self.bare.events:,} events, "
-            f"{self.bare.retries} statements re-sent)",
+            f"{self.bare.retries} requests re-sent)",
             f"loader      {self.loader.events_per_second:>9,.0f} events/s  ratio {self.loader_ratio:.2f} "
             f"(target >= {TARGET_LOADER_RATIO:.2f}; {self.loader.retries} chunks re-sent)",
             f"HTTP ingest {self.http.events_per_second:>9,.0f} events/s  ratio {self.http_ratio:.2f} "

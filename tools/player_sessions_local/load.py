@@ -37,6 +37,7 @@ from player_sessions.domain.ingest import ingest_batch
 from player_sessions.errors import DatabaseUnavailableError
 from player_sessions.models import to_utc_millis
 from player_sessions.observability import metrics
+from player_sessions.repositories.cache_protocol import NoCache
 from player_sessions.services import Services, build_services
 from player_sessions.settings import Settings, get_settings
 
@@ -155,10 +156,21 @@ ChunkResult = tuple[int, int, int, int, list, int]
 (Not the chunk itself: a worker process would pickle it back for nothing.)"""
 
 
-def _ingest_in_worker_process(chunks: list[list[tuple[int, object]]]) -> list[ChunkResult]:
+def _ingest_in_worker_process(
+        chunks: list[list[tuple[int, object]]]) -> tuple[list[ChunkResult], BaseException | None]:
+    """The results of the chunks that were stored, and the first failure if one chunk could not be: a chunk
+    stored next to a failed one is still reported."""
     assert _process_services is not None and _process_threads is not None
     services = _process_services
-    return list(_process_threads.map(lambda chunk: _ingest_chunk(chunk, services), chunks))
+    futures = [_process_threads.submit(_ingest_chunk, chunk, services) for chunk in chunks]
+    results: list[ChunkResult] = []
+    failure: BaseException | None = None
+    for future in futures:
+        try:
+            results.append(future.result())
+        except Exception as error:  # reported to the parent, which stops the load
+            failure = failure or error
+    return results, failure
 
 
 def _ingest_chunk(chunk: list[tuple[int, object]], services: Services) -> ChunkResult:
@@ -224,9 +236,12 @@ def load_file(path: Path, services: Services, rebase_to_now: bool, rejects_path:
         with context.Pool(processes, initializer=_start_worker_process,
                           initargs=(services.settings, services.clock, chunks_in_flight)) as pool:
             tasks = _grouped(_chunked(regrouped(numbered_events(path, shift, rejects))), chunks_in_flight)
-            for results in pool.imap_unordered(_ingest_in_worker_process, tasks, chunksize=1):
+            for results, failure in pool.imap_unordered(_ingest_in_worker_process, tasks, chunksize=1):
                 for result in results:
                     record(result)
+                if failure is not None:
+                    failures.append(failure)
+                    break
         return _finish(report, bar, started, rejects, rejects_path, failures)
     threads = [threading.Thread(target=work, daemon=True) for _ in range(workers)]
     for thread in threads:
@@ -287,8 +302,9 @@ def build_rollups(services: Services) -> float:
     the rollup of every settled hour, day and month, so the first such request after a bulk load reads rollups
     instead of building them (half a minute after a million events). Returns the seconds it took."""
     started = time.perf_counter()
+    # Without the cache: a cached settled count would answer without reading, and so without building.
     starts_by_country(services.settings.retention_days * 24, services.starts, services.clock, services.settings,
-                      services.cache)
+                      NoCache())
     return time.perf_counter() - started
 
 
