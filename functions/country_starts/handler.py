@@ -28,7 +28,7 @@ Hours = Annotated[int, Query(ge=1, le=8760, description="The window: the last X 
     summary="Sessions started per country over the last X hours",
     description="Exact counts (re-sent events never count twice), sorted by starts descending then country.",
     responses={200: {"description": "The counts", "content": {"application/json": {"model": StartsByCountryOut}}},
-               400: ERROR_RESPONSES[400], 503: ERROR_RESPONSES[503]},
+               400: ERROR_RESPONSES[400], 403: ERROR_RESPONSES[403], 503: ERROR_RESPONSES[503]},
     tags=["countries"],
 )
 @tracer.capture_method
@@ -51,7 +51,7 @@ def count_starts(hours: Hours) -> StartsByCountryOut:
     description="Newest first. Follow `next_cursor` to the end to get every start of the window exactly once; "
     "the cursor keeps the window of the first page.",
     responses={200: {"description": "One page", "content": {"application/json": {"model": CountryStartsOut}}},
-               400: ERROR_RESPONSES[400], 503: ERROR_RESPONSES[503]},
+               400: ERROR_RESPONSES[400], 403: ERROR_RESPONSES[403], 503: ERROR_RESPONSES[503]},
     tags=["countries"],
 )
 @tracer.capture_method

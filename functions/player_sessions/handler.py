@@ -26,7 +26,7 @@ MAX_SESSIONS = 20
     description="The player's most recently completed sessions (both start and end stored), newest end first. "
     "An unknown player has none.",
     responses={200: {"description": "The sessions", "content": {"application/json": {"model": PlayerSessionsOut}}},
-               400: ERROR_RESPONSES[400], 503: ERROR_RESPONSES[503]},
+               400: ERROR_RESPONSES[400], 403: ERROR_RESPONSES[403], 503: ERROR_RESPONSES[503]},
     tags=["players"],
 )
 @tracer.capture_method
@@ -58,6 +58,7 @@ def player_sessions(
     "/health",
     summary="State of Cassandra and the cache",
     responses={200: {"description": "Cassandra answers", "content": {"application/json": {"model": HealthOut}}},
+               403: ERROR_RESPONSES[403],
                503: {"description": "Cassandra is down", "content": {"application/json": {"model": HealthOut}}}},
     tags=["operations"],
 )

@@ -141,6 +141,21 @@ def test_openapi_document_is_served_and_matches_the_checked_in_copy(served_api):
     assert response.json() == json.loads((ROOT / "docs" / "openapi.json").read_text())
 
 
+def test_every_route_refuses_a_missing_key_with_the_403_its_document_lists(served_api):
+    # Given the checked-in document, and the served API (API Gateway requires the key on every method)
+    document = json.loads((ROOT / "docs" / "openapi.json").read_text())
+    operations = [(method.upper(), path) for path, item in document["paths"].items() for method in item]
+    # Then every operation documents the 403
+    assert all("403" in document["paths"][path][method.lower()]["responses"] for method, path in operations)
+    # And each one, asked without a key, answers it with the documented error body
+    with served_api.client(api_key=None) as client:
+        for method, path in operations:
+            concrete = path.replace("{player_id}", "p1").replace("{country}", "FI")
+            response = client.request(method, concrete, json=[] if method == "POST" else None)
+            assert response.status_code == 403, (method, path, response.text)
+            assert response.json() == {"message": "Forbidden"}
+
+
 def test_without_cassandra_ingest_and_health_are_503_with_retry_after(api_without_cassandra):
     event = {"event": "end", "player_id": "p", "session_id": str(uuid.uuid4()), "ts": iso(datetime.now(UTC))}
     with api_without_cassandra.client() as client:

@@ -36,8 +36,9 @@ REQUEST_TIMEOUT_SECONDS = 30
 ROLLUP_BUILD_TIMEOUT_SECONDS = 300
 
 
-# The API key is sent with every request instead of being generated: the routes do not list the 403 that
-# API Gateway answers without it (see docs/faults.md). Unexpected methods: those the local gateway implements;
+# The API key is sent with every request: every route lists the 403 of a missing key, and
+# test_http_api.py checks each route's 403; here the fuzzing goes to the functions. Unexpected methods: those
+# the local gateway implements;
 # it answers 501 to others (TRACE), where API Gateway answers 403 (see docs/faults.md).
 CONFIG = schemathesis.Config.from_dict({
     "generation": {"with-security-parameters": False},
