@@ -347,6 +347,18 @@ def test_method_not_defined_on_a_known_path_answers_missing_authentication_token
     assert handler.calls == []
 
 
+@pytest.mark.parametrize("method", ["TRACE", "CONNECT", "BREW"])
+def test_a_method_no_route_can_define_answers_missing_authentication_token(method):
+    # Given a gateway in front of a recording handler
+    handler = RecordingHandler()
+    with running_gateway(handler) as client:
+        # When a known path is called with a method API Gateway has no route for
+        response = client.request(method, "/events")
+    # Then API Gateway's 403 comes back (not a 501) and no function runs
+    assert_gateway_error(response, 403, "Missing Authentication Token", "MissingAuthenticationTokenException")
+    assert handler.calls == []
+
+
 def test_empty_path_segment_does_not_fill_a_path_parameter():
     # Given a gateway in front of a recording handler
     handler = RecordingHandler()

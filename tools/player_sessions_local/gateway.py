@@ -609,6 +609,13 @@ class _GatewayRequestHandler(BaseHTTPRequestHandler):
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _handle
 
+    def __getattr__(self, name: str) -> Any:
+        # Any other method (TRACE, CONNECT, an invented one) goes the same way: no route defines it, so the
+        # answer is API Gateway's 403, not http.server's 501.
+        if name.startswith("do_"):
+            return self._handle
+        raise AttributeError(name)
+
 
 def create_server(
     host: str = "127.0.0.1",
