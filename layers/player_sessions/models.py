@@ -321,6 +321,10 @@ class StartRow:
     country: str
 
 
+TOTAL = "*"
+"""The country value of a rollup bucket's total row; it is written last and proves the bucket was built."""
+
+
 @dataclass(frozen=True)
 class RollupRow:
     starts: int

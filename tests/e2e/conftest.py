@@ -36,7 +36,9 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def serve(extra_env: dict[str, str]) -> ServedApi:
+def serve(extra_env: dict[str, str], log_file: Path | None = None) -> ServedApi:
+    """The gateway in its own process, on the test keyspace; its log goes to ``log_file`` (a temporary file
+    when not given)."""
     port = free_port()
     env = {
         **os.environ,
@@ -47,17 +49,19 @@ def serve(extra_env: dict[str, str]) -> ServedApi:
         "POWERTOOLS_METRICS_DISABLED": "true",
         **extra_env,
     }
-    # Its log goes to a file, not a pipe: a pipe nobody reads fills up, and the gateway then blocks on a write.
-    log = tempfile.NamedTemporaryFile(prefix=f"gateway-{port}-", suffix=".log", delete=False)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "player_sessions_local.gateway", "--port", str(port)],
-        env=env, stdout=subprocess.DEVNULL, stderr=log,
-    )
-    log.close()
+    if log_file is None:
+        log_file = Path(tempfile.mkstemp(prefix=f"gateway-{port}-", suffix=".log")[1])
+    # A file, not a pipe: a pipe nobody reads fills up after some hundred requests (64 KiB of logs), and the
+    # gateway then blocks in the middle of a request.
+    with log_file.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "player_sessions_local.gateway", "--port", str(port)],
+            env=env, stdout=subprocess.DEVNULL, stderr=log,
+        )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            tail = Path(log.name).read_text(errors="replace")[-2000:]
+            tail = log_file.read_text(errors="replace")[-2000:]
             pytest.fail(f"the gateway exited: {tail}", pytrace=False)
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.2):

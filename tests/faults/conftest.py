@@ -12,7 +12,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -23,8 +22,7 @@ import pytest
 
 from player_sessions.cassandra_connection import PROBE, CassandraConnection
 from player_sessions.settings import Settings
-from tests.conftest import TEST_KEYSPACE
-from tests.e2e.conftest import API_KEY, ServedApi, free_port, stop
+from tests.e2e.conftest import API_KEY, ServedApi, serve, stop
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCAL_DIR = Path(os.environ.get("LOCAL_DIR", ROOT / ".local"))
@@ -158,36 +156,10 @@ def wait_until_session_answers(session) -> None:
             time.sleep(0.2)
 
 
-def serve(log_file: Path) -> ServedApi:
-    """The gateway in its own process, like tests/e2e's, but logging to a file: a pipe nobody reads fills up
-    after some hundred requests (64 KiB of logs) and then blocks the gateway in the middle of a request."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "PLAYER_SESSIONS_KEYSPACE": TEST_KEYSPACE,
-        "PLAYER_SESSIONS_REDIS_URL": f"redis://127.0.0.1:{os.environ.get('REDIS_PORT', '6379')}/15",
-        "PLAYER_SESSIONS_CASSANDRA_PORT": os.environ.get("CASSANDRA_PORT", "9042"),
-        "PLAYER_SESSIONS_API_KEY": API_KEY,
-        "POWERTOOLS_METRICS_DISABLED": "true",
-    }
-    command = [sys.executable, "-m", "player_sessions_local.gateway", "--port", str(port)]
-    with log_file.open("wb") as log:
-        process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=log)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"the gateway exited: {log_file.read_text()[-2000:]}", pytrace=False)
-        if _port_open(port):
-            return ServedApi(f"http://127.0.0.1:{port}", process)
-        time.sleep(0.1)
-    process.kill()
-    pytest.fail("the gateway did not start listening within 30 s", pytrace=False)
-
-
 @pytest.fixture
 def fresh_api(cassandra_connection, tmp_path) -> Iterator[ServedApi]:
     """A gateway of the test's own: a fresh Lambda environment, free to be frozen."""
-    api = serve(tmp_path / "gateway.log")
+    api = serve({}, tmp_path / "gateway.log")
     try:
         yield api
     finally:
@@ -200,7 +172,7 @@ def fresh_api(cassandra_connection, tmp_path) -> Iterator[ServedApi]:
 
 @pytest.fixture(scope="session")
 def hostile_api(cassandra_connection, tmp_path_factory) -> Iterator[ServedApi]:
-    api = serve(tmp_path_factory.mktemp("hostile") / "gateway.log")
+    api = serve({}, tmp_path_factory.mktemp("hostile") / "gateway.log")
     yield api
     stop(api)
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from player_sessions.domain.ingest import ttl_seconds
-from player_sessions.models import RollupRow
+from player_sessions.models import TOTAL, RollupRow
 from player_sessions.repositories.protocols import StartsStore
 from player_sessions.time_buckets import (
     SETTLE_DELAY,
@@ -28,7 +28,6 @@ from player_sessions.time_buckets import (
     next_month,
 )
 
-TOTAL = "*"
 HOUR = timedelta(hours=1)
 
 

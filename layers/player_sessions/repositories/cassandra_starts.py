@@ -14,7 +14,7 @@ from cassandra.concurrent import execute_concurrent
 from cassandra.query import PreparedStatement
 
 from player_sessions.cassandra_connection import BULK_PROFILE, CassandraConnection
-from player_sessions.models import RollupRow, StartRow
+from player_sessions.models import TOTAL, RollupRow, StartRow
 from player_sessions.repositories.protocols import PartitionRange
 from player_sessions.repositories.cassandra_store import unavailable_on_failure
 from player_sessions.time_buckets import Bucket, Level
@@ -48,8 +48,6 @@ WRITE_ROLLUP = (
     "INSERT INTO start_rollups (level, period, bucket, country, starts, revision) "
     "VALUES (?, ?, ?, ?, ?, ?) USING TTL ?"
 )
-TOTAL = "*"
-"""The country value of a bucket's total row; it is written last and proves the bucket was built."""
 
 CONCURRENCY = 32
 FEW_STARTS_PER_HOUR = 50
@@ -143,17 +141,15 @@ class CassandraStartsStore:
             rollup_futures = [session.execute_async(self._statement(READ_ROLLUPS), key) for key in keys]
             revision_futures = [session.execute_async(self._statement(READ_REVISIONS), key) for key in keys]
             rollups = self._rollup_rows(ranges, [future.result() for future in rollup_futures])
-            revisions = {
-                (level, period): {_utc(row.bucket): row.revision for row in future.result()}
-                for (level, period, _, _), future in zip(ranges, revision_futures)
-            }
+            revisions = _revisions(ranges, revision_futures)
         return rollups, revisions
 
     def country_rollups_and_revisions(self, country: str, buckets: Sequence[tuple[Level, datetime, list[datetime]]],
                                       ) -> tuple[dict[tuple[Level, datetime], dict[datetime, dict[str, RollupRow]]],
                                                  dict[tuple[Level, datetime], dict[datetime, UUID]]]:
         per_request = MAX_IN_PARTITIONS // 2
-        rollup_keys: list[PartitionRange] = []
+        rollup_ranges: list[PartitionRange] = []
+        revision_ranges: list[PartitionRange] = []
         with unavailable_on_failure("read rollups"):
             session = self._connection.session()
             rollup_futures, revision_futures = [], []
@@ -161,18 +157,15 @@ class CassandraStartsStore:
                 ordered = sorted(starts)
                 for first in range(0, len(ordered), per_request):
                     part = ordered[first:first + per_request]
-                    rollup_keys.append((level, period, part[0], part[-1]))
+                    rollup_ranges.append((level, period, part[0], part[-1]))
                     rollup_futures.append(session.execute_async(
                         self._statement(READ_COUNTRY_ROLLUPS), (level.value, period, part, [country, TOTAL])))
+                revision_ranges.append((level, period, ordered[0], ordered[-1]))
                 revision_futures.append(session.execute_async(
                     self._statement(READ_REVISIONS), (level.value, period, ordered[0], ordered[-1])))
-            rollups: dict[tuple[Level, datetime], dict[datetime, dict[str, RollupRow]]] = {}
-            for key, rows in self._rollup_rows(rollup_keys, [future.result() for future in rollup_futures]).items():
-                rollups.setdefault(key, {}).update(rows)
-            revisions = {
-                (level, period): {_utc(row.bucket): row.revision for row in future.result()}
-                for (level, period, _), future in zip(buckets, revision_futures)
-            }
+            # (rows of several requests on one partition land in that partition's one dict)
+            rollups = self._rollup_rows(rollup_ranges, [future.result() for future in rollup_futures])
+            revisions = _revisions(revision_ranges, revision_futures)
         return rollups, revisions
 
     @staticmethod
@@ -200,6 +193,13 @@ class CassandraStartsStore:
             self._concurrently(WRITE_ROLLUP, country_rows, bulk)
             # Total rows last: a reader that finds one knows every country row of that build was written.
             self._concurrently(WRITE_ROLLUP, total_rows, bulk)
+
+
+def _revisions(ranges: Sequence[PartitionRange], futures: list[Any]) -> dict[tuple[Level, datetime],
+                                                                              dict[datetime, UUID]]:
+    """Each partition's bucket revisions, from the answers to READ_REVISIONS over ``ranges``."""
+    return {(level, period): {_utc(row.bucket): row.revision for row in future.result()}
+            for (level, period, _, _), future in zip(ranges, futures)}
 
 
 class _FewHours:
