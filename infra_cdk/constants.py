@@ -10,13 +10,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from player_sessions.routes import COUNTRY_STARTS, INGEST_EVENTS, PLAYER_SESSIONS, LambdaFunction
+from player_sessions.routes import COUNTRY_STARTS, INGEST_EVENTS, PLAYER_SESSIONS, ROLLUP_BUILDER, LambdaFunction
 from player_sessions.schema import (
+    ARRIVAL_MINUTES,
     COMPLETED_SESSIONS_BY_PLAYER,
-    ROLLUP_REVISIONS,
+    ROLLUP_FOLDS,
+    ROLLUP_PROGRESS,
     SESSION_STARTS,
     SESSIONS,
-    START_ROLLUPS,
+    START_ARRIVALS,
+    START_COUNT_ROLLUPS,
+    START_MARKS,
     Table,
 )
 from player_sessions.settings import Settings
@@ -34,7 +38,8 @@ CDK_OUT_DIR = REPO_ROOT / "cdk.out"
 # --- The stack ---------------------------------------------------------------------------------------------
 STACK_NAME = "PlayerSessions"
 STACK_DESCRIPTION = (
-    "Player session service: API Gateway, three Lambda functions, Amazon Keyspaces, ElastiCache"
+    "Player session service: API Gateway, three Lambda functions and a scheduled rollup builder, "
+    "Amazon Keyspaces, ElastiCache"
 )
 SERVICE_NAME = "player-sessions"
 """Powertools' service name (POWERTOOLS_SERVICE_NAME) and the prefix of resource names."""
@@ -62,6 +67,14 @@ LAMBDA_TIMEOUT_SECONDS = 10
 """Well under API Gateway's 29 s: a request that has not finished by then has failed anyway."""
 LAMBDA_ALIAS = "live"
 """The alias API Gateway invokes: SnapStart only applies to published versions."""
+ROLLUP_BUILDER_SCHEDULE_MINUTES = 1
+"""EventBridge's shortest rate; each invocation folds for most of the minute (functions/rollup_builder)."""
+ROLLUP_BUILDER_TIMEOUT_SECONDS = 70
+"""One invocation folds for 55 s, then returns; the rest is margin for its last fold."""
+ROLLUP_BUILDER_CONCURRENCY = 1
+"""One builder at a time (a second one would be safe, and useless)."""
+ROLLUP_LAG_ALARM_SECONDS = 30
+"""Readers count the unfolded tail themselves: a builder this far behind makes every count read more."""
 LOG_RETENTION = "ONE_MONTH"
 """How long function, access and flow logs are kept (a member of aws_logs.RetentionDays)."""
 
@@ -75,18 +88,23 @@ class TableAccess:
 
 
 TABLE_ACCESS: dict[LambdaFunction, TableAccess] = {
-    # Writes both halves of a session, reads them back to detect completion, records starts and late-start
-    # revisions.
+    # Writes both halves of a session, reads them back to detect completion, records starts and their arrivals.
     INGEST_EVENTS: TableAccess(
         select=(SESSIONS,),
-        modify=(SESSIONS, SESSION_STARTS, COMPLETED_SESSIONS_BY_PLAYER, ROLLUP_REVISIONS),
+        modify=(SESSIONS, SESSION_STARTS, COMPLETED_SESSIONS_BY_PLAYER, START_ARRIVALS, ARRIVAL_MINUTES),
     ),
     # Reads a player's completed sessions; /health only touches system.local.
     PLAYER_SESSIONS: TableAccess(select=(COMPLETED_SESSIONS_BY_PLAYER,), modify=()),
-    # Counts from rows and rollups, and builds the rollups it reads (readers write them).
+    # Reads the rollups, the unfolded tail and its marks, and the start rows; writes nothing.
     COUNTRY_STARTS: TableAccess(
-        select=(SESSION_STARTS, START_ROLLUPS, ROLLUP_REVISIONS),
-        modify=(START_ROLLUPS,),
+        select=(SESSION_STARTS, START_ARRIVALS, ARRIVAL_MINUTES, START_MARKS, START_COUNT_ROLLUPS, ROLLUP_PROGRESS),
+        modify=(),
+    ),
+    # Folds arrivals: marks what it counted, records each fold (a lightweight transaction: Select and Modify),
+    # writes deltas and bases, moves the watermark.
+    ROLLUP_BUILDER: TableAccess(
+        select=(START_ARRIVALS, ARRIVAL_MINUTES, START_MARKS, ROLLUP_FOLDS, START_COUNT_ROLLUPS, ROLLUP_PROGRESS),
+        modify=(START_MARKS, ROLLUP_FOLDS, START_COUNT_ROLLUPS, ROLLUP_PROGRESS),
     ),
 }
 

@@ -6,12 +6,14 @@ from dataclasses import dataclass
 
 from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Stack, Validations
 from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
-from player_sessions.routes import FUNCTIONS, LambdaFunction
+from player_sessions.routes import FUNCTIONS, ROLLUP_BUILDER, LambdaFunction
 from player_sessions.settings import DatabaseMode
 
 from infra_cdk.constants import (
@@ -28,6 +30,9 @@ from infra_cdk.constants import (
     LOG_RETENTION,
     METRICS_NAMESPACE,
     RETENTION_DAYS,
+    ROLLUP_BUILDER_CONCURRENCY,
+    ROLLUP_BUILDER_SCHEDULE_MINUTES,
+    ROLLUP_BUILDER_TIMEOUT_SECONDS,
     SERVICE_NAME,
     TABLE_ACCESS,
 )
@@ -87,7 +92,8 @@ def function_logical_id(function: LambdaFunction) -> str:
 
 
 class LambdaFunctions(Construct):
-    """One function per entry of ``player_sessions.routes.FUNCTIONS``, invoked through its ``live`` alias."""
+    """One function per entry of ``player_sessions.routes.FUNCTIONS``, invoked through its ``live`` alias, and
+    the rollup builder, invoked every minute by an EventBridge rule."""
 
     def __init__(
         self,
@@ -139,6 +145,16 @@ class LambdaFunctions(Construct):
         self.aliases: dict[str, lambda_.Alias] = {}
         for function in FUNCTIONS:
             self._add_function(function, runtime, architecture, vpc, security_group, data, settings)
+        self._add_function(ROLLUP_BUILDER, runtime, architecture, vpc, security_group, data, settings)
+        self.builder = self.functions[ROLLUP_BUILDER.name]
+        self.builder_schedule = events.Rule(
+            self,
+            "RollupBuilderSchedule",
+            description="Starts the rollup builder every minute; each run folds for most of the minute",
+            schedule=events.Schedule.rate(Duration.minutes(ROLLUP_BUILDER_SCHEDULE_MINUTES)),
+            # A run that could not start is not retried: the next minute's run folds what it would have.
+            targets=[targets.LambdaFunction(self.builder, retry_attempts=0, max_event_age=Duration.minutes(1))],
+        )
 
     def _add_function(
         self,
@@ -176,6 +192,7 @@ class LambdaFunctions(Construct):
             },
         )
         data.grant(role, TABLE_ACCESS[function])
+        scheduled = function is ROLLUP_BUILDER
         environment = settings.environment()
         if function in CURSOR_SECRET_READERS:
             self.cursor_secret.grant_read(role)
@@ -190,7 +207,8 @@ class LambdaFunctions(Construct):
             handler=function.lambda_handler,
             layers=[self.layer],
             memory_size=LAMBDA_MEMORY_MB,
-            timeout=Duration.seconds(LAMBDA_TIMEOUT_SECONDS),
+            timeout=Duration.seconds(ROLLUP_BUILDER_TIMEOUT_SECONDS if scheduled else LAMBDA_TIMEOUT_SECONDS),
+            reserved_concurrent_executions=ROLLUP_BUILDER_CONCURRENCY if scheduled else None,
             environment=environment,
             role=role,
             log_group=log_group,
@@ -198,19 +216,21 @@ class LambdaFunctions(Construct):
             # resource-level permissions for them, so AWS requires the wildcard.
             tracing=lambda_.Tracing.ACTIVE,
             # Imports (pydantic, Powertools, the Cassandra driver) dominate a cold start and are done once, at
-            # publication; see docs/decisions.md for SnapStart against provisioned concurrency.
-            snap_start=lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS,
+            # publication; see docs/decisions.md for SnapStart against provisioned concurrency. The builder's
+            # cold start, once a minute at most, serves no request.
+            snap_start=None if scheduled else lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS,
             vpc=vpc,
             vpc_subnets=PRIVATE_SUBNETS,
             security_groups=[security_group],
         )
         handler.node.default_child.override_logical_id(construct_id)
-        Validations.of(handler).acknowledge(
-            Acknowledgment(
-                id="Annotation::@aws-cdk/aws-lambda:snapStartRequirePublish",
-                reason="Each deployment publishes a version (current_version); API Gateway calls its alias.",
+        if not scheduled:
+            Validations.of(handler).acknowledge(
+                Acknowledgment(
+                    id="Annotation::@aws-cdk/aws-lambda:snapStartRequirePublish",
+                    reason="Each deployment publishes a version (current_version); API Gateway calls its alias.",
+                )
             )
-        )
         Validations.of(role).acknowledge(
             Acknowledgment(
                 id="AwsSolutions::AwsSolutions-IAM5[Resource::*]",
@@ -230,6 +250,7 @@ class LambdaFunctions(Construct):
             ),
         )
         self.functions[function.name] = handler
-        self.aliases[function.name] = lambda_.Alias(
-            self, f"{construct_id}Alias", alias_name=LAMBDA_ALIAS, version=handler.current_version
-        )
+        if not scheduled:
+            self.aliases[function.name] = lambda_.Alias(
+                self, f"{construct_id}Alias", alias_name=LAMBDA_ALIAS, version=handler.current_version
+            )

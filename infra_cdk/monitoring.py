@@ -14,7 +14,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
-from player_sessions.routes import FUNCTIONS, ROUTES, Route
+from player_sessions.routes import FUNCTIONS, ROLLUP_BUILDER, ROUTES, Route
 
 from infra_cdk.constants import (
     ALARM_DATAPOINTS_TO_ALARM,
@@ -30,6 +30,7 @@ from infra_cdk.constants import (
     LATENCY_ALARM_THRESHOLD_MS,
     LATENCY_PERCENTILES,
     METRICS_NAMESPACE,
+    ROLLUP_LAG_ALARM_SECONDS,
     SERVICE_NAME,
 )
 
@@ -135,6 +136,22 @@ class Monitoring(Construct):
                 f"the {function.name} function failed {ERROR_ALARM_THRESHOLD} or more times a minute",
                 comparison=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
             )
+        builder = self._functions[ROLLUP_BUILDER.name]
+        self._alarm(
+            "Errors rollup_builder",
+            builder.metric_errors(statistic="Sum", period=PERIOD),
+            1,
+            "a rollup builder run failed: counts stay exact, but read a longer tail until one succeeds",
+            comparison=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        )
+        self._alarm(
+            "RollupLag",
+            self._service_metric("RollupLagSeconds", "Maximum"),
+            ROLLUP_LAG_ALARM_SECONDS,
+            f"the rollup builder is more than {ROLLUP_LAG_ALARM_SECONDS} s behind the arrivals, or not running",
+            # The builder reports every minute: a minute without its report means it did not run.
+            missing=cloudwatch.TreatMissingData.BREACHING,
+        )
         # Handlers answer 503 themselves when Keyspaces is down: 5xx at the API, not function errors.
         self._alarm(
             "ServerErrors api",
@@ -157,6 +174,7 @@ class Monitoring(Construct):
         threshold: float,
         description: str,
         comparison: cloudwatch.ComparisonOperator = cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+        missing: cloudwatch.TreatMissingData = cloudwatch.TreatMissingData.NOT_BREACHING,
     ) -> None:
         alarm = metric.create_alarm(
             self,
@@ -166,8 +184,8 @@ class Monitoring(Construct):
             comparison_operator=comparison,
             evaluation_periods=ALARM_EVALUATION_PERIODS,
             datapoints_to_alarm=ALARM_DATAPOINTS_TO_ALARM,
-            # No traffic is not an outage of this service's making.
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            # No traffic is not an outage of this service's making (but no builder run is).
+            treat_missing_data=missing,
         )
         action = cloudwatch_actions.SnsAction(self.alarm_topic)
         alarm.add_alarm_action(action)
@@ -307,6 +325,17 @@ class Monitoring(Construct):
             self._graph(
                 "Errors answered by the handlers",
                 [self._service_metric(name, "Sum") for name in ("ClientErrors", "ServerErrors")],
+            ),
+        )
+        self.dashboard.add_widgets(
+            self._graph(
+                "Cassandra rows and partitions read per request",
+                [self._service_metric(name, statistic) for name in ("RowsRead", "PartitionsRead")
+                 for statistic in ("p50", "p99")],
+            ),
+            self._graph(
+                "Rollup builder: starts folded, and how far behind",
+                [self._service_metric("StartsFolded", "Sum"), self._service_metric("RollupLagSeconds", "Maximum")],
             ),
         )
 

@@ -62,3 +62,47 @@ def redis_connection(test_settings: Settings) -> Iterator:
         pytest.fail(f"the local Redis is not reachable (run `make up`): {error}", pytrace=False)
     yield connection
     connection.close()
+
+
+COUNTS_KEYSPACE = "player_sessions_counts_test"
+"""Where the integration tests of counts and listings run, each on emptied tables, on clocks of their own: the
+builder's watermark only moves forward, so tests at different moments must not share it (nor with the served
+gateways of the end-to-end tests, whose builder runs on the real clock)."""
+
+
+@pytest.fixture(scope="session")
+def counts_settings(test_settings: Settings) -> Settings:
+    return test_settings.model_copy(update={"keyspace": COUNTS_KEYSPACE})
+
+
+@pytest.fixture(scope="session")
+def counts_connection(counts_settings: Settings) -> Iterator:
+    from player_sessions.cassandra_connection import CassandraConnection
+    from player_sessions.errors import DatabaseUnavailableError
+    from player_sessions_local.schema_tool import apply_schema
+
+    admin = CassandraConnection(counts_settings, use_keyspace=False)
+    try:
+        admin.session().execute(f"DROP KEYSPACE IF EXISTS {COUNTS_KEYSPACE}", timeout=120)
+        apply_schema(admin.session(), counts_settings)
+    except DatabaseUnavailableError as error:
+        pytest.fail(f"the local Cassandra is not reachable (run `make up`): {error}", pytrace=False)
+    finally:
+        admin.close()
+    connection = CassandraConnection(counts_settings)
+    yield connection
+    connection.close()
+
+
+@pytest.fixture
+def counts_stores(counts_connection, counts_settings):
+    """A session store and a starts store on emptied tables of the counts keyspace."""
+    from player_sessions.repositories.cassandra_starts import CassandraStartsStore
+    from player_sessions.repositories.cassandra_store import CassandraSessionStore
+    from player_sessions.schema import TABLES
+
+    session = counts_connection.session()
+    for table in TABLES:
+        session.execute(f"TRUNCATE {COUNTS_KEYSPACE}.{table.name}", timeout=60)
+    return (CassandraSessionStore(counts_connection),
+            CassandraStartsStore(counts_connection, counts_settings.start_shards))

@@ -3,39 +3,65 @@ tests run the same behaviours against the real Cassandra."""
 
 from __future__ import annotations
 
+import time
 from collections import Counter
-from collections.abc import Sequence
-from datetime import datetime
-import uuid
+from collections.abc import Iterator, Sequence
+from datetime import datetime, timedelta
 from uuid import UUID
 
 from player_sessions.models import (
+    Arrival,
+    ArrivalWrite,
     CompletedSession,
     EventType,
     EventWrite,
     RollupRow,
     SessionHalves,
+    StartKey,
     StartRow,
 )
-from player_sessions.time_buckets import Bucket, Level
+from player_sessions.read_meter import count_read
+from player_sessions.repositories.cache_protocol import CacheToken
+from player_sessions.time_buckets import Bucket, Level, slot_start
 
 
-class InMemorySessionStore:
+class InMemoryDatabase:
+    """The tables both stores share."""
+
     def __init__(self) -> None:
         self.sessions: dict[UUID, dict] = {}
         self.starts: set[tuple[datetime, int, str, datetime, UUID, str]] = set()
         self.completed: dict[tuple[str, datetime, UUID], tuple[CompletedSession, int]] = {}
-        self.revisions: dict[Bucket, int] = {}
-        self.revision_ids: dict[Bucket, UUID] = {}
+        self.arrivals: dict[int, set[StartKey]] = {}
+        self.arrival_minutes: set[datetime] = set()
+        self.marks: dict[StartKey, int] = {}
+        self.folds: dict[int, list[StartKey]] = {}
+        self.rollups: dict[Bucket, dict[int, RollupRow]] = {}
+        self.progress: int | None = None
+
+
+class InMemorySessionStore:
+    def __init__(self, database: InMemoryDatabase | None = None) -> None:
+        self.db = database or InMemoryDatabase()
         self.ttls: dict[tuple[UUID, str], int] = {}
+
+    @property
+    def sessions(self) -> dict[UUID, dict]:
+        return self.db.sessions
+
+    @property
+    def completed(self) -> dict[tuple[str, datetime, UUID], tuple[CompletedSession, int]]:
+        return self.db.completed
 
     def write_events(self, writes: Sequence[EventWrite]) -> None:
         for write in writes:
             event = write.event
-            row = self.sessions.setdefault(event.session_id, {})
+            row = self.db.sessions.setdefault(event.session_id, {})
             if event.event is EventType.START:
+                assert event.country is not None
                 row.update(player_id=event.player_id, country=event.country, start_ts=event.ts)
-                self.starts.add((write.hour, write.shard, event.country, event.ts, event.session_id, event.player_id))
+                self.db.starts.add((write.hour, write.shard, event.country, event.ts, event.session_id,
+                                    event.player_id))
             else:
                 row["end_ts"] = event.ts
             self.ttls[(event.session_id, event.event.value)] = write.ttl_seconds
@@ -46,20 +72,23 @@ class InMemorySessionStore:
                 session_id, row.get("player_id"), row.get("country"), row.get("start_ts"), row.get("end_ts")
             )
             for session_id in session_ids
-            if (row := self.sessions.get(session_id)) is not None
+            if (row := self.db.sessions.get(session_id)) is not None
         }
 
-    def write_completed_and_touch_revisions(self, sessions: Sequence[tuple[CompletedSession, int]],
-                                            buckets: Sequence[tuple[Bucket, int]]) -> None:
+    def write_completed_and_arrivals(self, sessions: Sequence[tuple[CompletedSession, int]],
+                                     arrivals: Sequence[ArrivalWrite]) -> None:
         for session, ttl in sessions:
-            self.completed[(session.player_id, session.end_ts, session.session_id)] = (session, ttl)
-        for bucket, _ttl in buckets:
-            self.revisions[bucket] = self.revisions.get(bucket, 0) + 1
-            self.revision_ids[bucket] = uuid.uuid1()
+            self.db.completed[(session.player_id, session.end_ts, session.session_id)] = (session, ttl)
+        self.write_arrivals(arrivals)
+
+    def write_arrivals(self, arrivals: Sequence[ArrivalWrite]) -> None:
+        for write in arrivals:
+            self.db.arrival_minutes.add(Level.MINUTE.floor(slot_start(write.arrival.slot)))
+            self.db.arrivals.setdefault(write.arrival.slot, set()).add(write.arrival.key)
 
     def last_completed_sessions(self, player_id: str, since: datetime, limit: int) -> list[CompletedSession]:
         mine = sorted(
-            (s for (player, _, _), (s, _) in self.completed.items() if player == player_id),
+            (s for (player, _, _), (s, _) in self.db.completed.items() if player == player_id),
             key=lambda s: (s.end_ts, s.session_id),
             reverse=True,
         )
@@ -70,68 +99,124 @@ class InMemorySessionStore:
 
 
 class InMemoryStartsStore:
-    """The starts and rollup tables as dictionaries, with the same keys and orderings as the real ones."""
+    """The starts, arrivals, marks and rollup tables as dictionaries, with the real ones' keys and orders;
+    reads are metered as the Cassandra store meters them (rows returned, partitions asked for)."""
 
     def __init__(self, sessions: InMemorySessionStore) -> None:
-        self._sessions = sessions
-        self.rollup_rows: dict[tuple[Level, datetime, datetime], dict[str, RollupRow]] = {}
-        self.partition_reads = 0
+        self.db = sessions.db
 
-    @property
-    def _revisions(self) -> dict[Bucket, UUID]:
-        return self._sessions.revision_ids
+    def read_progress(self) -> int | None:
+        count_read(rows=1 if self.db.progress is not None else 0, partitions=1)
+        return self.db.progress
 
-    def country_counts_between(self, hours: Sequence[datetime], since: datetime, until: datetime) -> Counter:
-        self.partition_reads += len(hours)
-        wanted = set(hours)
-        return Counter(country for (h, _shard, country, ts, _sid, _player) in self._sessions.starts
-                       if h in wanted and since <= ts <= until)
+    def write_progress(self, slot: int) -> None:
+        self.db.progress = max(slot, self.db.progress if self.db.progress is not None else slot)
 
-    def hour_country_counts(self, hours: Sequence[datetime]) -> dict[datetime, Counter]:
-        self.partition_reads += len(hours)
-        counts = {hour: Counter() for hour in hours}
-        for (h, _shard, country, _ts, _sid, _player) in self._sessions.starts:
-            if h in counts:
-                counts[h][country] += 1
+    def first_arrival_minute(self) -> datetime | None:
+        count_read(rows=1 if self.db.arrival_minutes else 0, partitions=1)
+        return min(self.db.arrival_minutes, default=None)
+
+    def arrival_minutes_between(self, first: datetime, last: datetime, limit: int) -> list[datetime]:
+        found = sorted(m for m in self.db.arrival_minutes if first <= m <= last)[:limit]
+        count_read(rows=len(found), partitions=1)
+        return found
+
+    def read_arrivals(self, slots: Sequence[int]) -> list[Arrival]:
+        found = [Arrival(slot, key) for slot in slots for key in sorted(self.db.arrivals.get(slot, ()),
+                                                                        key=lambda k: (k.session_id, k.ts))]
+        count_read(rows=len(found), partitions=len(slots))
+        return found
+
+    def read_marks(self, keys: Sequence[StartKey]) -> dict[StartKey, int]:
+        found = {key: self.db.marks[key] for key in keys if key in self.db.marks}
+        count_read(rows=len(found), partitions=len({key.session_id for key in keys}))
+        return found
+
+    def write_marks(self, marks: Sequence[tuple[StartKey, int, int]]) -> None:
+        for key, slot, _ttl in marks:
+            self.db.marks[key] = slot
+
+    def claim_fold(self, slot: int, keys: Sequence[StartKey], ttl_seconds: int) -> list[StartKey]:
+        return list(self.db.folds.setdefault(slot, list(keys)))
+
+    def read_rollups(self, buckets: Sequence[Bucket]) -> dict[Bucket, list[RollupRow]]:
+        found = {bucket: [self.db.rollups[bucket][slot] for slot in sorted(self.db.rollups[bucket])]
+                 for bucket in buckets if self.db.rollups.get(bucket)}
+        count_read(rows=sum(len(rows) for rows in found.values()),
+                   partitions=len({(b.level, b.period) for b in buckets}))
+        return found
+
+    def write_deltas(self, slot: int, deltas: Sequence[tuple[Bucket, dict[str, int], int]]) -> None:
+        for bucket, counts, _ttl in deltas:
+            self.db.rollups.setdefault(bucket, {})[slot] = RollupRow(slot, False, dict(counts))
+
+    def write_bases(self, bases: Sequence[tuple[Bucket, int, dict[str, int], int]]) -> None:
+        for bucket, slot, counts, _ttl in bases:
+            rows = self.db.rollups.setdefault(bucket, {})
+            rows[slot] = RollupRow(slot, True, dict(counts))
+            for older in [s for s in rows if s < slot]:
+                del rows[older]
+
+    def edge_country_counts(self, hour: datetime, countries: Sequence[str], since: datetime,
+                            before: datetime) -> Counter[str]:
+        counts = Counter(c for (h, _s, c, ts, _sid, _p) in self.db.starts
+                         if h == hour and c in countries and since <= ts < before)
+        count_read(rows=sum(counts.values()), partitions=1)
         return counts
 
-    def country_hour_starts(self, hours, country, not_after, not_before, page_size):
-        self.partition_reads += len(hours)
+    def has_country_start_between(self, country: str, after: datetime, until: datetime) -> bool:
+        count_read(rows=0, partitions=1)
+        return any(c == country and after < ts <= until for (_h, _s, c, ts, _sid, _p) in self.db.starts)
+
+    def country_hour_starts(self, hours: Sequence[tuple[datetime, int | None]], country: str, not_after: datetime,
+                            not_before: datetime, page_size: int) -> list[Iterator[StartRow]]:
         streams = []
         for hour, _known in hours:
-            rows = [StartRow(ts, sid, player, c) for (h, _s, c, ts, sid, player) in self._sessions.starts
+            rows = [StartRow(ts, sid, player, c) for (h, _s, c, ts, sid, player) in self.db.starts
                     if h == hour and c == country and not_before <= ts <= not_after]
+            count_read(rows=len(rows), partitions=1)
             # Reversed ids within an instant: the domain must order ties itself, as with Cassandra's UUID order.
             streams.append(iter(sorted(rows, key=lambda r: (-r.ts.timestamp(), -r.session_id.int))))
         return streams
 
-    def rollups_and_revisions(self, ranges):
-        self.partition_reads += 2 * len(ranges)
-        return self._rollups(ranges), self._revisions_in(ranges)
+    def stored_starts(self) -> list[StartKey]:
+        """Every start row, for brute-force comparisons."""
+        return [StartKey(sid, ts, c) for (_h, _s, c, ts, sid, _p) in self.db.starts]
 
-    def country_rollups_and_revisions(self, country, buckets):
-        self.partition_reads += 2 * len(buckets)
-        wanted = {(level, period, start) for level, period, starts in buckets for start in starts}
-        rollups = {}
-        for (level, period, start), rows in self.rollup_rows.items():
-            if (level, period, start) in wanted:
-                rollups.setdefault((level, period), {})[start] = {c: r for c, r in rows.items() if c in (country, "*")}
-        ranges = [(level, period, min(starts), max(starts)) for level, period, starts in buckets]
-        return rollups, self._revisions_in(ranges)
 
-    def _rollups(self, ranges):
-        return {(level, period): {bucket: dict(rows) for (lvl, per, bucket), rows in self.rollup_rows.items()
-                                  if lvl is level and per == period and first <= bucket <= last}
-                for level, period, first, last in ranges}
+class InMemoryReadCache:
+    """The generation protocol of RedisReadCache (see repositories/cache_protocol.py), in a dictionary."""
 
-    def _revisions_in(self, ranges):
-        return {(level, period): {b.start: rev for b, rev in self._revisions.items()
-                                  if b.level is level and b.period == period and first <= b.start <= last}
-                for level, period, first, last in ranges}
+    def __init__(self) -> None:
+        self.generations: Counter[str] = Counter()
+        self.values: dict[str, bytes] = {}
+        self.hits = 0
+        self.misses = 0
 
-    def write_rollups(self, rollups) -> None:
-        for bucket, counts, revision, _ttl in rollups:
-            rows = self.rollup_rows.setdefault((bucket.level, bucket.period, bucket.start), {})
-            for country, starts in counts.items():
-                rows[country] = RollupRow(starts, revision)
-            rows["*"] = RollupRow(sum(counts.values()), revision)
+    def lookup(self, scopes: Sequence[str], key: str) -> tuple[CacheToken | None, bytes | None]:
+        prefix = ":".join(f"{scope}={self.generations[scope]}" for scope in scopes)
+        value = self.values.get(f"{prefix}|{key}")
+        if value is None:
+            self.misses += 1
+        else:
+            self.hits += 1
+        return CacheToken(prefix), value
+
+    def store(self, token: CacheToken | None, key: str, value: bytes, ttl_seconds: int) -> None:
+        if token is not None:
+            self.values[f"{token.key_prefix}|{key}"] = value
+
+    def invalidate(self, scopes: Sequence[str]) -> None:
+        self.generations.update(scopes)
+
+
+class FlowingClock:
+    """Time flowing as the real clock does, from a fixed origin: for races on real services at a moment no
+    other test uses."""
+
+    def __init__(self, origin: datetime) -> None:
+        self._origin = origin
+        self._started = time.monotonic()
+
+    def now(self) -> datetime:
+        return self._origin + timedelta(seconds=time.monotonic() - self._started)

@@ -15,7 +15,8 @@ from player_sessions.models import (
     StartsByCountryOut,
     format_timestamp,
 )
-from player_sessions.observability import MetricUnit, logger, metrics, tracer
+from player_sessions.observability import MetricUnit, logger, metrics, report_reads, tracer
+from player_sessions.read_meter import metered
 from player_sessions.services import get_services
 
 app = build_resolver()
@@ -34,7 +35,10 @@ Hours = Annotated[int, Query(ge=1, le=8760, description="The window: the last X 
 @tracer.capture_method
 def count_starts(hours: Hours) -> StartsByCountryOut:
     services = get_services()
-    result = starts_by_country(hours, services.starts, services.clock, services.settings, services.cache)
+    with metered() as reads:
+        result = starts_by_country(hours, store=services.starts, clock=services.clock, settings=services.settings,
+                                   cache=services.cache)
+    report_reads(reads)
     metrics.add_metric(name="CountriesReturned", unit=MetricUnit.Count, value=len(result.counts))
     return StartsByCountryOut(
         hours=hours,
@@ -62,8 +66,11 @@ def list_starts(
     cursor: Annotated[str | None, Query(max_length=512, description="`next_cursor` of the previous page")] = None,
 ) -> CountryStartsOut:
     services = get_services()
-    page = starts_of_country(country, hours, limit, cursor, services.starts, services.clock, services.settings,
-                             services.cache)
+    logger.append_keys(country=country.upper())
+    with metered() as reads:
+        page = starts_of_country(country, hours, limit=limit, cursor=cursor, store=services.starts,
+                                 clock=services.clock, settings=services.settings, cache=services.cache)
+    report_reads(reads)
     return CountryStartsOut(
         country=country.upper(),
         hours=hours,

@@ -35,7 +35,8 @@ app = build_resolver()
 def ingest_events() -> Response[IngestResult]:
     services = get_services()
     items = read_json_batch(app.current_event, services.settings)
-    outcome = ingest_batch(items, services.store, services.clock, services.settings, services.cache)
+    outcome = ingest_batch(items, store=services.store, clock=services.clock, settings=services.settings,
+                           cache=services.cache)
     _record_metrics(outcome)
     result = IngestResult(
         stored=outcome.stored,

@@ -321,11 +321,35 @@ class StartRow:
     country: str
 
 
-TOTAL = "*"
-"""The country value of a rollup bucket's total row; it is written last and proves the bucket was built."""
+@dataclass(frozen=True)
+class StartKey:
+    """What identifies one stored start (its row in session_starts): re-sending it changes nothing."""
+
+    session_id: uuid.UUID
+    ts: datetime
+    country: str
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """A stored start as the arrival log holds it: in the slot (second of server time) it was stored in."""
+
+    slot: int
+    key: StartKey
+
+
+@dataclass(frozen=True)
+class ArrivalWrite:
+    arrival: Arrival
+    shard: int
+    ttl_seconds: int
+    player_id: str
 
 
 @dataclass(frozen=True)
 class RollupRow:
-    starts: int
-    revision: uuid.UUID | None
+    """One row of a bucket's rollup: a folded slot's delta, or a base summing every slot up to its own."""
+
+    slot: int
+    base: bool
+    counts: dict[str, int]

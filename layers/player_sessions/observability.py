@@ -11,6 +11,8 @@ import os
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 
+from player_sessions.read_meter import ReadTally
+
 SERVICE_NAME = os.environ.get("POWERTOOLS_SERVICE_NAME", "player-sessions")
 METRICS_NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "PlayerSessions")
 
@@ -18,4 +20,14 @@ logger = Logger(service=SERVICE_NAME)
 tracer = Tracer(service=SERVICE_NAME)
 metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)
 
-__all__ = ["logger", "tracer", "metrics", "MetricUnit"]
+
+
+def report_reads(tally: ReadTally) -> None:
+    """The request's Cassandra reads, as EMF metrics and one log line (the local gateway's per-request log)."""
+    metrics.add_metric(name="RowsRead", unit=MetricUnit.Count, value=tally.rows)
+    metrics.add_metric(name="PartitionsRead", unit=MetricUnit.Count, value=tally.partitions)
+    logger.info("cassandra reads", extra={"rows_read": tally.rows, "partitions_read": tally.partitions,
+                                          "read_requests": tally.requests})
+
+
+__all__ = ["logger", "tracer", "metrics", "MetricUnit", "report_reads"]

@@ -38,6 +38,11 @@ PLAYER_SESSIONS = LambdaFunction("player_sessions", "A player's last completed s
 COUNTRY_STARTS = LambdaFunction("country_starts", "Session starts per country over the last X hours")
 
 FUNCTIONS: tuple[LambdaFunction, ...] = (INGEST_EVENTS, PLAYER_SESSIONS, COUNTRY_STARTS)
+"""The functions behind the API's routes."""
+
+ROLLUP_BUILDER = LambdaFunction("rollup_builder", "Folds stored starts into the country rollups, on a schedule")
+SCHEDULED_FUNCTIONS: tuple[LambdaFunction, ...] = (ROLLUP_BUILDER,)
+"""Functions no route calls: EventBridge invokes them on a schedule."""
 
 ROUTES: tuple[Route, ...] = (
     Route("POST", "/events", INGEST_EVENTS),

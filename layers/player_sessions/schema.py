@@ -94,37 +94,83 @@ SESSION_STARTS = Table(
     purpose="Every session start, bucketed by hour and spread over a few shards; newest first per country.",
 )
 
-START_ROLLUPS = Table(
-    name="start_rollups",
-    partition_key=(Column("level", "text"), Column("period", "timestamp")),
+START_ARRIVALS = Table(
+    name="start_arrivals",
+    partition_key=(Column("slot", "bigint"), Column("shard", "int")),
     clustering=(
-        ClusteringColumn(Column("bucket", "timestamp"), Order.ASC),
+        ClusteringColumn(Column("session_id", "uuid"), Order.ASC),
+        ClusteringColumn(Column("ts", "timestamp"), Order.ASC),
         ClusteringColumn(Column("country", "text"), Order.ASC),
     ),
-    regular=(
-        Column("starts", "bigint"),
-        Column("revision", "timeuuid"),
-    ),
+    regular=(Column("player_id", "text"),),
     purpose=(
-        "Exact start counts per country of closed hours, days and months, built by readers; "
-        "the row with country '*' holds the bucket's total and proves the bucket was built."
+        "Every stored start once more, by the second of server time it was stored in (its arrival slot): what "
+        "the builder folds into the rollups, and the short unfolded tail that readers count themselves."
     ),
 )
 
-ROLLUP_REVISIONS = Table(
-    name="rollup_revisions",
+ARRIVAL_MINUTES = Table(
+    name="arrival_minutes",
+    partition_key=(Column("scope", "text"),),
+    clustering=(ClusteringColumn(Column("minute", "timestamp"), Order.ASC),),
+    regular=(),
+    purpose="The minutes of server time that hold arrival slots with starts: the builder skips the others.",
+)
+
+START_MARKS = Table(
+    name="start_marks",
+    partition_key=(Column("session_id", "uuid"),),
+    clustering=(
+        ClusteringColumn(Column("ts", "timestamp"), Order.ASC),
+        ClusteringColumn(Column("country", "text"), Order.ASC),
+    ),
+    regular=(Column("slot", "bigint"),),
+    purpose="The arrival slot whose fold counted each start: a start is counted once, however often it arrives.",
+)
+
+ROLLUP_FOLDS = Table(
+    name="rollup_folds",
+    partition_key=(Column("slot", "bigint"),),
+    clustering=(),
+    regular=(Column("starts", "text"),),
+    purpose="The starts one slot's fold counts, decided once (the first fold to write it wins), as JSON.",
+)
+
+START_COUNT_ROLLUPS = Table(
+    name="start_count_rollups",
     partition_key=(Column("level", "text"), Column("period", "timestamp")),
-    clustering=(ClusteringColumn(Column("bucket", "timestamp"), Order.ASC),),
-    regular=(Column("revision", "timeuuid"),),
-    purpose="Changed by every late start written into a closed bucket; a rollup is valid while it matches.",
+    clustering=(
+        ClusteringColumn(Column("bucket", "timestamp"), Order.ASC),
+        ClusteringColumn(Column("slot", "bigint"), Order.ASC),
+    ),
+    regular=(
+        Column("base", "boolean"),
+        Column("counts", "text"),
+    ),
+    purpose=(
+        "Exact start counts per country of each bucket (second to month): one immutable delta row per folded "
+        "slot that changed the bucket, and, after compaction, a base row that sums every slot up to its own."
+    ),
+)
+
+ROLLUP_PROGRESS = Table(
+    name="rollup_progress",
+    partition_key=(Column("name", "text"),),
+    clustering=(),
+    regular=(Column("slot", "bigint"),),
+    purpose="The newest arrival slot folded with every slot before it (the builder's watermark).",
 )
 
 TABLES: tuple[Table, ...] = (
     SESSIONS,
     COMPLETED_SESSIONS_BY_PLAYER,
     SESSION_STARTS,
-    START_ROLLUPS,
-    ROLLUP_REVISIONS,
+    START_ARRIVALS,
+    ARRIVAL_MINUTES,
+    START_MARKS,
+    ROLLUP_FOLDS,
+    START_COUNT_ROLLUPS,
+    ROLLUP_PROGRESS,
 )
 
 

@@ -1,6 +1,9 @@
-"""Hour, day and month buckets of session starts, and when a start counts as late for its rollups.
+"""Time structure of session starts: hour partitions, arrival slots, and the rollup buckets that tile a window.
 
-See docs/decisions.md ("Exact counts with bounded reads") for the argument these rules serve.
+Two clocks matter. A start's own ``ts`` (the client's) decides which rollup buckets count it. The server's clock
+at the moment a start is stored decides its arrival slot: the builder folds arrivals slot by slot, and a slot is
+folded only once it is ``SLOT_SETTLE`` old, so lateness of ``ts`` never delays anything. See docs/decisions.md
+("Live traffic: arrival slots folded by a builder").
 """
 
 from __future__ import annotations
@@ -8,83 +11,169 @@ from __future__ import annotations
 import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
+from enum import Enum
 from uuid import UUID
 
-SETTLE_DELAY = timedelta(minutes=10)
-"""A bucket that ended longer ago than this may be served from rollups."""
-LATE_MARGIN = timedelta(minutes=5)
-"""Allowed clock difference between writers and readers (plus the time a write is in flight)."""
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
-
-class Level(StrEnum):
-    HOUR = "hour"
-    DAY = "day"
-    MONTH = "month"
-
-
-@dataclass(frozen=True, order=True)
-class Bucket:
-    """A rollup bucket: its level, the partition it lives in (``period``) and its own start (``start``)."""
-
-    level: Level
-    period: datetime
-    start: datetime
+SLOT_SECONDS = 1
+"""Arrival slots are whole seconds of server time: slot ``n`` is ``[n, n + 1)`` seconds after the epoch."""
+SLOT_SETTLE = timedelta(seconds=2)
+"""A slot is folded once it ended this long ago. A writer whose arrival row was acknowledged later than that
+(minus CLOCK_TOLERANCE) writes it again into a current slot, so a slow write is never left out."""
+CLOCK_TOLERANCE = timedelta(seconds=1)
+"""The most two servers' clocks may differ (Lambda hosts are kept within milliseconds by Amazon Time Sync)."""
 
 
 def hour_of(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
 
-def day_of(moment: datetime) -> datetime:
-    return hour_of(moment).replace(hour=0)
-
-
-def month_of(moment: datetime) -> datetime:
-    return day_of(moment).replace(day=1)
-
-
-def year_of(moment: datetime) -> datetime:
-    return month_of(moment).replace(month=1)
-
-
-def next_month(month_start: datetime) -> datetime:
-    return month_start.replace(year=month_start.year + month_start.month // 12, month=month_start.month % 12 + 1)
-
-
-def bucket_end(bucket: Bucket) -> datetime:
-    if bucket.level is Level.HOUR:
-        return bucket.start + timedelta(hours=1)
-    if bucket.level is Level.DAY:
-        return bucket.start + timedelta(days=1)
-    return next_month(bucket.start)
-
-
-def hour_bucket(moment: datetime) -> Bucket:
-    return Bucket(Level.HOUR, day_of(moment), hour_of(moment))
-
-
-def day_bucket(moment: datetime) -> Bucket:
-    return Bucket(Level.DAY, month_of(moment), day_of(moment))
-
-
-def month_bucket(moment: datetime) -> Bucket:
-    return Bucket(Level.MONTH, year_of(moment), month_of(moment))
-
-
-def buckets_containing(moment: datetime) -> tuple[Bucket, Bucket, Bucket]:
-    return hour_bucket(moment), day_bucket(moment), month_bucket(moment)
-
-
-def is_late_start(ts: datetime, now: datetime) -> bool:
-    """A start is late when its hour ended long enough ago that a reader may already have rolled it up."""
-    return hour_of(ts) + timedelta(hours=1) <= now - (SETTLE_DELAY - LATE_MARGIN)
-
-
-def is_settled(bucket: Bucket, now: datetime) -> bool:
-    return bucket_end(bucket) <= now - SETTLE_DELAY
-
-
 def start_shard(session_id: UUID, shards: int) -> int:
     """The same session always lands in the same shard, so a re-sent start rewrites the same row."""
     return zlib.crc32(session_id.bytes) % shards
+
+
+# ---- Arrival slots ----------------------------------------------------------------------------------------
+
+
+def slot_of(moment: datetime) -> int:
+    return int((moment - EPOCH) // timedelta(seconds=SLOT_SECONDS))
+
+
+def slot_start(slot: int) -> datetime:
+    return EPOCH + timedelta(seconds=slot * SLOT_SECONDS)
+
+
+def slot_end(slot: int) -> datetime:
+    return slot_start(slot + 1)
+
+
+def arrival_slot(ts: datetime, now: datetime) -> int:
+    """Where a start that is being stored now goes: the current slot, or, for a start stamped ahead of the
+    server's clock, the slot of its own ``ts``. So every folded start has ``ts`` before its slot's end."""
+    return slot_of(max(now, ts))
+
+
+def last_foldable_slot(now: datetime) -> int:
+    """The newest slot the builder may fold at ``now``: it ended at least SLOT_SETTLE ago."""
+    return slot_of(now - SLOT_SETTLE) - 1
+
+
+def may_have_been_folded(slot: int, acknowledged_at: datetime) -> bool:
+    """Whether a builder, on a clock up to CLOCK_TOLERANCE ahead, may have folded ``slot`` before a write into it
+    that was acknowledged at ``acknowledged_at`` (writer's clock) became visible."""
+    return slot <= last_foldable_slot(acknowledged_at + CLOCK_TOLERANCE)
+
+
+# ---- Rollup buckets ---------------------------------------------------------------------------------------
+
+
+class Level(Enum):
+    """Rollup levels, finest first. Each level's buckets tile its parent's exactly; ``period`` is the partition
+    a bucket lives in (its ancestor a few levels up), so any run of sibling buckets is one range read."""
+
+    SECOND = ("s", 1)
+    TEN_SECONDS = ("10s", 10)
+    MINUTE = ("m", 60)
+    TEN_MINUTES = ("10m", 600)
+    HOUR = ("h", 3600)
+    DAY = ("d", 86_400)
+    MONTH = ("mo", 0)
+
+    def __init__(self, code: str, seconds: int) -> None:
+        self.code = code
+        self.seconds = seconds
+
+    def floor(self, moment: datetime) -> datetime:
+        moment = moment.astimezone(UTC)
+        if self is Level.MONTH:
+            return moment.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        return EPOCH + (moment - EPOCH) // timedelta(seconds=self.seconds) * timedelta(seconds=self.seconds)
+
+    def after(self, start: datetime) -> datetime:
+        """The start of the next bucket of this level."""
+        if self is Level.MONTH:
+            return start.replace(year=start.year + start.month // 12, month=start.month % 12 + 1)
+        return start + timedelta(seconds=self.seconds)
+
+    def period(self, start: datetime) -> datetime:
+        return _PERIOD_LEVEL[self].floor(start) if self in _PERIOD_LEVEL else start.replace(month=1, day=1)
+
+    @classmethod
+    def from_code(cls, code: str) -> Level:
+        return _BY_CODE[code]
+
+
+_BY_CODE = {level.code: level for level in Level}
+_PERIOD_LEVEL = {
+    Level.SECOND: Level.HOUR,
+    Level.TEN_SECONDS: Level.HOUR,
+    Level.MINUTE: Level.DAY,
+    Level.TEN_MINUTES: Level.DAY,
+    Level.HOUR: Level.MONTH,
+}
+"""Days and months live in the partition of their year (at most 366 and 12 rows)."""
+LEVELS: tuple[Level, ...] = tuple(Level)
+COARSE_LEVELS = frozenset({Level.HOUR, Level.DAY, Level.MONTH})
+"""Whole hours and more: the part of a window's cover that readers cache."""
+
+
+@dataclass(frozen=True)
+class Bucket:
+    level: Level
+    start: datetime
+
+    @property
+    def end(self) -> datetime:
+        return self.level.after(self.start)
+
+    @property
+    def period(self) -> datetime:
+        return self.level.period(self.start)
+
+    def contains(self, moment: datetime) -> bool:
+        return self.start <= moment < self.end
+
+
+def buckets_of(ts: datetime) -> list[Bucket]:
+    """The bucket of every level that counts a start at ``ts``."""
+    return [Bucket(level, level.floor(ts)) for level in LEVELS]
+
+
+def _aligned(level: Level, moment: datetime) -> bool:
+    return level.floor(moment) == moment
+
+
+def cover(start: datetime, end: datetime) -> list[Bucket]:
+    """The fewest aligned buckets that tile ``[start, end)`` (both on whole seconds), oldest first: finer
+    buckets climb from ``start`` to the coarsest boundary, coarser ones span the middle, finer ones again
+    reach ``end``."""
+    buckets: list[Bucket] = []
+    cursor = start
+    while cursor < end:
+        level = next(
+            level for level in reversed(LEVELS)
+            if _aligned(level, cursor) and level.after(cursor) <= end
+        )
+        buckets.append(Bucket(level, cursor))
+        cursor = level.after(cursor)
+    return buckets
+
+
+def children(bucket: Bucket) -> list[Bucket]:
+    """The buckets one level down that tile ``bucket``, oldest first (none for a second)."""
+    index = LEVELS.index(bucket.level)
+    if index == 0:
+        return []
+    finer = LEVELS[index - 1]
+    found, cursor = [], bucket.start
+    while cursor < bucket.end:
+        found.append(Bucket(finer, cursor))
+        cursor = finer.after(cursor)
+    return found
+
+
+def whole_second_after(moment: datetime) -> datetime:
+    floor = Level.SECOND.floor(moment)
+    return floor if floor == moment else floor + timedelta(seconds=1)

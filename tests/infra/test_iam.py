@@ -6,7 +6,15 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from player_sessions.routes import COUNTRY_STARTS, FUNCTIONS, INGEST_EVENTS, PLAYER_SESSIONS, LambdaFunction
+from player_sessions.routes import (
+    COUNTRY_STARTS,
+    FUNCTIONS,
+    INGEST_EVENTS,
+    PLAYER_SESSIONS,
+    ROLLUP_BUILDER,
+    SCHEDULED_FUNCTIONS,
+    LambdaFunction,
+)
 
 from infra_cdk.functions import VPC_ACCESS_ACTIONS, function_logical_id
 from tests.infra.conftest import Synthesized
@@ -23,15 +31,24 @@ EXPECTED_TABLE_ACCESS = {
             "sessions",
             "session_starts",
             "completed_sessions_by_player",
-            "rollup_revisions",
+            "start_arrivals",
+            "arrival_minutes",
         },
     },
     PLAYER_SESSIONS: {"cassandra:Select": {"completed_sessions_by_player"}, "cassandra:Modify": set()},
+    # Readers write nothing: the builder alone folds.
     COUNTRY_STARTS: {
-        "cassandra:Select": {"session_starts", "start_rollups", "rollup_revisions"},
-        "cassandra:Modify": {"start_rollups"},
+        "cassandra:Select": {"session_starts", "start_arrivals", "arrival_minutes", "start_marks",
+                             "start_count_rollups", "rollup_progress"},
+        "cassandra:Modify": set(),
+    },
+    ROLLUP_BUILDER: {
+        "cassandra:Select": {"start_arrivals", "arrival_minutes", "start_marks", "rollup_folds",
+                             "start_count_rollups", "rollup_progress"},
+        "cassandra:Modify": {"start_marks", "rollup_folds", "start_count_rollups", "rollup_progress"},
     },
 }
+EVERY_FUNCTION = FUNCTIONS + SCHEDULED_FUNCTIONS
 
 
 def role_statements(synthesized: Synthesized, function: LambdaFunction) -> list[dict[str, Any]]:
@@ -56,7 +73,7 @@ def granted(statements: list[dict[str, Any]], action: str) -> set[str]:
     }
 
 
-@pytest.mark.parametrize("function", FUNCTIONS, ids=lambda f: f.name)
+@pytest.mark.parametrize("function", EVERY_FUNCTION, ids=lambda f: f.name)
 def test_function_may_select_and_modify_only_the_tables_it_uses(
     synthesized: Synthesized, function: LambdaFunction
 ) -> None:
@@ -79,7 +96,7 @@ def test_function_may_select_and_modify_only_the_tables_it_uses(
     assert cassandra_actions <= {"cassandra:Select", "cassandra:Modify"}
 
 
-@pytest.mark.parametrize("function", FUNCTIONS, ids=lambda f: f.name)
+@pytest.mark.parametrize("function", EVERY_FUNCTION, ids=lambda f: f.name)
 def test_wildcard_resources_are_only_for_actions_that_support_nothing_else(
     synthesized: Synthesized, function: LambdaFunction
 ) -> None:
@@ -94,7 +111,7 @@ def test_wildcard_resources_are_only_for_actions_that_support_nothing_else(
     assert all("*" not in action for s in statements for action in as_list(s["Action"]))
 
 
-@pytest.mark.parametrize("function", FUNCTIONS, ids=lambda f: f.name)
+@pytest.mark.parametrize("function", EVERY_FUNCTION, ids=lambda f: f.name)
 def test_function_writes_only_its_own_log_group(synthesized: Synthesized, function: LambdaFunction) -> None:
     # Given
     properties = synthesized.template_json["Resources"][function_logical_id(function)]["Properties"]
@@ -109,7 +126,7 @@ def test_function_writes_only_its_own_log_group(synthesized: Synthesized, functi
     assert granted(statements, "logs:CreateLogGroup") == set()
 
 
-@pytest.mark.parametrize("function", FUNCTIONS, ids=lambda f: f.name)
+@pytest.mark.parametrize("function", EVERY_FUNCTION, ids=lambda f: f.name)
 def test_only_the_country_function_may_read_the_cursor_key(
     synthesized: Synthesized, function: LambdaFunction
 ) -> None:

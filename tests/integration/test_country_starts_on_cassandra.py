@@ -1,5 +1,6 @@
-"""Country counts and listings on the real Cassandra: exact under re-sent batches, late events, and readers
-building rollups while writers add late starts."""
+"""Country counts and listings on the real Cassandra: exact under re-sent batches, late starts, and a builder
+folding while writers add live, late and re-sent starts and readers count; and reads bounded by the window's
+structure, not by how many starts it holds."""
 
 from __future__ import annotations
 
@@ -14,18 +15,13 @@ import pytest
 from player_sessions.clock import FixedClock
 from player_sessions.domain.country_starts import starts_by_country, starts_of_country
 from player_sessions.domain.ingest import ingest_batch
-from player_sessions.repositories.cassandra_starts import CassandraStartsStore
-from player_sessions.repositories.cassandra_store import CassandraSessionStore
+from player_sessions.domain.rollup_builder import CompactionTracker, fold_ready_slots
+from player_sessions.read_meter import metered
+from tests.fakes import FlowingClock
 
 pytestmark = pytest.mark.integration
 
 COUNTRIES = ["US", "FI", "PK", "BR", "JP"]
-
-
-@pytest.fixture
-def stores(cassandra_connection, test_settings):
-    return (CassandraSessionStore(cassandra_connection),
-            CassandraStartsStore(cassandra_connection, test_settings.start_shards))
 
 
 def start(session_id: uuid.UUID, ts: datetime, country: str) -> dict:
@@ -33,8 +29,8 @@ def start(session_id: uuid.UUID, ts: datetime, country: str) -> dict:
             "ts": ts.isoformat(), "country": country}
 
 
-def random_starts(count: int, now: datetime, rng: random.Random, span_hours: int) -> list[dict]:
-    return [start(uuid.UUID(int=rng.getrandbits(128)), now - timedelta(seconds=rng.randrange(span_hours * 3600)),
+def random_starts(count: int, now: datetime, rng: random.Random, span_seconds: int) -> list[dict]:
+    return [start(uuid.UUID(int=rng.getrandbits(128)), now - timedelta(seconds=rng.randrange(span_seconds)),
                   rng.choice(COUNTRIES)) for _ in range(count)]
 
 
@@ -43,78 +39,96 @@ def truth(events: list[dict], since: datetime, until: datetime) -> Counter:
     return Counter(country for _, ts, country in unique if since <= datetime.fromisoformat(ts) <= until)
 
 
-def test_readers_building_rollups_race_writers_adding_late_starts_and_counts_stay_exact(stores, test_settings):
-    # Given a week of starts, in a stretch of time no other test writes to
-    session_store, starts_store = stores
-    now = datetime(2026, 6, 15, 12, 30, 15, tzinfo=UTC)
-    clock, rng = FixedClock(now), random.Random(7)
-    written = random_starts(200, now, rng, span_hours=7 * 24)
-    for i in range(0, len(written), 10):
-        ingest_batch(written[i:i + 10], session_store, clock, test_settings)
-    late = random_starts(200, now, rng, span_hours=7 * 24)
-    resent = rng.sample(written, 40)
+def fold(starts_store, clock, settings, tracker=None) -> None:
+    fold_ready_slots(store=starts_store, clock=clock, settings=settings, tracker=tracker or CompactionTracker(),
+                     max_slots=10_000)
+
+
+def ingest_all(events: list[dict], session_store, clock, settings, batch: int = 10) -> None:
+    for i in range(0, len(events), batch):
+        ingest_batch(events[i:i + batch], store=session_store, clock=clock, settings=settings)
+
+
+def test_a_builder_folding_while_writers_add_live_late_and_resent_starts_keeps_counts_exact(
+        counts_stores, counts_settings):
+    # Given a week of starts, on a clock that flows from a moment of its own
+    session_store, starts_store = counts_stores
+    clock, rng = FlowingClock(datetime(2026, 6, 15, 12, 30, 15, tzinfo=UTC)), random.Random(7)
+    written = random_starts(200, clock.now(), rng, span_seconds=7 * 86_400)
+    ingest_all(written, session_store, clock, counts_settings)
+    late = random_starts(200, clock.now(), rng, span_seconds=7 * 86_400)
+    live = random_starts(200, clock.now(), rng, span_seconds=120)
+    resent = rng.sample(written, 40) + rng.sample(live, 20)
     errors: list[BaseException] = []
     stop = threading.Event()
+    tracker = CompactionTracker()
 
-    def reader() -> None:
+    def guarded(work) -> None:
         try:
-            while not stop.wait(0.02):  # a breath between reads, so the writers' threads get the GIL too
-                starts_by_country(rng.choice([24, 72, 168, 8760]), starts_store, clock, test_settings)
+            work()
         except BaseException as error:  # surfaced by the assertion below
             errors.append(error)
 
-    def writer(events: list[dict]) -> None:
-        try:
-            for i in range(0, len(events), 10):
-                ingest_batch(events[i:i + 10], session_store, clock, test_settings)
-        except BaseException as error:
-            errors.append(error)
+    def builder() -> None:
+        while not stop.wait(0.05):
+            fold(starts_store, clock, counts_settings, tracker)
 
-    # When readers build rollups while writers add late starts and re-send old ones
-    readers = [threading.Thread(target=reader) for _ in range(3)]
-    writers = [threading.Thread(target=writer, args=(chunk,)) for chunk in (late[:100], late[100:], resent)]
-    for thread in readers + writers:
+    def reader() -> None:
+        while not stop.wait(0.02):  # a breath between reads, so the writers' threads get the GIL too
+            starts_by_country(rng.choice([1, 24, 168, 8760]), store=starts_store, clock=clock,
+                              settings=counts_settings)
+
+    # When a builder folds and readers count while writers add late, live and re-sent starts
+    background = [threading.Thread(target=guarded, args=(builder,))]
+    background += [threading.Thread(target=guarded, args=(reader,)) for _ in range(2)]
+    writers = [threading.Thread(target=guarded, args=(lambda chunk=chunk: ingest_all(
+        chunk, session_store, clock, counts_settings),)) for chunk in (late[:100], late[100:], live, resent)]
+    for thread in background + writers:
         thread.start()
     for thread in writers:
         thread.join()
     stop.set()
-    for thread in readers:
+    for thread in background:
         thread.join()
     assert errors == []
-    # Then every window counts exactly the distinct starts in it
-    everything = written + late + resent
-    for hours in (1, 24, 72, 168, 8760):
-        result = starts_by_country(hours, starts_store, clock, test_settings)
-        expected = truth(everything, result.window.start, result.window.end)
-        assert dict(result.counts) == dict(expected), hours
-    # And rollups were really built and used (not everything counted from rows)
-    rollup_rows = cassandra_rows(starts_store, "SELECT level, period FROM start_rollups WHERE level = ? AND period = ?",
-                                 ("day", datetime(2026, 6, 1, tzinfo=UTC)))
-    assert rollup_rows > 0
+    everything = written + late + live + resent
+
+    def assert_exact() -> None:
+        for hours in (1, 24, 72, 168, 8760):
+            result = starts_by_country(hours, store=starts_store, clock=clock, settings=counts_settings)
+            expected = truth(everything, result.window.start, result.window.end)
+            assert dict(result.counts) == dict(expected), hours
+
+    # Then every window counts exactly the distinct starts in it, with part of them still in the tail
+    assert_exact()
+    # And once the builder caught up, from the rollups alone
+    clock_after = FixedClock(clock.now() + timedelta(seconds=5))
+    fold(starts_store, clock_after, counts_settings, tracker)
+    assert starts_store.read_progress() is not None
+    assert_exact()
+    session = starts_store._connection.session()
+    assert len(list(session.execute("SELECT bucket FROM start_count_rollups LIMIT 10"))) == 10
 
 
-def cassandra_rows(store: CassandraStartsStore, cql: str, parameters: tuple) -> int:
-    session = store._connection.session()
-    return len(list(session.execute(session.prepare(cql), parameters)))
-
-
-def test_listing_follows_cursors_through_every_start_of_the_window_exactly_once(stores, test_settings):
-    # Given 130 starts of FI over three days, some re-sent, and starts of other countries
-    session_store, starts_store = stores
-    now = datetime(2026, 5, 10, 8, 45, tzinfo=UTC)
+def test_listing_follows_cursors_through_every_start_of_the_window_exactly_once(counts_stores, counts_settings):
+    # Given 130 starts of FI over three days, some re-sent, starts of other countries, part of them folded
+    session_store, starts_store = counts_stores
+    now = datetime(2026, 5, 10, 8, 45, 10, 500_000, tzinfo=UTC)
     clock, rng = FixedClock(now), random.Random(11)
     fi = [start(uuid.uuid4(), now - timedelta(seconds=rng.randrange(3 * 86400)), "FI") for _ in range(130)]
-    # Two starts at the very same millisecond, to cross a page boundary on a tie
+    # Starts at the very same millisecond, to cross a page boundary on a tie
     same_instant = now - timedelta(hours=30)
     fi += [start(uuid.uuid4(), same_instant, "FI") for _ in range(3)]
-    others = [event for event in random_starts(120, now, rng, span_hours=72) if event["country"] != "FI"]
-    batch = fi + others + fi[:20]
-    for i in range(0, len(batch), 10):
-        ingest_batch(batch[i:i + 10], session_store, clock, test_settings)
+    others = [event for event in random_starts(120, now, rng, span_seconds=72 * 3600) if event["country"] != "FI"]
+    ingest_all(fi[:70] + others, session_store, clock, counts_settings)
+    clock.advance(seconds=5)
+    fold(starts_store, clock, counts_settings)
+    ingest_all(fi[70:] + fi[:20], session_store, clock, counts_settings)
     # When the pages are followed to the end, 9 at a time
     listed, cursor, pages = [], None, 0
     while True:
-        page = starts_of_country("fi", 72, 9, cursor, starts_store, clock, test_settings)
+        page = starts_of_country("fi", 72, limit=9, cursor=cursor, store=starts_store, clock=clock,
+                                 settings=counts_settings)
         listed += [(row.ts, row.session_id) for row in page.starts]
         cursor, pages = page.next_cursor, pages + 1
         if cursor is None:
@@ -126,21 +140,24 @@ def test_listing_follows_cursors_through_every_start_of_the_window_exactly_once(
     assert pages == -(-len(expected) // 9)
 
 
-def test_a_start_is_counted_once_however_often_its_batch_is_resent(stores, test_settings):
-    session_store, starts_store = stores
-    now = datetime(2026, 4, 2, 10, 0, 1, tzinfo=UTC)
-    clock = FixedClock(now)
-    batch = [start(uuid.uuid4(), now - timedelta(minutes=m), "PK") for m in (1, 61, 125)]
+def test_a_start_is_counted_once_however_often_its_batch_is_resent(counts_stores, counts_settings):
+    session_store, starts_store = counts_stores
+    clock = FixedClock(datetime(2026, 4, 2, 10, 0, 1, tzinfo=UTC))
+    batch = [start(uuid.uuid4(), clock.now() - timedelta(minutes=m), "PK") for m in (1, 61, 125)]
     for _ in range(3):
-        ingest_batch(batch, session_store, clock, test_settings)
-        result = starts_by_country(3, starts_store, clock, test_settings)
-        assert dict(result.counts) == {"PK": 3}
+        # Given the batch re-sent, into a new arrival slot each time, folded or not yet
+        ingest_batch(batch, store=session_store, clock=clock, settings=counts_settings)
+        # Then the count is the same
+        assert dict(starts_by_country(3, store=starts_store, clock=clock, settings=counts_settings).counts) == {"PK": 3}
+        clock.advance(seconds=3)
+        fold(starts_store, clock, counts_settings)
+        assert dict(starts_by_country(3, store=starts_store, clock=clock, settings=counts_settings).counts) == {"PK": 3}
 
 
-def test_a_sparse_country_is_listed_exactly_once_across_many_hours_read_together(stores, test_settings):
+def test_a_sparse_country_is_listed_exactly_once_across_many_hours_read_together(counts_stores, counts_settings):
     # Given a country with two starts an hour over 150 hours (hours read 25 at a time, all shards in one request,
     # once rollups count them), next to a busy country with 60 starts in some of those hours (read per shard)
-    session_store, starts_store = stores
+    session_store, starts_store = counts_stores
     now = datetime(2026, 6, 20, 15, 30, tzinfo=UTC)
     clock, rng = FixedClock(now), random.Random(23)
     sparse = [start(uuid.uuid4(), now - timedelta(hours=h, seconds=rng.randrange(3600)), "NZ")
@@ -149,20 +166,104 @@ def test_a_sparse_country_is_listed_exactly_once_across_many_hours_read_together
             for h in (3, 40, 90) for _ in range(60)]
     events = sparse + busy
     rng.shuffle(events)
-    for i in range(0, len(events), 10):
-        ingest_batch(events[i:i + 10], session_store, clock, test_settings)
+    ingest_all(events, session_store, clock, counts_settings)
     expected = sorted({(datetime.fromisoformat(e["ts"]), uuid.UUID(e["session_id"])) for e in sparse},
                       key=lambda item: (-item[0].timestamp(), item[1]))
 
     def list_all() -> list[tuple[datetime, uuid.UUID]]:
         listed, cursor = [], None
         while True:
-            page = starts_of_country("NZ", 168, 100, cursor, starts_store, clock, test_settings)
+            page = starts_of_country("NZ", 168, limit=100, cursor=cursor, store=starts_store, clock=clock,
+                                     settings=counts_settings)
             listed += [(row.ts, row.session_id) for row in page.starts]
             if (cursor := page.next_cursor) is None:
                 return listed
 
-    # When its pages of 100 are followed to the end: first while the rollups are built, then from them
+    # When its pages of 100 are followed to the end: first from the tail, then from the rollups
     # Then every start of the country appears once, newest first, both times
     assert list_all() == expected
+    clock.advance(seconds=5)
+    fold(starts_store, clock, counts_settings)
     assert list_all() == expected
+
+
+COUNT_ROWS_BOUND = 250
+"""Rows one count may read once the builder is caught up, whatever the window holds: the watermark, and at most
+91 buckets (a year's cover) of at most a base and COMPACT_AFTER_DELTAS - 1 deltas, only those with starts."""
+PAGE_ROWS_BOUND = 400
+"""Rows a page of 100 may read: the watermark, the rollups of the buckets near its end, and the newest
+starts of each of four shards (a quarter of the page and 8 more each, fetched again only when one runs dry)."""
+
+
+def reads_of_each_request(starts_store, clock, settings) -> dict[str, int]:
+    rows = {}
+    for hours in (1, 24, 168, 8760):
+        with metered() as reads:
+            starts_by_country(hours, store=starts_store, clock=clock, settings=settings)
+        rows[f"count {hours}h"] = reads.rows
+    with metered() as reads:
+        starts_of_country("US", 24, limit=100, cursor=None, store=starts_store, clock=clock, settings=settings)
+    rows["US page of 100"] = reads.rows
+    return rows
+
+
+def live_starts(count: int, rng: random.Random, session_store, clock, settings, tracker, starts_store) -> None:
+    """``count`` starts stamped within the last ten minutes, ingested 500 at a time, each batch a second later,
+    the builder folding as it would on its schedule."""
+    for _ in range(0, count, 500):
+        events = [start(uuid.UUID(int=rng.getrandbits(128)), clock.now() - timedelta(seconds=rng.uniform(0, 600)),
+                        rng.choices(COUNTRIES, weights=(50, 5, 10, 20, 15))[0]) for _ in range(500)]
+        ingest_batch(events, store=session_store, clock=clock, settings=settings)
+        clock.advance(seconds=1)
+        fold(starts_store, clock, settings, tracker)
+
+
+def test_reads_stay_within_a_fixed_bound_however_many_starts_the_open_hour_holds(counts_stores, counts_settings):
+    # Given the builder running on its schedule while 0, then 20,000, then 50,000 starts arrive, stamped within
+    # the last minutes
+    session_store, starts_store = counts_stores
+    clock, rng, tracker = FixedClock(datetime(2026, 7, 1, 18, 42, 7, 250_000, tzinfo=UTC)), random.Random(3), \
+        CompactionTracker()
+    measured, loaded = {}, 0
+    for total in (0, 20_000, 50_000):
+        live_starts(total - loaded, rng, session_store, clock, counts_settings, tracker, starts_store)
+        loaded = total
+        clock.advance(seconds=3)
+        fold(starts_store, clock, counts_settings, tracker)
+        # When each question is asked once
+        measured[total] = reads_of_each_request(starts_store, clock, counts_settings)
+    # Then each reads no more than the fixed bound, with 50,000 starts in the last ten minutes as with none
+    for total, rows in measured.items():
+        for request, count in rows.items():
+            if request.startswith("count"):
+                assert count <= COUNT_ROWS_BOUND, (total, request, count)
+            elif request.startswith("US page"):
+                assert count <= PAGE_ROWS_BOUND, (total, request, count)
+    assert starts_by_country(1, store=starts_store, clock=clock, settings=counts_settings).total == 50_000
+
+
+def test_the_first_request_after_a_day_no_reader_saw_meets_the_same_bound(counts_stores, counts_settings):
+    # Given a day of live starts, 100 every ten minutes, with the builder on its schedule and no reader at all
+    session_store, starts_store = counts_stores
+    clock, rng, tracker = FixedClock(datetime(2026, 8, 3, 0, 0, 30, tzinfo=UTC)), random.Random(5), \
+        CompactionTracker()
+    builder_reads, everything = [], []
+    for _ in range(144):
+        events = [start(uuid.UUID(int=rng.getrandbits(128)), clock.now() - timedelta(seconds=rng.uniform(0, 300)),
+                        rng.choice(COUNTRIES)) for _ in range(100)]
+        everything += events
+        ingest_batch(events, store=session_store, clock=clock, settings=counts_settings)
+        clock.advance(minutes=10)
+        with metered() as reads:
+            report = fold_ready_slots(store=starts_store, clock=clock, settings=counts_settings, tracker=tracker)
+        builder_reads.append((reads.rows, report.starts_counted, report.slots_folded))
+    # When the first requests of the day are made
+    rows = reads_of_each_request(starts_store, clock, counts_settings)
+    # Then they read no more than the bound
+    assert all(count <= (PAGE_ROWS_BOUND if "page" in request else COUNT_ROWS_BOUND) for request, count in rows.items()), rows
+    # And each builder run read what its slots held (arrivals, their marks, the buckets it compacted), not a day:
+    # the slots of the one minute with arrivals since its last run
+    for read, counted, slots in builder_reads:
+        assert slots <= 60 and read <= 3 * counted + 200, (read, counted, slots)
+    result = starts_by_country(24, store=starts_store, clock=clock, settings=counts_settings)
+    assert dict(result.counts) == dict(truth(everything, result.window.start, result.window.end))

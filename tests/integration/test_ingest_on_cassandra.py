@@ -17,10 +17,11 @@ import pytest
 
 from player_sessions.cassandra_connection import CassandraConnection
 from player_sessions.clock import FixedClock
-from player_sessions.domain.ingest import ingest_batch
+from player_sessions.domain.ingest import ingest_batch, ttl_seconds
 from player_sessions.domain.player_history import last_completed_sessions
 from player_sessions.errors import DatabaseUnavailableError
 from player_sessions.repositories.cassandra_store import CassandraSessionStore
+from player_sessions.time_buckets import Level, slot_of, slot_start
 
 pytestmark = pytest.mark.integration
 
@@ -40,7 +41,8 @@ SELECT_START_TTL = (
     "SELECT TTL(player_id) AS player_ttl FROM session_starts "
     "WHERE hour = ? AND shard = ? AND country = ? AND ts = ? AND session_id = ?"
 )
-SELECT_REVISION = "SELECT revision FROM rollup_revisions WHERE level = ? AND period = ? AND bucket = ?"
+SELECT_ARRIVALS = "SELECT session_id, ts, country, TTL(player_id) AS ttl FROM start_arrivals WHERE slot = ? AND shard = ?"
+SELECT_ARRIVAL_MINUTE = "SELECT minute FROM arrival_minutes WHERE scope = 'all' AND minute = ?"
 
 # Seconds a TTL read back may lag the TTL written: the time between the write and the read.
 TTL_SLACK_SECONDS = 5
@@ -102,11 +104,6 @@ def start_row_ttl(cassandra_session, settings, session_id: uuid.UUID, country: s
     ]
 
 
-def revision_of(cassandra_session, level: str, period: datetime, bucket: datetime):
-    row = read_one(cassandra_session, SELECT_REVISION, (level, period, bucket))
-    return None if row is None else row.revision
-
-
 # ---- tests ----
 
 
@@ -119,11 +116,11 @@ def test_end_arriving_before_its_start_completes_the_session_once(
     player_id, session_id = fresh_player(), uuid.uuid4()
     start_ts = clock.now() - timedelta(hours=2, milliseconds=250)
     end_ts = clock.now() - timedelta(minutes=30)
-    first = ingest_batch([end_event(player_id, session_id, end_ts)], store, clock, test_settings)
+    first = ingest_batch([end_event(player_id, session_id, end_ts)], store=store, clock=clock, settings=test_settings)
     assert (first.stored, first.completed_sessions) == (1, 0)
 
     # When its start (lower-case country) arrives in a later batch
-    second = ingest_batch([start_event(player_id, session_id, start_ts, "fi")], store, clock, test_settings)
+    second = ingest_batch([start_event(player_id, session_id, start_ts, "fi")], store=store, clock=clock, settings=test_settings)
 
     # Then the session is completed once, and the player's history holds it with its values
     assert (second.stored, second.completed_sessions) == (1, 1)
@@ -161,7 +158,7 @@ def test_start_and_end_racing_from_two_threads_complete_each_session_exactly_onc
                     else end_event(player_id, session_id, end_ts)
                 )
                 barrier.wait()
-                outcome = ingest_batch([event], store, clock, test_settings)
+                outcome = ingest_batch([event], store=store, clock=clock, settings=test_settings)
                 completions[kind] += outcome.completed_sessions
         except BaseException as error:  # surfaced in the main thread below
             failures.append(error)
@@ -194,7 +191,7 @@ def test_resending_the_same_batch_leaves_one_row_per_event(cassandra_connection,
     batch = [start_event(player_id, session_id, start_ts, "DE"), end_event(player_id, session_id, end_ts)]
 
     # When the client sends it three times (retries)
-    outcomes = [ingest_batch(batch, store, clock, test_settings) for _ in range(3)]
+    outcomes = [ingest_batch(batch, store=store, clock=clock, settings=test_settings) for _ in range(3)]
 
     # Then each attempt reports both events stored, and the tables hold one start row and one completed row
     assert [(o.stored, o.discarded, o.rejected) for o in outcomes] == [(2, 0, 0)] * 3
@@ -225,7 +222,7 @@ def test_ttl_written_is_the_retention_minus_the_age_of_the_event(
     # When both events are ingested, in one batch (their halves go out as one single-partition batch)
     outcome = ingest_batch(
         [start_event(player_id, session_id, start_ts, "US"), end_event(player_id, session_id, end_ts)],
-        store, clock, test_settings,
+        store=store, clock=clock, settings=test_settings,
     )
 
     # Then the start's rows expire when the start leaves the retention
@@ -256,7 +253,7 @@ def test_two_different_ends_of_one_session_in_one_batch_leave_the_last_one(
     batch = [start_event(player_id, session_id, start_ts), end_event(player_id, session_id, first_end),
              end_event(player_id, session_id, last_end)]
     # When it is ingested
-    outcome = ingest_batch(batch, store, clock, test_settings)
+    outcome = ingest_batch(batch, store=store, clock=clock, settings=test_settings)
     # Then the session row keeps the last end written, as separate writes do
     assert outcome.stored == 3
     row = read_one(cassandra_session, SELECT_SESSION, (session_id,))
@@ -273,7 +270,7 @@ def test_event_older_than_the_retention_is_discarded_and_not_stored(
     too_old = clock.now() - test_settings.retention - timedelta(minutes=1)
 
     # When it is ingested
-    outcome = ingest_batch([start_event(player_id, session_id, too_old)], store, clock, test_settings)
+    outcome = ingest_batch([start_event(player_id, session_id, too_old)], store=store, clock=clock, settings=test_settings)
 
     # Then it is reported discarded for its ts, and nothing of the session is stored
     assert (outcome.stored, outcome.discarded, outcome.rejected) == (0, 1, 0)
@@ -296,7 +293,7 @@ def test_event_beyond_the_clock_skew_is_rejected_while_valid_events_of_the_batch
     # When it is ingested
     outcome = ingest_batch(
         [start_event(player_id, valid_id, valid_ts, "JP"), end_event(player_id, future_id, future_ts)],
-        store, clock, test_settings,
+        store=store, clock=clock, settings=test_settings,
     )
 
     # Then the future event is rejected for its ts and not stored, and the valid one is stored
@@ -325,7 +322,7 @@ def test_history_is_the_newest_sessions_by_end_time_bounded_by_the_limit(cassand
             for event in (start_event(player_id, session_id, start_ts), end_event(player_id, session_id, end_ts))
         ]
         for half in (batch[:10], batch[10:]):
-            assert ingest_batch(half, store, clock, test_settings).stored == 10
+            assert ingest_batch(half, store=store, clock=clock, settings=test_settings).stored == 10
     newest_first = [session_id for session_id, _, _ in sessions]  # i = 0 ended most recently
 
     # When the history is read with limit 20 and with limit 5
@@ -352,7 +349,7 @@ def test_session_whose_start_left_the_retention_is_not_in_the_history(cassandra_
         start_event(player_id, recent_id, t - timedelta(days=2, hours=1)),
         end_event(player_id, recent_id, t - timedelta(days=2)),
     ]
-    assert ingest_batch(batch, store, ingest_clock, test_settings).completed_sessions == 2
+    assert ingest_batch(batch, store=store, clock=ingest_clock, settings=test_settings).completed_sessions == 2
 
     # When the history is read at T + retention - 5 days (the rows are still there: their TTL runs on real time),
     # when the first session's start is out of the retention but its end is in
@@ -363,39 +360,33 @@ def test_session_whose_start_left_the_retention_is_not_in_the_history(cassandra_
     assert [s.session_id for s in history] == [recent_id]
 
 
-def test_late_start_changes_the_revision_of_its_hour_day_and_month_but_a_current_one_does_not(
+def test_each_stored_start_arrives_in_the_current_slot_with_its_ttl_and_its_minute_recorded(
     cassandra_connection, cassandra_session, test_settings
 ):
-    # Given a start whose hour ended hours ago, one in the current hour, and their revisions as they are
+    # Given a start from 40 days ago, a live one, and one stamped two minutes ahead of the server
     store = CassandraSessionStore(cassandra_connection)
     clock = now_clock()
     now = clock.now()
-    late_ts = now - timedelta(days=40, hours=3, minutes=17)
-    current_ts = now
-    late_hour = hour_start(late_ts)
-    late_day = late_hour.replace(hour=0)
-    late_month = late_day.replace(day=1)
-    late_keys = [
-        ("hour", late_day, late_hour),
-        ("day", late_month, late_day),
-        ("month", late_month.replace(month=1), late_month),
-    ]
-    current_key = ("hour", hour_start(current_ts).replace(hour=0), hour_start(current_ts))
-    before = [revision_of(cassandra_session, *key) for key in late_keys]
-    current_before = revision_of(cassandra_session, *current_key)
+    late, live, ahead = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    stamps = {late: now - timedelta(days=40, hours=3, minutes=17), live: now, ahead: now + timedelta(minutes=2)}
 
-    # When both starts are ingested
-    outcome = ingest_batch(
-        [start_event(fresh_player(), uuid.uuid4(), late_ts), start_event(fresh_player(), uuid.uuid4(), current_ts)],
-        store, clock, test_settings,
-    )
+    # When they are ingested
+    outcome = ingest_batch([start_event(fresh_player(), sid, ts) for sid, ts in stamps.items()],
+                           store=store, clock=clock, settings=test_settings)
 
-    # Then the late start's hour, day and month have a new revision, and the current hour's is untouched
-    assert outcome.stored == 2
-    after = [revision_of(cassandra_session, *key) for key in late_keys]
-    for key, old, new in zip(late_keys, before, after, strict=True):
-        assert new is not None and new != old, f"the {key[0]} revision of the late start did not change"
-    assert revision_of(cassandra_session, *current_key) == current_before
+    # Then each is in the arrival log once: the late and the live one in the current second, the one ahead in
+    # its own; each with the TTL of its start row, and the minutes of both slots recorded
+    assert outcome.stored == 3
+    expected_slot = {late: slot_of(now), live: slot_of(now), ahead: slot_of(stamps[ahead])}
+    for sid, ts in stamps.items():
+        rows = [row for shard in range(test_settings.start_shards)
+                for row in read_all(cassandra_session, SELECT_ARRIVALS, (expected_slot[sid], shard))
+                if row.session_id == sid]
+        assert [(utc(row.ts), row.country) for row in rows] == [(ts, "FI")]
+        ttl = ttl_seconds(ts, now, test_settings.retention)
+        assert ttl - TTL_SLACK_SECONDS <= rows[0].ttl <= ttl
+        minute = Level.MINUTE.floor(slot_start(expected_slot[sid]))
+        assert read_one(cassandra_session, SELECT_ARRIVAL_MINUTE, (minute,)) is not None
 
 
 def test_unreachable_cassandra_fails_fast_with_database_unavailable(cassandra_session, test_settings):
@@ -411,7 +402,7 @@ def test_unreachable_cassandra_fails_fast_with_database_unavailable(cassandra_se
     started = time.perf_counter()
     try:
         with pytest.raises(DatabaseUnavailableError) as raised:
-            ingest_batch(batch, store, clock, unreachable)
+            ingest_batch(batch, store=store, clock=clock, settings=unreachable)
         elapsed = time.perf_counter() - started
     finally:
         connection.close()

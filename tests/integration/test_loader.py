@@ -13,9 +13,11 @@ import pytest
 
 from player_sessions.clock import FixedClock
 from player_sessions.domain.country_starts import starts_by_country
+from player_sessions.domain.rollups import bucket_state
+from player_sessions.domain.start_counts import read_tail
 from player_sessions.services import build_services
+from player_sessions.time_buckets import Bucket, Level
 from player_sessions_local.generate import generate_events
-from player_sessions.time_buckets import day_bucket
 from player_sessions_local.load import build_rollups, load_file
 
 pytestmark = pytest.mark.integration
@@ -31,7 +33,7 @@ def write_events(path, lines: list[str]) -> None:
 
 @pytest.mark.parametrize("suffix", [".jsonl", ".jsonl.gz", ".jsonl.bz2"])
 def test_loader_stores_rebased_events_reports_rejects_and_is_safe_to_rerun(
-        tmp_path, cassandra_connection, test_settings, suffix):
+        tmp_path, counts_connection, counts_settings, counts_stores, suffix):
     # Given generated events from 2016 (as the assignment's), plus a line that is not JSON and a bad event
     events = list(generate_events(300, seed=5, end=datetime(2016, 11, 22, 20, 40, 50, tzinfo=UTC), days=2))
     lines = [json.dumps(e) for e in events]
@@ -40,8 +42,8 @@ def test_loader_stores_rebased_events_reports_rejects_and_is_safe_to_rerun(
     path = tmp_path / f"events{suffix}"
     write_events(path, lines)
     rejects = tmp_path / "rejects.jsonl"
-    services = build_services(test_settings.model_copy(update={"cache_enabled": False}), FixedClock(NOW),
-                              cassandra_connection)
+    services = build_services(counts_settings.model_copy(update={"cache_enabled": False}), FixedClock(NOW),
+                              counts_connection)
     # When it is loaded with --rebase-to-now, twice
     first = load_file(path, services, rebase_to_now=True, rejects_path=rejects, workers=3, progress=False)
     second = load_file(path, services, rebase_to_now=True, rejects_path=rejects, workers=3, progress=False)
@@ -58,40 +60,39 @@ def test_loader_stores_rebased_events_reports_rejects_and_is_safe_to_rerun(
     for sid, country, ts in {(e["session_id"], e["country"], e["ts"]) for e in events if e["event"] == "start"}:
         if datetime.fromisoformat(ts).replace(tzinfo=UTC) + shift >= NOW - timedelta(hours=72):
             expected[country] += 1
-    counts = starts_by_country(72, services.starts, services.clock, services.settings)
+    counts = starts_by_country(72, store=services.starts, clock=services.clock, settings=services.settings)
     assert dict(counts.counts) == dict(expected)
 
 
-def test_loader_processes_with_chunks_in_flight_store_every_start_and_build_rollups_at_the_end(
-        tmp_path, cassandra_connection, test_settings):
+def test_loader_processes_with_chunks_in_flight_store_every_start_and_fold_them_at_the_end(
+        tmp_path, counts_connection, counts_settings, counts_stores):
     # Given 3,000 generated events of the two days before a moment no other test writes at
     now = datetime(2026, 3, 3, 12, 0, tzinfo=UTC)
     events = list(generate_events(3000, seed=11, end=now - timedelta(hours=1), days=2))
     path = tmp_path / "events.jsonl.gz"
     write_events(path, [json.dumps(e) for e in events])
-    # (a week of retention: building the rollups of a whole year of mostly empty hours takes a minute)
-    services = build_services(test_settings.model_copy(update={"cache_enabled": False, "retention_days": 7}),
-                              FixedClock(now), cassandra_connection)
-    before = dict(starts_by_country(72, services.starts, services.clock, services.settings).counts)
-    # When two worker processes load it, three chunks at once each, and the rollups are built afterwards
+    clock = FixedClock(now)
+    services = build_services(counts_settings.model_copy(update={"cache_enabled": False}), clock, counts_connection)
+    before = dict(starts_by_country(72, store=services.starts, clock=clock, settings=services.settings).counts)
+    # When two worker processes load it, three chunks at once each, and the arrivals are folded afterwards
     report = load_file(path, services, rebase_to_now=False, rejects_path=None, progress=False, processes=2,
                        chunks_in_flight=3)
+    clock.advance(seconds=5)
     build_rollups(services)
     # Then every event is stored
     assert (report.lines, report.stored, report.rejected, report.discarded) == (len(events), len(events), 0, 0)
     starts = {(e["session_id"], e["country"], datetime.fromisoformat(e["ts"]).replace(tzinfo=UTC))
               for e in events if e["event"] == "start"}
-    # And the rollup of a whole day of the file is stored before any request asked for it: its total row holds
-    # that day's distinct starts
-    day = day_bucket(now - timedelta(days=1))
-    in_day = sum(1 for _, _, ts in starts if day.start <= ts < day.start + timedelta(days=1))
-    row = cassandra_connection.session().execute(
-        "SELECT starts FROM start_rollups WHERE level = %s AND period = %s AND bucket = %s AND country = '*'",
-        (day.level.value, day.period, day.start)).one()
-    assert in_day > 0 and row is not None and row.starts == in_day
+    # And the rollup of a whole day of the file is stored before any request asked for it, with that day's
+    # distinct starts, and nothing is left to the readers' tail
+    day = Bucket(Level.DAY, Level.DAY.floor(now - timedelta(days=1)))
+    in_day = Counter(country for _, country, ts in starts if day.contains(ts))
+    rows = services.starts.read_rollups([day])
+    assert sum(in_day.values()) > 0 and bucket_state(rows[day]).counts == in_day
+    assert read_tail(services.starts, clock.now() - timedelta(seconds=3)).arrivals == []
     # And the counts grew by exactly the file's distinct starts, country by country
     added = Counter(country for _, country, _ in starts)
-    after = dict(starts_by_country(72, services.starts, services.clock, services.settings).counts)
+    after = dict(starts_by_country(72, store=services.starts, clock=clock, settings=services.settings).counts)
     countries = set(after) | set(added)
     assert {c: after.get(c, 0) - before.get(c, 0) for c in countries} == {c: added[c] for c in countries}
 

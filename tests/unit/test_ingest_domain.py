@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from player_sessions.clock import FixedClock
-from player_sessions.domain.ingest import completed_session, ingest_batch, late_buckets, ttl_seconds
+from player_sessions.domain.ingest import completed_session, ingest_batch, ttl_seconds
 from player_sessions.domain.player_history import last_completed_sessions
 from player_sessions.models import EventType, SessionEvent, SessionHalves
 from player_sessions.settings import Settings
-from player_sessions.time_buckets import Level
-from tests.fakes import InMemorySessionStore
+from player_sessions.time_buckets import Level, slot_of
+from tests.fakes import InMemoryReadCache, InMemorySessionStore
 
 NOW = datetime(2026, 11, 28, 12, 30, tzinfo=UTC)
 SETTINGS = Settings()
@@ -42,7 +43,7 @@ def test_valid_events_are_stored_and_the_ttl_is_retention_minus_age(store, clock
     # Given a start 100 days old
     session_id = uuid.uuid4()
     # When it is ingested
-    outcome = ingest_batch([start(session_id, NOW - timedelta(days=100))], store, clock, SETTINGS)
+    outcome = ingest_batch([start(session_id, NOW - timedelta(days=100))], store=store, clock=clock, settings=SETTINGS)
     # Then it is stored with a TTL of 265 days
     assert (outcome.stored, outcome.discarded, outcome.rejected) == (1, 0, 0)
     assert store.ttls[(session_id, "start")] == 265 * 86_400
@@ -50,7 +51,7 @@ def test_valid_events_are_stored_and_the_ttl_is_retention_minus_age(store, clock
 
 def test_event_older_than_retention_is_discarded_and_not_stored(store, clock):
     session_id = uuid.uuid4()
-    outcome = ingest_batch([start(session_id, NOW - timedelta(days=365, seconds=1))], store, clock, SETTINGS)
+    outcome = ingest_batch([start(session_id, NOW - timedelta(days=365, seconds=1))], store=store, clock=clock, settings=SETTINGS)
     assert (outcome.stored, outcome.discarded) == (0, 1)
     assert outcome.problems[0].status == "discarded"
     assert outcome.problems[0].field == "ts"
@@ -59,8 +60,7 @@ def test_event_older_than_retention_is_discarded_and_not_stored(store, clock):
 
 
 def test_event_at_the_edge_of_retention_is_still_stored(store, clock):
-    outcome = ingest_batch([start(uuid.uuid4(), NOW - timedelta(days=365) + timedelta(seconds=2))],
-                           store, clock, SETTINGS)
+    outcome = ingest_batch([start(uuid.uuid4(), NOW - timedelta(days=365) + timedelta(seconds=2))], store=store, clock=clock, settings=SETTINGS)
     assert outcome.stored == 1
 
 
@@ -68,7 +68,7 @@ def test_event_beyond_the_clock_skew_is_rejected_but_within_it_is_stored(store, 
     too_far, just_ok = uuid.uuid4(), uuid.uuid4()
     outcome = ingest_batch(
         [start(too_far, NOW + timedelta(minutes=5, seconds=1)), start(just_ok, NOW + timedelta(minutes=5))],
-        store, clock, SETTINGS,
+        store=store, clock=clock, settings=SETTINGS,
     )
     assert (outcome.stored, outcome.rejected) == (1, 1)
     assert outcome.problems[0].index == 0 and outcome.problems[0].field == "ts"
@@ -78,8 +78,7 @@ def test_event_beyond_the_clock_skew_is_rejected_but_within_it_is_stored(store, 
 
 def test_valid_events_are_kept_when_others_in_the_batch_are_rejected(store, clock):
     session_id = uuid.uuid4()
-    outcome = ingest_batch([{"event": "pause"}, start(session_id, NOW - timedelta(hours=1)), "x"],
-                           store, clock, SETTINGS)
+    outcome = ingest_batch([{"event": "pause"}, start(session_id, NOW - timedelta(hours=1)), "x"], store=store, clock=clock, settings=SETTINGS)
     assert (outcome.stored, outcome.rejected) == (1, 2)
     assert [problem.index for problem in outcome.problems] == [0, 2]
     assert session_id in store.sessions
@@ -92,10 +91,10 @@ def test_a_session_completes_whatever_the_arrival_order(store, clock, order):
     events = [start(session_id, NOW - timedelta(hours=2)), end(session_id, NOW - timedelta(hours=1))]
     # When they arrive in the given order
     if order == "same batch":
-        ingest_batch(events, store, clock, SETTINGS)
+        ingest_batch(events, store=store, clock=clock, settings=SETTINGS)
     else:
         for event in events if order == "start first" else reversed(events):
-            ingest_batch([event], store, clock, SETTINGS)
+            ingest_batch([event], store=store, clock=clock, settings=SETTINGS)
     # Then the player has exactly that completed session
     sessions = last_completed_sessions("p1", 20, store, clock, SETTINGS)
     assert [(s.session_id, s.country, s.duration_seconds) for s in sessions] == [(session_id, "FI", 3600.0)]
@@ -105,10 +104,11 @@ def test_a_resent_batch_changes_nothing(store, clock):
     session_id = uuid.uuid4()
     batch = [start(session_id, NOW - timedelta(hours=2)), end(session_id, NOW - timedelta(hours=1))]
     for _ in range(3):
-        outcome = ingest_batch(batch, store, clock, SETTINGS)
+        outcome = ingest_batch(batch, store=store, clock=clock, settings=SETTINGS)
     assert outcome.stored == 2
     assert len(store.completed) == 1
-    assert len(store.starts) == 1
+    assert len(store.db.starts) == 1
+    assert sum(len(keys) for keys in store.db.arrivals.values()) == 1
 
 
 def test_an_end_before_its_start_does_not_complete_the_session():
@@ -123,8 +123,7 @@ def test_a_session_whose_start_left_the_retention_is_not_completed():
 
 def test_completed_session_ttl_follows_its_start(store, clock):
     session_id = uuid.uuid4()
-    ingest_batch([start(session_id, NOW - timedelta(days=10)), end(session_id, NOW - timedelta(days=9))],
-                 store, clock, SETTINGS)
+    ingest_batch([start(session_id, NOW - timedelta(days=10)), end(session_id, NOW - timedelta(days=9))], store=store, clock=clock, settings=SETTINGS)
     (_, ttl), = store.completed.values()
     assert ttl == ttl_seconds(NOW - timedelta(days=10), NOW, SETTINGS.retention) == 355 * 86_400
 
@@ -133,23 +132,49 @@ def test_history_returns_the_newest_ends_first_up_to_the_limit(store, clock):
     ids = [uuid.uuid4() for _ in range(25)]
     for minutes, session_id in enumerate(ids):
         ingest_batch([start(session_id, NOW - timedelta(hours=5)),
-                      end(session_id, NOW - timedelta(hours=4) + timedelta(minutes=minutes))], store, clock, SETTINGS)
+                      end(session_id, NOW - timedelta(hours=4) + timedelta(minutes=minutes))], store=store, clock=clock, settings=SETTINGS)
     sessions = last_completed_sessions("p1", 20, store, clock, SETTINGS)
     assert [s.session_id for s in sessions] == list(reversed(ids))[:20]
     assert len(last_completed_sessions("p1", 3, store, clock, SETTINGS)) == 3
     assert last_completed_sessions("nobody", 20, store, clock, SETTINGS) == []
 
 
-def test_only_late_starts_change_rollup_revisions(clock):
-    # Given a start in the open hour and one from three hours ago
-    fresh = SessionEvent(EventType.START, "p", uuid.uuid4(), NOW - timedelta(minutes=10), "FI")
-    late = SessionEvent(EventType.START, "p", uuid.uuid4(), datetime(2026, 11, 28, 9, 15, tzinfo=UTC), "FI")
-    ended = SessionEvent(EventType.END, "p", uuid.uuid4(), datetime(2026, 11, 28, 9, 20, tzinfo=UTC), None)
-    # When the batch's late buckets are computed
-    buckets = [bucket for bucket, _ in late_buckets([fresh, late, ended], NOW, SETTINGS.retention)]
-    # Then only the late start's hour, day and month are touched, each once
-    assert [(b.level, b.start) for b in buckets] == [
-        (Level.DAY, datetime(2026, 11, 28, tzinfo=UTC)),
-        (Level.HOUR, datetime(2026, 11, 28, 9, tzinfo=UTC)),
-        (Level.MONTH, datetime(2026, 11, 1, tzinfo=UTC)),
-    ]
+def test_every_stored_start_is_logged_as_an_arrival_after_its_start_row(store, clock):
+    # Given a live start, a late one, one stamped two minutes ahead of the server, and an end
+    live, late, ahead, ended = (uuid.uuid4() for _ in range(4))
+    batch = [start(live, NOW - timedelta(seconds=3)), start(late, NOW - timedelta(days=2)),
+             start(ahead, NOW + timedelta(minutes=2)), end(ended, NOW)]
+    # When the batch is ingested
+    ingest_batch(batch, store=store, clock=clock, settings=SETTINGS)
+    # Then each start has one arrival, in the current second, or in its own second when stamped ahead
+    slots = {key.session_id: slot for slot, keys in store.db.arrivals.items() for key in keys}
+    assert slots == {live: slot_of(NOW), late: slot_of(NOW), ahead: slot_of(NOW + timedelta(minutes=2))}
+    assert store.db.arrival_minutes == {Level.MINUTE.floor(NOW), Level.MINUTE.floor(NOW + timedelta(minutes=2))}
+
+
+def test_an_arrival_acknowledged_too_late_for_its_slot_is_written_into_a_newer_one(clock):
+    # Given a store whose arrival write takes five seconds
+    class SlowStore(InMemorySessionStore):
+        def write_completed_and_arrivals(self, sessions, arrivals):
+            super().write_completed_and_arrivals(sessions, arrivals)
+            clock.advance(seconds=5)
+
+    slow = SlowStore()
+    session_id = uuid.uuid4()
+    # When a start is ingested
+    ingest_batch([start(session_id, NOW - timedelta(seconds=1))], store=slow, clock=clock, settings=SETTINGS)
+    # Then it arrived twice: in the slot it was first written into, and in the slot of the acknowledgement
+    assert sorted(slot for slot, keys in slow.db.arrivals.items() for key in keys) == [slot_of(NOW),
+                                                                                     slot_of(NOW) + 5]
+
+
+def test_stored_starts_invalidate_their_countries_pages_and_completions_their_players(store, clock):
+    # Given a cache
+    cache = InMemoryReadCache()
+    session_id = uuid.uuid4()
+    # When a batch completes a session in FI and starts one in PK
+    ingest_batch([start(session_id, NOW - timedelta(hours=1)), end(session_id, NOW),
+                  start(uuid.uuid4(), NOW, player="p2", country="pk")],
+                 store=store, clock=clock, settings=SETTINGS, cache=cache)
+    # Then exactly those scopes changed
+    assert cache.generations == Counter({"starts:FI": 1, "starts:PK": 1, "player:p1": 1})

@@ -642,9 +642,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", DEFAULT_PORT)))
+    parser.add_argument("--no-rollup-builder", action="store_true",
+                        help="do not fold arrivals in the background (deployed, a scheduled function does)")
     arguments = parser.parse_args(argv)
 
+    from player_sessions.services import build_services, with_deployed_secrets
     from player_sessions.settings import get_settings
+    from player_sessions_local.rollup_runner import RollupRunner
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     ensure_repository_root_on_path()
@@ -653,11 +657,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(f"Serving the player session API at {server.url} (API key {'required' if api_key else 'off'})")
     print(f"OpenAPI document: {server.url}{OPENAPI_PATH}", flush=True)
     signal.signal(signal.SIGTERM, _stop_serving)
+    # The scheduled rollup builder of the deployed stack, here a thread with connections of its own.
+    builder = None if arguments.no_rollup_builder else RollupRunner(
+        build_services(with_deployed_secrets(get_settings()))).start()
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
+        if builder is not None:
+            builder.stop()
         server.server_close()
 
 

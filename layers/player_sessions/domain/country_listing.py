@@ -1,21 +1,22 @@
 """One country's session starts in a window, newest first, page by page.
 
-Hours are visited newest first. Settled hours are found through the rollups (a month, day or hour without
-starts of the country is skipped without reading it), so a page reads a bounded number of partitions even for
-a country with a handful of starts in a year.
+Hours are visited newest first, and only those that may hold starts of the country: the rollups (any level,
+so a month, day or hour without the country's starts is skipped unread) and the unfolded tail of arrivals say
+which. A page therefore reads a bounded number of rollup rows, the tail, and about ``limit`` start rows.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from uuid import UUID
 
-from player_sessions.domain.start_counts import RollupReader, Window, children, plan_window
+from player_sessions.domain.rollups import bucket_state
+from player_sessions.domain.start_counts import Window, plan_window, read_tail
 from player_sessions.models import StartRow
 from player_sessions.repositories.protocols import StartsStore
-from player_sessions.time_buckets import Bucket, Level, hour_of
+from player_sessions.time_buckets import COARSE_LEVELS, Bucket, Level, children, hour_of
 
 
 @dataclass(frozen=True)
@@ -32,10 +33,10 @@ class Page:
     next_position: Position | None
 
 
-def list_country_starts(country: str, window: Window, limit: int, after: Position | None, store: StartsStore,
-                        now: datetime, retention: timedelta) -> Page:
+def list_country_starts(country: str, window: Window, *, limit: int, after: Position | None, store: StartsStore,
+                        now: datetime) -> Page:
     rows: list[StartRow] = []
-    for row in _starts_newest_first(country, window, after, store, now, retention, limit + 1):
+    for row in _starts_newest_first(country, window, after, store, now, limit + 1):
         if len(rows) == limit:
             last = rows[-1]
             return Page(rows, Position(last.ts, last.session_id))
@@ -48,9 +49,9 @@ MAX_HOURS_AT_ONCE = 100
 
 
 def _starts_newest_first(country: str, window: Window, after: Position | None, store: StartsStore,
-                         now: datetime, retention: timedelta, page_size: int) -> Iterator[StartRow]:
+                         now: datetime, page_size: int) -> Iterator[StartRow]:
     newest = min(window.end, after.ts) if after else window.end
-    for hours in _rounds(_hours_with_starts(country, window, hour_of(newest), store, now, retention), page_size):
+    for hours in _rounds(_hours_with_starts(country, window, hour_of(newest), store, now), page_size):
         for stream in store.country_hour_starts(hours, country, newest, window.start, page_size):
             for row in _ties_by_session_id(stream):
                 if after is None or row.ts < after.ts or (row.ts == after.ts and row.session_id > after.session_id):
@@ -85,43 +86,60 @@ def _ties_by_session_id(rows: Iterator[StartRow]) -> Iterator[StartRow]:
     yield from sorted(group, key=lambda r: r.session_id)
 
 
-def _hours_with_starts(country: str, window: Window, newest_hour: datetime, store: StartsStore, now: datetime,
-                       retention: timedelta) -> Iterator[tuple[datetime, int | None]]:
-    """The hours of the window, newest first and not after ``newest_hour``, that may hold starts of the
-    country: every hour counted from rows, and the settled hours whose rollups count at least one."""
-    plan = plan_window(window, now)
-    reader = RollupReader(store, now, retention)
-    row_hours = sorted(plan.row_hours, reverse=True)
-    unsettled = [hour for hour in row_hours if not plan.buckets or hour > plan.buckets[-1].start]
-    oldest_partial = [hour for hour in row_hours if hour not in unsettled]
-    for hour in unsettled:
-        if hour <= newest_hour:
-            yield hour, None
-    yield from _settled_hours(country, list(reversed(plan.buckets)), newest_hour, reader)
-    for hour in oldest_partial:
-        if hour <= newest_hour:
-            yield hour, None
+def _hours_with_starts(country: str, window: Window, newest_hour: datetime, store: StartsStore,
+                       now: datetime) -> Iterator[tuple[datetime, int | None]]:
+    """The hours of the window not after ``newest_hour``, newest first, that may hold starts of the country,
+    each with the country's count in it when the rollups know it exactly (None when unfolded arrivals may add
+    to it)."""
+    tail = read_tail(store, now)
+    plan = plan_window(window, tail.cutoff)
+    tail_hours = {hour_of(key.ts) for key in tail.starts_in(window) if key.country == country}
+    fine = [bucket for bucket in plan.buckets if bucket.level not in COARSE_LEVELS]
+    coarse = [bucket for bucket in plan.buckets if bucket.level in COARSE_LEVELS]
+    edge = [plan.edge_bucket] if plan.edge_bucket else []
+    rows = store.read_rollups(fine + edge) if fine or edge else {}
+    evidence: dict[datetime, int] = {}
+    for bucket in fine + edge:
+        evidence[hour_of(bucket.start)] = (evidence.get(hour_of(bucket.start), 0)
+                                           + bucket_state(rows.get(bucket, [])).counts[country])
+
+    def known(hour: datetime, count: int) -> int | None:
+        return None if hour in tail_hours else count
+
+    middle_start = coarse[0].start if coarse else None
+    middle_end = coarse[-1].end if coarse else None
+    outer = sorted(set(evidence) | tail_hours, reverse=True)
+    outer = [hour for hour in outer if hour <= newest_hour and (evidence.get(hour, 0) > 0 or hour in tail_hours)]
+    for hour in outer:
+        if middle_end is None or hour >= middle_end:
+            yield hour, known(hour, evidence.get(hour, 0))
+    if coarse:
+        yield from _coarse_hours(country, list(reversed(coarse)), newest_hour, tail_hours, store)
+    for hour in outer:
+        if middle_start is not None and hour < middle_start:
+            yield hour, known(hour, evidence.get(hour, 0))
 
 
 FIRST_ROLLUP_GROUP = 4
-"""Settled buckets whose rollups are read first. A page of a big country is filled by its newest hour or two:
-reading the rollups of the whole window first (about 1,300 rows for 24 hours, 60 countries) cost a US page
-more than its starts did. Later buckets are read as the listing reaches them, in groups that double, so a
-sparse country costs a few more round trips, not more rows."""
+"""Whole hours, days and months whose rollups are read first. A page of a big country is filled by its newest
+hour or two; later buckets are read as the listing reaches them, in groups that double, so a sparse country
+costs a few more round trips, not more rows."""
 
 
-def _settled_hours(country: str, buckets: list[Bucket], newest_hour: datetime,
-                   reader: RollupReader) -> Iterator[tuple[datetime, int]]:
+def _coarse_hours(country: str, buckets: list[Bucket], newest_hour: datetime, tail_hours: set[datetime],
+                  store: StartsStore) -> Iterator[tuple[datetime, int | None]]:
     candidates = [bucket for bucket in buckets if bucket.start <= newest_hour]
     for group in _doubling_groups(candidates, FIRST_ROLLUP_GROUP):
-        counts = reader.country_counts(country, group)
+        rows = store.read_rollups(group)
         for bucket in group:
-            if counts[bucket] == 0:
+            count = bucket_state(rows.get(bucket, [])).counts[country]
+            late = any(bucket.contains(hour) for hour in tail_hours)
+            if count == 0 and not late:
                 continue
             if bucket.level is Level.HOUR:
-                yield bucket.start, counts[bucket]
+                yield bucket.start, None if late else count
             else:
-                yield from _settled_hours(country, list(reversed(children(bucket))), newest_hour, reader)
+                yield from _coarse_hours(country, list(reversed(children(bucket))), newest_hour, tail_hours, store)
 
 
 def _doubling_groups(items: list[Bucket], first: int) -> Iterator[list[Bucket]]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from uuid import UUID
@@ -11,14 +10,13 @@ from uuid import UUID
 from player_sessions.clock import Clock
 from player_sessions.cursor import CountryCursor, decode_cursor, encode_cursor
 from player_sessions.domain.country_listing import Page, Position, list_country_starts
-from player_sessions.domain.start_counts import Window, count_starts_by_country, plan_window
+from player_sessions.domain.start_counts import Window, count_starts_by_country
 from player_sessions.errors import BadRequestError
 from player_sessions.models import StartRow, from_epoch_ms, to_epoch_ms
 from player_sessions.repositories.cache_protocol import NoCache, ReadCache
 from player_sessions.repositories.protocols import StartsStore
 from player_sessions.settings import Settings
 
-SETTLED_CACHE_TTL_SECONDS = 300
 PAGE_CACHE_TTL_SECONDS = 60
 
 
@@ -45,38 +43,30 @@ def window_for(hours: int, now: datetime, retention: timedelta) -> Window:
     return Window(max(now - timedelta(hours=hours), now - retention), now)
 
 
-def starts_by_country(hours: int, store: StartsStore, clock: Clock, settings: Settings,
+def starts_by_country(hours: int, *, store: StartsStore, clock: Clock, settings: Settings,
                       cache: ReadCache | None = None) -> CountryCounts:
-    """Exact starts per country over the last ``hours``.
-
-    The settled part (rollups) is cached under the ``late`` scope: it changes only when a late start arrives.
-    The open hours are always counted fresh, so an acknowledged start is never missing.
-    """
-    cache = cache or NoCache()
+    """Exact starts per country over the last ``hours`` (the cached part, whole hours and more, see
+    domain/start_counts.py)."""
     now = clock.now()
     window = window_for(hours, now, settings.retention)
-    plan = plan_window(window, now)
-    settled: Counter[str] | None = None
-    token = None
-    key = ""
-    if plan.buckets:
-        key = f"settled:{to_epoch_ms(plan.buckets[0].start)}:{len(plan.buckets)}:{to_epoch_ms(plan.buckets[-1].start)}"
-        token, cached = cache.lookup(["late"], key)
-        settled = Counter(json.loads(cached)) if cached is not None else None
-    counts, computed_settled = count_starts_by_country(window, store, now, settings.retention, settled)
-    if plan.buckets and settled is None:
-        cache.store(token, key, json.dumps(computed_settled).encode(), SETTLED_CACHE_TTL_SECONDS)
+    counts = count_starts_by_country(window, store=store, now=now, cache=cache)
     ordered = sorted(((country, n) for country, n in counts.items() if n > 0), key=lambda item: (-item[1], item[0]))
     return CountryCounts(window, ordered)
 
 
-def starts_of_country(country: str, hours: int, limit: int, cursor: str | None, store: StartsStore, clock: Clock,
+def starts_of_country(country: str, hours: int, *, limit: int, cursor: str | None, store: StartsStore, clock: Clock,
                       settings: Settings, cache: ReadCache | None = None) -> CountryPage:
-    """One page of the country's starts in the window, newest first; the cursor pins the first page's window."""
+    """One page of the country's starts in the window, newest first; the cursor pins the first page's window.
+
+    Pages are cached under the country's ``starts:<country>`` generation, which every start of that country
+    bumps once stored. A first page cached a moment ago answers a later request whose window ends later if no
+    start of the country is stamped in between (read, at most one row) and none fell out at the old end.
+    """
     cache = cache or NoCache()
     country = country.upper()
     signing_key = settings.cursor_signing_key.get_secret_value().encode()
     after: Position | None = None
+    now = clock.now()
     if cursor:
         decoded = decode_cursor(cursor, signing_key)
         if (decoded.country, decoded.hours) != (country, hours):
@@ -87,14 +77,16 @@ def starts_of_country(country: str, hours: int, limit: int, cursor: str | None, 
             )
         window = Window(decoded.window_start, decoded.window_end)
         after = Position(decoded.last_ts, decoded.last_session_id)
+        key = f"page:{country}:{limit}:{to_epoch_ms(window.start)}:{to_epoch_ms(window.end)}:{cursor}"
     else:
-        window = window_for(hours, clock.now(), settings.retention)
-    key = f"country:{country}:{limit}:{to_epoch_ms(window.start)}:{to_epoch_ms(window.end)}:{cursor or ''}"
-    token, cached = cache.lookup(["starts"], key)
-    if cached is not None:
-        rows, next_cursor = _page_from_json(cached)
-        return CountryPage(window, rows, next_cursor)
-    page: Page = list_country_starts(country, window, limit, after, store, clock.now(), settings.retention)
+        window = window_for(hours, now, settings.retention)
+        key = f"first:{country}:{hours}:{limit}"
+    token, cached = cache.lookup([f"starts:{country}"], key)
+    page = _reusable(_page_from_json(cached), window, country, store) if cached is not None else None
+    if page is None:
+        computed_window = window
+        page = list_country_starts(country, window, limit=limit, after=after, store=store, now=now)
+        cache.store(token, key, _page_to_json(page, computed_window), PAGE_CACHE_TTL_SECONDS)
     next_cursor = None
     if page.next_position is not None:
         next_cursor = encode_cursor(
@@ -102,16 +94,36 @@ def starts_of_country(country: str, hours: int, limit: int, cursor: str | None, 
                           page.next_position.session_id),
             signing_key,
         )
-    cache.store(token, key, _page_to_json(page.starts, next_cursor), PAGE_CACHE_TTL_SECONDS)
     return CountryPage(window, page.starts, next_cursor)
 
 
-def _page_to_json(rows: list[StartRow], next_cursor: str | None) -> bytes:
-    return json.dumps({"rows": [[to_epoch_ms(r.ts), str(r.session_id), r.player_id, r.country] for r in rows],
-                       "next": next_cursor}).encode()
+def _reusable(cached: tuple[Window, Page], window: Window, country: str, store: StartsStore) -> Page | None:
+    """The cached page, as it is for ``window``; None when it may differ. Starts stored after it was computed
+    changed the generation it was found under, so only its window's two ends can differ: starts stamped after
+    its end (a client's clock ahead of ours) and starts that fell out at its start."""
+    computed_for, page = cached
+    if window.end < computed_for.end or window.start < computed_for.start:
+        return None
+    if window.end > computed_for.end and store.has_country_start_between(country, computed_for.end, window.end):
+        return None
+    kept = [row for row in page.starts if row.ts >= window.start]
+    if len(kept) < len(page.starts) and page.next_position is not None:
+        return None
+    return Page(kept, page.next_position if kept else None)
 
 
-def _page_from_json(data: bytes) -> tuple[list[StartRow], str | None]:
+def _page_to_json(page: Page, window: Window) -> bytes:
+    position = page.next_position
+    return json.dumps({
+        "window": [to_epoch_ms(window.start), to_epoch_ms(window.end)],
+        "rows": [[to_epoch_ms(r.ts), str(r.session_id), r.player_id, r.country] for r in page.starts],
+        "next": [to_epoch_ms(position.ts), str(position.session_id)] if position else None,
+    }).encode()
+
+
+def _page_from_json(data: bytes) -> tuple[Window, Page]:
     decoded = json.loads(data)
     rows = [StartRow(from_epoch_ms(ts), UUID(sid), player, country) for ts, sid, player, country in decoded["rows"]]
-    return rows, decoded["next"]
+    position = Position(from_epoch_ms(decoded["next"][0]), UUID(decoded["next"][1])) if decoded["next"] else None
+    window = Window(from_epoch_ms(decoded["window"][0]), from_epoch_ms(decoded["window"][1]))
+    return window, Page(rows, position)

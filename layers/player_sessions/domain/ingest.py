@@ -9,19 +9,22 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from player_sessions.clock import Clock
+from player_sessions.errors import DatabaseUnavailableError
 from player_sessions.models import (
+    Arrival,
+    ArrivalWrite,
     CompletedSession,
     EventType,
     EventWrite,
     InvalidEventError,
-    SessionEvent,
     SessionHalves,
+    StartKey,
     parse_event,
 )
 from player_sessions.repositories.cache_protocol import NoCache, ReadCache
 from player_sessions.repositories.protocols import SessionStore
 from player_sessions.settings import Settings
-from player_sessions.time_buckets import Bucket, bucket_end, buckets_containing, hour_of, is_late_start, start_shard
+from player_sessions.time_buckets import arrival_slot, hour_of, may_have_been_folded, start_shard
 
 
 @dataclass(frozen=True)
@@ -49,7 +52,12 @@ class BatchOutcome:
         self.problems.append(EventProblem(index, "discarded", field_name, reason))
 
 
-def ingest_batch(items: Sequence[Any], store: SessionStore, clock: Clock, settings: Settings,
+MAX_ARRIVAL_ATTEMPTS = 3
+"""How often an arrival is written again into a newer slot when its write was acknowledged too late for the
+slot it went into (each attempt would have to take seconds): then the batch fails with 503, safe to re-send."""
+
+
+def ingest_batch(items: Sequence[Any], *, store: SessionStore, clock: Clock, settings: Settings,
                  cache: ReadCache | None = None) -> BatchOutcome:
     """Stores every valid, retained event of the batch; returns what happened to each one.
 
@@ -89,22 +97,49 @@ def ingest_batch(items: Sequence[Any], store: SessionStore, clock: Clock, settin
             for halves in sessions.values()
             if (session := completed_session(halves, now, settings.retention)) is not None
         ]
-        late = late_buckets([w.event for w in writes], now, settings.retention)
-        # Both only need the events acknowledged first: a revision touched before its start row was written
-        # could let a reader store a rollup without that start under the new revision.
-        store.write_completed_and_touch_revisions(completed, late)
+        starts = [w for w in writes if w.event.event is EventType.START]
+        # Arrivals only once the start rows are acknowledged: whatever the builder folds is stored.
+        arrivals = arrivals_of(starts, clock.now())
+        store.write_completed_and_arrivals(completed, arrivals)
+        _rewrite_arrivals_acknowledged_late(arrivals, store=store, clock=clock)
         # Only now, with every write acknowledged, may cached answers be invalidated (see cache_protocol).
-        (cache or NoCache()).invalidate(changed_cache_scopes(writes, late, [s for s, _ in completed]))
+        (cache or NoCache()).invalidate(changed_cache_scopes(starts, [s for s, _ in completed]))
         outcome.stored = len(writes)
         outcome.completed_sessions = len(completed)
     return outcome
 
 
-def changed_cache_scopes(writes: Sequence[EventWrite], late: Sequence[tuple[Bucket, int]],
-                         completed: Sequence[CompletedSession]) -> list[str]:
-    scopes = ["starts"] if any(w.event.event is EventType.START for w in writes) else []
-    if late:
-        scopes.append("late")
+def arrivals_of(starts: Sequence[EventWrite], now: datetime) -> list[ArrivalWrite]:
+    return [
+        ArrivalWrite(Arrival(arrival_slot(w.event.ts, now), start_key(w)), w.shard, w.ttl_seconds, w.event.player_id)
+        for w in starts
+    ]
+
+
+def start_key(write: EventWrite) -> StartKey:
+    event = write.event
+    assert event.country is not None  # a start always has one (parse_event)
+    return StartKey(event.session_id, event.ts, event.country)
+
+
+def _rewrite_arrivals_acknowledged_late(arrivals: list[ArrivalWrite], *, store: SessionStore, clock: Clock) -> None:
+    """A builder may have folded a slot before a slow write into it landed: such arrivals go again into a
+    current slot (the builder counts each start once, whichever of its arrivals it meets first)."""
+    for _ in range(MAX_ARRIVAL_ATTEMPTS):
+        acknowledged_at = clock.now()
+        late = [a for a in arrivals if may_have_been_folded(a.arrival.slot, acknowledged_at)]
+        if not late:
+            return
+        moved = [ArrivalWrite(Arrival(arrival_slot(a.arrival.key.ts, acknowledged_at), a.arrival.key), a.shard,
+                              a.ttl_seconds, a.player_id) for a in late]
+        store.write_arrivals(moved)
+        arrivals = moved
+    raise DatabaseUnavailableError("Cassandra acknowledged the arrivals too slowly to be sure they are counted")
+
+
+def changed_cache_scopes(starts: Sequence[EventWrite], completed: Sequence[CompletedSession]) -> list[str]:
+    """Every country that got a start (its cached pages), every player who completed a session (history)."""
+    scopes = sorted({f"starts:{w.event.country}" for w in starts})
     scopes += sorted({f"player:{session.player_id}" for session in completed})
     return scopes
 
@@ -134,12 +169,3 @@ def completed_session(halves: SessionHalves, now: datetime, retention: timedelta
     if ttl_seconds(halves.start_ts, now, retention) <= 0:
         return None
     return CompletedSession(halves.player_id, halves.session_id, halves.country, halves.start_ts, halves.end_ts)
-
-
-def late_buckets(events: Sequence[SessionEvent], now: datetime, retention: timedelta) -> list[tuple[Bucket, int]]:
-    """The rollup buckets that late starts of this batch change, each once, with the TTL of its revision."""
-    # Per distinct hour, not per start: lateness and the three buckets depend on the hour only (a loader's
-    # chunk has many starts per hour; this was 5% of its CPU).
-    hours = {hour_of(event.ts) for event in events if event.event is EventType.START}
-    buckets = {bucket for hour in hours if is_late_start(hour, now) for bucket in buckets_containing(hour)}
-    return [(bucket, max(1, ttl_seconds(bucket_end(bucket), now, retention))) for bucket in sorted(buckets)]

@@ -22,13 +22,12 @@ from cassandra import DriverException, OperationTimedOut, RequestExecutionExcept
 from cassandra.cluster import NoHostAvailable, Session
 from cassandra.concurrent import execute_concurrent
 from cassandra.query import BatchStatement, BatchType, PreparedStatement
-from cassandra.util import uuid_from_time
 
 from player_sessions.cassandra_connection import CassandraConnection
 from player_sessions.errors import DatabaseUnavailableError
-from player_sessions.models import CompletedSession, EventType, EventWrite, SessionHalves
+from player_sessions.models import ArrivalWrite, CompletedSession, EventType, EventWrite, SessionHalves
 from player_sessions.observability import MetricUnit, metrics
-from player_sessions.time_buckets import Bucket
+from player_sessions.time_buckets import Level, slot_start
 
 WRITE_START_HALF = (
     "UPDATE sessions USING TTL ? SET player_id = ?, country = ?, start_ts = ? WHERE session_id = ?"
@@ -48,9 +47,16 @@ READ_COMPLETED = (
     "SELECT session_id, start_ts, end_ts, country FROM completed_sessions_by_player "
     "WHERE player_id = ? AND end_ts >= ?"
 )
-TOUCH_REVISION = "UPDATE rollup_revisions USING TTL ? SET revision = ? WHERE level = ? AND period = ? AND bucket = ?"
+WRITE_ARRIVAL = (
+    "INSERT INTO start_arrivals (slot, shard, session_id, ts, country, player_id) VALUES (?, ?, ?, ?, ?, ?) "
+    "USING TTL ?"
+)
+WRITE_ARRIVAL_MINUTE = "INSERT INTO arrival_minutes (scope, minute) VALUES ('all', ?) USING TTL ?"
 PING = "SELECT release_version FROM system.local"
 
+MINUTE_RECORD_EXTRA_SECONDS = 86_400
+"""A minute's record outlives the arrival it was written for by a day, so that later arrivals of the minute,
+stamped up to a day later, need no record of their own."""
 # Requests in flight at once per batch: enough for a 10-event batch's writes to go out together.
 WRITE_CONCURRENCY = 32
 Statement = tuple[str, tuple[Any, ...]]
@@ -66,6 +72,9 @@ class CassandraSessionStore:
     def __init__(self, connection: CassandraConnection) -> None:
         self._connection = connection
         self._prepared: dict[str, PreparedStatement] = {}
+        # Minutes this environment already recorded in arrival_minutes, with when that record expires (the first
+        # arrival of a minute costs one round trip more; later ones none, unless they outlive the record).
+        self._recorded_minutes: dict[datetime, float] = {}
 
     def _statement(self, cql: str) -> PreparedStatement:
         statement = self._prepared.get(cql)
@@ -127,15 +136,36 @@ class CassandraSessionStore:
                 )
         return halves
 
-    def write_completed_and_touch_revisions(self, sessions: Sequence[tuple[CompletedSession, int]],
-                                            buckets: Sequence[tuple[Bucket, int]]) -> None:
-        with unavailable_on_failure("store the completed sessions and mark the rollups changed"):
+    def write_completed_and_arrivals(self, sessions: Sequence[tuple[CompletedSession, int]],
+                                     arrivals: Sequence[ArrivalWrite]) -> None:
+        with unavailable_on_failure("store the completed sessions and the arrivals"):
+            self._record_minutes(arrivals)
             self._once_more_after_reconnect(lambda: self._run_concurrently([
                 *((WRITE_COMPLETED, (s.player_id, s.end_ts, s.session_id, s.start_ts, s.country, ttl))
                   for s, ttl in sessions),
-                *((TOUCH_REVISION, (ttl, uuid_from_time(time.time()), b.level.value, b.period, b.start))
-                  for b, ttl in buckets),
+                *_arrival_statements(arrivals),
             ]))
+
+    def write_arrivals(self, arrivals: Sequence[ArrivalWrite]) -> None:
+        with unavailable_on_failure("store the arrivals"):
+            self._record_minutes(arrivals)
+            self._once_more_after_reconnect(lambda: self._run_concurrently(_arrival_statements(arrivals)))
+
+    def _record_minutes(self, arrivals: Sequence[ArrivalWrite]) -> None:
+        """Records the arrivals' minutes before the arrivals: the builder passes over unrecorded minutes."""
+        now = time.time()
+        ttls: dict[datetime, int] = {}
+        for write in arrivals:
+            minute = Level.MINUTE.floor(slot_start(write.arrival.slot))
+            if now + write.ttl_seconds > self._recorded_minutes.get(minute, 0.0):
+                ttls[minute] = max(ttls.get(minute, 0), write.ttl_seconds + MINUTE_RECORD_EXTRA_SECONDS)
+        if not ttls:
+            return
+        self._once_more_after_reconnect(lambda: self._run_concurrently(
+            (WRITE_ARRIVAL_MINUTE, (minute, ttl)) for minute, ttl in ttls.items()))
+        if len(self._recorded_minutes) > 10_000:
+            self._recorded_minutes.clear()
+        self._recorded_minutes.update({minute: now + ttl for minute, ttl in ttls.items()})
 
     def last_completed_sessions(self, player_id: str, since: datetime, limit: int) -> list[CompletedSession]:
         with unavailable_on_failure("read the player's sessions"):
@@ -184,6 +214,13 @@ def _event_statements(writes: Sequence[EventWrite]) -> Iterable[Statement | list
             yield [half for _, half in session_halves]
         else:
             yield from (half for _, half in session_halves)
+
+
+def _arrival_statements(arrivals: Sequence[ArrivalWrite]) -> Iterator[Statement]:
+    for write in arrivals:
+        key = write.arrival.key
+        yield WRITE_ARRIVAL, (write.arrival.slot, write.shard, key.session_id, key.ts, key.country, write.player_id,
+                              write.ttl_seconds)
 
 
 def _utc(moment: datetime | None) -> datetime | None:

@@ -8,8 +8,17 @@ from datetime import datetime
 from typing import Protocol
 from uuid import UUID
 
-from player_sessions.models import CompletedSession, EventWrite, RollupRow, SessionHalves, StartRow
-from player_sessions.time_buckets import Bucket, Level
+from player_sessions.models import (
+    Arrival,
+    ArrivalWrite,
+    CompletedSession,
+    EventWrite,
+    RollupRow,
+    SessionHalves,
+    StartKey,
+    StartRow,
+)
+from player_sessions.time_buckets import Bucket
 
 
 class SessionStore(Protocol):
@@ -19,10 +28,13 @@ class SessionStore(Protocol):
     def read_sessions(self, session_ids: Sequence[UUID]) -> dict[UUID, SessionHalves]:
         """The stored halves of each session that has any."""
 
-    def write_completed_and_touch_revisions(self, sessions: Sequence[tuple[CompletedSession, int]],
-                                            buckets: Sequence[tuple[Bucket, int]]) -> None:
-        """Stores completed sessions, each with its TTL in seconds (writing one twice changes nothing), and gives
-        each bucket a new revision (TTL in seconds), so rollups built before are no longer used; all at once."""
+    def write_completed_and_arrivals(self, sessions: Sequence[tuple[CompletedSession, int]],
+                                     arrivals: Sequence[ArrivalWrite]) -> None:
+        """Stores completed sessions, each with its TTL in seconds (writing one twice changes nothing), and the
+        arrivals of stored starts; every arrival's minute is in ``arrival_minutes`` before the arrival is."""
+
+    def write_arrivals(self, arrivals: Sequence[ArrivalWrite]) -> None:
+        """Stores arrivals (their minutes first, as above)."""
 
     def last_completed_sessions(self, player_id: str, since: datetime, limit: int) -> list[CompletedSession]:
         """Up to ``limit`` completed sessions of the player, both events at or after ``since``, newest end first."""
@@ -31,37 +43,58 @@ class SessionStore(Protocol):
         """Round-trip time of a trivial read, in milliseconds; raises DatabaseUnavailableError when down."""
 
 
-PartitionRange = tuple[Level, datetime, datetime, datetime]
-"""A rollup partition (level, period) and the first and last bucket wanted from it."""
-
-
 class StartsStore(Protocol):
-    """Session starts by hour, and the rollups of their counts."""
+    """What readers of session starts use: the rollups, the unfolded tail of arrivals, and the start rows."""
 
-    def country_counts_between(self, hours: Sequence[datetime], since: datetime, until: datetime) -> Counter[str]:
-        """Starts per country in the given hours (all shards, read concurrently) with ``since <= ts <= until``."""
+    def read_progress(self) -> int | None:
+        """The builder's watermark: every arrival slot up to it is folded (None before the first fold)."""
 
-    def hour_country_counts(self, hours: Sequence[datetime]) -> dict[datetime, Counter[str]]:
-        """Each whole hour's starts per country, all shards (hours read concurrently)."""
+    def first_arrival_minute(self) -> datetime | None:
+        """The oldest minute of server time that holds arrivals (None when none was ever stored)."""
+
+    def arrival_minutes_between(self, first: datetime, last: datetime, limit: int) -> list[datetime]:
+        """The oldest ``limit`` minutes in ``[first, last]`` that hold arrivals, oldest first."""
+
+    def read_arrivals(self, slots: Sequence[int]) -> list[Arrival]:
+        """Every arrival in the slots, all shards read at once."""
+
+    def read_marks(self, keys: Sequence[StartKey]) -> dict[StartKey, int]:
+        """The slot whose fold counted each start that has been counted."""
+
+    def read_rollups(self, buckets: Sequence[Bucket]) -> dict[Bucket, list[RollupRow]]:
+        """Every row of each bucket (base and deltas, oldest slot first), all requested at once."""
+
+    def edge_country_counts(self, hour: datetime, countries: Sequence[str], since: datetime,
+                            before: datetime) -> Counter[str]:
+        """Starts per country of the listed countries in ``[since, before)``, a span inside one hour."""
 
     def country_hour_starts(self, hours: Sequence[tuple[datetime, int | None]], country: str, not_after: datetime,
                             not_before: datetime, page_size: int) -> list[Iterator[StartRow]]:
         """For each hour (all requested at once), the country's starts with ``not_before <= ts <= not_after``,
-        newest first (ties at one instant in any order). Each hour comes with the country's count in it when its
-        rollup knows it: an hour known to hold few may be read whole, together with others; any other hour is
-        read lazily, ``page_size`` rows at a time per shard."""
+        newest first (ties at one instant in any order). Each hour comes with the country's count in it when the
+        rollups know it exactly: an hour known to hold few may be read whole, together with others; any other
+        hour is read lazily, about ``page_size`` rows at a time."""
 
-    def rollups_and_revisions(self, ranges: Sequence[PartitionRange]) -> tuple[
-            dict[tuple[Level, datetime], dict[datetime, dict[str, RollupRow]]],
-            dict[tuple[Level, datetime], dict[datetime, UUID]]]:
-        """For each partition's bucket range, all read at once: the rollup rows (bucket -> country, and ``*``,
-        -> row) and the current revision of each bucket that has one."""
+    def has_country_start_between(self, country: str, after: datetime, until: datetime) -> bool:
+        """Whether any start of the country has ``after < ts <= until`` (reads at most one row)."""
 
-    def country_rollups_and_revisions(self, country: str, buckets: Sequence[tuple[Level, datetime, list[datetime]]],
-                                      ) -> tuple[dict[tuple[Level, datetime], dict[datetime, dict[str, RollupRow]]],
-                                                 dict[tuple[Level, datetime], dict[datetime, UUID]]]:
-        """As ``rollups_and_revisions``, for the listed buckets of each partition, with only two rollup rows
-        per bucket: the country's and the ``*`` total."""
 
-    def write_rollups(self, rollups: Sequence[tuple[Bucket, dict[str, int], UUID | None, int]]) -> None:
-        """Stores each bucket's counts under its revision with its TTL; every ``*`` total row last."""
+class RollupStore(StartsStore, Protocol):
+    """What the builder uses besides the readers' view."""
+
+    def claim_fold(self, slot: int, keys: Sequence[StartKey], ttl_seconds: int) -> list[StartKey]:
+        """Records which starts the fold of ``slot`` counts, unless a fold of it recorded that already; returns
+        the recorded set either way, so concurrent builders agree."""
+
+    def write_marks(self, marks: Sequence[tuple[StartKey, int, int]]) -> None:
+        """For each (start, slot, TTL): the start is counted by the fold of that slot."""
+
+    def write_deltas(self, slot: int, deltas: Sequence[tuple[Bucket, dict[str, int], int]]) -> None:
+        """Each bucket's delta row for ``slot``: starts per country, with the TTL in seconds."""
+
+    def write_progress(self, slot: int) -> None:
+        """Moves the watermark to ``slot`` (never back: a slower builder's older value loses)."""
+
+    def write_bases(self, bases: Sequence[tuple[Bucket, int, dict[str, int], int]]) -> None:
+        """For each (bucket, slot, counts, TTL): replaces the bucket's rows up to ``slot`` by one base row
+        holding ``counts``, their sum."""

@@ -1,0 +1,176 @@
+"""The builder: folds settled arrival slots into the rollups, oldest first, off the request path.
+
+Folding slot ``s``: read its arrivals; keep the starts no earlier fold counted (their mark is missing, or is
+``s`` itself after an interrupted fold); record that set as the fold of ``s`` (first writer wins, so two
+builders agree); mark each start counted by ``s``; write one delta row for ``s`` into every bucket of every
+level its starts fall in; then move the watermark to ``s``. Each step is idempotent, and each is visible before
+the next, which is what readers rely on (domain/start_counts.py). A bucket with several deltas is compacted
+into one base row. See docs/decisions.md ("Live traffic: arrival slots folded by a builder").
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from player_sessions.clock import Clock
+from player_sessions.domain.ingest import ttl_seconds
+from player_sessions.domain.rollups import bucket_state
+from player_sessions.models import StartKey
+from player_sessions.repositories.cache_protocol import NoCache, ReadCache
+from player_sessions.repositories.protocols import RollupStore
+from player_sessions.settings import Settings
+from player_sessions.time_buckets import (
+    CLOCK_TOLERANCE,
+    COARSE_LEVELS,
+    Bucket,
+    Level,
+    buckets_of,
+    last_foldable_slot,
+    slot_of,
+    slot_start,
+)
+
+SLOTS_READ_AT_ONCE = 25
+"""Slots whose arrivals one request reads (25 slots of 4 shards: Keyspaces' 100 partitions per IN)."""
+COMPACT_AFTER_DELTAS = 4
+"""A bucket is compacted once this process has written this many deltas into it since its last base."""
+FOLD_RECORD_TTL_SECONDS = 6 * 3600
+"""A fold's record is needed only until its marks and deltas are written; a fold resumed later re-decides."""
+COARSE_CACHE_GUARD = timedelta(seconds=5)
+"""Readers cache sums of whole hours and more; a delta into such a bucket that ends within this much of now
+(or earlier) may change a cached sum, so the builder bumps the cache's ``rollups`` generation."""
+
+
+@dataclass
+class FoldReport:
+    slots_folded: int = 0
+    """Slots whose arrivals were folded (empty minutes are skipped without reading)."""
+    starts_counted: int = 0
+    deltas_written: int = 0
+    bases_written: int = 0
+    watermark: int | None = None
+    behind_seconds: float = 0.0
+    """How far the watermark is behind the newest foldable slot after this run."""
+
+
+@dataclass
+class CompactionTracker:
+    """Deltas written per bucket since its last base, in this process (lost on restart: compaction then comes
+    a few deltas later, which costs readers a few rows, never a wrong count)."""
+
+    deltas: Counter[Bucket] = field(default_factory=Counter)
+
+    def note(self, buckets: Sequence[Bucket]) -> list[Bucket]:
+        self.deltas.update(buckets)
+        due = [bucket for bucket in buckets if self.deltas[bucket] >= COMPACT_AFTER_DELTAS]
+        for bucket in due:
+            del self.deltas[bucket]
+        return due
+
+
+def fold_ready_slots(*, store: RollupStore, clock: Clock, settings: Settings, tracker: CompactionTracker,
+                     cache: ReadCache | None = None, max_slots: int = 120) -> FoldReport:
+    """Folds every settled slot after the watermark, at most ``max_slots`` of them (slots in minutes without
+    arrivals are passed over without reading and do not count). The cost of a run is bounded by the arrivals
+    of the slots it folds and the buckets they touch."""
+    cache = cache or NoCache()
+    report = FoldReport()
+    now = clock.now()
+    newest = last_foldable_slot(now)
+    watermark = store.read_progress()
+    if watermark is None:
+        first = store.first_arrival_minute()
+        if first is None:
+            return report
+        watermark = slot_of(first) - 1
+    report.watermark = watermark
+    if watermark >= newest:
+        return report
+    # A minute without arrivals is passed over unread: an arrival is only written after its minute is
+    # recorded, and one written so late that its slot was passed over is written again by its writer.
+    minutes = store.arrival_minutes_between(Level.MINUTE.floor(slot_start(watermark + 1)),
+                                            Level.MINUTE.floor(slot_start(newest)), limit=max_slots + 1)
+    for minute in minutes:
+        slots = list(range(max(watermark + 1, slot_of(minute)), min(newest, slot_of(minute) + 59) + 1))
+        for first in range(0, len(slots), SLOTS_READ_AT_ONCE):
+            chunk = slots[first:first + SLOTS_READ_AT_ONCE]
+            arrivals: dict[int, list[StartKey]] = {}
+            for arrival in store.read_arrivals(chunk):
+                arrivals.setdefault(arrival.slot, []).append(arrival.key)
+            for slot in chunk:
+                if report.slots_folded == max_slots:
+                    _finish(store, report, watermark, newest)
+                    return report
+                if arrivals.get(slot):
+                    counted = fold_slot(slot, arrivals[slot], store=store, clock=clock, settings=settings,
+                                        tracker=tracker, cache=cache)
+                    report.starts_counted += counted.starts
+                    report.deltas_written += counted.deltas
+                    report.bases_written += counted.bases
+                report.slots_folded += 1
+                watermark = slot
+    # Every listed minute is folded; if the list was cut short, the minutes after its last may hold arrivals.
+    reached = newest if len(minutes) <= max_slots else min(newest, slot_of(minutes[-1]) + 59)
+    _finish(store, report, max(watermark, reached), newest)
+    return report
+
+
+def _finish(store: RollupStore, report: FoldReport, watermark: int, newest: int) -> None:
+    """Moves the watermark over the slots this run passed (empty ones move it only here)."""
+    if report.watermark is None or watermark > report.watermark:
+        store.write_progress(watermark)
+    report.watermark = watermark
+    report.behind_seconds = float(newest - watermark)
+
+
+@dataclass(frozen=True)
+class _Counted:
+    starts: int
+    deltas: int
+    bases: int
+
+
+def fold_slot(slot: int, arrivals: Sequence[StartKey], *, store: RollupStore, clock: Clock, settings: Settings,
+              tracker: CompactionTracker, cache: ReadCache) -> _Counted:
+    now = clock.now()
+    keys = list(dict.fromkeys(arrivals))
+    marks = store.read_marks(keys) if keys else {}
+    candidates = [key for key in keys if marks.get(key, slot) == slot
+                  and ttl_seconds(key.ts, now, settings.retention) > 0]
+    counted = store.claim_fold(slot, candidates, FOLD_RECORD_TTL_SECONDS) if candidates else []
+    store.write_marks([(key, slot, max(1, ttl_seconds(key.ts, now, settings.retention))) for key in counted])
+    deltas = _deltas(counted)
+    ttls = {bucket: ttl_seconds(bucket.end, now, settings.retention) for bucket in deltas}
+    store.write_deltas(slot, [(bucket, dict(counts), ttls[bucket]) for bucket, counts in deltas.items()
+                              if ttls[bucket] > 0])
+    if any(b.level in COARSE_LEVELS and b.end <= now + CLOCK_TOLERANCE + COARSE_CACHE_GUARD for b in deltas):
+        # Before the watermark moves: a reader that sees the new watermark also sees the new generation.
+        cache.invalidate(["rollups"])
+    store.write_progress(slot)
+    bases = compact(tracker.note(list(deltas)), slot, store=store, now=now, settings=settings)
+    return _Counted(len(counted), len(deltas), bases)
+
+
+def _deltas(keys: Sequence[StartKey]) -> dict[Bucket, Counter[str]]:
+    deltas: dict[Bucket, Counter[str]] = defaultdict(Counter)
+    for key in keys:
+        for bucket in buckets_of(key.ts):
+            deltas[bucket][key.country] += 1
+    return deltas
+
+
+def compact(buckets: Sequence[Bucket], up_to: int, *, store: RollupStore, now: datetime, settings: Settings) -> int:
+    """Sums each bucket's rows up to ``up_to`` (a folded slot) into one base row; returns how many."""
+    if not buckets:
+        return 0
+    rows = store.read_rollups(buckets)
+    bases = []
+    for bucket in buckets:
+        ttl = ttl_seconds(bucket.end, now, settings.retention)
+        if ttl > 0:
+            bases.append((bucket, up_to, dict(bucket_state(rows.get(bucket, []), up_to=up_to).counts), ttl))
+    store.write_bases(bases)
+    return len(bases)

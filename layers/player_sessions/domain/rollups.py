@@ -1,0 +1,46 @@
+"""What a rollup bucket's rows add up to, and which folded slots they already include.
+
+A bucket holds one delta row per folded slot that counted starts in it and, once compacted, a base row that sums
+every slot up to its own. The newest base wins; deltas at or before it are already inside it (a late duplicate
+of one, rewritten by a slow builder, is ignored the same way).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from player_sessions.models import RollupRow
+
+
+@dataclass(frozen=True)
+class BucketState:
+    counts: Counter[str]
+    base_slot: int | None
+    delta_slots: frozenset[int]
+
+    def includes(self, slot: int) -> bool:
+        """Whether the fold of ``slot`` is already counted in ``counts``."""
+        return (self.base_slot is not None and slot <= self.base_slot) or slot in self.delta_slots
+
+    @property
+    def newest_slot(self) -> int | None:
+        return max(self.delta_slots, default=self.base_slot)
+
+
+EMPTY = BucketState(Counter(), None, frozenset())
+
+
+def bucket_state(rows: Iterable[RollupRow], up_to: int | None = None) -> BucketState:
+    """The bucket's counts from its rows (only slots ``<= up_to`` when given: what a compaction may sum)."""
+    kept = [row for row in rows if up_to is None or row.slot <= up_to]
+    base = max((row for row in kept if row.base), key=lambda row: row.slot, default=None)
+    base_slot = base.slot if base is not None else None
+    counts: Counter[str] = Counter(base.counts if base is not None else {})
+    deltas = set()
+    for row in kept:
+        if not row.base and (base_slot is None or row.slot > base_slot):
+            counts.update(row.counts)
+            deltas.add(row.slot)
+    return BucketState(+counts, base_slot, frozenset(deltas))

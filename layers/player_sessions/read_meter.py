@@ -1,0 +1,40 @@
+"""Rows and partitions read from Cassandra, per request: the repositories count, the handlers report.
+
+A request runs inside ``metered()``; every read the repositories make on its thread adds to that request's
+tally (reads outside a metered block count nowhere). Counts are exact, so tests can bound them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+
+
+@dataclass
+class ReadTally:
+    rows: int = 0
+    partitions: int = 0
+    requests: int = 0
+
+
+_current: ContextVar[ReadTally | None] = ContextVar("read_tally", default=None)
+
+
+def count_read(*, rows: int, partitions: int, requests: int = 1) -> None:
+    tally = _current.get()
+    if tally is not None:
+        tally.rows += rows
+        tally.partitions += partitions
+        tally.requests += requests
+
+
+@contextmanager
+def metered() -> Iterator[ReadTally]:
+    tally = ReadTally()
+    token = _current.set(tally)
+    try:
+        yield tally
+    finally:
+        _current.reset(token)

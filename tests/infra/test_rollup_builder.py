@@ -1,0 +1,68 @@
+"""The rollup builder: a function no route calls, started every minute by EventBridge, one at a time, long
+enough to fold for most of the minute, and alarmed on when it fails or falls behind."""
+
+from __future__ import annotations
+
+from player_sessions.routes import ROLLUP_BUILDER
+
+from infra_cdk.functions import function_logical_id
+from tests.infra.conftest import Synthesized
+from tests.infra.intrinsics import render
+
+
+def test_the_builder_runs_one_at_a_time_without_snapstart_for_a_minute_at_most(synthesized: Synthesized) -> None:
+    # When
+    properties = synthesized.template_json["Resources"][function_logical_id(ROLLUP_BUILDER)]["Properties"]
+
+    # Then
+    assert properties["Handler"] == "handler.lambda_handler"
+    assert properties["Architectures"] == ["arm64"]
+    assert properties["ReservedConcurrentExecutions"] == 1
+    assert properties["Timeout"] == 70
+    assert "SnapStart" not in properties
+    assert "VpcConfig" in properties
+
+
+def test_an_eventbridge_rule_starts_the_builder_every_minute_without_retries(synthesized: Synthesized) -> None:
+    # Given
+    builder_id = function_logical_id(ROLLUP_BUILDER)
+
+    # When
+    rules = [render(rule["Properties"]) for rule in synthesized.resources("AWS::Events::Rule").values()]
+
+    # Then
+    (rule,) = [r for r in rules if any(t["Arn"] == f"<{builder_id}.Arn>" for t in r["Targets"])]
+    assert rule["ScheduleExpression"] == "rate(1 minute)"
+    assert rule["State"] == "ENABLED"
+    (target,) = rule["Targets"]
+    assert target["RetryPolicy"] == {"MaximumRetryAttempts": 0, "MaximumEventAgeInSeconds": 60}
+    permissions = [render(p["Properties"]) for p in synthesized.resources("AWS::Lambda::Permission").values()]
+    assert any(p["Principal"] == "events.amazonaws.com" and p["FunctionName"] == f"<{builder_id}.Arn>"
+               for p in permissions)
+
+
+def test_the_builder_is_not_behind_the_api_and_has_no_alias(synthesized: Synthesized) -> None:
+    # When
+    aliases = [render(a["Properties"]) for a in synthesized.resources("AWS::Lambda::Alias").values()]
+    integrations = str(synthesized.resources("AWS::ApiGateway::Method"))
+
+    # Then
+    builder_id = function_logical_id(ROLLUP_BUILDER)
+    assert not any(builder_id in str(alias["FunctionName"]) for alias in aliases)
+    assert builder_id not in integrations
+
+
+def test_alarms_fire_when_the_builder_fails_or_falls_behind(synthesized: Synthesized) -> None:
+    # When
+    alarms = [render(a["Properties"]) for a in synthesized.resources("AWS::CloudWatch::Alarm").values()]
+
+    # Then
+    lag = [a for a in alarms
+           if any(m["MetricStat"]["Metric"]["MetricName"] == "RollupLagSeconds" for m in a.get("Metrics", []))]
+    assert len(lag) == 1 and lag[0]["Threshold"] == 30
+    assert lag[0]["Metrics"][0]["MetricStat"]["Stat"] == "Maximum"
+    # A builder that stopped running reports nothing: that must page too
+    assert lag[0]["TreatMissingData"] == "breaching"
+    errors = [a for a in alarms if a.get("MetricName") == "Errors"
+              and a["Dimensions"] == [{"Name": "FunctionName", "Value": f"<{function_logical_id(ROLLUP_BUILDER)}>"}]]
+    assert len(errors) == 1 and errors[0]["Threshold"] == 1
