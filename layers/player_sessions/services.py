@@ -47,18 +47,19 @@ def build_services(
         clock=clock or SystemClock(),
         store=CassandraSessionStore(cassandra),
         starts=CassandraStartsStore(cassandra, settings.start_shards),
-        cache=_read_cache(redis),
+        cache=_read_cache(redis, settings.keyspace),
         redis=redis,
         cassandra=cassandra,
     )
 
 
-def _read_cache(redis: RedisConnection | None) -> ReadCache:
+def _read_cache(redis: RedisConnection | None, keyspace: str) -> ReadCache:
     if redis is None:
         return NoCache()
     from player_sessions.repositories.redis_cache import RedisReadCache
 
-    return RedisReadCache(redis)
+    # The keyspace in every key: two keyspaces that share a Redis database never read each other's entries.
+    return RedisReadCache(redis, namespace=f"ps:{keyspace}")
 
 
 def get_services() -> Services:
