@@ -38,7 +38,7 @@ def count_starts(hours: Hours) -> StartsByCountryOut:
     with metered() as reads:
         result = starts_by_country(hours, store=services.starts, clock=services.clock, settings=services.settings,
                                    cache=services.cache)
-    report_reads(reads)
+    report_reads(reads, route="GET /countries/starts", hours=hours)
     metrics.add_metric(name="CountriesReturned", unit=MetricUnit.Count, value=len(result.counts))
     return StartsByCountryOut(
         hours=hours,
@@ -70,7 +70,7 @@ def list_starts(
     with metered() as reads:
         page = starts_of_country(country, hours, limit=limit, cursor=cursor, store=services.starts,
                                  clock=services.clock, settings=services.settings, cache=services.cache)
-    report_reads(reads)
+    report_reads(reads, route="GET /countries/{country}/starts", hours=hours)
     return CountryStartsOut(
         country=country.upper(),
         hours=hours,

@@ -1,4 +1,5 @@
-"""Rows and partitions read from Cassandra, per request: the repositories count, the handlers report.
+"""Rows and partitions read from Cassandra, and cache lookups, per request: the repositories count, the
+handlers report.
 
 A request runs inside ``metered()``; every read the repositories make on its thread adds to that request's
 tally (reads outside a metered block count nowhere). Counts are exact, so tests can bound them.
@@ -17,6 +18,8 @@ class ReadTally:
     rows: int = 0
     partitions: int = 0
     requests: int = 0
+    cache_hits: int = 0
+    cache_misses: int = 0
 
 
 _current: ContextVar[ReadTally | None] = ContextVar("read_tally", default=None)
@@ -28,6 +31,15 @@ def count_read(*, rows: int, partitions: int, requests: int = 1) -> None:
         tally.rows += rows
         tally.partitions += partitions
         tally.requests += requests
+
+
+def count_cache_lookup(*, hit: bool) -> None:
+    tally = _current.get()
+    if tally is not None:
+        if hit:
+            tally.cache_hits += 1
+        else:
+            tally.cache_misses += 1
 
 
 @contextmanager

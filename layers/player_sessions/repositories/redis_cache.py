@@ -33,6 +33,7 @@ from enum import Enum
 import redis
 
 from player_sessions.observability import MetricUnit, logger, metrics
+from player_sessions.read_meter import count_cache_lookup
 from player_sessions.redis_connection import RedisConnection
 from player_sessions.repositories.cache_protocol import CacheToken
 
@@ -84,6 +85,7 @@ class RedisReadCache:
         admission = self._admit()
         if admission is _Admission.SKIP:
             self._count("CacheMisses")
+            count_cache_lookup(hit=False)
             return None, None
         try:
             client = self._connection.client()
@@ -101,6 +103,7 @@ class RedisReadCache:
         except _CACHE_FAILURES as error:
             self._record_failure("lookup", error)
             self._count("CacheMisses")
+            count_cache_lookup(hit=False)
             return None, None
         self._record_success(admission)
         with self._lock:
@@ -108,8 +111,10 @@ class RedisReadCache:
             owed = self._epoch_bump_owed
         if owed:
             self._count("CacheMisses")
+            count_cache_lookup(hit=False)
             return None, None
         self._count("CacheHits" if value is not None else "CacheMisses")
+        count_cache_lookup(hit=value is not None)
         return CacheToken(prefix), value
 
     def store(self, token: CacheToken | None, key: str, value: bytes, ttl_seconds: int) -> None:

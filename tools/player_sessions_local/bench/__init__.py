@@ -1,0 +1,31 @@
+"""The benchmark: generate and load a data set, then measure every route and each write path against the
+physical limit, and a live game's traffic, in one run.
+
+    python -m player_sessions_local.bench [--events 1000000] [--quick] [--out bench-results/DATE]
+
+In order, on the local Cassandra and Redis (`make up`), in keyspaces and a Redis database of its own:
+
+1. generates ``--events`` realistic events (player_sessions_local.generate);
+2. the physical limit: a bare loop of concurrent prepared inserts (same driver, same connection settings,
+   the loader's number of processes) writing exactly the rows the ingest path writes for those events: session
+   halves, session_starts rows, arrivals, completed_sessions_by_player rows; no validation, no read-back;
+3. the loader (load.py's ``load_file``, ``--processes`` worker processes) on the same file;
+4. HTTP ingest: ``--http-clients`` clients posting the file's first ``--http-events`` events, 10 a batch,
+   through the local gateway, into a third keyspace;
+5. the builder folds the load's arrivals (timed: the scheduled function's work after a bulk load), then runs
+   in the background; the country metric's first answer over 8760 hours is checked against the file;
+6. latency per route: ``--clients`` clients for ``--seconds`` per route, cache on and off, then one client;
+7. a page of up to 1,000 starts against the seed project's unpaged list of the same starts;
+8. the live scenario (bench/live.py): 100,000 starts in the open hour, then ingest at a fixed rate while a
+   reader polls; rows read per request, cache hit ratio, exact counts;
+9. POST /events latency, last (its sessions are not in the live scenario's truth).
+
+Rows are counted afterwards against the file. It prints p50/p90/p99 per route and the ratios, and writes
+``summary.md``, ``latency.png`` and ``results.json`` to ``--out``. Exit status 1 when a request failed, a row
+is missing or a count is not exact. ``--quick`` is a smoke run of a few thousand events (about two minutes).
+"""
+
+import os
+
+# The loader's worker processes record Lambda metrics; a benchmark is no Lambda invocation.
+os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")

@@ -1,0 +1,29 @@
+"""`python -m player_sessions_local.bench`: the phases, in order (see the package's docstring)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from player_sessions_local.bench.options import parse_options
+from player_sessions_local.bench.run import BenchRun
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    bench = BenchRun.prepare(parse_options(argv))
+    try:
+        bench.generate_data_set()
+        bench.measure_bare_loop()
+        bench.measure_loader()
+        bench.measure_http_ingest()
+        bench.fold_the_load()
+        bench.measure_read_latency()
+        bench.compare_with_seed_list()
+        bench.run_live_scenario()
+        bench.measure_ingest_latency()
+    finally:
+        bench.stop()
+    return bench.report()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

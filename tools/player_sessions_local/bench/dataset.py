@@ -1,0 +1,99 @@
+"""The data set: the generated events, and what they must leave in each table."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import uuid
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from player_sessions.domain.ingest import ttl_seconds
+from player_sessions.models import EventType, parse_event
+from player_sessions.repositories.cassandra_store import (
+    WRITE_ARRIVAL,
+    WRITE_ARRIVAL_MINUTE,
+    WRITE_COMPLETED,
+    WRITE_END_HALF,
+    WRITE_START_HALF,
+    WRITE_START_ROW,
+)
+from player_sessions.settings import Settings
+from player_sessions.time_buckets import Level, hour_of, slot_of, slot_start, start_shard
+from player_sessions_local.load import open_for_reading
+
+
+@dataclass
+class ExpectedRows:
+    """The rows the ingest path must store for a sequence of events (all valid and retained here)."""
+
+    lines: int = 0
+    starts: dict[uuid.UUID, tuple[str, str, datetime]] = field(default_factory=dict)
+    """Each start's player, country and ts: one session_starts row per session."""
+    ends: dict[uuid.UUID, datetime] = field(default_factory=dict)
+    completed: dict[str, set[uuid.UUID]] = field(default_factory=dict)
+    """Per player, the sessions whose start and end are both there (the end not before the start)."""
+
+    @property
+    def starts_by_country(self) -> Counter[str]:
+        return Counter(country for _, country, _ in self.starts.values())
+
+    @property
+    def completed_count(self) -> int:
+        return sum(len(sessions) for sessions in self.completed.values())
+
+    def sessions(self) -> set[uuid.UUID]:
+        return set(self.starts) | set(self.ends)
+
+
+Statement = tuple[str, tuple[Any, ...]]
+
+
+def expected_rows(events: Iterable[dict], now: datetime, settings: Settings,
+                  statements: list[Statement] | None = None) -> ExpectedRows:
+    """What the events must leave stored; with ``statements``, also appends the writes the ingest path makes
+    for them (the bare loop's work), computed with the domain's own parsing and TTL rules: each start's
+    arrival too (into the slot of ``now``), and its minute once."""
+    expected = ExpectedRows()
+    slot = slot_of(now)
+    if statements is not None:
+        statements.append((WRITE_ARRIVAL_MINUTE, (Level.MINUTE.floor(slot_start(slot)), settings.retention_seconds)))
+    for raw in events:
+        expected.lines += 1
+        event = parse_event(raw)
+        ttl = ttl_seconds(event.ts, now, settings.retention)
+        session_id = event.session_id
+        if event.event is EventType.START:
+            assert event.country is not None
+            expected.starts.setdefault(session_id, (event.player_id, event.country, event.ts))
+            if statements is not None:
+                statements.append((WRITE_START_HALF, (ttl, event.player_id, event.country, event.ts, session_id)))
+                shard = start_shard(session_id, settings.start_shards)
+                statements.append((WRITE_START_ROW, (hour_of(event.ts), shard, event.country, event.ts, session_id,
+                                                     event.player_id, ttl)))
+                statements.append((WRITE_ARRIVAL, (slot, shard, session_id, event.ts, event.country,
+                                                   event.player_id, ttl)))
+        else:
+            expected.ends.setdefault(session_id, event.ts)
+            if statements is not None:
+                statements.append((WRITE_END_HALF, (ttl, event.ts, session_id)))
+        start, end_ts = expected.starts.get(session_id), expected.ends.get(session_id)
+        if start is not None and end_ts is not None and end_ts >= start[2]:
+            player, country, start_ts = start
+            completed = expected.completed.setdefault(player, set())
+            if session_id not in completed:
+                completed.add(session_id)
+                if statements is not None:
+                    statements.append((WRITE_COMPLETED, (player, end_ts, session_id, start_ts, country,
+                                                         ttl_seconds(start_ts, now, settings.retention))))
+    return expected
+
+
+def read_events(path: Path, limit: int | None = None) -> Iterator[dict]:
+    with open_for_reading(path) as lines:
+        for line in itertools.islice(lines, limit):
+            yield json.loads(line)

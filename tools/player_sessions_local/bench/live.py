@@ -1,0 +1,334 @@
+"""The live scenario: what a live game's traffic does to the reads.
+
+1. quiet: one client asks the 1 h and 24 h metric and a page of the biggest country (the baseline);
+2. loaded: 100,000 starts stamped within the last ten minutes are stored (the loader's path) and folded by the
+   builder; the same reads again, and the counts checked exactly;
+3. live: POST /events at a fixed rate (starts stamped within the last two minutes, as clients send them late)
+   while one reader polls the metric (1 h, 24 h) and the page; reported for the first and the last third of
+   the run, with rows read per request and the cache's hit ratio from the gateway's log; the counts checked
+   exactly once ingest stops.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from player_sessions.services import Services
+from player_sessions_local.bench.environments import Environments, http_client
+from player_sessions_local.bench.options import BATCH_EVENTS, say
+from player_sessions_local.generate import open_for_writing
+from player_sessions_local.load import load_file
+from player_sessions_local.rollup_runner import fold_until_caught_up
+
+StartTruth = set[tuple[str, datetime, str]]
+"""Every stored start as (session id, ts, country): what an exact count counts."""
+
+BULK_SPAN_SECONDS = 600
+LIVE_LATENESS_SECONDS = 120
+POLL_PAUSE_SECONDS = 0.25
+TARGET_LOADED_RATIO = 1.5
+TARGET_LOADED_P90_MS = 30.0
+TARGET_LIVE_METRIC_P90_MS = 50.0
+
+
+@dataclass
+class RouteStats:
+    route: str
+    latencies_ms: list[float] = field(default_factory=list)
+    errors: int = 0
+
+    def percentile(self, fraction: float) -> float:
+        ordered = sorted(self.latencies_ms)
+        return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] if ordered else float("nan")
+
+
+@dataclass(frozen=True)
+class RequestCost:
+    route: str
+    rows: int
+    cache_hits: int
+    cache_misses: int
+
+
+@dataclass
+class ReadCosts:
+    """The gateway's per-request log lines, in order: rows read and cache lookups of each request."""
+
+    requests: list[RequestCost] = field(default_factory=list)
+
+    def of(self, route: str) -> list[RequestCost]:
+        return [cost for cost in self.requests if cost.route == route]
+
+    def rows(self, route: str) -> list[int]:
+        return sorted(cost.rows for cost in self.of(route))
+
+    def hit_ratio(self, route: str) -> float:
+        hits = sum(cost.cache_hits for cost in self.of(route))
+        lookups = hits + sum(cost.cache_misses for cost in self.of(route))
+        return hits / lookups if lookups else float("nan")
+
+    def thirds(self) -> tuple[ReadCosts, ReadCosts]:
+        """The first and the last third of each route's requests."""
+        first, last = ReadCosts(), ReadCosts()
+        for route in dict.fromkeys(cost.route for cost in self.requests):
+            costs = self.of(route)
+            third = max(1, len(costs) // 3)
+            first.requests += costs[:third]
+            last.requests += costs[-third:]
+        return first, last
+
+
+@dataclass
+class ExactCheck:
+    label: str
+    expected: int
+    counted: int
+
+    @property
+    def exact(self) -> bool:
+        return self.expected == self.counted
+
+
+@dataclass
+class LiveResult:
+    quiet: list[RouteStats]
+    loaded: list[RouteStats]
+    bulk_starts: int
+    bulk_seconds: float
+    fold_seconds: float
+    live_first: list[RouteStats]
+    live_last: list[RouteStats]
+    live_costs_first: ReadCosts
+    live_costs_last: ReadCosts
+    loaded_costs: ReadCosts
+    quiet_costs: ReadCosts
+    ingest_rate: float
+    ingest_target: float
+    ingest_errors: int
+    live_seconds: float
+    checks: list[ExactCheck]
+
+    def ratio(self, route: str) -> float:
+        quiet = {r.route: r for r in self.quiet}[route].percentile(0.9)
+        loaded = {r.route: r for r in self.loaded}[route].percentile(0.9)
+        return loaded / quiet if quiet else float("nan")
+
+    def targets(self) -> list[tuple[str, bool]]:
+        checks = []
+        for stats in self.loaded:
+            checks.append((f"{stats.route} with {self.bulk_starts:,} starts just stored: p90 <= "
+                           f"{TARGET_LOADED_RATIO}x its quiet p90", self.ratio(stats.route) <= TARGET_LOADED_RATIO))
+            checks.append((f"{stats.route} with {self.bulk_starts:,} starts just stored: p90 <= "
+                           f"{TARGET_LOADED_P90_MS:g} ms", stats.percentile(0.9) <= TARGET_LOADED_P90_MS))
+        for stats in self.live_first + self.live_last:
+            if "countries/starts" in stats.route:
+                checks.append((f"{stats.route} while {self.ingest_target:g} starts/s arrive: p90 <= "
+                               f"{TARGET_LIVE_METRIC_P90_MS:g} ms", stats.percentile(0.9) <= TARGET_LIVE_METRIC_P90_MS))
+        checks.append(("live counts exact", all(check.exact for check in self.checks)))
+        return checks
+
+    @property
+    def errors(self) -> int:
+        return self.ingest_errors + sum(r.errors for r in self.quiet + self.loaded + self.live_first + self.live_last)
+
+
+def reads(country: str) -> list[tuple[str, str]]:
+    """(label, path) of the reads a dashboard makes; the labels are those of the gateway's log lines."""
+    return [("GET /countries/starts?hours=1", "/countries/starts?hours=1"),
+            ("GET /countries/starts?hours=24", "/countries/starts?hours=24"),
+            ("GET /countries/{country}/starts?hours=24", f"/countries/{country}/starts?hours=24&limit=100")]
+
+
+def time_reads(url: str, paths: Sequence[tuple[str, str]], seconds: float) -> list[RouteStats]:
+    """One client, each route back to back for ``seconds`` (after a few untimed requests)."""
+    results = []
+    with http_client(url) as client:
+        for route, path in paths:
+            stats = RouteStats(route)
+            for _ in range(3):
+                client.request("GET", path)
+            deadline = time.monotonic() + seconds
+            while time.monotonic() < deadline:
+                started = time.perf_counter()
+                status, _ = client.request("GET", path)
+                if status == 200:
+                    stats.latencies_ms.append((time.perf_counter() - started) * 1000)
+                else:
+                    stats.errors += 1
+            results.append(stats)
+    return results
+
+
+def read_costs(log_path: Path, offset: int) -> tuple[ReadCosts, int]:
+    """The per-request read lines written to the gateway's log since ``offset``; returns the new offset."""
+    costs = ReadCosts()
+    with log_path.open("rb") as log:
+        log.seek(offset)
+        data = log.read()
+    for line in data.splitlines():
+        if b'"cassandra reads"' not in line:
+            continue
+        try:
+            record = json.loads(line[line.index(b"{"):])
+        except ValueError:
+            continue
+        costs.requests.append(RequestCost(record.get("route", "?"), record.get("rows_read", 0),
+                                          record.get("cache_hits", 0), record.get("cache_misses", 0)))
+    return costs, offset + len(data)
+
+
+def check_counts(url: str, truth: StartTruth, label: str) -> list[ExactCheck]:
+    checks = []
+    with http_client(url) as client:
+        for hours in (1, 24):
+            body = client.get_json(f"/countries/starts?hours={hours}")
+            since, until = (datetime.fromisoformat(body[key].replace("Z", "+00:00")) for key in ("from", "to"))
+            expected = sum(1 for _, ts, _ in truth if since <= ts <= until)
+            checks.append(ExactCheck(f"{label}: total over {hours} h", expected, body["total"]))
+    return checks
+
+
+def bulk_starts(count: int, countries: Counter[str], rng: random.Random, path: Path) -> StartTruth:
+    """``count`` starts stamped within the last ten minutes, written to a file for the loader."""
+    now = datetime.now(UTC)
+    names, weights = list(countries), list(countries.values())
+    truth: StartTruth = set()
+    with open_for_writing(path) as out:
+        for _ in range(count):
+            session_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+            ts = (now - timedelta(seconds=rng.uniform(0, BULK_SPAN_SECONDS))).replace(
+                microsecond=rng.randrange(1000) * 1000)
+            country = rng.choices(names, weights)[0]
+            truth.add((session_id, ts, country))
+            out.write(json.dumps({"event": "start", "player_id": uuid.UUID(int=rng.getrandbits(128)).hex,
+                                  "session_id": session_id, "country": country, "ts": ts.isoformat()}) + "\n")
+    return truth
+
+
+def live_ingest(url: str, rate: float, seconds: float, countries: Counter[str], rng: random.Random,
+                truth: StartTruth, stop: threading.Event) -> tuple[int, int, float]:
+    """POSTs 10-start batches at ``rate`` starts/s for ``seconds``; each acknowledged start joins ``truth``.
+    Returns (starts stored, errors, seconds taken)."""
+    names, weights = list(countries), list(countries.values())
+    interval = BATCH_EVENTS / rate
+    stored = errors = 0
+    started = time.monotonic()
+    with http_client(url) as client:
+        batch_number = 0
+        while not stop.is_set() and time.monotonic() - started < seconds:
+            due = started + batch_number * interval
+            if (pause := due - time.monotonic()) > 0:
+                time.sleep(pause)
+            now = datetime.now(UTC)
+            starts = [(str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+                       (now - timedelta(seconds=rng.uniform(0, LIVE_LATENESS_SECONDS))).replace(
+                           microsecond=rng.randrange(1000) * 1000), rng.choices(names, weights)[0])
+                      for _ in range(BATCH_EVENTS)]
+            body = json.dumps([{"event": "start", "player_id": "live", "session_id": sid, "ts": ts.isoformat(),
+                                "country": country} for sid, ts, country in starts]).encode()
+            status, answer = client.request("POST", "/events", body)
+            if status == 200 and json.loads(answer).get("stored") == BATCH_EVENTS:
+                truth.update(starts)
+                stored += BATCH_EVENTS
+            else:
+                errors += 1
+            batch_number += 1
+    return stored, errors, time.monotonic() - started
+
+
+def poll(url: str, paths: Sequence[tuple[str, str]], seconds: float) -> list[tuple[float, str, float, bool]]:
+    """One reader polling the routes in turn, a pause between requests: (when, route, ms, ok) for each."""
+    samples = []
+    started = time.monotonic()
+    with http_client(url) as client:
+        number = 0
+        while time.monotonic() - started < seconds:
+            route, path = paths[number % len(paths)]
+            began = time.perf_counter()
+            status, _ = client.request("GET", path)
+            samples.append((time.monotonic() - started, route, (time.perf_counter() - began) * 1000, status == 200))
+            number += 1
+            time.sleep(POLL_PAUSE_SECONDS)
+    return samples
+
+
+def stats_between(samples: Sequence[tuple[float, str, float, bool]], paths: Sequence[tuple[str, str]],
+                  first: float, last: float) -> list[RouteStats]:
+    by_route = {route: RouteStats(route) for route, _ in paths}
+    for when, route, ms, ok in samples:
+        if first <= when < last:
+            if ok:
+                by_route[route].latencies_ms.append(ms)
+            else:
+                by_route[route].errors += 1
+    return list(by_route.values())
+
+
+def run_live_scenario(environments: Environments, log_path: Path, services: Services, truth: StartTruth,
+                      countries: Counter[str], *, bulk: int, rate: float, seconds: float, quiet_seconds: float,
+                      out: Path, seed: int, wait_for_builder: Callable[[], float]) -> LiveResult:
+    url = environments.url_for(0)
+    biggest = countries.most_common(1)[0][0]
+    paths = reads(biggest)
+    rng = random.Random(seed)
+    offset = log_path.stat().st_size
+
+    say(f"live: quiet reads, one client, {quiet_seconds:g} s per route")
+    quiet = time_reads(url, paths, quiet_seconds)
+    quiet_costs, offset = read_costs(log_path, offset)
+
+    say(f"live: {bulk:,} starts stamped within the last {BULK_SPAN_SECONDS // 60} minutes, through the loader")
+    bulk_truth = bulk_starts(bulk, countries, rng, out / "live-bulk.jsonl.gz")
+    report = load_file(out / "live-bulk.jsonl.gz", services, rebase_to_now=False, rejects_path=None,
+                       processes=2, progress=False)
+    truth |= bulk_truth
+    fold_seconds = wait_for_builder()
+    say(f"  loaded in {report.seconds:.1f} s, folded {fold_seconds:.1f} s later")
+    loaded = time_reads(url, paths, quiet_seconds)
+    loaded_costs, offset = read_costs(log_path, offset)
+    checks = check_counts(url, truth, f"after {bulk:,} starts")
+
+    say(f"live: {rate:g} starts/s through POST /events for {seconds:g} s, one reader polling")
+    stop = threading.Event()
+    outcome: dict[str, tuple[int, int, float]] = {}
+    ingest = threading.Thread(target=lambda: outcome.update(
+        result=live_ingest(url, rate, seconds, countries, rng, truth, stop)))
+    ingest.start()
+    offset_first = offset
+    samples = poll(url, paths, seconds)
+    stop.set()
+    ingest.join()
+    stored, errors, took = outcome["result"]
+    costs_all, offset = read_costs(log_path, offset_first)
+    third = seconds / 3
+    first, last = stats_between(samples, paths, 0, third), stats_between(samples, paths, 2 * third, seconds)
+    # The log's lines carry no request time: split each route's lines by order, as the samples are split.
+    costs_first, costs_last = costs_all.thirds()
+    wait_for_builder()
+    checks += check_counts(url, truth, "after live ingest")
+    return LiveResult(quiet=quiet, loaded=loaded, bulk_starts=bulk, bulk_seconds=report.seconds,
+                      fold_seconds=fold_seconds, live_first=first, live_last=last, live_costs_first=costs_first,
+                      live_costs_last=costs_last, loaded_costs=loaded_costs, quiet_costs=quiet_costs,
+                      ingest_rate=stored / took if took else 0.0, ingest_target=rate, ingest_errors=errors,
+                      live_seconds=seconds, checks=checks)
+
+
+def wait_until_folded(services: Services) -> Callable[[], float]:
+    """Waits for the bench's builder: folds to the newest settled slot, returns the seconds it took."""
+
+    def wait() -> float:
+        started = time.perf_counter()
+        time.sleep(3)  # the newest slot settles two seconds after it ends
+        fold_until_caught_up(services)
+        return time.perf_counter() - started
+
+    return wait
