@@ -47,7 +47,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from player_sessions.services import get_services
     from player_sessions_local.bench import fresh_batch
-    from player_sessions_local.gateway import HttpRequest, create_server, ensure_repository_root_on_path
+    from player_sessions_local.gateway import create_server
+    from player_sessions_local.gateway.local_functions import ensure_repository_root_on_path
+    from player_sessions_local.gateway.routing import HttpRequest
 
     ensure_repository_root_on_path()
     method, _, target = args.route.partition(" ")
