@@ -1,5 +1,5 @@
-"""The local gateway's pool of execution environments, with real ones: each an aws-lambda-rie process running a
-probe function through awslambdaric. No Cassandra or Redis is involved; tests count environments and
+"""The local gateway's pool of execution environments, with real ones: each an aws-lambda-rie process running
+a probe function through awslambdaric. No Cassandra or Redis is involved; tests count environments and
 processes, never time."""
 
 from __future__ import annotations
@@ -15,14 +15,14 @@ from pathlib import Path
 
 import httpx
 import pytest
-
-from infra_cdk.function_definitions import FUNCTION_DEFINITIONS
 from player_sessions.routes import LambdaFunction, Route
 from player_sessions.settings import Settings
 from player_sessions_local.gateway import create_server
 from player_sessions_local.gateway.local_functions import LocalFunction
 from player_sessions_local.gateway.pool import EnvironmentPool
 from player_sessions_local.lambda_bootstrap import SERVING_MARKER
+
+from infra_cdk.function_definitions import FUNCTION_DEFINITIONS
 
 pytestmark = pytest.mark.e2e
 
@@ -33,8 +33,8 @@ WAIT_SECONDS = 60
 
 
 def probe_function(**changes) -> LocalFunction:
-    function = LocalFunction(name="probe", handler="handler.lambda_handler", code_dir=PROBE_DIR, memory_mb=512,
-                             timeout_seconds=10, snap_start=True, environment={})
+    function = LocalFunction(name="probe", handler="handler.lambda_handler", code_dir=PROBE_DIR,
+                             memory_mb=512, timeout_seconds=10, snap_start=True, environment={})
     return dataclasses.replace(function, **changes)
 
 
@@ -65,7 +65,7 @@ def probe_gateway(function: LocalFunction | None = None, max_concurrency: int = 
 
 
 class Barrier:
-    """Holds each probe invocation that connects until released: while held, they are all in flight at once."""
+    """Holds each probe invocation that connects until released: while held, all are in flight at once."""
 
     def __init__(self) -> None:
         self._server = socket.create_server(("127.0.0.1", 0))
@@ -262,13 +262,14 @@ def test_idle_environments_are_retired_after_the_idle_timeout_and_the_next_reque
 def test_the_environment_runs_the_deployed_definitions_handler_limits_and_environment():
     # Given the ingest function as it is deployed, with the probe's code in place of its own
     settings = Settings(keyspace="player_sessions_probe", redis_url="redis://127.0.0.1:1/0")
-    deployed = LocalFunction.deployed_as(FUNCTION_DEFINITIONS["ingest_events"], settings)
+    deployed = LocalFunction.deployed_as(FUNCTION_DEFINITIONS["ingest_events"], settings, overrides={})
     with probe_gateway(dataclasses.replace(deployed, name="probe", code_dir=PROBE_DIR)) as gateway:
         # When it is invoked
         answer = body(gateway.post({"id": 1}))
-    # Then it got the definition's handler string, memory, timeout and environment, pointed at the local services
+    # Then it got the definition's handler string, memory, timeout and environment, pointed at local services
     environment = answer["environment"]
-    assert environment["_HANDLER"] == "handler.lambda_handler" == FUNCTION_DEFINITIONS["ingest_events"].handler
+    handler = FUNCTION_DEFINITIONS["ingest_events"].handler
+    assert environment["_HANDLER"] == handler == "handler.lambda_handler"
     # (awslambdaric's context carries the memory as the runtime's environment gives it: a string)
     assert environment["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] == "1024" == answer["memory_limit_in_mb"]
     assert environment["AWS_LAMBDA_FUNCTION_TIMEOUT"] == "10" and 0 < answer["remaining_ms"] <= 10_000

@@ -1,5 +1,5 @@
-"""The pool's scheduling, with stand-in environments (no processes): which environment a request gets, when one
-starts, waits and API Gateway's answers when none can serve."""
+"""The pool's scheduling, with stand-in environments (no processes): which environment a request gets, when
+one starts, waits and API Gateway's answers when none can serve."""
 
 from __future__ import annotations
 
@@ -24,7 +24,8 @@ OK = {"statusCode": 200, "body": "{}"}
 class StandInEnvironment:
     """Answers with what the test scripted for the next invocation; can be held until released."""
 
-    def __init__(self, function: LocalFunction, number: int, script: list[Outcome], gate: threading.Event) -> None:
+    def __init__(self, function: LocalFunction, number: int, script: list[Outcome],
+                 gate: threading.Event) -> None:
         self.function, self.number, self.label = function, number, f"{function.name}#{number}"
         self.script, self.gate = script, gate
         self.alive, self.stopped = True, threading.Event()
@@ -145,7 +146,7 @@ def test_a_function_error_keeps_the_environment_and_answers_502():
     pool = pool_with(stand_ins)
     # When two requests come
     failed, served = invoke(pool), invoke(pool)
-    # Then the first is API Gateway's 502 and the same environment serves the second (Python's runtime lives on)
+    # Then the first is API Gateway's 502 and the same environment serves the second (the runtime lives on)
     assert answer_invocation("ingest", failed).status == 502
     assert failed.environment == served.environment == "ingest#1"
 

@@ -1,14 +1,14 @@
-"""The runtime process of a local execution environment: AWS's runtime interface client (awslambdaric) under the
-Runtime Interface Emulator, with SnapStart emulated in the order AWS documents for Python.
+"""The runtime process of a local execution environment: AWS's runtime interface client (awslambdaric) under
+the Runtime Interface Emulator, with SnapStart emulated in the order AWS documents for Python.
 
     aws-lambda-rie ... python -m player_sessions_local.lambda_bootstrap handler.lambda_handler
 
 With ``AWS_LAMBDA_INITIALIZATION_TYPE=snap-start`` (as Lambda sets it for a SnapStart function) awslambdaric
 itself runs the phases: init (the handler module is imported), the ``snapshot_restore_py`` before-snapshot
 hooks, the snapshot and restore (``restore_next``), then the after-restore hooks, then invocations. The
-emulator's own snapshot support made every invoke time out (docs/decisions.md), so here ``restore_next`` forks:
-the parent is the snapshot and only waits; the child is the restored environment and serves. Without it the
-client runs exactly as ``python -m awslambdaric``.
+emulator's own snapshot support made every invoke time out (docs/decisions.md), so here ``restore_next``
+forks: the parent is the snapshot and only waits; the child is the restored environment and serves. Without
+it the client runs exactly as ``python -m awslambdaric``.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
-"""What API Gateway answers: the function's proxy response mapped to HTTP, or API Gateway's own answer when it,
-not the function, decides (unknown route, missing key, a failed or timed-out integration, a body too long)."""
+"""What API Gateway answers: the function's proxy response mapped to HTTP, or API Gateway's own answer when
+it, not the function, decides (unknown route, missing key, a failed or timed-out integration, a body too
+long)."""
 
 from __future__ import annotations
 
@@ -30,7 +31,8 @@ def answer_invocation(function_name: str, invocation: Invocation) -> HttpRespons
     try:
         return proxy_result_to_response(invocation.result)
     except MalformedProxyResponseError as error:
-        _LOGGER.error("function %s returned a malformed proxy response (%s); answering 502", function_name, error)
+        _LOGGER.error("function %s returned a malformed proxy response (%s); answering 502", function_name,
+                      error)
         return internal_server_error()
 
 
@@ -139,4 +141,5 @@ def request_too_long() -> HttpResponse:
 
 def endpoint_request_timed_out() -> HttpResponse:
     """API Gateway's answer when the integration has not answered within its 29 s."""
-    return gateway_response(HTTPStatus.GATEWAY_TIMEOUT, "Endpoint request timed out", "InternalServerErrorException")
+    return gateway_response(HTTPStatus.GATEWAY_TIMEOUT, "Endpoint request timed out",
+                            "InternalServerErrorException")

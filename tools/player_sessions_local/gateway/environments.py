@@ -2,8 +2,9 @@
 function's handler through awslambdaric, one invocation at a time, with the function's handler string,
 timeout, memory and environment from the definitions the CDK app deploys.
 
-The emulator's output (START, END, REPORT, ``INIT REPORT``, and what the function prints) goes to the gateway's
-log, one line at a time, prefixed with the environment; its REPORT lines are also parsed into the invocation.
+The emulator's output (START, END, REPORT, ``INIT REPORT``, and what the function prints) goes to the
+gateway's log, one line at a time, prefixed with the environment; its REPORT lines are also parsed into the
+invocation.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from player_sessions_local.gateway.invocation import Invocation, InvocationRepor
 from player_sessions_local.gateway.local_functions import REPOSITORY_ROOT, LocalFunction
 from player_sessions_local.lambda_bootstrap import SERVING_MARKER
 
-EMULATOR_PATH = Path(os.environ.get("AWS_LAMBDA_RIE", REPOSITORY_ROOT / ".build" / "tools" / "bin" / "aws-lambda-rie"))
+EMULATOR_PATH = Path(os.environ.get("AWS_LAMBDA_RIE") or REPOSITORY_ROOT / ".build/tools/bin/aws-lambda-rie")
 """Built by `make up` (tools/install_prerequisites.sh) from the Go module proxy."""
 INVOKE_PATH = "/2015-03-31/functions/function/invocations"
 INIT_ALLOWANCE_SECONDS = 10
@@ -65,7 +66,7 @@ class ExecutionEnvironment:
         self.process = process
         self.port = port
         self.runtime_pid: int | None = None
-        """The process that runs the invocations (after the SnapStart restore), once it has announced itself."""
+        """The process that runs the invocations (after the SnapStart restore), once it announced itself."""
         self.invocations = 0
         self.last_used = time.monotonic()
         self._reports: dict[str, _PendingReport] = {}
@@ -144,7 +145,8 @@ class ExecutionEnvironment:
             self.last_used = time.monotonic()
         invocation = self._classify(status, payload)
         # The emulator prints no REPORT for an invocation whose runtime exited (Lambda would).
-        return self._finish(invocation, request_id, pending, reported=invocation.outcome is not Outcome.CRASHED)
+        reported = invocation.outcome is not Outcome.CRASHED
+        return self._finish(invocation, request_id, pending, reported=reported)
 
     def _classify(self, status: int, payload: bytes) -> Invocation:
         text = payload.decode("utf-8", errors="replace")

@@ -1,5 +1,5 @@
-"""The functions as the local gateway runs them: the definitions the CDK app deploys (handler, memory, timeout,
-SnapStart, environment), with the environment pointed at the local Cassandra and Redis."""
+"""The functions as the local gateway runs them: the definitions the CDK app deploys (handler, memory,
+timeout, SnapStart, environment), with the environment pointed at the local Cassandra and Redis."""
 
 from __future__ import annotations
 
@@ -66,14 +66,16 @@ class LocalFunction:
     timeout_seconds: int
     snap_start: bool
     environment: Mapping[str, str]
-    """The function's own variables; the runtime's (AWS_LAMBDA_*, LAMBDA_TASK_ROOT, ...) are added at start."""
+    """The function's own variables; the runtime's (AWS_LAMBDA_*, LAMBDA_TASK_ROOT, ...) come at start."""
 
     @classmethod
-    def deployed_as(cls, definition: FunctionDefinition, settings: Settings) -> LocalFunction:
+    def deployed_as(cls, definition: FunctionDefinition, settings: Settings,
+                    overrides: Mapping[str, str] = os.environ) -> LocalFunction:
         """From an infra_cdk.function_definitions.FunctionDefinition, pointed at the local services."""
         return cls(name=definition.name, handler=definition.handler, code_dir=definition.code_dir,
                    memory_mb=definition.memory_mb, timeout_seconds=definition.timeout_seconds,
-                   snap_start=definition.snap_start, environment=local_environment(definition, settings))
+                   snap_start=definition.snap_start,
+                   environment=local_environment(definition, settings, overrides))
 
     def runtime_environment(self, region: str) -> dict[str, str]:
         """What Lambda's runtime puts in the environment, then the function's own variables."""

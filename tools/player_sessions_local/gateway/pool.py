@@ -25,8 +25,8 @@ from player_sessions_local.gateway.environments import ExecutionEnvironment, Loc
 from player_sessions_local.gateway.invocation import Invocation, Outcome
 
 DEFAULT_MAX_CONCURRENCY = 2 * (os.cpu_count() or 1)
-"""Twice the cores: an invocation spends part of its time waiting for Cassandra, so two per core keep the cores
-busy; more only queue for them (docs/benchmarks.md)."""
+"""Twice the cores: an invocation spends part of its time waiting for Cassandra, so two per core keep the
+cores busy; more only queue for them (docs/benchmarks.md)."""
 DEFAULT_IDLE_TIMEOUT_SECONDS = 300.0
 INTEGRATION_TIMEOUT_SECONDS = 29.0
 """API Gateway's integration timeout: how long a request waits for a free environment at most."""

@@ -271,7 +271,8 @@ def parse_options(argv: Sequence[str] | None) -> ServeOptions:
                         help="execution environments running at once, across functions "
                              "(default: LOCAL_LAMBDA_MAX_CONCURRENCY, else %(default)s)")
     parser.add_argument("--idle-timeout", type=float, dest="idle_timeout_seconds",
-                        default=float(os.environ.get("LOCAL_LAMBDA_IDLE_TIMEOUT", DEFAULT_IDLE_TIMEOUT_SECONDS)),
+                        default=float(os.environ.get("LOCAL_LAMBDA_IDLE_TIMEOUT",
+                                                     DEFAULT_IDLE_TIMEOUT_SECONDS)),
                         help="seconds an idle environment stays warm (default: %(default)s)")
     parser.add_argument("--in-process", action="store_true",
                         default=os.environ.get("LOCAL_LAMBDA_IN_PROCESS", "") == "true",
