@@ -14,7 +14,7 @@ export PLAYER_SESSIONS_REDIS_URL ?= redis://127.0.0.1:$(REDIS_PORT)/0
 MAX_CONCURRENCY ?=
 SERVE_FLAGS = $(if $(MAX_CONCURRENCY),--max-concurrency $(MAX_CONCURRENCY))
 
-.PHONY: help install prerequisites up down status schema openapi test test-unit serve synth bench
+.PHONY: help install prerequisites up down status schema openapi test test-unit serve synth bench bench-concurrency
 
 help:
 	@echo "make serve      serve the API on http://127.0.0.1:$(PORT) (installs, starts Cassandra and Redis)"
@@ -72,3 +72,9 @@ synth: install
 EVENTS ?= 1000000
 bench: up
 	$(UV) run python -m player_sessions_local.bench --events $(EVENTS)
+
+# The gateway's pool of execution environments against the one-environment gateway (--in-process), 8 clients
+# and one, in one run (docs/benchmarks.md, "Concurrency"): bench-results/concurrency-<time>/summary.md.
+CONCURRENCY_EVENTS ?= 100000
+bench-concurrency: up
+	$(UV) run python -m player_sessions_local.concurrency_bench --events $(CONCURRENCY_EVENTS)

@@ -110,7 +110,7 @@ def test_the_maximum_counts_invocations_in_flight_across_functions():
     clients = [threading.Thread(target=invoke, args=(pool, name)) for name in ("ingest", "ingest", "read")]
     for client in clients[:2]:
         client.start()
-    wait_until(lambda: pool.state().busy == 2)
+    wait_until(lambda: pool.state().started == {"ingest": 2})
     # When a read request comes
     clients[2].start()
     wait_until(lambda: pool.state().waiting == 1)

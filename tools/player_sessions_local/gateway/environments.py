@@ -211,7 +211,9 @@ class ExecutionEnvironment:
                     self._current.init_duration_ms = float(init.group(1))
             _LOGGER.log(level, "%s %s", self.label, line)
             return
-        _LOGGER.info("%s %s", self.label, line)
+        # START and END only frame the REPORT, which has the request id too: kept out of the INFO log.
+        level = logging.DEBUG if line.startswith(("START RequestId: ", "END RequestId: ")) else logging.INFO
+        _LOGGER.log(level, "%s %s", self.label, line)
         if line.startswith("START RequestId: "):
             request_id = line.split()[2]
             with self._lock:
