@@ -218,7 +218,7 @@ def test_a_cold_start_reports_an_init_duration_and_a_warm_invocation_none():
     assert warm.report.init_duration_ms is None
     assert cold.report.memory_size_mb == warm.report.memory_size_mb == 512
     assert cold.report.billed_duration_ms >= cold.report.duration_ms > 0
-    assert warm.report.peak_rss_mb is not None and warm.report.peak_rss_mb > 0
+    assert cold.report.peak_rss_mb is not None and cold.report.peak_rss_mb > 0
 
 
 def test_snapstart_hooks_run_in_aws_order_and_the_restored_process_serves(tmp_path):

@@ -63,9 +63,11 @@ class Gateway:
             self.process.kill()
 
 
-def prepare_data(settings: Settings, events: int) -> tuple[list[str], list[str]]:
+def prepare_data(settings: Settings, events: int, load: bool = True) -> tuple[list[str], list[str]]:
     """Loads ``events`` generated events (30 days ending now) and builds the rollups; returns players with
-    completed sessions and the countries, as the data has them (busy ones more often)."""
+    completed sessions and the countries, as the data has them (busy ones more often). With ``load`` false,
+    only generates them again (the same seed gives the same players and countries) for a keyspace already
+    loaded by an earlier run."""
     from player_sessions.cassandra_connection import CassandraConnection
     from player_sessions.schema import render_drop_keyspace_cql
     from player_sessions.services import build_services
@@ -74,12 +76,13 @@ def prepare_data(settings: Settings, events: int) -> tuple[list[str], list[str]]
     from player_sessions_local.load import build_rollups, load_file
     from player_sessions_local.schema_tool import apply_schema
 
-    admin = CassandraConnection(settings, use_keyspace=False)
-    try:
-        admin.session().execute(render_drop_keyspace_cql(settings.keyspace), timeout=120)
-        apply_schema(admin.session(), settings)
-    finally:
-        admin.close()
+    if load:
+        admin = CassandraConnection(settings, use_keyspace=False)
+        try:
+            admin.session().execute(render_drop_keyspace_cql(settings.keyspace), timeout=120)
+            apply_schema(admin.session(), settings)
+        finally:
+            admin.close()
     players, countries = [], []
     with tempfile.TemporaryDirectory() as scratch:
         path = Path(scratch) / "events.jsonl"
@@ -90,6 +93,8 @@ def prepare_data(settings: Settings, events: int) -> tuple[list[str], list[str]]
                     players.append(event["player_id"])
                 elif "country" in event:
                     countries.append(event["country"])
+        if not load:
+            return players, countries
         services = build_services(settings.model_copy(update={"cache_enabled": False}))
         report = load_file(
             path, services, rebase_to_now=False, rejects_path=None, progress=False, processes=2
@@ -296,6 +301,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--max-concurrency", type=int, default=None, help="the pool's (default: its own)")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--reuse-data", action="store_true",
+                        help="keep the keyspace an earlier run with the same --events loaded")
     options = parser.parse_args(argv)
     machine = describe_machine()
     out = options.out or Path("bench-results") / f"concurrency-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
@@ -308,8 +315,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             "redis_url": urlunsplit((parts.scheme, parts.netloc, f"/{REDIS_DB}", "", "")),
         }
     )
-    say(f"generating and loading {options.events:,} events into {KEYSPACE}")
-    players, countries = prepare_data(settings, options.events)
+    loading = "" if options.reuse_data else f", loading them into {KEYSPACE}"
+    say(f"generating {options.events:,} events{loading}")
+    players, countries = prepare_data(settings, options.events, load=not options.reuse_data)
     _flush_redis(settings.redis_url)
     plans = route_plans(sorted(set(players)), countries)
     gateways = {mode: start_gateway(mode, settings, options.max_concurrency, out) for mode in MODES}

@@ -132,7 +132,8 @@ class ExecutionEnvironment:
             headers["X-Amzn-Trace-Id"] = trace_id
         self.invocations += 1
         try:
-            self._connection.request("POST", INVOKE_PATH, body=json.dumps(event), headers=headers)
+            # Bytes, so that http.client sends the head and the body in one write.
+            self._connection.request("POST", INVOKE_PATH, body=json.dumps(event).encode(), headers=headers)
             response = self._connection.getresponse()
             status, payload = response.status, response.read()
         except TimeoutError:
@@ -174,8 +175,11 @@ class ExecutionEnvironment:
         with self._lock:
             self._reports.pop(request_id, None)
         report = pending.report
-        if report is not None and self.runtime_pid is not None:
+        if report is not None and report.init_duration_ms is not None and self.runtime_pid is not None:
+            # On cold starts only: reading /proc costs a tenth of a millisecond, a tenth of the invocation path.
             report = _with_peak_rss(report, self.runtime_pid)
+            _LOGGER.info("%s cold start: Init Duration %.0f ms (init, SnapStart hooks, restore), "
+                         "peak RSS %s MB", self, report.init_duration_ms, report.peak_rss_mb)
         return Invocation(invocation.outcome, result=invocation.result, detail=invocation.detail,
                           report=report, environment=str(self))
 

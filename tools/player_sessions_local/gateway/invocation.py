@@ -34,7 +34,7 @@ class InvocationReport:
     init_duration_ms: float | None = None
     """On a cold start only: the emulator's ``INIT REPORT`` duration (init, SnapStart hooks and restore)."""
     peak_rss_mb: int | None = None
-    """Measured: the serving runtime process's peak resident memory (VmHWM) after the invocation."""
+    """Measured on a cold start: the serving runtime process's peak resident memory (VmHWM) after it."""
 
 
 @dataclass(frozen=True)

@@ -277,7 +277,7 @@ def parse_options(argv: Sequence[str] | None) -> ServeOptions:
     parser.add_argument("--in-process", action="store_true",
                         default=os.environ.get("LOCAL_LAMBDA_IN_PROCESS", "") == "true",
                         help="run every function in the gateway's process, one invocation at a time: one "
-                             "environment, for comparison (default: LOCAL_LAMBDA_IN_PROCESS=true)")
+                             "environment, for comparison (or LOCAL_LAMBDA_IN_PROCESS=true)")
     arguments = parser.parse_args(argv)
     if arguments.max_concurrency < 1:
         parser.error("--max-concurrency must be at least 1")
