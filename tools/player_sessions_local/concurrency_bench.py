@@ -6,7 +6,8 @@ against the one-environment gateway (``--in-process``), each with 8 concurrent c
 
 1. data: generated events loaded into a keyspace of their own (``player_sessions_concurrency``), rollups
    built;
-2. two gateways started the way `make serve` starts one (one of them with ``--in-process``), on Redis db 12;
+2. two gateways started the way `make serve` starts one (one of them with ``--in-process``), each on a Redis
+   database of its own (12 and 11);
 3. cold starts: one request per function to the idle pool (each an environment's init, alone), then an untimed
    warm-up at full concurrency; init durations per function are read from the pool's log (INIT REPORT);
 4. for each route in turn, on both gateways: ``--clients`` clients for ``--seconds``, then one client;
@@ -40,7 +41,9 @@ from player_sessions_local.cpu_profile import COMPONENTS, CpuMeter, CpuProfile
 from player_sessions_local.load_clients import Client, RoutePlan, RouteRun, route_plans, run_route
 
 KEYSPACE = "player_sessions_concurrency"
-REDIS_DB = 12
+REDIS_DBS = {"pool": 12, "one environment": 11}
+"""A Redis database per gateway: one must not answer from what the other cached (the routes with random keys
+would favour whichever runs second)."""
 API_KEY = "concurrency-bench-key"
 MODES = ("pool", "one environment")
 P90_TARGET_MS = 100
@@ -106,6 +109,8 @@ def prepare_data(settings: Settings, events: int, load: bool = True) -> tuple[li
 
 
 def start_gateway(mode: str, settings: Settings, max_concurrency: int | None, out: Path) -> Gateway:
+    redis_url = with_redis_db(settings.redis_url, REDIS_DBS[mode])
+    _flush_redis(redis_url)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -117,7 +122,7 @@ def start_gateway(mode: str, settings: Settings, max_concurrency: int | None, ou
     env = {
         **os.environ,
         "PLAYER_SESSIONS_KEYSPACE": settings.keyspace,
-        "PLAYER_SESSIONS_REDIS_URL": settings.redis_url,
+        "PLAYER_SESSIONS_REDIS_URL": redis_url,
         "PLAYER_SESSIONS_CASSANDRA_PORT": str(settings.cassandra_port),
         "PLAYER_SESSIONS_API_KEY": API_KEY,
         "POWERTOOLS_METRICS_DISABLED": "true",
@@ -308,17 +313,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = options.out or Path("bench-results") / f"concurrency-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
     out.mkdir(parents=True, exist_ok=True)
     base = get_settings()
-    parts = urlsplit(base.redis_url)
-    settings = base.model_copy(
-        update={
-            "keyspace": KEYSPACE,
-            "redis_url": urlunsplit((parts.scheme, parts.netloc, f"/{REDIS_DB}", "", "")),
-        }
-    )
+    settings = base.model_copy(update={"keyspace": KEYSPACE})
     loading = "" if options.reuse_data else f", loading them into {KEYSPACE}"
     say(f"generating {options.events:,} events{loading}")
     players, countries = prepare_data(settings, options.events, load=not options.reuse_data)
-    _flush_redis(settings.redis_url)
     plans = route_plans(sorted(set(players)), countries)
     gateways = {mode: start_gateway(mode, settings, options.max_concurrency, out) for mode in MODES}
     try:
@@ -347,6 +345,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(text)
     say(f"written to {out}")
     return 1 if any(run.errors for run in runs) else 0
+
+
+def with_redis_db(url: str, db: int) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{db}", "", ""))
 
 
 def _flush_redis(url: str) -> None:
