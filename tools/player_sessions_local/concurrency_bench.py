@@ -1,7 +1,7 @@
 """The local gateway's concurrency, measured in one run: the pool of execution environments (`make serve`)
 against the one-environment gateway (``--in-process``), each with 8 concurrent clients and with one.
 
-    make bench-concurrency                      # EVENTS=100000 SECONDS=10 CLIENTS=8 by default
+    make bench-concurrency                      # CONCURRENCY_EVENTS=100000 by default
     uv run python -m player_sessions_local.concurrency_bench --events 100000 --seconds 10 --clients 8
 
 1. data: generated events loaded into a keyspace of their own (``player_sessions_concurrency``), rollups
