@@ -69,6 +69,7 @@ class ExecutionEnvironment:
         """The process that runs the invocations (after the SnapStart restore), once it announced itself."""
         self.invocations = 0
         self.last_used = time.monotonic()
+        self._stopping = False
         self._reports: dict[str, _PendingReport] = {}
         self._current: _PendingReport | None = None
         self._lock = threading.Lock()
@@ -185,6 +186,7 @@ class ExecutionEnvironment:
 
     def stop(self) -> None:
         """Kills the emulator and its runtime (their own process group), and reaps them."""
+        self._stopping = True  # what the dying runtime prints (its lost Runtime API connection) is not news
         self._connection.close()
         try:
             os.killpg(self.process.pid, signal.SIGKILL)
@@ -200,7 +202,7 @@ class ExecutionEnvironment:
     def _read_output(self, stream: IO[bytes]) -> None:
         for raw in iter(stream.readline, b""):
             line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
-            if line:
+            if line and not self._stopping:
                 self._take_line(line)
         stream.close()
 
