@@ -4,29 +4,40 @@ UV ?= $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 PORT ?= 3000
 CASSANDRA_PORT ?= 9042
 REDIS_PORT ?= 6379
-export PORT CASSANDRA_PORT REDIS_PORT
+CASSANDRA_STORAGE_PORT ?= 7000
+export PORT CASSANDRA_PORT CASSANDRA_STORAGE_PORT REDIS_PORT
 # The service's own settings follow the ports the local services were started on.
 export PLAYER_SESSIONS_CASSANDRA_PORT ?= $(CASSANDRA_PORT)
 export PLAYER_SESSIONS_REDIS_URL ?= redis://127.0.0.1:$(REDIS_PORT)/0
 
-.PHONY: help install up down status schema openapi test test-unit serve synth bench
+# The pool of execution environments behind `make serve`: at most this many invocations at once, across functions.
+MAX_CONCURRENCY ?=
+SERVE_FLAGS = $(if $(MAX_CONCURRENCY),--max-concurrency $(MAX_CONCURRENCY))
+
+.PHONY: help install prerequisites up down status schema openapi test test-unit serve synth bench bench-concurrency
 
 help:
 	@echo "make serve      serve the API on http://127.0.0.1:$(PORT) (installs, starts Cassandra and Redis)"
 	@echo "make test       run the whole test suite against a real Cassandra and Redis"
-	@echo "make up / down  start / stop the local Cassandra and Redis (idempotent)"
+	@echo "make up / down  start / stop the local Cassandra and Redis (idempotent; down also stops the tests' own)"
 	@echo "make bench      generate and load $(EVENTS) events, then measure every route and write path"
 
 install:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
 	$(UV) sync --frozen
 
-up: install
+# Redis (apt-get as root on Debian, else the command to run), readelf, and the Lambda Runtime Interface
+# Emulator built with Go into .build/tools/bin; quick when all is there.
+prerequisites: install
+	tools/install_prerequisites.sh
+
+up: prerequisites
 	tools/local_services.sh up
 	$(UV) run python -m player_sessions_local.schema_tool apply
 
 down:
 	tools/local_services.sh down
+	tools/test_services.sh down
 
 status:
 	tools/local_services.sh status
@@ -35,13 +46,17 @@ schema:
 	$(UV) run python -m player_sessions_local.schema_tool print
 
 serve: up
-	$(UV) run python -m player_sessions_local.gateway --port $(PORT)
+	$(UV) run python -m player_sessions_local.gateway --port $(PORT) $(SERVE_FLAGS)
 
 openapi: install
 	$(UV) run python -m player_sessions_local.openapi --write
 
-test: up
-	$(UV) run pytest
+# The tests run on a Cassandra and Redis of their own (tools/test_services.sh: .local/test/, free ports), never
+# on `make up`'s nor anyone else's. `make test PYTEST_ARGS=tests/faults` runs one tier.
+PYTEST_ARGS ?=
+test: prerequisites
+	$(UV) run python -m infra_cdk.layer_target
+	tools/test_services.sh run -- $(UV) run pytest $(PYTEST_ARGS)
 
 test-unit: install
 	$(UV) run pytest tests/unit
@@ -57,3 +72,9 @@ synth: install
 EVENTS ?= 1000000
 bench: up
 	$(UV) run python -m player_sessions_local.bench --events $(EVENTS)
+
+# The gateway's pool of execution environments against the one-environment gateway (--in-process), 8 clients
+# and one, in one run (docs/benchmarks.md, "Concurrency"): bench-results/concurrency-<time>/summary.md.
+CONCURRENCY_EVENTS ?= 100000
+bench-concurrency: up
+	$(UV) run python -m player_sessions_local.concurrency_bench --events $(CONCURRENCY_EVENTS)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Stack, Validations
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_events as events
@@ -13,30 +11,26 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
-from player_sessions.routes import FUNCTIONS, ROLLUP_BUILDER, LambdaFunction
+from player_sessions.routes import LambdaFunction
 from player_sessions.settings import DatabaseMode
 
 from infra_cdk.constants import (
     CURSOR_SECRET_LENGTH,
     CURSOR_SECRET_READERS,
-    ENVIRONMENT_PREFIX,
-    FUNCTIONS_DIR,
-    KEYSPACE,
     LAMBDA_ALIAS,
-    LAMBDA_MEMORY_MB,
     LAMBDA_PYTHON_VERSION,
-    LAMBDA_TIMEOUT_SECONDS,
     LAYER_BUILD_DIR,
     LOG_RETENTION,
-    METRICS_NAMESPACE,
-    RETENTION_DAYS,
-    ROLLUP_BUILDER_CONCURRENCY,
     ROLLUP_BUILDER_SCHEDULE_MINUTES,
-    ROLLUP_BUILDER_TIMEOUT_SECONDS,
-    SERVICE_NAME,
     TABLE_ACCESS,
 )
 from infra_cdk.data import KeyspacesData
+from infra_cdk.function_definitions import (
+    ALL_FUNCTION_DEFINITIONS,
+    ROLLUP_BUILDER_DEFINITION,
+    Deployment,
+    FunctionDefinition,
+)
 from infra_cdk.network import PRIVATE_SUBNETS
 
 ASSET_EXCLUDES = ["__pycache__", "*.pyc"]
@@ -59,28 +53,6 @@ VPC_ACCESS_ACTIONS = [
 ]
 
 
-@dataclass(frozen=True)
-class FunctionSettings:
-    """What every function is told about where the service runs (PLAYER_SESSIONS_* and Powertools)."""
-
-    redis_url: str
-    region: str
-
-    def environment(self) -> dict[str, str]:
-        service = {
-            "database_mode": DatabaseMode.KEYSPACES.value,
-            "aws_region": self.region,
-            "keyspace": KEYSPACE,
-            "redis_url": self.redis_url,
-            "retention_days": str(RETENTION_DAYS),
-        }
-        return {
-            **{f"{ENVIRONMENT_PREFIX}{name.upper()}": value for name, value in service.items()},
-            "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
-            "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
-        }
-
-
 def lambda_runtime() -> lambda_.Runtime:
     """The managed runtime of LAMBDA_PYTHON_VERSION, the version the layer's wheels are built for."""
     return getattr(lambda_.Runtime, f"PYTHON_{LAMBDA_PYTHON_VERSION.replace('.', '_')}")
@@ -92,8 +64,9 @@ def function_logical_id(function: LambdaFunction) -> str:
 
 
 class LambdaFunctions(Construct):
-    """One function per entry of ``player_sessions.routes.FUNCTIONS``, invoked through its ``live`` alias, and
-    the rollup builder, invoked every minute by an EventBridge rule."""
+    """One function per entry of ``infra_cdk.function_definitions.FUNCTION_DEFINITIONS`` (the route table's
+    functions), invoked through its ``live`` alias, and the rollup builder, invoked every minute by an
+    EventBridge rule."""
 
     def __init__(
         self,
@@ -140,13 +113,17 @@ class LambdaFunctions(Construct):
                 ),
             )
         )
-        settings = FunctionSettings(redis_url=redis_url, region=Stack.of(self).region)
+        deployment = Deployment(
+            database_mode=DatabaseMode.KEYSPACES,
+            region=Stack.of(self).region,
+            redis_url=redis_url,
+            cursor_secret_arn=self.cursor_secret.secret_arn,
+        )
         self.functions: dict[str, lambda_.Function] = {}
         self.aliases: dict[str, lambda_.Alias] = {}
-        for function in FUNCTIONS:
-            self._add_function(function, runtime, architecture, vpc, security_group, data, settings)
-        self._add_function(ROLLUP_BUILDER, runtime, architecture, vpc, security_group, data, settings)
-        self.builder = self.functions[ROLLUP_BUILDER.name]
+        for definition in ALL_FUNCTION_DEFINITIONS.values():
+            self._add_function(definition, runtime, architecture, vpc, security_group, data, deployment)
+        self.builder = self.functions[ROLLUP_BUILDER_DEFINITION.name]
         self.builder_schedule = events.Rule(
             self,
             "RollupBuilderSchedule",
@@ -158,14 +135,15 @@ class LambdaFunctions(Construct):
 
     def _add_function(
         self,
-        function: LambdaFunction,
+        definition: FunctionDefinition,
         runtime: lambda_.Runtime,
         architecture: lambda_.Architecture,
         vpc: ec2.IVpc,
         security_group: ec2.ISecurityGroup,
         data: KeyspacesData,
-        settings: FunctionSettings,
+        deployment: Deployment,
     ) -> None:
+        function = definition.function
         construct_id = function_logical_id(function)
         log_group = logs.LogGroup(
             self,
@@ -192,39 +170,35 @@ class LambdaFunctions(Construct):
             },
         )
         data.grant(role, TABLE_ACCESS[function])
-        scheduled = function is ROLLUP_BUILDER
-        environment = settings.environment()
         if function in CURSOR_SECRET_READERS:
             self.cursor_secret.grant_read(role)
-            environment[f"{ENVIRONMENT_PREFIX}CURSOR_SECRET_ARN"] = self.cursor_secret.secret_arn
         handler = lambda_.Function(
             self,
             construct_id,
             description=function.description,
             runtime=runtime,
             architecture=architecture,
-            code=lambda_.Code.from_asset(str(FUNCTIONS_DIR / function.name), exclude=ASSET_EXCLUDES),
-            handler=function.lambda_handler,
+            code=lambda_.Code.from_asset(str(definition.code_dir), exclude=ASSET_EXCLUDES),
+            handler=definition.handler,
             layers=[self.layer],
-            memory_size=LAMBDA_MEMORY_MB,
-            timeout=Duration.seconds(ROLLUP_BUILDER_TIMEOUT_SECONDS if scheduled else LAMBDA_TIMEOUT_SECONDS),
-            reserved_concurrent_executions=ROLLUP_BUILDER_CONCURRENCY if scheduled else None,
-            environment=environment,
+            memory_size=definition.memory_mb,
+            timeout=Duration.seconds(definition.timeout_seconds),
+            reserved_concurrent_executions=definition.reserved_concurrency,
+            environment=definition.environment(deployment),
             role=role,
             log_group=log_group,
             # Also grants xray:PutTraceSegments and xray:PutTelemetryRecords on "*": X-Ray has no
             # resource-level permissions for them, so AWS requires the wildcard.
             tracing=lambda_.Tracing.ACTIVE,
             # Imports (pydantic, Powertools, the Cassandra driver) dominate a cold start and are done once, at
-            # publication; see docs/decisions.md for SnapStart against provisioned concurrency. The builder's
-            # cold start, once a minute at most, serves no request.
-            snap_start=None if scheduled else lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS,
+            # publication; see docs/decisions.md for SnapStart against provisioned concurrency.
+            snap_start=lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS if definition.snap_start else None,
             vpc=vpc,
             vpc_subnets=PRIVATE_SUBNETS,
             security_groups=[security_group],
         )
         handler.node.default_child.override_logical_id(construct_id)
-        if not scheduled:
+        if definition.snap_start:
             Validations.of(handler).acknowledge(
                 Acknowledgment(
                     id="Annotation::@aws-cdk/aws-lambda:snapStartRequirePublish",
@@ -250,7 +224,7 @@ class LambdaFunctions(Construct):
             ),
         )
         self.functions[function.name] = handler
-        if not scheduled:
+        if not definition.scheduled:
             self.aliases[function.name] = lambda_.Alias(
                 self, f"{construct_id}Alias", alias_name=LAMBDA_ALIAS, version=handler.current_version
             )

@@ -1,5 +1,6 @@
-"""Shared fixtures. Integration tests use the real Cassandra and Redis that `make test` starts (`make up`);
-when they are not reachable the tests fail with a message saying so, they are never skipped."""
+"""Shared fixtures. Integration tests use the real Cassandra and Redis that `make test` starts for the tests
+(tools/test_services.sh: their own, on ports of their own, exported as CASSANDRA_PORT and REDIS_PORT); when
+they are not reachable the tests fail with a message saying so, they are never skipped."""
 
 from __future__ import annotations
 
@@ -7,10 +8,10 @@ import os
 from collections.abc import Iterator
 
 import pytest
-
 from player_sessions.settings import Settings
 
 TEST_KEYSPACE = "player_sessions_test"
+HOW_TO_RUN = "run the tests with `make test`, or `tools/test_services.sh run -- uv run pytest ...`"
 
 
 @pytest.fixture(scope="session")
@@ -36,7 +37,7 @@ def cassandra_connection(test_settings: Settings) -> Iterator:
         admin.session().execute(f"DROP KEYSPACE IF EXISTS {TEST_KEYSPACE}", timeout=120)
         apply_schema(admin.session(), test_settings)
     except DatabaseUnavailableError as error:
-        pytest.fail(f"the local Cassandra is not reachable (run `make up`): {error}", pytrace=False)
+        pytest.fail(f"the local Cassandra is not reachable ({HOW_TO_RUN}): {error}", pytrace=False)
     finally:
         admin.close()
     connection = CassandraConnection(test_settings)
@@ -52,14 +53,13 @@ def cassandra_session(cassandra_connection):
 @pytest.fixture(scope="session")
 def redis_connection(test_settings: Settings) -> Iterator:
     import redis
-
     from player_sessions.redis_connection import RedisConnection
 
     connection = RedisConnection(test_settings)
     try:
         connection.client().ping()
     except redis.RedisError as error:
-        pytest.fail(f"the local Redis is not reachable (run `make up`): {error}", pytrace=False)
+        pytest.fail(f"the local Redis is not reachable ({HOW_TO_RUN}): {error}", pytrace=False)
     yield connection
     connection.close()
 

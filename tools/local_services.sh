@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Starts and stops the local Apache Cassandra and Redis that `make serve` and `make test` use.
+# Starts and stops a local Apache Cassandra and Redis of this checkout (`make up` and `make serve` use the ones
+# in .local/; `make test` has its own, through tools/test_services.sh).
 #   tools/local_services.sh up     start what is not running yet, wait until both answer
 #   tools/local_services.sh down   stop what `up` started (by recorded pid), nothing else
 #   tools/local_services.sh status
-# Data, logs and pids live under $LOCAL_DIR (default: .local/, git-ignored).
+# Data, logs and pids live under $LOCAL_DIR (default: .local/, git-ignored). A port that something else holds
+# (another checkout's Cassandra, a system Redis) is never used: `up` says what holds it and stops.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -20,6 +22,25 @@ log() { printf '[local-services] %s\n' "$*" >&2; }
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 pid_alive() { [[ -f "$1" ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+# Who listens on a port, for the message that says what blocks us ("unknown" where ss cannot tell).
+port_holder() {
+  local pid
+  pid="$(ss -ltnpH "sport = :$1" 2>/dev/null | grep -o 'pid=[0-9]*' | head -n 1 | cut -d= -f2)"
+  if [[ -n "$pid" ]]; then
+    echo "pid $pid: $(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | tr -s ' ' | cut -c1-120), in $(readlink "/proc/$pid/cwd" 2>/dev/null)"
+  else
+    echo "unknown process"
+  fi
+}
+
+refuse_foreign_port() {
+  local port="$1" variable="$2"
+  log "127.0.0.1:$port ($variable) is taken by a process this checkout did not start ($(port_holder "$port"))."
+  log "It is not used. Stop it, or give this checkout other ports, e.g."
+  log "  CASSANDRA_PORT=$((CASSANDRA_PORT + 20000)) CASSANDRA_STORAGE_PORT=$((CASSANDRA_STORAGE_PORT + 20000)) REDIS_PORT=$((REDIS_PORT + 20000)) make serve"
+  return 1
+}
 
 # The classpath is resolved by Maven from tools/cassandra/pom.xml; jars stay in ~/.m2, and the resolved
 # classpath is cached next to a hash of the pom so that a second `up` does not even start Maven.
@@ -48,8 +69,12 @@ cassandra_up() {
     return 0
   fi
   if ! pid_alive "$pid_file" && port_open "$CASSANDRA_PORT"; then
-    log "something not started by this script listens on 127.0.0.1:$CASSANDRA_PORT; using it as Cassandra"
-    return 0
+    refuse_foreign_port "$CASSANDRA_PORT" CASSANDRA_PORT
+    return 1
+  fi
+  if ! pid_alive "$pid_file" && port_open "$CASSANDRA_STORAGE_PORT"; then
+    refuse_foreign_port "$CASSANDRA_STORAGE_PORT" CASSANDRA_STORAGE_PORT
+    return 1
   fi
   mkdir -p "$CASSANDRA_HOME_DIR/data" "$CASSANDRA_HOME_DIR/logs"
   local classpath
@@ -89,11 +114,15 @@ cassandra_up() {
 
 redis_up() {
   local pid_file="$REDIS_DIR/redis.pid"
-  if port_open "$REDIS_PORT" && redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; then
-    log "redis already running on 127.0.0.1:$REDIS_PORT"
+  if pid_alive "$pid_file" && redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; then
+    log "redis already running (pid $(cat "$pid_file")) on 127.0.0.1:$REDIS_PORT"
     return 0
   fi
-  command -v redis-server >/dev/null || { log "redis-server is not installed (apt-get install redis-server)"; return 1; }
+  if port_open "$REDIS_PORT"; then
+    refuse_foreign_port "$REDIS_PORT" REDIS_PORT
+    return 1
+  fi
+  command -v redis-server >/dev/null || { log "redis-server is not installed: run tools/install_prerequisites.sh (make up does)"; return 1; }
   mkdir -p "$REDIS_DIR"
   # A cache only: no RDB snapshots, no append-only file.
   redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save "" --appendonly no \
@@ -125,8 +154,22 @@ stop_by_pid_file() {
   log "$name stopped (pid $pid)"
 }
 
+# Both ports are checked before either service starts, so nothing is started when one of them is blocked.
+check_ports() {
+  if ! pid_alive "$REDIS_DIR/redis.pid" && port_open "$REDIS_PORT"; then
+    refuse_foreign_port "$REDIS_PORT" REDIS_PORT
+  fi
+  if ! pid_alive "$CASSANDRA_HOME_DIR/cassandra.pid"; then
+    local port variable
+    for variable in CASSANDRA_PORT CASSANDRA_STORAGE_PORT; do
+      port="${!variable}"
+      if port_open "$port"; then refuse_foreign_port "$port" "$variable"; fi
+    done
+  fi
+}
+
 case "${1:-}" in
-  up) redis_up; cassandra_up ;;
+  up) check_ports; redis_up; cassandra_up ;;
   down)
     stop_by_pid_file redis "$REDIS_DIR/redis.pid"
     stop_by_pid_file cassandra "$CASSANDRA_HOME_DIR/cassandra.pid" ;;

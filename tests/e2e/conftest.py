@@ -1,4 +1,5 @@
-"""Serves the API with the local gateway in its own process, as `make serve` does, for HTTP tests."""
+"""Serves the API with the local gateway in its own process, as `make serve` does (a pool of execution
+environments running the real functions), for HTTP tests."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ API_KEY = "e2e-test-key"
 class ServedApi:
     base_url: str
     process: subprocess.Popen
+    log_file: Path
 
     def client(self, api_key: str | None = API_KEY) -> httpx.Client:
         headers = {"x-api-key": api_key} if api_key else {}
@@ -65,7 +67,7 @@ def serve(extra_env: dict[str, str], log_file: Path | None = None) -> ServedApi:
             pytest.fail(f"the gateway exited: {tail}", pytrace=False)
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return ServedApi(f"http://127.0.0.1:{port}", process)
+                return ServedApi(f"http://127.0.0.1:{port}", process, log_file)
         except OSError:
             time.sleep(0.1)
     process.kill()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -215,3 +216,23 @@ def test_a_cursor_for_another_country_is_refused(served_api):
         response = client.get(f"/countries/FI/starts?hours=1&cursor={cursor}")
     assert response.status_code == 400
     assert "another query" in response.json()["message"]
+
+
+def test_each_execution_environment_reports_an_init_duration_on_its_cold_start_only(served_api):
+    # Given the served gateway (a pool of environments), asked twice in a row for /health
+    with served_api.client() as client:
+        assert [client.get("/health").status_code for _ in range(2)] == [200, 200]
+    # When its log is read
+    reports: dict[str, list[str]] = {}
+    for line in served_api.log_file.read_text().splitlines():
+        match = re.search(r" (\w+#\d+) (REPORT RequestId: .*)", line)
+        if match:
+            reports.setdefault(match.group(1), []).append(match.group(2))
+    # Then every environment's first REPORT has an Init Duration and no later one has, and a health
+    # environment served more than one invocation warm
+    assert reports, "no REPORT line in the gateway's log"
+    for environment, lines in reports.items():
+        assert "Init Duration: " in lines[0], environment
+        assert not any("Init Duration: " in line for line in lines[1:]), environment
+        assert all("Billed Duration: " in line and "Max Memory Used: " in line for line in lines)
+    assert any(len(lines) >= 2 for name, lines in reports.items() if name.startswith("player_sessions#"))

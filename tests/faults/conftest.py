@@ -19,9 +19,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-
 from player_sessions.cassandra_connection import PROBE, CassandraConnection
 from player_sessions.settings import Settings
+
 from tests.e2e.conftest import API_KEY, ServedApi, serve, stop
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,7 +30,8 @@ RESTART_TIMEOUT_SECONDS = 180
 CQL_READY_TIMEOUT_SECONDS = 60
 PID_FILES = {"cassandra": "cassandra/cassandra.pid", "redis": "redis/redis.pid"}
 
-__all__ = ["API_KEY", "LocalServices", "ServedApi", "completed_session", "wait_until_session_answers"]
+__all__ = ["API_KEY", "LocalServices", "ServedApi", "completed_session", "process_tree", "signal_tree",
+           "wait_until_session_answers"]
 
 
 class LocalServices:
@@ -156,17 +157,39 @@ def wait_until_session_answers(session) -> None:
             time.sleep(0.2)
 
 
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and every process below it: a gateway and its execution environments (emulators, runtimes)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        tree.append(current)
+        todo += children.get(current, [])
+    return tree
+
+
+def signal_tree(pids: list[int], signum: int) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
+
+
 @pytest.fixture
 def fresh_api(cassandra_connection, tmp_path) -> Iterator[ServedApi]:
-    """A gateway of the test's own: a fresh Lambda environment, free to be frozen."""
+    """A gateway of the test's own, with its own pool: fresh execution environments, free to be frozen."""
     api = serve({}, tmp_path / "gateway.log")
     try:
         yield api
     finally:
-        try:
-            os.kill(api.process.pid, signal.SIGCONT)
-        except ProcessLookupError:
-            pass
+        signal_tree(process_tree(api.process.pid), signal.SIGCONT)
         stop(api)
 
 

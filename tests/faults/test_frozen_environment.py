@@ -1,5 +1,6 @@
-"""A reused Lambda environment: frozen between two invocations while Cassandra and Redis restarted, so every
-connection it holds died unseen. Its next requests re-open them and succeed; no client sees an error."""
+"""Reused Lambda environments: frozen between two invocations (the gateway and every execution environment of
+its pool) while Cassandra and Redis restarted, so every connection they hold died unseen. The same
+environments serve the next requests, re-open their connections and succeed; no client sees an error."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ import time
 import uuid
 
 import pytest
-
 from player_sessions.cassandra_connection import IDLE_PROBE_AFTER_SECONDS
-from tests.faults.conftest import completed_session
+
+from tests.faults.conftest import completed_session, process_tree, signal_tree
 
 pytestmark = pytest.mark.faults
 
@@ -26,8 +27,9 @@ def test_an_environment_frozen_while_cassandra_and_redis_restarted_answers_its_n
         fe_before = starts_of(client.get("/countries/starts?hours=3").json(), "FE")
         assert client.get("/countries/FE/starts?hours=3&limit=1").status_code == 200
         assert client.get("/health").json()["status"] == "ok"
-        # When it is frozen while Cassandra and Redis are killed and restarted
-        fresh_api.process.send_signal(signal.SIGSTOP)
+        environments = process_tree(fresh_api.process.pid)
+        # When it is frozen, with every environment, while Cassandra and Redis are killed and restarted
+        signal_tree(environments, signal.SIGSTOP)
         frozen_at = time.monotonic()
         try:
             local_services.kill("cassandra")
@@ -35,7 +37,7 @@ def test_an_environment_frozen_while_cassandra_and_redis_restarted_answers_its_n
             local_services.start()
             time.sleep(max(0.0, IDLE_PROBE_AFTER_SECONDS - (time.monotonic() - frozen_at)))
         finally:
-            fresh_api.process.send_signal(signal.SIGCONT)
+            signal_tree(environments, signal.SIGCONT)
         # Then its very next requests, on every route, succeed with the right answers
         started = time.perf_counter()
         ingest = client.post("/events", json=after)
@@ -55,6 +57,9 @@ def test_an_environment_frozen_while_cassandra_and_redis_restarted_answers_its_n
     assert listing.json()["sessions"][0]["session_id"] == after[0]["session_id"]
     assert health.status_code == 200, health.text
     assert health.json()["cassandra"]["status"] == "up"
+    # And the environments that served them are the ones frozen: warm, none replaced
+    assert sorted(process_tree(fresh_api.process.pid)) == sorted(environments)
+    assert len(environments) >= 1 + 2 * 3  # the gateway, and an emulator and a runtime per function at least
     record_property("seconds_first_request_after_thaw", round(first_request_s, 3))
 
 

@@ -15,7 +15,7 @@ from functions.ingest_events.handler import lambda_handler as ingest_handler
 from functions.player_sessions.handler import lambda_handler as player_sessions_handler
 from player_sessions.clock import FixedClock
 from player_sessions.services import build_services, use_services
-from player_sessions_local.gateway import LocalLambdaContext
+from player_sessions_local.gateway.in_process import LocalLambdaContext
 
 pytestmark = pytest.mark.integration
 

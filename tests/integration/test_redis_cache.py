@@ -54,7 +54,7 @@ def cache(connection, namespace) -> RedisReadCache:
 
 def redis_pid() -> int:
     if not REDIS_PID_FILE.is_file():
-        pytest.fail(f"no {REDIS_PID_FILE}: start Redis with `make up`", pytrace=False)
+        pytest.fail(f"no {REDIS_PID_FILE}: start the tests' Redis with `make test`", pytrace=False)
     return int(REDIS_PID_FILE.read_text().strip())
 
 

@@ -25,7 +25,8 @@ from aws_lambda_powertools.utilities.parser.models import APIGatewayProxyEventMo
 
 from player_sessions.routes import ROUTES, LambdaFunction, Route
 from player_sessions_local.fixtures import EVENTS_DIRECTORY, FIXTURES, write_fixtures
-from player_sessions_local.gateway import create_server, match_route
+from player_sessions_local.gateway import create_server
+from player_sessions_local.gateway.routing import match_route
 
 FIXTURE_FILES = sorted(EVENTS_DIRECTORY.glob("*.json"))
 OK_RESPONSE = {"statusCode": 200, "headers": {"Content-Type": "application/json"}, "body": '{"ok": true}'}
@@ -231,23 +232,23 @@ def test_event_passes_powertools_rest_proxy_event_model():
     assert model.queryStringParameters == {"dry": "1"}
 
 
-def test_handler_receives_a_lambda_context_with_the_integration_timeout():
+def test_handler_receives_a_lambda_context_with_the_functions_deployed_timeout_and_memory():
     # Given a gateway in front of a recording handler
     handler = RecordingHandler()
     with running_gateway(handler) as client:
         # When the ingest route is called
         client.post("/events", json=[])
-    # Then the context names the function and counts down from API Gateway's 29 s
+    # Then the context names the function and counts down from its deployed timeout (10 s), with its memory
     context = handler.context
     assert context.function_name == "ingest_events"
     assert context.function_version == "$LATEST"
     assert context.invoked_function_arn == "arn:aws:lambda:us-east-1:123456789012:function:ingest_events"
-    assert context.memory_limit_in_mb == 256
+    assert context.memory_limit_in_mb == 1024
     assert context.log_group_name == "/aws/lambda/ingest_events"
     assert "[$LATEST]" in context.log_stream_name
     assert uuid.UUID(context.aws_request_id)
     assert context.aws_request_id != handler.event["requestContext"]["requestId"]
-    assert 27_000 < context.get_remaining_time_in_millis() <= 29_000
+    assert 8_000 < context.get_remaining_time_in_millis() <= 10_000
 
 
 def test_handler_module_is_imported_on_first_use_and_then_reused(monkeypatch):

@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     # The handlers read their settings from the environment, once: set it before anything imports them.
-    from player_sessions_local.bench import redis_url_with_db
+    from player_sessions_local.bench.local_stack import redis_url_with_db
 
     from player_sessions.settings import Settings
 
@@ -46,8 +46,10 @@ def main(argv: list[str] | None = None) -> int:
     from pyinstrument import Profiler
 
     from player_sessions.services import get_services
-    from player_sessions_local.bench import fresh_batch
-    from player_sessions_local.gateway import HttpRequest, create_server, ensure_repository_root_on_path
+    from player_sessions_local.bench.latency import fresh_batch
+    from player_sessions_local.gateway import create_server
+    from player_sessions_local.gateway.local_functions import ensure_repository_root_on_path
+    from player_sessions_local.gateway.routing import HttpRequest
 
     ensure_repository_root_on_path()
     method, _, target = args.route.partition(" ")

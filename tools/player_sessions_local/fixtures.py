@@ -19,14 +19,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from player_sessions.routes import ROUTES
-from player_sessions_local.gateway import (
-    DEFAULT_PORT,
+from player_sessions_local.gateway.routing import (
     HttpRequest,
     RequestStamp,
     build_proxy_event,
     extended_request_id,
     match_route,
 )
+from player_sessions_local.gateway.server import DEFAULT_PORT
 
 EVENTS_DIRECTORY = Path(__file__).resolve().parents[2] / "events"
 FIXTURE_API_KEY = "local-test-key"

@@ -21,12 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from player_sessions.routes import ROUTES
-from player_sessions_local.gateway import (
-    MalformedProxyResponseError,
-    ensure_repository_root_on_path,
-    invoke_handler,
-    proxy_result_to_response,
-)
+from player_sessions_local.gateway.answers import MalformedProxyResponseError, proxy_result_to_response
+from player_sessions_local.gateway.in_process import LocalLambdaContext, definition_limits, invoke_handler
+from player_sessions_local.gateway.local_functions import ensure_repository_root_on_path
 
 
 def describe_functions() -> list[str]:
@@ -42,9 +39,11 @@ def invoke_function(function_name: str, event: dict[str, Any]) -> Any:
 
     The import happens under the redirection too, because loggers bind their stream when they are created.
     """
+    timeout_ms, memory_mb = definition_limits()[function_name]
     with contextlib.redirect_stdout(sys.stderr):
         module = importlib.import_module(_handler_modules()[function_name])
-        return invoke_handler(module.lambda_handler, event, function_name)
+        context = LocalLambdaContext(function_name, timeout_ms=timeout_ms, memory_limit_in_mb=memory_mb)
+        return invoke_handler(module.lambda_handler, event, context)
 
 
 def _handler_modules() -> dict[str, str]:

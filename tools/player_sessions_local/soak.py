@@ -3,10 +3,11 @@ acknowledged is missing (not part of `make test`; see docs/faults.md for the las
 
     python -m player_sessions_local.soak [--minutes 10] [--rate 20] [--base-url http://127.0.0.1:3000]
 
-Every ``1/rate`` seconds one request goes out (at most ``--clients`` in flight), in a fixed mix: 4 in 10
-ingest a batch of 8 to 10 events (whole sessions, starts whose end comes in a later batch, those later ends,
-and a re-sent event), 3 read a player's sessions, 1 counts the starts per country over 1, 24, 168 or 8760
-hours, 1 lists a country's starts, 1 asks for /health. Every start goes to a country code that held no start
+Every ``1/rate`` seconds one request goes out (at most ``--clients`` in flight: `make serve`'s pool runs each in
+an execution environment of its own, up to its maximum concurrency), in a fixed mix: 4 in 10 ingest a batch of
+8 to 10 events (whole sessions, starts whose end comes in a later batch, those later ends, and a re-sent
+event), 3 read a player's sessions, 1 counts the starts per country over 1, 24, 168 or 8760 hours, 1 lists a
+country's starts, 1 asks for /health. Every start goes to a country code that held no start
 in the last 8760 hours when the soak began, so that afterwards it can check exactly:
 
 - the count of that country equals the acknowledged starts, and its listing holds every one of them;

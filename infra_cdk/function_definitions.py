@@ -1,0 +1,103 @@
+"""What each Lambda function is: its code, handler, memory, timeout, SnapStart and environment.
+
+Plain values (no CDK import), read by both the CDK app (infra_cdk.functions) and the local gateway's execution
+environments (player_sessions_local.gateway.environments), so a function runs locally with the handler string,
+limits and environment it is deployed with; only where the service runs (``Deployment``) differs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from player_sessions.routes import FUNCTIONS, ROLLUP_BUILDER, LambdaFunction
+from player_sessions.settings import DatabaseMode
+
+from infra_cdk.constants import (
+    CURSOR_SECRET_READERS,
+    ENVIRONMENT_PREFIX,
+    FUNCTIONS_DIR,
+    KEYSPACE,
+    LAMBDA_MEMORY_MB,
+    LAMBDA_TIMEOUT_SECONDS,
+    METRICS_NAMESPACE,
+    RETENTION_DAYS,
+    ROLLUP_BUILDER_CONCURRENCY,
+    ROLLUP_BUILDER_TIMEOUT_SECONDS,
+    SERVICE_NAME,
+)
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """Where the service runs: what every function is told about its database, cache and region."""
+
+    database_mode: DatabaseMode
+    region: str
+    redis_url: str
+    cursor_secret_arn: str | None = None
+    """Secrets Manager secret of the cursor key, given to the functions that sign cursors (deployed only)."""
+
+
+@dataclass(frozen=True)
+class FunctionDefinition:
+    function: LambdaFunction
+    memory_mb: int = LAMBDA_MEMORY_MB
+    timeout_seconds: int = LAMBDA_TIMEOUT_SECONDS
+    snap_start: bool = True
+    """Deployed on published versions; the local environments emulate it around the emulator."""
+    reserved_concurrency: int | None = None
+    """At most this many environments at once (None: the account's pool)."""
+    scheduled: bool = False
+    """Started by an EventBridge schedule, not by a route: no alias, no API integration."""
+
+    @property
+    def name(self) -> str:
+        return self.function.name
+
+    @property
+    def handler(self) -> str:
+        """The runtime's handler setting, relative to ``code_dir``."""
+        return self.function.lambda_handler
+
+    @property
+    def code_dir(self) -> Path:
+        """The function's code root (deployed at /var/task)."""
+        return FUNCTIONS_DIR / self.function.name
+
+    def environment(self, deployment: Deployment) -> dict[str, str]:
+        """The function's environment variables (PLAYER_SESSIONS_* and Powertools) for ``deployment``."""
+        service = {
+            "database_mode": deployment.database_mode.value,
+            "aws_region": deployment.region,
+            "keyspace": KEYSPACE,
+            "redis_url": deployment.redis_url,
+            "retention_days": str(RETENTION_DAYS),
+        }
+        if deployment.cursor_secret_arn is not None and self.function in CURSOR_SECRET_READERS:
+            service["cursor_secret_arn"] = deployment.cursor_secret_arn
+        return {
+            **{f"{ENVIRONMENT_PREFIX}{name.upper()}": value for name, value in service.items()},
+            "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
+            "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+        }
+
+
+FUNCTION_DEFINITIONS: dict[str, FunctionDefinition] = {
+    function.name: FunctionDefinition(function) for function in FUNCTIONS
+}
+"""Every function of the route table, by name."""
+
+ROLLUP_BUILDER_DEFINITION = FunctionDefinition(
+    ROLLUP_BUILDER,
+    timeout_seconds=ROLLUP_BUILDER_TIMEOUT_SECONDS,
+    # Its cold start, once a minute at most, serves no request.
+    snap_start=False,
+    reserved_concurrency=ROLLUP_BUILDER_CONCURRENCY,
+    scheduled=True,
+)
+ALL_FUNCTION_DEFINITIONS: dict[str, FunctionDefinition] = {
+    **FUNCTION_DEFINITIONS,
+    ROLLUP_BUILDER.name: ROLLUP_BUILDER_DEFINITION,
+}
+"""The route table's functions and the scheduled rollup builder."""

@@ -1,0 +1,366 @@
+"""The local gateway's concurrency, measured in one run: the pool of execution environments (`make serve`)
+against the one-environment gateway (``--in-process``), each with 8 concurrent clients and with one.
+
+    make bench-concurrency                      # CONCURRENCY_EVENTS=100000 by default
+    uv run python -m player_sessions_local.concurrency_bench --events 100000 --seconds 10 --clients 8
+
+1. data: generated events loaded into a keyspace of their own (``player_sessions_concurrency``), rollups
+   built;
+2. two gateways started the way `make serve` starts one (one of them with ``--in-process``), each on a Redis
+   database of its own (12 and 11);
+3. cold starts: one request per function to the idle pool (each an environment's init, alone), then an untimed
+   warm-up at full concurrency; init durations per function are read from the pool's log (INIT REPORT);
+4. for each route in turn, on both gateways: ``--clients`` clients for ``--seconds``, then one client;
+   CPU per component (gateway, environments, Cassandra, Redis, load generator, rest of the machine) is read
+   from /proc during the concurrent runs.
+Writes bench-results/concurrency-<time>/summary.md and results.json, and prints the summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from player_sessions.settings import Settings, get_settings
+
+from player_sessions_local.cpu_profile import COMPONENTS, CpuMeter, CpuProfile
+from player_sessions_local.load_clients import Client, RoutePlan, RouteRun, route_plans, run_route
+
+KEYSPACE = "player_sessions_concurrency"
+REDIS_DBS = {"pool": 12, "one environment": 11}
+"""A Redis database per gateway: one must not answer from what the other cached (the routes with random keys
+would favour whichever runs second)."""
+API_KEY = "concurrency-bench-key"
+MODES = ("pool", "one environment")
+P90_TARGET_MS = 100
+THROUGHPUT_TARGET = 1.5
+_INIT_REPORT = re.compile(r" (\w+)#(\d+) .*INIT REPORT\(durationMs: ([\d.]+)\)")
+
+
+@dataclass
+class Gateway:
+    mode: str
+    url: str
+    process: subprocess.Popen
+    log_path: Path
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+def prepare_data(settings: Settings, events: int, load: bool = True) -> tuple[list[str], list[str]]:
+    """Loads ``events`` generated events (30 days ending now) and builds the rollups; returns players with
+    completed sessions and the countries, as the data has them (busy ones more often). With ``load`` false,
+    only generates them again (the same seed gives the same players and countries) for a keyspace already
+    loaded by an earlier run."""
+    from player_sessions.cassandra_connection import CassandraConnection
+    from player_sessions.schema import render_drop_keyspace_cql
+    from player_sessions.services import build_services
+
+    from player_sessions_local.generate import generate_events, open_for_writing
+    from player_sessions_local.load import build_rollups, load_file
+    from player_sessions_local.schema_tool import apply_schema
+
+    if load:
+        admin = CassandraConnection(settings, use_keyspace=False)
+        try:
+            admin.session().execute(render_drop_keyspace_cql(settings.keyspace), timeout=120)
+            apply_schema(admin.session(), settings)
+        finally:
+            admin.close()
+    players, countries = [], []
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(scratch) / "events.jsonl"
+        with open_for_writing(path) as out:
+            for event in generate_events(events, seed=12, end=datetime.now(UTC), days=30):
+                out.write(json.dumps(event) + "\n")
+                if event["event"] == "end":
+                    players.append(event["player_id"])
+                elif "country" in event:
+                    countries.append(event["country"])
+        if not load:
+            return players, countries
+        services = build_services(settings.model_copy(update={"cache_enabled": False}))
+        report = load_file(
+            path, services, rebase_to_now=False, rejects_path=None, progress=False, processes=2
+        )
+        say(f"loaded {report.stored} events in {report.seconds:.0f} s; building the rollups")
+        build_rollups(services)
+        services.cassandra.close()
+    return players, countries
+
+
+def start_gateway(mode: str, settings: Settings, max_concurrency: int | None, out: Path) -> Gateway:
+    redis_url = with_redis_db(settings.redis_url, REDIS_DBS[mode])
+    _flush_redis(redis_url)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "player_sessions_local.gateway", "--port", str(port)]
+    if mode == "one environment":
+        command.append("--in-process")
+    elif max_concurrency:
+        command += ["--max-concurrency", str(max_concurrency)]
+    env = {
+        **os.environ,
+        "PLAYER_SESSIONS_KEYSPACE": settings.keyspace,
+        "PLAYER_SESSIONS_REDIS_URL": redis_url,
+        "PLAYER_SESSIONS_CASSANDRA_PORT": str(settings.cassandra_port),
+        "PLAYER_SESSIONS_API_KEY": API_KEY,
+        "POWERTOOLS_METRICS_DISABLED": "true",
+    }
+    log_path = out / f"gateway-{mode.replace(' ', '-')}.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    gateway = Gateway(mode, f"http://127.0.0.1:{port}", process, log_path)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the {mode} gateway exited: {log_path.read_text()[-2000:]}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return gateway
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"the {mode} gateway did not listen within 60 s")
+
+
+def cold_start_each_function(gateway: Gateway, plans: Sequence[RoutePlan]) -> None:
+    """One request per function while nothing else runs: each starts one environment, alone."""
+    rng = random.Random(1)
+    client = Client(gateway.url, API_KEY)
+    try:
+        for plan in plans:
+            status, body = client.send(plan.make_request(rng))
+            if status not in (200, 207):
+                raise RuntimeError(f"{plan.name} on the {gateway.mode} gateway: {status} {body[:300]!r}")
+    finally:
+        client.close()
+
+
+def warm_up(gateway: Gateway, plans: Sequence[RoutePlan], clients: int) -> None:
+    for plan in plans:
+        run = run_route(gateway.url, API_KEY, plan, gateway.mode, clients, seconds=2, seed=99)
+        if run.errors:
+            raise RuntimeError(f"warm-up of {plan.name} on the {gateway.mode} gateway: {run.first_error}")
+
+
+def init_durations(log_path: Path) -> dict[str, list[float]]:
+    """Each environment's INIT REPORT duration, per function, in start order."""
+    durations: dict[str, list[float]] = {}
+    for line in log_path.read_text(errors="replace").splitlines():
+        match = _INIT_REPORT.search(line)
+        if match:
+            durations.setdefault(match.group(1), []).append(float(match.group(3)))
+    return durations
+
+
+def measure(
+    gateways: dict[str, Gateway], plans: Sequence[RoutePlan], clients: int, seconds: float
+) -> tuple[list[RouteRun], dict[tuple[str, str], CpuProfile]]:
+    runs, profiles = [], {}
+    for index, plan in enumerate(plans):
+        for mode, gateway in gateways.items():
+            for count in (clients, 1):
+                meter = CpuMeter(gateway.process.pid)
+                meter.start()
+                run = run_route(gateway.url, API_KEY, plan, mode, count, seconds, seed=index)
+                if count == clients:
+                    profiles[(plan.name, mode)] = meter.stop()
+                runs.append(run)
+                say(
+                    f"{plan.name:42} {mode:16} {count} clients: {run.throughput:7.1f} req/s, "
+                    f"p50 {run.percentile(0.5):6.1f}  p90 {run.percentile(0.9):6.1f}  "
+                    f"p99 {run.percentile(0.99):6.1f} ms, errors {run.errors}"
+                )
+    return runs, profiles
+
+
+def summary(
+    runs: list[RouteRun],
+    profiles: dict[tuple[str, str], CpuProfile],
+    cold: dict[str, list[float]],
+    options: argparse.Namespace,
+    machine: dict[str, str],
+) -> str:
+    by_key = {(r.route, r.mode, r.clients): r for r in runs}
+    routes = list(dict.fromkeys(r.route for r in runs))
+    n = options.clients
+    lines = [
+        f"# Concurrency through the local gateway ({machine['date']})",
+        "",
+        f"{machine['cpus']} CPUs, {machine['memory']}, load average at start {machine['load']}. "
+        f"{options.events:,} generated events loaded; {options.seconds:g} s per route and pass; "
+        f"pool of at most {options.max_concurrency or 'the default number of'} environments; cache on.",
+        "",
+        f"## {n} concurrent clients",
+        "",
+        "| route | pool req/s | p50 | p90 | p99 | one env req/s | p50 | p90 | p99 | throughput ratio |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for route in routes:
+        pool, one = by_key[(route, "pool", n)], by_key[(route, "one environment", n)]
+        ratio = pool.throughput / one.throughput if one.throughput else float("nan")
+        lines.append(f"| `{route}` | {_cells(pool)} | {_cells(one)} | {ratio:.2f} |")
+    lines += [
+        "",
+        "## One client",
+        "",
+        "| route | pool req/s | p50 | p90 | p99 | one env req/s | p50 | p90 | p99 |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for route in routes:
+        pool, one = by_key[(route, "pool", 1)], by_key[(route, "one environment", 1)]
+        lines.append(f"| `{route}` | {_cells(pool)} | {_cells(one)} |")
+    lines += [
+        "",
+        "## Cold starts (pool): init duration per function, from the emulator's INIT REPORT",
+        "",
+        "| function | alone (first environment) | later ones, under load: median (min-max) | environments |",
+        "|---|---:|---:|---:|",
+    ]
+    for function, durations in sorted(cold.items()):
+        rest = durations[1:]
+        spread = f"{statistics.median(rest):.0f} ms ({min(rest):.0f}-{max(rest):.0f})" if rest else "-"
+        lines.append(f"| {function} | {durations[0]:.0f} ms | {spread} | {len(durations)} |")
+    lines += [
+        "",
+        f"## CPU per request with {n} clients (ms), and cores busy",
+        "",
+        "| route | gateway | " + " | ".join(COMPONENTS[1:]) + " | cores busy |",
+        "|---|" + "---:|" * (len(COMPONENTS) + 1),
+    ]
+    for route in routes:
+        for mode in MODES:
+            profile = profiles[(route, mode)]
+            per = profile.per_request_ms(len(by_key[(route, mode, n)].latencies_ms))
+            lines.append(
+                f"| `{route}` {mode} | "
+                + " | ".join(f"{per[c]:.1f}" for c in COMPONENTS)
+                + f" | {profile.cores_busy():.2f} |"
+            )
+    errors = sum(r.errors for r in runs)
+    p90_met = all(by_key[(r, "pool", n)].percentile(0.9) <= P90_TARGET_MS for r in routes)
+    ratios = [
+        by_key[(r, "pool", n)].throughput / by_key[(r, "one environment", n)].throughput for r in routes
+    ]
+    lines += [
+        "",
+        "## Targets",
+        "",
+        f"- every route's p90 <= {P90_TARGET_MS} ms with {n} clients through the pool: "
+        f"{'met' if p90_met else 'missed'}",
+        f"- throughput >= {THROUGHPUT_TARGET}x the one-environment gateway's with {n} clients: "
+        f"{'met' if min(ratios) >= THROUGHPUT_TARGET else 'missed'} "
+        f"(ratios {min(ratios):.2f} to {max(ratios):.2f})",
+        f"- errors: {errors}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _cells(run: RouteRun) -> str:
+    """Throughput, then p50, p90 and p99 in ms, as table cells."""
+    return " | ".join([f"{run.throughput:.0f}", *(f"{run.percentile(q):.1f}" for q in (0.5, 0.9, 0.99))])
+
+
+def describe_machine() -> dict[str, str]:
+    memory_kb = int(re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text()).group(1))
+    return {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "cpus": str(os.cpu_count()),
+        "memory": f"{memory_kb / 1024 / 1024:.1f} GiB",
+        "load": " ".join(Path("/proc/loadavg").read_text().split()[:3]),
+    }
+
+
+def say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m player_sessions_local.concurrency_bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--max-concurrency", type=int, default=None, help="the pool's (default: its own)")
+    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--reuse-data", action="store_true",
+                        help="keep the keyspace an earlier run with the same --events loaded")
+    options = parser.parse_args(argv)
+    machine = describe_machine()
+    out = options.out or Path("bench-results") / f"concurrency-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
+    out.mkdir(parents=True, exist_ok=True)
+    base = get_settings()
+    settings = base.model_copy(update={"keyspace": KEYSPACE})
+    loading = "" if options.reuse_data else f", loading them into {KEYSPACE}"
+    say(f"generating {options.events:,} events{loading}")
+    players, countries = prepare_data(settings, options.events, load=not options.reuse_data)
+    plans = route_plans(sorted(set(players)), countries)
+    gateways = {mode: start_gateway(mode, settings, options.max_concurrency, out) for mode in MODES}
+    try:
+        for gateway in gateways.values():
+            cold_start_each_function(gateway, plans)
+            warm_up(gateway, plans, options.clients)
+        runs, profiles = measure(gateways, plans, options.clients, options.seconds)
+        cold = init_durations(gateways["pool"].log_path)
+    finally:
+        for gateway in gateways.values():
+            gateway.stop()
+    text = summary(runs, profiles, cold, options, machine)
+    (out / "summary.md").write_text(text)
+    (out / "results.json").write_text(
+        json.dumps(
+            {
+                "machine": machine,
+                "options": {k: str(v) for k, v in vars(options).items()},
+                "runs": [run.as_json() for run in runs],
+                "cold_starts_ms": cold,
+                "cpu_seconds": {f"{route} | {mode}": p.seconds for (route, mode), p in profiles.items()},
+            },
+            indent=2,
+        )
+    )
+    print(text)
+    say(f"written to {out}")
+    return 1 if any(run.errors for run in runs) else 0
+
+
+def with_redis_db(url: str, db: int) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{db}", "", ""))
+
+
+def _flush_redis(url: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(url, socket_timeout=5)
+    try:
+        client.flushdb()
+    finally:
+        client.close()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,3 @@
+from player_sessions_local.gateway.server import main
+
+main()

@@ -1,0 +1,354 @@
+"""The local API Gateway's HTTP server: reads each request, decides in API Gateway's order (route, API key,
+integration) and writes the answer. The integration runs the function in a pool of execution environments
+(`make serve`), or in this process (unit tests, and ``--in-process`` for the one-environment comparison).
+
+    python -m player_sessions_local.gateway [--host 127.0.0.1] [--port 3000] [--max-concurrency N]
+                                            [--idle-timeout SECONDS] [--in-process]
+
+The API key, when wanted, comes from PLAYER_SESSIONS_API_KEY (through the service's settings).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hmac
+import json
+import logging
+import os
+import secrets
+import signal
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import urlsplit
+
+from player_sessions.routes import ROUTES, Route
+
+from player_sessions_local.gateway.answers import (
+    HttpResponse,
+    answer_invocation,
+    bad_request,
+    forbidden,
+    internal_server_error,
+    missing_authentication_token,
+    request_too_long,
+)
+from player_sessions_local.gateway.in_process import InProcessInvoker, LambdaHandler
+from player_sessions_local.gateway.invocation import Invoker
+from player_sessions_local.gateway.routing import (
+    HttpRequest,
+    RequestStamp,
+    build_proxy_event,
+    header_value,
+    match_route,
+)
+
+DEFAULT_PORT = 3000
+OPENAPI_PATH = "/openapi.json"
+MAX_REQUEST_BYTES = 10 * 1024 * 1024
+"""API Gateway's payload limit for REST APIs."""
+_LOGGER = logging.getLogger(__name__)
+
+
+class LocalApiGateway(ThreadingHTTPServer):
+    """An HTTP server that answers like a deployed REST API stage."""
+
+    daemon_threads = True
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        routes: Sequence[Route] = ROUTES,
+        api_key: str | None = None,
+        invoker: Invoker | None = None,
+    ) -> None:
+        self.routes = tuple(routes)
+        self.api_key = api_key
+        self.invoker: Invoker = invoker if invoker is not None else InProcessInvoker(self.routes)
+        super().__init__(address, _GatewayRequestHandler)
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def respond(self, request: HttpRequest) -> HttpResponse:
+        """The whole of API Gateway's decision for one request, in its order: route, API key, integration."""
+        if request.method == "GET" and request.raw_path == OPENAPI_PATH:
+            return self._openapi_document()
+        match = match_route(self.routes, request.method, request.raw_path)
+        if match is None or match.route is None:
+            return missing_authentication_token()
+        if self.api_key is not None and not _presents_api_key(request, self.api_key):
+            return forbidden()
+        stamp = RequestStamp.fresh(api_key=self.api_key)
+        event = build_proxy_event(request, match, stamp)
+        name = match.route.function.name
+        invocation = self.invoker.invoke(name, event, request_id=str(uuid.uuid4()),
+                                         trace_id=header_value(request.headers, "x-amzn-trace-id"))
+        return answer_invocation(name, invocation)
+
+    def _openapi_document(self) -> HttpResponse:
+        try:
+            from player_sessions_local.openapi import build_openapi_document
+
+            document = build_openapi_document()
+        except Exception:
+            _LOGGER.exception("could not build the OpenAPI document")
+            return internal_server_error()
+        return HttpResponse(
+            status=HTTPStatus.OK,
+            headers=[("Content-Type", "application/json")],
+            body=json.dumps(document, indent=2).encode("utf-8"),
+        )
+
+    def server_close(self) -> None:
+        super().server_close()
+        self.invoker.close()
+
+
+def _presents_api_key(request: HttpRequest, api_key: str) -> bool:
+    presented = header_value(request.headers, "x-api-key")
+    return presented is not None and hmac.compare_digest(presented.encode(), api_key.encode())
+
+
+class _UnreadableBodyError(ValueError):
+    """The request's framing (Content-Length or chunked encoding) cannot be read."""
+
+
+class _BodyTooLongError(ValueError):
+    """The body is over API Gateway's payload limit."""
+
+
+class _GatewayRequestHandler(BaseHTTPRequestHandler):
+    """Reads the HTTP request, lets the server decide, writes the answer; every method goes the same way."""
+
+    server: LocalApiGateway
+    protocol_version = "HTTP/1.1"
+    # Headers and body go out as two writes; without TCP_NODELAY, Nagle's algorithm holds the body back until
+    # the client's delayed ACK (40 ms on Linux) on every keep-alive request.
+    disable_nagle_algorithm = True
+    server_version = "player-sessions-local-gateway"
+    sys_version = ""
+
+    def _handle(self) -> None:
+        request_id = str(uuid.uuid4())
+        try:
+            body = self._read_body()
+        except _BodyTooLongError:
+            self.close_connection = True
+            self._send(request_too_long(), request_id)
+            return
+        except _UnreadableBodyError:
+            self.close_connection = True
+            self._send(bad_request(), request_id)
+            return
+        target = urlsplit(self.path)
+        request = HttpRequest(
+            method=self.command,
+            raw_path=target.path,
+            query=target.query,
+            headers=self._forwarded_headers(),
+            body=body,
+            source_ip=self.client_address[0],
+        )
+        self._send(self.server.respond(request), request_id)
+
+    def _read_body(self) -> bytes:
+        """The whole body, never more than MAX_REQUEST_BYTES of it (an oversized one is left unread)."""
+        if (self.headers.get("Transfer-Encoding") or "").lower() == "chunked":
+            return self._read_chunked_body()
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError as error:
+            raise _UnreadableBodyError("Content-Length is not a number") from error
+        if length < 0:
+            raise _UnreadableBodyError("Content-Length is negative")
+        if length > MAX_REQUEST_BYTES:
+            raise _BodyTooLongError(length)
+        return self.rfile.read(length) if length else b""
+
+    def _read_chunked_body(self) -> bytes:
+        body = bytearray()
+        while True:
+            try:
+                size = int(self.rfile.readline(1024).split(b";")[0].strip(), 16)
+            except ValueError as error:
+                raise _UnreadableBodyError("bad chunk size") from error
+            if size == 0:
+                while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
+                    pass
+                return bytes(body)
+            if len(body) + size > MAX_REQUEST_BYTES:
+                raise _BodyTooLongError(len(body) + size)
+            body += self.rfile.read(size)
+            self.rfile.readline(1024)
+
+    def _forwarded_headers(self) -> list[tuple[str, str]]:
+        """The client's headers plus those API Gateway adds on the way to the function."""
+        headers = list(self.headers.items())
+        client_chain = header_value(headers, "x-forwarded-for")
+        source_ip = self.client_address[0]
+        trace_id = f"Root=1-{int(time.time()):08x}-{secrets.token_hex(12)}"
+        added = {
+            "X-Amzn-Trace-Id": trace_id,
+            "X-Forwarded-For": f"{client_chain}, {source_ip}" if client_chain else source_ip,
+            "X-Forwarded-Port": str(self.server.server_address[1]),
+            "X-Forwarded-Proto": "http",
+        }
+        replaced = {name.lower() for name in added}
+        kept = [(name, value) for name, value in headers if name.lower() not in replaced]
+        return kept + list(added.items())
+
+    def _send(self, response: HttpResponse, request_id: str) -> None:
+        """Writes the response with API Gateway's request-id header and an exact length (keep-alive)."""
+        self.send_response(response.status)
+        for name, value in response.headers:
+            self.send_header(name, value)
+        self.send_header("x-amzn-RequestId", request_id)
+        self.send_header("Content-Length", str(len(response.body)))
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(response.body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        _LOGGER.info("%s %s", self.address_string(), format % args)
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _handle
+
+    def __getattr__(self, name: str) -> Any:
+        # Any other method (TRACE, CONNECT, an invented one) goes the same way: no route defines it, so the
+        # answer is API Gateway's 403, not http.server's 501.
+        if name.startswith("do_"):
+            return self._handle
+        raise AttributeError(name)
+
+
+def create_server(
+    host: str = "127.0.0.1",
+    port: int = DEFAULT_PORT,
+    routes: Sequence[Route] = ROUTES,
+    api_key: str | None = None,
+    handlers: Mapping[str, LambdaHandler] | None = None,
+    invoker: Invoker | None = None,
+) -> LocalApiGateway:
+    """A bound gateway, not yet serving; port 0 picks a free port (see ``.url``). Without an ``invoker`` the
+    functions run in this process (``handlers`` injected, or imported on first use)."""
+    if invoker is None:
+        invoker = InProcessInvoker(routes, handlers)
+    return LocalApiGateway((host, port), routes=routes, api_key=api_key, invoker=invoker)
+
+
+# --- Serving -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    host: str
+    port: int
+    in_process: bool
+    max_concurrency: int
+    idle_timeout_seconds: float
+    rollup_builder: bool = True
+
+
+def parse_options(argv: Sequence[str] | None) -> ServeOptions:
+    from player_sessions_local.gateway.pool import DEFAULT_IDLE_TIMEOUT_SECONDS, DEFAULT_MAX_CONCURRENCY
+
+    parser = argparse.ArgumentParser(prog="python -m player_sessions_local.gateway", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", DEFAULT_PORT)))
+    parser.add_argument("--max-concurrency", type=int,
+                        default=int(os.environ.get("LOCAL_LAMBDA_MAX_CONCURRENCY", DEFAULT_MAX_CONCURRENCY)),
+                        help="execution environments running at once, across functions "
+                             "(default: LOCAL_LAMBDA_MAX_CONCURRENCY, else %(default)s)")
+    parser.add_argument("--idle-timeout", type=float, dest="idle_timeout_seconds",
+                        default=float(os.environ.get("LOCAL_LAMBDA_IDLE_TIMEOUT",
+                                                     DEFAULT_IDLE_TIMEOUT_SECONDS)),
+                        help="seconds an idle environment stays warm (default: %(default)s)")
+    parser.add_argument("--in-process", action="store_true",
+                        default=os.environ.get("LOCAL_LAMBDA_IN_PROCESS", "") == "true",
+                        help="run every function in the gateway's process, one invocation at a time: one "
+                             "environment, for comparison (or LOCAL_LAMBDA_IN_PROCESS=true)")
+    parser.add_argument("--no-rollup-builder", action="store_true",
+                        help="do not fold arrivals in the background (deployed, a scheduled function does)")
+    arguments = parser.parse_args(argv)
+    if arguments.max_concurrency < 1:
+        parser.error("--max-concurrency must be at least 1")
+    return ServeOptions(arguments.host, arguments.port, arguments.in_process, arguments.max_concurrency,
+                        arguments.idle_timeout_seconds, rollup_builder=not arguments.no_rollup_builder)
+
+
+def build_invoker(options: ServeOptions) -> Invoker:
+    """The pool of execution environments of the deployed functions, or the one in-process environment."""
+    from player_sessions.settings import get_settings
+
+    from player_sessions_local.gateway.local_functions import deployed_functions
+    from player_sessions_local.gateway.pool import EnvironmentPool
+
+    if options.in_process:
+        return InProcessInvoker(ROUTES)
+    settings = get_settings()
+    return EnvironmentPool(deployed_functions(settings), region=settings.aws_region,
+                           max_concurrency=options.max_concurrency,
+                           idle_timeout_seconds=options.idle_timeout_seconds)
+
+
+def start_background_tasks(options: ServeOptions) -> list[Any]:
+    """What runs beside the server, started once it is bound: the scheduled rollup builder of the deployed
+    stack, here a thread with connections of its own folding every half second (the deployed function folds
+    for 55 s of every minute; see functions/rollup_builder)."""
+    if not options.rollup_builder:
+        return []
+    from player_sessions.services import build_services, with_deployed_secrets
+    from player_sessions.settings import get_settings
+
+    from player_sessions_local.rollup_runner import RollupRunner
+
+    return [RollupRunner(build_services(with_deployed_secrets(get_settings()))).start()]
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    from player_sessions.settings import get_settings
+
+    from player_sessions_local.gateway.local_functions import ensure_repository_root_on_path
+
+    options = parse_options(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+    ensure_repository_root_on_path()
+    api_key = get_settings().api_key
+    gateway = create_server(options.host, options.port, api_key=api_key, invoker=build_invoker(options))
+    background = start_background_tasks(options)
+    print(f"Serving the player session API at {gateway.url} (API key {'required' if api_key else 'off'}; "
+          f"{_describe(options)})")
+    print(f"OpenAPI document: {gateway.url}{OPENAPI_PATH}", flush=True)
+    signal.signal(signal.SIGTERM, _stop_serving)
+    try:
+        gateway.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for task in background:
+            task.stop()
+        gateway.server_close()
+
+
+def _describe(options: ServeOptions) -> str:
+    if options.in_process:
+        return "every function in this process, one invocation at a time"
+    return (f"up to {options.max_concurrency} execution environments, idle ones retired after "
+            f"{options.idle_timeout_seconds:g} s")
+
+
+def _stop_serving(signum: int, frame: Any) -> None:
+    """SIGTERM (make, a process manager) stops the server the same clean way Ctrl-C does."""
+    raise KeyboardInterrupt

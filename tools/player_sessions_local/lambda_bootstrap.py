@@ -1,0 +1,87 @@
+"""The runtime process of a local execution environment: AWS's runtime interface client (awslambdaric) under
+the Runtime Interface Emulator, with SnapStart emulated in the order AWS documents for Python.
+
+    aws-lambda-rie ... python -m player_sessions_local.lambda_bootstrap handler.lambda_handler
+
+With ``AWS_LAMBDA_INITIALIZATION_TYPE=snap-start`` (as Lambda sets it for a SnapStart function) awslambdaric
+itself runs the phases: init (the handler module is imported), the ``snapshot_restore_py`` before-snapshot
+hooks, the snapshot and restore (``restore_next``), then the after-restore hooks, then invocations. The
+emulator's own snapshot support made every invoke time out (docs/decisions.md), so here ``restore_next``
+forks: the parent is the snapshot and only waits; the child is the restored environment and serves. Without
+it the client runs exactly as ``python -m awslambdaric``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import sys
+
+from awslambdaric import bootstrap
+from awslambdaric.lambda_config import LambdaConfigProvider
+from awslambdaric.lambda_runtime_client import LambdaRuntimeClient
+
+PR_SET_PDEATHSIG = 1
+SERVING_MARKER = "[local-runtime] serving in pid"
+"""The line the serving process prints once, so the pool knows which pid runs the invocations."""
+
+
+def die_with_parent() -> None:
+    """SIGKILL when the parent goes: the emulator kills the process it started, and nothing may outlive it."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() == 1:  # the parent went before prctl took effect
+        os._exit(1)
+
+
+def announce_serving(snapshot_pid: int | None) -> None:
+    restored = f" (restored from the snapshot of pid {snapshot_pid})" if snapshot_pid else ""
+    print(f"{SERVING_MARKER} {os.getpid()}{restored}", flush=True)
+
+
+class ForkRestoringRuntimeClient(LambdaRuntimeClient):
+    """``restore_next`` is where Lambda takes the snapshot and, later, restores it: a fork stands for both."""
+
+    def restore_next(self) -> None:
+        snapshot_pid = os.getpid()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        child = os.fork()
+        if child == 0:
+            die_with_parent()
+            announce_serving(snapshot_pid)
+            return
+        wait_for_restored(child)
+
+
+def wait_for_restored(child: int) -> None:
+    """The snapshot's process: passes signals on, and exits as the restored environment exits."""
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda received, frame: os.kill(child, received))
+    while True:
+        try:
+            _, status = os.waitpid(child, 0)
+            break
+        except ChildProcessError:
+            os._exit(1)
+        except InterruptedError:
+            continue
+    if os.WIFSIGNALED(status):  # die the same way, so the emulator reports the same error
+        signal.signal(os.WTERMSIG(status), signal.SIG_DFL)
+        os.kill(os.getpid(), os.WTERMSIG(status))
+    os._exit(os.WEXITSTATUS(status))
+
+
+def main(argv: list[str]) -> None:
+    die_with_parent()
+    config = LambdaConfigProvider(argv)
+    snap_start = os.environ.get(bootstrap.AWS_LAMBDA_INITIALIZATION_TYPE) == bootstrap.INIT_TYPE_SNAP_START
+    client_class = ForkRestoringRuntimeClient if snap_start else LambdaRuntimeClient
+    if not snap_start:
+        announce_serving(None)
+    bootstrap.run(config.handler, client_class(config.api_address, config.use_thread_polling))
+
+
+if __name__ == "__main__":
+    main(sys.argv)
