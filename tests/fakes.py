@@ -36,7 +36,7 @@ class InMemoryDatabase:
         self.arrival_minutes: set[datetime] = set()
         self.marks: dict[StartKey, int] = {}
         self.folds: dict[int, list[StartKey]] = {}
-        self.rollups: dict[Bucket, dict[int, RollupRow]] = {}
+        self.rollups: dict[Bucket, dict[tuple[int, bool], RollupRow]] = {}
         self.progress: int | None = None
 
 
@@ -53,7 +53,8 @@ class InMemorySessionStore:
     def completed(self) -> dict[tuple[str, datetime, UUID], tuple[CompletedSession, int]]:
         return self.db.completed
 
-    def write_events(self, writes: Sequence[EventWrite]) -> None:
+    def write_events(self, writes: Sequence[EventWrite], arrivals: Sequence[ArrivalWrite]) -> None:
+        self.write_arrivals(arrivals)
         for write in writes:
             event = write.event
             row = self.db.sessions.setdefault(event.session_id, {})
@@ -75,11 +76,9 @@ class InMemorySessionStore:
             if (row := self.db.sessions.get(session_id)) is not None
         }
 
-    def write_completed_and_arrivals(self, sessions: Sequence[tuple[CompletedSession, int]],
-                                     arrivals: Sequence[ArrivalWrite]) -> None:
+    def write_completed(self, sessions: Sequence[tuple[CompletedSession, int]]) -> None:
         for session, ttl in sessions:
             self.db.completed[(session.player_id, session.end_ts, session.session_id)] = (session, ttl)
-        self.write_arrivals(arrivals)
 
     def write_arrivals(self, arrivals: Sequence[ArrivalWrite]) -> None:
         for write in arrivals:
@@ -136,11 +135,15 @@ class InMemoryStartsStore:
         for key, slot, _ttl in marks:
             self.db.marks[key] = slot
 
+    def stored_starts(self, keys: Sequence[StartKey]) -> set[StartKey]:
+        stored = {StartKey(sid, ts, c) for (_h, _s, c, ts, sid, _p) in self.db.starts}
+        return {key for key in keys if key in stored}
+
     def claim_fold(self, slot: int, keys: Sequence[StartKey], ttl_seconds: int) -> list[StartKey]:
         return list(self.db.folds.setdefault(slot, list(keys)))
 
     def read_rollups(self, buckets: Sequence[Bucket]) -> dict[Bucket, list[RollupRow]]:
-        found = {bucket: [self.db.rollups[bucket][slot] for slot in sorted(self.db.rollups[bucket])]
+        found = {bucket: [self.db.rollups[bucket][key] for key in sorted(self.db.rollups[bucket])]
                  for bucket in buckets if self.db.rollups.get(bucket)}
         count_read(rows=sum(len(rows) for rows in found.values()),
                    partitions=len({(b.level, b.period) for b in buckets}))
@@ -148,13 +151,13 @@ class InMemoryStartsStore:
 
     def write_deltas(self, slot: int, deltas: Sequence[tuple[Bucket, dict[str, int], int]]) -> None:
         for bucket, counts, _ttl in deltas:
-            self.db.rollups.setdefault(bucket, {})[slot] = RollupRow(slot, False, dict(counts))
+            self.db.rollups.setdefault(bucket, {})[(slot, False)] = RollupRow(slot, False, dict(counts))
 
     def write_bases(self, bases: Sequence[tuple[Bucket, int, dict[str, int], int]]) -> None:
         for bucket, slot, counts, _ttl in bases:
             rows = self.db.rollups.setdefault(bucket, {})
-            rows[slot] = RollupRow(slot, True, dict(counts))
-            for older in [s for s in rows if s < slot]:
+            rows[(slot, True)] = RollupRow(slot, True, dict(counts))
+            for older in [key for key in rows if key[0] < slot]:
                 del rows[older]
 
     def edge_country_counts(self, hour: datetime, countries: Sequence[str], since: datetime,
@@ -178,10 +181,6 @@ class InMemoryStartsStore:
             # Reversed ids within an instant: the domain must order ties itself, as with Cassandra's UUID order.
             streams.append(iter(sorted(rows, key=lambda r: (-r.ts.timestamp(), -r.session_id.int))))
         return streams
-
-    def stored_starts(self) -> list[StartKey]:
-        """Every start row, for brute-force comparisons."""
-        return [StartKey(sid, ts, c) for (_h, _s, c, ts, sid, _p) in self.db.starts]
 
 
 class InMemoryReadCache:

@@ -142,11 +142,10 @@ START_COUNT_ROLLUPS = Table(
     clustering=(
         ClusteringColumn(Column("bucket", "timestamp"), Order.ASC),
         ClusteringColumn(Column("slot", "bigint"), Order.ASC),
+        # In the key: a slot's delta, rewritten by a builder that folds it again, never replaces a base.
+        ClusteringColumn(Column("base", "boolean"), Order.ASC),
     ),
-    regular=(
-        Column("base", "boolean"),
-        Column("counts", "text"),
-    ),
+    regular=(Column("counts", "text"),),
     purpose=(
         "Exact start counts per country of each bucket (second to month): one immutable delta row per folded "
         "slot that changed the bucket, and, after compaction, a base row that sums every slot up to its own."

@@ -155,8 +155,8 @@ def test_every_stored_start_is_logged_as_an_arrival_after_its_start_row(store, c
 def test_an_arrival_acknowledged_too_late_for_its_slot_is_written_into_a_newer_one(clock):
     # Given a store whose arrival write takes five seconds
     class SlowStore(InMemorySessionStore):
-        def write_completed_and_arrivals(self, sessions, arrivals):
-            super().write_completed_and_arrivals(sessions, arrivals)
+        def write_events(self, writes, arrivals):
+            super().write_events(writes, arrivals)
             clock.advance(seconds=5)
 
     slow = SlowStore()

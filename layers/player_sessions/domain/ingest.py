@@ -86,7 +86,12 @@ def ingest_batch(items: Sequence[Any], *, store: SessionStore, clock: Clock, set
         writes.append(EventWrite(event, ttl, hour_of(event.ts), start_shard(event.session_id, settings.start_shards)))
 
     if writes:
-        store.write_events(writes)
+        starts = [w for w in writes if w.event.event is EventType.START]
+        # Each start's arrival goes out with its start row; the builder only counts starts whose row is
+        # stored, so a batch that fails half way leaves nothing counted that is not listed.
+        arrivals = arrivals_of(starts, clock.now())
+        store.write_events(writes, arrivals)
+        _rewrite_arrivals_acknowledged_late(arrivals, store=store, clock=clock)
         sessions = halves_in_batch(writes)
         unknown = [session_id for session_id in dict.fromkeys(w.event.session_id for w in writes)
                    if session_id not in sessions]
@@ -97,11 +102,7 @@ def ingest_batch(items: Sequence[Any], *, store: SessionStore, clock: Clock, set
             for halves in sessions.values()
             if (session := completed_session(halves, now, settings.retention)) is not None
         ]
-        starts = [w for w in writes if w.event.event is EventType.START]
-        # Arrivals only once the start rows are acknowledged: whatever the builder folds is stored.
-        arrivals = arrivals_of(starts, clock.now())
-        store.write_completed_and_arrivals(completed, arrivals)
-        _rewrite_arrivals_acknowledged_late(arrivals, store=store, clock=clock)
+        store.write_completed(completed)
         # Only now, with every write acknowledged, may cached answers be invalidated (see cache_protocol).
         (cache or NoCache()).invalidate(changed_cache_scopes(starts, [s for s, _ in completed]))
         outcome.stored = len(writes)

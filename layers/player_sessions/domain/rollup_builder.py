@@ -37,8 +37,8 @@ SLOTS_READ_AT_ONCE = 25
 """Slots whose arrivals one request reads (25 slots of 4 shards: Keyspaces' 100 partitions per IN)."""
 COMPACT_AFTER_DELTAS = 4
 """A bucket is compacted once this process has written this many deltas into it since its last base."""
-FOLD_RECORD_TTL_SECONDS = 6 * 3600
-"""A fold's record is needed only until its marks and deltas are written; a fold resumed later re-decides."""
+FOLD_RECORD_TTL_SECONDS = 7 * 86_400
+"""A fold's record is needed while a builder may still fold its slot (one resumed after a freeze); kept a week."""
 COARSE_CACHE_GUARD = timedelta(seconds=5)
 """Readers cache sums of whole hours and more; a delta into such a bucket that ends within this much of now
 (or earlier) may change a cached sum, so the builder bumps the cache's ``rollups`` generation."""
@@ -62,10 +62,11 @@ class CompactionTracker:
     a few deltas later, which costs readers a few rows, never a wrong count)."""
 
     deltas: Counter[Bucket] = field(default_factory=Counter)
+    compact_after: int = COMPACT_AFTER_DELTAS
 
     def note(self, buckets: Sequence[Bucket]) -> list[Bucket]:
         self.deltas.update(buckets)
-        due = [bucket for bucket in buckets if self.deltas[bucket] >= COMPACT_AFTER_DELTAS]
+        due = [bucket for bucket in buckets if self.deltas[bucket] >= self.compact_after]
         for bucket in due:
             del self.deltas[bucket]
         return due
@@ -73,9 +74,9 @@ class CompactionTracker:
 
 def fold_ready_slots(*, store: RollupStore, clock: Clock, settings: Settings, tracker: CompactionTracker,
                      cache: ReadCache | None = None, max_slots: int = 120) -> FoldReport:
-    """Folds every settled slot after the watermark, at most ``max_slots`` of them (slots in minutes without
-    arrivals are passed over without reading and do not count). The cost of a run is bounded by the arrivals
-    of the slots it folds and the buckets they touch."""
+    """Folds every settled slot after the watermark, oldest first, at most ``max_slots`` of them. The cost of a
+    run is bounded by its slots: a read per 25 of them, their arrivals, the arrivals' marks and start rows, and
+    the buckets they touch (at most seven deltas per start)."""
     cache = cache or NoCache()
     report = FoldReport()
     now = clock.now()
@@ -87,34 +88,26 @@ def fold_ready_slots(*, store: RollupStore, clock: Clock, settings: Settings, tr
             return report
         watermark = slot_of(first) - 1
     report.watermark = watermark
-    if watermark >= newest:
-        return report
-    # A minute without arrivals is passed over unread: an arrival is only written after its minute is
-    # recorded, and one written so late that its slot was passed over is written again by its writer.
-    minutes = store.arrival_minutes_between(Level.MINUTE.floor(slot_start(watermark + 1)),
-                                            Level.MINUTE.floor(slot_start(newest)), limit=max_slots + 1)
-    for minute in minutes:
-        slots = list(range(max(watermark + 1, slot_of(minute)), min(newest, slot_of(minute) + 59) + 1))
-        for first in range(0, len(slots), SLOTS_READ_AT_ONCE):
-            chunk = slots[first:first + SLOTS_READ_AT_ONCE]
-            arrivals: dict[int, list[StartKey]] = {}
-            for arrival in store.read_arrivals(chunk):
-                arrivals.setdefault(arrival.slot, []).append(arrival.key)
-            for slot in chunk:
-                if report.slots_folded == max_slots:
-                    _finish(store, report, watermark, newest)
-                    return report
-                if arrivals.get(slot):
-                    counted = fold_slot(slot, arrivals[slot], store=store, clock=clock, settings=settings,
-                                        tracker=tracker, cache=cache)
-                    report.starts_counted += counted.starts
-                    report.deltas_written += counted.deltas
-                    report.bases_written += counted.bases
-                report.slots_folded += 1
-                watermark = slot
-    # Every listed minute is folded; if the list was cut short, the minutes after its last may hold arrivals.
-    reached = newest if len(minutes) <= max_slots else min(newest, slot_of(minutes[-1]) + 59)
-    _finish(store, report, max(watermark, reached), newest)
+    # Every slot, in order, empty ones too (25 per read): a builder that passed over a slot it had not yet
+    # seen arrivals in would let another one fold it under rows already compacted past it.
+    slot = watermark + 1
+    while slot <= newest and report.slots_folded < max_slots:
+        last = min(newest, slot + SLOTS_READ_AT_ONCE - 1, slot + max_slots - report.slots_folded - 1)
+        chunk = list(range(slot, last + 1))
+        arrivals: dict[int, list[StartKey]] = {}
+        for arrival in store.read_arrivals(chunk):
+            arrivals.setdefault(arrival.slot, []).append(arrival.key)
+        for current in chunk:
+            if arrivals.get(current):
+                counted = fold_slot(current, arrivals[current], store=store, clock=clock, settings=settings,
+                                    tracker=tracker, cache=cache)
+                report.starts_counted += counted.starts
+                report.deltas_written += counted.deltas
+                report.bases_written += counted.bases
+            report.slots_folded += 1
+            watermark = current
+        slot = watermark + 1
+    _finish(store, report, watermark, newest)
     return report
 
 
@@ -140,6 +133,10 @@ def fold_slot(slot: int, arrivals: Sequence[StartKey], *, store: RollupStore, cl
     marks = store.read_marks(keys) if keys else {}
     candidates = [key for key in keys if marks.get(key, slot) == slot
                   and ttl_seconds(key.ts, now, settings.retention) > 0]
+    # An arrival whose start row is missing belongs to a batch that failed half way (its client was told to
+    # re-send): counted only once the start row is stored, like the listing shows it.
+    stored = store.stored_starts(candidates) if candidates else set()
+    candidates = [key for key in candidates if key in stored]
     counted = store.claim_fold(slot, candidates, FOLD_RECORD_TTL_SECONDS) if candidates else []
     store.write_marks([(key, slot, max(1, ttl_seconds(key.ts, now, settings.retention))) for key in counted])
     deltas = _deltas(counted)

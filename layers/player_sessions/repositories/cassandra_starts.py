@@ -20,7 +20,7 @@ from player_sessions.cassandra_connection import BULK_PROFILE, CassandraConnecti
 from player_sessions.models import Arrival, RollupRow, StartKey, StartRow, from_epoch_ms, to_epoch_ms
 from player_sessions.read_meter import count_read
 from player_sessions.repositories.cassandra_store import unavailable_on_failure
-from player_sessions.time_buckets import Bucket, Level
+from player_sessions.time_buckets import Bucket, Level, start_shard
 
 PROGRESS_NAME = "starts"
 READ_PROGRESS = "SELECT slot FROM rollup_progress WHERE name = ?"
@@ -32,6 +32,9 @@ READ_ARRIVALS = "SELECT slot, session_id, ts, country FROM start_arrivals WHERE 
 READ_MARKS = "SELECT session_id, ts, country, slot FROM start_marks WHERE session_id IN ?"
 WRITE_MARK = "INSERT INTO start_marks (session_id, ts, country, slot) VALUES (?, ?, ?, ?) USING TTL ?"
 CLAIM_FOLD = "INSERT INTO rollup_folds (slot, starts) VALUES (?, ?) IF NOT EXISTS USING TTL ?"
+READ_START_ROW = (
+    "SELECT session_id FROM session_starts WHERE hour = ? AND shard = ? AND country = ? AND ts = ? AND session_id = ?"
+)
 READ_ROLLUPS = (
     "SELECT bucket, slot, base, counts FROM start_count_rollups "
     "WHERE level = ? AND period = ? AND bucket >= ? AND bucket <= ?"
@@ -161,6 +164,16 @@ class CassandraStartsStore:
         with unavailable_on_failure("write the start marks"):
             self._concurrently(WRITE_MARK, ((key.session_id, key.ts, key.country, slot, ttl)
                                             for key, slot, ttl in marks), bulk=len(marks) > 100)
+
+    def stored_starts(self, keys: Sequence[StartKey]) -> set[StartKey]:
+        parameters = [(key.ts.astimezone(UTC).replace(minute=0, second=0, microsecond=0),
+                       start_shard(key.session_id, self._shards), key.country, key.ts, key.session_id)
+                      for key in keys]
+        with unavailable_on_failure("read the start rows"):
+            results = self._concurrently(READ_START_ROW, parameters, bulk=len(parameters) > 100)
+        stored = {key for key, result in zip(keys, results, strict=True) if result.one() is not None}
+        count_read(rows=len(stored), partitions=len(keys), requests=len(keys))
+        return stored
 
     def claim_fold(self, slot: int, keys: Sequence[StartKey], ttl_seconds: int) -> list[StartKey]:
         record = json.dumps([[str(key.session_id), to_epoch_ms(key.ts), key.country] for key in keys],

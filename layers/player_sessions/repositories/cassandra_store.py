@@ -118,9 +118,11 @@ class CassandraSessionStore:
             batch.add(self._statement(cql), params)
         return batch, None
 
-    def write_events(self, writes: Sequence[EventWrite]) -> None:
+    def write_events(self, writes: Sequence[EventWrite], arrivals: Sequence[ArrivalWrite]) -> None:
         with unavailable_on_failure("store the events"):
-            self._once_more_after_reconnect(lambda: self._run_concurrently(_event_statements(writes)))
+            self._record_minutes(arrivals)
+            self._once_more_after_reconnect(lambda: self._run_concurrently(
+                [*_event_statements(writes), *_arrival_statements(arrivals)]))
 
     def read_sessions(self, session_ids: Sequence[UUID]) -> dict[UUID, SessionHalves]:
         with unavailable_on_failure("read the sessions back"):
@@ -136,15 +138,11 @@ class CassandraSessionStore:
                 )
         return halves
 
-    def write_completed_and_arrivals(self, sessions: Sequence[tuple[CompletedSession, int]],
-                                     arrivals: Sequence[ArrivalWrite]) -> None:
-        with unavailable_on_failure("store the completed sessions and the arrivals"):
-            self._record_minutes(arrivals)
-            self._once_more_after_reconnect(lambda: self._run_concurrently([
-                *((WRITE_COMPLETED, (s.player_id, s.end_ts, s.session_id, s.start_ts, s.country, ttl))
-                  for s, ttl in sessions),
-                *_arrival_statements(arrivals),
-            ]))
+    def write_completed(self, sessions: Sequence[tuple[CompletedSession, int]]) -> None:
+        with unavailable_on_failure("store the completed sessions"):
+            self._once_more_after_reconnect(lambda: self._run_concurrently(
+                (WRITE_COMPLETED, (s.player_id, s.end_ts, s.session_id, s.start_ts, s.country, ttl))
+                for s, ttl in sessions))
 
     def write_arrivals(self, arrivals: Sequence[ArrivalWrite]) -> None:
         with unavailable_on_failure("store the arrivals"):

@@ -22,16 +22,15 @@ from player_sessions.time_buckets import Bucket
 
 
 class SessionStore(Protocol):
-    def write_events(self, writes: Sequence[EventWrite]) -> None:
-        """Stores each event's half of its session (and the start row of a start), acknowledged by all."""
+    def write_events(self, writes: Sequence[EventWrite], arrivals: Sequence[ArrivalWrite]) -> None:
+        """Stores each event's half of its session, the start row of a start and its arrival, all at once;
+        every arrival's minute is in ``arrival_minutes`` before the arrival is."""
 
     def read_sessions(self, session_ids: Sequence[UUID]) -> dict[UUID, SessionHalves]:
         """The stored halves of each session that has any."""
 
-    def write_completed_and_arrivals(self, sessions: Sequence[tuple[CompletedSession, int]],
-                                     arrivals: Sequence[ArrivalWrite]) -> None:
-        """Stores completed sessions, each with its TTL in seconds (writing one twice changes nothing), and the
-        arrivals of stored starts; every arrival's minute is in ``arrival_minutes`` before the arrival is."""
+    def write_completed(self, sessions: Sequence[tuple[CompletedSession, int]]) -> None:
+        """Stores completed sessions, each with its TTL in seconds (writing one twice changes nothing)."""
 
     def write_arrivals(self, arrivals: Sequence[ArrivalWrite]) -> None:
         """Stores arrivals (their minutes first, as above)."""
@@ -81,6 +80,10 @@ class StartsStore(Protocol):
 
 class RollupStore(StartsStore, Protocol):
     """What the builder uses besides the readers' view."""
+
+    def stored_starts(self, keys: Sequence[StartKey]) -> set[StartKey]:
+        """Those of the starts whose start row is stored (an arrival is written beside its start row, so a
+        batch that failed half way may have left one without the other)."""
 
     def claim_fold(self, slot: int, keys: Sequence[StartKey], ttl_seconds: int) -> list[StartKey]:
         """Records which starts the fold of ``slot`` counts, unless a fold of it recorded that already; returns
