@@ -130,16 +130,33 @@ def _coarse_hours(country: str, buckets: list[Bucket], newest_hour: datetime, ta
                   store: StartsStore) -> Iterator[tuple[datetime, int | None]]:
     candidates = [bucket for bucket in buckets if bucket.start <= newest_hour]
     for group in _doubling_groups(candidates, FIRST_ROLLUP_GROUP):
-        rows = store.read_rollups(group)
-        for bucket in group:
-            count = bucket_state(rows.get(bucket, [])).counts[country]
-            late = any(bucket.contains(hour) for hour in tail_hours)
-            if count == 0 and not late:
-                continue
-            if bucket.level is Level.HOUR:
-                yield bucket.start, None if late else count
-            else:
-                yield from _coarse_hours(country, list(reversed(children(bucket))), newest_hour, tail_hours, store)
+        yield from _expanded(country, group, newest_hour, tail_hours, store)
+
+
+def _expanded(country: str, buckets: list[Bucket], newest_hour: datetime, tail_hours: set[datetime],
+              store: StartsStore) -> list[tuple[datetime, int | None]]:
+    """The hours with the country's starts in ``buckets`` (newest first): their rollups in one read, then the
+    children of every day or month among them that holds some, all in one read a level down."""
+    rows = store.read_rollups(buckets)
+    kept: list[tuple[Bucket, int, bool]] = []
+    for bucket in buckets:
+        count = bucket_state(rows.get(bucket, [])).counts[country]
+        late = any(bucket.contains(hour) for hour in tail_hours)
+        if count or late:
+            kept.append((bucket, count, late))
+    coarse = [bucket for bucket, _, _ in kept if bucket.level is not Level.HOUR]
+    below = [child for bucket in coarse for child in reversed(children(bucket)) if child.start <= newest_hour]
+    hours_below = iter(_expanded(country, below, newest_hour, tail_hours, store) if below else [])
+    found: list[tuple[datetime, int | None]] = []
+    pending = next(hours_below, None)
+    for bucket, count, late in kept:
+        if bucket.level is Level.HOUR:
+            found.append((bucket.start, None if late else count))
+            continue
+        while pending is not None and bucket.contains(pending[0]):
+            found.append(pending)
+            pending = next(hours_below, None)
+    return found
 
 
 def _doubling_groups(items: list[Bucket], first: int) -> Iterator[list[Bucket]]:

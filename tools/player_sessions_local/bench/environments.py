@@ -41,8 +41,9 @@ class Gateway:
             self.process.wait()
 
 
-def start_gateway(name: str, settings: Settings, out: Path) -> Gateway:
-    """The local gateway in its own process, as `make serve` runs it, on this keyspace and Redis database."""
+def start_gateway(name: str, settings: Settings, out: Path, max_concurrency: int) -> Gateway:
+    """The local gateway in its own process, as `make serve` runs it (its pool of execution environments up to
+    ``max_concurrency``), on this keyspace and Redis database."""
     port = free_port()
     env = {
         **os.environ,
@@ -58,7 +59,8 @@ def start_gateway(name: str, settings: Settings, out: Path) -> Gateway:
     with log_path.open("w") as log:
         # The bench runs one builder of its own (the scheduled function); the gateways fold nothing.
         process = subprocess.Popen([sys.executable, "-m", "player_sessions_local.gateway", "--port", str(port),
-                                    "--no-rollup-builder"], env=env, stdout=log, stderr=subprocess.STDOUT)
+                                    "--max-concurrency", str(max_concurrency), "--no-rollup-builder"],
+                                   env=env, stdout=log, stderr=subprocess.STDOUT)
     return Gateway(name, f"http://127.0.0.1:{port}", process, log_path)
 
 
@@ -78,15 +80,21 @@ def wait_until_listening(gateway: Gateway, timeout: float = 60) -> None:
 
 @dataclass
 class Environments:
-    """Gateway processes serving one configuration, one per client. Lambda serves N concurrent requests with N
-    execution environments, each running one invocation at a time; one gateway process does the same (it
-    runs one invocation at a time), so N clients get N processes."""
+    """One gateway serving one configuration: Lambda serves N concurrent requests with N execution environments,
+    each running one invocation at a time; the gateway's pool does the same, started up to N."""
 
     name: str
     gateways: list[Gateway]
+    concurrency: int = 1
 
     def url_for(self, client: int) -> str:
         return self.gateways[client % len(self.gateways)].url
+
+    def pids(self) -> list[int]:
+        """The gateways and every process under them (execution environments: emulators and runtimes)."""
+        from player_sessions_local.cpu_profile import descendants
+
+        return [pid for gateway in self.gateways for pid in (gateway.process.pid, *descendants(gateway.process.pid))]
 
     def stop(self) -> None:
         for gateway in self.gateways:
@@ -94,7 +102,7 @@ class Environments:
 
 
 def start_environments(name: str, settings: Settings, count: int, out: Path) -> Environments:
-    return Environments(name, [start_gateway(f"{name}-{i}", settings, out) for i in range(count)])
+    return Environments(name, [start_gateway(name, settings, out, max_concurrency=count)], count)
 
 
 class HttpClient:
@@ -137,12 +145,15 @@ def http_client(url: str, timeout: float = 30) -> HttpClient:
 def warm_up(environments: Environments) -> None:
     """Imports every function and opens the connections in each process (Lambda's cold start), not timed."""
 
-    def warm(gateway: Gateway) -> None:
-        wait_until_listening(gateway)
-        with http_client(gateway.url) as client:
+    def warm(url: str) -> None:
+        with http_client(url) as client:
             client.request("POST", "/events", b"[]")
             client.request("GET", "/countries/starts?hours=0")
             client.get_json("/health")
 
-    with ThreadPoolExecutor(len(environments.gateways)) as pool:
-        list(pool.map(warm, environments.gateways))
+    for gateway in environments.gateways:
+        wait_until_listening(gateway)
+    # As many clients at once as the pool may start environments: each one's cold start happens now.
+    urls = [environments.url_for(0)] * environments.concurrency
+    with ThreadPoolExecutor(len(urls)) as pool:
+        list(pool.map(warm, urls))

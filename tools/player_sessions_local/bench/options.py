@@ -72,11 +72,11 @@ def parse_options(argv: Sequence[str] | None) -> BenchOptions:
                         help="per route, one client at a time, after the concurrent pass (default 5; 0.5 with "
                              "--quick; 0 skips it)")
     parser.add_argument("--clients", type=int, default=4,
-                        help="concurrent clients per route, each with its own gateway process")
+                        help="concurrent clients per route (the gateway starts as many execution environments)")
     parser.add_argument("--http-events", type=int, default=None,
                         help="the file's first events posted through HTTP (default 100,000; 2,000 with --quick)")
     parser.add_argument("--http-clients", type=int, default=4,
-                        help="concurrent clients posting batches, each with its own gateway process")
+                        help="concurrent clients posting batches (as many execution environments)")
     parser.add_argument("--processes", type=int, default=2, help="loader and bare-loop processes")
     parser.add_argument("--chunks-in-flight", type=int, default=CHUNKS_IN_FLIGHT_PER_PROCESS,
                         help="chunks each loader process ingests at once")

@@ -237,7 +237,7 @@ class Summary:
             "## Where the CPU went (2 cores shared by everything)",
             "",
             "CPU milliseconds per 1,000 events, per write path: the path's own processes (bare-loop workers; loader "
-            "and its workers; gateway processes and HTTP clients), the local Cassandra and Redis, and what the rest "
+            "and its workers; the gateway, its execution environments and the HTTP clients), the local Cassandra and Redis, and what the rest "
             "of the machine used meanwhile (other people's work on this shared machine, in CPU seconds per second "
             "of the phase, out of 2).",
             "",

@@ -142,7 +142,7 @@ class BenchRun:
         expected = expected_rows(events, datetime.now(UTC), self.http_settings)
         say(f"HTTP ingest: the first {len(events):,} events, {o.http_clients} clients, batches of {BATCH_EVENTS}")
         warm_up(self.environments["http"])
-        pids = [gateway.process.pid for gateway in self.environments["http"].gateways]
+        pids = self.environments["http"].pids()
         with CpuMeter(lambda: pids) as meter:
             http = run_http_ingest(self.environments["http"], events, o.http_clients)
             http.cpu = meter.stop()

@@ -177,6 +177,6 @@ def run_http_ingest(environments: Environments, events: list[dict], clients: int
         thread.join()
     seconds = time.perf_counter() - started
     return Throughput("HTTP ingest (POST /events)", len(events), seconds, len(errors), len(resent),
-                      f"{len(bodies):,} batches of {BATCH_EVENTS}, {clients} clients, "
-                      f"{len(environments.gateways)} gateway processes"
+                      f"{len(bodies):,} batches of {BATCH_EVENTS}, {clients} clients, one gateway with up to "
+                      f"{environments.concurrency} execution environments"
                       + (f"; first error: {errors[0]}" if errors else ""))
