@@ -327,7 +327,7 @@ def wait_until_folded(services: Services) -> Callable[[], float]:
 
     def wait() -> float:
         started = time.perf_counter()
-        time.sleep(3)  # the newest slot settles two seconds after it ends
+        time.sleep(3)  # the newest slot settles 1.5 s after it ends
         fold_until_caught_up(services)
         return time.perf_counter() - started
 
