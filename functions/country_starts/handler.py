@@ -16,7 +16,7 @@ from player_sessions.models import (
     StartsByCountryOut,
     format_timestamp,
 )
-from player_sessions.observability import MetricUnit, logger, metrics, report_reads, tracer
+from player_sessions.observability import MetricUnit, logger, measure_work, metrics, report_reads, tracer
 from player_sessions.read_meter import metered
 from player_sessions.services import get_services
 
@@ -88,6 +88,7 @@ def list_starts(
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@measure_work
 @metrics.log_metrics
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

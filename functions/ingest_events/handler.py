@@ -9,7 +9,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from player_sessions.domain.ingest import BatchOutcome, ingest_batch
 from player_sessions.http import ERROR_RESPONSES, build_resolver, model_response, read_json_batch
 from player_sessions.models import ErrorOut, IngestResult
-from player_sessions.observability import MetricUnit, logger, metrics, tracer
+from player_sessions.observability import MetricUnit, logger, measure_work, metrics, tracer
 from player_sessions.services import get_services
 
 app = build_resolver()
@@ -61,6 +61,7 @@ def _record_metrics(outcome: BatchOutcome) -> None:
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@measure_work
 @metrics.log_metrics
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

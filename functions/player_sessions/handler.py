@@ -12,7 +12,7 @@ from player_sessions.errors import DatabaseUnavailableError
 from player_sessions.domain.player_history import last_completed_sessions
 from player_sessions.http import ERROR_RESPONSES, build_resolver, model_response
 from player_sessions.models import PLAYER_ID_PATTERN, CompletedSessionOut, HealthOut, PlayerSessionsOut, format_timestamp
-from player_sessions.observability import MetricUnit, logger, metrics, tracer
+from player_sessions.observability import MetricUnit, logger, measure_work, metrics, tracer
 from player_sessions.services import get_services
 
 app = build_resolver()
@@ -71,6 +71,7 @@ def health() -> Response[HealthOut]:
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@measure_work
 @metrics.log_metrics
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

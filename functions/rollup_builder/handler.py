@@ -11,7 +11,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from player_sessions.domain.rollup_builder import CompactionTracker, FoldReport, fold_ready_slots
-from player_sessions.observability import MetricUnit, logger, metrics, tracer
+from player_sessions.observability import MetricUnit, logger, measure_work, metrics, tracer
 from player_sessions.services import get_services
 
 RUN_FOR_SECONDS = 55.0
@@ -24,6 +24,7 @@ _tracker = CompactionTracker()
 
 
 @logger.inject_lambda_context
+@measure_work
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

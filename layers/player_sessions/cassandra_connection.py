@@ -31,6 +31,7 @@ from cassandra.query import PreparedStatement
 
 from player_sessions.errors import DatabaseUnavailableError
 from player_sessions.settings import DatabaseMode, Settings
+from player_sessions.work_meter import install_cassandra_meter
 
 if TYPE_CHECKING:
     import boto3
@@ -212,6 +213,7 @@ class CassandraConnection:
             # request_timeout: with Cassandra frozen, a request was held 10 s per statement. The public setter
             # refuses once execution profiles are in use, hence the attribute.
             session._default_timeout = self._settings.cassandra_request_timeout_seconds
+            install_cassandra_meter(session)
             self._probe = session.prepare(PROBE)
         except (NoHostAvailable, OperationTimedOut, OSError) as error:
             cluster.shutdown()

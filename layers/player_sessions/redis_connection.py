@@ -7,6 +7,7 @@ import threading
 import redis
 
 from player_sessions.settings import Settings
+from player_sessions.work_meter import install_redis_meter
 
 
 class RedisConnection:
@@ -31,6 +32,7 @@ class RedisConnection:
                         retry=None,
                         health_check_interval=30,
                     )
+                    install_redis_meter(self._client)
         return self._client
 
     def close(self) -> None:

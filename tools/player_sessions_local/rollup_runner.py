@@ -3,18 +3,26 @@ gateway (`make serve`, the end-to-end tests), or to the end of the arrivals afte
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
 
 from player_sessions.domain.rollup_builder import CompactionTracker, FoldReport, fold_ready_slots
 from player_sessions.errors import DatabaseUnavailableError
-from player_sessions.observability import metrics
+from player_sessions.observability import SCHEDULED_ROUTE, metrics
+from player_sessions.read_meter import ReadTally, attributed_to
 from player_sessions.services import Services
+from player_sessions.work_meter import work_record
 
 PAUSE_SECONDS = 0.25
 """Between two runs, as in functions/rollup_builder (the tail readers count stays near SLOT_SETTLE + this)."""
+WORK_REPORT_SECONDS = 60.0
+"""The deployed builder is invoked once a minute: its work is reported per minute, as one invocation's."""
+WORK_LABEL = "rollup_builder#local"
 _LOGGER = logging.getLogger(__name__)
 
 
@@ -52,6 +60,11 @@ class RollupRunner:
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
     _tracker: CompactionTracker = field(default_factory=CompactionTracker)
+    work_log: Path | None = None
+    """Where each minute's measured work goes as a "request work" line (the cost model reads it); without
+    one, to this module's logger (the gateway's log)."""
+    _minute: ReadTally = field(default_factory=ReadTally)
+    _minutes: int = 0
 
     def start(self) -> RollupRunner:
         self._thread = threading.Thread(target=self._run, name="rollup-builder", daemon=True)
@@ -63,12 +76,30 @@ class RollupRunner:
         if self._thread is not None:
             self._thread.join(timeout=10)
 
+    def _report_work(self) -> None:
+        self._minutes += 1
+        record = {"message": "request work", "function_request_id": f"local-builder-{self._minutes}",
+                  "route": SCHEDULED_ROUTE, "starts_counted": self.total.starts_counted,
+                  **work_record(self._minute)}
+        line = json.dumps(record, separators=(",", ":"))
+        if self.work_log is None:
+            _LOGGER.info("%s %s", WORK_LABEL, line)
+        else:
+            with self.work_log.open("a") as log:
+                log.write(f"{datetime.now(UTC):%Y-%m-%d %H:%M:%S,%f} INFO {WORK_LABEL} {line}\n")
+        self._minute = ReadTally()
+
     def _run(self) -> None:
+        minute_ends = time.monotonic() + WORK_REPORT_SECONDS
         while not self._stop.is_set():
+            if time.monotonic() >= minute_ends:
+                self._report_work()
+                minute_ends += WORK_REPORT_SECONDS
             try:
-                report = fold_ready_slots(store=self.services.starts, clock=self.services.clock,
-                                          settings=self.services.settings, tracker=self._tracker,
-                                          cache=self.services.cache)
+                with attributed_to(self._minute):
+                    report = fold_ready_slots(store=self.services.starts, clock=self.services.clock,
+                                              settings=self.services.settings, tracker=self._tracker,
+                                              cache=self.services.cache)
                 add_reports(self.total, report)
             except DatabaseUnavailableError as error:
                 # Cassandra is down or slow: the next run starts from the watermark again.

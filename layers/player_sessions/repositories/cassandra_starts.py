@@ -14,11 +14,12 @@ from uuid import UUID
 from cassandra import ConsistencyLevel
 from cassandra.cluster import EXEC_PROFILE_DEFAULT
 from cassandra.concurrent import execute_concurrent
-from cassandra.query import BatchStatement, BatchType, PreparedStatement
+from cassandra.query import BatchType, PreparedStatement
 
 from player_sessions.cassandra_connection import BULK_PROFILE, CassandraConnection
 from player_sessions.models import Arrival, RollupRow, StartKey, StartRow, from_epoch_ms, to_epoch_ms
 from player_sessions.read_meter import count_read
+from player_sessions.work_meter import MeteredBatch, metered_session
 from player_sessions.repositories.cassandra_store import unavailable_on_failure
 from player_sessions.time_buckets import Bucket, Level, start_shard
 
@@ -100,7 +101,7 @@ class CassandraStartsStore:
         if not pairs:
             return []
         results = execute_concurrent(
-            self._connection.session(), pairs, concurrency=CONCURRENCY, raise_on_first_error=True,
+            metered_session(self._connection.session()), pairs, concurrency=CONCURRENCY, raise_on_first_error=True,
             execution_profile=BULK_PROFILE if bulk else EXEC_PROFILE_DEFAULT,
         )
         return [result for _, result in results]
@@ -223,14 +224,14 @@ class CassandraStartsStore:
                 if len(group) == 1:
                     requests.append((statement, group[0]))
                     continue
-                batch = BatchStatement(batch_type=BatchType.UNLOGGED)
+                batch = MeteredBatch(batch_type=BatchType.UNLOGGED)
                 for row in group:
                     batch.add(statement, row)
                 requests.append((batch, None))
         if not requests:
             return
         with unavailable_on_failure("write rollup deltas"):
-            execute_concurrent(self._connection.session(), requests, concurrency=CONCURRENCY,
+            execute_concurrent(metered_session(self._connection.session()), requests, concurrency=CONCURRENCY,
                                raise_on_first_error=True,
                                execution_profile=BULK_PROFILE if len(requests) > 100 else EXEC_PROFILE_DEFAULT)
 
@@ -242,14 +243,14 @@ class CassandraStartsStore:
         batches = []
         for bucket, slot, counts, ttl in bases:
             key = (bucket.level.code, bucket.period, bucket.start)
-            batch = BatchStatement(batch_type=BatchType.UNLOGGED)
+            batch = MeteredBatch(batch_type=BatchType.UNLOGGED)
             batch.add(write, (*key, slot, True, _counts_json(counts), ttl))
             batch.add(remove, (*key, slot))
             batches.append((batch, None))
         if not batches:
             return
         with unavailable_on_failure("compact rollups"):
-            execute_concurrent(session, batches, concurrency=CONCURRENCY, raise_on_first_error=True,
+            execute_concurrent(metered_session(session), batches, concurrency=CONCURRENCY, raise_on_first_error=True,
                                execution_profile=BULK_PROFILE if len(batches) > 100 else EXEC_PROFILE_DEFAULT)
 
     # ---- start rows ----

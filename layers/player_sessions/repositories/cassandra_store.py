@@ -21,13 +21,14 @@ from uuid import UUID
 from cassandra import DriverException, OperationTimedOut, RequestExecutionException
 from cassandra.cluster import NoHostAvailable, Session
 from cassandra.concurrent import execute_concurrent
-from cassandra.query import BatchStatement, BatchType, PreparedStatement
+from cassandra.query import BatchType, PreparedStatement
 
 from player_sessions.cassandra_connection import CassandraConnection
 from player_sessions.errors import DatabaseUnavailableError
 from player_sessions.models import ArrivalWrite, CompletedSession, EventType, EventWrite, SessionHalves
 from player_sessions.observability import MetricUnit, metrics
 from player_sessions.time_buckets import Level, slot_start
+from player_sessions.work_meter import MeteredBatch, metered_session
 
 WRITE_START_HALF = (
     "UPDATE sessions USING TTL ? SET player_id = ?, country = ?, start_ts = ? WHERE session_id = ?"
@@ -106,14 +107,14 @@ class CassandraSessionStore:
         pairs = [self._request(statement) for statement in statements]
         if not pairs:
             return []
-        results = execute_concurrent(self._session(), pairs, concurrency=WRITE_CONCURRENCY, raise_on_first_error=True)
+        results = execute_concurrent(metered_session(self._session()), pairs, concurrency=WRITE_CONCURRENCY, raise_on_first_error=True)
         return [result for _, result in results]
 
     def _request(self, statement: Statement | list[Statement]) -> tuple[Any, Any]:
         if isinstance(statement, tuple):
             cql, params = statement
             return self._statement(cql), params
-        batch = BatchStatement(batch_type=BatchType.UNLOGGED)
+        batch = MeteredBatch(batch_type=BatchType.UNLOGGED)
         for cql, params in statement:
             batch.add(self._statement(cql), params)
         return batch, None

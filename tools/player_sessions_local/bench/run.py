@@ -30,6 +30,7 @@ from player_sessions_local.bench.options import BATCH_EVENTS, BenchOptions, say
 from player_sessions_local.bench.report import Summary, load_average, machine_description, plot_latency
 from player_sessions_local.bench.throughput import Throughput, run_bare_loop, run_http_ingest
 from player_sessions_local.bench.verification import MetricCheck, RowCount, check_metric, count_rows
+from player_sessions_local.cost.runs import BUILDER_WORK_LOG, cost_section
 from player_sessions_local.generate import generate_events, open_for_writing
 from player_sessions_local.load import CHUNK_EVENTS, load_file
 from player_sessions_local.rollup_runner import RollupRunner, fold_until_caught_up
@@ -164,7 +165,7 @@ class BenchRun:
         say(f"  {total.starts_counted:,} starts folded in {fold_seconds:.1f} s "
             f"({total.starts_counted / fold_seconds if fold_seconds else 0:,.0f} starts/s), "
             f"{total.deltas_written:,} deltas, {total.bases_written:,} bases")
-        self.builder = RollupRunner(self.services).start()
+        self.builder = RollupRunner(self.services, work_log=self.options.out / BUILDER_WORK_LOG).start()
         warm_up(self.environments["uncached"])
         check = check_metric(self.environments["uncached"].url_for(0), self.expected, fold_seconds,
                              total.starts_counted)
@@ -244,9 +245,12 @@ class BenchRun:
         plot_latency(summary.latencies, o.out / "latency.png",
                      f"{self.expected.lines:,} events loaded; {o.clients} clients, {o.seconds:g} s per route; "
                      f"{self.machine['cpus']} CPUs; {self.started_at:%Y-%m-%d %H:%M} UTC")
-        (o.out / "summary.md").write_text(summary.markdown())
+        cost = cost_section(o.out)
+        (o.out / "summary.md").write_text(summary.markdown() + "\n## Cost per request and per month\n\n"
+                                          + "\n".join(cost) + "\n")
         (o.out / "results.json").write_text(json.dumps(summary.as_json(), indent=2))
         print(summary.console())
+        print("\n".join(cost))
         print(f"\nwritten: {o.out / 'summary.md'}, {o.out / 'latency.png'}, {o.out / 'results.json'}")
         return 0 if summary.clean else 1
 

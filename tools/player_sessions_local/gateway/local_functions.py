@@ -24,6 +24,8 @@ benchmark set (keyspace, ports, timeouts) wins over the deployed values."""
 LOCAL_DEFAULTS = {
     # No X-Ray daemon here, and the emulator does not emulate X-Ray (its README says so).
     "POWERTOOLS_TRACE_DISABLED": "true",
+    # Each invocation logs its measured work: what `python -m player_sessions_local.cost` prices.
+    "PLAYER_SESSIONS_REPORT_WORK": "true",
 }
 
 

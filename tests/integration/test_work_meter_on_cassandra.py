@@ -1,0 +1,80 @@
+"""The work meter against the real local Cassandra: what a batch of ten events and a history read cost in rows,
+bytes and Keyspaces request units, computed by hand from the schema and the values written."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import pytest
+
+from player_sessions.domain.ingest import ingest_batch
+from player_sessions.domain.player_history import last_completed_sessions
+from player_sessions.read_meter import metered
+from player_sessions.repositories.cassandra_store import CassandraSessionStore
+from player_sessions.work_meter import work_record
+from tests.integration.test_ingest_on_cassandra import end_event, fresh_player, now_clock, start_event
+
+pytestmark = pytest.mark.integration
+
+# A 32-character player id and a two-letter country, by the rules in player_sessions.keyspaces_units:
+# key columns twice (partition + 3 bytes, clustering + 1 byte per 5), every column + 1 byte of identifier.
+UUID_PK = 2 * 16 + 3 + 1  # 36
+TS_CK, UUID_CK, COUNTRY_CK = 2 * 8 + 2 + 1, 2 * 16 + 4 + 1, 2 * 2 + 1 + 1  # 19, 37, 6
+PLAYER, COUNTRY, TS = 32 + 1, 2 + 1, 8 + 1  # 33, 3, 9
+SESSION_START_HALF = UUID_PK + PLAYER + COUNTRY + TS  # 81
+SESSION_END_HALF = UUID_PK + TS  # 45
+COMPLETED_ROW = (2 * 32 + 3 + 1) + TS_CK + UUID_CK + TS + COUNTRY  # 136
+# hour (timestamp) and shard (an int under 10: 1 digit -> 2 bytes) as partition key columns
+START_ROW = (2 * 8 + 3 + 1) + (2 * 2 + 3 + 1) + COUNTRY_CK + TS_CK + UUID_CK + PLAYER  # 123
+
+
+def test_a_ten_event_batch_costs_one_write_unit_per_row(cassandra_connection, test_settings):
+    # Given five sessions, each start and end in one batch of ten events
+    store = CassandraSessionStore(cassandra_connection)
+    clock = now_clock()
+    player_id = fresh_player()
+    batch = []
+    for minutes in range(5):
+        session_id = uuid.uuid4()
+        batch += [start_event(player_id, session_id, clock.now() - timedelta(minutes=30 + minutes), "FI"),
+                  end_event(player_id, session_id, clock.now() - timedelta(minutes=minutes))]
+
+    # When it is stored inside a metered request
+    with metered() as tally:
+        outcome = ingest_batch(batch, store=store, clock=clock, settings=test_settings)
+    work = work_record(tally)["cassandra"]
+
+    # Then every row is counted with its encoded size, and each row (all under 1 KB) is one WRU
+    assert outcome.stored == 10
+    assert {table: (w["rows_written"], w["bytes_written"], w["write_units"]) for table, w in work.items()} == {
+        "sessions": (10, 5 * (SESSION_START_HALF + SESSION_END_HALF), 10),
+        "completed_sessions_by_player": (5, 5 * COMPLETED_ROW, 5),
+        "session_starts": (5, 5 * START_ROW, 5),
+        "start_arrivals": (5, work["start_arrivals"]["bytes_written"], 5),
+        "arrival_minutes": (1, work["arrival_minutes"]["bytes_written"], 1),
+    }
+    assert work_record(tally)["write_units"] == 26
+
+
+def test_a_history_read_costs_its_pages_in_read_units(cassandra_connection, test_settings):
+    # Given a player with three completed sessions
+    store = CassandraSessionStore(cassandra_connection)
+    clock = now_clock()
+    player_id = fresh_player()
+    batch = []
+    for minutes in range(3):
+        session_id = uuid.uuid4()
+        batch += [start_event(player_id, session_id, clock.now() - timedelta(minutes=30 + minutes)),
+                  end_event(player_id, session_id, clock.now() - timedelta(minutes=minutes))]
+    ingest_batch(batch, store=store, clock=clock, settings=test_settings)
+
+    # When the history is read inside a metered request
+    with metered() as tally:
+        sessions = last_completed_sessions(player_id, 20, store, clock, test_settings)
+
+    # Then one page of three rows (session id, start, end, country: no player id) is one RRU
+    assert len(sessions) == 3
+    read = work_record(tally)["cassandra"]["completed_sessions_by_player"]
+    assert read == {"read_requests": 1, "rows_read": 3, "bytes_read": 3 * (UUID_CK + TS + TS_CK + COUNTRY),
+                    "read_units": 1.0}
