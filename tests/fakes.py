@@ -21,7 +21,7 @@ from player_sessions.models import (
     StartRow,
 )
 from player_sessions.read_meter import count_read
-from player_sessions.repositories.cache_protocol import CacheToken
+from player_sessions.repositories.cache_protocol import CacheHealth, CacheToken
 from player_sessions.time_buckets import Bucket, Level, slot_start
 
 
@@ -204,6 +204,9 @@ class InMemoryReadCache:
     def store(self, token: CacheToken | None, key: str, value: bytes, ttl_seconds: int) -> None:
         if token is not None:
             self.values[f"{token.key_prefix}|{key}"] = value
+
+    def ping(self) -> CacheHealth:
+        return CacheHealth(status="up", latency_ms=0.1)
 
     def invalidate(self, scopes: Sequence[str]) -> None:
         self.generations.update(scopes)

@@ -32,7 +32,7 @@ Hours = Annotated[int, Query(ge=1, le=8760, description="The window: the last X 
                400: ERROR_RESPONSES[400], 403: ERROR_RESPONSES[403], 503: ERROR_RESPONSES[503]},
     tags=["countries"],
 )
-@tracer.capture_method
+@tracer.capture_method(capture_response=False)
 def count_starts(hours: Hours) -> StartsByCountryOut:
     services = get_services()
     with metered() as reads:
@@ -58,7 +58,7 @@ def count_starts(hours: Hours) -> StartsByCountryOut:
                400: ERROR_RESPONSES[400], 403: ERROR_RESPONSES[403], 503: ERROR_RESPONSES[503]},
     tags=["countries"],
 )
-@tracer.capture_method
+@tracer.capture_method(capture_response=False)
 def list_starts(
     country: Annotated[str, Path(pattern="^[A-Za-z]{2}$", description="ISO 3166-1 alpha-2, any case")],
     hours: Hours,
@@ -84,6 +84,6 @@ def list_starts(
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
 @metrics.log_metrics
-@tracer.capture_lambda_handler
+@tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

@@ -31,7 +31,7 @@ app = build_resolver()
     },
     tags=["events"],
 )
-@tracer.capture_method
+@tracer.capture_method(capture_response=False)
 def ingest_events() -> Response[IngestResult]:
     services = get_services()
     items = read_json_batch(app.current_event, services.settings)
@@ -62,6 +62,6 @@ def _record_metrics(outcome: BatchOutcome) -> None:
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
 @metrics.log_metrics
-@tracer.capture_lambda_handler
+@tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

@@ -29,15 +29,15 @@ MAX_SESSIONS = 20
                400: ERROR_RESPONSES[400], 403: ERROR_RESPONSES[403], 503: ERROR_RESPONSES[503]},
     tags=["players"],
 )
-@tracer.capture_method
+@tracer.capture_method(capture_response=False)
 def player_sessions(
     player_id: Annotated[str, Path(min_length=1, max_length=64, pattern=f"^{PLAYER_ID_PATTERN.pattern}$",
                                    description="1-64 printable ASCII characters, no whitespace")],
     limit: Annotated[int, Query(ge=1, le=MAX_SESSIONS, description="How many sessions, 1 to 20")] = MAX_SESSIONS,
 ) -> PlayerSessionsOut:
     services = get_services()
-    sessions = last_completed_sessions(player_id, limit, services.store, services.clock, services.settings,
-                                       services.cache)
+    logger.append_keys(player_id=player_id)
+    sessions = last_completed_sessions(player_id, limit, store=services.store, clock=services.clock, settings=services.settings, cache=services.cache)
     metrics.add_metric(name="PlayerSessionsReturned", unit=MetricUnit.Count, value=len(sessions))
     return PlayerSessionsOut(
         player_id=player_id,
@@ -62,9 +62,10 @@ def player_sessions(
                503: {"description": "Cassandra is down", "content": {"application/json": {"model": HealthOut}}}},
     tags=["operations"],
 )
+@tracer.capture_method(capture_response=False)
 def health() -> Response[HealthOut]:
     services = get_services()
-    report = check_health(services.store, services.redis)
+    report = check_health(store=services.store, cache=services.cache)
     if report.status == "unavailable":
         return model_response(503, report, {"Retry-After": str(DatabaseUnavailableError.retry_after_seconds)})
     return model_response(200, report)
@@ -72,6 +73,6 @@ def health() -> Response[HealthOut]:
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
 @metrics.log_metrics
-@tracer.capture_lambda_handler
+@tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

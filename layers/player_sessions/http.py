@@ -35,7 +35,8 @@ ERROR_RESPONSES: dict[int, dict[str, Any]] = {
           "content": {"application/json": {"model": ErrorOut}}},
     415: {"description": "The body is not declared as application/json",
           "content": {"application/json": {"model": ErrorOut}}},
-    500: {"description": "Unexpected failure", "content": {"application/json": {"model": ErrorOut}}},
+    500: {"description": "Unexpected failure: `message` carries the request id to quote; the stack is logged",
+          "content": {"application/json": {"model": ErrorOut}}},
     503: {"description": "Cassandra is unreachable; retry after `Retry-After` seconds",
           "content": {"application/json": {"model": ErrorOut}}},
 }
@@ -74,6 +75,15 @@ def build_resolver() -> APIGatewayRestResolver:
             logger.warning("database unavailable", extra={"reason": error.message})
             headers["Retry-After"] = str(error.retry_after_seconds)
         return error_response(error.status_code, error.message, error.errors, headers)
+
+    @app.exception_handler(Exception)
+    def unexpected_error(error: Exception) -> Response:
+        # Anything else is a bug: its stack goes to the log, the client gets the request id to report it by.
+        request_id = app.lambda_context.aws_request_id if app.lambda_context else "unknown"
+        logger.exception("unexpected error", extra={"error_type": type(error).__name__})
+        metrics.add_metric(name="ServerErrors", unit=MetricUnit.Count, value=1)
+        return error_response(500, f"internal error (request id {request_id})",
+                              [{"parameter": "request", "in": "request", "reason": f"request id {request_id}"}])
 
     return app
 

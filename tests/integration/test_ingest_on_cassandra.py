@@ -124,7 +124,7 @@ def test_end_arriving_before_its_start_completes_the_session_once(
 
     # Then the session is completed once, and the player's history holds it with its values
     assert (second.stored, second.completed_sessions) == (1, 1)
-    history = last_completed_sessions(player_id, 20, store, clock, test_settings)
+    history = last_completed_sessions(player_id, 20, store=store, clock=clock, settings=test_settings)
     assert [(s.session_id, s.country, s.start_ts, s.end_ts) for s in history] == [
         (session_id, "FI", start_ts, end_ts)
     ]
@@ -326,8 +326,8 @@ def test_history_is_the_newest_sessions_by_end_time_bounded_by_the_limit(cassand
     newest_first = [session_id for session_id, _, _ in sessions]  # i = 0 ended most recently
 
     # When the history is read with limit 20 and with limit 5
-    twenty = last_completed_sessions(player_id, 20, store, clock, test_settings)
-    five = last_completed_sessions(player_id, 5, store, clock, test_settings)
+    twenty = last_completed_sessions(player_id, 20, store=store, clock=clock, settings=test_settings)
+    five = last_completed_sessions(player_id, 5, store=store, clock=clock, settings=test_settings)
 
     # Then it holds the 20 (or 5) most recently ended sessions, newest end first
     assert [s.session_id for s in twenty] == newest_first[:20]
@@ -354,7 +354,7 @@ def test_session_whose_start_left_the_retention_is_not_in_the_history(cassandra_
     # When the history is read at T + retention - 5 days (the rows are still there: their TTL runs on real time),
     # when the first session's start is out of the retention but its end is in
     read_clock = FixedClock(t + test_settings.retention - timedelta(days=5))
-    history = last_completed_sessions(player_id, 20, store, read_clock, test_settings)
+    history = last_completed_sessions(player_id, 20, store=store, clock=read_clock, settings=test_settings)
 
     # Then only the session with both events retained is returned
     assert [s.session_id for s in history] == [recent_id]

@@ -96,7 +96,7 @@ def test_a_session_completes_whatever_the_arrival_order(store, clock, order):
         for event in events if order == "start first" else reversed(events):
             ingest_batch([event], store=store, clock=clock, settings=SETTINGS)
     # Then the player has exactly that completed session
-    sessions = last_completed_sessions("p1", 20, store, clock, SETTINGS)
+    sessions = last_completed_sessions("p1", 20, store=store, clock=clock, settings=SETTINGS)
     assert [(s.session_id, s.country, s.duration_seconds) for s in sessions] == [(session_id, "FI", 3600.0)]
 
 
@@ -133,10 +133,10 @@ def test_history_returns_the_newest_ends_first_up_to_the_limit(store, clock):
     for minutes, session_id in enumerate(ids):
         ingest_batch([start(session_id, NOW - timedelta(hours=5)),
                       end(session_id, NOW - timedelta(hours=4) + timedelta(minutes=minutes))], store=store, clock=clock, settings=SETTINGS)
-    sessions = last_completed_sessions("p1", 20, store, clock, SETTINGS)
+    sessions = last_completed_sessions("p1", 20, store=store, clock=clock, settings=SETTINGS)
     assert [s.session_id for s in sessions] == list(reversed(ids))[:20]
-    assert len(last_completed_sessions("p1", 3, store, clock, SETTINGS)) == 3
-    assert last_completed_sessions("nobody", 20, store, clock, SETTINGS) == []
+    assert len(last_completed_sessions("p1", 3, store=store, clock=clock, settings=SETTINGS)) == 3
+    assert last_completed_sessions("nobody", 20, store=store, clock=clock, settings=SETTINGS) == []
 
 
 def test_every_stored_start_is_logged_as_an_arrival_after_its_start_row(store, clock):

@@ -16,7 +16,8 @@ CACHE_TTL_SECONDS = 300
 
 
 def last_completed_sessions(
-    player_id: str, limit: int, store: SessionStore, clock: Clock, settings: Settings, cache: ReadCache | None = None
+    player_id: str, limit: int, *, store: SessionStore, clock: Clock, settings: Settings,
+    cache: ReadCache | None = None,
 ) -> list[CompletedSession]:
     """The player's ``limit`` most recently completed sessions, by end time, newest first.
 

@@ -18,6 +18,14 @@ from typing import Protocol
 
 
 @dataclass(frozen=True)
+class CacheHealth:
+    status: str
+    """"up", "down" or "disabled"."""
+    latency_ms: float | None = None
+    detail: str | None = None
+
+
+@dataclass(frozen=True)
 class CacheToken:
     """The generations seen before reading the database; values computed after are stored under them."""
 
@@ -35,6 +43,9 @@ class ReadCache(Protocol):
     def store(self, token: CacheToken | None, key: str, value: bytes, ttl_seconds: int) -> None:
         """Caches ``value`` under ``token``; does nothing when the token is None. Never raises."""
 
+    def ping(self) -> CacheHealth:
+        """Whether the cache answers now, and how fast (a round trip that bypasses any breaker). Never raises."""
+
     def invalidate(self, scopes: Sequence[str]) -> None:
         """Bumps the generations of ``scopes`` so that values cached before are never found again.
 
@@ -51,6 +62,9 @@ class NoCache:
 
     def store(self, token: CacheToken | None, key: str, value: bytes, ttl_seconds: int) -> None:
         return None
+
+    def ping(self) -> CacheHealth:
+        return CacheHealth(status="disabled")
 
     def invalidate(self, scopes: Sequence[str]) -> None:
         return None

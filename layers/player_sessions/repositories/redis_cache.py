@@ -35,7 +35,7 @@ import redis
 from player_sessions.observability import MetricUnit, logger, metrics
 from player_sessions.read_meter import count_cache_lookup
 from player_sessions.redis_connection import RedisConnection
-from player_sessions.repositories.cache_protocol import CacheToken
+from player_sessions.repositories.cache_protocol import CacheHealth, CacheToken
 
 # ValueError: an epoch or generation that is not an integer (a foreign key clash); a miss, not a crash.
 _CACHE_FAILURES = (redis.RedisError, OSError, TimeoutError, ValueError)
@@ -116,6 +116,14 @@ class RedisReadCache:
         self._count("CacheHits" if value is not None else "CacheMisses")
         count_cache_lookup(hit=value is not None)
         return CacheToken(prefix), value
+
+    def ping(self) -> CacheHealth:
+        started = time.perf_counter()
+        try:
+            self._connection.client().ping()
+        except _CACHE_FAILURES as error:
+            return CacheHealth(status="down", detail=type(error).__name__)
+        return CacheHealth(status="up", latency_ms=round((time.perf_counter() - started) * 1000, 2))
 
     def store(self, token: CacheToken | None, key: str, value: bytes, ttl_seconds: int) -> None:
         if token is None or ttl_seconds < 1:
