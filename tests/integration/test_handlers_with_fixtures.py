@@ -11,9 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from functions.country_starts.handler import lambda_handler as country_handler
 from functions.ingest_events.handler import lambda_handler as ingest_handler
 from functions.player_sessions.handler import lambda_handler as player_sessions_handler
 from player_sessions.clock import FixedClock
+from player_sessions.domain.rollup_builder import CompactionTracker, fold_ready_slots
+from player_sessions.models import CountryStartsOut, StartsByCountryOut
 from player_sessions.services import build_services, use_services
 from player_sessions_local.gateway.in_process import LocalLambdaContext
 
@@ -89,3 +92,37 @@ def test_health_fixture_reports_cassandra_up(services):
     assert status == 200
     assert body["cassandra"]["status"] == "up"
     assert body["cache"]["status"] == "disabled"
+
+
+@pytest.fixture
+def counting_services(counts_connection, counts_settings, counts_stores):
+    """On the counts keyspace (emptied): the fixtures' clock is days behind the other tests' builders."""
+    settings = counts_settings.model_copy(update={"cache_enabled": False})
+    built = build_services(settings, FixedClock(FIXTURES_NOW), counts_connection)
+    with use_services(built):
+        yield built
+
+
+def test_country_fixtures_count_and_list_the_valid_batch_starts(counting_services):
+    # Given the valid batch stored (a PK and an FI start), and folded by the builder
+    assert invoke(ingest_handler, "ingest_events_valid_batch")[0] == 200
+    counting_services.clock.advance(seconds=5)
+    fold_ready_slots(store=counting_services.starts, clock=counting_services.clock,
+                     settings=counting_services.settings, tracker=CompactionTracker())
+    # When the country fixtures are invoked
+    status, counts = invoke(country_handler, "country_starts_counts")
+    page_status, page = invoke(country_handler, "country_starts_page")
+    # Then the counts and the page hold them, in the documented shapes
+    assert status == 200 and page_status == 200, (counts, page)
+    assert StartsByCountryOut.model_validate(counts).total == 2
+    assert [(c["country"], c["starts"]) for c in counts["countries"]] == [("FI", 1), ("PK", 1)]
+    listed = CountryStartsOut.model_validate(page)
+    assert (listed.country, len(listed.sessions), listed.next_cursor) == ("FI", 1, None)
+    assert page["sessions"][0] == {"session_id": "0b9e2a53-5c1c-4f7e-9d45-3a3a6f6b2c10",
+                                   "player_id": "6a0c3e8ce1f14a54b3f3a6f0d3b6e7a1", "ts": "2026-11-27T09:15:30.250Z"}
+
+
+def test_country_fixture_with_zero_hours_is_refused_naming_hours(counting_services):
+    status, body = invoke(country_handler, "country_starts_bad_hours")
+    assert status == 400
+    assert body["errors"][0]["parameter"] == "hours"

@@ -105,6 +105,9 @@ FIXTURES: tuple[Fixture, ...] = (
     Fixture("player_sessions_query", "GET", f"/players/{PLAYER_PK}/sessions?limit=5"),
     Fixture("player_sessions_bad_limit", "GET", f"/players/{PLAYER_PK}/sessions?limit=99"),
     Fixture("health", "GET", "/health"),
+    Fixture("country_starts_counts", "GET", "/countries/starts?hours=24"),
+    Fixture("country_starts_page", "GET", "/countries/fi/starts?hours=24&limit=1"),
+    Fixture("country_starts_bad_hours", "GET", "/countries/starts?hours=0"),
 )
 
 

@@ -80,10 +80,14 @@ def _ties_by_session_id(rows: Iterator[StartRow]) -> Iterator[StartRow]:
     group: list[StartRow] = []
     for row in rows:
         if group and row.ts != group[0].ts:
-            yield from sorted(group, key=lambda r: r.session_id)
+            yield from group if len(group) == 1 else sorted(group, key=_session_id)
             group = []
         group.append(row)
-    yield from sorted(group, key=lambda r: r.session_id)
+    yield from group if len(group) == 1 else sorted(group, key=_session_id)
+
+
+def _session_id(row: StartRow) -> UUID:
+    return row.session_id
 
 
 def _hours_with_starts(country: str, window: Window, newest_hour: datetime, store: StartsStore,

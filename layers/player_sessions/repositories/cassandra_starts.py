@@ -282,14 +282,17 @@ class CassandraStartsStore:
     def country_hour_starts(self, hours: Sequence[tuple[datetime, int | None]], country: str, not_after: datetime,
                             not_before: datetime, page_size: int) -> list[Iterator[StartRow]]:
         session = self._connection.session()
-        few = [hour for hour, known in hours if known is not None and known <= FEW_STARTS_PER_HOUR]
+        # Hours whose counts are known and fit the page are read whole, as many at once as one request holds
+        # (Keyspaces' 100 partitions) and as the page needs: a request per hour and shard costs the driver far
+        # more than the rows it returns.
+        budget = max(FEW_STARTS_PER_HOUR, page_size)
+        few = [(hour, known) for hour, known in hours if known is not None and known <= budget]
         group_size = max(1, MAX_IN_VALUES // self._shards)
         shards = list(range(self._shards))
         shard_page = page_size // self._shards + SHARD_PAGE_SLACK
         with unavailable_on_failure("read a country's starts"):
             groups: dict[datetime, _FewHours] = {}
-            for first in range(0, len(few), group_size):
-                group_hours = few[first:first + group_size]
+            for group_hours in _groups(few, group_size, budget):
                 future = session.execute_async(self._statement(READ_COUNTRY_FEW_STARTS).bind(
                     (group_hours, shards, country, not_after, not_before)))
                 group = _FewHours(future, country, len(group_hours) * self._shards)
@@ -313,6 +316,20 @@ class CassandraStartsStore:
             count_read(rows=0, partitions=len(futures), requests=len(futures))
             # Each shard is newest first; merging keeps that order across shards (ties are ordered by the caller).
             yield from heapq.merge(*streams, key=_newest_first)
+
+
+def _groups(hours: Sequence[tuple[datetime, int]], most: int, budget: int) -> Iterator[list[datetime]]:
+    """Consecutive hours, at most ``most`` of them and about ``budget`` starts per group."""
+    group: list[datetime] = []
+    total = 0
+    for hour, known in hours:
+        if group and (len(group) == most or total + known > budget):
+            yield group
+            group, total = [], 0
+        group.append(hour)
+        total += known
+    if group:
+        yield group
 
 
 class _FewHours:
