@@ -61,7 +61,7 @@ lint: install
 	$(UV) run ruff format --check .
 	$(UV) run mypy
 	$(UV) run python -m infra_cdk.app
-	$(UV) run checkov --quiet --compact --framework cloudformation --skip-download \
+	$(UV) tool run --from checkov==3.3.30 checkov --quiet --compact --framework cloudformation --skip-download \
 		--config-file .checkov.yaml -f cdk.out/PlayerSessions.template.json
 
 format: install

@@ -18,7 +18,6 @@ from aws_cdk import aws_apigateway as apigateway
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
-from player_sessions.routes import ROUTES, Route
 
 from infra_cdk.constants import (
     API_KEY_NAME,
@@ -32,6 +31,7 @@ from infra_cdk.constants import (
     USAGE_PLAN_NAME,
     USAGE_PLAN_RATE_LIMIT,
 )
+from player_sessions.routes import ROUTES, Route
 
 JSON = "application/json"
 PARAMETER_LOCATIONS = {"path": "path", "query": "querystring", "header": "header"}

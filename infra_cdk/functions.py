@@ -11,8 +11,6 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
-from player_sessions.routes import LambdaFunction
-from player_sessions.settings import DatabaseMode
 
 from infra_cdk.constants import (
     CURSOR_SECRET_LENGTH,
@@ -32,6 +30,8 @@ from infra_cdk.function_definitions import (
     FunctionDefinition,
 )
 from infra_cdk.network import PRIVATE_SUBNETS
+from player_sessions.routes import LambdaFunction
+from player_sessions.settings import DatabaseMode
 
 ASSET_EXCLUDES = ["__pycache__", "*.pyc"]
 # How cdk-nag spells the ARN of KeyspacesData.system_tables_arn in its findings.
@@ -130,7 +130,9 @@ class LambdaFunctions(Construct):
             description="Starts the rollup builder every minute; each run folds for most of the minute",
             schedule=events.Schedule.rate(Duration.minutes(ROLLUP_BUILDER_SCHEDULE_MINUTES)),
             # A run that could not start is not retried: the next minute's run folds what it would have.
-            targets=[targets.LambdaFunction(self.builder, retry_attempts=0, max_event_age=Duration.minutes(1))],
+            targets=[
+                targets.LambdaFunction(self.builder, retry_attempts=0, max_event_age=Duration.minutes(1))
+            ],
         )
 
     def _add_function(

@@ -14,7 +14,6 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
-from player_sessions.routes import FUNCTIONS, ROLLUP_BUILDER, ROUTES, Route
 
 from infra_cdk.constants import (
     ALARM_DATAPOINTS_TO_ALARM,
@@ -33,6 +32,7 @@ from infra_cdk.constants import (
     ROLLUP_LAG_ALARM_SECONDS,
     SERVICE_NAME,
 )
+from player_sessions.routes import FUNCTIONS, ROLLUP_BUILDER, ROUTES, Route
 
 PERIOD = Duration.minutes(ALARM_PERIOD_MINUTES)
 WIDGET_WIDTH = 8
@@ -330,12 +330,18 @@ class Monitoring(Construct):
         self.dashboard.add_widgets(
             self._graph(
                 "Cassandra rows and partitions read per request",
-                [self._service_metric(name, statistic) for name in ("RowsRead", "PartitionsRead")
-                 for statistic in ("p50", "p99")],
+                [
+                    self._service_metric(name, statistic)
+                    for name in ("RowsRead", "PartitionsRead")
+                    for statistic in ("p50", "p99")
+                ],
             ),
             self._graph(
                 "Rollup builder: starts folded, and how far behind",
-                [self._service_metric("StartsFolded", "Sum"), self._service_metric("RollupLagSeconds", "Maximum")],
+                [
+                    self._service_metric("StartsFolded", "Sum"),
+                    self._service_metric("RollupLagSeconds", "Maximum"),
+                ],
             ),
         )
 

@@ -61,8 +61,9 @@ class InMemorySessionStore:
             if event.event is EventType.START:
                 assert event.country is not None
                 row.update(player_id=event.player_id, country=event.country, start_ts=event.ts)
-                self.db.starts.add((write.hour, write.shard, event.country, event.ts, event.session_id,
-                                    event.player_id))
+                self.db.starts.add(
+                    (write.hour, write.shard, event.country, event.ts, event.session_id, event.player_id)
+                )
             else:
                 row["end_ts"] = event.ts
             self.ttls[(event.session_id, event.event.value)] = write.ttl_seconds
@@ -121,8 +122,11 @@ class InMemoryStartsStore:
         return found
 
     def read_arrivals(self, slots: Sequence[int]) -> list[Arrival]:
-        found = [Arrival(slot, key) for slot in slots for key in sorted(self.db.arrivals.get(slot, ()),
-                                                                        key=lambda k: (k.session_id, k.ts))]
+        found = [
+            Arrival(slot, key)
+            for slot in slots
+            for key in sorted(self.db.arrivals.get(slot, ()), key=lambda k: (k.session_id, k.ts))
+        ]
         count_read(rows=len(found), partitions=len(slots))
         return found
 
@@ -143,10 +147,15 @@ class InMemoryStartsStore:
         return list(self.db.folds.setdefault(slot, list(keys)))
 
     def read_rollups(self, buckets: Sequence[Bucket]) -> dict[Bucket, list[RollupRow]]:
-        found = {bucket: [self.db.rollups[bucket][key] for key in sorted(self.db.rollups[bucket])]
-                 for bucket in buckets if self.db.rollups.get(bucket)}
-        count_read(rows=sum(len(rows) for rows in found.values()),
-                   partitions=len({(b.level, b.period) for b in buckets}))
+        found = {
+            bucket: [self.db.rollups[bucket][key] for key in sorted(self.db.rollups[bucket])]
+            for bucket in buckets
+            if self.db.rollups.get(bucket)
+        }
+        count_read(
+            rows=sum(len(rows) for rows in found.values()),
+            partitions=len({(b.level, b.period) for b in buckets}),
+        )
         return found
 
     def write_deltas(self, slot: int, deltas: Sequence[tuple[Bucket, dict[str, int], int]]) -> None:
@@ -160,10 +169,14 @@ class InMemoryStartsStore:
             for older in [key for key in rows if key[0] < slot]:
                 del rows[older]
 
-    def edge_country_counts(self, hour: datetime, countries: Sequence[str], since: datetime,
-                            before: datetime) -> Counter[str]:
-        counts = Counter(c for (h, _s, c, ts, _sid, _p) in self.db.starts
-                         if h == hour and c in countries and since <= ts < before)
+    def edge_country_counts(
+        self, hour: datetime, countries: Sequence[str], since: datetime, before: datetime
+    ) -> Counter[str]:
+        counts = Counter(
+            c
+            for (h, _s, c, ts, _sid, _p) in self.db.starts
+            if h == hour and c in countries and since <= ts < before
+        )
         count_read(rows=sum(counts.values()), partitions=1)
         return counts
 
@@ -171,12 +184,21 @@ class InMemoryStartsStore:
         count_read(rows=0, partitions=1)
         return any(c == country and after < ts <= until for (_h, _s, c, ts, _sid, _p) in self.db.starts)
 
-    def country_hour_starts(self, hours: Sequence[tuple[datetime, int | None]], country: str, not_after: datetime,
-                            not_before: datetime, page_size: int) -> list[Iterator[StartRow]]:
+    def country_hour_starts(
+        self,
+        hours: Sequence[tuple[datetime, int | None]],
+        country: str,
+        not_after: datetime,
+        not_before: datetime,
+        page_size: int,
+    ) -> list[Iterator[StartRow]]:
         streams = []
         for hour, _known in hours:
-            rows = [StartRow(ts, sid, player, c) for (h, _s, c, ts, sid, player) in self.db.starts
-                    if h == hour and c == country and not_before <= ts <= not_after]
+            rows = [
+                StartRow(ts, sid, player, c)
+                for (h, _s, c, ts, sid, player) in self.db.starts
+                if h == hour and c == country and not_before <= ts <= not_after
+            ]
             count_read(rows=len(rows), partitions=1)
             # Reversed ids within an instant: the domain must order ties itself, as with Cassandra's UUID order.
             streams.append(iter(sorted(rows, key=lambda r: (-r.ts.timestamp(), -r.session_id.int))))

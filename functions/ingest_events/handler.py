@@ -21,13 +21,20 @@ app = build_resolver()
     description="Each event is validated on its own; valid events are stored even when others are not. "
     "The answer comes after Cassandra acknowledged every write at LOCAL_QUORUM.",
     responses={
-        200: {"description": "Every event stored or discarded", "content": {"application/json": {"model": IngestResult}}},
-        207: {"description": "Some events rejected, others stored or discarded",
-              "content": {"application/json": {"model": IngestResult}}},
+        200: {
+            "description": "Every event stored or discarded",
+            "content": {"application/json": {"model": IngestResult}},
+        },
+        207: {
+            "description": "Some events rejected, others stored or discarded",
+            "content": {"application/json": {"model": IngestResult}},
+        },
         **ERROR_RESPONSES,
-        400: {"description": "Every event rejected (the ingest result, a reason per event), or the body is not a "
-                             "JSON array of events (`message` and `errors`)",
-              "content": {"application/json": {"model": IngestResult | ErrorOut}}},
+        400: {
+            "description": "Every event rejected (the ingest result, a reason per event), or the body is not a "
+            "JSON array of events (`message` and `errors`)",
+            "content": {"application/json": {"model": IngestResult | ErrorOut}},
+        },
     },
     tags=["events"],
 )
@@ -35,8 +42,9 @@ app = build_resolver()
 def ingest_events() -> Response[IngestResult]:
     services = get_services()
     items = read_json_batch(app.current_event, services.settings)
-    outcome = ingest_batch(items, store=services.store, clock=services.clock, settings=services.settings,
-                           cache=services.cache)
+    outcome = ingest_batch(
+        items, store=services.store, clock=services.clock, settings=services.settings, cache=services.cache
+    )
     _record_metrics(outcome)
     result = IngestResult(
         stored=outcome.stored,

@@ -31,8 +31,13 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     deadline = time.monotonic() + RUN_FOR_SECONDS
     total = FoldReport()
     while time.monotonic() < deadline and context.get_remaining_time_in_millis() > STOP_BEFORE_TIMEOUT_MS:
-        report = fold_ready_slots(store=services.starts, clock=services.clock, settings=services.settings,
-                                  tracker=_tracker, cache=services.cache)
+        report = fold_ready_slots(
+            store=services.starts,
+            clock=services.clock,
+            settings=services.settings,
+            tracker=_tracker,
+            cache=services.cache,
+        )
         total.slots_folded += report.slots_folded
         total.starts_counted += report.starts_counted
         total.deltas_written += report.deltas_written

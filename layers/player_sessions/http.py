@@ -28,17 +28,30 @@ from player_sessions.observability import MetricUnit, logger, metrics
 from player_sessions.settings import Settings
 
 ERROR_RESPONSES: dict[int, dict[str, Any]] = {
-    400: {"description": "A parameter or the body is invalid; `errors` names each one and why",
-          "content": {"application/json": {"model": ErrorOut}}},
-    403: {"description": "Missing or wrong `x-api-key`", "content": {"application/json": {"model": ErrorOut}}},
-    413: {"description": "Body over the size limit, or more events than a batch may hold",
-          "content": {"application/json": {"model": ErrorOut}}},
-    415: {"description": "The body is not declared as application/json",
-          "content": {"application/json": {"model": ErrorOut}}},
-    500: {"description": "Unexpected failure: `message` carries the request id to quote; the stack is logged",
-          "content": {"application/json": {"model": ErrorOut}}},
-    503: {"description": "Cassandra is unreachable; retry after `Retry-After` seconds",
-          "content": {"application/json": {"model": ErrorOut}}},
+    400: {
+        "description": "A parameter or the body is invalid; `errors` names each one and why",
+        "content": {"application/json": {"model": ErrorOut}},
+    },
+    403: {
+        "description": "Missing or wrong `x-api-key`",
+        "content": {"application/json": {"model": ErrorOut}},
+    },
+    413: {
+        "description": "Body over the size limit, or more events than a batch may hold",
+        "content": {"application/json": {"model": ErrorOut}},
+    },
+    415: {
+        "description": "The body is not declared as application/json",
+        "content": {"application/json": {"model": ErrorOut}},
+    },
+    500: {
+        "description": "Unexpected failure: `message` carries the request id to quote; the stack is logged",
+        "content": {"application/json": {"model": ErrorOut}},
+    },
+    503: {
+        "description": "Cassandra is unreachable; retry after `Retry-After` seconds",
+        "content": {"application/json": {"model": ErrorOut}},
+    },
 }
 
 
@@ -69,8 +82,9 @@ def build_resolver() -> APIGatewayRestResolver:
     @app.exception_handler(PlayerSessionsError)
     def service_error(error: PlayerSessionsError) -> Response:
         headers = {}
-        metrics.add_metric(name="ClientErrors" if error.status_code < 500 else "ServerErrors",
-                           unit=MetricUnit.Count, value=1)
+        metrics.add_metric(
+            name="ClientErrors" if error.status_code < 500 else "ServerErrors", unit=MetricUnit.Count, value=1
+        )
         if isinstance(error, DatabaseUnavailableError):
             logger.warning("database unavailable", extra={"reason": error.message})
             headers["Retry-After"] = str(error.retry_after_seconds)
@@ -82,14 +96,21 @@ def build_resolver() -> APIGatewayRestResolver:
         request_id = app.lambda_context.aws_request_id if app.lambda_context else "unknown"
         logger.exception("unexpected error", extra={"error_type": type(error).__name__})
         metrics.add_metric(name="ServerErrors", unit=MetricUnit.Count, value=1)
-        return error_response(500, f"internal error (request id {request_id})",
-                              [{"parameter": "request", "in": "request", "reason": f"request id {request_id}"}])
+        return error_response(
+            500,
+            f"internal error (request id {request_id})",
+            [{"parameter": "request", "in": "request", "reason": f"request id {request_id}"}],
+        )
 
     return app
 
 
-def error_response(status: int, message: str, errors: list[dict[str, Any]] | None = None,
-                   headers: dict[str, str] | None = None) -> Response:
+def error_response(
+    status: int,
+    message: str,
+    errors: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
     return Response(
         status_code=status,
         content_type=content_types.APPLICATION_JSON,
@@ -100,7 +121,9 @@ def error_response(status: int, message: str, errors: list[dict[str, Any]] | Non
 
 def model_response(status: int, body: BaseModel, headers: dict[str, str] | None = None) -> Response:
     """A route's typed answer with a status of its choosing (the resolver validates and serializes it)."""
-    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=body, headers=headers)
+    return Response(
+        status_code=status, content_type=content_types.APPLICATION_JSON, body=body, headers=headers
+    )
 
 
 def read_json_batch(event: APIGatewayProxyEvent, settings: Settings) -> list[Any]:
@@ -132,7 +155,8 @@ def read_json_batch(event: APIGatewayProxyEvent, settings: Settings) -> list[Any
         )
     if not items:
         raise BadRequestError(
-            "body must hold at least one event", [{"parameter": "body", "in": "body", "reason": "empty array"}]
+            "body must hold at least one event",
+            [{"parameter": "body", "in": "body", "reason": "empty array"}],
         )
     if len(items) > settings.max_batch_events:
         raise PayloadTooLargeError(

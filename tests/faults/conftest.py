@@ -19,9 +19,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+
 from player_sessions.cassandra_connection import PROBE, CassandraConnection
 from player_sessions.settings import Settings
-
 from tests.e2e.conftest import API_KEY, ServedApi, serve, stop
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,8 +30,15 @@ RESTART_TIMEOUT_SECONDS = 180
 CQL_READY_TIMEOUT_SECONDS = 60
 PID_FILES = {"cassandra": "cassandra/cassandra.pid", "redis": "redis/redis.pid"}
 
-__all__ = ["API_KEY", "LocalServices", "ServedApi", "completed_session", "process_tree", "signal_tree",
-           "wait_until_session_answers"]
+__all__ = [
+    "API_KEY",
+    "LocalServices",
+    "ServedApi",
+    "completed_session",
+    "process_tree",
+    "signal_tree",
+    "wait_until_session_answers",
+]
 
 
 class LocalServices:
@@ -73,8 +80,14 @@ class LocalServices:
         """`tools/local_services.sh up` (what `make up` runs), then waits until Cassandra answers CQL.
         Returns the seconds taken."""
         started = time.monotonic()
-        result = subprocess.run(["tools/local_services.sh", "up"], check=False, cwd=ROOT, capture_output=True,
-                                text=True, timeout=RESTART_TIMEOUT_SECONDS)
+        result = subprocess.run(
+            ["tools/local_services.sh", "up"],
+            check=False,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=RESTART_TIMEOUT_SECONDS,
+        )
         assert result.returncode == 0, f"tools/local_services.sh up failed:\n{result.stderr[:1500]}"
         self.wait_until_cql_answers()
         return time.monotonic() - started
@@ -204,8 +217,17 @@ def completed_session(player: str, country: str, minutes_ago: int = 30) -> list[
     """A start and its end, both a little in the past."""
     now, session_id = datetime.now(UTC), str(uuid.uuid4())
     return [
-        {"event": "start", "player_id": player, "session_id": session_id, "country": country,
-         "ts": (now - timedelta(minutes=minutes_ago + 10)).isoformat()},
-        {"event": "end", "player_id": player, "session_id": session_id,
-         "ts": (now - timedelta(minutes=minutes_ago)).isoformat()},
+        {
+            "event": "start",
+            "player_id": player,
+            "session_id": session_id,
+            "country": country,
+            "ts": (now - timedelta(minutes=minutes_ago + 10)).isoformat(),
+        },
+        {
+            "event": "end",
+            "player_id": player,
+            "session_id": session_id,
+            "ts": (now - timedelta(minutes=minutes_ago)).isoformat(),
+        },
     ]

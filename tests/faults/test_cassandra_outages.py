@@ -51,7 +51,8 @@ def session_ids(response: httpx.Response) -> list[str]:
 
 
 def test_frozen_cassandra_is_503_within_5_s_on_every_route_and_the_service_resumes_after_thaw(
-        fresh_api, local_services, record_property):
+    fresh_api, local_services, record_property
+):
     player = uuid.uuid4().hex
     before, after = completed_session(player, "FZ", 90), completed_session(player, "FZ", 20)
     with fresh_api.client() as client:
@@ -75,14 +76,17 @@ def test_frozen_cassandra_is_503_within_5_s_on_every_route_and_the_service_resum
         # And once thawed, the re-sent batch is stored and both sessions are read back
         resent, recovery_s = first_success(lambda: client.post("/events", json=after), RECOVER_WITHIN_SECONDS)
         assert resent.json() == {"stored": 2, "discarded": 0, "rejected": 0, "errors": []}
-        assert session_ids(client.get(f"/players/{player}/sessions")) == [after[0]["session_id"],
-                                                                          before[0]["session_id"]]
+        assert session_ids(client.get(f"/players/{player}/sessions")) == [
+            after[0]["session_id"],
+            before[0]["session_id"],
+        ]
     record_property("seconds_to_503", round(max(ingest_s, health_s, history_s), 2))
     record_property("seconds_to_recover", round(recovery_s, 2))
 
 
 def test_an_environment_starting_while_cassandra_is_frozen_answers_503_within_5_s(
-        fresh_api, local_services, record_property):
+    fresh_api, local_services, record_property
+):
     with fresh_api.client() as client:
         # Given a cold environment (its code loaded by a request that needs no database, no connection yet)
         unsupported = client.post("/events", content=b"[]", headers={"content-type": "text/plain"})
@@ -104,7 +108,8 @@ def test_an_environment_starting_while_cassandra_is_frozen_answers_503_within_5_
 
 
 def test_killed_cassandra_is_503_at_once_and_the_service_recovers_by_itself_after_make_up(
-        fresh_api, local_services, record_property):
+    fresh_api, local_services, record_property
+):
     player = uuid.uuid4().hex
     before, after = completed_session(player, "KZ", 90), completed_session(player, "KZ", 20)
     with fresh_api.client() as client:
@@ -124,8 +129,10 @@ def test_killed_cassandra_is_503_at_once_and_the_service_recovers_by_itself_afte
         resent, recovery_s = first_success(lambda: client.post("/events", json=after), RECOVER_WITHIN_SECONDS)
         assert resent.status_code == 200, resent.text
         assert recovery_s < RECOVER_WITHIN_SECONDS
-        assert session_ids(client.get(f"/players/{player}/sessions")) == [after[0]["session_id"],
-                                                                          before[0]["session_id"]]
+        assert session_ids(client.get(f"/players/{player}/sessions")) == [
+            after[0]["session_id"],
+            before[0]["session_id"],
+        ]
     record_property("seconds_to_503", round(max(ingest_s, health_s), 2))
     record_property("seconds_to_restart", round(restart_s, 1))
     record_property("seconds_to_recover_after_restart", round(recovery_s, 2))
@@ -179,7 +186,8 @@ class IngestLoad:
 
 
 def test_every_batch_acknowledged_before_a_kill_9_during_sustained_ingest_is_readable_after_restart(
-        fresh_api, local_services, cassandra_session, record_property):
+    fresh_api, local_services, cassandra_session, record_property
+):
     load = IngestLoad(fresh_api.base_url, API_KEY, country="KN")
     with fresh_api.client() as client:
         assert client.post("/events", json=completed_session(uuid.uuid4().hex, "KZ")).status_code == 200
@@ -200,16 +208,24 @@ def test_every_batch_acknowledged_before_a_kill_9_during_sustained_ingest_is_rea
     wait_until_session_answers(cassandra_session)
     # Then every acknowledged session has both halves stored, and its completed-session row
     lookup = cassandra_session.prepare(
-        "SELECT session_id, start_ts, end_ts FROM sessions WHERE session_id = ?")
+        "SELECT session_id, start_ts, end_ts FROM sessions WHERE session_id = ?"
+    )
     completed = cassandra_session.prepare(
-        "SELECT session_id FROM completed_sessions_by_player WHERE player_id = ? AND end_ts >= ?")
+        "SELECT session_id FROM completed_sessions_by_player WHERE player_id = ? AND end_ts >= ?"
+    )
     halves = [cassandra_session.execute_async(lookup, (uuid.UUID(s),)) for s in acknowledged]
     rows = [future.result().one() for future in halves]
-    assert [s for s, row in zip(acknowledged, rows, strict=True)
-            if row is None or row.start_ts is None or row.end_ts is None] == []
+    assert [
+        s
+        for s, row in zip(acknowledged, rows, strict=True)
+        if row is None or row.start_ts is None or row.end_ts is None
+    ] == []
     since = datetime.now(UTC) - timedelta(days=1)
-    stored_completed = {str(row.session_id) for player in set(acknowledged.values())
-                        for row in cassandra_session.execute(completed, (player, since))}
+    stored_completed = {
+        str(row.session_id)
+        for player in set(acknowledged.values())
+        for row in cassandra_session.execute(completed, (player, since))
+    }
     assert set(acknowledged) - stored_completed == set()
     # And the API lists every acknowledged start of the country, and counts at least that many
     with fresh_api.client() as client:

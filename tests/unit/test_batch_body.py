@@ -13,8 +13,12 @@ from player_sessions.http import read_json_batch
 from player_sessions.settings import Settings
 
 SETTINGS = Settings()
-EVENT = {"event": "end", "player_id": "p", "session_id": "674606b1-2270-4285-928f-eef4a6b90a60",
-         "ts": "2026-11-28T10:00:00Z"}
+EVENT = {
+    "event": "end",
+    "player_id": "p",
+    "session_id": "674606b1-2270-4285-928f-eef4a6b90a60",
+    "ts": "2026-11-28T10:00:00Z",
+}
 
 
 def request(body: str | bytes | None, content_type: str | None = "application/json", base64_body=False):
@@ -29,8 +33,9 @@ def test_a_json_array_of_events_is_returned_as_decoded_items():
 
 
 def test_content_type_with_charset_and_any_header_case_is_accepted():
-    event = APIGatewayProxyEvent({"headers": {"content-type": "Application/JSON; charset=utf-8"},
-                                  "body": json.dumps([EVENT])})
+    event = APIGatewayProxyEvent(
+        {"headers": {"content-type": "Application/JSON; charset=utf-8"}, "body": json.dumps([EVENT])}
+    )
     assert read_json_batch(event, SETTINGS) == [EVENT]
 
 

@@ -15,7 +15,9 @@ def test_cursor_key_is_read_from_secrets_manager_when_an_arn_is_set(monkeypatch)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     with mock_aws():
         # Given a secret in Secrets Manager
-        arn = boto3.client("secretsmanager").create_secret(Name="cursor-key", SecretString="s3cr3t-key")["ARN"]
+        arn = boto3.client("secretsmanager").create_secret(Name="cursor-key", SecretString="s3cr3t-key")[
+            "ARN"
+        ]
         # When settings name it
         settings = with_deployed_secrets(Settings(cursor_secret_arn=arn))
     # Then the cursor key is the secret's value

@@ -112,7 +112,9 @@ def test_an_item_that_is_not_an_object_is_rejected(item):
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=80),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=6),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=6)
+    ),
     max_leaves=20,
 )
 
@@ -129,10 +131,13 @@ def test_any_json_value_either_parses_or_is_rejected_with_a_reason(item):
 
 @given(
     fields=st.fixed_dictionaries(
-        {"event": st.sampled_from(["start", "end"]), "player_id": st.text(max_size=70),
-         "session_id": st.one_of(st.uuids().map(str), st.text(max_size=40)),
-         "ts": st.one_of(st.datetimes().map(datetime.isoformat), st.text(max_size=30)),
-         "country": st.text(max_size=3)}
+        {
+            "event": st.sampled_from(["start", "end"]),
+            "player_id": st.text(max_size=70),
+            "session_id": st.one_of(st.uuids().map(str), st.text(max_size=40)),
+            "ts": st.one_of(st.datetimes().map(datetime.isoformat), st.text(max_size=30)),
+            "country": st.text(max_size=3),
+        }
     )
 )
 def test_event_like_objects_never_crash_the_parser(fields):

@@ -11,7 +11,7 @@ import pytest
 from player_sessions.clock import FixedClock
 from player_sessions.domain.ingest import completed_session, ingest_batch, ttl_seconds
 from player_sessions.domain.player_history import last_completed_sessions
-from player_sessions.models import EventType, SessionEvent, SessionHalves
+from player_sessions.models import SessionHalves
 from player_sessions.settings import Settings
 from player_sessions.time_buckets import Level, slot_of
 from tests.fakes import InMemoryReadCache, InMemorySessionStore
@@ -21,8 +21,13 @@ SETTINGS = Settings()
 
 
 def start(session_id, ts, player="p1", country="fi"):
-    return {"event": "start", "player_id": player, "session_id": str(session_id), "ts": ts.isoformat(),
-            "country": country}
+    return {
+        "event": "start",
+        "player_id": player,
+        "session_id": str(session_id),
+        "ts": ts.isoformat(),
+        "country": country,
+    }
 
 
 def end(session_id, ts, player="p1"):
@@ -43,7 +48,9 @@ def test_valid_events_are_stored_and_the_ttl_is_retention_minus_age(store, clock
     # Given a start 100 days old
     session_id = uuid.uuid4()
     # When it is ingested
-    outcome = ingest_batch([start(session_id, NOW - timedelta(days=100))], store=store, clock=clock, settings=SETTINGS)
+    outcome = ingest_batch(
+        [start(session_id, NOW - timedelta(days=100))], store=store, clock=clock, settings=SETTINGS
+    )
     # Then it is stored with a TTL of 265 days
     assert (outcome.stored, outcome.discarded, outcome.rejected) == (1, 0, 0)
     assert store.ttls[(session_id, "start")] == 265 * 86_400
@@ -51,7 +58,9 @@ def test_valid_events_are_stored_and_the_ttl_is_retention_minus_age(store, clock
 
 def test_event_older_than_retention_is_discarded_and_not_stored(store, clock):
     session_id = uuid.uuid4()
-    outcome = ingest_batch([start(session_id, NOW - timedelta(days=365, seconds=1))], store=store, clock=clock, settings=SETTINGS)
+    outcome = ingest_batch(
+        [start(session_id, NOW - timedelta(days=365, seconds=1))], store=store, clock=clock, settings=SETTINGS
+    )
     assert (outcome.stored, outcome.discarded) == (0, 1)
     assert outcome.problems[0].status == "discarded"
     assert outcome.problems[0].field == "ts"
@@ -60,7 +69,12 @@ def test_event_older_than_retention_is_discarded_and_not_stored(store, clock):
 
 
 def test_event_at_the_edge_of_retention_is_still_stored(store, clock):
-    outcome = ingest_batch([start(uuid.uuid4(), NOW - timedelta(days=365) + timedelta(seconds=2))], store=store, clock=clock, settings=SETTINGS)
+    outcome = ingest_batch(
+        [start(uuid.uuid4(), NOW - timedelta(days=365) + timedelta(seconds=2))],
+        store=store,
+        clock=clock,
+        settings=SETTINGS,
+    )
     assert outcome.stored == 1
 
 
@@ -68,7 +82,9 @@ def test_event_beyond_the_clock_skew_is_rejected_but_within_it_is_stored(store, 
     too_far, just_ok = uuid.uuid4(), uuid.uuid4()
     outcome = ingest_batch(
         [start(too_far, NOW + timedelta(minutes=5, seconds=1)), start(just_ok, NOW + timedelta(minutes=5))],
-        store=store, clock=clock, settings=SETTINGS,
+        store=store,
+        clock=clock,
+        settings=SETTINGS,
     )
     assert (outcome.stored, outcome.rejected) == (1, 1)
     assert outcome.problems[0].index == 0 and outcome.problems[0].field == "ts"
@@ -78,7 +94,12 @@ def test_event_beyond_the_clock_skew_is_rejected_but_within_it_is_stored(store, 
 
 def test_valid_events_are_kept_when_others_in_the_batch_are_rejected(store, clock):
     session_id = uuid.uuid4()
-    outcome = ingest_batch([{"event": "pause"}, start(session_id, NOW - timedelta(hours=1)), "x"], store=store, clock=clock, settings=SETTINGS)
+    outcome = ingest_batch(
+        [{"event": "pause"}, start(session_id, NOW - timedelta(hours=1)), "x"],
+        store=store,
+        clock=clock,
+        settings=SETTINGS,
+    )
     assert (outcome.stored, outcome.rejected) == (1, 2)
     assert [problem.index for problem in outcome.problems] == [0, 2]
     assert session_id in store.sessions
@@ -123,16 +144,28 @@ def test_a_session_whose_start_left_the_retention_is_not_completed():
 
 def test_completed_session_ttl_follows_its_start(store, clock):
     session_id = uuid.uuid4()
-    ingest_batch([start(session_id, NOW - timedelta(days=10)), end(session_id, NOW - timedelta(days=9))], store=store, clock=clock, settings=SETTINGS)
-    (_, ttl), = store.completed.values()
+    ingest_batch(
+        [start(session_id, NOW - timedelta(days=10)), end(session_id, NOW - timedelta(days=9))],
+        store=store,
+        clock=clock,
+        settings=SETTINGS,
+    )
+    ((_, ttl),) = store.completed.values()
     assert ttl == ttl_seconds(NOW - timedelta(days=10), NOW, SETTINGS.retention) == 355 * 86_400
 
 
 def test_history_returns_the_newest_ends_first_up_to_the_limit(store, clock):
     ids = [uuid.uuid4() for _ in range(25)]
     for minutes, session_id in enumerate(ids):
-        ingest_batch([start(session_id, NOW - timedelta(hours=5)),
-                      end(session_id, NOW - timedelta(hours=4) + timedelta(minutes=minutes))], store=store, clock=clock, settings=SETTINGS)
+        ingest_batch(
+            [
+                start(session_id, NOW - timedelta(hours=5)),
+                end(session_id, NOW - timedelta(hours=4) + timedelta(minutes=minutes)),
+            ],
+            store=store,
+            clock=clock,
+            settings=SETTINGS,
+        )
     sessions = last_completed_sessions("p1", 20, store=store, clock=clock, settings=SETTINGS)
     assert [s.session_id for s in sessions] == list(reversed(ids))[:20]
     assert len(last_completed_sessions("p1", 3, store=store, clock=clock, settings=SETTINGS)) == 3
@@ -142,14 +175,21 @@ def test_history_returns_the_newest_ends_first_up_to_the_limit(store, clock):
 def test_every_stored_start_is_logged_as_an_arrival_after_its_start_row(store, clock):
     # Given a live start, a late one, one stamped two minutes ahead of the server, and an end
     live, late, ahead, ended = (uuid.uuid4() for _ in range(4))
-    batch = [start(live, NOW - timedelta(seconds=3)), start(late, NOW - timedelta(days=2)),
-             start(ahead, NOW + timedelta(minutes=2)), end(ended, NOW)]
+    batch = [
+        start(live, NOW - timedelta(seconds=3)),
+        start(late, NOW - timedelta(days=2)),
+        start(ahead, NOW + timedelta(minutes=2)),
+        end(ended, NOW),
+    ]
     # When the batch is ingested
     ingest_batch(batch, store=store, clock=clock, settings=SETTINGS)
     # Then each start has one arrival, in the current second, or in its own second when stamped ahead
     slots = {key.session_id: slot for slot, keys in store.db.arrivals.items() for key in keys}
     assert slots == {live: slot_of(NOW), late: slot_of(NOW), ahead: slot_of(NOW + timedelta(minutes=2))}
-    assert store.db.arrival_minutes == {Level.MINUTE.floor(NOW), Level.MINUTE.floor(NOW + timedelta(minutes=2))}
+    assert store.db.arrival_minutes == {
+        Level.MINUTE.floor(NOW),
+        Level.MINUTE.floor(NOW + timedelta(minutes=2)),
+    }
 
 
 def test_an_arrival_acknowledged_too_late_for_its_slot_is_written_into_a_newer_one(clock):
@@ -164,8 +204,10 @@ def test_an_arrival_acknowledged_too_late_for_its_slot_is_written_into_a_newer_o
     # When a start is ingested
     ingest_batch([start(session_id, NOW - timedelta(seconds=1))], store=slow, clock=clock, settings=SETTINGS)
     # Then it arrived twice: in the slot it was first written into, and in the slot of the acknowledgement
-    assert sorted(slot for slot, keys in slow.db.arrivals.items() for key in keys) == [slot_of(NOW),
-                                                                                     slot_of(NOW) + 5]
+    assert sorted(slot for slot, keys in slow.db.arrivals.items() for key in keys) == [
+        slot_of(NOW),
+        slot_of(NOW) + 5,
+    ]
 
 
 def test_stored_starts_invalidate_their_countries_pages_and_completions_their_players(store, clock):
@@ -173,8 +215,16 @@ def test_stored_starts_invalidate_their_countries_pages_and_completions_their_pl
     cache = InMemoryReadCache()
     session_id = uuid.uuid4()
     # When a batch completes a session in FI and starts one in PK
-    ingest_batch([start(session_id, NOW - timedelta(hours=1)), end(session_id, NOW),
-                  start(uuid.uuid4(), NOW, player="p2", country="pk")],
-                 store=store, clock=clock, settings=SETTINGS, cache=cache)
+    ingest_batch(
+        [
+            start(session_id, NOW - timedelta(hours=1)),
+            end(session_id, NOW),
+            start(uuid.uuid4(), NOW, player="p2", country="pk"),
+        ],
+        store=store,
+        clock=clock,
+        settings=SETTINGS,
+        cache=cache,
+    )
     # Then exactly those scopes changed
     assert cache.generations == Counter({"starts:FI": 1, "starts:PK": 1, "player:p1": 1})

@@ -42,8 +42,10 @@ def test_no_cql_is_built_from_strings():
         ("SELECT max(ts) FROM t WHERE k = ?", "aggregate"),
         ("SELECT k, c FROM t WHERE k = ? GROUP BY c", "GROUP BY"),
         ("SELECT k FROM t PER PARTITION LIMIT 1", "PER PARTITION LIMIT"),
-        ("CREATE FUNCTION f (a int) RETURNS NULL ON NULL INPUT RETURNS int LANGUAGE java AS 'return a;'",
-         "user-defined"),
+        (
+            "CREATE FUNCTION f (a int) RETURNS NULL ON NULL INPUT RETURNS int LANGUAGE java AS 'return a;'",
+            "user-defined",
+        ),
         ("BEGIN BATCH INSERT INTO t (k) VALUES (1); APPLY BATCH", "unlogged"),
         ("SELECT * FROM t WHERE k = ?", "SELECT \\*"),
         ("SELECT a FROM t WHERE b = ? ALLOW FILTERING", "ALLOW FILTERING"),
@@ -63,7 +65,7 @@ def test_string_built_cql_is_detected(tmp_path):
     # Given a module that formats a value into a statement
     (tmp_path / "layers").mkdir()
     (tmp_path / "layers" / "bad.py").write_text(
-        'def q(player):\n    return f"SELECT a FROM t WHERE k = \'{player}\'"\n'
+        "def q(player):\n    return f\"SELECT a FROM t WHERE k = '{player}'\"\n"
         'def r(x):\n    return "DELETE FROM t WHERE k = %s" % x\n'
     )
     # When the code is scanned / Then both places are reported

@@ -437,9 +437,10 @@ def test_result_that_is_not_a_proxy_response_answers_internal_server_error(resul
 def test_body_over_the_payload_limit_answers_request_too_long():
     # Given a gateway in front of a recording handler
     handler = RecordingHandler()
-    with running_gateway(handler) as client, socket.create_connection(
-        (client.base_url.host, client.base_url.port), timeout=10
-    ) as connection:
+    with (
+        running_gateway(handler) as client,
+        socket.create_connection((client.base_url.host, client.base_url.port), timeout=10) as connection,
+    ):
         # When a request announces a body one byte over 10 MiB
         connection.sendall(
             b"POST /events HTTP/1.1\r\nHost: local\r\nContent-Type: application/json\r\n"
@@ -592,7 +593,9 @@ def test_fixture_is_a_rest_proxy_event_for_a_route_in_the_route_table(path: Path
     assert model.requestContext.httpMethod == event["httpMethod"]
     assert model.requestContext.path == f"/{model.requestContext.stage}{event['path']}"
     assert event["headers"] == {name: values[-1] for name, values in event["multiValueHeaders"].items()}
-    single_query = {name: values[-1] for name, values in (event["multiValueQueryStringParameters"] or {}).items()}
+    single_query = {
+        name: values[-1] for name, values in (event["multiValueQueryStringParameters"] or {}).items()
+    }
     assert (event["queryStringParameters"] or {}) == single_query
     assert isinstance(event["isBase64Encoded"], bool)
 

@@ -49,7 +49,9 @@ def test_invalid_value_names_the_variable(monkeypatch):
     # Given a batch limit of zero
     monkeypatch.setenv("PLAYER_SESSIONS_MAX_BATCH_EVENTS", "0")
     # When settings are read / Then the error names the variable and the rule
-    with pytest.raises(ConfigurationError, match="PLAYER_SESSIONS_MAX_BATCH_EVENTS.*greater than or equal to 1"):
+    with pytest.raises(
+        ConfigurationError, match="PLAYER_SESSIONS_MAX_BATCH_EVENTS.*greater than or equal to 1"
+    ):
         get_settings()
 
 

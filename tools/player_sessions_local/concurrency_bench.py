@@ -36,7 +36,6 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from player_sessions.settings import Settings, get_settings
-
 from player_sessions_local.cpu_profile import COMPONENTS, CpuMeter, CpuProfile
 from player_sessions_local.load_clients import Client, RoutePlan, RouteRun, route_plans, run_route
 
@@ -74,7 +73,6 @@ def prepare_data(settings: Settings, events: int, load: bool = True) -> tuple[li
     from player_sessions.cassandra_connection import CassandraConnection
     from player_sessions.schema import render_drop_keyspace_cql
     from player_sessions.services import build_services
-
     from player_sessions_local.generate import generate_events, open_for_writing
     from player_sessions_local.load import build_rollups, load_file
     from player_sessions_local.schema_tool import apply_schema
@@ -306,8 +304,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--max-concurrency", type=int, default=None, help="the pool's (default: its own)")
     parser.add_argument("--out", type=Path, default=None)
-    parser.add_argument("--reuse-data", action="store_true",
-                        help="keep the keyspace an earlier run with the same --events loaded")
+    parser.add_argument(
+        "--reuse-data",
+        action="store_true",
+        help="keep the keyspace an earlier run with the same --events loaded",
+    )
     options = parser.parse_args(argv)
     machine = describe_machine()
     out = options.out or Path("bench-results") / f"concurrency-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"

@@ -16,7 +16,12 @@ CACHE_TTL_SECONDS = 300
 
 
 def last_completed_sessions(
-    player_id: str, limit: int, *, store: SessionStore, clock: Clock, settings: Settings,
+    player_id: str,
+    limit: int,
+    *,
+    store: SessionStore,
+    clock: Clock,
+    settings: Settings,
     cache: ReadCache | None = None,
 ) -> list[CompletedSession]:
     """The player's ``limit`` most recently completed sessions, by end time, newest first.
@@ -33,7 +38,9 @@ def last_completed_sessions(
         sessions = [_from_json(item) for item in json.loads(cached)]
         if all(session.start_ts >= since for session in sessions):
             return sessions
-    sessions = [s for s in store.last_completed_sessions(player_id, since, limit) if s.start_ts >= since][:limit]
+    sessions = [s for s in store.last_completed_sessions(player_id, since, limit) if s.start_ts >= since][
+        :limit
+    ]
     cache.store(token, key, json.dumps([_to_json(s) for s in sessions]).encode(), _ttl(sessions, since))
     return sessions
 
@@ -46,8 +53,13 @@ def _ttl(sessions: list[CompletedSession], since: datetime) -> int:
 
 
 def _to_json(session: CompletedSession) -> list:
-    return [session.player_id, str(session.session_id), session.country, to_epoch_ms(session.start_ts),
-            to_epoch_ms(session.end_ts)]
+    return [
+        session.player_id,
+        str(session.session_id),
+        session.country,
+        to_epoch_ms(session.start_ts),
+        to_epoch_ms(session.end_ts),
+    ]
 
 
 def _from_json(item: list) -> CompletedSession:

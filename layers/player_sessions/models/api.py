@@ -18,12 +18,17 @@ class EventIn(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     event: Literal["start", "end"]
-    player_id: str = Field(min_length=1, max_length=64, pattern=r"^[\x21-\x7e]+$",
-                           examples=["d6313e1fb7d247a6a034e2aadc30ab3f"])
+    player_id: str = Field(
+        min_length=1, max_length=64, pattern=r"^[\x21-\x7e]+$", examples=["d6313e1fb7d247a6a034e2aadc30ab3f"]
+    )
     session_id: uuid.UUID = Field(examples=["674606b1-2270-4285-928f-eef4a6b90a60"])
     ts: str = Field(description="ISO 8601 date-time; no offset means UTC", examples=["2016-11-22T20:40:50"])
-    country: str | None = Field(default=None, pattern=r"^[A-Za-z]{2}$",
-                                description="ISO 3166-1 alpha-2, required on start events", examples=["PK"])
+    country: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z]{2}$",
+        description="ISO 3166-1 alpha-2, required on start events",
+        examples=["PK"],
+    )
 
 
 class EventError(ApiModel):

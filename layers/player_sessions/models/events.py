@@ -72,7 +72,7 @@ def _parse_event_type(value: Any, problems: dict[str, str]) -> EventType | None:
     if value is None:
         problems["event"] = "required"
     elif not isinstance(value, str) or value not in EventType.__members__.values():
-        problems["event"] = f"must be \"start\" or \"end\", got {_preview(value)}"
+        problems["event"] = f'must be "start" or "end", got {_preview(value)}'
     else:
         return EventType(value)
     return None
@@ -98,7 +98,9 @@ def _parse_session_id(value: Any, problems: dict[str, str]) -> uuid.UUID | None:
         problems["session_id"] = f"must be a UUID string, got {_json_type(value)}"
         return None
     if not UUID_PATTERN.fullmatch(value):
-        problems["session_id"] = f"must be a UUID such as 674606b1-2270-4285-928f-eef4a6b90a60, got {_preview(value)}"
+        problems["session_id"] = (
+            f"must be a UUID such as 674606b1-2270-4285-928f-eef4a6b90a60, got {_preview(value)}"
+        )
         return None
     return uuid.UUID(value)
 

@@ -30,7 +30,6 @@ from player_sessions_local.bench.dataset import Statement
 from player_sessions_local.bench.environments import Environments, http_client
 from player_sessions_local.bench.options import BARE_ATTEMPTS, BATCH_EVENTS
 
-
 _bare_statements: list[Statement | list[Statement]] = []
 """Set before the worker processes fork; each one sends every ``processes``-th request."""
 
@@ -60,8 +59,17 @@ def as_requests(statements: list[Statement]) -> list[Statement | list[Statement]
 def _bare_worker(settings: Settings, index: int, processes: int, ready, go, results) -> None:
     cluster = build_cluster(settings)
     session = cluster.connect(settings.keyspace)
-    prepared = {cql: session.prepare(cql) for cql in (WRITE_START_HALF, WRITE_START_ROW, WRITE_END_HALF,
-                                                      WRITE_COMPLETED, WRITE_ARRIVAL, WRITE_ARRIVAL_MINUTE)}
+    prepared = {
+        cql: session.prepare(cql)
+        for cql in (
+            WRITE_START_HALF,
+            WRITE_START_ROW,
+            WRITE_END_HALF,
+            WRITE_COMPLETED,
+            WRITE_ARRIVAL,
+            WRITE_ARRIVAL_MINUTE,
+        )
+    }
     work = []
     for request in itertools.islice(_bare_statements, index, None, processes):
         if isinstance(request, list):
@@ -77,8 +85,16 @@ def _bare_worker(settings: Settings, index: int, processes: int, ready, go, resu
     # A statement that timed out (a busy node) is written again, as the loader re-sends a chunk: same rows.
     for _ in range(BARE_ATTEMPTS):
         failed = []
-        for statement, (success, result) in zip(work, execute_concurrent(
-                session, work, concurrency=WRITE_CONCURRENCY, raise_on_first_error=False, results_generator=True)):
+        for statement, (success, result) in zip(
+            work,
+            execute_concurrent(
+                session,
+                work,
+                concurrency=WRITE_CONCURRENCY,
+                raise_on_first_error=False,
+                results_generator=True,
+            ),
+        ):
             if not success:
                 failed.append(statement)
                 first_error = first_error or repr(result)
@@ -112,8 +128,10 @@ def run_bare_loop(settings: Settings, statements: list[Statement], events: int, 
     _bare_statements = as_requests(statements)
     context = multiprocessing.get_context("fork")
     ready, go, results = context.Semaphore(0), context.Event(), context.Queue()
-    workers = [context.Process(target=_bare_worker, args=(settings, i, processes, ready, go, results))
-               for i in range(processes)]
+    workers = [
+        context.Process(target=_bare_worker, args=(settings, i, processes, ready, go, results))
+        for i in range(processes)
+    ]
     for worker in workers:
         worker.start()
     for _ in workers:
@@ -129,17 +147,22 @@ def run_bare_loop(settings: Settings, statements: list[Statement], events: int, 
     retried = sum(o[1] for o in outcomes)
     errors = sum(o[2] for o in outcomes)
     first_error = next((o[3] for o in outcomes if o[3]), "")
-    return Throughput("bare loop (prepared inserts)", events, seconds, errors, retried,
-                      f"{len(statements):,} statements in {written:,} requests (a session's two halves in one "
-                      f"single-partition batch, as the ingest path sends them), {processes} processes x "
-                      f"{WRITE_CONCURRENCY} in flight"
-                      + (f"; first failure: {first_error}" if first_error else ""))
+    return Throughput(
+        "bare loop (prepared inserts)",
+        events,
+        seconds,
+        errors,
+        retried,
+        f"{len(statements):,} statements in {written:,} requests (a session's two halves in one "
+        f"single-partition batch, as the ingest path sends them), {processes} processes x "
+        f"{WRITE_CONCURRENCY} in flight" + (f"; first failure: {first_error}" if first_error else ""),
+    )
 
 
 def run_http_ingest(environments: Environments, events: list[dict], clients: int) -> Throughput:
     """``clients`` clients post the events in file order, 10 a batch; every batch must be stored whole."""
-    bodies = [json.dumps(events[i:i + BATCH_EVENTS]).encode() for i in range(0, len(events), BATCH_EVENTS)]
-    sizes = [len(events[i:i + BATCH_EVENTS]) for i in range(0, len(events), BATCH_EVENTS)]
+    bodies = [json.dumps(events[i : i + BATCH_EVENTS]).encode() for i in range(0, len(events), BATCH_EVENTS)]
+    sizes = [len(events[i : i + BATCH_EVENTS]) for i in range(0, len(events), BATCH_EVENTS)]
     next_batch = iter(range(len(bodies)))
     lock = threading.Lock()
     errors: list[str] = []
@@ -176,7 +199,13 @@ def run_http_ingest(environments: Environments, events: list[dict], clients: int
     for thread in threads:
         thread.join()
     seconds = time.perf_counter() - started
-    return Throughput("HTTP ingest (POST /events)", len(events), seconds, len(errors), len(resent),
-                      f"{len(bodies):,} batches of {BATCH_EVENTS}, {clients} clients, one gateway with up to "
-                      f"{environments.concurrency} execution environments"
-                      + (f"; first error: {errors[0]}" if errors else ""))
+    return Throughput(
+        "HTTP ingest (POST /events)",
+        len(events),
+        seconds,
+        len(errors),
+        len(resent),
+        f"{len(bodies):,} batches of {BATCH_EVENTS}, {clients} clients, one gateway with up to "
+        f"{environments.concurrency} execution environments"
+        + (f"; first error: {errors[0]}" if errors else ""),
+    )
