@@ -8,7 +8,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from player_sessions.domain.ingest import BatchOutcome, ingest_batch
 from player_sessions.http import ERROR_RESPONSES, build_resolver, model_response, read_json_batch
-from player_sessions.models import ErrorOut, IngestResult
+from player_sessions.models import ErrorOut, EventError, IngestResult
 from player_sessions.observability import MetricUnit, logger, metrics, tracer
 from player_sessions.services import get_services
 
@@ -50,7 +50,10 @@ def ingest_events() -> Response[IngestResult]:
         stored=outcome.stored,
         discarded=outcome.discarded,
         rejected=outcome.rejected,
-        errors=[problem.__dict__ for problem in outcome.problems],
+        errors=[
+            EventError(index=problem.index, status=problem.status, field=problem.field, reason=problem.reason)
+            for problem in outcome.problems
+        ],
     )
     return model_response(_status_for(outcome, len(items)), result)
 

@@ -18,7 +18,7 @@ from player_sessions.redis_connection import RedisConnection
 from player_sessions.repositories.cache_protocol import NoCache, ReadCache
 from player_sessions.repositories.cassandra_starts import CassandraStartsStore
 from player_sessions.repositories.cassandra_store import CassandraSessionStore
-from player_sessions.repositories.protocols import SessionStore, StartsStore
+from player_sessions.repositories.protocols import RollupStore, SessionStore
 from player_sessions.settings import Settings, get_settings
 
 
@@ -27,7 +27,8 @@ class Services:
     settings: Settings
     clock: Clock
     store: SessionStore
-    starts: StartsStore
+    starts: RollupStore
+    """The readers see a StartsStore; the rollup builder folds through the same store."""
     cache: ReadCache
     redis: RedisConnection | None
     cassandra: CassandraConnection | None = None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from player_sessions.errors import DatabaseUnavailableError
-from player_sessions.models import ComponentHealth, HealthOut
+from player_sessions.models import ComponentHealth, HealthOut, HealthStatus
 from player_sessions.repositories.cache_protocol import ReadCache
 from player_sessions.repositories.protocols import SessionStore
 
@@ -15,6 +15,7 @@ def check_health(*, store: SessionStore, cache: ReadCache) -> HealthOut:
         cassandra = ComponentHealth(status="down", detail=error.message)
     answer = cache.ping()
     cache_health = ComponentHealth(status=answer.status, latency_ms=answer.latency_ms, detail=answer.detail)
+    status: HealthStatus
     if cassandra.status == "down":
         status = "unavailable"
     elif cache_health.status == "down":

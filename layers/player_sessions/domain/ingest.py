@@ -6,7 +6,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
+from uuid import UUID
 
 from player_sessions.clock import Clock
 from player_sessions.errors import DatabaseUnavailableError
@@ -30,7 +31,7 @@ from player_sessions.time_buckets import arrival_slot, hour_of, may_have_been_fo
 @dataclass(frozen=True)
 class EventProblem:
     index: int
-    status: str
+    status: Literal["rejected", "discarded"]
     field: str
     reason: str
 
@@ -171,7 +172,7 @@ def changed_cache_scopes(starts: Sequence[EventWrite], completed: Sequence[Compl
     return scopes
 
 
-def halves_in_batch(writes: Sequence[EventWrite]) -> dict:
+def halves_in_batch(writes: Sequence[EventWrite]) -> dict[UUID, SessionHalves]:
     """Sessions whose start and end are both in the batch, as the batch's own events describe them."""
     starts = {w.event.session_id: w.event for w in writes if w.event.event is EventType.START}
     ends = {w.event.session_id: w.event for w in writes if w.event.event is EventType.END}

@@ -96,8 +96,11 @@ class ComponentHealth(ApiModel):
     detail: str | None = None
 
 
+HealthStatus = Literal["ok", "degraded", "unavailable"]
+
+
 class HealthOut(ApiModel):
-    status: Literal["ok", "degraded", "unavailable"]
+    status: HealthStatus
     cassandra: ComponentHealth
     cache: ComponentHealth
 

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol
+
+CacheStatus = Literal["up", "down", "disabled"]
 
 
 @dataclass(frozen=True)
 class CacheHealth:
-    status: str
-    """"up", "down" or "disabled"."""
+    status: CacheStatus
     latency_ms: float | None = None
     detail: str | None = None
 

@@ -230,9 +230,9 @@ class CassandraStartsStore:
             for (level, _period), result in zip(spans, self._concurrently(READ_ROLLUPS, parameters)):
                 for row in result:
                     read += 1
-                    bucket = wanted.get((level, _utc(row.bucket)))
-                    if bucket is not None:
-                        found.setdefault(bucket, []).append(
+                    row_bucket = wanted.get((level, _utc(row.bucket)))
+                    if row_bucket is not None:
+                        found.setdefault(row_bucket, []).append(
                             RollupRow(row.slot, bool(row.base), json.loads(row.counts))
                         )
         count_read(rows=read, partitions=len(spans), requests=len(spans))

@@ -137,7 +137,11 @@ class CassandraSessionStore:
             row = result.one()
             if row is not None:
                 halves[row.session_id] = SessionHalves(
-                    row.session_id, row.player_id, row.country, _utc(row.start_ts), _utc(row.end_ts)
+                    row.session_id,
+                    row.player_id,
+                    row.country,
+                    _utc_or_none(row.start_ts),
+                    _utc_or_none(row.end_ts),
                 )
         return halves
 
@@ -210,6 +214,7 @@ def _event_statements(writes: Sequence[EventWrite]) -> Iterable[Statement | list
     halves: dict[UUID, list[tuple[EventType, Statement]]] = {}
     for write in writes:
         event = write.event
+        half: Statement
         if event.event is EventType.START:
             half = (
                 WRITE_START_HALF,
@@ -257,9 +262,14 @@ def _arrival_statements(arrivals: Sequence[ArrivalWrite]) -> Iterator[Statement]
         )
 
 
-def _utc(moment: datetime | None) -> datetime | None:
+def _utc(moment: datetime) -> datetime:
     # The driver returns naive datetimes that are in UTC.
-    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+def _utc_or_none(moment: datetime | None) -> datetime | None:
+    """A cell that may be unset (one half of a session stored so far)."""
+    return None if moment is None else _utc(moment)
 
 
 @contextmanager

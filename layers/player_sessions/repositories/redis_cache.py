@@ -174,7 +174,7 @@ class RedisReadCache:
             self._epoch_bump_owed = True
             self._lost_invalidations += 1
 
-    def _pay_owed_epoch_bump(self, client: redis.Redis) -> bool:
+    def _pay_owed_epoch_bump(self, client: redis.Redis[bytes]) -> bool:
         """Bumps the epoch if an invalidation was lost; True if it did. Raises if Redis fails (still owed)."""
         with self._lock:
             if not self._epoch_bump_owed:
