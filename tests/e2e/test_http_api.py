@@ -170,13 +170,6 @@ def test_health_reports_cassandra_and_cache(served_api):
     assert body["cache"]["status"] == "up"
 
 
-def test_openapi_document_is_served_and_matches_the_checked_in_copy(served_api):
-    with served_api.client(api_key=None) as client:
-        response = client.get("/openapi.json")
-    assert response.status_code == 200
-    assert response.json() == json.loads((ROOT / "docs" / "openapi.json").read_text())
-
-
 def test_every_route_refuses_a_missing_key_with_the_403_its_document_lists(served_api):
     # Given the checked-in document, and the served API (API Gateway requires the key on every method)
     document = json.loads((ROOT / "docs" / "openapi.json").read_text())

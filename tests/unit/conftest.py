@@ -9,6 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+# Importing a handler builds Powertools' Tracer, which imports the X-Ray SDK even when tracing is off (outside
+# Lambda it is): the SDK's global recorder creates its UDP emitter's socket at import, unconnected, and sends
+# nothing. Imported once here, before any test runs, so that a test importing a handler still runs with every
+# socket blocked, and only that import-time socket is let through.
+import aws_xray_sdk.core  # noqa: F401 imported for its effect, see above
 import pytest
 from pytest_socket import disable_socket, enable_socket
 
