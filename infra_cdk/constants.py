@@ -81,8 +81,9 @@ ROLLUP_BUILDER_CONCURRENCY = 1
 """One builder at a time (a second one would be safe, and useless)."""
 ROLLUP_LAG_ALARM_SECONDS = 30
 """Readers count the unfolded tail themselves: a builder this far behind makes every count read more."""
-LOG_RETENTION = "ONE_MONTH"
-"""How long function, access and flow logs are kept (a member of aws_logs.RetentionDays)."""
+LOG_RETENTION = "ONE_YEAR"
+"""How long function, access and flow logs are kept (a member of aws_logs.RetentionDays): as long as the
+service keeps its data (RETENTION_DAYS), and the year Control Tower asks of log groups (CT.CLOUDWATCH.PR.2)."""
 
 # --- Data: which function may read (Select) and write (Modify) which table ----------------------------------
 

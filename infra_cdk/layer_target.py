@@ -185,7 +185,7 @@ def _unpack_qemu(deb: Path, destination: Path) -> None:
 
 
 def _run(command: list[str], cwd: Path | None = None) -> str:
-    completed = subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=False)
+    completed = subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=False)  # noqa: S603 apt-get, dpkg-deb, readelf: recipe and cache paths only
     if completed.returncode != 0:
         raise TargetSetupError(f"{' '.join(command[:4])} ... failed:\n{completed.stderr.strip()[-2000:]}")
     return completed.stdout
