@@ -7,6 +7,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, TypedDict
 from uuid import UUID
 
 from player_sessions.models import (
@@ -25,11 +26,20 @@ from player_sessions.repositories.cache_protocol import CacheHealth, CacheToken
 from player_sessions.time_buckets import Bucket, Level, slot_start
 
 
+class SessionRow(TypedDict, total=False):
+    """A row of the sessions table: each half of the session is there once its event is stored."""
+
+    player_id: str
+    country: str
+    start_ts: datetime
+    end_ts: datetime
+
+
 class InMemoryDatabase:
     """The tables both stores share."""
 
     def __init__(self) -> None:
-        self.sessions: dict[UUID, dict] = {}
+        self.sessions: dict[UUID, SessionRow] = {}
         self.starts: set[tuple[datetime, int, str, datetime, UUID, str]] = set()
         self.completed: dict[tuple[str, datetime, UUID], tuple[CompletedSession, int]] = {}
         self.arrivals: dict[int, set[StartKey]] = {}
@@ -46,7 +56,7 @@ class InMemorySessionStore:
         self.ttls: dict[tuple[UUID, str], int] = {}
 
     @property
-    def sessions(self) -> dict[UUID, dict]:
+    def sessions(self) -> dict[UUID, SessionRow]:
         return self.db.sessions
 
     @property
@@ -60,7 +70,7 @@ class InMemorySessionStore:
             row = self.db.sessions.setdefault(event.session_id, {})
             if event.event is EventType.START:
                 assert event.country is not None
-                row.update(player_id=event.player_id, country=event.country, start_ts=event.ts)
+                row["player_id"], row["country"], row["start_ts"] = event.player_id, event.country, event.ts
                 self.db.starts.add(
                     (write.hour, write.shard, event.country, event.ts, event.session_id, event.player_id)
                 )
@@ -244,3 +254,16 @@ class FlowingClock:
 
     def now(self) -> datetime:
         return self._origin + timedelta(seconds=time.monotonic() - self._started)
+
+
+if TYPE_CHECKING:
+    from player_sessions.clock import Clock
+    from player_sessions.repositories.cache_protocol import ReadCache
+    from player_sessions.repositories.protocols import RollupStore, SessionStore
+
+    # mypy holds each fake to the Protocol the domain takes it as, as it holds the real stores (nothing runs).
+    # RollupStore extends StartsStore: the starts fake stands in for both.
+    _session_store: type[SessionStore] = InMemorySessionStore
+    _starts_store: type[RollupStore] = InMemoryStartsStore
+    _read_cache: type[ReadCache] = InMemoryReadCache
+    _clock: type[Clock] = FlowingClock

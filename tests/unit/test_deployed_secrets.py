@@ -25,8 +25,12 @@ def test_cursor_key_is_read_from_secrets_manager_when_an_arn_is_set(monkeypatch)
 
 
 def test_local_settings_keep_their_key_and_call_nothing():
+    # Given local settings, which name no secret
     settings = Settings()
-    assert with_deployed_secrets(settings) is settings
+    # When the deployed secrets are applied
+    applied = with_deployed_secrets(settings)
+    # Then the settings are returned as they were (and no AWS API is called: sockets are blocked)
+    assert applied is settings
 
 
 def test_after_a_snapstart_restore_the_next_request_builds_fresh_connections():

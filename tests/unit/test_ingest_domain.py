@@ -57,10 +57,13 @@ def test_valid_events_are_stored_and_the_ttl_is_retention_minus_age(store, clock
 
 
 def test_event_older_than_retention_is_discarded_and_not_stored(store, clock):
+    # Given a start one second older than the 365-day retention
     session_id = uuid.uuid4()
+    # When it is ingested
     outcome = ingest_batch(
         [start(session_id, NOW - timedelta(days=365, seconds=1))], store=store, clock=clock, settings=SETTINGS
     )
+    # Then it is discarded, naming the timestamp and the retention, and nothing is stored
     assert (outcome.stored, outcome.discarded) == (0, 1)
     assert outcome.problems[0].status == "discarded"
     assert outcome.problems[0].field == "ts"
@@ -69,23 +72,29 @@ def test_event_older_than_retention_is_discarded_and_not_stored(store, clock):
 
 
 def test_event_at_the_edge_of_retention_is_still_stored(store, clock):
+    # Given a start two seconds inside the retention
+    # When it is ingested
     outcome = ingest_batch(
         [start(uuid.uuid4(), NOW - timedelta(days=365) + timedelta(seconds=2))],
         store=store,
         clock=clock,
         settings=SETTINGS,
     )
+    # Then it is stored
     assert outcome.stored == 1
 
 
 def test_event_beyond_the_clock_skew_is_rejected_but_within_it_is_stored(store, clock):
+    # Given a start one second beyond the five minutes of allowed clock skew, and one right at it
     too_far, just_ok = uuid.uuid4(), uuid.uuid4()
+    # When both are ingested
     outcome = ingest_batch(
         [start(too_far, NOW + timedelta(minutes=5, seconds=1)), start(just_ok, NOW + timedelta(minutes=5))],
         store=store,
         clock=clock,
         settings=SETTINGS,
     )
+    # Then the first is rejected as in the future, the second stored
     assert (outcome.stored, outcome.rejected) == (1, 1)
     assert outcome.problems[0].index == 0 and outcome.problems[0].field == "ts"
     assert "in the future" in outcome.problems[0].reason
@@ -93,13 +102,16 @@ def test_event_beyond_the_clock_skew_is_rejected_but_within_it_is_stored(store, 
 
 
 def test_valid_events_are_kept_when_others_in_the_batch_are_rejected(store, clock):
+    # Given a batch with a valid start between two invalid items
     session_id = uuid.uuid4()
+    # When it is ingested
     outcome = ingest_batch(
         [{"event": "pause"}, start(session_id, NOW - timedelta(hours=1)), "x"],
         store=store,
         clock=clock,
         settings=SETTINGS,
     )
+    # Then the start is stored and each invalid item is rejected by its index
     assert (outcome.stored, outcome.rejected) == (1, 2)
     assert [problem.index for problem in outcome.problems] == [0, 2]
     assert session_id in store.sessions
@@ -122,10 +134,13 @@ def test_a_session_completes_whatever_the_arrival_order(store, clock, order):
 
 
 def test_a_resent_batch_changes_nothing(store, clock):
+    # Given a batch holding a whole session
     session_id = uuid.uuid4()
     batch = [start(session_id, NOW - timedelta(hours=2)), end(session_id, NOW - timedelta(hours=1))]
+    # When it is sent three times
     for _ in range(3):
         outcome = ingest_batch(batch, store=store, clock=clock, settings=SETTINGS)
+    # Then each send is acknowledged in full, and one session, one start and one arrival are stored
     assert outcome.stored == 2
     assert len(store.completed) == 1
     assert len(store.db.starts) == 1
@@ -133,28 +148,40 @@ def test_a_resent_batch_changes_nothing(store, clock):
 
 
 def test_an_end_before_its_start_does_not_complete_the_session():
+    # Given a session whose end is one second before its start
     halves = SessionHalves(uuid.uuid4(), "p1", "FI", NOW, NOW - timedelta(seconds=1))
-    assert completed_session(halves, NOW, SETTINGS.retention) is None
+    # When it is completed
+    completed = completed_session(halves, NOW, SETTINGS.retention)
+    # Then there is no completed session
+    assert completed is None
 
 
 def test_a_session_whose_start_left_the_retention_is_not_completed():
+    # Given a session that started 366 days ago and ended within the retention
     halves = SessionHalves(uuid.uuid4(), "p1", "FI", NOW - timedelta(days=366), NOW - timedelta(days=300))
-    assert completed_session(halves, NOW, SETTINGS.retention) is None
+    # When it is completed
+    completed = completed_session(halves, NOW, SETTINGS.retention)
+    # Then there is no completed session
+    assert completed is None
 
 
 def test_completed_session_ttl_follows_its_start(store, clock):
+    # Given a session started 10 days ago and ended 9 days ago
     session_id = uuid.uuid4()
+    # When it is ingested
     ingest_batch(
         [start(session_id, NOW - timedelta(days=10)), end(session_id, NOW - timedelta(days=9))],
         store=store,
         clock=clock,
         settings=SETTINGS,
     )
+    # Then the completed session expires with its start: retention minus 10 days
     ((_, ttl),) = store.completed.values()
     assert ttl == ttl_seconds(NOW - timedelta(days=10), NOW, SETTINGS.retention) == 355 * 86_400
 
 
 def test_history_returns_the_newest_ends_first_up_to_the_limit(store, clock):
+    # Given 25 completed sessions of one player, each ending a minute after the previous one
     ids = [uuid.uuid4() for _ in range(25)]
     for minutes, session_id in enumerate(ids):
         ingest_batch(
@@ -166,7 +193,9 @@ def test_history_returns_the_newest_ends_first_up_to_the_limit(store, clock):
             clock=clock,
             settings=SETTINGS,
         )
+    # When the player's last 20 sessions are read
     sessions = last_completed_sessions("p1", 20, store=store, clock=clock, settings=SETTINGS)
+    # Then they are the 20 newest, newest end first; a smaller limit is kept, and an unknown player has none
     assert [s.session_id for s in sessions] == list(reversed(ids))[:20]
     assert len(last_completed_sessions("p1", 3, store=store, clock=clock, settings=SETTINGS)) == 3
     assert last_completed_sessions("nobody", 20, store=store, clock=clock, settings=SETTINGS) == []

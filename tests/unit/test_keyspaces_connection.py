@@ -55,7 +55,9 @@ def test_keyspaces_cluster_uses_tls_on_9142_with_protocol_v4(keyspaces_settings,
 
 
 def test_keyspaces_requests_are_dc_aware_for_the_region_at_local_quorum(keyspaces_settings, role_session):
+    # When the cluster is built for Keyspaces in eu-west-1
     cluster = build_cluster(keyspaces_settings, role_session)
+    # Then its default profile routes token-aware to the region's data center, at LOCAL_QUORUM
     profile = cluster.profile_manager.profiles[EXEC_PROFILE_DEFAULT]
     assert isinstance(profile.load_balancing_policy, TokenAwarePolicy)
     child = profile.load_balancing_policy._child_policy

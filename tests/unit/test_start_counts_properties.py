@@ -9,6 +9,7 @@ import uuid
 from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -57,7 +58,7 @@ step = st.one_of(
 class RacingSessionStore(InMemorySessionStore):
     """Lets a builder fold, on a clock seconds ahead, just before a batch's arrivals land (a slow write)."""
 
-    def __init__(self, on_arrivals=None) -> None:
+    def __init__(self) -> None:
         super().__init__()
         self.before_arrivals = None
 
@@ -214,6 +215,9 @@ def run(steps) -> int:
 @settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(steps=st.lists(step, min_size=3, max_size=30))
 def test_counts_and_listings_equal_a_brute_force_model(steps):
+    # Given a random history of ingests, folds and clock moves
+    # When it is played, counting and listing along the way
+    # Then every count and listing equals the brute-force model's (History.count and History.list assert it)
     run(steps)
 
 
@@ -258,10 +262,11 @@ def test_a_windows_cover_tiles_it_with_few_buckets():
     now = datetime(2026, 11, 28, 6, 49, 57, 123_000, tzinfo=UTC)
     for hours, most in ((1, 28), (24, 51), (168, 57), (8760, 91)):
         window = window_for(hours, now, SETTINGS.retention)
+        # When each window is planned with a cutoff three seconds back
         plan = plan_window(window, now - timedelta(seconds=3))
         # Then the buckets tile [first whole second, cutoff) without gaps or overlap, and are few
         assert plan.buckets[0].start == window.start.replace(microsecond=0) + timedelta(seconds=1)
-        for earlier, later in zip(plan.buckets, plan.buckets[1:]):
+        for earlier, later in pairwise(plan.buckets):
             assert earlier.end == later.start
         assert plan.buckets[-1].end == plan.rolled_until
         assert len(plan.buckets) <= most
@@ -269,8 +274,11 @@ def test_a_windows_cover_tiles_it_with_few_buckets():
 
 
 def test_cover_uses_every_level_it_can():
+    # Given a span from five seconds before an hour, two months back, to ten past three
     start, end = datetime(2026, 1, 30, 22, 59, 55, tzinfo=UTC), datetime(2026, 4, 2, 3, 10, 20, tzinfo=UTC)
+    # When it is covered with buckets
     levels = Counter(bucket.level for bucket in cover(start, end))
+    # Then the largest levels that fit are used, and the smaller ones only at the edges
     assert levels == Counter(
         {
             Level.SECOND: 5,
@@ -284,9 +292,13 @@ def test_cover_uses_every_level_it_can():
 
 
 def test_window_never_reaches_past_the_retention():
+    # Given a 30-day retention
     now = datetime(2026, 11, 28, tzinfo=UTC)
     short = Settings(retention_days=30)
-    assert window_for(8760, now, short.retention) == Window(now - timedelta(days=30), now)
+    # When a year-long window is asked for
+    window = window_for(8760, now, short.retention)
+    # Then it covers the retention only
+    assert window == Window(now - timedelta(days=30), now)
 
 
 def test_reads_are_metered():

@@ -102,7 +102,8 @@ def prepare_data(settings: Settings, events: int, load: bool = True) -> tuple[li
         )
         say(f"loaded {report.stored} events in {report.seconds:.0f} s; building the rollups")
         build_rollups(services)
-        services.cassandra.close()
+        if services.cassandra is not None:
+            services.cassandra.close()
     return players, countries
 
 
@@ -280,7 +281,10 @@ def _cells(run: RouteRun) -> str:
 
 
 def describe_machine() -> dict[str, str]:
-    memory_kb = int(re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text()).group(1))
+    memory = re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text())
+    if memory is None:
+        raise RuntimeError("/proc/meminfo holds no MemTotal")
+    memory_kb = int(memory.group(1))
     return {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "cpus": str(os.cpu_count()),

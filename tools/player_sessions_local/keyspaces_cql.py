@@ -85,13 +85,15 @@ def cql_built_from_strings(
             continue
         tree = ast.parse(path.read_text(), filename=str(path))
         for node in ast.walk(tree):
+            if not isinstance(node, ast.expr):  # f-strings, operators and calls are expressions
+                continue
             text = _dynamic_string_head(node)
             if text is not None and CQL_START.match(text):
                 found.append(f"{relative}:{node.lineno}: {text.strip()[:60]!r}")
     return found
 
 
-def _dynamic_string_head(node: ast.AST) -> str | None:
+def _dynamic_string_head(node: ast.expr) -> str | None:
     if isinstance(node, ast.JoinedStr) and node.values and isinstance(node.values[0], ast.Constant):
         return str(node.values[0].value)
     if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Mod, ast.Add)):

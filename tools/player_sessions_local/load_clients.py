@@ -60,6 +60,8 @@ class RouteRun:
 class Client:
     def __init__(self, base_url: str, api_key: str | None, timeout: float = 60) -> None:
         parts = urlsplit(base_url)
+        if parts.hostname is None:
+            raise ValueError(f"no host in {base_url!r}")
         self._connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
         self._headers = {"x-api-key": api_key} if api_key else {}
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 CacheStatus = Literal["up", "down", "disabled"]
 
@@ -69,3 +69,8 @@ class NoCache:
 
     def invalidate(self, scopes: Sequence[str]) -> None:
         return None
+
+
+if TYPE_CHECKING:
+    # mypy holds the switched-off cache to the Protocol (nothing runs).
+    _conforms: type[ReadCache] = NoCache

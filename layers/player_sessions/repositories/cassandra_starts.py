@@ -8,7 +8,7 @@ import json
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from cassandra import ConsistencyLevel
@@ -429,3 +429,10 @@ def _counts_json(counts: dict[str, int]) -> str:
 
 def _utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+if TYPE_CHECKING:
+    from player_sessions.repositories.protocols import RollupStore
+
+    # mypy holds the store to the Protocol the builder (and, through it, every reader) takes it as.
+    _conforms: type[RollupStore] = CassandraStartsStore

@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 
 from cassandra import DriverException, OperationTimedOut, RequestExecutionException
@@ -287,3 +287,10 @@ def unavailable_on_failure(action: str) -> Iterator[None]:
         metrics.add_metric(
             name="DatabaseLatency", unit=MetricUnit.Milliseconds, value=(time.perf_counter() - started) * 1000
         )
+
+
+if TYPE_CHECKING:
+    from player_sessions.repositories.protocols import SessionStore
+
+    # mypy holds the store to the Protocol the domain takes it as (nothing runs).
+    _conforms: type[SessionStore] = CassandraSessionStore

@@ -29,6 +29,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from enum import Enum
+from typing import TYPE_CHECKING
 
 import redis
 
@@ -36,6 +37,9 @@ from player_sessions.observability import MetricUnit, logger, metrics
 from player_sessions.read_meter import count_cache_lookup
 from player_sessions.redis_connection import RedisConnection
 from player_sessions.repositories.cache_protocol import CacheHealth, CacheToken
+
+if TYPE_CHECKING:
+    from player_sessions.repositories.cache_protocol import ReadCache
 
 # ValueError: an epoch or generation that is not an integer (a foreign key clash); a miss, not a crash.
 _CACHE_FAILURES = (redis.RedisError, OSError, TimeoutError, ValueError)
@@ -226,3 +230,8 @@ class RedisReadCache:
 
 def _as_int(raw: bytes | str | None) -> int:
     return 0 if raw is None else int(raw)
+
+
+if TYPE_CHECKING:
+    # mypy holds the cache to the Protocol the domain takes it as (nothing runs).
+    _conforms: type[ReadCache] = RedisReadCache

@@ -127,6 +127,8 @@ class HttpClient:
 
     def __init__(self, url: str, timeout: float = 30) -> None:
         parts = urlsplit(url)
+        if parts.hostname is None:
+            raise ValueError(f"no host in {url!r}")
         self._connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
 
     def request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:

@@ -10,6 +10,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TypedDict
 
 from player_sessions.clock import SystemClock
 from player_sessions.services import Services, build_services
@@ -46,6 +47,22 @@ from player_sessions_local.load import CHUNK_EVENTS, load_file
 from player_sessions_local.rollup_runner import RollupRunner, fold_until_caught_up
 
 
+class PhaseResults(TypedDict, total=False):
+    """What each phase measured, filled in as the phases run; the report reads them all."""
+
+    bare: Throughput
+    bare_counts: list[RowCount]
+    loader: Throughput
+    loader_counts: list[RowCount]
+    http: Throughput
+    http_counts: list[RowCount]
+    metric_check: MetricCheck
+    latencies: list[RouteLatency]
+    single_latencies: list[RouteLatency]
+    seed: RouteStatsPair
+    live: live.LiveResult
+
+
 @dataclass
 class BenchRun:
     options: BenchOptions
@@ -63,7 +80,7 @@ class BenchRun:
     statements: list[Statement] = field(default_factory=list)
     row_statements: int = 0
     quiet_waits: list[float] = field(default_factory=list)
-    results: dict[str, object] = field(default_factory=dict)
+    results: PhaseResults = field(default_factory=PhaseResults)
     builder: RollupRunner | None = None
     services: Services | None = None
 

@@ -16,6 +16,7 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from multiprocessing.process import BaseProcess
 from urllib.parse import parse_qs, urlsplit
 from uuid import UUID
 
@@ -90,7 +91,7 @@ def _serve(settings: Settings, port: int, ready: threading.Event | None) -> None
     ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
 
 
-def start(settings: Settings) -> tuple[multiprocessing.Process, str]:
+def start(settings: Settings) -> tuple[BaseProcess, str]:
     """The reference server in a process of its own (as the gateway is); returns it and its base URL."""
     port = free_port()
     process = multiprocessing.get_context("spawn").Process(

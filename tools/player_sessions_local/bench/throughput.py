@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cassandra.concurrent import execute_concurrent
-from cassandra.query import BatchStatement, BatchType
+from cassandra.query import BatchStatement, BatchType, PreparedStatement
 
 from player_sessions.cassandra_connection import build_cluster
 from player_sessions.repositories.cassandra_store import (
@@ -70,7 +70,8 @@ def _bare_worker(settings: Settings, index: int, processes: int, ready, go, resu
             WRITE_ARRIVAL_MINUTE,
         )
     }
-    work = []
+    # What execute_concurrent takes: a batch with no parameters, or a prepared statement with its own.
+    work: list[tuple[BatchStatement | PreparedStatement, tuple[Any, ...] | None]] = []
     for request in itertools.islice(_bare_statements, index, None, processes):
         if isinstance(request, list):
             batch = BatchStatement(batch_type=BatchType.UNLOGGED)

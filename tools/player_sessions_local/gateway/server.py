@@ -73,7 +73,8 @@ class LocalApiGateway(ThreadingHTTPServer):
 
     @property
     def url(self) -> str:
-        host, port = self.server_address[:2]
+        # What server_address holds once bound; the socket reports its host as a str.
+        host, port = self.socket.getsockname()[:2]
         return f"http://{host}:{port}"
 
     def respond(self, request: HttpRequest) -> HttpResponse:
