@@ -26,7 +26,7 @@ _tracker = CompactionTracker()
 @logger.inject_lambda_context
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def lambda_handler(_event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     services = get_services()
     deadline = time.monotonic() + RUN_FOR_SECONDS
     total = FoldReport()

@@ -64,7 +64,7 @@ def _read_cache(redis: RedisConnection | None, keyspace: str) -> ReadCache:
 
 
 def get_services() -> Services:
-    global _services
+    global _services  # noqa: PLW0603  the Lambda environment's cached Services, built on the first request
     if _services is None:
         with _lock:
             if _services is None:
@@ -86,7 +86,7 @@ def with_deployed_secrets(settings: Settings) -> Settings:
 @contextmanager
 def use_services(services: Services) -> Iterator[Services]:
     """Makes the handlers use ``services`` inside the block (tests, the benchmark's in-process runs)."""
-    global _services
+    global _services  # noqa: PLW0603  swaps, for the block, the cached Services get_services hands out
     previous = _services
     _services = services
     try:

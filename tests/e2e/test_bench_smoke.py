@@ -38,7 +38,9 @@ def test_quick_benchmark_reports_every_route_with_no_error_and_no_lost_row(tmp_p
         "13",
     ]
     # When the quick benchmark runs
-    finished = subprocess.run(command, capture_output=True, text=True, timeout=480, env=os.environ.copy())
+    finished = subprocess.run(
+        command, check=False, capture_output=True, text=True, timeout=480, env=os.environ.copy()
+    )
     # Then it succeeds: no request failed and every row the events should leave was found
     assert finished.returncode == 0, finished.stdout[-3000:] + finished.stderr[-3000:]
     results = json.loads((out / "results.json").read_text())

@@ -57,7 +57,7 @@ def sessions_of(response) -> list[str]:
 
 def starts_in_se(response) -> int:
     assert response.status_code == 200, response.text
-    return dict((c["country"], c["starts"]) for c in response.json()["countries"]).get("SE", 0)
+    return {c["country"]: c["starts"] for c in response.json()["countries"]}.get("SE", 0)
 
 
 def test_frozen_redis_reads_stay_correct_and_fresh_writes_show_after_it_thaws(served_api, test_settings):

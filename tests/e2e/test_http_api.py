@@ -212,7 +212,7 @@ def test_country_counts_and_pages_reflect_an_acknowledged_start(served_api):
                 "country": "zz",
                 "ts": iso(now - timedelta(minutes=m)),
             }
-            for sid, m in zip(sessions, (5, 50, 100))
+            for sid, m in zip(sessions, (5, 50, 100), strict=True)
         ]
         assert client.post("/events", json=batch).status_code == 200
         # When the counts and the country's pages are read

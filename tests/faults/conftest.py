@@ -8,6 +8,7 @@ tools/local_services.sh writes them.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -55,10 +56,8 @@ class LocalServices:
         os.kill(self.pid(service), signal.SIGSTOP)
 
     def thaw(self, service: str) -> None:
-        try:
+        with contextlib.suppress(ProcessLookupError, FileNotFoundError):
             os.kill(self.pid(service), signal.SIGCONT)
-        except (ProcessLookupError, FileNotFoundError):
-            pass
 
     def kill(self, service: str) -> None:
         """SIGKILL, then waits until the process is gone. tools/local_services.sh takes a pid that `kill -0`
@@ -119,7 +118,7 @@ class LocalServices:
 def _alive(pid: int) -> bool:
     """Running or stopped, not gone and not a zombie."""
     try:
-        with open(f"/proc/{pid}/stat") as stat:
+        with Path(f"/proc/{pid}/stat").open() as stat:
             return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
     except FileNotFoundError:
         return False
@@ -189,10 +188,8 @@ def process_tree(pid: int) -> list[int]:
 
 def signal_tree(pids: list[int], signum: int) -> None:
     for pid in pids:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signum)
-        except ProcessLookupError:
-            pass
 
 
 @pytest.fixture

@@ -102,7 +102,7 @@ def test_an_environment_starting_while_cassandra_is_frozen_answers_503_within_5_
         assert_unavailable(ingest, ingest_s)
         assert_unavailable(health, health_s)
         # And the next request after the thaw connects and succeeds
-        health, recovery_s = first_success(lambda: client.get("/health"), RECOVER_WITHIN_SECONDS)
+        health, _recovery_s = first_success(lambda: client.get("/health"), RECOVER_WITHIN_SECONDS)
         assert health.json()["cassandra"]["status"] == "up"
     record_property("seconds_to_503", round(max(ingest_s, health_s), 2))
 

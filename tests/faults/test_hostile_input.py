@@ -50,7 +50,7 @@ def body_with_canary(template: str) -> tuple[bytes, str]:
     ids=["over-16-KiB", "nested-5000-deep", "5000-digit-number", "raw-NUL", "object-not-array", "11-events"],
 )
 def test_an_unusable_body_is_refused_whole_with_a_reason_and_stores_nothing(
-    hostile_api, cassandra_session, template, status, message, reason
+    hostile_api, cassandra_session, *, template, status, message, reason
 ):
     # Given a body that holds a valid event but is unusable as a whole
     body, canary = body_with_canary(template)

@@ -5,7 +5,6 @@ parameter is refused with a 4xx."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -53,7 +52,7 @@ schema = schemathesis.openapi.from_dict(DOCUMENT, config=CONFIG)
 
 
 @pytest.fixture(scope="module")
-def fuzzed_api(hostile_api: ServedApi, test_settings) -> Iterator[ServedApi]:
+def fuzzed_api(hostile_api: ServedApi, test_settings) -> ServedApi:
     """The served gateway, checked to serve the document the cases come from, with its rollups built.
 
     The first count over a long window on a fresh keyspace builds every rollup of the year (about 30 s here),
@@ -73,7 +72,7 @@ def fuzzed_api(hostile_api: ServedApi, test_settings) -> Iterator[ServedApi]:
         assert client.get("/openapi.json").json() == DOCUMENT
         warm = client.get("/countries/starts?hours=8760")
         assert warm.status_code == 200, warm.text
-    yield hostile_api
+    return hostile_api
 
 
 @schema.parametrize()

@@ -139,7 +139,7 @@ def test_a_late_start_folded_into_an_old_hour_is_counted_at_once(week, counts_se
 
 def test_a_countrys_cached_page_survives_other_countries_starts_and_not_its_own(week, counts_settings, cache):
     # Given BR's first page, cached
-    session_store, starts_store, clock, fold, events = week
+    session_store, starts_store, clock, _fold, _events = week
 
     def page(country: str) -> list[str]:
         result = starts_of_country(
@@ -172,7 +172,7 @@ def test_a_countrys_cached_page_survives_other_countries_starts_and_not_its_own(
 
 def test_a_cached_page_does_not_hide_a_start_stamped_ahead_of_the_clock(week, counts_settings, cache):
     # Given a start stamped two seconds ahead of the server (a client clock running fast), then FI's page cached
-    session_store, starts_store, clock, fold, events = week
+    session_store, starts_store, clock, _fold, _events = week
     ahead = start(clock.now() + timedelta(seconds=2), "FI")
     ingest_batch([ahead], store=session_store, clock=clock, settings=counts_settings, cache=cache)
 

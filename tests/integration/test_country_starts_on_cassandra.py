@@ -255,7 +255,7 @@ def reads_of_each_request(starts_store, clock, settings) -> dict[str, int]:
 
 
 def live_starts(
-    count: int, rng: random.Random, session_store, clock, settings, tracker, starts_store
+    count: int, rng: random.Random, *, session_store, clock, settings, tracker, starts_store
 ) -> None:
     """``count`` starts stamped within the last ten minutes, ingested 500 at a time, each batch a second later,
     the builder folding as it would on its schedule."""
@@ -286,7 +286,15 @@ def test_reads_stay_within_a_fixed_bound_however_many_starts_the_open_hour_holds
     )
     measured, loaded = {}, 0
     for total in (0, 20_000, 50_000):
-        live_starts(total - loaded, rng, session_store, clock, counts_settings, tracker, starts_store)
+        live_starts(
+            total - loaded,
+            rng,
+            session_store=session_store,
+            clock=clock,
+            settings=counts_settings,
+            tracker=tracker,
+            starts_store=starts_store,
+        )
         loaded = total
         clock.advance(seconds=3)
         fold(starts_store, clock, counts_settings, tracker)

@@ -61,7 +61,7 @@ def test_loader_stores_rebased_events_reports_rejects_and_is_safe_to_rerun(
     assert (second.stored, second.rejected) == (first.stored, first.rejected)
     shift = NOW - max(datetime.fromisoformat(e["ts"]).replace(tzinfo=UTC) for e in events)
     expected = Counter()
-    for sid, country, ts in {
+    for _sid, country, ts in {
         (e["session_id"], e["country"], e["ts"]) for e in events if e["event"] == "start"
     }:
         if datetime.fromisoformat(ts).replace(tzinfo=UTC) + shift >= NOW - timedelta(hours=72):

@@ -157,7 +157,7 @@ def cold_start_each_function(gateway: Gateway, plans: Sequence[RoutePlan]) -> No
 
 def warm_up(gateway: Gateway, plans: Sequence[RoutePlan], clients: int) -> None:
     for plan in plans:
-        run = run_route(gateway.url, API_KEY, plan, gateway.mode, clients, seconds=2, seed=99)
+        run = run_route(gateway.url, API_KEY, plan, mode=gateway.mode, clients=clients, seconds=2, seed=99)
         if run.errors:
             raise RuntimeError(f"warm-up of {plan.name} on the {gateway.mode} gateway: {run.first_error}")
 
@@ -181,7 +181,9 @@ def measure(
             for count in (clients, 1):
                 meter = CpuMeter(gateway.process.pid)
                 meter.start()
-                run = run_route(gateway.url, API_KEY, plan, mode, count, seconds, seed=index)
+                run = run_route(
+                    gateway.url, API_KEY, plan, mode=mode, clients=count, seconds=seconds, seed=index
+                )
                 if count == clients:
                     profiles[(plan.name, mode)] = meter.stop()
                 runs.append(run)
@@ -206,9 +208,11 @@ def summary(
     lines = [
         f"# Concurrency through the local gateway ({machine['date']})",
         "",
-        f"{machine['cpus']} CPUs, {machine['memory']}, load average at start {machine['load']}. "
-        f"{options.events:,} generated events loaded; {options.seconds:g} s per route and pass; "
-        f"pool of at most {options.max_concurrency or 'the default number of'} environments; cache on.",
+        (
+            f"{machine['cpus']} CPUs, {machine['memory']}, load average at start {machine['load']}. "
+            f"{options.events:,} generated events loaded; {options.seconds:g} s per route and pass; "
+            f"pool of at most {options.max_concurrency or 'the default number of'} environments; cache on."
+        ),
         "",
         f"## {n} concurrent clients",
         "",
@@ -265,11 +269,15 @@ def summary(
         "",
         "## Targets",
         "",
-        f"- every route's p90 <= {P90_TARGET_MS} ms with {n} clients through the pool: "
-        f"{'met' if p90_met else 'missed'}",
-        f"- throughput >= {THROUGHPUT_TARGET}x the one-environment gateway's with {n} clients: "
-        f"{'met' if min(ratios) >= THROUGHPUT_TARGET else 'missed'} "
-        f"(ratios {min(ratios):.2f} to {max(ratios):.2f})",
+        (
+            f"- every route's p90 <= {P90_TARGET_MS} ms with {n} clients through the pool: "
+            f"{'met' if p90_met else 'missed'}"
+        ),
+        (
+            f"- throughput >= {THROUGHPUT_TARGET}x the one-environment gateway's with {n} clients: "
+            f"{'met' if min(ratios) >= THROUGHPUT_TARGET else 'missed'} "
+            f"(ratios {min(ratios):.2f} to {max(ratios):.2f})"
+        ),
         f"- errors: {errors}",
     ]
     return "\n".join(lines) + "\n"

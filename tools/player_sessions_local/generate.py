@@ -31,7 +31,67 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-COUNTRIES = ["US", "BR", "DE", "GB", "FR", "RU", "JP", "KR", "CN", "IN", "PK", "ID", "MX", "TR", "PL", "IT", "ES", "CA", "AU", "NL", "SE", "NO", "FI", "DK", "UA", "AR", "CO", "CL", "PE", "VN", "TH", "PH", "MY", "SG", "SA", "AE", "EG", "NG", "ZA", "KE", "MA", "IL", "IR", "BD", "NZ", "PT", "GR", "CZ", "HU", "RO", "AT", "CH", "BE", "IE", "BY", "KZ", "VE", "EC", "UY"]
+COUNTRIES = [
+    "US",
+    "BR",
+    "DE",
+    "GB",
+    "FR",
+    "RU",
+    "JP",
+    "KR",
+    "CN",
+    "IN",
+    "PK",
+    "ID",
+    "MX",
+    "TR",
+    "PL",
+    "IT",
+    "ES",
+    "CA",
+    "AU",
+    "NL",
+    "SE",
+    "NO",
+    "FI",
+    "DK",
+    "UA",
+    "AR",
+    "CO",
+    "CL",
+    "PE",
+    "VN",
+    "TH",
+    "PH",
+    "MY",
+    "SG",
+    "SA",
+    "AE",
+    "EG",
+    "NG",
+    "ZA",
+    "KE",
+    "MA",
+    "IL",
+    "IR",
+    "BD",
+    "NZ",
+    "PT",
+    "GR",
+    "CZ",
+    "HU",
+    "RO",
+    "AT",
+    "CH",
+    "BE",
+    "IE",
+    "BY",
+    "KZ",
+    "VE",
+    "EC",
+    "UY",
+]
 
 
 @dataclass(frozen=True)
@@ -87,16 +147,15 @@ def generate_events(
                     "ts": _format(started),
                 }
             )
-        if kind < shape.end_only or kind >= shape.end_only + shape.unfinished:
-            if started + length <= end:
-                lines.append(
-                    {
-                        "player_id": player_ids[player],
-                        "event": "end",
-                        "session_id": session_id,
-                        "ts": _format(started + length),
-                    }
-                )
+        if (kind < shape.end_only or kind >= shape.end_only + shape.unfinished) and started + length <= end:
+            lines.append(
+                {
+                    "player_id": player_ids[player],
+                    "event": "end",
+                    "session_id": session_id,
+                    "ts": _format(started + length),
+                }
+            )
         for line in lines:
             copies = 2 if rng.random() < shape.duplicates else 1
             for _ in range(copies):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import bz2
+import contextlib
 import gzip
 import io
 import json
@@ -117,10 +118,9 @@ def numbered_events(
                 )
                 continue
             if shift is not None and isinstance(event, dict) and isinstance(event.get("ts"), str):
-                try:
+                # A timestamp that does not parse is left as it is: the domain rejects it with the precise reason.
+                with contextlib.suppress(ValueError):
                     event["ts"] = (to_utc_millis(datetime.fromisoformat(event["ts"])) + shift).isoformat()
-                except ValueError:
-                    pass  # left as it is: the domain rejects it with the precise reason
             yield number, event
 
 
@@ -152,15 +152,21 @@ def _earliest_ts(group: list[tuple[int, object]]) -> str:
     return min(stamps, default="")
 
 
-_process_services: Services | None = None
-_process_threads: ThreadPoolExecutor | None = None
+@dataclass
+class _WorkerProcess:
+    """What a worker process builds once, when it starts, and its chunks share."""
+
+    services: Services | None = None
+    threads: ThreadPoolExecutor | None = None
+
+
+_worker_process = _WorkerProcess()
 
 
 def _start_worker_process(settings: Settings, clock: Clock, chunks_at_once: int) -> None:
     # The caller's settings and clock, not the environment's: the benchmark loads into a keyspace of its own.
-    global _process_services, _process_threads
-    _process_services = build_services(settings, clock)
-    _process_threads = ThreadPoolExecutor(chunks_at_once, thread_name_prefix="chunk")
+    _worker_process.services = build_services(settings, clock)
+    _worker_process.threads = ThreadPoolExecutor(chunks_at_once, thread_name_prefix="chunk")
 
 
 ChunkResult = tuple[int, int, int, int, list, int]
@@ -173,9 +179,9 @@ def _ingest_in_worker_process(
 ) -> tuple[list[ChunkResult], BaseException | None]:
     """The results of the chunks that were stored, and the first failure if one chunk could not be: a chunk
     stored next to a failed one is still reported."""
-    assert _process_services is not None and _process_threads is not None
-    services = _process_services
-    futures = [_process_threads.submit(_ingest_chunk, chunk, services) for chunk in chunks]
+    services, threads = _worker_process.services, _worker_process.threads
+    assert services is not None and threads is not None
+    futures = [threads.submit(_ingest_chunk, chunk, services) for chunk in chunks]
     results: list[ChunkResult] = []
     failure: BaseException | None = None
     for future in futures:
@@ -187,7 +193,7 @@ def _ingest_in_worker_process(
 
 
 def _ingest_chunk(chunk: list[tuple[int, object]], services: Services) -> ChunkResult:
-    numbers, events = zip(*chunk)
+    numbers, events = zip(*chunk, strict=True)
     retries = 0
     while True:
         try:
@@ -216,6 +222,7 @@ def _ingest_chunk(chunk: list[tuple[int, object]], services: Services) -> ChunkR
 def load_file(
     path: Path,
     services: Services,
+    *,
     rebase_to_now: bool,
     rejects_path: Path | None,
     workers: int = WORKERS,
@@ -274,7 +281,7 @@ def load_file(
                 if failure is not None:
                     failures.append(failure)
                     break
-        return _finish(report, bar, started, rejects, rejects_path, failures)
+        return _finish(report, bar, started, rejects=rejects, rejects_path=rejects_path, failures=failures)
     threads = [threading.Thread(target=work, daemon=True) for _ in range(workers)]
     for thread in threads:
         thread.start()
@@ -286,7 +293,7 @@ def load_file(
         chunks.put(None)
     for thread in threads:
         thread.join()
-    return _finish(report, bar, started, rejects, rejects_path, failures)
+    return _finish(report, bar, started, rejects=rejects, rejects_path=rejects_path, failures=failures)
 
 
 def _chunked(items: Iterator[tuple[int, object]]) -> Iterator[list[tuple[int, object]]]:
@@ -308,6 +315,7 @@ def _finish(
     report: LoadReport,
     bar: tqdm,
     started: float,
+    *,
     rejects: queue.Queue,
     rejects_path: Path | None,
     failures: list[BaseException],
@@ -370,9 +378,9 @@ def main(argv: list[str] | None = None) -> int:
     report = load_file(
         args.path,
         services,
-        args.rebase_to_now,
-        args.rejects,
-        args.workers,
+        rebase_to_now=args.rebase_to_now,
+        rejects_path=args.rejects,
+        workers=args.workers,
         processes=args.processes,
         chunks_in_flight=args.chunks_in_flight,
     )

@@ -83,7 +83,7 @@ class Client:
 
 
 def run_route(
-    base_url: str, api_key: str | None, plan: RoutePlan, mode: str, clients: int, seconds: float, seed: int
+    base_url: str, api_key: str | None, plan: RoutePlan, *, mode: str, clients: int, seconds: float, seed: int
 ) -> RouteRun:
     """``clients`` threads send ``plan``'s requests back to back for ``seconds``."""
     run = RouteRun(plan.name, mode, clients, seconds)

@@ -65,6 +65,7 @@ def ten_event_batch(players: list[str]) -> list[dict]:
 def run_route(
     name: str,
     send: Callable[[httpx.Client], httpx.Response],
+    *,
     base_url: str,
     headers: dict[str, str],
     clients: int,
@@ -133,7 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{args.clients} clients, {args.seconds:g} s per route, against {args.base_url}")
     print(f"{'route':36} {'requests':>9} {'errors':>7} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'mean':>7}")
     for name, send in routes:
-        result = run_route(name, send, args.base_url, headers, args.clients, args.seconds)
+        result = run_route(
+            name, send, base_url=args.base_url, headers=headers, clients=args.clients, seconds=args.seconds
+        )
         print(
             f"{name:36} {len(result.latencies_ms):>9} {result.errors:>7} {result.percentile(0.5):>8.1f} "
             f"{result.percentile(0.9):>8.1f} {result.percentile(0.99):>8.1f} "

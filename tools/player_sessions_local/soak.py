@@ -132,7 +132,7 @@ class Traffic:
 
 class Soak:
     def __init__(
-        self, base_url: str, headers: dict[str, str], rate: float, clients: int, country: str, seed: int
+        self, base_url: str, headers: dict[str, str], *, rate: float, clients: int, country: str, seed: int
     ) -> None:
         self._base_url, self._headers = base_url, headers
         self._interval = 1.0 / rate
@@ -221,7 +221,7 @@ def verify(client: httpx.Client, traffic: Traffic, window_hours: int) -> list[st
     problems = []
     acked_starts = {s.session_id for s in traffic.sessions.values() if s.start_acked}
     counts = client.get(f"/countries/starts?hours={window_hours}").json()["countries"]
-    counted = dict((c["country"], c["starts"]) for c in counts).get(traffic.country, 0)
+    counted = {c["country"]: c["starts"] for c in counts}.get(traffic.country, 0)
     listed = list_starts(client, traffic.country, window_hours)
     print(f"starts acknowledged {len(acked_starts)}, counted {counted}, listed {len(listed)}")
     if counted != len(acked_starts):
@@ -316,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
             f"starts in {country}, seed {seed}",
             flush=True,
         )
-        soak = Soak(args.base_url, headers, args.rate, args.clients, country, seed)
+        soak = Soak(args.base_url, headers, rate=args.rate, clients=args.clients, country=country, seed=seed)
         started = datetime.now(UTC)
         achieved = soak.run(args.minutes * 60)
         print(f"sent at {achieved:.2f} requests/s (late sends: {soak.late_sends})")

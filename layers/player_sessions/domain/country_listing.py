@@ -37,7 +37,7 @@ def list_country_starts(
     country: str, window: Window, *, limit: int, after: Position | None, store: StartsStore, now: datetime
 ) -> Page:
     rows: list[StartRow] = []
-    for row in _starts_newest_first(country, window, after, store, now, limit + 1):
+    for row in _starts_newest_first(country, window, after=after, store=store, now=now, page_size=limit + 1):
         if len(rows) == limit:
             last = rows[-1]
             return Page(rows, Position(last.ts, last.session_id))
@@ -50,7 +50,13 @@ MAX_HOURS_AT_ONCE = 100
 
 
 def _starts_newest_first(
-    country: str, window: Window, after: Position | None, store: StartsStore, now: datetime, page_size: int
+    country: str,
+    window: Window,
+    *,
+    after: Position | None,
+    store: StartsStore,
+    now: datetime,
+    page_size: int,
 ) -> Iterator[StartRow]:
     newest = min(window.end, after.ts) if after else window.end
     for hours in _rounds(_hours_with_starts(country, window, hour_of(newest), store, now), page_size):

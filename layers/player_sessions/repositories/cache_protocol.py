@@ -58,16 +58,16 @@ class ReadCache(Protocol):
 class NoCache:
     """The cache switched off: every lookup misses and nothing is stored."""
 
-    def lookup(self, scopes: Sequence[str], key: str) -> tuple[CacheToken | None, bytes | None]:
+    def lookup(self, scopes: Sequence[str], key: str) -> tuple[CacheToken | None, bytes | None]:  # noqa: ARG002  the ReadCache Protocol's signature; the switched-off cache ignores it
         return None, None
 
-    def store(self, token: CacheToken | None, key: str, value: bytes, ttl_seconds: int) -> None:
+    def store(self, token: CacheToken | None, key: str, value: bytes, ttl_seconds: int) -> None:  # noqa: ARG002  the ReadCache Protocol's signature; the switched-off cache ignores it
         return None
 
     def ping(self) -> CacheHealth:
         return CacheHealth(status="disabled")
 
-    def invalidate(self, scopes: Sequence[str]) -> None:
+    def invalidate(self, scopes: Sequence[str]) -> None:  # noqa: ARG002  the ReadCache Protocol's signature; the switched-off cache ignores it
         return None
 
 

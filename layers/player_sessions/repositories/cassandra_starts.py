@@ -227,7 +227,9 @@ class CassandraStartsStore:
         read = 0
         parameters = [(level.code, period, first, last) for (level, period), (first, last) in spans.items()]
         with unavailable_on_failure("read rollups"):
-            for (level, _period), result in zip(spans, self._concurrently(READ_ROLLUPS, parameters)):
+            for (level, _period), result in zip(
+                spans, self._concurrently(READ_ROLLUPS, parameters), strict=True
+            ):
                 for row in result:
                     read += 1
                     row_bucket = wanted.get((level, _utc(row.bucket)))

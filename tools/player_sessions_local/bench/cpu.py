@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import resource
 import time
@@ -44,10 +45,8 @@ def own_cpu_seconds() -> float:
 def server_pids() -> dict[str, int]:
     pids = {}
     for name, path in SERVER_PID_FILES.items():
-        try:
+        with contextlib.suppress(OSError, ValueError):
             pids[name] = int(path.read_text().strip())
-        except (OSError, ValueError):
-            pass
     return pids
 
 

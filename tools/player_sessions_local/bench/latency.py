@@ -135,7 +135,7 @@ def route_plans(cached: Environments, uncached: Environments, expected: Expected
         return "GET", f"/players/{rng.choice(player_draws)}/sessions", None
 
     def metric(hours: int) -> Callable[[random.Random], Request]:
-        return lambda rng: ("GET", f"/countries/starts?hours={hours}", None)
+        return lambda _rng: ("GET", f"/countries/starts?hours={hours}", None)
 
     def page(rng: random.Random) -> Request:
         country = rng.choices(countries, country_weights)[0]

@@ -127,15 +127,19 @@ class LiveResult:
         for stats in self.loaded:
             checks.append(
                 (
-                    f"{stats.route} with {self.bulk_starts:,} starts just stored: p90 <= "
-                    f"{TARGET_LOADED_RATIO}x its quiet p90",
+                    (
+                        f"{stats.route} with {self.bulk_starts:,} starts just stored: p90 <= "
+                        f"{TARGET_LOADED_RATIO}x its quiet p90"
+                    ),
                     self.ratio(stats.route) <= TARGET_LOADED_RATIO,
                 )
             )
             checks.append(
                 (
-                    f"{stats.route} with {self.bulk_starts:,} starts just stored: p90 <= "
-                    f"{TARGET_LOADED_P90_MS:g} ms",
+                    (
+                        f"{stats.route} with {self.bulk_starts:,} starts just stored: p90 <= "
+                        f"{TARGET_LOADED_P90_MS:g} ms"
+                    ),
                     stats.percentile(0.9) <= TARGET_LOADED_P90_MS,
                 )
             )
@@ -143,8 +147,10 @@ class LiveResult:
             if "countries/starts" in stats.route:
                 checks.append(
                     (
-                        f"{stats.route} while {self.ingest_target:g} starts/s arrive: p90 <= "
-                        f"{TARGET_LIVE_METRIC_P90_MS:g} ms",
+                        (
+                            f"{stats.route} while {self.ingest_target:g} starts/s arrive: p90 <= "
+                            f"{TARGET_LIVE_METRIC_P90_MS:g} ms"
+                        ),
                         stats.percentile(0.9) <= TARGET_LIVE_METRIC_P90_MS,
                     )
                 )
@@ -257,6 +263,7 @@ def live_ingest(
     rate: float,
     seconds: float,
     countries: Counter[str],
+    *,
     rng: random.Random,
     truth: StartTruth,
     stop: threading.Event,
@@ -388,7 +395,9 @@ def run_live_scenario(
     stop = threading.Event()
     outcome: dict[str, tuple[int, int, float]] = {}
     ingest = threading.Thread(
-        target=lambda: outcome.update(result=live_ingest(url, rate, seconds, countries, rng, truth, stop))
+        target=lambda: outcome.update(
+            result=live_ingest(url, rate, seconds, countries, rng=rng, truth=truth, stop=stop)
+        )
     )
     ingest.start()
     offset_first = offset

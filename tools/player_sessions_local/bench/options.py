@@ -166,4 +166,4 @@ def parse_options(argv: Sequence[str] | None) -> BenchOptions:
 
 
 def say(message: str) -> None:
-    print(f"[{datetime.now():%H:%M:%S}] {message}", file=sys.stderr, flush=True)
+    print(f"[{datetime.now(UTC).astimezone():%H:%M:%S}] {message}", file=sys.stderr, flush=True)

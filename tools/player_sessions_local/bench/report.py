@@ -94,8 +94,10 @@ def throughput_table(
     lines = [
         "| path | events | seconds | events/s | ratio to bare | target | errors | re-sent | rows lost | rows extra |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-        f"| {bare.path} | {bare.events:,} | {bare.seconds:.1f} | {bare.events_per_second:,.0f} | 1.00 | | "
-        f"{bare.errors} | {bare.retries} | | |",
+        (
+            f"| {bare.path} | {bare.events:,} | {bare.seconds:.1f} | {bare.events_per_second:,.0f} | 1.00 | | "
+            f"{bare.errors} | {bare.retries} | | |"
+        ),
     ]
     for path, target, counts in paths:
         ratio = path.events_per_second / bare.events_per_second
@@ -140,7 +142,7 @@ def plot_latency(latencies: Sequence[RouteLatency], path: Path, title: str) -> N
         widths=0.6,
         medianprops={"color": "black"},
     )
-    for position, result in zip(positions, shown):
+    for position, result in zip(positions, shown, strict=True):
         axes.plot(
             result.percentile(0.9),
             position,
@@ -253,27 +255,33 @@ class Summary:
         lines = [
             f"# Benchmark, {self.started_at:%Y-%m-%d %H:%M} UTC",
             "",
-            f"**Machine**: {m['cpus']} CPUs ({m['cpu_model']}), {m['memory']} memory, {m['os']}; Python "
-            f"{m['python']}, Cassandra {m['cassandra']}, {m['driver']}. Cassandra, Redis, the gateways and the "
-            f"load generator all run on it; it is shared (load average {self.load_before} before, "
-            f"{self.load_after} after).",
+            (
+                f"**Machine**: {m['cpus']} CPUs ({m['cpu_model']}), {m['memory']} memory, {m['os']}; Python "
+                f"{m['python']}, Cassandra {m['cassandra']}, {m['driver']}. Cassandra, Redis, the gateways and the "
+                f"load generator all run on it; it is shared (load average {self.load_before} before, "
+                f"{self.load_after} after)."
+            ),
             "",
-            f"**Data**: {e.lines:,} generated events (seed {o.seed}, {o.days} days, generated in "
-            f"{self.generation_seconds:.1f} s): {len(e.starts):,} sessions started, {len(e.ends):,} ended, "
-            f"{e.completed_count:,} completed, {len(e.completed):,} players with a completed session, "
-            f"{len(e.starts_by_country)} countries. The ingest path writes {self.row_statements:,} rows for them "
-            "(session halves, start rows, arrivals, completed rows); the builder's folds come on top, off the "
-            "request path. Retention "
-            f"{o.retention_days or 'as configured (365)'} days.",
+            (
+                f"**Data**: {e.lines:,} generated events (seed {o.seed}, {o.days} days, generated in "
+                f"{self.generation_seconds:.1f} s): {len(e.starts):,} sessions started, {len(e.ends):,} ended, "
+                f"{e.completed_count:,} completed, {len(e.completed):,} players with a completed session, "
+                f"{len(e.starts_by_country)} countries. The ingest path writes {self.row_statements:,} rows for them "
+                "(session halves, start rows, arrivals, completed rows); the builder's folds come on top, off the "
+                "request path. Retention "
+                f"{o.retention_days or 'as configured (365)'} days."
+            ),
             "",
             f"**Targets**: {'all met' if not missed else 'missed: ' + '; '.join(missed)}.",
             "",
             f"## Latency ({o.clients} concurrent clients, {o.seconds:g} s per route, through the local gateway)",
             "",
-            "Cache on: Redis as deployed (repeated questions are answered from it). Cache off: the gateway runs "
-            "with `PLAYER_SESSIONS_CACHE_ENABLED=false`, so every request reads Cassandra (the cache-cold case). "
-            "POST /events sends five fresh sessions of known players per batch; reads draw players and "
-            "countries as the data has them; country pages draw hours from 1, 24, 168, 8760.",
+            (
+                "Cache on: Redis as deployed (repeated questions are answered from it). Cache off: the gateway runs "
+                "with `PLAYER_SESSIONS_CACHE_ENABLED=false`, so every request reads Cassandra (the cache-cold case). "
+                "POST /events sends five fresh sessions of known players per batch; reads draw players and "
+                "countries as the data has them; country pages draw hours from 1, 24, 168, 8760."
+            ),
             "",
             *latency_table(self.latencies),
             "",
@@ -302,10 +310,12 @@ class Summary:
             "",
             "## Where the CPU went (2 cores shared by everything)",
             "",
-            "CPU milliseconds per 1,000 events, per write path: the path's own processes (bare-loop workers; loader "
-            "and its workers; the gateway, its execution environments and the HTTP clients), the local Cassandra and Redis, and what the rest "
-            "of the machine used meanwhile (other people's work on this shared machine, in CPU seconds per second "
-            "of the phase, out of 2).",
+            (
+                "CPU milliseconds per 1,000 events, per write path: the path's own processes (bare-loop workers; loader "
+                "and its workers; the gateway, its execution environments and the HTTP clients), the local Cassandra and Redis, and what the rest "
+                "of the machine used meanwhile (other people's work on this shared machine, in CPU seconds per second "
+                "of the phase, out of 2)."
+            ),
             "",
             "| path | own processes | Cassandra | Redis | total | rest of the machine |",
             "|---|---:|---:|---:|---:|---:|",
@@ -345,10 +355,12 @@ class Summary:
         return [
             "## The builder after the load",
             "",
-            f"The scheduled builder's work after a bulk load, off the request path: {c.starts_folded:,} starts "
-            f"folded into the rollups in {c.fold_seconds:.1f} s ({rate:,.0f} starts/s). Then the first "
-            f"country-metric request over 8760 hours took {c.seconds * 1000:,.0f} ms and counted {c.total:,} "
-            f"starts (the file holds {c.expected_total:,}).",
+            (
+                f"The scheduled builder's work after a bulk load, off the request path: {c.starts_folded:,} starts "
+                f"folded into the rollups in {c.fold_seconds:.1f} s ({rate:,.0f} starts/s). Then the first "
+                f"country-metric request over 8760 hours took {c.seconds * 1000:,.0f} ms and counted {c.total:,} "
+                f"starts (the file holds {c.expected_total:,})."
+            ),
             "",
         ]
 
@@ -357,15 +369,19 @@ class Summary:
         return [
             "## A page against the seed's unpaged list (one client, uncached, same starts)",
             "",
-            f"{p.label}: our `GET /countries/{{c}}/starts?hours=24&limit=1000` through the gateway, against the "
-            "seed project's answer rebuilt on the same data (one partition per country, read whole, JSON over "
-            "HTTP; bench/seed_reference.py), requests alternating.",
+            (
+                f"{p.label}: our `GET /countries/{{c}}/starts?hours=24&limit=1000` through the gateway, against the "
+                "seed project's answer rebuilt on the same data (one partition per country, read whole, JSON over "
+                "HTTP; bench/seed_reference.py), requests alternating."
+            ),
             "",
             "| answer | starts | p50 ms | p90 ms | p99 ms |",
             "|---|---:|---:|---:|---:|",
             f"| our page | {p.rows} | {p.ours(0.5):.1f} | {p.ours(0.9):.1f} | {p.ours(0.99):.1f} |",
-            f"| seed's unpaged list | {p.reference_rows} | {p.reference(0.5):.1f} | {p.reference(0.9):.1f} | "
-            f"{p.reference(0.99):.1f} |",
+            (
+                f"| seed's unpaged list | {p.reference_rows} | {p.reference(0.5):.1f} | {p.reference(0.9):.1f} | "
+                f"{p.reference(0.99):.1f} |"
+            ),
             "",
         ]
 
@@ -374,15 +390,19 @@ class Summary:
         lines = [
             "## Live traffic",
             "",
-            f"One client. Quiet: the loaded data set as it is. Loaded: {v.bulk_starts:,} starts stamped within "
-            f"the last ten minutes stored ({v.bulk_seconds:.1f} s) and folded ({v.fold_seconds:.1f} s later). "
-            "Rows: Cassandra rows read per request (p50 / max), from the gateway's log.",
+            (
+                f"One client. Quiet: the loaded data set as it is. Loaded: {v.bulk_starts:,} starts stamped within "
+                f"the last ten minutes stored ({v.bulk_seconds:.1f} s) and folded ({v.fold_seconds:.1f} s later). "
+                "Rows: Cassandra rows read per request (p50 / max), from the gateway's log."
+            ),
             "",
-            "| route | quiet p50 | quiet p90 | quiet rows | loaded p50 | loaded p90 | loaded p99 | loaded rows | "
-            "p90 ratio |",
+            (
+                "| route | quiet p50 | quiet p90 | quiet rows | loaded p50 | loaded p90 | loaded p99 | loaded rows | "
+                "p90 ratio |"
+            ),
             "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
-        for quiet, loaded in zip(v.quiet, v.loaded):
+        for quiet, loaded in zip(v.quiet, v.loaded, strict=True):
             lines.append(
                 f"| `{quiet.route}` | {quiet.percentile(0.5):.1f} | {quiet.percentile(0.9):.1f} | "
                 f"{_rows(v.quiet_costs.rows(quiet.route))} | {loaded.percentile(0.5):.1f} | "
@@ -391,9 +411,11 @@ class Summary:
             )
         lines += [
             "",
-            f"Live: POST /events at {v.ingest_target:g} starts/s (achieved {v.ingest_rate:.1f}; each stamped up "
-            f"to two minutes before it is sent) for {v.live_seconds:g} s, while one reader polls every "
-            "0.25 s; the first and the last third of the run.",
+            (
+                f"Live: POST /events at {v.ingest_target:g} starts/s (achieved {v.ingest_rate:.1f}; each stamped up "
+                f"to two minutes before it is sent) for {v.live_seconds:g} s, while one reader polls every "
+                "0.25 s; the first and the last third of the run."
+            ),
             "",
             "| route | third | requests | p50 ms | p90 ms | p99 ms | rows (p50 / max) | cache hit ratio |",
             "|---|---|---:|---:|---:|---:|---:|---:|",
@@ -418,9 +440,9 @@ class Summary:
     def _live_console(self) -> list[str]:
         v = self.live
         lines = [
-            f"{q.route}: quiet p90 {q.percentile(0.9):.1f} ms, with {v.bulk_starts:,} starts "
-            f"{l.percentile(0.9):.1f} ms (x{v.ratio(q.route):.2f})"
-            for q, l in zip(v.quiet, v.loaded)
+            f"{quiet.route}: quiet p90 {quiet.percentile(0.9):.1f} ms, with {v.bulk_starts:,} starts "
+            f"{loaded.percentile(0.9):.1f} ms (x{v.ratio(quiet.route):.2f})"
+            for quiet, loaded in zip(v.quiet, v.loaded, strict=True)
         ]
         lines += [
             f"{r.route} at {v.ingest_target:g} starts/s, last third: p90 {r.percentile(0.9):.1f} ms"
@@ -467,8 +489,10 @@ class Summary:
         return [
             f"### The same routes, one client at a time ({self.options.single_seconds:g} s per route)",
             "",
-            "What one request costs when it does not wait for a core held by another client, by Cassandra or "
-            "by a neighbour; the targets are judged on the table above.",
+            (
+                "What one request costs when it does not wait for a core held by another client, by Cassandra or "
+                "by a neighbour; the targets are judged on the table above."
+            ),
             "",
             *latency_table(self.single_latencies),
             "",
@@ -487,19 +511,29 @@ class Summary:
                 f"{'' if r.met else '  MISSED'}"
             )
         lines += [
-            f"builder after the load: {self.metric_check.starts_folded:,} starts folded in "
-            f"{self.metric_check.fold_seconds:.1f} s; first metric request over 8760 h "
-            f"{self.metric_check.seconds * 1000:,.0f} ms",
-            f"page of {self.seed.rows} starts p90 {self.seed.ours(0.9):.1f} ms; seed's unpaged list "
-            f"{self.seed.reference(0.9):.1f} ms",
+            (
+                f"builder after the load: {self.metric_check.starts_folded:,} starts folded in "
+                f"{self.metric_check.fold_seconds:.1f} s; first metric request over 8760 h "
+                f"{self.metric_check.seconds * 1000:,.0f} ms"
+            ),
+            (
+                f"page of {self.seed.rows} starts p90 {self.seed.ours(0.9):.1f} ms; seed's unpaged list "
+                f"{self.seed.reference(0.9):.1f} ms"
+            ),
             *(f"live {line}" for line in self._live_console()),
             "",
-            f"bare loop   {self.bare.events_per_second:>9,.0f} events/s ({self.bare.events:,} events, "
-            f"{self.bare.retries} requests re-sent)",
-            f"loader      {self.loader.events_per_second:>9,.0f} events/s  ratio {self.loader_ratio:.2f} "
-            f"(target >= {TARGET_LOADER_RATIO:.2f}; {self.loader.retries} chunks re-sent)",
-            f"HTTP ingest {self.http.events_per_second:>9,.0f} events/s  ratio {self.http_ratio:.2f} "
-            f"(target >= {TARGET_HTTP_RATIO:.2f}, {self.http.events:,} events; {self.http.retries} batches re-sent)",
+            (
+                f"bare loop   {self.bare.events_per_second:>9,.0f} events/s ({self.bare.events:,} events, "
+                f"{self.bare.retries} requests re-sent)"
+            ),
+            (
+                f"loader      {self.loader.events_per_second:>9,.0f} events/s  ratio {self.loader_ratio:.2f} "
+                f"(target >= {TARGET_LOADER_RATIO:.2f}; {self.loader.retries} chunks re-sent)"
+            ),
+            (
+                f"HTTP ingest {self.http.events_per_second:>9,.0f} events/s  ratio {self.http_ratio:.2f} "
+                f"(target >= {TARGET_HTTP_RATIO:.2f}, {self.http.events:,} events; {self.http.retries} batches re-sent)"
+            ),
             f"errors {self.errors}, rows lost or extra {self.lost_rows}",
         ]
         missed = [name for name, met in self.targets() if not met]

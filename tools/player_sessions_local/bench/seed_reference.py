@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import multiprocessing
 import socket
-import threading
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -52,7 +51,7 @@ def fill(settings: Settings, country: str, starts: Sequence[tuple[UUID, str, dat
         connection.close()
 
 
-def _serve(settings: Settings, port: int, ready: threading.Event | None) -> None:
+def _serve(settings: Settings, port: int) -> None:
     connection = CassandraConnection(settings)
     session = connection.session()
     read = session.prepare(READ)
@@ -85,7 +84,7 @@ def _serve(settings: Settings, port: int, ready: threading.Event | None) -> None
             self.end_headers()
             self.wfile.write(body)
 
-        def log_message(self, format: str, *args: object) -> None:
+        def log_message(self, _format: str, *_args: object) -> None:
             return None
 
     ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
@@ -94,9 +93,7 @@ def _serve(settings: Settings, port: int, ready: threading.Event | None) -> None
 def start(settings: Settings) -> tuple[BaseProcess, str]:
     """The reference server in a process of its own (as the gateway is); returns it and its base URL."""
     port = free_port()
-    process = multiprocessing.get_context("spawn").Process(
-        target=_serve, args=(settings, port, None), daemon=True
-    )
+    process = multiprocessing.get_context("spawn").Process(target=_serve, args=(settings, port), daemon=True)
     process.start()
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

@@ -56,7 +56,7 @@ def as_requests(statements: list[Statement]) -> list[Statement | list[Statement]
     return requests
 
 
-def _bare_worker(settings: Settings, index: int, processes: int, ready, go, results) -> None:
+def _bare_worker(settings: Settings, index: int, processes: int, *, ready, go, results) -> None:
     cluster = build_cluster(settings)
     session = cluster.connect(settings.keyspace)
     prepared = {
@@ -95,6 +95,7 @@ def _bare_worker(settings: Settings, index: int, processes: int, ready, go, resu
                 raise_on_first_error=False,
                 results_generator=True,
             ),
+            strict=True,
         ):
             if not success:
                 failed.append(statement)
@@ -125,12 +126,15 @@ class Throughput:
 
 
 def run_bare_loop(settings: Settings, statements: list[Statement], events: int, processes: int) -> Throughput:
-    global _bare_statements
-    _bare_statements = as_requests(statements)
+    _bare_statements[:] = as_requests(statements)
     context = multiprocessing.get_context("fork")
     ready, go, results = context.Semaphore(0), context.Event(), context.Queue()
     workers = [
-        context.Process(target=_bare_worker, args=(settings, i, processes, ready, go, results))
+        context.Process(
+            target=_bare_worker,
+            args=(settings, i, processes),
+            kwargs={"ready": ready, "go": go, "results": results},
+        )
         for i in range(processes)
     ]
     for worker in workers:
@@ -143,7 +147,7 @@ def run_bare_loop(settings: Settings, statements: list[Statement], events: int, 
     seconds = time.perf_counter() - started
     for worker in workers:
         worker.join()
-    _bare_statements = []
+    _bare_statements.clear()
     written = sum(o[0] for o in outcomes)
     retried = sum(o[1] for o in outcomes)
     errors = sum(o[2] for o in outcomes)

@@ -52,13 +52,15 @@ def count_rows(settings: Settings, expected: ExpectedRows, rng: random.Random) -
         players = sorted(expected.completed)
         found_completed: dict[str, set[uuid.UUID]] = {}
         for player, result in zip(
-            players, _read_all(session, COUNT_PLAYER_COMPLETED, [(p,) for p in players])
+            players, _read_all(session, COUNT_PLAYER_COMPLETED, [(p,) for p in players]), strict=True
         ):
             found_completed[player] = {row.session_id for row in result}
         all_sessions = sorted(expected.sessions())
         sample = rng.sample(all_sessions, min(SESSIONS_SAMPLE, len(all_sessions)))
         halves_missing = found_sample = 0
-        for session_id, rows in zip(sample, _read_all(session, READ_SESSION, [(s,) for s in sample])):
+        for session_id, rows in zip(
+            sample, _read_all(session, READ_SESSION, [(s,) for s in sample]), strict=True
+        ):
             row = rows[0] if rows else None
             found_sample += row is not None
             wants_start, wants_end = session_id in expected.starts, session_id in expected.ends
@@ -104,7 +106,7 @@ def _read_all(session, cql: str, keys: Sequence[tuple]) -> list[list]:
             execution_profile=BULK_PROFILE,
         )
         failed = []
-        for index, (success, result) in zip(pending, results):
+        for index, (success, result) in zip(pending, results, strict=True):
             if success:
                 rows[index] = list(result)
             else:

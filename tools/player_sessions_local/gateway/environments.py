@@ -9,6 +9,7 @@ invocation.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import http.client
 import json
@@ -218,10 +219,8 @@ class ExecutionEnvironment:
         """Kills the emulator and its runtime (their own process group), and reaps them."""
         self._stopping = True  # what the dying runtime prints (its lost Runtime API connection) is not news
         self._connection.close()
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         try:
             self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:

@@ -109,7 +109,12 @@ class InProcessInvoker:
         self._invocation_lock = threading.Lock()
 
     def invoke(
-        self, function_name: str, event: dict[str, Any], *, request_id: str, trace_id: str | None = None
+        self,
+        function_name: str,
+        event: dict[str, Any],
+        *,
+        request_id: str,
+        trace_id: str | None = None,  # noqa: ARG002  the Invoker Protocol's keyword; no X-Ray in this process
     ) -> Invocation:
         timeout_ms, memory_mb = self._limits.get(function_name, (INTEGRATION_TIMEOUT_MS, DEFAULT_MEMORY_MB))
         try:

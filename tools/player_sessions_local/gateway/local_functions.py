@@ -91,7 +91,7 @@ class LocalFunction:
         stream = f"{datetime.now(UTC):%Y/%m/%d}/[$LATEST]{uuid.uuid4().hex}"
         return {
             "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
-            "HOME": os.environ.get("HOME", "/tmp"),
+            "HOME": os.environ.get("HOME", "/tmp"),  # noqa: S108  a fallback HOME, as in Lambda (its one writable directory)
             "LANG": "C.UTF-8",
             "TZ": ":UTC",
             "AWS_REGION": region,

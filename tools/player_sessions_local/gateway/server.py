@@ -225,7 +225,7 @@ class _GatewayRequestHandler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         _LOGGER.info("%s %s", self.address_string(), format % args)
 
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _handle
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _handle  # noqa: N815  http.server dispatches to do_<METHOD>
 
     def __getattr__(self, name: str) -> Any:
         # Any other method (TRACE, CONNECT, an invented one) goes the same way: no route defines it, so the
@@ -238,6 +238,7 @@ class _GatewayRequestHandler(BaseHTTPRequestHandler):
 def create_server(
     host: str = "127.0.0.1",
     port: int = DEFAULT_PORT,
+    *,
     routes: Sequence[Route] = ROUTES,
     api_key: str | None = None,
     handlers: Mapping[str, LambdaHandler] | None = None,
@@ -377,6 +378,6 @@ def _describe(options: ServeOptions) -> str:
     )
 
 
-def _stop_serving(signum: int, frame: Any) -> None:
+def _stop_serving(_signum: int, _frame: Any) -> None:
     """SIGTERM (make, a process manager) stops the server the same clean way Ctrl-C does."""
     raise KeyboardInterrupt
