@@ -1,6 +1,6 @@
 """The rollup builder: an EventBridge-scheduled function that folds arrival slots into the rollups.
 
-Scheduled every minute, one invocation keeps folding for most of that minute (a slot settles two seconds after it
+Scheduled every minute, one invocation keeps folding for most of that minute (a slot settles 1.5 s after it
 ends, and EventBridge cannot schedule more often than once a minute), then returns before the next one starts.
 Reserved concurrency 1 keeps one at a time; two at once would still count every start once.
 """
@@ -16,7 +16,7 @@ from player_sessions.services import get_services
 
 RUN_FOR_SECONDS = 55.0
 """How long one scheduled invocation keeps folding (the schedule's period, less a margin)."""
-PAUSE_SECONDS = 0.5
+PAUSE_SECONDS = 0.25
 """Between two runs over the settled slots: the tail readers count stays within about SLOT_SETTLE + this."""
 STOP_BEFORE_TIMEOUT_MS = 5_000
 

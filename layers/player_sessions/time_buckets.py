@@ -18,9 +18,10 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 SLOT_SECONDS = 1
 """Arrival slots are whole seconds of server time: slot ``n`` is ``[n, n + 1)`` seconds after the epoch."""
-SLOT_SETTLE = timedelta(seconds=2)
+SLOT_SETTLE = timedelta(seconds=1.5)
 """A slot is folded once it ended this long ago. A writer whose arrival row was acknowledged later than that
-(minus CLOCK_TOLERANCE) writes it again into a current slot, so a slow write is never left out."""
+(minus CLOCK_TOLERANCE: half a second after its slot ended) writes it again into a current slot, so a slow
+write is never left out; shorter would re-send more of a loaded node's writes, longer lengthens every tail."""
 CLOCK_TOLERANCE = timedelta(seconds=1)
 """The most two servers' clocks may differ (Lambda hosts are kept within milliseconds by Amazon Time Sync)."""
 

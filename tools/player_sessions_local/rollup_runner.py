@@ -13,7 +13,7 @@ from player_sessions.errors import DatabaseUnavailableError
 from player_sessions.observability import metrics
 from player_sessions.services import Services
 
-PAUSE_SECONDS = 0.5
+PAUSE_SECONDS = 0.25
 """Between two runs, as in functions/rollup_builder (the tail readers count stays near SLOT_SETTLE + this)."""
 _LOGGER = logging.getLogger(__name__)
 

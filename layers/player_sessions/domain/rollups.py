@@ -37,10 +37,12 @@ def bucket_state(rows: Iterable[RollupRow], up_to: int | None = None) -> BucketS
     kept = [row for row in rows if up_to is None or row.slot <= up_to]
     base = max((row for row in kept if row.base), key=lambda row: row.slot, default=None)
     base_slot = base.slot if base is not None else None
-    counts: Counter[str] = Counter(base.counts if base is not None else {})
+    # Plain dict sums: a count reads up to a hundred of these rows of sixty countries each.
+    counts: dict[str, int] = dict(base.counts) if base is not None else {}
     deltas = set()
     for row in kept:
         if not row.base and (base_slot is None or row.slot > base_slot):
-            counts.update(row.counts)
+            for country, starts in row.counts.items():
+                counts[country] = counts.get(country, 0) + starts
             deltas.add(row.slot)
-    return BucketState(+counts, base_slot, frozenset(deltas))
+    return BucketState(Counter({c: n for c, n in counts.items() if n > 0}), base_slot, frozenset(deltas))

@@ -10,7 +10,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-LOCAL_DIR = Path(__file__).resolve().parents[2] / ".local"
+REPOSITORY_LOCAL_DIR = Path(__file__).resolve().parents[3] / ".local"
+LOCAL_DIR = Path(os.environ.get("LOCAL_DIR") or REPOSITORY_LOCAL_DIR)
 
 
 SERVER_PID_FILES = {

@@ -71,10 +71,11 @@ class ReadCosts:
     def rows(self, route: str) -> list[int]:
         return sorted(cost.rows for cost in self.of(route))
 
-    def hit_ratio(self, route: str) -> float:
+    def hit_ratio(self, route: str) -> float | None:
+        """Hits over lookups; None when the route looked nothing up (the last hour is read, never cached)."""
         hits = sum(cost.cache_hits for cost in self.of(route))
         lookups = hits + sum(cost.cache_misses for cost in self.of(route))
-        return hits / lookups if lookups else float("nan")
+        return hits / lookups if lookups else None
 
     def thirds(self) -> tuple[ReadCosts, ReadCosts]:
         """The first and the last third of each route's requests."""
@@ -437,7 +438,7 @@ def wait_until_folded(services: Services) -> Callable[[], float]:
 
     def wait() -> float:
         started = time.perf_counter()
-        time.sleep(3)  # the newest slot settles two seconds after it ends
+        time.sleep(3)  # the newest slot settles 1.5 s after it ends
         fold_until_caught_up(services)
         return time.perf_counter() - started
 

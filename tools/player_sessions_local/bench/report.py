@@ -70,6 +70,10 @@ def _ms(value: float) -> str:
     return f"{value:.1f}"
 
 
+def _ratio(value: float | None) -> str:
+    return "no lookups" if value is None else f"{value:.2f}"
+
+
 def _rows(rows: list[int]) -> str:
     return f"{rows[len(rows) // 2]} / {rows[-1]}" if rows else "-"
 
@@ -428,7 +432,7 @@ class Summary:
                 lines.append(
                     f"| `{r.route}` | {name} | {len(r.latencies_ms)} | {r.percentile(0.5):.1f} | "
                     f"{r.percentile(0.9):.1f} | {r.percentile(0.99):.1f} | {_rows(costs.rows(r.route))} | "
-                    f"{costs.hit_ratio(r.route):.2f} |"
+                    f"{_ratio(costs.hit_ratio(r.route))} |"
                 )
         lines += ["", "| exact count | expected | counted |", "|---|---:|---:|"]
         lines += [
