@@ -14,11 +14,14 @@ export PLAYER_SESSIONS_REDIS_URL ?= redis://127.0.0.1:$(REDIS_PORT)/0
 MAX_CONCURRENCY ?=
 SERVE_FLAGS = $(if $(MAX_CONCURRENCY),--max-concurrency $(MAX_CONCURRENCY))
 
-.PHONY: help install prerequisites up down status schema openapi test test-unit serve synth bench bench-concurrency
+.PHONY: help install prerequisites up down status schema openapi lint format test test-unit test-integration \
+	test-e2e test-faults test-infra serve synth bench bench-concurrency
 
 help:
 	@echo "make serve      serve the API on http://127.0.0.1:$(PORT) (installs, starts Cassandra and Redis)"
 	@echo "make test       run the whole test suite against a real Cassandra and Redis"
+	@echo "make lint       ruff, mypy and the template checks (what CI runs before the tests)"
+	@echo "make test-unit / test-integration / test-e2e / test-faults / test-infra   one tier"
 	@echo "make up / down  start / stop the local Cassandra and Redis (idempotent; down also stops the tests' own)"
 	@echo "make bench      generate and load $(EVENTS) events, then measure every route and write path"
 
@@ -51,15 +54,43 @@ serve: up
 openapi: install
 	$(UV) run python -m player_sessions_local.openapi --write
 
+# The quality gate CI runs before the tests: ruff (lint and format), mypy (strict on the deployed code), and
+# checkov on the synthesized template (cdk-nag and cfn-guard run inside the synthesis itself).
+lint: install
+	$(UV) run ruff check .
+	$(UV) run ruff format --check .
+	$(UV) run mypy
+	$(UV) run python -m infra_cdk.app
+	$(UV) tool run --from checkov==3.3.30 checkov --quiet --compact --framework cloudformation --skip-download \
+		--config-file .checkov.yaml -f cdk.out/PlayerSessions.template.json
+
+format: install
+	$(UV) run ruff check --fix .
+	$(UV) run ruff format .
+
 # The tests run on a Cassandra and Redis of their own (tools/test_services.sh: .local/test/, free ports), never
-# on `make up`'s nor anyone else's. `make test PYTEST_ARGS=tests/faults` runs one tier.
+# on `make up`'s nor anyone else's. One target per tier; `make test` runs them all.
 PYTEST_ARGS ?=
 test: prerequisites
 	$(UV) run python -m infra_cdk.layer_target
 	tools/test_services.sh run -- $(UV) run pytest $(PYTEST_ARGS)
 
+# Domain logic, models and the gateway's pieces, in memory, with sockets blocked: no service needed.
 test-unit: install
 	$(UV) run pytest tests/unit
+
+test-integration: prerequisites
+	tools/test_services.sh run -- $(UV) run pytest tests/integration
+
+test-e2e: prerequisites
+	tools/test_services.sh run -- $(UV) run pytest tests/e2e
+
+test-faults: prerequisites
+	tools/test_services.sh run -- $(UV) run pytest tests/faults
+
+test-infra: install
+	$(UV) run python -m infra_cdk.layer_target
+	$(UV) run pytest tests/infra
 
 # The CloudFormation template, offline (no AWS credentials, no Docker): builds the dependency layer into
 # .build/layer (aarch64 wheels, cached), then runs the CDK app, cdk-nag included, which writes cdk.out/.

@@ -16,22 +16,22 @@ from typing import Any
 from aws_cdk import Acknowledgment, RemovalPolicy, Validations
 from aws_cdk import aws_apigateway as apigateway
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
 from constructs import Construct
-from player_sessions.routes import ROUTES, Route
 
+from infra_cdk.acknowledgements import acknowledge_cfn_guard, skip_checkov
 from infra_cdk.constants import (
     API_KEY_NAME,
     API_NAME,
     API_STAGE,
     INGEST_BODY_MODEL_NAME,
-    LOG_RETENTION,
     OPENAPI_DOCUMENT,
     USAGE_PLAN_BURST_LIMIT,
     USAGE_PLAN_DAILY_QUOTA,
     USAGE_PLAN_NAME,
     USAGE_PLAN_RATE_LIMIT,
 )
+from infra_cdk.log_groups import LogGroups
+from player_sessions.routes import ROUTES, Route
 
 JSON = "application/json"
 PARAMETER_LOCATIONS = {"path": "path", "query": "querystring", "header": "header"}
@@ -86,16 +86,16 @@ def request_parameters(operation: Mapping[str, Any]) -> dict[str, bool]:
 
 class RestApi(Construct):
     def __init__(
-        self, scope: Construct, construct_id: str, *, targets: Mapping[str, lambda_.IFunction]
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        targets: Mapping[str, lambda_.IFunction],
+        log_groups: LogGroups,
     ) -> None:
         """``targets``: what serves each function of the route table, by function name."""
         super().__init__(scope, construct_id)
-        self.access_logs = logs.LogGroup(
-            self,
-            "AccessLogs",
-            retention=logs.RetentionDays[LOG_RETENTION],
-            removal_policy=RemovalPolicy.DESTROY,
-        )
+        self.access_logs = log_groups.log_group(self, "AccessLogs")
         self.api = apigateway.RestApi(
             self,
             "Api",
@@ -153,12 +153,20 @@ class RestApi(Construct):
         }
         self._add_usage_plan()
         self._acknowledge_nag_findings()
+        skip_checkov(
+            self.api.deployment_stage,
+            "CKV_AWS_120",
+            "A stage cache keys answers by URL, not by the data behind them: it would serve a player's sessions "
+            "or a country's starts for its TTL after a write changed them. The service caches in ElastiCache "
+            "under generations that every write bumps (docs/decisions.md, Cache); a stage cache also bills "
+            "every hour it exists.",
+        )
 
     def _add_route(
         self, route: Route, operation: Mapping[str, Any], target: lambda_.IFunction
     ) -> apigateway.Method:
         takes_json = JSON in operation.get("requestBody", {}).get("content", {})
-        return self.api.root.resource_for_path(route.path).add_method(
+        method = self.api.root.resource_for_path(route.path).add_method(
             route.method,
             apigateway.LambdaIntegration(target, allow_test_invoke=False),
             operation_name=operation.get("operationId"),
@@ -167,6 +175,16 @@ class RestApi(Construct):
             request_parameters=request_parameters(operation) or None,
             request_models={JSON: self.event_batch_model} if takes_json else None,
         )
+        for permission in method.node.children:
+            if isinstance(permission, lambda_.CfnPermission):
+                acknowledge_cfn_guard(
+                    permission,
+                    "lambda_function_public_access_prohibited_check",
+                    "Not public: only API Gateway may invoke, and only from this route of this API (SourceArn is "
+                    "the route's execute-api ARN). The rule accepts only a literal SourceArn or a Ref/GetAtt, "
+                    "and an environment-agnostic stack builds that ARN with Fn::Join.",
+                )
+        return method
 
     def _add_usage_plan(self) -> None:
         self.api_key = self.api.add_api_key(

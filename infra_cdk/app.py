@@ -15,6 +15,7 @@ from typing import Any
 
 from aws_cdk import App, Validations
 from cdk_nag import AwsSolutionsChecks
+from cdklabs.cdk_validator_cfnguard import CfnGuardValidator
 
 from infra_cdk.constants import CDK_JSON, CDK_OUT_DIR, STACK_NAME
 from infra_cdk.layer_build import build_layer
@@ -32,7 +33,8 @@ def cdk_json_context(path: Path = CDK_JSON) -> dict[str, Any]:
 def build_app(
     outdir: Path | None = None, context: dict[str, Any] | None = None
 ) -> tuple[App, PlayerSessionsStack]:
-    """The app with its one stack, checked by cdk-nag's AwsSolutions pack at synthesis."""
+    """The app with its one stack, checked at synthesis by cdk-nag's AwsSolutions pack and by cfn-guard with
+    the AWS Control Tower proactive controls."""
     # Context the CLI passes (CDK_CONTEXT_JSON, `-c key=value`) overrides these defaults.
     app = App(
         outdir=str(outdir) if outdir else None,
@@ -40,7 +42,9 @@ def build_app(
     )
     stack = PlayerSessionsStack(app, STACK_NAME)
     # Any finding not acknowledged (with a reason) where it arises interrupts synthesis.
-    Validations.of(app).add_plugins(AwsSolutionsChecks(app, verbose=True))
+    nag, guard = AwsSolutionsChecks(app, verbose=True), CfnGuardValidator()
+    # The cfn-guard plugin's stubs name the CDK's Beta1 validation types, whose members are the same ones.
+    Validations.of(app).add_plugins(nag, guard)  # type: ignore[arg-type]  # Beta1-typed plugin, same members
     return app, stack
 
 

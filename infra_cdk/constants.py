@@ -10,7 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from player_sessions.routes import COUNTRY_STARTS, INGEST_EVENTS, PLAYER_SESSIONS, ROLLUP_BUILDER, LambdaFunction
+from player_sessions.routes import (
+    COUNTRY_STARTS,
+    INGEST_EVENTS,
+    PLAYER_SESSIONS,
+    ROLLUP_BUILDER,
+    LambdaFunction,
+)
 from player_sessions.schema import (
     ARRIVAL_MINUTES,
     COMPLETED_SESSIONS_BY_PLAYER,
@@ -75,8 +81,9 @@ ROLLUP_BUILDER_CONCURRENCY = 1
 """One builder at a time (a second one would be safe, and useless)."""
 ROLLUP_LAG_ALARM_SECONDS = 30
 """Readers count the unfolded tail themselves: a builder this far behind makes every count read more."""
-LOG_RETENTION = "ONE_MONTH"
-"""How long function, access and flow logs are kept (a member of aws_logs.RetentionDays)."""
+LOG_RETENTION = "ONE_YEAR"
+"""How long function, access and flow logs are kept (a member of aws_logs.RetentionDays): as long as the
+service keeps its data (RETENTION_DAYS), and the year Control Tower asks of log groups (CT.CLOUDWATCH.PR.2)."""
 
 # --- Data: which function may read (Select) and write (Modify) which table ----------------------------------
 
@@ -97,13 +104,27 @@ TABLE_ACCESS: dict[LambdaFunction, TableAccess] = {
     PLAYER_SESSIONS: TableAccess(select=(COMPLETED_SESSIONS_BY_PLAYER,), modify=()),
     # Reads the rollups, the unfolded tail and its marks, and the start rows; writes nothing.
     COUNTRY_STARTS: TableAccess(
-        select=(SESSION_STARTS, START_ARRIVALS, ARRIVAL_MINUTES, START_MARKS, START_COUNT_ROLLUPS, ROLLUP_PROGRESS),
+        select=(
+            SESSION_STARTS,
+            START_ARRIVALS,
+            ARRIVAL_MINUTES,
+            START_MARKS,
+            START_COUNT_ROLLUPS,
+            ROLLUP_PROGRESS,
+        ),
         modify=(),
     ),
     # Folds arrivals: marks what it counted, records each fold (a lightweight transaction: Select and Modify),
     # writes deltas and bases, moves the watermark.
     ROLLUP_BUILDER: TableAccess(
-        select=(START_ARRIVALS, ARRIVAL_MINUTES, START_MARKS, ROLLUP_FOLDS, START_COUNT_ROLLUPS, ROLLUP_PROGRESS),
+        select=(
+            START_ARRIVALS,
+            ARRIVAL_MINUTES,
+            START_MARKS,
+            ROLLUP_FOLDS,
+            START_COUNT_ROLLUPS,
+            ROLLUP_PROGRESS,
+        ),
         modify=(START_MARKS, ROLLUP_FOLDS, START_COUNT_ROLLUPS, ROLLUP_PROGRESS),
     ),
 }

@@ -6,9 +6,9 @@ from aws_cdk import RemovalPolicy, Stack
 from aws_cdk import aws_cassandra as cassandra
 from aws_cdk import aws_iam as iam
 from constructs import Construct
-from player_sessions.schema import TABLES, Column, Table
 
 from infra_cdk.constants import KEYSPACE, RETENTION_SECONDS, TableAccess
+from player_sessions.schema import TABLES, Column, Table
 
 # Keyspaces always encrypts at rest; naming the key type keeps that explicit in the template. An AWS-owned key
 # costs nothing and needs no key policy; a customer-managed key would add a KMS call path to every request.

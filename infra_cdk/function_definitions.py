@@ -10,9 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from player_sessions.routes import FUNCTIONS, ROLLUP_BUILDER, LambdaFunction
-from player_sessions.settings import DatabaseMode
-
 from infra_cdk.constants import (
     CURSOR_SECRET_READERS,
     ENVIRONMENT_PREFIX,
@@ -26,6 +23,8 @@ from infra_cdk.constants import (
     ROLLUP_BUILDER_TIMEOUT_SECONDS,
     SERVICE_NAME,
 )
+from player_sessions.routes import FUNCTIONS, ROLLUP_BUILDER, LambdaFunction
+from player_sessions.settings import DatabaseMode
 
 
 @dataclass(frozen=True)

@@ -2,25 +2,22 @@
 
 from __future__ import annotations
 
-from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Stack, Validations
+from aws_cdk import Acknowledgment, Duration, Stack, Validations
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
-from player_sessions.routes import LambdaFunction
-from player_sessions.settings import DatabaseMode
 
+from infra_cdk.acknowledgements import skip_checkov
 from infra_cdk.constants import (
     CURSOR_SECRET_LENGTH,
     CURSOR_SECRET_READERS,
     LAMBDA_ALIAS,
     LAMBDA_PYTHON_VERSION,
     LAYER_BUILD_DIR,
-    LOG_RETENTION,
     ROLLUP_BUILDER_SCHEDULE_MINUTES,
     TABLE_ACCESS,
 )
@@ -31,7 +28,10 @@ from infra_cdk.function_definitions import (
     Deployment,
     FunctionDefinition,
 )
+from infra_cdk.log_groups import LogGroups
 from infra_cdk.network import PRIVATE_SUBNETS
+from player_sessions.routes import LambdaFunction
+from player_sessions.settings import DatabaseMode
 
 ASSET_EXCLUDES = ["__pycache__", "*.pyc"]
 # How cdk-nag spells the ARN of KeyspacesData.system_tables_arn in its findings.
@@ -55,7 +55,10 @@ VPC_ACCESS_ACTIONS = [
 
 def lambda_runtime() -> lambda_.Runtime:
     """The managed runtime of LAMBDA_PYTHON_VERSION, the version the layer's wheels are built for."""
-    return getattr(lambda_.Runtime, f"PYTHON_{LAMBDA_PYTHON_VERSION.replace('.', '_')}")
+    runtime = getattr(lambda_.Runtime, f"PYTHON_{LAMBDA_PYTHON_VERSION.replace('.', '_')}", None)
+    if not isinstance(runtime, lambda_.Runtime):
+        raise ValueError(f"this aws-cdk-lib has no Lambda runtime for Python {LAMBDA_PYTHON_VERSION}")
+    return runtime
 
 
 def function_logical_id(function: LambdaFunction) -> str:
@@ -77,8 +80,10 @@ class LambdaFunctions(Construct):
         security_group: ec2.ISecurityGroup,
         data: KeyspacesData,
         redis_url: str,
+        log_groups: LogGroups,
     ) -> None:
         super().__init__(scope, construct_id)
+        self._log_groups = log_groups
         if not (LAYER_BUILD_DIR / "python").is_dir():
             raise FileNotFoundError(
                 f"the dependency layer is not built in {LAYER_BUILD_DIR}: run `make synth` "
@@ -113,6 +118,13 @@ class LambdaFunctions(Construct):
                 ),
             )
         )
+        skip_checkov(
+            self.cursor_secret,
+            "CKV_AWS_149",
+            "Encrypted with Secrets Manager's AWS managed key; only the country function's role may read it, "
+            "and what it holds signs page cursors, not player data. A customer-managed key would add a key "
+            "policy to keep in step with that one grant, and protect nothing more.",
+        )
         deployment = Deployment(
             database_mode=DatabaseMode.KEYSPACES,
             region=Stack.of(self).region,
@@ -122,7 +134,15 @@ class LambdaFunctions(Construct):
         self.functions: dict[str, lambda_.Function] = {}
         self.aliases: dict[str, lambda_.Alias] = {}
         for definition in ALL_FUNCTION_DEFINITIONS.values():
-            self._add_function(definition, runtime, architecture, vpc, security_group, data, deployment)
+            self._add_function(
+                definition,
+                runtime=runtime,
+                architecture=architecture,
+                vpc=vpc,
+                security_group=security_group,
+                data=data,
+                deployment=deployment,
+            )
         self.builder = self.functions[ROLLUP_BUILDER_DEFINITION.name]
         self.builder_schedule = events.Rule(
             self,
@@ -130,12 +150,15 @@ class LambdaFunctions(Construct):
             description="Starts the rollup builder every minute; each run folds for most of the minute",
             schedule=events.Schedule.rate(Duration.minutes(ROLLUP_BUILDER_SCHEDULE_MINUTES)),
             # A run that could not start is not retried: the next minute's run folds what it would have.
-            targets=[targets.LambdaFunction(self.builder, retry_attempts=0, max_event_age=Duration.minutes(1))],
+            targets=[
+                targets.LambdaFunction(self.builder, retry_attempts=0, max_event_age=Duration.minutes(1))
+            ],
         )
 
     def _add_function(
         self,
         definition: FunctionDefinition,
+        *,
         runtime: lambda_.Runtime,
         architecture: lambda_.Architecture,
         vpc: ec2.IVpc,
@@ -145,12 +168,7 @@ class LambdaFunctions(Construct):
     ) -> None:
         function = definition.function
         construct_id = function_logical_id(function)
-        log_group = logs.LogGroup(
-            self,
-            f"{construct_id}Logs",
-            retention=logs.RetentionDays[LOG_RETENTION],
-            removal_policy=RemovalPolicy.DESTROY,
-        )
+        log_group = self._log_groups.log_group(self, f"{construct_id}Logs")
         role = iam.Role(
             self,
             f"{construct_id}Role",
@@ -197,7 +215,11 @@ class LambdaFunctions(Construct):
             vpc_subnets=PRIVATE_SUBNETS,
             security_groups=[security_group],
         )
-        handler.node.default_child.override_logical_id(construct_id)
+        cfn_function = handler.node.default_child
+        if not isinstance(cfn_function, lambda_.CfnFunction):
+            raise TypeError(f"{handler.node.path} has no AWS::Lambda::Function resource")
+        cfn_function.override_logical_id(construct_id)
+        _skip_checkov_checks(definition, cfn_function, role)
         if definition.snap_start:
             Validations.of(handler).acknowledge(
                 Acknowledgment(
@@ -228,3 +250,45 @@ class LambdaFunctions(Construct):
             self.aliases[function.name] = lambda_.Alias(
                 self, f"{construct_id}Alias", alias_name=LAMBDA_ALIAS, version=handler.current_version
             )
+
+
+def _skip_checkov_checks(
+    definition: FunctionDefinition, function: lambda_.CfnFunction, role: iam.Role
+) -> None:
+    """The checkov checks that do not fit these functions, each with its reason, on the resource itself."""
+    skip_checkov(
+        role,
+        "CKV_AWS_111",
+        "The only write actions on Resource * are those AWS requires for Lambda's VPC attachment: the ENIs "
+        "(CreateNetworkInterface, DeleteNetworkInterface, Assign/UnassignPrivateIpAddresses) do not exist "
+        "before Lambda creates them. Every table, log group and secret the function uses is named.",
+    )
+    skip_checkov(
+        function,
+        "CKV_AWS_173",
+        "The variables hold names and addresses, no secret: keyspace, region, the cache endpoint and the "
+        "cursor secret's ARN (the key itself is read from Secrets Manager). Lambda encrypts them at rest with "
+        "its AWS managed key; a customer-managed one would protect nothing more.",
+    )
+    skip_checkov(
+        function,
+        "CKV_AWS_116",
+        (
+            "EventBridge starts it every minute; a failed run leaves its arrivals for the next run to fold, "
+            "and the rollup builder's error alarm fires. A dead-letter queue would only collect stale "
+            "schedule events that nobody replays."
+        )
+        if definition.scheduled
+        else (
+            "API Gateway invokes it synchronously and receives its error; a dead-letter queue only receives "
+            "failed asynchronous invocations, which this function never has."
+        ),
+    )
+    if definition.reserved_concurrency is None:
+        skip_checkov(
+            function,
+            "CKV_AWS_115",
+            "A reservation is a hard cap on the function's environments, taken from the account's pool "
+            "whether used or not; an API function's load is bounded at the gateway instead, by each key's "
+            "usage plan (rate, burst and daily quota).",
+        )

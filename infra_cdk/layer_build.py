@@ -113,7 +113,7 @@ def _install_dependencies(requirements: str, target: Path, site: Path) -> None:
 
 
 def _run(command: list[str]) -> str:
-    completed = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, check=False)
+    completed = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, check=False)  # noqa: S603 uv, with constants and repository paths only
     if completed.returncode != 0:
         raise LayerBuildError(f"{' '.join(command[1:3])} failed:\n{completed.stderr.strip()}")
     return completed.stdout

@@ -113,13 +113,20 @@ class _PrivateApt:
 
     def __init__(self, directory: Path, mirror: str) -> None:
         self.directory = directory
-        for sub in ("state/lists/partial", "cache/archives/partial", "etc/apt.conf.d", "etc/preferences.d",
-                    "etc/sources.list.d", "debs"):
+        for sub in (
+            "state/lists/partial",
+            "cache/archives/partial",
+            "etc/apt.conf.d",
+            "etc/preferences.d",
+            "etc/sources.list.d",
+            "debs",
+        ):
             (directory / sub).mkdir(parents=True, exist_ok=True)
         (directory / "state" / "status").touch()
         options = f"arch=amd64,arm64 signed-by={KEYRING}"
         (directory / "sources.list").write_text(
-            "".join(f"deb [{options}] {mirror} {suite} main\n" for suite in (QEMU_SUITE, PYTHON_SUITE)))
+            "".join(f"deb [{options}] {mirror} {suite} main\n" for suite in (QEMU_SUITE, PYTHON_SUITE))
+        )
         self.config = directory / "apt.conf"
         self.config.write_text(f'''Dir::State "{directory}/state";
 Dir::State::status "{directory}/state/status";
@@ -144,9 +151,22 @@ Debug::NoLocking "true";
 
     def arm64_closure(self, package: str) -> list[str]:
         """The arm64 packages ``package`` depends on, recursively, with it (no recommends, no virtuals)."""
-        output = _run(["apt-cache", "-c", str(self.config), "depends", "--recurse", "--no-recommends",
-                       "--no-suggests", "--no-conflicts", "--no-breaks", "--no-replaces", "--no-enhances",
-                       f"{package}:arm64"])
+        output = _run(
+            [
+                "apt-cache",
+                "-c",
+                str(self.config),
+                "depends",
+                "--recurse",
+                "--no-recommends",
+                "--no-suggests",
+                "--no-conflicts",
+                "--no-breaks",
+                "--no-replaces",
+                "--no-enhances",
+                f"{package}:arm64",
+            ]
+        )
         lines = output.splitlines()
         return sorted({line for line in lines if line.endswith(":arm64") and not line.startswith((" ", "<"))})
 
@@ -165,7 +185,7 @@ def _unpack_qemu(deb: Path, destination: Path) -> None:
 
 
 def _run(command: list[str], cwd: Path | None = None) -> str:
-    completed = subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=False)
+    completed = subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=False)  # noqa: S603 apt-get, dpkg-deb, readelf: recipe and cache paths only
     if completed.returncode != 0:
         raise TargetSetupError(f"{' '.join(command[:4])} ... failed:\n{completed.stderr.strip()[-2000:]}")
     return completed.stdout
@@ -175,8 +195,11 @@ def _run(command: list[str], cwd: Path | None = None) -> str:
 
 
 def shared_objects(site: Path) -> list[Path]:
-    return sorted(path for path in site.rglob("*.so*") if path.is_file() and not path.is_symlink()
-                  and path.read_bytes()[:4] == b"\x7fELF")
+    return sorted(
+        path
+        for path in site.rglob("*.so*")
+        if path.is_file() and not path.is_symlink() and path.read_bytes()[:4] == b"\x7fELF"
+    )
 
 
 def glibc_versions_needed(library: Path) -> set[tuple[int, ...]]:
@@ -185,8 +208,10 @@ def glibc_versions_needed(library: Path) -> set[tuple[int, ...]]:
     needs = output.split("Version needs section", 1)
     if len(needs) == 1:
         return set()
-    return {tuple(int(part) for part in match.groups() if part is not None)
-            for match in _GLIBC_NEED.finditer(needs[1])}
+    return {
+        tuple(int(part) for part in match.groups() if part is not None)
+        for match in _GLIBC_NEED.finditer(needs[1])
+    }
 
 
 def main() -> None:

@@ -3,18 +3,16 @@ alarms (p90 over 500 ms, errors rising), which notify an encrypted SNS topic."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
-from player_sessions.routes import FUNCTIONS, ROLLUP_BUILDER, ROUTES, Route
 
 from infra_cdk.constants import (
     ALARM_DATAPOINTS_TO_ALARM,
@@ -33,6 +31,8 @@ from infra_cdk.constants import (
     ROLLUP_LAG_ALARM_SECONDS,
     SERVICE_NAME,
 )
+from infra_cdk.keys import service_key
+from player_sessions.routes import FUNCTIONS, ROLLUP_BUILDER, ROUTES, Route
 
 PERIOD = Duration.minutes(ALARM_PERIOD_MINUTES)
 WIDGET_WIDTH = 8
@@ -88,9 +88,7 @@ class Monitoring(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         # Customer-managed: CloudWatch alarms can publish to an encrypted topic only if its key lets them.
-        self.alarm_key = kms.Key(
-            self, "AlarmTopicKey", description="Encrypts the alarm topic", enable_key_rotation=True
-        )
+        self.alarm_key = service_key(self, "AlarmTopicKey", description="Encrypts the alarm topic")
         self.alarm_key.grant(
             iam.ServicePrincipal("cloudwatch.amazonaws.com"), "kms:Decrypt", "kms:GenerateDataKey*"
         )
@@ -173,12 +171,14 @@ class Monitoring(Construct):
         metric: cloudwatch.IMetric,
         threshold: float,
         description: str,
+        *,
         comparison: cloudwatch.ComparisonOperator = cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
         missing: cloudwatch.TreatMissingData = cloudwatch.TreatMissingData.NOT_BREACHING,
     ) -> None:
-        alarm = metric.create_alarm(
+        alarm = cloudwatch.Alarm(
             self,
             construct_id.replace("/", "_").replace("{", "").replace("}", ""),
+            metric=metric,
             alarm_description=f"{SERVICE_NAME}: {description}",
             threshold=threshold,
             comparison_operator=comparison,
@@ -330,17 +330,28 @@ class Monitoring(Construct):
         self.dashboard.add_widgets(
             self._graph(
                 "Cassandra rows and partitions read per request",
-                [self._service_metric(name, statistic) for name in ("RowsRead", "PartitionsRead")
-                 for statistic in ("p50", "p99")],
+                [
+                    self._service_metric(name, statistic)
+                    for name in ("RowsRead", "PartitionsRead")
+                    for statistic in ("p50", "p99")
+                ],
             ),
             self._graph(
                 "Rollup builder: starts folded, and how far behind",
-                [self._service_metric("StartsFolded", "Sum"), self._service_metric("RollupLagSeconds", "Maximum")],
+                [
+                    self._service_metric("StartsFolded", "Sum"),
+                    self._service_metric("RollupLagSeconds", "Maximum"),
+                ],
             ),
         )
 
     def _graph(
-        self, title: str, metrics: list[cloudwatch.IMetric], unit: str | None = None, bound: bool = False
+        self,
+        title: str,
+        metrics: Sequence[cloudwatch.IMetric],
+        *,
+        unit: str | None = None,
+        bound: bool = False,
     ) -> cloudwatch.GraphWidget:
         return cloudwatch.GraphWidget(
             title=title,

@@ -10,6 +10,7 @@ from infra_cdk.cache import ServerlessCache
 from infra_cdk.constants import ALARM_EMAIL_CONTEXT_KEY, STACK_DESCRIPTION
 from infra_cdk.data import KeyspacesData
 from infra_cdk.functions import LambdaFunctions
+from infra_cdk.log_groups import LogGroups
 from infra_cdk.monitoring import Monitoring
 from infra_cdk.network import Network
 
@@ -20,7 +21,8 @@ class PlayerSessionsStack(Stack):
         # makes no lookups.
         super().__init__(scope, construct_id, description=STACK_DESCRIPTION)
         self.data = KeyspacesData(self, "Data")
-        self.network = Network(self, "Network")
+        self.log_groups = LogGroups(self, "Logs")
+        self.network = Network(self, "Network", log_groups=self.log_groups)
         self.cache = ServerlessCache(
             self, "Cache", vpc=self.network.vpc, clients=self.network.functions_security_group
         )
@@ -31,8 +33,9 @@ class PlayerSessionsStack(Stack):
             security_group=self.network.functions_security_group,
             data=self.data,
             redis_url=self.cache.redis_url,
+            log_groups=self.log_groups,
         )
-        self.api = RestApi(self, "Api", targets=self.functions.aliases)
+        self.api = RestApi(self, "Api", targets=self.functions.aliases, log_groups=self.log_groups)
         self.monitoring = Monitoring(
             self,
             "Monitoring",

@@ -8,6 +8,7 @@ import os
 from collections.abc import Iterator
 
 import pytest
+
 from player_sessions.settings import Settings
 
 TEST_KEYSPACE = "player_sessions_test"
@@ -53,6 +54,7 @@ def cassandra_session(cassandra_connection):
 @pytest.fixture(scope="session")
 def redis_connection(test_settings: Settings) -> Iterator:
     import redis
+
     from player_sessions.redis_connection import RedisConnection
 
     connection = RedisConnection(test_settings)
@@ -104,5 +106,7 @@ def counts_stores(counts_connection, counts_settings):
     session = counts_connection.session()
     for table in TABLES:
         session.execute(f"TRUNCATE {COUNTS_KEYSPACE}.{table.name}", timeout=60)
-    return (CassandraSessionStore(counts_connection),
-            CassandraStartsStore(counts_connection, counts_settings.start_shards))
+    return (
+        CassandraSessionStore(counts_connection),
+        CassandraStartsStore(counts_connection, counts_settings.start_shards),
+    )

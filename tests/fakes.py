@@ -7,6 +7,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, TypedDict
 from uuid import UUID
 
 from player_sessions.models import (
@@ -21,15 +22,24 @@ from player_sessions.models import (
     StartRow,
 )
 from player_sessions.read_meter import count_read
-from player_sessions.repositories.cache_protocol import CacheToken
+from player_sessions.repositories.cache_protocol import CacheHealth, CacheToken
 from player_sessions.time_buckets import Bucket, Level, slot_start
+
+
+class SessionRow(TypedDict, total=False):
+    """A row of the sessions table: each half of the session is there once its event is stored."""
+
+    player_id: str
+    country: str
+    start_ts: datetime
+    end_ts: datetime
 
 
 class InMemoryDatabase:
     """The tables both stores share."""
 
     def __init__(self) -> None:
-        self.sessions: dict[UUID, dict] = {}
+        self.sessions: dict[UUID, SessionRow] = {}
         self.starts: set[tuple[datetime, int, str, datetime, UUID, str]] = set()
         self.completed: dict[tuple[str, datetime, UUID], tuple[CompletedSession, int]] = {}
         self.arrivals: dict[int, set[StartKey]] = {}
@@ -46,7 +56,7 @@ class InMemorySessionStore:
         self.ttls: dict[tuple[UUID, str], int] = {}
 
     @property
-    def sessions(self) -> dict[UUID, dict]:
+    def sessions(self) -> dict[UUID, SessionRow]:
         return self.db.sessions
 
     @property
@@ -60,9 +70,10 @@ class InMemorySessionStore:
             row = self.db.sessions.setdefault(event.session_id, {})
             if event.event is EventType.START:
                 assert event.country is not None
-                row.update(player_id=event.player_id, country=event.country, start_ts=event.ts)
-                self.db.starts.add((write.hour, write.shard, event.country, event.ts, event.session_id,
-                                    event.player_id))
+                row["player_id"], row["country"], row["start_ts"] = event.player_id, event.country, event.ts
+                self.db.starts.add(
+                    (write.hour, write.shard, event.country, event.ts, event.session_id, event.player_id)
+                )
             else:
                 row["end_ts"] = event.ts
             self.ttls[(event.session_id, event.event.value)] = write.ttl_seconds
@@ -121,8 +132,11 @@ class InMemoryStartsStore:
         return found
 
     def read_arrivals(self, slots: Sequence[int]) -> list[Arrival]:
-        found = [Arrival(slot, key) for slot in slots for key in sorted(self.db.arrivals.get(slot, ()),
-                                                                        key=lambda k: (k.session_id, k.ts))]
+        found = [
+            Arrival(slot, key)
+            for slot in slots
+            for key in sorted(self.db.arrivals.get(slot, ()), key=lambda k: (k.session_id, k.ts))
+        ]
         count_read(rows=len(found), partitions=len(slots))
         return found
 
@@ -143,10 +157,15 @@ class InMemoryStartsStore:
         return list(self.db.folds.setdefault(slot, list(keys)))
 
     def read_rollups(self, buckets: Sequence[Bucket]) -> dict[Bucket, list[RollupRow]]:
-        found = {bucket: [self.db.rollups[bucket][key] for key in sorted(self.db.rollups[bucket])]
-                 for bucket in buckets if self.db.rollups.get(bucket)}
-        count_read(rows=sum(len(rows) for rows in found.values()),
-                   partitions=len({(b.level, b.period) for b in buckets}))
+        found = {
+            bucket: [self.db.rollups[bucket][key] for key in sorted(self.db.rollups[bucket])]
+            for bucket in buckets
+            if self.db.rollups.get(bucket)
+        }
+        count_read(
+            rows=sum(len(rows) for rows in found.values()),
+            partitions=len({(b.level, b.period) for b in buckets}),
+        )
         return found
 
     def write_deltas(self, slot: int, deltas: Sequence[tuple[Bucket, dict[str, int], int]]) -> None:
@@ -160,10 +179,14 @@ class InMemoryStartsStore:
             for older in [key for key in rows if key[0] < slot]:
                 del rows[older]
 
-    def edge_country_counts(self, hour: datetime, countries: Sequence[str], since: datetime,
-                            before: datetime) -> Counter[str]:
-        counts = Counter(c for (h, _s, c, ts, _sid, _p) in self.db.starts
-                         if h == hour and c in countries and since <= ts < before)
+    def edge_country_counts(
+        self, hour: datetime, countries: Sequence[str], since: datetime, before: datetime
+    ) -> Counter[str]:
+        counts = Counter(
+            c
+            for (h, _s, c, ts, _sid, _p) in self.db.starts
+            if h == hour and c in countries and since <= ts < before
+        )
         count_read(rows=sum(counts.values()), partitions=1)
         return counts
 
@@ -171,12 +194,21 @@ class InMemoryStartsStore:
         count_read(rows=0, partitions=1)
         return any(c == country and after < ts <= until for (_h, _s, c, ts, _sid, _p) in self.db.starts)
 
-    def country_hour_starts(self, hours: Sequence[tuple[datetime, int | None]], country: str, not_after: datetime,
-                            not_before: datetime, page_size: int) -> list[Iterator[StartRow]]:
+    def country_hour_starts(
+        self,
+        hours: Sequence[tuple[datetime, int | None]],
+        country: str,
+        not_after: datetime,
+        not_before: datetime,
+        page_size: int,
+    ) -> list[Iterator[StartRow]]:
         streams = []
         for hour, _known in hours:
-            rows = [StartRow(ts, sid, player, c) for (h, _s, c, ts, sid, player) in self.db.starts
-                    if h == hour and c == country and not_before <= ts <= not_after]
+            rows = [
+                StartRow(ts, sid, player, c)
+                for (h, _s, c, ts, sid, player) in self.db.starts
+                if h == hour and c == country and not_before <= ts <= not_after
+            ]
             count_read(rows=len(rows), partitions=1)
             # Reversed ids within an instant: the domain must order ties itself, as with Cassandra's UUID order.
             streams.append(iter(sorted(rows, key=lambda r: (-r.ts.timestamp(), -r.session_id.int))))
@@ -205,6 +237,9 @@ class InMemoryReadCache:
         if token is not None:
             self.values[f"{token.key_prefix}|{key}"] = value
 
+    def ping(self) -> CacheHealth:
+        return CacheHealth(status="up", latency_ms=0.1)
+
     def invalidate(self, scopes: Sequence[str]) -> None:
         self.generations.update(scopes)
 
@@ -219,3 +254,16 @@ class FlowingClock:
 
     def now(self) -> datetime:
         return self._origin + timedelta(seconds=time.monotonic() - self._started)
+
+
+if TYPE_CHECKING:
+    from player_sessions.clock import Clock
+    from player_sessions.repositories.cache_protocol import ReadCache
+    from player_sessions.repositories.protocols import RollupStore, SessionStore
+
+    # mypy holds each fake to the Protocol the domain takes it as, as it holds the real stores (nothing runs).
+    # RollupStore extends StartsStore: the starts fake stands in for both.
+    _session_store: type[SessionStore] = InMemorySessionStore
+    _starts_store: type[RollupStore] = InMemoryStartsStore
+    _read_cache: type[ReadCache] = InMemoryReadCache
+    _clock: type[Clock] = FlowingClock

@@ -29,16 +29,25 @@ Hours = Annotated[int, Query(ge=1, le=8760, description="The window: the last X 
     "/countries/starts",
     summary="Sessions started per country over the last X hours",
     description="Exact counts (re-sent events never count twice), sorted by starts descending then country.",
-    responses={200: {"description": "The counts", "content": {"application/json": {"model": StartsByCountryOut}}},
-               400: ERROR_RESPONSES[400], 403: ERROR_RESPONSES[403], 503: ERROR_RESPONSES[503]},
+    responses={
+        200: {"description": "The counts", "content": {"application/json": {"model": StartsByCountryOut}}},
+        400: ERROR_RESPONSES[400],
+        403: ERROR_RESPONSES[403],
+        503: ERROR_RESPONSES[503],
+    },
     tags=["countries"],
 )
-@tracer.capture_method
+@tracer.capture_method(capture_response=False)
 def count_starts(hours: Hours) -> StartsByCountryOut:
     services = get_services()
     with metered() as reads:
-        result = starts_by_country(hours, store=services.starts, clock=services.clock, settings=services.settings,
-                                   cache=services.cache)
+        result = starts_by_country(
+            hours,
+            store=services.starts,
+            clock=services.clock,
+            settings=services.settings,
+            cache=services.cache,
+        )
     report_reads(reads, route="GET /countries/starts", hours=hours)
     metrics.add_metric(name="CountriesReturned", unit=MetricUnit.Count, value=len(result.counts))
     return StartsByCountryOut(
@@ -55,22 +64,36 @@ def count_starts(hours: Hours) -> StartsByCountryOut:
     summary="The sessions started in one country over the last X hours",
     description="Newest first. Follow `next_cursor` to the end to get every start of the window exactly once; "
     "the cursor keeps the window of the first page.",
-    responses={200: {"description": "One page", "content": {"application/json": {"model": CountryStartsOut}}},
-               400: ERROR_RESPONSES[400], 403: ERROR_RESPONSES[403], 503: ERROR_RESPONSES[503]},
+    responses={
+        200: {"description": "One page", "content": {"application/json": {"model": CountryStartsOut}}},
+        400: ERROR_RESPONSES[400],
+        403: ERROR_RESPONSES[403],
+        503: ERROR_RESPONSES[503],
+    },
     tags=["countries"],
 )
-@tracer.capture_method
+@tracer.capture_method(capture_response=False)
 def list_starts(
     country: Annotated[str, Path(pattern="^[A-Za-z]{2}$", description="ISO 3166-1 alpha-2, any case")],
     hours: Hours,
     limit: Annotated[int, Query(ge=1, le=1000, description="Page size, 1 to 1000")] = 100,
-    cursor: Annotated[str | None, Query(max_length=512, description="`next_cursor` of the previous page")] = None,
+    cursor: Annotated[
+        str | None, Query(max_length=512, description="`next_cursor` of the previous page")
+    ] = None,
 ) -> Response[Any]:  # the 200 body is declared in responses (CountryStartsOut), built as plain JSON
     services = get_services()
     logger.append_keys(country=country.upper())
     with metered() as reads:
-        page = starts_of_country(country, hours, limit=limit, cursor=cursor, store=services.starts,
-                                 clock=services.clock, settings=services.settings, cache=services.cache)
+        page = starts_of_country(
+            country,
+            hours,
+            limit=limit,
+            cursor=cursor,
+            store=services.starts,
+            clock=services.clock,
+            settings=services.settings,
+            cache=services.cache,
+        )
     report_reads(reads, route="GET /countries/{country}/starts", hours=hours)
     # The document's shape is CountryStartsOut (tests hold the two together); built as plain JSON because a
     # page holds up to a thousand starts, and validating each one as a model cost more than reading them.
@@ -79,17 +102,22 @@ def list_starts(
         "hours": hours,
         "from": format_timestamp(page.window.start),
         "to": format_timestamp(page.window.end),
-        "sessions": [{"session_id": str(r.session_id), "player_id": r.player_id, "ts": format_timestamp(r.ts)}
-                     for r in page.starts],
+        "sessions": [
+            {"session_id": str(r.session_id), "player_id": r.player_id, "ts": format_timestamp(r.ts)}
+            for r in page.starts
+        ],
         "next_cursor": page.next_cursor,
     }
-    return Response(status_code=200, content_type=content_types.APPLICATION_JSON,
-                    body=json.dumps(body, separators=(",", ":")))
+    return Response(
+        status_code=200,
+        content_type=content_types.APPLICATION_JSON,
+        body=json.dumps(body, separators=(",", ":")),
+    )
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
 @measure_work
 @metrics.log_metrics
-@tracer.capture_lambda_handler
+@tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

@@ -8,7 +8,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from player_sessions.domain.ingest import BatchOutcome, ingest_batch
 from player_sessions.http import ERROR_RESPONSES, build_resolver, model_response, read_json_batch
-from player_sessions.models import ErrorOut, IngestResult
+from player_sessions.models import ErrorOut, EventError, IngestResult
 from player_sessions.observability import MetricUnit, logger, measure_work, metrics, tracer
 from player_sessions.services import get_services
 
@@ -21,28 +21,39 @@ app = build_resolver()
     description="Each event is validated on its own; valid events are stored even when others are not. "
     "The answer comes after Cassandra acknowledged every write at LOCAL_QUORUM.",
     responses={
-        200: {"description": "Every event stored or discarded", "content": {"application/json": {"model": IngestResult}}},
-        207: {"description": "Some events rejected, others stored or discarded",
-              "content": {"application/json": {"model": IngestResult}}},
+        200: {
+            "description": "Every event stored or discarded",
+            "content": {"application/json": {"model": IngestResult}},
+        },
+        207: {
+            "description": "Some events rejected, others stored or discarded",
+            "content": {"application/json": {"model": IngestResult}},
+        },
         **ERROR_RESPONSES,
-        400: {"description": "Every event rejected (the ingest result, a reason per event), or the body is not a "
-                             "JSON array of events (`message` and `errors`)",
-              "content": {"application/json": {"model": IngestResult | ErrorOut}}},
+        400: {
+            "description": "Every event rejected (the ingest result, a reason per event), or the body is not a "
+            "JSON array of events (`message` and `errors`)",
+            "content": {"application/json": {"model": IngestResult | ErrorOut}},
+        },
     },
     tags=["events"],
 )
-@tracer.capture_method
+@tracer.capture_method(capture_response=False)
 def ingest_events() -> Response[IngestResult]:
     services = get_services()
     items = read_json_batch(app.current_event, services.settings)
-    outcome = ingest_batch(items, store=services.store, clock=services.clock, settings=services.settings,
-                           cache=services.cache)
+    outcome = ingest_batch(
+        items, store=services.store, clock=services.clock, settings=services.settings, cache=services.cache
+    )
     _record_metrics(outcome)
     result = IngestResult(
         stored=outcome.stored,
         discarded=outcome.discarded,
         rejected=outcome.rejected,
-        errors=[problem.__dict__ for problem in outcome.problems],
+        errors=[
+            EventError(index=problem.index, status=problem.status, field=problem.field, reason=problem.reason)
+            for problem in outcome.problems
+        ],
     )
     return model_response(_status_for(outcome, len(items)), result)
 
@@ -63,6 +74,6 @@ def _record_metrics(outcome: BatchOutcome) -> None:
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
 @measure_work
 @metrics.log_metrics
-@tracer.capture_lambda_handler
+@tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

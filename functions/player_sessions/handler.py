@@ -8,10 +8,16 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from player_sessions.domain.health import check_health
-from player_sessions.errors import DatabaseUnavailableError
 from player_sessions.domain.player_history import last_completed_sessions
+from player_sessions.errors import DatabaseUnavailableError
 from player_sessions.http import ERROR_RESPONSES, build_resolver, model_response
-from player_sessions.models import PLAYER_ID_PATTERN, CompletedSessionOut, HealthOut, PlayerSessionsOut, format_timestamp
+from player_sessions.models import (
+    PLAYER_ID_PATTERN,
+    CompletedSessionOut,
+    HealthOut,
+    PlayerSessionsOut,
+    format_timestamp,
+)
 from player_sessions.observability import MetricUnit, logger, measure_work, metrics, tracer
 from player_sessions.services import get_services
 
@@ -25,19 +31,39 @@ MAX_SESSIONS = 20
     summary="A player's last completed sessions",
     description="The player's most recently completed sessions (both start and end stored), newest end first. "
     "An unknown player has none.",
-    responses={200: {"description": "The sessions", "content": {"application/json": {"model": PlayerSessionsOut}}},
-               400: ERROR_RESPONSES[400], 403: ERROR_RESPONSES[403], 503: ERROR_RESPONSES[503]},
+    responses={
+        200: {"description": "The sessions", "content": {"application/json": {"model": PlayerSessionsOut}}},
+        400: ERROR_RESPONSES[400],
+        403: ERROR_RESPONSES[403],
+        503: ERROR_RESPONSES[503],
+    },
     tags=["players"],
 )
-@tracer.capture_method
+@tracer.capture_method(capture_response=False)
 def player_sessions(
-    player_id: Annotated[str, Path(min_length=1, max_length=64, pattern=f"^{PLAYER_ID_PATTERN.pattern}$",
-                                   description="1-64 printable ASCII characters, no whitespace")],
-    limit: Annotated[int, Query(ge=1, le=MAX_SESSIONS, description="How many sessions, 1 to 20")] = MAX_SESSIONS,
+    player_id: Annotated[
+        str,
+        Path(
+            min_length=1,
+            max_length=64,
+            pattern=f"^{PLAYER_ID_PATTERN.pattern}$",
+            description="1-64 printable ASCII characters, no whitespace",
+        ),
+    ],
+    limit: Annotated[
+        int, Query(ge=1, le=MAX_SESSIONS, description="How many sessions, 1 to 20")
+    ] = MAX_SESSIONS,
 ) -> PlayerSessionsOut:
     services = get_services()
-    sessions = last_completed_sessions(player_id, limit, services.store, services.clock, services.settings,
-                                       services.cache)
+    logger.append_keys(player_id=player_id)
+    sessions = last_completed_sessions(
+        player_id,
+        limit,
+        store=services.store,
+        clock=services.clock,
+        settings=services.settings,
+        cache=services.cache,
+    )
     metrics.add_metric(name="PlayerSessionsReturned", unit=MetricUnit.Count, value=len(sessions))
     return PlayerSessionsOut(
         player_id=player_id,
@@ -57,14 +83,17 @@ def player_sessions(
 @app.get(
     "/health",
     summary="State of Cassandra and the cache",
-    responses={200: {"description": "Cassandra answers", "content": {"application/json": {"model": HealthOut}}},
-               403: ERROR_RESPONSES[403],
-               503: {"description": "Cassandra is down", "content": {"application/json": {"model": HealthOut}}}},
+    responses={
+        200: {"description": "Cassandra answers", "content": {"application/json": {"model": HealthOut}}},
+        403: ERROR_RESPONSES[403],
+        503: {"description": "Cassandra is down", "content": {"application/json": {"model": HealthOut}}},
+    },
     tags=["operations"],
 )
+@tracer.capture_method(capture_response=False)
 def health() -> Response[HealthOut]:
     services = get_services()
-    report = check_health(services.store, services.redis)
+    report = check_health(store=services.store, cache=services.cache)
     if report.status == "unavailable":
         return model_response(503, report, {"Retry-After": str(DatabaseUnavailableError.retry_after_seconds)})
     return model_response(200, report)
@@ -73,6 +102,6 @@ def health() -> Response[HealthOut]:
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
 @measure_work
 @metrics.log_metrics
-@tracer.capture_lambda_handler
+@tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

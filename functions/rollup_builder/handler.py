@@ -27,13 +27,18 @@ _tracker = CompactionTracker()
 @measure_work
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def lambda_handler(_event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     services = get_services()
     deadline = time.monotonic() + RUN_FOR_SECONDS
     total = FoldReport()
     while time.monotonic() < deadline and context.get_remaining_time_in_millis() > STOP_BEFORE_TIMEOUT_MS:
-        report = fold_ready_slots(store=services.starts, clock=services.clock, settings=services.settings,
-                                  tracker=_tracker, cache=services.cache)
+        report = fold_ready_slots(
+            store=services.starts,
+            clock=services.clock,
+            settings=services.settings,
+            tracker=_tracker,
+            cache=services.cache,
+        )
         total.slots_folded += report.slots_folded
         total.starts_counted += report.starts_counted
         total.deltas_written += report.deltas_written

@@ -80,7 +80,8 @@ def build_cluster(settings: Settings, boto_session: boto3.Session | None = None)
     profile = ExecutionProfile(
         load_balancing_policy=TokenAwarePolicy(
             DCAwareRoundRobinPolicy(
-                local_dc=settings.aws_region if settings.database_mode is DatabaseMode.KEYSPACES
+                local_dc=settings.aws_region
+                if settings.database_mode is DatabaseMode.KEYSPACES
                 else LOCAL_DATACENTER
             )
         ),
@@ -192,8 +193,10 @@ class CassandraConnection:
         session = self._session
         if session is None or session.is_shutdown:
             return False
-        return any(host.is_up is not False and not state["shutdown"] and state["open_count"] > 0
-                   for host, state in session.get_pool_state().items())
+        return any(
+            host.is_up is not False and not state["shutdown"] and state["open_count"] > 0
+            for host, state in session.get_pool_state().items()
+        )
 
     def _probe_pool(self, session: Session) -> None:
         """Sends the probe; if it finds the connections dead, waits for the driver to reopen them. Any other

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 
 class Clock(Protocol):
@@ -28,3 +28,9 @@ class FixedClock:
         from datetime import timedelta
 
         self.moment += timedelta(**delta)
+
+
+if TYPE_CHECKING:
+    # mypy holds both clocks to the Protocol (nothing runs).
+    _system: type[Clock] = SystemClock
+    _fixed: type[Clock] = FixedClock

@@ -30,8 +30,14 @@ class CountryCursor:
 
 def encode_cursor(cursor: CountryCursor, key: bytes) -> str:
     payload = json.dumps(
-        [cursor.country, cursor.hours, _ms(cursor.window_start), _ms(cursor.window_end), _ms(cursor.last_ts),
-         cursor.last_session_id.hex],
+        [
+            cursor.country,
+            cursor.hours,
+            _ms(cursor.window_start),
+            _ms(cursor.window_end),
+            _ms(cursor.last_ts),
+            cursor.last_session_id.hex,
+        ],
         separators=(",", ":"),
     ).encode()
     signature = hmac.new(key, payload, hashlib.sha256).digest()[:_SIGNATURE_BYTES]
@@ -47,10 +53,13 @@ def decode_cursor(text: str, key: bytes) -> CountryCursor:
         if len(text) > 512 or not hmac.compare_digest(signature, expected):
             raise ValueError("bad signature")
         country, hours, start, end, last_ts, session_hex = json.loads(payload)
-        return CountryCursor(country, int(hours), _from_ms(start), _from_ms(end), _from_ms(last_ts), UUID(hex=session_hex))
+        return CountryCursor(
+            country, int(hours), _from_ms(start), _from_ms(end), _from_ms(last_ts), UUID(hex=session_hex)
+        )
     except (ValueError, TypeError) as error:
         raise BadRequestError(
-            "invalid cursor", [{"parameter": "cursor", "in": "query", "reason": "not a cursor this API issued"}]
+            "invalid cursor",
+            [{"parameter": "cursor", "in": "query", "reason": "not a cursor this API issued"}],
         ) from error
 
 

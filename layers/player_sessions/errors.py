@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TypedDict
+
+# "in" is a keyword, hence the functional form.
+ErrorDetail = TypedDict("ErrorDetail", {"parameter": str, "in": str, "reason": str})
+"""One entry of an error answer's ``errors``: which parameter, where it was sent, what is wrong with it."""
 
 
 class PlayerSessionsError(Exception):
@@ -10,7 +14,7 @@ class PlayerSessionsError(Exception):
 
     status_code = 500
 
-    def __init__(self, message: str, errors: list[dict[str, Any]] | None = None) -> None:
+    def __init__(self, message: str, errors: list[ErrorDetail] | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.errors = errors or []

@@ -7,18 +7,21 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 from re import Match
-from typing import Any
+from typing import Any, TypeVar, cast
 from urllib.parse import unquote
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 from pydantic import BaseModel
 
 from player_sessions.errors import (
     BadRequestError,
     DatabaseUnavailableError,
+    ErrorDetail,
     PayloadTooLargeError,
     PlayerSessionsError,
     UnsupportedMediaTypeError,
@@ -27,17 +30,31 @@ from player_sessions.models import ErrorOut
 from player_sessions.observability import MetricUnit, logger, metrics
 from player_sessions.settings import Settings
 
-ERROR_RESPONSES: dict[int, dict[str, Any]] = {
-    400: {"description": "A parameter or the body is invalid; `errors` names each one and why",
-          "content": {"application/json": {"model": ErrorOut}}},
-    403: {"description": "Missing or wrong `x-api-key`", "content": {"application/json": {"model": ErrorOut}}},
-    413: {"description": "Body over the size limit, or more events than a batch may hold",
-          "content": {"application/json": {"model": ErrorOut}}},
-    415: {"description": "The body is not declared as application/json",
-          "content": {"application/json": {"model": ErrorOut}}},
-    500: {"description": "Unexpected failure", "content": {"application/json": {"model": ErrorOut}}},
-    503: {"description": "Cassandra is unreachable; retry after `Retry-After` seconds",
-          "content": {"application/json": {"model": ErrorOut}}},
+ERROR_RESPONSES: dict[int, OpenAPIResponse] = {
+    400: {
+        "description": "A parameter or the body is invalid; `errors` names each one and why",
+        "content": {"application/json": {"model": ErrorOut}},
+    },
+    403: {
+        "description": "Missing or wrong `x-api-key`",
+        "content": {"application/json": {"model": ErrorOut}},
+    },
+    413: {
+        "description": "Body over the size limit, or more events than a batch may hold",
+        "content": {"application/json": {"model": ErrorOut}},
+    },
+    415: {
+        "description": "The body is not declared as application/json",
+        "content": {"application/json": {"model": ErrorOut}},
+    },
+    500: {
+        "description": "Unexpected failure: `message` carries the request id to quote; the stack is logged",
+        "content": {"application/json": {"model": ErrorOut}},
+    },
+    503: {
+        "description": "Cassandra is unreachable; retry after `Retry-After` seconds",
+        "content": {"application/json": {"model": ErrorOut}},
+    },
 }
 
 
@@ -49,37 +66,66 @@ class DecodedPathRestResolver(APIGatewayRestResolver):
     as three printable characters instead of being refused as a NUL.
     """
 
-    def _convert_matches_into_route_keys(self, match: Match) -> dict[str, str]:
+    def _convert_matches_into_route_keys(self, match: Match[str]) -> dict[str, str]:
         encoded = super()._convert_matches_into_route_keys(match)
         return {name: unquote(value) for name, value in encoded.items()}
+
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+_ErrorHandler = TypeVar("_ErrorHandler", bound=Callable[..., Response[str]])
+
+
+def _exception_handler(
+    app: APIGatewayRestResolver, exc_class: type[Exception]
+) -> Callable[[_ErrorHandler], _ErrorHandler]:
+    """``app.exception_handler``, typed: Powertools leaves it unannotated; it registers the function and
+    returns it unchanged."""
+    return cast("Callable[[_ErrorHandler], _ErrorHandler]", app.exception_handler(exc_class))
 
 
 def build_resolver() -> APIGatewayRestResolver:
     """A resolver that validates parameters and answers every error as ``{"message", "errors"}``."""
     app = DecodedPathRestResolver(enable_validation=True)
 
-    @app.exception_handler(RequestValidationError)
-    def invalid_parameters(error: RequestValidationError) -> Response:
+    @_exception_handler(app, RequestValidationError)
+    def invalid_parameters(error: RequestValidationError) -> Response[str]:
         metrics.add_metric(name="ClientErrors", unit=MetricUnit.Count, value=1)
         problems = [_describe_validation_problem(problem) for problem in error.errors()]
         summary = "; ".join(f"{p['parameter']}: {p['reason']}" for p in problems)
         return error_response(400, f"invalid request: {summary}", problems)
 
-    @app.exception_handler(PlayerSessionsError)
-    def service_error(error: PlayerSessionsError) -> Response:
-        headers = {}
-        metrics.add_metric(name="ClientErrors" if error.status_code < 500 else "ServerErrors",
-                           unit=MetricUnit.Count, value=1)
+    @_exception_handler(app, PlayerSessionsError)
+    def service_error(error: PlayerSessionsError) -> Response[str]:
+        headers: dict[str, str] = {}
+        metrics.add_metric(
+            name="ClientErrors" if error.status_code < 500 else "ServerErrors", unit=MetricUnit.Count, value=1
+        )
         if isinstance(error, DatabaseUnavailableError):
             logger.warning("database unavailable", extra={"reason": error.message})
             headers["Retry-After"] = str(error.retry_after_seconds)
         return error_response(error.status_code, error.message, error.errors, headers)
 
+    @_exception_handler(app, Exception)
+    def unexpected_error(error: Exception) -> Response[str]:
+        # Anything else is a bug: its stack goes to the log, the client gets the request id to report it by.
+        request_id = app.lambda_context.aws_request_id if app.lambda_context else "unknown"
+        logger.exception("unexpected error", extra={"error_type": type(error).__name__})
+        metrics.add_metric(name="ServerErrors", unit=MetricUnit.Count, value=1)
+        return error_response(
+            500,
+            f"internal error (request id {request_id})",
+            [{"parameter": "request", "in": "request", "reason": f"request id {request_id}"}],
+        )
+
     return app
 
 
-def error_response(status: int, message: str, errors: list[dict[str, Any]] | None = None,
-                   headers: dict[str, str] | None = None) -> Response:
+def error_response(
+    status: int,
+    message: str,
+    errors: list[ErrorDetail] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response[str]:
     return Response(
         status_code=status,
         content_type=content_types.APPLICATION_JSON,
@@ -88,9 +134,11 @@ def error_response(status: int, message: str, errors: list[dict[str, Any]] | Non
     )
 
 
-def model_response(status: int, body: BaseModel, headers: dict[str, str] | None = None) -> Response:
+def model_response(status: int, body: ModelT, headers: dict[str, str] | None = None) -> Response[ModelT]:
     """A route's typed answer with a status of its choosing (the resolver validates and serializes it)."""
-    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=body, headers=headers)
+    return Response(
+        status_code=status, content_type=content_types.APPLICATION_JSON, body=body, headers=headers
+    )
 
 
 def read_json_batch(event: APIGatewayProxyEvent, settings: Settings) -> list[Any]:
@@ -122,7 +170,8 @@ def read_json_batch(event: APIGatewayProxyEvent, settings: Settings) -> list[Any
         )
     if not items:
         raise BadRequestError(
-            "body must hold at least one event", [{"parameter": "body", "in": "body", "reason": "empty array"}]
+            "body must hold at least one event",
+            [{"parameter": "body", "in": "body", "reason": "empty array"}],
         )
     if len(items) > settings.max_batch_events:
         raise PayloadTooLargeError(
@@ -144,7 +193,7 @@ def _json_error(error: Exception) -> str:
     return str(error)[:200] or type(error).__name__
 
 
-def _describe_validation_problem(problem: dict[str, Any]) -> dict[str, Any]:
+def _describe_validation_problem(problem: dict[str, Any]) -> ErrorDetail:
     location = [str(part) for part in problem.get("loc", ())]
     where = location[0] if location else "request"
     parameter = location[-1] if len(location) > 1 else where

@@ -101,7 +101,7 @@ def row_bytes(cells: Iterable[Cell], *, columns_in_table: int) -> int:
     return sum(cell_bytes(cell, id_bytes) for cell in cells)
 
 
-def stored_row_bytes(billed_bytes: int, *, columns: int, with_ttl: bool) -> int:
+def stored_row_bytes(billed_bytes: float, *, columns: int, with_ttl: bool) -> float:
     """A row's size in storage: its billed size, the row metadata, and the TTL metadata when it has a TTL."""
     ttl = TTL_ROW_BYTES + TTL_COLUMN_BYTES * columns if with_ttl else 0
     return billed_bytes + ROW_METADATA_BYTES + ttl

@@ -24,15 +24,22 @@ tracer = Tracer(service=SERVICE_NAME)
 metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)
 
 
-
 def report_reads(tally: ReadTally, route: str, hours: int) -> None:
     """The request's Cassandra reads and cache lookups, as EMF metrics and one log line (which the local
     gateway's log and the benchmark read)."""
     metrics.add_metric(name="RowsRead", unit=MetricUnit.Count, value=tally.rows)
     metrics.add_metric(name="PartitionsRead", unit=MetricUnit.Count, value=tally.partitions)
-    logger.info("cassandra reads", extra={"route": f"{route}?hours={hours}", "rows_read": tally.rows,
-                                          "partitions_read": tally.partitions, "read_requests": tally.requests,
-                                          "cache_hits": tally.cache_hits, "cache_misses": tally.cache_misses})
+    logger.info(
+        "cassandra reads",
+        extra={
+            "route": f"{route}?hours={hours}",
+            "rows_read": tally.rows,
+            "partitions_read": tally.partitions,
+            "read_requests": tally.requests,
+            "cache_hits": tally.cache_hits,
+            "cache_misses": tally.cache_misses,
+        },
+    )
 
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
@@ -70,4 +77,13 @@ def measure_work(handler: Handler) -> Handler:
     return measured
 
 
-__all__ = ["logger", "tracer", "metrics", "MetricUnit", "report_reads", "measure_work", "route_of"]
+__all__ = [
+    "SCHEDULED_ROUTE",
+    "MetricUnit",
+    "logger",
+    "measure_work",
+    "metrics",
+    "report_reads",
+    "route_of",
+    "tracer",
+]

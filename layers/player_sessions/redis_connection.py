@@ -16,9 +16,9 @@ class RedisConnection:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._lock = threading.Lock()
-        self._client: redis.Redis | None = None
+        self._client: redis.Redis[bytes] | None = None
 
-    def client(self) -> redis.Redis:
+    def client(self) -> redis.Redis[bytes]:
         if self._client is None:
             with self._lock:
                 if self._client is None:

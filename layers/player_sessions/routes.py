@@ -40,7 +40,9 @@ COUNTRY_STARTS = LambdaFunction("country_starts", "Session starts per country ov
 FUNCTIONS: tuple[LambdaFunction, ...] = (INGEST_EVENTS, PLAYER_SESSIONS, COUNTRY_STARTS)
 """The functions behind the API's routes."""
 
-ROLLUP_BUILDER = LambdaFunction("rollup_builder", "Folds stored starts into the country rollups, on a schedule")
+ROLLUP_BUILDER = LambdaFunction(
+    "rollup_builder", "Folds stored starts into the country rollups, on a schedule"
+)
 SCHEDULED_FUNCTIONS: tuple[LambdaFunction, ...] = (ROLLUP_BUILDER,)
 """Functions no route calls: EventBridge invokes them on a schedule."""
 

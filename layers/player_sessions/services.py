@@ -18,7 +18,7 @@ from player_sessions.redis_connection import RedisConnection
 from player_sessions.repositories.cache_protocol import NoCache, ReadCache
 from player_sessions.repositories.cassandra_starts import CassandraStartsStore
 from player_sessions.repositories.cassandra_store import CassandraSessionStore
-from player_sessions.repositories.protocols import SessionStore, StartsStore
+from player_sessions.repositories.protocols import RollupStore, SessionStore
 from player_sessions.settings import Settings, get_settings
 
 
@@ -27,7 +27,8 @@ class Services:
     settings: Settings
     clock: Clock
     store: SessionStore
-    starts: StartsStore
+    starts: RollupStore
+    """The readers see a StartsStore; the rollup builder folds through the same store."""
     cache: ReadCache
     redis: RedisConnection | None
     cassandra: CassandraConnection | None = None
@@ -63,7 +64,7 @@ def _read_cache(redis: RedisConnection | None, keyspace: str) -> ReadCache:
 
 
 def get_services() -> Services:
-    global _services
+    global _services  # noqa: PLW0603  the Lambda environment's cached Services, built on the first request
     if _services is None:
         with _lock:
             if _services is None:
@@ -85,7 +86,7 @@ def with_deployed_secrets(settings: Settings) -> Settings:
 @contextmanager
 def use_services(services: Services) -> Iterator[Services]:
     """Makes the handlers use ``services`` inside the block (tests, the benchmark's in-process runs)."""
-    global _services
+    global _services  # noqa: PLW0603  swaps, for the block, the cached Services get_services hands out
     previous = _services
     _services = services
     try:

@@ -154,8 +154,7 @@ def cover(start: datetime, end: datetime) -> list[Bucket]:
     cursor = start
     while cursor < end:
         level = next(
-            level for level in reversed(LEVELS)
-            if _aligned(level, cursor) and level.after(cursor) <= end
+            level for level in reversed(LEVELS) if _aligned(level, cursor) and level.after(cursor) <= end
         )
         buckets.append(Bucket(level, cursor))
         cursor = level.after(cursor)

@@ -16,8 +16,8 @@ Work done outside a metered request (start-up, health probes of the pool) counts
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import redis
 from cassandra.cluster import ResponseFuture, Session
@@ -65,10 +65,10 @@ class _CarryingSession:
             return self._session.execute_async(*args, **kwargs)
 
 
-def metered_session(session: Session) -> Session:
+def metered_session(session: Session) -> Any:
     """The session to hand to ``execute_concurrent``, so what it sends counts in the current request."""
     tally = current_tally()
-    return session if tally is None else _CarryingSession(session, tally)  # type: ignore[return-value]
+    return session if tally is None else _CarryingSession(session, tally)
 
 
 def install_cassandra_meter(session: Session) -> None:
@@ -157,7 +157,10 @@ def _sizing_rows(row_factory: RowFactory, tally: ReadTally, table_name: str) -> 
         column_roles = [roles.get(name, Role.REGULAR) for name in names]
         page_bytes = sum(
             row_bytes(
-                (Cell(role, python_value_bytes(value)) for role, value in zip(column_roles, row, strict=True)),
+                (
+                    Cell(role, python_value_bytes(value))
+                    for role, value in zip(column_roles, row, strict=True)
+                ),
                 columns_in_table=columns_in_table,
             )
             for row in rows
@@ -187,7 +190,13 @@ def _reply_bytes(reply: object) -> int:
     return len(str(reply))
 
 
-class _MeteredConnection:
+if TYPE_CHECKING:
+    _ConnectionBase = redis.connection.Connection
+else:
+    _ConnectionBase = object
+
+
+class _MeteredConnection(_ConnectionBase):
     """Mixed in ahead of redis-py's Connection (or SSLConnection): counts what the current request sends and
     reads."""
 
@@ -195,30 +204,33 @@ class _MeteredConnection:
         tally = current_tally()
         if tally is not None:
             tally.cache.commands += 1
-        return super().pack_command(*args)  # type: ignore[misc]  # the next class is redis-py's Connection
+        return super().pack_command(*args)
 
-    def pack_commands(self, commands: Sequence[Sequence[Any]]) -> list[bytes]:
+    def pack_commands(self, commands: Iterable[Iterable[Any]]) -> list[bytes]:
+        commands = list(commands)
         tally = current_tally()
         if tally is not None:
             tally.cache.commands += len(commands)
-        return super().pack_commands(commands)  # type: ignore[misc]
+        return super().pack_commands(commands)
 
-    def send_packed_command(self, command: bytes | str | Sequence[bytes], check_health: bool = True) -> None:
+    def send_packed_command(self, command: str | Iterable[str], check_health: bool = True) -> None:
         tally = current_tally()
         if tally is not None:
-            chunks = [command] if isinstance(command, bytes | str) else command
+            # redis-py packs bytes (its stubs say str): either way, the length is what goes on the wire.
+            chunks = [command] if isinstance(command, str | bytes) else list(command)
+            command = chunks
             tally.cache.bytes_sent += sum(len(chunk) for chunk in chunks)
-        super().send_packed_command(command, check_health)  # type: ignore[misc]
+        super().send_packed_command(command, check_health)
 
     def read_response(self, *args: Any, **kwargs: Any) -> Any:
-        reply = super().read_response(*args, **kwargs)  # type: ignore[misc]
+        reply = super().read_response(*args, **kwargs)
         tally = current_tally()
         if tally is not None:
             tally.cache.bytes_received += _reply_bytes(reply)
         return reply
 
 
-def install_redis_meter(client: redis.Redis) -> None:
+def install_redis_meter(client: redis.Redis[bytes]) -> None:
     """The client's pool opens metered connections from now on (it opens them lazily: all of them)."""
     pool = client.connection_pool
     base = pool.connection_class

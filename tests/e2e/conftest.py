@@ -58,7 +58,9 @@ def serve(extra_env: dict[str, str], log_file: Path | None = None) -> ServedApi:
     with log_file.open("wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "player_sessions_local.gateway", "--port", str(port)],
-            env=env, stdout=subprocess.DEVNULL, stderr=log,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
         )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -93,7 +95,11 @@ def served_api(cassandra_connection) -> Iterator[ServedApi]:
 @pytest.fixture(scope="session")
 def api_without_cassandra() -> Iterator[ServedApi]:
     """The API pointed at a port where no Cassandra listens."""
-    api = serve({"PLAYER_SESSIONS_CASSANDRA_PORT": str(free_port()),
-                 "PLAYER_SESSIONS_CASSANDRA_CONNECT_TIMEOUT_SECONDS": "1"})
+    api = serve(
+        {
+            "PLAYER_SESSIONS_CASSANDRA_PORT": str(free_port()),
+            "PLAYER_SESSIONS_CASSANDRA_CONNECT_TIMEOUT_SECONDS": "1",
+        }
+    )
     yield api
     stop(api)

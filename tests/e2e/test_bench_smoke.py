@@ -14,27 +14,47 @@ from player_sessions_local.bench.options import METRIC_HOURS
 
 pytestmark = pytest.mark.e2e
 
-ROUTES = ["POST /events (10 events)", "GET /players/{id}/sessions", "GET /countries/{c}/starts (limit 100)",
-          *(f"GET /countries/starts?hours={hours}" for hours in METRIC_HOURS)]
+ROUTES = [
+    "POST /events (10 events)",
+    "GET /players/{id}/sessions",
+    "GET /countries/{c}/starts (limit 100)",
+    *(f"GET /countries/starts?hours={hours}" for hours in METRIC_HOURS),
+]
 
 
 def test_quick_benchmark_reports_every_route_with_no_error_and_no_lost_row(tmp_path):
     # Given the local Cassandra and Redis, and keyspaces and a Redis database that no other test or run uses
     out = tmp_path / "bench"
-    command = [sys.executable, "-m", "player_sessions_local.bench", "--quick", "--out", str(out),
-               "--keyspace", "player_sessions_bench_smoke", "--redis-db", "13"]
+    command = [
+        sys.executable,
+        "-m",
+        "player_sessions_local.bench",
+        "--quick",
+        "--out",
+        str(out),
+        "--keyspace",
+        "player_sessions_bench_smoke",
+        "--redis-db",
+        "13",
+    ]
     # When the quick benchmark runs
-    finished = subprocess.run(command, capture_output=True, text=True, timeout=480, env=os.environ.copy())
+    finished = subprocess.run(
+        command, check=False, capture_output=True, text=True, timeout=480, env=os.environ.copy()
+    )
     # Then it succeeds: no request failed and every row the events should leave was found
     assert finished.returncode == 0, finished.stdout[-3000:] + finished.stderr[-3000:]
     results = json.loads((out / "results.json").read_text())
     assert (results["errors"], results["lost_rows"]) == (0, 0)
-    assert all(count["missing"] == 0 and count["extra"] == 0
-               for counts in results["rows"].values() for count in counts)
+    assert all(
+        count["missing"] == 0 and count["extra"] == 0
+        for counts in results["rows"].values()
+        for count in counts
+    )
     # And every route was measured, with and without the cache for reads, and reported with its percentiles
     measured = {(row["route"], row["cache"]) for row in results["latency"] if row["requests"] > 0}
     assert measured == {("POST /events (10 events)", "on")} | {
-        (route, cache) for route in ROUTES[1:] for cache in ("on", "off")}
+        (route, cache) for route in ROUTES[1:] for cache in ("on", "off")
+    }
     # And again one client at a time
     single = {(row["route"], row["cache"]) for row in results["latency_one_client"] if row["requests"] > 0}
     assert single == measured
@@ -43,6 +63,13 @@ def test_quick_benchmark_reports_every_route_with_no_error_and_no_lost_row(tmp_p
     assert "CPUs" in summary and "memory" in summary
     assert [name.split(" (")[0] for name in results["throughput"]] == ["bare loop", "loader", "HTTP ingest"]
     assert set(results["ratios"]) == {"loader", "http"}
+    # And it priced the work it measured: dollars per million requests of each route, and a month of a game
+    cost = summary.split("## Cost per request and per month", 1)[1]
+    assert all(
+        f"| `{route}` |" in cost
+        for route in ("POST /events", "GET /players/{player_id}/sessions", "GET /countries/starts?hours=24")
+    )
+    assert "**total (known prices)**" in cost and "1,000,000 daily players x 3 sessions" in cost
     # And the plot is a PNG, and the console shows the table and the ratios
     assert (out / "latency.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "p90" in finished.stdout and "ratio" in finished.stdout

@@ -28,10 +28,19 @@ def redis_pid() -> int:
 def completed_session(player: str, minutes_ago: int) -> list[dict]:
     now, session_id = datetime.now(UTC), str(uuid.uuid4())
     return [
-        {"event": "start", "player_id": player, "session_id": session_id, "country": "SE",
-         "ts": (now - timedelta(minutes=minutes_ago + 30)).isoformat()},
-        {"event": "end", "player_id": player, "session_id": session_id,
-         "ts": (now - timedelta(minutes=minutes_ago)).isoformat()},
+        {
+            "event": "start",
+            "player_id": player,
+            "session_id": session_id,
+            "country": "SE",
+            "ts": (now - timedelta(minutes=minutes_ago + 30)).isoformat(),
+        },
+        {
+            "event": "end",
+            "player_id": player,
+            "session_id": session_id,
+            "ts": (now - timedelta(minutes=minutes_ago)).isoformat(),
+        },
     ]
 
 
@@ -48,7 +57,7 @@ def sessions_of(response) -> list[str]:
 
 def starts_in_se(response) -> int:
     assert response.status_code == 200, response.text
-    return dict((c["country"], c["starts"]) for c in response.json()["countries"]).get("SE", 0)
+    return {c["country"]: c["starts"] for c in response.json()["countries"]}.get("SE", 0)
 
 
 def test_frozen_redis_reads_stay_correct_and_fresh_writes_show_after_it_thaws(served_api, test_settings):
@@ -59,7 +68,9 @@ def test_frozen_redis_reads_stay_correct_and_fresh_writes_show_after_it_thaws(se
         assert client.post("/events", json=first).status_code == 200
         assert len(sessions_of(client.get(f"/players/{player}/sessions"))) == 1
         se_before = starts_in_se(client.get("/countries/starts?hours=48"))
-        cached_keys = list(redis.Redis.from_url(test_settings.redis_url).scan_iter(match=f"*player:{player}*"))
+        cached_keys = list(
+            redis.Redis.from_url(test_settings.redis_url).scan_iter(match=f"*player:{player}*")
+        )
         assert cached_keys, "the history was not cached, so this test would prove nothing"
         pid = redis_pid()
         os.kill(pid, signal.SIGSTOP)
@@ -80,11 +91,15 @@ def test_frozen_redis_reads_stay_correct_and_fresh_writes_show_after_it_thaws(se
         time.sleep(BREAKER_SECONDS + 0.5)
         for _ in range(3):
             assert sessions_of(client.get(f"/players/{player}/sessions")) == [
-                second[0]["session_id"], first[0]["session_id"]]
+                second[0]["session_id"],
+                first[0]["session_id"],
+            ]
             assert starts_in_se(client.get("/countries/starts?hours=48")) == se_before + 1
 
 
-def test_killed_redis_reads_stay_correct_and_the_cache_is_used_again_once_restarted(served_api, test_settings):
+def test_killed_redis_reads_stay_correct_and_the_cache_is_used_again_once_restarted(
+    served_api, test_settings
+):
     player = uuid.uuid4().hex
     cache_client = redis.Redis.from_url(test_settings.redis_url)
     with served_api.client() as client:
@@ -100,8 +115,9 @@ def test_killed_redis_reads_stay_correct_and_the_cache_is_used_again_once_restar
             assert sessions_of(history)[0] == second[0]["session_id"]
             assert len(sessions_of(history)) == 2
         finally:
-            subprocess.run(["tools/local_services.sh", "up"], cwd=ROOT, check=True, timeout=300,
-                           capture_output=True)
+            subprocess.run(
+                ["tools/local_services.sh", "up"], cwd=ROOT, check=True, timeout=300, capture_output=True
+            )
         # And once Redis is restarted, answers are cached in it again
         time.sleep(BREAKER_SECONDS + 0.5)
         assert len(sessions_of(client.get(f"/players/{player}/sessions"))) == 2

@@ -15,14 +15,14 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from infra_cdk.function_definitions import FUNCTION_DEFINITIONS
 from player_sessions.routes import LambdaFunction, Route
 from player_sessions.settings import Settings
 from player_sessions_local.gateway import create_server
 from player_sessions_local.gateway.local_functions import LocalFunction
 from player_sessions_local.gateway.pool import EnvironmentPool
 from player_sessions_local.lambda_bootstrap import SERVING_MARKER
-
-from infra_cdk.function_definitions import FUNCTION_DEFINITIONS
 
 pytestmark = pytest.mark.e2e
 
@@ -33,8 +33,15 @@ WAIT_SECONDS = 60
 
 
 def probe_function(**changes) -> LocalFunction:
-    function = LocalFunction(name="probe", handler="handler.lambda_handler", code_dir=PROBE_DIR,
-                             memory_mb=512, timeout_seconds=10, snap_start=True, environment={})
+    function = LocalFunction(
+        name="probe",
+        handler="handler.lambda_handler",
+        code_dir=PROBE_DIR,
+        memory_mb=512,
+        timeout_seconds=10,
+        snap_start=True,
+        environment={},
+    )
     return dataclasses.replace(function, **changes)
 
 
@@ -50,8 +57,9 @@ class ProbeGateway:
 @contextmanager
 def probe_gateway(function: LocalFunction | None = None, max_concurrency: int = 4) -> Iterator[ProbeGateway]:
     """The gateway in a thread, in front of a pool of real environments running the probe."""
-    pool = EnvironmentPool({"probe": function or probe_function()}, region="us-east-1",
-                           max_concurrency=max_concurrency)
+    pool = EnvironmentPool(
+        {"probe": function or probe_function()}, region="us-east-1", max_concurrency=max_concurrency
+    )
     server = create_server("127.0.0.1", 0, routes=ROUTES, invoker=pool)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
     thread.start()
@@ -239,8 +247,13 @@ def test_snapstart_hooks_run_in_aws_order_and_the_restored_process_serves(tmp_pa
 
 def test_idle_environments_are_retired_after_the_idle_timeout_and_the_next_request_starts_a_fresh_one():
     now = [1000.0]
-    pool = EnvironmentPool({"probe": probe_function()}, region="us-east-1", idle_timeout_seconds=60,
-                           clock=lambda: now[0], retire_in_background=False)
+    pool = EnvironmentPool(
+        {"probe": probe_function()},
+        region="us-east-1",
+        idle_timeout_seconds=60,
+        clock=lambda: now[0],
+        retire_in_background=False,
+    )
     try:
         # Given a warm environment
         first = pool.invoke("probe", {"body": "{}"}, request_id="one")

@@ -8,6 +8,7 @@ tools/local_services.sh writes them.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -19,9 +20,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+
 from player_sessions.cassandra_connection import PROBE, CassandraConnection
 from player_sessions.settings import Settings
-
 from tests.e2e.conftest import API_KEY, ServedApi, serve, stop
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,8 +31,15 @@ RESTART_TIMEOUT_SECONDS = 180
 CQL_READY_TIMEOUT_SECONDS = 60
 PID_FILES = {"cassandra": "cassandra/cassandra.pid", "redis": "redis/redis.pid"}
 
-__all__ = ["API_KEY", "LocalServices", "ServedApi", "completed_session", "process_tree", "signal_tree",
-           "wait_until_session_answers"]
+__all__ = [
+    "API_KEY",
+    "LocalServices",
+    "ServedApi",
+    "completed_session",
+    "process_tree",
+    "signal_tree",
+    "wait_until_session_answers",
+]
 
 
 class LocalServices:
@@ -48,10 +56,8 @@ class LocalServices:
         os.kill(self.pid(service), signal.SIGSTOP)
 
     def thaw(self, service: str) -> None:
-        try:
+        with contextlib.suppress(ProcessLookupError, FileNotFoundError):
             os.kill(self.pid(service), signal.SIGCONT)
-        except (ProcessLookupError, FileNotFoundError):
-            pass
 
     def kill(self, service: str) -> None:
         """SIGKILL, then waits until the process is gone. tools/local_services.sh takes a pid that `kill -0`
@@ -73,8 +79,14 @@ class LocalServices:
         """`tools/local_services.sh up` (what `make up` runs), then waits until Cassandra answers CQL.
         Returns the seconds taken."""
         started = time.monotonic()
-        result = subprocess.run(["tools/local_services.sh", "up"], check=False, cwd=ROOT, capture_output=True,
-                                text=True, timeout=RESTART_TIMEOUT_SECONDS)
+        result = subprocess.run(
+            ["tools/local_services.sh", "up"],
+            check=False,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=RESTART_TIMEOUT_SECONDS,
+        )
         assert result.returncode == 0, f"tools/local_services.sh up failed:\n{result.stderr[:1500]}"
         self.wait_until_cql_answers()
         return time.monotonic() - started
@@ -106,7 +118,7 @@ class LocalServices:
 def _alive(pid: int) -> bool:
     """Running or stopped, not gone and not a zombie."""
     try:
-        with open(f"/proc/{pid}/stat") as stat:
+        with Path(f"/proc/{pid}/stat").open() as stat:
             return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
     except FileNotFoundError:
         return False
@@ -176,10 +188,8 @@ def process_tree(pid: int) -> list[int]:
 
 def signal_tree(pids: list[int], signum: int) -> None:
     for pid in pids:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signum)
-        except ProcessLookupError:
-            pass
 
 
 @pytest.fixture
@@ -204,8 +214,17 @@ def completed_session(player: str, country: str, minutes_ago: int = 30) -> list[
     """A start and its end, both a little in the past."""
     now, session_id = datetime.now(UTC), str(uuid.uuid4())
     return [
-        {"event": "start", "player_id": player, "session_id": session_id, "country": country,
-         "ts": (now - timedelta(minutes=minutes_ago + 10)).isoformat()},
-        {"event": "end", "player_id": player, "session_id": session_id,
-         "ts": (now - timedelta(minutes=minutes_ago)).isoformat()},
+        {
+            "event": "start",
+            "player_id": player,
+            "session_id": session_id,
+            "country": country,
+            "ts": (now - timedelta(minutes=minutes_ago + 10)).isoformat(),
+        },
+        {
+            "event": "end",
+            "player_id": player,
+            "session_id": session_id,
+            "ts": (now - timedelta(minutes=minutes_ago)).isoformat(),
+        },
     ]

@@ -9,15 +9,16 @@ import time
 import uuid
 
 import pytest
-from player_sessions.cassandra_connection import IDLE_PROBE_AFTER_SECONDS
 
+from player_sessions.cassandra_connection import IDLE_PROBE_AFTER_SECONDS
 from tests.faults.conftest import completed_session, process_tree, signal_tree
 
 pytestmark = pytest.mark.faults
 
 
 def test_an_environment_frozen_while_cassandra_and_redis_restarted_answers_its_next_requests_without_error(
-        fresh_api, local_services, record_property):
+    fresh_api, local_services, record_property
+):
     player = uuid.uuid4().hex
     before, after = completed_session(player, "FE", 90), completed_session(player, "FE", 20)
     with fresh_api.client() as client:
@@ -49,8 +50,10 @@ def test_an_environment_frozen_while_cassandra_and_redis_restarted_answers_its_n
     assert ingest.status_code == 200, ingest.text
     assert ingest.json() == {"stored": 2, "discarded": 0, "rejected": 0, "errors": []}
     assert history.status_code == 200, history.text
-    assert [s["session_id"] for s in history.json()["sessions"]] == [after[0]["session_id"],
-                                                                     before[0]["session_id"]]
+    assert [s["session_id"] for s in history.json()["sessions"]] == [
+        after[0]["session_id"],
+        before[0]["session_id"],
+    ]
     assert counts.status_code == 200, counts.text
     assert starts_of(counts.json(), "FE") == fe_before + 1
     assert listing.status_code == 200, listing.text

@@ -18,8 +18,13 @@ JSON = {"content-type": "application/json"}
 
 def valid_start(session_id: str | None = None) -> dict:
     """A start that would be stored: it proves that a refused body stores nothing, not even its valid part."""
-    return {"event": "start", "player_id": "hostile-canary", "session_id": session_id or str(uuid.uuid4()),
-            "country": "HX", "ts": (datetime.now(UTC) - timedelta(minutes=5)).isoformat()}
+    return {
+        "event": "start",
+        "player_id": "hostile-canary",
+        "session_id": session_id or str(uuid.uuid4()),
+        "country": "HX",
+        "ts": (datetime.now(UTC) - timedelta(minutes=5)).isoformat(),
+    }
 
 
 def stored_session_ids(cassandra_session, session_ids: list[str]) -> list[str]:
@@ -45,7 +50,8 @@ def body_with_canary(template: str) -> tuple[bytes, str]:
     ids=["over-16-KiB", "nested-5000-deep", "5000-digit-number", "raw-NUL", "object-not-array", "11-events"],
 )
 def test_an_unusable_body_is_refused_whole_with_a_reason_and_stores_nothing(
-        hostile_api, cassandra_session, template, status, message, reason):
+    hostile_api, cassandra_session, *, template, status, message, reason
+):
     # Given a body that holds a valid event but is unusable as a whole
     body, canary = body_with_canary(template)
     # When it is posted
@@ -59,7 +65,8 @@ def test_an_unusable_body_is_refused_whole_with_a_reason_and_stores_nothing(
 
 
 def test_a_body_over_api_gateways_10_mib_is_refused_by_the_gateway_and_stores_nothing(
-        hostile_api, cassandra_session):
+    hostile_api, cassandra_session
+):
     body, canary = body_with_canary('[CANARY, {"pad": "' + "x" * (11 * 1024 * 1024) + '"}]')
     with hostile_api.client() as client:
         response = client.post("/events", content=body, headers=JSON)
@@ -80,16 +87,21 @@ def test_bytes_that_are_not_utf_8_are_400_and_store_nothing(hostile_api, cassand
 
 def hostile_events() -> list[tuple[str, dict, str]]:
     """(what, event, the field named in its rejection), one per rule that a hostile value meets."""
+
     def start(**fields) -> dict:
         return {**valid_start(), "player_id": uuid.uuid4().hex, **fields}
+
     return [
         ("NUL in player_id", start(player_id="p\x00"), "player_id"),
         ("right-to-left override in player_id", start(player_id="\u202eevil"), "player_id"),
         ("emoji player_id", start(player_id="\U0001f600"), "player_id"),
         ("lone surrogate in player_id", start(player_id="\ud800"), "player_id"),
         ("65-character player_id", start(player_id="p" * 65), "player_id"),
-        ("full-width digits in session_id", start(session_id="６７４６０６ｂ１-2270-4285-928f-eef4a6b90a60"),
-         "session_id"),
+        (
+            "full-width digits in session_id",
+            start(session_id="６７４６０６ｂ１-2270-4285-928f-eef4a6b90a60"),
+            "session_id",
+        ),
         ("Kelvin sign in country", start(country="\u212aE"), "country"),
         ("ts a huge number", start(ts=1e308), "ts"),
         ("ts in the year 99999", start(ts="99999-01-01T00:00:00"), "ts"),
@@ -98,7 +110,8 @@ def hostile_events() -> list[tuple[str, dict, str]]:
 
 
 def test_events_with_hostile_values_are_each_rejected_naming_the_field_and_none_is_stored(
-        hostile_api, cassandra_session):
+    hostile_api, cassandra_session
+):
     # Given a batch in which every event breaks one rule with a hostile value
     cases = hostile_events()
     body = json.dumps([event for _, event, _ in cases]).encode()
@@ -110,10 +123,14 @@ def test_events_with_hostile_values_are_each_rejected_naming_the_field_and_none_
     result = response.json()
     assert (result["stored"], result["rejected"]) == (0, len(cases))
     assert [(e["index"], e["status"], e["field"]) for e in result["errors"]] == [
-        (index, "rejected", field) for index, (_, _, field) in enumerate(cases)]
+        (index, "rejected", field) for index, (_, _, field) in enumerate(cases)
+    ]
     assert all(e["reason"] for e in result["errors"])
-    ids = [event["session_id"] for _, event, _ in cases if isinstance(event["session_id"], str)
-           and event["session_id"].isascii()]
+    ids = [
+        event["session_id"]
+        for _, event, _ in cases
+        if isinstance(event["session_id"], str) and event["session_id"].isascii()
+    ]
     assert stored_session_ids(cassandra_session, ids) == []
 
 
@@ -126,11 +143,17 @@ def test_values_of_the_wrong_type_are_each_rejected_with_the_type_they_had(hosti
     assert response.status_code == 400
     assert result["rejected"] == len(items)
     assert [e["reason"].rsplit(", got ", 1)[1] for e in result["errors"][:4]] == [
-        "null", "a string", "a number", "an array"]
+        "null",
+        "a string",
+        "a number",
+        "an array",
+    ]
     assert all(e["reason"].startswith("event: each item must be a JSON object") for e in result["errors"][:4])
     assert result["errors"][4]["field"] == "player_id"
-    assert all(f"{field}: must be" in result["errors"][4]["reason"]
-               for field in ("player_id", "session_id", "ts", "country"))
+    assert all(
+        f"{field}: must be" in result["errors"][4]["reason"]
+        for field in ("player_id", "session_id", "ts", "country")
+    )
 
 
 @pytest.mark.parametrize(
@@ -177,7 +200,8 @@ def test_a_player_id_with_reserved_characters_is_read_back_through_its_percent_e
 
 @pytest.mark.parametrize("api_key", [None, "", "wrong", API_KEY.upper(), f"{API_KEY}x", API_KEY[:-1]])
 def test_a_batch_without_the_configured_api_key_is_403_and_stores_nothing(
-        hostile_api, cassandra_session, api_key):
+    hostile_api, cassandra_session, api_key
+):
     # Given a valid batch
     event = valid_start()
     # When it is posted without the key, or with a wrong one

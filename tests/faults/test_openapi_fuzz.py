@@ -5,7 +5,6 @@ parameter is refused with a 4xx."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,8 +24,13 @@ from tests.faults.conftest import API_KEY, ServedApi
 pytestmark = pytest.mark.faults
 
 DOCUMENT = json.loads((Path(__file__).resolve().parents[2] / "docs" / "openapi.json").read_text())
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_headers_conformance,
-          response_schema_conformance]
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+]
 # Not for POST /events: a batch is answered event by event, so a body the schema refuses may rightly get 207,
 # or 200 (a malformed country on an end event is ignored, as the spec says); test_hostile_input.py covers
 # hostile bodies one by one.
@@ -38,15 +42,17 @@ REQUEST_TIMEOUT_SECONDS = 30
 # The API key is sent with every request: every route lists the 403 of a missing key, and
 # test_http_api.py checks each route's 403; here the fuzzing goes to the functions. Unexpected methods, TRACE
 # included, get API Gateway's 403.
-CONFIG = schemathesis.Config.from_dict({
-    "generation": {"with-security-parameters": False},
-    "phases": {"coverage": {"unexpected-methods": ["put", "patch", "delete", "options", "trace"]}},
-})
+CONFIG = schemathesis.Config.from_dict(
+    {
+        "generation": {"with-security-parameters": False},
+        "phases": {"coverage": {"unexpected-methods": ["put", "patch", "delete", "options", "trace"]}},
+    }
+)
 schema = schemathesis.openapi.from_dict(DOCUMENT, config=CONFIG)
 
 
 @pytest.fixture(scope="module")
-def fuzzed_api(hostile_api: ServedApi, test_settings) -> Iterator[ServedApi]:
+def fuzzed_api(hostile_api: ServedApi, test_settings) -> ServedApi:
     """The served gateway, checked to serve the document the cases come from, with its rollups built.
 
     The first count over a long window on a fresh keyspace builds every rollup of the year (about 30 s here),
@@ -66,16 +72,24 @@ def fuzzed_api(hostile_api: ServedApi, test_settings) -> Iterator[ServedApi]:
         assert client.get("/openapi.json").json() == DOCUMENT
         warm = client.get("/countries/starts?hours=8760")
         assert warm.status_code == 200, warm.text
-    yield hostile_api
+    return hostile_api
 
 
 @schema.parametrize()
-@settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, database=None, suppress_health_check=[
-    HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large])
+@settings(
+    max_examples=EXAMPLES_PER_OPERATION,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large],
+)
 def test_generated_requests_get_no_5xx_and_answers_that_match_the_document(case, fuzzed_api):
     checks = CHECKS if case.operation.path == "/events" else CHECKS + REFUSES_INVALID_INPUT
-    case.call_and_validate(base_url=fuzzed_api.base_url, headers={"x-api-key": API_KEY}, checks=checks,
-                           timeout=REQUEST_TIMEOUT_SECONDS)
+    case.call_and_validate(
+        base_url=fuzzed_api.base_url,
+        headers={"x-api-key": API_KEY},
+        checks=checks,
+        timeout=REQUEST_TIMEOUT_SECONDS,
+    )
 
 
 def test_the_document_describes_the_answer_to_an_all_rejected_batch(hostile_api):

@@ -7,9 +7,9 @@ import json
 from typing import Any
 
 import pytest
-from player_sessions.routes import ROUTES, Route
 
 from infra_cdk.functions import function_logical_id
+from player_sessions.routes import ROUTES, Route
 from tests.infra.conftest import Synthesized
 from tests.infra.intrinsics import render
 

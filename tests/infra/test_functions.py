@@ -6,10 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from player_sessions.routes import COUNTRY_STARTS, FUNCTIONS, LambdaFunction
 
 from infra_cdk.constants import FUNCTIONS_DIR
 from infra_cdk.functions import function_logical_id
+from player_sessions.routes import COUNTRY_STARTS, FUNCTIONS, LambdaFunction
 from tests.infra.conftest import Synthesized
 from tests.infra.intrinsics import render
 

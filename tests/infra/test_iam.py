@@ -6,6 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
+from infra_cdk.functions import VPC_ACCESS_ACTIONS, function_logical_id
 from player_sessions.routes import (
     COUNTRY_STARTS,
     FUNCTIONS,
@@ -15,8 +17,6 @@ from player_sessions.routes import (
     SCHEDULED_FUNCTIONS,
     LambdaFunction,
 )
-
-from infra_cdk.functions import VPC_ACCESS_ACTIONS, function_logical_id
 from tests.infra.conftest import Synthesized
 from tests.infra.intrinsics import as_list, render
 
@@ -38,13 +38,25 @@ EXPECTED_TABLE_ACCESS = {
     PLAYER_SESSIONS: {"cassandra:Select": {"completed_sessions_by_player"}, "cassandra:Modify": set()},
     # Readers write nothing: the builder alone folds.
     COUNTRY_STARTS: {
-        "cassandra:Select": {"session_starts", "start_arrivals", "arrival_minutes", "start_marks",
-                             "start_count_rollups", "rollup_progress"},
+        "cassandra:Select": {
+            "session_starts",
+            "start_arrivals",
+            "arrival_minutes",
+            "start_marks",
+            "start_count_rollups",
+            "rollup_progress",
+        },
         "cassandra:Modify": set(),
     },
     ROLLUP_BUILDER: {
-        "cassandra:Select": {"start_arrivals", "arrival_minutes", "start_marks", "rollup_folds",
-                             "start_count_rollups", "rollup_progress"},
+        "cassandra:Select": {
+            "start_arrivals",
+            "arrival_minutes",
+            "start_marks",
+            "rollup_folds",
+            "start_count_rollups",
+            "rollup_progress",
+        },
         "cassandra:Modify": {"start_marks", "rollup_folds", "start_count_rollups", "rollup_progress"},
     },
 }

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from player_sessions.schema import SESSION_STARTS, TABLES, Table
 
 from infra_cdk.constants import KEYSPACE
+from player_sessions.schema import SESSION_STARTS, TABLES, Table
 from tests.infra.conftest import Synthesized
 
 RETENTION_SECONDS = 31_536_000  # 365 days

@@ -9,11 +9,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from player_sessions.settings import DatabaseMode
 
 from infra_cdk.constants import LAMBDA_PYTHON_VERSION
 from infra_cdk.function_definitions import FUNCTION_DEFINITIONS, Deployment
 from infra_cdk.layer_target import LAMBDA_GLIBC, Target, ensure_target, glibc_versions_needed, shared_objects
+from player_sessions.settings import DatabaseMode
 
 IMPORT_SECONDS = 240
 """About 30 s per function under qemu on this 2-core machine, three at once."""
@@ -41,16 +41,29 @@ def target() -> Target:
 def imports_on_target(target: Target, layer_dir: Path) -> dict[str, dict]:
     """Each function's handler imported in its own interpreter, the three at once, with the environment the
     function is deployed with."""
-    deployment = Deployment(DatabaseMode.KEYSPACES, "eu-west-1", "rediss://cache.example:6379/0",
-                            "arn:aws:secretsmanager:eu-west-1:123456789012:secret:cursor")
+    deployment = Deployment(
+        DatabaseMode.KEYSPACES,
+        "eu-west-1",
+        "rediss://cache.example:6379/0",
+        "arn:aws:secretsmanager:eu-west-1:123456789012:secret:cursor",
+    )
     running = {}
     for name, definition in FUNCTION_DEFINITIONS.items():
-        environment = {**definition.environment(deployment), "AWS_LAMBDA_FUNCTION_NAME": name,
-                       "AWS_REGION": "eu-west-1", "LAMBDA_TASK_ROOT": str(definition.code_dir), "TZ": ":UTC"}
+        environment = {
+            **definition.environment(deployment),
+            "AWS_LAMBDA_FUNCTION_NAME": name,
+            "AWS_REGION": "eu-west-1",
+            "LAMBDA_TASK_ROOT": str(definition.code_dir),
+            "TZ": ":UTC",
+        }
         running[name] = subprocess.Popen(
             target.command("-c", IMPORT_HANDLER, str(definition.code_dir), str(layer_dir / "python")),
-            env=environment, cwd=definition.code_dir, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            text=True)
+            env=environment,
+            cwd=definition.code_dir,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
     results = {}
     for name, process in running.items():
         stdout, stderr = process.communicate(timeout=IMPORT_SECONDS)
@@ -82,8 +95,12 @@ def test_the_native_extensions_the_handlers_load_are_the_layers_aarch64_builds(
     imports_on_target: dict[str, dict], layer_dir: Path
 ) -> None:
     # When
-    native = {Path(path) for result in imports_on_target.values() for path in result["native"]
-              if path.startswith(str(layer_dir))}
+    native = {
+        Path(path)
+        for result in imports_on_target.values()
+        for path in result["native"]
+        if path.startswith(str(layer_dir))
+    }
 
     # Then: pydantic-core and the Cassandra driver's libev loop came from the layer, built for aarch64
     names = {path.name for path in native}
@@ -102,8 +119,11 @@ def test_no_shared_object_in_the_layer_needs_a_glibc_newer_than_amazon_linux_202
     # Then: every one asks for GLIBC_2.34 at most (manylinux2014 wheels ask for 2.17), and the check did read
     # the version needs (most libraries name at least one)
     assert len(libraries) > 10
-    too_new = {str(path): max(versions) for path, versions in needed.items()
-               if versions and max(versions) > LAMBDA_GLIBC}
+    too_new = {
+        str(path): max(versions)
+        for path, versions in needed.items()
+        if versions and max(versions) > LAMBDA_GLIBC
+    }
     assert too_new == {}
     highest = max(version for versions in needed.values() for version in versions)
     assert (2, 17) <= highest <= LAMBDA_GLIBC

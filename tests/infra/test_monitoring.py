@@ -7,9 +7,9 @@ import json
 from typing import Any
 
 import pytest
-from player_sessions.routes import FUNCTIONS, ROUTES, LambdaFunction, Route
 
 from infra_cdk.functions import function_logical_id
+from player_sessions.routes import FUNCTIONS, ROUTES, LambdaFunction, Route
 from tests.infra.conftest import Synthesized
 from tests.infra.intrinsics import render
 
@@ -106,14 +106,14 @@ def test_alarm_topic_is_encrypted_with_a_key_cloudwatch_may_use_and_requires_tls
     synthesized: Synthesized,
 ) -> None:
     # Given
-    (key_id, key) = next(iter(synthesized.resources("AWS::KMS::Key").items()))
-
-    # When
     (topic,) = synthesized.resources("AWS::SNS::Topic").values()
     (policy,) = synthesized.resources("AWS::SNS::TopicPolicy").values()
 
+    # When
+    (key_id, _) = topic["Properties"]["KmsMasterKeyId"]["Fn::GetAtt"]
+    key = synthesized.resources("AWS::KMS::Key")[key_id]
+
     # Then
-    assert topic["Properties"]["KmsMasterKeyId"] == {"Fn::GetAtt": [key_id, "Arn"]}
     assert key["Properties"]["EnableKeyRotation"] is True
     cloudwatch_grants = [
         s

@@ -3,14 +3,15 @@ enough to fold for most of the minute, and alarmed on when it fails or falls beh
 
 from __future__ import annotations
 
-from player_sessions.routes import ROLLUP_BUILDER
-
 from infra_cdk.functions import function_logical_id
+from player_sessions.routes import ROLLUP_BUILDER
 from tests.infra.conftest import Synthesized
 from tests.infra.intrinsics import render
 
 
-def test_the_builder_runs_one_at_a_time_without_snapstart_for_a_minute_at_most(synthesized: Synthesized) -> None:
+def test_the_builder_runs_one_at_a_time_without_snapstart_for_a_minute_at_most(
+    synthesized: Synthesized,
+) -> None:
     # When
     properties = synthesized.template_json["Resources"][function_logical_id(ROLLUP_BUILDER)]["Properties"]
 
@@ -23,7 +24,9 @@ def test_the_builder_runs_one_at_a_time_without_snapstart_for_a_minute_at_most(s
     assert "VpcConfig" in properties
 
 
-def test_an_eventbridge_rule_starts_the_builder_every_minute_without_retries(synthesized: Synthesized) -> None:
+def test_an_eventbridge_rule_starts_the_builder_every_minute_without_retries(
+    synthesized: Synthesized,
+) -> None:
     # Given
     builder_id = function_logical_id(ROLLUP_BUILDER)
 
@@ -37,8 +40,10 @@ def test_an_eventbridge_rule_starts_the_builder_every_minute_without_retries(syn
     (target,) = rule["Targets"]
     assert target["RetryPolicy"] == {"MaximumRetryAttempts": 0, "MaximumEventAgeInSeconds": 60}
     permissions = [render(p["Properties"]) for p in synthesized.resources("AWS::Lambda::Permission").values()]
-    assert any(p["Principal"] == "events.amazonaws.com" and p["FunctionName"] == f"<{builder_id}.Arn>"
-               for p in permissions)
+    assert any(
+        p["Principal"] == "events.amazonaws.com" and p["FunctionName"] == f"<{builder_id}.Arn>"
+        for p in permissions
+    )
 
 
 def test_the_builder_is_not_behind_the_api_and_has_no_alias(synthesized: Synthesized) -> None:
@@ -57,12 +62,19 @@ def test_alarms_fire_when_the_builder_fails_or_falls_behind(synthesized: Synthes
     alarms = [render(a["Properties"]) for a in synthesized.resources("AWS::CloudWatch::Alarm").values()]
 
     # Then
-    lag = [a for a in alarms
-           if any(m["MetricStat"]["Metric"]["MetricName"] == "RollupLagSeconds" for m in a.get("Metrics", []))]
+    lag = [
+        a
+        for a in alarms
+        if any(m["MetricStat"]["Metric"]["MetricName"] == "RollupLagSeconds" for m in a.get("Metrics", []))
+    ]
     assert len(lag) == 1 and lag[0]["Threshold"] == 30
     assert lag[0]["Metrics"][0]["MetricStat"]["Stat"] == "Maximum"
     # A builder that stopped running reports nothing: that must page too
     assert lag[0]["TreatMissingData"] == "breaching"
-    errors = [a for a in alarms if a.get("MetricName") == "Errors"
-              and a["Dimensions"] == [{"Name": "FunctionName", "Value": f"<{function_logical_id(ROLLUP_BUILDER)}>"}]]
+    errors = [
+        a
+        for a in alarms
+        if a.get("MetricName") == "Errors"
+        and a["Dimensions"] == [{"Name": "FunctionName", "Value": f"<{function_logical_id(ROLLUP_BUILDER)}>"}]
+    ]
     assert len(errors) == 1 and errors[0]["Threshold"] == 1

@@ -32,7 +32,7 @@ class CountingCache:
 
     def lookup(self, scopes: Sequence[str], key: str) -> tuple[CacheToken | None, bytes | None]:
         token, value = self.inner.lookup(scopes, key)
-        self.lookups[(key.split(":")[0], value is not None)] += 1
+        self.lookups[(key.split(":", maxsplit=1)[0], value is not None)] += 1
         return token, value
 
     def store(self, token: CacheToken | None, key: str, value: bytes, ttl_seconds: int) -> None:
@@ -56,8 +56,13 @@ def cache(test_settings) -> CountingCache:
 
 
 def start(ts: datetime, country: str) -> dict:
-    return {"event": "start", "player_id": "p", "session_id": str(uuid.uuid4()), "ts": ts.isoformat(),
-            "country": country}
+    return {
+        "event": "start",
+        "player_id": "p",
+        "session_id": str(uuid.uuid4()),
+        "ts": ts.isoformat(),
+        "country": country,
+    }
 
 
 @pytest.fixture
@@ -65,14 +70,22 @@ def week(counts_stores, counts_settings, cache):
     """A week of starts, folded, at the middle of an hour (no hour ends while the test runs)."""
     session_store, starts_store = counts_stores
     clock, rng = FixedClock(datetime(2026, 9, 9, 14, 25, 3, tzinfo=UTC)), random.Random(4)
-    events = [start(clock.now() - timedelta(seconds=rng.randrange(7 * 86400)), rng.choice(["US", "FI", "BR"]))
-              for _ in range(300)]
+    events = [
+        start(clock.now() - timedelta(seconds=rng.randrange(7 * 86400)), rng.choice(["US", "FI", "BR"]))
+        for _ in range(300)
+    ]
     ingest_batch(events, store=session_store, clock=clock, settings=counts_settings, cache=cache)
     tracker = CompactionTracker()
 
     def fold() -> None:
-        fold_ready_slots(store=starts_store, clock=clock, settings=counts_settings, tracker=tracker, cache=cache,
-                         max_slots=10_000)
+        fold_ready_slots(
+            store=starts_store,
+            clock=clock,
+            settings=counts_settings,
+            tracker=tracker,
+            cache=cache,
+            max_slots=10_000,
+        )
 
     clock.advance(seconds=5)
     fold()
@@ -80,7 +93,9 @@ def week(counts_stores, counts_settings, cache):
 
 
 def count(hours, starts_store, clock, settings, cache) -> dict[str, int]:
-    return dict(starts_by_country(hours, store=starts_store, clock=clock, settings=settings, cache=cache).counts)
+    return dict(
+        starts_by_country(hours, store=starts_store, clock=clock, settings=settings, cache=cache).counts
+    )
 
 
 def expected(events: list[dict], hours: int, now: datetime) -> dict[str, int]:
@@ -124,17 +139,27 @@ def test_a_late_start_folded_into_an_old_hour_is_counted_at_once(week, counts_se
 
 def test_a_countrys_cached_page_survives_other_countries_starts_and_not_its_own(week, counts_settings, cache):
     # Given BR's first page, cached
-    session_store, starts_store, clock, fold, events = week
+    session_store, starts_store, clock, _fold, _events = week
 
     def page(country: str) -> list[str]:
-        result = starts_of_country(country, 24, limit=5, cursor=None, store=starts_store, clock=clock,
-                                   settings=counts_settings, cache=cache)
+        result = starts_of_country(
+            country,
+            24,
+            limit=5,
+            cursor=None,
+            store=starts_store,
+            clock=clock,
+            settings=counts_settings,
+            cache=cache,
+        )
         return [str(row.session_id) for row in result.starts]
 
     first = page("BR")
     # When a US start arrives, a moment later
     clock.advance(seconds=1)
-    ingest_batch([start(clock.now(), "US")], store=session_store, clock=clock, settings=counts_settings, cache=cache)
+    ingest_batch(
+        [start(clock.now(), "US")], store=session_store, clock=clock, settings=counts_settings, cache=cache
+    )
     # Then BR's page is answered from the cache, unchanged, for its later window
     assert page("BR") == first
     assert cache.hits("first") == 1
@@ -147,13 +172,25 @@ def test_a_countrys_cached_page_survives_other_countries_starts_and_not_its_own(
 
 def test_a_cached_page_does_not_hide_a_start_stamped_ahead_of_the_clock(week, counts_settings, cache):
     # Given a start stamped two seconds ahead of the server (a client clock running fast), then FI's page cached
-    session_store, starts_store, clock, fold, events = week
+    session_store, starts_store, clock, _fold, _events = week
     ahead = start(clock.now() + timedelta(seconds=2), "FI")
     ingest_batch([ahead], store=session_store, clock=clock, settings=counts_settings, cache=cache)
 
     def first_id() -> str:
-        return str(starts_of_country("FI", 24, limit=5, cursor=None, store=starts_store, clock=clock,
-                                     settings=counts_settings, cache=cache).starts[0].session_id)
+        return str(
+            starts_of_country(
+                "FI",
+                24,
+                limit=5,
+                cursor=None,
+                store=starts_store,
+                clock=clock,
+                settings=counts_settings,
+                cache=cache,
+            )
+            .starts[0]
+            .session_id
+        )
 
     assert first_id() != ahead["session_id"]
     # When the clock reaches its stamp

@@ -25,13 +25,24 @@ COUNTRIES = ["US", "FI", "PK", "BR", "JP"]
 
 
 def start(session_id: uuid.UUID, ts: datetime, country: str) -> dict:
-    return {"event": "start", "player_id": uuid.uuid4().hex, "session_id": str(session_id),
-            "ts": ts.isoformat(), "country": country}
+    return {
+        "event": "start",
+        "player_id": uuid.uuid4().hex,
+        "session_id": str(session_id),
+        "ts": ts.isoformat(),
+        "country": country,
+    }
 
 
 def random_starts(count: int, now: datetime, rng: random.Random, span_seconds: int) -> list[dict]:
-    return [start(uuid.UUID(int=rng.getrandbits(128)), now - timedelta(seconds=rng.randrange(span_seconds)),
-                  rng.choice(COUNTRIES)) for _ in range(count)]
+    return [
+        start(
+            uuid.UUID(int=rng.getrandbits(128)),
+            now - timedelta(seconds=rng.randrange(span_seconds)),
+            rng.choice(COUNTRIES),
+        )
+        for _ in range(count)
+    ]
 
 
 def truth(events: list[dict], since: datetime, until: datetime) -> Counter:
@@ -40,17 +51,23 @@ def truth(events: list[dict], since: datetime, until: datetime) -> Counter:
 
 
 def fold(starts_store, clock, settings, tracker=None) -> None:
-    fold_ready_slots(store=starts_store, clock=clock, settings=settings, tracker=tracker or CompactionTracker(),
-                     max_slots=10_000)
+    fold_ready_slots(
+        store=starts_store,
+        clock=clock,
+        settings=settings,
+        tracker=tracker or CompactionTracker(),
+        max_slots=10_000,
+    )
 
 
 def ingest_all(events: list[dict], session_store, clock, settings, batch: int = 10) -> None:
     for i in range(0, len(events), batch):
-        ingest_batch(events[i:i + batch], store=session_store, clock=clock, settings=settings)
+        ingest_batch(events[i : i + batch], store=session_store, clock=clock, settings=settings)
 
 
 def test_a_builder_folding_while_writers_add_live_late_and_resent_starts_keeps_counts_exact(
-        counts_stores, counts_settings):
+    counts_stores, counts_settings
+):
     # Given a week of starts, on a clock that flows from a moment of its own
     session_store, starts_store = counts_stores
     clock, rng = FlowingClock(datetime(2026, 6, 15, 12, 30, 15, tzinfo=UTC)), random.Random(7)
@@ -75,14 +92,20 @@ def test_a_builder_folding_while_writers_add_live_late_and_resent_starts_keeps_c
 
     def reader() -> None:
         while not stop.wait(0.02):  # a breath between reads, so the writers' threads get the GIL too
-            starts_by_country(rng.choice([1, 24, 168, 8760]), store=starts_store, clock=clock,
-                              settings=counts_settings)
+            starts_by_country(
+                rng.choice([1, 24, 168, 8760]), store=starts_store, clock=clock, settings=counts_settings
+            )
 
     # When a builder folds and readers count while writers add late, live and re-sent starts
     background = [threading.Thread(target=guarded, args=(builder,))]
     background += [threading.Thread(target=guarded, args=(reader,)) for _ in range(2)]
-    writers = [threading.Thread(target=guarded, args=(lambda chunk=chunk: ingest_all(
-        chunk, session_store, clock, counts_settings),)) for chunk in (late[:100], late[100:], live, resent)]
+    writers = [
+        threading.Thread(
+            target=guarded,
+            args=(lambda chunk=chunk: ingest_all(chunk, session_store, clock, counts_settings),),
+        )
+        for chunk in (late[:100], late[100:], live, resent)
+    ]
     for thread in background + writers:
         thread.start()
     for thread in writers:
@@ -110,7 +133,9 @@ def test_a_builder_folding_while_writers_add_live_late_and_resent_starts_keeps_c
     assert len(list(session.execute("SELECT bucket FROM start_count_rollups LIMIT 10"))) == 10
 
 
-def test_listing_follows_cursors_through_every_start_of_the_window_exactly_once(counts_stores, counts_settings):
+def test_listing_follows_cursors_through_every_start_of_the_window_exactly_once(
+    counts_stores, counts_settings
+):
     # Given 130 starts of FI over three days, some re-sent, starts of other countries, part of them folded
     session_store, starts_store = counts_stores
     now = datetime(2026, 5, 10, 8, 45, 10, 500_000, tzinfo=UTC)
@@ -119,7 +144,9 @@ def test_listing_follows_cursors_through_every_start_of_the_window_exactly_once(
     # Starts at the very same millisecond, to cross a page boundary on a tie
     same_instant = now - timedelta(hours=30)
     fi += [start(uuid.uuid4(), same_instant, "FI") for _ in range(3)]
-    others = [event for event in random_starts(120, now, rng, span_seconds=72 * 3600) if event["country"] != "FI"]
+    others = [
+        event for event in random_starts(120, now, rng, span_seconds=72 * 3600) if event["country"] != "FI"
+    ]
     ingest_all(fi[:70] + others, session_store, clock, counts_settings)
     clock.advance(seconds=5)
     fold(starts_store, clock, counts_settings)
@@ -127,15 +154,18 @@ def test_listing_follows_cursors_through_every_start_of_the_window_exactly_once(
     # When the pages are followed to the end, 9 at a time
     listed, cursor, pages = [], None, 0
     while True:
-        page = starts_of_country("fi", 72, limit=9, cursor=cursor, store=starts_store, clock=clock,
-                                 settings=counts_settings)
+        page = starts_of_country(
+            "fi", 72, limit=9, cursor=cursor, store=starts_store, clock=clock, settings=counts_settings
+        )
         listed += [(row.ts, row.session_id) for row in page.starts]
         cursor, pages = page.next_cursor, pages + 1
         if cursor is None:
             break
     # Then every FI start appears once, newest first, ties ordered by session id
-    expected = sorted({(datetime.fromisoformat(e["ts"]), uuid.UUID(e["session_id"])) for e in fi},
-                      key=lambda item: (-item[0].timestamp(), item[1]))
+    expected = sorted(
+        {(datetime.fromisoformat(e["ts"]), uuid.UUID(e["session_id"])) for e in fi},
+        key=lambda item: (-item[0].timestamp(), item[1]),
+    )
     assert listed == expected
     assert pages == -(-len(expected) // 9)
 
@@ -148,33 +178,48 @@ def test_a_start_is_counted_once_however_often_its_batch_is_resent(counts_stores
         # Given the batch re-sent, into a new arrival slot each time, folded or not yet
         ingest_batch(batch, store=session_store, clock=clock, settings=counts_settings)
         # Then the count is the same
-        assert dict(starts_by_country(3, store=starts_store, clock=clock, settings=counts_settings).counts) == {"PK": 3}
+        assert dict(
+            starts_by_country(3, store=starts_store, clock=clock, settings=counts_settings).counts
+        ) == {"PK": 3}
         clock.advance(seconds=3)
         fold(starts_store, clock, counts_settings)
-        assert dict(starts_by_country(3, store=starts_store, clock=clock, settings=counts_settings).counts) == {"PK": 3}
+        assert dict(
+            starts_by_country(3, store=starts_store, clock=clock, settings=counts_settings).counts
+        ) == {"PK": 3}
 
 
-def test_a_sparse_country_is_listed_exactly_once_across_many_hours_read_together(counts_stores, counts_settings):
+def test_a_sparse_country_is_listed_exactly_once_across_many_hours_read_together(
+    counts_stores, counts_settings
+):
     # Given a country with two starts an hour over 150 hours (hours read 25 at a time, all shards in one request,
     # once rollups count them), next to a busy country with 60 starts in some of those hours (read per shard)
     session_store, starts_store = counts_stores
     now = datetime(2026, 6, 20, 15, 30, tzinfo=UTC)
     clock, rng = FixedClock(now), random.Random(23)
-    sparse = [start(uuid.uuid4(), now - timedelta(hours=h, seconds=rng.randrange(3600)), "NZ")
-              for h in range(150) for _ in range(2)]
-    busy = [start(uuid.uuid4(), now - timedelta(hours=h, seconds=rng.randrange(3600)), "US")
-            for h in (3, 40, 90) for _ in range(60)]
+    sparse = [
+        start(uuid.uuid4(), now - timedelta(hours=h, seconds=rng.randrange(3600)), "NZ")
+        for h in range(150)
+        for _ in range(2)
+    ]
+    busy = [
+        start(uuid.uuid4(), now - timedelta(hours=h, seconds=rng.randrange(3600)), "US")
+        for h in (3, 40, 90)
+        for _ in range(60)
+    ]
     events = sparse + busy
     rng.shuffle(events)
     ingest_all(events, session_store, clock, counts_settings)
-    expected = sorted({(datetime.fromisoformat(e["ts"]), uuid.UUID(e["session_id"])) for e in sparse},
-                      key=lambda item: (-item[0].timestamp(), item[1]))
+    expected = sorted(
+        {(datetime.fromisoformat(e["ts"]), uuid.UUID(e["session_id"])) for e in sparse},
+        key=lambda item: (-item[0].timestamp(), item[1]),
+    )
 
     def list_all() -> list[tuple[datetime, uuid.UUID]]:
         listed, cursor = [], None
         while True:
-            page = starts_of_country("NZ", 168, limit=100, cursor=cursor, store=starts_store, clock=clock,
-                                     settings=counts_settings)
+            page = starts_of_country(
+                "NZ", 168, limit=100, cursor=cursor, store=starts_store, clock=clock, settings=counts_settings
+            )
             listed += [(row.ts, row.session_id) for row in page.starts]
             if (cursor := page.next_cursor) is None:
                 return listed
@@ -202,31 +247,54 @@ def reads_of_each_request(starts_store, clock, settings) -> dict[str, int]:
             starts_by_country(hours, store=starts_store, clock=clock, settings=settings)
         rows[f"count {hours}h"] = reads.rows
     with metered() as reads:
-        starts_of_country("US", 24, limit=100, cursor=None, store=starts_store, clock=clock, settings=settings)
+        starts_of_country(
+            "US", 24, limit=100, cursor=None, store=starts_store, clock=clock, settings=settings
+        )
     rows["US page of 100"] = reads.rows
     return rows
 
 
-def live_starts(count: int, rng: random.Random, session_store, clock, settings, tracker, starts_store) -> None:
+def live_starts(
+    count: int, rng: random.Random, *, session_store, clock, settings, tracker, starts_store
+) -> None:
     """``count`` starts stamped within the last ten minutes, ingested 500 at a time, each batch a second later,
     the builder folding as it would on its schedule."""
     for _ in range(0, count, 500):
-        events = [start(uuid.UUID(int=rng.getrandbits(128)), clock.now() - timedelta(seconds=rng.uniform(0, 600)),
-                        rng.choices(COUNTRIES, weights=(50, 5, 10, 20, 15))[0]) for _ in range(500)]
+        events = [
+            start(
+                uuid.UUID(int=rng.getrandbits(128)),
+                clock.now() - timedelta(seconds=rng.uniform(0, 600)),
+                rng.choices(COUNTRIES, weights=(50, 5, 10, 20, 15))[0],
+            )
+            for _ in range(500)
+        ]
         ingest_batch(events, store=session_store, clock=clock, settings=settings)
         clock.advance(seconds=1)
         fold(starts_store, clock, settings, tracker)
 
 
-def test_reads_stay_within_a_fixed_bound_however_many_starts_the_open_hour_holds(counts_stores, counts_settings):
+def test_reads_stay_within_a_fixed_bound_however_many_starts_the_open_hour_holds(
+    counts_stores, counts_settings
+):
     # Given the builder running on its schedule while 0, then 20,000, then 50,000 starts arrive, stamped within
     # the last minutes
     session_store, starts_store = counts_stores
-    clock, rng, tracker = FixedClock(datetime(2026, 7, 1, 18, 42, 7, 250_000, tzinfo=UTC)), random.Random(3), \
-        CompactionTracker()
+    clock, rng, tracker = (
+        FixedClock(datetime(2026, 7, 1, 18, 42, 7, 250_000, tzinfo=UTC)),
+        random.Random(3),
+        CompactionTracker(),
+    )
     measured, loaded = {}, 0
     for total in (0, 20_000, 50_000):
-        live_starts(total - loaded, rng, session_store, clock, counts_settings, tracker, starts_store)
+        live_starts(
+            total - loaded,
+            rng,
+            session_store=session_store,
+            clock=clock,
+            settings=counts_settings,
+            tracker=tracker,
+            starts_store=starts_store,
+        )
         loaded = total
         clock.advance(seconds=3)
         fold(starts_store, clock, counts_settings, tracker)
@@ -245,27 +313,40 @@ def test_reads_stay_within_a_fixed_bound_however_many_starts_the_open_hour_holds
 def test_the_first_request_after_a_day_no_reader_saw_meets_the_same_bound(counts_stores, counts_settings):
     # Given a day of live starts, 100 every ten minutes, with the builder on its schedule and no reader at all
     session_store, starts_store = counts_stores
-    clock, rng, tracker = FixedClock(datetime(2026, 8, 3, 0, 0, 30, tzinfo=UTC)), random.Random(5), \
-        CompactionTracker()
+    clock, rng, tracker = (
+        FixedClock(datetime(2026, 8, 3, 0, 0, 30, tzinfo=UTC)),
+        random.Random(5),
+        CompactionTracker(),
+    )
     builder_reads, everything = [], []
     for _ in range(144):
-        events = [start(uuid.UUID(int=rng.getrandbits(128)), clock.now() - timedelta(seconds=rng.uniform(0, 300)),
-                        rng.choice(COUNTRIES)) for _ in range(100)]
+        events = [
+            start(
+                uuid.UUID(int=rng.getrandbits(128)),
+                clock.now() - timedelta(seconds=rng.uniform(0, 300)),
+                rng.choice(COUNTRIES),
+            )
+            for _ in range(100)
+        ]
         everything += events
         ingest_batch(events, store=session_store, clock=clock, settings=counts_settings)
         clock.advance(minutes=10)
         # The builder's runs over those ten minutes (each at most 120 slots, as it runs every half second)
         while True:
             with metered() as reads:
-                report = fold_ready_slots(store=starts_store, clock=clock, settings=counts_settings,
-                                          tracker=tracker)
+                report = fold_ready_slots(
+                    store=starts_store, clock=clock, settings=counts_settings, tracker=tracker
+                )
             builder_reads.append((reads.rows, reads.requests, report.starts_counted, report.slots_folded))
             if report.behind_seconds == 0:
                 break
     # When the first requests of the day are made
     rows = reads_of_each_request(starts_store, clock, counts_settings)
     # Then they read no more than the bound
-    assert all(count <= (PAGE_ROWS_BOUND if "page" in request else COUNT_ROWS_BOUND) for request, count in rows.items()), rows
+    assert all(
+        count <= (PAGE_ROWS_BOUND if "page" in request else COUNT_ROWS_BOUND)
+        for request, count in rows.items()
+    ), rows
     # And each builder run read what its slots held, not a day: a read per 25 slots, and for each start its
     # arrival, mark and start row, and the buckets compacted
     for rows, requests, counted, slots in builder_reads:

@@ -53,13 +53,15 @@ def test_valid_batch_fixture_is_stored_and_completes_both_sessions(services):
     status, body = invoke(player_sessions_handler, "player_sessions_query")
     assert status == 200
     assert body["player_id"] == "d6313e1fb7d247a6a034e2aadc30ab3f"
-    assert body["sessions"] == [{
-        "session_id": "674606b1-2270-4285-928f-eef4a6b90a60",
-        "country": "PK",
-        "start_ts": "2026-11-27T10:00:00Z",
-        "end_ts": "2026-11-27T10:30:00Z",
-        "duration_seconds": 1800.0,
-    }]
+    assert body["sessions"] == [
+        {
+            "session_id": "674606b1-2270-4285-928f-eef4a6b90a60",
+            "country": "PK",
+            "start_ts": "2026-11-27T10:00:00Z",
+            "end_ts": "2026-11-27T10:30:00Z",
+            "duration_seconds": 1800.0,
+        }
+    ]
 
 
 def test_mixed_batch_fixture_is_207_with_a_reason_per_bad_event(services):
@@ -67,7 +69,9 @@ def test_mixed_batch_fixture_is_207_with_a_reason_per_bad_event(services):
     assert status == 207
     assert (body["stored"], body["discarded"], body["rejected"]) == (1, 1, 2)
     assert [(e["index"], e["status"], e["field"]) for e in body["errors"]] == [
-        (1, "rejected", "player_id"), (2, "discarded", "ts"), (3, "rejected", "event")
+        (1, "rejected", "player_id"),
+        (2, "discarded", "ts"),
+        (3, "rejected", "event"),
     ]
 
 
@@ -107,8 +111,12 @@ def test_country_fixtures_count_and_list_the_valid_batch_starts(counting_service
     # Given the valid batch stored (a PK and an FI start), and folded by the builder
     assert invoke(ingest_handler, "ingest_events_valid_batch")[0] == 200
     counting_services.clock.advance(seconds=5)
-    fold_ready_slots(store=counting_services.starts, clock=counting_services.clock,
-                     settings=counting_services.settings, tracker=CompactionTracker())
+    fold_ready_slots(
+        store=counting_services.starts,
+        clock=counting_services.clock,
+        settings=counting_services.settings,
+        tracker=CompactionTracker(),
+    )
     # When the country fixtures are invoked
     status, counts = invoke(country_handler, "country_starts_counts")
     page_status, page = invoke(country_handler, "country_starts_page")
@@ -118,8 +126,11 @@ def test_country_fixtures_count_and_list_the_valid_batch_starts(counting_service
     assert [(c["country"], c["starts"]) for c in counts["countries"]] == [("FI", 1), ("PK", 1)]
     listed = CountryStartsOut.model_validate(page)
     assert (listed.country, len(listed.sessions), listed.next_cursor) == ("FI", 1, None)
-    assert page["sessions"][0] == {"session_id": "0b9e2a53-5c1c-4f7e-9d45-3a3a6f6b2c10",
-                                   "player_id": "6a0c3e8ce1f14a54b3f3a6f0d3b6e7a1", "ts": "2026-11-27T09:15:30.250Z"}
+    assert page["sessions"][0] == {
+        "session_id": "0b9e2a53-5c1c-4f7e-9d45-3a3a6f6b2c10",
+        "player_id": "6a0c3e8ce1f14a54b3f3a6f0d3b6e7a1",
+        "ts": "2026-11-27T09:15:30.250Z",
+    }
 
 
 def test_country_fixture_with_zero_hours_is_refused_naming_hours(counting_services):

@@ -26,7 +26,9 @@ from player_sessions.time_buckets import Level, slot_of, slot_start
 pytestmark = pytest.mark.integration
 
 SELECT_SESSION = "SELECT player_id, country, start_ts, end_ts FROM sessions WHERE session_id = ?"
-SELECT_SESSION_TTL = "SELECT TTL(start_ts) AS start_ttl, TTL(end_ts) AS end_ttl FROM sessions WHERE session_id = ?"
+SELECT_SESSION_TTL = (
+    "SELECT TTL(start_ts) AS start_ttl, TTL(end_ts) AS end_ttl FROM sessions WHERE session_id = ?"
+)
 SELECT_COMPLETED = (
     "SELECT session_id, country, start_ts, end_ts FROM completed_sessions_by_player WHERE player_id = ?"
 )
@@ -41,7 +43,9 @@ SELECT_START_TTL = (
     "SELECT TTL(player_id) AS player_ttl FROM session_starts "
     "WHERE hour = ? AND shard = ? AND country = ? AND ts = ? AND session_id = ?"
 )
-SELECT_ARRIVALS = "SELECT session_id, ts, country, TTL(player_id) AS ttl FROM start_arrivals WHERE slot = ? AND shard = ?"
+SELECT_ARRIVALS = (
+    "SELECT session_id, ts, country, TTL(player_id) AS ttl FROM start_arrivals WHERE slot = ? AND shard = ?"
+)
 SELECT_ARRIVAL_MINUTE = "SELECT minute FROM arrival_minutes WHERE scope = 'all' AND minute = ?"
 
 # Seconds a TTL read back may lag the TTL written: the time between the write and the read.
@@ -61,8 +65,13 @@ def now_clock() -> FixedClock:
 
 
 def start_event(player_id: str, session_id: uuid.UUID, ts: datetime, country: str = "FI") -> dict[str, Any]:
-    return {"event": "start", "player_id": player_id, "session_id": str(session_id), "ts": ts.isoformat(),
-            "country": country}
+    return {
+        "event": "start",
+        "player_id": player_id,
+        "session_id": str(session_id),
+        "ts": ts.isoformat(),
+        "country": country,
+    }
 
 
 def end_event(player_id: str, session_id: uuid.UUID, ts: datetime) -> dict[str, Any]:
@@ -96,11 +105,17 @@ def start_rows_of(cassandra_session, settings, session_id: uuid.UUID, country: s
     ]
 
 
-def start_row_ttl(cassandra_session, settings, session_id: uuid.UUID, country: str, ts: datetime) -> list[int]:
+def start_row_ttl(
+    cassandra_session, settings, session_id: uuid.UUID, country: str, ts: datetime
+) -> list[int]:
     return [
         row.player_ttl
         for shard in range(settings.start_shards)
-        if (row := read_one(cassandra_session, SELECT_START_TTL, (hour_start(ts), shard, country, ts, session_id)))
+        if (
+            row := read_one(
+                cassandra_session, SELECT_START_TTL, (hour_start(ts), shard, country, ts, session_id)
+            )
+        )
     ]
 
 
@@ -116,15 +131,19 @@ def test_end_arriving_before_its_start_completes_the_session_once(
     player_id, session_id = fresh_player(), uuid.uuid4()
     start_ts = clock.now() - timedelta(hours=2, milliseconds=250)
     end_ts = clock.now() - timedelta(minutes=30)
-    first = ingest_batch([end_event(player_id, session_id, end_ts)], store=store, clock=clock, settings=test_settings)
+    first = ingest_batch(
+        [end_event(player_id, session_id, end_ts)], store=store, clock=clock, settings=test_settings
+    )
     assert (first.stored, first.completed_sessions) == (1, 0)
 
     # When its start (lower-case country) arrives in a later batch
-    second = ingest_batch([start_event(player_id, session_id, start_ts, "fi")], store=store, clock=clock, settings=test_settings)
+    second = ingest_batch(
+        [start_event(player_id, session_id, start_ts, "fi")], store=store, clock=clock, settings=test_settings
+    )
 
     # Then the session is completed once, and the player's history holds it with its values
     assert (second.stored, second.completed_sessions) == (1, 1)
-    history = last_completed_sessions(player_id, 20, store, clock, test_settings)
+    history = last_completed_sessions(player_id, 20, store=store, clock=clock, settings=test_settings)
     assert [(s.session_id, s.country, s.start_ts, s.end_ts) for s in history] == [
         (session_id, "FI", start_ts, end_ts)
     ]
@@ -154,7 +173,8 @@ def test_start_and_end_racing_from_two_threads_complete_each_session_exactly_onc
         try:
             for session_id, start_ts, end_ts in sessions:
                 event = (
-                    start_event(player_id, session_id, start_ts, "SE") if kind == "start"
+                    start_event(player_id, session_id, start_ts, "SE")
+                    if kind == "start"
                     else end_event(player_id, session_id, end_ts)
                 )
                 barrier.wait()
@@ -181,7 +201,9 @@ def test_start_and_end_racing_from_two_threads_complete_each_session_exactly_onc
     assert stored == {session_id: (start_ts, end_ts, "SE") for session_id, start_ts, end_ts in sessions}
 
 
-def test_resending_the_same_batch_leaves_one_row_per_event(cassandra_connection, cassandra_session, test_settings):
+def test_resending_the_same_batch_leaves_one_row_per_event(
+    cassandra_connection, cassandra_session, test_settings
+):
     # Given a batch with the start and the end of one session
     store = CassandraSessionStore(cassandra_connection)
     clock = now_clock()
@@ -202,9 +224,12 @@ def test_resending_the_same_batch_leaves_one_row_per_event(cassandra_connection,
         (session_id, start_ts, end_ts, "DE")
     ]
     session_row = read_one(cassandra_session, SELECT_SESSION, (session_id,))
-    assert (session_row.player_id, session_row.country, utc(session_row.start_ts), utc(session_row.end_ts)) == (
-        player_id, "DE", start_ts, end_ts
-    )
+    assert (
+        session_row.player_id,
+        session_row.country,
+        utc(session_row.start_ts),
+        utc(session_row.end_ts),
+    ) == (player_id, "DE", start_ts, end_ts)
 
 
 def test_ttl_written_is_the_retention_minus_the_age_of_the_event(
@@ -222,7 +247,9 @@ def test_ttl_written_is_the_retention_minus_the_age_of_the_event(
     # When both events are ingested, in one batch (their halves go out as one single-partition batch)
     outcome = ingest_batch(
         [start_event(player_id, session_id, start_ts, "US"), end_event(player_id, session_id, end_ts)],
-        store=store, clock=clock, settings=test_settings,
+        store=store,
+        clock=clock,
+        settings=test_settings,
     )
 
     # Then the start's rows expire when the start leaves the retention
@@ -250,8 +277,11 @@ def test_two_different_ends_of_one_session_in_one_batch_leave_the_last_one(
     player_id, session_id = fresh_player(), uuid.uuid4()
     start_ts = clock.now() - timedelta(hours=2)
     first_end, last_end = start_ts + timedelta(minutes=20), start_ts + timedelta(minutes=10)
-    batch = [start_event(player_id, session_id, start_ts), end_event(player_id, session_id, first_end),
-             end_event(player_id, session_id, last_end)]
+    batch = [
+        start_event(player_id, session_id, start_ts),
+        end_event(player_id, session_id, first_end),
+        end_event(player_id, session_id, last_end),
+    ]
     # When it is ingested
     outcome = ingest_batch(batch, store=store, clock=clock, settings=test_settings)
     # Then the session row keeps the last end written, as separate writes do
@@ -270,7 +300,9 @@ def test_event_older_than_the_retention_is_discarded_and_not_stored(
     too_old = clock.now() - test_settings.retention - timedelta(minutes=1)
 
     # When it is ingested
-    outcome = ingest_batch([start_event(player_id, session_id, too_old)], store=store, clock=clock, settings=test_settings)
+    outcome = ingest_batch(
+        [start_event(player_id, session_id, too_old)], store=store, clock=clock, settings=test_settings
+    )
 
     # Then it is reported discarded for its ts, and nothing of the session is stored
     assert (outcome.stored, outcome.discarded, outcome.rejected) == (0, 1, 0)
@@ -293,7 +325,9 @@ def test_event_beyond_the_clock_skew_is_rejected_while_valid_events_of_the_batch
     # When it is ingested
     outcome = ingest_batch(
         [start_event(player_id, valid_id, valid_ts, "JP"), end_event(player_id, future_id, future_ts)],
-        store=store, clock=clock, settings=test_settings,
+        store=store,
+        clock=clock,
+        settings=test_settings,
     )
 
     # Then the future event is rejected for its ts and not stored, and the valid one is stored
@@ -302,7 +336,10 @@ def test_event_beyond_the_clock_skew_is_rejected_while_valid_events_of_the_batch
     assert read_one(cassandra_session, SELECT_SESSION, (future_id,)) is None
     valid_row = read_one(cassandra_session, SELECT_SESSION, (valid_id,))
     assert (valid_row.player_id, valid_row.country, utc(valid_row.start_ts), valid_row.end_ts) == (
-        player_id, "JP", valid_ts, None
+        player_id,
+        "JP",
+        valid_ts,
+        None,
     )
 
 
@@ -318,16 +355,19 @@ def test_history_is_the_newest_sessions_by_end_time_bounded_by_the_limit(cassand
     for chunk_start in (20, 0, 10):
         batch = [
             event
-            for session_id, start_ts, end_ts in sessions[chunk_start:chunk_start + 10]
-            for event in (start_event(player_id, session_id, start_ts), end_event(player_id, session_id, end_ts))
+            for session_id, start_ts, end_ts in sessions[chunk_start : chunk_start + 10]
+            for event in (
+                start_event(player_id, session_id, start_ts),
+                end_event(player_id, session_id, end_ts),
+            )
         ]
         for half in (batch[:10], batch[10:]):
             assert ingest_batch(half, store=store, clock=clock, settings=test_settings).stored == 10
     newest_first = [session_id for session_id, _, _ in sessions]  # i = 0 ended most recently
 
     # When the history is read with limit 20 and with limit 5
-    twenty = last_completed_sessions(player_id, 20, store, clock, test_settings)
-    five = last_completed_sessions(player_id, 5, store, clock, test_settings)
+    twenty = last_completed_sessions(player_id, 20, store=store, clock=clock, settings=test_settings)
+    five = last_completed_sessions(player_id, 5, store=store, clock=clock, settings=test_settings)
 
     # Then it holds the 20 (or 5) most recently ended sessions, newest end first
     assert [s.session_id for s in twenty] == newest_first[:20]
@@ -349,12 +389,14 @@ def test_session_whose_start_left_the_retention_is_not_in_the_history(cassandra_
         start_event(player_id, recent_id, t - timedelta(days=2, hours=1)),
         end_event(player_id, recent_id, t - timedelta(days=2)),
     ]
-    assert ingest_batch(batch, store=store, clock=ingest_clock, settings=test_settings).completed_sessions == 2
+    assert (
+        ingest_batch(batch, store=store, clock=ingest_clock, settings=test_settings).completed_sessions == 2
+    )
 
     # When the history is read at T + retention - 5 days (the rows are still there: their TTL runs on real time),
     # when the first session's start is out of the retention but its end is in
     read_clock = FixedClock(t + test_settings.retention - timedelta(days=5))
-    history = last_completed_sessions(player_id, 20, store, read_clock, test_settings)
+    history = last_completed_sessions(player_id, 20, store=store, clock=read_clock, settings=test_settings)
 
     # Then only the session with both events retained is returned
     assert [s.session_id for s in history] == [recent_id]
@@ -368,20 +410,31 @@ def test_each_stored_start_arrives_in_the_current_slot_with_its_ttl_and_its_minu
     clock = now_clock()
     now = clock.now()
     late, live, ahead = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
-    stamps = {late: now - timedelta(days=40, hours=3, minutes=17), live: now, ahead: now + timedelta(minutes=2)}
+    stamps = {
+        late: now - timedelta(days=40, hours=3, minutes=17),
+        live: now,
+        ahead: now + timedelta(minutes=2),
+    }
 
     # When they are ingested
-    outcome = ingest_batch([start_event(fresh_player(), sid, ts) for sid, ts in stamps.items()],
-                           store=store, clock=clock, settings=test_settings)
+    outcome = ingest_batch(
+        [start_event(fresh_player(), sid, ts) for sid, ts in stamps.items()],
+        store=store,
+        clock=clock,
+        settings=test_settings,
+    )
 
     # Then each is in the arrival log once: the late and the live one in the current second, the one ahead in
     # its own; each with the TTL of its start row, and the minutes of both slots recorded
     assert outcome.stored == 3
     expected_slot = {late: slot_of(now), live: slot_of(now), ahead: slot_of(stamps[ahead])}
     for sid, ts in stamps.items():
-        rows = [row for shard in range(test_settings.start_shards)
-                for row in read_all(cassandra_session, SELECT_ARRIVALS, (expected_slot[sid], shard))
-                if row.session_id == sid]
+        rows = [
+            row
+            for shard in range(test_settings.start_shards)
+            for row in read_all(cassandra_session, SELECT_ARRIVALS, (expected_slot[sid], shard))
+            if row.session_id == sid
+        ]
         assert [(utc(row.ts), row.country) for row in rows] == [(ts, "FI")]
         ttl = ttl_seconds(ts, now, test_settings.retention)
         assert ttl - TTL_SLACK_SECONDS <= rows[0].ttl <= ttl
@@ -391,7 +444,9 @@ def test_each_stored_start_arrives_in_the_current_slot_with_its_ttl_and_its_minu
 
 def test_unreachable_cassandra_fails_fast_with_database_unavailable(cassandra_session, test_settings):
     # Given a store whose Cassandra is on a port where nothing listens
-    unreachable = test_settings.model_copy(update={"cassandra_port": 1, "cassandra_connect_timeout_seconds": 1.0})
+    unreachable = test_settings.model_copy(
+        update={"cassandra_port": 1, "cassandra_connect_timeout_seconds": 1.0}
+    )
     connection = CassandraConnection(unreachable)
     store = CassandraSessionStore(connection)
     clock = now_clock()

@@ -33,17 +33,21 @@ def write_events(path, lines: list[str]) -> None:
 
 @pytest.mark.parametrize("suffix", [".jsonl", ".jsonl.gz", ".jsonl.bz2"])
 def test_loader_stores_rebased_events_reports_rejects_and_is_safe_to_rerun(
-        tmp_path, counts_connection, counts_settings, counts_stores, suffix):
+    tmp_path, counts_connection, counts_settings, counts_stores, suffix
+):
     # Given generated events from 2016 (as the assignment's), plus a line that is not JSON and a bad event
     events = list(generate_events(300, seed=5, end=datetime(2016, 11, 22, 20, 40, 50, tzinfo=UTC), days=2))
     lines = [json.dumps(e) for e in events]
     lines.insert(10, "{not json")
-    lines.insert(20, json.dumps({"event": "start", "player_id": "bad id", "session_id": "x", "ts": "2016-11-22"}))
+    lines.insert(
+        20, json.dumps({"event": "start", "player_id": "bad id", "session_id": "x", "ts": "2016-11-22"})
+    )
     path = tmp_path / f"events{suffix}"
     write_events(path, lines)
     rejects = tmp_path / "rejects.jsonl"
-    services = build_services(counts_settings.model_copy(update={"cache_enabled": False}), FixedClock(NOW),
-                              counts_connection)
+    services = build_services(
+        counts_settings.model_copy(update={"cache_enabled": False}), FixedClock(NOW), counts_connection
+    )
     # When it is loaded with --rebase-to-now, twice
     first = load_file(path, services, rebase_to_now=True, rejects_path=rejects, workers=3, progress=False)
     second = load_file(path, services, rebase_to_now=True, rejects_path=rejects, workers=3, progress=False)
@@ -57,7 +61,9 @@ def test_loader_stores_rebased_events_reports_rejects_and_is_safe_to_rerun(
     assert (second.stored, second.rejected) == (first.stored, first.rejected)
     shift = NOW - max(datetime.fromisoformat(e["ts"]).replace(tzinfo=UTC) for e in events)
     expected = Counter()
-    for sid, country, ts in {(e["session_id"], e["country"], e["ts"]) for e in events if e["event"] == "start"}:
+    for _sid, country, ts in {
+        (e["session_id"], e["country"], e["ts"]) for e in events if e["event"] == "start"
+    }:
         if datetime.fromisoformat(ts).replace(tzinfo=UTC) + shift >= NOW - timedelta(hours=72):
             expected[country] += 1
     counts = starts_by_country(72, store=services.starts, clock=services.clock, settings=services.settings)
@@ -65,24 +71,44 @@ def test_loader_stores_rebased_events_reports_rejects_and_is_safe_to_rerun(
 
 
 def test_loader_processes_with_chunks_in_flight_store_every_start_and_fold_them_at_the_end(
-        tmp_path, counts_connection, counts_settings, counts_stores):
+    tmp_path, counts_connection, counts_settings, counts_stores
+):
     # Given 3,000 generated events of the two days before a moment no other test writes at
     now = datetime(2026, 3, 3, 12, 0, tzinfo=UTC)
     events = list(generate_events(3000, seed=11, end=now - timedelta(hours=1), days=2))
     path = tmp_path / "events.jsonl.gz"
     write_events(path, [json.dumps(e) for e in events])
     clock = FixedClock(now)
-    services = build_services(counts_settings.model_copy(update={"cache_enabled": False}), clock, counts_connection)
-    before = dict(starts_by_country(72, store=services.starts, clock=clock, settings=services.settings).counts)
+    services = build_services(
+        counts_settings.model_copy(update={"cache_enabled": False}), clock, counts_connection
+    )
+    before = dict(
+        starts_by_country(72, store=services.starts, clock=clock, settings=services.settings).counts
+    )
     # When two worker processes load it, three chunks at once each, and the arrivals are folded afterwards
-    report = load_file(path, services, rebase_to_now=False, rejects_path=None, progress=False, processes=2,
-                       chunks_in_flight=3)
+    report = load_file(
+        path,
+        services,
+        rebase_to_now=False,
+        rejects_path=None,
+        progress=False,
+        processes=2,
+        chunks_in_flight=3,
+    )
     clock.advance(seconds=5)
     build_rollups(services)
     # Then every event is stored
-    assert (report.lines, report.stored, report.rejected, report.discarded) == (len(events), len(events), 0, 0)
-    starts = {(e["session_id"], e["country"], datetime.fromisoformat(e["ts"]).replace(tzinfo=UTC))
-              for e in events if e["event"] == "start"}
+    assert (report.lines, report.stored, report.rejected, report.discarded) == (
+        len(events),
+        len(events),
+        0,
+        0,
+    )
+    starts = {
+        (e["session_id"], e["country"], datetime.fromisoformat(e["ts"]).replace(tzinfo=UTC))
+        for e in events
+        if e["event"] == "start"
+    }
     # And the rollup of a whole day of the file is stored before any request asked for it, with that day's
     # distinct starts, and nothing is left to the readers' tail
     day = Bucket(Level.DAY, Level.DAY.floor(now - timedelta(days=1)))
@@ -112,4 +138,6 @@ def test_generator_is_deterministic_and_realistic():
     assert len(countries) > 40 and countries.most_common(1)[0][1] > 5 * countries.most_common()[-1][1]
     positions = {(e["session_id"], e["event"]): i for i, e in enumerate(first)}
     assert any(positions[(s, "end")] < positions[(s, "start")] for s in starts & ends)  # ends before starts
-    assert all(end - timedelta(days=7) <= datetime.fromisoformat(e["ts"]).replace(tzinfo=UTC) <= end for e in first)
+    assert all(
+        end - timedelta(days=7) <= datetime.fromisoformat(e["ts"]).replace(tzinfo=UTC) <= end for e in first
+    )

@@ -37,8 +37,10 @@ def test_a_ten_event_batch_costs_one_write_unit_per_row(cassandra_connection, te
     batch = []
     for minutes in range(5):
         session_id = uuid.uuid4()
-        batch += [start_event(player_id, session_id, clock.now() - timedelta(minutes=30 + minutes), "FI"),
-                  end_event(player_id, session_id, clock.now() - timedelta(minutes=minutes))]
+        batch += [
+            start_event(player_id, session_id, clock.now() - timedelta(minutes=30 + minutes), "FI"),
+            end_event(player_id, session_id, clock.now() - timedelta(minutes=minutes)),
+        ]
 
     # When it is stored inside a metered request
     with metered() as tally:
@@ -47,7 +49,9 @@ def test_a_ten_event_batch_costs_one_write_unit_per_row(cassandra_connection, te
 
     # Then every row is counted with its encoded size, and each row (all under 1 KB) is one WRU
     assert outcome.stored == 10
-    assert {table: (w["rows_written"], w["bytes_written"], w["write_units"]) for table, w in work.items()} == {
+    assert {
+        table: (w["rows_written"], w["bytes_written"], w["write_units"]) for table, w in work.items()
+    } == {
         "sessions": (10, 5 * (SESSION_START_HALF + SESSION_END_HALF), 10),
         "completed_sessions_by_player": (5, 5 * COMPLETED_ROW, 5),
         "session_starts": (5, 5 * START_ROW, 5),
@@ -65,16 +69,22 @@ def test_a_history_read_costs_its_pages_in_read_units(cassandra_connection, test
     batch = []
     for minutes in range(3):
         session_id = uuid.uuid4()
-        batch += [start_event(player_id, session_id, clock.now() - timedelta(minutes=30 + minutes)),
-                  end_event(player_id, session_id, clock.now() - timedelta(minutes=minutes))]
+        batch += [
+            start_event(player_id, session_id, clock.now() - timedelta(minutes=30 + minutes)),
+            end_event(player_id, session_id, clock.now() - timedelta(minutes=minutes)),
+        ]
     ingest_batch(batch, store=store, clock=clock, settings=test_settings)
 
     # When the history is read inside a metered request
     with metered() as tally:
-        sessions = last_completed_sessions(player_id, 20, store, clock, test_settings)
+        sessions = last_completed_sessions(player_id, 20, store=store, clock=clock, settings=test_settings)
 
     # Then one page of three rows (session id, start, end, country: no player id) is one RRU
     assert len(sessions) == 3
     read = work_record(tally)["cassandra"]["completed_sessions_by_player"]
-    assert read == {"read_requests": 1, "rows_read": 3, "bytes_read": 3 * (UUID_CK + TS + TS_CK + COUNTRY),
-                    "read_units": 1.0}
+    assert read == {
+        "read_requests": 1,
+        "rows_read": 3,
+        "bytes_read": 3 * (UUID_CK + TS + TS_CK + COUNTRY),
+        "read_units": 1.0,
+    }

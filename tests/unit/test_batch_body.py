@@ -13,8 +13,12 @@ from player_sessions.http import read_json_batch
 from player_sessions.settings import Settings
 
 SETTINGS = Settings()
-EVENT = {"event": "end", "player_id": "p", "session_id": "674606b1-2270-4285-928f-eef4a6b90a60",
-         "ts": "2026-11-28T10:00:00Z"}
+EVENT = {
+    "event": "end",
+    "player_id": "p",
+    "session_id": "674606b1-2270-4285-928f-eef4a6b90a60",
+    "ts": "2026-11-28T10:00:00Z",
+}
 
 
 def request(body: str | bytes | None, content_type: str | None = "application/json", base64_body=False):
@@ -25,37 +29,60 @@ def request(body: str | bytes | None, content_type: str | None = "application/js
 
 
 def test_a_json_array_of_events_is_returned_as_decoded_items():
-    assert read_json_batch(request(json.dumps([EVENT, EVENT])), SETTINGS) == [EVENT, EVENT]
+    # Given a JSON array of two events
+    body = request(json.dumps([EVENT, EVENT]))
+    # When the batch is read
+    items = read_json_batch(body, SETTINGS)
+    # Then both events come back decoded
+    assert items == [EVENT, EVENT]
 
 
 def test_content_type_with_charset_and_any_header_case_is_accepted():
-    event = APIGatewayProxyEvent({"headers": {"content-type": "Application/JSON; charset=utf-8"},
-                                  "body": json.dumps([EVENT])})
-    assert read_json_batch(event, SETTINGS) == [EVENT]
+    # Given a lower-case header naming JSON in mixed case, with a charset
+    event = APIGatewayProxyEvent(
+        {"headers": {"content-type": "Application/JSON; charset=utf-8"}, "body": json.dumps([EVENT])}
+    )
+    # When the batch is read
+    items = read_json_batch(event, SETTINGS)
+    # Then it is accepted as JSON
+    assert items == [EVENT]
 
 
 def test_base64_bodies_are_decoded():
-    assert read_json_batch(request(json.dumps([EVENT]).encode(), base64_body=True), SETTINGS) == [EVENT]
+    # Given a batch that API Gateway passed base64-encoded
+    body = request(json.dumps([EVENT]).encode(), base64_body=True)
+    # When the batch is read
+    items = read_json_batch(body, SETTINGS)
+    # Then its events come back decoded
+    assert items == [EVENT]
 
 
 @pytest.mark.parametrize("content_type", ["text/plain", None, "application/x-www-form-urlencoded"])
 def test_a_body_not_declared_as_json_is_415(content_type):
+    # Given a JSON batch sent with another content type, or none
+    body = request(json.dumps([EVENT]), content_type)
+    # When the batch is read / Then it is refused as 415, naming the header
     with pytest.raises(UnsupportedMediaTypeError) as caught:
-        read_json_batch(request(json.dumps([EVENT]), content_type), SETTINGS)
+        read_json_batch(body, SETTINGS)
     assert caught.value.status_code == 415
     assert caught.value.errors[0]["parameter"] == "Content-Type"
 
 
 def test_a_body_over_16_kib_is_413_before_it_is_parsed():
+    # Given a body one byte over 16 KiB (blank, so parsing it would succeed)
     body = "[" + " " * (16 * 1024) + "]"
+    # When the batch is read / Then it is refused as 413, stating the limit
     with pytest.raises(PayloadTooLargeError, match="limit is 16384") as caught:
         read_json_batch(request(body), SETTINGS)
     assert caught.value.status_code == 413
 
 
 def test_more_events_than_the_batch_limit_is_413():
+    # Given a batch of 11 events, one over the limit
+    body = request(json.dumps([EVENT] * 11))
+    # When the batch is read / Then it is refused as 413, stating the count and the limit
     with pytest.raises(PayloadTooLargeError, match="11 events; the limit is 10"):
-        read_json_batch(request(json.dumps([EVENT] * 11)), SETTINGS)
+        read_json_batch(body, SETTINGS)
 
 
 @pytest.mark.parametrize(
@@ -69,7 +96,9 @@ def test_more_events_than_the_batch_limit_is_413():
     ],
 )
 def test_malformed_bodies_are_400_with_a_reason(body, message, reason):
+    # Given a body limit large enough for the deepest nesting
     settings = Settings(max_body_bytes=1024 * 1024)
+    # When a malformed body is read / Then it is refused as 400 with its reason
     with pytest.raises(BadRequestError, match=message) as caught:
         read_json_batch(request(body), settings)
     assert caught.value.status_code == 400

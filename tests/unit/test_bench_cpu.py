@@ -18,6 +18,9 @@ def test_the_default_local_folder_is_the_repository_one():
 def test_server_pids_reads_each_pid_file(tmp_path, monkeypatch):
     (tmp_path / "cassandra").mkdir()
     (tmp_path / "cassandra" / "cassandra.pid").write_text("4242\n")
-    monkeypatch.setattr(cpu, "SERVER_PID_FILES", {"cassandra": tmp_path / "cassandra" / "cassandra.pid",
-                                                  "redis": tmp_path / "redis" / "redis.pid"})
+    monkeypatch.setattr(
+        cpu,
+        "SERVER_PID_FILES",
+        {"cassandra": tmp_path / "cassandra" / "cassandra.pid", "redis": tmp_path / "redis" / "redis.pid"},
+    )
     assert cpu.server_pids() == {"cassandra": 4242}

@@ -13,10 +13,17 @@ from player_sessions.keyspaces_units import Cell, Role, integer_bytes, read_unit
 from player_sessions_local.cost.measured import Invocation, read_invocations
 from player_sessions_local.cost.model import (
     LAMBDA_DURATION_FACTOR,
+    builder_units,
     invocation_components,
     steady_state_storage,
 )
-from player_sessions_local.cost.prices import PRICES_FILE, REQUIRED_PRICES, PriceFileError, load_prices, parse_prices
+from player_sessions_local.cost.prices import (
+    PRICES_FILE,
+    REQUIRED_PRICES,
+    PriceFileError,
+    load_prices,
+    parse_prices,
+)
 
 
 def test_a_row_is_sized_by_the_roles_of_its_columns():
@@ -47,8 +54,13 @@ def test_a_read_is_one_unit_per_4_kb_at_local_quorum_and_half_at_local_one():
 
 def test_a_month_of_storage_is_a_year_of_rows_at_their_stored_size():
     # Given one batch that wrote five session starts of 123 billed bytes each, for 1,000 sessions a day
-    batch = Invocation("r1", "ingest_events", billed_ms=10, memory_mb=1024,
-                       work={"cassandra": {"session_starts": {"rows_written": 5, "bytes_written": 615}}})
+    batch = Invocation(
+        "r1",
+        "ingest_events",
+        billed_ms=10,
+        memory_mb=1024,
+        work={"cassandra": {"session_starts": {"rows_written": 5, "bytes_written": 615}}},
+    )
 
     # When
     (starts,) = steady_state_storage([([batch], 5)], sessions_per_day=1_000)
@@ -61,9 +73,18 @@ def test_a_month_of_storage_is_a_year_of_rows_at_their_stored_size():
 
 def test_a_session_row_is_stored_once_though_written_twice():
     # Given a batch that wrote both halves of two sessions (81 + 45 bytes each)
-    batch = Invocation("r1", "ingest_events", billed_ms=10, memory_mb=1024, work={"cassandra": {
-        "sessions": {"rows_written": 4, "bytes_written": 2 * 126},
-        "session_starts": {"rows_written": 2, "bytes_written": 246}}})
+    batch = Invocation(
+        "r1",
+        "ingest_events",
+        billed_ms=10,
+        memory_mb=1024,
+        work={
+            "cassandra": {
+                "sessions": {"rows_written": 4, "bytes_written": 2 * 126},
+                "session_starts": {"rows_written": 2, "bytes_written": 246},
+            }
+        },
+    )
 
     # When
     storage = {t.table: t for t in steady_state_storage([([batch], 2)], sessions_per_day=10)}
@@ -76,9 +97,19 @@ def test_a_session_row_is_stored_once_though_written_twice():
 def test_dollars_per_million_are_units_times_prices():
     # Given one measured batch: 26 WRUs, 100 ms billed at 1,024 MB, 12 Redis commands moving 1,200 bytes
     prices = load_prices()
-    batch = Invocation("r1", "ingest_events", billed_ms=100, memory_mb=1024, log_bytes=1000, route="POST /events",
-                       work={"write_units": 26, "read_units": 0,
-                             "cache": {"commands": 12, "bytes_sent": 1000, "bytes_received": 200}})
+    batch = Invocation(
+        "r1",
+        "ingest_events",
+        billed_ms=100,
+        memory_mb=1024,
+        log_bytes=1000,
+        route="POST /events",
+        work={
+            "write_units": 26,
+            "read_units": 0,
+            "cache": {"commands": 12, "bytes_sent": 1000, "bytes_received": 200},
+        },
+    )
 
     # When
     by_name = {c.name: c for c in invocation_components([batch], prices, scale=1_000_000)}
@@ -98,13 +129,16 @@ def test_the_prices_file_has_every_price_with_its_source_and_date():
     assert all(p.source.startswith("https://") and p.read_on for p in prices.prices.values())
 
 
-@pytest.mark.parametrize(("field", "value", "message"), [
-    ("source", None, "'source' must be the https address"),
-    ("source", "aws pricing page", "'source' must be the https address"),
-    ("read_on", None, "'read_on' must be the date"),
-    ("read_on", "last week", "'read_on' must be the date"),
-    ("quote", None, "a known price needs the 'quote'"),
-])
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("source", None, "'source' must be the https address"),
+        ("source", "aws pricing page", "'source' must be the https address"),
+        ("read_on", None, "'read_on' must be the date"),
+        ("read_on", "last week", "'read_on' must be the date"),
+        ("quote", None, "a known price needs the 'quote'"),
+    ],
+)
 def test_a_price_without_its_source_or_date_is_refused(field, value, message):
     # Given the real prices file with one known price stripped of a field
     document = copy.deepcopy(json.loads(PRICES_FILE.read_text()))
@@ -121,14 +155,30 @@ def test_a_price_without_its_source_or_date_is_refused(field, value, message):
 
 def test_the_gateway_log_is_read_into_invocations_with_their_logged_bytes(tmp_path):
     # Given a gateway log: one environment's EMF line and work line, then its REPORT
-    work = {"message": "request work", "function_request_id": "abc", "route": "POST /events", "write_units": 26}
-    emf = {"_aws": {"CloudWatchMetrics": [{"Namespace": "PlayerSessions", "Dimensions": [["service"]],
-                                           "Metrics": [{"Name": "EventsStored", "Unit": "Count"}]}]}}
+    work = {
+        "message": "request work",
+        "function_request_id": "abc",
+        "route": "POST /events",
+        "write_units": 26,
+    }
+    emf = {
+        "_aws": {
+            "CloudWatchMetrics": [
+                {
+                    "Namespace": "PlayerSessions",
+                    "Dimensions": [["service"]],
+                    "Metrics": [{"Name": "EventsStored", "Unit": "Count"}],
+                }
+            ]
+        }
+    }
     lines = [
         f"2026-12-01 11:21:16,000 INFO ingest_events#4 {json.dumps(emf)}",
         "2026-12-01 11:21:16,001 INFO ingest_events#4 " + json.dumps(work, separators=(",", ":")),
-        "2026-12-01 11:21:16,073 INFO ingest_events#4 REPORT RequestId: abc\tDuration: 26.84 ms\t"
-        "Billed Duration: 27 ms\tMemory Size: 1024 MB\tMax Memory Used: 1024 MB\t",
+        (
+            "2026-12-01 11:21:16,073 INFO ingest_events#4 REPORT RequestId: abc\tDuration: 26.84 ms\t"
+            "Billed Duration: 27 ms\tMemory Size: 1024 MB\tMax Memory Used: 1024 MB\t"
+        ),
     ]
     log = tmp_path / "gateway.log"
     log.write_text("\n".join(lines) + "\n")
@@ -138,7 +188,29 @@ def test_the_gateway_log_is_read_into_invocations_with_their_logged_bytes(tmp_pa
 
     # Then the work line is joined by request id and left out of the logged bytes (only local runs write it)
     assert (invocation.route, invocation.billed_ms, invocation.memory_mb, invocation.write_units) == (
-        "POST /events", 27.0, 1024, 26.0)
+        "POST /events",
+        27.0,
+        1024,
+        26.0,
+    )
     report = lines[2].split(" ", 4)[4]
     assert invocation.log_bytes == len(json.dumps(emf)) + 1 + len(report) + 1 + 71 + 52  # START and END lines
     assert invocation.metrics == {"PlayerSessions/EventsStored/service"}
+
+
+def test_the_builder_is_billed_its_idle_minutes_and_its_work_per_start():
+    # Given two idle minutes (10 and 12 WRU, 40 and 44 RRU) and a minute that folded 100 starts
+    def minute(wrus: float, rrus: float, marks: int) -> Invocation:
+        work = {
+            "write_units": wrus,
+            "read_units": rrus,
+            "cassandra": {"start_marks": {"rows_written": marks}} if marks else {},
+        }
+        return Invocation(f"m{wrus}", "rollup_builder", route="scheduled rollup builder", work=work)
+
+    # When
+    idle, per_start = builder_units([minute(10, 40, 0), minute(12, 44, 0), minute(111, 242, 100)])
+
+    # Then idle is their average, and each start costs what the busy minute did beyond idle, over its starts
+    assert idle == (11.0, 42.0)
+    assert per_start == (1.0, 2.0)

@@ -15,7 +15,9 @@ def test_cursor_key_is_read_from_secrets_manager_when_an_arn_is_set(monkeypatch)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     with mock_aws():
         # Given a secret in Secrets Manager
-        arn = boto3.client("secretsmanager").create_secret(Name="cursor-key", SecretString="s3cr3t-key")["ARN"]
+        arn = boto3.client("secretsmanager").create_secret(Name="cursor-key", SecretString="s3cr3t-key")[
+            "ARN"
+        ]
         # When settings name it
         settings = with_deployed_secrets(Settings(cursor_secret_arn=arn))
     # Then the cursor key is the secret's value
@@ -23,8 +25,12 @@ def test_cursor_key_is_read_from_secrets_manager_when_an_arn_is_set(monkeypatch)
 
 
 def test_local_settings_keep_their_key_and_call_nothing():
+    # Given local settings, which name no secret
     settings = Settings()
-    assert with_deployed_secrets(settings) is settings
+    # When the deployed secrets are applied
+    applied = with_deployed_secrets(settings)
+    # Then the settings are returned as they were (and no AWS API is called: sockets are blocked)
+    assert applied is settings
 
 
 def test_after_a_snapstart_restore_the_next_request_builds_fresh_connections():

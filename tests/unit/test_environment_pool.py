@@ -14,8 +14,15 @@ from player_sessions_local.gateway.local_functions import LocalFunction
 from player_sessions_local.gateway.pool import EnvironmentPool
 
 FUNCTIONS = {
-    name: LocalFunction(name=name, handler="handler.lambda_handler", code_dir=Path("/nowhere"), memory_mb=128,
-                        timeout_seconds=3, snap_start=False, environment={})
+    name: LocalFunction(
+        name=name,
+        handler="handler.lambda_handler",
+        code_dir=Path("/nowhere"),
+        memory_mb=128,
+        timeout_seconds=3,
+        snap_start=False,
+        environment={},
+    )
     for name in ("ingest", "read")
 }
 OK = {"statusCode": 200, "body": "{}"}
@@ -24,8 +31,9 @@ OK = {"statusCode": 200, "body": "{}"}
 class StandInEnvironment:
     """Answers with what the test scripted for the next invocation; can be held until released."""
 
-    def __init__(self, function: LocalFunction, number: int, script: list[Outcome],
-                 gate: threading.Event) -> None:
+    def __init__(
+        self, function: LocalFunction, number: int, script: list[Outcome], gate: threading.Event
+    ) -> None:
         self.function, self.number, self.label = function, number, f"{function.name}#{number}"
         self.script, self.gate = script, gate
         self.alive, self.stopped = True, threading.Event()
@@ -54,8 +62,13 @@ class StandIns:
 
 
 def pool_with(stand_ins: StandIns, **options) -> EnvironmentPool:
-    return EnvironmentPool(FUNCTIONS, region="us-east-1", start_environment=stand_ins.start,
-                           retire_in_background=False, **options)
+    return EnvironmentPool(
+        FUNCTIONS,
+        region="us-east-1",
+        start_environment=stand_ins.start,
+        retire_in_background=False,
+        **options,
+    )
 
 
 def invoke(pool: EnvironmentPool, function: str = "ingest") -> Invocation:
@@ -156,8 +169,13 @@ def test_an_environment_that_cannot_start_answers_502_and_frees_its_slot():
     def cannot_start(function, number, *, region):
         raise RuntimeError("no emulator")
 
-    pool = EnvironmentPool(FUNCTIONS, region="us-east-1", max_concurrency=1, start_environment=cannot_start,
-                           retire_in_background=False)
+    pool = EnvironmentPool(
+        FUNCTIONS,
+        region="us-east-1",
+        max_concurrency=1,
+        start_environment=cannot_start,
+        retire_in_background=False,
+    )
     # When two requests come
     outcomes = [invoke(pool), invoke(pool)]
     # Then both get API Gateway's 502 (neither waits for a slot the first one never gave back)

@@ -11,7 +11,7 @@ import pytest
 from player_sessions.clock import FixedClock
 from player_sessions.domain.ingest import completed_session, ingest_batch, ttl_seconds
 from player_sessions.domain.player_history import last_completed_sessions
-from player_sessions.models import EventType, SessionEvent, SessionHalves
+from player_sessions.models import SessionHalves
 from player_sessions.settings import Settings
 from player_sessions.time_buckets import Level, slot_of
 from tests.fakes import InMemoryReadCache, InMemorySessionStore
@@ -21,8 +21,13 @@ SETTINGS = Settings()
 
 
 def start(session_id, ts, player="p1", country="fi"):
-    return {"event": "start", "player_id": player, "session_id": str(session_id), "ts": ts.isoformat(),
-            "country": country}
+    return {
+        "event": "start",
+        "player_id": player,
+        "session_id": str(session_id),
+        "ts": ts.isoformat(),
+        "country": country,
+    }
 
 
 def end(session_id, ts, player="p1"):
@@ -43,15 +48,22 @@ def test_valid_events_are_stored_and_the_ttl_is_retention_minus_age(store, clock
     # Given a start 100 days old
     session_id = uuid.uuid4()
     # When it is ingested
-    outcome = ingest_batch([start(session_id, NOW - timedelta(days=100))], store=store, clock=clock, settings=SETTINGS)
+    outcome = ingest_batch(
+        [start(session_id, NOW - timedelta(days=100))], store=store, clock=clock, settings=SETTINGS
+    )
     # Then it is stored with a TTL of 265 days
     assert (outcome.stored, outcome.discarded, outcome.rejected) == (1, 0, 0)
     assert store.ttls[(session_id, "start")] == 265 * 86_400
 
 
 def test_event_older_than_retention_is_discarded_and_not_stored(store, clock):
+    # Given a start one second older than the 365-day retention
     session_id = uuid.uuid4()
-    outcome = ingest_batch([start(session_id, NOW - timedelta(days=365, seconds=1))], store=store, clock=clock, settings=SETTINGS)
+    # When it is ingested
+    outcome = ingest_batch(
+        [start(session_id, NOW - timedelta(days=365, seconds=1))], store=store, clock=clock, settings=SETTINGS
+    )
+    # Then it is discarded, naming the timestamp and the retention, and nothing is stored
     assert (outcome.stored, outcome.discarded) == (0, 1)
     assert outcome.problems[0].status == "discarded"
     assert outcome.problems[0].field == "ts"
@@ -60,16 +72,29 @@ def test_event_older_than_retention_is_discarded_and_not_stored(store, clock):
 
 
 def test_event_at_the_edge_of_retention_is_still_stored(store, clock):
-    outcome = ingest_batch([start(uuid.uuid4(), NOW - timedelta(days=365) + timedelta(seconds=2))], store=store, clock=clock, settings=SETTINGS)
+    # Given a start two seconds inside the retention
+    # When it is ingested
+    outcome = ingest_batch(
+        [start(uuid.uuid4(), NOW - timedelta(days=365) + timedelta(seconds=2))],
+        store=store,
+        clock=clock,
+        settings=SETTINGS,
+    )
+    # Then it is stored
     assert outcome.stored == 1
 
 
 def test_event_beyond_the_clock_skew_is_rejected_but_within_it_is_stored(store, clock):
+    # Given a start one second beyond the five minutes of allowed clock skew, and one right at it
     too_far, just_ok = uuid.uuid4(), uuid.uuid4()
+    # When both are ingested
     outcome = ingest_batch(
         [start(too_far, NOW + timedelta(minutes=5, seconds=1)), start(just_ok, NOW + timedelta(minutes=5))],
-        store=store, clock=clock, settings=SETTINGS,
+        store=store,
+        clock=clock,
+        settings=SETTINGS,
     )
+    # Then the first is rejected as in the future, the second stored
     assert (outcome.stored, outcome.rejected) == (1, 1)
     assert outcome.problems[0].index == 0 and outcome.problems[0].field == "ts"
     assert "in the future" in outcome.problems[0].reason
@@ -77,8 +102,16 @@ def test_event_beyond_the_clock_skew_is_rejected_but_within_it_is_stored(store, 
 
 
 def test_valid_events_are_kept_when_others_in_the_batch_are_rejected(store, clock):
+    # Given a batch with a valid start between two invalid items
     session_id = uuid.uuid4()
-    outcome = ingest_batch([{"event": "pause"}, start(session_id, NOW - timedelta(hours=1)), "x"], store=store, clock=clock, settings=SETTINGS)
+    # When it is ingested
+    outcome = ingest_batch(
+        [{"event": "pause"}, start(session_id, NOW - timedelta(hours=1)), "x"],
+        store=store,
+        clock=clock,
+        settings=SETTINGS,
+    )
+    # Then the start is stored and each invalid item is rejected by its index
     assert (outcome.stored, outcome.rejected) == (1, 2)
     assert [problem.index for problem in outcome.problems] == [0, 2]
     assert session_id in store.sessions
@@ -96,15 +129,18 @@ def test_a_session_completes_whatever_the_arrival_order(store, clock, order):
         for event in events if order == "start first" else reversed(events):
             ingest_batch([event], store=store, clock=clock, settings=SETTINGS)
     # Then the player has exactly that completed session
-    sessions = last_completed_sessions("p1", 20, store, clock, SETTINGS)
+    sessions = last_completed_sessions("p1", 20, store=store, clock=clock, settings=SETTINGS)
     assert [(s.session_id, s.country, s.duration_seconds) for s in sessions] == [(session_id, "FI", 3600.0)]
 
 
 def test_a_resent_batch_changes_nothing(store, clock):
+    # Given a batch holding a whole session
     session_id = uuid.uuid4()
     batch = [start(session_id, NOW - timedelta(hours=2)), end(session_id, NOW - timedelta(hours=1))]
+    # When it is sent three times
     for _ in range(3):
         outcome = ingest_batch(batch, store=store, clock=clock, settings=SETTINGS)
+    # Then each send is acknowledged in full, and one session, one start and one arrival are stored
     assert outcome.stored == 2
     assert len(store.completed) == 1
     assert len(store.db.starts) == 1
@@ -112,44 +148,77 @@ def test_a_resent_batch_changes_nothing(store, clock):
 
 
 def test_an_end_before_its_start_does_not_complete_the_session():
+    # Given a session whose end is one second before its start
     halves = SessionHalves(uuid.uuid4(), "p1", "FI", NOW, NOW - timedelta(seconds=1))
-    assert completed_session(halves, NOW, SETTINGS.retention) is None
+    # When it is completed
+    completed = completed_session(halves, NOW, SETTINGS.retention)
+    # Then there is no completed session
+    assert completed is None
 
 
 def test_a_session_whose_start_left_the_retention_is_not_completed():
+    # Given a session that started 366 days ago and ended within the retention
     halves = SessionHalves(uuid.uuid4(), "p1", "FI", NOW - timedelta(days=366), NOW - timedelta(days=300))
-    assert completed_session(halves, NOW, SETTINGS.retention) is None
+    # When it is completed
+    completed = completed_session(halves, NOW, SETTINGS.retention)
+    # Then there is no completed session
+    assert completed is None
 
 
 def test_completed_session_ttl_follows_its_start(store, clock):
+    # Given a session started 10 days ago and ended 9 days ago
     session_id = uuid.uuid4()
-    ingest_batch([start(session_id, NOW - timedelta(days=10)), end(session_id, NOW - timedelta(days=9))], store=store, clock=clock, settings=SETTINGS)
-    (_, ttl), = store.completed.values()
+    # When it is ingested
+    ingest_batch(
+        [start(session_id, NOW - timedelta(days=10)), end(session_id, NOW - timedelta(days=9))],
+        store=store,
+        clock=clock,
+        settings=SETTINGS,
+    )
+    # Then the completed session expires with its start: retention minus 10 days
+    ((_, ttl),) = store.completed.values()
     assert ttl == ttl_seconds(NOW - timedelta(days=10), NOW, SETTINGS.retention) == 355 * 86_400
 
 
 def test_history_returns_the_newest_ends_first_up_to_the_limit(store, clock):
+    # Given 25 completed sessions of one player, each ending a minute after the previous one
     ids = [uuid.uuid4() for _ in range(25)]
     for minutes, session_id in enumerate(ids):
-        ingest_batch([start(session_id, NOW - timedelta(hours=5)),
-                      end(session_id, NOW - timedelta(hours=4) + timedelta(minutes=minutes))], store=store, clock=clock, settings=SETTINGS)
-    sessions = last_completed_sessions("p1", 20, store, clock, SETTINGS)
+        ingest_batch(
+            [
+                start(session_id, NOW - timedelta(hours=5)),
+                end(session_id, NOW - timedelta(hours=4) + timedelta(minutes=minutes)),
+            ],
+            store=store,
+            clock=clock,
+            settings=SETTINGS,
+        )
+    # When the player's last 20 sessions are read
+    sessions = last_completed_sessions("p1", 20, store=store, clock=clock, settings=SETTINGS)
+    # Then they are the 20 newest, newest end first; a smaller limit is kept, and an unknown player has none
     assert [s.session_id for s in sessions] == list(reversed(ids))[:20]
-    assert len(last_completed_sessions("p1", 3, store, clock, SETTINGS)) == 3
-    assert last_completed_sessions("nobody", 20, store, clock, SETTINGS) == []
+    assert len(last_completed_sessions("p1", 3, store=store, clock=clock, settings=SETTINGS)) == 3
+    assert last_completed_sessions("nobody", 20, store=store, clock=clock, settings=SETTINGS) == []
 
 
 def test_every_stored_start_is_logged_as_an_arrival_after_its_start_row(store, clock):
     # Given a live start, a late one, one stamped two minutes ahead of the server, and an end
     live, late, ahead, ended = (uuid.uuid4() for _ in range(4))
-    batch = [start(live, NOW - timedelta(seconds=3)), start(late, NOW - timedelta(days=2)),
-             start(ahead, NOW + timedelta(minutes=2)), end(ended, NOW)]
+    batch = [
+        start(live, NOW - timedelta(seconds=3)),
+        start(late, NOW - timedelta(days=2)),
+        start(ahead, NOW + timedelta(minutes=2)),
+        end(ended, NOW),
+    ]
     # When the batch is ingested
     ingest_batch(batch, store=store, clock=clock, settings=SETTINGS)
     # Then each start has one arrival, in the current second, or in its own second when stamped ahead
     slots = {key.session_id: slot for slot, keys in store.db.arrivals.items() for key in keys}
     assert slots == {live: slot_of(NOW), late: slot_of(NOW), ahead: slot_of(NOW + timedelta(minutes=2))}
-    assert store.db.arrival_minutes == {Level.MINUTE.floor(NOW), Level.MINUTE.floor(NOW + timedelta(minutes=2))}
+    assert store.db.arrival_minutes == {
+        Level.MINUTE.floor(NOW),
+        Level.MINUTE.floor(NOW + timedelta(minutes=2)),
+    }
 
 
 def test_an_arrival_acknowledged_too_late_for_its_slot_is_written_into_a_newer_one(clock):
@@ -164,8 +233,10 @@ def test_an_arrival_acknowledged_too_late_for_its_slot_is_written_into_a_newer_o
     # When a start is ingested
     ingest_batch([start(session_id, NOW - timedelta(seconds=1))], store=slow, clock=clock, settings=SETTINGS)
     # Then it arrived twice: in the slot it was first written into, and in the slot of the acknowledgement
-    assert sorted(slot for slot, keys in slow.db.arrivals.items() for key in keys) == [slot_of(NOW),
-                                                                                     slot_of(NOW) + 5]
+    assert sorted(slot for slot, keys in slow.db.arrivals.items() for key in keys) == [
+        slot_of(NOW),
+        slot_of(NOW) + 5,
+    ]
 
 
 def test_stored_starts_invalidate_their_countries_pages_and_completions_their_players(store, clock):
@@ -173,8 +244,16 @@ def test_stored_starts_invalidate_their_countries_pages_and_completions_their_pl
     cache = InMemoryReadCache()
     session_id = uuid.uuid4()
     # When a batch completes a session in FI and starts one in PK
-    ingest_batch([start(session_id, NOW - timedelta(hours=1)), end(session_id, NOW),
-                  start(uuid.uuid4(), NOW, player="p2", country="pk")],
-                 store=store, clock=clock, settings=SETTINGS, cache=cache)
+    ingest_batch(
+        [
+            start(session_id, NOW - timedelta(hours=1)),
+            end(session_id, NOW),
+            start(uuid.uuid4(), NOW, player="p2", country="pk"),
+        ],
+        store=store,
+        clock=clock,
+        settings=SETTINGS,
+        cache=cache,
+    )
     # Then exactly those scopes changed
     assert cache.generations == Counter({"starts:FI": 1, "starts:PK": 1, "player:p1": 1})

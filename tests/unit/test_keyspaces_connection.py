@@ -55,7 +55,9 @@ def test_keyspaces_cluster_uses_tls_on_9142_with_protocol_v4(keyspaces_settings,
 
 
 def test_keyspaces_requests_are_dc_aware_for_the_region_at_local_quorum(keyspaces_settings, role_session):
+    # When the cluster is built for Keyspaces in eu-west-1
     cluster = build_cluster(keyspaces_settings, role_session)
+    # Then its default profile routes token-aware to the region's data center, at LOCAL_QUORUM
     profile = cluster.profile_manager.profiles[EXEC_PROFILE_DEFAULT]
     assert isinstance(profile.load_balancing_policy, TokenAwarePolicy)
     child = profile.load_balancing_policy._child_policy
@@ -80,8 +82,14 @@ def test_sigv4_answer_is_signed_with_the_roles_temporary_credentials(keyspaces_s
     assert "password" not in answer
 
 
+# The driver's Cluster() resolves host strings given as contact points when it is built (getaddrinfo, in
+# cassandra.util._resolve_contact_points_to_string_map), and local mode hands it "127.0.0.1": a numeric address,
+# so no lookup leaves the machine, and nothing connects. Connections stay limited to that address.
+@pytest.mark.allow_hosts(["127.0.0.1"])
 def test_local_mode_has_no_tls_and_no_credentials():
+    # When the cluster is built for the local Cassandra
     cluster = build_cluster(Settings(cassandra_contact_points="127.0.0.1", cassandra_port=9042))
+    # Then it connects in plain text, without credentials, on the configured port, native protocol v4
     assert cluster.ssl_context is None
     assert cluster.auth_provider is None
     assert cluster.port == 9042

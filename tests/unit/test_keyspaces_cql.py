@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -29,7 +30,11 @@ def test_project_cql_uses_only_what_keyspaces_supports():
 
 
 def test_no_cql_is_built_from_strings():
-    assert cql_built_from_strings(ROOT, RENDERS_DDL) == []
+    # Given the project's code, where only the schema renderer may build CQL
+    # When it is scanned for CQL assembled from strings
+    found = cql_built_from_strings(ROOT, RENDERS_DDL)
+    # Then nothing is found
+    assert found == []
 
 
 @pytest.mark.parametrize(
@@ -42,19 +47,28 @@ def test_no_cql_is_built_from_strings():
         ("SELECT max(ts) FROM t WHERE k = ?", "aggregate"),
         ("SELECT k, c FROM t WHERE k = ? GROUP BY c", "GROUP BY"),
         ("SELECT k FROM t PER PARTITION LIMIT 1", "PER PARTITION LIMIT"),
-        ("CREATE FUNCTION f (a int) RETURNS NULL ON NULL INPUT RETURNS int LANGUAGE java AS 'return a;'",
-         "user-defined"),
+        (
+            "CREATE FUNCTION f (a int) RETURNS NULL ON NULL INPUT RETURNS int LANGUAGE java AS 'return a;'",
+            "user-defined",
+        ),
         ("BEGIN BATCH INSERT INTO t (k) VALUES (1); APPLY BATCH", "unlogged"),
         ("SELECT * FROM t WHERE k = ?", "SELECT \\*"),
         ("SELECT a FROM t WHERE b = ? ALLOW FILTERING", "ALLOW FILTERING"),
+        # A statement for the checker to refuse, of 101 literal numbers; never executed.
         ("SELECT a FROM t WHERE k IN (" + ", ".join(str(i) for i in range(101)) + ")", "at most 100"),
     ],
 )
 def test_each_unsupported_construct_is_caught(statement, reason):
-    assert any(__import__("re").search(reason, problem) for problem in keyspaces_violations(statement))
+    # Given a statement using a construct Keyspaces does not support
+    # When it is checked
+    problems = keyspaces_violations(statement)
+    # Then a problem names the construct
+    assert any(re.search(reason, problem) for problem in problems)
 
 
 def test_supported_statements_pass():
+    # Given an unlogged batch and a select with IN, a range and a bound limit
+    # When they are checked / Then neither breaks a rule
     assert keyspaces_violations("BEGIN UNLOGGED BATCH INSERT INTO t (k) VALUES (?); APPLY BATCH") == []
     assert keyspaces_violations("SELECT a, b FROM t WHERE k IN (?, ?) AND c > ? LIMIT ?") == []
 
@@ -63,7 +77,7 @@ def test_string_built_cql_is_detected(tmp_path):
     # Given a module that formats a value into a statement
     (tmp_path / "layers").mkdir()
     (tmp_path / "layers" / "bad.py").write_text(
-        'def q(player):\n    return f"SELECT a FROM t WHERE k = \'{player}\'"\n'
+        "def q(player):\n    return f\"SELECT a FROM t WHERE k = '{player}'\"\n"
         'def r(x):\n    return "DELETE FROM t WHERE k = %s" % x\n'
     )
     # When the code is scanned / Then both places are reported

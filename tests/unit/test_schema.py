@@ -22,18 +22,23 @@ def test_every_table_carries_the_retention_as_default_ttl():
 
 
 def test_player_sessions_are_clustered_newest_end_first():
+    # When the completed sessions table is rendered
     cql = COMPLETED_SESSIONS_BY_PLAYER.create_cql("ks", 60)
+    # Then a player's partition is ordered by end time, newest first
     assert "PRIMARY KEY ((player_id), end_ts, session_id)" in cql
     assert "CLUSTERING ORDER BY (end_ts DESC, session_id ASC)" in cql
 
 
 def test_starts_are_bucketed_by_hour_and_shard():
+    # When the session starts table is rendered
     cql = SESSION_STARTS.create_cql("ks", 60)
+    # Then a partition holds one hour of one shard, ordered by country, then newest start first
     assert "PRIMARY KEY ((hour, shard), country, ts, session_id)" in cql
     assert "CLUSTERING ORDER BY (country ASC, ts DESC, session_id ASC)" in cql
 
 
 def test_column_names_are_unique_within_each_table():
+    # Given every table definition / Then none names a column twice
     for table in TABLES:
         names = [column.name for column in table.columns]
         assert len(names) == len(set(names)), table.name

@@ -49,7 +49,9 @@ def test_invalid_value_names_the_variable(monkeypatch):
     # Given a batch limit of zero
     monkeypatch.setenv("PLAYER_SESSIONS_MAX_BATCH_EVENTS", "0")
     # When settings are read / Then the error names the variable and the rule
-    with pytest.raises(ConfigurationError, match="PLAYER_SESSIONS_MAX_BATCH_EVENTS.*greater than or equal to 1"):
+    with pytest.raises(
+        ConfigurationError, match=r"PLAYER_SESSIONS_MAX_BATCH_EVENTS.*greater than or equal to 1"
+    ):
         get_settings()
 
 
@@ -59,6 +61,7 @@ def test_settings_are_parsed_once_per_process():
 
 
 def test_keyspace_name_must_be_a_plain_identifier():
-    # A keyspace name ends up in DDL, so only a plain identifier is accepted.
+    # Given a keyspace name carrying CQL (a keyspace name ends up in DDL)
+    # When settings are built with it / Then it is refused, naming the keyspace
     with pytest.raises(ValueError, match="keyspace"):
         Settings(keyspace="ks; DROP KEYSPACE x")

@@ -9,6 +9,7 @@ import uuid
 from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -28,14 +29,16 @@ SETTINGS = Settings(retention_days=365)
 EPOCH = datetime(2026, 3, 30, 7, 13, 21, 250_000, tzinfo=UTC)
 COUNTRIES = ["US", "FI", "PK", "BR"]
 
-start_event = st.fixed_dictionaries({
-    # Mostly the last seconds and minutes (live traffic), some hours or days back (late), a few ahead.
-    "seconds_before": st.one_of(st.integers(-200, 300), st.integers(0, 90 * 86_400)),
-    "millis": st.integers(0, 999),
-    "country": st.sampled_from(COUNTRIES),
-    "session": st.integers(0, 300),
-    "contradicts": st.booleans(),
-})
+start_event = st.fixed_dictionaries(
+    {
+        # Mostly the last seconds and minutes (live traffic), some hours or days back (late), a few ahead.
+        "seconds_before": st.one_of(st.integers(-200, 300), st.integers(0, 90 * 86_400)),
+        "millis": st.integers(0, 999),
+        "country": st.sampled_from(COUNTRIES),
+        "session": st.integers(0, 300),
+        "contradicts": st.booleans(),
+    }
+)
 step = st.one_of(
     st.tuples(st.just("advance"), st.integers(1, 5 * 86_400)),
     st.tuples(st.just("tick"), st.integers(1, 20)),
@@ -46,14 +49,16 @@ step = st.one_of(
     # resume from a watermark it read long ago (a frozen process thawing)
     st.tuples(st.just("fold by another builder"), st.tuples(st.integers(1, 200), st.integers(0, 5))),
     st.tuples(st.just("count"), st.integers(1, 8760)),
-    st.tuples(st.just("list"), st.tuples(st.sampled_from(COUNTRIES), st.integers(1, 8760), st.integers(1, 9))),
+    st.tuples(
+        st.just("list"), st.tuples(st.sampled_from(COUNTRIES), st.integers(1, 8760), st.integers(1, 9))
+    ),
 )
 
 
 class RacingSessionStore(InMemorySessionStore):
     """Lets a builder fold, on a clock seconds ahead, just before a batch's arrivals land (a slow write)."""
 
-    def __init__(self, on_arrivals=None) -> None:
+    def __init__(self) -> None:
         super().__init__()
         self.before_arrivals = None
 
@@ -98,14 +103,24 @@ class History:
         for item in items:
             ts = now - timedelta(seconds=item["seconds_before"])
             ts = ts.replace(microsecond=item["millis"] * 1000)
-            ts, country = (ts, item["country"]) if item["contradicts"] else self.first_ts.setdefault(
-                item["session"], (ts, item["country"]))
+            ts, country = (
+                (ts, item["country"])
+                if item["contradicts"]
+                else self.first_ts.setdefault(item["session"], (ts, item["country"]))
+            )
             if not (now - SETTINGS.retention < ts <= now + SETTINGS.clock_skew):
                 continue
             sid = uuid.UUID(int=item["session"] + 1)
             self.truth.add(StartKey(sid, ts, country))
-            events.append({"event": "start", "player_id": "p", "session_id": str(sid), "ts": ts.isoformat(),
-                           "country": country})
+            events.append(
+                {
+                    "event": "start",
+                    "player_id": "p",
+                    "session_id": str(sid),
+                    "ts": ts.isoformat(),
+                    "country": country,
+                }
+            )
         return events
 
     def fold(self, max_slots: int, stale: int | None = None) -> None:
@@ -114,9 +129,14 @@ class History:
             # The other builder starts from a watermark it read ``stale`` folds ago
             seen = self.watermarks[-1 - stale] if len(self.watermarks) > stale else None
             store = StaleProgressStore(self.starts, seen)
-        fold_ready_slots(store=store, clock=self.clock, settings=SETTINGS,
-                         tracker=self.tracker if stale is None else self.other_tracker, cache=self.cache,
-                         max_slots=max_slots)
+        fold_ready_slots(
+            store=store,
+            clock=self.clock,
+            settings=SETTINGS,
+            tracker=self.tracker if stale is None else self.other_tracker,
+            cache=self.cache,
+            max_slots=max_slots,
+        )
         self.watermarks.append(self.starts.db.progress)
 
     def ingest(self, items: list[dict], slow: bool) -> None:
@@ -124,15 +144,19 @@ class History:
         if not events:
             return
         if slow:
+
             def builder_ahead() -> None:
                 # The write takes four seconds: a builder folds every slot settled by then, without it.
                 self.clock.advance(seconds=4)
                 self.fold(500)
+
             self.sessions.before_arrivals = builder_ahead
         ingest_batch(events, store=self.sessions, clock=self.clock, settings=SETTINGS, cache=self.cache)
 
     def count(self, hours: int) -> None:
-        result = starts_by_country(hours, store=self.starts, clock=self.clock, settings=SETTINGS, cache=self.cache)
+        result = starts_by_country(
+            hours, store=self.starts, clock=self.clock, settings=SETTINGS, cache=self.cache
+        )
         window = result.window
         expected = Counter(key.country for key in self.truth if window.start <= key.ts <= window.end)
         assert dict(result.counts) == dict(expected), (hours, self.clock.now())
@@ -141,16 +165,29 @@ class History:
     def list(self, country: str, hours: int, limit: int) -> None:
         listed, cursor = [], None
         while True:
-            page = starts_of_country(country, hours, limit=limit, cursor=cursor, store=self.starts,
-                                     clock=self.clock, settings=SETTINGS, cache=self.cache)
+            page = starts_of_country(
+                country,
+                hours,
+                limit=limit,
+                cursor=cursor,
+                store=self.starts,
+                clock=self.clock,
+                settings=SETTINGS,
+                cache=self.cache,
+            )
             listed += [(row.ts, row.session_id) for row in page.starts]
             cursor = page.next_cursor
             if cursor is None:
                 break
         window = page.window
-        expected = sorted(((key.ts, key.session_id) for key in self.truth
-                           if key.country == country and window.start <= key.ts <= window.end),
-                          key=lambda item: (-item[0].timestamp(), item[1]))
+        expected = sorted(
+            (
+                (key.ts, key.session_id)
+                for key in self.truth
+                if key.country == country and window.start <= key.ts <= window.end
+            ),
+            key=lambda item: (-item[0].timestamp(), item[1]),
+        )
         assert listed == expected
         self.checks += 1
 
@@ -178,26 +215,45 @@ def run(steps) -> int:
 @settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(steps=st.lists(step, min_size=3, max_size=30))
 def test_counts_and_listings_equal_a_brute_force_model(steps):
+    # Given a random history of ingests, folds and clock moves
+    # When it is played, counting and listing along the way
+    # Then every count and listing equals the brute-force model's (History.count and History.list assert it)
     run(steps)
 
 
 def test_a_late_start_into_folded_buckets_is_counted_once():
     # Given a start three days old, folded into the rollups, and counted
     late = {"seconds_before": 3 * 86_400, "millis": 5, "country": "FI", "session": 1, "contradicts": False}
-    steps = [("ingest", [late]), ("tick", 20), ("fold", 100), ("count", 8760),
-             # When another late start lands in the same, already folded, hour, and the first is re-sent
-             ("ingest", [{**late, "session": 2, "millis": 7}, late]),
-             # Then each is counted once, before and after the builder folds the newcomers
-             ("count", 8760), ("count", 100), ("tick", 20), ("fold", 100), ("count", 8760), ("list", ("FI", 8760, 1))]
+    steps = [
+        ("ingest", [late]),
+        ("tick", 20),
+        ("fold", 100),
+        ("count", 8760),
+        # When another late start lands in the same, already folded, hour, and the first is re-sent
+        ("ingest", [{**late, "session": 2, "millis": 7}, late]),
+        # Then each is counted once, before and after the builder folds the newcomers
+        ("count", 8760),
+        ("count", 100),
+        ("tick", 20),
+        ("fold", 100),
+        ("count", 8760),
+        ("list", ("FI", 8760, 1)),
+    ]
     assert run(steps) == 5
 
 
 def test_an_arrival_acknowledged_after_its_slot_was_folded_is_counted():
     # Given a builder that folds, on a clock four seconds ahead, just before a slow batch's arrivals land
     live = {"seconds_before": 0, "millis": 0, "country": "US", "session": 7, "contradicts": False}
-    steps = [("slow ingest", [live]), ("count", 1), ("tick", 20), ("fold", 100),
-             # Then the start is counted, read from the tail at first and from the rollups after the next fold
-             ("count", 1), ("list", ("US", 1, 5))]
+    steps = [
+        ("slow ingest", [live]),
+        ("count", 1),
+        ("tick", 20),
+        ("fold", 100),
+        # Then the start is counted, read from the tail at first and from the rollups after the next fold
+        ("count", 1),
+        ("list", ("US", 1, 5)),
+    ]
     assert run(steps) == 3
 
 
@@ -206,10 +262,11 @@ def test_a_windows_cover_tiles_it_with_few_buckets():
     now = datetime(2026, 11, 28, 6, 49, 57, 123_000, tzinfo=UTC)
     for hours, most in ((1, 28), (24, 51), (168, 57), (8760, 91)):
         window = window_for(hours, now, SETTINGS.retention)
+        # When each window is planned with a cutoff three seconds back
         plan = plan_window(window, now - timedelta(seconds=3))
         # Then the buckets tile [first whole second, cutoff) without gaps or overlap, and are few
         assert plan.buckets[0].start == window.start.replace(microsecond=0) + timedelta(seconds=1)
-        for earlier, later in zip(plan.buckets, plan.buckets[1:]):
+        for earlier, later in pairwise(plan.buckets):
             assert earlier.end == later.start
         assert plan.buckets[-1].end == plan.rolled_until
         assert len(plan.buckets) <= most
@@ -217,22 +274,39 @@ def test_a_windows_cover_tiles_it_with_few_buckets():
 
 
 def test_cover_uses_every_level_it_can():
+    # Given a span from five seconds before an hour, two months back, to ten past three
     start, end = datetime(2026, 1, 30, 22, 59, 55, tzinfo=UTC), datetime(2026, 4, 2, 3, 10, 20, tzinfo=UTC)
+    # When it is covered with buckets
     levels = Counter(bucket.level for bucket in cover(start, end))
-    assert levels == Counter({Level.SECOND: 5, Level.HOUR: 1 + 3, Level.DAY: 1 + 1, Level.MONTH: 2,
-                              Level.TEN_MINUTES: 1, Level.TEN_SECONDS: 2})
+    # Then the largest levels that fit are used, and the smaller ones only at the edges
+    assert levels == Counter(
+        {
+            Level.SECOND: 5,
+            Level.HOUR: 1 + 3,
+            Level.DAY: 1 + 1,
+            Level.MONTH: 2,
+            Level.TEN_MINUTES: 1,
+            Level.TEN_SECONDS: 2,
+        }
+    )
 
 
 def test_window_never_reaches_past_the_retention():
+    # Given a 30-day retention
     now = datetime(2026, 11, 28, tzinfo=UTC)
     short = Settings(retention_days=30)
-    assert window_for(8760, now, short.retention) == Window(now - timedelta(days=30), now)
+    # When a year-long window is asked for
+    window = window_for(8760, now, short.retention)
+    # Then it covers the retention only
+    assert window == Window(now - timedelta(days=30), now)
 
 
 def test_reads_are_metered():
     # Given a folded start
     history = History()
-    history.ingest([{"seconds_before": 60, "millis": 0, "country": "US", "session": 1, "contradicts": False}], False)
+    history.ingest(
+        [{"seconds_before": 60, "millis": 0, "country": "US", "session": 1, "contradicts": False}], False
+    )
     history.clock.advance(seconds=5)
     history.fold(100)
     # When a count runs inside a metered block

@@ -21,8 +21,11 @@ from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m player_sessions_local.bench_profile", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m player_sessions_local.bench_profile",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("route", help='"METHOD /path?query", e.g. "GET /countries/starts?hours=8760"')
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--cache", choices=["on", "off"], default="on")
@@ -32,9 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     # The handlers read their settings from the environment, once: set it before anything imports them.
-    from player_sessions_local.bench.local_stack import redis_url_with_db
-
     from player_sessions.settings import Settings
+    from player_sessions_local.bench.local_stack import redis_url_with_db
 
     base = Settings()
     os.environ["PLAYER_SESSIONS_KEYSPACE"] = args.keyspace
@@ -75,10 +77,20 @@ def main(argv: list[str] | None = None) -> int:
         seconds = time.perf_counter() - started
     finally:
         server.server_close()
-    print(f"{args.route} (cache {args.cache}): {args.requests} requests, {seconds / args.requests * 1000:.2f} ms "
-          f"each (one at a time, profiler on)")
-    print(profiler.output_text(unicode=True, color=False, show_all=False, time="percent_of_total",
-                               flat=False, processor_options={"filter_threshold": 0.02}))
+    print(
+        f"{args.route} (cache {args.cache}): {args.requests} requests, {seconds / args.requests * 1000:.2f} ms "
+        f"each (one at a time, profiler on)"
+    )
+    print(
+        profiler.output_text(
+            unicode=True,
+            color=False,
+            show_all=False,
+            time="percent_of_total",
+            flat=False,
+            processor_options={"filter_threshold": 0.02},
+        )
+    )
     if args.html:
         args.html.write_text(profiler.output_html())
     return 0

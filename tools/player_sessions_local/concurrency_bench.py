@@ -36,7 +36,6 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from player_sessions.settings import Settings, get_settings
-
 from player_sessions_local.cpu_profile import COMPONENTS, CpuMeter, CpuProfile
 from player_sessions_local.load_clients import Client, RoutePlan, RouteRun, route_plans, run_route
 
@@ -74,7 +73,6 @@ def prepare_data(settings: Settings, events: int, load: bool = True) -> tuple[li
     from player_sessions.cassandra_connection import CassandraConnection
     from player_sessions.schema import render_drop_keyspace_cql
     from player_sessions.services import build_services
-
     from player_sessions_local.generate import generate_events, open_for_writing
     from player_sessions_local.load import build_rollups, load_file
     from player_sessions_local.schema_tool import apply_schema
@@ -104,7 +102,8 @@ def prepare_data(settings: Settings, events: int, load: bool = True) -> tuple[li
         )
         say(f"loaded {report.stored} events in {report.seconds:.0f} s; building the rollups")
         build_rollups(services)
-        services.cassandra.close()
+        if services.cassandra is not None:
+            services.cassandra.close()
     return players, countries
 
 
@@ -158,7 +157,7 @@ def cold_start_each_function(gateway: Gateway, plans: Sequence[RoutePlan]) -> No
 
 def warm_up(gateway: Gateway, plans: Sequence[RoutePlan], clients: int) -> None:
     for plan in plans:
-        run = run_route(gateway.url, API_KEY, plan, gateway.mode, clients, seconds=2, seed=99)
+        run = run_route(gateway.url, API_KEY, plan, mode=gateway.mode, clients=clients, seconds=2, seed=99)
         if run.errors:
             raise RuntimeError(f"warm-up of {plan.name} on the {gateway.mode} gateway: {run.first_error}")
 
@@ -182,7 +181,9 @@ def measure(
             for count in (clients, 1):
                 meter = CpuMeter(gateway.process.pid)
                 meter.start()
-                run = run_route(gateway.url, API_KEY, plan, mode, count, seconds, seed=index)
+                run = run_route(
+                    gateway.url, API_KEY, plan, mode=mode, clients=count, seconds=seconds, seed=index
+                )
                 if count == clients:
                     profiles[(plan.name, mode)] = meter.stop()
                 runs.append(run)
@@ -207,9 +208,11 @@ def summary(
     lines = [
         f"# Concurrency through the local gateway ({machine['date']})",
         "",
-        f"{machine['cpus']} CPUs, {machine['memory']}, load average at start {machine['load']}. "
-        f"{options.events:,} generated events loaded; {options.seconds:g} s per route and pass; "
-        f"pool of at most {options.max_concurrency or 'the default number of'} environments; cache on.",
+        (
+            f"{machine['cpus']} CPUs, {machine['memory']}, load average at start {machine['load']}. "
+            f"{options.events:,} generated events loaded; {options.seconds:g} s per route and pass; "
+            f"pool of at most {options.max_concurrency or 'the default number of'} environments; cache on."
+        ),
         "",
         f"## {n} concurrent clients",
         "",
@@ -266,11 +269,15 @@ def summary(
         "",
         "## Targets",
         "",
-        f"- every route's p90 <= {P90_TARGET_MS} ms with {n} clients through the pool: "
-        f"{'met' if p90_met else 'missed'}",
-        f"- throughput >= {THROUGHPUT_TARGET}x the one-environment gateway's with {n} clients: "
-        f"{'met' if min(ratios) >= THROUGHPUT_TARGET else 'missed'} "
-        f"(ratios {min(ratios):.2f} to {max(ratios):.2f})",
+        (
+            f"- every route's p90 <= {P90_TARGET_MS} ms with {n} clients through the pool: "
+            f"{'met' if p90_met else 'missed'}"
+        ),
+        (
+            f"- throughput >= {THROUGHPUT_TARGET}x the one-environment gateway's with {n} clients: "
+            f"{'met' if min(ratios) >= THROUGHPUT_TARGET else 'missed'} "
+            f"(ratios {min(ratios):.2f} to {max(ratios):.2f})"
+        ),
         f"- errors: {errors}",
     ]
     return "\n".join(lines) + "\n"
@@ -282,7 +289,10 @@ def _cells(run: RouteRun) -> str:
 
 
 def describe_machine() -> dict[str, str]:
-    memory_kb = int(re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text()).group(1))
+    memory = re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text())
+    if memory is None:
+        raise RuntimeError("/proc/meminfo holds no MemTotal")
+    memory_kb = int(memory.group(1))
     return {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "cpus": str(os.cpu_count()),
@@ -306,8 +316,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--max-concurrency", type=int, default=None, help="the pool's (default: its own)")
     parser.add_argument("--out", type=Path, default=None)
-    parser.add_argument("--reuse-data", action="store_true",
-                        help="keep the keyspace an earlier run with the same --events loaded")
+    parser.add_argument(
+        "--reuse-data",
+        action="store_true",
+        help="keep the keyspace an earlier run with the same --events loaded",
+    )
     options = parser.parse_args(argv)
     machine = describe_machine()
     out = options.out or Path("bench-results") / f"concurrency-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"

@@ -4,6 +4,7 @@ the rest of the machine (other people's work). Read from /proc while the process
 
 from __future__ import annotations
 
+import contextlib
 import os
 import resource
 import time
@@ -56,10 +57,8 @@ def machine_busy_seconds() -> float:
 def service_pids() -> dict[str, int]:
     pids = {}
     for name, relative in PID_FILES.items():
-        try:
+        with contextlib.suppress(OSError, ValueError):
             pids[name] = int((LOCAL_DIR / relative).read_text().strip())
-        except (OSError, ValueError):
-            pass
     return pids
 
 

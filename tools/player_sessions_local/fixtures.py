@@ -178,7 +178,8 @@ def write_fixtures(directory: Path) -> list[Path]:
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m player_sessions_local.fixtures",
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--output-dir", type=Path, default=EVENTS_DIRECTORY)
     arguments = parser.parse_args(argv)

@@ -31,10 +31,67 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-COUNTRIES = (
-    "US BR DE GB FR RU JP KR CN IN PK ID MX TR PL IT ES CA AU NL SE NO FI DK UA AR CO CL PE VN TH PH MY SG SA AE "
-    "EG NG ZA KE MA IL IR BD NZ PT GR CZ HU RO AT CH BE IE BY KZ VE EC UY"
-).split()
+COUNTRIES = [
+    "US",
+    "BR",
+    "DE",
+    "GB",
+    "FR",
+    "RU",
+    "JP",
+    "KR",
+    "CN",
+    "IN",
+    "PK",
+    "ID",
+    "MX",
+    "TR",
+    "PL",
+    "IT",
+    "ES",
+    "CA",
+    "AU",
+    "NL",
+    "SE",
+    "NO",
+    "FI",
+    "DK",
+    "UA",
+    "AR",
+    "CO",
+    "CL",
+    "PE",
+    "VN",
+    "TH",
+    "PH",
+    "MY",
+    "SG",
+    "SA",
+    "AE",
+    "EG",
+    "NG",
+    "ZA",
+    "KE",
+    "MA",
+    "IL",
+    "IR",
+    "BD",
+    "NZ",
+    "PT",
+    "GR",
+    "CZ",
+    "HU",
+    "RO",
+    "AT",
+    "CH",
+    "BE",
+    "IE",
+    "BY",
+    "KZ",
+    "VE",
+    "EC",
+    "UY",
+]
 
 
 @dataclass(frozen=True)
@@ -58,7 +115,9 @@ def open_for_writing(path: Path) -> io.TextIOBase:
     return path.open("w", encoding="utf-8")
 
 
-def generate_events(count: int, seed: int, end: datetime, days: int, shape: Shape = Shape()) -> Iterator[dict]:
+def generate_events(
+    count: int, seed: int, end: datetime, days: int, shape: Shape = Shape()
+) -> Iterator[dict]:
     """About ``count`` events (start and end lines), in file order."""
     rng = random.Random(seed)
     players = max(10, count // 40)
@@ -79,12 +138,24 @@ def generate_events(count: int, seed: int, end: datetime, days: int, shape: Shap
         lines = []
         kind = rng.random()
         if kind >= shape.end_only:
-            lines.append({"player_id": player_ids[player], "country": player_country[player], "event": "start",
-                          "session_id": session_id, "ts": _format(started)})
-        if kind < shape.end_only or kind >= shape.end_only + shape.unfinished:
-            if started + length <= end:
-                lines.append({"player_id": player_ids[player], "event": "end", "session_id": session_id,
-                              "ts": _format(started + length)})
+            lines.append(
+                {
+                    "player_id": player_ids[player],
+                    "country": player_country[player],
+                    "event": "start",
+                    "session_id": session_id,
+                    "ts": _format(started),
+                }
+            )
+        if (kind < shape.end_only or kind >= shape.end_only + shape.unfinished) and started + length <= end:
+            lines.append(
+                {
+                    "player_id": player_ids[player],
+                    "event": "end",
+                    "session_id": session_id,
+                    "ts": _format(started + length),
+                }
+            )
         for line in lines:
             copies = 2 if rng.random() < shape.duplicates else 1
             for _ in range(copies):
@@ -114,7 +185,9 @@ def _format(moment: datetime) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--out", type=Path, required=True, help="file to write; .gz or .bz2 compresses")
     parser.add_argument("--seed", type=int, default=42)

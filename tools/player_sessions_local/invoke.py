@@ -60,7 +60,8 @@ def _warn_if_not_a_proxy_response(result: Any) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m player_sessions_local.invoke",
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("function_name", nargs="?", help="a function from the route table (see --list)")
     parser.add_argument("event_file", nargs="?", type=Path, help="a proxy event, e.g. events/health.json")

@@ -18,16 +18,26 @@ CQL_START = re.compile(r"^\s*(SELECT|INSERT|UPDATE|DELETE|CREATE|ALTER|DROP|TRUN
 _RULES: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"\bCREATE\s+(CUSTOM\s+)?INDEX\b", re.I), "secondary indexes are not supported by Keyspaces"),
     (re.compile(r"\bMATERIALIZED\s+VIEW\b", re.I), "materialized views are not supported by Keyspaces"),
-    (re.compile(r"\b(COUNT|MIN|MAX|SUM|AVG)\s*\(", re.I), "aggregate functions are not supported by Keyspaces"),
+    (
+        re.compile(r"\b(COUNT|MIN|MAX|SUM|AVG)\s*\(", re.I),
+        "aggregate functions are not supported by Keyspaces",
+    ),
     (re.compile(r"\bGROUP\s+BY\b", re.I), "GROUP BY is not supported by Keyspaces"),
     (re.compile(r"\bPER\s+PARTITION\s+LIMIT\b", re.I), "PER PARTITION LIMIT is not supported by Keyspaces"),
-    (re.compile(r"\bCREATE\s+(OR\s+REPLACE\s+)?(FUNCTION|AGGREGATE)\b", re.I),
-     "user-defined functions and aggregates are not supported by Keyspaces"),
+    (
+        re.compile(r"\bCREATE\s+(OR\s+REPLACE\s+)?(FUNCTION|AGGREGATE)\b", re.I),
+        "user-defined functions and aggregates are not supported by Keyspaces",
+    ),
     (re.compile(r"\bCREATE\s+TRIGGER\b", re.I), "triggers are not supported by Keyspaces"),
-    (re.compile(r"\bBEGIN\s+(LOGGED\s+|COUNTER\s+)?BATCH\b", re.I),
-     "only unlogged batches are allowed (BEGIN UNLOGGED BATCH)"),
+    (
+        re.compile(r"\bBEGIN\s+(LOGGED\s+|COUNTER\s+)?BATCH\b", re.I),
+        "only unlogged batches are allowed (BEGIN UNLOGGED BATCH)",
+    ),
     (re.compile(r"\bSELECT\s+(DISTINCT\s+)?\*", re.I), "refused: SELECT * (name the columns a read needs)"),
-    (re.compile(r"\bALLOW\s+FILTERING\b", re.I), "ALLOW FILTERING is refused: reads are bounded by their keys"),
+    (
+        re.compile(r"\bALLOW\s+FILTERING\b", re.I),
+        "ALLOW FILTERING is refused: reads are bounded by their keys",
+    ),
 )
 _IN_LIST = re.compile(r"\bIN\s*\(([^)]*)\)", re.I)
 
@@ -47,7 +57,9 @@ def keyspaces_violations(statement: str) -> list[str]:
     return problems
 
 
-def project_cql(root: Path, folders: tuple[str, ...] = ("layers", "functions", "tools")) -> list[CqlStatement]:
+def project_cql(
+    root: Path, folders: tuple[str, ...] = ("layers", "functions", "tools")
+) -> list[CqlStatement]:
     """Every string literal in the project's Python code that is a CQL statement."""
     found: list[CqlStatement] = []
     for path in _python_files(root, folders):
@@ -58,8 +70,9 @@ def project_cql(root: Path, folders: tuple[str, ...] = ("layers", "functions", "
     return found
 
 
-def cql_built_from_strings(root: Path, allowed: frozenset[str],
-                           folders: tuple[str, ...] = ("layers", "functions", "tools")) -> list[str]:
+def cql_built_from_strings(
+    root: Path, allowed: frozenset[str], folders: tuple[str, ...] = ("layers", "functions", "tools")
+) -> list[str]:
     """Places where CQL is assembled at run time (f-strings, ``%``, ``.format``, ``+``) outside ``allowed``.
 
     Only data definitions may be rendered (the schema, from player_sessions.schema); every statement that
@@ -72,21 +85,28 @@ def cql_built_from_strings(root: Path, allowed: frozenset[str],
             continue
         tree = ast.parse(path.read_text(), filename=str(path))
         for node in ast.walk(tree):
+            if not isinstance(node, ast.expr):  # f-strings, operators and calls are expressions
+                continue
             text = _dynamic_string_head(node)
             if text is not None and CQL_START.match(text):
                 found.append(f"{relative}:{node.lineno}: {text.strip()[:60]!r}")
     return found
 
 
-def _dynamic_string_head(node: ast.AST) -> str | None:
+def _dynamic_string_head(node: ast.expr) -> str | None:
     if isinstance(node, ast.JoinedStr) and node.values and isinstance(node.values[0], ast.Constant):
         return str(node.values[0].value)
     if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Mod, ast.Add)):
         left = node.left
         if isinstance(left, ast.Constant) and isinstance(left.value, str):
             return left.value
-    if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "format"
-            and isinstance(node.func.value, ast.Constant) and isinstance(node.func.value.value, str)):
+    if (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "format"
+        and isinstance(node.func.value, ast.Constant)
+        and isinstance(node.func.value.value, str)
+    ):
         return node.func.value.value
     return None
 

@@ -58,7 +58,7 @@ class ForkRestoringRuntimeClient(LambdaRuntimeClient):
 def wait_for_restored(child: int) -> None:
     """The snapshot's process: passes signals on, and exits as the restored environment exits."""
     for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda received, frame: os.kill(child, received))
+        signal.signal(signum, lambda received, _frame: os.kill(child, received))
     while True:
         try:
             _, status = os.waitpid(child, 0)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import bz2
+import contextlib
 import gzip
 import io
 import json
@@ -25,7 +26,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
 
@@ -37,8 +38,8 @@ from player_sessions.errors import DatabaseUnavailableError
 from player_sessions.models import to_utc_millis
 from player_sessions.observability import metrics
 from player_sessions.services import Services, build_services
-from player_sessions_local.rollup_runner import fold_until_caught_up
 from player_sessions.settings import Settings, get_settings
+from player_sessions_local.rollup_runner import fold_until_caught_up
 
 T = TypeVar("T")
 
@@ -97,7 +98,9 @@ def newest_timestamp(path: Path) -> datetime | None:
     return newest
 
 
-def numbered_events(path: Path, shift: timedelta | None, rejects: queue.Queue) -> Iterator[tuple[int, object]]:
+def numbered_events(
+    path: Path, shift: timedelta | None, rejects: queue.Queue
+) -> Iterator[tuple[int, object]]:
     with open_for_reading(path) as lines:
         for number, line in enumerate(lines, start=1):
             if not line.strip():
@@ -105,17 +108,25 @@ def numbered_events(path: Path, shift: timedelta | None, rejects: queue.Queue) -
             try:
                 event = json.loads(line)
             except ValueError as error:
-                rejects.put({"line": number, "status": "rejected", "reason": f"not JSON: {error}", "raw": line.strip()})
+                rejects.put(
+                    {
+                        "line": number,
+                        "status": "rejected",
+                        "reason": f"not JSON: {error}",
+                        "raw": line.strip(),
+                    }
+                )
                 continue
             if shift is not None and isinstance(event, dict) and isinstance(event.get("ts"), str):
-                try:
+                # A timestamp that does not parse is left as it is: the domain rejects it with the precise reason.
+                with contextlib.suppress(ValueError):
                     event["ts"] = (to_utc_millis(datetime.fromisoformat(event["ts"])) + shift).isoformat()
-                except ValueError:
-                    pass  # left as it is: the domain rejects it with the precise reason
             yield number, event
 
 
-def regrouped(items: Iterator[tuple[int, object]], window: int = REORDER_WINDOW) -> Iterator[tuple[int, object]]:
+def regrouped(
+    items: Iterator[tuple[int, object]], window: int = REORDER_WINDOW
+) -> Iterator[tuple[int, object]]:
     """The same items, each window of them regrouped by session and ordered by time."""
     buffer: list[tuple[int, object]] = []
     for item in items:
@@ -135,19 +146,27 @@ def _by_session_in_time_order(items: list[tuple[int, object]]) -> list[tuple[int
 
 
 def _earliest_ts(group: list[tuple[int, object]]) -> str:
-    stamps = [event["ts"] for _, event in group if isinstance(event, dict) and isinstance(event.get("ts"), str)]
+    stamps = [
+        event["ts"] for _, event in group if isinstance(event, dict) and isinstance(event.get("ts"), str)
+    ]
     return min(stamps, default="")
 
 
-_process_services: Services | None = None
-_process_threads: ThreadPoolExecutor | None = None
+@dataclass
+class _WorkerProcess:
+    """What a worker process builds once, when it starts, and its chunks share."""
+
+    services: Services | None = None
+    threads: ThreadPoolExecutor | None = None
+
+
+_worker_process = _WorkerProcess()
 
 
 def _start_worker_process(settings: Settings, clock: Clock, chunks_at_once: int) -> None:
     # The caller's settings and clock, not the environment's: the benchmark loads into a keyspace of its own.
-    global _process_services, _process_threads
-    _process_services = build_services(settings, clock)
-    _process_threads = ThreadPoolExecutor(chunks_at_once, thread_name_prefix="chunk")
+    _worker_process.services = build_services(settings, clock)
+    _worker_process.threads = ThreadPoolExecutor(chunks_at_once, thread_name_prefix="chunk")
 
 
 ChunkResult = tuple[int, int, int, int, list, int]
@@ -156,12 +175,13 @@ ChunkResult = tuple[int, int, int, int, list, int]
 
 
 def _ingest_in_worker_process(
-        chunks: list[list[tuple[int, object]]]) -> tuple[list[ChunkResult], BaseException | None]:
+    chunks: list[list[tuple[int, object]]],
+) -> tuple[list[ChunkResult], BaseException | None]:
     """The results of the chunks that were stored, and the first failure if one chunk could not be: a chunk
     stored next to a failed one is still reported."""
-    assert _process_services is not None and _process_threads is not None
-    services = _process_services
-    futures = [_process_threads.submit(_ingest_chunk, chunk, services) for chunk in chunks]
+    services, threads = _worker_process.services, _worker_process.threads
+    assert services is not None and threads is not None
+    futures = [threads.submit(_ingest_chunk, chunk, services) for chunk in chunks]
     results: list[ChunkResult] = []
     failure: BaseException | None = None
     for future in futures:
@@ -173,12 +193,17 @@ def _ingest_in_worker_process(
 
 
 def _ingest_chunk(chunk: list[tuple[int, object]], services: Services) -> ChunkResult:
-    numbers, events = zip(*chunk)
+    numbers, events = zip(*chunk, strict=True)
     retries = 0
     while True:
         try:
-            outcome = ingest_batch(list(events), store=services.store, clock=services.clock,
-                                   settings=services.settings, cache=services.cache)
+            outcome = ingest_batch(
+                list(events),
+                store=services.store,
+                clock=services.clock,
+                settings=services.settings,
+                cache=services.cache,
+            )
             break
         except DatabaseUnavailableError:
             retries += 1
@@ -187,14 +212,24 @@ def _ingest_chunk(chunk: list[tuple[int, object]], services: Services) -> ChunkR
             time.sleep(RETRY_PAUSE_SECONDS * retries)
     # The store records Lambda metrics (EMF on stdout); a loader is no Lambda invocation, so drop them.
     metrics.clear_metrics()
-    problems = [{"line": numbers[p.index], "status": p.status, "reason": p.reason, "raw": json.dumps(events[p.index])}
-                for p in outcome.problems]
+    problems = [
+        {"line": numbers[p.index], "status": p.status, "reason": p.reason, "raw": json.dumps(events[p.index])}
+        for p in outcome.problems
+    ]
     return len(chunk), outcome.stored, outcome.discarded, outcome.rejected, problems, retries
 
 
-def load_file(path: Path, services: Services, rebase_to_now: bool, rejects_path: Path | None,
-              workers: int = WORKERS, progress: bool = True, processes: int = 1,
-              chunks_in_flight: int = CHUNKS_IN_FLIGHT_PER_PROCESS) -> LoadReport:
+def load_file(
+    path: Path,
+    services: Services,
+    *,
+    rebase_to_now: bool,
+    rejects_path: Path | None,
+    workers: int = WORKERS,
+    progress: bool = True,
+    processes: int = 1,
+    chunks_in_flight: int = CHUNKS_IN_FLIGHT_PER_PROCESS,
+) -> LoadReport:
     shift = None
     if rebase_to_now:
         newest = newest_timestamp(path)
@@ -217,8 +252,9 @@ def load_file(path: Path, services: Services, rebase_to_now: bool, rejects_path:
             report.rejected += rejected
             report.retries += retries
             bar.update(lines)
-            bar.set_postfix(stored=report.stored, discarded=report.discarded, rejected=report.rejected,
-                            refresh=False)
+            bar.set_postfix(
+                stored=report.stored, discarded=report.discarded, rejected=report.rejected, refresh=False
+            )
 
     def work() -> None:
         while (chunk := chunks.get()) is not None:
@@ -233,8 +269,11 @@ def load_file(path: Path, services: Services, rebase_to_now: bool, rejects_path:
         # Several processes, each with its own driver session: the driver's Python work is what limits one process.
         context = multiprocessing.get_context("fork")
         # Each task is a few chunks, ingested at once by the process's threads (CHUNKS_IN_FLIGHT_PER_PROCESS).
-        with context.Pool(processes, initializer=_start_worker_process,
-                          initargs=(services.settings, services.clock, chunks_in_flight)) as pool:
+        with context.Pool(
+            processes,
+            initializer=_start_worker_process,
+            initargs=(services.settings, services.clock, chunks_in_flight),
+        ) as pool:
             tasks = _grouped(_chunked(regrouped(numbered_events(path, shift, rejects))), chunks_in_flight)
             for results, failure in pool.imap_unordered(_ingest_in_worker_process, tasks, chunksize=1):
                 for result in results:
@@ -242,7 +281,7 @@ def load_file(path: Path, services: Services, rebase_to_now: bool, rejects_path:
                 if failure is not None:
                     failures.append(failure)
                     break
-        return _finish(report, bar, started, rejects, rejects_path, failures)
+        return _finish(report, bar, started, rejects=rejects, rejects_path=rejects_path, failures=failures)
     threads = [threading.Thread(target=work, daemon=True) for _ in range(workers)]
     for thread in threads:
         thread.start()
@@ -254,7 +293,7 @@ def load_file(path: Path, services: Services, rebase_to_now: bool, rejects_path:
         chunks.put(None)
     for thread in threads:
         thread.join()
-    return _finish(report, bar, started, rejects, rejects_path, failures)
+    return _finish(report, bar, started, rejects=rejects, rejects_path=rejects_path, failures=failures)
 
 
 def _chunked(items: Iterator[tuple[int, object]]) -> Iterator[list[tuple[int, object]]]:
@@ -272,8 +311,15 @@ def _grouped(items: Iterator[T], size: int) -> Iterator[list[T]]:
         yield group
 
 
-def _finish(report: LoadReport, bar: tqdm, started: float, rejects: queue.Queue, rejects_path: Path | None,
-            failures: list[BaseException]) -> LoadReport:
+def _finish(
+    report: LoadReport,
+    bar: tqdm,
+    started: float,
+    *,
+    rejects: queue.Queue,
+    rejects_path: Path | None,
+    failures: list[BaseException],
+) -> LoadReport:
     bar.close()
     report.seconds = time.perf_counter() - started
     unparsed = _write_rejects(rejects, rejects_path)
@@ -306,24 +352,45 @@ def build_rollups(services: Services) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("path", type=Path)
     parser.add_argument("--rebase-to-now", action="store_true")
     parser.add_argument("--rejects", type=Path, default=Path(".local/load-rejects.jsonl"))
     parser.add_argument("--workers", type=int, default=WORKERS, help="threads, in a single process")
-    parser.add_argument("--processes", type=int, default=1, help="worker processes (each with its own driver)")
-    parser.add_argument("--chunks-in-flight", type=int, default=CHUNKS_IN_FLIGHT_PER_PROCESS,
-                        help=f"chunks of {CHUNK_EVENTS} events each worker process ingests at once (with --processes)")
-    parser.add_argument("--no-rollups", action="store_true",
-                        help="skip folding the arrivals after the load (a running builder folds them)")
+    parser.add_argument(
+        "--processes", type=int, default=1, help="worker processes (each with its own driver)"
+    )
+    parser.add_argument(
+        "--chunks-in-flight",
+        type=int,
+        default=CHUNKS_IN_FLIGHT_PER_PROCESS,
+        help=f"chunks of {CHUNK_EVENTS} events each worker process ingests at once (with --processes)",
+    )
+    parser.add_argument(
+        "--no-rollups",
+        action="store_true",
+        help="skip folding the arrivals after the load (a running builder folds them)",
+    )
     args = parser.parse_args(argv)
     services = build_services(get_settings(), SystemClock())
-    report = load_file(args.path, services, args.rebase_to_now, args.rejects, args.workers,
-                       processes=args.processes, chunks_in_flight=args.chunks_in_flight)
-    print(f"{report.lines} lines in {report.seconds:.1f} s ({report.events_per_second:,.0f} events/s): "
-          f"{report.stored} stored, {report.discarded} discarded, {report.rejected} rejected, "
-          f"{report.retries} chunks re-sent after a database failure; "
-          f"rejects in {args.rejects}", file=sys.stderr)
+    report = load_file(
+        args.path,
+        services,
+        rebase_to_now=args.rebase_to_now,
+        rejects_path=args.rejects,
+        workers=args.workers,
+        processes=args.processes,
+        chunks_in_flight=args.chunks_in_flight,
+    )
+    print(
+        f"{report.lines} lines in {report.seconds:.1f} s ({report.events_per_second:,.0f} events/s): "
+        f"{report.stored} stored, {report.discarded} discarded, {report.rejected} rejected, "
+        f"{report.retries} chunks re-sent after a database failure; "
+        f"rejects in {args.rejects}",
+        file=sys.stderr,
+    )
     if not args.no_rollups:
         print(f"arrivals folded into the rollups in {build_rollups(services):.1f} s", file=sys.stderr)
     return 0

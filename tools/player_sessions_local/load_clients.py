@@ -60,6 +60,8 @@ class RouteRun:
 class Client:
     def __init__(self, base_url: str, api_key: str | None, timeout: float = 60) -> None:
         parts = urlsplit(base_url)
+        if parts.hostname is None:
+            raise ValueError(f"no host in {base_url!r}")
         self._connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
         self._headers = {"x-api-key": api_key} if api_key else {}
 
@@ -81,7 +83,7 @@ class Client:
 
 
 def run_route(
-    base_url: str, api_key: str | None, plan: RoutePlan, mode: str, clients: int, seconds: float, seed: int
+    base_url: str, api_key: str | None, plan: RoutePlan, *, mode: str, clients: int, seconds: float, seed: int
 ) -> RouteRun:
     """``clients`` threads send ``plan``'s requests back to back for ``seconds``."""
     run = RouteRun(plan.name, mode, clients, seconds)

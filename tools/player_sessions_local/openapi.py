@@ -38,9 +38,10 @@ def build_openapi_document() -> dict[str, Any]:
         },
         "servers": [{"url": "http://127.0.0.1:3000", "description": "local gateway (make serve)"}],
         "paths": {},
-        "components": {"schemas": {}, "securitySchemes": {
-            "ApiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"}
-        }},
+        "components": {
+            "schemas": {},
+            "securitySchemes": {"ApiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"}},
+        },
         "security": [{"ApiKey": []}],
     }
     for function in FUNCTIONS:
@@ -73,10 +74,16 @@ def _describe_event_batch(document: dict[str, Any], settings: Settings) -> None:
     operation["requestBody"] = {
         "required": True,
         "description": f"1 to {settings.max_batch_events} events; at most {settings.max_body_bytes} bytes.",
-        "content": {"application/json": {"schema": {
-            "type": "array", "minItems": 1, "maxItems": settings.max_batch_events,
-            "items": {"$ref": "#/components/schemas/EventIn"},
-        }}},
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "array",
+                    "minItems": 1,
+                    "maxItems": settings.max_batch_events,
+                    "items": {"$ref": "#/components/schemas/EventIn"},
+                }
+            }
+        },
     }
 
 
@@ -85,7 +92,9 @@ def render() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--write", action="store_true", help=f"write {CHECKED_IN}")
     args = parser.parse_args(argv)
     text = render()

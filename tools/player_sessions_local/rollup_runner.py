@@ -34,15 +34,22 @@ def add_reports(total: FoldReport, report: FoldReport) -> None:
     total.watermark, total.behind_seconds = report.watermark, report.behind_seconds
 
 
-def fold_until_caught_up(services: Services, tracker: CompactionTracker | None = None,
-                         timeout_seconds: float = 3600.0) -> FoldReport:
+def fold_until_caught_up(
+    services: Services, tracker: CompactionTracker | None = None, timeout_seconds: float = 3600.0
+) -> FoldReport:
     """Folds until the watermark is within a second of the newest settled slot (after a bulk load)."""
     tracker = tracker or CompactionTracker()
     total = FoldReport()
     deadline = time.monotonic() + timeout_seconds
     while True:
-        report = fold_ready_slots(store=services.starts, clock=services.clock, settings=services.settings,
-                                  tracker=tracker, cache=services.cache, max_slots=60)
+        report = fold_ready_slots(
+            store=services.starts,
+            clock=services.clock,
+            settings=services.settings,
+            tracker=tracker,
+            cache=services.cache,
+            max_slots=60,
+        )
         metrics.clear_metrics()
         add_reports(total, report)
         if report.behind_seconds <= 1 or time.monotonic() > deadline:
@@ -78,9 +85,13 @@ class RollupRunner:
 
     def _report_work(self) -> None:
         self._minutes += 1
-        record = {"message": "request work", "function_request_id": f"local-builder-{self._minutes}",
-                  "route": SCHEDULED_ROUTE, "starts_counted": self.total.starts_counted,
-                  **work_record(self._minute)}
+        record = {
+            "message": "request work",
+            "function_request_id": f"local-builder-{self._minutes}",
+            "route": SCHEDULED_ROUTE,
+            "starts_counted": self.total.starts_counted,
+            **work_record(self._minute),
+        }
         line = json.dumps(record, separators=(",", ":"))
         if self.work_log is None:
             _LOGGER.info("%s %s", WORK_LABEL, line)
@@ -97,9 +108,13 @@ class RollupRunner:
                 minute_ends += WORK_REPORT_SECONDS
             try:
                 with attributed_to(self._minute):
-                    report = fold_ready_slots(store=self.services.starts, clock=self.services.clock,
-                                              settings=self.services.settings, tracker=self._tracker,
-                                              cache=self.services.cache)
+                    report = fold_ready_slots(
+                        store=self.services.starts,
+                        clock=self.services.clock,
+                        settings=self.services.settings,
+                        tracker=self._tracker,
+                        cache=self.services.cache,
+                    )
                 add_reports(self.total, report)
             except DatabaseUnavailableError as error:
                 # Cassandra is down or slow: the next run starts from the watermark again.

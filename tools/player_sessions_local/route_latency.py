@@ -42,15 +42,35 @@ def ten_event_batch(players: list[str]) -> list[dict]:
     for _ in range(5):
         player, session_id = random.choice(players), str(uuid.uuid4())
         started = now - timedelta(minutes=random.randint(20, 600))
-        batch.append({"event": "start", "player_id": player, "session_id": session_id,
-                      "country": random.choice(COUNTRIES), "ts": started.isoformat()})
-        batch.append({"event": "end", "player_id": player, "session_id": session_id,
-                      "ts": (started + timedelta(minutes=random.randint(1, 19))).isoformat()})
+        batch.append(
+            {
+                "event": "start",
+                "player_id": player,
+                "session_id": session_id,
+                "country": random.choice(COUNTRIES),
+                "ts": started.isoformat(),
+            }
+        )
+        batch.append(
+            {
+                "event": "end",
+                "player_id": player,
+                "session_id": session_id,
+                "ts": (started + timedelta(minutes=random.randint(1, 19))).isoformat(),
+            }
+        )
     return batch
 
 
-def run_route(name: str, send: Callable[[httpx.Client], httpx.Response], base_url: str, headers: dict[str, str],
-              clients: int, seconds: float) -> RouteResult:
+def run_route(
+    name: str,
+    send: Callable[[httpx.Client], httpx.Response],
+    *,
+    base_url: str,
+    headers: dict[str, str],
+    clients: int,
+    seconds: float,
+) -> RouteResult:
     result = RouteResult(name)
     lock = threading.Lock()
     deadline = time.monotonic() + seconds
@@ -76,7 +96,9 @@ def run_route(name: str, send: Callable[[httpx.Client], httpx.Response], base_ur
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--base-url", default=f"http://127.0.0.1:{os.environ.get('PORT', '3000')}")
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=10.0)
@@ -85,26 +107,41 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     headers = {"x-api-key": args.api_key} if args.api_key else {}
     players = [uuid.uuid4().hex for _ in range(200)]
-    routes: list[tuple[str, Callable[[httpx.Client], httpx.Response]]] = [
-        ("POST /events (10 events)", lambda c: c.post("/events", json=ten_event_batch(players))),
-        ("GET /players/{id}/sessions", lambda c: c.get(f"/players/{random.choice(players)}/sessions")),
-        ("GET /health", lambda c: c.get("/health")),
-    ] + [
-        (f"GET /countries/starts?hours={hours}", lambda c, hours=hours: c.get(f"/countries/starts?hours={hours}"))
-        for hours in (1, 24, 168, 8760)
-    ] + [
-        ("GET /countries/{c}/starts (100)",
-         lambda c: c.get(f"/countries/{random.choice(COUNTRIES)}/starts?hours={random.choice((1, 24, 168, 8760))}")),
-    ]
+    routes: list[tuple[str, Callable[[httpx.Client], httpx.Response]]] = (
+        [
+            ("POST /events (10 events)", lambda c: c.post("/events", json=ten_event_batch(players))),
+            ("GET /players/{id}/sessions", lambda c: c.get(f"/players/{random.choice(players)}/sessions")),
+            ("GET /health", lambda c: c.get("/health")),
+        ]
+        + [
+            (
+                f"GET /countries/starts?hours={hours}",
+                lambda c, hours=hours: c.get(f"/countries/starts?hours={hours}"),
+            )
+            for hours in (1, 24, 168, 8760)
+        ]
+        + [
+            (
+                "GET /countries/{c}/starts (100)",
+                lambda c: c.get(
+                    f"/countries/{random.choice(COUNTRIES)}/starts?hours={random.choice((1, 24, 168, 8760))}"
+                ),
+            ),
+        ]
+    )
     if args.only:
         routes = [(name, send) for name, send in routes if any(word in name for word in args.only)]
     print(f"{args.clients} clients, {args.seconds:g} s per route, against {args.base_url}")
     print(f"{'route':36} {'requests':>9} {'errors':>7} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'mean':>7}")
     for name, send in routes:
-        result = run_route(name, send, args.base_url, headers, args.clients, args.seconds)
-        print(f"{name:36} {len(result.latencies_ms):>9} {result.errors:>7} {result.percentile(0.5):>8.1f} "
-              f"{result.percentile(0.9):>8.1f} {result.percentile(0.99):>8.1f} "
-              f"{statistics.fmean(result.latencies_ms):>7.1f}")
+        result = run_route(
+            name, send, base_url=args.base_url, headers=headers, clients=args.clients, seconds=args.seconds
+        )
+        print(
+            f"{name:36} {len(result.latencies_ms):>9} {result.errors:>7} {result.percentile(0.5):>8.1f} "
+            f"{result.percentile(0.9):>8.1f} {result.percentile(0.99):>8.1f} "
+            f"{statistics.fmean(result.latencies_ms):>7.1f}"
+        )
     return 0
 
 

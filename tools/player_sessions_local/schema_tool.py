@@ -1,7 +1,7 @@
 """Applies the schema of player_sessions.schema to the local Cassandra, and checks the live tables against it.
 
-    python -m player_sessions_local.schema_tool apply   # create what is missing, then verify
-    python -m player_sessions_local.schema_tool print   # the CQL, for reading
+python -m player_sessions_local.schema_tool apply   # create what is missing, then verify
+python -m player_sessions_local.schema_tool print   # the CQL, for reading
 """
 
 from __future__ import annotations
@@ -21,9 +21,7 @@ _LIVE_COLUMNS = (
     "SELECT table_name, column_name, kind, position, clustering_order, type "
     "FROM system_schema.columns WHERE keyspace_name = ?"
 )
-_LIVE_TABLE_TTL = (
-    "SELECT table_name, default_time_to_live FROM system_schema.tables WHERE keyspace_name = ?"
-)
+_LIVE_TABLE_TTL = "SELECT table_name, default_time_to_live FROM system_schema.tables WHERE keyspace_name = ?"
 
 
 class SchemaDriftError(RuntimeError):
@@ -42,7 +40,10 @@ def verify_schema(session: Session, settings: Settings) -> None:
     live: dict[str, dict[str, tuple[str, int, str, str]]] = {}
     for row in session.execute(session.prepare(_LIVE_COLUMNS), (settings.keyspace,)):
         live.setdefault(row.table_name, {})[row.column_name] = (
-            row.kind, row.position, row.clustering_order, row.type
+            row.kind,
+            row.position,
+            row.clustering_order,
+            row.type,
         )
     ttls = {
         row.table_name: row.default_time_to_live
@@ -96,9 +97,13 @@ def _connect_with_patience(settings: Settings, wait_seconds: float) -> Cassandra
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("command", choices=["apply", "print"])
-    parser.add_argument("--wait", type=float, default=60.0, help="seconds to wait for Cassandra to accept CQL")
+    parser.add_argument(
+        "--wait", type=float, default=60.0, help="seconds to wait for Cassandra to accept CQL"
+    )
     args = parser.parse_args(argv)
     settings = get_settings()
     if args.command == "print":

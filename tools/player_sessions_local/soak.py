@@ -108,13 +108,22 @@ class Traffic:
         return events
 
     def _start(self, session: Session) -> dict:
-        return {"event": "start", "player_id": session.player_id, "session_id": session.session_id,
-                "country": self.country, "ts": session.start.isoformat()}
+        return {
+            "event": "start",
+            "player_id": session.player_id,
+            "session_id": session.session_id,
+            "country": self.country,
+            "ts": session.start.isoformat(),
+        }
 
     @staticmethod
     def _end(session: Session) -> dict:
-        return {"event": "end", "player_id": session.player_id, "session_id": session.session_id,
-                "ts": session.end.isoformat()}
+        return {
+            "event": "end",
+            "player_id": session.player_id,
+            "session_id": session.session_id,
+            "ts": session.end.isoformat(),
+        }
 
     def known_player(self) -> str:
         """One of the latest players, whose history is still changing."""
@@ -122,8 +131,9 @@ class Traffic:
 
 
 class Soak:
-    def __init__(self, base_url: str, headers: dict[str, str], rate: float, clients: int, country: str,
-                 seed: int) -> None:
+    def __init__(
+        self, base_url: str, headers: dict[str, str], *, rate: float, clients: int, country: str, seed: int
+    ) -> None:
         self._base_url, self._headers = base_url, headers
         self._interval = 1.0 / rate
         self._clients = clients
@@ -170,8 +180,9 @@ class Soak:
     def _client(self) -> httpx.Client:
         client = getattr(self._local, "client", None)
         if client is None:
-            client = self._local.client = httpx.Client(base_url=self._base_url, headers=self._headers,
-                                                       timeout=REQUEST_TIMEOUT_SECONDS)
+            client = self._local.client = httpx.Client(
+                base_url=self._base_url, headers=self._headers, timeout=REQUEST_TIMEOUT_SECONDS
+            )
         return client
 
     def _send(self, route: str, method: str, path: str, batch: list[dict] | None) -> None:
@@ -210,14 +221,16 @@ def verify(client: httpx.Client, traffic: Traffic, window_hours: int) -> list[st
     problems = []
     acked_starts = {s.session_id for s in traffic.sessions.values() if s.start_acked}
     counts = client.get(f"/countries/starts?hours={window_hours}").json()["countries"]
-    counted = dict((c["country"], c["starts"]) for c in counts).get(traffic.country, 0)
+    counted = {c["country"]: c["starts"] for c in counts}.get(traffic.country, 0)
     listed = list_starts(client, traffic.country, window_hours)
     print(f"starts acknowledged {len(acked_starts)}, counted {counted}, listed {len(listed)}")
     if counted != len(acked_starts):
         problems.append(f"{traffic.country} counts {counted} starts, {len(acked_starts)} were acknowledged")
     if listed != acked_starts:
-        problems.append(f"listing: {len(acked_starts - listed)} acknowledged starts missing, "
-                        f"{len(listed - acked_starts)} unexpected")
+        problems.append(
+            f"listing: {len(acked_starts - listed)} acknowledged starts missing, "
+            f"{len(listed - acked_starts)} unexpected"
+        )
     by_player: dict[str, list[Session]] = defaultdict(list)
     for session in traffic.sessions.values():
         if session.start_acked and session.end_acked:
@@ -225,15 +238,18 @@ def verify(client: httpx.Client, traffic: Traffic, window_hours: int) -> list[st
     players = traffic.players
     wrong = 0
     for player in players:
-        expected = [s.session_id for s in sorted(by_player[player], key=lambda s: (s.end, s.session_id),
-                                                 reverse=True)]
+        expected = [
+            s.session_id for s in sorted(by_player[player], key=lambda s: (s.end, s.session_id), reverse=True)
+        ]
         got = [s["session_id"] for s in client.get(f"/players/{player}/sessions").json()["sessions"]]
         if sorted(got) != sorted(expected):
             wrong += 1
             if wrong <= 5:
                 problems.append(f"player {player}: {len(got)} sessions listed, {len(expected)} completed")
-    print(f"completed sessions {sum(map(len, by_player.values()))} of {len(players)} players, "
-          f"players with a wrong history {wrong}")
+    print(
+        f"completed sessions {sum(map(len, by_player.values()))} of {len(players)} players, "
+        f"players with a wrong history {wrong}"
+    )
     if wrong > 5:
         problems.append(f"... {wrong} players in all have a wrong history")
     return problems
@@ -243,8 +259,10 @@ def list_starts(client: httpx.Client, country: str, hours: int) -> set[str]:
     found: set[str] = set()
     cursor = None
     for _ in range(10_000):
-        page = client.get(f"/countries/{country}/starts", params={
-            "hours": hours, "limit": 1000, **({"cursor": cursor} if cursor else {})}).json()
+        page = client.get(
+            f"/countries/{country}/starts",
+            params={"hours": hours, "limit": 1000, **({"cursor": cursor} if cursor else {})},
+        ).json()
         found.update(s["session_id"] for s in page["sessions"])
         cursor = page["next_cursor"]
         if cursor is None:
@@ -274,8 +292,11 @@ def require_loopback(base_url: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m player_sessions_local.soak", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m player_sessions_local.soak",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--base-url", default=f"http://127.0.0.1:{os.environ.get('PORT', '3000')}")
     parser.add_argument("--api-key", default=os.environ.get("PLAYER_SESSIONS_API_KEY"))
     parser.add_argument("--minutes", type=float, default=10.0)
@@ -290,17 +311,22 @@ def main(argv: list[str] | None = None) -> int:
     headers = {"x-api-key": args.api_key} if args.api_key else {}
     with httpx.Client(base_url=args.base_url, headers=headers, timeout=REQUEST_TIMEOUT_SECONDS) as client:
         country = unused_country(client, random.Random(seed))
-        print(f"soak: {args.minutes:g} min at {args.rate:g} requests/s against {args.base_url}, "
-              f"starts in {country}, seed {seed}", flush=True)
-        soak = Soak(args.base_url, headers, args.rate, args.clients, country, seed)
+        print(
+            f"soak: {args.minutes:g} min at {args.rate:g} requests/s against {args.base_url}, "
+            f"starts in {country}, seed {seed}",
+            flush=True,
+        )
+        soak = Soak(args.base_url, headers, rate=args.rate, clients=args.clients, country=country, seed=seed)
         started = datetime.now(UTC)
         achieved = soak.run(args.minutes * 60)
         print(f"sent at {achieved:.2f} requests/s (late sends: {soak.late_sends})")
         print(f"{'route':30} {'requests':>9} {'errors':>7} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8}")
         for route, stats in sorted(soak.stats.items()):
             p50, p90, p99 = (stats.percentile(fraction) for fraction in (0.5, 0.9, 0.99))
-            print(f"{route:30} {len(stats.latencies_ms):>9} {len(stats.errors):>7} "
-                  f"{p50:>8.1f} {p90:>8.1f} {p99:>8.1f}")
+            print(
+                f"{route:30} {len(stats.latencies_ms):>9} {len(stats.errors):>7} "
+                f"{p50:>8.1f} {p90:>8.1f} {p99:>8.1f}"
+            )
         errors = [error for stats in soak.stats.values() for error in stats.errors]
         for error in errors[:10]:
             print(f"  error: {error}")

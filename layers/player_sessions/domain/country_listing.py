@@ -33,10 +33,11 @@ class Page:
     next_position: Position | None
 
 
-def list_country_starts(country: str, window: Window, *, limit: int, after: Position | None, store: StartsStore,
-                        now: datetime) -> Page:
+def list_country_starts(
+    country: str, window: Window, *, limit: int, after: Position | None, store: StartsStore, now: datetime
+) -> Page:
     rows: list[StartRow] = []
-    for row in _starts_newest_first(country, window, after, store, now, limit + 1):
+    for row in _starts_newest_first(country, window, after=after, store=store, now=now, page_size=limit + 1):
         if len(rows) == limit:
             last = rows[-1]
             return Page(rows, Position(last.ts, last.session_id))
@@ -48,18 +49,30 @@ MAX_HOURS_AT_ONCE = 100
 """Hours read concurrently in one round: enough to fill a page of a country with one start per hour."""
 
 
-def _starts_newest_first(country: str, window: Window, after: Position | None, store: StartsStore,
-                         now: datetime, page_size: int) -> Iterator[StartRow]:
+def _starts_newest_first(
+    country: str,
+    window: Window,
+    *,
+    after: Position | None,
+    store: StartsStore,
+    now: datetime,
+    page_size: int,
+) -> Iterator[StartRow]:
     newest = min(window.end, after.ts) if after else window.end
     for hours in _rounds(_hours_with_starts(country, window, hour_of(newest), store, now), page_size):
         for stream in store.country_hour_starts(hours, country, newest, window.start, page_size):
             for row in _ties_by_session_id(stream):
-                if after is None or row.ts < after.ts or (row.ts == after.ts and row.session_id > after.session_id):
+                if (
+                    after is None
+                    or row.ts < after.ts
+                    or (row.ts == after.ts and row.session_id > after.session_id)
+                ):
                     yield row
 
 
-def _rounds(hours: Iterator[tuple[datetime, int | None]],
-            page_size: int) -> Iterator[list[tuple[datetime, int | None]]]:
+def _rounds(
+    hours: Iterator[tuple[datetime, int | None]], page_size: int
+) -> Iterator[list[tuple[datetime, int | None]]]:
     """Groups hours, newest first, into rounds read concurrently: a round ends once the rollups promise enough
     starts to fill a page (hours without a rollup promise nothing), so a sparse country is not read an hour at
     a time."""
@@ -90,8 +103,9 @@ def _session_id(row: StartRow) -> UUID:
     return row.session_id
 
 
-def _hours_with_starts(country: str, window: Window, newest_hour: datetime, store: StartsStore,
-                       now: datetime) -> Iterator[tuple[datetime, int | None]]:
+def _hours_with_starts(
+    country: str, window: Window, newest_hour: datetime, store: StartsStore, now: datetime
+) -> Iterator[tuple[datetime, int | None]]:
     """The hours of the window not after ``newest_hour``, newest first, that may hold starts of the country,
     each with the country's count in it when the rollups know it exactly (None when unfolded arrivals may add
     to it)."""
@@ -104,8 +118,9 @@ def _hours_with_starts(country: str, window: Window, newest_hour: datetime, stor
     rows = store.read_rollups(fine + edge) if fine or edge else {}
     evidence: dict[datetime, int] = {}
     for bucket in fine + edge:
-        evidence[hour_of(bucket.start)] = (evidence.get(hour_of(bucket.start), 0)
-                                           + bucket_state(rows.get(bucket, [])).counts[country])
+        evidence[hour_of(bucket.start)] = (
+            evidence.get(hour_of(bucket.start), 0) + bucket_state(rows.get(bucket, [])).counts[country]
+        )
 
     def known(hour: datetime, count: int) -> int | None:
         return None if hour in tail_hours else count
@@ -113,7 +128,9 @@ def _hours_with_starts(country: str, window: Window, newest_hour: datetime, stor
     middle_start = coarse[0].start if coarse else None
     middle_end = coarse[-1].end if coarse else None
     outer = sorted(set(evidence) | tail_hours, reverse=True)
-    outer = [hour for hour in outer if hour <= newest_hour and (evidence.get(hour, 0) > 0 or hour in tail_hours)]
+    outer = [
+        hour for hour in outer if hour <= newest_hour and (evidence.get(hour, 0) > 0 or hour in tail_hours)
+    ]
     for hour in outer:
         if middle_end is None or hour >= middle_end:
             yield hour, known(hour, evidence.get(hour, 0))
@@ -130,15 +147,17 @@ hour or two; later buckets are read as the listing reaches them, in groups that 
 costs a few more round trips, not more rows."""
 
 
-def _coarse_hours(country: str, buckets: list[Bucket], newest_hour: datetime, tail_hours: set[datetime],
-                  store: StartsStore) -> Iterator[tuple[datetime, int | None]]:
+def _coarse_hours(
+    country: str, buckets: list[Bucket], newest_hour: datetime, tail_hours: set[datetime], store: StartsStore
+) -> Iterator[tuple[datetime, int | None]]:
     candidates = [bucket for bucket in buckets if bucket.start <= newest_hour]
     for group in _doubling_groups(candidates, FIRST_ROLLUP_GROUP):
         yield from _expanded(country, group, newest_hour, tail_hours, store)
 
 
-def _expanded(country: str, buckets: list[Bucket], newest_hour: datetime, tail_hours: set[datetime],
-              store: StartsStore) -> list[tuple[datetime, int | None]]:
+def _expanded(
+    country: str, buckets: list[Bucket], newest_hour: datetime, tail_hours: set[datetime], store: StartsStore
+) -> list[tuple[datetime, int | None]]:
     """The hours with the country's starts in ``buckets`` (newest first): their rollups in one read, then the
     children of every day or month among them that holds some, all in one read a level down."""
     rows = store.read_rollups(buckets)
@@ -166,5 +185,5 @@ def _expanded(country: str, buckets: list[Bucket], newest_hour: datetime, tail_h
 def _doubling_groups(items: list[Bucket], first: int) -> Iterator[list[Bucket]]:
     start, size = 0, first
     while start < len(items):
-        yield items[start:start + size]
+        yield items[start : start + size]
         start, size = start + size, size * 2

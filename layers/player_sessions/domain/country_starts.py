@@ -43,19 +43,31 @@ def window_for(hours: int, now: datetime, retention: timedelta) -> Window:
     return Window(max(now - timedelta(hours=hours), now - retention), now)
 
 
-def starts_by_country(hours: int, *, store: StartsStore, clock: Clock, settings: Settings,
-                      cache: ReadCache | None = None) -> CountryCounts:
+def starts_by_country(
+    hours: int, *, store: StartsStore, clock: Clock, settings: Settings, cache: ReadCache | None = None
+) -> CountryCounts:
     """Exact starts per country over the last ``hours`` (the cached part, whole hours and more, see
     domain/start_counts.py)."""
     now = clock.now()
     window = window_for(hours, now, settings.retention)
     counts = count_starts_by_country(window, store=store, now=now, cache=cache)
-    ordered = sorted(((country, n) for country, n in counts.items() if n > 0), key=lambda item: (-item[1], item[0]))
+    ordered = sorted(
+        ((country, n) for country, n in counts.items() if n > 0), key=lambda item: (-item[1], item[0])
+    )
     return CountryCounts(window, ordered)
 
 
-def starts_of_country(country: str, hours: int, *, limit: int, cursor: str | None, store: StartsStore, clock: Clock,
-                      settings: Settings, cache: ReadCache | None = None) -> CountryPage:
+def starts_of_country(
+    country: str,
+    hours: int,
+    *,
+    limit: int,
+    cursor: str | None,
+    store: StartsStore,
+    clock: Clock,
+    settings: Settings,
+    cache: ReadCache | None = None,
+) -> CountryPage:
     """One page of the country's starts in the window, newest first; the cursor pins the first page's window.
 
     Pages are cached under the country's ``starts:<country>`` generation, which every start of that country
@@ -72,8 +84,13 @@ def starts_of_country(country: str, hours: int, *, limit: int, cursor: str | Non
         if (decoded.country, decoded.hours) != (country, hours):
             raise BadRequestError(
                 "cursor belongs to another query",
-                [{"parameter": "cursor", "in": "query",
-                  "reason": f"issued for country={decoded.country}&hours={decoded.hours}"}],
+                [
+                    {
+                        "parameter": "cursor",
+                        "in": "query",
+                        "reason": f"issued for country={decoded.country}&hours={decoded.hours}",
+                    }
+                ],
             )
         window = Window(decoded.window_start, decoded.window_end)
         after = Position(decoded.last_ts, decoded.last_session_id)
@@ -90,8 +107,9 @@ def starts_of_country(country: str, hours: int, *, limit: int, cursor: str | Non
     next_cursor = None
     if page.next_position is not None:
         next_cursor = encode_cursor(
-            CountryCursor(country, hours, window.start, window.end, page.next_position.ts,
-                          page.next_position.session_id),
+            CountryCursor(
+                country, hours, window.start, window.end, page.next_position.ts, page.next_position.session_id
+            ),
             signing_key,
         )
     return CountryPage(window, page.starts, next_cursor)
@@ -104,7 +122,9 @@ def _reusable(cached: tuple[Window, Page], window: Window, country: str, store: 
     computed_for, page = cached
     if window.end < computed_for.end or window.start < computed_for.start:
         return None
-    if window.end > computed_for.end and store.has_country_start_between(country, computed_for.end, window.end):
+    if window.end > computed_for.end and store.has_country_start_between(
+        country, computed_for.end, window.end
+    ):
         return None
     kept = [row for row in page.starts if row.ts >= window.start]
     if len(kept) < len(page.starts) and page.next_position is not None:
@@ -114,16 +134,23 @@ def _reusable(cached: tuple[Window, Page], window: Window, country: str, store: 
 
 def _page_to_json(page: Page, window: Window) -> bytes:
     position = page.next_position
-    return json.dumps({
-        "window": [to_epoch_ms(window.start), to_epoch_ms(window.end)],
-        "rows": [[to_epoch_ms(r.ts), str(r.session_id), r.player_id, r.country] for r in page.starts],
-        "next": [to_epoch_ms(position.ts), str(position.session_id)] if position else None,
-    }).encode()
+    return json.dumps(
+        {
+            "window": [to_epoch_ms(window.start), to_epoch_ms(window.end)],
+            "rows": [[to_epoch_ms(r.ts), str(r.session_id), r.player_id, r.country] for r in page.starts],
+            "next": [to_epoch_ms(position.ts), str(position.session_id)] if position else None,
+        }
+    ).encode()
 
 
 def _page_from_json(data: bytes) -> tuple[Window, Page]:
     decoded = json.loads(data)
-    rows = [StartRow(from_epoch_ms(ts), UUID(sid), player, country) for ts, sid, player, country in decoded["rows"]]
-    position = Position(from_epoch_ms(decoded["next"][0]), UUID(decoded["next"][1])) if decoded["next"] else None
+    rows = [
+        StartRow(from_epoch_ms(ts), UUID(sid), player, country)
+        for ts, sid, player, country in decoded["rows"]
+    ]
+    position = (
+        Position(from_epoch_ms(decoded["next"][0]), UUID(decoded["next"][1])) if decoded["next"] else None
+    )
     window = Window(from_epoch_ms(decoded["window"][0]), from_epoch_ms(decoded["window"][1]))
     return window, Page(rows, position)

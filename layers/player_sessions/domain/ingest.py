@@ -6,7 +6,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
+from uuid import UUID
 
 from player_sessions.clock import Clock
 from player_sessions.errors import DatabaseUnavailableError
@@ -30,7 +31,7 @@ from player_sessions.time_buckets import arrival_slot, hour_of, may_have_been_fo
 @dataclass(frozen=True)
 class EventProblem:
     index: int
-    status: str
+    status: Literal["rejected", "discarded"]
     field: str
     reason: str
 
@@ -57,8 +58,14 @@ MAX_ARRIVAL_ATTEMPTS = 3
 slot it went into (each attempt would have to take seconds): then the batch fails with 503, safe to re-send."""
 
 
-def ingest_batch(items: Sequence[Any], *, store: SessionStore, clock: Clock, settings: Settings,
-                 cache: ReadCache | None = None) -> BatchOutcome:
+def ingest_batch(
+    items: Sequence[Any],
+    *,
+    store: SessionStore,
+    clock: Clock,
+    settings: Settings,
+    cache: ReadCache | None = None,
+) -> BatchOutcome:
     """Stores every valid, retained event of the batch; returns what happened to each one.
 
     Returns only after every write is acknowledged; a storage failure raises before anything is reported
@@ -75,15 +82,19 @@ def ingest_batch(items: Sequence[Any], *, store: SessionStore, clock: Clock, set
             continue
         if event.ts > now + settings.clock_skew:
             outcome.reject(
-                index, "ts", f"ts: more than {settings.clock_skew_seconds} s in the future (server time is "
-                f"{now.isoformat()})"
+                index,
+                "ts",
+                f"ts: more than {settings.clock_skew_seconds} s in the future (server time is "
+                f"{now.isoformat()})",
             )
             continue
         ttl = ttl_seconds(event.ts, now, settings.retention)
         if ttl <= 0:
             outcome.discard(index, "ts", f"ts: older than the {settings.retention_days}-day retention")
             continue
-        writes.append(EventWrite(event, ttl, hour_of(event.ts), start_shard(event.session_id, settings.start_shards)))
+        writes.append(
+            EventWrite(event, ttl, hour_of(event.ts), start_shard(event.session_id, settings.start_shards))
+        )
 
     if writes:
         starts = [w for w in writes if w.event.event is EventType.START]
@@ -93,8 +104,11 @@ def ingest_batch(items: Sequence[Any], *, store: SessionStore, clock: Clock, set
         store.write_events(writes, arrivals)
         _rewrite_arrivals_acknowledged_late(arrivals, store=store, clock=clock)
         sessions = halves_in_batch(writes)
-        unknown = [session_id for session_id in dict.fromkeys(w.event.session_id for w in writes)
-                   if session_id not in sessions]
+        unknown = [
+            session_id
+            for session_id in dict.fromkeys(w.event.session_id for w in writes)
+            if session_id not in sessions
+        ]
         # A session whose start and end are both in this batch needs no read: its halves were just written.
         sessions.update(store.read_sessions(unknown) if unknown else {})
         completed = [
@@ -112,7 +126,9 @@ def ingest_batch(items: Sequence[Any], *, store: SessionStore, clock: Clock, set
 
 def arrivals_of(starts: Sequence[EventWrite], now: datetime) -> list[ArrivalWrite]:
     return [
-        ArrivalWrite(Arrival(arrival_slot(w.event.ts, now), start_key(w)), w.shard, w.ttl_seconds, w.event.player_id)
+        ArrivalWrite(
+            Arrival(arrival_slot(w.event.ts, now), start_key(w)), w.shard, w.ttl_seconds, w.event.player_id
+        )
         for w in starts
     ]
 
@@ -123,7 +139,9 @@ def start_key(write: EventWrite) -> StartKey:
     return StartKey(event.session_id, event.ts, event.country)
 
 
-def _rewrite_arrivals_acknowledged_late(arrivals: list[ArrivalWrite], *, store: SessionStore, clock: Clock) -> None:
+def _rewrite_arrivals_acknowledged_late(
+    arrivals: list[ArrivalWrite], *, store: SessionStore, clock: Clock
+) -> None:
     """A builder may have folded a slot before a slow write into it landed: such arrivals go again into a
     current slot (the builder counts each start once, whichever of its arrivals it meets first)."""
     for _ in range(MAX_ARRIVAL_ATTEMPTS):
@@ -131,11 +149,20 @@ def _rewrite_arrivals_acknowledged_late(arrivals: list[ArrivalWrite], *, store: 
         late = [a for a in arrivals if may_have_been_folded(a.arrival.slot, acknowledged_at)]
         if not late:
             return
-        moved = [ArrivalWrite(Arrival(arrival_slot(a.arrival.key.ts, acknowledged_at), a.arrival.key), a.shard,
-                              a.ttl_seconds, a.player_id) for a in late]
+        moved = [
+            ArrivalWrite(
+                Arrival(arrival_slot(a.arrival.key.ts, acknowledged_at), a.arrival.key),
+                a.shard,
+                a.ttl_seconds,
+                a.player_id,
+            )
+            for a in late
+        ]
         store.write_arrivals(moved)
         arrivals = moved
-    raise DatabaseUnavailableError("Cassandra acknowledged the arrivals too slowly to be sure they are counted")
+    raise DatabaseUnavailableError(
+        "Cassandra acknowledged the arrivals too slowly to be sure they are counted"
+    )
 
 
 def changed_cache_scopes(starts: Sequence[EventWrite], completed: Sequence[CompletedSession]) -> list[str]:
@@ -145,7 +172,7 @@ def changed_cache_scopes(starts: Sequence[EventWrite], completed: Sequence[Compl
     return scopes
 
 
-def halves_in_batch(writes: Sequence[EventWrite]) -> dict:
+def halves_in_batch(writes: Sequence[EventWrite]) -> dict[UUID, SessionHalves]:
     """Sessions whose start and end are both in the batch, as the batch's own events describe them."""
     starts = {w.event.session_id: w.event for w in writes if w.event.event is EventType.START}
     ends = {w.event.session_id: w.event for w in writes if w.event.event is EventType.END}
@@ -169,4 +196,6 @@ def completed_session(halves: SessionHalves, now: datetime, retention: timedelta
         return None
     if ttl_seconds(halves.start_ts, now, retention) <= 0:
         return None
-    return CompletedSession(halves.player_id, halves.session_id, halves.country, halves.start_ts, halves.end_ts)
+    return CompletedSession(
+        halves.player_id, halves.session_id, halves.country, halves.start_ts, halves.end_ts
+    )

@@ -14,9 +14,18 @@ from player_sessions.settings import Settings
 
 CACHE_TTL_SECONDS = 300
 
+CachedSession = tuple[str, str, str, int, int]
+"""A session as the cache holds it, a JSON array: player id, session id, country, start and end in epoch ms."""
+
 
 def last_completed_sessions(
-    player_id: str, limit: int, store: SessionStore, clock: Clock, settings: Settings, cache: ReadCache | None = None
+    player_id: str,
+    limit: int,
+    *,
+    store: SessionStore,
+    clock: Clock,
+    settings: Settings,
+    cache: ReadCache | None = None,
 ) -> list[CompletedSession]:
     """The player's ``limit`` most recently completed sessions, by end time, newest first.
 
@@ -32,7 +41,9 @@ def last_completed_sessions(
         sessions = [_from_json(item) for item in json.loads(cached)]
         if all(session.start_ts >= since for session in sessions):
             return sessions
-    sessions = [s for s in store.last_completed_sessions(player_id, since, limit) if s.start_ts >= since][:limit]
+    sessions = [s for s in store.last_completed_sessions(player_id, since, limit) if s.start_ts >= since][
+        :limit
+    ]
     cache.store(token, key, json.dumps([_to_json(s) for s in sessions]).encode(), _ttl(sessions, since))
     return sessions
 
@@ -44,11 +55,16 @@ def _ttl(sessions: list[CompletedSession], since: datetime) -> int:
     return max(1, min(CACHE_TTL_SECONDS, int(until_oldest_expires.total_seconds())))
 
 
-def _to_json(session: CompletedSession) -> list:
-    return [session.player_id, str(session.session_id), session.country, to_epoch_ms(session.start_ts),
-            to_epoch_ms(session.end_ts)]
+def _to_json(session: CompletedSession) -> CachedSession:
+    return (
+        session.player_id,
+        str(session.session_id),
+        session.country,
+        to_epoch_ms(session.start_ts),
+        to_epoch_ms(session.end_ts),
+    )
 
 
-def _from_json(item: list) -> CompletedSession:
+def _from_json(item: CachedSession) -> CompletedSession:
     player_id, session_id, country, start, end = item
     return CompletedSession(player_id, UUID(session_id), country, from_epoch_ms(start), from_epoch_ms(end))

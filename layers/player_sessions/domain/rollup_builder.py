@@ -26,11 +26,9 @@ from player_sessions.time_buckets import (
     CLOCK_TOLERANCE,
     COARSE_LEVELS,
     Bucket,
-    Level,
     buckets_of,
     last_foldable_slot,
     slot_of,
-    slot_start,
 )
 
 SLOTS_READ_AT_ONCE = 25
@@ -72,8 +70,15 @@ class CompactionTracker:
         return due
 
 
-def fold_ready_slots(*, store: RollupStore, clock: Clock, settings: Settings, tracker: CompactionTracker,
-                     cache: ReadCache | None = None, max_slots: int = 120) -> FoldReport:
+def fold_ready_slots(
+    *,
+    store: RollupStore,
+    clock: Clock,
+    settings: Settings,
+    tracker: CompactionTracker,
+    cache: ReadCache | None = None,
+    max_slots: int = 120,
+) -> FoldReport:
     """Folds every settled slot after the watermark, oldest first, at most ``max_slots`` of them. The cost of a
     run is bounded by its slots: a read per 25 of them, their arrivals, the arrivals' marks and start rows, and
     the buckets they touch (at most seven deltas per start)."""
@@ -99,8 +104,15 @@ def fold_ready_slots(*, store: RollupStore, clock: Clock, settings: Settings, tr
             arrivals.setdefault(arrival.slot, []).append(arrival.key)
         for current in chunk:
             if arrivals.get(current):
-                counted = fold_slot(current, arrivals[current], store=store, clock=clock, settings=settings,
-                                    tracker=tracker, cache=cache)
+                counted = fold_slot(
+                    current,
+                    arrivals[current],
+                    store=store,
+                    clock=clock,
+                    settings=settings,
+                    tracker=tracker,
+                    cache=cache,
+                )
                 report.starts_counted += counted.starts
                 report.deltas_written += counted.deltas
                 report.bases_written += counted.bases
@@ -126,13 +138,24 @@ class _Counted:
     bases: int
 
 
-def fold_slot(slot: int, arrivals: Sequence[StartKey], *, store: RollupStore, clock: Clock, settings: Settings,
-              tracker: CompactionTracker, cache: ReadCache) -> _Counted:
+def fold_slot(
+    slot: int,
+    arrivals: Sequence[StartKey],
+    *,
+    store: RollupStore,
+    clock: Clock,
+    settings: Settings,
+    tracker: CompactionTracker,
+    cache: ReadCache,
+) -> _Counted:
     now = clock.now()
     keys = list(dict.fromkeys(arrivals))
     marks = store.read_marks(keys) if keys else {}
-    candidates = [key for key in keys if marks.get(key, slot) == slot
-                  and ttl_seconds(key.ts, now, settings.retention) > 0]
+    candidates = [
+        key
+        for key in keys
+        if marks.get(key, slot) == slot and ttl_seconds(key.ts, now, settings.retention) > 0
+    ]
     # An arrival whose start row is missing belongs to a batch that failed half way (its client was told to
     # re-send): counted only once the start row is stored, like the listing shows it.
     stored = store.stored_starts(candidates) if candidates else set()
@@ -141,8 +164,9 @@ def fold_slot(slot: int, arrivals: Sequence[StartKey], *, store: RollupStore, cl
     store.write_marks([(key, slot, max(1, ttl_seconds(key.ts, now, settings.retention))) for key in counted])
     deltas = _deltas(counted)
     ttls = {bucket: ttl_seconds(bucket.end, now, settings.retention) for bucket in deltas}
-    store.write_deltas(slot, [(bucket, dict(counts), ttls[bucket]) for bucket, counts in deltas.items()
-                              if ttls[bucket] > 0])
+    store.write_deltas(
+        slot, [(bucket, dict(counts), ttls[bucket]) for bucket, counts in deltas.items() if ttls[bucket] > 0]
+    )
     if any(b.level in COARSE_LEVELS and b.end <= now + CLOCK_TOLERANCE + COARSE_CACHE_GUARD for b in deltas):
         # Before the watermark moves: a reader that sees the new watermark also sees the new generation.
         cache.invalidate(["rollups"])
@@ -159,7 +183,9 @@ def _deltas(keys: Sequence[StartKey]) -> dict[Bucket, Counter[str]]:
     return deltas
 
 
-def compact(buckets: Sequence[Bucket], up_to: int, *, store: RollupStore, now: datetime, settings: Settings) -> int:
+def compact(
+    buckets: Sequence[Bucket], up_to: int, *, store: RollupStore, now: datetime, settings: Settings
+) -> int:
     """Sums each bucket's rows up to ``up_to`` (a folded slot) into one base row; returns how many."""
     if not buckets:
         return 0

@@ -83,11 +83,18 @@ def read_tail(store: StartsStore, now: datetime) -> Tail:
     if newest - watermark <= TAIL_SLOTS_READ_WHOLE:
         slots = list(range(watermark + 1, newest + 1))
     else:
-        first_minute, last_minute = Level.MINUTE.floor(slot_start(watermark + 1)), Level.MINUTE.floor(slot_start(newest))
-        minutes = store.arrival_minutes_between(first_minute, last_minute,
-                                                limit=(newest - watermark) // 60 + 2)
-        slots = [slot for minute in minutes
-                 for slot in range(max(watermark + 1, slot_of(minute)), min(newest, slot_of(minute) + 59) + 1)]
+        first_minute, last_minute = (
+            Level.MINUTE.floor(slot_start(watermark + 1)),
+            Level.MINUTE.floor(slot_start(newest)),
+        )
+        minutes = store.arrival_minutes_between(
+            first_minute, last_minute, limit=(newest - watermark) // 60 + 2
+        )
+        slots = [
+            slot
+            for minute in minutes
+            for slot in range(max(watermark + 1, slot_of(minute)), min(newest, slot_of(minute) + 59) + 1)
+        ]
     return Tail(watermark, slot_start(watermark + 1), store.read_arrivals(slots) if slots else [])
 
 
@@ -114,7 +121,9 @@ class WindowPlan:
 
 def plan_window(window: Window, cutoff: datetime | None) -> WindowPlan:
     first_whole = whole_second_after(window.start)
-    rolled_until = first_whole if cutoff is None else max(first_whole, Level.SECOND.floor(min(cutoff, window.end)))
+    rolled_until = (
+        first_whole if cutoff is None else max(first_whole, Level.SECOND.floor(min(cutoff, window.end)))
+    )
     edge = (window.start, first_whole) if first_whole > window.start else None
     return WindowPlan(edge, cover(first_whole, rolled_until), rolled_until)
 
@@ -129,8 +138,11 @@ class Inclusion:
     delta_slots: frozenset[int]
 
     def includes(self, slot: int) -> bool:
-        return ((self.folded_through is not None and slot <= self.folded_through)
-                or (self.base_slot is not None and slot <= self.base_slot) or slot in self.delta_slots)
+        return (
+            (self.folded_through is not None and slot <= self.folded_through)
+            or (self.base_slot is not None and slot <= self.base_slot)
+            or slot in self.delta_slots
+        )
 
     @classmethod
     def of(cls, state: BucketState, folded_through: int | None) -> Inclusion:
@@ -144,15 +156,18 @@ class RolledCounts:
     inclusion: dict[Bucket, Inclusion]
 
 
-def count_starts_by_country(window: Window, *, store: StartsStore, now: datetime,
-                            cache: ReadCache | None = None) -> Counter[str]:
+def count_starts_by_country(
+    window: Window, *, store: StartsStore, now: datetime, cache: ReadCache | None = None
+) -> Counter[str]:
     """Starts per country in ``window``, exactly (each stored start once, however often it arrived)."""
     tail = read_tail(store, now)
     plan = plan_window(window, tail.cutoff)
     fine = [bucket for bucket in plan.buckets if bucket.level not in COARSE_LEVELS]
     coarse = [bucket for bucket in plan.buckets if bucket.level in COARSE_LEVELS]
     cached = _cached_coarse(coarse, cache or NoCache())
-    wanted = fine + ([plan.edge_bucket] if plan.edge_bucket else []) + (coarse if cached.value is None else [])
+    wanted = (
+        fine + ([plan.edge_bucket] if plan.edge_bucket else []) + (coarse if cached.value is None else [])
+    )
     rows = store.read_rollups(wanted) if wanted else {}
     states = {bucket: bucket_state(rows.get(bucket, [])) for bucket in wanted}
     rolled = RolledCounts(Counter(), {})
@@ -174,8 +189,14 @@ def count_starts_by_country(window: Window, *, store: StartsStore, now: datetime
     total = rolled.counts
     in_window = tail.starts_in(window)
     edge_keys = [key for key in in_window if plan.edge and key.ts < plan.edge[1]]
-    total.update(_tail_counts([key for key in in_window if not (plan.edge and key.ts < plan.edge[1])],
-                              plan, rolled.inclusion, store))
+    total.update(
+        _tail_counts(
+            [key for key in in_window if not (plan.edge and key.ts < plan.edge[1])],
+            plan,
+            rolled.inclusion,
+            store,
+        )
+    )
     if plan.edge:
         edge_state = states.get(plan.edge_bucket) if plan.edge_bucket else None
         countries = sorted(set(edge_state.counts if edge_state else ()) | {key.country for key in edge_keys})
@@ -184,8 +205,9 @@ def count_starts_by_country(window: Window, *, store: StartsStore, now: datetime
     return +total
 
 
-def _tail_counts(keys: Sequence[StartKey], plan: WindowPlan, inclusion: dict[Bucket, Inclusion],
-                 store: StartsStore) -> Counter[str]:
+def _tail_counts(
+    keys: Sequence[StartKey], plan: WindowPlan, inclusion: dict[Bucket, Inclusion], store: StartsStore
+) -> Counter[str]:
     counts: Counter[str] = Counter()
     late: list[tuple[StartKey, Bucket]] = []
     starts = [bucket.start for bucket in plan.buckets]
@@ -213,8 +235,11 @@ class _CachedCoarse:
     def __init__(self, buckets: list[Bucket], cache: ReadCache) -> None:
         self._cache = cache
         self._buckets = buckets
-        self._key = (f"coarse:{to_epoch_ms(buckets[0].start)}:{to_epoch_ms(buckets[-1].start)}:{len(buckets)}"
-                     if buckets else "")
+        self._key = (
+            f"coarse:{to_epoch_ms(buckets[0].start)}:{to_epoch_ms(buckets[-1].start)}:{len(buckets)}"
+            if buckets
+            else ""
+        )
         self._token: CacheToken | None = None
         self.value: RolledCounts | None = None
         if buckets:
@@ -224,15 +249,27 @@ class _CachedCoarse:
     def store(self, value: RolledCounts) -> None:
         if not self._buckets:
             return
-        inclusion = [[value.inclusion[b].folded_through, value.inclusion[b].base_slot,
-                      sorted(value.inclusion[b].delta_slots)] for b in self._buckets]
-        self._cache.store(self._token, self._key, json.dumps({"counts": value.counts, "inclusion": inclusion}).encode(),
-                          COARSE_CACHE_TTL_SECONDS)
+        inclusion = [
+            [
+                value.inclusion[b].folded_through,
+                value.inclusion[b].base_slot,
+                sorted(value.inclusion[b].delta_slots),
+            ]
+            for b in self._buckets
+        ]
+        self._cache.store(
+            self._token,
+            self._key,
+            json.dumps({"counts": value.counts, "inclusion": inclusion}).encode(),
+            COARSE_CACHE_TTL_SECONDS,
+        )
 
     def _decode(self, raw: bytes) -> RolledCounts:
         decoded = json.loads(raw)
-        inclusion = {bucket: Inclusion(through, base, frozenset(deltas))
-                     for bucket, (through, base, deltas) in zip(self._buckets, decoded["inclusion"], strict=True)}
+        inclusion = {
+            bucket: Inclusion(through, base, frozenset(deltas))
+            for bucket, (through, base, deltas) in zip(self._buckets, decoded["inclusion"], strict=True)
+        }
         return RolledCounts(Counter(decoded["counts"]), inclusion)
 
 

@@ -14,7 +14,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
+
+CacheStatus = Literal["up", "down", "disabled"]
+
+
+@dataclass(frozen=True)
+class CacheHealth:
+    status: CacheStatus
+    latency_ms: float | None = None
+    detail: str | None = None
 
 
 @dataclass(frozen=True)
@@ -35,6 +44,9 @@ class ReadCache(Protocol):
     def store(self, token: CacheToken | None, key: str, value: bytes, ttl_seconds: int) -> None:
         """Caches ``value`` under ``token``; does nothing when the token is None. Never raises."""
 
+    def ping(self) -> CacheHealth:
+        """Whether the cache answers now, and how fast (a round trip that bypasses any breaker). Never raises."""
+
     def invalidate(self, scopes: Sequence[str]) -> None:
         """Bumps the generations of ``scopes`` so that values cached before are never found again.
 
@@ -46,11 +58,19 @@ class ReadCache(Protocol):
 class NoCache:
     """The cache switched off: every lookup misses and nothing is stored."""
 
-    def lookup(self, scopes: Sequence[str], key: str) -> tuple[CacheToken | None, bytes | None]:
+    def lookup(self, scopes: Sequence[str], key: str) -> tuple[CacheToken | None, bytes | None]:  # noqa: ARG002  the ReadCache Protocol's signature; the switched-off cache ignores it
         return None, None
 
-    def store(self, token: CacheToken | None, key: str, value: bytes, ttl_seconds: int) -> None:
+    def store(self, token: CacheToken | None, key: str, value: bytes, ttl_seconds: int) -> None:  # noqa: ARG002  the ReadCache Protocol's signature; the switched-off cache ignores it
         return None
 
-    def invalidate(self, scopes: Sequence[str]) -> None:
+    def ping(self) -> CacheHealth:
+        return CacheHealth(status="disabled")
+
+    def invalidate(self, scopes: Sequence[str]) -> None:  # noqa: ARG002  the ReadCache Protocol's signature; the switched-off cache ignores it
         return None
+
+
+if TYPE_CHECKING:
+    # mypy holds the switched-off cache to the Protocol (nothing runs).
+    _conforms: type[ReadCache] = NoCache

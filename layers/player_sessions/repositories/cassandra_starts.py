@@ -8,7 +8,7 @@ import json
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from cassandra import ConsistencyLevel
@@ -19,23 +19,23 @@ from cassandra.query import BatchType, PreparedStatement
 from player_sessions.cassandra_connection import BULK_PROFILE, CassandraConnection
 from player_sessions.models import Arrival, RollupRow, StartKey, StartRow, from_epoch_ms, to_epoch_ms
 from player_sessions.read_meter import count_read
-from player_sessions.work_meter import MeteredBatch, metered_session
 from player_sessions.repositories.cassandra_store import unavailable_on_failure
 from player_sessions.time_buckets import Bucket, Level, start_shard
+from player_sessions.work_meter import MeteredBatch, metered_session
 
 PROGRESS_NAME = "starts"
 READ_PROGRESS = "SELECT slot FROM rollup_progress WHERE name = ?"
 # The write's timestamp is the slot itself: the newest slot wins, so a slow builder never moves it back.
 WRITE_PROGRESS = "UPDATE rollup_progress USING TIMESTAMP ? AND TTL 0 SET slot = ? WHERE name = ?"
 FIRST_ARRIVAL_MINUTE = "SELECT minute FROM arrival_minutes WHERE scope = ? LIMIT 1"
-ARRIVAL_MINUTES_BETWEEN = "SELECT minute FROM arrival_minutes WHERE scope = ? AND minute >= ? AND minute <= ? LIMIT ?"
+ARRIVAL_MINUTES_BETWEEN = (
+    "SELECT minute FROM arrival_minutes WHERE scope = ? AND minute >= ? AND minute <= ? LIMIT ?"
+)
 READ_ARRIVALS = "SELECT slot, session_id, ts, country FROM start_arrivals WHERE slot IN ? AND shard IN ?"
 READ_MARKS = "SELECT session_id, ts, country, slot FROM start_marks WHERE session_id IN ?"
 WRITE_MARK = "INSERT INTO start_marks (session_id, ts, country, slot) VALUES (?, ?, ?, ?) USING TTL ?"
 CLAIM_FOLD = "INSERT INTO rollup_folds (slot, starts) VALUES (?, ?) IF NOT EXISTS USING TTL ?"
-READ_START_ROW = (
-    "SELECT session_id FROM session_starts WHERE hour = ? AND shard = ? AND country = ? AND ts = ? AND session_id = ?"
-)
+READ_START_ROW = "SELECT session_id FROM session_starts WHERE hour = ? AND shard = ? AND country = ? AND ts = ? AND session_id = ?"
 READ_ROLLUPS = (
     "SELECT bucket, slot, base, counts FROM start_count_rollups "
     "WHERE level = ? AND period = ? AND bucket >= ? AND bucket <= ?"
@@ -50,9 +50,7 @@ DELETE_ROLLUPS_BEFORE = (
 EDGE_COUNTRIES = (
     "SELECT country FROM session_starts WHERE hour = ? AND shard IN ? AND country IN ? AND ts >= ? AND ts < ?"
 )
-COUNTRY_START_BETWEEN = (
-    "SELECT ts FROM session_starts WHERE hour IN ? AND shard IN ? AND country = ? AND ts > ? AND ts <= ? LIMIT 1"
-)
+COUNTRY_START_BETWEEN = "SELECT ts FROM session_starts WHERE hour IN ? AND shard IN ? AND country = ? AND ts > ? AND ts <= ? LIMIT 1"
 READ_COUNTRY_HOUR_STARTS = (
     "SELECT ts, session_id, player_id FROM session_starts "
     "WHERE hour = ? AND shard = ? AND country = ? AND ts <= ? AND ts >= ?"
@@ -79,7 +77,7 @@ so each holds about a 1/shards share of any hour's newest starts."""
 
 def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     for first in range(0, len(items), size):
-        yield items[first:first + size]
+        yield items[first : first + size]
 
 
 class CassandraStartsStore:
@@ -101,7 +99,10 @@ class CassandraStartsStore:
         if not pairs:
             return []
         results = execute_concurrent(
-            metered_session(self._connection.session()), pairs, concurrency=CONCURRENCY, raise_on_first_error=True,
+            metered_session(self._connection.session()),
+            pairs,
+            concurrency=CONCURRENCY,
+            raise_on_first_error=True,
             execution_profile=BULK_PROFILE if bulk else EXEC_PROFILE_DEFAULT,
         )
         return [result for _, result in results]
@@ -116,18 +117,27 @@ class CassandraStartsStore:
 
     def write_progress(self, slot: int) -> None:
         with unavailable_on_failure("move the rollup watermark"):
-            self._connection.session().execute(self._statement(WRITE_PROGRESS), (slot * 1_000_000, slot, PROGRESS_NAME))
+            self._connection.session().execute(
+                self._statement(WRITE_PROGRESS), (slot * 1_000_000, slot, PROGRESS_NAME)
+            )
 
     def first_arrival_minute(self) -> datetime | None:
         with unavailable_on_failure("read the arrival minutes"):
-            row = self._connection.session().execute(self._statement(FIRST_ARRIVAL_MINUTE), (ARRIVAL_SCOPE,)).one()
+            row = (
+                self._connection.session()
+                .execute(self._statement(FIRST_ARRIVAL_MINUTE), (ARRIVAL_SCOPE,))
+                .one()
+            )
         count_read(rows=1 if row else 0, partitions=1)
         return _utc(row.minute) if row is not None else None
 
     def arrival_minutes_between(self, first: datetime, last: datetime, limit: int) -> list[datetime]:
         with unavailable_on_failure("read the arrival minutes"):
-            rows = list(self._connection.session().execute(
-                self._statement(ARRIVAL_MINUTES_BETWEEN), (ARRIVAL_SCOPE, first, last, limit)))
+            rows = list(
+                self._connection.session().execute(
+                    self._statement(ARRIVAL_MINUTES_BETWEEN), (ARRIVAL_SCOPE, first, last, limit)
+                )
+            )
         count_read(rows=len(rows), partitions=1)
         return [_utc(row.minute) for row in rows]
 
@@ -137,8 +147,9 @@ class CassandraStartsStore:
         groups = [list(group) for group in _chunks(list(slots), per_request)]
         arrivals: list[Arrival] = []
         with unavailable_on_failure("read the arrivals"):
-            for result in self._concurrently(READ_ARRIVALS, ((group, shards) for group in groups),
-                                             bulk=len(groups) > CONCURRENCY):
+            for result in self._concurrently(
+                READ_ARRIVALS, ((group, shards) for group in groups), bulk=len(groups) > CONCURRENCY
+            ):
                 for row in result:
                     arrivals.append(Arrival(row.slot, StartKey(row.session_id, _utc(row.ts), row.country)))
         count_read(rows=len(arrivals), partitions=len(slots) * self._shards, requests=len(groups))
@@ -152,7 +163,9 @@ class CassandraStartsStore:
         marks: dict[StartKey, int] = {}
         read = 0
         with unavailable_on_failure("read the start marks"):
-            for result in self._concurrently(READ_MARKS, ((list(group),) for group in _chunks(session_ids, MAX_IN_VALUES))):
+            for result in self._concurrently(
+                READ_MARKS, ((list(group),) for group in _chunks(session_ids, MAX_IN_VALUES))
+            ):
                 for row in result:
                     read += 1
                     key = StartKey(row.session_id, _utc(row.ts), row.country)
@@ -163,13 +176,23 @@ class CassandraStartsStore:
 
     def write_marks(self, marks: Sequence[tuple[StartKey, int, int]]) -> None:
         with unavailable_on_failure("write the start marks"):
-            self._concurrently(WRITE_MARK, ((key.session_id, key.ts, key.country, slot, ttl)
-                                            for key, slot, ttl in marks), bulk=len(marks) > 100)
+            self._concurrently(
+                WRITE_MARK,
+                ((key.session_id, key.ts, key.country, slot, ttl) for key, slot, ttl in marks),
+                bulk=len(marks) > 100,
+            )
 
     def stored_starts(self, keys: Sequence[StartKey]) -> set[StartKey]:
-        parameters = [(key.ts.astimezone(UTC).replace(minute=0, second=0, microsecond=0),
-                       start_shard(key.session_id, self._shards), key.country, key.ts, key.session_id)
-                      for key in keys]
+        parameters = [
+            (
+                key.ts.astimezone(UTC).replace(minute=0, second=0, microsecond=0),
+                start_shard(key.session_id, self._shards),
+                key.country,
+                key.ts,
+                key.session_id,
+            )
+            for key in keys
+        ]
         with unavailable_on_failure("read the start rows"):
             results = self._concurrently(READ_START_ROW, parameters, bulk=len(parameters) > 100)
         stored = {key for key, result in zip(keys, results, strict=True) if result.one() is not None}
@@ -177,15 +200,18 @@ class CassandraStartsStore:
         return stored
 
     def claim_fold(self, slot: int, keys: Sequence[StartKey], ttl_seconds: int) -> list[StartKey]:
-        record = json.dumps([[str(key.session_id), to_epoch_ms(key.ts), key.country] for key in keys],
-                            separators=(",", ":"))
+        record = json.dumps(
+            [[str(key.session_id), to_epoch_ms(key.ts), key.country] for key in keys], separators=(",", ":")
+        )
         statement = self._statement(CLAIM_FOLD).bind((slot, record, ttl_seconds))
         statement.serial_consistency_level = ConsistencyLevel.LOCAL_SERIAL
         with unavailable_on_failure("record a fold"):
             row = self._connection.session().execute(statement).one()
         if row is None or row[0]:  # [applied]
             return list(keys)
-        return [StartKey(UUID(sid), from_epoch_ms(ms), country) for sid, ms, country in json.loads(row.starts)]
+        return [
+            StartKey(UUID(sid), from_epoch_ms(ms), country) for sid, ms, country in json.loads(row.starts)
+        ]
 
     # ---- rollups ----
 
@@ -202,12 +228,16 @@ class CassandraStartsStore:
         read = 0
         parameters = [(level.code, period, first, last) for (level, period), (first, last) in spans.items()]
         with unavailable_on_failure("read rollups"):
-            for (level, _period), result in zip(spans, self._concurrently(READ_ROLLUPS, parameters)):
+            for (level, _period), result in zip(
+                spans, self._concurrently(READ_ROLLUPS, parameters), strict=True
+            ):
                 for row in result:
                     read += 1
-                    bucket = wanted.get((level, _utc(row.bucket)))
-                    if bucket is not None:
-                        found.setdefault(bucket, []).append(RollupRow(row.slot, bool(row.base), json.loads(row.counts)))
+                    row_bucket = wanted.get((level, _utc(row.bucket)))
+                    if row_bucket is not None:
+                        found.setdefault(row_bucket, []).append(
+                            RollupRow(row.slot, bool(row.base), json.loads(row.counts))
+                        )
         count_read(rows=read, partitions=len(spans), requests=len(spans))
         return found
 
@@ -217,7 +247,8 @@ class CassandraStartsStore:
         by_partition: dict[tuple[Level, datetime], list[tuple[Any, ...]]] = {}
         for bucket, counts, ttl in deltas:
             by_partition.setdefault((bucket.level, bucket.period), []).append(
-                (bucket.level.code, bucket.period, bucket.start, slot, False, _counts_json(counts), ttl))
+                (bucket.level.code, bucket.period, bucket.start, slot, False, _counts_json(counts), ttl)
+            )
         requests: list[tuple[Any, Any]] = []
         for rows in by_partition.values():
             for group in _chunks(rows, BATCH_STATEMENTS):
@@ -231,9 +262,13 @@ class CassandraStartsStore:
         if not requests:
             return
         with unavailable_on_failure("write rollup deltas"):
-            execute_concurrent(metered_session(self._connection.session()), requests, concurrency=CONCURRENCY,
-                               raise_on_first_error=True,
-                               execution_profile=BULK_PROFILE if len(requests) > 100 else EXEC_PROFILE_DEFAULT)
+            execute_concurrent(
+                metered_session(self._connection.session()),
+                requests,
+                concurrency=CONCURRENCY,
+                raise_on_first_error=True,
+                execution_profile=BULK_PROFILE if len(requests) > 100 else EXEC_PROFILE_DEFAULT,
+            )
 
     def write_bases(self, bases: Sequence[tuple[Bucket, int, dict[str, int], int]]) -> None:
         """Each base and the removal of the rows before it go as one single-partition batch (one timestamp: the
@@ -250,19 +285,27 @@ class CassandraStartsStore:
         if not batches:
             return
         with unavailable_on_failure("compact rollups"):
-            execute_concurrent(metered_session(session), batches, concurrency=CONCURRENCY, raise_on_first_error=True,
-                               execution_profile=BULK_PROFILE if len(batches) > 100 else EXEC_PROFILE_DEFAULT)
+            execute_concurrent(
+                metered_session(session),
+                batches,
+                concurrency=CONCURRENCY,
+                raise_on_first_error=True,
+                execution_profile=BULK_PROFILE if len(batches) > 100 else EXEC_PROFILE_DEFAULT,
+            )
 
     # ---- start rows ----
 
-    def edge_country_counts(self, hour: datetime, countries: Sequence[str], since: datetime,
-                            before: datetime) -> Counter[str]:
+    def edge_country_counts(
+        self, hour: datetime, countries: Sequence[str], since: datetime, before: datetime
+    ) -> Counter[str]:
         shards = list(range(self._shards))
         per_request = max(1, MAX_IN_VALUES // self._shards)
         counts: Counter[str] = Counter()
         groups = list(_chunks(list(countries), per_request))
         with unavailable_on_failure("count the starts of a second"):
-            for result in self._concurrently(EDGE_COUNTRIES, ((hour, shards, list(g), since, before) for g in groups)):
+            for result in self._concurrently(
+                EDGE_COUNTRIES, ((hour, shards, list(g), since, before) for g in groups)
+            ):
                 counts.update(row.country for row in result)
         count_read(rows=sum(counts.values()), partitions=self._shards, requests=len(groups))
         return counts
@@ -275,13 +318,22 @@ class CassandraStartsStore:
             hour = Level.HOUR.after(hour)
         shards = list(range(self._shards))
         with unavailable_on_failure("look for new starts"):
-            row = self._connection.session().execute(
-                self._statement(COUNTRY_START_BETWEEN), (hours, shards, country, after, until)).one()
+            row = (
+                self._connection.session()
+                .execute(self._statement(COUNTRY_START_BETWEEN), (hours, shards, country, after, until))
+                .one()
+            )
         count_read(rows=1 if row else 0, partitions=len(hours) * self._shards)
         return row is not None
 
-    def country_hour_starts(self, hours: Sequence[tuple[datetime, int | None]], country: str, not_after: datetime,
-                            not_before: datetime, page_size: int) -> list[Iterator[StartRow]]:
+    def country_hour_starts(
+        self,
+        hours: Sequence[tuple[datetime, int | None]],
+        country: str,
+        not_after: datetime,
+        not_before: datetime,
+        page_size: int,
+    ) -> list[Iterator[StartRow]]:
         session = self._connection.session()
         # Hours whose counts are known and fit the page are read whole, as many at once as one request holds
         # (Keyspaces' 100 partitions) and as the page needs: a request per hour and shard costs the driver far
@@ -294,8 +346,11 @@ class CassandraStartsStore:
         with unavailable_on_failure("read a country's starts"):
             groups: dict[datetime, _FewHours] = {}
             for group_hours in _groups(few, group_size, budget):
-                future = session.execute_async(self._statement(READ_COUNTRY_FEW_STARTS).bind(
-                    (group_hours, shards, country, not_after, not_before)))
+                future = session.execute_async(
+                    self._statement(READ_COUNTRY_FEW_STARTS).bind(
+                        (group_hours, shards, country, not_after, not_before)
+                    )
+                )
                 group = _FewHours(future, country, len(group_hours) * self._shards)
                 groups.update((hour, group) for hour in group_hours)
             statement = self._statement(READ_COUNTRY_HOUR_STARTS)
@@ -308,8 +363,10 @@ class CassandraStartsStore:
                     bound = statement.bind((hour, shard, country, not_after, not_before))
                     bound.fetch_size = shard_page
                     per_shard[hour].append(session.execute_async(bound))
-        return [groups[hour].rows_of(hour) if hour in groups else self._merged(per_shard[hour], country)
-                for hour, _ in hours]
+        return [
+            groups[hour].rows_of(hour) if hour in groups else self._merged(per_shard[hour], country)
+            for hour, _ in hours
+        ]
 
     def _merged(self, futures: list[Any], country: str) -> Iterator[StartRow]:
         with unavailable_on_failure("read a country's starts"):
@@ -350,7 +407,8 @@ class _FewHours:
                 for row in self._future.result():
                     read += 1
                     by_hour.setdefault(_utc(row.hour), []).append(
-                        StartRow(_utc(row.ts), row.session_id, row.player_id, self._country))
+                        StartRow(_utc(row.ts), row.session_id, row.player_id, self._country)
+                    )
             count_read(rows=read, partitions=self._partitions)
             for rows in by_hour.values():
                 rows.sort(key=_newest_first)
@@ -374,3 +432,10 @@ def _counts_json(counts: dict[str, int]) -> str:
 
 def _utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+if TYPE_CHECKING:
+    from player_sessions.repositories.protocols import RollupStore
+
+    # mypy holds the store to the Protocol the builder (and, through it, every reader) takes it as.
+    _conforms: type[RollupStore] = CassandraStartsStore

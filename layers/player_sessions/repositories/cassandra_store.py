@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 
 from cassandra import DriverException, OperationTimedOut, RequestExecutionException
@@ -107,7 +107,9 @@ class CassandraSessionStore:
         pairs = [self._request(statement) for statement in statements]
         if not pairs:
             return []
-        results = execute_concurrent(metered_session(self._session()), pairs, concurrency=WRITE_CONCURRENCY, raise_on_first_error=True)
+        results = execute_concurrent(
+            metered_session(self._session()), pairs, concurrency=WRITE_CONCURRENCY, raise_on_first_error=True
+        )
         return [result for _, result in results]
 
     def _request(self, statement: Statement | list[Statement]) -> tuple[Any, Any]:
@@ -122,8 +124,9 @@ class CassandraSessionStore:
     def write_events(self, writes: Sequence[EventWrite], arrivals: Sequence[ArrivalWrite]) -> None:
         with unavailable_on_failure("store the events"):
             self._record_minutes(arrivals)
-            self._once_more_after_reconnect(lambda: self._run_concurrently(
-                [*_event_statements(writes), *_arrival_statements(arrivals)]))
+            self._once_more_after_reconnect(
+                lambda: self._run_concurrently([*_event_statements(writes), *_arrival_statements(arrivals)])
+            )
 
     def read_sessions(self, session_ids: Sequence[UUID]) -> dict[UUID, SessionHalves]:
         with unavailable_on_failure("read the sessions back"):
@@ -135,15 +138,22 @@ class CassandraSessionStore:
             row = result.one()
             if row is not None:
                 halves[row.session_id] = SessionHalves(
-                    row.session_id, row.player_id, row.country, _utc(row.start_ts), _utc(row.end_ts)
+                    row.session_id,
+                    row.player_id,
+                    row.country,
+                    _utc_or_none(row.start_ts),
+                    _utc_or_none(row.end_ts),
                 )
         return halves
 
     def write_completed(self, sessions: Sequence[tuple[CompletedSession, int]]) -> None:
         with unavailable_on_failure("store the completed sessions"):
-            self._once_more_after_reconnect(lambda: self._run_concurrently(
-                (WRITE_COMPLETED, (s.player_id, s.end_ts, s.session_id, s.start_ts, s.country, ttl))
-                for s, ttl in sessions))
+            self._once_more_after_reconnect(
+                lambda: self._run_concurrently(
+                    (WRITE_COMPLETED, (s.player_id, s.end_ts, s.session_id, s.start_ts, s.country, ttl))
+                    for s, ttl in sessions
+                )
+            )
 
     def write_arrivals(self, arrivals: Sequence[ArrivalWrite]) -> None:
         with unavailable_on_failure("store the arrivals"):
@@ -160,8 +170,11 @@ class CassandraSessionStore:
                 ttls[minute] = max(ttls.get(minute, 0), write.ttl_seconds + MINUTE_RECORD_EXTRA_SECONDS)
         if not ttls:
             return
-        self._once_more_after_reconnect(lambda: self._run_concurrently(
-            (WRITE_ARRIVAL_MINUTE, (minute, ttl)) for minute, ttl in ttls.items()))
+        self._once_more_after_reconnect(
+            lambda: self._run_concurrently(
+                (WRITE_ARRIVAL_MINUTE, (minute, ttl)) for minute, ttl in ttls.items()
+            )
+        )
         if len(self._recorded_minutes) > 10_000:
             self._recorded_minutes.clear()
         self._recorded_minutes.update({minute: now + ttl for minute, ttl in ttls.items()})
@@ -180,7 +193,9 @@ class CassandraSessionStore:
             if row.session_id in seen or start_ts < since:
                 continue
             seen.add(row.session_id)
-            sessions.append(CompletedSession(player_id, row.session_id, row.country, start_ts, _utc(row.end_ts)))
+            sessions.append(
+                CompletedSession(player_id, row.session_id, row.country, start_ts, _utc(row.end_ts))
+            )
             if len(sessions) == limit:
                 break
         return sessions
@@ -200,16 +215,32 @@ def _event_statements(writes: Sequence[EventWrite]) -> Iterable[Statement | list
     halves: dict[UUID, list[tuple[EventType, Statement]]] = {}
     for write in writes:
         event = write.event
+        half: Statement
         if event.event is EventType.START:
-            half = (WRITE_START_HALF, (write.ttl_seconds, event.player_id, event.country, event.ts, event.session_id))
-            yield WRITE_START_ROW, (
-                write.hour, write.shard, event.country, event.ts, event.session_id, event.player_id, write.ttl_seconds
+            half = (
+                WRITE_START_HALF,
+                (write.ttl_seconds, event.player_id, event.country, event.ts, event.session_id),
+            )
+            yield (
+                WRITE_START_ROW,
+                (
+                    write.hour,
+                    write.shard,
+                    event.country,
+                    event.ts,
+                    event.session_id,
+                    event.player_id,
+                    write.ttl_seconds,
+                ),
             )
         else:
             half = (WRITE_END_HALF, (write.ttl_seconds, event.ts, event.session_id))
         halves.setdefault(event.session_id, []).append((event.event, half))
     for session_halves in halves.values():
-        if len(session_halves) == 2 and {kind for kind, _ in session_halves} == {EventType.START, EventType.END}:
+        if len(session_halves) == 2 and {kind for kind, _ in session_halves} == {
+            EventType.START,
+            EventType.END,
+        }:
             yield [half for _, half in session_halves]
         else:
             yield from (half for _, half in session_halves)
@@ -218,13 +249,28 @@ def _event_statements(writes: Sequence[EventWrite]) -> Iterable[Statement | list
 def _arrival_statements(arrivals: Sequence[ArrivalWrite]) -> Iterator[Statement]:
     for write in arrivals:
         key = write.arrival.key
-        yield WRITE_ARRIVAL, (write.arrival.slot, write.shard, key.session_id, key.ts, key.country, write.player_id,
-                              write.ttl_seconds)
+        yield (
+            WRITE_ARRIVAL,
+            (
+                write.arrival.slot,
+                write.shard,
+                key.session_id,
+                key.ts,
+                key.country,
+                write.player_id,
+                write.ttl_seconds,
+            ),
+        )
 
 
-def _utc(moment: datetime | None) -> datetime | None:
+def _utc(moment: datetime) -> datetime:
     # The driver returns naive datetimes that are in UTC.
-    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+def _utc_or_none(moment: datetime | None) -> datetime | None:
+    """A cell that may be unset (one half of a session stored so far)."""
+    return None if moment is None else _utc(moment)
 
 
 @contextmanager
@@ -242,3 +288,10 @@ def unavailable_on_failure(action: str) -> Iterator[None]:
         metrics.add_metric(
             name="DatabaseLatency", unit=MetricUnit.Milliseconds, value=(time.perf_counter() - started) * 1000
         )
+
+
+if TYPE_CHECKING:
+    from player_sessions.repositories.protocols import SessionStore
+
+    # mypy holds the store to the Protocol the domain takes it as (nothing runs).
+    _conforms: type[SessionStore] = CassandraSessionStore

@@ -63,12 +63,19 @@ class StartsStore(Protocol):
     def read_rollups(self, buckets: Sequence[Bucket]) -> dict[Bucket, list[RollupRow]]:
         """Every row of each bucket (base and deltas, oldest slot first), all requested at once."""
 
-    def edge_country_counts(self, hour: datetime, countries: Sequence[str], since: datetime,
-                            before: datetime) -> Counter[str]:
+    def edge_country_counts(
+        self, hour: datetime, countries: Sequence[str], since: datetime, before: datetime
+    ) -> Counter[str]:
         """Starts per country of the listed countries in ``[since, before)``, a span inside one hour."""
 
-    def country_hour_starts(self, hours: Sequence[tuple[datetime, int | None]], country: str, not_after: datetime,
-                            not_before: datetime, page_size: int) -> list[Iterator[StartRow]]:
+    def country_hour_starts(
+        self,
+        hours: Sequence[tuple[datetime, int | None]],
+        country: str,
+        not_after: datetime,
+        not_before: datetime,
+        page_size: int,
+    ) -> list[Iterator[StartRow]]:
         """For each hour (all requested at once), the country's starts with ``not_before <= ts <= not_after``,
         newest first (ties at one instant in any order). Each hour comes with the country's count in it when the
         rollups know it exactly: an hour known to hold few may be read whole, together with others; any other

@@ -29,13 +29,17 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from enum import Enum
+from typing import TYPE_CHECKING
 
 import redis
 
 from player_sessions.observability import MetricUnit, logger, metrics
 from player_sessions.read_meter import count_cache_lookup
 from player_sessions.redis_connection import RedisConnection
-from player_sessions.repositories.cache_protocol import CacheToken
+from player_sessions.repositories.cache_protocol import CacheHealth, CacheToken
+
+if TYPE_CHECKING:
+    from player_sessions.repositories.cache_protocol import ReadCache
 
 # ValueError: an epoch or generation that is not an integer (a foreign key clash); a miss, not a crash.
 _CACHE_FAILURES = (redis.RedisError, OSError, TimeoutError, ValueError)
@@ -117,6 +121,14 @@ class RedisReadCache:
         count_cache_lookup(hit=value is not None)
         return CacheToken(prefix), value
 
+    def ping(self) -> CacheHealth:
+        started = time.perf_counter()
+        try:
+            self._connection.client().ping()
+        except _CACHE_FAILURES as error:
+            return CacheHealth(status="down", detail=type(error).__name__)
+        return CacheHealth(status="up", latency_ms=round((time.perf_counter() - started) * 1000, 2))
+
     def store(self, token: CacheToken | None, key: str, value: bytes, ttl_seconds: int) -> None:
         if token is None or ttl_seconds < 1:
             return
@@ -166,7 +178,7 @@ class RedisReadCache:
             self._epoch_bump_owed = True
             self._lost_invalidations += 1
 
-    def _pay_owed_epoch_bump(self, client: redis.Redis) -> bool:
+    def _pay_owed_epoch_bump(self, client: redis.Redis[bytes]) -> bool:
         """Bumps the epoch if an invalidation was lost; True if it did. Raises if Redis fails (still owed)."""
         with self._lock:
             if not self._epoch_bump_owed:
@@ -218,3 +230,8 @@ class RedisReadCache:
 
 def _as_int(raw: bytes | str | None) -> int:
     return 0 if raw is None else int(raw)
+
+
+if TYPE_CHECKING:
+    # mypy holds the cache to the Protocol the domain takes it as (nothing runs).
+    _conforms: type[ReadCache] = RedisReadCache

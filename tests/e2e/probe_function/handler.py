@@ -5,13 +5,14 @@ It records its SnapStart phases (init, the hooks, each invocation) in PROBE_PHAS
 import json
 import os
 import socket
+from pathlib import Path
 
 from snapshot_restore_py import register_after_restore, register_before_snapshot
 
 
 def record(phase: str) -> None:
     if os.environ.get("PROBE_PHASES"):
-        with open(os.environ["PROBE_PHASES"], "a") as phases:
+        with Path(os.environ["PROBE_PHASES"]).open("a") as phases:
             phases.write(f"{phase} {os.getpid()}\n")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import resource
 import time
@@ -9,12 +10,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-
 REPOSITORY_LOCAL_DIR = Path(__file__).resolve().parents[3] / ".local"
 LOCAL_DIR = Path(os.environ.get("LOCAL_DIR") or REPOSITORY_LOCAL_DIR)
 
 
-SERVER_PID_FILES = {"cassandra": LOCAL_DIR / "cassandra" / "cassandra.pid", "redis": LOCAL_DIR / "redis" / "redis.pid"}
+SERVER_PID_FILES = {
+    "cassandra": LOCAL_DIR / "cassandra" / "cassandra.pid",
+    "redis": LOCAL_DIR / "redis" / "redis.pid",
+}
 
 
 _TICK = os.sysconf("SC_CLK_TCK")
@@ -43,10 +46,8 @@ def own_cpu_seconds() -> float:
 def server_pids() -> dict[str, int]:
     pids = {}
     for name, path in SERVER_PID_FILES.items():
-        try:
+        with contextlib.suppress(OSError, ValueError):
             pids[name] = int(path.read_text().strip())
-        except (OSError, ValueError):
-            pass
     return pids
 
 
@@ -63,7 +64,11 @@ class CpuUse:
 
     def per_thousand(self, events: int) -> dict[str, float]:
         scale = 1000 / events if events else 0.0
-        return {"client": self.client * scale, "cassandra": self.cassandra * scale, "redis": self.redis * scale}
+        return {
+            "client": self.client * scale,
+            "cassandra": self.cassandra * scale,
+            "redis": self.redis * scale,
+        }
 
 
 class CpuMeter:
@@ -77,9 +82,13 @@ class CpuMeter:
         return self
 
     def _snapshot(self) -> tuple[float, float, dict[str, float], float, float]:
-        return (own_cpu_seconds(), sum(process_cpu_seconds(pid) for pid in self._pids),
-                {name: process_cpu_seconds(pid) for name, pid in self._servers.items()}, machine_busy_seconds(),
-                time.monotonic())
+        return (
+            own_cpu_seconds(),
+            sum(process_cpu_seconds(pid) for pid in self._pids),
+            {name: process_cpu_seconds(pid) for name, pid in self._servers.items()},
+            machine_busy_seconds(),
+            time.monotonic(),
+        )
 
     def stop(self) -> CpuUse:
         """Call before watched processes end (their CPU is read from /proc while they live)."""
@@ -88,8 +97,13 @@ class CpuMeter:
         client = own - own0 + watched - watched0
         cassandra = servers.get("cassandra", 0.0) - servers0.get("cassandra", 0.0)
         redis_cpu = servers.get("redis", 0.0) - servers0.get("redis", 0.0)
-        return CpuUse(client, cassandra, redis_cpu, max(0.0, busy - busy0 - client - cassandra - redis_cpu),
-                      wall - wall0)
+        return CpuUse(
+            client,
+            cassandra,
+            redis_cpu,
+            max(0.0, busy - busy0 - client - cassandra - redis_cpu),
+            wall - wall0,
+        )
 
     def __exit__(self, *exc_info: object) -> None:
         return None

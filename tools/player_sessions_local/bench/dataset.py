@@ -53,15 +53,18 @@ class ExpectedRows:
 Statement = tuple[str, tuple[Any, ...]]
 
 
-def expected_rows(events: Iterable[dict], now: datetime, settings: Settings,
-                  statements: list[Statement] | None = None) -> ExpectedRows:
+def expected_rows(
+    events: Iterable[dict], now: datetime, settings: Settings, statements: list[Statement] | None = None
+) -> ExpectedRows:
     """What the events must leave stored; with ``statements``, also appends the writes the ingest path makes
     for them (the bare loop's work), computed with the domain's own parsing and TTL rules: each start's
     arrival too (into the slot of ``now``), and its minute once."""
     expected = ExpectedRows()
     slot = slot_of(now)
     if statements is not None:
-        statements.append((WRITE_ARRIVAL_MINUTE, (Level.MINUTE.floor(slot_start(slot)), settings.retention_seconds)))
+        statements.append(
+            (WRITE_ARRIVAL_MINUTE, (Level.MINUTE.floor(slot_start(slot)), settings.retention_seconds))
+        )
     for raw in events:
         expected.lines += 1
         event = parse_event(raw)
@@ -71,12 +74,19 @@ def expected_rows(events: Iterable[dict], now: datetime, settings: Settings,
             assert event.country is not None
             expected.starts.setdefault(session_id, (event.player_id, event.country, event.ts))
             if statements is not None:
-                statements.append((WRITE_START_HALF, (ttl, event.player_id, event.country, event.ts, session_id)))
+                statements.append(
+                    (WRITE_START_HALF, (ttl, event.player_id, event.country, event.ts, session_id))
+                )
                 shard = start_shard(session_id, settings.start_shards)
-                statements.append((WRITE_START_ROW, (hour_of(event.ts), shard, event.country, event.ts, session_id,
-                                                     event.player_id, ttl)))
-                statements.append((WRITE_ARRIVAL, (slot, shard, session_id, event.ts, event.country,
-                                                   event.player_id, ttl)))
+                statements.append(
+                    (
+                        WRITE_START_ROW,
+                        (hour_of(event.ts), shard, event.country, event.ts, session_id, event.player_id, ttl),
+                    )
+                )
+                statements.append(
+                    (WRITE_ARRIVAL, (slot, shard, session_id, event.ts, event.country, event.player_id, ttl))
+                )
         else:
             expected.ends.setdefault(session_id, event.ts)
             if statements is not None:
@@ -88,8 +98,19 @@ def expected_rows(events: Iterable[dict], now: datetime, settings: Settings,
             if session_id not in completed:
                 completed.add(session_id)
                 if statements is not None:
-                    statements.append((WRITE_COMPLETED, (player, end_ts, session_id, start_ts, country,
-                                                         ttl_seconds(start_ts, now, settings.retention))))
+                    statements.append(
+                        (
+                            WRITE_COMPLETED,
+                            (
+                                player,
+                                end_ts,
+                                session_id,
+                                start_ts,
+                                country,
+                                ttl_seconds(start_ts, now, settings.retention),
+                            ),
+                        )
+                    )
     return expected
 
 

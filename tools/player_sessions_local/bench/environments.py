@@ -58,9 +58,21 @@ def start_gateway(name: str, settings: Settings, out: Path, max_concurrency: int
     log_path = out / f"gateway-{name}.log"
     with log_path.open("w") as log:
         # The bench runs one builder of its own (the scheduled function); the gateways fold nothing.
-        process = subprocess.Popen([sys.executable, "-m", "player_sessions_local.gateway", "--port", str(port),
-                                    "--max-concurrency", str(max_concurrency), "--no-rollup-builder"],
-                                   env=env, stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "player_sessions_local.gateway",
+                "--port",
+                str(port),
+                "--max-concurrency",
+                str(max_concurrency),
+                "--no-rollup-builder",
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     return Gateway(name, f"http://127.0.0.1:{port}", process, log_path)
 
 
@@ -94,7 +106,11 @@ class Environments:
         """The gateways and every process under them (execution environments: emulators and runtimes)."""
         from player_sessions_local.cpu_profile import descendants
 
-        return [pid for gateway in self.gateways for pid in (gateway.process.pid, *descendants(gateway.process.pid))]
+        return [
+            pid
+            for gateway in self.gateways
+            for pid in (gateway.process.pid, *descendants(gateway.process.pid))
+        ]
 
     def stop(self) -> None:
         for gateway in self.gateways:
@@ -111,6 +127,8 @@ class HttpClient:
 
     def __init__(self, url: str, timeout: float = 30) -> None:
         parts = urlsplit(url)
+        if parts.hostname is None:
+            raise ValueError(f"no host in {url!r}")
         self._connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
 
     def request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:

@@ -17,7 +17,6 @@ from player_sessions_local.bench.dataset import ExpectedRows
 from player_sessions_local.bench.environments import Environments, http_client
 from player_sessions_local.bench.options import BATCH_EVENTS, METRIC_HOURS, TARGET_P90_MS
 
-
 Request = tuple[str, str, bytes | None]
 
 
@@ -46,8 +45,13 @@ class RouteLatency:
         return self.errors == 0 and self.percentile(0.9) <= self.target_ms
 
 
-def measure_route(environments: Environments, make_request: Callable[[random.Random], Request], clients: int,
-                  seconds: float, seed: int) -> tuple[list[float], int, str]:
+def measure_route(
+    environments: Environments,
+    make_request: Callable[[random.Random], Request],
+    clients: int,
+    seconds: float,
+    seed: int,
+) -> tuple[list[float], int, str]:
     """``clients`` threads send requests back to back for ``seconds``; a status of 300 or more is an error."""
     latencies: list[float] = []
     errors: list[str] = []
@@ -73,7 +77,9 @@ def measure_route(environments: Environments, make_request: Callable[[random.Ran
         with lock:
             latencies.extend(mine)
 
-    threads = [threading.Thread(target=client_loop, args=(i, random.Random(seed + i))) for i in range(clients)]
+    threads = [
+        threading.Thread(target=client_loop, args=(i, random.Random(seed + i))) for i in range(clients)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -91,8 +97,15 @@ def fresh_batch(rng: random.Random, players: Sequence[tuple[str, str]]) -> bytes
         session_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
         started = now - timedelta(seconds=rng.uniform(60, 1800))
         ended = started + (now - started) * rng.random()
-        batch.append({"event": "start", "player_id": player, "session_id": session_id, "country": country,
-                      "ts": started.isoformat()})
+        batch.append(
+            {
+                "event": "start",
+                "player_id": player,
+                "session_id": session_id,
+                "country": country,
+                "ts": started.isoformat(),
+            }
+        )
         batch.append({"event": "end", "player_id": player, "session_id": session_id, "ts": ended.isoformat()})
     return json.dumps(batch).encode()
 
@@ -109,7 +122,9 @@ class RoutePlan:
 def route_plans(cached: Environments, uncached: Environments, expected: ExpectedRows) -> list[RoutePlan]:
     # Drawn as the data is: active players and big countries more often.
     player_draws = [player for player, _, _ in expected.starts.values() if player in expected.completed]
-    player_countries = list({player: (player, country) for player, country, _ in expected.starts.values()}.values())
+    player_countries = list(
+        {player: (player, country) for player, country, _ in expected.starts.values()}.values()
+    )
     weights = expected.starts_by_country
     countries, country_weights = list(weights), list(weights.values())
 
@@ -120,7 +135,7 @@ def route_plans(cached: Environments, uncached: Environments, expected: Expected
         return "GET", f"/players/{rng.choice(player_draws)}/sessions", None
 
     def metric(hours: int) -> Callable[[random.Random], Request]:
-        return lambda rng: ("GET", f"/countries/starts?hours={hours}", None)
+        return lambda _rng: ("GET", f"/countries/starts?hours={hours}", None)
 
     def page(rng: random.Random) -> Request:
         country = rng.choices(countries, country_weights)[0]
@@ -131,8 +146,11 @@ def route_plans(cached: Environments, uncached: Environments, expected: Expected
         plans.append(RoutePlan("GET /players/{id}/sessions", "players", cache, environments, players))
     for hours in METRIC_HOURS:
         for cache, environments in (("on", cached), ("off", uncached)):
-            plans.append(RoutePlan(f"GET /countries/starts?hours={hours}", "metric", cache, environments,
-                                   metric(hours)))
+            plans.append(
+                RoutePlan(
+                    f"GET /countries/starts?hours={hours}", "metric", cache, environments, metric(hours)
+                )
+            )
     for cache, environments in (("on", cached), ("off", uncached)):
         plans.append(RoutePlan("GET /countries/{c}/starts (limit 100)", "page", cache, environments, page))
     # Last: its fresh sessions land in the open hour, which every country read counts row by row.
@@ -140,16 +158,24 @@ def route_plans(cached: Environments, uncached: Environments, expected: Expected
     return plans
 
 
-def measure_latency(plans: Sequence[RoutePlan], clients: int, seconds: float, seed: int) -> list[RouteLatency]:
+def measure_latency(
+    plans: Sequence[RoutePlan], clients: int, seconds: float, seed: int
+) -> list[RouteLatency]:
     results = []
     for number, plan in enumerate(plans):
         # A few requests first, not counted: imports, prepared statements, connections of every client.
-        measure_route(plan.environments, plan.make_request, clients, min(1.0, seconds / 4), seed + 1000 * number)
-        latencies, errors, first_error = measure_route(plan.environments, plan.make_request, clients, seconds,
-                                                       seed + 1000 * number + 500)
+        measure_route(
+            plan.environments, plan.make_request, clients, min(1.0, seconds / 4), seed + 1000 * number
+        )
+        latencies, errors, first_error = measure_route(
+            plan.environments, plan.make_request, clients, seconds, seed + 1000 * number + 500
+        )
         result = RouteLatency(plan.name, plan.kind, plan.cache, latencies, errors, first_error)
-        print(f"  {route_label(result):55} {len(latencies):>6} requests, p90 {result.percentile(0.9):6.1f} ms",
-              file=sys.stderr, flush=True)
+        print(
+            f"  {route_label(result):55} {len(latencies):>6} requests, p90 {result.percentile(0.9):6.1f} ms",
+            file=sys.stderr,
+            flush=True,
+        )
         results.append(result)
     return results
 

@@ -126,27 +126,52 @@ class LiveResult:
     def targets(self) -> list[tuple[str, bool]]:
         checks = []
         for stats in self.loaded:
-            checks.append((f"{stats.route} with {self.bulk_starts:,} starts just stored: p90 <= "
-                           f"{TARGET_LOADED_RATIO}x its quiet p90", self.ratio(stats.route) <= TARGET_LOADED_RATIO))
-            checks.append((f"{stats.route} with {self.bulk_starts:,} starts just stored: p90 <= "
-                           f"{TARGET_LOADED_P90_MS:g} ms", stats.percentile(0.9) <= TARGET_LOADED_P90_MS))
+            checks.append(
+                (
+                    (
+                        f"{stats.route} with {self.bulk_starts:,} starts just stored: p90 <= "
+                        f"{TARGET_LOADED_RATIO}x its quiet p90"
+                    ),
+                    self.ratio(stats.route) <= TARGET_LOADED_RATIO,
+                )
+            )
+            checks.append(
+                (
+                    (
+                        f"{stats.route} with {self.bulk_starts:,} starts just stored: p90 <= "
+                        f"{TARGET_LOADED_P90_MS:g} ms"
+                    ),
+                    stats.percentile(0.9) <= TARGET_LOADED_P90_MS,
+                )
+            )
         for stats in self.live_first + self.live_last:
             if "countries/starts" in stats.route:
-                checks.append((f"{stats.route} while {self.ingest_target:g} starts/s arrive: p90 <= "
-                               f"{TARGET_LIVE_METRIC_P90_MS:g} ms", stats.percentile(0.9) <= TARGET_LIVE_METRIC_P90_MS))
+                checks.append(
+                    (
+                        (
+                            f"{stats.route} while {self.ingest_target:g} starts/s arrive: p90 <= "
+                            f"{TARGET_LIVE_METRIC_P90_MS:g} ms"
+                        ),
+                        stats.percentile(0.9) <= TARGET_LIVE_METRIC_P90_MS,
+                    )
+                )
         checks.append(("live counts exact", all(check.exact for check in self.checks)))
         return checks
 
     @property
     def errors(self) -> int:
-        return self.ingest_errors + sum(r.errors for r in self.quiet + self.loaded + self.live_first + self.live_last)
+        return self.ingest_errors + sum(
+            r.errors for r in self.quiet + self.loaded + self.live_first + self.live_last
+        )
 
 
 def reads(country: str) -> list[tuple[str, str]]:
     """(label, path) of the reads a dashboard makes; the labels are those of the gateway's log lines."""
-    return [("GET /countries/starts?hours=1", "/countries/starts?hours=1"),
-            ("GET /countries/starts?hours=24", "/countries/starts?hours=24"),
-            ("GET /countries/{country}/starts?hours=24", f"/countries/{country}/starts?hours=24&limit=100")]
+    return [
+        ("GET /countries/starts?hours=1", "/countries/starts?hours=1"),
+        ("GET /countries/starts?hours=24", "/countries/starts?hours=24"),
+        ("GET /countries/{country}/starts?hours=24", f"/countries/{country}/starts?hours=24&limit=100"),
+    ]
 
 
 def time_reads(url: str, paths: Sequence[tuple[str, str]], seconds: float) -> list[RouteStats]:
@@ -179,11 +204,17 @@ def read_costs(log_path: Path, offset: int) -> tuple[ReadCosts, int]:
         if b'"cassandra reads"' not in line:
             continue
         try:
-            record = json.loads(line[line.index(b"{"):])
+            record = json.loads(line[line.index(b"{") :])
         except ValueError:
             continue
-        costs.requests.append(RequestCost(record.get("route", "?"), record.get("rows_read", 0),
-                                          record.get("cache_hits", 0), record.get("cache_misses", 0)))
+        costs.requests.append(
+            RequestCost(
+                record.get("route", "?"),
+                record.get("rows_read", 0),
+                record.get("cache_hits", 0),
+                record.get("cache_misses", 0),
+            )
+        )
     return costs, offset + len(data)
 
 
@@ -192,7 +223,9 @@ def check_counts(url: str, truth: StartTruth, label: str) -> list[ExactCheck]:
     with http_client(url) as client:
         for hours in (1, 24):
             body = client.get_json(f"/countries/starts?hours={hours}")
-            since, until = (datetime.fromisoformat(body[key].replace("Z", "+00:00")) for key in ("from", "to"))
+            since, until = (
+                datetime.fromisoformat(body[key].replace("Z", "+00:00")) for key in ("from", "to")
+            )
             expected = sum(1 for _, ts, _ in truth if since <= ts <= until)
             checks.append(ExactCheck(f"{label}: total over {hours} h", expected, body["total"]))
     return checks
@@ -207,16 +240,35 @@ def bulk_starts(count: int, countries: Counter[str], rng: random.Random, path: P
         for _ in range(count):
             session_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
             ts = (now - timedelta(seconds=rng.uniform(0, BULK_SPAN_SECONDS))).replace(
-                microsecond=rng.randrange(1000) * 1000)
+                microsecond=rng.randrange(1000) * 1000
+            )
             country = rng.choices(names, weights)[0]
             truth.add((session_id, ts, country))
-            out.write(json.dumps({"event": "start", "player_id": uuid.UUID(int=rng.getrandbits(128)).hex,
-                                  "session_id": session_id, "country": country, "ts": ts.isoformat()}) + "\n")
+            out.write(
+                json.dumps(
+                    {
+                        "event": "start",
+                        "player_id": uuid.UUID(int=rng.getrandbits(128)).hex,
+                        "session_id": session_id,
+                        "country": country,
+                        "ts": ts.isoformat(),
+                    }
+                )
+                + "\n"
+            )
     return truth
 
 
-def live_ingest(url: str, rate: float, seconds: float, countries: Counter[str], rng: random.Random,
-                truth: StartTruth, stop: threading.Event) -> tuple[int, int, float]:
+def live_ingest(
+    url: str,
+    rate: float,
+    seconds: float,
+    countries: Counter[str],
+    *,
+    rng: random.Random,
+    truth: StartTruth,
+    stop: threading.Event,
+) -> tuple[int, int, float]:
     """POSTs 10-start batches at ``rate`` starts/s for ``seconds``; each acknowledged start joins ``truth``.
     Returns (starts stored, errors, seconds taken)."""
     names, weights = list(countries), list(countries.values())
@@ -230,12 +282,28 @@ def live_ingest(url: str, rate: float, seconds: float, countries: Counter[str], 
             if (pause := due - time.monotonic()) > 0:
                 time.sleep(pause)
             now = datetime.now(UTC)
-            starts = [(str(uuid.UUID(int=rng.getrandbits(128), version=4)),
-                       (now - timedelta(seconds=rng.uniform(0, LIVE_LATENESS_SECONDS))).replace(
-                           microsecond=rng.randrange(1000) * 1000), rng.choices(names, weights)[0])
-                      for _ in range(BATCH_EVENTS)]
-            body = json.dumps([{"event": "start", "player_id": "live", "session_id": sid, "ts": ts.isoformat(),
-                                "country": country} for sid, ts, country in starts]).encode()
+            starts = [
+                (
+                    str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+                    (now - timedelta(seconds=rng.uniform(0, LIVE_LATENESS_SECONDS))).replace(
+                        microsecond=rng.randrange(1000) * 1000
+                    ),
+                    rng.choices(names, weights)[0],
+                )
+                for _ in range(BATCH_EVENTS)
+            ]
+            body = json.dumps(
+                [
+                    {
+                        "event": "start",
+                        "player_id": "live",
+                        "session_id": sid,
+                        "ts": ts.isoformat(),
+                        "country": country,
+                    }
+                    for sid, ts, country in starts
+                ]
+            ).encode()
             status, answer = client.request("POST", "/events", body)
             if status == 200 and json.loads(answer).get("stored") == BATCH_EVENTS:
                 truth.update(starts)
@@ -256,14 +324,20 @@ def poll(url: str, paths: Sequence[tuple[str, str]], seconds: float) -> list[tup
             route, path = paths[number % len(paths)]
             began = time.perf_counter()
             status, _ = client.request("GET", path)
-            samples.append((time.monotonic() - started, route, (time.perf_counter() - began) * 1000, status == 200))
+            samples.append(
+                (time.monotonic() - started, route, (time.perf_counter() - began) * 1000, status == 200)
+            )
             number += 1
             time.sleep(POLL_PAUSE_SECONDS)
     return samples
 
 
-def stats_between(samples: Sequence[tuple[float, str, float, bool]], paths: Sequence[tuple[str, str]],
-                  first: float, last: float) -> list[RouteStats]:
+def stats_between(
+    samples: Sequence[tuple[float, str, float, bool]],
+    paths: Sequence[tuple[str, str]],
+    first: float,
+    last: float,
+) -> list[RouteStats]:
     by_route = {route: RouteStats(route) for route, _ in paths}
     for when, route, ms, ok in samples:
         if first <= when < last:
@@ -274,9 +348,21 @@ def stats_between(samples: Sequence[tuple[float, str, float, bool]], paths: Sequ
     return list(by_route.values())
 
 
-def run_live_scenario(environments: Environments, log_path: Path, services: Services, truth: StartTruth,
-                      countries: Counter[str], *, bulk: int, rate: float, seconds: float, quiet_seconds: float,
-                      out: Path, seed: int, wait_for_builder: Callable[[], float]) -> LiveResult:
+def run_live_scenario(
+    environments: Environments,
+    log_path: Path,
+    services: Services,
+    truth: StartTruth,
+    countries: Counter[str],
+    *,
+    bulk: int,
+    rate: float,
+    seconds: float,
+    quiet_seconds: float,
+    out: Path,
+    seed: int,
+    wait_for_builder: Callable[[], float],
+) -> LiveResult:
     url = environments.url_for(0)
     biggest = countries.most_common(1)[0][0]
     paths = reads(biggest)
@@ -287,10 +373,18 @@ def run_live_scenario(environments: Environments, log_path: Path, services: Serv
     quiet = time_reads(url, paths, quiet_seconds)
     quiet_costs, offset = read_costs(log_path, offset)
 
-    say(f"live: {bulk:,} starts stamped within the last {BULK_SPAN_SECONDS // 60} minutes, through the loader")
+    say(
+        f"live: {bulk:,} starts stamped within the last {BULK_SPAN_SECONDS // 60} minutes, through the loader"
+    )
     bulk_truth = bulk_starts(bulk, countries, rng, out / "live-bulk.jsonl.gz")
-    report = load_file(out / "live-bulk.jsonl.gz", services, rebase_to_now=False, rejects_path=None,
-                       processes=2, progress=False)
+    report = load_file(
+        out / "live-bulk.jsonl.gz",
+        services,
+        rebase_to_now=False,
+        rejects_path=None,
+        processes=2,
+        progress=False,
+    )
     truth |= bulk_truth
     fold_seconds = wait_for_builder()
     say(f"  loaded in {report.seconds:.1f} s, folded {fold_seconds:.1f} s later")
@@ -301,8 +395,11 @@ def run_live_scenario(environments: Environments, log_path: Path, services: Serv
     say(f"live: {rate:g} starts/s through POST /events for {seconds:g} s, one reader polling")
     stop = threading.Event()
     outcome: dict[str, tuple[int, int, float]] = {}
-    ingest = threading.Thread(target=lambda: outcome.update(
-        result=live_ingest(url, rate, seconds, countries, rng, truth, stop)))
+    ingest = threading.Thread(
+        target=lambda: outcome.update(
+            result=live_ingest(url, rate, seconds, countries, rng=rng, truth=truth, stop=stop)
+        )
+    )
     ingest.start()
     offset_first = offset
     samples = poll(url, paths, seconds)
@@ -316,11 +413,24 @@ def run_live_scenario(environments: Environments, log_path: Path, services: Serv
     costs_first, costs_last = costs_all.thirds()
     wait_for_builder()
     checks += check_counts(url, truth, "after live ingest")
-    return LiveResult(quiet=quiet, loaded=loaded, bulk_starts=bulk, bulk_seconds=report.seconds,
-                      fold_seconds=fold_seconds, live_first=first, live_last=last, live_costs_first=costs_first,
-                      live_costs_last=costs_last, loaded_costs=loaded_costs, quiet_costs=quiet_costs,
-                      ingest_rate=stored / took if took else 0.0, ingest_target=rate, ingest_errors=errors,
-                      live_seconds=seconds, checks=checks)
+    return LiveResult(
+        quiet=quiet,
+        loaded=loaded,
+        bulk_starts=bulk,
+        bulk_seconds=report.seconds,
+        fold_seconds=fold_seconds,
+        live_first=first,
+        live_last=last,
+        live_costs_first=costs_first,
+        live_costs_last=costs_last,
+        loaded_costs=loaded_costs,
+        quiet_costs=quiet_costs,
+        ingest_rate=stored / took if took else 0.0,
+        ingest_target=rate,
+        ingest_errors=errors,
+        live_seconds=seconds,
+        checks=checks,
+    )
 
 
 def wait_until_folded(services: Services) -> Callable[[], float]:

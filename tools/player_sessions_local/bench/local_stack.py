@@ -43,9 +43,13 @@ def wait_for_quiet_node(settings: Settings, limit_seconds: float = 180) -> float
     try:
         session = connection.session()
         while time.monotonic() - started < limit_seconds:
-            busy = sum(row.active_tasks + row.pending_tasks
-                       for row in session.execute("SELECT name, active_tasks, pending_tasks FROM "
-                                                  "system_views.thread_pools") if row.name in BACKGROUND_POOLS)
+            busy = sum(
+                row.active_tasks + row.pending_tasks
+                for row in session.execute(
+                    "SELECT name, active_tasks, pending_tasks FROM system_views.thread_pools"
+                )
+                if row.name in BACKGROUND_POOLS
+            )
             if busy == 0:
                 break
             time.sleep(1)

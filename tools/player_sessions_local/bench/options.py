@@ -11,7 +11,6 @@ from pathlib import Path
 
 from player_sessions_local.load import CHUNKS_IN_FLIGHT_PER_PROCESS
 
-
 TARGET_P90_MS = {"ingest": 25.0, "players": 15.0, "metric": 50.0, "page": 25.0}
 
 
@@ -62,50 +61,109 @@ class BenchOptions:
 def parse_options(argv: Sequence[str] | None) -> BenchOptions:
     from player_sessions_local import bench
 
-    parser = argparse.ArgumentParser(prog="python -m player_sessions_local.bench", description=bench.__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--events", type=int, default=None, help="events to generate and load (default 1,000,000)")
+    parser = argparse.ArgumentParser(
+        prog="python -m player_sessions_local.bench",
+        description=bench.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--events", type=int, default=None, help="events to generate and load (default 1,000,000)"
+    )
     parser.add_argument("--quick", action="store_true", help="smoke run: 5,000 events, 1 s per route")
-    parser.add_argument("--out", type=Path, default=None, help="results directory (default bench-results/DATE)")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="results directory (default bench-results/DATE)"
+    )
     parser.add_argument("--seconds", type=float, default=None, help="per route (default 10; 1 with --quick)")
-    parser.add_argument("--single-client-seconds", type=float, default=None,
-                        help="per route, one client at a time, after the concurrent pass (default 5; 0.5 with "
-                             "--quick; 0 skips it)")
-    parser.add_argument("--clients", type=int, default=4,
-                        help="concurrent clients per route (the gateway starts as many execution environments)")
-    parser.add_argument("--http-events", type=int, default=None,
-                        help="the file's first events posted through HTTP (default 100,000; 2,000 with --quick)")
-    parser.add_argument("--http-clients", type=int, default=4,
-                        help="concurrent clients posting batches (as many execution environments)")
+    parser.add_argument(
+        "--single-client-seconds",
+        type=float,
+        default=None,
+        help="per route, one client at a time, after the concurrent pass (default 5; 0.5 with "
+        "--quick; 0 skips it)",
+    )
+    parser.add_argument(
+        "--clients",
+        type=int,
+        default=4,
+        help="concurrent clients per route (the gateway starts as many execution environments)",
+    )
+    parser.add_argument(
+        "--http-events",
+        type=int,
+        default=None,
+        help="the file's first events posted through HTTP (default 100,000; 2,000 with --quick)",
+    )
+    parser.add_argument(
+        "--http-clients",
+        type=int,
+        default=4,
+        help="concurrent clients posting batches (as many execution environments)",
+    )
     parser.add_argument("--processes", type=int, default=2, help="loader and bare-loop processes")
-    parser.add_argument("--chunks-in-flight", type=int, default=CHUNKS_IN_FLIGHT_PER_PROCESS,
-                        help="chunks each loader process ingests at once")
-    parser.add_argument("--keyspace", default="player_sessions_bench",
-                        help="the loaded keyspace; the bare loop and HTTP ingest use it with _bare and _http")
+    parser.add_argument(
+        "--chunks-in-flight",
+        type=int,
+        default=CHUNKS_IN_FLIGHT_PER_PROCESS,
+        help="chunks each loader process ingests at once",
+    )
+    parser.add_argument(
+        "--keyspace",
+        default="player_sessions_bench",
+        help="the loaded keyspace; the bare loop and HTTP ingest use it with _bare and _http",
+    )
     parser.add_argument("--redis-db", type=int, default=14)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--days", type=int, default=30, help="how many days the generated events span")
-    parser.add_argument("--retention-days", type=int, default=None,
-                        help="the service's retention in the bench keyspaces (default: its setting; 31 with --quick)")
-    parser.add_argument("--live-bulk", type=int, default=None,
-                        help="starts stored just before the loaded reads (default 100,000; 2,000 with --quick)")
+    parser.add_argument(
+        "--retention-days",
+        type=int,
+        default=None,
+        help="the service's retention in the bench keyspaces (default: its setting; 31 with --quick)",
+    )
+    parser.add_argument(
+        "--live-bulk",
+        type=int,
+        default=None,
+        help="starts stored just before the loaded reads (default 100,000; 2,000 with --quick)",
+    )
     parser.add_argument("--live-rate", type=float, default=100.0, help="starts/s POSTed in the live scenario")
-    parser.add_argument("--live-seconds", type=float, default=None,
-                        help="length of the live scenario (default 60; 9 with --quick)")
+    parser.add_argument(
+        "--live-seconds",
+        type=float,
+        default=None,
+        help="length of the live scenario (default 60; 9 with --quick)",
+    )
     args = parser.parse_args(argv)
     events = args.events or (5_000 if args.quick else 1_000_000)
     out = args.out or Path("bench-results") / datetime.now(UTC).strftime("%Y-%m-%dT%H-%M-%SZ")
     http_events = args.http_events or (2_000 if args.quick else 100_000)
-    return BenchOptions(events=events, out=out, retention_days=args.retention_days or (31 if args.quick else None),
-                        seconds=args.seconds or (1.0 if args.quick else 10.0), clients=args.clients,
-                        single_seconds=(args.single_client_seconds if args.single_client_seconds is not None
-                                        else 0.5 if args.quick else 5.0),
-                        http_events=min(http_events, events), http_clients=args.http_clients,
-                        processes=args.processes, chunks_in_flight=args.chunks_in_flight, keyspace=args.keyspace,
-                        redis_db=args.redis_db, seed=args.seed, days=args.days, quick=args.quick,
-                        live_bulk=args.live_bulk or (2_000 if args.quick else 100_000), live_rate=args.live_rate,
-                        live_seconds=args.live_seconds or (9.0 if args.quick else 60.0))
+    return BenchOptions(
+        events=events,
+        out=out,
+        retention_days=args.retention_days or (31 if args.quick else None),
+        seconds=args.seconds or (1.0 if args.quick else 10.0),
+        clients=args.clients,
+        single_seconds=(
+            args.single_client_seconds
+            if args.single_client_seconds is not None
+            else 0.5
+            if args.quick
+            else 5.0
+        ),
+        http_events=min(http_events, events),
+        http_clients=args.http_clients,
+        processes=args.processes,
+        chunks_in_flight=args.chunks_in_flight,
+        keyspace=args.keyspace,
+        redis_db=args.redis_db,
+        seed=args.seed,
+        days=args.days,
+        quick=args.quick,
+        live_bulk=args.live_bulk or (2_000 if args.quick else 100_000),
+        live_rate=args.live_rate,
+        live_seconds=args.live_seconds or (9.0 if args.quick else 60.0),
+    )
 
 
 def say(message: str) -> None:
-    print(f"[{datetime.now():%H:%M:%S}] {message}", file=sys.stderr, flush=True)
+    print(f"[{datetime.now(UTC).astimezone():%H:%M:%S}] {message}", file=sys.stderr, flush=True)

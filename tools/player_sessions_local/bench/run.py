@@ -10,6 +10,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TypedDict
 
 from player_sessions.clock import SystemClock
 from player_sessions.services import Services, build_services
@@ -17,8 +18,19 @@ from player_sessions.settings import Settings, get_settings
 from player_sessions_local.bench import live, seed_reference
 from player_sessions_local.bench.cpu import CpuMeter
 from player_sessions_local.bench.dataset import ExpectedRows, Statement, expected_rows, read_events
-from player_sessions_local.bench.environments import Environments, start_environments, wait_until_listening, warm_up
-from player_sessions_local.bench.latency import RouteLatency, RouteStatsPair, measure_latency, route_plans, time_pair
+from player_sessions_local.bench.environments import (
+    Environments,
+    start_environments,
+    wait_until_listening,
+    warm_up,
+)
+from player_sessions_local.bench.latency import (
+    RouteLatency,
+    RouteStatsPair,
+    measure_latency,
+    route_plans,
+    time_pair,
+)
 from player_sessions_local.bench.local_stack import (
     drop_keyspace,
     flush_redis,
@@ -34,6 +46,22 @@ from player_sessions_local.cost.runs import BUILDER_WORK_LOG, cost_section
 from player_sessions_local.generate import generate_events, open_for_writing
 from player_sessions_local.load import CHUNK_EVENTS, load_file
 from player_sessions_local.rollup_runner import RollupRunner, fold_until_caught_up
+
+
+class PhaseResults(TypedDict, total=False):
+    """What each phase measured, filled in as the phases run; the report reads them all."""
+
+    bare: Throughput
+    bare_counts: list[RowCount]
+    loader: Throughput
+    loader_counts: list[RowCount]
+    http: Throughput
+    http_counts: list[RowCount]
+    metric_check: MetricCheck
+    latencies: list[RouteLatency]
+    single_latencies: list[RouteLatency]
+    seed: RouteStatsPair
+    live: live.LiveResult
 
 
 @dataclass
@@ -53,7 +81,7 @@ class BenchRun:
     statements: list[Statement] = field(default_factory=list)
     row_statements: int = 0
     quiet_waits: list[float] = field(default_factory=list)
-    results: dict[str, object] = field(default_factory=dict)
+    results: PhaseResults = field(default_factory=PhaseResults)
     builder: RollupRunner | None = None
     services: Services | None = None
 
@@ -64,26 +92,44 @@ class BenchRun:
         options.out.mkdir(parents=True, exist_ok=True)
         base = get_settings()
         redis_url = redis_url_with_db(base.redis_url, options.redis_db)
-        loaded = base.model_copy(update={"keyspace": options.keyspace, "redis_url": redis_url,
-                                         "cache_enabled": True, "api_key": None,
-                                         "retention_days": options.retention_days or base.retention_days})
+        loaded = base.model_copy(
+            update={
+                "keyspace": options.keyspace,
+                "redis_url": redis_url,
+                "cache_enabled": True,
+                "api_key": None,
+                "retention_days": options.retention_days or base.retention_days,
+            }
+        )
         bare = loaded.model_copy(update={"keyspace": f"{options.keyspace}_bare"})
         http = loaded.model_copy(update={"keyspace": f"{options.keyspace}_http"})
         load_before = load_average()
         machine = machine_description(loaded)
-        say(f"machine: {machine['cpus']} CPUs ({machine['cpu_model']}), {machine['memory']}, Cassandra "
-            f"{machine['cassandra']}; load average {load_before}")
+        say(
+            f"machine: {machine['cpus']} CPUs ({machine['cpu_model']}), {machine['memory']}, Cassandra "
+            f"{machine['cassandra']}; load average {load_before}"
+        )
         for settings in (loaded, bare, http):
             fresh_keyspace(settings)
         flush_redis(redis_url)
         environments = {
             "http": start_environments("http-ingest", http, options.http_clients, options.out),
-            "uncached": start_environments("uncached", loaded.model_copy(update={"cache_enabled": False}),
-                                           options.clients, options.out),
+            "uncached": start_environments(
+                "uncached", loaded.model_copy(update={"cache_enabled": False}), options.clients, options.out
+            ),
             "cached": start_environments("cached", loaded, options.clients, options.out),
         }
-        return cls(options, loaded, bare, http, environments, machine, datetime.now(UTC), load_before,
-                   random.Random(options.seed))
+        return cls(
+            options,
+            loaded,
+            bare,
+            http,
+            environments,
+            machine,
+            datetime.now(UTC),
+            load_before,
+            random.Random(options.seed),
+        )
 
     def generate_data_set(self) -> None:
         o = self.options
@@ -98,18 +144,26 @@ class BenchRun:
         for group in self.environments.values():
             for gateway in group.gateways:
                 wait_until_listening(gateway)
-        self.expected = expected_rows(read_events(self.data_path), datetime.now(UTC), self.loaded, self.statements)
+        self.expected = expected_rows(
+            read_events(self.data_path), datetime.now(UTC), self.loaded, self.statements
+        )
         self.row_statements = len(self.statements)
         e = self.expected
-        say(f"{e.lines:,} events: {len(e.starts):,} starts, {len(e.ends):,} ends, {e.completed_count:,} completed "
-            f"sessions, {len(e.completed):,} players with one; the ingest path writes {self.row_statements:,} rows")
+        say(
+            f"{e.lines:,} events: {len(e.starts):,} starts, {len(e.ends):,} ends, {e.completed_count:,} completed "
+            f"sessions, {len(e.completed):,} players with one; the ingest path writes {self.row_statements:,} rows"
+        )
 
     def measure_bare_loop(self) -> None:
-        say(f"physical limit: bare loop of {self.row_statements:,} prepared inserts, {self.options.processes} "
-            "processes")
+        say(
+            f"physical limit: bare loop of {self.row_statements:,} prepared inserts, {self.options.processes} "
+            "processes"
+        )
         self.quiet_waits.append(wait_for_quiet_node(self.loaded))
         with CpuMeter() as meter:
-            bare = run_bare_loop(self.bare_settings, self.statements, self.expected.lines, self.options.processes)
+            bare = run_bare_loop(
+                self.bare_settings, self.statements, self.expected.lines, self.options.processes
+            )
             bare.cpu = meter.stop()
         self.statements = []
         gc.collect()
@@ -124,14 +178,26 @@ class BenchRun:
         say(f"loader: load_file with {o.processes} processes, {o.chunks_in_flight} chunks in flight each")
         self.services = build_services(self.loaded, SystemClock())
         with CpuMeter() as meter:
-            report = load_file(self.data_path, self.services, rebase_to_now=False,
-                               rejects_path=o.out / "load-rejects.jsonl", processes=o.processes,
-                               chunks_in_flight=o.chunks_in_flight, progress=not o.quick)
+            report = load_file(
+                self.data_path,
+                self.services,
+                rebase_to_now=False,
+                rejects_path=o.out / "load-rejects.jsonl",
+                processes=o.processes,
+                chunks_in_flight=o.chunks_in_flight,
+                progress=not o.quick,
+            )
             cpu = meter.stop()
-        loader = Throughput(f"loader (load_file, {o.processes} processes)", report.lines, report.seconds,
-                            report.discarded + report.rejected, report.retries,
-                            f"{report.stored:,} stored, {report.discarded} discarded, {report.rejected} rejected, "
-                            f"chunks of {CHUNK_EVENTS}, {o.chunks_in_flight} in flight per process", cpu)
+        loader = Throughput(
+            f"loader (load_file, {o.processes} processes)",
+            report.lines,
+            report.seconds,
+            report.discarded + report.rejected,
+            report.retries,
+            f"{report.stored:,} stored, {report.discarded} discarded, {report.rejected} rejected, "
+            f"chunks of {CHUNK_EVENTS}, {o.chunks_in_flight} in flight per process",
+            cpu,
+        )
         say(f"  {loader.events_per_second:,.0f} events/s ({loader.seconds:.1f} s), {loader.detail}")
         self.results["loader"] = loader
         self.results["loader_counts"] = count_rows(self.loaded, self.expected, self.rng)
@@ -141,7 +207,9 @@ class BenchRun:
         self.quiet_waits.append(wait_for_quiet_node(self.loaded))
         events = list(read_events(self.data_path, o.http_events))
         expected = expected_rows(events, datetime.now(UTC), self.http_settings)
-        say(f"HTTP ingest: the first {len(events):,} events, {o.http_clients} clients, batches of {BATCH_EVENTS}")
+        say(
+            f"HTTP ingest: the first {len(events):,} events, {o.http_clients} clients, batches of {BATCH_EVENTS}"
+        )
         warm_up(self.environments["http"])
         pids = self.environments["http"].pids()
         with CpuMeter(lambda: pids) as meter:
@@ -162,15 +230,20 @@ class BenchRun:
         started = time.perf_counter()
         total = fold_until_caught_up(self.services)
         fold_seconds = time.perf_counter() - started
-        say(f"  {total.starts_counted:,} starts folded in {fold_seconds:.1f} s "
+        say(
+            f"  {total.starts_counted:,} starts folded in {fold_seconds:.1f} s "
             f"({total.starts_counted / fold_seconds if fold_seconds else 0:,.0f} starts/s), "
-            f"{total.deltas_written:,} deltas, {total.bases_written:,} bases")
+            f"{total.deltas_written:,} deltas, {total.bases_written:,} bases"
+        )
         self.builder = RollupRunner(self.services, work_log=self.options.out / BUILDER_WORK_LOG).start()
         warm_up(self.environments["uncached"])
-        check = check_metric(self.environments["uncached"].url_for(0), self.expected, fold_seconds,
-                             total.starts_counted)
-        say(f"  first metric request over 8760 h: {check.seconds * 1000:,.0f} ms; total {check.total:,} "
-            f"(file: {check.expected_total:,})")
+        check = check_metric(
+            self.environments["uncached"].url_for(0), self.expected, fold_seconds, total.starts_counted
+        )
+        say(
+            f"  first metric request over 8760 h: {check.seconds * 1000:,.0f} ms; total {check.total:,} "
+            f"(file: {check.expected_total:,})"
+        )
         self.results["metric_check"] = check
 
     def measure_read_latency(self) -> None:
@@ -190,16 +263,26 @@ class BenchRun:
         since = datetime.now(UTC) - timedelta(hours=24)
         in_day = Counter(country for _, country, ts in self.expected.starts.values() if ts >= since)
         country = max((c for c, n in in_day.items() if n <= 1000), key=lambda c: in_day[c])
-        starts = [(sid, player, ts) for sid, (player, c, ts) in self.expected.starts.items()
-                  if c == country and ts >= since - timedelta(minutes=5)]
-        say(f"seed comparison: {country}, {in_day[country]} starts in 24 h, page of 1,000 against the unpaged list")
+        starts = [
+            (sid, player, ts)
+            for sid, (player, c, ts) in self.expected.starts.items()
+            if c == country and ts >= since - timedelta(minutes=5)
+        ]
+        say(
+            f"seed comparison: {country}, {in_day[country]} starts in 24 h, page of 1,000 against the unpaged list"
+        )
         seed_reference.fill(self.loaded, country, starts)
         process, url = seed_reference.start(self.loaded)
         try:
             self.results["seed"] = time_pair(
-                ours=(self.environments["uncached"].url_for(0), f"/countries/{country}/starts?hours=24&limit=1000"),
-                seed=(url, f"/countries/{country}/starts?hours=24"), seconds=self.options.single_seconds * 4,
-                label=f"{country}, {in_day[country]} starts")
+                ours=(
+                    self.environments["uncached"].url_for(0),
+                    f"/countries/{country}/starts?hours=24&limit=1000",
+                ),
+                seed=(url, f"/countries/{country}/starts?hours=24"),
+                seconds=self.options.single_seconds * 4,
+                label=f"{country}, {in_day[country]} starts",
+            )
         finally:
             process.terminate()
 
@@ -207,22 +290,41 @@ class BenchRun:
         o = self.options
         assert self.services is not None
         cached = self.environments["cached"]
-        truth: live.StartTruth = {(str(sid), ts, country) for sid, (_, country, ts) in self.expected.starts.items()}
+        truth: live.StartTruth = {
+            (str(sid), ts, country) for sid, (_, country, ts) in self.expected.starts.items()
+        }
         self.results["live"] = live.run_live_scenario(
-            cached, cached.gateways[0].log_path, self.services, truth, self.expected.starts_by_country,
-            bulk=o.live_bulk, rate=o.live_rate, seconds=o.live_seconds, quiet_seconds=o.single_seconds * 2,
-            out=o.out, seed=o.seed + 3, wait_for_builder=live.wait_until_folded(self.services))
+            cached,
+            cached.gateways[0].log_path,
+            self.services,
+            truth,
+            self.expected.starts_by_country,
+            bulk=o.live_bulk,
+            rate=o.live_rate,
+            seconds=o.live_seconds,
+            quiet_seconds=o.single_seconds * 2,
+            out=o.out,
+            seed=o.seed + 3,
+            wait_for_builder=live.wait_until_folded(self.services),
+        )
 
     def measure_ingest_latency(self) -> None:
         """Last: its fresh sessions are not in the truth the live scenario checks counts against."""
         o = self.options
-        plans = [plan for plan in route_plans(self.environments["cached"], self.environments["uncached"],
-                                              self.expected) if plan.kind == "ingest"]
-        self.results["latencies"] = [*self.results["latencies"], *measure_latency(plans, o.clients, o.seconds,
-                                                                                   o.seed + 100)]
+        plans = [
+            plan
+            for plan in route_plans(self.environments["cached"], self.environments["uncached"], self.expected)
+            if plan.kind == "ingest"
+        ]
+        self.results["latencies"] = [
+            *self.results["latencies"],
+            *measure_latency(plans, o.clients, o.seconds, o.seed + 100),
+        ]
         if o.single_seconds > 0:
-            self.results["single_latencies"] = [*self.results["single_latencies"],
-                                                *measure_latency(plans, 1, o.single_seconds, o.seed + 107)]
+            self.results["single_latencies"] = [
+                *self.results["single_latencies"],
+                *measure_latency(plans, 1, o.single_seconds, o.seed + 107),
+            ]
 
     def stop(self) -> None:
         if self.builder is not None:
@@ -235,19 +337,39 @@ class BenchRun:
     def report(self) -> int:
         r, o = self.results, self.options
         summary = Summary(
-            options=o, machine=self.machine, started_at=self.started_at, load_before=self.load_before,
-            load_after=load_average(), generation_seconds=self.generation_seconds, expected=self.expected,
-            row_statements=self.row_statements, bare=r["bare"], bare_counts=r["bare_counts"],
-            loader=r["loader"], loader_counts=r["loader_counts"], http=r["http"], http_counts=r["http_counts"],
-            metric_check=r["metric_check"], latencies=r["latencies"], single_latencies=r["single_latencies"],
-            quiet_waits=self.quiet_waits, seed=r["seed"], live=r["live"],
+            options=o,
+            machine=self.machine,
+            started_at=self.started_at,
+            load_before=self.load_before,
+            load_after=load_average(),
+            generation_seconds=self.generation_seconds,
+            expected=self.expected,
+            row_statements=self.row_statements,
+            bare=r["bare"],
+            bare_counts=r["bare_counts"],
+            loader=r["loader"],
+            loader_counts=r["loader_counts"],
+            http=r["http"],
+            http_counts=r["http_counts"],
+            metric_check=r["metric_check"],
+            latencies=r["latencies"],
+            single_latencies=r["single_latencies"],
+            quiet_waits=self.quiet_waits,
+            seed=r["seed"],
+            live=r["live"],
         )
-        plot_latency(summary.latencies, o.out / "latency.png",
-                     f"{self.expected.lines:,} events loaded; {o.clients} clients, {o.seconds:g} s per route; "
-                     f"{self.machine['cpus']} CPUs; {self.started_at:%Y-%m-%d %H:%M} UTC")
+        plot_latency(
+            summary.latencies,
+            o.out / "latency.png",
+            f"{self.expected.lines:,} events loaded; {o.clients} clients, {o.seconds:g} s per route; "
+            f"{self.machine['cpus']} CPUs; {self.started_at:%Y-%m-%d %H:%M} UTC",
+        )
+        # What it would cost deployed: the run's own logs, priced (python -m player_sessions_local.cost).
+        if self.builder is not None:
+            self.builder.stop()
         cost = cost_section(o.out)
-        (o.out / "summary.md").write_text(summary.markdown() + "\n## Cost per request and per month\n\n"
-                                          + "\n".join(cost) + "\n")
+        markdown = summary.markdown() + "\n## Cost per request and per month\n\n" + "\n".join(cost) + "\n"
+        (o.out / "summary.md").write_text(markdown)
         (o.out / "results.json").write_text(json.dumps(summary.as_json(), indent=2))
         print(summary.console())
         print("\n".join(cost))

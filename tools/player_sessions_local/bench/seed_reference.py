@@ -11,11 +11,11 @@ from __future__ import annotations
 import json
 import multiprocessing
 import socket
-import threading
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from multiprocessing.process import BaseProcess
 from urllib.parse import parse_qs, urlsplit
 from uuid import UUID
 
@@ -41,13 +41,17 @@ def fill(settings: Settings, country: str, starts: Sequence[tuple[UUID, str, dat
         session = connection.session()
         session.execute(CREATE, timeout=60)
         insert = session.prepare(INSERT)
-        execute_concurrent(session, [(insert, (country, ts, sid, player)) for sid, player, ts in starts],
-                           concurrency=32, raise_on_first_error=True)
+        execute_concurrent(
+            session,
+            [(insert, (country, ts, sid, player)) for sid, player, ts in starts],
+            concurrency=32,
+            raise_on_first_error=True,
+        )
     finally:
         connection.close()
 
 
-def _serve(settings: Settings, port: int, ready: threading.Event | None) -> None:
+def _serve(settings: Settings, port: int) -> None:
     connection = CassandraConnection(settings)
     session = connection.session()
     read = session.prepare(READ)
@@ -55,31 +59,41 @@ def _serve(settings: Settings, port: int, ready: threading.Event | None) -> None
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
-        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        def do_GET(self) -> None:
             parts = urlsplit(self.path)
             country = parts.path.split("/")[2].upper()
             hours = int(parse_qs(parts.query)["hours"][0])
             now = datetime.now(UTC)
             rows = session.execute(read, (country, now - timedelta(hours=hours), now))
-            body = json.dumps({"country": country, "sessions": [
-                {"session_id": str(row.session_id), "player_id": row.player_id,
-                 "ts": format_timestamp(row.ts.replace(tzinfo=UTC))} for row in rows]}).encode()
+            body = json.dumps(
+                {
+                    "country": country,
+                    "sessions": [
+                        {
+                            "session_id": str(row.session_id),
+                            "player_id": row.player_id,
+                            "ts": format_timestamp(row.ts.replace(tzinfo=UTC)),
+                        }
+                        for row in rows
+                    ],
+                }
+            ).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
 
-        def log_message(self, format: str, *args: object) -> None:
+        def log_message(self, _format: str, *_args: object) -> None:
             return None
 
     ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
 
 
-def start(settings: Settings) -> tuple[multiprocessing.Process, str]:
+def start(settings: Settings) -> tuple[BaseProcess, str]:
     """The reference server in a process of its own (as the gateway is); returns it and its base URL."""
     port = free_port()
-    process = multiprocessing.get_context("spawn").Process(target=_serve, args=(settings, port, None), daemon=True)
+    process = multiprocessing.get_context("spawn").Process(target=_serve, args=(settings, port), daemon=True)
     process.start()
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

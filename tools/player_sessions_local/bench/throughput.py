@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cassandra.concurrent import execute_concurrent
-from cassandra.query import BatchStatement, BatchType
+from cassandra.query import BatchStatement, BatchType, PreparedStatement
 
 from player_sessions.cassandra_connection import build_cluster
 from player_sessions.repositories.cassandra_store import (
@@ -29,7 +29,6 @@ from player_sessions_local.bench.cpu import CpuUse
 from player_sessions_local.bench.dataset import Statement
 from player_sessions_local.bench.environments import Environments, http_client
 from player_sessions_local.bench.options import BARE_ATTEMPTS, BATCH_EVENTS
-
 
 _bare_statements: list[Statement | list[Statement]] = []
 """Set before the worker processes fork; each one sends every ``processes``-th request."""
@@ -57,12 +56,22 @@ def as_requests(statements: list[Statement]) -> list[Statement | list[Statement]
     return requests
 
 
-def _bare_worker(settings: Settings, index: int, processes: int, ready, go, results) -> None:
+def _bare_worker(settings: Settings, index: int, processes: int, *, ready, go, results) -> None:
     cluster = build_cluster(settings)
     session = cluster.connect(settings.keyspace)
-    prepared = {cql: session.prepare(cql) for cql in (WRITE_START_HALF, WRITE_START_ROW, WRITE_END_HALF,
-                                                      WRITE_COMPLETED, WRITE_ARRIVAL, WRITE_ARRIVAL_MINUTE)}
-    work = []
+    prepared = {
+        cql: session.prepare(cql)
+        for cql in (
+            WRITE_START_HALF,
+            WRITE_START_ROW,
+            WRITE_END_HALF,
+            WRITE_COMPLETED,
+            WRITE_ARRIVAL,
+            WRITE_ARRIVAL_MINUTE,
+        )
+    }
+    # What execute_concurrent takes: a batch with no parameters, or a prepared statement with its own.
+    work: list[tuple[BatchStatement | PreparedStatement, tuple[Any, ...] | None]] = []
     for request in itertools.islice(_bare_statements, index, None, processes):
         if isinstance(request, list):
             batch = BatchStatement(batch_type=BatchType.UNLOGGED)
@@ -77,8 +86,17 @@ def _bare_worker(settings: Settings, index: int, processes: int, ready, go, resu
     # A statement that timed out (a busy node) is written again, as the loader re-sends a chunk: same rows.
     for _ in range(BARE_ATTEMPTS):
         failed = []
-        for statement, (success, result) in zip(work, execute_concurrent(
-                session, work, concurrency=WRITE_CONCURRENCY, raise_on_first_error=False, results_generator=True)):
+        for statement, (success, result) in zip(
+            work,
+            execute_concurrent(
+                session,
+                work,
+                concurrency=WRITE_CONCURRENCY,
+                raise_on_first_error=False,
+                results_generator=True,
+            ),
+            strict=True,
+        ):
             if not success:
                 failed.append(statement)
                 first_error = first_error or repr(result)
@@ -108,12 +126,17 @@ class Throughput:
 
 
 def run_bare_loop(settings: Settings, statements: list[Statement], events: int, processes: int) -> Throughput:
-    global _bare_statements
-    _bare_statements = as_requests(statements)
+    _bare_statements[:] = as_requests(statements)
     context = multiprocessing.get_context("fork")
     ready, go, results = context.Semaphore(0), context.Event(), context.Queue()
-    workers = [context.Process(target=_bare_worker, args=(settings, i, processes, ready, go, results))
-               for i in range(processes)]
+    workers = [
+        context.Process(
+            target=_bare_worker,
+            args=(settings, i, processes),
+            kwargs={"ready": ready, "go": go, "results": results},
+        )
+        for i in range(processes)
+    ]
     for worker in workers:
         worker.start()
     for _ in workers:
@@ -124,22 +147,27 @@ def run_bare_loop(settings: Settings, statements: list[Statement], events: int, 
     seconds = time.perf_counter() - started
     for worker in workers:
         worker.join()
-    _bare_statements = []
+    _bare_statements.clear()
     written = sum(o[0] for o in outcomes)
     retried = sum(o[1] for o in outcomes)
     errors = sum(o[2] for o in outcomes)
     first_error = next((o[3] for o in outcomes if o[3]), "")
-    return Throughput("bare loop (prepared inserts)", events, seconds, errors, retried,
-                      f"{len(statements):,} statements in {written:,} requests (a session's two halves in one "
-                      f"single-partition batch, as the ingest path sends them), {processes} processes x "
-                      f"{WRITE_CONCURRENCY} in flight"
-                      + (f"; first failure: {first_error}" if first_error else ""))
+    return Throughput(
+        "bare loop (prepared inserts)",
+        events,
+        seconds,
+        errors,
+        retried,
+        f"{len(statements):,} statements in {written:,} requests (a session's two halves in one "
+        f"single-partition batch, as the ingest path sends them), {processes} processes x "
+        f"{WRITE_CONCURRENCY} in flight" + (f"; first failure: {first_error}" if first_error else ""),
+    )
 
 
 def run_http_ingest(environments: Environments, events: list[dict], clients: int) -> Throughput:
     """``clients`` clients post the events in file order, 10 a batch; every batch must be stored whole."""
-    bodies = [json.dumps(events[i:i + BATCH_EVENTS]).encode() for i in range(0, len(events), BATCH_EVENTS)]
-    sizes = [len(events[i:i + BATCH_EVENTS]) for i in range(0, len(events), BATCH_EVENTS)]
+    bodies = [json.dumps(events[i : i + BATCH_EVENTS]).encode() for i in range(0, len(events), BATCH_EVENTS)]
+    sizes = [len(events[i : i + BATCH_EVENTS]) for i in range(0, len(events), BATCH_EVENTS)]
     next_batch = iter(range(len(bodies)))
     lock = threading.Lock()
     errors: list[str] = []
@@ -176,7 +204,13 @@ def run_http_ingest(environments: Environments, events: list[dict], clients: int
     for thread in threads:
         thread.join()
     seconds = time.perf_counter() - started
-    return Throughput("HTTP ingest (POST /events)", len(events), seconds, len(errors), len(resent),
-                      f"{len(bodies):,} batches of {BATCH_EVENTS}, {clients} clients, one gateway with up to "
-                      f"{environments.concurrency} execution environments"
-                      + (f"; first error: {errors[0]}" if errors else ""))
+    return Throughput(
+        "HTTP ingest (POST /events)",
+        len(events),
+        seconds,
+        len(errors),
+        len(resent),
+        f"{len(bodies):,} batches of {BATCH_EVENTS}, {clients} clients, one gateway with up to "
+        f"{environments.concurrency} execution environments"
+        + (f"; first error: {errors[0]}" if errors else ""),
+    )

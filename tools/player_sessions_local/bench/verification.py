@@ -19,7 +19,6 @@ from player_sessions_local.bench.dataset import ExpectedRows
 from player_sessions_local.bench.environments import http_client
 from player_sessions_local.bench.options import BARE_ATTEMPTS
 
-
 SESSIONS_SAMPLE = 2000
 """Sessions rows read back per keyspace (every start row and every completed row is counted)."""
 
@@ -52,27 +51,42 @@ def count_rows(settings: Settings, expected: ExpectedRows, rng: random.Random) -
             found_starts.update(row.session_id for row in result)
         players = sorted(expected.completed)
         found_completed: dict[str, set[uuid.UUID]] = {}
-        for player, result in zip(players, _read_all(session, COUNT_PLAYER_COMPLETED, [(p,) for p in players])):
+        for player, result in zip(
+            players, _read_all(session, COUNT_PLAYER_COMPLETED, [(p,) for p in players]), strict=True
+        ):
             found_completed[player] = {row.session_id for row in result}
         all_sessions = sorted(expected.sessions())
         sample = rng.sample(all_sessions, min(SESSIONS_SAMPLE, len(all_sessions)))
         halves_missing = found_sample = 0
-        for session_id, rows in zip(sample, _read_all(session, READ_SESSION, [(s,) for s in sample])):
+        for session_id, rows in zip(
+            sample, _read_all(session, READ_SESSION, [(s,) for s in sample]), strict=True
+        ):
             row = rows[0] if rows else None
             found_sample += row is not None
             wants_start, wants_end = session_id in expected.starts, session_id in expected.ends
-            halves_missing += row is None or (wants_start and row.start_ts is None) or (
-                wants_end and row.end_ts is None)
+            halves_missing += (
+                row is None or (wants_start and row.start_ts is None) or (wants_end and row.end_ts is None)
+            )
     finally:
         connection.close()
     expected_starts = set(expected.starts)
     completed_missing = sum(len(s - found_completed.get(p, set())) for p, s in expected.completed.items())
     completed_extra = sum(len(found_completed[p] - s) for p, s in expected.completed.items())
     return [
-        RowCount("session_starts", len(expected_starts), len(found_starts), len(expected_starts - found_starts),
-                 len(found_starts - expected_starts)),
-        RowCount("completed_sessions_by_player", expected.completed_count,
-                 sum(len(s) for s in found_completed.values()), completed_missing, completed_extra),
+        RowCount(
+            "session_starts",
+            len(expected_starts),
+            len(found_starts),
+            len(expected_starts - found_starts),
+            len(found_starts - expected_starts),
+        ),
+        RowCount(
+            "completed_sessions_by_player",
+            expected.completed_count,
+            sum(len(s) for s in found_completed.values()),
+            completed_missing,
+            completed_extra,
+        ),
         RowCount(f"sessions (sample of {len(sample)})", len(sample), found_sample, halves_missing, 0),
     ]
 
@@ -84,10 +98,15 @@ def _read_all(session, cql: str, keys: Sequence[tuple]) -> list[list]:
     rows: list[list | None] = [None] * len(keys)
     pending = list(range(len(keys)))
     for attempt in range(BARE_ATTEMPTS):
-        results = execute_concurrent(session, [(statement, keys[i]) for i in pending], concurrency=16,
-                                     raise_on_first_error=False, execution_profile=BULK_PROFILE)
+        results = execute_concurrent(
+            session,
+            [(statement, keys[i]) for i in pending],
+            concurrency=16,
+            raise_on_first_error=False,
+            execution_profile=BULK_PROFILE,
+        )
         failed = []
-        for index, (success, result) in zip(pending, results):
+        for index, (success, result) in zip(pending, results, strict=True):
             if success:
                 rows[index] = list(result)
             else:

@@ -16,25 +16,48 @@ from player_sessions_local.cost.runs import WORKED_EXAMPLE, cost_tables, latest_
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m player_sessions_local.cost", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--log", type=Path, action="append", help="a gateway log (repeatable); default: the "
-                        "latest bench results' logs, the cache-off configuration left out")
+    parser = argparse.ArgumentParser(
+        prog="python -m player_sessions_local.cost",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--log",
+        type=Path,
+        action="append",
+        help="a gateway log (repeatable); default: the "
+        "latest bench results' logs, the cache-off configuration left out",
+    )
     parser.add_argument("--daily-players", type=int, default=WORKED_EXAMPLE.daily_players)
     parser.add_argument("--sessions-per-player", type=float, default=WORKED_EXAMPLE.sessions_per_player)
-    parser.add_argument("--dashboard-polls-per-minute", type=float,
-                        default=WORKED_EXAMPLE.dashboard_polls_per_minute)
-    parser.add_argument("--player-lookups-per-minute", type=float,
-                        default=WORKED_EXAMPLE.player_lookups_per_minute)
-    parser.add_argument("--dashboard-hours", type=int, default=WORKED_EXAMPLE.dashboard_hours, help="the window the dashboard polls")
+    parser.add_argument(
+        "--dashboard-polls-per-minute", type=float, default=WORKED_EXAMPLE.dashboard_polls_per_minute
+    )
+    parser.add_argument(
+        "--player-lookups-per-minute", type=float, default=WORKED_EXAMPLE.player_lookups_per_minute
+    )
+    parser.add_argument(
+        "--dashboard-hours",
+        type=int,
+        default=WORKED_EXAMPLE.dashboard_hours,
+        help="the window the dashboard polls",
+    )
     args = parser.parse_args(argv)
-    for value, name in ((args.daily_players, "--daily-players"), (args.sessions_per_player, "--sessions-per-player"),
-                        (args.dashboard_polls_per_minute, "--dashboard-polls-per-minute"),
-                        (args.player_lookups_per_minute, "--player-lookups-per-minute")):
+    for value, name in (
+        (args.daily_players, "--daily-players"),
+        (args.sessions_per_player, "--sessions-per-player"),
+        (args.dashboard_polls_per_minute, "--dashboard-polls-per-minute"),
+        (args.player_lookups_per_minute, "--player-lookups-per-minute"),
+    ):
         if value < 0:
             parser.error(f"{name} must not be negative")
-    game = Game(args.daily_players, args.sessions_per_player, args.dashboard_polls_per_minute,
-                args.player_lookups_per_minute, args.dashboard_hours)
+    game = Game(
+        args.daily_players,
+        args.sessions_per_player,
+        args.dashboard_polls_per_minute,
+        args.player_lookups_per_minute,
+        args.dashboard_hours,
+    )
     print("\n".join(cost_tables(args.log or latest_logs(), game)))
     return 0
 

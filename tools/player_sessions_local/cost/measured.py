@@ -24,8 +24,10 @@ from player_sessions.observability import SCHEDULED_ROUTE
 
 # 2026-12-01 11:21:16,073 INFO ingest_events#4 <what the environment printed>
 _LINE = re.compile(r"^\S+ \S+ [A-Z]+ (?P<function>[a-z_]+)#\w+ (?P<text>.*)$")
-_REPORT = re.compile(r"^REPORT RequestId: (?P<id>\S+)\s.*?Billed Duration: (?P<billed>[\d.]+) ms\s+"
-                     r"Memory Size: (?P<memory>\d+) MB")
+_REPORT = re.compile(
+    r"^REPORT RequestId: (?P<id>\S+)\s.*?Billed Duration: (?P<billed>[\d.]+) ms\s+"
+    r"Memory Size: (?P<memory>\d+) MB"
+)
 WORK_MESSAGE = '"message":"request work"'
 START_LINE_BYTES = len("START RequestId: 00000000-0000-0000-0000-000000000000 Version: $LATEST\n")
 END_LINE_BYTES = len("END RequestId: 00000000-0000-0000-0000-000000000000\n")
@@ -90,8 +92,10 @@ def _read_log(path: Path) -> list[Invocation]:
             report = _REPORT.match(text)
             if report:
                 invocation = Invocation(
-                    request_id=report.group("id"), function=match.group("function"),
-                    billed_ms=float(report.group("billed")), memory_mb=int(report.group("memory")),
+                    request_id=report.group("id"),
+                    function=match.group("function"),
+                    billed_ms=float(report.group("billed")),
+                    memory_mb=int(report.group("memory")),
                     log_bytes=pending_bytes.pop(label, 0) + len(text) + 1 + START_LINE_BYTES + END_LINE_BYTES,
                     metrics=pending_metrics.pop(label, set()),
                 )
@@ -108,8 +112,11 @@ def _read_log(path: Path) -> list[Invocation]:
         route_and_work = work_by_id.pop(invocation.request_id, None)
         if route_and_work is not None:
             invocation.route, invocation.work = route_and_work
-    invocations += [Invocation(request_id, "rollup_builder", route=route, work=work)
-                    for request_id, (route, work) in work_by_id.items() if route == SCHEDULED_ROUTE]
+    invocations += [
+        Invocation(request_id, "rollup_builder", route=route, work=work)
+        for request_id, (route, work) in work_by_id.items()
+        if route == SCHEDULED_ROUTE
+    ]
     return invocations
 
 
@@ -122,5 +129,7 @@ def _metric_names(text: str) -> set[str]:
     for directive in document.get("CloudWatchMetrics", []):
         namespace = directive.get("Namespace", "")
         for dimensions in directive.get("Dimensions", [[]]):
-            names |= {f"{namespace}/{metric['Name']}/{','.join(dimensions)}" for metric in directive["Metrics"]}
+            names |= {
+                f"{namespace}/{metric['Name']}/{','.join(dimensions)}" for metric in directive["Metrics"]
+            }
     return names

@@ -32,6 +32,7 @@ from infra_cdk.constants import (
 from player_sessions.keyspaces_units import WRITE_UNIT_BYTES, stored_row_bytes
 from player_sessions.observability import SCHEDULED_ROUTE
 from player_sessions.schema import TABLES
+from player_sessions.time_buckets import Level
 from player_sessions_local.cost.measured import Invocation
 from player_sessions_local.cost.prices import PriceList
 
@@ -81,6 +82,30 @@ class RouteCost:
         return [c.name for c in self.components if c.usd is None]
 
 
+def builder_units(minutes: Sequence[Invocation]) -> tuple[tuple[float, float], tuple[float, float]]:
+    """The builder's (WRU, RRU) a minute with nothing to fold, and per start folded beyond that.
+
+    Idle: the average of the minutes that folded no start (its polls and watermark writes), or the quietest
+    minute if none was idle; per start: what the other minutes did beyond idle, over the starts they folded
+    (each start counted gets a mark)."""
+    idle_minutes = [m for m in minutes if not m.rows_written("start_marks")]
+    busy = [m for m in minutes if m.rows_written("start_marks")]
+    if idle_minutes:
+        idle = (
+            sum(m.write_units for m in idle_minutes) / len(idle_minutes),
+            sum(m.read_units for m in idle_minutes) / len(idle_minutes),
+        )
+    else:
+        quietest = min(minutes, key=lambda m: m.write_units + m.read_units)
+        idle = (quietest.write_units, quietest.read_units)
+    starts = sum(m.rows_written("start_marks") for m in busy) or 1
+    per_start = (
+        max(0.0, sum(m.write_units - idle[0] for m in busy) / starts),
+        max(0.0, sum(m.read_units - idle[1] for m in busy) / starts),
+    )
+    return idle, per_start
+
+
 def builder_run_seconds() -> float:
     """How long each scheduled invocation of the builder folds (functions/rollup_builder): its billed time."""
     from player_sessions_local.gateway.local_functions import ensure_repository_root_on_path
@@ -91,13 +116,14 @@ def builder_run_seconds() -> float:
     return float(RUN_FOR_SECONDS)
 
 
-def _priced(prices: PriceList, key: str, quantity: float, per: float, name: str, unit: str) -> Component:
+def _priced(prices: PriceList, key: str, quantity: float, per: float, *, name: str, unit: str) -> Component:
     price = prices.usd(key)
     return Component(name, quantity, unit, None if price is None else quantity / per * price)
 
 
-def invocation_components(invocations: Sequence[Invocation], prices: PriceList, *, scale: float,
-                          through_api: bool = True) -> list[Component]:
+def invocation_components(
+    invocations: Sequence[Invocation], prices: PriceList, *, scale: float, through_api: bool = True
+) -> list[Component]:
     """The components of these invocations, each scaled by ``scale`` (1e6 / n: per million requests)."""
     n = len(invocations)
     gb_seconds = sum(i.billed_ms / 1000 * i.memory_mb / 1024 for i in invocations) * LAMBDA_DURATION_FACTOR
@@ -107,18 +133,53 @@ def invocation_components(invocations: Sequence[Invocation], prices: PriceList, 
     log_bytes = sum(i.log_bytes for i in invocations) + (n * ACCESS_LOG_LINE_BYTES if through_api else 0)
     components = []
     if through_api:
-        components.append(_priced(prices, "api_gateway_rest_requests", n * scale, MILLION, "API Gateway", "requests"))
+        components.append(
+            _priced(
+                prices, "api_gateway_rest_requests", n * scale, MILLION, name="API Gateway", unit="requests"
+            )
+        )
     components += [
-        _priced(prices, "lambda_requests", n * scale, MILLION, "Lambda requests", "requests"),
-        _priced(prices, "lambda_gb_second_arm64", gb_seconds * scale, 1, "Lambda duration", "GB-s"),
-        _priced(prices, "keyspaces_write_request_units", wrus * scale, MILLION, "Keyspaces writes", "WRU"),
-        _priced(prices, "keyspaces_read_request_units", rrus * scale, MILLION, "Keyspaces reads", "RRU"),
-        _priced(prices, "elasticache_serverless_valkey_ecpu", ecpus * scale, MILLION, "ElastiCache", "ECPU"),
-        _priced(prices, "cloudwatch_logs_ingested_gb", log_bytes * scale / GB, 1, "CloudWatch Logs", "GB"),
+        _priced(prices, "lambda_requests", n * scale, MILLION, name="Lambda requests", unit="requests"),
+        _priced(prices, "lambda_gb_second_arm64", gb_seconds * scale, 1, name="Lambda duration", unit="GB-s"),
+        _priced(
+            prices,
+            "keyspaces_write_request_units",
+            wrus * scale,
+            MILLION,
+            name="Keyspaces writes",
+            unit="WRU",
+        ),
+        _priced(
+            prices, "keyspaces_read_request_units", rrus * scale, MILLION, name="Keyspaces reads", unit="RRU"
+        ),
+        _priced(
+            prices,
+            "elasticache_serverless_valkey_ecpu",
+            ecpus * scale,
+            MILLION,
+            name="ElastiCache",
+            unit="ECPU",
+        ),
+        _priced(
+            prices,
+            "cloudwatch_logs_ingested_gb",
+            log_bytes * scale / GB,
+            1,
+            name="CloudWatch Logs",
+            unit="GB",
+        ),
     ]
     if through_api:
-        components.append(_priced(prices, "xray_traces_recorded", XRAY_SAMPLED_FRACTION * n * scale, MILLION,
-                                  "X-Ray (5% sampled)", "traces"))
+        components.append(
+            _priced(
+                prices,
+                "xray_traces_recorded",
+                XRAY_SAMPLED_FRACTION * n * scale,
+                MILLION,
+                name="X-Ray (5% sampled)",
+                unit="traces",
+            )
+        )
     return components
 
 
@@ -168,16 +229,24 @@ class TableStorage:
 
 ONE_ROW_PER_SESSION = {"sessions"}
 """Written twice per session (its start half and its end half land in one row)."""
-ROWS_PER_DAY_AT_MOST = {"arrival_minutes": 1_440, "rollup_folds": 86_400, "rollup_progress": 0}
-"""One row per minute, per arrival slot (second), or one row in all (counted as nothing)."""
+BUCKETS_PER_DAY = sum(86_400 / level.seconds for level in Level if level.seconds) + 1 / 30
+ROWS_PER_DAY_AT_MOST = {
+    "arrival_minutes": 1_440,
+    "rollup_folds": 86_400,
+    "rollup_progress": 0,
+    "start_count_rollups": 2 * BUCKETS_PER_DAY,
+}
+"""One row per minute, per arrival slot (second), or one row in all (counted as nothing); a rollup bucket,
+once compacted, keeps a base row and the deltas folded since (two, say)."""
 
 
-def steady_state_storage(writers: Sequence[tuple[Sequence[Invocation], int]],
-                         sessions_per_day: float) -> list[TableStorage]:
+def steady_state_storage(
+    writers: Sequence[tuple[Sequence[Invocation], int]], sessions_per_day: float
+) -> list[TableStorage]:
     """Each table's rows once its retention is full: rows written per session start (each group of invocations
     with the starts it handled: the ingest's batches, the builder's folds), times starts per day, times the
     days a row lives; each row at its measured billed size plus the row and TTL metadata. Rollup deltas that
-    compaction deletes are counted as if kept: an upper bound."""
+    compaction deletes are bounded by the buckets there are (ROWS_PER_DAY_AT_MOST)."""
     rows_per_start: dict[str, float] = defaultdict(float)
     bytes_per_start: dict[str, float] = defaultdict(float)
     for invocations, starts in writers:
@@ -237,8 +306,15 @@ def _merge(groups: Iterable[list[Component]]) -> list[Component]:
     return list(merged.values())
 
 
-def monthly(invocations: Sequence[Invocation], prices: PriceList, game: Game, *, alarms: int, dashboards: int,
-            keys: int) -> MonthlyEstimate:
+def monthly(
+    invocations: Sequence[Invocation],
+    prices: PriceList,
+    game: Game,
+    *,
+    alarms: int,
+    dashboards: int,
+    keys: int,
+) -> MonthlyEstimate:
     routes = _by_route(invocations)
     count_route = f"GET /countries/starts?hours={game.dashboard_hours}"
     wanted = {
@@ -261,59 +337,120 @@ def monthly(invocations: Sequence[Invocation], prices: PriceList, game: Game, *,
     # loader writes most of them straight to Cassandra).
     starts_folded = sum(i.rows_written("start_marks") for i in builder)
     if builder and starts_folded:
-        # The builder runs all month on its schedule; its Keyspaces work grows with the starts it folds. Its
-        # measured units per start (idle polls included) times the month's starts, and at least what its
-        # quietest invocation did, every scheduled minute.
-        per_start = [
-            sum(i.write_units for i in builder) / starts_folded,
-            sum(i.read_units for i in builder) / starts_folded,
-        ]
-        quietest = min(builder, key=lambda i: i.write_units + i.read_units)
+        # The builder runs all month on its schedule: its idle minutes' work every minute, and its work per
+        # start folded for each of the month's starts.
+        idle, per_start = builder_units(builder)
         invocations_per_month = MINUTES_PER_MONTH / ROLLUP_BUILDER_SCHEDULE_MINUTES
         starts = game.sessions_per_month
-        wrus = max(per_start[0] * starts, quietest.write_units * invocations_per_month)
-        rrus = max(per_start[1] * starts, quietest.read_units * invocations_per_month)
+        wrus = idle[0] * invocations_per_month + per_start[0] * starts
+        rrus = idle[1] * invocations_per_month + per_start[1] * starts
         gb_seconds = builder_run_seconds() * LAMBDA_MEMORY_MB / 1024 * invocations_per_month
-        groups.append([
-            _priced(prices, "lambda_requests", invocations_per_month, MILLION, "Lambda requests", "requests"),
-            _priced(prices, "lambda_gb_second_arm64", gb_seconds, 1, "Lambda duration", "GB-s"),
-            _priced(prices, "keyspaces_write_request_units", wrus, MILLION, "Keyspaces writes", "WRU"),
-            _priced(prices, "keyspaces_read_request_units", rrus, MILLION, "Keyspaces reads", "RRU"),
-        ])
-        notes.append(f"rollup builder: invoked every {ROLLUP_BUILDER_SCHEDULE_MINUTES} min, billed its "
-                     f"{builder_run_seconds():g} s of folding each time; its Keyspaces units "
-                     f"{per_start[0]:.2f} WRU + {per_start[1]:.2f} RRU per start folded, measured over "
-                     f"{len(builder)} minutes and {starts_folded:,} starts (its idle polls included); its few "
-                     "log lines are left out")
+        groups.append(
+            [
+                _priced(
+                    prices,
+                    "lambda_requests",
+                    invocations_per_month,
+                    MILLION,
+                    name="Lambda requests",
+                    unit="requests",
+                ),
+                _priced(prices, "lambda_gb_second_arm64", gb_seconds, 1, name="Lambda duration", unit="GB-s"),
+                _priced(
+                    prices,
+                    "keyspaces_write_request_units",
+                    wrus,
+                    MILLION,
+                    name="Keyspaces writes",
+                    unit="WRU",
+                ),
+                _priced(
+                    prices, "keyspaces_read_request_units", rrus, MILLION, name="Keyspaces reads", unit="RRU"
+                ),
+            ]
+        )
+        notes.append(
+            f"rollup builder: invoked every {ROLLUP_BUILDER_SCHEDULE_MINUTES} min, billed its "
+            f"{builder_run_seconds():g} s of folding each time; its Keyspaces work, measured over "
+            f"{len(builder)} minutes and {starts_folded:,} starts folded: {idle[0]:,.0f} WRU + "
+            f"{idle[1]:,.0f} RRU a minute idle, and {per_start[0]:.2f} WRU + {per_start[1]:.2f} RRU per "
+            "start; its few log lines are left out"
+        )
     else:
         notes.append("rollup builder: no invocation in these logs; left out")
-    storage = steady_state_storage([(batches, starts_measured), (builder, starts_folded)],
-                                   game.daily_players * game.sessions_per_player)
+    storage = steady_state_storage(
+        [(batches, starts_measured), (builder, starts_folded)], game.daily_players * game.sessions_per_player
+    )
     storage_gb = sum(t.gb for t in storage)
     # At steady state a day's rows expire every day: one TTL delete per KB of each.
-    expired_rows_per_month = sum(t.rows / t.days * 30 * math.ceil(t.stored_row_bytes / WRITE_UNIT_BYTES)
-                                 for t in storage)
+    expired_rows_per_month = sum(
+        t.rows / t.days * 30 * math.ceil(t.stored_row_bytes / WRITE_UNIT_BYTES) for t in storage
+    )
     requests = sum(wanted.values())
     traces = min(requests, XRAY_RESERVOIR_PER_SECOND * SECONDS_PER_MONTH * len(wanted))
     traces += XRAY_SAMPLED_FRACTION * max(0.0, requests - traces)
     log_gb = sum(c.quantity for g in groups for c in g if c.name == "CloudWatch Logs")
     retention_months = RETENTION_MONTHS.get(LOG_RETENTION, 1.0)
-    groups.append([
-        _priced(prices, "keyspaces_storage_gb_month", storage_gb, 1, "Keyspaces storage", "GB-month"),
-        _priced(prices, "keyspaces_pitr_gb_month", storage_gb, 1, "Keyspaces PITR", "GB-month"),
-        _priced(prices, "keyspaces_ttl_deletes", expired_rows_per_month, MILLION, "Keyspaces TTL deletes",
-                "TTL deletes"),
-        _priced(prices, "elasticache_serverless_valkey_storage_gb_hour", VALKEY_MINIMUM_GB * HOURS_PER_MONTH, 1,
-                "ElastiCache storage (minimum)", "GB-h"),
-        _priced(prices, "cloudwatch_logs_storage_gb_month", log_gb * retention_months, 1, "CloudWatch Logs storage",
-                "GB-month"),
-        _priced(prices, "xray_traces_recorded", max(0.0, traces - XRAY_FREE_TRACES), MILLION, "X-Ray", "traces"),
-        _priced(prices, "cloudwatch_custom_metrics", len(set().union(*(i.metrics for i in invocations))), 1,
-                "CloudWatch custom metrics", "metrics"),
-        _priced(prices, "cloudwatch_alarm_standard_month", alarms, 1, "CloudWatch alarms", "alarms"),
-        _priced(prices, "cloudwatch_dashboard_month", dashboards, 1, "CloudWatch dashboard", "dashboards"),
-        _priced(prices, "kms_key_month", keys, 1, "KMS keys", "keys"),
-    ])
+    groups.append(
+        [
+            _priced(
+                prices, "keyspaces_storage_gb_month", storage_gb, 1, name="Keyspaces storage", unit="GB-month"
+            ),
+            _priced(prices, "keyspaces_pitr_gb_month", storage_gb, 1, name="Keyspaces PITR", unit="GB-month"),
+            _priced(
+                prices,
+                "keyspaces_ttl_deletes",
+                expired_rows_per_month,
+                MILLION,
+                name="Keyspaces TTL deletes",
+                unit="TTL deletes",
+            ),
+            _priced(
+                prices,
+                "elasticache_serverless_valkey_storage_gb_hour",
+                VALKEY_MINIMUM_GB * HOURS_PER_MONTH,
+                1,
+                name="ElastiCache storage (minimum)",
+                unit="GB-h",
+            ),
+            _priced(
+                prices,
+                "cloudwatch_logs_storage_gb_month",
+                log_gb * retention_months,
+                1,
+                name="CloudWatch Logs storage",
+                unit="GB-month",
+            ),
+            _priced(
+                prices,
+                "xray_traces_recorded",
+                max(0.0, traces - XRAY_FREE_TRACES),
+                MILLION,
+                name="X-Ray",
+                unit="traces",
+            ),
+            _priced(
+                prices,
+                "cloudwatch_custom_metrics",
+                len(set().union(*(i.metrics for i in invocations))),
+                1,
+                name="CloudWatch custom metrics",
+                unit="metrics",
+            ),
+            _priced(
+                prices, "cloudwatch_alarm_standard_month", alarms, 1, name="CloudWatch alarms", unit="alarms"
+            ),
+            _priced(
+                prices,
+                "cloudwatch_dashboard_month",
+                dashboards,
+                1,
+                name="CloudWatch dashboard",
+                unit="dashboards",
+            ),
+            _priced(prices, "kms_key_month", keys, 1, name="KMS keys", unit="keys"),
+        ]
+    )
     # X-Ray is counted once for the month (reservoir and 5%), not per route.
     merged = [c for c in _merge(groups) if c.name != "X-Ray (5% sampled)"]
     return MonthlyEstimate(game, merged, storage, notes)

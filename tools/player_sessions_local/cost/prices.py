@@ -62,7 +62,9 @@ class PriceList:
         return self.prices[key].usd
 
     def unknown(self) -> list[str]:
-        return sorted(key for key, price in self.prices.items() if not price.known and not key.startswith("rule_"))
+        return sorted(
+            key for key, price in self.prices.items() if not price.known and not key.startswith("rule_")
+        )
 
 
 def load_prices(path: Path = PRICES_FILE) -> PriceList:
@@ -80,7 +82,9 @@ def parse_prices(document: dict[str, Any], *, where: str = "prices") -> PriceLis
     prices = {key: _parse_entry(key, entry, where) for key, entry in entries.items()}
     missing = [key for key in REQUIRED_PRICES if key not in prices]
     if missing:
-        raise PriceFileError(f"{where}: missing prices {', '.join(missing)} (record them, with usd null if unknown)")
+        raise PriceFileError(
+            f"{where}: missing prices {', '.join(missing)} (record them, with usd null if unknown)"
+        )
     return PriceList(region=str(document.get("region", "")), prices=prices)
 
 
@@ -89,7 +93,9 @@ def _parse_entry(key: str, entry: Any, where: str) -> Price:
         raise PriceFileError(f"{where}: {key}: not an object")
     source = entry.get("source")
     if not isinstance(source, str) or not _URL.match(source):
-        raise PriceFileError(f"{where}: {key}: 'source' must be the https address of the page it was read from")
+        raise PriceFileError(
+            f"{where}: {key}: 'source' must be the https address of the page it was read from"
+        )
     read_on = entry.get("read_on")
     try:
         day = date.fromisoformat(read_on) if isinstance(read_on, str) else None
@@ -102,5 +108,11 @@ def _parse_entry(key: str, entry: Any, where: str) -> Price:
         raise PriceFileError(f"{where}: {key}: 'usd' must be a non-negative number, or null when unknown")
     if usd is not None and not entry.get("quote"):
         raise PriceFileError(f"{where}: {key}: a known price needs the 'quote' it was read from")
-    return Price(key=key, usd=None if usd is None else float(usd), per=str(entry.get("per", "")), source=source,
-                 read_on=day, note=str(entry.get("note", "")))
+    return Price(
+        key=key,
+        usd=None if usd is None else float(usd),
+        per=str(entry.get("per", "")),
+        source=source,
+        read_on=day,
+        note=str(entry.get("note", "")),
+    )

@@ -30,13 +30,19 @@ def run_logs(run: Path) -> list[Path]:
 def latest_logs(results_dir: Path = RESULTS_DIR) -> list[Path]:
     runs = sorted(p for p in results_dir.glob("*") if p.is_dir() and any(p.glob("gateway-*.log")))
     if not runs:
-        raise SystemExit(f"no benchmark results with gateway logs under {results_dir}: run `make bench` first, "
-                         "or pass --log")
+        raise SystemExit(
+            f"no benchmark results with gateway logs under {results_dir}: run `make bench` first, "
+            "or pass --log"
+        )
     return run_logs(runs[-1])
 
 
-WORKED_EXAMPLE = Game(daily_players=1_000_000, sessions_per_player=3, dashboard_polls_per_minute=60,
-                      player_lookups_per_minute=600)
+WORKED_EXAMPLE = Game(
+    daily_players=1_000_000,
+    sessions_per_player=3,
+    dashboard_polls_per_minute=60,
+    player_lookups_per_minute=600,
+)
 """docs/benchmarks.md and the README: 1M daily players, 3 sessions each; a dashboard polling every second and
 ten player lookups a second."""
 
@@ -46,8 +52,13 @@ def cost_tables(logs: list[Path], game: Game = WORKED_EXAMPLE) -> list[str]:
     if not invocations:
         return [f"No invocation with a REPORT and a 'request work' line in {', '.join(map(str, logs))}."]
     prices = load_prices()
-    lines = [f"Measured: {len(invocations):,} invocations in {', '.join(p.name for p in logs)}; local Lambda "
-             f"duration x {LAMBDA_DURATION_FACTOR} (1769 MB per vCPU / the configured memory)", ""]
+    lines = [
+        (
+            f"Measured: {len(invocations):,} invocations in {', '.join(p.name for p in logs)}; local Lambda "
+            f"duration x {LAMBDA_DURATION_FACTOR} (1769 MB per vCPU / the configured memory)"
+        ),
+        "",
+    ]
     lines += route_table(per_route(invocations, prices))
     lines.append("")
     lines += monthly_table(monthly(invocations, prices, game, **template_counts()), prices)
@@ -62,9 +73,16 @@ def cost_section(run: Path) -> list[str]:
 def template_counts(path: Path = TEMPLATE) -> dict[str, int]:
     """Alarms, dashboards and keys of the synthesized stack (synthesized first if it is not there)."""
     if not path.exists():
-        subprocess.run([sys.executable, "-m", "infra_cdk.app"], cwd=REPOSITORY_ROOT, check=True,
-                       stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [sys.executable, "-m", "infra_cdk.app"],
+            cwd=REPOSITORY_ROOT,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
     resources = json.loads(path.read_text())["Resources"].values()
     types = [resource["Type"] for resource in resources]
-    return {"alarms": types.count("AWS::CloudWatch::Alarm"), "dashboards": types.count("AWS::CloudWatch::Dashboard"),
-            "keys": types.count("AWS::KMS::Key")}
+    return {
+        "alarms": types.count("AWS::CloudWatch::Alarm"),
+        "dashboards": types.count("AWS::CloudWatch::Dashboard"),
+        "keys": types.count("AWS::KMS::Key"),
+    }

@@ -21,18 +21,25 @@ _LOGGER = logging.getLogger(__name__)
 def answer_invocation(function_name: str, invocation: Invocation) -> HttpResponse:
     """The client's answer to an integration: the function's response, or API Gateway's 502 or 504."""
     if invocation.outcome is Outcome.NOT_STARTED:
-        _LOGGER.error("function %s: no environment free within the integration timeout; answering 504",
-                      function_name)
+        _LOGGER.error(
+            "function %s: no environment free within the integration timeout; answering 504", function_name
+        )
         return endpoint_request_timed_out()
     if invocation.outcome is not Outcome.RETURNED:
-        _LOGGER.error("function %s %s in %s (%s); answering 502 like API Gateway", function_name,
-                      invocation.outcome, invocation.environment or "this process", invocation.detail)
+        _LOGGER.error(
+            "function %s %s in %s (%s); answering 502 like API Gateway",
+            function_name,
+            invocation.outcome,
+            invocation.environment or "this process",
+            invocation.detail,
+        )
         return internal_server_error()
     try:
         return proxy_result_to_response(invocation.result)
     except MalformedProxyResponseError as error:
-        _LOGGER.error("function %s returned a malformed proxy response (%s); answering 502", function_name,
-                      error)
+        _LOGGER.error(
+            "function %s returned a malformed proxy response (%s); answering 502", function_name, error
+        )
         return internal_server_error()
 
 
@@ -141,5 +148,6 @@ def request_too_long() -> HttpResponse:
 
 def endpoint_request_timed_out() -> HttpResponse:
     """API Gateway's answer when the integration has not answered within its 29 s."""
-    return gateway_response(HTTPStatus.GATEWAY_TIMEOUT, "Endpoint request timed out",
-                            "InternalServerErrorException")
+    return gateway_response(
+        HTTPStatus.GATEWAY_TIMEOUT, "Endpoint request timed out", "InternalServerErrorException"
+    )

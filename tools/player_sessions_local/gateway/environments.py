@@ -9,6 +9,7 @@ invocation.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import http.client
 import json
@@ -74,9 +75,11 @@ class ExecutionEnvironment:
         self._current: _PendingReport | None = None
         self._lock = threading.Lock()
         self._connection = http.client.HTTPConnection(
-            "127.0.0.1", port, timeout=function.timeout_seconds + INIT_ALLOWANCE_SECONDS + 5)
-        self._reader = threading.Thread(target=self._read_output, args=(process.stdout,),
-                                        name=f"{self.label}-output", daemon=True)
+            "127.0.0.1", port, timeout=function.timeout_seconds + INIT_ALLOWANCE_SECONDS + 5
+        )
+        self._reader = threading.Thread(
+            target=self._read_output, args=(process.stdout,), name=f"{self.label}-output", daemon=True
+        )
         self._reader.start()
 
     @property
@@ -87,21 +90,39 @@ class ExecutionEnvironment:
         return f"{self.label} (pid {self.runtime_pid or self.process.pid})"
 
     @classmethod
-    def start(cls, function: LocalFunction, number: int, *, region: str,
-              spawn: Callable[..., subprocess.Popen] = subprocess.Popen) -> ExecutionEnvironment:
+    def start(
+        cls,
+        function: LocalFunction,
+        number: int,
+        *,
+        region: str,
+        spawn: Callable[..., subprocess.Popen] = subprocess.Popen,
+    ) -> ExecutionEnvironment:
         """Starts the emulator and waits until it listens; the runtime inits on the first invocation."""
         if not EMULATOR_PATH.is_file():
             raise EmulatorMissingError(f"{EMULATOR_PATH} is missing: `make up` builds it (Go needed)")
         api_port, runtime_api_port = _free_ports(2)
         command = [
             str(EMULATOR_PATH),
-            "--runtime-interface-emulator-address", f"127.0.0.1:{api_port}",
-            "--runtime-api-address", f"127.0.0.1:{runtime_api_port}",
-            sys.executable, "-m", "player_sessions_local.lambda_bootstrap", function.handler,
+            "--runtime-interface-emulator-address",
+            f"127.0.0.1:{api_port}",
+            "--runtime-api-address",
+            f"127.0.0.1:{runtime_api_port}",
+            sys.executable,
+            "-m",
+            "player_sessions_local.lambda_bootstrap",
+            function.handler,
         ]
-        process = spawn(command, cwd=function.code_dir, env=function.runtime_environment(region),
-                        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                        start_new_session=True, preexec_fn=_die_with_parent)
+        process = spawn(
+            command,
+            cwd=function.code_dir,
+            env=function.runtime_environment(region),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )
         environment = cls(function, number, process, api_port)
         environment._wait_until_listening()
         return environment
@@ -169,8 +190,9 @@ class ExecutionEnvironment:
             return Invocation(Outcome.CRASHED, detail=f"emulator answered {status}: {text[:200]}")
         return Invocation(Outcome.RETURNED, result=result)
 
-    def _finish(self, invocation: Invocation, request_id: str, pending: _PendingReport, *,
-                reported: bool) -> Invocation:
+    def _finish(
+        self, invocation: Invocation, request_id: str, pending: _PendingReport, *, reported: bool
+    ) -> Invocation:
         if reported:
             pending.done.wait(REPORT_WAIT_SECONDS)
         with self._lock:
@@ -179,19 +201,26 @@ class ExecutionEnvironment:
         if report is not None and report.init_duration_ms is not None and self.runtime_pid is not None:
             # On cold starts only: reading /proc costs a tenth of a millisecond, a tenth of the invocation path.
             report = _with_peak_rss(report, self.runtime_pid)
-            _LOGGER.info("%s cold start: Init Duration %.0f ms (init, SnapStart hooks, restore), "
-                         "peak RSS %s MB", self, report.init_duration_ms, report.peak_rss_mb)
-        return Invocation(invocation.outcome, result=invocation.result, detail=invocation.detail,
-                          report=report, environment=str(self))
+            _LOGGER.info(
+                "%s cold start: Init Duration %.0f ms (init, SnapStart hooks, restore), peak RSS %s MB",
+                self,
+                report.init_duration_ms,
+                report.peak_rss_mb,
+            )
+        return Invocation(
+            invocation.outcome,
+            result=invocation.result,
+            detail=invocation.detail,
+            report=report,
+            environment=str(self),
+        )
 
     def stop(self) -> None:
         """Kills the emulator and its runtime (their own process group), and reaps them."""
         self._stopping = True  # what the dying runtime prints (its lost Runtime API connection) is not news
         self._connection.close()
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         try:
             self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:

@@ -16,7 +16,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from player_sessions.routes import Route
-
 from player_sessions_local.gateway.invocation import Invocation, Outcome
 from player_sessions_local.gateway.routing import ACCOUNT_ID, REGION
 
@@ -98,20 +97,34 @@ class InProcessInvoker:
     execution environments (player_sessions_local.gateway.pool) is for.
     """
 
-    def __init__(self, routes: Iterable[Route], handlers: Mapping[str, LambdaHandler] | None = None,
-                 limits: Mapping[str, tuple[int, int]] | None = None) -> None:
+    def __init__(
+        self,
+        routes: Iterable[Route],
+        handlers: Mapping[str, LambdaHandler] | None = None,
+        limits: Mapping[str, tuple[int, int]] | None = None,
+    ) -> None:
         self.handlers = HandlerRegistry(routes, handlers)
         self._limits = dict(definition_limits() if limits is None else limits)
         """Function name -> (timeout ms, memory MB): the deployed functions' definitions by default."""
         self._invocation_lock = threading.Lock()
 
-    def invoke(self, function_name: str, event: dict[str, Any], *, request_id: str,
-               trace_id: str | None = None) -> Invocation:
+    def invoke(
+        self,
+        function_name: str,
+        event: dict[str, Any],
+        *,
+        request_id: str,
+        trace_id: str | None = None,  # noqa: ARG002  the Invoker Protocol's keyword; no X-Ray in this process
+    ) -> Invocation:
         timeout_ms, memory_mb = self._limits.get(function_name, (INTEGRATION_TIMEOUT_MS, DEFAULT_MEMORY_MB))
         try:
             with self._invocation_lock:
-                context = LocalLambdaContext(function_name, aws_request_id=request_id, timeout_ms=timeout_ms,
-                                             memory_limit_in_mb=memory_mb)
+                context = LocalLambdaContext(
+                    function_name,
+                    aws_request_id=request_id,
+                    timeout_ms=timeout_ms,
+                    memory_limit_in_mb=memory_mb,
+                )
                 result = invoke_handler(self.handlers.get(function_name), event, context)
         except Exception as error:
             _LOGGER.exception("function %s raised", function_name)
@@ -126,5 +139,7 @@ def definition_limits() -> dict[str, tuple[int, int]]:
     """(timeout ms, memory MB) of every deployed function, from the definitions the CDK app uses."""
     from player_sessions_local.gateway.local_functions import function_definitions
 
-    return {name: (definition.timeout_seconds * 1000, definition.memory_mb)
-            for name, definition in function_definitions().items()}
+    return {
+        name: (definition.timeout_seconds * 1000, definition.memory_mb)
+        for name, definition in function_definitions().items()
+    }

@@ -52,7 +52,8 @@ class Invocation:
 class Invoker(Protocol):
     """Runs one invocation of a function with a proxy event, as Lambda's Invoke API does for API Gateway."""
 
-    def invoke(self, function_name: str, event: dict[str, Any], *, request_id: str,
-               trace_id: str | None = None) -> Invocation: ...
+    def invoke(
+        self, function_name: str, event: dict[str, Any], *, request_id: str, trace_id: str | None = None
+    ) -> Invocation: ...
 
     def close(self) -> None: ...

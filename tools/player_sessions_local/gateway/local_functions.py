@@ -43,16 +43,19 @@ def function_definitions() -> dict[str, FunctionDefinition]:
     return FUNCTION_DEFINITIONS
 
 
-def local_environment(definition: FunctionDefinition, settings: Settings,
-                      overrides: Mapping[str, str] = os.environ) -> dict[str, str]:
+def local_environment(
+    definition: FunctionDefinition, settings: Settings, overrides: Mapping[str, str] = os.environ
+) -> dict[str, str]:
     """The function's deployed environment, with the local services in place of Keyspaces and ElastiCache."""
     from infra_cdk.function_definitions import Deployment
 
-    deployment = Deployment(database_mode=settings.database_mode, region=settings.aws_region,
-                            redis_url=settings.redis_url)
+    deployment = Deployment(
+        database_mode=settings.database_mode, region=settings.aws_region, redis_url=settings.redis_url
+    )
     environment = {**definition.environment(deployment), **LOCAL_DEFAULTS}
-    environment.update({name: value for name, value in overrides.items()
-                        if name.startswith(LOCAL_OVERRIDE_PREFIXES)})
+    environment.update(
+        {name: value for name, value in overrides.items() if name.startswith(LOCAL_OVERRIDE_PREFIXES)}
+    )
     return environment
 
 
@@ -71,20 +74,26 @@ class LocalFunction:
     """The function's own variables; the runtime's (AWS_LAMBDA_*, LAMBDA_TASK_ROOT, ...) come at start."""
 
     @classmethod
-    def deployed_as(cls, definition: FunctionDefinition, settings: Settings,
-                    overrides: Mapping[str, str] = os.environ) -> LocalFunction:
+    def deployed_as(
+        cls, definition: FunctionDefinition, settings: Settings, overrides: Mapping[str, str] = os.environ
+    ) -> LocalFunction:
         """From an infra_cdk.function_definitions.FunctionDefinition, pointed at the local services."""
-        return cls(name=definition.name, handler=definition.handler, code_dir=definition.code_dir,
-                   memory_mb=definition.memory_mb, timeout_seconds=definition.timeout_seconds,
-                   snap_start=definition.snap_start,
-                   environment=local_environment(definition, settings, overrides))
+        return cls(
+            name=definition.name,
+            handler=definition.handler,
+            code_dir=definition.code_dir,
+            memory_mb=definition.memory_mb,
+            timeout_seconds=definition.timeout_seconds,
+            snap_start=definition.snap_start,
+            environment=local_environment(definition, settings, overrides),
+        )
 
     def runtime_environment(self, region: str) -> dict[str, str]:
         """What Lambda's runtime puts in the environment, then the function's own variables."""
         stream = f"{datetime.now(UTC):%Y/%m/%d}/[$LATEST]{uuid.uuid4().hex}"
         return {
             "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
-            "HOME": os.environ.get("HOME", "/tmp"),
+            "HOME": os.environ.get("HOME", "/tmp"),  # noqa: S108  a fallback HOME, as in Lambda (its one writable directory)
             "LANG": "C.UTF-8",
             "TZ": ":UTC",
             "AWS_REGION": region,
@@ -104,5 +113,7 @@ class LocalFunction:
 
 def deployed_functions(settings: Settings) -> dict[str, LocalFunction]:
     """Every deployed function, as the local environments run it."""
-    return {name: LocalFunction.deployed_as(definition, settings)
-            for name, definition in function_definitions().items()}
+    return {
+        name: LocalFunction.deployed_as(definition, settings)
+        for name, definition in function_definitions().items()
+    }

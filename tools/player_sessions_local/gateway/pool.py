@@ -86,14 +86,16 @@ class EnvironmentPool:
         self._launcher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="environment-launcher")
         self._retirer: threading.Thread | None = None
         if retire_in_background:
-            self._retirer = threading.Thread(target=self._retire_until_closed, name="environment-retirer",
-                                             daemon=True)
+            self._retirer = threading.Thread(
+                target=self._retire_until_closed, name="environment-retirer", daemon=True
+            )
             self._retirer.start()
 
     # --- Invocations -------------------------------------------------------------------------------------
 
-    def invoke(self, function_name: str, event: dict[str, Any], *, request_id: str,
-               trace_id: str | None = None) -> Invocation:
+    def invoke(
+        self, function_name: str, event: dict[str, Any], *, request_id: str, trace_id: str | None = None
+    ) -> Invocation:
         try:
             environment = self._acquire(function_name)
         except _NoEnvironmentError as error:
@@ -129,13 +131,15 @@ class EnvironmentPool:
                     remaining = deadline - self._clock()
                     if remaining <= 0:
                         raise _NoEnvironmentError(
-                            f"all {self.max_concurrency} environments busy for {self._wait_timeout:g} s")
+                            f"all {self.max_concurrency} environments busy for {self._wait_timeout:g} s"
+                        )
                     self._condition.wait(remaining)
             finally:
                 self._waiting -= 1
         try:
-            environment = self._launcher.submit(self._start_environment, function, number,
-                                                region=self._region).result()
+            environment = self._launcher.submit(
+                self._start_environment, function, number, region=self._region
+            ).result()
         except BaseException:
             with self._condition:
                 self._busy -= 1
@@ -157,8 +161,11 @@ class EnvironmentPool:
                 self._live.discard(environment)
             self._condition.notify_all()
         if not keep:
-            _LOGGER.warning("discarding %s; the next request for %s starts a fresh environment", environment,
-                            environment.function.name)
+            _LOGGER.warning(
+                "discarding %s; the next request for %s starts a fresh environment",
+                environment,
+                environment.function.name,
+            )
             threading.Thread(target=environment.stop, name=f"stop-{environment.label}", daemon=True).start()
 
     # --- Idle environments -------------------------------------------------------------------------------
@@ -193,9 +200,13 @@ class EnvironmentPool:
 
     def state(self) -> PoolState:
         with self._condition:
-            return PoolState(started=dict(self._started),
-                             idle={name: len(entries) for name, entries in self._idle.items() if entries},
-                             busy=self._busy, waiting=self._waiting, peak_busy=self._peak_busy)
+            return PoolState(
+                started=dict(self._started),
+                idle={name: len(entries) for name, entries in self._idle.items() if entries},
+                busy=self._busy,
+                waiting=self._waiting,
+                peak_busy=self._peak_busy,
+            )
 
     def live_environments(self) -> list[Any]:
         with self._condition:

@@ -18,7 +18,6 @@ import os
 import secrets
 import signal
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -29,7 +28,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from player_sessions.routes import ROUTES, Route
-
 from player_sessions_local.gateway.answers import (
     HttpResponse,
     answer_invocation,
@@ -75,7 +73,8 @@ class LocalApiGateway(ThreadingHTTPServer):
 
     @property
     def url(self) -> str:
-        host, port = self.server_address[:2]
+        # What server_address holds once bound; the socket reports its host as a str.
+        host, port = self.socket.getsockname()[:2]
         return f"http://{host}:{port}"
 
     def respond(self, request: HttpRequest) -> HttpResponse:
@@ -90,8 +89,12 @@ class LocalApiGateway(ThreadingHTTPServer):
         stamp = RequestStamp.fresh(api_key=self.api_key)
         event = build_proxy_event(request, match, stamp)
         name = match.route.function.name
-        invocation = self.invoker.invoke(name, event, request_id=str(uuid.uuid4()),
-                                         trace_id=header_value(request.headers, "x-amzn-trace-id"))
+        invocation = self.invoker.invoke(
+            name,
+            event,
+            request_id=str(uuid.uuid4()),
+            trace_id=header_value(request.headers, "x-amzn-trace-id"),
+        )
         return answer_invocation(name, invocation)
 
     def _openapi_document(self) -> HttpResponse:
@@ -222,7 +225,7 @@ class _GatewayRequestHandler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         _LOGGER.info("%s %s", self.address_string(), format % args)
 
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _handle
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _handle  # noqa: N815  http.server dispatches to do_<METHOD>
 
     def __getattr__(self, name: str) -> Any:
         # Any other method (TRACE, CONNECT, an invented one) goes the same way: no route defines it, so the
@@ -235,6 +238,7 @@ class _GatewayRequestHandler(BaseHTTPRequestHandler):
 def create_server(
     host: str = "127.0.0.1",
     port: int = DEFAULT_PORT,
+    *,
     routes: Sequence[Route] = ROUTES,
     api_key: str | None = None,
     handlers: Mapping[str, LambdaHandler] | None = None,
@@ -263,44 +267,67 @@ class ServeOptions:
 def parse_options(argv: Sequence[str] | None) -> ServeOptions:
     from player_sessions_local.gateway.pool import DEFAULT_IDLE_TIMEOUT_SECONDS, DEFAULT_MAX_CONCURRENCY
 
-    parser = argparse.ArgumentParser(prog="python -m player_sessions_local.gateway", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m player_sessions_local.gateway",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", DEFAULT_PORT)))
-    parser.add_argument("--max-concurrency", type=int,
-                        default=int(os.environ.get("LOCAL_LAMBDA_MAX_CONCURRENCY", DEFAULT_MAX_CONCURRENCY)),
-                        help="execution environments running at once, across functions "
-                             "(default: LOCAL_LAMBDA_MAX_CONCURRENCY, else %(default)s)")
-    parser.add_argument("--idle-timeout", type=float, dest="idle_timeout_seconds",
-                        default=float(os.environ.get("LOCAL_LAMBDA_IDLE_TIMEOUT",
-                                                     DEFAULT_IDLE_TIMEOUT_SECONDS)),
-                        help="seconds an idle environment stays warm (default: %(default)s)")
-    parser.add_argument("--in-process", action="store_true",
-                        default=os.environ.get("LOCAL_LAMBDA_IN_PROCESS", "") == "true",
-                        help="run every function in the gateway's process, one invocation at a time: one "
-                             "environment, for comparison (or LOCAL_LAMBDA_IN_PROCESS=true)")
-    parser.add_argument("--no-rollup-builder", action="store_true",
-                        help="do not fold arrivals in the background (deployed, a scheduled function does)")
+    parser.add_argument(
+        "--max-concurrency",
+        type=int,
+        default=int(os.environ.get("LOCAL_LAMBDA_MAX_CONCURRENCY", DEFAULT_MAX_CONCURRENCY)),
+        help="execution environments running at once, across functions "
+        "(default: LOCAL_LAMBDA_MAX_CONCURRENCY, else %(default)s)",
+    )
+    parser.add_argument(
+        "--idle-timeout",
+        type=float,
+        dest="idle_timeout_seconds",
+        default=float(os.environ.get("LOCAL_LAMBDA_IDLE_TIMEOUT", DEFAULT_IDLE_TIMEOUT_SECONDS)),
+        help="seconds an idle environment stays warm (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        default=os.environ.get("LOCAL_LAMBDA_IN_PROCESS", "") == "true",
+        help="run every function in the gateway's process, one invocation at a time: one "
+        "environment, for comparison (or LOCAL_LAMBDA_IN_PROCESS=true)",
+    )
+    parser.add_argument(
+        "--no-rollup-builder",
+        action="store_true",
+        help="do not fold arrivals in the background (deployed, a scheduled function does)",
+    )
     arguments = parser.parse_args(argv)
     if arguments.max_concurrency < 1:
         parser.error("--max-concurrency must be at least 1")
-    return ServeOptions(arguments.host, arguments.port, arguments.in_process, arguments.max_concurrency,
-                        arguments.idle_timeout_seconds, rollup_builder=not arguments.no_rollup_builder)
+    return ServeOptions(
+        arguments.host,
+        arguments.port,
+        arguments.in_process,
+        arguments.max_concurrency,
+        arguments.idle_timeout_seconds,
+        rollup_builder=not arguments.no_rollup_builder,
+    )
 
 
 def build_invoker(options: ServeOptions) -> Invoker:
     """The pool of execution environments of the deployed functions, or the one in-process environment."""
     from player_sessions.settings import get_settings
-
     from player_sessions_local.gateway.local_functions import deployed_functions
     from player_sessions_local.gateway.pool import EnvironmentPool
 
     if options.in_process:
         return InProcessInvoker(ROUTES)
     settings = get_settings()
-    return EnvironmentPool(deployed_functions(settings), region=settings.aws_region,
-                           max_concurrency=options.max_concurrency,
-                           idle_timeout_seconds=options.idle_timeout_seconds)
+    return EnvironmentPool(
+        deployed_functions(settings),
+        region=settings.aws_region,
+        max_concurrency=options.max_concurrency,
+        idle_timeout_seconds=options.idle_timeout_seconds,
+    )
 
 
 def start_background_tasks(options: ServeOptions) -> list[Any]:
@@ -311,7 +338,6 @@ def start_background_tasks(options: ServeOptions) -> list[Any]:
         return []
     from player_sessions.services import build_services, with_deployed_secrets
     from player_sessions.settings import get_settings
-
     from player_sessions_local.rollup_runner import RollupRunner
 
     return [RollupRunner(build_services(with_deployed_secrets(get_settings()))).start()]
@@ -319,7 +345,6 @@ def start_background_tasks(options: ServeOptions) -> list[Any]:
 
 def main(argv: Sequence[str] | None = None) -> None:
     from player_sessions.settings import get_settings
-
     from player_sessions_local.gateway.local_functions import ensure_repository_root_on_path
 
     options = parse_options(argv)
@@ -328,8 +353,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     api_key = get_settings().api_key
     gateway = create_server(options.host, options.port, api_key=api_key, invoker=build_invoker(options))
     background = start_background_tasks(options)
-    print(f"Serving the player session API at {gateway.url} (API key {'required' if api_key else 'off'}; "
-          f"{_describe(options)})")
+    print(
+        f"Serving the player session API at {gateway.url} (API key {'required' if api_key else 'off'}; "
+        f"{_describe(options)})"
+    )
     print(f"OpenAPI document: {gateway.url}{OPENAPI_PATH}", flush=True)
     signal.signal(signal.SIGTERM, _stop_serving)
     try:
@@ -345,10 +372,12 @@ def main(argv: Sequence[str] | None = None) -> None:
 def _describe(options: ServeOptions) -> str:
     if options.in_process:
         return "every function in this process, one invocation at a time"
-    return (f"up to {options.max_concurrency} execution environments, idle ones retired after "
-            f"{options.idle_timeout_seconds:g} s")
+    return (
+        f"up to {options.max_concurrency} execution environments, idle ones retired after "
+        f"{options.idle_timeout_seconds:g} s"
+    )
 
 
-def _stop_serving(signum: int, frame: Any) -> None:
+def _stop_serving(_signum: int, _frame: Any) -> None:
     """SIGTERM (make, a process manager) stops the server the same clean way Ctrl-C does."""
     raise KeyboardInterrupt

@@ -1,7 +1,8 @@
-"""The local gateway behaves like API Gateway (REST API, proxy payload v1) in front of fake handlers.
+"""The local gateway behaves like API Gateway (REST API, proxy payload v1) in front of fake handlers, over
+HTTP: each test serves the gateway on a free local port and talks to it with an HTTP client.
 
-No Cassandra or Redis: handlers are injected. The fixtures in events/ are checked against the route table and
-against the generator that writes them.
+No Cassandra or Redis: handlers are injected. Routing and the proxy event itself are checked without a server
+in tests/unit/test_gateway_routing.py.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -24,11 +24,10 @@ import pytest
 from aws_lambda_powertools.utilities.parser.models import APIGatewayProxyEventModel
 
 from player_sessions.routes import ROUTES, LambdaFunction, Route
-from player_sessions_local.fixtures import EVENTS_DIRECTORY, FIXTURES, write_fixtures
 from player_sessions_local.gateway import create_server
-from player_sessions_local.gateway.routing import match_route
 
-FIXTURE_FILES = sorted(EVENTS_DIRECTORY.glob("*.json"))
+pytestmark = pytest.mark.e2e
+
 OK_RESPONSE = {"statusCode": 200, "headers": {"Content-Type": "application/json"}, "body": '{"ok": true}'}
 
 
@@ -371,18 +370,6 @@ def test_empty_path_segment_does_not_fill_a_path_parameter():
     assert handler.calls == []
 
 
-def test_literal_segment_wins_over_a_path_parameter():
-    # Given a route table with a literal resource and a parameter resource at the same place
-    function = LambdaFunction("any", "any")
-    routes = (Route("GET", "/countries/{country}", function), Route("GET", "/countries/starts", function))
-    # When /countries/starts is routed
-    match = match_route(routes, "GET", "/countries/starts")
-    # Then the literal resource is chosen, with no path parameters
-    assert match is not None
-    assert match.resource == "/countries/starts"
-    assert match.path_parameters == {}
-
-
 def test_handler_exception_answers_internal_server_error(caplog):
     # Given a handler that raises
     handler = RecordingHandler(error=RuntimeError("database on fire"))
@@ -437,9 +424,10 @@ def test_result_that_is_not_a_proxy_response_answers_internal_server_error(resul
 def test_body_over_the_payload_limit_answers_request_too_long():
     # Given a gateway in front of a recording handler
     handler = RecordingHandler()
-    with running_gateway(handler) as client, socket.create_connection(
-        (client.base_url.host, client.base_url.port), timeout=10
-    ) as connection:
+    with (
+        running_gateway(handler) as client,
+        socket.create_connection((client.base_url.host, client.base_url.port), timeout=10) as connection,
+    ):
         # When a request announces a body one byte over 10 MiB
         connection.sendall(
             b"POST /events HTTP/1.1\r\nHost: local\r\nContent-Type: application/json\r\n"
@@ -563,45 +551,3 @@ def test_openapi_document_is_served_by_the_gateway_without_an_api_key(fake_opena
     assert response.headers["content-type"] == "application/json"
     assert response.json() == fake_openapi_module
     assert handler.calls == []
-
-
-# --- The events/ fixtures --------------------------------------------------------------------------------
-
-
-def test_every_fixture_written_by_the_generator_is_checked_in():
-    # Given the generator's fixture list
-    expected = {f"{fixture.name}.json" for fixture in FIXTURES}
-    # When events/ is listed
-    checked_in = {path.name for path in FIXTURE_FILES}
-    # Then every generated fixture is there
-    assert expected <= checked_in
-
-
-@pytest.mark.parametrize("path", FIXTURE_FILES, ids=[path.name for path in FIXTURE_FILES])
-def test_fixture_is_a_rest_proxy_event_for_a_route_in_the_route_table(path: Path):
-    # Given a checked-in fixture
-    event = json.loads(path.read_text(encoding="utf-8"))
-    # When it is read as a REST proxy event and routed
-    model = APIGatewayProxyEventModel.model_validate(event)
-    match = match_route(ROUTES, event["httpMethod"], event["path"])
-    # Then it routes to its resource, and its parts agree with each other
-    assert match is not None and match.route is not None
-    assert (match.route.method, match.route.path) == (event["httpMethod"], event["resource"])
-    assert (event["pathParameters"] or {}) == match.path_parameters
-    assert model.requestContext.resourcePath == event["resource"]
-    assert model.requestContext.httpMethod == event["httpMethod"]
-    assert model.requestContext.path == f"/{model.requestContext.stage}{event['path']}"
-    assert event["headers"] == {name: values[-1] for name, values in event["multiValueHeaders"].items()}
-    single_query = {name: values[-1] for name, values in (event["multiValueQueryStringParameters"] or {}).items()}
-    assert (event["queryStringParameters"] or {}) == single_query
-    assert isinstance(event["isBase64Encoded"], bool)
-
-
-def test_fixture_generator_reproduces_the_checked_in_files_byte_for_byte(tmp_path):
-    # Given the checked-in fixtures
-    # When the generator writes them again into an empty directory
-    written = write_fixtures(tmp_path)
-    # Then every file is identical to the checked-in one
-    assert written
-    for path in written:
-        assert path.read_bytes() == (EVENTS_DIRECTORY / path.name).read_bytes(), path.name

@@ -1,0 +1,157 @@
+"""Session events as validated: the one place an incoming event is judged.
+
+Parsing is strict and says exactly which field is wrong and why, because a rejection is the only thing a game
+client's developer gets to debug with.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+PLAYER_ID_PATTERN = re.compile(r"[\x21-\x7e]{1,64}")
+"""1 to 64 printable ASCII characters, no whitespace (space is 0x20, excluded)."""
+COUNTRY_PATTERN = re.compile(r"[A-Za-z]{2}")
+UUID_PATTERN = re.compile(r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}")
+_HAS_TIME = re.compile(r"^\d{4}-?\d{2}-?\d{2}[T ]\d", re.ASCII)
+
+
+class EventType(StrEnum):
+    START = "start"
+    END = "end"
+
+
+@dataclass(frozen=True)
+class SessionEvent:
+    """A valid event: ids canonical, ``ts`` in UTC at millisecond precision, ``country`` upper-case on starts."""
+
+    event: EventType
+    player_id: str
+    session_id: uuid.UUID
+    ts: datetime
+    country: str | None
+
+
+class InvalidEventError(ValueError):
+    """The event breaks a rule; ``problems`` maps each offending field to the reason."""
+
+    def __init__(self, problems: dict[str, str]) -> None:
+        self.problems = problems
+        super().__init__(self.reason)
+
+    @property
+    def field(self) -> str:
+        return next(iter(self.problems))
+
+    @property
+    def reason(self) -> str:
+        return "; ".join(f"{field}: {why}" for field, why in self.problems.items())
+
+
+def parse_event(raw: Any) -> SessionEvent:
+    """Validates one decoded JSON value as a session event; unknown extra fields are ignored."""
+    if not isinstance(raw, dict):
+        raise InvalidEventError({"event": f"each item must be a JSON object, got {_json_type(raw)}"})
+    problems: dict[str, str] = {}
+    event_type = _parse_event_type(raw.get("event"), problems)
+    player_id = _parse_player_id(raw.get("player_id"), problems)
+    session_id = _parse_session_id(raw.get("session_id"), problems)
+    ts = _parse_ts(raw.get("ts"), problems)
+    country = _parse_country(raw.get("country"), problems) if event_type is EventType.START else None
+    if problems:
+        raise InvalidEventError(problems)
+    assert event_type is not None and player_id is not None and session_id is not None and ts is not None
+    return SessionEvent(event_type, player_id, session_id, ts, country)
+
+
+def _parse_event_type(value: Any, problems: dict[str, str]) -> EventType | None:
+    if value is None:
+        problems["event"] = "required"
+    elif not isinstance(value, str) or value not in EventType.__members__.values():
+        problems["event"] = f'must be "start" or "end", got {_preview(value)}'
+    else:
+        return EventType(value)
+    return None
+
+
+def _parse_player_id(value: Any, problems: dict[str, str]) -> str | None:
+    if value is None:
+        problems["player_id"] = "required"
+    elif not isinstance(value, str):
+        problems["player_id"] = f"must be a string, got {_json_type(value)}"
+    elif not PLAYER_ID_PATTERN.fullmatch(value):
+        problems["player_id"] = "must be 1 to 64 printable ASCII characters without whitespace"
+    else:
+        return value
+    return None
+
+
+def _parse_session_id(value: Any, problems: dict[str, str]) -> uuid.UUID | None:
+    if value is None:
+        problems["session_id"] = "required"
+        return None
+    if not isinstance(value, str):
+        problems["session_id"] = f"must be a UUID string, got {_json_type(value)}"
+        return None
+    if not UUID_PATTERN.fullmatch(value):
+        problems["session_id"] = (
+            f"must be a UUID such as 674606b1-2270-4285-928f-eef4a6b90a60, got {_preview(value)}"
+        )
+        return None
+    return uuid.UUID(value)
+
+
+def _parse_ts(value: Any, problems: dict[str, str]) -> datetime | None:
+    if value is None:
+        problems["ts"] = "required"
+        return None
+    if not isinstance(value, str):
+        problems["ts"] = f"must be an ISO 8601 date-time string, got {_json_type(value)}"
+        return None
+    try:
+        if len(value) > 40 or not _HAS_TIME.match(value):
+            raise ValueError
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        problems["ts"] = f"must be an ISO 8601 date-time such as 2016-11-22T20:40:50Z, got {_preview(value)}"
+        return None
+    return to_utc_millis(parsed)
+
+
+def _parse_country(value: Any, problems: dict[str, str]) -> str | None:
+    if value is None:
+        problems["country"] = "required on start events"
+    elif not isinstance(value, str) or not COUNTRY_PATTERN.fullmatch(value):
+        problems["country"] = f"must be an ISO 3166-1 alpha-2 code (two letters), got {_preview(value)}"
+    else:
+        return value.upper()
+    return None
+
+
+def to_utc_millis(moment: datetime) -> datetime:
+    """No offset means UTC; an offset is converted; precision is cut to the millisecond Cassandra stores."""
+    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return moment.replace(microsecond=moment.microsecond - moment.microsecond % 1000)
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"
+
+
+def _preview(value: Any) -> str:
+    text = repr(value) if isinstance(value, str) else _json_type(value)
+    return text if len(text) <= 50 else text[:47] + "..."
