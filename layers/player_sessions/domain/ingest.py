@@ -124,10 +124,20 @@ def ingest_batch(
     return outcome
 
 
+ARRIVAL_TTL_SECONDS = 7 * 86_400
+"""How long an arrival is kept: it is read until the builder folds its slot, seconds after it is stored, or by a
+builder resuming from an older watermark, which goes back no further than its fold records (a week:
+domain.rollup_builder.FOLD_RECORD_TTL_SECONDS). Kept for the retention, the arrival log was a second copy of
+every start for a year: a fifth of the storage bill (docs/benchmarks.md, "Cost")."""
+
+
 def arrivals_of(starts: Sequence[EventWrite], now: datetime) -> list[ArrivalWrite]:
     return [
         ArrivalWrite(
-            Arrival(arrival_slot(w.event.ts, now), start_key(w)), w.shard, w.ttl_seconds, w.event.player_id
+            Arrival(arrival_slot(w.event.ts, now), start_key(w)),
+            w.shard,
+            min(w.ttl_seconds, ARRIVAL_TTL_SECONDS),
+            w.event.player_id,
         )
         for w in starts
     ]

@@ -29,6 +29,8 @@ from infra_cdk.constants import (
     RETENTION_DAYS,
     ROLLUP_BUILDER_SCHEDULE_MINUTES,
 )
+from player_sessions.domain.ingest import ARRIVAL_TTL_SECONDS
+from player_sessions.domain.rollup_builder import FOLD_RECORD_TTL_SECONDS
 from player_sessions.keyspaces_units import WRITE_UNIT_BYTES, stored_row_bytes
 from player_sessions.observability import SCHEDULED_ROUTE
 from player_sessions.schema import TABLES
@@ -54,8 +56,11 @@ VALKEY_MINIMUM_GB = 0.1
 """ElastiCache Serverless for Valkey meters at least 100 MB of data (AWS's pricing page)."""
 RETENTION_MONTHS = {"ONE_WEEK": 0.25, "TWO_WEEKS": 0.5, "ONE_MONTH": 1.0, "THREE_MONTHS": 3.0}
 EVENTS_PER_BATCH = 10
-TABLE_RETENTION_DAYS = {"rollup_folds": 7}
-"""Tables whose rows live shorter than the retention (player_sessions.domain.rollup_builder)."""
+TABLE_RETENTION_DAYS = {
+    "rollup_folds": FOLD_RECORD_TTL_SECONDS // 86_400,
+    "start_arrivals": ARRIVAL_TTL_SECONDS // 86_400,
+}
+"""Tables whose rows live shorter than the retention."""
 
 
 @dataclass(frozen=True)
