@@ -20,6 +20,9 @@ from player_sessions.work_meter import work_record
 
 PAUSE_SECONDS = 0.25
 """Between two runs, as in functions/rollup_builder (the tail readers count stays near SLOT_SETTLE + this)."""
+MAX_CATCH_UP_FAILURES = 20
+RETRY_PAUSE_SECONDS = 2.0
+"""After a failed catch-up run: time for a node busy compacting to answer again."""
 WORK_REPORT_SECONDS = 60.0
 """The deployed builder is invoked once a minute: its work is reported per minute, as one invocation's."""
 WORK_LABEL = "rollup_builder#local"
@@ -37,20 +40,33 @@ def add_reports(total: FoldReport, report: FoldReport) -> None:
 def fold_until_caught_up(
     services: Services, tracker: CompactionTracker | None = None, timeout_seconds: float = 3600.0
 ) -> FoldReport:
-    """Folds until the watermark is within a second of the newest settled slot (after a bulk load)."""
+    """Folds until the watermark is within a second of the newest settled slot (after a bulk load).
+
+    A run that Cassandra times out (a node busy compacting the load) is run again from the watermark, as the
+    scheduled builder's next run would: folding a slot again is safe (domain.rollup_builder)."""
     tracker = tracker or CompactionTracker()
     total = FoldReport()
     deadline = time.monotonic() + timeout_seconds
+    failures = 0
     while True:
-        report = fold_ready_slots(
-            store=services.starts,
-            clock=services.clock,
-            settings=services.settings,
-            tracker=tracker,
-            cache=services.cache,
-            max_slots=60,
-        )
-        metrics.clear_metrics()
+        try:
+            report = fold_ready_slots(
+                store=services.starts,
+                clock=services.clock,
+                settings=services.settings,
+                tracker=tracker,
+                cache=services.cache,
+                max_slots=60,
+            )
+        except DatabaseUnavailableError as error:
+            failures += 1
+            if failures > MAX_CATCH_UP_FAILURES or time.monotonic() > deadline:
+                raise
+            _LOGGER.warning("rollup builder: %s; folding again from the watermark", error)
+            time.sleep(RETRY_PAUSE_SECONDS)
+            continue
+        finally:
+            metrics.clear_metrics()
         add_reports(total, report)
         if report.behind_seconds <= 1 or time.monotonic() > deadline:
             return total
