@@ -216,7 +216,9 @@ class CassandraConnection:
             # request_timeout: with Cassandra frozen, a request was held 10 s per statement. The public setter
             # refuses once execution profiles are in use, hence the attribute.
             session._default_timeout = self._settings.cassandra_request_timeout_seconds
-            install_cassandra_meter(session)
+            if self._settings.report_work:
+                # Sizing every row costs CPU on every request: only where the work is reported (locally).
+                install_cassandra_meter(session)
             self._probe = session.prepare(PROBE)
         except (NoHostAvailable, OperationTimedOut, OSError) as error:
             cluster.shutdown()

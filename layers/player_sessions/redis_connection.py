@@ -32,7 +32,8 @@ class RedisConnection:
                         retry=None,
                         health_check_interval=30,
                     )
-                    install_redis_meter(self._client)
+                    if self._settings.report_work:
+                        install_redis_meter(self._client)
         return self._client
 
     def close(self) -> None:

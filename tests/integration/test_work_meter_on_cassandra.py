@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import pytest
 
+from player_sessions.cassandra_connection import CassandraConnection
 from player_sessions.domain.ingest import ingest_batch
 from player_sessions.domain.player_history import last_completed_sessions
 from player_sessions.read_meter import metered
@@ -16,6 +17,15 @@ from player_sessions.work_meter import work_record
 from tests.integration.test_ingest_on_cassandra import end_event, fresh_player, now_clock, start_event
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def metered_connection(test_settings):
+    """A connection that meters its work, as every local environment's does (settings.report_work)."""
+    connection = CassandraConnection(test_settings.model_copy(update={"report_work": True}))
+    yield connection
+    connection.close()
+
 
 # A 32-character player id and a two-letter country, by the rules in player_sessions.keyspaces_units:
 # key columns twice (partition + 3 bytes, clustering + 1 byte per 5), every column + 1 byte of identifier.
@@ -29,9 +39,9 @@ COMPLETED_ROW = (2 * 32 + 3 + 1) + TS_CK + UUID_CK + TS + COUNTRY  # 136
 START_ROW = (2 * 8 + 3 + 1) + (2 * 2 + 3 + 1) + COUNTRY_CK + TS_CK + UUID_CK + PLAYER  # 123
 
 
-def test_a_ten_event_batch_costs_one_write_unit_per_row(cassandra_connection, test_settings):
+def test_a_ten_event_batch_costs_one_write_unit_per_row(metered_connection, test_settings):
     # Given five sessions, each start and end in one batch of ten events
-    store = CassandraSessionStore(cassandra_connection)
+    store = CassandraSessionStore(metered_connection)
     clock = now_clock()
     player_id = fresh_player()
     batch = []
@@ -61,9 +71,9 @@ def test_a_ten_event_batch_costs_one_write_unit_per_row(cassandra_connection, te
     assert work_record(tally)["write_units"] == 26
 
 
-def test_a_history_read_costs_its_pages_in_read_units(cassandra_connection, test_settings):
+def test_a_history_read_costs_its_pages_in_read_units(metered_connection, test_settings):
     # Given a player with three completed sessions
-    store = CassandraSessionStore(cassandra_connection)
+    store = CassandraSessionStore(metered_connection)
     clock = now_clock()
     player_id = fresh_player()
     batch = []
@@ -88,3 +98,18 @@ def test_a_history_read_costs_its_pages_in_read_units(cassandra_connection, test
         "bytes_read": 3 * (UUID_CK + TS + TS_CK + COUNTRY),
         "read_units": 1.0,
     }
+
+
+def test_a_connection_that_does_not_report_work_meters_nothing(cassandra_connection, test_settings):
+    # Given the deployed setting (report_work off): no listener sizes anything
+    store = CassandraSessionStore(cassandra_connection)
+    clock = now_clock()
+    session_id = uuid.uuid4()
+    batch = [start_event(fresh_player(), session_id, clock.now() - timedelta(minutes=3))]
+
+    # When a batch is stored inside a metered request
+    with metered() as tally:
+        ingest_batch(batch, store=store, clock=clock, settings=test_settings)
+
+    # Then the tally has no table work: the driver's requests went unmeasured
+    assert work_record(tally)["cassandra"] == {}
