@@ -15,6 +15,8 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 
 from player_sessions.read_meter import ReadTally, metered
+from player_sessions.settings import get_settings
+from player_sessions.work_meter import work_record
 
 SERVICE_NAME = os.environ.get("POWERTOOLS_SERVICE_NAME", "player-sessions")
 METRICS_NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "PlayerSessions")
@@ -64,9 +66,6 @@ def measure_work(handler: Handler) -> Handler:
 
     @functools.wraps(handler)
     def measured(event: dict[str, Any], context: Any) -> dict[str, Any]:
-        from player_sessions.settings import get_settings
-        from player_sessions.work_meter import work_record
-
         with metered() as tally:
             try:
                 return handler(event, context)

@@ -110,15 +110,15 @@ def _on_request(future: ResponseFuture) -> None:
 def _count_write(tally: ReadTally, statement: BoundStatement) -> None:
     query = _query_string(statement)
     name = _table_name(query)
-    table = _SCHEMA.get(name or "")
-    if table is None or name is None:
+    if name not in _SCHEMA:
         return
+    table = _SCHEMA[name]
     work = tally.table(name)
     if _RANGE_DELETE.match(query):
         work.range_deletes += 1
         work.write_units += 1
         return
-    roles = _roles(table)
+    roles = _ROLES[name]
     cells = [
         Cell(roles[column.name], value_bytes(column.type.typename, value))
         for column, value in zip(statement.prepared_statement.column_metadata, statement.values, strict=True)
@@ -132,17 +132,15 @@ def _count_write(tally: ReadTally, statement: BoundStatement) -> None:
         work.conditional_writes += 1
 
 
-_ROLES: dict[str, dict[str, str]] = {}
-
-
 def _roles(table: Table) -> dict[str, str]:
-    roles = _ROLES.get(table.name)
-    if roles is None:
-        roles = {column.name: Role.PARTITION for column in table.partition_key}
-        roles.update({c.column.name: Role.CLUSTERING for c in table.clustering})
-        roles.update({column.name: Role.REGULAR for column in table.regular})
-        _ROLES[table.name] = roles
+    roles = {column.name: Role.PARTITION for column in table.partition_key}
+    roles.update({c.column.name: Role.CLUSTERING for c in table.clustering})
+    roles.update({column.name: Role.REGULAR for column in table.regular})
     return roles
+
+
+_ROLES = {table.name: _roles(table) for table in TABLES}
+"""Each table's columns by their role in its primary key, which decides how Keyspaces sizes them."""
 
 
 RowFactory = Callable[[Sequence[str], Sequence[Sequence[Any]]], Any]
@@ -150,7 +148,7 @@ RowFactory = Callable[[Sequence[str], Sequence[Sequence[Any]]], Any]
 
 def _sizing_rows(row_factory: RowFactory, tally: ReadTally, table_name: str) -> RowFactory:
     """Wraps the future's row factory: each page it decodes is one read request of the sized rows."""
-    roles = _roles(_SCHEMA[table_name])
+    roles = _ROLES[table_name]
     columns_in_table = len(_SCHEMA[table_name].columns)
 
     def size_then_build(names: Sequence[str], rows: Sequence[Sequence[Any]]) -> Any:

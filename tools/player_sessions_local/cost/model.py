@@ -188,15 +188,20 @@ def invocation_components(
     return components
 
 
+def _by_route(invocations: Iterable[Invocation]) -> dict[str, list[Invocation]]:
+    grouped: dict[str, list[Invocation]] = defaultdict(list)
+    for invocation in invocations:
+        if invocation.route:
+            grouped[invocation.route].append(invocation)
+    return grouped
+
+
 def per_route(invocations: Iterable[Invocation], prices: PriceList) -> list[RouteCost]:
     """Dollars per million requests of each route, from the invocations measured on it."""
-    by_route: dict[str, list[Invocation]] = defaultdict(list)
-    for invocation in invocations:
-        if invocation.route and invocation.route != SCHEDULED_ROUTE:
-            by_route[invocation.route].append(invocation)
     return [
         RouteCost(route, len(group), invocation_components(group, prices, scale=MILLION / len(group)))
-        for route, group in sorted(by_route.items())
+        for route, group in sorted(_by_route(invocations).items())
+        if route != SCHEDULED_ROUTE
     ]
 
 
@@ -276,14 +281,6 @@ def steady_state_storage(
         size = stored_row_bytes(billed_row, columns=len(table.columns), with_ttl=True)
         storage.append(TableStorage(table.name, per_day * days, size, days))
     return storage
-
-
-def _by_route(invocations: Iterable[Invocation]) -> dict[str, list[Invocation]]:
-    grouped: dict[str, list[Invocation]] = defaultdict(list)
-    for invocation in invocations:
-        if invocation.route:
-            grouped[invocation.route].append(invocation)
-    return grouped
 
 
 @dataclass
