@@ -5,24 +5,33 @@ PORT ?= 3000
 CASSANDRA_PORT ?= 9042
 REDIS_PORT ?= 6379
 CASSANDRA_STORAGE_PORT ?= 7000
-export PORT CASSANDRA_PORT CASSANDRA_STORAGE_PORT REDIS_PORT
+# NODES=3: a three-node Cassandra cluster (127.0.0.1, .2 and .3, same ports) instead of the one node, with the
+# keyspace replicated three times (NetworkTopologyStrategy); `make up NODES=3`, `make serve NODES=3`.
+NODES ?= 1
+export PORT CASSANDRA_PORT CASSANDRA_STORAGE_PORT REDIS_PORT NODES
 # The service's own settings follow the ports the local services were started on.
 export PLAYER_SESSIONS_CASSANDRA_PORT ?= $(CASSANDRA_PORT)
 export PLAYER_SESSIONS_REDIS_URL ?= redis://127.0.0.1:$(REDIS_PORT)/0
+ifneq ($(NODES),1)
+export PLAYER_SESSIONS_CASSANDRA_CONTACT_POINTS ?= $(shell seq -s, -f '127.0.0.%g' 1 $(NODES))
+export PLAYER_SESSIONS_REPLICATION_STRATEGY ?= NetworkTopologyStrategy
+export PLAYER_SESSIONS_REPLICATION_FACTOR ?= $(NODES)
+endif
 
 # The pool of execution environments behind `make serve`: at most this many invocations at once, across functions.
 MAX_CONCURRENCY ?=
 SERVE_FLAGS = $(if $(MAX_CONCURRENCY),--max-concurrency $(MAX_CONCURRENCY))
 
 .PHONY: help install prerequisites up down status schema openapi lint format test test-unit test-integration \
-	test-e2e test-faults test-infra serve synth bench bench-concurrency
+	test-e2e test-faults test-infra test-cluster serve synth bench bench-concurrency
 
 help:
 	@echo "make serve      serve the API on http://127.0.0.1:$(PORT) (installs, starts Cassandra and Redis)"
 	@echo "make test       run the whole test suite against a real Cassandra and Redis"
 	@echo "make lint       ruff, mypy and the template checks (what CI runs before the tests)"
-	@echo "make test-unit / test-integration / test-e2e / test-faults / test-infra   one tier"
+	@echo "make test-unit / test-integration / test-e2e / test-faults / test-infra / test-cluster   one tier"
 	@echo "make up / down  start / stop the local Cassandra and Redis (idempotent; down also stops the tests' own)"
+	@echo "NODES=3         with up, serve: a three-node Cassandra cluster, the keyspace replicated three times"
 	@echo "make bench      generate and load $(EVENTS) events, then measure every route and write path"
 
 install:
@@ -69,11 +78,13 @@ format: install
 	$(UV) run ruff format .
 
 # The tests run on a Cassandra and Redis of their own (tools/test_services.sh: .local/test/, free ports), never
-# on `make up`'s nor anyone else's. One target per tier; `make test` runs them all.
+# on `make up`'s nor anyone else's. One target per tier; `make test` runs them all, the cluster tier last, on a
+# three-node cluster of its own (.local/test-cluster/). PYTEST_ARGS narrows the one-node run.
 PYTEST_ARGS ?=
 test: prerequisites
 	$(UV) run python -m infra_cdk.layer_target
-	tools/test_services.sh run -- $(UV) run pytest $(PYTEST_ARGS)
+	tools/test_services.sh run -- $(UV) run pytest --ignore=tests/cluster $(PYTEST_ARGS)
+	$(MAKE) --no-print-directory test-cluster
 
 # Domain logic, models and the gateway's pieces, in memory, with sockets blocked: no service needed.
 test-unit: install
@@ -87,6 +98,11 @@ test-e2e: prerequisites
 
 test-faults: prerequisites
 	tools/test_services.sh run -- $(UV) run pytest tests/faults
+
+# Faults of a replicated cluster: replicas killed under load, two of three down, one coming back, two
+# coordinators completing one session (tests/cluster, docs/faults.md).
+test-cluster: prerequisites
+	TEST_NODES=3 tools/test_services.sh run -- $(UV) run pytest tests/cluster
 
 test-infra: install
 	$(UV) run python -m infra_cdk.layer_target

@@ -4,8 +4,14 @@
 #   tools/local_services.sh up     start what is not running yet, wait until both answer
 #   tools/local_services.sh down   stop what `up` started (by recorded pid), nothing else
 #   tools/local_services.sh status
+#   tools/local_services.sh start-node N   (NODES=3) start node N of the cluster if it is down, wait until it answers
 # Data, logs and pids live under $LOCAL_DIR (default: .local/, git-ignored). A port that something else holds
 # (another checkout's Cassandra, a system Redis) is never used: `up` says what holds it and stops.
+#
+# NODES=3 runs a cluster instead of the one node: node i listens on 127.0.0.i with the same ports, its data,
+# logs and rendered cassandra.yaml in $LOCAL_DIR/cluster/node<i>/, every node a seed, one datacenter
+# (datacenter1, SimpleSnitch). The nodes start together and `up` returns once each answers CQL. The one node
+# and the cluster share 127.0.0.1's ports, so only one of them runs at a time; `down` stops whichever runs.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -14,19 +20,35 @@ CASSANDRA_PORT="${CASSANDRA_PORT:-9042}"
 CASSANDRA_STORAGE_PORT="${CASSANDRA_STORAGE_PORT:-7000}"
 REDIS_PORT="${REDIS_PORT:-6379}"
 CASSANDRA_START_TIMEOUT="${CASSANDRA_START_TIMEOUT:-240}"
-CASSANDRA_HOME_DIR="$LOCAL_DIR/cassandra"
+NODES="${NODES:-1}"
+MAX_NODES=3
+# Heap per node: the one node gets 2 GiB; a cluster node 1 GiB (three JVMs on two cores and 24 GiB).
+if (( NODES > 1 )); then CASSANDRA_HEAP="${CASSANDRA_HEAP:-1G}"; else CASSANDRA_HEAP="${CASSANDRA_HEAP:-2G}"; fi
+SINGLE_NODE_DIR="$LOCAL_DIR/cassandra"
+CLUSTER_DIR="$LOCAL_DIR/cluster"
 REDIS_DIR="$LOCAL_DIR/redis"
 
 log() { printf '[local-services] %s\n' "$*" >&2; }
 
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+# port_open PORT [ADDRESS]: something accepts connections there (ADDRESS defaults to 127.0.0.1).
+port_open() { (exec 3<>"/dev/tcp/${2:-127.0.0.1}/$1") 2>/dev/null; }
+
+node_address() { echo "127.0.0.$1"; }
+
+# Node 0 is the one-node Cassandra; nodes 1..NODES are the cluster's.
+node_dir() { if (( $1 == 0 )); then echo "$SINGLE_NODE_DIR"; else echo "$CLUSTER_DIR/node$1"; fi; }
+
+node_numbers() { if (( NODES > 1 )); then seq 1 "$NODES"; else echo 0; fi; }
+
+# The addresses the Cassandra of this NODES listens on.
+node_host() { if (( $1 == 0 )); then echo 127.0.0.1; else node_address "$1"; fi; }
 
 pid_alive() { [[ -f "$1" ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
 # Who listens on a port, for the message that says what blocks us ("unknown" where ss cannot tell).
 port_holder() {
   local pid
-  pid="$(ss -ltnpH "sport = :$1" 2>/dev/null | grep -o 'pid=[0-9]*' | head -n 1 | cut -d= -f2)"
+  pid="$(ss -ltnpH "sport = :$1 and src ${2:-127.0.0.1}" 2>/dev/null | grep -o 'pid=[0-9]*' | head -n 1 | cut -d= -f2)"
   if [[ -n "$pid" ]]; then
     echo "pid $pid: $(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | tr -s ' ' | cut -c1-120), in $(readlink "/proc/$pid/cwd" 2>/dev/null)"
   else
@@ -35,8 +57,8 @@ port_holder() {
 }
 
 refuse_foreign_port() {
-  local port="$1" variable="$2"
-  log "127.0.0.1:$port ($variable) is taken by a process this checkout did not start ($(port_holder "$port"))."
+  local port="$1" variable="$2" address="${3:-127.0.0.1}"
+  log "$address:$port ($variable) is taken by a process this checkout did not start ($(port_holder "$port" "$address"))."
   log "It is not used. Stop it, or give this checkout other ports, e.g."
   log "  CASSANDRA_PORT=$((CASSANDRA_PORT + 20000)) CASSANDRA_STORAGE_PORT=$((CASSANDRA_STORAGE_PORT + 20000)) REDIS_PORT=$((REDIS_PORT + 20000)) make serve"
   return 1
@@ -45,7 +67,8 @@ refuse_foreign_port() {
 # The classpath is resolved by Maven from tools/cassandra/pom.xml; jars stay in ~/.m2, and the resolved
 # classpath is cached next to a hash of the pom so that a second `up` does not even start Maven.
 cassandra_classpath() {
-  local cp_file="$CASSANDRA_HOME_DIR/classpath.txt" hash_file="$CASSANDRA_HOME_DIR/classpath.pom.sha256"
+  mkdir -p "$LOCAL_DIR"
+  local cp_file="$LOCAL_DIR/cassandra-classpath.txt" hash_file="$LOCAL_DIR/cassandra-classpath.pom.sha256"
   local pom="$ROOT/tools/cassandra/pom.xml" pom_hash
   pom_hash="$(sha256sum "$pom" | cut -d' ' -f1)"
   if [[ ! -s "$cp_file" || "$(cat "$hash_file" 2>/dev/null)" != "$pom_hash" ]] || ! cassandra_jars_present "$cp_file"; then
@@ -62,54 +85,80 @@ cassandra_jars_present() {
   for jar in "${jars[@]}"; do [[ -f "$jar" ]] || return 1; done
 }
 
-cassandra_up() {
-  local pid_file="$CASSANDRA_HOME_DIR/cassandra.pid"
-  if pid_alive "$pid_file" && port_open "$CASSANDRA_PORT"; then
-    log "cassandra already running (pid $(cat "$pid_file")) on 127.0.0.1:$CASSANDRA_PORT"
-    return 0
-  fi
-  if ! pid_alive "$pid_file" && port_open "$CASSANDRA_PORT"; then
-    refuse_foreign_port "$CASSANDRA_PORT" CASSANDRA_PORT
-    return 1
-  fi
-  if ! pid_alive "$pid_file" && port_open "$CASSANDRA_STORAGE_PORT"; then
-    refuse_foreign_port "$CASSANDRA_STORAGE_PORT" CASSANDRA_STORAGE_PORT
-    return 1
-  fi
-  mkdir -p "$CASSANDRA_HOME_DIR/data" "$CASSANDRA_HOME_DIR/logs"
-  local classpath
+# The node's cassandra.yaml: the one node uses tools/cassandra/cassandra.yaml as it is; a cluster node gets a
+# copy with its own addresses and every node of the cluster as a seed.
+node_config() {
+  local node="$1"
+  if (( node == 0 )); then echo "$ROOT/tools/cassandra/cassandra.yaml"; return; fi
+  local dir config seeds
+  dir="$(node_dir "$node")" config="$(node_dir "$node")/cassandra.yaml"
+  seeds="$(for n in $(seq 1 "$NODES"); do node_address "$n"; done | paste -sd,)"
+  sed -e "s/^listen_address: .*/listen_address: $(node_address "$node")/" \
+      -e "s/^rpc_address: .*/rpc_address: $(node_address "$node")/" \
+      -e "s/- seeds: \"[^\"]*\"/- seeds: \"$seeds\"/" \
+      -e "s/^# Single-node Apache Cassandra 5.0.*/# Node $node of a local $NODES-node cluster, rendered by tools\/local_services.sh from tools\/cassandra\/cassandra.yaml./" \
+      "$ROOT/tools/cassandra/cassandra.yaml" >"$config.new"
+  mv "$config.new" "$config"
+  echo "$config"
+}
+
+# Starts one node unless its recorded process runs; does not wait.
+cassandra_start() {
+  local node="$1" dir host pid_file
+  dir="$(node_dir "$node")" host="$(node_host "$node")"
+  pid_file="$dir/cassandra.pid"
+  if pid_alive "$pid_file"; then return 0; fi
+  mkdir -p "$dir/data" "$dir/logs"
+  local classpath config
   classpath="$(cassandra_classpath)"
-  if ! pid_alive "$pid_file"; then
-    local -a jvm_flags
-    mapfile -t jvm_flags < <(grep -Ev '^[[:space:]]*(#|$)' "$ROOT/tools/cassandra/jvm.options")
-    log "starting cassandra on 127.0.0.1:$CASSANDRA_PORT (data in $CASSANDRA_HOME_DIR)"
-    nohup java "${jvm_flags[@]}" \
-      -Dcassandra.config="file://$ROOT/tools/cassandra/cassandra.yaml" \
-      -Dcassandra.storagedir="$CASSANDRA_HOME_DIR/data" \
-      -Dcassandra.logdir="$CASSANDRA_HOME_DIR/logs" \
-      -Dlogback.configurationFile="$ROOT/tools/cassandra/logback.xml" \
-      -Dcassandra.native_transport_port="$CASSANDRA_PORT" \
-      -Dcassandra.storage_port="$CASSANDRA_STORAGE_PORT" \
-      -Dcassandra-foreground=yes \
-      -cp "$classpath" org.apache.cassandra.service.CassandraDaemon \
-      >"$CASSANDRA_HOME_DIR/logs/stdout.log" 2>&1 &
-    echo $! >"$pid_file"
-  fi
-  local started=$SECONDS
-  until port_open "$CASSANDRA_PORT"; do
+  config="$(node_config "$node")"
+  local -a jvm_flags
+  mapfile -t jvm_flags < <(grep -Ev '^[[:space:]]*(#|$)|^-Xm[sx]' "$ROOT/tools/cassandra/jvm.options")
+  log "starting cassandra on $host:$CASSANDRA_PORT, heap $CASSANDRA_HEAP (data in $dir)"
+  nohup java "-Xms$CASSANDRA_HEAP" "-Xmx$CASSANDRA_HEAP" "${jvm_flags[@]}" \
+    -Dcassandra.config="file://$config" \
+    -Dcassandra.storagedir="$dir/data" \
+    -Dcassandra.logdir="$dir/logs" \
+    -Dlogback.configurationFile="$ROOT/tools/cassandra/logback.xml" \
+    -Dcassandra.native_transport_port="$CASSANDRA_PORT" \
+    -Dcassandra.storage_port="$CASSANDRA_STORAGE_PORT" \
+    -Dcassandra-foreground=yes \
+    -cp "$classpath" org.apache.cassandra.service.CassandraDaemon \
+    >"$dir/logs/stdout.log" 2>&1 &
+  echo $! >"$pid_file"
+}
+
+# Waits until the node answers on its CQL port; fails with its last log lines if it exits or takes too long.
+cassandra_wait() {
+  local node="$1" started="$2" dir host pid_file
+  dir="$(node_dir "$node")" host="$(node_host "$node")"
+  pid_file="$dir/cassandra.pid"
+  until port_open "$CASSANDRA_PORT" "$host"; do
     if ! pid_alive "$pid_file"; then
-      log "cassandra exited during start-up; last lines of its logs:"
-      tail -n 40 "$CASSANDRA_HOME_DIR/logs/stdout.log" "$CASSANDRA_HOME_DIR/logs/system.log" >&2 || true
+      log "cassandra ($host) exited during start-up; last lines of its logs:"
+      tail -n 40 "$dir/logs/stdout.log" "$dir/logs/system.log" >&2 || true
       return 1
     fi
     if (( SECONDS - started > CASSANDRA_START_TIMEOUT )); then
-      log "cassandra did not answer on port $CASSANDRA_PORT within ${CASSANDRA_START_TIMEOUT}s"
-      tail -n 40 "$CASSANDRA_HOME_DIR/logs/system.log" >&2 || true
+      log "cassandra did not answer on $host:$CASSANDRA_PORT within ${CASSANDRA_START_TIMEOUT}s"
+      tail -n 40 "$dir/logs/system.log" >&2 || true
       return 1
     fi
     sleep 1
   done
-  log "cassandra answers on 127.0.0.1:$CASSANDRA_PORT after $((SECONDS - started))s"
+  log "cassandra answers on $host:$CASSANDRA_PORT after $((SECONDS - started))s"
+}
+
+cassandra_up() {
+  local node started=$SECONDS
+  for node in $(node_numbers); do
+    if pid_alive "$(node_dir "$node")/cassandra.pid" && port_open "$CASSANDRA_PORT" "$(node_host "$node")"; then
+      log "cassandra already running (pid $(cat "$(node_dir "$node")/cassandra.pid")) on $(node_host "$node"):$CASSANDRA_PORT"
+    else
+      cassandra_start "$node"
+    fi
+  done
+  for node in $(node_numbers); do cassandra_wait "$node" "$started"; done
 }
 
 redis_up() {
@@ -154,27 +203,64 @@ stop_by_pid_file() {
   log "$name stopped (pid $pid)"
 }
 
-# Both ports are checked before either service starts, so nothing is started when one of them is blocked.
+# Every port is checked before any service starts, so nothing is started when one of them is blocked. The one
+# node and the cluster use the same ports on 127.0.0.1: while one of them runs, the other is refused by name.
 check_ports() {
   if ! pid_alive "$REDIS_DIR/redis.pid" && port_open "$REDIS_PORT"; then
     refuse_foreign_port "$REDIS_PORT" REDIS_PORT
   fi
-  if ! pid_alive "$CASSANDRA_HOME_DIR/cassandra.pid"; then
-    local port variable
+  (( NODES >= 1 && NODES <= MAX_NODES )) || { log "NODES=$NODES: 1 to $MAX_NODES nodes"; return 1; }
+  local other
+  if (( NODES > 1 )); then other="$SINGLE_NODE_DIR"; else other="$CLUSTER_DIR/node1"; fi
+  if pid_alive "$other/cassandra.pid"; then
+    log "this checkout's $( ((NODES > 1)) && echo one-node Cassandra || echo Cassandra cluster ) runs (pid $(cat "$other/cassandra.pid")) on the same ports: run \`tools/local_services.sh down\` (make down) first"
+    return 1
+  fi
+  local node port variable
+  for node in $(node_numbers); do
+    pid_alive "$(node_dir "$node")/cassandra.pid" && continue
     for variable in CASSANDRA_PORT CASSANDRA_STORAGE_PORT; do
       port="${!variable}"
-      if port_open "$port"; then refuse_foreign_port "$port" "$variable"; fi
+      if port_open "$port" "$(node_host "$node")"; then refuse_foreign_port "$port" "$variable" "$(node_host "$node")"; fi
     done
-  fi
+  done
+}
+
+# Every Cassandra of this checkout that runs: the one node and the cluster's nodes, whatever NODES says.
+cassandra_down() {
+  local pid_file
+  for pid_file in "$SINGLE_NODE_DIR/cassandra.pid" "$CLUSTER_DIR"/node*/cassandra.pid; do
+    [[ -f "$pid_file" ]] || continue
+    stop_by_pid_file "cassandra ($(basename "$(dirname "$pid_file")"))" "$pid_file"
+  done
+}
+
+cassandra_status() {
+  local node any=false
+  for node in 0 $(seq 1 "$MAX_NODES"); do
+    pid_alive "$(node_dir "$node")/cassandra.pid" || continue
+    any=true
+    if port_open "$CASSANDRA_PORT" "$(node_host "$node")"; then
+      echo "cassandra: up on $(node_host "$node"):$CASSANDRA_PORT ($(basename "$(node_dir "$node")"))"
+    else
+      echo "cassandra: starting or not answering on $(node_host "$node"):$CASSANDRA_PORT ($(basename "$(node_dir "$node")"))"
+    fi
+  done
+  $any || echo "cassandra: down"
 }
 
 case "${1:-}" in
   up) check_ports; redis_up; cassandra_up ;;
+  start-node)
+    node="${2:-}"
+    (( NODES > 1 )) && [[ "$node" =~ ^[1-9]$ ]] && (( node <= NODES )) || { log "usage: NODES=3 $0 start-node 1..$NODES"; exit 2; }
+    cassandra_start "$node"
+    cassandra_wait "$node" "$SECONDS" ;;
   down)
     stop_by_pid_file redis "$REDIS_DIR/redis.pid"
-    stop_by_pid_file cassandra "$CASSANDRA_HOME_DIR/cassandra.pid" ;;
+    cassandra_down ;;
   status)
-    if port_open "$CASSANDRA_PORT"; then echo "cassandra: up on $CASSANDRA_PORT"; else echo "cassandra: down"; fi
+    cassandra_status
     if port_open "$REDIS_PORT"; then echo "redis: up on $REDIS_PORT"; else echo "redis: down"; fi ;;
-  *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|status|start-node N" >&2; exit 2 ;;
 esac

@@ -8,19 +8,48 @@
 # Ports: TEST_CASSANDRA_PORT, TEST_CASSANDRA_STORAGE_PORT and TEST_REDIS_PORT, or "auto" (the default): free
 # ports the kernel picks (its ephemeral range, never 9042, 7000 or 6379), recorded in .local/test/ports.env and
 # kept while the services run.
+# TEST_NODES=3: a three-node cluster instead (tests/cluster), in .local/test-cluster/, on ports free on
+# 127.0.0.1, .2 and .3 alike; the exports then name the three contact points and three replicas.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-export LOCAL_DIR="${TEST_LOCAL_DIR:-$ROOT/.local/test}"
+export NODES="${TEST_NODES:-1}"
+if (( NODES > 1 )); then DEFAULT_DIR="$ROOT/.local/test-cluster"; else DEFAULT_DIR="$ROOT/.local/test"; fi
+export LOCAL_DIR="${TEST_LOCAL_DIR:-$DEFAULT_DIR}"
 PORTS_FILE="$LOCAL_DIR/ports.env"
 
 log() { printf '[test-services] %s\n' "$*" >&2; }
 
 pid_alive() { [[ -f "$1" ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+# A port the kernel picks on 127.0.0.1 that is free on every node's address too.
+free_port() {
+  python3 - "$NODES" <<'PYTHON'
+import socket, sys
+nodes = int(sys.argv[1])
+while True:
+    first = socket.socket()
+    first.bind(("127.0.0.1", 0))
+    port = first.getsockname()[1]
+    try:
+        for node in range(2, nodes + 1):
+            with socket.socket() as other:
+                other.bind((f"127.0.0.{node}", port))
+    except OSError:
+        first.close()
+        continue
+    print(port)
+    break
+PYTHON
+}
 
-running() { pid_alive "$LOCAL_DIR/cassandra/cassandra.pid" || pid_alive "$LOCAL_DIR/redis/redis.pid"; }
+running() {
+  local pid_file
+  for pid_file in "$LOCAL_DIR/cassandra/cassandra.pid" "$LOCAL_DIR"/cluster/node*/cassandra.pid "$LOCAL_DIR/redis/redis.pid"; do
+    pid_alive "$pid_file" && return 0
+  done
+  return 1
+}
 
 recorded() { sed -n "s/^export $1=//p" "$PORTS_FILE" 2>/dev/null; }
 
@@ -43,12 +72,19 @@ pick() {
 
 write_exports() {
   mkdir -p "$LOCAL_DIR"
+  local contact_points strategy=SimpleStrategy
+  contact_points="$(seq -s, -f '127.0.0.%g' 1 "$NODES")"
+  (( NODES > 1 )) && strategy=NetworkTopologyStrategy
   cat >"$PORTS_FILE" <<EXPORTS
 export LOCAL_DIR=$LOCAL_DIR
+export NODES=$NODES
 export CASSANDRA_PORT=$CASSANDRA_PORT
 export CASSANDRA_STORAGE_PORT=$CASSANDRA_STORAGE_PORT
 export REDIS_PORT=$REDIS_PORT
 export PLAYER_SESSIONS_CASSANDRA_PORT=$CASSANDRA_PORT
+export PLAYER_SESSIONS_CASSANDRA_CONTACT_POINTS=$contact_points
+export PLAYER_SESSIONS_REPLICATION_STRATEGY=$strategy
+export PLAYER_SESSIONS_REPLICATION_FACTOR=$NODES
 export PLAYER_SESSIONS_REDIS_URL=redis://127.0.0.1:$REDIS_PORT/0
 EXPORTS
 }
@@ -56,7 +92,7 @@ EXPORTS
 up() {
   choose_ports
   write_exports
-  log "test services in $LOCAL_DIR: Cassandra 127.0.0.1:$CASSANDRA_PORT (storage $CASSANDRA_STORAGE_PORT), Redis 127.0.0.1:$REDIS_PORT"
+  log "test services in $LOCAL_DIR: Cassandra ($NODES node(s) from 127.0.0.1):$CASSANDRA_PORT (storage $CASSANDRA_STORAGE_PORT), Redis 127.0.0.1:$REDIS_PORT"
   CASSANDRA_PORT="$CASSANDRA_PORT" CASSANDRA_STORAGE_PORT="$CASSANDRA_STORAGE_PORT" REDIS_PORT="$REDIS_PORT" \
     "$ROOT/tools/local_services.sh" up
 }
@@ -74,6 +110,9 @@ case "${1:-}" in
     up
     cat "$PORTS_FILE" ;;
   down)
-    "$ROOT/tools/local_services.sh" down ;;
+    # Both kinds: the one node's and the cluster's.
+    for dir in "${TEST_LOCAL_DIR:-$ROOT/.local/test}" "$ROOT/.local/test-cluster"; do
+      if [[ -d "$dir" ]]; then LOCAL_DIR="$dir" "$ROOT/tools/local_services.sh" down; fi
+    done ;;
   *) echo "usage: $0 run -- COMMAND... | env | down" >&2; exit 2 ;;
 esac

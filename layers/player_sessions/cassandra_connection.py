@@ -9,23 +9,42 @@ Connections can also die unseen: a Lambda environment is frozen between invocati
 restart (or drop idle connections) meanwhile; nothing in the frozen process notices. So the first request
 after an idle spell probes the pool, and when the probe finds it dead, waits the few milliseconds the driver
 takes to reopen it (``await_reconnection``): the request that found the dead connections still succeeds.
+
+A connection can also go silent without closing (a half-open connection: a NAT or firewall dropped its state,
+the peer vanished without a FIN): requests on it time out, and the driver's heartbeat, sent only on a
+connection idle for 10 s, never fires while requests keep coming. So every request that times out has its host
+probed on the same connection; a probe that gets no answer either condemns the host's connections, as a failed
+heartbeat would, and the driver opens new ones (``_watch_for_silence``). The request that met the silence gets
+its 503 within the request timeout; the next ones are served over the new connection.
 """
 
 from __future__ import annotations
 
+import logging
 import socket
 import ssl
 import threading
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from cassandra import ConsistencyLevel, DriverException, OperationTimedOut, ProtocolVersion
-from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, NoHostAvailable, Session
-from cassandra.connection import DefaultEndPoint
+from cassandra.cluster import (
+    EXEC_PROFILE_DEFAULT,
+    Cluster,
+    ExecutionProfile,
+    NoHostAvailable,
+    ResponseFuture,
+    Session,
+)
+from cassandra.connection import ConnectionException, DefaultEndPoint
 from cassandra.policies import (
+    ConstantSpeculativeExecutionPolicy,
     DCAwareRoundRobinPolicy,
     ExponentialReconnectionPolicy,
+    LoadBalancingPolicy,
     TokenAwarePolicy,
+    WhiteListRoundRobinPolicy,
 )
 from cassandra.query import PreparedStatement
 
@@ -35,9 +54,11 @@ from player_sessions.work_meter import install_cassandra_meter
 
 if TYPE_CHECKING:
     import boto3
+    from cassandra.pool import Host
+
+_log = logging.getLogger(__name__)
 
 KEYSPACES_PORT = 9142
-LOCAL_DATACENTER = "datacenter1"
 BULK_PROFILE = "bulk"
 """Execution profile for rollup builds: many statements queued at once, so each may wait its turn longer."""
 BULK_TIMEOUT_SECONDS = 20.0
@@ -53,6 +74,16 @@ IDLE_PROBE_AFTER_SECONDS = 5.0
 PROBE_TIMEOUT_SECONDS = 0.5
 """The probe looks for dead connections, which fail at once; a slow answer is left for the request to meet."""
 PROBE = "SELECT release_version FROM system.local"
+SILENCE_PROBE_TIMEOUT_SECONDS = 1.0
+"""The probe sent after a request timed out waits longer than the idle probe: the connection may be busy rather
+than silent (a bulk fold queues hundreds of requests on it), and nothing waits for this probe's answer."""
+SPECULATIVE_DELAY_SECONDS = 0.3
+SPECULATIVE_ATTEMPTS = 2
+"""A read unanswered after SPECULATIVE_DELAY_SECONDS is sent to the next coordinator too, up to this many more
+times; the first answer wins. On a cluster that just lost a replica, a coordinator keeps waiting for it until
+its failure detector convicts it (10 to 20 s): without this, such reads timed out (503) on the three-node
+cluster (tests/cluster, docs/faults.md). Keyspaces answers within milliseconds, so there it almost never fires.
+Only reads are marked idempotent (``CassandraConnection.prepare``), so only reads are sent twice."""
 _POOL_POLL_SECONDS = 0.01
 # Keyspaces speaks native protocol v4; the local node is held to the same so behaviour cannot drift.
 PROTOCOL_VERSION = ProtocolVersion.V4
@@ -75,16 +106,27 @@ def keyspaces_ssl_context(ca_file: str | None) -> ssl.SSLContext:
     return context
 
 
-def build_cluster(settings: Settings, boto_session: boto3.Session | None = None) -> Cluster:
-    """A driver ``Cluster`` for the configured mode; nothing is connected until ``Cluster.connect``."""
+def build_cluster(
+    settings: Settings, boto_session: boto3.Session | None = None, coordinators: Sequence[str] = ()
+) -> Cluster:
+    """A driver ``Cluster`` for the configured mode; nothing is connected until ``Cluster.connect``.
+
+    ``coordinators``, when given, are the only hosts requests are sent to (tests of a cluster that need a
+    request coordinated by a given node); the service never sets it.
+    """
+    balancing: LoadBalancingPolicy = TokenAwarePolicy(
+        DCAwareRoundRobinPolicy(
+            local_dc=settings.aws_region
+            if settings.database_mode is DatabaseMode.KEYSPACES
+            else settings.cassandra_datacenter
+        )
+    )
+    if coordinators:
+        balancing = WhiteListRoundRobinPolicy(list(coordinators))
+    speculation = ConstantSpeculativeExecutionPolicy(SPECULATIVE_DELAY_SECONDS, SPECULATIVE_ATTEMPTS)
     profile = ExecutionProfile(
-        load_balancing_policy=TokenAwarePolicy(
-            DCAwareRoundRobinPolicy(
-                local_dc=settings.aws_region
-                if settings.database_mode is DatabaseMode.KEYSPACES
-                else LOCAL_DATACENTER
-            )
-        ),
+        load_balancing_policy=balancing,
+        speculative_execution_policy=speculation,
         # Every read and write at LOCAL_QUORUM: an acknowledged write is durable and visible to the next read.
         consistency_level=ConsistencyLevel.LOCAL_QUORUM,
         request_timeout=settings.cassandra_request_timeout_seconds,
@@ -137,10 +179,17 @@ class CassandraConnection:
     """Opens the driver session once and hands it out; thread-safe."""
 
     def __init__(
-        self, settings: Settings, boto_session: boto3.Session | None = None, *, use_keyspace: bool = True
+        self,
+        settings: Settings,
+        boto_session: boto3.Session | None = None,
+        *,
+        use_keyspace: bool = True,
+        coordinators: Sequence[str] = (),
     ) -> None:
-        """``use_keyspace=False`` is for creating the keyspace; every other session works inside it."""
+        """``use_keyspace=False`` is for creating the keyspace; every other session works inside it.
+        ``coordinators``: see ``build_cluster``."""
         self._settings = settings
+        self._coordinators = tuple(coordinators)
         self._use_keyspace = use_keyspace
         self._boto_session = boto_session
         self._lock = threading.Lock()
@@ -150,10 +199,22 @@ class CassandraConnection:
         self._last_used = 0.0
         self._unserved_since: float | None = None
         """monotonic() when a request first found no open pool in the current outage; None once one is open."""
+        self._probing: set[Host] = set()
+        """Hosts whose connection is being probed after a request to them timed out."""
+        self._probing_lock = threading.Lock()
+        self.condemned = 0
+        """Connections given up as silent (half-open) so far, for the tests and the logs."""
 
     @property
     def keyspace(self) -> str:
         return self._settings.keyspace
+
+    def prepare(self, cql: str) -> PreparedStatement:
+        """The statement, prepared; a read is marked idempotent, so that a slow one may be sent to another
+        coordinator as well (SPECULATIVE_DELAY_SECONDS). Writes never are: some are not (IF NOT EXISTS)."""
+        statement = self.session().prepare(cql)
+        statement.is_idempotent = cql.lstrip().upper().startswith("SELECT")
+        return statement
 
     def session(self) -> Session:
         session = self._session
@@ -199,17 +260,71 @@ class CassandraConnection:
         )
 
     def _probe_pool(self, session: Session) -> None:
-        """Sends the probe; if it finds the connections dead, waits for the driver to reopen them. Any other
-        failure is left for the request itself to meet and report."""
+        """Sends the probe; if it finds the connections dead (closed, or silent past the probe's timeout), waits
+        for the driver to reopen them. Any other failure is left for the request itself to meet and report."""
         try:
             session.execute(self._probe, timeout=PROBE_TIMEOUT_SECONDS)
         except NoHostAvailable:
             self.await_reconnection()
-        except (OperationTimedOut, DriverException, OSError):
+        except OperationTimedOut as error:
+            if error.last_host is not None:
+                self._condemn(session, error.last_host)
+                self.await_reconnection()
+        except (DriverException, OSError):
             pass
 
+    def _watch_for_silence(self, future: ResponseFuture) -> None:
+        """Request-init listener: a request that times out has its host probed (the probe's own time-outs are
+        handled where it is sent)."""
+        if getattr(future.query, "prepared_statement", None) is not self._probe:
+            future.add_errback(self._on_request_error, future.session)
+
+    def _on_request_error(self, error: BaseException, session: Session) -> None:
+        if isinstance(error, OperationTimedOut) and error.last_host is not None:
+            # Off the driver's event loop: the probe is sent from the driver's executor.
+            session.cluster.executor.submit(self._probe_host, session, error.last_host)
+
+    def _probe_host(self, session: Session, host: Host) -> None:
+        """One probe at a time per host, on the connection the timed-out request used; silence condemns it."""
+        with self._probing_lock:
+            if host in self._probing or session.is_shutdown:
+                return
+            self._probing.add(host)
+
+        def answered(_: object) -> None:
+            self._probing.discard(host)
+
+        def failed(error: BaseException) -> None:
+            self._probing.discard(host)
+            if isinstance(error, OperationTimedOut):
+                session.cluster.executor.submit(self._condemn, session, host)
+
+        try:
+            future = session.execute_async(self._probe, timeout=SILENCE_PROBE_TIMEOUT_SECONDS, host=host)
+        except Exception:
+            self._probing.discard(host)
+            return
+        future.add_callbacks(answered, failed)
+
+    def _condemn(self, session: Session, host: Host) -> None:
+        """Gives up the host's connections as a failed heartbeat does: defunct, and the pool shut down on error,
+        so the driver marks the host down and reopens it (RECONNECT_FIRST_DELAY_SECONDS later)."""
+        # The driver offers no public way to close a pool's connections.
+        pool = session._pools.get(host)
+        if pool is None or pool.is_shutdown:
+            return
+        pool.shutdown_on_error = True
+        reason = ConnectionException(
+            "a request and a probe got no answer: connection presumed half-open", endpoint=host.endpoint
+        )
+        _log.warning("closing the connections to %s: %s", host.endpoint, reason)
+        for connection in pool.get_connections():
+            self.condemned += 1
+            connection.defunct(reason)
+            pool.return_connection(connection, stream_was_orphaned=True)
+
     def _open(self) -> Session:
-        cluster = build_cluster(self._settings, self._boto_session)
+        cluster = build_cluster(self._settings, self._boto_session, self._coordinators)
         try:
             session = cluster.connect(self._settings.keyspace if self._use_keyspace else None)
             # Session.prepare (each statement's first use) waits Session.default_timeout, 10 s, not the profile's
@@ -220,6 +335,7 @@ class CassandraConnection:
                 # Sizing every row costs CPU on every request: only where the work is reported (locally).
                 install_cassandra_meter(session)
             self._probe = session.prepare(PROBE)
+            session.add_request_init_listener(self._watch_for_silence)
         except (NoHostAvailable, OperationTimedOut, OSError) as error:
             cluster.shutdown()
             raise DatabaseUnavailableError(f"cannot connect to Cassandra: {error}") from error

@@ -101,7 +101,9 @@ def build_resolver() -> APIGatewayRestResolver:
             name="ClientErrors" if error.status_code < 500 else "ServerErrors", unit=MetricUnit.Count, value=1
         )
         if isinstance(error, DatabaseUnavailableError):
-            logger.warning("database unavailable", extra={"reason": error.message})
+            # The driver's own error names the hosts tried and what each answered: for the log, not the client.
+            cause = repr(error.__cause__)[:1000] if error.__cause__ else None
+            logger.warning("database unavailable", extra={"reason": error.message, "driver_error": cause})
             headers["Retry-After"] = str(error.retry_after_seconds)
         return error_response(error.status_code, error.message, error.errors, headers)
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from player_sessions.settings import DatabaseMode, ReplicationStrategy, Settings
+
 
 class Order(StrEnum):
     ASC = "ASC"
@@ -40,11 +42,11 @@ class Table:
     def columns(self) -> tuple[Column, ...]:
         return (*self.partition_key, *(c.column for c in self.clustering), *self.regular)
 
-    def create_cql(self, keyspace: str, default_ttl_seconds: int) -> str:
+    def create_cql(self, keyspace: str, default_ttl_seconds: int, extra_options: tuple[str, ...] = ()) -> str:
         column_lines = ",\n".join(f"    {column.name} {column.cql_type}" for column in self.columns)
         partition = ", ".join(column.name for column in self.partition_key)
         clustering_names = "".join(f", {c.column.name}" for c in self.clustering)
-        options = [f"default_time_to_live = {default_ttl_seconds}"]
+        options = [f"default_time_to_live = {default_ttl_seconds}", *extra_options]
         if self.clustering:
             order = ", ".join(f"{c.column.name} {c.order.value}" for c in self.clustering)
             options.insert(0, f"CLUSTERING ORDER BY ({order})")
@@ -173,12 +175,48 @@ TABLES: tuple[Table, ...] = (
 )
 
 
-def render_keyspace_cql(keyspace: str) -> str:
-    # Local only: one node, so SimpleStrategy with one replica. Keyspaces manages replication itself.
-    return (
-        f"CREATE KEYSPACE IF NOT EXISTS {keyspace} "
-        "WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1}"
-    )
+@dataclass(frozen=True)
+class Replication:
+    """Where the keyspace's replicas go: a local or self-run Cassandra's strategy, or Keyspaces' own."""
+
+    strategy: str
+    """SimpleStrategy, NetworkTopologyStrategy, or SingleRegionStrategy (Amazon Keyspaces: three replicas in
+    three availability zones of the region, managed by the service; it takes no replication factor)."""
+    factor: int = 1
+    datacenter: str = "datacenter1"
+
+    @classmethod
+    def of(cls, settings: Settings) -> Replication:
+        if settings.database_mode is DatabaseMode.KEYSPACES:
+            return cls(KEYSPACES_STRATEGY)
+        return cls(
+            settings.replication_strategy.value, settings.replication_factor, settings.cassandra_datacenter
+        )
+
+    def table_options(self) -> tuple[str, ...]:
+        """Options of every table for this replication. With replicas to spare, a read waits at most 50 ms (or
+        the table's 99th percentile, if lower) for a replica before asking another: a replica that just died is
+        still sent reads until the failure detector convicts it, 10 to 20 s later, and every such read would
+        otherwise wait for it until the client's timeout (measured: tests/cluster, docs/faults.md)."""
+        if self.strategy == KEYSPACES_STRATEGY or self.factor < 3:
+            return ()
+        return (SPECULATIVE_RETRY,)
+
+    def cql_map(self) -> str:
+        if self.strategy == KEYSPACES_STRATEGY:
+            return f"{{'class': '{KEYSPACES_STRATEGY}'}}"
+        if self.strategy == ReplicationStrategy.NETWORK_TOPOLOGY:
+            return f"{{'class': '{self.strategy}', '{self.datacenter}': {self.factor}}}"
+        return f"{{'class': '{self.strategy}', 'replication_factor': {self.factor}}}"
+
+
+KEYSPACES_STRATEGY = "SingleRegionStrategy"
+SPECULATIVE_RETRY = "speculative_retry = 'MIN(99p,50ms)'"
+ONE_NODE = Replication(ReplicationStrategy.SIMPLE.value)
+
+
+def render_keyspace_cql(keyspace: str, replication: Replication = ONE_NODE) -> str:
+    return f"CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = {replication.cql_map()}"
 
 
 def render_drop_keyspace_cql(keyspace: str) -> str:
@@ -186,8 +224,10 @@ def render_drop_keyspace_cql(keyspace: str) -> str:
     return f"DROP KEYSPACE IF EXISTS {keyspace}"
 
 
-def render_schema_cql(keyspace: str, default_ttl_seconds: int) -> list[str]:
-    """Every statement that creates the local schema, in order; each is safe to apply again."""
-    return [render_keyspace_cql(keyspace)] + [
-        table.create_cql(keyspace, default_ttl_seconds) for table in TABLES
+def render_schema_cql(
+    keyspace: str, default_ttl_seconds: int, replication: Replication = ONE_NODE
+) -> list[str]:
+    """Every statement that creates the schema, in order; each is safe to apply again."""
+    return [render_keyspace_cql(keyspace, replication)] + [
+        table.create_cql(keyspace, default_ttl_seconds, replication.table_options()) for table in TABLES
     ]

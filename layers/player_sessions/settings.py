@@ -24,6 +24,15 @@ class DatabaseMode(StrEnum):
     """Amazon Keyspaces: TLS on 9142, SigV4 with the function's IAM role."""
 
 
+class ReplicationStrategy(StrEnum):
+    """How a local or self-run Cassandra replicates the keyspace (Amazon Keyspaces manages its own)."""
+
+    SIMPLE = "SimpleStrategy"
+    """One node: its one replica (the default of `make serve` and most tests)."""
+    NETWORK_TOPOLOGY = "NetworkTopologyStrategy"
+    """A cluster: ``replication_factor`` replicas in ``cassandra_datacenter``, as production Cassandra is run."""
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PLAYER_SESSIONS_", frozen=True, extra="ignore")
 
@@ -31,6 +40,12 @@ class Settings(BaseSettings):
     cassandra_contact_points: Annotated[tuple[str, ...], NoDecode] = ("127.0.0.1",)
     """Comma-separated host names."""
     cassandra_port: int = Field(default=9042, ge=1, le=65535)
+    cassandra_datacenter: str = Field(default="datacenter1", pattern=r"^[A-Za-z0-9_-]{1,48}$")
+    """The datacenter the driver sends requests to (LOCAL_QUORUM is counted there) and the keyspace's replicas
+    are placed in. Keyspaces mode uses the region instead."""
+    replication_strategy: ReplicationStrategy = ReplicationStrategy.SIMPLE
+    replication_factor: int = Field(default=1, ge=1, le=5)
+    """Replicas of every row. With three, LOCAL_QUORUM is two: one replica can be lost without an error."""
     keyspace: str = Field(default="player_sessions", pattern=r"^[a-z][a-z0-9_]{0,47}$")
     aws_region: str = "us-east-1"
     keyspaces_ca_file: str | None = None

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,9 +38,9 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def serve(extra_env: dict[str, str], log_file: Path | None = None) -> ServedApi:
+def serve(extra_env: dict[str, str], log_file: Path | None = None, args: Sequence[str] = ()) -> ServedApi:
     """The gateway in its own process, on the test keyspace; its log goes to ``log_file`` (a temporary file
-    when not given)."""
+    when not given); ``args`` are more command-line options (``--max-concurrency 1``)."""
     port = free_port()
     env = {
         **os.environ,
@@ -57,7 +57,7 @@ def serve(extra_env: dict[str, str], log_file: Path | None = None) -> ServedApi:
     # gateway then blocks in the middle of a request.
     with log_file.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "player_sessions_local.gateway", "--port", str(port)],
+            [sys.executable, "-m", "player_sessions_local.gateway", "--port", str(port), *args],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=log,

@@ -49,6 +49,21 @@ def test_schema_check_names_a_column_that_drifted(cassandra_session, test_settin
         cassandra_session.execute("DROP KEYSPACE IF EXISTS player_sessions_drift", timeout=60)
 
 
+def test_schema_check_names_a_keyspace_replicated_otherwise(cassandra_session, test_settings):
+    # Given a scratch keyspace created with one replica, and settings that ask for two
+    scratch = test_settings.model_copy(update={"keyspace": "player_sessions_drift_rf"})
+    for statement in render_schema_cql(scratch.keyspace, scratch.retention_seconds):
+        cassandra_session.execute(statement, timeout=60)
+    asks_two = scratch.model_copy(update={"replication_factor": 2})
+    try:
+        # When the live schema is checked against each / Then only the mismatch is reported, naming both maps
+        verify_schema(cassandra_session, scratch)
+        with pytest.raises(SchemaDriftError, match=r"replication .*'replication_factor': '1'.* != .*'2'"):
+            verify_schema(cassandra_session, asks_two)
+    finally:
+        cassandra_session.execute("DROP KEYSPACE IF EXISTS player_sessions_drift_rf", timeout=60)
+
+
 def test_per_write_ttl_is_read_back(cassandra_session, test_settings):
     # Given a row written with a TTL of 1000 s
     session_id = uuid.uuid4()

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from player_sessions.schema import render_schema_cql
+from player_sessions.schema import Replication, render_schema_cql
+from player_sessions.settings import DatabaseMode, Settings
 from player_sessions_local.keyspaces_cql import (
     cql_built_from_strings,
     keyspaces_violations,
@@ -22,7 +23,8 @@ RENDERS_DDL = frozenset({"layers/player_sessions/schema.py"})
 def test_project_cql_uses_only_what_keyspaces_supports():
     # Given every CQL literal in the code and the rendered schema
     statements = [(s.where, s.text) for s in project_cql(ROOT)]
-    statements += [("schema", cql) for cql in render_schema_cql("player_sessions", 31_536_000)]
+    keyspaces = Replication.of(Settings(database_mode=DatabaseMode.KEYSPACES))
+    statements += [("schema", cql) for cql in render_schema_cql("player_sessions", 31_536_000, keyspaces)]
     assert len(statements) > len(render_schema_cql("ks", 1)), "the scan found no CQL in the code"
     # When each is checked / Then none breaks a Keyspaces rule
     problems = {where: keyspaces_violations(text) for where, text in statements if keyspaces_violations(text)}

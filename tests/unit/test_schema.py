@@ -6,8 +6,11 @@ from player_sessions.schema import (
     COMPLETED_SESSIONS_BY_PLAYER,
     SESSION_STARTS,
     TABLES,
+    Replication,
+    render_keyspace_cql,
     render_schema_cql,
 )
+from player_sessions.settings import DatabaseMode, ReplicationStrategy, Settings
 
 
 def test_every_table_carries_the_retention_as_default_ttl():
@@ -42,3 +45,36 @@ def test_column_names_are_unique_within_each_table():
     for table in TABLES:
         names = [column.name for column in table.columns]
         assert len(names) == len(set(names)), table.name
+
+
+def test_the_replication_strategy_comes_from_the_settings():
+    # Given the settings of a three-node cluster, of the one local node, and of Amazon Keyspaces
+    cluster = Settings(replication_strategy=ReplicationStrategy.NETWORK_TOPOLOGY, replication_factor=3)
+    one_node = Settings()
+    keyspaces = Settings(database_mode=DatabaseMode.KEYSPACES, replication_factor=3)
+    # When each keyspace is rendered
+    rendered = {
+        name: render_keyspace_cql("ks", Replication.of(settings))
+        for name, settings in (("cluster", cluster), ("one node", one_node), ("keyspaces", keyspaces))
+    }
+    # Then the cluster places three replicas in its datacenter, the one node keeps one, and Keyspaces is left
+    # to manage its own (no replication factor in its CQL)
+    assert rendered == {
+        "cluster": "CREATE KEYSPACE IF NOT EXISTS ks WITH replication = "
+        "{'class': 'NetworkTopologyStrategy', 'datacenter1': 3}",
+        "one node": "CREATE KEYSPACE IF NOT EXISTS ks WITH replication = "
+        "{'class': 'SimpleStrategy', 'replication_factor': 1}",
+        "keyspaces": "CREATE KEYSPACE IF NOT EXISTS ks WITH replication = {'class': 'SingleRegionStrategy'}",
+    }
+
+
+def test_the_cluster_schema_is_the_same_tables_replicated_and_reading_around_a_slow_replica():
+    # Given the schema rendered for one node and for a three-node cluster
+    cluster = Replication(ReplicationStrategy.NETWORK_TOPOLOGY.value, 3, "dc-west")
+    one_node, three = render_schema_cql("ks", 60), render_schema_cql("ks", 60, cluster)
+    # Then the keyspace statement names the datacenter from the settings, and each table of the cluster waits
+    # at most 50 ms for a replica before reading from another
+    assert three[0].endswith("{'class': 'NetworkTopologyStrategy', 'dc-west': 3}")
+    assert [cql.replace(" AND speculative_retry = 'MIN(99p,50ms)'", "") for cql in three[1:]] == one_node[1:]
+    assert all(cql.endswith("speculative_retry = 'MIN(99p,50ms)'") for cql in three[1:])
+    assert not any("speculative_retry" in cql for cql in one_node)

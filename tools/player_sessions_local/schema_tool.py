@@ -14,7 +14,7 @@ from cassandra.cluster import NoHostAvailable, Session
 
 from player_sessions.cassandra_connection import CassandraConnection
 from player_sessions.errors import DatabaseUnavailableError
-from player_sessions.schema import TABLES, Order, render_schema_cql
+from player_sessions.schema import TABLES, Order, Replication, render_schema_cql
 from player_sessions.settings import Settings, get_settings
 
 _LIVE_COLUMNS = (
@@ -22,6 +22,7 @@ _LIVE_COLUMNS = (
     "FROM system_schema.columns WHERE keyspace_name = ?"
 )
 _LIVE_TABLE_TTL = "SELECT table_name, default_time_to_live FROM system_schema.tables WHERE keyspace_name = ?"
+_LIVE_REPLICATION = "SELECT replication FROM system_schema.keyspaces WHERE keyspace_name = ?"
 
 
 class SchemaDriftError(RuntimeError):
@@ -30,13 +31,16 @@ class SchemaDriftError(RuntimeError):
 
 def apply_schema(session: Session, settings: Settings) -> None:
     """Creates the keyspace and tables that are missing (safe to run again), then verifies all of them."""
-    for statement in render_schema_cql(settings.keyspace, settings.retention_seconds):
+    for statement in render_schema_cql(
+        settings.keyspace, settings.retention_seconds, Replication.of(settings)
+    ):
         session.execute(statement, timeout=60)
     verify_schema(session, settings)
 
 
 def verify_schema(session: Session, settings: Settings) -> None:
-    """Raises SchemaDriftError naming every column, key or TTL that differs from the definitions."""
+    """Raises SchemaDriftError naming every column, key, TTL or replication that differs from the
+    definitions and the settings."""
     live: dict[str, dict[str, tuple[str, int, str, str]]] = {}
     for row in session.execute(session.prepare(_LIVE_COLUMNS), (settings.keyspace,)):
         live.setdefault(row.table_name, {})[row.column_name] = (
@@ -50,6 +54,14 @@ def verify_schema(session: Session, settings: Settings) -> None:
         for row in session.execute(session.prepare(_LIVE_TABLE_TTL), (settings.keyspace,))
     }
     problems: list[str] = []
+    keyspace = session.execute(session.prepare(_LIVE_REPLICATION), (settings.keyspace,)).one()
+    expected_replication = _expected_replication(Replication.of(settings))
+    if keyspace is not None and dict(keyspace.replication) != expected_replication:
+        # Replication is only ever set when the keyspace is created: a change asks for a new keyspace (or an
+        # ALTER KEYSPACE and a repair, by hand), never a silent mismatch.
+        problems.append(
+            f"keyspace {settings.keyspace}: replication {dict(keyspace.replication)} != {expected_replication}"
+        )
     for table in TABLES:
         expected = _expected_columns(table)
         actual = live.get(table.name)
@@ -69,6 +81,16 @@ def verify_schema(session: Session, settings: Settings) -> None:
         raise SchemaDriftError("live schema differs from player_sessions.schema: " + "; ".join(problems))
 
 
+def _expected_replication(replication: Replication) -> dict[str, str]:
+    """The replication map as system_schema.keyspaces shows it: the full strategy class, numbers as text."""
+    shown = {"class": f"org.apache.cassandra.locator.{replication.strategy}"}
+    if replication.strategy == "NetworkTopologyStrategy":
+        shown[replication.datacenter] = str(replication.factor)
+    else:
+        shown["replication_factor"] = str(replication.factor)
+    return shown
+
+
 def _expected_columns(table) -> dict[str, tuple[str, int, str, str]]:
     expected = {
         column.name: ("partition_key", position, "none", column.cql_type)
@@ -83,17 +105,33 @@ def _expected_columns(table) -> dict[str, tuple[str, int, str, str]]:
 
 
 def _connect_with_patience(settings: Settings, wait_seconds: float) -> CassandraConnection:
-    # The node may answer on its port a moment before it accepts CQL sessions.
+    """A connection once CQL is accepted and as many nodes are up as the keyspace has replicas: a node may
+    answer on its port a moment before it accepts sessions, and a cluster's nodes learn of each other by gossip
+    a few seconds after they start (a keyspace of three replicas on one known node refuses every write)."""
     deadline = time.monotonic() + wait_seconds
     while True:
         connection = CassandraConnection(settings, use_keyspace=False)
         try:
-            connection.session()
-            return connection
+            session = connection.session()
+            up = _nodes_up(session)
+            if up >= settings.replication_factor:
+                return connection
+            connection.close()
+            if time.monotonic() > deadline:
+                raise DatabaseUnavailableError(
+                    f"{up} Cassandra node(s) up, fewer than the {settings.replication_factor} replicas asked for"
+                )
         except (DatabaseUnavailableError, NoHostAvailable):
+            connection.close()
             if time.monotonic() > deadline:
                 raise
-            time.sleep(1)
+        time.sleep(1)
+
+
+def _nodes_up(session: Session) -> int:
+    """Nodes the driver knows of (the contact point's peers) and has not seen go down."""
+    session.cluster.refresh_nodes()
+    return sum(1 for host in session.cluster.metadata.all_hosts() if host.is_up)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -107,7 +145,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = get_settings()
     if args.command == "print":
-        print(";\n\n".join(render_schema_cql(settings.keyspace, settings.retention_seconds)) + ";")
+        statements = render_schema_cql(
+            settings.keyspace, settings.retention_seconds, Replication.of(settings)
+        )
+        print(";\n\n".join(statements) + ";")
         return 0
     connection = _connect_with_patience(settings, args.wait)
     try:

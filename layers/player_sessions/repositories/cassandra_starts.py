@@ -89,7 +89,7 @@ class CassandraStartsStore:
     def _statement(self, cql: str) -> PreparedStatement:
         statement = self._prepared.get(cql)
         if statement is None:
-            statement = self._connection.session().prepare(cql)
+            statement = self._connection.prepare(cql)
             self._prepared[cql] = statement
         return statement
 

@@ -53,7 +53,10 @@ WRITE_ARRIVAL = (
     "USING TTL ?"
 )
 WRITE_ARRIVAL_MINUTE = "INSERT INTO arrival_minutes (scope, minute) VALUES ('all', ?) USING TTL ?"
-PING = "SELECT release_version FROM system.local"
+PING = "SELECT slot FROM rollup_progress WHERE name = 'health'"
+"""/health's read: a row of the keyspace at LOCAL_QUORUM (none is stored under this name), so "up" means the
+requests can be served. system.local, which a node answers on its own, said "up" with two of three replicas
+gone and every write refused."""
 
 MINUTE_RECORD_EXTRA_SECONDS = 86_400
 """A minute's record outlives the arrival it was written for by a day, so that later arrivals of the minute,
@@ -80,7 +83,7 @@ class CassandraSessionStore:
     def _statement(self, cql: str) -> PreparedStatement:
         statement = self._prepared.get(cql)
         if statement is None:
-            statement = self._session().prepare(cql)
+            statement = self._connection.prepare(cql)
             self._prepared[cql] = statement
         return statement
 

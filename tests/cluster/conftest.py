@@ -1,0 +1,140 @@
+"""The cluster tier: the service on three Cassandra nodes (127.0.0.1, .2 and .3), the keyspace replicated three
+times, every request at LOCAL_QUORUM. `make test-cluster` starts the cluster for these tests
+(tools/test_services.sh with TEST_NODES=3: .local/test-cluster/, ports of its own) and exports its settings,
+which the shared fixtures of tests/conftest.py read.
+
+Every test that kills or starts a node does it through ``ClusterNodes``, whose fixture leaves all three nodes
+running and seen up by the suite's driver session afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cassandra.cluster import Session
+
+from player_sessions.cassandra_connection import PROBE, CassandraConnection
+from player_sessions.settings import ReplicationStrategy, Settings
+from tests.faults.conftest import _alive
+
+ROOT = Path(__file__).resolve().parents[2]
+LOCAL_DIR = Path(os.environ.get("LOCAL_DIR", ROOT / ".local/test-cluster"))
+NODES = (1, 2, 3)
+START_TIMEOUT_SECONDS = 240
+UP_TIMEOUT_SECONDS = 90
+HOW_TO_RUN = "run the cluster tier with `make test-cluster`"
+
+
+def address(node: int) -> str:
+    return f"127.0.0.{node}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _on_a_three_node_cluster(test_settings: Settings) -> None:
+    """These tests mean nothing on one node: refuse to run anywhere else."""
+    if (
+        test_settings.replication_factor != 3
+        or test_settings.replication_strategy is not ReplicationStrategy.NETWORK_TOPOLOGY
+        or len(test_settings.cassandra_contact_points) != 3
+    ):
+        pytest.fail(f"the cluster tier needs the three-node cluster's settings ({HOW_TO_RUN})", pytrace=False)
+
+
+class ClusterNodes:
+    """The cluster's Cassandra processes, by the pids tools/local_services.sh recorded."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+
+    @staticmethod
+    def pid_file(node: int) -> Path:
+        return LOCAL_DIR / "cluster" / f"node{node}" / "cassandra.pid"
+
+    def pid(self, node: int) -> int:
+        return int(self.pid_file(node).read_text().strip())
+
+    def running(self, node: int) -> bool:
+        try:
+            return _alive(self.pid(node))
+        except (FileNotFoundError, ValueError):
+            return False
+
+    def kill(self, *nodes: int) -> None:
+        """SIGKILL (no shutdown, no flush: a crashed machine), then waits until each process is gone."""
+        pids = {node: self.pid(node) for node in nodes}
+        for pid in pids.values():
+            os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        for node, pid in pids.items():
+            while _alive(pid):
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"node {node} (pid {pid}) still running 30 s after SIGKILL")
+                time.sleep(0.05)
+
+    def start(self, node: int) -> float:
+        """`tools/local_services.sh start-node N`; returns the seconds until the node answered CQL."""
+        started = time.monotonic()
+        result = subprocess.run(
+            ["tools/local_services.sh", "start-node", str(node)],
+            check=False,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=START_TIMEOUT_SECONDS,
+            env={**os.environ, "NODES": str(len(NODES))},
+        )
+        assert result.returncode == 0, f"start-node {node} failed:\n{result.stderr[-1500:]}"
+        return time.monotonic() - started
+
+    def ensure_running(self, session: Session) -> None:
+        """Starts every node that is not running, then waits until the session sees all three up."""
+        for node in NODES:
+            if not self.running(node):
+                self.start(node)
+        wait_until_hosts_up(session, len(NODES))
+
+
+def hosts_up(session: Session) -> set[str]:
+    return {host.address for host in session.cluster.metadata.all_hosts() if host.is_up}
+
+
+def wait_until_hosts_up(session: Session, count: int, timeout: float = UP_TIMEOUT_SECONDS) -> float:
+    """Waits until the driver session sees ``count`` hosts up and one answers; returns the seconds it took."""
+    started = time.monotonic()
+    while True:
+        try:
+            if len(hosts_up(session)) >= count:
+                session.execute(PROBE, timeout=5).one()
+                return time.monotonic() - started
+        except Exception:
+            if time.monotonic() - started > timeout:
+                raise
+        if time.monotonic() - started > timeout:
+            raise AssertionError(f"{sorted(hosts_up(session))} up after {timeout} s; {count} expected")
+        time.sleep(0.2)
+
+
+@pytest.fixture
+def cluster(test_settings: Settings, cassandra_session: Session) -> Iterator[ClusterNodes]:
+    """The nodes to break; afterwards all three run again and the suite's session sees them up."""
+    nodes = ClusterNodes(test_settings)
+    nodes.ensure_running(cassandra_session)
+    try:
+        yield nodes
+    finally:
+        nodes.ensure_running(cassandra_session)
+
+
+@pytest.fixture
+def pinned(test_settings: Settings) -> Iterator[dict[int, CassandraConnection]]:
+    """One connection per node that sends every request to that node alone (it coordinates them)."""
+    connections = {node: CassandraConnection(test_settings, coordinators=(address(node),)) for node in NODES}
+    yield connections
+    for connection in connections.values():
+        connection.close()
