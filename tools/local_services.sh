@@ -43,7 +43,16 @@ node_numbers() { if (( NODES > 1 )); then seq 1 "$NODES"; else echo 0; fi; }
 # The addresses the Cassandra of this NODES listens on.
 node_host() { if (( $1 == 0 )); then echo 127.0.0.1; else node_address "$1"; fi; }
 
-pid_alive() { [[ -f "$1" ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
+# The recorded process runs (or is stopped): not gone, and not a zombie (a killed node whose parent has not reaped
+# it yet still answers kill -0).
+pid_alive() { [[ -f "$1" ]] && process_alive "$(cat "$1")"; }
+
+process_alive() {
+  kill -0 "$1" 2>/dev/null || return 1
+  local state
+  state="$(sed -e 's/^.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)"
+  [[ "$state" != Z ]]
+}
 
 # Who listens on a port, for the message that says what blocks us ("unknown" where ss cannot tell).
 port_holder() {
@@ -113,7 +122,11 @@ cassandra_start() {
   classpath="$(cassandra_classpath)"
   config="$(node_config "$node")"
   local -a jvm_flags
-  mapfile -t jvm_flags < <(grep -Ev '^[[:space:]]*(#|$)|^-Xm[sx]' "$ROOT/tools/cassandra/jvm.options")
+  local skip='^[[:space:]]*(#|$)|^-Xm[sx]'
+  # A cluster node that restarts must remember the ring (its peers' tokens) from its last run: started without
+  # it, it answered requests and took hints before gossip had told it who owns what, and failed them.
+  (( node > 0 )) && skip="$skip|^-Dcassandra.load_ring_state="
+  mapfile -t jvm_flags < <(grep -Ev "$skip" "$ROOT/tools/cassandra/jvm.options")
   log "starting cassandra on $host:$CASSANDRA_PORT, heap $CASSANDRA_HEAP (data in $dir)"
   nohup java "-Xms$CASSANDRA_HEAP" "-Xmx$CASSANDRA_HEAP" "${jvm_flags[@]}" \
     -Dcassandra.config="file://$config" \
@@ -195,7 +208,7 @@ stop_by_pid_file() {
   # SIGCONT first: a test may have left the process frozen with SIGSTOP.
   kill -CONT "$pid" 2>/dev/null || true
   kill "$pid"
-  while kill -0 "$pid" 2>/dev/null; do
+  while process_alive "$pid"; do
     (( ++waited > 600 )) && { log "$name (pid $pid) ignored SIGTERM for 60s; sending SIGKILL"; kill -9 "$pid"; }
     sleep 0.1
   done

@@ -3,7 +3,8 @@
 # so a test run never uses, nor disturbs, services it did not start (another checkout's, `make serve`'s, a system
 # Redis on 6379).
 #   tools/test_services.sh run -- COMMAND...   start them if needed, then run COMMAND with their ports exported
-#   tools/test_services.sh down                stop them
+#   tools/test_services.sh down                stop them (the one node's and the cluster's)
+#   tools/test_services.sh stop                stop only this kind's (TEST_NODES): frees the machine for the other
 #   tools/test_services.sh env                 print the exports (for a shell: eval "$(tools/test_services.sh env)")
 # Ports: TEST_CASSANDRA_PORT, TEST_CASSANDRA_STORAGE_PORT and TEST_REDIS_PORT, or "auto" (the default): free
 # ports the kernel picks (its ephemeral range, never 9042, 7000 or 6379), recorded in .local/test/ports.env and
@@ -20,7 +21,16 @@ PORTS_FILE="$LOCAL_DIR/ports.env"
 
 log() { printf '[test-services] %s\n' "$*" >&2; }
 
-pid_alive() { [[ -f "$1" ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
+# The recorded process runs (or is stopped): not gone, and not a zombie (a killed node whose parent has not reaped
+# it yet still answers kill -0).
+pid_alive() { [[ -f "$1" ]] && process_alive "$(cat "$1")"; }
+
+process_alive() {
+  kill -0 "$1" 2>/dev/null || return 1
+  local state
+  state="$(sed -e 's/^.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)"
+  [[ "$state" != Z ]]
+}
 
 # A port the kernel picks on 127.0.0.1 that is free on every node's address too.
 free_port() {
@@ -109,10 +119,12 @@ case "${1:-}" in
   env)
     up
     cat "$PORTS_FILE" ;;
+  stop)
+    "$ROOT/tools/local_services.sh" down ;;
   down)
     # Both kinds: the one node's and the cluster's.
     for dir in "${TEST_LOCAL_DIR:-$ROOT/.local/test}" "$ROOT/.local/test-cluster"; do
       if [[ -d "$dir" ]]; then LOCAL_DIR="$dir" "$ROOT/tools/local_services.sh" down; fi
     done ;;
-  *) echo "usage: $0 run -- COMMAND... | env | down" >&2; exit 2 ;;
+  *) echo "usage: $0 run -- COMMAND... | env | stop | down" >&2; exit 2 ;;
 esac

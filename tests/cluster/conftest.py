@@ -14,6 +14,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ from cassandra.cluster import Session
 
 from player_sessions.cassandra_connection import PROBE, CassandraConnection
 from player_sessions.settings import ReplicationStrategy, Settings
+from tests.e2e.conftest import ServedApi, serve
 from tests.faults.conftest import _alive
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,6 +35,23 @@ HOW_TO_RUN = "run the cluster tier with `make test-cluster`"
 
 def address(node: int) -> str:
     return f"127.0.0.{node}"
+
+
+@pytest.fixture(scope="session")
+def test_settings() -> Settings:
+    """The shared test settings (tests/conftest.py), on a keyspace of this run's own: a keyspace dropped and
+    created again under one name while nodes come and go is how a node ended up not knowing a table."""
+    return Settings(
+        keyspace=f"cluster_{datetime.now(UTC):%Y%m%d_%H%M%S}",
+        cassandra_port=int(os.environ.get("CASSANDRA_PORT", "9042")),
+        redis_url=f"redis://127.0.0.1:{os.environ.get('REDIS_PORT', '6379')}/15",
+        api_key=None,
+    )
+
+
+def serve_on(settings: Settings, log_file: Path, **environment: str) -> ServedApi:
+    """The API served on the run's keyspace, with more of the service's variables."""
+    return serve({"PLAYER_SESSIONS_KEYSPACE": settings.keyspace, **environment}, log_file)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -1,15 +1,20 @@
-"""One replica of three lost, and found again: the service on the three-node cluster at LOCAL_QUORUM."""
+"""Replicas lost and found again: the service on the three-node cluster at LOCAL_QUORUM (two of three)."""
 
 from __future__ import annotations
 
 import time
+import uuid
+from pathlib import Path
 
 import pytest
 from cassandra import ConsistencyLevel
 from cassandra.query import SimpleStatement
 
+from tests.cluster.conftest import LOCAL_DIR, serve_on, wait_until_hosts_up
 from tests.cluster.traffic import Traffic
-from tests.e2e.conftest import serve, stop
+from tests.e2e.conftest import stop
+from tests.faults.conftest import completed_session
+from tests.faults.test_cassandra_outages import first_success, timed
 
 pytestmark = pytest.mark.cluster
 
@@ -27,9 +32,9 @@ def completed_rows(session, player: str) -> dict[str, tuple]:
 
 
 def test_a_replica_killed_during_sustained_ingest_and_reads_costs_no_request_and_no_event(
-    cluster, cassandra_session, tmp_path, record_property
+    cluster, cassandra_session, test_settings, tmp_path, record_property
 ):
-    api = serve({}, tmp_path / "gateway.log")
+    api = serve_on(test_settings, tmp_path / "gateway.log")
     try:
         # Given three writers and a reader going steadily through the service
         with Traffic(api, "NO") as traffic:
@@ -66,3 +71,135 @@ def test_a_replica_killed_during_sustained_ingest_and_reads_costs_no_request_and
     record_property("batches", len(traffic.posts))
     record_property("reads", traffic.reads)
     record_property("sessions_completed_across_the_kill", across)
+
+
+ANSWER_WITHIN_SECONDS = 5.0
+RETURN_WITHIN_SECONDS = 60.0
+
+
+def test_two_replicas_down_is_a_prompt_503_and_the_service_returns_by_itself_when_one_is_back(
+    cluster, cassandra_session, test_settings, tmp_path, record_property
+):
+    player = uuid.uuid4().hex
+    before, during = completed_session(player, "SE", 90), completed_session(player, "SE", 30)
+    api = serve_on(test_settings, tmp_path / "gateway.log")
+    try:
+        with api.client() as client:
+            # Given a warm service on three replicas
+            assert client.post("/events", json=before).json()["stored"] == 2
+            assert client.get("/health").json()["cassandra"]["status"] == "up"
+            # When two of the three are killed: no quorum is left
+            cluster.kill(2, 3)
+            answers = {
+                "ingest": timed(lambda: client.post("/events", json=during)),
+                "history": timed(lambda: client.get(f"/players/{player}/sessions")),
+                "metric": timed(lambda: client.get("/countries/starts?hours=2")),
+                "health": timed(lambda: client.get("/health")),
+            }
+            # Then every route answers 503 with Retry-After, promptly, naming Cassandra; /health says it is down
+            for route, (response, seconds) in answers.items():
+                assert response.status_code == 503, f"{route}: {response.text}"
+                assert int(response.headers["retry-after"]) > 0, route
+                assert "Cassandra" in response.text, route
+                assert seconds < ANSWER_WITHIN_SECONDS, f"{route} answered after {seconds:.1f} s"
+            assert answers["health"][0].json()["cassandra"]["status"] == "down"
+            # And once one of them is back, the same service (no restart) stores and reads again by itself
+            started_s = cluster.start(2)
+            back_at = time.monotonic()
+            stored, _ = first_success(lambda: client.post("/events", json=during), RETURN_WITHIN_SECONDS)
+            returned_s = time.monotonic() - back_at
+            assert stored.status_code == 200, f"not back {returned_s:.0f} s after node 2: {stored.text}"
+            assert stored.json()["stored"] == 2
+            history = client.get(f"/players/{player}/sessions").json()["sessions"]
+            assert [h["session_id"] for h in history] == [during[0]["session_id"], before[0]["session_id"]]
+            assert client.get("/health").json()["cassandra"]["status"] == "up"
+    finally:
+        stop(api)
+    record_property("seconds_to_503", round(max(seconds for _, seconds in answers.values()), 2))
+    record_property("node_start_seconds", round(started_s, 1))
+    record_property("seconds_to_serve_after_node_answered", round(returned_s, 2))
+
+
+def test_a_replica_that_comes_back_is_used_again_and_gets_by_hints_what_it_missed(
+    cluster, cassandra_session, pinned, test_settings, tmp_path, record_property
+):
+    player = uuid.uuid4().hex
+    missed = [completed_session(player, "FI", 200 - 5 * n) for n in range(20)]
+    api = serve_on(test_settings, tmp_path / "gateway.log", PLAYER_SESSIONS_CACHE_ENABLED="false")
+    try:
+        with api.client() as client:
+            # Given a replica that is down while 20 sessions are stored
+            cluster.kill(3)
+            for batch in missed:
+                assert client.post("/events", json=batch).json()["stored"] == 2
+            # (the two live replicas keep hints for it: the writes it missed)
+            hints_seen = wait_for(lambda: hint_files(1, 2), HINTS_WITHIN_SECONDS)
+            assert hints_seen, "no hints were written for the dead replica"
+            # When it comes back
+            cluster.start(3)
+            wait_until_hosts_up(cassandra_session, 3)
+            # Then the running service sends it requests again, without a restart: it coordinates some of them
+            # (reads of the player, the cache off: each one a request to Cassandra)
+            before, sent, coordinated = requests_coordinated(pinned[3]), 0, 0
+            while coordinated < 5 and sent < 200:
+                assert client.get(f"/players/{player}/sessions").status_code == 200
+                sent += 1
+                if sent % 10 == 0:
+                    coordinated = requests_coordinated(pinned[3]) - before - sent // 10
+            assert coordinated >= 5, f"node 3 coordinated {coordinated} requests of the service's {sent}"
+            # And the writes it missed reach it by hinted handoff (not read repair: nothing read them at
+            # quorum): once the other two have no hints left, kill them, and node 3 alone still has them all
+            assert wait_for(lambda: not hint_files(1, 2), HINTS_WITHIN_SECONDS), "hints were not delivered"
+    finally:
+        stop(api)
+    cluster.kill(1, 2)
+    on_node_3 = wait_for(lambda: sessions_on(pinned[3], missed), ALONE_WITHIN_SECONDS)
+    assert on_node_3 == {batch[0]["session_id"] for batch in missed}
+    record_property("node_3_coordinated", f"{coordinated} of the first {sent} reads")
+
+
+HINTS_WITHIN_SECONDS = 60.0
+ALONE_WITHIN_SECONDS = 60.0
+READ_SESSION_ONE = "SELECT session_id, start_ts, end_ts FROM sessions WHERE session_id = %s"
+
+
+def hint_files(*nodes: int) -> list[Path]:
+    return [
+        path
+        for node in nodes
+        for path in (LOCAL_DIR / "cluster" / f"node{node}" / "data" / "hints").glob("*.hints")
+    ]
+
+
+def requests_coordinated(connection) -> int:
+    """Requests the node has answered on client connections (its virtual table system_views.clients), this
+    query included: each call counts one of its own."""
+    rows = connection.session().execute("SELECT request_count FROM system_views.clients", timeout=5)
+    return sum(row.request_count for row in rows)
+
+
+def sessions_on(connection, batches) -> set[str] | None:
+    """The sessions of ``batches`` that the pinned node has complete, read at ONE (its own replica: the others
+    are down); None while it cannot answer yet (it has not yet seen the others go down)."""
+    statement = SimpleStatement(READ_SESSION_ONE, consistency_level=ConsistencyLevel.ONE)
+    found = set()
+    try:
+        for batch in batches:
+            row = (
+                connection.session().execute(statement, (uuid.UUID(batch[0]["session_id"]),), timeout=5).one()
+            )
+            if row is not None and row.start_ts is not None and row.end_ts is not None:
+                found.add(str(row.session_id))
+    except Exception:
+        return None
+    return found
+
+
+def wait_for(check, within: float):
+    """Calls ``check`` until it returns something truthy, at most ``within`` seconds; returns the last value."""
+    deadline = time.monotonic() + within
+    while True:
+        value = check()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(0.5)

@@ -48,6 +48,12 @@ class Session:
         return {"event": "end", "player_id": self.player, "session_id": self.session_id, "ts": self.end_ts}
 
 
+PAUSE_SECONDS = 0.05
+"""Between two requests of one client: steady traffic that leaves the two cores some room. Saturated (three JVMs,
+the gateway and its environments on two cores), the nodes paused for 6 to 8 s ("local pause" in their logs) and
+requests timed out with or without a fault."""
+
+
 @dataclass
 class Traffic:
     api: ServedApi
@@ -105,6 +111,7 @@ class Traffic:
                     self.sessions[player].append(current)
                     self.posts.append(time.monotonic())
                 previous = current
+                self._stop.wait(PAUSE_SECONDS)
 
     def _post(self, client: httpx.Client, batch: list[dict]) -> bool:
         """Posts until the batch is stored, as a client told to retry would; every refusal is a failure."""
@@ -133,6 +140,7 @@ class Traffic:
                     if response.status_code != 200:
                         self._fail(f"GET {path}: {response.status_code} {response.text[:200]}")
                     self.reads += 1
+                    self._stop.wait(PAUSE_SECONDS)
 
     def _fail(self, what: str) -> None:
         with self._lock:

@@ -25,16 +25,27 @@ _LIVE_TABLE_TTL = "SELECT table_name, default_time_to_live FROM system_schema.ta
 _LIVE_REPLICATION = "SELECT replication FROM system_schema.keyspaces WHERE keyspace_name = ?"
 
 
+SCHEMA_AGREEMENT_SECONDS = 60
+
+
 class SchemaDriftError(RuntimeError):
     """The live tables differ from the definitions in player_sessions.schema."""
 
 
 def apply_schema(session: Session, settings: Settings) -> None:
     """Creates the keyspace and tables that are missing (safe to run again), then verifies all of them."""
+    agreement = session.cluster.control_connection
     for statement in render_schema_cql(
         settings.keyspace, settings.retention_seconds, Replication.of(settings)
     ):
-        session.execute(statement, timeout=60)
+        result = session.execute(statement, timeout=60)
+        # On a cluster, the driver waits up to 10 s for every node to hold the change, then goes on regardless;
+        # a table one node does not know yet fails every read that node takes part in ("Unknown CF").
+        agreed = result.response_future.is_schema_agreed
+        if not agreed and not agreement.wait_for_schema_agreement(wait_time=SCHEMA_AGREEMENT_SECONDS):
+            raise SchemaDriftError(
+                f"nodes disagree on the schema {SCHEMA_AGREEMENT_SECONDS} s after {statement}"
+            )
     verify_schema(session, settings)
 
 
