@@ -104,7 +104,7 @@ test-faults: prerequisites
 # Faults of a replicated cluster: replicas killed under load, two of three down, one coming back, two
 # coordinators completing one session (tests/cluster, docs/faults.md).
 test-cluster: prerequisites
-	TEST_NODES=3 tools/test_services.sh run -- $(UV) run pytest tests/cluster
+	TEST_NODES=3 tools/test_services.sh run -- $(UV) run pytest tests/cluster $(CLUSTER_PYTEST_ARGS)
 
 test-infra: install
 	$(UV) run python -m infra_cdk.layer_target

@@ -24,6 +24,9 @@ NODES="${NODES:-1}"
 MAX_NODES=3
 # Heap per node: the one node gets 2 GiB; a cluster node 1 GiB (three JVMs on two cores and 24 GiB).
 if (( NODES > 1 )); then CASSANDRA_HEAP="${CASSANDRA_HEAP:-1G}"; else CASSANDRA_HEAP="${CASSANDRA_HEAP:-2G}"; fi
+# A cluster node gives up on a read after 1 s, before the service's 2 s: a coordinator still waiting for a
+# replica that died answers ReadTimeout in time for the driver to ask the next coordinator (ReadTimeoutRetryPolicy).
+CLUSTER_READ_TIMEOUT=1000ms
 SINGLE_NODE_DIR="$LOCAL_DIR/cassandra"
 CLUSTER_DIR="$LOCAL_DIR/cluster"
 REDIS_DIR="$LOCAL_DIR/redis"
@@ -105,6 +108,7 @@ node_config() {
   sed -e "s/^listen_address: .*/listen_address: $(node_address "$node")/" \
       -e "s/^rpc_address: .*/rpc_address: $(node_address "$node")/" \
       -e "s/- seeds: \"[^\"]*\"/- seeds: \"$seeds\"/" \
+      -e "s/^read_request_timeout: .*/read_request_timeout: $CLUSTER_READ_TIMEOUT/" \
       -e "s/^# Single-node Apache Cassandra 5.0.*/# Node $node of a local $NODES-node cluster, rendered by tools\/local_services.sh from tools\/cassandra\/cassandra.yaml./" \
       "$ROOT/tools/cassandra/cassandra.yaml" >"$config.new"
   mv "$config.new" "$config"

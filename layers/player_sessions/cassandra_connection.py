@@ -43,6 +43,7 @@ from cassandra.policies import (
     DCAwareRoundRobinPolicy,
     ExponentialReconnectionPolicy,
     LoadBalancingPolicy,
+    RetryPolicy,
     TokenAwarePolicy,
     WhiteListRoundRobinPolicy,
 )
@@ -89,6 +90,26 @@ _POOL_POLL_SECONDS = 0.01
 PROTOCOL_VERSION = ProtocolVersion.V4
 
 
+class ReadTimeoutRetryPolicy(RetryPolicy):  # type: ignore[misc]  # the driver ships no type hints
+    """The driver's default policy, except that a read the coordinator timed out is tried once more on the next
+    coordinator. A coordinator whose replica just died keeps asking it until the failure detector convicts it,
+    and answers ReadTimeout; the next coordinator, a moment later, reads from the live replicas. (The default
+    retries only when the replicas answered but the data did not come back.) Reads are idempotent."""
+
+    def on_read_timeout(  # noqa: PLR0917  the driver calls it with these six, positionally
+        self,
+        query: object,  # noqa: ARG002
+        consistency: int,
+        required_responses: int,  # noqa: ARG002
+        received_responses: int,  # noqa: ARG002
+        data_retrieved: bool,  # noqa: ARG002
+        retry_num: int,
+    ) -> tuple[int, int | None]:
+        if retry_num == 0:
+            return self.RETRY_NEXT_HOST, consistency
+        return self.RETHROW, None
+
+
 def keyspaces_endpoint(region: str) -> str:
     return f"cassandra.{region}.amazonaws.com"
 
@@ -126,6 +147,7 @@ def build_cluster(
     speculation = ConstantSpeculativeExecutionPolicy(SPECULATIVE_DELAY_SECONDS, SPECULATIVE_ATTEMPTS)
     profile = ExecutionProfile(
         load_balancing_policy=balancing,
+        retry_policy=ReadTimeoutRetryPolicy(),
         speculative_execution_policy=speculation,
         # Every read and write at LOCAL_QUORUM: an acknowledged write is durable and visible to the next read.
         consistency_level=ConsistencyLevel.LOCAL_QUORUM,
@@ -133,6 +155,7 @@ def build_cluster(
     )
     bulk = ExecutionProfile(
         load_balancing_policy=profile.load_balancing_policy,
+        retry_policy=profile.retry_policy,
         consistency_level=ConsistencyLevel.LOCAL_QUORUM,
         request_timeout=max(BULK_TIMEOUT_SECONDS, settings.cassandra_request_timeout_seconds),
     )

@@ -22,7 +22,7 @@ from cassandra.cluster import Session
 
 from player_sessions.cassandra_connection import PROBE, CassandraConnection
 from player_sessions.settings import ReplicationStrategy, Settings
-from tests.e2e.conftest import ServedApi, serve
+from tests.e2e.conftest import ServedApi, serve, stop
 from tests.faults.conftest import _alive
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -52,6 +52,14 @@ def test_settings() -> Settings:
 def serve_on(settings: Settings, log_file: Path, **environment: str) -> ServedApi:
     """The API served on the run's keyspace, with more of the service's variables."""
     return serve({"PLAYER_SESSIONS_KEYSPACE": settings.keyspace, **environment}, log_file)
+
+
+@pytest.fixture
+def uncached_api(test_settings: Settings, cassandra_connection, tmp_path) -> Iterator[ServedApi]:
+    """The API without its cache: every read is a request to Cassandra."""
+    api = serve_on(test_settings, tmp_path / "gateway.log", PLAYER_SESSIONS_CACHE_ENABLED="false")
+    yield api
+    stop(api)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -108,7 +116,9 @@ class ClusterNodes:
             timeout=START_TIMEOUT_SECONDS,
             env={**os.environ, "NODES": str(len(NODES))},
         )
-        assert result.returncode == 0, f"start-node {node} failed:\n{result.stderr[-1500:]}"
+        assert result.returncode == 0, (
+            f"start-node {node} failed:\n{result.stderr[:600]}\n...\n{result.stderr[-600:]}"
+        )
         return time.monotonic() - started
 
     def ensure_running(self, session: Session) -> None:

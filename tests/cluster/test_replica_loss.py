@@ -121,37 +121,34 @@ def test_two_replicas_down_is_a_prompt_503_and_the_service_returns_by_itself_whe
 
 
 def test_a_replica_that_comes_back_is_used_again_and_gets_by_hints_what_it_missed(
-    cluster, cassandra_session, pinned, test_settings, tmp_path, record_property
+    cluster, cassandra_session, pinned, uncached_api, record_property
 ):
     player = uuid.uuid4().hex
     missed = [completed_session(player, "FI", 200 - 5 * n) for n in range(20)]
-    api = serve_on(test_settings, tmp_path / "gateway.log", PLAYER_SESSIONS_CACHE_ENABLED="false")
-    try:
-        with api.client() as client:
-            # Given a replica that is down while 20 sessions are stored
-            cluster.kill(3)
-            for batch in missed:
-                assert client.post("/events", json=batch).json()["stored"] == 2
-            # (the two live replicas keep hints for it: the writes it missed)
-            hints_seen = wait_for(lambda: hint_files(1, 2), HINTS_WITHIN_SECONDS)
-            assert hints_seen, "no hints were written for the dead replica"
-            # When it comes back
-            cluster.start(3)
-            wait_until_hosts_up(cassandra_session, 3)
-            # Then the running service sends it requests again, without a restart: it coordinates some of them
-            # (reads of the player, the cache off: each one a request to Cassandra)
-            before, sent, coordinated = requests_coordinated(pinned[3]), 0, 0
-            while coordinated < 5 and sent < 200:
-                assert client.get(f"/players/{player}/sessions").status_code == 200
-                sent += 1
-                if sent % 10 == 0:
-                    coordinated = requests_coordinated(pinned[3]) - before - sent // 10
-            assert coordinated >= 5, f"node 3 coordinated {coordinated} requests of the service's {sent}"
-            # And the writes it missed reach it by hinted handoff (not read repair: nothing read them at
-            # quorum): once the other two have no hints left, kill them, and node 3 alone still has them all
-            assert wait_for(lambda: not hint_files(1, 2), HINTS_WITHIN_SECONDS), "hints were not delivered"
-    finally:
-        stop(api)
+    with uncached_api.client() as client:
+        # Given a replica that is down while 20 sessions are stored
+        cluster.kill(3)
+        for batch in missed:
+            assert client.post("/events", json=batch).json()["stored"] == 2
+        # (the two live replicas keep hints for it: the writes it missed)
+        hints_seen = wait_for(lambda: hint_files(1, 2), HINTS_WITHIN_SECONDS)
+        assert hints_seen, "no hints were written for the dead replica"
+        # When it comes back
+        cluster.start(3)
+        wait_until_hosts_up(cassandra_session, 3)
+        # Then the running service sends it requests again, without a restart: it coordinates some of them
+        # (reads of the player, the cache off: each one a request to Cassandra)
+        before, sent, coordinated = requests_coordinated(pinned[3]), 0, 0
+        while coordinated < 5 and sent < 200:
+            assert client.get(f"/players/{player}/sessions").status_code == 200
+            sent += 1
+            if sent % 10 == 0:
+                coordinated = requests_coordinated(pinned[3]) - before - sent // 10
+        assert coordinated >= 5, f"node 3 coordinated {coordinated} requests of the service's {sent}"
+        # And the writes it missed reach it by hinted handoff (not by read repair: nothing read their rows of
+        # the sessions table at quorum): once the other two have no hints left, kill them, and node 3 alone
+        # still has every session, both halves
+        assert wait_for(lambda: not hint_files(1, 2), HINTS_WITHIN_SECONDS), "hints were not delivered"
     cluster.kill(1, 2)
     on_node_3 = wait_for(lambda: sessions_on(pinned[3], missed), ALONE_WITHIN_SECONDS)
     assert on_node_3 == {batch[0]["session_id"] for batch in missed}

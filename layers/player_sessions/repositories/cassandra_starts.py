@@ -19,7 +19,7 @@ from cassandra.query import BatchType, PreparedStatement
 from player_sessions.cassandra_connection import BULK_PROFILE, CassandraConnection
 from player_sessions.models import Arrival, RollupRow, StartKey, StartRow, from_epoch_ms, to_epoch_ms
 from player_sessions.read_meter import count_read
-from player_sessions.repositories.cassandra_store import unavailable_on_failure
+from player_sessions.repositories.cassandra_store import execute_all, unavailable_on_failure
 from player_sessions.time_buckets import Bucket, Level, start_shard
 from player_sessions.work_meter import MeteredBatch, metered_session
 
@@ -98,14 +98,12 @@ class CassandraStartsStore:
         pairs = [(statement, p) for p in parameters]
         if not pairs:
             return []
-        results = execute_concurrent(
+        return execute_all(
             metered_session(self._connection.session()),
             pairs,
             concurrency=CONCURRENCY,
-            raise_on_first_error=True,
             execution_profile=BULK_PROFILE if bulk else EXEC_PROFILE_DEFAULT,
         )
-        return [result for _, result in results]
 
     # ---- the builder's watermark and the arrival log ----
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 
 from cassandra import DriverException, OperationTimedOut, RequestExecutionException
-from cassandra.cluster import NoHostAvailable, Session
+from cassandra.cluster import EXEC_PROFILE_DEFAULT, NoHostAvailable, Session
 from cassandra.concurrent import execute_concurrent
 from cassandra.query import BatchType, PreparedStatement
 
@@ -110,10 +110,7 @@ class CassandraSessionStore:
         pairs = [self._request(statement) for statement in statements]
         if not pairs:
             return []
-        results = execute_concurrent(
-            metered_session(self._session()), pairs, concurrency=WRITE_CONCURRENCY, raise_on_first_error=True
-        )
-        return [result for _, result in results]
+        return execute_all(metered_session(self._session()), pairs, concurrency=WRITE_CONCURRENCY)
 
     def _request(self, statement: Statement | list[Statement]) -> tuple[Any, Any]:
         if isinstance(statement, tuple):
@@ -274,6 +271,39 @@ def _utc(moment: datetime) -> datetime:
 def _utc_or_none(moment: datetime | None) -> datetime | None:
     """A cell that may be unset (one half of a session stored so far)."""
     return None if moment is None else _utc(moment)
+
+
+def execute_all(
+    session: Any,
+    pairs: Sequence[tuple[Any, Any]],
+    *,
+    concurrency: int,
+    execution_profile: object = EXEC_PROFILE_DEFAULT,
+) -> list[Any]:
+    """Runs the statements concurrently and returns their results in order; the first error is raised.
+
+    Reads that time out are all sent once more: on a cluster that has just lost a replica, a coordinator waits
+    for the dead replica until its failure detector convicts it, a second or two, and a read sent again after the
+    timeout meets a cluster that knows (measured: tests/cluster, docs/faults.md). Writes are not: some are not
+    idempotent (IF NOT EXISTS), and a write needs only two answers of three, never the dead one's.
+    """
+
+    def run() -> list[Any]:
+        results = execute_concurrent(
+            session,
+            pairs,
+            concurrency=concurrency,
+            raise_on_first_error=True,
+            execution_profile=execution_profile,
+        )
+        return [result for _, result in results]
+
+    try:
+        return run()
+    except OperationTimedOut:
+        if not all(getattr(statement, "is_idempotent", False) for statement, _ in pairs):
+            raise
+        return run()
 
 
 @contextmanager
