@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import time
+import warnings
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +32,7 @@ NODES = (1, 2, 3)
 START_TIMEOUT_SECONDS = 240
 UP_TIMEOUT_SECONDS = 90
 HOW_TO_RUN = "run the cluster tier with `make test-cluster`"
+KEYSPACE_PREFIX = "cluster_"
 
 
 def address(node: int) -> str:
@@ -42,7 +44,7 @@ def test_settings() -> Settings:
     """The shared test settings (tests/conftest.py), on a keyspace of this run's own: a keyspace dropped and
     created again under one name while nodes come and go is how a node ended up not knowing a table."""
     return Settings(
-        keyspace=f"cluster_{datetime.now(UTC):%Y%m%d_%H%M%S}",
+        keyspace=f"{KEYSPACE_PREFIX}{datetime.now(UTC):%Y%m%d_%H%M%S}",
         cassandra_port=int(os.environ.get("CASSANDRA_PORT", "9042")),
         redis_url=f"redis://127.0.0.1:{os.environ.get('REDIS_PORT', '6379')}/15",
         api_key=None,
@@ -64,13 +66,23 @@ def uncached_api(test_settings: Settings, cassandra_connection, tmp_path) -> Ite
 
 @pytest.fixture(scope="session", autouse=True)
 def _on_a_three_node_cluster(test_settings: Settings) -> None:
-    """These tests mean nothing on one node: refuse to run anywhere else."""
+    """These tests mean nothing on one node: refuse to run anywhere else. Then drop the keyspaces of earlier
+    runs (each run has its own), so that they do not pile up."""
     if (
         test_settings.replication_factor != 3
         or test_settings.replication_strategy is not ReplicationStrategy.NETWORK_TOPOLOGY
         or len(test_settings.cassandra_contact_points) != 3
     ):
         pytest.fail(f"the cluster tier needs the three-node cluster's settings ({HOW_TO_RUN})", pytrace=False)
+    admin = CassandraConnection(test_settings, use_keyspace=False)
+    try:
+        session = admin.session()
+        wait_until_hosts_up(session, len(NODES))
+        for row in session.execute("SELECT keyspace_name FROM system_schema.keyspaces", timeout=10):
+            if row.keyspace_name.startswith(KEYSPACE_PREFIX) and row.keyspace_name != test_settings.keyspace:
+                session.execute(f"DROP KEYSPACE IF EXISTS {row.keyspace_name}", timeout=120)
+    finally:
+        admin.close()
 
 
 class ClusterNodes:
@@ -105,20 +117,25 @@ class ClusterNodes:
                 time.sleep(0.05)
 
     def start(self, node: int) -> float:
-        """`tools/local_services.sh start-node N`; returns the seconds until the node answered CQL."""
+        """`tools/local_services.sh start-node N`; returns the seconds until the node answered CQL. A start that
+        fails is tried once more, with a warning that carries the first one's output (seen once in many runs:
+        the script reported the node gone while its log showed it answering)."""
         started = time.monotonic()
-        result = subprocess.run(
-            ["tools/local_services.sh", "start-node", str(node)],
-            check=False,
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=START_TIMEOUT_SECONDS,
-            env={**os.environ, "NODES": str(len(NODES))},
-        )
-        assert result.returncode == 0, (
-            f"start-node {node} failed:\n{result.stderr[:600]}\n...\n{result.stderr[-600:]}"
-        )
+        for attempt in (1, 2):
+            result = subprocess.run(
+                ["tools/local_services.sh", "start-node", str(node)],
+                check=False,
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                timeout=START_TIMEOUT_SECONDS,
+                env={**os.environ, "NODES": str(len(NODES))},
+            )
+            if result.returncode == 0:
+                break
+            failure = f"start-node {node} failed:\n{result.stderr[:600]}\n...\n{result.stderr[-600:]}"
+            assert attempt == 1, failure
+            warnings.warn(failure, stacklevel=2)
         return time.monotonic() - started
 
     def ensure_running(self, session: Session) -> None:
