@@ -46,16 +46,8 @@ node_numbers() { if (( NODES > 1 )); then seq 1 "$NODES"; else echo 0; fi; }
 # The addresses the Cassandra of this NODES listens on.
 node_host() { if (( $1 == 0 )); then echo 127.0.0.1; else node_address "$1"; fi; }
 
-# The recorded process runs (or is stopped): not gone, and not a zombie (a killed node whose parent has not reaped
-# it yet still answers kill -0).
-pid_alive() { [[ -f "$1" ]] && process_alive "$(cat "$1")"; }
-
-process_alive() {
-  kill -0 "$1" 2>/dev/null || return 1
-  local state
-  state="$(sed -e 's/^.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)"
-  [[ "$state" != Z ]]
-}
+# shellcheck source=tools/processes.sh
+source "$ROOT/tools/processes.sh"
 
 # Who listens on a port, for the message that says what blocks us ("unknown" where ss cannot tell).
 port_holder() {

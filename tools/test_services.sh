@@ -21,16 +21,8 @@ PORTS_FILE="$LOCAL_DIR/ports.env"
 
 log() { printf '[test-services] %s\n' "$*" >&2; }
 
-# The recorded process runs (or is stopped): not gone, and not a zombie (a killed node whose parent has not reaped
-# it yet still answers kill -0).
-pid_alive() { [[ -f "$1" ]] && process_alive "$(cat "$1")"; }
-
-process_alive() {
-  kill -0 "$1" 2>/dev/null || return 1
-  local state
-  state="$(sed -e 's/^.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)"
-  [[ "$state" != Z ]]
-}
+# shellcheck source=tools/processes.sh
+source "$ROOT/tools/processes.sh"
 
 # A port the kernel picks on 127.0.0.1 that is free on every node's address too.
 free_port() {

@@ -225,8 +225,6 @@ class CassandraConnection:
         self._probing: set[Host] = set()
         """Hosts whose connection is being probed after a request to them timed out."""
         self._probing_lock = threading.Lock()
-        self.condemned = 0
-        """Connections given up as silent (half-open) so far, for the tests and the logs."""
 
     @property
     def keyspace(self) -> str:
@@ -342,7 +340,6 @@ class CassandraConnection:
         )
         _log.warning("closing the connections to %s: %s", host.endpoint, reason)
         for connection in pool.get_connections():
-            self.condemned += 1
             connection.defunct(reason)
             pool.return_connection(connection, stream_was_orphaned=True)
 

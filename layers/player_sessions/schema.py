@@ -202,12 +202,17 @@ class Replication:
             return ()
         return (SPECULATIVE_RETRY,)
 
-    def cql_map(self) -> str:
+    def options(self) -> dict[str, str | int]:
+        """The replication map: the strategy's class and, except on Keyspaces, how many replicas go where."""
         if self.strategy == KEYSPACES_STRATEGY:
-            return f"{{'class': '{KEYSPACES_STRATEGY}'}}"
-        if self.strategy == ReplicationStrategy.NETWORK_TOPOLOGY:
-            return f"{{'class': '{self.strategy}', '{self.datacenter}': {self.factor}}}"
-        return f"{{'class': '{self.strategy}', 'replication_factor': {self.factor}}}"
+            return {"class": KEYSPACES_STRATEGY}
+        where = (
+            self.datacenter if self.strategy == ReplicationStrategy.NETWORK_TOPOLOGY else "replication_factor"
+        )
+        return {"class": self.strategy, where: self.factor}
+
+    def cql_map(self) -> str:
+        return "{" + ", ".join(f"'{name}': {value!r}" for name, value in self.options().items()) + "}"
 
 
 KEYSPACES_STRATEGY = "SingleRegionStrategy"

@@ -40,14 +40,11 @@ def address(node: int) -> str:
 
 
 @pytest.fixture(scope="session")
-def test_settings() -> Settings:
+def test_settings(test_settings: Settings) -> Settings:
     """The shared test settings (tests/conftest.py), on a keyspace of this run's own: a keyspace dropped and
     created again under one name while nodes come and go is how a node ended up not knowing a table."""
-    return Settings(
-        keyspace=f"{KEYSPACE_PREFIX}{datetime.now(UTC):%Y%m%d_%H%M%S}",
-        cassandra_port=int(os.environ.get("CASSANDRA_PORT", "9042")),
-        redis_url=f"redis://127.0.0.1:{os.environ.get('REDIS_PORT', '6379')}/15",
-        api_key=None,
+    return test_settings.model_copy(
+        update={"keyspace": f"{KEYSPACE_PREFIX}{datetime.now(UTC):%Y%m%d_%H%M%S}"}
     )
 
 
@@ -87,9 +84,6 @@ def _on_a_three_node_cluster(test_settings: Settings) -> None:
 
 class ClusterNodes:
     """The cluster's Cassandra processes, by the pids tools/local_services.sh recorded."""
-
-    def __init__(self, settings: Settings) -> None:
-        self._settings = settings
 
     @staticmethod
     def pid_file(node: int) -> Path:
@@ -167,9 +161,9 @@ def wait_until_hosts_up(session: Session, count: int, timeout: float = UP_TIMEOU
 
 
 @pytest.fixture
-def cluster(test_settings: Settings, cassandra_session: Session) -> Iterator[ClusterNodes]:
+def cluster(cassandra_session: Session) -> Iterator[ClusterNodes]:
     """The nodes to break; afterwards all three run again and the suite's session sees them up."""
-    nodes = ClusterNodes(test_settings)
+    nodes = ClusterNodes()
     nodes.ensure_running(cassandra_session)
     try:
         yield nodes

@@ -94,11 +94,8 @@ def verify_schema(session: Session, settings: Settings) -> None:
 
 def _expected_replication(replication: Replication) -> dict[str, str]:
     """The replication map as system_schema.keyspaces shows it: the full strategy class, numbers as text."""
-    shown = {"class": f"org.apache.cassandra.locator.{replication.strategy}"}
-    if replication.strategy == "NetworkTopologyStrategy":
-        shown[replication.datacenter] = str(replication.factor)
-    else:
-        shown["replication_factor"] = str(replication.factor)
+    shown = {name: str(value) for name, value in replication.options().items()}
+    shown["class"] = f"org.apache.cassandra.locator.{replication.strategy}"
     return shown
 
 
