@@ -12,6 +12,8 @@ export PORT CASSANDRA_PORT CASSANDRA_STORAGE_PORT REDIS_PORT NODES
 # The service's own settings follow the ports the local services were started on.
 export PLAYER_SESSIONS_CASSANDRA_PORT ?= $(CASSANDRA_PORT)
 export PLAYER_SESSIONS_REDIS_URL ?= redis://127.0.0.1:$(REDIS_PORT)/0
+# Where the local Cassandra's roles keep their passwords (tools/local_services.sh credentials-dir).
+export CASSANDRA_CREDENTIALS_DIR ?= $(CURDIR)/.local/$(if $(filter 1,$(NODES)),cassandra,cluster)/credentials
 ifneq ($(NODES),1)
 export PLAYER_SESSIONS_CASSANDRA_CONTACT_POINTS ?= $(shell seq -s, -f '127.0.0.%g' 1 $(NODES))
 export PLAYER_SESSIONS_REPLICATION_STRATEGY ?= NetworkTopologyStrategy

@@ -7,28 +7,9 @@ restated here: the CDK app and the local stack cannot drift apart.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
-from player_sessions.routes import (
-    COUNTRY_STARTS,
-    INGEST_EVENTS,
-    PLAYER_SESSIONS,
-    ROLLUP_BUILDER,
-    LambdaFunction,
-)
-from player_sessions.schema import (
-    ARRIVAL_MINUTES,
-    COMPLETED_SESSIONS_BY_PLAYER,
-    ROLLUP_FOLDS,
-    ROLLUP_PROGRESS,
-    SESSION_STARTS,
-    SESSIONS,
-    START_ARRIVALS,
-    START_COUNT_ROLLUPS,
-    START_MARKS,
-    Table,
-)
+from player_sessions.routes import COUNTRY_STARTS, LambdaFunction
 from player_sessions.settings import Settings
 
 # --- Paths -------------------------------------------------------------------------------------------------
@@ -85,49 +66,8 @@ LOG_RETENTION = "ONE_YEAR"
 """How long function, access and flow logs are kept (a member of aws_logs.RetentionDays): as long as the
 service keeps its data (RETENTION_DAYS), and the year Control Tower asks of log groups (CT.CLOUDWATCH.PR.2)."""
 
-# --- Data: which function may read (Select) and write (Modify) which table ----------------------------------
-
-
-@dataclass(frozen=True)
-class TableAccess:
-    select: tuple[Table, ...]
-    modify: tuple[Table, ...]
-
-
-TABLE_ACCESS: dict[LambdaFunction, TableAccess] = {
-    # Writes both halves of a session, reads them back to detect completion, records starts and their arrivals.
-    INGEST_EVENTS: TableAccess(
-        select=(SESSIONS,),
-        modify=(SESSIONS, SESSION_STARTS, COMPLETED_SESSIONS_BY_PLAYER, START_ARRIVALS, ARRIVAL_MINUTES),
-    ),
-    # Reads a player's completed sessions; /health only touches system.local.
-    PLAYER_SESSIONS: TableAccess(select=(COMPLETED_SESSIONS_BY_PLAYER,), modify=()),
-    # Reads the rollups, the unfolded tail and its marks, and the start rows; writes nothing.
-    COUNTRY_STARTS: TableAccess(
-        select=(
-            SESSION_STARTS,
-            START_ARRIVALS,
-            ARRIVAL_MINUTES,
-            START_MARKS,
-            START_COUNT_ROLLUPS,
-            ROLLUP_PROGRESS,
-        ),
-        modify=(),
-    ),
-    # Folds arrivals: marks what it counted, records each fold (a lightweight transaction: Select and Modify),
-    # writes deltas and bases, moves the watermark.
-    ROLLUP_BUILDER: TableAccess(
-        select=(
-            START_ARRIVALS,
-            ARRIVAL_MINUTES,
-            START_MARKS,
-            ROLLUP_FOLDS,
-            START_COUNT_ROLLUPS,
-            ROLLUP_PROGRESS,
-        ),
-        modify=(START_MARKS, ROLLUP_FOLDS, START_COUNT_ROLLUPS, ROLLUP_PROGRESS),
-    ),
-}
+# --- Data: which function may read (Select) and write (Modify) which table: player_sessions.access, derived
+# from the statements each function sends (never restated here).
 
 CURSOR_SECRET_READERS: tuple[LambdaFunction, ...] = (COUNTRY_STARTS,)
 """Only the country listing signs and checks page cursors."""

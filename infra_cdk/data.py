@@ -7,7 +7,8 @@ from aws_cdk import aws_cassandra as cassandra
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
-from infra_cdk.constants import KEYSPACE, RETENTION_SECONDS, TableAccess
+from infra_cdk.constants import KEYSPACE, RETENTION_SECONDS
+from player_sessions.access import TableAccess
 from player_sessions.schema import TABLES, Column, Table
 
 # Keyspaces always encrypts at rest; naming the key type keeps that explicit in the template. An AWS-owned key

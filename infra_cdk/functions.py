@@ -19,7 +19,6 @@ from infra_cdk.constants import (
     LAMBDA_PYTHON_VERSION,
     LAYER_BUILD_DIR,
     ROLLUP_BUILDER_SCHEDULE_MINUTES,
-    TABLE_ACCESS,
 )
 from infra_cdk.data import KeyspacesData
 from infra_cdk.function_definitions import (
@@ -30,10 +29,12 @@ from infra_cdk.function_definitions import (
 )
 from infra_cdk.log_groups import LogGroups
 from infra_cdk.network import PRIVATE_SUBNETS
+from player_sessions.access import table_access
 from player_sessions.routes import LambdaFunction
 from player_sessions.settings import DatabaseMode
 
-ASSET_EXCLUDES = ["__pycache__", "*.pyc"]
+ASSET_EXCLUDES = ["__pycache__", "*.pyc", ".cassandra-password"]
+"""Never packaged: build leftovers, and a local role's password copied for `sam local invoke` (README)."""
 # How cdk-nag spells the ARN of KeyspacesData.system_tables_arn in its findings.
 SYSTEM_KEYSPACES_ARN = "arn:<AWS::Partition>:cassandra:<AWS::Region>:<AWS::AccountId>:/keyspace/system*"
 
@@ -187,7 +188,7 @@ class LambdaFunctions(Construct):
                 )
             },
         )
-        data.grant(role, TABLE_ACCESS[function])
+        data.grant(role, table_access(function))
         if function in CURSOR_SECRET_READERS:
             self.cursor_secret.grant_read(role)
         handler = lambda_.Function(

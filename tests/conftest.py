@@ -17,12 +17,18 @@ HOW_TO_RUN = "run the tests with `make test`, or `tools/test_services.sh run -- 
 
 @pytest.fixture(scope="session")
 def test_settings() -> Settings:
-    """Settings for integration tests: the local services, a keyspace of their own, Redis database 15."""
-    return Settings(
-        keyspace=TEST_KEYSPACE,
-        cassandra_port=int(os.environ.get("CASSANDRA_PORT", "9042")),
-        redis_url=f"redis://127.0.0.1:{os.environ.get('REDIS_PORT', '6379')}/15",
-        api_key=None,
+    """Settings for integration tests: the local services, a keyspace of their own, Redis database 15, logged
+    in as the administrative role (set-up, and the tests of storage itself). What each function may do is
+    tested under the function's own role (test_statement_of_access.py, and every served gateway)."""
+    from player_sessions_local.cassandra_roles import as_admin
+
+    return as_admin(
+        Settings(
+            keyspace=TEST_KEYSPACE,
+            cassandra_port=int(os.environ.get("CASSANDRA_PORT", "9042")),
+            redis_url=f"redis://127.0.0.1:{os.environ.get('REDIS_PORT', '6379')}/15",
+            api_key=None,
+        )
     )
 
 

@@ -4,6 +4,7 @@
 #   tools/local_services.sh up     start what is not running yet, wait until both answer
 #   tools/local_services.sh down   stop what `up` started (by recorded pid), nothing else
 #   tools/local_services.sh status
+#   tools/local_services.sh credentials-dir   where the Cassandra roles' passwords of this NODES are
 #   tools/local_services.sh start-node N   (NODES=3) start node N of the cluster if it is down, wait until it answers
 # Data, logs and pids live under $LOCAL_DIR (default: .local/, git-ignored). A port that something else holds
 # (another checkout's Cassandra, a system Redis) is never used: `up` says what holds it and stops.
@@ -170,6 +171,20 @@ cassandra_up() {
   for node in $(node_numbers); do cassandra_wait "$node" "$started"; done
 }
 
+# The node's roles live beside its data: the credentials of the one node and of the cluster never mix.
+credentials_dir() { if (( NODES > 1 )); then echo "$CLUSTER_DIR/credentials"; else echo "$SINGLE_NODE_DIR/credentials"; fi; }
+
+# Logins are required (PasswordAuthenticator): the first start replaces Cassandra's default superuser by the
+# project's administrative role, its password in the credentials folder (player_sessions_local.cassandra_roles).
+cassandra_roles() {
+  local python="$ROOT/.venv/bin/python" hosts
+  [[ -x "$python" ]] || { log "the project's Python environment is missing: run \`make install\` first"; return 1; }
+  hosts="$(for node in $(node_numbers); do node_host "$node"; done | paste -sd,)"
+  CASSANDRA_CREDENTIALS_DIR="$(credentials_dir)" PLAYER_SESSIONS_CASSANDRA_PORT="$CASSANDRA_PORT" \
+    PLAYER_SESSIONS_CASSANDRA_CONTACT_POINTS="$hosts" \
+    "$python" -m player_sessions_local.cassandra_roles bootstrap --replicas "$NODES"
+}
+
 redis_up() {
   local pid_file="$REDIS_DIR/redis.pid"
   if pid_alive "$pid_file" && redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; then
@@ -259,7 +274,8 @@ cassandra_status() {
 }
 
 case "${1:-}" in
-  up) check_ports; redis_up; cassandra_up ;;
+  up) check_ports; redis_up; cassandra_up; cassandra_roles ;;
+  credentials-dir) credentials_dir ;;
   start-node)
     node="${2:-}"
     (( NODES > 1 )) && [[ "$node" =~ ^[1-9]$ ]] && (( node <= NODES )) || { log "usage: NODES=3 $0 start-node 1..$NODES"; exit 2; }
@@ -271,5 +287,5 @@ case "${1:-}" in
   status)
     cassandra_status
     if port_open "$REDIS_PORT"; then echo "redis: up on $REDIS_PORT"; else echo "redis: down"; fi ;;
-  *) echo "usage: $0 up|down|status|start-node N" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|status|start-node N|credentials-dir" >&2; exit 2 ;;
 esac

@@ -19,6 +19,11 @@ from player_sessions.models import (
 from player_sessions.observability import MetricUnit, logger, measure_work, metrics, report_reads, tracer
 from player_sessions.read_meter import metered
 from player_sessions.services import get_services
+from player_sessions.settings import get_settings
+
+# A cold start without the cursor key's secret fails here (Keyspaces mode), rather than sign with the public
+# development key.
+get_settings().cursor_key()
 
 app = build_resolver()
 

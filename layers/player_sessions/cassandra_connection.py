@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from cassandra import ConsistencyLevel, DriverException, OperationTimedOut, ProtocolVersion
+from cassandra.auth import PlainTextAuthProvider
 from cassandra.cluster import (
     EXEC_PROFILE_DEFAULT,
     Cluster,
@@ -49,7 +50,8 @@ from cassandra.policies import (
 )
 from cassandra.query import PreparedStatement
 
-from player_sessions.errors import DatabaseUnavailableError
+from player_sessions import keyspaces_rules
+from player_sessions.errors import ConfigurationError, DatabaseUnavailableError
 from player_sessions.settings import DatabaseMode, Settings
 from player_sessions.work_meter import install_cassandra_meter
 
@@ -194,8 +196,30 @@ def build_cluster(
     return Cluster(
         contact_points=list(settings.cassandra_contact_points),
         port=settings.cassandra_port,
+        auth_provider=local_credentials(settings),
         **common,
     )
+
+
+def local_credentials(settings: Settings) -> PlainTextAuthProvider | None:
+    """The local Cassandra's login for ``cassandra_username``: each function logs in as a role holding exactly
+    its deployed grants (player_sessions.access). Without a username nothing is sent, and a Cassandra that
+    requires authentication (the local ones do) refuses the connection."""
+    if settings.cassandra_username is None:
+        return None
+    path = settings.cassandra_password_file
+    try:
+        password = path.read_text().strip() if path is not None else ""
+    except OSError as error:
+        raise ConfigurationError(
+            f"cannot read the password of Cassandra role {settings.cassandra_username} from {path}: {error}"
+            " (the schema tool writes it: make up)"
+        ) from error
+    if not password:
+        raise ConfigurationError(
+            f"no password for Cassandra role {settings.cassandra_username}: set PLAYER_SESSIONS_CASSANDRA_PASSWORD_FILE"
+        )
+    return PlainTextAuthProvider(username=settings.cassandra_username, password=password)
 
 
 class CassandraConnection:
@@ -232,8 +256,14 @@ class CassandraConnection:
 
     def prepare(self, cql: str) -> PreparedStatement:
         """The statement, prepared; a read is marked idempotent, so that a slow one may be sent to another
-        coordinator as well (SPECULATIVE_DELAY_SECONDS). Writes never are: some are not (IF NOT EXISTS)."""
+        coordinator as well (SPECULATIVE_DELAY_SECONDS). Writes never are: some are not (IF NOT EXISTS).
+        In local mode its text is first held to Keyspaces' rules (player_sessions.keyspaces_rules)."""
+        local = self._settings.database_mode is DatabaseMode.LOCAL
+        if local:
+            keyspaces_rules.check_cql(cql)
         statement = self.session().prepare(cql)
+        if local:
+            keyspaces_rules.remember(statement)
         statement.is_idempotent = cql.lstrip().upper().startswith("SELECT")
         return statement
 
@@ -351,6 +381,9 @@ class CassandraConnection:
             # request_timeout: with Cassandra frozen, a request was held 10 s per statement. The public setter
             # refuses once execution profiles are in use, hence the attribute.
             session._default_timeout = self._settings.cassandra_request_timeout_seconds
+            if self._settings.database_mode is DatabaseMode.LOCAL:
+                # What Keyspaces would refuse fails here too, before it is sent.
+                keyspaces_rules.install(session)
             if self._settings.report_work:
                 # Sizing every row costs CPU on every request: only where the work is reported (locally).
                 install_cassandra_meter(session)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import timedelta
 from enum import StrEnum
 from functools import lru_cache
+from pathlib import Path
 from typing import Annotated
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -50,6 +51,11 @@ class Settings(BaseSettings):
     aws_region: str = "us-east-1"
     keyspaces_ca_file: str | None = None
     """PEM bundle trusted for Keyspaces' TLS; default: the system trust store, which holds Amazon's roots."""
+    cassandra_username: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9_]{0,47}$")
+    """Local mode: the Cassandra role to log in as (each function has its own, holding its deployed grants).
+    Keyspaces mode takes none: the function's IAM role signs in with SigV4."""
+    cassandra_password_file: Path | None = None
+    """Local mode: the file holding that role's password (under the git-ignored .local/)."""
     cassandra_connect_timeout_seconds: float = Field(default=3.0, gt=0, le=30)
     cassandra_request_timeout_seconds: float = Field(default=2.0, gt=0, le=30)
 
@@ -88,6 +94,27 @@ class Settings(BaseSettings):
         if not self.cassandra_contact_points:
             raise ValueError("cassandra_contact_points must name at least one host")
         return self
+
+    @model_validator(mode="after")
+    def check_no_password_on_keyspaces(self) -> Settings:
+        if self.database_mode is DatabaseMode.KEYSPACES and (
+            self.cassandra_username is not None or self.cassandra_password_file is not None
+        ):
+            raise ValueError(
+                "Keyspaces mode signs in with the function's IAM role (SigV4): no username or password"
+            )
+        return self
+
+    def cursor_key(self) -> bytes:
+        """The key that signs the country listing's page cursors. Deployed it comes from Secrets Manager
+        (``cursor_secret_arn``): Keyspaces mode without that secret refuses, rather than sign with the public
+        development key."""
+        if self.database_mode is DatabaseMode.KEYSPACES and self.cursor_secret_arn is None:
+            raise ConfigurationError(
+                "PLAYER_SESSIONS_CURSOR_SECRET_ARN is not set: Keyspaces mode signs cursors only with the "
+                "deployed secret, never with the development key"
+            )
+        return self.cursor_signing_key.get_secret_value().encode()
 
     @property
     def retention(self) -> timedelta:

@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 
 from infra_cdk.functions import VPC_ACCESS_ACTIONS, function_logical_id
+from player_sessions.access import table_access
 from player_sessions.routes import (
     COUNTRY_STARTS,
     FUNCTIONS,
-    INGEST_EVENTS,
     PLAYER_SESSIONS,
     ROLLUP_BUILDER,
     SCHEDULED_FUNCTIONS,
@@ -24,42 +24,6 @@ TABLE_ARN = "arn:<AWS::Partition>:cassandra:<AWS::Region>:<AWS::AccountId>:/keys
 SYSTEM_KEYSPACES = "arn:<AWS::Partition>:cassandra:<AWS::Region>:<AWS::AccountId>:/keyspace/system*"
 XRAY_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
 
-EXPECTED_TABLE_ACCESS = {
-    INGEST_EVENTS: {
-        "cassandra:Select": {"sessions"},
-        "cassandra:Modify": {
-            "sessions",
-            "session_starts",
-            "completed_sessions_by_player",
-            "start_arrivals",
-            "arrival_minutes",
-        },
-    },
-    PLAYER_SESSIONS: {"cassandra:Select": {"completed_sessions_by_player"}, "cassandra:Modify": set()},
-    # Readers write nothing: the builder alone folds.
-    COUNTRY_STARTS: {
-        "cassandra:Select": {
-            "session_starts",
-            "start_arrivals",
-            "arrival_minutes",
-            "start_marks",
-            "start_count_rollups",
-            "rollup_progress",
-        },
-        "cassandra:Modify": set(),
-    },
-    ROLLUP_BUILDER: {
-        "cassandra:Select": {
-            "start_arrivals",
-            "arrival_minutes",
-            "start_marks",
-            "rollup_folds",
-            "start_count_rollups",
-            "rollup_progress",
-        },
-        "cassandra:Modify": {"start_marks", "rollup_folds", "start_count_rollups", "rollup_progress"},
-    },
-}
 EVERY_FUNCTION = FUNCTIONS + SCHEDULED_FUNCTIONS
 
 
@@ -86,26 +50,46 @@ def granted(statements: list[dict[str, Any]], action: str) -> set[str]:
 
 
 @pytest.mark.parametrize("function", EVERY_FUNCTION, ids=lambda f: f.name)
-def test_function_may_select_and_modify_only_the_tables_it_uses(
+def test_function_may_select_and_modify_exactly_what_its_statements_need(
     synthesized: Synthesized, function: LambdaFunction
 ) -> None:
-    # When
+    # Given the tables the function's statements read and write (player_sessions.access; what the function
+    # really sends is held to those statements in tests/integration/test_statement_of_access.py)
+    access = table_access(function)
+
+    # When its role's statements are read from the template
     statements = role_statements(synthesized, function)
 
-    # Then
-    expected = EXPECTED_TABLE_ACCESS[function]
+    # Then it may Select and Modify those tables, one by one, and nothing else
     assert granted(statements, "cassandra:Select") == {
-        *(TABLE_ARN.format(table) for table in expected["cassandra:Select"]),
+        *(TABLE_ARN.format(table.name) for table in access.select),
         # The driver's handshake reads system.local and system.peers.
         SYSTEM_KEYSPACES,
     }
-    assert granted(statements, "cassandra:Modify") == {
-        TABLE_ARN.format(t) for t in expected["cassandra:Modify"]
-    }
+    assert granted(statements, "cassandra:Modify") == {TABLE_ARN.format(t.name) for t in access.modify}
     cassandra_actions = {
         action for s in statements for action in as_list(s["Action"]) if action.startswith("cassandra:")
     }
     assert cassandra_actions <= {"cassandra:Select", "cassandra:Modify"}
+
+
+def test_the_grants_the_audit_found_missing_are_there_and_readers_write_nothing(
+    synthesized: Synthesized,
+) -> None:
+    # When the roles are read from the template
+    grants = {
+        function: (
+            granted(role_statements(synthesized, function), "cassandra:Select"),
+            granted(role_statements(synthesized, function), "cassandra:Modify"),
+        )
+        for function in EVERY_FUNCTION
+    }
+    # Then the builder may read the start rows it checks before counting them
+    assert TABLE_ARN.format("session_starts") in grants[ROLLUP_BUILDER][0]
+    # ... the player sessions function reads only the one table its history and health check read
+    assert grants[PLAYER_SESSIONS][0] == {TABLE_ARN.format("completed_sessions_by_player"), SYSTEM_KEYSPACES}
+    # ... and the functions that only read write nothing
+    assert grants[PLAYER_SESSIONS][1] == grants[COUNTRY_STARTS][1] == set()
 
 
 @pytest.mark.parametrize("function", EVERY_FUNCTION, ids=lambda f: f.name)

@@ -43,3 +43,48 @@ def test_after_a_snapstart_restore_the_next_request_builds_fresh_connections():
         services_module._forget_connections_after_restore()
         # Then the next request does not get the snapshot's services (and their dead sockets)
         assert services_module._services is None
+
+
+def test_keyspaces_mode_without_the_cursor_secret_refuses_to_sign():
+    import pytest
+
+    from player_sessions.errors import ConfigurationError
+    from player_sessions.settings import DatabaseMode
+
+    # Given Keyspaces settings that name no cursor secret (the public development key is the default)
+    settings = Settings(database_mode=DatabaseMode.KEYSPACES)
+    # When the cursor key is asked for / Then it is refused, naming the missing setting
+    with pytest.raises(ConfigurationError, match="PLAYER_SESSIONS_CURSOR_SECRET_ARN"):
+        settings.cursor_key()
+
+
+def test_the_country_function_fails_its_cold_start_in_keyspaces_mode_without_the_secret(monkeypatch):
+    import importlib
+    import sys
+
+    import pytest
+
+    from player_sessions.errors import ConfigurationError
+    from player_sessions.settings import get_settings
+
+    # Given a Keyspaces environment without the cursor secret
+    monkeypatch.setenv("PLAYER_SESSIONS_DATABASE_MODE", "keyspaces")
+    monkeypatch.delenv("PLAYER_SESSIONS_CURSOR_SECRET_ARN", raising=False)
+    get_settings.cache_clear()
+    monkeypatch.delitem(sys.modules, "functions.country_starts.handler", raising=False)
+    try:
+        # When the function's module is imported (its init) / Then it fails
+        with pytest.raises(ConfigurationError, match="CURSOR_SECRET_ARN"):
+            importlib.import_module("functions.country_starts.handler")
+    finally:
+        get_settings.cache_clear()
+
+
+def test_keyspaces_mode_takes_no_password():
+    import pytest
+
+    from player_sessions.settings import DatabaseMode
+
+    # When Keyspaces settings name a Cassandra username / Then they are refused (SigV4 only)
+    with pytest.raises(ValueError, match="SigV4"):
+        Settings(database_mode=DatabaseMode.KEYSPACES, cassandra_username="someone")

@@ -44,20 +44,22 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["PLAYER_SESSIONS_CACHE_ENABLED"] = "true" if args.cache == "on" else "false"
     os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"
     os.environ.pop("PLAYER_SESSIONS_API_KEY", None)
+    method, _, target = args.route.partition(" ")
+    path, _, query = target.partition("?")
+    os.environ.update(_function_login(method, path))
 
     from pyinstrument import Profiler
 
-    from player_sessions.services import get_services
+    from player_sessions.services import build_services
     from player_sessions_local.bench.latency import fresh_batch
+    from player_sessions_local.cassandra_roles import as_admin
     from player_sessions_local.gateway import create_server
     from player_sessions_local.gateway.local_functions import ensure_repository_root_on_path
     from player_sessions_local.gateway.routing import HttpRequest
 
     ensure_repository_root_on_path()
-    method, _, target = args.route.partition(" ")
-    path, _, query = target.partition("?")
     rng = random.Random(7)
-    players, countries = _players_and_countries(get_services())
+    players, countries = _players_and_countries(build_services(as_admin(Settings())))
     server = create_server(port=0)
 
     def request() -> HttpRequest:
@@ -94,6 +96,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.html:
         args.html.write_text(profiler.output_html())
     return 0
+
+
+def _function_login(method: str, path: str) -> dict[str, str]:
+    """The route's function logs in as its own role, as its execution environments do."""
+    from player_sessions.routes import ROUTES
+    from player_sessions_local.cassandra_roles import function_environment
+
+    template = path.replace("{player}", "{player_id}")
+    function = next(r.function for r in ROUTES if (r.method, r.path) == (method, template))
+    return function_environment(function)
 
 
 def _players_and_countries(services) -> tuple[list[tuple[str, str]], list[str]]:

@@ -36,6 +36,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from player_sessions.settings import Settings, get_settings
+from player_sessions_local.cassandra_roles import as_admin
 from player_sessions_local.cpu_profile import COMPONENTS, CpuMeter, CpuProfile
 from player_sessions_local.load_clients import Client, RoutePlan, RouteRun, route_plans, run_route
 
@@ -326,7 +327,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = options.out or Path("bench-results") / f"concurrency-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
     out.mkdir(parents=True, exist_ok=True)
     base = get_settings()
-    settings = base.model_copy(update={"keyspace": KEYSPACE})
+    settings = as_admin(base).model_copy(update={"keyspace": KEYSPACE})
     loading = "" if options.reuse_data else f", loading them into {KEYSPACE}"
     say(f"generating {options.events:,} events{loading}")
     players, countries = prepare_data(settings, options.events, load=not options.reuse_data)

@@ -14,6 +14,7 @@ import argparse
 import contextlib
 import importlib
 import json
+import os
 import sys
 import traceback
 from collections.abc import Sequence
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from player_sessions.routes import ROUTES
+from player_sessions_local.cassandra_roles import function_environment
 from player_sessions_local.gateway.answers import MalformedProxyResponseError, proxy_result_to_response
 from player_sessions_local.gateway.in_process import LocalLambdaContext, definition_limits, invoke_handler
 from player_sessions_local.gateway.local_functions import ensure_repository_root_on_path
@@ -40,6 +42,9 @@ def invoke_function(function_name: str, event: dict[str, Any]) -> Any:
     The import happens under the redirection too, because loggers bind their stream when they are created.
     """
     timeout_ms, memory_mb = definition_limits()[function_name]
+    # Logged in as the function's own Cassandra role, as its execution environments are.
+    function = next(route.function for route in ROUTES if route.function.name == function_name)
+    os.environ.update(function_environment(function))
     with contextlib.redirect_stdout(sys.stderr):
         module = importlib.import_module(_handler_modules()[function_name])
         context = LocalLambdaContext(function_name, timeout_ms=timeout_ms, memory_limit_in_mb=memory_mb)

@@ -1,8 +1,6 @@
-"""Checks CQL against what Amazon Keyspaces supports, and finds every CQL statement in the project.
-
-Keyspaces has no secondary indexes, materialized views, aggregates, GROUP BY, PER PARTITION LIMIT or
-user-defined functions, takes only unlogged batches, and at most 100 values in an ``IN``. We also refuse
-``SELECT *`` (a read names what it needs) and ``ALLOW FILTERING`` (a read must be bounded by its keys).
+"""Finds every CQL statement in the project's code, and holds each to Amazon Keyspaces' rules before anything
+runs: the rules are player_sessions.keyspaces_rules (the same ones a local connection enforces on every request),
+read here from the text alone.
 """
 
 from __future__ import annotations
@@ -12,34 +10,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-MAX_IN_VALUES = 100
-CQL_START = re.compile(r"^\s*(SELECT|INSERT|UPDATE|DELETE|CREATE|ALTER|DROP|TRUNCATE|BEGIN|APPLY)\b", re.I)
+from player_sessions.keyspaces_rules import text_violations
 
-_RULES: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"\bCREATE\s+(CUSTOM\s+)?INDEX\b", re.I), "secondary indexes are not supported by Keyspaces"),
-    (re.compile(r"\bMATERIALIZED\s+VIEW\b", re.I), "materialized views are not supported by Keyspaces"),
-    (
-        re.compile(r"\b(COUNT|MIN|MAX|SUM|AVG)\s*\(", re.I),
-        "aggregate functions are not supported by Keyspaces",
-    ),
-    (re.compile(r"\bGROUP\s+BY\b", re.I), "GROUP BY is not supported by Keyspaces"),
-    (re.compile(r"\bPER\s+PARTITION\s+LIMIT\b", re.I), "PER PARTITION LIMIT is not supported by Keyspaces"),
-    (
-        re.compile(r"\bCREATE\s+(OR\s+REPLACE\s+)?(FUNCTION|AGGREGATE)\b", re.I),
-        "user-defined functions and aggregates are not supported by Keyspaces",
-    ),
-    (re.compile(r"\bCREATE\s+TRIGGER\b", re.I), "triggers are not supported by Keyspaces"),
-    (
-        re.compile(r"\bBEGIN\s+(LOGGED\s+|COUNTER\s+)?BATCH\b", re.I),
-        "only unlogged batches are allowed (BEGIN UNLOGGED BATCH)",
-    ),
-    (re.compile(r"\bSELECT\s+(DISTINCT\s+)?\*", re.I), "refused: SELECT * (name the columns a read needs)"),
-    (
-        re.compile(r"\bALLOW\s+FILTERING\b", re.I),
-        "ALLOW FILTERING is refused: reads are bounded by their keys",
-    ),
-)
-_IN_LIST = re.compile(r"\bIN\s*\(([^)]*)\)", re.I)
+CQL_START = re.compile(r"^\s*(SELECT|INSERT|UPDATE|DELETE|CREATE|ALTER|DROP|TRUNCATE|BEGIN|APPLY)\b", re.I)
 
 
 @dataclass(frozen=True)
@@ -49,12 +22,9 @@ class CqlStatement:
 
 
 def keyspaces_violations(statement: str) -> list[str]:
-    """Why ``statement`` would fail on (or is refused for) Amazon Keyspaces; empty when it is fine."""
-    problems = [reason for pattern, reason in _RULES if pattern.search(statement)]
-    for values in _IN_LIST.findall(statement):
-        if len(values.split(",")) > MAX_IN_VALUES:
-            problems.append(f"IN takes at most {MAX_IN_VALUES} values in Keyspaces")
-    return problems
+    """Why ``statement``, from its text alone, would fail on (or is refused for) Amazon Keyspaces: each as
+    ``rule-name: what``; empty when it is fine."""
+    return [f"{rule.name}: {detail}" for rule, detail in text_violations(statement)]
 
 
 def project_cql(

@@ -39,6 +39,7 @@ from player_sessions.models import to_utc_millis
 from player_sessions.observability import metrics
 from player_sessions.services import Services, build_services
 from player_sessions.settings import Settings, get_settings
+from player_sessions_local.cassandra_roles import as_admin
 from player_sessions_local.rollup_runner import fold_until_caught_up
 
 T = TypeVar("T")
@@ -374,7 +375,8 @@ def main(argv: list[str] | None = None) -> int:
         help="skip folding the arrivals after the load (a running builder folds them)",
     )
     args = parser.parse_args(argv)
-    services = build_services(get_settings(), SystemClock())
+    # A loader writes as the administrative role (set-up, not a function of the service).
+    services = build_services(as_admin(get_settings()), SystemClock())
     report = load_file(
         args.path,
         services,

@@ -1,4 +1,5 @@
-"""Applies the schema of player_sessions.schema to the local Cassandra, and checks the live tables against it.
+"""Applies the schema of player_sessions.schema to the local Cassandra, and checks the live tables against it;
+gives each function's role exactly its grants on the keyspace (player_sessions_local.cassandra_roles).
 
 python -m player_sessions_local.schema_tool apply   # create what is missing, then verify
 python -m player_sessions_local.schema_tool print   # the CQL, for reading
@@ -16,6 +17,7 @@ from player_sessions.cassandra_connection import CassandraConnection
 from player_sessions.errors import DatabaseUnavailableError
 from player_sessions.schema import TABLES, Order, Replication, render_schema_cql
 from player_sessions.settings import Settings, get_settings
+from player_sessions_local.cassandra_roles import as_admin, grant_function_roles
 
 _LIVE_COLUMNS = (
     "SELECT table_name, column_name, kind, position, clustering_order, type "
@@ -33,7 +35,8 @@ class SchemaDriftError(RuntimeError):
 
 
 def apply_schema(session: Session, settings: Settings) -> None:
-    """Creates the keyspace and tables that are missing (safe to run again), then verifies all of them."""
+    """Creates the keyspace and tables that are missing (safe to run again), verifies all of them, and grants
+    each function's role what it may do there. ``session`` is the administrative role's."""
     agreement = session.cluster.control_connection
     for statement in render_schema_cql(
         settings.keyspace, settings.retention_seconds, Replication.of(settings)
@@ -47,6 +50,7 @@ def apply_schema(session: Session, settings: Settings) -> None:
                 f"nodes disagree on the schema {SCHEMA_AGREEMENT_SECONDS} s after {statement}"
             )
     verify_schema(session, settings)
+    grant_function_roles(session, settings.keyspace)
 
 
 def verify_schema(session: Session, settings: Settings) -> None:
@@ -118,7 +122,7 @@ def _connect_with_patience(settings: Settings, wait_seconds: float) -> Cassandra
     a few seconds after they start (a keyspace of three replicas on one known node refuses every write)."""
     deadline = time.monotonic() + wait_seconds
     while True:
-        connection = CassandraConnection(settings, use_keyspace=False)
+        connection = CassandraConnection(as_admin(settings), use_keyspace=False)
         try:
             session = connection.session()
             up = _nodes_up(session)

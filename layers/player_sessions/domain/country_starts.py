@@ -76,7 +76,7 @@ def starts_of_country(
     """
     cache = cache or NoCache()
     country = country.upper()
-    signing_key = settings.cursor_signing_key.get_secret_value().encode()
+    signing_key = settings.cursor_key()
     after: Position | None = None
     now = clock.now()
     if cursor:

@@ -11,61 +11,104 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from cassandra import ConsistencyLevel
 from cassandra.cluster import EXEC_PROFILE_DEFAULT
 from cassandra.concurrent import execute_concurrent
 from cassandra.query import BatchType, PreparedStatement
 
 from player_sessions.cassandra_connection import BULK_PROFILE, CassandraConnection
+from player_sessions.errors import DatabaseUnavailableError
 from player_sessions.models import Arrival, RollupRow, StartKey, StartRow, from_epoch_ms, to_epoch_ms
 from player_sessions.read_meter import count_read
-from player_sessions.repositories.cassandra_store import execute_all, unavailable_on_failure
+from player_sessions.repositories.cassandra_store import execute_all, first_row, unavailable_on_failure
+from player_sessions.repositories.cql import Cql
 from player_sessions.time_buckets import Bucket, Level, start_shard
 from player_sessions.work_meter import MeteredBatch, metered_session
 
 PROGRESS_NAME = "starts"
-READ_PROGRESS = "SELECT slot FROM rollup_progress WHERE name = ?"
-# The write's timestamp is the slot itself: the newest slot wins, so a slow builder never moves it back.
-WRITE_PROGRESS = "UPDATE rollup_progress USING TIMESTAMP ? AND TTL 0 SET slot = ? WHERE name = ?"
-FIRST_ARRIVAL_MINUTE = "SELECT minute FROM arrival_minutes WHERE scope = ? LIMIT 1"
-ARRIVAL_MINUTES_BETWEEN = (
+READ_PROGRESS = Cql("SELECT slot FROM rollup_progress WHERE name = ?")
+# The watermark only moves forward, by conditional writes: a slower builder's older slot never wins, whatever
+# the order the writes arrive in (no client timestamp, which Keyspaces takes only within 2 days of now).
+ADVANCE_PROGRESS = Cql("UPDATE rollup_progress USING TTL 0 SET slot = ? WHERE name = ? IF slot < ?")
+START_PROGRESS = Cql("INSERT INTO rollup_progress (name, slot) VALUES (?, ?) IF NOT EXISTS USING TTL 0")
+FIRST_ARRIVAL_MINUTE = Cql("SELECT minute FROM arrival_minutes WHERE scope = ? LIMIT 1")
+ARRIVAL_MINUTES_BETWEEN = Cql(
     "SELECT minute FROM arrival_minutes WHERE scope = ? AND minute >= ? AND minute <= ? LIMIT ?"
 )
-READ_ARRIVALS = "SELECT slot, session_id, ts, country FROM start_arrivals WHERE slot IN ? AND shard IN ?"
-READ_MARKS = "SELECT session_id, ts, country, slot FROM start_marks WHERE session_id IN ?"
-WRITE_MARK = "INSERT INTO start_marks (session_id, ts, country, slot) VALUES (?, ?, ?, ?) USING TTL ?"
-CLAIM_FOLD = "INSERT INTO rollup_folds (slot, starts) VALUES (?, ?) IF NOT EXISTS USING TTL ?"
-READ_START_ROW = "SELECT session_id FROM session_starts WHERE hour = ? AND shard = ? AND country = ? AND ts = ? AND session_id = ?"
-READ_ROLLUPS = (
+READ_ARRIVALS = Cql("SELECT slot, session_id, ts, country FROM start_arrivals WHERE slot IN ? AND shard IN ?")
+READ_MARKS = Cql("SELECT session_id, ts, country, slot FROM start_marks WHERE session_id IN ?")
+WRITE_MARK = Cql("INSERT INTO start_marks (session_id, ts, country, slot) VALUES (?, ?, ?, ?) USING TTL ?")
+CLAIM_FOLD = Cql("INSERT INTO rollup_folds (slot, starts) VALUES (?, ?) IF NOT EXISTS USING TTL ?")
+# A claim that was not applied is followed by this read, never by the row the claim answers with.
+READ_FOLD = Cql("SELECT starts FROM rollup_folds WHERE slot = ?")
+READ_START_ROW = Cql(
+    "SELECT session_id FROM session_starts "
+    "WHERE hour = ? AND shard = ? AND country = ? AND ts = ? AND session_id = ?"
+)
+READ_ROLLUPS = Cql(
     "SELECT bucket, slot, base, counts FROM start_count_rollups "
     "WHERE level = ? AND period = ? AND bucket >= ? AND bucket <= ?"
 )
-WRITE_ROLLUP = (
+WRITE_ROLLUP = Cql(
     "INSERT INTO start_count_rollups (level, period, bucket, slot, base, counts) VALUES (?, ?, ?, ?, ?, ?) "
     "USING TTL ?"
 )
-DELETE_ROLLUPS_BEFORE = (
+DELETE_ROLLUPS_BEFORE = Cql(
     "DELETE FROM start_count_rollups WHERE level = ? AND period = ? AND bucket = ? AND slot < ?"
 )
-EDGE_COUNTRIES = (
-    "SELECT country FROM session_starts WHERE hour = ? AND shard IN ? AND country IN ? AND ts >= ? AND ts < ?"
+# The reads of start rows below that take a range of ``ts`` name one partition each: a clustering range
+# combined with IN is a construct Keyspaces does not document (docs/keyspaces.md).
+EDGE_COUNTRY_STARTS = Cql(
+    "SELECT ts FROM session_starts WHERE hour = ? AND shard = ? AND country = ? AND ts >= ? AND ts < ?"
 )
-COUNTRY_START_BETWEEN = "SELECT ts FROM session_starts WHERE hour IN ? AND shard IN ? AND country = ? AND ts > ? AND ts <= ? LIMIT 1"
-READ_COUNTRY_HOUR_STARTS = (
+COUNTRY_START_BETWEEN = Cql(
+    "SELECT ts FROM session_starts WHERE hour = ? AND shard = ? AND country = ? AND ts > ? AND ts <= ? LIMIT 1"
+)
+READ_COUNTRY_HOUR_STARTS = Cql(
     "SELECT ts, session_id, player_id FROM session_starts "
     "WHERE hour = ? AND shard = ? AND country = ? AND ts <= ? AND ts >= ?"
 )
-# Hours known (from their rollups) to hold few of the country's starts: many hours and all shards in one request,
-# read whole and ordered here (at most MAX_IN_PARTITIONS partitions, the product of the two IN lists).
-READ_COUNTRY_FEW_STARTS = (
-    "SELECT hour, ts, session_id, player_id FROM session_starts "
-    "WHERE hour IN ? AND shard IN ? AND country = ? AND ts <= ? AND ts >= ?"
+# Whole hours known (from their rollups) to hold few of the country's starts: many hours and all shards in one
+# request (at most MAX_IN_VALUES partitions, the product of the two IN lists), ordered here.
+READ_COUNTRY_FEW_STARTS = Cql(
+    "SELECT hour, ts, session_id, player_id FROM session_starts WHERE hour IN ? AND shard IN ? AND country = ?"
 )
+
+READER_STATEMENTS = (
+    READ_PROGRESS,
+    FIRST_ARRIVAL_MINUTE,
+    ARRIVAL_MINUTES_BETWEEN,
+    READ_ARRIVALS,
+    READ_MARKS,
+    READ_ROLLUPS,
+    EDGE_COUNTRY_STARTS,
+    COUNTRY_START_BETWEEN,
+    READ_COUNTRY_HOUR_STARTS,
+    READ_COUNTRY_FEW_STARTS,
+)
+"""What counting and listing starts send (protocols.StartsStore)."""
+BUILDER_STATEMENTS = (
+    READ_PROGRESS,
+    ADVANCE_PROGRESS,
+    START_PROGRESS,
+    FIRST_ARRIVAL_MINUTE,
+    READ_ARRIVALS,
+    READ_MARKS,
+    WRITE_MARK,
+    READ_START_ROW,
+    CLAIM_FOLD,
+    READ_FOLD,
+    READ_ROLLUPS,
+    WRITE_ROLLUP,
+    DELETE_ROLLUPS_BEFORE,
+)
+"""What folding arrivals into the rollups sends (protocols.RollupStore, the part the builder calls)."""
 ARRIVAL_SCOPE = "all"
 
 CONCURRENCY = 32
 BATCH_STATEMENTS = 30
 """Statements in one unlogged batch, all of one partition (Amazon Keyspaces takes at most 30)."""
+PROGRESS_ATTEMPTS = 5
+"""Conditional writes (the watermark, a fold's record) tried this many times before the step gives up (503)."""
 FEW_STARTS_PER_HOUR = 50
 """An hour whose rollups count at most this many starts of the country is read with others in one request."""
 MAX_IN_VALUES = 100
@@ -86,14 +129,14 @@ class CassandraStartsStore:
         self._shards = shards
         self._prepared: dict[str, PreparedStatement] = {}
 
-    def _statement(self, cql: str) -> PreparedStatement:
-        statement = self._prepared.get(cql)
+    def _statement(self, cql: Cql) -> PreparedStatement:
+        statement = self._prepared.get(cql.text)
         if statement is None:
-            statement = self._connection.prepare(cql)
-            self._prepared[cql] = statement
+            statement = self._connection.prepare(cql.text)
+            self._prepared[cql.text] = statement
         return statement
 
-    def _concurrently(self, cql: str, parameters: Iterable[tuple[Any, ...]], bulk: bool = False) -> list[Any]:
+    def _concurrently(self, cql: Cql, parameters: Iterable[tuple[Any, ...]], bulk: bool = False) -> list[Any]:
         statement = self._statement(cql)
         pairs = [(statement, p) for p in parameters]
         if not pairs:
@@ -109,22 +152,33 @@ class CassandraStartsStore:
 
     def read_progress(self) -> int | None:
         with unavailable_on_failure("read the rollup watermark"):
-            row = self._connection.session().execute(self._statement(READ_PROGRESS), (PROGRESS_NAME,)).one()
+            row = first_row(
+                self._connection.session().execute(self._statement(READ_PROGRESS), (PROGRESS_NAME,))
+            )
         count_read(rows=1 if row else 0, partitions=1)
         return row.slot if row is not None else None
 
     def write_progress(self, slot: int) -> None:
+        """Moves the watermark forward to ``slot``: a conditional update, or the first write of it. A condition
+        that fails because a faster builder moved it further (or created it meanwhile) is read back to tell."""
+        session = self._connection.session()
         with unavailable_on_failure("move the rollup watermark"):
-            self._connection.session().execute(
-                self._statement(WRITE_PROGRESS), (slot * 1_000_000, slot, PROGRESS_NAME)
-            )
+            for _ in range(PROGRESS_ATTEMPTS):
+                if _applied(session.execute(self._statement(ADVANCE_PROGRESS), (slot, PROGRESS_NAME, slot))):
+                    return
+                if _applied(session.execute(self._statement(START_PROGRESS), (PROGRESS_NAME, slot))):
+                    return
+                current = self.read_progress()
+                if current is not None and current >= slot:
+                    return
+        raise DatabaseUnavailableError(
+            "Cassandra could not move the rollup watermark: conditions kept failing"
+        )
 
     def first_arrival_minute(self) -> datetime | None:
         with unavailable_on_failure("read the arrival minutes"):
-            row = (
-                self._connection.session()
-                .execute(self._statement(FIRST_ARRIVAL_MINUTE), (ARRIVAL_SCOPE,))
-                .one()
+            row = first_row(
+                self._connection.session().execute(self._statement(FIRST_ARRIVAL_MINUTE), (ARRIVAL_SCOPE,))
             )
         count_read(rows=1 if row else 0, partitions=1)
         return _utc(row.minute) if row is not None else None
@@ -193,7 +247,7 @@ class CassandraStartsStore:
         ]
         with unavailable_on_failure("read the start rows"):
             results = self._concurrently(READ_START_ROW, parameters, bulk=len(parameters) > 100)
-        stored = {key for key, result in zip(keys, results, strict=True) if result.one() is not None}
+        stored = {key for key, result in zip(keys, results, strict=True) if first_row(result) is not None}
         count_read(rows=len(stored), partitions=len(keys), requests=len(keys))
         return stored
 
@@ -201,15 +255,20 @@ class CassandraStartsStore:
         record = json.dumps(
             [[str(key.session_id), to_epoch_ms(key.ts), key.country] for key in keys], separators=(",", ":")
         )
-        statement = self._statement(CLAIM_FOLD).bind((slot, record, ttl_seconds))
-        statement.serial_consistency_level = ConsistencyLevel.LOCAL_SERIAL
+        session = self._connection.session()
         with unavailable_on_failure("record a fold"):
-            row = self._connection.session().execute(statement).one()
-        if row is None or row[0]:  # [applied]
-            return list(keys)
-        return [
-            StartKey(UUID(sid), from_epoch_ms(ms), country) for sid, ms, country in json.loads(row.starts)
-        ]
+            for _ in range(PROGRESS_ATTEMPTS):
+                if _applied(session.execute(self._statement(CLAIM_FOLD), (slot, record, ttl_seconds))):
+                    return list(keys)
+                # Another builder recorded this slot's fold first: its record is what counts.
+                row = first_row(session.execute(self._statement(READ_FOLD), (slot,)))
+                count_read(rows=1 if row else 0, partitions=1)
+                if row is not None:
+                    return [
+                        StartKey(UUID(sid), from_epoch_ms(ms), country)
+                        for sid, ms, country in json.loads(row.starts)
+                    ]
+        raise DatabaseUnavailableError("Cassandra could not record a fold: its record kept vanishing")
 
     # ---- rollups ----
 
@@ -269,26 +328,31 @@ class CassandraStartsStore:
             )
 
     def write_bases(self, bases: Sequence[tuple[Bucket, int, dict[str, int], int]]) -> None:
-        """Each base and the removal of the rows before it go as one single-partition batch (one timestamp: the
-        range removal stops short of the base's own row), all buckets at once."""
-        session = self._connection.session()
+        """Two acknowledged steps, never one batch (Keyspaces may apply part of an unlogged batch): every base
+        row first, then the removal of each bucket's rows before its base. Between the two, a reader sums the
+        base and ignores the rows it covers (domain.rollups); the removal stops short of the base's own slot."""
         write, remove = self._statement(WRITE_ROLLUP), self._statement(DELETE_ROLLUPS_BEFORE)
-        batches = []
-        for bucket, slot, counts, ttl in bases:
-            key = (bucket.level.code, bucket.period, bucket.start)
-            batch = MeteredBatch(batch_type=BatchType.UNLOGGED)
-            batch.add(write, (*key, slot, True, _counts_json(counts), ttl))
-            batch.add(remove, (*key, slot))
-            batches.append((batch, None))
-        if not batches:
+        if not bases:
             return
+        keys = [((b.level.code, b.period, b.start), slot) for b, slot, _, _ in bases]
+        profile = BULK_PROFILE if len(bases) > 100 else EXEC_PROFILE_DEFAULT
         with unavailable_on_failure("compact rollups"):
             execute_concurrent(
-                metered_session(session),
-                batches,
+                metered_session(self._connection.session()),
+                [
+                    (write, (*key, slot, True, _counts_json(counts), ttl))
+                    for (key, slot), (_, _, counts, ttl) in zip(keys, bases, strict=True)
+                ],
                 concurrency=CONCURRENCY,
                 raise_on_first_error=True,
-                execution_profile=BULK_PROFILE if len(batches) > 100 else EXEC_PROFILE_DEFAULT,
+                execution_profile=profile,
+            )
+            execute_concurrent(
+                metered_session(self._connection.session()),
+                [(remove, (*key, slot)) for key, slot in keys],
+                concurrency=CONCURRENCY,
+                raise_on_first_error=True,
+                execution_profile=profile,
             )
 
     # ---- start rows ----
@@ -296,33 +360,33 @@ class CassandraStartsStore:
     def edge_country_counts(
         self, hour: datetime, countries: Sequence[str], since: datetime, before: datetime
     ) -> Counter[str]:
-        shards = list(range(self._shards))
-        per_request = max(1, MAX_IN_VALUES // self._shards)
+        """One single-partition range read per shard and country (``country`` leads the clustering key)."""
+        pairs = [(shard, country) for country in countries for shard in range(self._shards)]
         counts: Counter[str] = Counter()
-        groups = list(_chunks(list(countries), per_request))
         with unavailable_on_failure("count the starts of a second"):
-            for result in self._concurrently(
-                EDGE_COUNTRIES, ((hour, shards, list(g), since, before) for g in groups)
-            ):
-                counts.update(row.country for row in result)
-        count_read(rows=sum(counts.values()), partitions=self._shards, requests=len(groups))
+            results = self._concurrently(
+                EDGE_COUNTRY_STARTS, ((hour, shard, country, since, before) for shard, country in pairs)
+            )
+            for (_, country), result in zip(pairs, results, strict=True):
+                counts[country] += sum(1 for _ in result)
+        count_read(rows=sum(counts.values()), partitions=len(pairs), requests=len(pairs))
         return counts
 
     def has_country_start_between(self, country: str, after: datetime, until: datetime) -> bool:
+        """One single-partition read of at most one row per hour and shard."""
         hours = []
         hour = after.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
         while hour <= until:
             hours.append(hour)
             hour = Level.HOUR.after(hour)
-        shards = list(range(self._shards))
+        parameters = [(h, shard, country, after, until) for h in hours for shard in range(self._shards)]
         with unavailable_on_failure("look for new starts"):
-            row = (
-                self._connection.session()
-                .execute(self._statement(COUNTRY_START_BETWEEN), (hours, shards, country, after, until))
-                .one()
+            found = sum(
+                first_row(result) is not None
+                for result in self._concurrently(COUNTRY_START_BETWEEN, parameters)
             )
-        count_read(rows=1 if row else 0, partitions=len(hours) * self._shards)
-        return row is not None
+        count_read(rows=found, partitions=len(parameters), requests=len(parameters))
+        return found > 0
 
     def country_hour_starts(
         self,
@@ -337,7 +401,14 @@ class CassandraStartsStore:
         # (Keyspaces' 100 partitions) and as the page needs: a request per hour and shard costs the driver far
         # more than the rows it returns.
         budget = max(FEW_STARTS_PER_HOUR, page_size)
-        few = [(hour, known) for hour, known in hours if known is not None and known <= budget]
+        few = [
+            (hour, known)
+            for hour, known in hours
+            if known is not None
+            and known <= budget
+            and not_before <= hour
+            and Level.HOUR.after(hour) <= not_after
+        ]
         group_size = max(1, MAX_IN_VALUES // self._shards)
         shards = list(range(self._shards))
         shard_page = page_size // self._shards + SHARD_PAGE_SLACK
@@ -345,9 +416,7 @@ class CassandraStartsStore:
             groups: dict[datetime, _FewHours] = {}
             for group_hours in _groups(few, group_size, budget):
                 future = session.execute_async(
-                    self._statement(READ_COUNTRY_FEW_STARTS).bind(
-                        (group_hours, shards, country, not_after, not_before)
-                    )
+                    self._statement(READ_COUNTRY_FEW_STARTS).bind((group_hours, shards, country))
                 )
                 group = _FewHours(future, country, len(group_hours) * self._shards)
                 groups.update((hour, group) for hour in group_hours)
@@ -422,6 +491,12 @@ def _start_rows(result: Any, country: str) -> Iterator[StartRow]:
 
 def _newest_first(row: StartRow) -> float:
     return -row.ts.timestamp()
+
+
+def _applied(result: Any) -> bool:
+    """Whether a conditional write took effect (its answer's ``[applied]``, the one value relied on)."""
+    row = first_row(result)
+    return bool(row is not None and row[0])
 
 
 def _counts_json(counts: dict[str, int]) -> str:

@@ -27,43 +27,62 @@ from player_sessions.cassandra_connection import CassandraConnection
 from player_sessions.errors import DatabaseUnavailableError
 from player_sessions.models import ArrivalWrite, CompletedSession, EventType, EventWrite, SessionHalves
 from player_sessions.observability import MetricUnit, metrics
+from player_sessions.repositories.cql import Cql
 from player_sessions.time_buckets import Level, slot_start
 from player_sessions.work_meter import MeteredBatch, metered_session
 
-WRITE_START_HALF = (
+WRITE_START_HALF = Cql(
     "UPDATE sessions USING TTL ? SET player_id = ?, country = ?, start_ts = ? WHERE session_id = ?"
 )
 # The end half leaves player_id alone: a session belongs to the player who started it.
-WRITE_END_HALF = "UPDATE sessions USING TTL ? SET end_ts = ? WHERE session_id = ?"
-WRITE_START_ROW = (
+WRITE_END_HALF = Cql("UPDATE sessions USING TTL ? SET end_ts = ? WHERE session_id = ?")
+WRITE_START_ROW = Cql(
     "INSERT INTO session_starts (hour, shard, country, ts, session_id, player_id) "
     "VALUES (?, ?, ?, ?, ?, ?) USING TTL ?"
 )
-READ_SESSION = "SELECT session_id, player_id, country, start_ts, end_ts FROM sessions WHERE session_id = ?"
-WRITE_COMPLETED = (
+READ_SESSION = Cql(
+    "SELECT session_id, player_id, country, start_ts, end_ts FROM sessions WHERE session_id = ?"
+)
+WRITE_COMPLETED = Cql(
     "INSERT INTO completed_sessions_by_player (player_id, end_ts, session_id, start_ts, country) "
     "VALUES (?, ?, ?, ?, ?) USING TTL ?"
 )
-READ_COMPLETED = (
+READ_COMPLETED = Cql(
     "SELECT session_id, start_ts, end_ts, country FROM completed_sessions_by_player "
     "WHERE player_id = ? AND end_ts >= ?"
 )
-WRITE_ARRIVAL = (
+WRITE_ARRIVAL = Cql(
     "INSERT INTO start_arrivals (slot, shard, session_id, ts, country, player_id) VALUES (?, ?, ?, ?, ?, ?) "
     "USING TTL ?"
 )
-WRITE_ARRIVAL_MINUTE = "INSERT INTO arrival_minutes (scope, minute) VALUES ('all', ?) USING TTL ?"
-PING = "SELECT slot FROM rollup_progress WHERE name = 'health'"
-"""/health's read: a row of the keyspace at LOCAL_QUORUM (none is stored under this name), so "up" means the
-requests can be served. system.local, which a node answers on its own, said "up" with two of three replicas
-gone and every write refused."""
+WRITE_ARRIVAL_MINUTE = Cql("INSERT INTO arrival_minutes (scope, minute) VALUES ('all', ?) USING TTL ?")
+PING = Cql("SELECT player_id FROM completed_sessions_by_player WHERE player_id = ? LIMIT 1")
+"""/health's read: a partition of the keyspace at LOCAL_QUORUM, so "up" means requests can be served (a node
+answers system.local on its own, with its replicas gone). It reads the table its function reads anyway, under
+a key no player has (player ids hold no whitespace), so the health check needs no grant of its own."""
+PING_KEY = "health check"
+
+INGEST_STATEMENTS = (
+    WRITE_START_HALF,
+    WRITE_END_HALF,
+    WRITE_START_ROW,
+    READ_SESSION,
+    WRITE_COMPLETED,
+    WRITE_ARRIVAL,
+    WRITE_ARRIVAL_MINUTE,
+)
+"""What storing a batch of events sends (``write_events``, ``read_sessions``, ``write_completed``,
+``write_arrivals``)."""
+HISTORY_STATEMENTS = (READ_COMPLETED,)
+"""What reading a player's completed sessions sends."""
+HEALTH_STATEMENTS = (PING,)
 
 MINUTE_RECORD_EXTRA_SECONDS = 86_400
 """A minute's record outlives the arrival it was written for by a day, so that later arrivals of the minute,
 stamped up to a day later, need no record of their own."""
 # Requests in flight at once per batch: enough for a 10-event batch's writes to go out together.
 WRITE_CONCURRENCY = 32
-Statement = tuple[str, tuple[Any, ...]]
+Statement = tuple[Cql, tuple[Any, ...]]
 # Rows read past the limit in one page, to absorb the rare duplicate end of a re-sent conflicting event.
 PAGE_SLACK = 4
 
@@ -80,11 +99,11 @@ class CassandraSessionStore:
         # arrival of a minute costs one round trip more; later ones none, unless they outlive the record).
         self._recorded_minutes: dict[datetime, float] = {}
 
-    def _statement(self, cql: str) -> PreparedStatement:
-        statement = self._prepared.get(cql)
+    def _statement(self, cql: Cql) -> PreparedStatement:
+        statement = self._prepared.get(cql.text)
         if statement is None:
-            statement = self._connection.prepare(cql)
-            self._prepared[cql] = statement
+            statement = self._connection.prepare(cql.text)
+            self._prepared[cql.text] = statement
         return statement
 
     def _session(self) -> Session:
@@ -135,7 +154,7 @@ class CassandraSessionStore:
             )
         halves: dict[UUID, SessionHalves] = {}
         for result in results:
-            row = result.one()
+            row = first_row(result)
             if row is not None:
                 halves[row.session_id] = SessionHalves(
                     row.session_id,
@@ -203,7 +222,9 @@ class CassandraSessionStore:
     def ping(self) -> float:
         started = time.perf_counter()
         with unavailable_on_failure("reach Cassandra"):
-            self._once_more_after_reconnect(lambda: self._session().execute(self._statement(PING)).one())
+            self._once_more_after_reconnect(
+                lambda: first_row(self._session().execute(self._statement(PING), (PING_KEY,)))
+            )
         return (time.perf_counter() - started) * 1000
 
 
@@ -271,6 +292,13 @@ def _utc(moment: datetime) -> datetime:
 def _utc_or_none(moment: datetime | None) -> datetime | None:
     """A cell that may be unset (one half of a session stored so far)."""
     return None if moment is None else _utc(moment)
+
+
+def first_row(result: Iterable[Any]) -> Any | None:
+    """The result's first row, fetching further pages while they come back empty: Amazon Keyspaces may answer
+    a page without rows before one with rows (it pages an ``IN`` query by subquery, and any query by data
+    read), so a result's first page says nothing about the next ones. Never ``ResultSet.one()``."""
+    return next(iter(result), None)
 
 
 def execute_all(

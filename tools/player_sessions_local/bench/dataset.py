@@ -22,6 +22,7 @@ from player_sessions.repositories.cassandra_store import (
     WRITE_START_HALF,
     WRITE_START_ROW,
 )
+from player_sessions.repositories.cql import Cql
 from player_sessions.settings import Settings
 from player_sessions.time_buckets import Level, hour_of, slot_of, slot_start, start_shard
 from player_sessions_local.load import open_for_reading
@@ -50,7 +51,7 @@ class ExpectedRows:
         return set(self.starts) | set(self.ends)
 
 
-Statement = tuple[str, tuple[Any, ...]]
+Statement = tuple[Cql, tuple[Any, ...]]
 
 
 def expected_rows(

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TypedDict
 
 from player_sessions.clock import SystemClock
+from player_sessions.routes import ROLLUP_BUILDER
 from player_sessions.services import Services, build_services
 from player_sessions.settings import Settings, get_settings
 from player_sessions_local.bench import live, seed_reference
@@ -42,6 +43,7 @@ from player_sessions_local.bench.options import BATCH_EVENTS, BenchOptions, say
 from player_sessions_local.bench.report import Summary, load_average, machine_description, plot_latency
 from player_sessions_local.bench.throughput import Throughput, run_bare_loop, run_http_ingest
 from player_sessions_local.bench.verification import MetricCheck, RowCount, check_metric, count_rows
+from player_sessions_local.cassandra_roles import as_admin, as_function
 from player_sessions_local.cost.runs import BUILDER_WORK_LOG, cost_section
 from player_sessions_local.generate import generate_events, open_for_writing
 from player_sessions_local.load import CHUNK_EVENTS, load_file
@@ -84,13 +86,18 @@ class BenchRun:
     results: PhaseResults = field(default_factory=PhaseResults)
     builder: RollupRunner | None = None
     services: Services | None = None
+    """The loaders' (administrative role)."""
+    builder_services: Services | None = None
+    """The rollup builder's (its own role)."""
 
     @classmethod
     def prepare(cls, options: BenchOptions) -> BenchRun:
         """Keyspaces of its own (emptied), a Redis database of its own, and the gateways, started now and
         listening before anything is measured, so that no process starts while a phase runs."""
         options.out.mkdir(parents=True, exist_ok=True)
-        base = get_settings()
+        # The loaders and the set-up act as the administrator; the gateways' functions and the builder as
+        # their own roles.
+        base = as_admin(get_settings())
         redis_url = redis_url_with_db(base.redis_url, options.redis_db)
         loaded = base.model_copy(
             update={
@@ -177,6 +184,7 @@ class BenchRun:
         self.quiet_waits.append(wait_for_quiet_node(self.loaded))
         say(f"loader: load_file with {o.processes} processes, {o.chunks_in_flight} chunks in flight each")
         self.services = build_services(self.loaded, SystemClock())
+        self.builder_services = build_services(as_function(ROLLUP_BUILDER, self.loaded), SystemClock())
         with CpuMeter() as meter:
             report = load_file(
                 self.data_path,
@@ -224,18 +232,20 @@ class BenchRun:
     def fold_the_load(self) -> None:
         """What the scheduled builder does after a bulk load: fold every arrival (timed, off the request path);
         then the builder keeps running in the background for the reads, as deployed."""
-        assert self.services is not None
+        assert self.builder_services is not None
         self.quiet_waits.append(wait_for_quiet_node(self.loaded))
         say("builder: folding the load's arrivals into the rollups")
         started = time.perf_counter()
-        total = fold_until_caught_up(self.services)
+        total = fold_until_caught_up(self.builder_services)
         fold_seconds = time.perf_counter() - started
         say(
             f"  {total.starts_counted:,} starts folded in {fold_seconds:.1f} s "
             f"({total.starts_counted / fold_seconds if fold_seconds else 0:,.0f} starts/s), "
             f"{total.deltas_written:,} deltas, {total.bases_written:,} bases"
         )
-        self.builder = RollupRunner(self.services, work_log=self.options.out / BUILDER_WORK_LOG).start()
+        self.builder = RollupRunner(
+            self.builder_services, work_log=self.options.out / BUILDER_WORK_LOG
+        ).start()
         warm_up(self.environments["uncached"])
         check = check_metric(
             self.environments["uncached"].url_for(0), self.expected, fold_seconds, total.starts_counted
@@ -289,6 +299,7 @@ class BenchRun:
     def run_live_scenario(self) -> None:
         o = self.options
         assert self.services is not None
+        assert self.builder_services is not None
         cached = self.environments["cached"]
         truth: live.StartTruth = {
             (str(sid), ts, country) for sid, (_, country, ts) in self.expected.starts.items()
@@ -305,7 +316,7 @@ class BenchRun:
             quiet_seconds=o.single_seconds * 2,
             out=o.out,
             seed=o.seed + 3,
-            wait_for_builder=live.wait_until_folded(self.services),
+            wait_for_builder=live.wait_until_folded(self.builder_services),
         )
 
     def measure_ingest_latency(self) -> None:
@@ -331,8 +342,9 @@ class BenchRun:
             self.builder.stop()
         for group in self.environments.values():
             group.stop()
-        if self.services is not None and self.services.cassandra is not None:
-            self.services.cassandra.close()
+        for services in (self.services, self.builder_services):
+            if services is not None and services.cassandra is not None:
+                services.cassandra.close()
 
     def report(self) -> int:
         r, o = self.results, self.options

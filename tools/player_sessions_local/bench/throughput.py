@@ -60,7 +60,7 @@ def _bare_worker(settings: Settings, index: int, processes: int, *, ready, go, r
     cluster = build_cluster(settings)
     session = cluster.connect(settings.keyspace)
     prepared = {
-        cql: session.prepare(cql)
+        cql: session.prepare(cql.text)
         for cql in (
             WRITE_START_HALF,
             WRITE_START_ROW,

@@ -13,6 +13,7 @@ from cassandra.concurrent import execute_concurrent
 
 from player_sessions.cassandra_connection import BULK_PROFILE, CassandraConnection
 from player_sessions.repositories.cassandra_store import READ_SESSION
+from player_sessions.repositories.cql import Cql
 from player_sessions.settings import Settings
 from player_sessions.time_buckets import hour_of
 from player_sessions_local.bench.dataset import ExpectedRows
@@ -91,10 +92,10 @@ def count_rows(settings: Settings, expected: ExpectedRows, rng: random.Random) -
     ]
 
 
-def _read_all(session, cql: str, keys: Sequence[tuple]) -> list[list]:
+def _read_all(session, cql: Cql | str, keys: Sequence[tuple]) -> list[list]:
     """Every row of each key's query. Counting must not fail on a node still compacting the phase's writes:
     the bulk profile's long timeout, and a read that timed out anyway is read again."""
-    statement = session.prepare(cql)
+    statement = session.prepare(str(cql))
     rows: list[list | None] = [None] * len(keys)
     pending = list(range(len(keys)))
     for attempt in range(BARE_ATTEMPTS):

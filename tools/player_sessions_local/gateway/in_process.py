@@ -11,11 +11,13 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from player_sessions.routes import Route
+from player_sessions.services import Services, use_services
 from player_sessions_local.gateway.invocation import Invocation, Outcome
 from player_sessions_local.gateway.routing import ACCOUNT_ID, REGION
 
@@ -102,8 +104,13 @@ class InProcessInvoker:
         routes: Iterable[Route],
         handlers: Mapping[str, LambdaHandler] | None = None,
         limits: Mapping[str, tuple[int, int]] | None = None,
+        services_for: Callable[[str], Services] | None = None,
     ) -> None:
+        """``services_for``: the services each function's invocations get, built once per function (each logged
+        in as the function's own Cassandra role); without it, whatever ``get_services`` hands out."""
         self.handlers = HandlerRegistry(routes, handlers)
+        self._services_for = services_for
+        self._services: dict[str, Services] = {}
         self._limits = dict(definition_limits() if limits is None else limits)
         """Function name -> (timeout ms, memory MB): the deployed functions' definitions by default."""
         self._invocation_lock = threading.Lock()
@@ -125,11 +132,19 @@ class InProcessInvoker:
                     timeout_ms=timeout_ms,
                     memory_limit_in_mb=memory_mb,
                 )
-                result = invoke_handler(self.handlers.get(function_name), event, context)
+                with self._services_of(function_name):
+                    result = invoke_handler(self.handlers.get(function_name), event, context)
         except Exception as error:
             _LOGGER.exception("function %s raised", function_name)
             return Invocation(Outcome.FUNCTION_ERROR, detail=f"{type(error).__name__}: {error}")
         return Invocation(Outcome.RETURNED, result=result)
+
+    def _services_of(self, function_name: str) -> AbstractContextManager[object]:
+        if self._services_for is None:
+            return nullcontext()
+        if function_name not in self._services:
+            self._services[function_name] = self._services_for(function_name)
+        return use_services(self._services[function_name])
 
     def close(self) -> None:
         """Nothing to stop: the functions live and die with this process."""

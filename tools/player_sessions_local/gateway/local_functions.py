@@ -1,5 +1,6 @@
 """The functions as the local gateway runs them: the definitions the CDK app deploys (handler, memory,
-timeout, SnapStart, environment), with the environment pointed at the local Cassandra and Redis."""
+timeout, SnapStart, environment), with the environment pointed at the local Cassandra and Redis, each function
+logged in as its own Cassandra role (player_sessions_local.cassandra_roles)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from player_sessions.settings import Settings
+from player_sessions_local.cassandra_roles import function_environment
 
 if TYPE_CHECKING:
     from infra_cdk.function_definitions import FunctionDefinition
@@ -56,6 +58,8 @@ def local_environment(
     environment.update(
         {name: value for name, value in overrides.items() if name.startswith(LOCAL_OVERRIDE_PREFIXES)}
     )
+    # Last, so nothing overrides it: the function logs in as its own role, with its deployed grants only.
+    environment.update(function_environment(definition.function))
     return environment
 
 

@@ -20,11 +20,11 @@ import signal
 import sys
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from player_sessions.routes import ROUTES, Route
@@ -39,6 +39,11 @@ from player_sessions_local.gateway.answers import (
 )
 from player_sessions_local.gateway.in_process import InProcessInvoker, LambdaHandler
 from player_sessions_local.gateway.invocation import Invoker
+
+if TYPE_CHECKING:
+    from player_sessions.services import Services
+    from player_sessions.settings import Settings
+
 from player_sessions_local.gateway.routing import (
     HttpRequest,
     RequestStamp,
@@ -319,9 +324,9 @@ def build_invoker(options: ServeOptions) -> Invoker:
     from player_sessions_local.gateway.local_functions import deployed_functions
     from player_sessions_local.gateway.pool import EnvironmentPool
 
-    if options.in_process:
-        return InProcessInvoker(ROUTES)
     settings = get_settings()
+    if options.in_process:
+        return InProcessInvoker(ROUTES, services_for=function_services(settings))
     return EnvironmentPool(
         deployed_functions(settings),
         region=settings.aws_region,
@@ -330,17 +335,29 @@ def build_invoker(options: ServeOptions) -> Invoker:
     )
 
 
+def function_services(settings: Settings) -> Callable[[str], Services]:
+    """Builds a function's services logged in as its own Cassandra role (the in-process environment)."""
+    from player_sessions.services import build_services, with_deployed_secrets
+    from player_sessions_local.cassandra_roles import as_function
+
+    functions = {route.function.name: route.function for route in ROUTES}
+    return lambda name: build_services(as_function(functions[name], with_deployed_secrets(settings)))
+
+
 def start_background_tasks(options: ServeOptions) -> list[Any]:
     """What runs beside the server, started once it is bound: the scheduled rollup builder of the deployed
     stack, here a thread with connections of its own folding every half second (the deployed function folds
     for 55 s of every minute; see functions/rollup_builder)."""
     if not options.rollup_builder:
         return []
+    from player_sessions.routes import ROLLUP_BUILDER
     from player_sessions.services import build_services, with_deployed_secrets
     from player_sessions.settings import get_settings
+    from player_sessions_local.cassandra_roles import as_function
     from player_sessions_local.rollup_runner import RollupRunner
 
-    return [RollupRunner(build_services(with_deployed_secrets(get_settings()))).start()]
+    settings = as_function(ROLLUP_BUILDER, with_deployed_secrets(get_settings()))
+    return [RollupRunner(build_services(settings)).start()]
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -1,0 +1,58 @@
+"""A CQL statement of the service, and what it touches: its table and the access it needs there.
+
+Every statement the repositories send is a ``Cql`` constant. Its table and access are read from the text once,
+at import, and checked against the table definitions, so the grants derived from them (player_sessions.access)
+cannot name a table the code does not use nor miss one it does.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from player_sessions.schema import TABLES
+
+_TABLE_OF = re.compile(
+    r"^\s*(?:SELECT\s.*?\sFROM|INSERT\s+INTO|UPDATE|DELETE\s.*?FROM|DELETE\s+FROM)\s+(?:\w+\.)?(\w+)",
+    re.IGNORECASE | re.DOTALL,
+)
+_CONDITION = re.compile(r"\sIF\s+(NOT\s+EXISTS|EXISTS|\w+\s*(=|<|>|!=))", re.IGNORECASE)
+_TABLE_NAMES = frozenset(table.name for table in TABLES)
+
+
+class Access(StrEnum):
+    """The two table permissions of Amazon Keyspaces (IAM actions ``cassandra:Select`` and
+    ``cassandra:Modify``), and of Cassandra's authorizer (``SELECT`` and ``MODIFY``)."""
+
+    SELECT = "Select"
+    MODIFY = "Modify"
+
+
+@dataclass(frozen=True)
+class Cql:
+    text: str
+    table: str = field(init=False)
+    access: frozenset[Access] = field(init=False)
+    """A read needs Select; a write Modify; a conditional write (a lightweight transaction) both, as it reads
+    the row it compares."""
+
+    def __post_init__(self) -> None:
+        match = _TABLE_OF.match(self.text)
+        if match is None or match.group(1).lower() not in _TABLE_NAMES:
+            raise ValueError(f"not a statement on one of the service's tables: {self.text!r}")
+        object.__setattr__(self, "table", match.group(1).lower())
+        if self.text.lstrip()[:6].upper() == "SELECT":
+            access = frozenset({Access.SELECT})
+        elif _CONDITION.search(self.text):
+            access = frozenset({Access.SELECT, Access.MODIFY})
+        else:
+            access = frozenset({Access.MODIFY})
+        object.__setattr__(self, "access", access)
+
+    @property
+    def is_read(self) -> bool:
+        return self.access == {Access.SELECT}
+
+    def __str__(self) -> str:
+        return self.text

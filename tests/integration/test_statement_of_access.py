@@ -1,0 +1,166 @@
+"""The one statement of access (player_sessions.access) against what each function really sends, on the real
+Cassandra, each function logged in as its own role: every statement it sends is one it is given (else its role
+would refuse it), and every statement it is given is one it sends (so no grant is unneeded). The local roles
+hold exactly the grants derived from it; the deployed IAM policies are held to the same in tests/infra."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from cassandra.query import BatchStatement, BoundStatement
+
+from player_sessions.access import FUNCTION_STATEMENTS
+from player_sessions.cassandra_connection import PROBE, CassandraConnection
+from player_sessions.clock import FixedClock
+from player_sessions.domain.country_starts import starts_by_country, starts_of_country
+from player_sessions.domain.health import check_health
+from player_sessions.domain.ingest import ingest_batch
+from player_sessions.domain.player_history import last_completed_sessions
+from player_sessions.domain.rollup_builder import CompactionTracker, fold_ready_slots
+from player_sessions.models import StartKey
+from player_sessions.repositories.cache_protocol import NoCache
+from player_sessions.repositories.cassandra_starts import CassandraStartsStore
+from player_sessions.repositories.cassandra_store import CassandraSessionStore
+from player_sessions.routes import (
+    COUNTRY_STARTS,
+    INGEST_EVENTS,
+    PLAYER_SESSIONS,
+    ROLLUP_BUILDER,
+    LambdaFunction,
+)
+from player_sessions.time_buckets import Level, slot_of
+from player_sessions_local.cassandra_roles import as_function, expected_grants, role_of
+
+pytestmark = pytest.mark.integration
+
+NOW = datetime(2026, 5, 20, 12, 30, 15, 250_000, tzinfo=UTC)
+
+
+class Recorder:
+    """A request-init listener: the text of every statement the session sends (a batch's, one by one)."""
+
+    def __init__(self) -> None:
+        self.sent: set[str] = set()
+
+    def __call__(self, future) -> None:
+        query = future.query
+        if isinstance(query, BatchStatement):
+            registry = future.session.cluster._prepared_statements
+            for is_prepared, statement, _ in query._statements_and_parameters:
+                self.sent.add(registry[statement].query_string if is_prepared else str(statement))
+        elif isinstance(query, BoundStatement):
+            self.sent.add(query.prepared_statement.query_string)
+        else:
+            self.sent.add(str(getattr(query, "query_string", query)))
+
+    def statements(self) -> set[str]:
+        return self.sent - {PROBE}
+
+
+@pytest.fixture
+def as_each_function(counts_stores, counts_settings) -> Iterator[dict[LambdaFunction, tuple]]:
+    """For each function: a connection logged in as its role, on emptied tables, and what it sent."""
+    opened: dict[LambdaFunction, tuple] = {}
+    for function in FUNCTION_STATEMENTS:
+        connection = CassandraConnection(as_function(function, counts_settings))
+        recorder = Recorder()
+        connection.session().add_request_init_listener(recorder)
+        opened[function] = (connection, recorder)
+    yield opened
+    for connection, _ in opened.values():
+        connection.close()
+
+
+def start(session_id: uuid.UUID, ts: datetime, country: str, player: str = "p1") -> dict:
+    return {
+        "event": "start",
+        "player_id": player,
+        "session_id": str(session_id),
+        "ts": ts.isoformat(),
+        "country": country,
+    }
+
+
+def end(session_id: uuid.UUID, ts: datetime, player: str = "p1") -> dict:
+    return {"event": "end", "player_id": player, "session_id": str(session_id), "ts": ts.isoformat()}
+
+
+def test_each_function_sends_exactly_the_statements_it_is_given(as_each_function, counts_settings):
+    settings = counts_settings
+    connection = {function: opened for function, (opened, _) in as_each_function.items()}
+    sessions = CassandraSessionStore(connection[INGEST_EVENTS])
+    builder = CassandraStartsStore(connection[ROLLUP_BUILDER], settings.start_shards)
+    readers = CassandraStartsStore(connection[COUNTRY_STARTS], settings.start_shards)
+
+    # Given a day of starts and two of the sessions ended (ingest's role)
+    clock = FixedClock(NOW)
+    ids = [uuid.uuid4() for _ in range(40)]
+    events = [start(i, NOW - timedelta(minutes=37 * n), ("FI", "US")[n % 2]) for n, i in enumerate(ids)]
+    events += [end(ids[0], NOW + timedelta(seconds=1))]
+    for first in range(0, len(events), 10):
+        ingest_batch(events[first : first + 10], store=sessions, clock=clock, settings=settings)
+    ingest_batch([end(ids[1], NOW)], store=sessions, clock=clock, settings=settings)
+
+    # When readers count them before any fold (country starts' role), the builder folds them, compacting every
+    # bucket it touches, and two folds claim one slot
+    starts_by_country(24, store=readers, clock=clock, settings=settings)
+    clock.advance(seconds=10)
+    tracker = CompactionTracker(compact_after=1)
+    fold_ready_slots(store=builder, clock=clock, settings=settings, tracker=tracker, max_slots=1000)
+    slot = slot_of(NOW - timedelta(days=3))
+    key = StartKey(ids[2], NOW, "FI")
+    assert builder.claim_fold(slot, [key], 60) == builder.claim_fold(slot, [], 60) == [key]
+
+    # ... more starts arrive, one of them late, and wait unfolded while readers count and list, with a tail of
+    # minutes
+    ingest_batch(
+        [
+            start(uuid.uuid4(), NOW + timedelta(seconds=12), "FI"),
+            start(uuid.uuid4(), NOW - timedelta(hours=2), "US"),
+        ],
+        store=sessions,
+        clock=clock,
+        settings=settings,
+    )
+    clock.advance(minutes=5)
+    for hours in (1, 24, 8760):
+        starts_by_country(hours, store=readers, clock=clock, settings=settings)
+    page = starts_of_country("FI", 24, limit=3, cursor=None, store=readers, clock=clock, settings=settings)
+    starts_of_country(
+        "FI", 24, limit=3, cursor=page.next_cursor, store=readers, clock=clock, settings=settings
+    )
+    hour = Level.HOUR.floor(NOW)
+    readers.edge_country_counts(hour, ["FI"], hour, hour + timedelta(minutes=1))
+    readers.has_country_start_between("FI", NOW - timedelta(hours=2), NOW)
+    readers.arrival_minutes_between(NOW - timedelta(hours=1), NOW + timedelta(hours=1), 10)
+    for rows in readers.country_hour_starts(
+        [(hour - timedelta(hours=3), 1), (hour, None)], "FI", clock.now(), hour - timedelta(hours=5), 10
+    ):
+        list(rows)
+
+    # ... and the player's history and the health check are read (player sessions' role)
+    history = CassandraSessionStore(connection[PLAYER_SESSIONS])
+    assert len(last_completed_sessions("p1", 20, store=history, clock=clock, settings=settings)) == 2
+    assert check_health(store=history, cache=NoCache()).cassandra.status == "up"
+
+    # Then each function sent exactly the statements the statement of access gives it
+    for function, (_, recorder) in as_each_function.items():
+        given = {statement.text for statement in FUNCTION_STATEMENTS[function]}
+        assert recorder.statements() == given, function.name
+
+
+def test_each_role_holds_exactly_its_derived_grants(cassandra_session, counts_settings, counts_connection):
+    # Given the schema tool applied the counts keyspace (the fixture did)
+    for function in FUNCTION_STATEMENTS:
+        # When the role's permissions are listed
+        rows = cassandra_session.execute(f"LIST ALL PERMISSIONS OF {role_of(function)} NORECURSIVE")
+        held = {
+            (row.permission, row.resource[len("<table ") : -1])
+            for row in rows
+            if row.resource.startswith(f"<table {counts_settings.keyspace}.")
+        }
+        # Then they are the grants derived from the function's statements, no more, no less
+        assert held == expected_grants(counts_settings.keyspace, function), function.name

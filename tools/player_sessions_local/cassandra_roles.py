@@ -1,0 +1,268 @@
+"""The local Cassandra's roles: what IAM is to Keyspaces, for the local stack.
+
+- An administrative role (``player_sessions_admin``, a superuser) for the schema tool, the loaders, the
+  benchmark's set-up and the tests' set-up. ``bootstrap`` creates it on a node's first start, from Cassandra's
+  default superuser, which it then drops.
+- One role per function (``player_sessions_<function>``) that holds exactly the ``SELECT`` and ``MODIFY`` grants
+  its deployed IAM role gets, both derived from player_sessions.access; ``grant_function_roles`` (run by the
+  schema tool for each keyspace it applies) makes it so, revoking any grant on the keyspace it should not hold.
+
+Passwords are random, one file per role in the credentials directory (``CASSANDRA_CREDENTIALS_DIR``, set by the
+Makefile and tools/test_services.sh; by default .local/cassandra/credentials): git-ignored, never in the
+repository, and kept beside the node's data, which they belong to.
+
+python -m player_sessions_local.cassandra_roles bootstrap [--replicas N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import sys
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+from cassandra import AuthenticationFailed, InvalidRequest
+from cassandra.cluster import NoHostAvailable, Session
+
+from player_sessions.access import FUNCTION_STATEMENTS, table_access
+from player_sessions.cassandra_connection import CassandraConnection
+from player_sessions.errors import DatabaseUnavailableError
+from player_sessions.repositories.cql import Access
+from player_sessions.routes import LambdaFunction
+from player_sessions.schema import TABLES
+from player_sessions.settings import Settings, get_settings
+
+REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
+ADMIN_ROLE = "player_sessions_admin"
+ROLE_PREFIX = "player_sessions_"
+DEFAULT_SUPERUSER = "cassandra"
+"""Created by Cassandra on a new node with the password ``cassandra``; dropped once the admin role exists."""
+DEFAULT_SUPERUSER_WAIT_SECONDS = 60
+_PERMISSION = {Access.SELECT: "SELECT", Access.MODIFY: "MODIFY"}
+
+
+def credentials_dir() -> Path:
+    return Path(
+        os.environ.get("CASSANDRA_CREDENTIALS_DIR") or REPOSITORY_ROOT / ".local/cassandra/credentials"
+    )
+
+
+def role_of(function: LambdaFunction) -> str:
+    return f"{ROLE_PREFIX}{function.name}"
+
+
+def password_file(role: str) -> Path:
+    return credentials_dir() / role
+
+
+def as_role(role: str, settings: Settings) -> Settings:
+    return settings.model_copy(
+        update={"cassandra_username": role, "cassandra_password_file": password_file(role)}
+    )
+
+
+def as_admin(settings: Settings) -> Settings:
+    """The settings, logged in as the administrative role (set-up and tooling, never a function)."""
+    return as_role(ADMIN_ROLE, settings)
+
+
+def as_function(function: LambdaFunction, settings: Settings) -> Settings:
+    """The settings, logged in as the function's own role: what its deployed IAM role may do, no more."""
+    return as_role(role_of(function), settings)
+
+
+def function_environment(function: LambdaFunction) -> dict[str, str]:
+    """The variables that log an execution environment of ``function`` in as its role."""
+    role = role_of(function)
+    return {
+        "PLAYER_SESSIONS_CASSANDRA_USERNAME": role,
+        "PLAYER_SESSIONS_CASSANDRA_PASSWORD_FILE": str(password_file(role)),
+    }
+
+
+def _new_password(role: str) -> str:
+    """A fresh random password for ``role``, written to its file (readable by this user only)."""
+    password = secrets.token_urlsafe(24)
+    path = password_file(role)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".new")
+    temporary.touch(mode=0o600)
+    temporary.write_text(password + "\n")
+    temporary.replace(path)
+    return password
+
+
+def _password(role: str) -> tuple[str, bool]:
+    """The role's password, and whether it was made just now (the role, if it exists, has another)."""
+    path = password_file(role)
+    if path.is_file():
+        return path.read_text().strip(), False
+    return _new_password(role), True
+
+
+def _ensure_role(session: Session, role: str, options: str, password: str, password_is_new: bool) -> None:
+    """Creates the role with the password; an existing role gets it only when it is new (Cassandra takes a
+    role's new password at most every 5 s, and the schema tool runs for one keyspace after another)."""
+    try:
+        session.execute(f"CREATE ROLE {role} WITH {options} AND PASSWORD = '{password}'", timeout=60)
+    except InvalidRequest as error:
+        if "already exists" not in str(error):
+            raise
+        if password_is_new:
+            session.execute(f"ALTER ROLE {role} WITH {options} AND PASSWORD = '{password}'", timeout=60)
+
+
+def bootstrap(settings: Settings, replicas: int = 1) -> None:
+    """Makes sure the administrative role exists and logs in; on a new node, creates it from the default
+    superuser (replicating the roles ``replicas`` times first, so a cluster that loses nodes still logs in)."""
+    _require_authentication(settings)
+    if not _can_log_in(as_admin(settings)):
+        _create_admin(settings, replicas)
+    admin = CassandraConnection(as_admin(settings), use_keyspace=False)
+    try:
+        admin.session().execute(f"DROP ROLE IF EXISTS {DEFAULT_SUPERUSER}", timeout=60)
+    finally:
+        admin.close()
+
+
+def _create_admin(settings: Settings, replicas: int) -> None:
+    default = settings.model_copy(update={"cassandra_username": DEFAULT_SUPERUSER})
+    connection = _connect_as_default_superuser(default)
+    try:
+        session = connection.session()
+        if replicas > 1:
+            session.execute(
+                "ALTER KEYSPACE system_auth WITH replication = "
+                f"{{'class': 'NetworkTopologyStrategy', '{settings.cassandra_datacenter}': {replicas}}}",
+                timeout=60,
+            )
+        _ensure_role(
+            session, ADMIN_ROLE, "SUPERUSER = true AND LOGIN = true", _new_password(ADMIN_ROLE), True
+        )
+    finally:
+        connection.close()
+
+
+def _require_authentication(settings: Settings) -> None:
+    """A node that lets anyone in was started with an older cassandra.yaml (no authenticator): its roles would
+    check nothing."""
+    anonymous = CassandraConnection(
+        settings.model_copy(update={"cassandra_username": None}), use_keyspace=False
+    )
+    try:
+        anonymous.session()
+    except DatabaseUnavailableError as error:
+        if _refused_login(error):
+            return
+        raise
+    finally:
+        anonymous.close()
+    raise DatabaseUnavailableError(
+        "the local Cassandra accepts connections without a login: it was started before logins were "
+        "required; restart it (make down, then make up)"
+    )
+
+
+def _can_log_in(settings: Settings) -> bool:
+    if not (settings.cassandra_password_file and settings.cassandra_password_file.is_file()):
+        return False
+    connection = CassandraConnection(settings, use_keyspace=False)
+    try:
+        connection.session()
+        return True
+    except DatabaseUnavailableError as error:
+        if _refused_login(error):
+            return False
+        raise
+    finally:
+        connection.close()
+
+
+def _refused_login(error: BaseException) -> bool:
+    cause = error.__cause__
+    if isinstance(cause, NoHostAvailable):
+        return any(isinstance(reason, AuthenticationFailed) for reason in cause.errors.values())
+    return isinstance(cause, AuthenticationFailed)
+
+
+def _connect_as_default_superuser(settings: Settings) -> CassandraConnection:
+    """Cassandra creates its default superuser a moment after a new node accepts connections."""
+    path = credentials_dir() / ".default-superuser"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(DEFAULT_SUPERUSER + "\n")
+    deadline = time.monotonic() + DEFAULT_SUPERUSER_WAIT_SECONDS
+    try:
+        while True:
+            connection = CassandraConnection(
+                settings.model_copy(update={"cassandra_password_file": path}), use_keyspace=False
+            )
+            try:
+                connection.session()
+                return connection
+            except DatabaseUnavailableError as error:
+                connection.close()
+                if time.monotonic() > deadline:
+                    hint = (
+                        " The node's administrative password is not in "
+                        f"{password_file(ADMIN_ROLE)}: stop the node (make down) and remove its data folder."
+                        if _refused_login(error)
+                        else ""
+                    )
+                    raise DatabaseUnavailableError(f"{error.message}.{hint}") from error
+                time.sleep(1)
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def expected_grants(keyspace: str, function: LambdaFunction) -> set[tuple[str, str]]:
+    """(permission, table) pairs the function's role holds on ``keyspace``."""
+    access = table_access(function)
+    return {(_PERMISSION[kind], f"{keyspace}.{table.name}") for kind in Access for table in access.of(kind)}
+
+
+def grant_function_roles(session: Session, keyspace: str, functions: Iterable[LambdaFunction] = ()) -> None:
+    """Every function's role exists, logs in with its file's password, and holds exactly its grants on the
+    keyspace's tables: missing ones granted, others (a grant the code no longer needs) revoked."""
+    ours = {f"{keyspace}.{table.name}" for table in TABLES}
+    for function in functions or FUNCTION_STATEMENTS:
+        role = role_of(function)
+        _ensure_role(session, role, "LOGIN = true", *_password(role))
+        held = {
+            (row.permission, _table_of(row.resource))
+            for row in session.execute(f"LIST ALL PERMISSIONS OF {role} NORECURSIVE")
+        }
+        held = {(permission, table) for permission, table in held if table in ours}
+        wanted = expected_grants(keyspace, function)
+        for permission, table in sorted(held - wanted):
+            session.execute(f"REVOKE {permission} ON TABLE {table} FROM {role}")
+        for permission, table in sorted(wanted - held):
+            session.execute(f"GRANT {permission} ON TABLE {table} TO {role}")
+
+
+def revoke(session: Session, function: LambdaFunction, permission: Access, table: str, keyspace: str) -> None:
+    """Takes one grant from the function's role (the tests that show a missing grant failing)."""
+    session.execute(f"REVOKE {_PERMISSION[permission]} ON TABLE {keyspace}.{table} FROM {role_of(function)}")
+
+
+def _table_of(resource: str) -> str:
+    """``<table ks.t>`` -> ``ks.t``; anything else (``<keyspace ks>``, ``<all keyspaces>``) as it is."""
+    return resource[len("<table ") : -1] if resource.startswith("<table ") else resource
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("command", choices=["bootstrap"])
+    parser.add_argument("--replicas", type=int, default=1, help="copies of the roles (a cluster: its nodes)")
+    arguments = parser.parse_args(argv)
+    bootstrap(get_settings(), arguments.replicas)
+    print(f"cassandra roles: {ADMIN_ROLE} logs in (credentials in {credentials_dir()})", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
