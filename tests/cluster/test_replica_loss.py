@@ -38,6 +38,7 @@ def test_a_replica_killed_during_sustained_ingest_and_reads_costs_no_request_and
     try:
         # Given three writers and a reader going steadily through the service
         with Traffic(api, "NO") as traffic:
+            traffic.wait_until_flowing()
             time.sleep(TRAFFIC_BEFORE_KILL_SECONDS)
             # When one replica (the first contact point, which holds the drivers' control connections) is
             # killed with -9 in the middle of it

@@ -146,6 +146,21 @@ class Traffic:
         with self._lock:
             self.failures.append(f"{time.monotonic():.2f} {what}")
 
+    def wait_until_flowing(self, batches_per_writer: int = 2, timeout: float = 60.0) -> None:
+        """Until every writer's batches are being acknowledged: the environments' cold starts are behind."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if all(
+                    sum(s.start_acknowledged_at is not None for s in sessions) >= batches_per_writer
+                    for sessions in self.sessions.values()
+                ):
+                    return
+            time.sleep(0.1)
+        raise AssertionError(
+            f"the writers' batches were not acknowledged within {timeout:g} s: {self.failures}"
+        )
+
     def completed(self, player: str) -> list[Session]:
         return [s for s in self.sessions[player] if s.end_acknowledged]
 
