@@ -25,13 +25,14 @@ MAX_CONCURRENCY ?=
 SERVE_FLAGS = $(if $(MAX_CONCURRENCY),--max-concurrency $(MAX_CONCURRENCY))
 
 .PHONY: help install prerequisites up down status schema openapi lint format test test-unit test-integration \
-	test-e2e test-faults test-infra test-cluster serve synth bench bench-concurrency
+	test-e2e test-tools test-faults test-infra test-cluster serve synth bench bench-concurrency
 
 help:
 	@echo "make serve      serve the API on http://127.0.0.1:$(PORT) (installs, starts Cassandra and Redis)"
 	@echo "make test       run the whole test suite against a real Cassandra and Redis"
 	@echo "make lint       ruff, mypy and the template checks (what CI runs before the tests)"
 	@echo "make test-unit / test-integration / test-e2e / test-faults / test-infra / test-cluster   one tier"
+	@echo "make test-tools the local tooling's own tests (gateway, loaders, meter, benchmark, cost)"
 	@echo "make up / down  start / stop the local Cassandra and Redis (idempotent; down also stops the tests' own)"
 	@echo "NODES=3         with up, serve: a three-node Cassandra cluster, the keyspace replicated three times"
 	@echo "make bench      generate and load $(EVENTS) events, then measure every route and write path"
@@ -71,6 +72,7 @@ lint: install
 	$(UV) run ruff check .
 	$(UV) run ruff format --check .
 	$(UV) run mypy
+	$(UV) run python -m player_sessions_local.build.layer
 	$(UV) run python -m infra_cdk.app
 	$(UV) tool run --from checkov==3.3.30 checkov --quiet --compact --framework cloudformation --skip-download \
 		--config-file .checkov.yaml -f cdk.out/PlayerSessions.template.json
@@ -84,7 +86,7 @@ format: install
 # three-node cluster of its own (.local/test-cluster/). PYTEST_ARGS narrows the one-node run.
 PYTEST_ARGS ?=
 test: prerequisites
-	$(UV) run python -m infra_cdk.layer_target
+	$(UV) run python -m player_sessions_local.build.target
 	tools/test_services.sh run -- $(UV) run pytest --ignore=tests/cluster $(PYTEST_ARGS)
 	@# The one node's 2 GiB and its compactions are the cluster's to have on two cores.
 	tools/test_services.sh stop
@@ -100,6 +102,11 @@ test-integration: prerequisites
 test-e2e: prerequisites
 	tools/test_services.sh run -- $(UV) run pytest tests/e2e
 
+# The tooling's own tests: the local gateway and its execution environments, loaders, work meter, benchmark,
+# cost model. The three tiers above are the product alone.
+test-tools: prerequisites
+	tools/test_services.sh run -- $(UV) run pytest tests/tools
+
 test-faults: prerequisites
 	tools/test_services.sh run -- $(UV) run pytest tests/faults
 
@@ -109,12 +116,13 @@ test-cluster: prerequisites
 	TEST_NODES=3 tools/test_services.sh run -- $(UV) run pytest tests/cluster $(CLUSTER_PYTEST_ARGS)
 
 test-infra: install
-	$(UV) run python -m infra_cdk.layer_target
+	$(UV) run python -m player_sessions_local.build.target
 	$(UV) run pytest tests/infra
 
 # The CloudFormation template, offline (no AWS credentials, no Docker): builds the dependency layer into
 # .build/layer (aarch64 wheels, cached), then runs the CDK app, cdk-nag included, which writes cdk.out/.
 synth: install
+	$(UV) run python -m player_sessions_local.build.layer
 	$(UV) run python -m infra_cdk.app
 
 # The benchmark (docs/benchmarks.md): generates and loads EVENTS events into keyspaces of its own, then measures

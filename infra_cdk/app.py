@@ -1,7 +1,8 @@
-"""The CDK app: ``uv run python -m infra_cdk.app`` builds the dependency layer and writes cdk.out.
+"""The CDK app: ``uv run python -m infra_cdk.app`` writes cdk.out from the dependency layer in .build/layer.
 
-The CDK CLI runs the same command (cdk.json's "app"), so ``cdk deploy`` and ``make synth`` agree. Run
-directly, the app applies cdk.json's context (feature flags) itself, as the CLI would.
+The layer is built first by ``python -m player_sessions_local.build.layer`` (``make synth`` and cdk.json's
+"app" run both), so ``cdk deploy`` and ``make synth`` agree. Run directly, the app applies cdk.json's context
+(feature flags) itself, as the CLI would.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from cdk_nag import AwsSolutionsChecks
 from cdklabs.cdk_validator_cfnguard import CfnGuardValidator
 
 from infra_cdk.constants import CDK_JSON, CDK_OUT_DIR, STACK_NAME
-from infra_cdk.layer_build import build_layer
 from infra_cdk.stack import PlayerSessionsStack
 
 # What the CDK CLI passes by default; set here too so a direct run writes the same template. The asset
@@ -50,7 +50,6 @@ def build_app(
 
 def main() -> None:
     started = time.perf_counter()
-    build_layer()
     # Under the CLI (cdk synth/deploy) the CLI chooses the output folder; run directly, it is cdk.out, emptied
     # first so it holds no assets of earlier builds.
     under_cli = "CDK_OUTDIR" in os.environ

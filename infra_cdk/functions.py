@@ -88,7 +88,7 @@ class LambdaFunctions(Construct):
         if not (LAYER_BUILD_DIR / "python").is_dir():
             raise FileNotFoundError(
                 f"the dependency layer is not built in {LAYER_BUILD_DIR}: run `make synth` "
-                "(or `uv run python -m infra_cdk.layer_build`) first"
+                "(or `uv run python -m player_sessions_local.build.layer`) first"
             )
         runtime = lambda_runtime()
         # Graviton: cheaper per GB-second than x86, and the layer's wheels are built for it (aarch64).

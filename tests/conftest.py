@@ -32,24 +32,29 @@ def test_settings() -> Settings:
     )
 
 
-@pytest.fixture(scope="session")
-def cassandra_connection(test_settings: Settings) -> Iterator:
+def fresh_keyspace_connection(settings: Settings) -> Iterator:
+    """A connection to the settings' keyspace, created afresh for this run (its schema and grants applied): the
+    events/ fixtures use fixed ids, and counts must start from zero."""
     from player_sessions.cassandra_connection import CassandraConnection
     from player_sessions.errors import DatabaseUnavailableError
     from player_sessions_local.schema_tool import apply_schema
 
-    admin = CassandraConnection(test_settings, use_keyspace=False)
+    admin = CassandraConnection(settings, use_keyspace=False)
     try:
-        # A fresh keyspace per run: the events/ fixtures use fixed ids, and counts must start from zero.
-        admin.session().execute(f"DROP KEYSPACE IF EXISTS {TEST_KEYSPACE}", timeout=120)
-        apply_schema(admin.session(), test_settings)
+        admin.session().execute(f"DROP KEYSPACE IF EXISTS {settings.keyspace}", timeout=120)
+        apply_schema(admin.session(), settings)
     except DatabaseUnavailableError as error:
         pytest.fail(f"the local Cassandra is not reachable ({HOW_TO_RUN}): {error}", pytrace=False)
     finally:
         admin.close()
-    connection = CassandraConnection(test_settings)
+    connection = CassandraConnection(settings)
     yield connection
     connection.close()
+
+
+@pytest.fixture(scope="session")
+def cassandra_connection(test_settings: Settings) -> Iterator:
+    yield from fresh_keyspace_connection(test_settings)
 
 
 @pytest.fixture(scope="session")
@@ -85,27 +90,13 @@ def counts_settings(test_settings: Settings) -> Settings:
 
 @pytest.fixture(scope="session")
 def counts_connection(counts_settings: Settings) -> Iterator:
-    from player_sessions.cassandra_connection import CassandraConnection
-    from player_sessions.errors import DatabaseUnavailableError
-    from player_sessions_local.schema_tool import apply_schema
-
-    admin = CassandraConnection(counts_settings, use_keyspace=False)
-    try:
-        admin.session().execute(f"DROP KEYSPACE IF EXISTS {COUNTS_KEYSPACE}", timeout=120)
-        apply_schema(admin.session(), counts_settings)
-    except DatabaseUnavailableError as error:
-        pytest.fail(f"the local Cassandra is not reachable (run `make up`): {error}", pytrace=False)
-    finally:
-        admin.close()
-    connection = CassandraConnection(counts_settings)
-    yield connection
-    connection.close()
+    yield from fresh_keyspace_connection(counts_settings)
 
 
 @pytest.fixture
 def counts_stores(counts_connection, counts_settings):
     """A session store and a starts store on emptied tables of the counts keyspace."""
-    from player_sessions.repositories.cassandra_starts import CassandraStartsStore
+    from player_sessions.repositories.cassandra_rollups import CassandraRollupStore
     from player_sessions.repositories.cassandra_store import CassandraSessionStore
     from player_sessions.schema import TABLES
 
@@ -114,5 +105,5 @@ def counts_stores(counts_connection, counts_settings):
         session.execute(f"TRUNCATE {COUNTS_KEYSPACE}.{table.name}", timeout=60)
     return (
         CassandraSessionStore(counts_connection),
-        CassandraStartsStore(counts_connection, counts_settings.start_shards),
+        CassandraRollupStore(counts_connection, counts_settings.start_shards),
     )

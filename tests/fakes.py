@@ -16,12 +16,13 @@ from player_sessions.models import (
     CompletedSession,
     EventType,
     EventWrite,
+    HourCounts,
     RollupRow,
     SessionHalves,
     StartKey,
     StartRow,
 )
-from player_sessions.read_meter import count_read
+from player_sessions.read_counts import count_read
 from player_sessions.repositories.cache_protocol import CacheHealth, CacheToken
 from player_sessions.time_buckets import Bucket, Level, slot_start
 
@@ -195,12 +196,7 @@ class InMemoryStartsStore:
         return any(c == country and after < ts <= until for (_h, _s, c, ts, _sid, _p) in self.db.starts)
 
     def country_hour_starts(
-        self,
-        hours: Sequence[tuple[datetime, int | None]],
-        country: str,
-        not_after: datetime,
-        not_before: datetime,
-        page_size: int,
+        self, hours: HourCounts, country: str, not_after: datetime, not_before: datetime, page_size: int
     ) -> list[Iterator[StartRow]]:
         streams = []
         for hour, _known in hours:

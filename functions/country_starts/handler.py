@@ -8,6 +8,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from player_sessions.bootstrap import ServicesDependency
 from player_sessions.domain.country_starts import starts_by_country, starts_of_country
 from player_sessions.http import ERROR_RESPONSES, build_resolver
 from player_sessions.models import (
@@ -16,9 +17,9 @@ from player_sessions.models import (
     StartsByCountryOut,
     format_timestamp,
 )
-from player_sessions.observability import MetricUnit, logger, measure_work, metrics, report_reads, tracer
-from player_sessions.read_meter import metered
-from player_sessions.services import get_services
+from player_sessions.models.fields import COUNTRY_REGEX, COUNTRY_RULE, CURSOR_MAX_LENGTH
+from player_sessions.observability import MetricUnit, logger, metrics, report_reads, tracer
+from player_sessions.read_counts import metered
 from player_sessions.settings import get_settings
 
 # A cold start without the cursor key's secret fails here (Keyspaces mode), rather than sign with the public
@@ -43,8 +44,7 @@ Hours = Annotated[int, Query(ge=1, le=8760, description="The window: the last X 
     tags=["countries"],
 )
 @tracer.capture_method(capture_response=False)
-def count_starts(hours: Hours) -> StartsByCountryOut:
-    services = get_services()
+def count_starts(hours: Hours, services: ServicesDependency) -> StartsByCountryOut:
     with metered() as reads:
         result = starts_by_country(
             hours,
@@ -53,7 +53,7 @@ def count_starts(hours: Hours) -> StartsByCountryOut:
             settings=services.settings,
             cache=services.cache,
         )
-    report_reads(reads, route="GET /countries/starts", hours=hours)
+    report_reads(reads)
     metrics.add_metric(name="CountriesReturned", unit=MetricUnit.Count, value=len(result.counts))
     return StartsByCountryOut(
         hours=hours,
@@ -79,14 +79,15 @@ def count_starts(hours: Hours) -> StartsByCountryOut:
 )
 @tracer.capture_method(capture_response=False)
 def list_starts(
-    country: Annotated[str, Path(pattern="^[A-Za-z]{2}$", description="ISO 3166-1 alpha-2, any case")],
+    country: Annotated[str, Path(pattern=COUNTRY_REGEX, description=COUNTRY_RULE)],
     hours: Hours,
     limit: Annotated[int, Query(ge=1, le=1000, description="Page size, 1 to 1000")] = 100,
     cursor: Annotated[
-        str | None, Query(max_length=512, description="`next_cursor` of the previous page")
+        str | None, Query(max_length=CURSOR_MAX_LENGTH, description="`next_cursor` of the previous page")
     ] = None,
+    *,
+    services: ServicesDependency,
 ) -> Response[Any]:  # the 200 body is declared in responses (CountryStartsOut), built as plain JSON
-    services = get_services()
     logger.append_keys(country=country.upper())
     with metered() as reads:
         page = starts_of_country(
@@ -99,7 +100,7 @@ def list_starts(
             settings=services.settings,
             cache=services.cache,
         )
-    report_reads(reads, route="GET /countries/{country}/starts", hours=hours)
+    report_reads(reads)
     # The document's shape is CountryStartsOut (tests hold the two together); built as plain JSON because a
     # page holds up to a thousand starts, and validating each one as a model cost more than reading them.
     body = {
@@ -121,7 +122,6 @@ def list_starts(
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
-@measure_work
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

@@ -6,11 +6,11 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from player_sessions.bootstrap import ServicesDependency
 from player_sessions.domain.ingest import BatchOutcome, ingest_batch
 from player_sessions.http import ERROR_RESPONSES, build_resolver, model_response, read_json_batch
 from player_sessions.models import ErrorOut, EventError, IngestResult
-from player_sessions.observability import MetricUnit, logger, measure_work, metrics, tracer
-from player_sessions.services import get_services
+from player_sessions.observability import MetricUnit, logger, metrics, tracer
 
 app = build_resolver()
 
@@ -39,11 +39,10 @@ app = build_resolver()
     tags=["events"],
 )
 @tracer.capture_method(capture_response=False)
-def ingest_events() -> Response[IngestResult]:
-    services = get_services()
+def ingest_events(services: ServicesDependency) -> Response[IngestResult]:
     items = read_json_batch(app.current_event, services.settings)
     outcome = ingest_batch(
-        items, store=services.store, clock=services.clock, settings=services.settings, cache=services.cache
+        items, store=services.sessions, clock=services.clock, settings=services.settings, cache=services.cache
     )
     _record_metrics(outcome)
     result = IngestResult(
@@ -72,7 +71,6 @@ def _record_metrics(outcome: BatchOutcome) -> None:
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
-@measure_work
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

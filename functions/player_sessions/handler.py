@@ -7,19 +7,19 @@ from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from player_sessions.bootstrap import ServicesDependency
 from player_sessions.domain.health import check_health
 from player_sessions.domain.player_history import last_completed_sessions
 from player_sessions.errors import DatabaseUnavailableError
 from player_sessions.http import ERROR_RESPONSES, build_resolver, model_response
 from player_sessions.models import (
-    PLAYER_ID_PATTERN,
     CompletedSessionOut,
     HealthOut,
     PlayerSessionsOut,
     format_timestamp,
 )
-from player_sessions.observability import MetricUnit, logger, measure_work, metrics, tracer
-from player_sessions.services import get_services
+from player_sessions.models.fields import PLAYER_ID_REGEX, PLAYER_ID_RULE
+from player_sessions.observability import MetricUnit, logger, metrics, tracer
 
 app = build_resolver()
 
@@ -43,23 +43,19 @@ MAX_SESSIONS = 20
 def player_sessions(
     player_id: Annotated[
         str,
-        Path(
-            min_length=1,
-            max_length=64,
-            pattern=f"^{PLAYER_ID_PATTERN.pattern}$",
-            description="1-64 printable ASCII characters, no whitespace",
-        ),
+        Path(pattern=PLAYER_ID_REGEX, description=PLAYER_ID_RULE),
     ],
     limit: Annotated[
         int, Query(ge=1, le=MAX_SESSIONS, description="How many sessions, 1 to 20")
     ] = MAX_SESSIONS,
+    *,
+    services: ServicesDependency,
 ) -> PlayerSessionsOut:
-    services = get_services()
     logger.append_keys(player_id=player_id)
     sessions = last_completed_sessions(
         player_id,
         limit,
-        store=services.store,
+        store=services.sessions,
         clock=services.clock,
         settings=services.settings,
         cache=services.cache,
@@ -91,16 +87,14 @@ def player_sessions(
     tags=["operations"],
 )
 @tracer.capture_method(capture_response=False)
-def health() -> Response[HealthOut]:
-    services = get_services()
-    report = check_health(store=services.store, cache=services.cache)
+def health(services: ServicesDependency) -> Response[HealthOut]:
+    report = check_health(store=services.sessions, cache=services.cache)
     if report.status == "unavailable":
         return model_response(503, report, {"Retry-After": str(DatabaseUnavailableError.retry_after_seconds)})
     return model_response(200, report)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
-@measure_work
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

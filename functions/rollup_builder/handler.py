@@ -10,9 +10,9 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from player_sessions.domain.rollup_builder import CompactionTracker, FoldReport, fold_ready_slots
-from player_sessions.observability import MetricUnit, logger, measure_work, metrics, tracer
-from player_sessions.services import get_services
+from player_sessions.bootstrap import get_services
+from player_sessions.domain.country_starts.builder import CompactionTracker, FoldReport, fold_ready_slots
+from player_sessions.observability import MetricUnit, logger, metrics, tracer
 
 RUN_FOR_SECONDS = 55.0
 """How long one scheduled invocation keeps folding (the schedule's period, less a margin)."""
@@ -24,7 +24,6 @@ _tracker = CompactionTracker()
 
 
 @logger.inject_lambda_context
-@measure_work
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(_event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

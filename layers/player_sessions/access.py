@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from player_sessions.repositories import cassandra_starts, cassandra_store
+from player_sessions.repositories import cassandra_rollups, cassandra_starts, cassandra_store
 from player_sessions.repositories.cql import Access, Cql
 from player_sessions.routes import (
     COUNTRY_STARTS,
@@ -27,7 +27,7 @@ FUNCTION_STATEMENTS: dict[LambdaFunction, tuple[Cql, ...]] = {
     INGEST_EVENTS: cassandra_store.INGEST_STATEMENTS,
     PLAYER_SESSIONS: cassandra_store.HISTORY_STATEMENTS + cassandra_store.HEALTH_STATEMENTS,
     COUNTRY_STARTS: cassandra_starts.READER_STATEMENTS,
-    ROLLUP_BUILDER: cassandra_starts.BUILDER_STATEMENTS,
+    ROLLUP_BUILDER: cassandra_rollups.BUILDER_STATEMENTS,
 }
 """Every statement each function can send, and nothing else."""
 

@@ -1,7 +1,10 @@
-"""Builds the real collaborators once per Lambda environment and hands them to the handlers.
+"""The composition root: builds the real collaborators once per Lambda environment and hands them to the
+handlers.
 
 Nothing connects at import: the first request opens Cassandra and Redis, and later requests reuse them.
-Tests swap in their own ``Services`` with ``use_services``.
+Routes declare what they need as a parameter, ``services: ServicesDependency`` (Powertools' ``Depends``): the
+local in-process gateway gives each function its own through the resolver's ``dependency_overrides``; tests
+may also swap the process-wide ones with ``use_services``.
 """
 
 from __future__ import annotations
@@ -11,12 +14,15 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler.depends import Depends
 
 from player_sessions.cassandra_connection import CassandraConnection
 from player_sessions.clock import Clock, SystemClock
 from player_sessions.redis_connection import RedisConnection
 from player_sessions.repositories.cache_protocol import NoCache, ReadCache
-from player_sessions.repositories.cassandra_starts import CassandraStartsStore
+from player_sessions.repositories.cassandra_rollups import CassandraRollupStore
 from player_sessions.repositories.cassandra_store import CassandraSessionStore
 from player_sessions.repositories.protocols import RollupStore, SessionStore
 from player_sessions.settings import Settings, get_settings
@@ -26,9 +32,10 @@ from player_sessions.settings import Settings, get_settings
 class Services:
     settings: Settings
     clock: Clock
-    store: SessionStore
+    sessions: SessionStore
+    """Sessions, their starts and completions: ingest, a player's history, the health check."""
     starts: RollupStore
-    """The readers see a StartsStore; the rollup builder folds through the same store."""
+    """The starts by country: readers see its StartsStore side, the rollup builder folds through the rest."""
     cache: ReadCache
     redis: RedisConnection | None
     cassandra: CassandraConnection | None = None
@@ -46,8 +53,8 @@ def build_services(
     return Services(
         settings=settings,
         clock=clock or SystemClock(),
-        store=CassandraSessionStore(cassandra),
-        starts=CassandraStartsStore(cassandra, settings.start_shards),
+        sessions=CassandraSessionStore(cassandra),
+        starts=CassandraRollupStore(cassandra, settings.start_shards),
         cache=_read_cache(redis, settings.keyspace),
         redis=redis,
         cassandra=cassandra,
@@ -70,6 +77,10 @@ def get_services() -> Services:
             if _services is None:
                 _services = build_services(with_deployed_secrets(get_settings()))
     return _services
+
+
+ServicesDependency = Annotated[Services, Depends(get_services)]
+"""A route's collaborators, resolved per invocation (``get_services``, unless overridden)."""
 
 
 def with_deployed_secrets(settings: Settings) -> Settings:

@@ -1,4 +1,4 @@
-"""Connections to Cassandra: a plain local node, or Amazon Keyspaces over TLS with SigV4.
+"""The connection to Cassandra (a plain local node, or Amazon Keyspaces: player_sessions.cassandra_cluster).
 
 One ``CassandraConnection`` per process (one per Lambda execution environment): the driver session is opened
 on first use and reused by every later invocation. If opening fails (Cassandra down at a cold start) the next
@@ -21,39 +21,20 @@ its 503 within the request timeout; the next ones are served over the new connec
 from __future__ import annotations
 
 import logging
-import socket
-import ssl
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from cassandra import ConsistencyLevel, DriverException, OperationTimedOut, ProtocolVersion
-from cassandra.auth import PlainTextAuthProvider
-from cassandra.cluster import (
-    EXEC_PROFILE_DEFAULT,
-    Cluster,
-    ExecutionProfile,
-    NoHostAvailable,
-    ResponseFuture,
-    Session,
-)
-from cassandra.connection import ConnectionException, DefaultEndPoint
-from cassandra.policies import (
-    ConstantSpeculativeExecutionPolicy,
-    DCAwareRoundRobinPolicy,
-    ExponentialReconnectionPolicy,
-    LoadBalancingPolicy,
-    RetryPolicy,
-    TokenAwarePolicy,
-    WhiteListRoundRobinPolicy,
-)
+from cassandra import DriverException, OperationTimedOut
+from cassandra.cluster import Cluster, NoHostAvailable, ResponseFuture, Session
+from cassandra.connection import ConnectionException
 from cassandra.query import PreparedStatement
 
 from player_sessions import keyspaces_rules
-from player_sessions.errors import ConfigurationError, DatabaseUnavailableError
+from player_sessions.cassandra_cluster import BULK_PROFILE, build_cluster
+from player_sessions.errors import DatabaseUnavailableError
 from player_sessions.settings import DatabaseMode, Settings
-from player_sessions.work_meter import install_cassandra_meter
 
 if TYPE_CHECKING:
     import boto3
@@ -61,14 +42,6 @@ if TYPE_CHECKING:
 
 _log = logging.getLogger(__name__)
 
-KEYSPACES_PORT = 9142
-BULK_PROFILE = "bulk"
-"""Execution profile for rollup builds: many statements queued at once, so each may wait its turn longer."""
-BULK_TIMEOUT_SECONDS = 20.0
-RECONNECT_FIRST_DELAY_SECONDS = 0.05
-"""The driver's first attempt to reopen a host's pool comes this soon after the host was marked down; later
-attempts back off to RECONNECT_MAX_DELAY_SECONDS apart, and never stop."""
-RECONNECT_MAX_DELAY_SECONDS = 1.0
 RECONNECT_GRACE_SECONDS = 1.5
 """How long requests wait, per outage, for the driver to reopen a pool before giving up (503). During a real
 outage the grace is spent once; later requests fail at once until a pool is open again."""
@@ -80,146 +53,19 @@ PROBE = "SELECT release_version FROM system.local"
 SILENCE_PROBE_TIMEOUT_SECONDS = 1.0
 """The probe sent after a request timed out waits longer than the idle probe: the connection may be busy rather
 than silent (a bulk fold queues hundreds of requests on it), and nothing waits for this probe's answer."""
-SPECULATIVE_DELAY_SECONDS = 0.3
-SPECULATIVE_ATTEMPTS = 2
-"""A read unanswered after SPECULATIVE_DELAY_SECONDS is sent to the next coordinator too, up to this many more
-times; the first answer wins. On a cluster that just lost a replica, a coordinator keeps waiting for it until
-its failure detector convicts it (10 to 20 s): without this, such reads timed out (503) on the three-node
-cluster (tests/cluster, docs/faults.md). Keyspaces answers within milliseconds, so there it almost never fires.
-Only reads are marked idempotent (``CassandraConnection.prepare``), so only reads are sent twice."""
 _POOL_POLL_SECONDS = 0.01
-# Keyspaces speaks native protocol v4; the local node is held to the same so behaviour cannot drift.
-PROTOCOL_VERSION = ProtocolVersion.V4
+
+__all__ = ["BULK_PROFILE", "CassandraConnection", "build_cluster", "on_new_session"]
+
+SessionHook = Callable[[Session], object]
+_session_hooks: list[SessionHook] = []
 
 
-class ReadTimeoutRetryPolicy(RetryPolicy):  # type: ignore[misc]  # the driver ships no type hints
-    """The driver's default policy, except that a read the coordinator timed out is tried once more on the next
-    coordinator. A coordinator whose replica just died keeps asking it until the failure detector convicts it,
-    and answers ReadTimeout; the next coordinator, a moment later, reads from the live replicas. (The default
-    retries only when the replicas answered but the data did not come back.) Reads are idempotent."""
-
-    def on_read_timeout(  # noqa: PLR0917  the driver calls it with these six, positionally
-        self,
-        query: object,  # noqa: ARG002
-        consistency: int,
-        required_responses: int,  # noqa: ARG002
-        received_responses: int,  # noqa: ARG002
-        data_retrieved: bool,  # noqa: ARG002
-        retry_num: int,
-    ) -> tuple[int, int | None]:
-        if retry_num == 0:
-            return self.RETRY_NEXT_HOST, consistency
-        return self.RETHROW, None
-
-
-def keyspaces_endpoint(region: str) -> str:
-    return f"cassandra.{region}.amazonaws.com"
-
-
-def keyspaces_ssl_context(ca_file: str | None) -> ssl.SSLContext:
-    """TLS that verifies the Keyspaces endpoint's certificate and host name against Amazon's root CAs.
-
-    Without ``ca_file`` the system trust store is used; it carries the Amazon Trust Services roots that the
-    Keyspaces endpoints chain to (on Lambda and on Debian alike).
-    """
-    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=ca_file)
-    context.check_hostname = True
-    context.verify_mode = ssl.CERT_REQUIRED
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    return context
-
-
-def build_cluster(
-    settings: Settings, boto_session: boto3.Session | None = None, coordinators: Sequence[str] = ()
-) -> Cluster:
-    """A driver ``Cluster`` for the configured mode; nothing is connected until ``Cluster.connect``.
-
-    ``coordinators``, when given, are the only hosts requests are sent to (tests of a cluster that need a
-    request coordinated by a given node); the service never sets it.
-    """
-    balancing: LoadBalancingPolicy = TokenAwarePolicy(
-        DCAwareRoundRobinPolicy(
-            local_dc=settings.aws_region
-            if settings.database_mode is DatabaseMode.KEYSPACES
-            else settings.cassandra_datacenter
-        )
-    )
-    if coordinators:
-        balancing = WhiteListRoundRobinPolicy(list(coordinators))
-    speculation = ConstantSpeculativeExecutionPolicy(SPECULATIVE_DELAY_SECONDS, SPECULATIVE_ATTEMPTS)
-    profile = ExecutionProfile(
-        load_balancing_policy=balancing,
-        retry_policy=ReadTimeoutRetryPolicy(),
-        speculative_execution_policy=speculation,
-        # Every read and write at LOCAL_QUORUM: an acknowledged write is durable and visible to the next read.
-        consistency_level=ConsistencyLevel.LOCAL_QUORUM,
-        request_timeout=settings.cassandra_request_timeout_seconds,
-    )
-    bulk = ExecutionProfile(
-        load_balancing_policy=profile.load_balancing_policy,
-        retry_policy=profile.retry_policy,
-        consistency_level=ConsistencyLevel.LOCAL_QUORUM,
-        request_timeout=max(BULK_TIMEOUT_SECONDS, settings.cassandra_request_timeout_seconds),
-    )
-    common = {
-        "protocol_version": PROTOCOL_VERSION,
-        "execution_profiles": {EXEC_PROFILE_DEFAULT: profile, BULK_PROFILE: bulk},
-        "connect_timeout": settings.cassandra_connect_timeout_seconds,
-        "control_connection_timeout": settings.cassandra_connect_timeout_seconds,
-        "reconnection_policy": ExponentialReconnectionPolicy(
-            base_delay=RECONNECT_FIRST_DELAY_SECONDS, max_delay=RECONNECT_MAX_DELAY_SECONDS, max_attempts=None
-        ),
-        # No schema or token metadata refresh storms on a small fleet of short-lived environments.
-        "schema_metadata_enabled": False,
-        "idle_heartbeat_interval": 10,
-        # The driver leaves Nagle's algorithm on, which may hold a small request back until an earlier one is
-        # acknowledged; every request here is small and latency-bound.
-        "sockopts": [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
-    }
-    if settings.database_mode is DatabaseMode.KEYSPACES:
-        from cassandra_sigv4.auth import SigV4AuthProvider
-
-        if boto_session is None:
-            import boto3
-
-            boto_session = boto3.Session(region_name=settings.aws_region)
-        endpoint = keyspaces_endpoint(settings.aws_region)
-        return Cluster(
-            # An EndPoint, not a host string: the name is resolved when connecting, not when building.
-            contact_points=[DefaultEndPoint(endpoint, KEYSPACES_PORT)],
-            port=KEYSPACES_PORT,
-            ssl_context=keyspaces_ssl_context(settings.keyspaces_ca_file),
-            ssl_options={"server_hostname": endpoint},
-            auth_provider=SigV4AuthProvider(boto_session),
-            **common,
-        )
-    return Cluster(
-        contact_points=list(settings.cassandra_contact_points),
-        port=settings.cassandra_port,
-        auth_provider=local_credentials(settings),
-        **common,
-    )
-
-
-def local_credentials(settings: Settings) -> PlainTextAuthProvider | None:
-    """The local Cassandra's login for ``cassandra_username``: each function logs in as a role holding exactly
-    its deployed grants (player_sessions.access). Without a username nothing is sent, and a Cassandra that
-    requires authentication (the local ones do) refuses the connection."""
-    if settings.cassandra_username is None:
-        return None
-    path = settings.cassandra_password_file
-    try:
-        password = path.read_text().strip() if path is not None else ""
-    except OSError as error:
-        raise ConfigurationError(
-            f"cannot read the password of Cassandra role {settings.cassandra_username} from {path}: {error}"
-            " (the schema tool writes it: make up)"
-        ) from error
-    if not password:
-        raise ConfigurationError(
-            f"no password for Cassandra role {settings.cassandra_username}: set PLAYER_SESSIONS_CASSANDRA_PASSWORD_FILE"
-        )
-    return PlainTextAuthProvider(username=settings.cassandra_username, password=password)
+def on_new_session(hook: SessionHook) -> None:
+    """Hands every session opened from now on to ``hook`` before its first request. The service registers
+    none; local tooling observes requests through it (player_sessions_local.work measures their work)."""
+    if hook not in _session_hooks:
+        _session_hooks.append(hook)
 
 
 class CassandraConnection:
@@ -384,9 +230,8 @@ class CassandraConnection:
             if self._settings.database_mode is DatabaseMode.LOCAL:
                 # What Keyspaces would refuse fails here too, before it is sent.
                 keyspaces_rules.install(session)
-            if self._settings.report_work:
-                # Sizing every row costs CPU on every request: only where the work is reported (locally).
-                install_cassandra_meter(session)
+            for hook in _session_hooks:
+                hook(session)
             self._probe = session.prepare(PROBE)
             session.add_request_init_listener(self._watch_for_silence)
         except (NoHostAvailable, OperationTimedOut, OSError) as error:

@@ -61,9 +61,9 @@ ERROR_RESPONSES: dict[int, OpenAPIResponse] = {
 class DecodedPathRestResolver(APIGatewayRestResolver):
     """The REST resolver, with path parameters percent-decoded as API Gateway's own ``pathParameters`` are.
 
-    A REST API hands the function ``path`` still percent-encoded, and Powertools takes path parameters from
-    it: a player id sent as ``a%7Cb`` was looked up as ``a%7Cb`` (never found), and ``%00`` passed validation
-    as three printable characters instead of being refused as a NUL.
+    A REST API hands the function ``path`` still percent-encoded, and Powertools takes path parameters from it:
+    decoded, a parameter is validated and looked up as the client meant it (``a%7Cb`` is ``a|b``; ``%00`` is a
+    NUL, refused).
     """
 
     def _convert_matches_into_route_keys(self, match: Match[str]) -> dict[str, str]:

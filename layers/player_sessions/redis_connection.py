@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 import redis
 
 from player_sessions.settings import Settings
-from player_sessions.work_meter import install_redis_meter
+
+ClientHook = Callable[["redis.Redis[bytes]"], object]
+_client_hooks: list[ClientHook] = []
+
+
+def on_new_client(hook: ClientHook) -> None:
+    """Hands every client built from now on to ``hook`` before its first command. The service registers none;
+    local tooling observes commands through it (player_sessions_local.work measures them)."""
+    if hook not in _client_hooks:
+        _client_hooks.append(hook)
 
 
 class RedisConnection:
@@ -32,8 +42,8 @@ class RedisConnection:
                         retry=None,
                         health_check_interval=30,
                     )
-                    if self._settings.report_work:
-                        install_redis_meter(self._client)
+                    for hook in _client_hooks:
+                        hook(self._client)
         return self._client
 
     def close(self) -> None:

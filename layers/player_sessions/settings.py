@@ -67,10 +67,6 @@ class Settings(BaseSettings):
     max_batch_events: int = Field(default=10, ge=1, le=100)
     max_body_bytes: int = Field(default=16 * 1024, ge=1024, le=6 * 1024 * 1024)
     clock_skew_seconds: int = Field(default=300, ge=0, le=86_400)
-    report_work: bool = False
-    """Log each invocation's measured work (rows, bytes, request units, cache commands) as one "request work"
-    line: on locally, where the cost model reads it; off when deployed, where the line would cost log ingestion
-    on every request."""
     start_shards: int = Field(default=4, ge=1, le=64)
     """How many partitions share one hour of session starts (each Keyspaces partition takes 1,000 writes/s)."""
 

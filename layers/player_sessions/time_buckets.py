@@ -46,10 +46,6 @@ def slot_start(slot: int) -> datetime:
     return EPOCH + timedelta(seconds=slot * SLOT_SECONDS)
 
 
-def slot_end(slot: int) -> datetime:
-    return slot_start(slot + 1)
-
-
 def arrival_slot(ts: datetime, now: datetime) -> int:
     """Where a start that is being stored now goes: the current slot, or, for a start stamped ahead of the
     server's clock, the slot of its own ``ts``. So every folded start has ``ts`` before its slot's end."""
@@ -101,12 +97,7 @@ class Level(Enum):
     def period(self, start: datetime) -> datetime:
         return _PERIOD_LEVEL[self].floor(start) if self in _PERIOD_LEVEL else start.replace(month=1, day=1)
 
-    @classmethod
-    def from_code(cls, code: str) -> Level:
-        return _BY_CODE[code]
 
-
-_BY_CODE = {level.code: level for level in Level}
 _PERIOD_LEVEL = {
     Level.SECOND: Level.HOUR,
     Level.TEN_SECONDS: Level.HOUR,

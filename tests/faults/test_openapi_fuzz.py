@@ -58,7 +58,7 @@ def fuzzed_api(hostile_api: ServedApi, test_settings) -> ServedApi:
     The first count over a long window on a fresh keyspace builds every rollup of the year (about 30 s here),
     longer than the function's 10 s timeout, after which its environment is killed (API Gateway answers 502):
     built up front, in this process, as the loader's command does after a bulk load."""
-    from player_sessions.services import build_services
+    from player_sessions.bootstrap import build_services
     from player_sessions_local.load import build_rollups
 
     services = build_services(test_settings)

@@ -13,8 +13,8 @@ from aws_cdk.assertions import Template
 
 from infra_cdk.app import build_app
 from infra_cdk.constants import STACK_NAME
-from infra_cdk.layer_build import build_layer
 from infra_cdk.stack import PlayerSessionsStack
+from player_sessions_local.build.layer import build_layer
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from infra_cdk.constants import LAMBDA_PYTHON_VERSION, SHARED_PACKAGE_DIR
-from infra_cdk.layer_build import runtime_requirements
+from player_sessions_local.build.layer import runtime_requirements
 
 ELF_MAGIC = b"\x7fELF"
 EM_AARCH64 = 183

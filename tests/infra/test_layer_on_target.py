@@ -12,8 +12,14 @@ import pytest
 
 from infra_cdk.constants import LAMBDA_PYTHON_VERSION
 from infra_cdk.function_definitions import FUNCTION_DEFINITIONS, Deployment
-from infra_cdk.layer_target import LAMBDA_GLIBC, Target, ensure_target, glibc_versions_needed, shared_objects
 from player_sessions.settings import DatabaseMode
+from player_sessions_local.build.target import (
+    LAMBDA_GLIBC,
+    Target,
+    ensure_target,
+    glibc_versions_needed,
+    shared_objects,
+)
 
 IMPORT_SECONDS = 240
 """About 30 s per function under qemu on this 2-core machine, three at once."""

@@ -12,10 +12,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from cassandra.cluster import NoHostAvailable
 
-from player_sessions.domain.rollups import bucket_state
+from player_sessions.domain.country_starts.rollups import bucket_state
 from player_sessions.errors import DatabaseUnavailableError
 from player_sessions.models import StartKey
-from player_sessions.repositories import cassandra_starts
+from player_sessions.repositories import cassandra_rollups
 from player_sessions.time_buckets import Bucket, Level, slot_of
 
 pytestmark = pytest.mark.integration
@@ -69,16 +69,17 @@ def test_a_compaction_cut_short_before_its_removal_keeps_the_counts(counts_store
         starts.write_deltas(slot, [(BUCKET, counts, 3600)])
     before = counts_of(starts)
     # When a compaction up to slot 3 writes its base and then fails to remove the rows before it
-    execute = cassandra_starts.execute_concurrent
+    execute = cassandra_rollups.execute_concurrent
 
     def failing_removal(session, requests, **options):
         if any(
-            statement.query_string == cassandra_starts.DELETE_ROLLUPS_BEFORE.text for statement, _ in requests
+            statement.query_string == cassandra_rollups.DELETE_ROLLUPS_BEFORE.text
+            for statement, _ in requests
         ):
             raise NoHostAvailable("the node went away", {})
         return execute(session, requests, **options)
 
-    monkeypatch.setattr(cassandra_starts, "execute_concurrent", failing_removal)
+    monkeypatch.setattr(cassandra_rollups, "execute_concurrent", failing_removal)
     with pytest.raises(DatabaseUnavailableError):
         starts.write_bases([(BUCKET, 3, dict(before), 3600)])
     monkeypatch.undo()

@@ -14,8 +14,8 @@ import pytest
 
 from player_sessions.clock import FixedClock
 from player_sessions.domain.country_starts import starts_by_country, starts_of_country
+from player_sessions.domain.country_starts.builder import CompactionTracker, fold_ready_slots
 from player_sessions.domain.ingest import ingest_batch
-from player_sessions.domain.rollup_builder import CompactionTracker, fold_ready_slots
 from player_sessions.redis_connection import RedisConnection
 from player_sessions.repositories.cache_protocol import CacheToken
 from player_sessions.repositories.redis_cache import RedisReadCache
@@ -137,22 +137,20 @@ def test_a_late_start_folded_into_an_old_hour_is_counted_at_once(week, counts_se
     assert cache.misses("coarse") == 2
 
 
+def first_page_ids(country, store, clock, settings, cache) -> list[str]:
+    """The session ids of the country's first page of five over the last 24 hours."""
+    page = starts_of_country(
+        country, 24, limit=5, cursor=None, store=store, clock=clock, settings=settings, cache=cache
+    )
+    return [str(row.session_id) for row in page.starts]
+
+
 def test_a_countrys_cached_page_survives_other_countries_starts_and_not_its_own(week, counts_settings, cache):
     # Given BR's first page, cached
     session_store, starts_store, clock, _fold, _events = week
 
     def page(country: str) -> list[str]:
-        result = starts_of_country(
-            country,
-            24,
-            limit=5,
-            cursor=None,
-            store=starts_store,
-            clock=clock,
-            settings=counts_settings,
-            cache=cache,
-        )
-        return [str(row.session_id) for row in result.starts]
+        return first_page_ids(country, starts_store, clock, counts_settings, cache)
 
     first = page("BR")
     # When a US start arrives, a moment later
@@ -177,20 +175,7 @@ def test_a_cached_page_does_not_hide_a_start_stamped_ahead_of_the_clock(week, co
     ingest_batch([ahead], store=session_store, clock=clock, settings=counts_settings, cache=cache)
 
     def first_id() -> str:
-        return str(
-            starts_of_country(
-                "FI",
-                24,
-                limit=5,
-                cursor=None,
-                store=starts_store,
-                clock=clock,
-                settings=counts_settings,
-                cache=cache,
-            )
-            .starts[0]
-            .session_id
-        )
+        return first_page_ids("FI", starts_store, clock, counts_settings, cache)[0]
 
     assert first_id() != ahead["session_id"]
     # When the clock reaches its stamp

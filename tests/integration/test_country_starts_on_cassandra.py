@@ -14,9 +14,9 @@ import pytest
 
 from player_sessions.clock import FixedClock
 from player_sessions.domain.country_starts import starts_by_country, starts_of_country
+from player_sessions.domain.country_starts.builder import CompactionTracker, fold_ready_slots
 from player_sessions.domain.ingest import ingest_batch
-from player_sessions.domain.rollup_builder import CompactionTracker, fold_ready_slots
-from player_sessions.read_meter import metered
+from player_sessions.read_counts import metered
 from tests.fakes import FlowingClock
 
 pytestmark = pytest.mark.integration

@@ -14,10 +14,10 @@ import pytest
 from functions.country_starts.handler import lambda_handler as country_handler
 from functions.ingest_events.handler import lambda_handler as ingest_handler
 from functions.player_sessions.handler import lambda_handler as player_sessions_handler
+from player_sessions.bootstrap import build_services, use_services
 from player_sessions.clock import FixedClock
-from player_sessions.domain.rollup_builder import CompactionTracker, fold_ready_slots
+from player_sessions.domain.country_starts.builder import CompactionTracker, fold_ready_slots
 from player_sessions.models import CountryStartsOut, StartsByCountryOut
-from player_sessions.services import build_services, use_services
 from player_sessions_local.gateway.in_process import LocalLambdaContext
 
 pytestmark = pytest.mark.integration

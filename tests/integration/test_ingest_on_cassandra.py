@@ -17,10 +17,11 @@ import pytest
 
 from player_sessions.cassandra_connection import CassandraConnection
 from player_sessions.clock import FixedClock
-from player_sessions.domain.ingest import ARRIVAL_TTL_SECONDS, ingest_batch, ttl_seconds
+from player_sessions.domain.ingest import ARRIVAL_TTL_SECONDS, ingest_batch
 from player_sessions.domain.player_history import last_completed_sessions
 from player_sessions.errors import DatabaseUnavailableError
 from player_sessions.repositories.cassandra_store import CassandraSessionStore
+from player_sessions.retention import ttl_seconds
 from player_sessions.time_buckets import Level, slot_of, slot_start
 
 pytestmark = pytest.mark.integration

@@ -16,12 +16,13 @@ from player_sessions.access import FUNCTION_STATEMENTS
 from player_sessions.cassandra_connection import PROBE, CassandraConnection
 from player_sessions.clock import FixedClock
 from player_sessions.domain.country_starts import starts_by_country, starts_of_country
+from player_sessions.domain.country_starts.builder import CompactionTracker, fold_ready_slots
 from player_sessions.domain.health import check_health
 from player_sessions.domain.ingest import ingest_batch
 from player_sessions.domain.player_history import last_completed_sessions
-from player_sessions.domain.rollup_builder import CompactionTracker, fold_ready_slots
 from player_sessions.models import StartKey
 from player_sessions.repositories.cache_protocol import NoCache
+from player_sessions.repositories.cassandra_rollups import CassandraRollupStore
 from player_sessions.repositories.cassandra_starts import CassandraStartsStore
 from player_sessions.repositories.cassandra_store import CassandraSessionStore
 from player_sessions.routes import (
@@ -33,6 +34,7 @@ from player_sessions.routes import (
 )
 from player_sessions.time_buckets import Level, slot_of
 from player_sessions_local.cassandra_roles import as_function, expected_grants, role_of
+from tests.integration.test_ingest_on_cassandra import end_event, start_event
 
 pytestmark = pytest.mark.integration
 
@@ -74,35 +76,23 @@ def as_each_function(counts_stores, counts_settings) -> Iterator[dict[LambdaFunc
         connection.close()
 
 
-def start(session_id: uuid.UUID, ts: datetime, country: str, player: str = "p1") -> dict:
-    return {
-        "event": "start",
-        "player_id": player,
-        "session_id": str(session_id),
-        "ts": ts.isoformat(),
-        "country": country,
-    }
-
-
-def end(session_id: uuid.UUID, ts: datetime, player: str = "p1") -> dict:
-    return {"event": "end", "player_id": player, "session_id": str(session_id), "ts": ts.isoformat()}
-
-
 def test_each_function_sends_exactly_the_statements_it_is_given(as_each_function, counts_settings):
     settings = counts_settings
     connection = {function: opened for function, (opened, _) in as_each_function.items()}
     sessions = CassandraSessionStore(connection[INGEST_EVENTS])
-    builder = CassandraStartsStore(connection[ROLLUP_BUILDER], settings.start_shards)
+    builder = CassandraRollupStore(connection[ROLLUP_BUILDER], settings.start_shards)
     readers = CassandraStartsStore(connection[COUNTRY_STARTS], settings.start_shards)
 
     # Given a day of starts and two of the sessions ended (ingest's role)
     clock = FixedClock(NOW)
     ids = [uuid.uuid4() for _ in range(40)]
-    events = [start(i, NOW - timedelta(minutes=37 * n), ("FI", "US")[n % 2]) for n, i in enumerate(ids)]
-    events += [end(ids[0], NOW + timedelta(seconds=1))]
+    events = [
+        start_event("p1", i, NOW - timedelta(minutes=37 * n), ("FI", "US")[n % 2]) for n, i in enumerate(ids)
+    ]
+    events += [end_event("p1", ids[0], NOW + timedelta(seconds=1))]
     for first in range(0, len(events), 10):
         ingest_batch(events[first : first + 10], store=sessions, clock=clock, settings=settings)
-    ingest_batch([end(ids[1], NOW)], store=sessions, clock=clock, settings=settings)
+    ingest_batch([end_event("p1", ids[1], NOW)], store=sessions, clock=clock, settings=settings)
 
     # When readers count them before any fold (country starts' role), the builder folds them, compacting every
     # bucket it touches, and two folds claim one slot
@@ -118,8 +108,8 @@ def test_each_function_sends_exactly_the_statements_it_is_given(as_each_function
     # minutes
     ingest_batch(
         [
-            start(uuid.uuid4(), NOW + timedelta(seconds=12), "FI"),
-            start(uuid.uuid4(), NOW - timedelta(hours=2), "US"),
+            start_event("p1", uuid.uuid4(), NOW + timedelta(seconds=12), "FI"),
+            start_event("p1", uuid.uuid4(), NOW - timedelta(hours=2), "US"),
         ],
         store=sessions,
         clock=clock,

@@ -9,14 +9,8 @@ import json
 
 import pytest
 
-from player_sessions.keyspaces_units import Cell, Role, integer_bytes, read_units, row_bytes, write_units
 from player_sessions_local.cost.measured import Invocation, read_invocations
-from player_sessions_local.cost.model import (
-    LAMBDA_DURATION_FACTOR,
-    builder_units,
-    invocation_components,
-    steady_state_storage,
-)
+from player_sessions_local.cost.model import LAMBDA_DURATION_FACTOR, builder_units, invocation_components
 from player_sessions_local.cost.prices import (
     PRICES_FILE,
     REQUIRED_PRICES,
@@ -24,6 +18,8 @@ from player_sessions_local.cost.prices import (
     load_prices,
     parse_prices,
 )
+from player_sessions_local.cost.storage import steady_state_storage
+from player_sessions_local.work.units import Cell, Role, integer_bytes, read_units, row_bytes, write_units
 
 
 def test_a_row_is_sized_by_the_roles_of_its_columns():

@@ -118,11 +118,19 @@ def test_absent_query_path_parameters_and_body_are_null():
     # When its proxy event is built
     event = proxy_event(request)
     # Then those fields are null, as API Gateway sends them
-    assert event["queryStringParameters"] is None
-    assert event["multiValueQueryStringParameters"] is None
-    assert event["pathParameters"] is None
-    assert event["stageVariables"] is None
-    assert event["body"] is None
+    assert_nothing_but_the_route(event)
+
+
+def assert_nothing_but_the_route(event: dict) -> None:
+    """No query, path parameter, stage variable or body: null, as API Gateway sends them."""
+    nulls = (
+        "queryStringParameters",
+        "multiValueQueryStringParameters",
+        "pathParameters",
+        "stageVariables",
+        "body",
+    )
+    assert {name: event[name] for name in nulls} == dict.fromkeys(nulls)
     assert event["isBase64Encoded"] is False
 
 

@@ -11,11 +11,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from player_sessions.bootstrap import build_services
 from player_sessions.clock import FixedClock
 from player_sessions.domain.country_starts import starts_by_country
-from player_sessions.domain.rollups import bucket_state
-from player_sessions.domain.start_counts import read_tail
-from player_sessions.services import build_services
+from player_sessions.domain.country_starts.rollups import bucket_state
+from player_sessions.domain.country_starts.window import read_tail
 from player_sessions.time_buckets import Bucket, Level
 from player_sessions_local.generate import generate_events
 from player_sessions_local.load import build_rollups, load_file

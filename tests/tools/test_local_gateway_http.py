@@ -25,6 +25,7 @@ from aws_lambda_powertools.utilities.parser.models import APIGatewayProxyEventMo
 
 from player_sessions.routes import ROUTES, LambdaFunction, Route
 from player_sessions_local.gateway import create_server
+from tests.tools.test_gateway_routing import assert_nothing_but_the_route
 
 pytestmark = pytest.mark.e2e
 
@@ -119,13 +120,7 @@ def test_absent_query_path_parameters_and_body_arrive_as_null():
         # When a route without parameters is requested with no query and no body
         client.get("/health")
     # Then those fields are null, as API Gateway sends them
-    event = handler.event
-    assert event["queryStringParameters"] is None
-    assert event["multiValueQueryStringParameters"] is None
-    assert event["pathParameters"] is None
-    assert event["stageVariables"] is None
-    assert event["body"] is None
-    assert event["isBase64Encoded"] is False
+    assert_nothing_but_the_route(handler.event)
 
 
 def test_repeated_headers_arrive_as_last_value_and_as_all_values():
@@ -325,47 +320,24 @@ def test_response_without_content_type_is_labelled_json_like_api_gateway_does():
 # --- What API Gateway answers itself ---------------------------------------------------------------------
 
 
-def test_unknown_path_answers_missing_authentication_token():
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/nowhere"),  # a path no route defines
+        ("DELETE", "/events"),  # a known path, a method it does not define
+        ("TRACE", "/events"),  # methods API Gateway has no route for: a 403, not a 501
+        ("CONNECT", "/events"),
+        ("BREW", "/events"),
+        ("GET", "/players//sessions"),  # an empty segment fills no path parameter
+    ],
+)
+def test_a_request_no_route_matches_answers_missing_authentication_token(method, path):
     # Given a gateway in front of a recording handler
     handler = RecordingHandler()
     with running_gateway(handler) as client:
-        # When a path that no route defines is requested
-        response = client.get("/nowhere")
+        # When a request matches no route
+        response = client.request(method, path)
     # Then API Gateway's 403 comes back and no function runs
-    assert_gateway_error(response, 403, "Missing Authentication Token", "MissingAuthenticationTokenException")
-    assert handler.calls == []
-
-
-def test_method_not_defined_on_a_known_path_answers_missing_authentication_token():
-    # Given a gateway in front of a recording handler
-    handler = RecordingHandler()
-    with running_gateway(handler) as client:
-        # When a known path is called with a method it does not define
-        response = client.delete("/events")
-    # Then API Gateway's 403 comes back and no function runs
-    assert_gateway_error(response, 403, "Missing Authentication Token", "MissingAuthenticationTokenException")
-    assert handler.calls == []
-
-
-@pytest.mark.parametrize("method", ["TRACE", "CONNECT", "BREW"])
-def test_a_method_no_route_can_define_answers_missing_authentication_token(method):
-    # Given a gateway in front of a recording handler
-    handler = RecordingHandler()
-    with running_gateway(handler) as client:
-        # When a known path is called with a method API Gateway has no route for
-        response = client.request(method, "/events")
-    # Then API Gateway's 403 comes back (not a 501) and no function runs
-    assert_gateway_error(response, 403, "Missing Authentication Token", "MissingAuthenticationTokenException")
-    assert handler.calls == []
-
-
-def test_empty_path_segment_does_not_fill_a_path_parameter():
-    # Given a gateway in front of a recording handler
-    handler = RecordingHandler()
-    with running_gateway(handler) as client:
-        # When the player id segment is empty
-        response = client.get("/players//sessions")
-    # Then no route matches
     assert_gateway_error(response, 403, "Missing Authentication Token", "MissingAuthenticationTokenException")
     assert handler.calls == []
 

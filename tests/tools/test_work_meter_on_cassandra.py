@@ -1,5 +1,6 @@
-"""The work meter against the real local Cassandra: what a batch of ten events and a history read cost in rows,
-bytes and Keyspaces request units, computed by hand from the schema and the values written."""
+"""The local work meter (player_sessions_local.work) against the real local Cassandra: what a batch of ten events
+and a history read cost in rows, bytes and Keyspaces request units, computed by hand from the schema and the
+values written. It plugs into the service's session hook; a session without it carries no meter at all."""
 
 from __future__ import annotations
 
@@ -11,9 +12,8 @@ import pytest
 from player_sessions.cassandra_connection import CassandraConnection
 from player_sessions.domain.ingest import ingest_batch
 from player_sessions.domain.player_history import last_completed_sessions
-from player_sessions.read_meter import metered
 from player_sessions.repositories.cassandra_store import CassandraSessionStore
-from player_sessions.work_meter import work_record
+from player_sessions_local.work.meter import measuring, meter_session, meters_of, work_record
 from tests.integration.test_ingest_on_cassandra import end_event, fresh_player, now_clock, start_event
 
 pytestmark = pytest.mark.integration
@@ -21,10 +21,15 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def metered_connection(test_settings):
-    """A connection that meters its work, as every local environment's does (settings.report_work)."""
-    connection = CassandraConnection(test_settings.model_copy(update={"report_work": True}))
+    """A connection whose session has a meter, as every local environment's gets from the session hook."""
+    connection = CassandraConnection(test_settings)
+    meter_session(connection.session())
     yield connection
     connection.close()
+
+
+def measured(connection):
+    return measuring(meters_of(connection.session(), None))
 
 
 # A 32-character player id and a two-letter country, by the rules in player_sessions.keyspaces_units:
@@ -52,8 +57,8 @@ def test_a_ten_event_batch_costs_one_write_unit_per_row(metered_connection, test
             end_event(player_id, session_id, clock.now() - timedelta(minutes=minutes)),
         ]
 
-    # When it is stored inside a metered request
-    with metered() as tally:
+    # When it is stored while the session's meter counts
+    with measured(metered_connection) as tally:
         outcome = ingest_batch(batch, store=store, clock=clock, settings=test_settings)
     work = work_record(tally)["cassandra"]
 
@@ -85,8 +90,8 @@ def test_a_history_read_costs_its_pages_in_read_units(metered_connection, test_s
         ]
     ingest_batch(batch, store=store, clock=clock, settings=test_settings)
 
-    # When the history is read inside a metered request
-    with metered() as tally:
+    # When the history is read while the session's meter counts
+    with measured(metered_connection) as tally:
         sessions = last_completed_sessions(player_id, 20, store=store, clock=clock, settings=test_settings)
 
     # Then one page of three rows (session id, start, end, country: no player id) is one RRU
@@ -100,16 +105,16 @@ def test_a_history_read_costs_its_pages_in_read_units(metered_connection, test_s
     }
 
 
-def test_a_connection_that_does_not_report_work_meters_nothing(cassandra_connection, test_settings):
-    # Given the deployed setting (report_work off): no listener sizes anything
+def test_a_session_without_the_hook_carries_no_meter(cassandra_connection, test_settings):
+    # Given the service's own connection, as deployed: no hook registered, so no meter on its session
     store = CassandraSessionStore(cassandra_connection)
     clock = now_clock()
-    session_id = uuid.uuid4()
-    batch = [start_event(fresh_player(), session_id, clock.now() - timedelta(minutes=3))]
+    batch = [start_event(fresh_player(), uuid.uuid4(), clock.now() - timedelta(minutes=3))]
+    assert meters_of(cassandra_connection.session(), None) == []
 
-    # When a batch is stored inside a metered request
-    with metered() as tally:
+    # When a batch is stored while every meter of the process counts
+    with measuring() as tally:
         ingest_batch(batch, store=store, clock=clock, settings=test_settings)
 
-    # Then the tally has no table work: the driver's requests went unmeasured
+    # Then none of its work was seen: nothing in the service sizes a row
     assert work_record(tally)["cassandra"] == {}

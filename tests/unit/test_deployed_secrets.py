@@ -5,7 +5,7 @@ from __future__ import annotations
 import boto3
 from moto import mock_aws
 
-from player_sessions.services import with_deployed_secrets
+from player_sessions.bootstrap import with_deployed_secrets
 from player_sessions.settings import Settings
 
 
@@ -34,7 +34,7 @@ def test_local_settings_keep_their_key_and_call_nothing():
 
 
 def test_after_a_snapstart_restore_the_next_request_builds_fresh_connections():
-    from player_sessions import services as services_module
+    from player_sessions import bootstrap as services_module
 
     # Given services built before the snapshot
     before = services_module.build_services(Settings())

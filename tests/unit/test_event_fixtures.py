@@ -25,6 +25,14 @@ def test_every_fixture_written_by_the_generator_is_checked_in():
     assert expected <= checked_in
 
 
+def test_every_route_has_a_fixture():
+    # Given the route table and the checked-in fixtures
+    fixtures = [json.loads(path.read_text(encoding="utf-8")) for path in FIXTURE_FILES]
+    covered = {(event["httpMethod"], event["resource"]) for event in fixtures}
+    # Then each route is invoked by at least one fixture (a new route needs one: player_sessions_local.fixtures)
+    assert {(route.method, route.path) for route in ROUTES} - covered == set()
+
+
 @pytest.mark.parametrize("path", FIXTURE_FILES, ids=[path.name for path in FIXTURE_FILES])
 def test_fixture_is_a_rest_proxy_event_for_a_route_in_the_route_table(path: Path):
     # Given a checked-in fixture

@@ -9,9 +9,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from player_sessions.clock import FixedClock
-from player_sessions.domain.ingest import completed_session, ingest_batch, ttl_seconds
+from player_sessions.domain.ingest import completed_session, ingest_batch
 from player_sessions.domain.player_history import last_completed_sessions
 from player_sessions.models import SessionHalves
+from player_sessions.retention import ttl_seconds
 from player_sessions.settings import Settings
 from player_sessions.time_buckets import Level, slot_of
 from tests.fakes import InMemoryReadCache, InMemorySessionStore

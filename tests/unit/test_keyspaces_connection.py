@@ -11,7 +11,7 @@ from cassandra.cluster import EXEC_PROFILE_DEFAULT
 from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
 from moto import mock_aws
 
-from player_sessions.cassandra_connection import build_cluster, keyspaces_endpoint
+from player_sessions.cassandra_cluster import build_cluster, keyspaces_endpoint
 from player_sessions.settings import DatabaseMode, Settings
 
 

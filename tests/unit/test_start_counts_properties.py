@@ -16,11 +16,11 @@ from hypothesis import strategies as st
 
 from player_sessions.clock import FixedClock
 from player_sessions.domain.country_starts import starts_by_country, starts_of_country, window_for
+from player_sessions.domain.country_starts.builder import CompactionTracker, fold_ready_slots
+from player_sessions.domain.country_starts.window import Window, plan_window
 from player_sessions.domain.ingest import ingest_batch
-from player_sessions.domain.rollup_builder import CompactionTracker, fold_ready_slots
-from player_sessions.domain.start_counts import Window, plan_window
 from player_sessions.models import Arrival, ArrivalWrite, EventWrite, StartKey
-from player_sessions.read_meter import metered
+from player_sessions.read_counts import metered
 from player_sessions.settings import Settings
 from player_sessions.time_buckets import Level, cover, slot_of
 from tests.fakes import InMemoryReadCache, InMemorySessionStore, InMemoryStartsStore

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from player_sessions.access import FUNCTION_STATEMENTS, table_access
-from player_sessions.repositories import cassandra_starts, cassandra_store
+from player_sessions.repositories import cassandra_rollups, cassandra_starts, cassandra_store
 from player_sessions.repositories.cql import Access, Cql
 from player_sessions.routes import (
     COUNTRY_STARTS,
@@ -56,7 +56,7 @@ def test_every_statement_of_the_repositories_is_given_to_a_function():
     # Given every statement the repositories define
     defined = {
         value
-        for module in (cassandra_store, cassandra_starts)
+        for module in (cassandra_store, cassandra_starts, cassandra_rollups)
         for value in vars(module).values()
         if isinstance(value, Cql)
     }

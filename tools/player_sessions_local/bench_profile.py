@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from pyinstrument import Profiler
 
-    from player_sessions.services import build_services
+    from player_sessions.bootstrap import build_services
     from player_sessions_local.bench.latency import fresh_batch
     from player_sessions_local.cassandra_roles import as_admin
     from player_sessions_local.gateway import create_server

@@ -23,22 +23,22 @@ import json
 import os
 import random
 import re
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 from player_sessions.settings import Settings, get_settings
+from player_sessions_local.bench.local_stack import flush_redis, fresh_keyspace, redis_url_with_db
 from player_sessions_local.cassandra_roles import as_admin
 from player_sessions_local.cpu_profile import COMPONENTS, CpuMeter, CpuProfile
-from player_sessions_local.load_clients import Client, RoutePlan, RouteRun, route_plans, run_route
+from player_sessions_local.measure.batches import completed_sessions_batch
+from player_sessions_local.measure.http_client import HttpClient, MakeRequest, Request, drive
+from player_sessions_local.measure.processes import GatewayProcess, start_gateway
+from player_sessions_local.measure.stats import Latencies
 
 KEYSPACE = "player_sessions_concurrency"
 REDIS_DBS = {"pool": 12, "one environment": 11}
@@ -51,19 +51,79 @@ THROUGHPUT_TARGET = 1.5
 _INIT_REPORT = re.compile(r" (\w+)#(\d+) .*INIT REPORT\(durationMs: ([\d.]+)\)")
 
 
-@dataclass
-class Gateway:
-    mode: str
-    url: str
-    process: subprocess.Popen
-    log_path: Path
+@dataclass(frozen=True)
+class RoutePlan:
+    name: str
+    make_request: MakeRequest
 
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
+
+@dataclass
+class RouteRun(Latencies):
+    route: str = ""
+    mode: str = ""
+    clients: int = 0
+    seconds: float = 0.0
+
+    @property
+    def throughput(self) -> float:
+        """Answered requests per second."""
+        return len(self.latencies_ms) / self.seconds if self.seconds else 0.0
+
+    def as_json(self) -> dict:
+        return {
+            "route": self.route,
+            "mode": self.mode,
+            "clients": self.clients,
+            "requests": len(self.latencies_ms),
+            "errors": self.errors,
+            "throughput": round(self.throughput, 1),
+            **self.summary(),
+        }
+
+
+def route_plans(players: Sequence[str], countries: Sequence[str]) -> list[RoutePlan]:
+    """The routes: ingest, the player read, the metric over 24 h, a year and any X, a country page."""
+
+    def ingest(rng: random.Random) -> Request:
+        pairs = [(rng.choice(players), rng.choice(countries)) for _ in range(5)]
+        return "POST", "/events", json.dumps(completed_sessions_batch(rng, pairs)).encode()
+
+    def metric(hours: int | None) -> MakeRequest:
+        return lambda rng: ("GET", f"/countries/starts?hours={hours or rng.randint(1, 8760)}", None)
+
+    def page(rng: random.Random) -> Request:
+        hours = rng.choice((1, 24, 168, 8760))
+        return "GET", f"/countries/{rng.choice(countries)}/starts?hours={hours}&limit=100", None
+
+    return [
+        RoutePlan(
+            "GET /players/{id}/sessions",
+            lambda rng: ("GET", f"/players/{rng.choice(players)}/sessions", None),
+        ),
+        RoutePlan("GET /countries/starts?hours=24", metric(24)),
+        RoutePlan("GET /countries/starts?hours=8760", metric(8760)),
+        RoutePlan("GET /countries/starts?hours=<random 1-8760>", metric(None)),
+        RoutePlan("GET /countries/{c}/starts (limit 100)", page),
+        # Last: its sessions land in the open hours, which every count reads row by row.
+        RoutePlan("POST /events (10 events)", ingest),
+    ]
+
+
+def run_route(
+    gateway: GatewayProcess, plan: RoutePlan, *, clients: int, seconds: float, seed: int
+) -> RouteRun:
+    measured = drive(
+        lambda _: gateway.url, plan.make_request, clients=clients, seconds=seconds, seed=seed, api_key=API_KEY
+    )
+    return RouteRun(
+        measured.latencies_ms,
+        measured.errors,
+        measured.first_error,
+        plan.name,
+        gateway.name,
+        clients,
+        seconds,
+    )
 
 
 def prepare_data(settings: Settings, events: int, load: bool = True) -> tuple[list[str], list[str]]:
@@ -71,20 +131,13 @@ def prepare_data(settings: Settings, events: int, load: bool = True) -> tuple[li
     completed sessions and the countries, as the data has them (busy ones more often). With ``load`` false,
     only generates them again (the same seed gives the same players and countries) for a keyspace already
     loaded by an earlier run."""
-    from player_sessions.cassandra_connection import CassandraConnection
-    from player_sessions.schema import render_drop_keyspace_cql
-    from player_sessions.services import build_services
-    from player_sessions_local.generate import generate_events, open_for_writing
+    from player_sessions.bootstrap import build_services
+    from player_sessions_local.event_files import open_for_writing
+    from player_sessions_local.generate import generate_events
     from player_sessions_local.load import build_rollups, load_file
-    from player_sessions_local.schema_tool import apply_schema
 
     if load:
-        admin = CassandraConnection(settings, use_keyspace=False)
-        try:
-            admin.session().execute(render_drop_keyspace_cql(settings.keyspace), timeout=120)
-            apply_schema(admin.session(), settings)
-        finally:
-            admin.close()
+        fresh_keyspace(settings)
     players, countries = [], []
     with tempfile.TemporaryDirectory() as scratch:
         path = Path(scratch) / "events.jsonl"
@@ -108,59 +161,38 @@ def prepare_data(settings: Settings, events: int, load: bool = True) -> tuple[li
     return players, countries
 
 
-def start_gateway(mode: str, settings: Settings, max_concurrency: int | None, out: Path) -> Gateway:
-    redis_url = with_redis_db(settings.redis_url, REDIS_DBS[mode])
-    _flush_redis(redis_url)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    command = [sys.executable, "-m", "player_sessions_local.gateway", "--port", str(port)]
-    if mode == "one environment":
-        command.append("--in-process")
-    elif max_concurrency:
-        command += ["--max-concurrency", str(max_concurrency)]
-    env = {
-        **os.environ,
+def start_mode(mode: str, settings: Settings, max_concurrency: int | None, out: Path) -> GatewayProcess:
+    """The gateway as `make serve` starts it (``--in-process`` for one environment), on a Redis database of its
+    own, emptied."""
+    redis_url = redis_url_with_db(settings.redis_url, REDIS_DBS[mode])
+    flush_redis(redis_url)
+    arguments = ["--in-process"] if mode == "one environment" else []
+    if mode != "one environment" and max_concurrency:
+        arguments += ["--max-concurrency", str(max_concurrency)]
+    environment = {
         "PLAYER_SESSIONS_KEYSPACE": settings.keyspace,
         "PLAYER_SESSIONS_REDIS_URL": redis_url,
         "PLAYER_SESSIONS_CASSANDRA_PORT": str(settings.cassandra_port),
         "PLAYER_SESSIONS_API_KEY": API_KEY,
-        "POWERTOOLS_METRICS_DISABLED": "true",
     }
-    log_path = out / f"gateway-{mode.replace(' ', '-')}.log"
-    with log_path.open("w") as log:
-        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
-    gateway = Gateway(mode, f"http://127.0.0.1:{port}", process, log_path)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the {mode} gateway exited: {log_path.read_text()[-2000:]}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return gateway
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"the {mode} gateway did not listen within 60 s")
+    return start_gateway(mode, environment, out / f"gateway-{mode.replace(' ', '-')}.log", arguments)
 
 
-def cold_start_each_function(gateway: Gateway, plans: Sequence[RoutePlan]) -> None:
+def cold_start_each_function(gateway: GatewayProcess, plans: Sequence[RoutePlan]) -> None:
     """One request per function while nothing else runs: each starts one environment, alone."""
     rng = random.Random(1)
-    client = Client(gateway.url, API_KEY)
-    try:
+    with HttpClient(gateway.url, API_KEY) as client:
         for plan in plans:
-            status, body = client.send(plan.make_request(rng))
+            status, body = client.request(*plan.make_request(rng))
             if status not in (200, 207):
-                raise RuntimeError(f"{plan.name} on the {gateway.mode} gateway: {status} {body[:300]!r}")
-    finally:
-        client.close()
+                raise RuntimeError(f"{plan.name} on the {gateway.name} gateway: {status} {body[:300]!r}")
 
 
-def warm_up(gateway: Gateway, plans: Sequence[RoutePlan], clients: int) -> None:
+def warm_up(gateway: GatewayProcess, plans: Sequence[RoutePlan], clients: int) -> None:
     for plan in plans:
-        run = run_route(gateway.url, API_KEY, plan, mode=gateway.mode, clients=clients, seconds=2, seed=99)
+        run = run_route(gateway, plan, clients=clients, seconds=2, seed=99)
         if run.errors:
-            raise RuntimeError(f"warm-up of {plan.name} on the {gateway.mode} gateway: {run.first_error}")
+            raise RuntimeError(f"warm-up of {plan.name} on the {gateway.name} gateway: {run.first_error}")
 
 
 def init_durations(log_path: Path) -> dict[str, list[float]]:
@@ -174,7 +206,7 @@ def init_durations(log_path: Path) -> dict[str, list[float]]:
 
 
 def measure(
-    gateways: dict[str, Gateway], plans: Sequence[RoutePlan], clients: int, seconds: float
+    gateways: dict[str, GatewayProcess], plans: Sequence[RoutePlan], clients: int, seconds: float
 ) -> tuple[list[RouteRun], dict[tuple[str, str], CpuProfile]]:
     runs, profiles = [], {}
     for index, plan in enumerate(plans):
@@ -182,9 +214,7 @@ def measure(
             for count in (clients, 1):
                 meter = CpuMeter(gateway.process.pid)
                 meter.start()
-                run = run_route(
-                    gateway.url, API_KEY, plan, mode=mode, clients=count, seconds=seconds, seed=index
-                )
+                run = run_route(gateway, plan, clients=count, seconds=seconds, seed=index)
                 if count == clients:
                     profiles[(plan.name, mode)] = meter.stop()
                 runs.append(run)
@@ -332,7 +362,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     say(f"generating {options.events:,} events{loading}")
     players, countries = prepare_data(settings, options.events, load=not options.reuse_data)
     plans = route_plans(sorted(set(players)), countries)
-    gateways = {mode: start_gateway(mode, settings, options.max_concurrency, out) for mode in MODES}
+    gateways = {mode: start_mode(mode, settings, options.max_concurrency, out) for mode in MODES}
     try:
         for gateway in gateways.values():
             cold_start_each_function(gateway, plans)
@@ -359,21 +389,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(text)
     say(f"written to {out}")
     return 1 if any(run.errors for run in runs) else 0
-
-
-def with_redis_db(url: str, db: int) -> str:
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, f"/{db}", "", ""))
-
-
-def _flush_redis(url: str) -> None:
-    import redis
-
-    client = redis.Redis.from_url(url, socket_timeout=5)
-    try:
-        client.flushdb()
-    finally:
-        client.close()
 
 
 if __name__ == "__main__":

@@ -16,10 +16,7 @@ from __future__ import annotations
 
 import argparse
 import bisect
-import bz2
-import gzip
 import heapq
-import io
 import itertools
 import json
 import math
@@ -30,6 +27,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+from player_sessions_local.event_files import open_for_writing
 
 COUNTRIES = [
     "US",
@@ -104,15 +103,6 @@ class Shape:
     """Share of lines sent twice (retries)."""
     out_of_order: float = 0.05
     """Share of lines moved later in the file (late uploads, ends before starts)."""
-
-
-def open_for_writing(path: Path) -> io.TextIOBase:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix == ".gz":
-        return gzip.open(path, "wt", encoding="utf-8", compresslevel=3)
-    if path.suffix == ".bz2":
-        return bz2.open(path, "wt", encoding="utf-8")
-    return path.open("w", encoding="utf-8")
 
 
 def generate_events(

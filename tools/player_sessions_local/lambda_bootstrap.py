@@ -9,6 +9,9 @@ hooks, the snapshot and restore (``restore_next``), then the after-restore hooks
 emulator's own snapshot support made every invoke time out (docs/decisions.md), so here ``restore_next``
 forks: the parent is the snapshot and only waits; the child is the restored environment and serves. Without
 it the client runs exactly as ``python -m awslambdaric``.
+
+With ``PLAYER_SESSIONS_REPORT_WORK`` true (the local gateway's default), each invocation's measured work is
+printed after it as a ``request work`` line (player_sessions_local.work); the function's code knows nothing of it.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ import sys
 from awslambdaric import bootstrap
 from awslambdaric.lambda_config import LambdaConfigProvider
 from awslambdaric.lambda_runtime_client import LambdaRuntimeClient
+
+from player_sessions_local.work import reporting
 
 PR_SET_PDEATHSIG = 1
 SERVING_MARKER = "[local-runtime] serving in pid"
@@ -73,8 +78,20 @@ def wait_for_restored(child: int) -> None:
     os._exit(os.WEXITSTATUS(status))
 
 
+def report_work_of_every_invocation() -> None:
+    """Meters the environment's connections and wraps the handler the runtime loads, before init."""
+    from player_sessions_local.work import install
+    from player_sessions_local.work.invocation import measured
+
+    install()
+    load = bootstrap._get_handler
+    bootstrap._get_handler = lambda handler: measured(load(handler))
+
+
 def main(argv: list[str]) -> None:
     die_with_parent()
+    if reporting():
+        report_work_of_every_invocation()
     config = LambdaConfigProvider(argv)
     snap_start = os.environ.get(bootstrap.AWS_LAMBDA_INITIALIZATION_TYPE) == bootstrap.INIT_TYPE_SNAP_START
     client_class = ForkRestoringRuntimeClient if snap_start else LambdaRuntimeClient

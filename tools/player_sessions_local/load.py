@@ -13,12 +13,10 @@ path as POST /events, concurrently, with a progress bar.
 from __future__ import annotations
 
 import argparse
-import bz2
 import contextlib
-import gzip
-import io
 import json
 import multiprocessing
+import os
 import queue
 import sys
 import threading
@@ -32,14 +30,15 @@ from typing import TypeVar
 
 from tqdm import tqdm
 
+from player_sessions.bootstrap import Services, build_services
 from player_sessions.clock import Clock, SystemClock
 from player_sessions.domain.ingest import ingest_batch
 from player_sessions.errors import DatabaseUnavailableError
 from player_sessions.models import to_utc_millis
 from player_sessions.observability import metrics
-from player_sessions.services import Services, build_services
 from player_sessions.settings import Settings, get_settings
 from player_sessions_local.cassandra_roles import as_admin
+from player_sessions_local.event_files import newest_timestamp, open_for_reading
 from player_sessions_local.rollup_runner import fold_until_caught_up
 
 T = TypeVar("T")
@@ -62,14 +61,6 @@ after a 503: every write is idempotent. Each re-send is counted in the report.""
 RETRY_PAUSE_SECONDS = 0.5
 
 
-def open_for_reading(path: Path) -> io.TextIOBase:
-    if path.suffix == ".gz":
-        return gzip.open(path, "rt", encoding="utf-8")
-    if path.suffix == ".bz2":
-        return bz2.open(path, "rt", encoding="utf-8")
-    return path.open("r", encoding="utf-8")
-
-
 @dataclass
 class LoadReport:
     lines: int = 0
@@ -84,19 +75,6 @@ class LoadReport:
     @property
     def events_per_second(self) -> float:
         return self.lines / self.seconds if self.seconds else 0.0
-
-
-def newest_timestamp(path: Path) -> datetime | None:
-    """The newest parseable ``ts`` in the file (the first pass of --rebase-to-now)."""
-    newest: datetime | None = None
-    with open_for_reading(path) as lines:
-        for line in lines:
-            try:
-                ts = to_utc_millis(datetime.fromisoformat(json.loads(line)["ts"]))
-            except (ValueError, KeyError, TypeError):
-                continue
-            newest = ts if newest is None or ts > newest else newest
-    return newest
 
 
 def numbered_events(
@@ -200,7 +178,7 @@ def _ingest_chunk(chunk: list[tuple[int, object]], services: Services) -> ChunkR
         try:
             outcome = ingest_batch(
                 list(events),
-                store=services.store,
+                store=services.sessions,
                 clock=services.clock,
                 settings=services.settings,
                 cache=services.cache,
@@ -211,8 +189,7 @@ def _ingest_chunk(chunk: list[tuple[int, object]], services: Services) -> ChunkR
             if retries == CHUNK_ATTEMPTS:
                 raise
             time.sleep(RETRY_PAUSE_SECONDS * retries)
-    # The store records Lambda metrics (EMF on stdout); a loader is no Lambda invocation, so drop them.
-    metrics.clear_metrics()
+    metrics.clear_metrics()  # a loader is no Lambda invocation: its metrics are never printed (load_file)
     problems = [
         {"line": numbers[p.index], "status": p.status, "reason": p.reason, "raw": json.dumps(events[p.index])}
         for p in outcome.problems
@@ -231,6 +208,8 @@ def load_file(
     processes: int = 1,
     chunks_in_flight: int = CHUNKS_IN_FLIGHT_PER_PROCESS,
 ) -> LoadReport:
+    # The store records Lambda metrics, printed as EMF blobs; a loader is no Lambda (nor are its workers).
+    os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"
     shift = None
     if rebase_to_now:
         newest = newest_timestamp(path)

@@ -3,7 +3,6 @@ gateway (`make serve`, the end-to-end tests), or to the end of the arrivals afte
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -11,12 +10,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from player_sessions.domain.rollup_builder import CompactionTracker, FoldReport, fold_ready_slots
+from player_sessions.bootstrap import Services
+from player_sessions.domain.country_starts.builder import CompactionTracker, FoldReport, fold_ready_slots
 from player_sessions.errors import DatabaseUnavailableError
-from player_sessions.observability import SCHEDULED_ROUTE, metrics
-from player_sessions.read_meter import ReadTally, attributed_to
-from player_sessions.services import Services
-from player_sessions.work_meter import work_record
+from player_sessions.observability import metrics
+from player_sessions.read_counts import ReadTally, metered
+from player_sessions_local.work.invocation import SCHEDULED_ROUTE, work_line
+from player_sessions_local.work.meter import Meter, WorkTally, measuring, meters_of
 
 PAUSE_SECONDS = 0.25
 """Between two runs, as in functions/rollup_builder (the tail readers count stays near SLOT_SETTLE + this)."""
@@ -37,27 +37,32 @@ def add_reports(total: FoldReport, report: FoldReport) -> None:
     total.watermark, total.behind_seconds = report.watermark, report.behind_seconds
 
 
+def fold_once(services: Services, tracker: CompactionTracker, max_slots: int = 120) -> FoldReport:
+    """One run of the builder, as the scheduled function runs it, on the services' store, cache and clock."""
+    return fold_ready_slots(
+        store=services.starts,
+        clock=services.clock,
+        settings=services.settings,
+        tracker=tracker,
+        cache=services.cache,
+        max_slots=max_slots,
+    )
+
+
 def fold_until_caught_up(
     services: Services, tracker: CompactionTracker | None = None, timeout_seconds: float = 3600.0
 ) -> FoldReport:
     """Folds until the watermark is within a second of the newest settled slot (after a bulk load).
 
     A run that Cassandra times out (a node busy compacting the load) is run again from the watermark, as the
-    scheduled builder's next run would: folding a slot again is safe (domain.rollup_builder)."""
+    scheduled builder's next run would: folding a slot again is safe (domain.country_starts.builder)."""
     tracker = tracker or CompactionTracker()
     total = FoldReport()
     deadline = time.monotonic() + timeout_seconds
     failures = 0
     while True:
         try:
-            report = fold_ready_slots(
-                store=services.starts,
-                clock=services.clock,
-                settings=services.settings,
-                tracker=tracker,
-                cache=services.cache,
-                max_slots=60,
-            )
+            report = fold_once(services, tracker, max_slots=60)
         except DatabaseUnavailableError as error:
             failures += 1
             if failures > MAX_CATCH_UP_FAILURES or time.monotonic() > deadline:
@@ -86,7 +91,8 @@ class RollupRunner:
     work_log: Path | None = None
     """Where each minute's measured work goes as a "request work" line (the cost model reads it); without
     one, to this module's logger (the gateway's log)."""
-    _minute: ReadTally = field(default_factory=ReadTally)
+    _minute_reads: ReadTally = field(default_factory=ReadTally)
+    _minute_work: WorkTally = field(default_factory=WorkTally)
     _minutes: int = 0
 
     def start(self) -> RollupRunner:
@@ -101,20 +107,28 @@ class RollupRunner:
 
     def _report_work(self) -> None:
         self._minutes += 1
-        record = {
-            "message": "request work",
-            "function_request_id": f"local-builder-{self._minutes}",
-            "route": SCHEDULED_ROUTE,
-            "starts_counted": self.total.starts_counted,
-            **work_record(self._minute),
-        }
-        line = json.dumps(record, separators=(",", ":"))
+        line = work_line(
+            f"local-builder-{self._minutes}",
+            SCHEDULED_ROUTE,
+            self._minute_work,
+            self._minute_reads,
+            starts_counted=self.total.starts_counted,
+        )
         if self.work_log is None:
             _LOGGER.info("%s %s", WORK_LABEL, line)
         else:
             with self.work_log.open("a") as log:
                 log.write(f"{datetime.now(UTC):%Y-%m-%d %H:%M:%S,%f} INFO {WORK_LABEL} {line}\n")
-        self._minute = ReadTally()
+        self._minute_reads, self._minute_work = ReadTally(), WorkTally()
+
+    def _meters(self) -> list[Meter]:
+        """The builder's own connections' meters (installed where work is reported)."""
+        cassandra, redis = self.services.cassandra, self.services.redis
+        try:
+            session = cassandra.session() if cassandra is not None else None
+        except DatabaseUnavailableError:
+            return []
+        return meters_of(session, redis.client() if redis is not None else None)
 
     def _run(self) -> None:
         minute_ends = time.monotonic() + WORK_REPORT_SECONDS
@@ -123,14 +137,8 @@ class RollupRunner:
                 self._report_work()
                 minute_ends += WORK_REPORT_SECONDS
             try:
-                with attributed_to(self._minute):
-                    report = fold_ready_slots(
-                        store=self.services.starts,
-                        clock=self.services.clock,
-                        settings=self.services.settings,
-                        tracker=self._tracker,
-                        cache=self.services.cache,
-                    )
+                with metered(into=self._minute_reads), measuring(self._meters(), into=self._minute_work):
+                    report = fold_once(self.services, self._tracker)
                 add_reports(self.total, report)
             except DatabaseUnavailableError as error:
                 # Cassandra is down or slow: the next run starts from the watermark again.

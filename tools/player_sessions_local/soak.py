@@ -20,8 +20,10 @@ mismatch. Only a loopback base URL is accepted: this is a local tool.
 from __future__ import annotations
 
 import argparse
+import http.client
 import ipaddress
 import itertools
+import json
 import os
 import random
 import string
@@ -33,9 +35,10 @@ from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
-import httpx
+from player_sessions_local.measure.http_client import HttpClient
+from player_sessions_local.measure.stats import Latencies
 
 MIX = ("ingest",) * 4 + ("player",) * 3 + ("count", "list", "health")
 SESSIONS_PER_PLAYER = 12
@@ -56,13 +59,10 @@ class Session:
 
 
 @dataclass
-class RouteStats:
-    latencies_ms: list[float] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
+class RouteStats(Latencies):
+    """A route's latencies, and every failure (the soak lists them all)."""
 
-    def percentile(self, fraction: float) -> float:
-        ordered = sorted(self.latencies_ms)
-        return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] if ordered else float("nan")
+    failures: list[str] = field(default_factory=list)
 
 
 class Traffic:
@@ -132,9 +132,9 @@ class Traffic:
 
 class Soak:
     def __init__(
-        self, base_url: str, headers: dict[str, str], *, rate: float, clients: int, country: str, seed: int
+        self, base_url: str, api_key: str | None, *, rate: float, clients: int, country: str, seed: int
     ) -> None:
-        self._base_url, self._headers = base_url, headers
+        self._base_url, self._api_key = base_url, api_key
         self._interval = 1.0 / rate
         self._clients = clients
         self._rng = random.Random(seed)
@@ -177,31 +177,30 @@ class Soak:
             return "GET /countries/{c}/starts", "GET", f"/countries/{country}/starts?hours=1&limit=100", None
         return "GET /health", "GET", "/health", None
 
-    def _client(self) -> httpx.Client:
+    def _client(self) -> HttpClient:
         client = getattr(self._local, "client", None)
         if client is None:
-            client = self._local.client = httpx.Client(
-                base_url=self._base_url, headers=self._headers, timeout=REQUEST_TIMEOUT_SECONDS
-            )
+            client = self._local.client = HttpClient(self._base_url, self._api_key, REQUEST_TIMEOUT_SECONDS)
         return client
 
     def _send(self, route: str, method: str, path: str, batch: list[dict] | None) -> None:
         try:
             started = time.perf_counter()
             try:
-                response = self._client().request(method, path, json=batch)
+                body = json.dumps(batch).encode() if batch is not None else None
+                status, answer = self._client().request(method, path, body)
                 problem = None
-                if response.status_code != 200:
-                    problem = f"{response.status_code} {response.text[:200]}"
-                elif batch is not None and response.json()["stored"] != len(batch):
-                    problem = f"not every event stored: {response.text[:300]}"
-            except httpx.HTTPError as error:
-                response, problem = None, f"{type(error).__name__}: {error}"
+                if status != 200:
+                    problem = f"{status} {answer[:200]!r}"
+                elif batch is not None and json.loads(answer)["stored"] != len(batch):
+                    problem = f"not every event stored: {answer[:300]!r}"
+            except (OSError, http.client.HTTPException) as error:
+                problem = f"{type(error).__name__}: {error}"
             elapsed_ms = (time.perf_counter() - started) * 1000
             with self._lock:
                 self.stats[route].latencies_ms.append(elapsed_ms)
                 if problem:
-                    self.stats[route].errors.append(f"{method} {path}: {problem}")
+                    self.stats[route].failures.append(f"{method} {path}: {problem}")
                 elif batch is not None:
                     self._acknowledge(batch)
         finally:
@@ -216,11 +215,11 @@ class Soak:
                 session.end_acked = True
 
 
-def verify(client: httpx.Client, traffic: Traffic, window_hours: int) -> list[str]:
+def verify(client: HttpClient, traffic: Traffic, window_hours: int) -> list[str]:
     """Every acknowledged start counted and listed; every player's sessions exactly its completed ones."""
     problems = []
     acked_starts = {s.session_id for s in traffic.sessions.values() if s.start_acked}
-    counts = client.get(f"/countries/starts?hours={window_hours}").json()["countries"]
+    counts = client.get_json(f"/countries/starts?hours={window_hours}")["countries"]
     counted = {c["country"]: c["starts"] for c in counts}.get(traffic.country, 0)
     listed = list_starts(client, traffic.country, window_hours)
     print(f"starts acknowledged {len(acked_starts)}, counted {counted}, listed {len(listed)}")
@@ -241,7 +240,7 @@ def verify(client: httpx.Client, traffic: Traffic, window_hours: int) -> list[st
         expected = [
             s.session_id for s in sorted(by_player[player], key=lambda s: (s.end, s.session_id), reverse=True)
         ]
-        got = [s["session_id"] for s in client.get(f"/players/{player}/sessions").json()["sessions"]]
+        got = [s["session_id"] for s in client.get_json(f"/players/{player}/sessions")["sessions"]]
         if sorted(got) != sorted(expected):
             wrong += 1
             if wrong <= 5:
@@ -255,14 +254,12 @@ def verify(client: httpx.Client, traffic: Traffic, window_hours: int) -> list[st
     return problems
 
 
-def list_starts(client: httpx.Client, country: str, hours: int) -> set[str]:
+def list_starts(client: HttpClient, country: str, hours: int) -> set[str]:
     found: set[str] = set()
     cursor = None
     for _ in range(10_000):
-        page = client.get(
-            f"/countries/{country}/starts",
-            params={"hours": hours, "limit": 1000, **({"cursor": cursor} if cursor else {})},
-        ).json()
+        query = urlencode({"hours": hours, "limit": 1000, **({"cursor": cursor} if cursor else {})})
+        page = client.get_json(f"/countries/{country}/starts?{query}")
         found.update(s["session_id"] for s in page["sessions"])
         cursor = page["next_cursor"]
         if cursor is None:
@@ -270,9 +267,9 @@ def list_starts(client: httpx.Client, country: str, hours: int) -> set[str]:
     return found
 
 
-def unused_country(client: httpx.Client, rng: random.Random) -> str:
+def unused_country(client: HttpClient, rng: random.Random) -> str:
     """A code with no start in the last 8760 hours: the user-assigned X? range first, then any two letters."""
-    used = {c["country"] for c in client.get("/countries/starts?hours=8760", timeout=300).json()["countries"]}
+    used = {c["country"] for c in client.get_json("/countries/starts?hours=8760")["countries"]}
     candidates = [f"X{letter}" for letter in string.ascii_uppercase]
     candidates += ["".join(pair) for pair in itertools.product(string.ascii_uppercase, repeat=2)]
     free = [code for code in dict.fromkeys(candidates) if code not in used]
@@ -308,15 +305,17 @@ def main(argv: list[str] | None = None) -> int:
     if not 0 < args.minutes <= MAX_MINUTES or not 0 < args.rate <= 1000 or not 1 <= args.clients <= 64:
         parser.error(f"--minutes in (0, {MAX_MINUTES}], --rate in (0, 1000], --clients in [1, 64]")
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**32)
-    headers = {"x-api-key": args.api_key} if args.api_key else {}
-    with httpx.Client(base_url=args.base_url, headers=headers, timeout=REQUEST_TIMEOUT_SECONDS) as client:
+    # A long timeout: the first count over a year may fold a long tail.
+    with HttpClient(args.base_url, args.api_key, timeout=300) as client:
         country = unused_country(client, random.Random(seed))
         print(
             f"soak: {args.minutes:g} min at {args.rate:g} requests/s against {args.base_url}, "
             f"starts in {country}, seed {seed}",
             flush=True,
         )
-        soak = Soak(args.base_url, headers, rate=args.rate, clients=args.clients, country=country, seed=seed)
+        soak = Soak(
+            args.base_url, args.api_key, rate=args.rate, clients=args.clients, country=country, seed=seed
+        )
         started = datetime.now(UTC)
         achieved = soak.run(args.minutes * 60)
         print(f"sent at {achieved:.2f} requests/s (late sends: {soak.late_sends})")
@@ -324,10 +323,10 @@ def main(argv: list[str] | None = None) -> int:
         for route, stats in sorted(soak.stats.items()):
             p50, p90, p99 = (stats.percentile(fraction) for fraction in (0.5, 0.9, 0.99))
             print(
-                f"{route:30} {len(stats.latencies_ms):>9} {len(stats.errors):>7} "
+                f"{route:30} {len(stats.latencies_ms):>9} {len(stats.failures):>7} "
                 f"{p50:>8.1f} {p90:>8.1f} {p99:>8.1f}"
             )
-        errors = [error for stats in soak.stats.values() for error in stats.errors]
+        errors = [error for stats in soak.stats.values() for error in stats.failures]
         for error in errors[:10]:
             print(f"  error: {error}")
         window = int((datetime.now(UTC) - started).total_seconds() // 3600) + 2

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -24,6 +23,7 @@ from player_sessions.models import (
 )
 from player_sessions.repositories.cache_protocol import NoCache, ReadCache
 from player_sessions.repositories.protocols import SessionStore
+from player_sessions.retention import ttl_seconds
 from player_sessions.settings import Settings
 from player_sessions.time_buckets import arrival_slot, hour_of, may_have_been_folded, start_shard
 
@@ -127,8 +127,8 @@ def ingest_batch(
 ARRIVAL_TTL_SECONDS = 7 * 86_400
 """How long an arrival is kept: it is read until the builder folds its slot, seconds after it is stored, or by a
 builder resuming from an older watermark, which goes back no further than its fold records (a week:
-domain.rollup_builder.FOLD_RECORD_TTL_SECONDS). Kept for the retention, the arrival log was a second copy of
-every start for a year: a fifth of the storage bill (docs/benchmarks.md, "Cost")."""
+domain.country_starts.builder.FOLD_RECORD_TTL_SECONDS). Not the retention: the arrival log is no second copy of
+the starts (docs/decisions.md, "Data model": an arrival is kept a week)."""
 
 
 def arrivals_of(starts: Sequence[EventWrite], now: datetime) -> list[ArrivalWrite]:
@@ -191,11 +191,6 @@ def halves_in_batch(writes: Sequence[EventWrite]) -> dict[UUID, SessionHalves]:
         for session_id, start in starts.items()
         if session_id in ends
     }
-
-
-def ttl_seconds(ts: datetime, now: datetime, retention: timedelta) -> int:
-    """Seconds until an event at ``ts`` leaves the retention: ``ts + retention - now``, rounded down."""
-    return math.floor((ts + retention - now).total_seconds())
 
 
 def completed_session(halves: SessionHalves, now: datetime, retention: timedelta) -> CompletedSession | None:

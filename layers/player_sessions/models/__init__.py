@@ -21,20 +21,19 @@ from player_sessions.models.api import (
     StartsByCountryOut,
 )
 from player_sessions.models.events import (
-    COUNTRY_PATTERN,
-    PLAYER_ID_PATTERN,
-    UUID_PATTERN,
     EventType,
     InvalidEventError,
     SessionEvent,
     parse_event,
     to_utc_millis,
 )
+from player_sessions.models.fields import COUNTRY_PATTERN, PLAYER_ID_PATTERN, UUID_PATTERN
 from player_sessions.models.rows import (
     Arrival,
     ArrivalWrite,
     CompletedSession,
     EventWrite,
+    HourCounts,
     RollupRow,
     SessionHalves,
     StartKey,
@@ -61,6 +60,7 @@ __all__ = [
     "EventWrite",
     "HealthOut",
     "HealthStatus",
+    "HourCounts",
     "IngestResult",
     "InvalidEventError",
     "PlayerSessionsOut",

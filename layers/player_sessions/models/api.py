@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from player_sessions.models.fields import COUNTRY_REGEX, COUNTRY_RULE, PLAYER_ID_REGEX, PLAYER_ID_RULE
+
 
 class ApiModel(BaseModel):
     model_config = ConfigDict(frozen=True)
@@ -19,14 +21,14 @@ class EventIn(BaseModel):
 
     event: Literal["start", "end"]
     player_id: str = Field(
-        min_length=1, max_length=64, pattern=r"^[\x21-\x7e]+$", examples=["d6313e1fb7d247a6a034e2aadc30ab3f"]
+        pattern=PLAYER_ID_REGEX, description=PLAYER_ID_RULE, examples=["d6313e1fb7d247a6a034e2aadc30ab3f"]
     )
     session_id: uuid.UUID = Field(examples=["674606b1-2270-4285-928f-eef4a6b90a60"])
     ts: str = Field(description="ISO 8601 date-time; no offset means UTC", examples=["2016-11-22T20:40:50"])
     country: str | None = Field(
         default=None,
-        pattern=r"^[A-Za-z]{2}$",
-        description="ISO 3166-1 alpha-2, required on start events",
+        pattern=COUNTRY_REGEX,
+        description=f"{COUNTRY_RULE}, required on start events",
         examples=["PK"],
     )
 

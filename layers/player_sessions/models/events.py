@@ -13,10 +13,14 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-PLAYER_ID_PATTERN = re.compile(r"[\x21-\x7e]{1,64}")
-"""1 to 64 printable ASCII characters, no whitespace (space is 0x20, excluded)."""
-COUNTRY_PATTERN = re.compile(r"[A-Za-z]{2}")
-UUID_PATTERN = re.compile(r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}")
+from player_sessions.models.fields import (
+    COUNTRY_PATTERN,
+    COUNTRY_RULE,
+    PLAYER_ID_PATTERN,
+    PLAYER_ID_RULE,
+    UUID_PATTERN,
+)
+
 _HAS_TIME = re.compile(r"^\d{4}-?\d{2}-?\d{2}[T ]\d", re.ASCII)
 
 
@@ -84,7 +88,7 @@ def _parse_player_id(value: Any, problems: dict[str, str]) -> str | None:
     elif not isinstance(value, str):
         problems["player_id"] = f"must be a string, got {_json_type(value)}"
     elif not PLAYER_ID_PATTERN.fullmatch(value):
-        problems["player_id"] = "must be 1 to 64 printable ASCII characters without whitespace"
+        problems["player_id"] = f"must be {PLAYER_ID_RULE}"
     else:
         return value
     return None
@@ -126,7 +130,7 @@ def _parse_country(value: Any, problems: dict[str, str]) -> str | None:
     if value is None:
         problems["country"] = "required on start events"
     elif not isinstance(value, str) or not COUNTRY_PATTERN.fullmatch(value):
-        problems["country"] = f"must be an ISO 3166-1 alpha-2 code (two letters), got {_preview(value)}"
+        problems["country"] = f"must be {COUNTRY_RULE}, got {_preview(value)}"
     else:
         return value.upper()
     return None

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from player_sessions.models.events import SessionEvent
+
+HourCounts = Sequence[tuple[datetime, int | None]]
+"""Hours of one country, each with its count of the country's starts when the rollups know it (else None)."""
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,7 @@
-"""Session starts, their arrival log, marks and rollups on Cassandra / Amazon Keyspaces (prepared statements
-only). Every read counts its rows and partitions (player_sessions.read_meter)."""
+"""What counting and listing session starts read on Cassandra / Amazon Keyspaces: the builder's watermark, the
+arrival log's unfolded tail, the marks of counted starts, the rollups and the start rows (prepared statements
+only). Every read counts its rows and partitions (player_sessions.read_counts). The builder's writes are in
+repositories.cassandra_rollups."""
 
 from __future__ import annotations
 
@@ -9,51 +11,34 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
-from uuid import UUID
 
 from cassandra.cluster import EXEC_PROFILE_DEFAULT
-from cassandra.concurrent import execute_concurrent
-from cassandra.query import BatchType, PreparedStatement
 
 from player_sessions.cassandra_connection import BULK_PROFILE, CassandraConnection
-from player_sessions.errors import DatabaseUnavailableError
-from player_sessions.models import Arrival, RollupRow, StartKey, StartRow, from_epoch_ms, to_epoch_ms
-from player_sessions.read_meter import count_read
-from player_sessions.repositories.cassandra_store import execute_all, first_row, unavailable_on_failure
+from player_sessions.models import Arrival, HourCounts, RollupRow, StartKey, StartRow
+from player_sessions.read_counts import count_read
+from player_sessions.repositories.cassandra_helpers import (
+    PreparedStatements,
+    chunks,
+    execute_all,
+    first_row,
+    unavailable_on_failure,
+    utc,
+)
 from player_sessions.repositories.cql import Cql
-from player_sessions.time_buckets import Bucket, Level, start_shard
-from player_sessions.work_meter import MeteredBatch, metered_session
+from player_sessions.time_buckets import Bucket, Level
 
 PROGRESS_NAME = "starts"
 READ_PROGRESS = Cql("SELECT slot FROM rollup_progress WHERE name = ?")
-# The watermark only moves forward, by conditional writes: a slower builder's older slot never wins, whatever
-# the order the writes arrive in (no client timestamp, which Keyspaces takes only within 2 days of now).
-ADVANCE_PROGRESS = Cql("UPDATE rollup_progress USING TTL 0 SET slot = ? WHERE name = ? IF slot < ?")
-START_PROGRESS = Cql("INSERT INTO rollup_progress (name, slot) VALUES (?, ?) IF NOT EXISTS USING TTL 0")
 FIRST_ARRIVAL_MINUTE = Cql("SELECT minute FROM arrival_minutes WHERE scope = ? LIMIT 1")
 ARRIVAL_MINUTES_BETWEEN = Cql(
     "SELECT minute FROM arrival_minutes WHERE scope = ? AND minute >= ? AND minute <= ? LIMIT ?"
 )
 READ_ARRIVALS = Cql("SELECT slot, session_id, ts, country FROM start_arrivals WHERE slot IN ? AND shard IN ?")
 READ_MARKS = Cql("SELECT session_id, ts, country, slot FROM start_marks WHERE session_id IN ?")
-WRITE_MARK = Cql("INSERT INTO start_marks (session_id, ts, country, slot) VALUES (?, ?, ?, ?) USING TTL ?")
-CLAIM_FOLD = Cql("INSERT INTO rollup_folds (slot, starts) VALUES (?, ?) IF NOT EXISTS USING TTL ?")
-# A claim that was not applied is followed by this read, never by the row the claim answers with.
-READ_FOLD = Cql("SELECT starts FROM rollup_folds WHERE slot = ?")
-READ_START_ROW = Cql(
-    "SELECT session_id FROM session_starts "
-    "WHERE hour = ? AND shard = ? AND country = ? AND ts = ? AND session_id = ?"
-)
 READ_ROLLUPS = Cql(
     "SELECT bucket, slot, base, counts FROM start_count_rollups "
     "WHERE level = ? AND period = ? AND bucket >= ? AND bucket <= ?"
-)
-WRITE_ROLLUP = Cql(
-    "INSERT INTO start_count_rollups (level, period, bucket, slot, base, counts) VALUES (?, ?, ?, ?, ?, ?) "
-    "USING TTL ?"
-)
-DELETE_ROLLUPS_BEFORE = Cql(
-    "DELETE FROM start_count_rollups WHERE level = ? AND period = ? AND bucket = ? AND slot < ?"
 )
 # The reads of start rows below that take a range of ``ts`` name one partition each: a clustering range
 # combined with IN is a construct Keyspaces does not document (docs/keyspaces.md).
@@ -86,29 +71,9 @@ READER_STATEMENTS = (
     READ_COUNTRY_FEW_STARTS,
 )
 """What counting and listing starts send (protocols.StartsStore)."""
-BUILDER_STATEMENTS = (
-    READ_PROGRESS,
-    ADVANCE_PROGRESS,
-    START_PROGRESS,
-    FIRST_ARRIVAL_MINUTE,
-    READ_ARRIVALS,
-    READ_MARKS,
-    WRITE_MARK,
-    READ_START_ROW,
-    CLAIM_FOLD,
-    READ_FOLD,
-    READ_ROLLUPS,
-    WRITE_ROLLUP,
-    DELETE_ROLLUPS_BEFORE,
-)
-"""What folding arrivals into the rollups sends (protocols.RollupStore, the part the builder calls)."""
 ARRIVAL_SCOPE = "all"
 
 CONCURRENCY = 32
-BATCH_STATEMENTS = 30
-"""Statements in one unlogged batch, all of one partition (Amazon Keyspaces takes at most 30)."""
-PROGRESS_ATTEMPTS = 5
-"""Conditional writes (the watermark, a fold's record) tried this many times before the step gives up (503)."""
 FEW_STARTS_PER_HOUR = 50
 """An hour whose rollups count at most this many starts of the country is read with others in one request."""
 MAX_IN_VALUES = 100
@@ -118,23 +83,11 @@ SHARD_PAGE_SLACK = 8
 so each holds about a 1/shards share of any hour's newest starts."""
 
 
-def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
-    for first in range(0, len(items), size):
-        yield items[first : first + size]
-
-
 class CassandraStartsStore:
     def __init__(self, connection: CassandraConnection, shards: int) -> None:
         self._connection = connection
         self._shards = shards
-        self._prepared: dict[str, PreparedStatement] = {}
-
-    def _statement(self, cql: Cql) -> PreparedStatement:
-        statement = self._prepared.get(cql.text)
-        if statement is None:
-            statement = self._connection.prepare(cql.text)
-            self._prepared[cql.text] = statement
-        return statement
+        self._statement = PreparedStatements(connection)
 
     def _concurrently(self, cql: Cql, parameters: Iterable[tuple[Any, ...]], bulk: bool = False) -> list[Any]:
         statement = self._statement(cql)
@@ -142,7 +95,7 @@ class CassandraStartsStore:
         if not pairs:
             return []
         return execute_all(
-            metered_session(self._connection.session()),
+            self._connection.session(),
             pairs,
             concurrency=CONCURRENCY,
             execution_profile=BULK_PROFILE if bulk else EXEC_PROFILE_DEFAULT,
@@ -158,30 +111,13 @@ class CassandraStartsStore:
         count_read(rows=1 if row else 0, partitions=1)
         return row.slot if row is not None else None
 
-    def write_progress(self, slot: int) -> None:
-        """Moves the watermark forward to ``slot``: a conditional update, or the first write of it. A condition
-        that fails because a faster builder moved it further (or created it meanwhile) is read back to tell."""
-        session = self._connection.session()
-        with unavailable_on_failure("move the rollup watermark"):
-            for _ in range(PROGRESS_ATTEMPTS):
-                if _applied(session.execute(self._statement(ADVANCE_PROGRESS), (slot, PROGRESS_NAME, slot))):
-                    return
-                if _applied(session.execute(self._statement(START_PROGRESS), (PROGRESS_NAME, slot))):
-                    return
-                current = self.read_progress()
-                if current is not None and current >= slot:
-                    return
-        raise DatabaseUnavailableError(
-            "Cassandra could not move the rollup watermark: conditions kept failing"
-        )
-
     def first_arrival_minute(self) -> datetime | None:
         with unavailable_on_failure("read the arrival minutes"):
             row = first_row(
                 self._connection.session().execute(self._statement(FIRST_ARRIVAL_MINUTE), (ARRIVAL_SCOPE,))
             )
         count_read(rows=1 if row else 0, partitions=1)
-        return _utc(row.minute) if row is not None else None
+        return utc(row.minute) if row is not None else None
 
     def arrival_minutes_between(self, first: datetime, last: datetime, limit: int) -> list[datetime]:
         with unavailable_on_failure("read the arrival minutes"):
@@ -191,19 +127,19 @@ class CassandraStartsStore:
                 )
             )
         count_read(rows=len(rows), partitions=1)
-        return [_utc(row.minute) for row in rows]
+        return [utc(row.minute) for row in rows]
 
     def read_arrivals(self, slots: Sequence[int]) -> list[Arrival]:
         shards = list(range(self._shards))
         per_request = max(1, MAX_IN_VALUES // self._shards)
-        groups = [list(group) for group in _chunks(list(slots), per_request)]
+        groups = [list(group) for group in chunks(list(slots), per_request)]
         arrivals: list[Arrival] = []
         with unavailable_on_failure("read the arrivals"):
             for result in self._concurrently(
                 READ_ARRIVALS, ((group, shards) for group in groups), bulk=len(groups) > CONCURRENCY
             ):
                 for row in result:
-                    arrivals.append(Arrival(row.slot, StartKey(row.session_id, _utc(row.ts), row.country)))
+                    arrivals.append(Arrival(row.slot, StartKey(row.session_id, utc(row.ts), row.country)))
         count_read(rows=len(arrivals), partitions=len(slots) * self._shards, requests=len(groups))
         return arrivals
 
@@ -216,59 +152,15 @@ class CassandraStartsStore:
         read = 0
         with unavailable_on_failure("read the start marks"):
             for result in self._concurrently(
-                READ_MARKS, ((list(group),) for group in _chunks(session_ids, MAX_IN_VALUES))
+                READ_MARKS, ((list(group),) for group in chunks(session_ids, MAX_IN_VALUES))
             ):
                 for row in result:
                     read += 1
-                    key = StartKey(row.session_id, _utc(row.ts), row.country)
+                    key = StartKey(row.session_id, utc(row.ts), row.country)
                     if key in wanted:
                         marks[key] = row.slot
         count_read(rows=read, partitions=len(session_ids), requests=-(-len(session_ids) // MAX_IN_VALUES))
         return marks
-
-    def write_marks(self, marks: Sequence[tuple[StartKey, int, int]]) -> None:
-        with unavailable_on_failure("write the start marks"):
-            self._concurrently(
-                WRITE_MARK,
-                ((key.session_id, key.ts, key.country, slot, ttl) for key, slot, ttl in marks),
-                bulk=len(marks) > 100,
-            )
-
-    def stored_starts(self, keys: Sequence[StartKey]) -> set[StartKey]:
-        parameters = [
-            (
-                key.ts.astimezone(UTC).replace(minute=0, second=0, microsecond=0),
-                start_shard(key.session_id, self._shards),
-                key.country,
-                key.ts,
-                key.session_id,
-            )
-            for key in keys
-        ]
-        with unavailable_on_failure("read the start rows"):
-            results = self._concurrently(READ_START_ROW, parameters, bulk=len(parameters) > 100)
-        stored = {key for key, result in zip(keys, results, strict=True) if first_row(result) is not None}
-        count_read(rows=len(stored), partitions=len(keys), requests=len(keys))
-        return stored
-
-    def claim_fold(self, slot: int, keys: Sequence[StartKey], ttl_seconds: int) -> list[StartKey]:
-        record = json.dumps(
-            [[str(key.session_id), to_epoch_ms(key.ts), key.country] for key in keys], separators=(",", ":")
-        )
-        session = self._connection.session()
-        with unavailable_on_failure("record a fold"):
-            for _ in range(PROGRESS_ATTEMPTS):
-                if _applied(session.execute(self._statement(CLAIM_FOLD), (slot, record, ttl_seconds))):
-                    return list(keys)
-                # Another builder recorded this slot's fold first: its record is what counts.
-                row = first_row(session.execute(self._statement(READ_FOLD), (slot,)))
-                count_read(rows=1 if row else 0, partitions=1)
-                if row is not None:
-                    return [
-                        StartKey(UUID(sid), from_epoch_ms(ms), country)
-                        for sid, ms, country in json.loads(row.starts)
-                    ]
-        raise DatabaseUnavailableError("Cassandra could not record a fold: its record kept vanishing")
 
     # ---- rollups ----
 
@@ -290,70 +182,13 @@ class CassandraStartsStore:
             ):
                 for row in result:
                     read += 1
-                    row_bucket = wanted.get((level, _utc(row.bucket)))
+                    row_bucket = wanted.get((level, utc(row.bucket)))
                     if row_bucket is not None:
                         found.setdefault(row_bucket, []).append(
                             RollupRow(row.slot, bool(row.base), json.loads(row.counts))
                         )
         count_read(rows=read, partitions=len(spans), requests=len(spans))
         return found
-
-    def write_deltas(self, slot: int, deltas: Sequence[tuple[Bucket, dict[str, int], int]]) -> None:
-        """Deltas of one partition go as unlogged batches of at most BATCH_STATEMENTS (Keyspaces' limit)."""
-        statement = self._statement(WRITE_ROLLUP)
-        by_partition: dict[tuple[Level, datetime], list[tuple[Any, ...]]] = {}
-        for bucket, counts, ttl in deltas:
-            by_partition.setdefault((bucket.level, bucket.period), []).append(
-                (bucket.level.code, bucket.period, bucket.start, slot, False, _counts_json(counts), ttl)
-            )
-        requests: list[tuple[Any, Any]] = []
-        for rows in by_partition.values():
-            for group in _chunks(rows, BATCH_STATEMENTS):
-                if len(group) == 1:
-                    requests.append((statement, group[0]))
-                    continue
-                batch = MeteredBatch(batch_type=BatchType.UNLOGGED)
-                for row in group:
-                    batch.add(statement, row)
-                requests.append((batch, None))
-        if not requests:
-            return
-        with unavailable_on_failure("write rollup deltas"):
-            execute_concurrent(
-                metered_session(self._connection.session()),
-                requests,
-                concurrency=CONCURRENCY,
-                raise_on_first_error=True,
-                execution_profile=BULK_PROFILE if len(requests) > 100 else EXEC_PROFILE_DEFAULT,
-            )
-
-    def write_bases(self, bases: Sequence[tuple[Bucket, int, dict[str, int], int]]) -> None:
-        """Two acknowledged steps, never one batch (Keyspaces may apply part of an unlogged batch): every base
-        row first, then the removal of each bucket's rows before its base. Between the two, a reader sums the
-        base and ignores the rows it covers (domain.rollups); the removal stops short of the base's own slot."""
-        write, remove = self._statement(WRITE_ROLLUP), self._statement(DELETE_ROLLUPS_BEFORE)
-        if not bases:
-            return
-        keys = [((b.level.code, b.period, b.start), slot) for b, slot, _, _ in bases]
-        profile = BULK_PROFILE if len(bases) > 100 else EXEC_PROFILE_DEFAULT
-        with unavailable_on_failure("compact rollups"):
-            execute_concurrent(
-                metered_session(self._connection.session()),
-                [
-                    (write, (*key, slot, True, _counts_json(counts), ttl))
-                    for (key, slot), (_, _, counts, ttl) in zip(keys, bases, strict=True)
-                ],
-                concurrency=CONCURRENCY,
-                raise_on_first_error=True,
-                execution_profile=profile,
-            )
-            execute_concurrent(
-                metered_session(self._connection.session()),
-                [(remove, (*key, slot)) for key, slot in keys],
-                concurrency=CONCURRENCY,
-                raise_on_first_error=True,
-                execution_profile=profile,
-            )
 
     # ---- start rows ----
 
@@ -389,12 +224,7 @@ class CassandraStartsStore:
         return found > 0
 
     def country_hour_starts(
-        self,
-        hours: Sequence[tuple[datetime, int | None]],
-        country: str,
-        not_after: datetime,
-        not_before: datetime,
-        page_size: int,
+        self, hours: HourCounts, country: str, not_after: datetime, not_before: datetime, page_size: int
     ) -> list[Iterator[StartRow]]:
         session = self._connection.session()
         # Hours whose counts are known and fit the page are read whole, as many at once as one request holds
@@ -473,8 +303,8 @@ class _FewHours:
             with unavailable_on_failure("read a country's starts"):
                 for row in self._future.result():
                     read += 1
-                    by_hour.setdefault(_utc(row.hour), []).append(
-                        StartRow(_utc(row.ts), row.session_id, row.player_id, self._country)
+                    by_hour.setdefault(utc(row.hour), []).append(
+                        StartRow(utc(row.ts), row.session_id, row.player_id, self._country)
                     )
             count_read(rows=read, partitions=self._partitions)
             for rows in by_hour.values():
@@ -486,29 +316,15 @@ class _FewHours:
 def _start_rows(result: Any, country: str) -> Iterator[StartRow]:
     for row in result:
         count_read(rows=1, partitions=0, requests=0)
-        yield StartRow(_utc(row.ts), row.session_id, row.player_id, country)
+        yield StartRow(utc(row.ts), row.session_id, row.player_id, country)
 
 
 def _newest_first(row: StartRow) -> float:
     return -row.ts.timestamp()
 
 
-def _applied(result: Any) -> bool:
-    """Whether a conditional write took effect (its answer's ``[applied]``, the one value relied on)."""
-    row = first_row(result)
-    return bool(row is not None and row[0])
-
-
-def _counts_json(counts: dict[str, int]) -> str:
-    return json.dumps(counts, separators=(",", ":"), sort_keys=True)
-
-
-def _utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
-
-
 if TYPE_CHECKING:
-    from player_sessions.repositories.protocols import RollupStore
+    from player_sessions.repositories.protocols import StartsStore
 
-    # mypy holds the store to the Protocol the builder (and, through it, every reader) takes it as.
-    _conforms: type[RollupStore] = CassandraStartsStore
+    # mypy holds the store to the Protocol every reader takes it as.
+    _conforms: type[StartsStore] = CassandraStartsStore

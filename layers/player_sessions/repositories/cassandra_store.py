@@ -13,23 +13,25 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 
-from cassandra import DriverException, OperationTimedOut, RequestExecutionException
-from cassandra.cluster import EXEC_PROFILE_DEFAULT, NoHostAvailable, Session
-from cassandra.concurrent import execute_concurrent
-from cassandra.query import BatchType, PreparedStatement
+from cassandra.cluster import NoHostAvailable, Session
+from cassandra.query import BatchStatement, BatchType
 
 from player_sessions.cassandra_connection import CassandraConnection
-from player_sessions.errors import DatabaseUnavailableError
 from player_sessions.models import ArrivalWrite, CompletedSession, EventType, EventWrite, SessionHalves
-from player_sessions.observability import MetricUnit, metrics
+from player_sessions.repositories.cassandra_helpers import (
+    PreparedStatements,
+    execute_all,
+    first_row,
+    unavailable_on_failure,
+    utc,
+    utc_or_none,
+)
 from player_sessions.repositories.cql import Cql
 from player_sessions.time_buckets import Level, slot_start
-from player_sessions.work_meter import MeteredBatch, metered_session
 
 WRITE_START_HALF = Cql(
     "UPDATE sessions USING TTL ? SET player_id = ?, country = ?, start_ts = ? WHERE session_id = ?"
@@ -88,23 +90,14 @@ PAGE_SLACK = 4
 
 T = TypeVar("T")
 
-DRIVER_FAILURES = (NoHostAvailable, OperationTimedOut, RequestExecutionException, DriverException, OSError)
-
 
 class CassandraSessionStore:
     def __init__(self, connection: CassandraConnection) -> None:
         self._connection = connection
-        self._prepared: dict[str, PreparedStatement] = {}
+        self._statement = PreparedStatements(connection)
         # Minutes this environment already recorded in arrival_minutes, with when that record expires (the first
         # arrival of a minute costs one round trip more; later ones none, unless they outlive the record).
         self._recorded_minutes: dict[datetime, float] = {}
-
-    def _statement(self, cql: Cql) -> PreparedStatement:
-        statement = self._prepared.get(cql.text)
-        if statement is None:
-            statement = self._connection.prepare(cql.text)
-            self._prepared[cql.text] = statement
-        return statement
 
     def _session(self) -> Session:
         return self._connection.session()
@@ -129,13 +122,13 @@ class CassandraSessionStore:
         pairs = [self._request(statement) for statement in statements]
         if not pairs:
             return []
-        return execute_all(metered_session(self._session()), pairs, concurrency=WRITE_CONCURRENCY)
+        return execute_all(self._session(), pairs, concurrency=WRITE_CONCURRENCY)
 
     def _request(self, statement: Statement | list[Statement]) -> tuple[Any, Any]:
         if isinstance(statement, tuple):
             cql, params = statement
             return self._statement(cql), params
-        batch = MeteredBatch(batch_type=BatchType.UNLOGGED)
+        batch = BatchStatement(batch_type=BatchType.UNLOGGED)
         for cql, params in statement:
             batch.add(self._statement(cql), params)
         return batch, None
@@ -160,8 +153,8 @@ class CassandraSessionStore:
                     row.session_id,
                     row.player_id,
                     row.country,
-                    _utc_or_none(row.start_ts),
-                    _utc_or_none(row.end_ts),
+                    utc_or_none(row.start_ts),
+                    utc_or_none(row.end_ts),
                 )
         return halves
 
@@ -208,12 +201,12 @@ class CassandraSessionStore:
         statement = self._statement(READ_COMPLETED).bind((player_id, since))
         statement.fetch_size = limit + PAGE_SLACK
         for row in self._session().execute(statement):
-            start_ts = _utc(row.start_ts)
+            start_ts = utc(row.start_ts)
             if row.session_id in seen or start_ts < since:
                 continue
             seen.add(row.session_id)
             sessions.append(
-                CompletedSession(player_id, row.session_id, row.country, start_ts, _utc(row.end_ts))
+                CompletedSession(player_id, row.session_id, row.country, start_ts, utc(row.end_ts))
             )
             if len(sessions) == limit:
                 break
@@ -281,73 +274,6 @@ def _arrival_statements(arrivals: Sequence[ArrivalWrite]) -> Iterator[Statement]
                 write.player_id,
                 write.ttl_seconds,
             ),
-        )
-
-
-def _utc(moment: datetime) -> datetime:
-    # The driver returns naive datetimes that are in UTC.
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
-
-
-def _utc_or_none(moment: datetime | None) -> datetime | None:
-    """A cell that may be unset (one half of a session stored so far)."""
-    return None if moment is None else _utc(moment)
-
-
-def first_row(result: Iterable[Any]) -> Any | None:
-    """The result's first row, fetching further pages while they come back empty: Amazon Keyspaces may answer
-    a page without rows before one with rows (it pages an ``IN`` query by subquery, and any query by data
-    read), so a result's first page says nothing about the next ones. Never ``ResultSet.one()``."""
-    return next(iter(result), None)
-
-
-def execute_all(
-    session: Any,
-    pairs: Sequence[tuple[Any, Any]],
-    *,
-    concurrency: int,
-    execution_profile: object = EXEC_PROFILE_DEFAULT,
-) -> list[Any]:
-    """Runs the statements concurrently and returns their results in order; the first error is raised.
-
-    Reads that time out are all sent once more: on a cluster that has just lost a replica, a coordinator waits
-    for the dead replica until its failure detector convicts it, a second or two, and a read sent again after the
-    timeout meets a cluster that knows (measured: tests/cluster, docs/faults.md). Writes are not: some are not
-    idempotent (IF NOT EXISTS), and a write needs only two answers of three, never the dead one's.
-    """
-
-    def run() -> list[Any]:
-        results = execute_concurrent(
-            session,
-            pairs,
-            concurrency=concurrency,
-            raise_on_first_error=True,
-            execution_profile=execution_profile,
-        )
-        return [result for _, result in results]
-
-    try:
-        return run()
-    except OperationTimedOut:
-        if not all(getattr(statement, "is_idempotent", False) for statement, _ in pairs):
-            raise
-        return run()
-
-
-@contextmanager
-def unavailable_on_failure(action: str) -> Iterator[None]:
-    """Records the database latency of the step, and turns any driver failure into DatabaseUnavailableError
-    (503, retry later) naming what failed."""
-    started = time.perf_counter()
-    try:
-        yield
-    except DatabaseUnavailableError:
-        raise
-    except DRIVER_FAILURES as error:
-        raise DatabaseUnavailableError(f"Cassandra could not {action}: {type(error).__name__}") from error
-    finally:
-        metrics.add_metric(
-            name="DatabaseLatency", unit=MetricUnit.Milliseconds, value=(time.perf_counter() - started) * 1000
         )
 
 

@@ -13,6 +13,7 @@ from player_sessions.models import (
     ArrivalWrite,
     CompletedSession,
     EventWrite,
+    HourCounts,
     RollupRow,
     SessionHalves,
     StartKey,
@@ -69,12 +70,7 @@ class StartsStore(Protocol):
         """Starts per country of the listed countries in ``[since, before)``, a span inside one hour."""
 
     def country_hour_starts(
-        self,
-        hours: Sequence[tuple[datetime, int | None]],
-        country: str,
-        not_after: datetime,
-        not_before: datetime,
-        page_size: int,
+        self, hours: HourCounts, country: str, not_after: datetime, not_before: datetime, page_size: int
     ) -> list[Iterator[StartRow]]:
         """For each hour (all requested at once), the country's starts with ``not_before <= ts <= not_after``,
         newest first (ties at one instant in any order). Each hour comes with the country's count in it when the

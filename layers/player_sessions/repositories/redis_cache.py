@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 import redis
 
 from player_sessions.observability import MetricUnit, logger, metrics
-from player_sessions.read_meter import count_cache_lookup
+from player_sessions.read_counts import count_cache_lookup
 from player_sessions.redis_connection import RedisConnection
 from player_sessions.repositories.cache_protocol import CacheHealth, CacheToken
 

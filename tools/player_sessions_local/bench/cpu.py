@@ -2,53 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-import resource
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
-REPOSITORY_LOCAL_DIR = Path(__file__).resolve().parents[3] / ".local"
-LOCAL_DIR = Path(os.environ.get("LOCAL_DIR") or REPOSITORY_LOCAL_DIR)
-
-
-SERVER_PID_FILES = {
-    "cassandra": LOCAL_DIR / "cassandra" / "cassandra.pid",
-    "redis": LOCAL_DIR / "redis" / "redis.pid",
-}
-
-
-_TICK = os.sysconf("SC_CLK_TCK")
-
-
-def process_cpu_seconds(pid: int) -> float:
-    """User and system CPU of a live process (read from /proc; 0 if it is gone)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / _TICK
-
-
-def machine_busy_seconds() -> float:
-    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    return (sum(fields[:8]) - fields[3] - fields[4]) / _TICK  # all but idle and iowait
-
-
-def own_cpu_seconds() -> float:
-    """This process (every thread) and the child processes it has waited for."""
-    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
-
-
-def server_pids() -> dict[str, int]:
-    pids = {}
-    for name, path in SERVER_PID_FILES.items():
-        with contextlib.suppress(OSError, ValueError):
-            pids[name] = int(path.read_text().strip())
-    return pids
+from player_sessions_local.measure.processes import (
+    machine_busy_seconds,
+    own_cpu_seconds,
+    process_cpu_seconds,
+    service_pids,
+)
 
 
 @dataclass
@@ -74,7 +37,7 @@ class CpuUse:
 class CpuMeter:
     def __init__(self, watched: Callable[[], Sequence[int]] = lambda: ()) -> None:
         self._watched = watched
-        self._servers = server_pids()
+        self._servers = service_pids()
 
     def __enter__(self) -> CpuMeter:
         self._pids = list(self._watched())

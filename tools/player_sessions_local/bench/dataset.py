@@ -12,7 +12,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from player_sessions.domain.ingest import ttl_seconds
 from player_sessions.models import EventType, parse_event
 from player_sessions.repositories.cassandra_store import (
     WRITE_ARRIVAL,
@@ -23,9 +22,10 @@ from player_sessions.repositories.cassandra_store import (
     WRITE_START_ROW,
 )
 from player_sessions.repositories.cql import Cql
+from player_sessions.retention import ttl_seconds
 from player_sessions.settings import Settings
 from player_sessions.time_buckets import Level, hour_of, slot_of, slot_start, start_shard
-from player_sessions_local.load import open_for_reading
+from player_sessions_local.event_files import open_for_reading
 
 
 @dataclass

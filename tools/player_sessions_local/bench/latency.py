@@ -2,39 +2,27 @@
 
 from __future__ import annotations
 
-import http.client
 import json
 import random
 import sys
-import threading
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 
 from player_sessions_local.bench.dataset import ExpectedRows
 from player_sessions_local.bench.environments import Environments, http_client
-from player_sessions_local.bench.options import BATCH_EVENTS, METRIC_HOURS, TARGET_P90_MS
-
-Request = tuple[str, str, bytes | None]
+from player_sessions_local.bench.options import API_KEY, METRIC_HOURS, TARGET_P90_MS
+from player_sessions_local.measure.batches import completed_sessions_batch
+from player_sessions_local.measure.http_client import Request, drive
+from player_sessions_local.measure.stats import Latencies, percentile
 
 
 @dataclass
-class RouteLatency:
-    name: str
-    kind: str
+class RouteLatency(Latencies):
+    name: str = ""
+    kind: str = ""
     """ingest, players, metric or page: which target applies."""
-    cache: str
-    latencies_ms: list[float] = field(default_factory=list)
-    errors: int = 0
-    first_error: str = ""
-
-    def percentile(self, fraction: float) -> float:
-        ordered = sorted(self.latencies_ms)
-        if not ordered:
-            return float("nan")
-        return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+    cache: str = ""
 
     @property
     def target_ms(self) -> float:
@@ -45,69 +33,10 @@ class RouteLatency:
         return self.errors == 0 and self.percentile(0.9) <= self.target_ms
 
 
-def measure_route(
-    environments: Environments,
-    make_request: Callable[[random.Random], Request],
-    clients: int,
-    seconds: float,
-    seed: int,
-) -> tuple[list[float], int, str]:
-    """``clients`` threads send requests back to back for ``seconds``; a status of 300 or more is an error."""
-    latencies: list[float] = []
-    errors: list[str] = []
-    lock = threading.Lock()
-    deadline = time.monotonic() + seconds
-
-    def client_loop(number: int, rng: random.Random) -> None:
-        mine: list[float] = []
-        with http_client(environments.url_for(number)) as client:
-            while time.monotonic() < deadline:
-                method, path, body = make_request(rng)
-                started = time.perf_counter()
-                try:
-                    status, answer = client.request(method, path, body)
-                except (OSError, http.client.HTTPException) as error:
-                    errors.append(f"{method} {path}: {type(error).__name__}: {error}")
-                    continue
-                elapsed = (time.perf_counter() - started) * 1000
-                if status >= 300:
-                    errors.append(f"{method} {path}: HTTP {status} {answer[:200]!r}")
-                else:
-                    mine.append(elapsed)
-        with lock:
-            latencies.extend(mine)
-
-    threads = [
-        threading.Thread(target=client_loop, args=(i, random.Random(seed + i))) for i in range(clients)
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return latencies, len(errors), errors[0] if errors else ""
-
-
 def fresh_batch(rng: random.Random, players: Sequence[tuple[str, str]]) -> bytes:
     """Ten events as a game client sends them: five sessions of known players that ended in the last half
     hour, start and end in the same batch."""
-    now = datetime.now(UTC)
-    batch = []
-    for _ in range(BATCH_EVENTS // 2):
-        player, country = rng.choice(players)
-        session_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
-        started = now - timedelta(seconds=rng.uniform(60, 1800))
-        ended = started + (now - started) * rng.random()
-        batch.append(
-            {
-                "event": "start",
-                "player_id": player,
-                "session_id": session_id,
-                "country": country,
-                "ts": started.isoformat(),
-            }
-        )
-        batch.append({"event": "end", "player_id": player, "session_id": session_id, "ts": ended.isoformat()})
-    return json.dumps(batch).encode()
+    return json.dumps(completed_sessions_batch(rng, players)).encode()
 
 
 @dataclass(frozen=True)
@@ -164,15 +93,28 @@ def measure_latency(
     results = []
     for number, plan in enumerate(plans):
         # A few requests first, not counted: imports, prepared statements, connections of every client.
-        measure_route(
-            plan.environments, plan.make_request, clients, min(1.0, seconds / 4), seed + 1000 * number
+        drive(
+            plan.environments.url_for,
+            plan.make_request,
+            clients=clients,
+            seconds=min(1.0, seconds / 4),
+            seed=seed + 1000 * number,
+            api_key=API_KEY,
         )
-        latencies, errors, first_error = measure_route(
-            plan.environments, plan.make_request, clients, seconds, seed + 1000 * number + 500
+        measured = drive(
+            plan.environments.url_for,
+            plan.make_request,
+            clients=clients,
+            seconds=seconds,
+            seed=seed + 1000 * number + 500,
+            api_key=API_KEY,
         )
-        result = RouteLatency(plan.name, plan.kind, plan.cache, latencies, errors, first_error)
+        result = RouteLatency(
+            measured.latencies_ms, measured.errors, measured.first_error, plan.name, plan.kind, plan.cache
+        )
         print(
-            f"  {route_label(result):55} {len(latencies):>6} requests, p90 {result.percentile(0.9):6.1f} ms",
+            f"  {route_label(result):55} {len(result.latencies_ms):>6} requests, "
+            f"p90 {result.percentile(0.9):6.1f} ms",
             file=sys.stderr,
             flush=True,
         )
@@ -194,16 +136,11 @@ class RouteStatsPair:
     rows: int = 0
     reference_rows: int = 0
 
-    @staticmethod
-    def _p(values: list[float], fraction: float) -> float:
-        ordered = sorted(values)
-        return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] if ordered else float("nan")
-
     def ours(self, fraction: float) -> float:
-        return self._p(self.ours_ms, fraction)
+        return percentile(self.ours_ms, fraction)
 
     def reference(self, fraction: float) -> float:
-        return self._p(self.reference_ms, fraction)
+        return percentile(self.reference_ms, fraction)
 
     @property
     def met(self) -> bool:

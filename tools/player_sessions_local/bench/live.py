@@ -18,15 +18,17 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from player_sessions.services import Services
+from player_sessions.bootstrap import Services
 from player_sessions_local.bench.environments import Environments, http_client
 from player_sessions_local.bench.options import BATCH_EVENTS, say
-from player_sessions_local.generate import open_for_writing
+from player_sessions_local.bench.read_costs import ReadCosts, read_costs
+from player_sessions_local.event_files import open_for_writing
 from player_sessions_local.load import load_file
+from player_sessions_local.measure.stats import Latencies
 from player_sessions_local.rollup_runner import fold_until_caught_up
 
 StartTruth = set[tuple[str, datetime, str]]
@@ -41,51 +43,8 @@ TARGET_LIVE_METRIC_P90_MS = 50.0
 
 
 @dataclass
-class RouteStats:
-    route: str
-    latencies_ms: list[float] = field(default_factory=list)
-    errors: int = 0
-
-    def percentile(self, fraction: float) -> float:
-        ordered = sorted(self.latencies_ms)
-        return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] if ordered else float("nan")
-
-
-@dataclass(frozen=True)
-class RequestCost:
-    route: str
-    rows: int
-    cache_hits: int
-    cache_misses: int
-
-
-@dataclass
-class ReadCosts:
-    """The gateway's per-request log lines, in order: rows read and cache lookups of each request."""
-
-    requests: list[RequestCost] = field(default_factory=list)
-
-    def of(self, route: str) -> list[RequestCost]:
-        return [cost for cost in self.requests if cost.route == route]
-
-    def rows(self, route: str) -> list[int]:
-        return sorted(cost.rows for cost in self.of(route))
-
-    def hit_ratio(self, route: str) -> float | None:
-        """Hits over lookups; None when the route looked nothing up (the last hour is read, never cached)."""
-        hits = sum(cost.cache_hits for cost in self.of(route))
-        lookups = hits + sum(cost.cache_misses for cost in self.of(route))
-        return hits / lookups if lookups else None
-
-    def thirds(self) -> tuple[ReadCosts, ReadCosts]:
-        """The first and the last third of each route's requests."""
-        first, last = ReadCosts(), ReadCosts()
-        for route in dict.fromkeys(cost.route for cost in self.requests):
-            costs = self.of(route)
-            third = max(1, len(costs) // 3)
-            first.requests += costs[:third]
-            last.requests += costs[-third:]
-        return first, last
+class RouteStats(Latencies):
+    route: str = ""
 
 
 @dataclass
@@ -179,7 +138,7 @@ def time_reads(url: str, paths: Sequence[tuple[str, str]], seconds: float) -> li
     results = []
     with http_client(url) as client:
         for route, path in paths:
-            stats = RouteStats(route)
+            stats = RouteStats(route=route)
             for _ in range(3):
                 client.request("GET", path)
             deadline = time.monotonic() + seconds
@@ -192,30 +151,6 @@ def time_reads(url: str, paths: Sequence[tuple[str, str]], seconds: float) -> li
                     stats.errors += 1
             results.append(stats)
     return results
-
-
-def read_costs(log_path: Path, offset: int) -> tuple[ReadCosts, int]:
-    """The per-request read lines written to the gateway's log since ``offset``; returns the new offset."""
-    costs = ReadCosts()
-    with log_path.open("rb") as log:
-        log.seek(offset)
-        data = log.read()
-    for line in data.splitlines():
-        if b'"cassandra reads"' not in line:
-            continue
-        try:
-            record = json.loads(line[line.index(b"{") :])
-        except ValueError:
-            continue
-        costs.requests.append(
-            RequestCost(
-                record.get("route", "?"),
-                record.get("rows_read", 0),
-                record.get("cache_hits", 0),
-                record.get("cache_misses", 0),
-            )
-        )
-    return costs, offset + len(data)
 
 
 def check_counts(url: str, truth: StartTruth, label: str) -> list[ExactCheck]:
@@ -338,7 +273,7 @@ def stats_between(
     first: float,
     last: float,
 ) -> list[RouteStats]:
-    by_route = {route: RouteStats(route) for route, _ in paths}
+    by_route = {route: RouteStats(route=route) for route, _ in paths}
     for when, route, ms, ok in samples:
         if first <= when < last:
             if ok:

@@ -58,6 +58,48 @@ class BenchOptions:
     live_seconds: float
 
 
+_OPTIONS: tuple[tuple[str, type, object, str], ...] = (
+    ("--events", int, None, "events to generate and load (default 1,000,000)"),
+    ("--out", Path, None, "results directory (default bench-results/DATE)"),
+    ("--seconds", float, None, "per route (default 10; 1 with --quick)"),
+    (
+        "--single-client-seconds",
+        float,
+        None,
+        "per route, one client at a time, after the concurrent pass (default 5; 0.5 with --quick; 0 skips it)",
+    ),
+    ("--clients", int, 4, "concurrent clients per route (the gateway starts as many execution environments)"),
+    (
+        "--http-events",
+        int,
+        None,
+        "the file's first events posted through HTTP (default 100,000; 2,000 quick)",
+    ),
+    ("--http-clients", int, 4, "concurrent clients posting batches (as many execution environments)"),
+    ("--processes", int, 2, "loader and bare-loop processes"),
+    ("--chunks-in-flight", int, CHUNKS_IN_FLIGHT_PER_PROCESS, "chunks each loader process ingests at once"),
+    (
+        "--keyspace",
+        str,
+        "player_sessions_bench",
+        "the loaded keyspace; the bare loop and HTTP ingest use it with _bare and _http",
+    ),
+    ("--redis-db", int, 14, "the Redis database of the cached configuration"),
+    ("--seed", int, 42, "the generator's seed"),
+    ("--days", int, 30, "how many days the generated events span"),
+    (
+        "--retention-days",
+        int,
+        None,
+        "the service's retention in the bench keyspaces (default: its setting; 31 with --quick)",
+    ),
+    ("--live-bulk", int, None, "starts stored just before the loaded reads (default 100,000; 2,000 quick)"),
+    ("--live-rate", float, 100.0, "starts/s POSTed in the live scenario"),
+    ("--live-seconds", float, None, "length of the live scenario (default 60; 9 with --quick)"),
+)
+"""Every option but ``--quick``: flag, type, default, help."""
+
+
 def parse_options(argv: Sequence[str] | None) -> BenchOptions:
     from player_sessions_local import bench
 
@@ -66,73 +108,9 @@ def parse_options(argv: Sequence[str] | None) -> BenchOptions:
         description=bench.__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "--events", type=int, default=None, help="events to generate and load (default 1,000,000)"
-    )
     parser.add_argument("--quick", action="store_true", help="smoke run: 5,000 events, 1 s per route")
-    parser.add_argument(
-        "--out", type=Path, default=None, help="results directory (default bench-results/DATE)"
-    )
-    parser.add_argument("--seconds", type=float, default=None, help="per route (default 10; 1 with --quick)")
-    parser.add_argument(
-        "--single-client-seconds",
-        type=float,
-        default=None,
-        help="per route, one client at a time, after the concurrent pass (default 5; 0.5 with "
-        "--quick; 0 skips it)",
-    )
-    parser.add_argument(
-        "--clients",
-        type=int,
-        default=4,
-        help="concurrent clients per route (the gateway starts as many execution environments)",
-    )
-    parser.add_argument(
-        "--http-events",
-        type=int,
-        default=None,
-        help="the file's first events posted through HTTP (default 100,000; 2,000 with --quick)",
-    )
-    parser.add_argument(
-        "--http-clients",
-        type=int,
-        default=4,
-        help="concurrent clients posting batches (as many execution environments)",
-    )
-    parser.add_argument("--processes", type=int, default=2, help="loader and bare-loop processes")
-    parser.add_argument(
-        "--chunks-in-flight",
-        type=int,
-        default=CHUNKS_IN_FLIGHT_PER_PROCESS,
-        help="chunks each loader process ingests at once",
-    )
-    parser.add_argument(
-        "--keyspace",
-        default="player_sessions_bench",
-        help="the loaded keyspace; the bare loop and HTTP ingest use it with _bare and _http",
-    )
-    parser.add_argument("--redis-db", type=int, default=14)
-    parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--days", type=int, default=30, help="how many days the generated events span")
-    parser.add_argument(
-        "--retention-days",
-        type=int,
-        default=None,
-        help="the service's retention in the bench keyspaces (default: its setting; 31 with --quick)",
-    )
-    parser.add_argument(
-        "--live-bulk",
-        type=int,
-        default=None,
-        help="starts stored just before the loaded reads (default 100,000; 2,000 with --quick)",
-    )
-    parser.add_argument("--live-rate", type=float, default=100.0, help="starts/s POSTed in the live scenario")
-    parser.add_argument(
-        "--live-seconds",
-        type=float,
-        default=None,
-        help="length of the live scenario (default 60; 9 with --quick)",
-    )
+    for flag, kind, default, description in _OPTIONS:
+        parser.add_argument(flag, type=kind, default=default, help=description)
     args = parser.parse_args(argv)
     events = args.events or (5_000 if args.quick else 1_000_000)
     out = args.out or Path("bench-results") / datetime.now(UTC).strftime("%Y-%m-%dT%H-%M-%SZ")

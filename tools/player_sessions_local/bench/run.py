@@ -10,11 +10,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TypedDict
+from typing import Any
 
+from player_sessions.bootstrap import Services, build_services
 from player_sessions.clock import SystemClock
 from player_sessions.routes import ROLLUP_BUILDER
-from player_sessions.services import Services, build_services
 from player_sessions.settings import Settings, get_settings
 from player_sessions_local.bench import live, seed_reference
 from player_sessions_local.bench.cpu import CpuMeter
@@ -22,7 +22,6 @@ from player_sessions_local.bench.dataset import ExpectedRows, Statement, expecte
 from player_sessions_local.bench.environments import (
     Environments,
     start_environments,
-    wait_until_listening,
     warm_up,
 )
 from player_sessions_local.bench.latency import (
@@ -39,31 +38,19 @@ from player_sessions_local.bench.local_stack import (
     redis_url_with_db,
     wait_for_quiet_node,
 )
+from player_sessions_local.bench.machine import git_commit, load_average, machine_description
 from player_sessions_local.bench.options import BATCH_EVENTS, BenchOptions, say
-from player_sessions_local.bench.report import Summary, load_average, machine_description, plot_latency
+from player_sessions_local.bench.report import Summary
+from player_sessions_local.bench.tables import plot_latency
 from player_sessions_local.bench.throughput import Throughput, run_bare_loop, run_http_ingest
 from player_sessions_local.bench.verification import MetricCheck, RowCount, check_metric, count_rows
 from player_sessions_local.cassandra_roles import as_admin, as_function
-from player_sessions_local.cost.runs import BUILDER_WORK_LOG, cost_section
-from player_sessions_local.generate import generate_events, open_for_writing
+from player_sessions_local.cost.runs import BUILDER_WORK_LOG, PROFILE_NAME, cost_section, write_profile
+from player_sessions_local.event_files import open_for_writing
+from player_sessions_local.generate import generate_events
 from player_sessions_local.load import CHUNK_EVENTS, load_file
 from player_sessions_local.rollup_runner import RollupRunner, fold_until_caught_up
-
-
-class PhaseResults(TypedDict, total=False):
-    """What each phase measured, filled in as the phases run; the report reads them all."""
-
-    bare: Throughput
-    bare_counts: list[RowCount]
-    loader: Throughput
-    loader_counts: list[RowCount]
-    http: Throughput
-    http_counts: list[RowCount]
-    metric_check: MetricCheck
-    latencies: list[RouteLatency]
-    single_latencies: list[RouteLatency]
-    seed: RouteStatsPair
-    live: live.LiveResult
+from player_sessions_local.work import install as install_work_meters
 
 
 @dataclass
@@ -83,7 +70,8 @@ class BenchRun:
     statements: list[Statement] = field(default_factory=list)
     row_statements: int = 0
     quiet_waits: list[float] = field(default_factory=list)
-    results: PhaseResults = field(default_factory=PhaseResults)
+    results: dict[str, Any] = field(default_factory=dict)
+    """What each phase measured, by the name of the Summary field it fills, as the phases run."""
     builder: RollupRunner | None = None
     services: Services | None = None
     """The loaders' (administrative role)."""
@@ -148,9 +136,6 @@ class BenchRun:
             for event in generate_events(o.events, o.seed, end, o.days):
                 file.write(json.dumps(event) + "\n")
         self.generation_seconds = time.perf_counter() - started
-        for group in self.environments.values():
-            for gateway in group.gateways:
-                wait_until_listening(gateway)
         self.expected = expected_rows(
             read_events(self.data_path), datetime.now(UTC), self.loaded, self.statements
         )
@@ -184,6 +169,7 @@ class BenchRun:
         self.quiet_waits.append(wait_for_quiet_node(self.loaded))
         say(f"loader: load_file with {o.processes} processes, {o.chunks_in_flight} chunks in flight each")
         self.services = build_services(self.loaded, SystemClock())
+        install_work_meters()  # the builder's minutes are priced by the cost model
         self.builder_services = build_services(as_function(ROLLUP_BUILDER, self.loaded), SystemClock())
         with CpuMeter() as meter:
             report = load_file(
@@ -357,18 +343,8 @@ class BenchRun:
             generation_seconds=self.generation_seconds,
             expected=self.expected,
             row_statements=self.row_statements,
-            bare=r["bare"],
-            bare_counts=r["bare_counts"],
-            loader=r["loader"],
-            loader_counts=r["loader_counts"],
-            http=r["http"],
-            http_counts=r["http_counts"],
-            metric_check=r["metric_check"],
-            latencies=r["latencies"],
-            single_latencies=r["single_latencies"],
             quiet_waits=self.quiet_waits,
-            seed=r["seed"],
-            live=r["live"],
+            **r,
         )
         plot_latency(
             summary.latencies,
@@ -380,12 +356,24 @@ class BenchRun:
         if self.builder is not None:
             self.builder.stop()
         cost = cost_section(o.out)
+        write_profile(
+            o.out,
+            {
+                "id": o.out.name,
+                "date": f"{self.started_at:%Y-%m-%d %H:%M} UTC",
+                "events": f"{self.expected.lines:,}",
+                "commit": git_commit(),
+            },
+        )
         markdown = summary.markdown() + "\n## Cost per request and per month\n\n" + "\n".join(cost) + "\n"
         (o.out / "summary.md").write_text(markdown)
         (o.out / "results.json").write_text(json.dumps(summary.as_json(), indent=2))
         print(summary.console())
         print("\n".join(cost))
-        print(f"\nwritten: {o.out / 'summary.md'}, {o.out / 'latency.png'}, {o.out / 'results.json'}")
+        print(
+            f"\nwritten: {o.out / 'summary.md'}, {o.out / 'latency.png'}, {o.out / 'results.json'}, "
+            f"{o.out / PROFILE_NAME} (copy it to docs/ after a full run: the cost command's default)"
+        )
         return 0 if summary.clean else 1
 
 

@@ -24,7 +24,7 @@ from cassandra.concurrent import execute_concurrent
 from player_sessions.cassandra_connection import CassandraConnection
 from player_sessions.models import format_timestamp
 from player_sessions.settings import Settings
-from player_sessions_local.bench.environments import free_port
+from player_sessions_local.measure.processes import free_port
 
 # Bench-only table (not the service's schema); names are constants, never input.
 CREATE = (

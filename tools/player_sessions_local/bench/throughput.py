@@ -14,7 +14,7 @@ from typing import Any
 from cassandra.concurrent import execute_concurrent
 from cassandra.query import BatchStatement, BatchType, PreparedStatement
 
-from player_sessions.cassandra_connection import build_cluster
+from player_sessions.cassandra_cluster import build_cluster
 from player_sessions.repositories.cassandra_store import (
     WRITE_ARRIVAL,
     WRITE_ARRIVAL_MINUTE,

@@ -9,7 +9,7 @@ uv's cache; the installed dependencies are reused while the lock, Python version
 
 Layout (what Lambda mounts at /opt): ``python/<dependencies>`` and ``python/player_sessions``.
 
-Run: ``uv run python -m infra_cdk.layer_build`` (``make synth`` does it first).
+Run: ``uv run python -m player_sessions_local.build.layer`` (``make synth`` and ``make lint`` do it first).
 """
 
 from __future__ import annotations
@@ -113,7 +113,7 @@ def _install_dependencies(requirements: str, target: Path, site: Path) -> None:
 
 
 def _run(command: list[str]) -> str:
-    completed = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, check=False)  # noqa: S603 uv, with constants and repository paths only
+    completed = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, check=False)
     if completed.returncode != 0:
         raise LayerBuildError(f"{' '.join(command[1:3])} failed:\n{completed.stderr.strip()}")
     return completed.stdout

@@ -8,7 +8,7 @@ architectures) downloads the packages, ``dpkg-deb -x`` unpacks them into ``.buil
 The first run downloads about 85 MB (the interpreter's packages and qemu-user) in seconds and unpacks them in
 under a minute; later runs reuse the sysroot while the recipe is unchanged.
 
-Run: ``uv run python -m infra_cdk.layer_target`` (``make test`` does it before the tests).
+Run: ``uv run python -m player_sessions_local.build.target`` (``make test-infra`` does it before the tests).
 """
 
 from __future__ import annotations
@@ -185,7 +185,7 @@ def _unpack_qemu(deb: Path, destination: Path) -> None:
 
 
 def _run(command: list[str], cwd: Path | None = None) -> str:
-    completed = subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=False)  # noqa: S603 apt-get, dpkg-deb, readelf: recipe and cache paths only
+    completed = subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=False)
     if completed.returncode != 0:
         raise TargetSetupError(f"{' '.join(command[:4])} ... failed:\n{completed.stderr.strip()[-2000:]}")
     return completed.stdout

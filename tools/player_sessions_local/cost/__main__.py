@@ -1,6 +1,7 @@
 """``python -m player_sessions_local.cost``: what the service would cost deployed, from measured work.
 
-    python -m player_sessions_local.cost                       # the latest `make bench` results
+    python -m player_sessions_local.cost                       # the latest `make bench` results, else
+                                                               # the checked-in profile (docs/work-profile.json)
     python -m player_sessions_local.cost --log serve.log       # what a `make serve` logged
     python -m player_sessions_local.cost --daily-players 1000000 --sessions-per-player 3 \\
         --dashboard-polls-per-minute 60 --player-lookups-per-minute 600
@@ -12,7 +13,14 @@ import argparse
 from pathlib import Path
 
 from player_sessions_local.cost.model import Game
-from player_sessions_local.cost.runs import WORKED_EXAMPLE, cost_tables, latest_logs
+from player_sessions_local.cost.runs import (
+    CHECKED_IN_PROFILE,
+    WORKED_EXAMPLE,
+    cost_tables,
+    latest_logs,
+    load_profile,
+    priced,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,7 +66,17 @@ def main(argv: list[str] | None = None) -> int:
         args.player_lookups_per_minute,
         args.dashboard_hours,
     )
-    print("\n".join(cost_tables(args.log or latest_logs(), game)))
+    logs = args.log or latest_logs()
+    if logs is not None:
+        print("\n".join(cost_tables(logs, game)))
+        return 0
+    run, invocations = load_profile()
+    print(
+        f"No benchmark results under bench-results/: pricing the checked-in work profile "
+        f"({CHECKED_IN_PROFILE.name}) of run {run['id']} ({run['date']}, {run['events']} events, "
+        f"{run['commit']}).\n"
+    )
+    print("\n".join(priced(invocations, f"{len(invocations):,} invocations of that run's profile", game)))
     return 0
 
 

@@ -3,11 +3,11 @@ configuration in its results folder; `make serve` writes the same lines to its o
 
 Per invocation, joined by request id:
 - the emulator's ``REPORT`` line: billed duration and configured memory;
-- the function's ``request work`` line (player_sessions.work_meter): its route, rows and bytes per table,
+- the function's ``request work`` line (player_sessions_local.work): its route, rows and bytes per table,
   write and read request units, Redis commands and bytes;
 - the bytes the function logged (what CloudWatch Logs would ingest): every line an environment printed since
   its previous ``REPORT`` belongs to the invocation that ``REPORT`` closes (an environment runs one at a time).
-  The ``request work`` line itself is left out: only local runs write it (settings.report_work).
+  The ``request work`` line itself is left out: only local runs write it.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from player_sessions.observability import SCHEDULED_ROUTE
+from player_sessions_local.work.invocation import SCHEDULED_ROUTE
 
 # 2026-12-01 11:21:16,073 INFO ingest_events#4 <what the environment printed>
 _LINE = re.compile(r"^\S+ \S+ [A-Z]+ (?P<function>[a-z_]+)#\w+ (?P<text>.*)$")

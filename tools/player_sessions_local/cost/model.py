@@ -26,17 +26,13 @@ from dataclasses import dataclass, field
 from infra_cdk.constants import (
     LAMBDA_MEMORY_MB,
     LOG_RETENTION,
-    RETENTION_DAYS,
     ROLLUP_BUILDER_SCHEDULE_MINUTES,
 )
-from player_sessions.domain.ingest import ARRIVAL_TTL_SECONDS
-from player_sessions.domain.rollup_builder import FOLD_RECORD_TTL_SECONDS
-from player_sessions.keyspaces_units import WRITE_UNIT_BYTES, stored_row_bytes
-from player_sessions.observability import SCHEDULED_ROUTE
-from player_sessions.schema import TABLES
-from player_sessions.time_buckets import Level
 from player_sessions_local.cost.measured import Invocation
 from player_sessions_local.cost.prices import PriceList
+from player_sessions_local.cost.storage import TableStorage, steady_state_storage
+from player_sessions_local.work.invocation import SCHEDULED_ROUTE
+from player_sessions_local.work.units import WRITE_UNIT_BYTES
 
 LAMBDA_VCPU_MB = 1769
 LAMBDA_DURATION_FACTOR = round(LAMBDA_VCPU_MB / LAMBDA_MEMORY_MB, 2)
@@ -56,11 +52,6 @@ VALKEY_MINIMUM_GB = 0.1
 """ElastiCache Serverless for Valkey meters at least 100 MB of data (AWS's pricing page)."""
 RETENTION_MONTHS = {"ONE_WEEK": 0.25, "TWO_WEEKS": 0.5, "ONE_MONTH": 1.0, "THREE_MONTHS": 3.0}
 EVENTS_PER_BATCH = 10
-TABLE_RETENTION_DAYS = {
-    "rollup_folds": FOLD_RECORD_TTL_SECONDS // 86_400,
-    "start_arrivals": ARRIVAL_TTL_SECONDS // 86_400,
-}
-"""Tables whose rows live shorter than the retention."""
 
 
 @dataclass(frozen=True)
@@ -223,64 +214,6 @@ class Game:
     @property
     def batches_per_month(self) -> float:
         return 2 * self.sessions_per_month / EVENTS_PER_BATCH
-
-
-@dataclass(frozen=True)
-class TableStorage:
-    table: str
-    rows: float
-    stored_row_bytes: float
-    days: int
-
-    @property
-    def gb(self) -> float:
-        return self.rows * self.stored_row_bytes / GB
-
-
-ONE_ROW_PER_SESSION = {"sessions"}
-"""Written twice per session (its start half and its end half land in one row)."""
-BUCKETS_PER_DAY = sum(86_400 / level.seconds for level in Level if level.seconds) + 1 / 30
-ROWS_PER_DAY_AT_MOST = {
-    "arrival_minutes": 1_440,
-    "rollup_folds": 86_400,
-    "rollup_progress": 0,
-    "start_count_rollups": 2 * BUCKETS_PER_DAY,
-}
-"""One row per minute, per arrival slot (second), or one row in all (counted as nothing); a rollup bucket,
-once compacted, keeps a base row and the deltas folded since (two, say)."""
-
-
-def steady_state_storage(
-    writers: Sequence[tuple[Sequence[Invocation], int]], sessions_per_day: float
-) -> list[TableStorage]:
-    """Each table's rows once its retention is full: rows written per session start (each group of invocations
-    with the starts it handled: the ingest's batches, the builder's folds), times starts per day, times the
-    days a row lives; each row at its measured billed size plus the row and TTL metadata. Rollup deltas that
-    compaction deletes are bounded by the buckets there are (ROWS_PER_DAY_AT_MOST)."""
-    rows_per_start: dict[str, float] = defaultdict(float)
-    bytes_per_start: dict[str, float] = defaultdict(float)
-    for invocations, starts in writers:
-        if not starts:
-            continue
-        for invocation in invocations:
-            for table, work in invocation.work.get("cassandra", {}).items():
-                rows_per_start[table] += work.get("rows_written", 0) / starts
-                bytes_per_start[table] += work.get("bytes_written", 0) / starts
-    storage = []
-    for table in TABLES:
-        rows = rows_per_start.get(table.name, 0.0)
-        if not rows:
-            continue
-        billed_row = bytes_per_start[table.name] / rows
-        if table.name in ONE_ROW_PER_SESSION:
-            billed_row, rows = bytes_per_start[table.name], 1.0
-        per_day = rows * sessions_per_day
-        if table.name in ROWS_PER_DAY_AT_MOST:
-            per_day = min(per_day, ROWS_PER_DAY_AT_MOST[table.name])
-        days = min(RETENTION_DAYS, TABLE_RETENTION_DAYS.get(table.name, RETENTION_DAYS))
-        size = stored_row_bytes(billed_row, columns=len(table.columns), with_ttl=True)
-        storage.append(TableStorage(table.name, per_day * days, size, days))
-    return storage
 
 
 @dataclass

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
-from player_sessions_local.cost.measured import read_invocations
+from player_sessions_local.cost.measured import Invocation, read_invocations
 from player_sessions_local.cost.model import LAMBDA_DURATION_FACTOR, Game, monthly, per_route
 from player_sessions_local.cost.prices import load_prices
 from player_sessions_local.cost.report import monthly_table, route_table
@@ -19,6 +20,11 @@ BUILDER_WORK_LOG = "builder-work.log"
 """The benchmark's rollup builder (a thread of the benchmark) writes its minutes' work here."""
 SKIPPED_LOGS = ("gateway-uncached.log",)
 """The benchmark's cache-off configuration: measured for comparison, not how the service is deployed."""
+PROFILE_NAME = "work-profile.json"
+CHECKED_IN_PROFILE = REPOSITORY_ROOT / "docs" / PROFILE_NAME
+"""The work profile of the latest full benchmark, checked in: what the cost command prices on a fresh clone."""
+PROFILE_INVOCATIONS_PER_ROUTE = 300
+"""Invocations kept per route (evenly spread over the run): the model prices a route by its mean invocation."""
 
 
 def run_logs(run: Path) -> list[Path]:
@@ -27,14 +33,34 @@ def run_logs(run: Path) -> list[Path]:
     return logs + ([run / BUILDER_WORK_LOG] if (run / BUILDER_WORK_LOG).exists() else [])
 
 
-def latest_logs(results_dir: Path = RESULTS_DIR) -> list[Path]:
+def latest_logs(results_dir: Path = RESULTS_DIR) -> list[Path] | None:
+    """The latest benchmark run's logs; None when no run left any."""
     runs = sorted(p for p in results_dir.glob("*") if p.is_dir() and any(p.glob("gateway-*.log")))
-    if not runs:
-        raise SystemExit(
-            f"no benchmark results with gateway logs under {results_dir}: run `make bench` first, "
-            "or pass --log"
-        )
-    return run_logs(runs[-1])
+    return run_logs(runs[-1]) if runs else None
+
+
+def write_profile(run: Path, description: dict[str, str]) -> Path:
+    """The run's measured work, as a profile the cost command can price without the logs: per route, up to
+    PROFILE_INVOCATIONS_PER_ROUTE invocations evenly spread over the run, and the builder's minutes."""
+    by_route: dict[str, list[Invocation]] = {}
+    for invocation in read_invocations(run_logs(run)):
+        by_route.setdefault(invocation.route or "?", []).append(invocation)
+    kept = []
+    for invocations in by_route.values():
+        step = max(1, len(invocations) // PROFILE_INVOCATIONS_PER_ROUTE)
+        kept += invocations[::step][:PROFILE_INVOCATIONS_PER_ROUTE]
+    records = [{**asdict(i), "metrics": sorted(i.metrics)} for i in kept]
+    path = run / PROFILE_NAME
+    path.write_text(json.dumps({"run": description, "invocations": records}, indent=1) + "\n")
+    return path
+
+
+def load_profile(path: Path = CHECKED_IN_PROFILE) -> tuple[dict[str, str], list[Invocation]]:
+    document = json.loads(path.read_text())
+    invocations = [
+        Invocation(**{**record, "metrics": set(record["metrics"])}) for record in document["invocations"]
+    ]
+    return document["run"], invocations
 
 
 WORKED_EXAMPLE = Game(
@@ -51,11 +77,15 @@ def cost_tables(logs: list[Path], game: Game = WORKED_EXAMPLE) -> list[str]:
     invocations = read_invocations(logs)
     if not invocations:
         return [f"No invocation with a REPORT and a 'request work' line in {', '.join(map(str, logs))}."]
+    return priced(invocations, f"{len(invocations):,} invocations in {', '.join(p.name for p in logs)}", game)
+
+
+def priced(invocations: list[Invocation], source: str, game: Game = WORKED_EXAMPLE) -> list[str]:
     prices = load_prices()
     lines = [
         (
-            f"Measured: {len(invocations):,} invocations in {', '.join(p.name for p in logs)}; local Lambda "
-            f"duration x {LAMBDA_DURATION_FACTOR} (1769 MB per vCPU / the configured memory)"
+            f"Measured: {source}; local Lambda duration x {LAMBDA_DURATION_FACTOR} (1769 MB per vCPU / the "
+            "configured memory)"
         ),
         "",
     ]

@@ -5,9 +5,10 @@
 - ``pool`` and ``environments``: execution environments (AWS's Runtime Interface Emulator running each
   function's handler through awslambdaric), started on demand up to a maximum concurrency;
 - ``in_process``: the functions in this process, for unit tests and the fixture invoker;
-- ``server``: the HTTP server and ``python -m player_sessions_local.gateway``.
+- ``server``: the HTTP server;
+- ``serve``: ``python -m player_sessions_local.gateway`` (`make serve`).
 """
 
-from player_sessions_local.gateway.server import LocalApiGateway, create_server, main
+from player_sessions_local.gateway.server import LocalApiGateway, create_server
 
-__all__ = ["LocalApiGateway", "create_server", "main"]
+__all__ = ["LocalApiGateway", "create_server"]

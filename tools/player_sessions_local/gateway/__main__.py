@@ -1,3 +1,3 @@
-from player_sessions_local.gateway.server import main
+from player_sessions_local.gateway.serve import main
 
 main()

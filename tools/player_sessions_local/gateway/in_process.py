@@ -11,13 +11,12 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from player_sessions.bootstrap import Services, get_services
 from player_sessions.routes import Route
-from player_sessions.services import Services, use_services
 from player_sessions_local.gateway.invocation import Invocation, Outcome
 from player_sessions_local.gateway.routing import ACCOUNT_ID, REGION
 
@@ -70,13 +69,17 @@ class HandlerRegistry:
         self._handlers: dict[str, LambdaHandler] = dict(handlers or {})
         self._lock = threading.Lock()
 
-    def get(self, function_name: str) -> LambdaHandler:
+    def get(self, function_name: str, services: Callable[[], Services] | None = None) -> LambdaHandler:
+        """The handler; on its first load, its routes are given ``services`` (Powertools' dependency override
+        of ``get_services``) when given."""
         handler = self._handlers.get(function_name)
         if handler is not None:
             return handler
         with self._lock:
             if function_name not in self._handlers:
                 module = importlib.import_module(self._modules[function_name])
+                if services is not None:
+                    module.app.dependency_overrides[get_services] = services
                 self._handlers[function_name] = module.lambda_handler
             return self._handlers[function_name]
 
@@ -110,7 +113,6 @@ class InProcessInvoker:
         in as the function's own Cassandra role); without it, whatever ``get_services`` hands out."""
         self.handlers = HandlerRegistry(routes, handlers)
         self._services_for = services_for
-        self._services: dict[str, Services] = {}
         self._limits = dict(definition_limits() if limits is None else limits)
         """Function name -> (timeout ms, memory MB): the deployed functions' definitions by default."""
         self._invocation_lock = threading.Lock()
@@ -132,19 +134,26 @@ class InProcessInvoker:
                     timeout_ms=timeout_ms,
                     memory_limit_in_mb=memory_mb,
                 )
-                with self._services_of(function_name):
-                    result = invoke_handler(self.handlers.get(function_name), event, context)
+                handler = self.handlers.get(function_name, self._services_of(function_name))
+                result = invoke_handler(handler, event, context)
         except Exception as error:
             _LOGGER.exception("function %s raised", function_name)
             return Invocation(Outcome.FUNCTION_ERROR, detail=f"{type(error).__name__}: {error}")
         return Invocation(Outcome.RETURNED, result=result)
 
-    def _services_of(self, function_name: str) -> AbstractContextManager[object]:
+    def _services_of(self, function_name: str) -> Callable[[], Services] | None:
+        """The function's services, built on its first invocation (as an environment's are)."""
         if self._services_for is None:
-            return nullcontext()
-        if function_name not in self._services:
-            self._services[function_name] = self._services_for(function_name)
-        return use_services(self._services[function_name])
+            return None
+        services_for = self._services_for
+        built: list[Services] = []
+
+        def services() -> Services:
+            if not built:
+                built.append(services_for(function_name))
+            return built[0]
+
+        return services
 
     def close(self) -> None:
         """Nothing to stop: the functions live and die with this process."""

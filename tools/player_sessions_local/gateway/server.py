@@ -10,21 +10,16 @@ The API key, when wanted, comes from PLAYER_SESSIONS_API_KEY (through the servic
 
 from __future__ import annotations
 
-import argparse
 import hmac
 import json
 import logging
-import os
 import secrets
-import signal
-import sys
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 from player_sessions.routes import ROUTES, Route
@@ -39,11 +34,6 @@ from player_sessions_local.gateway.answers import (
 )
 from player_sessions_local.gateway.in_process import InProcessInvoker, LambdaHandler
 from player_sessions_local.gateway.invocation import Invoker
-
-if TYPE_CHECKING:
-    from player_sessions.services import Services
-    from player_sessions.settings import Settings
-
 from player_sessions_local.gateway.routing import (
     HttpRequest,
     RequestStamp,
@@ -257,144 +247,3 @@ def create_server(
 
 
 # --- Serving -------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ServeOptions:
-    host: str
-    port: int
-    in_process: bool
-    max_concurrency: int
-    idle_timeout_seconds: float
-    rollup_builder: bool = True
-
-
-def parse_options(argv: Sequence[str] | None) -> ServeOptions:
-    from player_sessions_local.gateway.pool import DEFAULT_IDLE_TIMEOUT_SECONDS, DEFAULT_MAX_CONCURRENCY
-
-    parser = argparse.ArgumentParser(
-        prog="python -m player_sessions_local.gateway",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", DEFAULT_PORT)))
-    parser.add_argument(
-        "--max-concurrency",
-        type=int,
-        default=int(os.environ.get("LOCAL_LAMBDA_MAX_CONCURRENCY", DEFAULT_MAX_CONCURRENCY)),
-        help="execution environments running at once, across functions "
-        "(default: LOCAL_LAMBDA_MAX_CONCURRENCY, else %(default)s)",
-    )
-    parser.add_argument(
-        "--idle-timeout",
-        type=float,
-        dest="idle_timeout_seconds",
-        default=float(os.environ.get("LOCAL_LAMBDA_IDLE_TIMEOUT", DEFAULT_IDLE_TIMEOUT_SECONDS)),
-        help="seconds an idle environment stays warm (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--in-process",
-        action="store_true",
-        default=os.environ.get("LOCAL_LAMBDA_IN_PROCESS", "") == "true",
-        help="run every function in the gateway's process, one invocation at a time: one "
-        "environment, for comparison (or LOCAL_LAMBDA_IN_PROCESS=true)",
-    )
-    parser.add_argument(
-        "--no-rollup-builder",
-        action="store_true",
-        help="do not fold arrivals in the background (deployed, a scheduled function does)",
-    )
-    arguments = parser.parse_args(argv)
-    if arguments.max_concurrency < 1:
-        parser.error("--max-concurrency must be at least 1")
-    return ServeOptions(
-        arguments.host,
-        arguments.port,
-        arguments.in_process,
-        arguments.max_concurrency,
-        arguments.idle_timeout_seconds,
-        rollup_builder=not arguments.no_rollup_builder,
-    )
-
-
-def build_invoker(options: ServeOptions) -> Invoker:
-    """The pool of execution environments of the deployed functions, or the one in-process environment."""
-    from player_sessions.settings import get_settings
-    from player_sessions_local.gateway.local_functions import deployed_functions
-    from player_sessions_local.gateway.pool import EnvironmentPool
-
-    settings = get_settings()
-    if options.in_process:
-        return InProcessInvoker(ROUTES, services_for=function_services(settings))
-    return EnvironmentPool(
-        deployed_functions(settings),
-        region=settings.aws_region,
-        max_concurrency=options.max_concurrency,
-        idle_timeout_seconds=options.idle_timeout_seconds,
-    )
-
-
-def function_services(settings: Settings) -> Callable[[str], Services]:
-    """Builds a function's services logged in as its own Cassandra role (the in-process environment)."""
-    from player_sessions.services import build_services, with_deployed_secrets
-    from player_sessions_local.cassandra_roles import as_function
-
-    functions = {route.function.name: route.function for route in ROUTES}
-    return lambda name: build_services(as_function(functions[name], with_deployed_secrets(settings)))
-
-
-def start_background_tasks(options: ServeOptions) -> list[Any]:
-    """What runs beside the server, started once it is bound: the scheduled rollup builder of the deployed
-    stack, here a thread with connections of its own folding every half second (the deployed function folds
-    for 55 s of every minute; see functions/rollup_builder)."""
-    if not options.rollup_builder:
-        return []
-    from player_sessions.routes import ROLLUP_BUILDER
-    from player_sessions.services import build_services, with_deployed_secrets
-    from player_sessions.settings import get_settings
-    from player_sessions_local.cassandra_roles import as_function
-    from player_sessions_local.rollup_runner import RollupRunner
-
-    settings = as_function(ROLLUP_BUILDER, with_deployed_secrets(get_settings()))
-    return [RollupRunner(build_services(settings)).start()]
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    from player_sessions.settings import get_settings
-    from player_sessions_local.gateway.local_functions import ensure_repository_root_on_path
-
-    options = parse_options(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
-    ensure_repository_root_on_path()
-    api_key = get_settings().api_key
-    gateway = create_server(options.host, options.port, api_key=api_key, invoker=build_invoker(options))
-    background = start_background_tasks(options)
-    print(
-        f"Serving the player session API at {gateway.url} (API key {'required' if api_key else 'off'}; "
-        f"{_describe(options)})"
-    )
-    print(f"OpenAPI document: {gateway.url}{OPENAPI_PATH}", flush=True)
-    signal.signal(signal.SIGTERM, _stop_serving)
-    try:
-        gateway.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        for task in background:
-            task.stop()
-        gateway.server_close()
-
-
-def _describe(options: ServeOptions) -> str:
-    if options.in_process:
-        return "every function in this process, one invocation at a time"
-    return (
-        f"up to {options.max_concurrency} execution environments, idle ones retired after "
-        f"{options.idle_timeout_seconds:g} s"
-    )
-
-
-def _stop_serving(_signum: int, _frame: Any) -> None:
-    """SIGTERM (make, a process manager) stops the server the same clean way Ctrl-C does."""
-    raise KeyboardInterrupt

@@ -1,32 +1,41 @@
 """The billable work of a request, measured where it happens: every statement the driver sends and every page it
 receives, every command the Redis client sends and every reply it reads.
 
-- Cassandra: a request-init listener on the session sees each statement before it is sent. A write's row is
-  sized from the values the driver serialized, by the roles of its columns in player_sessions.schema; a read's
-  pages are sized when the driver decodes them (a row factory wrapped around the session's, which runs before
-  the caller is woken, so a request's tally is complete when its handler reports it).
-- Unlogged batches are ``MeteredBatch``: a batch sent by id and values keeps no statements of its own.
-- ``execute_concurrent`` sends most statements from the driver's event loop thread, where the request's
-  tally is not current: ``metered_session`` hands it a session that carries the tally along.
-- Redis: the client's connections are a subclass that counts commands and bytes both ways.
+It plugs into the service through its connection hooks (``on_new_session``, ``on_new_client``): each session
+and client gets a meter of its own, which counts into a tally while one is set (``measuring``). A Lambda
+environment runs one invocation at a time, so everything its session sends meanwhile, from whichever driver
+thread, belongs to that invocation.
 
-Work done outside a metered request (start-up, health probes of the pool) counts nowhere.
+- Cassandra: a request-init listener sees each statement before it is sent. A write's row is sized from the
+  values the driver serialized, by the roles of its columns in player_sessions.schema; a read's pages are sized
+  when the driver decodes them (a row factory wrapped around the session's, which runs before the caller is
+  woken, so the tally is complete when the invocation ends). A batch's members are read from what it sends.
+- Redis: the client's connections are a subclass that counts commands and bytes both ways.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Sequence
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import redis
 from cassandra.cluster import ResponseFuture, Session
-from cassandra.query import UNSET_VALUE, BatchStatement, BoundStatement, PreparedStatement, Statement
+from cassandra.query import UNSET_VALUE, BatchStatement, BoundStatement, Statement
 
-from player_sessions.keyspaces_units import Cell, Role, python_value_bytes, read_units, row_bytes, value_bytes
-from player_sessions.keyspaces_units import write_units as units_for_rows
-from player_sessions.read_meter import ReadTally, attributed_to, current_tally
 from player_sessions.schema import TABLES, Table
+from player_sessions_local.work.units import (
+    Cell,
+    Role,
+    python_value_bytes,
+    read_units,
+    row_bytes,
+    value_bytes,
+)
+from player_sessions_local.work.units import write_units as units_for_rows
 
 _TABLE_OF_QUERY = re.compile(
     r"^\s*(?:SELECT\s.*?\sFROM|INSERT\s+INTO|UPDATE|DELETE\s.*?FROM|DELETE\s+FROM)\s+(?:\w+\.)?(\w+)",
@@ -37,42 +46,85 @@ _RANGE_DELETE = re.compile(r"^\s*DELETE\b.*\sWHERE\s.*[<>]", re.IGNORECASE | re.
 _SCHEMA: dict[str, Table] = {table.name: table for table in TABLES}
 
 
-class MeteredBatch(BatchStatement):  # type: ignore[misc]  # the driver ships no type information
-    """A batch that remembers the bound statements added to it, for the meter to size its rows."""
+@dataclass
+class TableWork:
+    """One table's share of a request, in what Keyspaces bills (player_sessions_local.work.units)."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.members: list[BoundStatement] = []
-
-    def add(self, statement: Any, parameters: Any = None) -> MeteredBatch:
-        if isinstance(statement, PreparedStatement):
-            statement, parameters = statement.bind(parameters), None
-        if isinstance(statement, BoundStatement):
-            self.members.append(statement)
-        super().add(statement, parameters)
-        return self
-
-
-class _CarryingSession:
-    """A session whose ``execute_async`` runs with a given tally current, from whichever thread calls it."""
-
-    def __init__(self, session: Session, tally: ReadTally) -> None:
-        self._session = session
-        self._tally = tally
-
-    def execute_async(self, *args: Any, **kwargs: Any) -> ResponseFuture:
-        with attributed_to(self._tally):
-            return self._session.execute_async(*args, **kwargs)
+    rows_written: int = 0
+    bytes_written: int = 0
+    """Billed (encoded) size of the rows written, without the row and TTL metadata that storage adds."""
+    write_units: int = 0
+    conditional_writes: int = 0
+    """Lightweight transactions: billed as the write, whether the condition held or not."""
+    range_deletes: int = 0
+    """Deletes of a clustering range: counted as one write unit each (Keyspaces bills the rows they remove,
+    which the client does not see)."""
+    read_requests: int = 0
+    """Pages: each is a read request of its own."""
+    rows_read: int = 0
+    bytes_read: int = 0
+    """Encoded size of the columns returned; Keyspaces bills what it had to read, which may be more."""
+    read_units: float = 0.0
 
 
-def metered_session(session: Session) -> Any:
-    """The session to hand to ``execute_concurrent``, so what it sends counts in the current request."""
-    tally = current_tally()
-    return session if tally is None else _CarryingSession(session, tally)
+@dataclass
+class CacheWork:
+    """Redis commands and the bytes they moved: what ElastiCache Serverless bills ECPUs on."""
+
+    commands: int = 0
+    bytes_sent: int = 0
+    bytes_received: int = 0
 
 
-def install_cassandra_meter(session: Session) -> None:
-    session.add_request_init_listener(_on_request)
+@dataclass
+class WorkTally:
+    tables: dict[str, TableWork] = field(default_factory=dict)
+    cache: CacheWork = field(default_factory=CacheWork)
+
+    def table(self, name: str) -> TableWork:
+        return self.tables.setdefault(name, TableWork())
+
+
+class Meter:
+    """One session's or client's meter: counts into ``tally`` while it is set."""
+
+    def __init__(self) -> None:
+        self.tally: WorkTally | None = None
+
+
+_meters: weakref.WeakSet[Meter] = weakref.WeakSet()
+
+
+def _new_meter() -> Meter:
+    meter = Meter()
+    _meters.add(meter)
+    return meter
+
+
+@contextmanager
+def measuring(meters: Iterable[Meter] | None = None, into: WorkTally | None = None) -> Iterator[WorkTally]:
+    """Counts what the meters see (every meter of this process by default) into a fresh tally, or ``into``."""
+    chosen = list(_meters if meters is None else meters)
+    tally = WorkTally() if into is None else into
+    previous = [meter.tally for meter in chosen]
+    for meter in chosen:
+        meter.tally = tally
+    try:
+        yield tally
+    finally:
+        for meter, before in zip(chosen, previous, strict=True):
+            meter.tally = before
+
+
+# --- Cassandra --------------------------------------------------------------------------------------------
+
+
+def meter_session(session: Session) -> Meter:
+    """A session hook (player_sessions.cassandra_connection.on_new_session): sizes what the session sends."""
+    meter = _new_meter()
+    session.add_request_init_listener(lambda future: _on_request(meter, future))
+    session.work_meter = meter
+    return meter
 
 
 def _query_string(statement: Statement | str) -> str:
@@ -88,14 +140,17 @@ def _table_name(query: str) -> str | None:
     return match.group(1).lower() if match else None
 
 
-def _on_request(future: ResponseFuture) -> None:
-    tally = current_tally()
+def _on_request(meter: Meter, future: ResponseFuture) -> None:
+    tally = meter.tally
     if tally is None:
         return
     statement = future.query
     if isinstance(statement, BatchStatement):
-        for member in getattr(statement, "members", ()):
-            _count_write(tally, member)
+        registry = future.session.cluster._prepared_statements
+        for is_prepared, query_id, values in statement._statements_and_parameters:
+            prepared = registry.get(query_id) if is_prepared else None
+            if prepared is not None:
+                _count_write(tally, str(prepared.query_string), prepared.column_metadata, values)
         return
     query = _query_string(statement)
     if query.lstrip()[:6].upper() == "SELECT":
@@ -104,11 +159,10 @@ def _on_request(future: ResponseFuture) -> None:
             future.row_factory = _sizing_rows(future.row_factory, tally, table)
         return
     if isinstance(statement, BoundStatement):
-        _count_write(tally, statement)
+        _count_write(tally, query, statement.prepared_statement.column_metadata, statement.values)
 
 
-def _count_write(tally: ReadTally, statement: BoundStatement) -> None:
-    query = _query_string(statement)
+def _count_write(tally: WorkTally, query: str, columns: Sequence[Any], values: Sequence[Any]) -> None:
     name = _table_name(query)
     if name not in _SCHEMA:
         return
@@ -121,7 +175,7 @@ def _count_write(tally: ReadTally, statement: BoundStatement) -> None:
     roles = _ROLES[name]
     cells = [
         Cell(roles[column.name], value_bytes(column.type.typename, value))
-        for column, value in zip(statement.prepared_statement.column_metadata, statement.values, strict=True)
+        for column, value in zip(columns, values, strict=True)
         if column.name in roles and value is not UNSET_VALUE
     ]
     size = row_bytes(cells, columns_in_table=len(table.columns))
@@ -146,7 +200,7 @@ _ROLES = {table.name: _roles(table) for table in TABLES}
 RowFactory = Callable[[Sequence[str], Sequence[Sequence[Any]]], Any]
 
 
-def _sizing_rows(row_factory: RowFactory, tally: ReadTally, table_name: str) -> RowFactory:
+def _sizing_rows(row_factory: RowFactory, tally: WorkTally, table_name: str) -> RowFactory:
     """Wraps the future's row factory: each page it decodes is one read request of the sized rows."""
     roles = _ROLES[table_name]
     columns_in_table = len(_SCHEMA[table_name].columns)
@@ -195,24 +249,25 @@ else:
 
 
 class _MeteredConnection(_ConnectionBase):
-    """Mixed in ahead of redis-py's Connection (or SSLConnection): counts what the current request sends and
-    reads."""
+    """Mixed in ahead of redis-py's Connection (or SSLConnection): counts what its client's meter is told to."""
+
+    work_meter: Meter
 
     def pack_command(self, *args: Any) -> list[bytes]:
-        tally = current_tally()
+        tally = self.work_meter.tally
         if tally is not None:
             tally.cache.commands += 1
         return super().pack_command(*args)
 
     def pack_commands(self, commands: Iterable[Iterable[Any]]) -> list[bytes]:
         commands = list(commands)
-        tally = current_tally()
+        tally = self.work_meter.tally
         if tally is not None:
             tally.cache.commands += len(commands)
         return super().pack_commands(commands)
 
     def send_packed_command(self, command: str | Iterable[str], check_health: bool = True) -> None:
-        tally = current_tally()
+        tally = self.work_meter.tally
         if tally is not None:
             # redis-py packs bytes (its stubs say str): either way, the length is what goes on the wire.
             chunks = [command] if isinstance(command, str | bytes) else list(command)
@@ -222,25 +277,35 @@ class _MeteredConnection(_ConnectionBase):
 
     def read_response(self, *args: Any, **kwargs: Any) -> Any:
         reply = super().read_response(*args, **kwargs)
-        tally = current_tally()
+        tally = self.work_meter.tally
         if tally is not None:
             tally.cache.bytes_received += _reply_bytes(reply)
         return reply
 
 
-def install_redis_meter(client: redis.Redis[bytes]) -> None:
-    """The client's pool opens metered connections from now on (it opens them lazily: all of them)."""
+def meter_client(client: redis.Redis[bytes]) -> Meter:
+    """A client hook (player_sessions.redis_connection.on_new_client): its pool opens metered connections from
+    now on (it opens them lazily: all of them)."""
+    meter = _new_meter()
     pool = client.connection_pool
     base = pool.connection_class
-    if not issubclass(base, _MeteredConnection):
-        pool.connection_class = type(f"Metered{base.__name__}", (_MeteredConnection, base), {})
+    pool.connection_class = type(f"Metered{base.__name__}", (_MeteredConnection, base), {"work_meter": meter})
+    return meter
+
+
+def meters_of(session: Session | None, client: redis.Redis[bytes] | None) -> list[Meter]:
+    """The meters installed on a session and a client (none where nothing was installed)."""
+    found = [getattr(session, "work_meter", None)]
+    if client is not None:
+        found.append(getattr(client.connection_pool.connection_class, "work_meter", None))
+    return [meter for meter in found if meter is not None]
 
 
 # --- The report -------------------------------------------------------------------------------------------
 
 
-def work_record(tally: ReadTally) -> dict[str, Any]:
-    """The request's work as one JSON-able record: per table, then the cache, then the billed totals."""
+def work_record(tally: WorkTally) -> dict[str, Any]:
+    """The work as one JSON-able record: per table, then the cache, then the billed totals."""
     tables = {
         name: {key: value for key, value in vars(work).items() if value}
         for name, work in sorted(tally.tables.items())
@@ -250,6 +315,4 @@ def work_record(tally: ReadTally) -> dict[str, Any]:
         "write_units": sum(work.write_units for work in tally.tables.values()),
         "read_units": sum(work.read_units for work in tally.tables.values()),
         "cache": vars(tally.cache).copy(),
-        "rows_read": tally.rows,
-        "partitions_read": tally.partitions,
     }

@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from player_sessions.clock import Clock
-from player_sessions.domain.ingest import ttl_seconds
-from player_sessions.domain.rollups import bucket_state
+from player_sessions.domain.country_starts.rollups import bucket_state
 from player_sessions.models import StartKey
 from player_sessions.repositories.cache_protocol import NoCache, ReadCache
 from player_sessions.repositories.protocols import RollupStore
+from player_sessions.retention import ttl_seconds
 from player_sessions.settings import Settings
 from player_sessions.time_buckets import (
     CLOCK_TOLERANCE,

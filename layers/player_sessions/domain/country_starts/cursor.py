@@ -1,4 +1,4 @@
-"""Opaque, tamper-evident page cursors: the query they belong to and the position, signed with HMAC-SHA256."""
+"""Opaque, tamper-evident page cursors of the country listing: the query they belong to and the position, signed with HMAC-SHA256."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from uuid import UUID
 
 from player_sessions.errors import BadRequestError
 from player_sessions.models import from_epoch_ms, to_epoch_ms
+from player_sessions.models.fields import CURSOR_MAX_LENGTH
 
 _SIGNATURE_BYTES = 16
 
@@ -50,7 +51,7 @@ def decode_cursor(text: str, key: bytes) -> CountryCursor:
         raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
         signature, payload = raw[:_SIGNATURE_BYTES], raw[_SIGNATURE_BYTES:]
         expected = hmac.new(key, payload, hashlib.sha256).digest()[:_SIGNATURE_BYTES]
-        if len(text) > 512 or not hmac.compare_digest(signature, expected):
+        if len(text) > CURSOR_MAX_LENGTH or not hmac.compare_digest(signature, expected):
             raise ValueError("bad signature")
         country, hours, start, end, last_ts, session_hex = json.loads(payload)
         return CountryCursor(

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-from player_sessions.domain.rollups import bucket_state
-from player_sessions.domain.start_counts import Window, plan_window, read_tail
+from player_sessions.domain.country_starts.rollups import bucket_state
+from player_sessions.domain.country_starts.window import Window, plan_window, read_tail
 from player_sessions.models import StartRow
 from player_sessions.repositories.protocols import StartsStore
 from player_sessions.time_buckets import COARSE_LEVELS, Bucket, Level, children, hour_of

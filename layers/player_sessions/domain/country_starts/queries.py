@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from uuid import UUID
 
 from player_sessions.clock import Clock
-from player_sessions.cursor import CountryCursor, decode_cursor, encode_cursor
-from player_sessions.domain.country_listing import Page, Position, list_country_starts
-from player_sessions.domain.start_counts import Window, count_starts_by_country
+from player_sessions.domain.country_starts.counting import count_starts_by_country
+from player_sessions.domain.country_starts.cursor import CountryCursor, decode_cursor, encode_cursor
+from player_sessions.domain.country_starts.listing import Page, Position, list_country_starts
+from player_sessions.domain.country_starts.window import Window, window_for
 from player_sessions.errors import BadRequestError
 from player_sessions.models import StartRow, from_epoch_ms, to_epoch_ms
 from player_sessions.repositories.cache_protocol import NoCache, ReadCache
@@ -36,11 +36,6 @@ class CountryPage:
     window: Window
     starts: list[StartRow]
     next_cursor: str | None
-
-
-def window_for(hours: int, now: datetime, retention: timedelta) -> Window:
-    """``[now - hours, now]``, never reaching further back than the retention."""
-    return Window(max(now - timedelta(hours=hours), now - retention), now)
 
 
 def starts_by_country(

@@ -24,13 +24,6 @@ class BucketState:
         """Whether the fold of ``slot`` is already counted in ``counts``."""
         return (self.base_slot is not None and slot <= self.base_slot) or slot in self.delta_slots
 
-    @property
-    def newest_slot(self) -> int | None:
-        return max(self.delta_slots, default=self.base_slot)
-
-
-EMPTY = BucketState(Counter(), None, frozenset())
-
 
 def bucket_state(rows: Iterable[RollupRow], up_to: int | None = None) -> BucketState:
     """The bucket's counts from its rows (only slots ``<= up_to`` when given: what a compaction may sum)."""

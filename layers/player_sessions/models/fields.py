@@ -1,0 +1,19 @@
+"""The rules of the fields the API takes, stated once: the event parser, the request models, the routes'
+parameters (and so the OpenAPI document) and the cursor codec all read them here."""
+
+from __future__ import annotations
+
+import re
+
+PLAYER_ID_REGEX = r"^[\x21-\x7e]{1,64}$"
+PLAYER_ID_RULE = "1 to 64 printable ASCII characters without whitespace"
+PLAYER_ID_PATTERN = re.compile(PLAYER_ID_REGEX)
+
+COUNTRY_REGEX = r"^[A-Za-z]{2}$"
+COUNTRY_RULE = "an ISO 3166-1 alpha-2 code (two letters, any case)"
+COUNTRY_PATTERN = re.compile(COUNTRY_REGEX)
+
+UUID_PATTERN = re.compile(r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}")
+
+CURSOR_MAX_LENGTH = 512
+"""A page cursor is about 160 characters; anything much longer is not one of ours."""

@@ -1,0 +1,109 @@
+"""What both Cassandra stores share: prepared statements once per connection, results read past empty pages,
+requests sent concurrently, and driver failures turned into a 503 naming the step."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from cassandra import DriverException, OperationTimedOut, RequestExecutionException
+from cassandra.cluster import EXEC_PROFILE_DEFAULT, NoHostAvailable
+from cassandra.concurrent import execute_concurrent
+from cassandra.query import PreparedStatement
+
+from player_sessions.cassandra_connection import CassandraConnection
+from player_sessions.errors import DatabaseUnavailableError
+from player_sessions.observability import MetricUnit, metrics
+from player_sessions.repositories.cql import Cql
+
+DRIVER_FAILURES = (NoHostAvailable, OperationTimedOut, RequestExecutionException, DriverException, OSError)
+
+
+class PreparedStatements:
+    """Each statement prepared once per connection, on first use, then reused by every request."""
+
+    def __init__(self, connection: CassandraConnection) -> None:
+        self._connection = connection
+        self._prepared: dict[str, PreparedStatement] = {}
+
+    def __call__(self, cql: Cql) -> PreparedStatement:
+        statement = self._prepared.get(cql.text)
+        if statement is None:
+            statement = self._connection.prepare(cql.text)
+            self._prepared[cql.text] = statement
+        return statement
+
+
+def chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for first in range(0, len(items), size):
+        yield items[first : first + size]
+
+
+def utc(moment: datetime) -> datetime:
+    # The driver returns naive datetimes that are in UTC.
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+def utc_or_none(moment: datetime | None) -> datetime | None:
+    """A cell that may be unset (one half of a session stored so far)."""
+    return None if moment is None else utc(moment)
+
+
+def first_row(result: Iterable[Any]) -> Any | None:
+    """The result's first row, fetching further pages while they come back empty: Amazon Keyspaces may answer
+    a page without rows before one with rows (it pages an ``IN`` query by subquery, and any query by data
+    read), so a result's first page says nothing about the next ones. Never ``ResultSet.one()``."""
+    return next(iter(result), None)
+
+
+def execute_all(
+    session: Any,
+    pairs: Sequence[tuple[Any, Any]],
+    *,
+    concurrency: int,
+    execution_profile: object = EXEC_PROFILE_DEFAULT,
+) -> list[Any]:
+    """Runs the statements concurrently and returns their results in order; the first error is raised.
+
+    Reads that time out are all sent once more: on a cluster that has just lost a replica, a coordinator waits
+    for the dead replica until its failure detector convicts it, a second or two, and a read sent again after the
+    timeout meets a cluster that knows (measured: tests/cluster, docs/faults.md). Writes are not: some are not
+    idempotent (IF NOT EXISTS), and a write needs only two answers of three, never the dead one's.
+    """
+
+    def run() -> list[Any]:
+        results = execute_concurrent(
+            session,
+            pairs,
+            concurrency=concurrency,
+            raise_on_first_error=True,
+            execution_profile=execution_profile,
+        )
+        return [result for _, result in results]
+
+    try:
+        return run()
+    except OperationTimedOut:
+        if not all(getattr(statement, "is_idempotent", False) for statement, _ in pairs):
+            raise
+        return run()
+
+
+@contextmanager
+def unavailable_on_failure(action: str) -> Iterator[None]:
+    """Records the database latency of the step, and turns any driver failure into DatabaseUnavailableError
+    (503, retry later) naming what failed."""
+    started = time.perf_counter()
+    try:
+        yield
+    except DatabaseUnavailableError:
+        raise
+    except DRIVER_FAILURES as error:
+        raise DatabaseUnavailableError(f"Cassandra could not {action}: {type(error).__name__}") from error
+    finally:
+        metrics.add_metric(
+            name="DatabaseLatency", unit=MetricUnit.Milliseconds, value=(time.perf_counter() - started) * 1000
+        )

@@ -1,0 +1,212 @@
+"""What the rollup builder writes on Cassandra / Amazon Keyspaces: the watermark, the marks of counted starts,
+each fold's record, the rollups' deltas and their compaction into bases. It reads through the readers' store
+(repositories.cassandra_starts) and adds the writes, each idempotent and visible before the next step."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from cassandra.cluster import EXEC_PROFILE_DEFAULT
+from cassandra.concurrent import execute_concurrent
+from cassandra.query import BatchStatement, BatchType
+
+from player_sessions.cassandra_connection import BULK_PROFILE
+from player_sessions.errors import DatabaseUnavailableError
+from player_sessions.models import StartKey, from_epoch_ms, to_epoch_ms
+from player_sessions.read_counts import count_read
+from player_sessions.repositories.cassandra_helpers import chunks, first_row, unavailable_on_failure
+from player_sessions.repositories.cassandra_starts import (
+    CONCURRENCY,
+    FIRST_ARRIVAL_MINUTE,
+    PROGRESS_NAME,
+    READ_ARRIVALS,
+    READ_MARKS,
+    READ_PROGRESS,
+    READ_ROLLUPS,
+    CassandraStartsStore,
+)
+from player_sessions.repositories.cql import Cql
+from player_sessions.time_buckets import Bucket, Level, start_shard
+
+# The watermark only moves forward, by conditional writes: a slower builder's older slot never wins, whatever
+# the order the writes arrive in (no client timestamp, which Keyspaces takes only within 2 days of now).
+ADVANCE_PROGRESS = Cql("UPDATE rollup_progress USING TTL 0 SET slot = ? WHERE name = ? IF slot < ?")
+START_PROGRESS = Cql("INSERT INTO rollup_progress (name, slot) VALUES (?, ?) IF NOT EXISTS USING TTL 0")
+WRITE_MARK = Cql("INSERT INTO start_marks (session_id, ts, country, slot) VALUES (?, ?, ?, ?) USING TTL ?")
+CLAIM_FOLD = Cql("INSERT INTO rollup_folds (slot, starts) VALUES (?, ?) IF NOT EXISTS USING TTL ?")
+# A claim that was not applied is followed by this read, never by the row the claim answers with.
+READ_FOLD = Cql("SELECT starts FROM rollup_folds WHERE slot = ?")
+READ_START_ROW = Cql(
+    "SELECT session_id FROM session_starts "
+    "WHERE hour = ? AND shard = ? AND country = ? AND ts = ? AND session_id = ?"
+)
+WRITE_ROLLUP = Cql(
+    "INSERT INTO start_count_rollups (level, period, bucket, slot, base, counts) VALUES (?, ?, ?, ?, ?, ?) "
+    "USING TTL ?"
+)
+DELETE_ROLLUPS_BEFORE = Cql(
+    "DELETE FROM start_count_rollups WHERE level = ? AND period = ? AND bucket = ? AND slot < ?"
+)
+BUILDER_STATEMENTS = (
+    READ_PROGRESS,
+    ADVANCE_PROGRESS,
+    START_PROGRESS,
+    FIRST_ARRIVAL_MINUTE,
+    READ_ARRIVALS,
+    READ_MARKS,
+    WRITE_MARK,
+    READ_START_ROW,
+    CLAIM_FOLD,
+    READ_FOLD,
+    READ_ROLLUPS,
+    WRITE_ROLLUP,
+    DELETE_ROLLUPS_BEFORE,
+)
+"""What folding arrivals into the rollups sends (protocols.RollupStore, the part the builder calls)."""
+BATCH_STATEMENTS = 30
+"""Statements in one unlogged batch, all of one partition (Amazon Keyspaces takes at most 30)."""
+PROGRESS_ATTEMPTS = 5
+"""Conditional writes (the watermark, a fold's record) tried this many times before the step gives up (503)."""
+
+
+class CassandraRollupStore(CassandraStartsStore):
+    """The readers' store, and the builder's writes."""
+
+    def write_progress(self, slot: int) -> None:
+        """Moves the watermark forward to ``slot``: a conditional update, or the first write of it. A condition
+        that fails because a faster builder moved it further (or created it meanwhile) is read back to tell."""
+        session = self._connection.session()
+        with unavailable_on_failure("move the rollup watermark"):
+            for _ in range(PROGRESS_ATTEMPTS):
+                if _applied(session.execute(self._statement(ADVANCE_PROGRESS), (slot, PROGRESS_NAME, slot))):
+                    return
+                if _applied(session.execute(self._statement(START_PROGRESS), (PROGRESS_NAME, slot))):
+                    return
+                current = self.read_progress()
+                if current is not None and current >= slot:
+                    return
+        raise DatabaseUnavailableError(
+            "Cassandra could not move the rollup watermark: conditions kept failing"
+        )
+
+    def write_marks(self, marks: Sequence[tuple[StartKey, int, int]]) -> None:
+        with unavailable_on_failure("write the start marks"):
+            self._concurrently(
+                WRITE_MARK,
+                ((key.session_id, key.ts, key.country, slot, ttl) for key, slot, ttl in marks),
+                bulk=len(marks) > 100,
+            )
+
+    def stored_starts(self, keys: Sequence[StartKey]) -> set[StartKey]:
+        parameters = [
+            (
+                key.ts.astimezone(UTC).replace(minute=0, second=0, microsecond=0),
+                start_shard(key.session_id, self._shards),
+                key.country,
+                key.ts,
+                key.session_id,
+            )
+            for key in keys
+        ]
+        with unavailable_on_failure("read the start rows"):
+            results = self._concurrently(READ_START_ROW, parameters, bulk=len(parameters) > 100)
+        stored = {key for key, result in zip(keys, results, strict=True) if first_row(result) is not None}
+        count_read(rows=len(stored), partitions=len(keys), requests=len(keys))
+        return stored
+
+    def claim_fold(self, slot: int, keys: Sequence[StartKey], ttl_seconds: int) -> list[StartKey]:
+        record = json.dumps(
+            [[str(key.session_id), to_epoch_ms(key.ts), key.country] for key in keys], separators=(",", ":")
+        )
+        session = self._connection.session()
+        with unavailable_on_failure("record a fold"):
+            for _ in range(PROGRESS_ATTEMPTS):
+                if _applied(session.execute(self._statement(CLAIM_FOLD), (slot, record, ttl_seconds))):
+                    return list(keys)
+                # Another builder recorded this slot's fold first: its record is what counts.
+                row = first_row(session.execute(self._statement(READ_FOLD), (slot,)))
+                count_read(rows=1 if row else 0, partitions=1)
+                if row is not None:
+                    return [
+                        StartKey(UUID(sid), from_epoch_ms(ms), country)
+                        for sid, ms, country in json.loads(row.starts)
+                    ]
+        raise DatabaseUnavailableError("Cassandra could not record a fold: its record kept vanishing")
+
+    def write_deltas(self, slot: int, deltas: Sequence[tuple[Bucket, dict[str, int], int]]) -> None:
+        """Deltas of one partition go as unlogged batches of at most BATCH_STATEMENTS (Keyspaces' limit)."""
+        statement = self._statement(WRITE_ROLLUP)
+        by_partition: dict[tuple[Level, datetime], list[tuple[Any, ...]]] = {}
+        for bucket, counts, ttl in deltas:
+            by_partition.setdefault((bucket.level, bucket.period), []).append(
+                (bucket.level.code, bucket.period, bucket.start, slot, False, _counts_json(counts), ttl)
+            )
+        requests: list[tuple[Any, Any]] = []
+        for rows in by_partition.values():
+            for group in chunks(rows, BATCH_STATEMENTS):
+                if len(group) == 1:
+                    requests.append((statement, group[0]))
+                    continue
+                batch = BatchStatement(batch_type=BatchType.UNLOGGED)
+                for row in group:
+                    batch.add(statement, row)
+                requests.append((batch, None))
+        if not requests:
+            return
+        with unavailable_on_failure("write rollup deltas"):
+            execute_concurrent(
+                self._connection.session(),
+                requests,
+                concurrency=CONCURRENCY,
+                raise_on_first_error=True,
+                execution_profile=BULK_PROFILE if len(requests) > 100 else EXEC_PROFILE_DEFAULT,
+            )
+
+    def write_bases(self, bases: Sequence[tuple[Bucket, int, dict[str, int], int]]) -> None:
+        """Two acknowledged steps, never one batch (Keyspaces may apply part of an unlogged batch): every base
+        row first, then the removal of each bucket's rows before its base. Between the two, a reader sums the
+        base and ignores the rows it covers (domain.country_starts.rollups); the removal stops short of the base's own slot."""
+        write, remove = self._statement(WRITE_ROLLUP), self._statement(DELETE_ROLLUPS_BEFORE)
+        if not bases:
+            return
+        keys = [((b.level.code, b.period, b.start), slot) for b, slot, _, _ in bases]
+        profile = BULK_PROFILE if len(bases) > 100 else EXEC_PROFILE_DEFAULT
+        with unavailable_on_failure("compact rollups"):
+            execute_concurrent(
+                self._connection.session(),
+                [
+                    (write, (*key, slot, True, _counts_json(counts), ttl))
+                    for (key, slot), (_, _, counts, ttl) in zip(keys, bases, strict=True)
+                ],
+                concurrency=CONCURRENCY,
+                raise_on_first_error=True,
+                execution_profile=profile,
+            )
+            execute_concurrent(
+                self._connection.session(),
+                [(remove, (*key, slot)) for key, slot in keys],
+                concurrency=CONCURRENCY,
+                raise_on_first_error=True,
+                execution_profile=profile,
+            )
+
+
+def _applied(result: Any) -> bool:
+    """Whether a conditional write took effect (its answer's ``[applied]``, the one value relied on)."""
+    row = first_row(result)
+    return bool(row is not None and row[0])
+
+
+def _counts_json(counts: dict[str, int]) -> str:
+    return json.dumps(counts, separators=(",", ":"), sort_keys=True)
+
+
+if TYPE_CHECKING:
+    from player_sessions.repositories.protocols import RollupStore
+
+    # mypy holds the store to the Protocol the builder takes it as.
+    _conforms: type[RollupStore] = CassandraRollupStore

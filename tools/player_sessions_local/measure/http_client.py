@@ -1,0 +1,104 @@
+"""One keep-alive HTTP client, as a game client holds one, and a closed loop of such clients.
+
+The standard library's client: the load generator shares the two cores with everything it measures, so it
+should cost little.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import random
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+from player_sessions_local.measure.stats import Latencies
+
+Request = tuple[str, str, bytes | None]
+"""Method, path with query, body."""
+MakeRequest = Callable[[random.Random], Request]
+
+
+class HttpClient:
+    def __init__(self, url: str, api_key: str | None = None, timeout: float = 30) -> None:
+        parts = urlsplit(url)
+        if parts.hostname is None:
+            raise ValueError(f"no host in {url!r}")
+        self._connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+        self._headers = {"x-api-key": api_key} if api_key else {}
+
+    def request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
+        headers = dict(self._headers)
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        try:
+            self._connection.request(method, path, body=body, headers=headers)
+            response = self._connection.getresponse()
+            return response.status, response.read()
+        except (OSError, http.client.HTTPException):
+            self._connection.close()  # the next request reconnects
+            raise
+
+    def get_json(self, path: str) -> Any:
+        status, body = self.request("GET", path)
+        if status != 200:
+            raise RuntimeError(f"GET {path}: HTTP {status} {body[:300]!r}")
+        return json.loads(body)
+
+    def close(self) -> None:
+        self._connection.close()
+
+    def __enter__(self) -> HttpClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def drive(
+    url_for: Callable[[int], str],
+    make_request: MakeRequest,
+    *,
+    clients: int,
+    seconds: float,
+    seed: int,
+    api_key: str | None = None,
+) -> Latencies:
+    """``clients`` threads, started together, send requests back to back for ``seconds``, client ``n`` to
+    ``url_for(n)``; an answer of 300 or more, or no answer, is an error."""
+    measured = Latencies()
+    lock = threading.Lock()
+    start = threading.Barrier(clients + 1)
+
+    def client_loop(number: int) -> None:
+        rng = random.Random(seed * 1000 + number)
+        mine = Latencies()
+        with HttpClient(url_for(number), api_key, timeout=60) as client:
+            start.wait()
+            deadline = time.monotonic() + seconds
+            while time.monotonic() < deadline:
+                method, path, body = make_request(rng)
+                began = time.perf_counter()
+                try:
+                    status, answer = client.request(method, path, body)
+                except (OSError, http.client.HTTPException) as error:
+                    mine.add_error(f"{method} {path}: {type(error).__name__}: {error}")
+                    continue
+                elapsed = (time.perf_counter() - began) * 1000
+                if status < 300:
+                    mine.latencies_ms.append(elapsed)
+                else:
+                    mine.add_error(f"{method} {path}: HTTP {status} {answer[:200]!r}")
+        with lock:
+            measured.merge(mine)
+
+    threads = [threading.Thread(target=client_loop, args=(number,)) for number in range(clients)]
+    for thread in threads:
+        thread.start()
+    start.wait()
+    for thread in threads:
+        thread.join()
+    return measured
