@@ -40,6 +40,8 @@ _DEFAULTS = Settings.model_fields
 KEYSPACE: str = _DEFAULTS["keyspace"].default
 RETENTION_DAYS: int = _DEFAULTS["retention_days"].default
 RETENTION_SECONDS = RETENTION_DAYS * 86_400
+ROLLUP_PARTS: int = _DEFAULTS["rollup_parts"].default
+"""Builders folding the arrival log in parallel: the schedule invokes one per part."""
 ENVIRONMENT_PREFIX = "PLAYER_SESSIONS_"
 
 # --- Lambda ------------------------------------------------------------------------------------------------
@@ -58,8 +60,8 @@ ROLLUP_BUILDER_SCHEDULE_MINUTES = 1
 """EventBridge's shortest rate; each invocation folds for most of the minute (functions/rollup_builder)."""
 ROLLUP_BUILDER_TIMEOUT_SECONDS = 70
 """One invocation folds for 55 s, then returns; the rest is margin for its last fold."""
-ROLLUP_BUILDER_CONCURRENCY = 1
-"""One builder at a time (a second one would be safe, and useless)."""
+ROLLUP_BUILDER_CONCURRENCY = ROLLUP_PARTS
+"""One builder per part at a time (a second one of a part would be safe, and useless)."""
 ROLLUP_LAG_ALARM_SECONDS = 30
 """Readers count the unfolded tail themselves: a builder this far behind makes every count read more."""
 LOG_RETENTION = "ONE_YEAR"

@@ -19,6 +19,7 @@ from infra_cdk.constants import (
     LAMBDA_PYTHON_VERSION,
     LAYER_BUILD_DIR,
     ROLLUP_BUILDER_SCHEDULE_MINUTES,
+    ROLLUP_PARTS,
 )
 from infra_cdk.data import KeyspacesData
 from infra_cdk.function_definitions import (
@@ -33,6 +34,8 @@ from player_sessions.access import table_access
 from player_sessions.routes import LambdaFunction
 from player_sessions.settings import DatabaseMode
 
+RULE_TARGETS = 5
+"""EventBridge's most targets per rule."""
 ASSET_EXCLUDES = ["__pycache__", "*.pyc", ".cassandra-password"]
 """Never packaged: build leftovers, and a local role's password copied for `sam local invoke` (README)."""
 # How cdk-nag spells the ARN of KeyspacesData.system_tables_arn in its findings.
@@ -145,16 +148,27 @@ class LambdaFunctions(Construct):
                 deployment=deployment,
             )
         self.builder = self.functions[ROLLUP_BUILDER_DEFINITION.name]
-        self.builder_schedule = events.Rule(
-            self,
-            "RollupBuilderSchedule",
-            description="Starts the rollup builder every minute; each run folds for most of the minute",
-            schedule=events.Schedule.rate(Duration.minutes(ROLLUP_BUILDER_SCHEDULE_MINUTES)),
-            # A run that could not start is not retried: the next minute's run folds what it would have.
-            targets=[
-                targets.LambdaFunction(self.builder, retry_attempts=0, max_event_age=Duration.minutes(1))
-            ],
-        )
+        # One invocation per part of the arrival log every minute (a rule takes at most five targets); a run
+        # that could not start is not retried: the next minute's run of its part folds what it would have.
+        parts = list(range(ROLLUP_PARTS))
+        self.builder_schedules = [
+            events.Rule(
+                self,
+                "RollupBuilderSchedule" + (str(number + 1) if number else ""),
+                description="Starts one rollup builder per part every minute; each folds for most of the minute",
+                schedule=events.Schedule.rate(Duration.minutes(ROLLUP_BUILDER_SCHEDULE_MINUTES)),
+                targets=[
+                    targets.LambdaFunction(
+                        self.builder,
+                        event=events.RuleTargetInput.from_object({"part": part}),
+                        retry_attempts=0,
+                        max_event_age=Duration.minutes(1),
+                    )
+                    for part in parts[first : first + RULE_TARGETS]
+                ],
+            )
+            for number, first in enumerate(range(0, len(parts), RULE_TARGETS))
+        ]
 
     def _add_function(
         self,

@@ -44,11 +44,13 @@ class InMemoryDatabase:
         self.starts: set[tuple[datetime, int, str, datetime, UUID, str]] = set()
         self.completed: dict[tuple[str, datetime, UUID], tuple[CompletedSession, int]] = {}
         self.arrivals: dict[int, set[StartKey]] = {}
+        self.arrival_shards: dict[StartKey, int] = {}
         self.arrival_minutes: set[datetime] = set()
         self.marks: dict[StartKey, int] = {}
         self.folds: dict[int, list[StartKey]] = {}
         self.rollups: dict[Bucket, dict[tuple[int, bool], RollupRow]] = {}
-        self.progress: int | None = None
+        self.progress: dict[int, int] = {}
+        """Each part's watermark."""
 
 
 class InMemorySessionStore:
@@ -96,6 +98,7 @@ class InMemorySessionStore:
         for write in arrivals:
             self.db.arrival_minutes.add(Level.MINUTE.floor(slot_start(write.arrival.slot)))
             self.db.arrivals.setdefault(write.arrival.slot, set()).add(write.arrival.key)
+            self.db.arrival_shards[write.arrival.key] = write.shard
 
     def last_completed_sessions(self, player_id: str, since: datetime, limit: int) -> list[CompletedSession]:
         mine = sorted(
@@ -116,12 +119,13 @@ class InMemoryStartsStore:
     def __init__(self, sessions: InMemorySessionStore) -> None:
         self.db = sessions.db
 
-    def read_progress(self) -> int | None:
-        count_read(rows=1 if self.db.progress is not None else 0, partitions=1)
-        return self.db.progress
+    def read_progress(self, parts: Sequence[int]) -> dict[int, int]:
+        found = {part: self.db.progress[part] for part in parts if part in self.db.progress}
+        count_read(rows=len(found), partitions=len(parts))
+        return found
 
-    def write_progress(self, slot: int) -> None:
-        self.db.progress = max(slot, self.db.progress if self.db.progress is not None else slot)
+    def write_progress(self, part: int, slot: int) -> None:
+        self.db.progress[part] = max(slot, self.db.progress.get(part, slot))
 
     def first_arrival_minute(self) -> datetime | None:
         count_read(rows=1 if self.db.arrival_minutes else 0, partitions=1)
@@ -132,13 +136,15 @@ class InMemoryStartsStore:
         count_read(rows=len(found), partitions=1)
         return found
 
-    def read_arrivals(self, slots: Sequence[int]) -> list[Arrival]:
+    def read_arrivals(self, slots: Sequence[int], shards: Sequence[int]) -> list[Arrival]:
+        wanted = set(shards)
         found = [
             Arrival(slot, key)
             for slot in slots
             for key in sorted(self.db.arrivals.get(slot, ()), key=lambda k: (k.session_id, k.ts))
+            if self.db.arrival_shards[key] in wanted
         ]
-        count_read(rows=len(found), partitions=len(slots))
+        count_read(rows=len(found), partitions=len(slots) * len(wanted))
         return found
 
     def read_marks(self, keys: Sequence[StartKey]) -> dict[StartKey, int]:
@@ -147,15 +153,15 @@ class InMemoryStartsStore:
         return found
 
     def write_marks(self, marks: Sequence[tuple[StartKey, int, int]]) -> None:
-        for key, slot, _ttl in marks:
-            self.db.marks[key] = slot
+        for key, fold, _ttl in marks:
+            self.db.marks[key] = fold
 
     def stored_starts(self, keys: Sequence[StartKey]) -> set[StartKey]:
         stored = {StartKey(sid, ts, c) for (_h, _s, c, ts, sid, _p) in self.db.starts}
         return {key for key in keys if key in stored}
 
-    def claim_fold(self, slot: int, keys: Sequence[StartKey], ttl_seconds: int) -> list[StartKey]:
-        return list(self.db.folds.setdefault(slot, list(keys)))
+    def claim_fold(self, fold: int, keys: Sequence[StartKey], ttl_seconds: int) -> list[StartKey]:
+        return list(self.db.folds.setdefault(fold, list(keys)))
 
     def read_rollups(self, buckets: Sequence[Bucket]) -> dict[Bucket, list[RollupRow]]:
         found = {
@@ -169,15 +175,15 @@ class InMemoryStartsStore:
         )
         return found
 
-    def write_deltas(self, slot: int, deltas: Sequence[tuple[Bucket, dict[str, int], int]]) -> None:
+    def write_deltas(self, fold: int, deltas: Sequence[tuple[Bucket, dict[str, int], int]]) -> None:
         for bucket, counts, _ttl in deltas:
-            self.db.rollups.setdefault(bucket, {})[(slot, False)] = RollupRow(slot, False, dict(counts))
+            self.db.rollups.setdefault(bucket, {})[(fold, False)] = RollupRow(fold, False, dict(counts))
 
     def write_bases(self, bases: Sequence[tuple[Bucket, int, dict[str, int], int]]) -> None:
-        for bucket, slot, counts, _ttl in bases:
+        for bucket, fold, counts, _ttl in bases:
             rows = self.db.rollups.setdefault(bucket, {})
-            rows[(slot, True)] = RollupRow(slot, True, dict(counts))
-            for older in [key for key in rows if key[0] < slot]:
+            rows[(fold, True)] = RollupRow(fold, True, dict(counts))
+            for older in [key for key in rows if key[0] < fold]:
                 del rows[older]
 
     def edge_country_counts(

@@ -1,8 +1,9 @@
 """The rollup builder: an EventBridge-scheduled function that folds arrival slots into the rollups.
 
-Scheduled every minute, one invocation keeps folding for most of that minute (a slot settles 1.5 s after it
-ends, and EventBridge cannot schedule more often than once a minute), then returns before the next one starts.
-Reserved concurrency 1 keeps one at a time; two at once would still count every start once.
+Scheduled every minute once per part of the arrival log (the event says which: ``{"part": p}``), one invocation
+keeps folding its part for most of that minute (a slot settles 1.5 s after it ends, and EventBridge cannot
+schedule more often than once a minute), then returns before the next one starts. Reserved concurrency equal to
+the parts keeps one builder per part; two of one part at once would still count every start once.
 """
 
 import time
@@ -21,13 +22,18 @@ PAUSE_SECONDS = 0.25
 STOP_BEFORE_TIMEOUT_MS = 5_000
 
 _tracker = CompactionTracker()
+"""Deltas per bucket since its last base, kept across the invocations of this environment (of one part)."""
 
 
 @logger.inject_lambda_context
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)
-def lambda_handler(_event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     services = get_services()
+    part = int(event.get("part", 0))
+    if not 0 <= part < services.settings.rollup_parts:
+        raise ValueError(f"part {part} is not one of the {services.settings.rollup_parts} parts")
+    logger.append_keys(part=part)
     deadline = time.monotonic() + RUN_FOR_SECONDS
     total = FoldReport()
     while time.monotonic() < deadline and context.get_remaining_time_in_millis() > STOP_BEFORE_TIMEOUT_MS:
@@ -37,6 +43,7 @@ def lambda_handler(_event: dict[str, Any], context: LambdaContext) -> dict[str, 
             settings=services.settings,
             tracker=_tracker,
             cache=services.cache,
+            part=part,
         )
         total.slots_folded += report.slots_folded
         total.starts_counted += report.starts_counted

@@ -127,7 +127,10 @@ START_MARKS = Table(
         ClusteringColumn(Column("country", "text"), Order.ASC),
     ),
     regular=(Column("slot", "bigint"),),
-    purpose="The arrival slot whose fold counted each start: a start is counted once, however often it arrives.",
+    purpose=(
+        "The fold that counted each start (``slot`` holds its fold id: arrival slot x 64 + part): a start is "
+        "counted once, however often it arrives."
+    ),
 )
 
 ROLLUP_FOLDS = Table(
@@ -135,7 +138,10 @@ ROLLUP_FOLDS = Table(
     partition_key=(Column("slot", "bigint"),),
     clustering=(),
     regular=(Column("starts", "text"),),
-    purpose="The starts one slot's fold counts, decided once (the first fold to write it wins), as JSON.",
+    purpose=(
+        "The starts one fold counts (``slot`` holds its fold id), decided once (the first fold to write it "
+        "wins), as JSON."
+    ),
 )
 
 START_COUNT_ROLLUPS = Table(
@@ -150,7 +156,8 @@ START_COUNT_ROLLUPS = Table(
     regular=(Column("counts", "text"),),
     purpose=(
         "Exact start counts per country of each bucket (second to month): one immutable delta row per folded "
-        "slot that changed the bucket, and, after compaction, a base row that sums every slot up to its own."
+        "fold that changed the bucket (``slot`` holds its fold id), and, after compaction, a base row that sums "
+        "every fold up to its own."
     ),
 )
 
@@ -159,7 +166,7 @@ ROLLUP_PROGRESS = Table(
     partition_key=(Column("name", "text"),),
     clustering=(),
     regular=(Column("slot", "bigint"),),
-    purpose="The newest arrival slot folded with every slot before it (the builder's watermark).",
+    purpose="Per part, the newest arrival slot folded with every slot before it (each builder's watermark).",
 )
 
 TABLES: tuple[Table, ...] = (

@@ -16,6 +16,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from player_sessions.errors import ConfigurationError
+from player_sessions.time_buckets import Partition
 
 
 class DatabaseMode(StrEnum):
@@ -69,6 +70,9 @@ class Settings(BaseSettings):
     clock_skew_seconds: int = Field(default=300, ge=0, le=86_400)
     start_shards: int = Field(default=4, ge=1, le=64)
     """How many partitions share one hour of session starts (each Keyspaces partition takes 1,000 writes/s)."""
+    rollup_parts: int = Field(default=4, ge=1, le=64)
+    """How many builders fold the arrival log in parallel, each its own share of the shards (at most
+    ``start_shards``); deployed, the schedule invokes one builder per part."""
 
     cursor_signing_key: SecretStr = SecretStr("local-development-cursor-key")
     """HMAC key of the country listing's page cursors (local default); deployed, see cursor_secret_arn."""
@@ -90,6 +94,16 @@ class Settings(BaseSettings):
         if not self.cassandra_contact_points:
             raise ValueError("cassandra_contact_points must name at least one host")
         return self
+
+    @model_validator(mode="after")
+    def check_parts(self) -> Settings:
+        if self.rollup_parts > self.start_shards:
+            raise ValueError("rollup_parts must not exceed start_shards (a part folds whole shards)")
+        return self
+
+    @property
+    def partition(self) -> Partition:
+        return Partition(self.rollup_parts, self.start_shards)
 
     @model_validator(mode="after")
     def check_no_password_on_keyspaces(self) -> Settings:

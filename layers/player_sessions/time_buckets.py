@@ -37,6 +37,39 @@ def start_shard(session_id: UUID, shards: int) -> int:
 
 # ---- Arrival slots ----------------------------------------------------------------------------------------
 
+FOLD_SPACE = 64
+"""Fold ids number the folds of every part in slot order: ``slot * FOLD_SPACE + part`` (at most 64 parts)."""
+
+
+@dataclass(frozen=True)
+class Partition:
+    """How the arrival log is split among builders: part ``p`` folds the shards ``s`` with ``s % parts == p``.
+
+    A session's starts always land in the same shard, so every arrival of one start (its re-sends too) is folded
+    by one part, in slot order: the parts never contend for a start, and each keeps its own watermark."""
+
+    parts: int
+    shards: int
+
+    def shards_of(self, part: int) -> list[int]:
+        return [shard for shard in range(self.shards) if shard % self.parts == part]
+
+    def part_of(self, shard: int) -> int:
+        return shard % self.parts
+
+    @property
+    def all_parts(self) -> list[int]:
+        return list(range(self.parts))
+
+
+def fold_id(slot: int, part: int) -> int:
+    """The fold of ``slot`` by ``part``: what marks, fold records and rollup rows are keyed by."""
+    return slot * FOLD_SPACE + part
+
+
+def slot_and_part(fold: int) -> tuple[int, int]:
+    return divmod(fold, FOLD_SPACE)
+
 
 def slot_of(moment: datetime) -> int:
     return int((moment - EPOCH) // timedelta(seconds=SLOT_SECONDS))

@@ -1,15 +1,19 @@
-"""The rollup builder: a function no route calls, started every minute by EventBridge, one at a time, long
-enough to fold for most of the minute, and alarmed on when it fails or falls behind."""
+"""The rollup builder: a function no route calls, started every minute by EventBridge once per part of the
+arrival log, one per part at a time, long enough to fold for most of the minute, and alarmed on when it fails
+or falls behind."""
 
 from __future__ import annotations
 
+import json
+
 from infra_cdk.functions import function_logical_id
 from player_sessions.routes import ROLLUP_BUILDER
+from player_sessions.settings import Settings
 from tests.infra.conftest import Synthesized
 from tests.infra.intrinsics import render
 
 
-def test_the_builder_runs_one_at_a_time_without_snapstart_for_a_minute_at_most(
+def test_the_builder_runs_one_per_part_at_a_time_without_snapstart_for_a_minute_at_most(
     synthesized: Synthesized,
 ) -> None:
     # When
@@ -18,13 +22,13 @@ def test_the_builder_runs_one_at_a_time_without_snapstart_for_a_minute_at_most(
     # Then
     assert properties["Handler"] == "handler.lambda_handler"
     assert properties["Architectures"] == ["arm64"]
-    assert properties["ReservedConcurrentExecutions"] == 1
+    assert properties["ReservedConcurrentExecutions"] == Settings().rollup_parts == 4
     assert properties["Timeout"] == 70
     assert "SnapStart" not in properties
     assert "VpcConfig" in properties
 
 
-def test_an_eventbridge_rule_starts_the_builder_every_minute_without_retries(
+def test_an_eventbridge_rule_starts_each_parts_builder_every_minute_without_retries(
     synthesized: Synthesized,
 ) -> None:
     # Given
@@ -37,8 +41,9 @@ def test_an_eventbridge_rule_starts_the_builder_every_minute_without_retries(
     (rule,) = [r for r in rules if any(t["Arn"] == f"<{builder_id}.Arn>" for t in r["Targets"])]
     assert rule["ScheduleExpression"] == "rate(1 minute)"
     assert rule["State"] == "ENABLED"
-    (target,) = rule["Targets"]
-    assert target["RetryPolicy"] == {"MaximumRetryAttempts": 0, "MaximumEventAgeInSeconds": 60}
+    assert sorted(json.loads(target["Input"])["part"] for target in rule["Targets"]) == [0, 1, 2, 3]
+    for target in rule["Targets"]:
+        assert target["RetryPolicy"] == {"MaximumRetryAttempts": 0, "MaximumEventAgeInSeconds": 60}
     permissions = [render(p["Properties"]) for p in synthesized.resources("AWS::Lambda::Permission").values()]
     assert any(
         p["Principal"] == "events.amazonaws.com" and p["FunctionName"] == f"<{builder_id}.Arn>"

@@ -26,22 +26,22 @@ def test_the_watermark_moves_after_a_lag_of_more_than_two_days(counts_stores):
     _, starts = counts_stores
     three_days_ago = slot_of(datetime.fromtimestamp(time.time(), UTC) - timedelta(days=3))
     # When it writes the watermark (Keyspaces takes client timestamps only two days back)
-    starts.write_progress(three_days_ago)
-    starts.write_progress(three_days_ago + 1)
+    starts.write_progress(0, three_days_ago)
+    starts.write_progress(0, three_days_ago + 1)
     # Then it is written, and moves
-    assert starts.read_progress() == three_days_ago + 1
+    assert starts.read_progress([0])[0] == three_days_ago + 1
 
 
 def test_a_slower_builder_never_moves_the_watermark_back(counts_stores):
     # Given a watermark at slot 1000
     _, starts = counts_stores
-    starts.write_progress(1000)
+    starts.write_progress(0, 1000)
     # When a slower builder writes an older slot, then a faster one a newer one
-    starts.write_progress(990)
-    assert starts.read_progress() == 1000
-    starts.write_progress(1005)
+    starts.write_progress(0, 990)
+    assert starts.read_progress([0])[0] == 1000
+    starts.write_progress(0, 1005)
     # Then only the newer one moved it
-    assert starts.read_progress() == 1005
+    assert starts.read_progress([0])[0] == 1005
 
 
 def test_a_second_fold_of_a_slot_gets_the_first_folds_record(counts_stores):

@@ -14,7 +14,7 @@ import pytest
 
 from player_sessions.clock import FixedClock
 from player_sessions.domain.country_starts import starts_by_country, starts_of_country
-from player_sessions.domain.country_starts.builder import CompactionTracker, fold_ready_slots
+from player_sessions.domain.country_starts.builder import CompactionTracker, fold_every_part
 from player_sessions.domain.ingest import ingest_batch
 from player_sessions.redis_connection import RedisConnection
 from player_sessions.repositories.cache_protocol import CacheToken
@@ -78,7 +78,7 @@ def week(counts_stores, counts_settings, cache):
     tracker = CompactionTracker()
 
     def fold() -> None:
-        fold_ready_slots(
+        fold_every_part(
             store=starts_store,
             clock=clock,
             settings=counts_settings,

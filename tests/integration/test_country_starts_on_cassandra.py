@@ -14,7 +14,7 @@ import pytest
 
 from player_sessions.clock import FixedClock
 from player_sessions.domain.country_starts import starts_by_country, starts_of_country
-from player_sessions.domain.country_starts.builder import CompactionTracker, fold_ready_slots
+from player_sessions.domain.country_starts.builder import CompactionTracker, fold_every_part
 from player_sessions.domain.ingest import ingest_batch
 from player_sessions.read_counts import metered
 from tests.fakes import FlowingClock
@@ -51,7 +51,7 @@ def truth(events: list[dict], since: datetime, until: datetime) -> Counter:
 
 
 def fold(starts_store, clock, settings, tracker=None) -> None:
-    fold_ready_slots(
+    fold_every_part(
         store=starts_store,
         clock=clock,
         settings=settings,
@@ -127,7 +127,7 @@ def test_a_builder_folding_while_writers_add_live_late_and_resent_starts_keeps_c
     # And once the builder caught up, from the rollups alone
     clock_after = FixedClock(clock.now() + timedelta(seconds=5))
     fold(starts_store, clock_after, counts_settings, tracker)
-    assert starts_store.read_progress() is not None
+    assert set(starts_store.read_progress(counts_settings.partition.all_parts)) == {0, 1, 2, 3}
     assert_exact()
     session = starts_store._connection.session()
     assert len(list(session.execute("SELECT bucket FROM start_count_rollups LIMIT 10"))) == 10
@@ -334,7 +334,7 @@ def test_the_first_request_after_a_day_no_reader_saw_meets_the_same_bound(counts
         # The builder's runs over those ten minutes (each at most 120 slots, as it runs every half second)
         while True:
             with metered() as reads:
-                report = fold_ready_slots(
+                report = fold_every_part(
                     store=starts_store, clock=clock, settings=counts_settings, tracker=tracker
                 )
             builder_reads.append((reads.rows, reads.requests, report.starts_counted, report.slots_folded))

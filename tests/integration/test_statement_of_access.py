@@ -16,7 +16,7 @@ from player_sessions.access import FUNCTION_STATEMENTS
 from player_sessions.cassandra_connection import PROBE, CassandraConnection
 from player_sessions.clock import FixedClock
 from player_sessions.domain.country_starts import starts_by_country, starts_of_country
-from player_sessions.domain.country_starts.builder import CompactionTracker, fold_ready_slots
+from player_sessions.domain.country_starts.builder import CompactionTracker, fold_every_part
 from player_sessions.domain.health import check_health
 from player_sessions.domain.ingest import ingest_batch
 from player_sessions.domain.player_history import last_completed_sessions
@@ -99,7 +99,7 @@ def test_each_function_sends_exactly_the_statements_it_is_given(as_each_function
     starts_by_country(24, store=readers, clock=clock, settings=settings)
     clock.advance(seconds=10)
     tracker = CompactionTracker(compact_after=1)
-    fold_ready_slots(store=builder, clock=clock, settings=settings, tracker=tracker, max_slots=1000)
+    fold_every_part(store=builder, clock=clock, settings=settings, tracker=tracker, max_slots=1000)
     slot = slot_of(NOW - timedelta(days=3))
     key = StartKey(ids[2], NOW, "FI")
     assert builder.claim_fold(slot, [key], 60) == builder.claim_fold(slot, [], 60) == [key]

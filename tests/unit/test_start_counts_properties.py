@@ -19,6 +19,7 @@ from player_sessions.domain.country_starts import starts_by_country, starts_of_c
 from player_sessions.domain.country_starts.builder import CompactionTracker, fold_ready_slots
 from player_sessions.domain.country_starts.window import Window, plan_window
 from player_sessions.domain.ingest import ingest_batch
+from player_sessions.errors import DatabaseUnavailableError
 from player_sessions.models import Arrival, ArrivalWrite, EventWrite, StartKey
 from player_sessions.read_counts import metered
 from player_sessions.settings import Settings
@@ -44,10 +45,19 @@ step = st.one_of(
     st.tuples(st.just("tick"), st.integers(1, 20)),
     st.tuples(st.just("ingest"), st.lists(start_event, min_size=1, max_size=10)),
     st.tuples(st.just("slow ingest"), st.lists(start_event, min_size=1, max_size=4)),
-    st.tuples(st.just("fold"), st.integers(1, 200)),
-    # A second builder (another gateway's, or a run that overlaps), with its own compaction counts, that may
-    # resume from a watermark it read long ago (a frozen process thawing)
-    st.tuples(st.just("fold by another builder"), st.tuples(st.integers(1, 200), st.integers(0, 5))),
+    # Some parts' builders fold, others do not: the parts' watermarks drift apart
+    st.tuples(
+        st.just("fold"),
+        st.tuples(st.integers(1, 200), st.lists(st.integers(0, 3), min_size=1, max_size=4, unique=True)),
+    ),
+    # A second builder of a part (another gateway's, or a run that overlaps), with its own compaction counts,
+    # that may resume from a watermark it read long ago (a frozen process thawing)
+    st.tuples(
+        st.just("fold by another builder"),
+        st.tuples(st.integers(1, 200), st.integers(0, 5), st.integers(0, 3)),
+    ),
+    # A builder that dies after some of its writes (the next run of its part resumes from its watermark)
+    st.tuples(st.just("interrupted fold"), st.tuples(st.integers(0, 3), st.integers(1, 12))),
     st.tuples(st.just("count"), st.integers(1, 8760)),
     st.tuples(
         st.just("list"), st.tuples(st.sampled_from(COUNTRIES), st.integers(1, 8760), st.integers(1, 9))
@@ -70,17 +80,40 @@ class RacingSessionStore(InMemorySessionStore):
 
 
 class StaleProgressStore:
-    """The real fake store, but the watermark as a builder read it long ago."""
+    """The real fake store, but the watermarks as a builder read them long ago."""
 
-    def __init__(self, inner: InMemoryStartsStore, seen: int | None) -> None:
+    def __init__(self, inner: InMemoryStartsStore, seen: dict[int, int]) -> None:
         self._inner = inner
         self._seen = seen
 
-    def read_progress(self) -> int | None:
-        return self._seen
+    def read_progress(self, parts: Sequence[int]) -> dict[int, int]:
+        return {part: self._seen[part] for part in parts if part in self._seen}
 
     def __getattr__(self, name: str):
         return getattr(self._inner, name)
+
+
+class CrashingStore:
+    """The real fake store, but the builder's process dies (its request fails) at its n-th write."""
+
+    WRITES = ("claim_fold", "write_marks", "write_deltas", "write_progress", "write_bases")
+
+    def __init__(self, inner: InMemoryStartsStore, writes_before_crash: int) -> None:
+        self._inner = inner
+        self._left = writes_before_crash
+
+    def __getattr__(self, name: str):
+        method = getattr(self._inner, name)
+        if name not in self.WRITES:
+            return method
+
+        def write(*args, **kwargs):
+            self._left -= 1
+            if self._left < 0:
+                raise DatabaseUnavailableError("the builder died")
+            return method(*args, **kwargs)
+
+        return write
 
 
 class History:
@@ -92,7 +125,7 @@ class History:
         # Compacting after one or two deltas: bases, and late rows under them, in every history
         self.tracker = CompactionTracker(compact_after=2)
         self.other_tracker = CompactionTracker(compact_after=3)
-        self.watermarks: list[int | None] = []
+        self.watermarks: list[dict[int, int]] = []
         self.truth: set[StartKey] = set()
         self.first_ts: dict[int, tuple[datetime, str]] = {}
         self.checks = 0
@@ -123,21 +156,35 @@ class History:
             )
         return events
 
-    def fold(self, max_slots: int, stale: int | None = None) -> None:
-        store = self.starts
-        if stale is not None:
-            # The other builder starts from a watermark it read ``stale`` folds ago
-            seen = self.watermarks[-1 - stale] if len(self.watermarks) > stale else None
-            store = StaleProgressStore(self.starts, seen)
-        fold_ready_slots(
-            store=store,
-            clock=self.clock,
-            settings=SETTINGS,
-            tracker=self.tracker if stale is None else self.other_tracker,
-            cache=self.cache,
-            max_slots=max_slots,
-        )
-        self.watermarks.append(self.starts.db.progress)
+    def fold(
+        self,
+        max_slots: int,
+        parts: Sequence[int] = tuple(SETTINGS.partition.all_parts),
+        stale: int | None = None,
+        crash_after: int | None = None,
+    ) -> None:
+        for part in parts:
+            store: object = self.starts
+            if stale is not None:
+                # The other builder starts from watermarks it read ``stale`` folds ago
+                store = StaleProgressStore(
+                    self.starts, self.watermarks[-1 - stale] if len(self.watermarks) > stale else {}
+                )
+            if crash_after is not None:
+                store = CrashingStore(self.starts, crash_after)
+            try:
+                fold_ready_slots(
+                    store=store,
+                    clock=self.clock,
+                    settings=SETTINGS,
+                    tracker=self.tracker if stale is None else self.other_tracker,
+                    cache=self.cache,
+                    part=part,
+                    max_slots=max_slots,
+                )
+            except DatabaseUnavailableError:
+                assert crash_after is not None
+        self.watermarks.append(dict(self.starts.db.progress))
 
     def ingest(self, items: list[dict], slow: bool) -> None:
         events = self.batch(items)
@@ -202,9 +249,11 @@ def run(steps) -> int:
         elif kind in ("ingest", "slow ingest"):
             history.ingest(argument, slow=kind == "slow ingest")
         elif kind == "fold":
-            history.fold(argument)
+            history.fold(argument[0], parts=argument[1])
         elif kind == "fold by another builder":
-            history.fold(argument[0], stale=argument[1])
+            history.fold(argument[0], parts=[argument[2]], stale=argument[1])
+        elif kind == "interrupted fold":
+            history.fold(500, parts=[argument[0]], crash_after=argument[1])
         elif kind == "count":
             history.count(argument)
         else:
@@ -227,7 +276,7 @@ def test_a_late_start_into_folded_buckets_is_counted_once():
     steps = [
         ("ingest", [late]),
         ("tick", 20),
-        ("fold", 100),
+        ("fold", (100, [0, 1, 2, 3])),
         ("count", 8760),
         # When another late start lands in the same, already folded, hour, and the first is re-sent
         ("ingest", [{**late, "session": 2, "millis": 7}, late]),
@@ -235,7 +284,7 @@ def test_a_late_start_into_folded_buckets_is_counted_once():
         ("count", 8760),
         ("count", 100),
         ("tick", 20),
-        ("fold", 100),
+        ("fold", (100, [0, 1, 2, 3])),
         ("count", 8760),
         ("list", ("FI", 8760, 1)),
     ]
@@ -249,7 +298,7 @@ def test_an_arrival_acknowledged_after_its_slot_was_folded_is_counted():
         ("slow ingest", [live]),
         ("count", 1),
         ("tick", 20),
-        ("fold", 100),
+        ("fold", (100, [0, 1, 2, 3])),
         # Then the start is counted, read from the tail at first and from the rollups after the next fold
         ("count", 1),
         ("list", ("US", 1, 5)),

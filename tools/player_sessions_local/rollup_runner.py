@@ -6,9 +6,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from player_sessions.bootstrap import Services
 from player_sessions.domain.country_starts.builder import CompactionTracker, FoldReport, fold_ready_slots
@@ -30,6 +33,7 @@ _LOGGER = logging.getLogger(__name__)
 
 
 def add_reports(total: FoldReport, report: FoldReport) -> None:
+    """Adds a run's counts to ``total``; the latest watermark and lag (or, across parts, the oldest and most)."""
     total.slots_folded += report.slots_folded
     total.starts_counted += report.starts_counted
     total.deltas_written += report.deltas_written
@@ -37,32 +41,45 @@ def add_reports(total: FoldReport, report: FoldReport) -> None:
     total.watermark, total.behind_seconds = report.watermark, report.behind_seconds
 
 
-def fold_once(services: Services, tracker: CompactionTracker, max_slots: int = 120) -> FoldReport:
-    """One run of the builder, as the scheduled function runs it, on the services' store, cache and clock."""
+def fold_once(services: Services, tracker: CompactionTracker, part: int, max_slots: int = 120) -> FoldReport:
+    """One run of a part's builder, as the scheduled function runs it, on the services' store, cache, clock."""
     return fold_ready_slots(
         store=services.starts,
         clock=services.clock,
         settings=services.settings,
         tracker=tracker,
         cache=services.cache,
+        part=part,
         max_slots=max_slots,
     )
 
 
-def fold_until_caught_up(
-    services: Services, tracker: CompactionTracker | None = None, timeout_seconds: float = 3600.0
-) -> FoldReport:
-    """Folds until the watermark is within a second of the newest settled slot (after a bulk load).
+def fold_until_caught_up(services: Services, timeout_seconds: float = 3600.0) -> FoldReport:
+    """Every part's builder at once, each in a thread of its own, until each is within a second of the newest
+    settled slot (after a bulk load). The report sums them."""
+    total = FoldReport()
+    with ThreadPoolExecutor(services.settings.rollup_parts) as pool:
+        reports = pool.map(
+            lambda part: fold_part_until_caught_up(services, part, timeout_seconds=timeout_seconds),
+            services.settings.partition.all_parts,
+        )
+        for report in reports:
+            add_reports(total, report)
+    return total
+
+
+def fold_part_until_caught_up(services: Services, part: int, timeout_seconds: float = 3600.0) -> FoldReport:
+    """Folds the part until its watermark is within a second of the newest settled slot.
 
     A run that Cassandra times out (a node busy compacting the load) is run again from the watermark, as the
     scheduled builder's next run would: folding a slot again is safe (domain.country_starts.builder)."""
-    tracker = tracker or CompactionTracker()
+    tracker = CompactionTracker()
     total = FoldReport()
     deadline = time.monotonic() + timeout_seconds
     failures = 0
     while True:
         try:
-            report = fold_once(services, tracker, max_slots=60)
+            report = fold_once(services, tracker, part, max_slots=60)
         except DatabaseUnavailableError as error:
             failures += 1
             if failures > MAX_CATCH_UP_FAILURES or time.monotonic() > deadline:
@@ -79,9 +96,11 @@ def fold_until_caught_up(
 
 @dataclass
 class RollupRunner:
-    """Folds settled slots every PAUSE_SECONDS in a daemon thread until stopped."""
+    """Folds a part's settled slots every PAUSE_SECONDS in a daemon thread until stopped, on services of its
+    own (as each part's scheduled function has its own environment)."""
 
     services: Services
+    part: int = 0
     pause_seconds: float = PAUSE_SECONDS
     total: FoldReport = field(default_factory=FoldReport)
     failures: int = 0
@@ -94,9 +113,11 @@ class RollupRunner:
     _minute_reads: ReadTally = field(default_factory=ReadTally)
     _minute_work: WorkTally = field(default_factory=WorkTally)
     _minutes: int = 0
+    lags: list[tuple[float, float]] = field(default_factory=list)
+    """(monotonic time, seconds behind the newest settled slot) after each run: the lag a reader's tail pays."""
 
     def start(self) -> RollupRunner:
-        self._thread = threading.Thread(target=self._run, name="rollup-builder", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"rollup-builder-{self.part}", daemon=True)
         self._thread.start()
         return self
 
@@ -108,7 +129,7 @@ class RollupRunner:
     def _report_work(self) -> None:
         self._minutes += 1
         line = work_line(
-            f"local-builder-{self._minutes}",
+            f"local-builder-{self.part}-{self._minutes}",
             SCHEDULED_ROUTE,
             self._minute_work,
             self._minute_reads,
@@ -138,8 +159,9 @@ class RollupRunner:
                 minute_ends += WORK_REPORT_SECONDS
             try:
                 with metered(into=self._minute_reads), measuring(self._meters(), into=self._minute_work):
-                    report = fold_once(self.services, self._tracker)
+                    report = fold_once(self.services, self._tracker, self.part)
                 add_reports(self.total, report)
+                self.lags.append((time.monotonic(), report.behind_seconds))
             except DatabaseUnavailableError as error:
                 # Cassandra is down or slow: the next run starts from the watermark again.
                 self.failures += 1
@@ -148,3 +170,10 @@ class RollupRunner:
                 metrics.clear_metrics()
             if self.total.behind_seconds < 1:
                 self._stop.wait(self.pause_seconds)
+
+
+def start_runners(
+    services_of_part: Callable[[int], Services], parts: int, **options: Any
+) -> list[RollupRunner]:
+    """A builder per part, each on the services ``services_of_part`` builds for it, started."""
+    return [RollupRunner(services_of_part(part), part, **options).start() for part in range(parts)]

@@ -22,12 +22,12 @@ from player_sessions.repositories.cassandra_helpers import chunks, first_row, un
 from player_sessions.repositories.cassandra_starts import (
     CONCURRENCY,
     FIRST_ARRIVAL_MINUTE,
-    PROGRESS_NAME,
     READ_ARRIVALS,
     READ_MARKS,
     READ_PROGRESS,
     READ_ROLLUPS,
     CassandraStartsStore,
+    progress_name,
 )
 from player_sessions.repositories.cql import Cql
 from player_sessions.time_buckets import Bucket, Level, start_shard
@@ -76,17 +76,18 @@ PROGRESS_ATTEMPTS = 5
 class CassandraRollupStore(CassandraStartsStore):
     """The readers' store, and the builder's writes."""
 
-    def write_progress(self, slot: int) -> None:
+    def write_progress(self, part: int, slot: int) -> None:
         """Moves the watermark forward to ``slot``: a conditional update, or the first write of it. A condition
         that fails because a faster builder moved it further (or created it meanwhile) is read back to tell."""
+        name = progress_name(part)
         session = self._connection.session()
         with unavailable_on_failure("move the rollup watermark"):
             for _ in range(PROGRESS_ATTEMPTS):
-                if _applied(session.execute(self._statement(ADVANCE_PROGRESS), (slot, PROGRESS_NAME, slot))):
+                if _applied(session.execute(self._statement(ADVANCE_PROGRESS), (slot, name, slot))):
                     return
-                if _applied(session.execute(self._statement(START_PROGRESS), (PROGRESS_NAME, slot))):
+                if _applied(session.execute(self._statement(START_PROGRESS), (name, slot))):
                     return
-                current = self.read_progress()
+                current = self.read_progress([part]).get(part)
                 if current is not None and current >= slot:
                     return
         raise DatabaseUnavailableError(
@@ -118,17 +119,17 @@ class CassandraRollupStore(CassandraStartsStore):
         count_read(rows=len(stored), partitions=len(keys), requests=len(keys))
         return stored
 
-    def claim_fold(self, slot: int, keys: Sequence[StartKey], ttl_seconds: int) -> list[StartKey]:
+    def claim_fold(self, fold: int, keys: Sequence[StartKey], ttl_seconds: int) -> list[StartKey]:
         record = json.dumps(
             [[str(key.session_id), to_epoch_ms(key.ts), key.country] for key in keys], separators=(",", ":")
         )
         session = self._connection.session()
         with unavailable_on_failure("record a fold"):
             for _ in range(PROGRESS_ATTEMPTS):
-                if _applied(session.execute(self._statement(CLAIM_FOLD), (slot, record, ttl_seconds))):
+                if _applied(session.execute(self._statement(CLAIM_FOLD), (fold, record, ttl_seconds))):
                     return list(keys)
                 # Another builder recorded this slot's fold first: its record is what counts.
-                row = first_row(session.execute(self._statement(READ_FOLD), (slot,)))
+                row = first_row(session.execute(self._statement(READ_FOLD), (fold,)))
                 count_read(rows=1 if row else 0, partitions=1)
                 if row is not None:
                     return [
@@ -137,13 +138,13 @@ class CassandraRollupStore(CassandraStartsStore):
                     ]
         raise DatabaseUnavailableError("Cassandra could not record a fold: its record kept vanishing")
 
-    def write_deltas(self, slot: int, deltas: Sequence[tuple[Bucket, dict[str, int], int]]) -> None:
+    def write_deltas(self, fold: int, deltas: Sequence[tuple[Bucket, dict[str, int], int]]) -> None:
         """Deltas of one partition go as unlogged batches of at most BATCH_STATEMENTS (Keyspaces' limit)."""
         statement = self._statement(WRITE_ROLLUP)
         by_partition: dict[tuple[Level, datetime], list[tuple[Any, ...]]] = {}
         for bucket, counts, ttl in deltas:
             by_partition.setdefault((bucket.level, bucket.period), []).append(
-                (bucket.level.code, bucket.period, bucket.start, slot, False, _counts_json(counts), ttl)
+                (bucket.level.code, bucket.period, bucket.start, fold, False, _counts_json(counts), ttl)
             )
         requests: list[tuple[Any, Any]] = []
         for rows in by_partition.values():

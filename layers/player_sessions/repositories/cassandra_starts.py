@@ -28,8 +28,9 @@ from player_sessions.repositories.cassandra_helpers import (
 from player_sessions.repositories.cql import Cql
 from player_sessions.time_buckets import Bucket, Level
 
-PROGRESS_NAME = "starts"
-READ_PROGRESS = Cql("SELECT slot FROM rollup_progress WHERE name = ?")
+PROGRESS_PREFIX = "starts:"
+"""Each part's watermark row is named ``starts:<part>``."""
+READ_PROGRESS = Cql("SELECT name, slot FROM rollup_progress WHERE name IN ?")
 FIRST_ARRIVAL_MINUTE = Cql("SELECT minute FROM arrival_minutes WHERE scope = ? LIMIT 1")
 ARRIVAL_MINUTES_BETWEEN = Cql(
     "SELECT minute FROM arrival_minutes WHERE scope = ? AND minute >= ? AND minute <= ? LIMIT ?"
@@ -83,6 +84,10 @@ SHARD_PAGE_SLACK = 8
 so each holds about a 1/shards share of any hour's newest starts."""
 
 
+def progress_name(part: int) -> str:
+    return f"{PROGRESS_PREFIX}{part}"
+
+
 class CassandraStartsStore:
     def __init__(self, connection: CassandraConnection, shards: int) -> None:
         self._connection = connection
@@ -103,13 +108,12 @@ class CassandraStartsStore:
 
     # ---- the builder's watermark and the arrival log ----
 
-    def read_progress(self) -> int | None:
-        with unavailable_on_failure("read the rollup watermark"):
-            row = first_row(
-                self._connection.session().execute(self._statement(READ_PROGRESS), (PROGRESS_NAME,))
-            )
-        count_read(rows=1 if row else 0, partitions=1)
-        return row.slot if row is not None else None
+    def read_progress(self, parts: Sequence[int]) -> dict[int, int]:
+        names = [progress_name(part) for part in parts]
+        with unavailable_on_failure("read the rollup watermarks"):
+            rows = list(self._connection.session().execute(self._statement(READ_PROGRESS), (names,)))
+        count_read(rows=len(rows), partitions=len(names))
+        return {int(row.name.removeprefix(PROGRESS_PREFIX)): row.slot for row in rows}
 
     def first_arrival_minute(self) -> datetime | None:
         with unavailable_on_failure("read the arrival minutes"):
@@ -129,9 +133,9 @@ class CassandraStartsStore:
         count_read(rows=len(rows), partitions=1)
         return [utc(row.minute) for row in rows]
 
-    def read_arrivals(self, slots: Sequence[int]) -> list[Arrival]:
-        shards = list(range(self._shards))
-        per_request = max(1, MAX_IN_VALUES // self._shards)
+    def read_arrivals(self, slots: Sequence[int], shards: Sequence[int]) -> list[Arrival]:
+        shards = list(shards)
+        per_request = max(1, MAX_IN_VALUES // len(shards))
         groups = [list(group) for group in chunks(list(slots), per_request)]
         arrivals: list[Arrival] = []
         with unavailable_on_failure("read the arrivals"):
@@ -140,7 +144,7 @@ class CassandraStartsStore:
             ):
                 for row in result:
                     arrivals.append(Arrival(row.slot, StartKey(row.session_id, utc(row.ts), row.country)))
-        count_read(rows=len(arrivals), partitions=len(slots) * self._shards, requests=len(groups))
+        count_read(rows=len(arrivals), partitions=len(slots) * len(shards), requests=len(groups))
         return arrivals
 
     # ---- marks and fold records ----

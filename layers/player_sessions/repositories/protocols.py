@@ -46,8 +46,9 @@ class SessionStore(Protocol):
 class StartsStore(Protocol):
     """What readers of session starts use: the rollups, the unfolded tail of arrivals, and the start rows."""
 
-    def read_progress(self) -> int | None:
-        """The builder's watermark: every arrival slot up to it is folded (None before the first fold)."""
+    def read_progress(self, parts: Sequence[int]) -> dict[int, int]:
+        """Each part's watermark: every arrival slot up to it is folded by that part's builder (a part that never
+        folded is left out)."""
 
     def first_arrival_minute(self) -> datetime | None:
         """The oldest minute of server time that holds arrivals (None when none was ever stored)."""
@@ -55,11 +56,11 @@ class StartsStore(Protocol):
     def arrival_minutes_between(self, first: datetime, last: datetime, limit: int) -> list[datetime]:
         """The oldest ``limit`` minutes in ``[first, last]`` that hold arrivals, oldest first."""
 
-    def read_arrivals(self, slots: Sequence[int]) -> list[Arrival]:
-        """Every arrival in the slots, all shards read at once."""
+    def read_arrivals(self, slots: Sequence[int], shards: Sequence[int]) -> list[Arrival]:
+        """Every arrival in the slots and shards, read at once."""
 
     def read_marks(self, keys: Sequence[StartKey]) -> dict[StartKey, int]:
-        """The slot whose fold counted each start that has been counted."""
+        """The fold (its id: time_buckets.fold_id) that counted each start that has been counted."""
 
     def read_rollups(self, buckets: Sequence[Bucket]) -> dict[Bucket, list[RollupRow]]:
         """Every row of each bucket (base and deltas, oldest slot first), all requested at once."""
@@ -88,19 +89,19 @@ class RollupStore(StartsStore, Protocol):
         """Those of the starts whose start row is stored (an arrival is written beside its start row, so a
         batch that failed half way may have left one without the other)."""
 
-    def claim_fold(self, slot: int, keys: Sequence[StartKey], ttl_seconds: int) -> list[StartKey]:
-        """Records which starts the fold of ``slot`` counts, unless a fold of it recorded that already; returns
-        the recorded set either way, so concurrent builders agree."""
+    def claim_fold(self, fold: int, keys: Sequence[StartKey], ttl_seconds: int) -> list[StartKey]:
+        """Records which starts the fold ``fold`` counts, unless a fold of it recorded that already; returns the
+        recorded set either way, so concurrent builders agree."""
 
     def write_marks(self, marks: Sequence[tuple[StartKey, int, int]]) -> None:
-        """For each (start, slot, TTL): the start is counted by the fold of that slot."""
+        """For each (start, fold, TTL): the start is counted by that fold."""
 
-    def write_deltas(self, slot: int, deltas: Sequence[tuple[Bucket, dict[str, int], int]]) -> None:
-        """Each bucket's delta row for ``slot``: starts per country, with the TTL in seconds."""
+    def write_deltas(self, fold: int, deltas: Sequence[tuple[Bucket, dict[str, int], int]]) -> None:
+        """Each bucket's delta row for the fold: starts per country, with the TTL in seconds."""
 
-    def write_progress(self, slot: int) -> None:
-        """Moves the watermark to ``slot`` (never back: a slower builder's older value loses)."""
+    def write_progress(self, part: int, slot: int) -> None:
+        """Moves the part's watermark to ``slot`` (never back: a slower builder's older value loses)."""
 
     def write_bases(self, bases: Sequence[tuple[Bucket, int, dict[str, int], int]]) -> None:
-        """For each (bucket, slot, counts, TTL): replaces the bucket's rows up to ``slot`` by one base row
+        """For each (bucket, fold, counts, TTL): replaces the bucket's rows up to that fold by one base row
         holding ``counts``, their sum."""

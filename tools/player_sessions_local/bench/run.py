@@ -49,7 +49,7 @@ from player_sessions_local.cost.runs import BUILDER_WORK_LOG, PROFILE_NAME, cost
 from player_sessions_local.event_files import open_for_writing
 from player_sessions_local.generate import generate_events
 from player_sessions_local.load import CHUNK_EVENTS, load_file
-from player_sessions_local.rollup_runner import RollupRunner, fold_until_caught_up
+from player_sessions_local.rollup_runner import RollupRunner, fold_until_caught_up, start_runners
 from player_sessions_local.work import install as install_work_meters
 
 
@@ -72,7 +72,7 @@ class BenchRun:
     quiet_waits: list[float] = field(default_factory=list)
     results: dict[str, Any] = field(default_factory=dict)
     """What each phase measured, by the name of the Summary field it fills, as the phases run."""
-    builder: RollupRunner | None = None
+    builders: list[RollupRunner] = field(default_factory=list)
     services: Services | None = None
     """The loaders' (administrative role)."""
     builder_services: Services | None = None
@@ -229,9 +229,12 @@ class BenchRun:
             f"({total.starts_counted / fold_seconds if fold_seconds else 0:,.0f} starts/s), "
             f"{total.deltas_written:,} deltas, {total.bases_written:,} bases"
         )
-        self.builder = RollupRunner(
-            self.builder_services, work_log=self.options.out / BUILDER_WORK_LOG
-        ).start()
+        builder_settings = self.builder_services.settings
+        self.builders = start_runners(
+            lambda _part: build_services(builder_settings, SystemClock()),
+            builder_settings.rollup_parts,
+            work_log=self.options.out / BUILDER_WORK_LOG,
+        )
         warm_up(self.environments["uncached"])
         check = check_metric(
             self.environments["uncached"].url_for(0), self.expected, fold_seconds, total.starts_counted
@@ -324,8 +327,8 @@ class BenchRun:
             ]
 
     def stop(self) -> None:
-        if self.builder is not None:
-            self.builder.stop()
+        for builder in self.builders:
+            builder.stop()
         for group in self.environments.values():
             group.stop()
         for services in (self.services, self.builder_services):
@@ -353,8 +356,8 @@ class BenchRun:
             f"{self.machine['cpus']} CPUs; {self.started_at:%Y-%m-%d %H:%M} UTC",
         )
         # What it would cost deployed: the run's own logs, priced (python -m player_sessions_local.cost).
-        if self.builder is not None:
-            self.builder.stop()
+        for builder in self.builders:
+            builder.stop()
         cost = cost_section(o.out)
         write_profile(
             o.out,

@@ -27,6 +27,7 @@ from infra_cdk.constants import (
     LAMBDA_MEMORY_MB,
     LOG_RETENTION,
     ROLLUP_BUILDER_SCHEDULE_MINUTES,
+    ROLLUP_PARTS,
 )
 from player_sessions_local.cost.measured import Invocation
 from player_sessions_local.cost.prices import PriceList
@@ -275,7 +276,8 @@ def monthly(
         # The builder runs all month on its schedule: its idle minutes' work every minute, and its work per
         # start folded for each of the month's starts.
         idle, per_start = builder_units(builder)
-        invocations_per_month = MINUTES_PER_MONTH / ROLLUP_BUILDER_SCHEDULE_MINUTES
+        # Each part's builder is invoked on the schedule; each logged minute is one part's.
+        invocations_per_month = MINUTES_PER_MONTH / ROLLUP_BUILDER_SCHEDULE_MINUTES * ROLLUP_PARTS
         starts = game.sessions_per_month
         wrus = idle[0] * invocations_per_month + per_start[0] * starts
         rrus = idle[1] * invocations_per_month + per_start[1] * starts
@@ -305,7 +307,7 @@ def monthly(
             ]
         )
         notes.append(
-            f"rollup builder: invoked every {ROLLUP_BUILDER_SCHEDULE_MINUTES} min, billed its "
+            f"rollup builder: {ROLLUP_PARTS} parts, each invoked every {ROLLUP_BUILDER_SCHEDULE_MINUTES} min, billed its "
             f"{builder_run_seconds():g} s of folding each time; its Keyspaces work, measured over "
             f"{len(builder)} minutes and {starts_folded:,} starts folded: {idle[0]:,.0f} WRU + "
             f"{idle[1]:,.0f} RRU a minute idle, and {per_start[0]:.2f} WRU + {per_start[1]:.2f} RRU per "

@@ -32,6 +32,8 @@ class ServeOptions:
     max_concurrency: int
     idle_timeout_seconds: float
     rollup_builder: bool = True
+    queue_seconds: float = 0.0
+    """How long a request may wait for a free environment; 0: refused at once (429), as Lambda throttles."""
 
 
 def parse_options(argv: Sequence[str] | None) -> ServeOptions:
@@ -66,6 +68,13 @@ def parse_options(argv: Sequence[str] | None) -> ServeOptions:
         "environment, for comparison (or LOCAL_LAMBDA_IN_PROCESS=true)",
     )
     parser.add_argument(
+        "--queue-seconds",
+        type=float,
+        default=0.0,
+        help="let a request wait this long for a free environment instead of refusing it at once with 429 "
+        "(an experiment: neither API Gateway nor Lambda queues)",
+    )
+    parser.add_argument(
         "--no-rollup-builder",
         action="store_true",
         help="do not fold arrivals in the background (deployed, a scheduled function does)",
@@ -80,6 +89,7 @@ def parse_options(argv: Sequence[str] | None) -> ServeOptions:
         arguments.max_concurrency,
         arguments.idle_timeout_seconds,
         rollup_builder=not arguments.no_rollup_builder,
+        queue_seconds=arguments.queue_seconds,
     )
 
 
@@ -97,6 +107,7 @@ def build_invoker(options: ServeOptions) -> Invoker:
         region=settings.aws_region,
         max_concurrency=options.max_concurrency,
         idle_timeout_seconds=options.idle_timeout_seconds,
+        wait_timeout_seconds=options.queue_seconds,
     )
 
 
@@ -119,14 +130,15 @@ def start_background_tasks(options: ServeOptions) -> list[Any]:
     from player_sessions.routes import ROLLUP_BUILDER
     from player_sessions.settings import get_settings
     from player_sessions_local.cassandra_roles import as_function
-    from player_sessions_local.rollup_runner import RollupRunner
+    from player_sessions_local.rollup_runner import start_runners
     from player_sessions_local.work import install as install_work_meters
     from player_sessions_local.work import reporting
 
     if reporting(default=True):
         install_work_meters()
     settings = as_function(ROLLUP_BUILDER, with_deployed_secrets(get_settings()))
-    return [RollupRunner(build_services(settings)).start()]
+    # One builder per part, each with connections of its own, as each part's scheduled function has.
+    return start_runners(lambda _part: build_services(settings), settings.rollup_parts)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -1,11 +1,17 @@
 """The builder: folds settled arrival slots into the rollups, oldest first, off the request path.
 
-Folding slot ``s``: read its arrivals; keep the starts no earlier fold counted (their mark is missing, or is
-``s`` itself after an interrupted fold); record that set as the fold of ``s`` (first writer wins, so two
-builders agree); mark each start counted by ``s``; write one delta row for ``s`` into every bucket of every
-level its starts fall in; then move the watermark to ``s``. Each step is idempotent, and each is visible before
-the next, which is what readers rely on (domain/start_counts.py). A bucket with several deltas is compacted
-into one base row. See docs/decisions.md ("Live traffic: arrival slots folded by a builder").
+The arrival log is split into parts (``Settings.rollup_parts``; time_buckets.Partition): part ``p`` folds the
+arrivals of its shards, with its own watermark, and several builders, one per part, fold in parallel. A start's
+arrivals all land in one shard, so no two parts ever count the same start.
+
+Part ``p`` folding slot ``s`` (fold id ``f = fold_id(s, p)``): read the slot's arrivals in its shards; keep the
+starts no earlier fold counted (their mark is missing, or is ``f`` itself after an interrupted fold); record that
+set as fold ``f`` (first writer wins, so two builders of one part agree); mark each start counted by ``f``; write
+one delta row for ``f`` into every bucket of every level its starts fall in; then move the part's watermark to
+``s``. Each step is idempotent, and each is visible before the next, which is what readers rely on
+(domain.country_starts.counting). A bucket with several deltas is compacted into one base row, only up to the
+folds every part has done (the oldest watermark), so a slower part's delta never falls under a base.
+See docs/decisions.md ("Live traffic: arrival slots folded by a builder").
 """
 
 from __future__ import annotations
@@ -25,14 +31,16 @@ from player_sessions.settings import Settings
 from player_sessions.time_buckets import (
     CLOCK_TOLERANCE,
     COARSE_LEVELS,
+    FOLD_SPACE,
     Bucket,
     buckets_of,
+    fold_id,
     last_foldable_slot,
     slot_of,
 )
 
 SLOTS_READ_AT_ONCE = 25
-"""Slots whose arrivals one request reads (25 slots of 4 shards: Keyspaces' 100 partitions per IN)."""
+"""Slots whose arrivals one request reads (25 slots of up to 4 shards: Keyspaces' 100 partitions per IN)."""
 COMPACT_AFTER_DELTAS = 4
 """A bucket is compacted once this process has written this many deltas into it since its last base."""
 FOLD_RECORD_TTL_SECONDS = 7 * 86_400
@@ -77,22 +85,27 @@ def fold_ready_slots(
     settings: Settings,
     tracker: CompactionTracker,
     cache: ReadCache | None = None,
+    part: int = 0,
     max_slots: int = 120,
 ) -> FoldReport:
-    """Folds every settled slot after the watermark, oldest first, at most ``max_slots`` of them. The cost of a
-    run is bounded by its slots: a read per 25 of them, their arrivals, the arrivals' marks and start rows, and
-    the buckets they touch (at most seven deltas per start)."""
+    """Folds every settled slot after the part's watermark, oldest first, at most ``max_slots`` of them. The
+    cost of a run is bounded by its slots: a read per 25 of them, their arrivals, the arrivals' marks and start
+    rows, and the buckets they touch (at most seven deltas per start)."""
     cache = cache or NoCache()
     report = FoldReport()
     now = clock.now()
     newest = last_foldable_slot(now)
-    watermark = store.read_progress()
-    if watermark is None:
+    partition = settings.partition
+    watermarks = store.read_progress(partition.all_parts)
+    if len(watermarks) < partition.parts:
         first = store.first_arrival_minute()
         if first is None:
             return report
-        watermark = slot_of(first) - 1
+        watermarks = {p: watermarks.get(p, slot_of(first) - 1) for p in partition.all_parts}
+    others = min((slot for p, slot in watermarks.items() if p != part), default=None)
+    watermark = watermarks[part]
     report.watermark = watermark
+    shards = partition.shards_of(part)
     # Every slot, in order, empty ones too (25 per read): a builder that passed over a slot it had not yet
     # seen arrivals in would let another one fold it under rows already compacted past it.
     slot = watermark + 1
@@ -100,13 +113,18 @@ def fold_ready_slots(
         last = min(newest, slot + SLOTS_READ_AT_ONCE - 1, slot + max_slots - report.slots_folded - 1)
         chunk = list(range(slot, last + 1))
         arrivals: dict[int, list[StartKey]] = {}
-        for arrival in store.read_arrivals(chunk):
+        for arrival in store.read_arrivals(chunk, shards):
             arrivals.setdefault(arrival.slot, []).append(arrival.key)
         for current in chunk:
             if arrivals.get(current):
+                # Compaction sums only folds every part has done: its own up to this slot, the others' up to
+                # the oldest of their watermarks as read at the start (they only move forward since).
+                done = current if others is None else min(current, others)
                 counted = fold_slot(
                     current,
                     arrivals[current],
+                    part=part,
+                    compact_up_to=fold_id(done, FOLD_SPACE - 1),
                     store=store,
                     clock=clock,
                     settings=settings,
@@ -119,14 +137,14 @@ def fold_ready_slots(
             report.slots_folded += 1
             watermark = current
         slot = watermark + 1
-    _finish(store, report, watermark, newest)
+    _finish(store, report, part, watermark, newest)
     return report
 
 
-def _finish(store: RollupStore, report: FoldReport, watermark: int, newest: int) -> None:
+def _finish(store: RollupStore, report: FoldReport, part: int, watermark: int, newest: int) -> None:
     """Moves the watermark over the slots this run passed (empty ones move it only here)."""
     if report.watermark is None or watermark > report.watermark:
-        store.write_progress(watermark)
+        store.write_progress(part, watermark)
     report.watermark = watermark
     report.behind_seconds = float(newest - watermark)
 
@@ -142,6 +160,8 @@ def fold_slot(
     slot: int,
     arrivals: Sequence[StartKey],
     *,
+    part: int,
+    compact_up_to: int,
     store: RollupStore,
     clock: Clock,
     settings: Settings,
@@ -149,29 +169,30 @@ def fold_slot(
     cache: ReadCache,
 ) -> _Counted:
     now = clock.now()
+    fold = fold_id(slot, part)
     keys = list(dict.fromkeys(arrivals))
     marks = store.read_marks(keys) if keys else {}
     candidates = [
         key
         for key in keys
-        if marks.get(key, slot) == slot and ttl_seconds(key.ts, now, settings.retention) > 0
+        if marks.get(key, fold) == fold and ttl_seconds(key.ts, now, settings.retention) > 0
     ]
     # An arrival whose start row is missing belongs to a batch that failed half way (its client was told to
     # re-send): counted only once the start row is stored, like the listing shows it.
     stored = store.stored_starts(candidates) if candidates else set()
     candidates = [key for key in candidates if key in stored]
-    counted = store.claim_fold(slot, candidates, FOLD_RECORD_TTL_SECONDS) if candidates else []
-    store.write_marks([(key, slot, max(1, ttl_seconds(key.ts, now, settings.retention))) for key in counted])
+    counted = store.claim_fold(fold, candidates, FOLD_RECORD_TTL_SECONDS) if candidates else []
+    store.write_marks([(key, fold, max(1, ttl_seconds(key.ts, now, settings.retention))) for key in counted])
     deltas = _deltas(counted)
     ttls = {bucket: ttl_seconds(bucket.end, now, settings.retention) for bucket in deltas}
     store.write_deltas(
-        slot, [(bucket, dict(counts), ttls[bucket]) for bucket, counts in deltas.items() if ttls[bucket] > 0]
+        fold, [(bucket, dict(counts), ttls[bucket]) for bucket, counts in deltas.items() if ttls[bucket] > 0]
     )
     if any(b.level in COARSE_LEVELS and b.end <= now + CLOCK_TOLERANCE + COARSE_CACHE_GUARD for b in deltas):
         # Before the watermark moves: a reader that sees the new watermark also sees the new generation.
         cache.invalidate(["rollups"])
-    store.write_progress(slot)
-    bases = compact(tracker.note(list(deltas)), slot, store=store, now=now, settings=settings)
+    store.write_progress(part, slot)
+    bases = compact(tracker.note(list(deltas)), compact_up_to, store=store, now=now, settings=settings)
     return _Counted(len(counted), len(deltas), bases)
 
 
@@ -186,7 +207,8 @@ def _deltas(keys: Sequence[StartKey]) -> dict[Bucket, Counter[str]]:
 def compact(
     buckets: Sequence[Bucket], up_to: int, *, store: RollupStore, now: datetime, settings: Settings
 ) -> int:
-    """Sums each bucket's rows up to ``up_to`` (a folded slot) into one base row; returns how many."""
+    """Sums each bucket's rows up to ``up_to`` (a fold id every part has done) into one base row; returns how
+    many."""
     if not buckets:
         return 0
     rows = store.read_rollups(buckets)
@@ -197,3 +219,35 @@ def compact(
             bases.append((bucket, up_to, dict(bucket_state(rows.get(bucket, []), up_to=up_to).counts), ttl))
     store.write_bases(bases)
     return len(bases)
+
+
+def fold_every_part(
+    *,
+    store: RollupStore,
+    clock: Clock,
+    settings: Settings,
+    tracker: CompactionTracker,
+    cache: ReadCache | None = None,
+    max_slots: int = 120,
+) -> FoldReport:
+    """One run of every part's builder, in turn (what tests and one-thread tools do; deployed, each part has a
+    builder of its own). The report sums them; its watermark is the oldest part's."""
+    total = FoldReport()
+    for part in settings.partition.all_parts:
+        report = fold_ready_slots(
+            store=store,
+            clock=clock,
+            settings=settings,
+            tracker=tracker,
+            cache=cache,
+            part=part,
+            max_slots=max_slots,
+        )
+        total.slots_folded += report.slots_folded
+        total.starts_counted += report.starts_counted
+        total.deltas_written += report.deltas_written
+        total.bases_written += report.bases_written
+        if report.watermark is not None:
+            total.watermark = min(report.watermark, total.watermark or report.watermark)
+        total.behind_seconds = max(total.behind_seconds, report.behind_seconds)
+    return total

@@ -21,25 +21,25 @@ from player_sessions.domain.country_starts.window import Window, WindowPlan, pla
 from player_sessions.models import StartKey, to_epoch_ms
 from player_sessions.repositories.cache_protocol import CacheToken, NoCache, ReadCache
 from player_sessions.repositories.protocols import StartsStore
-from player_sessions.time_buckets import COARSE_LEVELS, Bucket, hour_of
+from player_sessions.time_buckets import COARSE_LEVELS, Bucket, Partition, hour_of
 
 COARSE_CACHE_TTL_SECONDS = 300
 
 
 @dataclass(frozen=True)
 class Inclusion:
-    """Which folds a bucket's counts include: every slot up to ``folded_through`` (all folded before the bucket
-    was read), and the newer ones its rows show."""
+    """Which folds (by fold id) a bucket's counts include: every fold up to ``folded_through`` (all done before
+    the bucket was read), and the newer ones its rows show."""
 
     folded_through: int | None
     base_slot: int | None
     delta_slots: frozenset[int]
 
-    def includes(self, slot: int) -> bool:
+    def includes(self, fold: int) -> bool:
         return (
-            (self.folded_through is not None and slot <= self.folded_through)
-            or (self.base_slot is not None and slot <= self.base_slot)
-            or slot in self.delta_slots
+            (self.folded_through is not None and fold <= self.folded_through)
+            or (self.base_slot is not None and fold <= self.base_slot)
+            or fold in self.delta_slots
         )
 
     @classmethod
@@ -55,10 +55,10 @@ class RolledCounts:
 
 
 def count_starts_by_country(
-    window: Window, *, store: StartsStore, now: datetime, cache: ReadCache | None = None
+    window: Window, *, store: StartsStore, now: datetime, partition: Partition, cache: ReadCache | None = None
 ) -> Counter[str]:
     """Starts per country in ``window``, exactly (each stored start once, however often it arrived)."""
-    tail = read_tail(store, now)
+    tail = read_tail(store, now, partition)
     plan = plan_window(window, tail.cutoff)
     fine = [bucket for bucket in plan.buckets if bucket.level not in COARSE_LEVELS]
     coarse = [bucket for bucket in plan.buckets if bucket.level in COARSE_LEVELS]

@@ -16,7 +16,7 @@ from player_sessions.domain.country_starts.rollups import bucket_state
 from player_sessions.domain.country_starts.window import Window, plan_window, read_tail
 from player_sessions.models import StartRow
 from player_sessions.repositories.protocols import StartsStore
-from player_sessions.time_buckets import COARSE_LEVELS, Bucket, Level, children, hour_of
+from player_sessions.time_buckets import COARSE_LEVELS, Bucket, Level, Partition, children, hour_of
 
 
 @dataclass(frozen=True)
@@ -34,10 +34,19 @@ class Page:
 
 
 def list_country_starts(
-    country: str, window: Window, *, limit: int, after: Position | None, store: StartsStore, now: datetime
+    country: str,
+    window: Window,
+    *,
+    limit: int,
+    after: Position | None,
+    store: StartsStore,
+    now: datetime,
+    partition: Partition,
 ) -> Page:
     rows: list[StartRow] = []
-    for row in _starts_newest_first(country, window, after=after, store=store, now=now, page_size=limit + 1):
+    for row in _starts_newest_first(
+        country, window, after=after, store=store, now=now, partition=partition, page_size=limit + 1
+    ):
         if len(rows) == limit:
             last = rows[-1]
             return Page(rows, Position(last.ts, last.session_id))
@@ -56,10 +65,12 @@ def _starts_newest_first(
     after: Position | None,
     store: StartsStore,
     now: datetime,
+    partition: Partition,
     page_size: int,
 ) -> Iterator[StartRow]:
     newest = min(window.end, after.ts) if after else window.end
-    for hours in _rounds(_hours_with_starts(country, window, hour_of(newest), store, now), page_size):
+    hours_with_starts = _hours_with_starts(country, window, hour_of(newest), store, now, partition=partition)
+    for hours in _rounds(hours_with_starts, page_size):
         for stream in store.country_hour_starts(hours, country, newest, window.start, page_size):
             for row in _ties_by_session_id(stream):
                 if (
@@ -104,12 +115,18 @@ def _session_id(row: StartRow) -> UUID:
 
 
 def _hours_with_starts(
-    country: str, window: Window, newest_hour: datetime, store: StartsStore, now: datetime
+    country: str,
+    window: Window,
+    newest_hour: datetime,
+    store: StartsStore,
+    now: datetime,
+    *,
+    partition: Partition,
 ) -> Iterator[tuple[datetime, int | None]]:
     """The hours of the window not after ``newest_hour``, newest first, that may hold starts of the country,
     each with the country's count in it when the rollups know it exactly (None when unfolded arrivals may add
     to it)."""
-    tail = read_tail(store, now)
+    tail = read_tail(store, now, partition)
     plan = plan_window(window, tail.cutoff)
     tail_hours = {hour_of(key.ts) for key in tail.starts_in(window) if key.country == country}
     fine = [bucket for bucket in plan.buckets if bucket.level not in COARSE_LEVELS]

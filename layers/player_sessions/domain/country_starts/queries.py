@@ -45,7 +45,7 @@ def starts_by_country(
     domain/start_counts.py)."""
     now = clock.now()
     window = window_for(hours, now, settings.retention)
-    counts = count_starts_by_country(window, store=store, now=now, cache=cache)
+    counts = count_starts_by_country(window, store=store, now=now, partition=settings.partition, cache=cache)
     ordered = sorted(
         ((country, n) for country, n in counts.items() if n > 0), key=lambda item: (-item[1], item[0])
     )
@@ -97,7 +97,9 @@ def starts_of_country(
     page = _reusable(_page_from_json(cached), window, country, store) if cached is not None else None
     if page is None:
         computed_window = window
-        page = list_country_starts(country, window, limit=limit, after=after, store=store, now=now)
+        page = list_country_starts(
+            country, window, limit=limit, after=after, store=store, now=now, partition=settings.partition
+        )
         cache.store(token, key, _page_to_json(page, computed_window), PAGE_CACHE_TTL_SECONDS)
     next_cursor = None
     if page.next_position is not None:

@@ -21,9 +21,12 @@ from player_sessions.repositories.protocols import StartsStore
 from player_sessions.retention import oldest_retained
 from player_sessions.time_buckets import (
     CLOCK_TOLERANCE,
+    FOLD_SPACE,
     Bucket,
     Level,
+    Partition,
     cover,
+    fold_id,
     slot_of,
     slot_start,
     whole_second_after,
@@ -48,10 +51,11 @@ class Tail:
     """The arrivals the rollups do not hold yet, as one request sees them."""
 
     folded_through: int | None
-    """Every slot up to this one is folded (the watermark; before the first fold, the slot before the first
-    arrival ever)."""
+    """Every fold up to this fold id is done (all parts have folded every slot up to the oldest watermark);
+    None when nothing was ever stored."""
     cutoff: datetime | None
-    """No folded start is stamped at or after this instant (None: nothing was ever stored)."""
+    """No start stamped at or after this instant is in a rollup yet that the tail does not also hold (the end
+    of the oldest watermark's slot; None: nothing was ever stored)."""
     arrivals: list[Arrival]
 
     def starts_in(self, window: Window) -> list[StartKey]:
@@ -65,32 +69,39 @@ TAIL_SLOTS_READ_WHOLE = 120
 minutes that hold arrivals."""
 
 
-def read_tail(store: StartsStore, now: datetime) -> Tail:
-    """The watermark first, then the slots after it up to now (plus the clock tolerance, for a writer whose
-    clock runs ahead): read in that order, no start can fall between the rollups and the tail."""
-    watermark = store.read_progress()
-    if watermark is None:
+def read_tail(store: StartsStore, now: datetime, partition: Partition) -> Tail:
+    """The parts' watermarks first, then every shard's arrivals after the oldest of them, up to now (plus the
+    clock tolerance, for a writer whose clock runs ahead): read in that order, no start can fall between the
+    rollups and the tail. A faster part's arrivals before its own watermark are in the tail too; a start among
+    them that a rollup also counts is told apart by its mark (domain.country_starts.counting)."""
+    parts = partition.all_parts
+    watermarks = store.read_progress(parts)
+    if len(watermarks) < len(parts):
         first = store.first_arrival_minute()
         if first is None:
             return Tail(None, None, [])
-        watermark = slot_of(first) - 1
+        # A part that never folded stands before the first arrival.
+        watermarks = {part: watermarks.get(part, slot_of(first) - 1) for part in parts}
+    oldest = min(watermarks.values())
     newest = slot_of(now + CLOCK_TOLERANCE)
+    slots = _tail_slots(store, oldest, newest)
+    arrivals = store.read_arrivals(slots, list(range(partition.shards))) if slots else []
+    return Tail(fold_id(oldest, FOLD_SPACE - 1), slot_start(oldest + 1), arrivals)
+
+
+def _tail_slots(store: StartsStore, watermark: int, newest: int) -> list[int]:
     if newest - watermark <= TAIL_SLOTS_READ_WHOLE:
-        slots = list(range(watermark + 1, newest + 1))
-    else:
-        first_minute, last_minute = (
-            Level.MINUTE.floor(slot_start(watermark + 1)),
-            Level.MINUTE.floor(slot_start(newest)),
-        )
-        minutes = store.arrival_minutes_between(
-            first_minute, last_minute, limit=(newest - watermark) // 60 + 2
-        )
-        slots = [
-            slot
-            for minute in minutes
-            for slot in range(max(watermark + 1, slot_of(minute)), min(newest, slot_of(minute) + 59) + 1)
-        ]
-    return Tail(watermark, slot_start(watermark + 1), store.read_arrivals(slots) if slots else [])
+        return list(range(watermark + 1, newest + 1))
+    first_minute, last_minute = (
+        Level.MINUTE.floor(slot_start(watermark + 1)),
+        Level.MINUTE.floor(slot_start(newest)),
+    )
+    minutes = store.arrival_minutes_between(first_minute, last_minute, limit=(newest - watermark) // 60 + 2)
+    return [
+        slot
+        for minute in minutes
+        for slot in range(max(watermark + 1, slot_of(minute)), min(newest, slot_of(minute) + 59) + 1)
+    ]
 
 
 @dataclass(frozen=True)
