@@ -96,11 +96,34 @@ def test_an_idle_environment_of_the_function_is_reused_and_another_functions_is_
     assert pool.state().started == {"ingest": 1, "read": 1}
 
 
-def test_a_request_beyond_the_maximum_waits_at_most_the_integration_timeout_then_gets_api_gateways_504():
+def test_a_request_beyond_the_maximum_is_refused_at_once_with_429_as_lambda_throttles():
     # Given a pool of one, whose only environment is busy
     stand_ins = StandIns()
     stand_ins.gate.clear()
-    pool = pool_with(stand_ins, max_concurrency=1, wait_timeout_seconds=0)
+    pool = pool_with(stand_ins, max_concurrency=1)
+    busy = threading.Thread(target=invoke, args=(pool,))
+    busy.start()
+    wait_until(lambda: pool.state().busy == 1)
+    # When another request comes
+    started = time.monotonic()
+    refused = invoke(pool, "read")
+    waited = time.monotonic() - started
+    stand_ins.gate.set()
+    busy.join()
+    # Then it is refused without waiting for the busy one, and API Gateway's throttle answer is given
+    assert refused.outcome is Outcome.THROTTLED
+    assert waited < 1.0
+    response = answer_invocation("read", refused)
+    assert (response.status, response.body) == (429, b'{"message": "Too Many Requests"}')
+    assert ("Retry-After", "1") in response.headers
+    assert pool.state().started == {"ingest": 1}
+
+
+def test_with_a_queue_a_request_beyond_the_maximum_waits_then_gets_api_gateways_504():
+    # Given a pool of one that lets requests wait a moment (an experiment), its only environment busy
+    stand_ins = StandIns()
+    stand_ins.gate.clear()
+    pool = pool_with(stand_ins, max_concurrency=1, wait_timeout_seconds=0.2)
     busy = threading.Thread(target=invoke, args=(pool,))
     busy.start()
     wait_until(lambda: pool.state().busy == 1)
@@ -119,7 +142,7 @@ def test_the_maximum_counts_invocations_in_flight_across_functions():
     # Given a pool of two, both busy with ingest
     stand_ins = StandIns()
     stand_ins.gate.clear()
-    pool = pool_with(stand_ins, max_concurrency=2)
+    pool = pool_with(stand_ins, max_concurrency=2, wait_timeout_seconds=10)
     clients = [threading.Thread(target=invoke, args=(pool, name)) for name in ("ingest", "ingest", "read")]
     for client in clients[:2]:
         client.start()

@@ -20,6 +20,8 @@ _LOGGER = logging.getLogger(__name__)
 
 def answer_invocation(function_name: str, invocation: Invocation) -> HttpResponse:
     """The client's answer to an integration: the function's response, or API Gateway's 502 or 504."""
+    if invocation.outcome is Outcome.THROTTLED:
+        return too_many_requests()
     if invocation.outcome is Outcome.NOT_STARTED:
         _LOGGER.error(
             "function %s: no environment free within the integration timeout; answering 504", function_name
@@ -144,6 +146,17 @@ def request_too_long() -> HttpResponse:
     return gateway_response(
         HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "Request Too Long", "RequestEntityTooLargeException"
     )
+
+
+THROTTLE_RETRY_AFTER_SECONDS = 1
+
+
+def too_many_requests() -> HttpResponse:
+    """API Gateway's throttle answer (its usage plan's limits, or a function throttled past its concurrency):
+    at once, with a hint to retry shortly."""
+    response = gateway_response(HTTPStatus.TOO_MANY_REQUESTS, "Too Many Requests", "TooManyRequestsException")
+    response.headers.append(("Retry-After", str(THROTTLE_RETRY_AFTER_SECONDS)))
+    return response
 
 
 def endpoint_request_timed_out() -> HttpResponse:

@@ -18,7 +18,9 @@ class Outcome(StrEnum):
     CRASHED = "crashed"
     """The runtime exited or the environment died during the invocation; the environment is replaced."""
     NOT_STARTED = "not started"
-    """No environment became free within API Gateway's integration timeout."""
+    """No environment became free within the time a request may wait (``--queue-seconds``)."""
+    THROTTLED = "throttled"
+    """Every environment the concurrency allows was busy: refused at once, as Lambda throttles."""
 
 
 @dataclass(frozen=True)

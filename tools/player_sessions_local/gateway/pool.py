@@ -4,8 +4,10 @@ concurrency (invocations in flight, across functions, like an account's concurre
 warm and are retired after an idle timeout; one that crashed or timed out is discarded, and the next request
 starts a fresh one.
 
-Beyond the maximum a request waits for a free slot, at most API Gateway's 29 s integration timeout (then 504):
-the local maximum stands for a small machine, not for Lambda's throttling (docs/decisions.md).
+Beyond the maximum a request is refused at once (throttled, as Lambda refuses an invocation past a function's
+concurrency; the gateway answers 429), so the requests within capacity keep their latency instead of queueing
+behind a backlog. ``wait_timeout_seconds`` lets a request wait for a free slot instead (then 504), for
+experiments only (docs/decisions.md).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ DEFAULT_MAX_CONCURRENCY = 2 * (os.cpu_count() or 1)
 cores busy; more only queue for them (docs/benchmarks.md)."""
 DEFAULT_IDLE_TIMEOUT_SECONDS = 300.0
 INTEGRATION_TIMEOUT_SECONDS = 29.0
-"""API Gateway's integration timeout: how long a request waits for a free environment at most."""
+"""API Gateway's integration timeout: the longest a request could wait for a free environment, if waiting."""
 _LOGGER = logging.getLogger(__name__)
 
 StartEnvironment = Callable[..., Any]
@@ -51,6 +53,10 @@ class _NoEnvironmentError(Exception):
     pass
 
 
+class _ThrottledError(_NoEnvironmentError):
+    pass
+
+
 class EnvironmentPool:
     def __init__(
         self,
@@ -59,7 +65,7 @@ class EnvironmentPool:
         region: str,
         max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
         idle_timeout_seconds: float = DEFAULT_IDLE_TIMEOUT_SECONDS,
-        wait_timeout_seconds: float = INTEGRATION_TIMEOUT_SECONDS,
+        wait_timeout_seconds: float = 0.0,
         start_environment: StartEnvironment = ExecutionEnvironment.start,
         clock: Callable[[], float] = time.monotonic,
         retire_in_background: bool = True,
@@ -79,7 +85,7 @@ class EnvironmentPool:
         self._live: set[Any] = set()
         self._started: Counter[str] = Counter()
         self._numbers = itertools.count(1)
-        self._busy = self._waiting = self._peak_busy = 0
+        self._busy = self._waiting = self._peak_busy = self._throttled = 0
         self._closed = False
         # Every emulator is started from this one long-lived thread: each dies with the thread that started it
         # (PR_SET_PDEATHSIG), so none outlives the gateway, not even a gateway killed with SIGKILL.
@@ -98,6 +104,8 @@ class EnvironmentPool:
     ) -> Invocation:
         try:
             environment = self._acquire(function_name)
+        except _ThrottledError as error:
+            return Invocation(Outcome.THROTTLED, detail=str(error))
         except _NoEnvironmentError as error:
             return Invocation(Outcome.NOT_STARTED, detail=str(error))
         except Exception as error:
@@ -128,6 +136,9 @@ class EnvironmentPool:
                             return idle.pop()[1]
                         number = next(self._numbers)
                         break
+                    if self._wait_timeout <= 0:
+                        self._throttled += 1
+                        raise _ThrottledError(f"all {self.max_concurrency} environments busy")
                     remaining = deadline - self._clock()
                     if remaining <= 0:
                         raise _NoEnvironmentError(

@@ -31,6 +31,7 @@ from player_sessions_local.gateway.answers import (
     internal_server_error,
     missing_authentication_token,
     request_too_long,
+    too_many_requests,
 )
 from player_sessions_local.gateway.in_process import InProcessInvoker, LambdaHandler
 from player_sessions_local.gateway.invocation import Invoker
@@ -41,6 +42,7 @@ from player_sessions_local.gateway.routing import (
     header_value,
     match_route,
 )
+from player_sessions_local.gateway.throttling import TokenBucket, usage_plan_bucket
 
 DEFAULT_PORT = 3000
 OPENAPI_PATH = "/openapi.json"
@@ -60,9 +62,12 @@ class LocalApiGateway(ThreadingHTTPServer):
         routes: Sequence[Route] = ROUTES,
         api_key: str | None = None,
         invoker: Invoker | None = None,
+        usage_plan: TokenBucket | None = None,
     ) -> None:
+        """``usage_plan``: the API key's throttle (default: the deployed usage plan's, when a key is required)."""
         self.routes = tuple(routes)
         self.api_key = api_key
+        self.usage_plan = usage_plan if usage_plan is not None or api_key is None else usage_plan_bucket()
         self.invoker: Invoker = invoker if invoker is not None else InProcessInvoker(self.routes)
         super().__init__(address, _GatewayRequestHandler)
 
@@ -81,6 +86,8 @@ class LocalApiGateway(ThreadingHTTPServer):
             return missing_authentication_token()
         if self.api_key is not None and not _presents_api_key(request, self.api_key):
             return forbidden()
+        if self.usage_plan is not None and not self.usage_plan.take():
+            return too_many_requests()
         stamp = RequestStamp.fresh(api_key=self.api_key)
         event = build_proxy_event(request, match, stamp)
         name = match.route.function.name
