@@ -45,11 +45,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             cache=services.cache,
             part=part,
         )
-        total.slots_folded += report.slots_folded
-        total.starts_counted += report.starts_counted
-        total.deltas_written += report.deltas_written
-        total.bases_written += report.bases_written
-        total.watermark, total.behind_seconds = report.watermark, report.behind_seconds
+        total.add(report)
         if report.behind_seconds < 1:
             time.sleep(PAUSE_SECONDS)
     metrics.add_metric(name="SlotsFolded", unit=MetricUnit.Count, value=total.slots_folded)

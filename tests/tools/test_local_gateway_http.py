@@ -25,6 +25,7 @@ from aws_lambda_powertools.utilities.parser.models import APIGatewayProxyEventMo
 
 from player_sessions.routes import ROUTES, LambdaFunction, Route
 from player_sessions_local.gateway import create_server
+from player_sessions_local.gateway.throttling import TokenBucket, usage_plan_bucket
 from tests.tools.test_gateway_routing import assert_nothing_but_the_route
 
 pytestmark = pytest.mark.e2e
@@ -60,10 +61,13 @@ def running_gateway(
     handler: Callable[[dict[str, Any], Any], Any] | None = None,
     api_key: str | None = None,
     routes: tuple[Route, ...] = ROUTES,
+    usage_plan: TokenBucket | None = None,
 ) -> Iterator[httpx.Client]:
     """A gateway on a free port, serving in a background thread, with one handler behind every function."""
     handlers = None if handler is None else {route.function.name: handler for route in routes}
     server = create_server("127.0.0.1", 0, routes=routes, api_key=api_key, handlers=handlers)
+    if usage_plan is not None:
+        server.usage_plan = usage_plan
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
     thread.start()
     try:
@@ -477,6 +481,47 @@ def test_request_with_the_configured_api_key_reaches_the_function():
     assert response.json() == {"ok": True}
     assert handler.event["requestContext"]["identity"]["apiKey"] == "s3cret"
     assert handler.event["requestContext"]["identity"]["apiKeyId"]
+
+
+def test_the_usage_plan_refuses_past_its_burst_until_its_rate_refills_it():
+    # Given a gateway requiring a key, whose usage plan allows a burst of 2 and 1 request a second (a clock we move)
+    now = [0.0]
+    handler = RecordingHandler()
+    plan = TokenBucket(rate=1, burst=2, clock=lambda: now[0])
+    with running_gateway(handler, api_key="s3cret", usage_plan=plan) as client:
+        # When four requests come at once, then one a second later
+        at_once = [client.get("/health", headers={"x-api-key": "s3cret"}) for _ in range(4)]
+        now[0] += 1.0
+        later = client.get("/health", headers={"x-api-key": "s3cret"})
+    # Then the burst is served, the rest refused as API Gateway refuses them, and the refilled token served
+    assert [r.status_code for r in at_once] == [200, 200, 429, 429]
+    assert_gateway_error(at_once[3], 429, "Too Many Requests", "TooManyRequestsException")
+    assert at_once[3].headers["retry-after"] == "1"
+    assert later.status_code == 200
+    assert len(handler.calls) == 3
+    assert plan.refused == 2
+
+
+def test_a_gateway_requiring_a_key_throttles_with_the_deployed_usage_plan():
+    # Given the deployed usage plan's limits (infra_cdk.constants)
+    from infra_cdk.constants import USAGE_PLAN_BURST_LIMIT, USAGE_PLAN_RATE_LIMIT
+
+    # When a gateway requires a key and is given no plan of its own
+    server = create_server("127.0.0.1", 0, api_key="s3cret", handlers={})
+    server.server_close()
+    # Then it throttles with the deployed plan's rate and burst; without a key, nothing throttles
+    assert server.usage_plan is not None
+    assert (server.usage_plan.rate, server.usage_plan.burst) == (
+        USAGE_PLAN_RATE_LIMIT,
+        USAGE_PLAN_BURST_LIMIT,
+    )
+    assert (usage_plan_bucket().rate, usage_plan_bucket().burst) == (
+        USAGE_PLAN_RATE_LIMIT,
+        USAGE_PLAN_BURST_LIMIT,
+    )
+    keyless = create_server("127.0.0.1", 0, handlers={})
+    keyless.server_close()
+    assert keyless.usage_plan is None
 
 
 def test_no_api_key_is_checked_when_none_is_configured():

@@ -32,15 +32,6 @@ WORK_LABEL = "rollup_builder#local"
 _LOGGER = logging.getLogger(__name__)
 
 
-def add_reports(total: FoldReport, report: FoldReport) -> None:
-    """Adds a run's counts to ``total``; the latest watermark and lag (or, across parts, the oldest and most)."""
-    total.slots_folded += report.slots_folded
-    total.starts_counted += report.starts_counted
-    total.deltas_written += report.deltas_written
-    total.bases_written += report.bases_written
-    total.watermark, total.behind_seconds = report.watermark, report.behind_seconds
-
-
 def fold_once(services: Services, tracker: CompactionTracker, part: int, max_slots: int = 120) -> FoldReport:
     """One run of a part's builder, as the scheduled function runs it, on the services' store, cache, clock."""
     return fold_ready_slots(
@@ -64,7 +55,7 @@ def fold_until_caught_up(services: Services, timeout_seconds: float = 3600.0) ->
             services.settings.partition.all_parts,
         )
         for report in reports:
-            add_reports(total, report)
+            total.add(report)
     return total
 
 
@@ -89,7 +80,7 @@ def fold_part_until_caught_up(services: Services, part: int, timeout_seconds: fl
             continue
         finally:
             metrics.clear_metrics()
-        add_reports(total, report)
+        total.add(report)
         if report.behind_seconds <= 1 or time.monotonic() > deadline:
             return total
 
@@ -160,7 +151,7 @@ class RollupRunner:
             try:
                 with metered(into=self._minute_reads), measuring(self._meters(), into=self._minute_work):
                     report = fold_once(self.services, self._tracker, self.part)
-                add_reports(self.total, report)
+                self.total.add(report)
                 self.lags.append((time.monotonic(), report.behind_seconds))
             except DatabaseUnavailableError as error:
                 # Cassandra is down or slow: the next run starts from the watermark again.

@@ -4,7 +4,8 @@ acknowledged is missing (not part of `make test`; see docs/faults.md for the las
     python -m player_sessions_local.soak [--minutes 10] [--rate 20] [--base-url http://127.0.0.1:3000]
 
 Every ``1/rate`` seconds one request goes out (at most ``--clients`` in flight: `make serve`'s pool runs each in
-an execution environment of its own, up to its maximum concurrency), in a fixed mix: 4 in 10 ingest a batch of
+an execution environment of its own, up to its maximum concurrency; past it the gateway answers 429, and the
+request is sent again after its Retry-After, counted in the 429s column), in a fixed mix: 4 in 10 ingest a batch of
 8 to 10 events (whole sessions, starts whose end comes in a later batch, those later ends, and a re-sent
 event), 3 read a player's sessions, 1 counts the starts per country over 1, 24, 168 or 8760 hours, 1 lists a
 country's starts, 1 asks for /health. Every start goes to a country code that held no start
@@ -35,6 +36,7 @@ from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from http import HTTPStatus
 from urllib.parse import urlencode, urlsplit
 
 from player_sessions_local.measure.http_client import HttpClient
@@ -46,6 +48,9 @@ SESSIONS_PER_PLAYER = 12
 WINDOWS_HOURS = (1, 24, 168, 8760)
 MAX_MINUTES = 24 * 60
 REQUEST_TIMEOUT_SECONDS = 30
+THROTTLE_ATTEMPTS = 5
+THROTTLE_PAUSE_SECONDS = 1.0
+"""The Retry-After of the local gateway's 429 (player_sessions_local.gateway.answers)."""
 
 
 @dataclass
@@ -63,6 +68,9 @@ class RouteStats(Latencies):
     """A route's latencies, and every failure (the soak lists them all)."""
 
     failures: list[str] = field(default_factory=list)
+    throttled: int = 0
+    """429 answers, each sent again after its Retry-After (a throttle is the gateway's answer to overload,
+    not a failure; one that persists past THROTTLE_ATTEMPTS is)."""
 
 
 class Traffic:
@@ -189,6 +197,13 @@ class Soak:
             try:
                 body = json.dumps(batch).encode() if batch is not None else None
                 status, answer = self._client().request(method, path, body)
+                for _ in range(THROTTLE_ATTEMPTS - 1):
+                    if status != HTTPStatus.TOO_MANY_REQUESTS:
+                        break
+                    with self._lock:
+                        self.stats[route].throttled += 1
+                    time.sleep(THROTTLE_PAUSE_SECONDS)
+                    status, answer = self._client().request(method, path, body)
                 problem = None
                 if status != 200:
                     problem = f"{status} {answer[:200]!r}"
@@ -319,11 +334,13 @@ def main(argv: list[str] | None = None) -> int:
         started = datetime.now(UTC)
         achieved = soak.run(args.minutes * 60)
         print(f"sent at {achieved:.2f} requests/s (late sends: {soak.late_sends})")
-        print(f"{'route':30} {'requests':>9} {'errors':>7} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8}")
+        print(
+            f"{'route':30} {'requests':>9} {'errors':>7} {'429s':>6} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8}"
+        )
         for route, stats in sorted(soak.stats.items()):
             p50, p90, p99 = (stats.percentile(fraction) for fraction in (0.5, 0.9, 0.99))
             print(
-                f"{route:30} {len(stats.latencies_ms):>9} {len(stats.failures):>7} "
+                f"{route:30} {len(stats.latencies_ms):>9} {len(stats.failures):>7} {stats.throttled:>6} "
                 f"{p50:>8.1f} {p90:>8.1f} {p99:>8.1f}"
             )
         errors = [error for stats in soak.stats.values() for error in stats.failures]

@@ -61,6 +61,14 @@ class FoldReport:
     behind_seconds: float = 0.0
     """How far the watermark is behind the newest foldable slot after this run."""
 
+    def add(self, later: FoldReport) -> None:
+        """Adds a later run of the same part: its counts summed, its watermark and lag the latest."""
+        self.slots_folded += later.slots_folded
+        self.starts_counted += later.starts_counted
+        self.deltas_written += later.deltas_written
+        self.bases_written += later.bases_written
+        self.watermark, self.behind_seconds = later.watermark, later.behind_seconds
+
 
 @dataclass
 class CompactionTracker:
@@ -243,11 +251,10 @@ def fold_every_part(
             part=part,
             max_slots=max_slots,
         )
-        total.slots_folded += report.slots_folded
-        total.starts_counted += report.starts_counted
-        total.deltas_written += report.deltas_written
-        total.bases_written += report.bases_written
-        if report.watermark is not None:
-            total.watermark = min(report.watermark, total.watermark or report.watermark)
-        total.behind_seconds = max(total.behind_seconds, report.behind_seconds)
+        oldest, most_behind = total.watermark, total.behind_seconds
+        total.add(report)
+        # Across parts: the oldest watermark and the most lag.
+        if oldest is not None:
+            total.watermark = oldest if report.watermark is None else min(oldest, report.watermark)
+        total.behind_seconds = max(most_behind, report.behind_seconds)
     return total
