@@ -1,6 +1,7 @@
 """GET /countries/starts (starts per country over the last X hours) and GET /countries/{country}/starts."""
 
 import json
+from datetime import datetime
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response, content_types
@@ -12,8 +13,10 @@ from player_sessions.bootstrap import ServicesDependency
 from player_sessions.domain.country_starts import starts_by_country, starts_of_country
 from player_sessions.http import ERROR_RESPONSES, build_resolver
 from player_sessions.models import (
+    PARTIAL_REASON,
     CountryStartsCount,
     CountryStartsOut,
+    PartialAnswer,
     StartsByCountryOut,
     format_timestamp,
 )
@@ -44,7 +47,7 @@ Hours = Annotated[int, Query(ge=1, le=8760, description="The window: the last X 
     tags=["countries"],
 )
 @tracer.capture_method(capture_response=False)
-def count_starts(hours: Hours, services: ServicesDependency) -> StartsByCountryOut:
+def count_starts(hours: Hours, services: ServicesDependency) -> Response[Any]:
     with metered() as reads:
         result = starts_by_country(
             hours,
@@ -55,13 +58,26 @@ def count_starts(hours: Hours, services: ServicesDependency) -> StartsByCountryO
         )
     report_reads(reads)
     metrics.add_metric(name="CountriesReturned", unit=MetricUnit.Count, value=len(result.counts))
-    return StartsByCountryOut(
+    body = StartsByCountryOut(
         hours=hours,
         from_=format_timestamp(result.window.start),
         to=format_timestamp(result.window.end),
         total=result.total,
         countries=[CountryStartsCount(country=c, starts=n) for c, n in result.counts],
+        partial=_partial(result.unread_from),
     )
+    return Response(
+        status_code=200,
+        content_type=content_types.APPLICATION_JSON,
+        body=body.model_dump_json(by_alias=True, exclude_none=True),
+    )
+
+
+def _partial(unread_from: datetime | None) -> PartialAnswer | None:
+    if unread_from is None:
+        return None
+    metrics.add_metric(name="PartialAnswers", unit=MetricUnit.Count, value=1)
+    return PartialAnswer(reason=PARTIAL_REASON, arrived_before=format_timestamp(unread_from))
 
 
 @app.get(
@@ -114,6 +130,8 @@ def list_starts(
         ],
         "next_cursor": page.next_cursor,
     }
+    if (partial := _partial(page.unread_from)) is not None:
+        body["partial"] = partial.model_dump()
     return Response(
         status_code=200,
         content_type=content_types.APPLICATION_JSON,

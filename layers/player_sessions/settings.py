@@ -74,6 +74,10 @@ class Settings(BaseSettings):
     """How many builders fold the arrival log in parallel, each its own share of the shards (at most
     ``start_shards``); deployed, the schedule invokes one builder per part."""
 
+    tail_arrivals_read_at_most: int = Field(default=20_000, ge=100, le=1_000_000)
+    """The most unfolded arrivals one count or page reads; past it the answer says it is partial
+    (domain.country_starts.window)."""
+
     cursor_signing_key: SecretStr = SecretStr("local-development-cursor-key")
     """HMAC key of the country listing's page cursors (local default); deployed, see cursor_secret_arn."""
     cursor_secret_arn: str | None = None

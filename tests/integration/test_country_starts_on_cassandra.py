@@ -354,3 +354,49 @@ def test_the_first_request_after_a_day_no_reader_saw_meets_the_same_bound(counts
         assert requests <= slots // 25 + 2 + 4 * counted + 60, (requests, counted, slots)
     result = starts_by_country(24, store=starts_store, clock=clock, settings=counts_settings)
     assert dict(result.counts) == dict(truth(everything, result.window.start, result.window.end))
+
+
+def test_a_tail_longer_than_a_request_may_read_is_cut_and_the_answer_says_from_when(
+    counts_stores, counts_settings
+):
+    # Given 150 seconds of arrivals, two starts a second, that no builder has folded, and readers allowed to
+    # read at most 100 unfolded arrivals
+    session_store, starts_store = counts_stores
+    settings = counts_settings.model_copy(update={"tail_arrivals_read_at_most": 100})
+    t0 = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=10)
+    clock, rng = FixedClock(t0), random.Random(11)
+    sent = []
+    for second in range(150):
+        clock.moment = t0 + timedelta(seconds=second)
+        batch = [
+            start(uuid.UUID(int=rng.getrandbits(128)), clock.moment, rng.choice(COUNTRIES)) for _ in range(2)
+        ]
+        ingest_batch(batch, store=session_store, clock=clock, settings=settings)
+        sent += batch
+    clock.moment = t0 + timedelta(seconds=160)
+
+    # When the counts and one country's page are asked
+    with metered() as reads:
+        counts = starts_by_country(1, store=starts_store, clock=clock, settings=settings)
+    country = Counter(e["country"] for e in sent).most_common(1)[0][0]
+    page = starts_of_country(
+        country, 1, limit=1000, cursor=None, store=starts_store, clock=clock, settings=settings
+    )
+
+    # Then the first round of the tail (100 slots, 200 arrivals) was read and no more: the counts are exactly the
+    # starts that arrived before t0 + 100 s, and the answer says so
+    cut = t0 + timedelta(seconds=100)
+    assert counts.unread_from == cut
+    assert dict(counts.counts) == dict(truth(sent[:200], t0 - timedelta(hours=1), clock.moment))
+    assert reads.rows <= 200 + 10
+    # and the page, partial too, still lists every start stamped after the rollups' cutoff (all of them here)
+    assert page.unread_from == cut
+    assert {str(r.session_id) for r in page.starts} == {
+        e["session_id"] for e in sent if e["country"] == country
+    }
+
+    # When the builder has folded them all, the same questions are exact again
+    fold(starts_store, clock, settings)
+    counts = starts_by_country(1, store=starts_store, clock=clock, settings=settings)
+    assert counts.unread_from is None
+    assert dict(counts.counts) == dict(truth(sent, t0 - timedelta(hours=1), clock.moment))

@@ -5,6 +5,7 @@ Everything is also importable from here, the package's public face.
 """
 
 from player_sessions.models.api import (
+    PARTIAL_REASON,
     ApiModel,
     CompletedSessionOut,
     ComponentHealth,
@@ -16,6 +17,7 @@ from player_sessions.models.api import (
     HealthOut,
     HealthStatus,
     IngestResult,
+    PartialAnswer,
     PlayerSessionsOut,
     StartOut,
     StartsByCountryOut,
@@ -43,6 +45,7 @@ from player_sessions.models.timestamps import format_timestamp, from_epoch_ms, t
 
 __all__ = [
     "COUNTRY_PATTERN",
+    "PARTIAL_REASON",
     "PLAYER_ID_PATTERN",
     "UUID_PATTERN",
     "ApiModel",
@@ -63,6 +66,7 @@ __all__ = [
     "HourCounts",
     "IngestResult",
     "InvalidEventError",
+    "PartialAnswer",
     "PlayerSessionsOut",
     "RollupRow",
     "SessionEvent",

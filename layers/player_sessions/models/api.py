@@ -60,6 +60,17 @@ class PlayerSessionsOut(ApiModel):
     sessions: list[CompletedSessionOut]
 
 
+class PartialAnswer(ApiModel):
+    """Present only when the rollup builders are so far behind that a request would read more unfolded
+    arrivals than it may: the answer then covers what arrived before ``arrived_before``."""
+
+    reason: str
+    arrived_before: str = Field(description="Starts stored from this instant on may be missing")
+
+
+PARTIAL_REASON = "the rollup builders are behind: recent arrivals not read"
+
+
 class CountryStartsCount(ApiModel):
     country: str
     starts: int
@@ -71,6 +82,7 @@ class StartsByCountryOut(ApiModel):
     to: str
     total: int
     countries: list[CountryStartsCount]
+    partial: PartialAnswer | None = Field(default=None, description="Absent when the counts are exact")
 
     model_config = ConfigDict(frozen=True, populate_by_name=True, serialize_by_alias=True)
 
@@ -88,6 +100,7 @@ class CountryStartsOut(ApiModel):
     to: str
     sessions: list[StartOut]
     next_cursor: str | None
+    partial: PartialAnswer | None = Field(default=None, description="Absent when the page is complete")
 
     model_config = ConfigDict(frozen=True, populate_by_name=True, serialize_by_alias=True)
 

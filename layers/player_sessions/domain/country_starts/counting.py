@@ -17,7 +17,13 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from player_sessions.domain.country_starts.rollups import BucketState, bucket_state
-from player_sessions.domain.country_starts.window import Window, WindowPlan, plan_window, read_tail
+from player_sessions.domain.country_starts.window import (
+    TAIL_ARRIVALS_READ_AT_MOST,
+    Window,
+    WindowPlan,
+    plan_window,
+    read_tail,
+)
 from player_sessions.models import StartKey, to_epoch_ms
 from player_sessions.repositories.cache_protocol import CacheToken, NoCache, ReadCache
 from player_sessions.repositories.protocols import StartsStore
@@ -54,11 +60,26 @@ class RolledCounts:
     inclusion: dict[Bucket, Inclusion]
 
 
+@dataclass(frozen=True)
+class StartCounts:
+    counts: Counter[str]
+    unread_from: datetime | None = None
+    """None: exact. Else the builders are far behind and the counts leave out starts that arrived from then on
+    (domain.country_starts.window.TAIL_ARRIVALS_READ_AT_MOST)."""
+
+
 def count_starts_by_country(
-    window: Window, *, store: StartsStore, now: datetime, partition: Partition, cache: ReadCache | None = None
-) -> Counter[str]:
-    """Starts per country in ``window``, exactly (each stored start once, however often it arrived)."""
-    tail = read_tail(store, now, partition)
+    window: Window,
+    *,
+    store: StartsStore,
+    now: datetime,
+    partition: Partition,
+    cache: ReadCache | None = None,
+    tail_at_most: int = TAIL_ARRIVALS_READ_AT_MOST,
+) -> StartCounts:
+    """Starts per country in ``window``, exactly (each stored start once, however often it arrived), unless
+    the unfolded tail is longer than a request may read (then said)."""
+    tail = read_tail(store, now, partition, tail_at_most)
     plan = plan_window(window, tail.cutoff)
     fine = [bucket for bucket in plan.buckets if bucket.level not in COARSE_LEVELS]
     coarse = [bucket for bucket in plan.buckets if bucket.level in COARSE_LEVELS]
@@ -100,7 +121,7 @@ def count_starts_by_country(
         countries = sorted(set(edge_state.counts if edge_state else ()) | {key.country for key in edge_keys})
         if countries:
             total.update(store.edge_country_counts(hour_of(plan.edge[0]), countries, *plan.edge))
-    return +total
+    return StartCounts(+total, tail.unread_from)
 
 
 def _tail_counts(

@@ -9,11 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from uuid import UUID
 
 from player_sessions.domain.country_starts.rollups import bucket_state
-from player_sessions.domain.country_starts.window import Window, plan_window, read_tail
+from player_sessions.domain.country_starts.window import (
+    TAIL_ARRIVALS_READ_AT_MOST,
+    Tail,
+    Window,
+    plan_window,
+    read_tail,
+)
 from player_sessions.models import StartRow
 from player_sessions.repositories.protocols import StartsStore
 from player_sessions.time_buckets import COARSE_LEVELS, Bucket, Level, Partition, children, hour_of
@@ -31,6 +37,9 @@ class Position:
 class Page:
     starts: list[StartRow]
     next_position: Position | None
+    unread_from: datetime | None = None
+    """None: complete. Else the builders are far behind, and late starts that arrived from then on, stamped
+    before the rollups' cutoff, may be missing (every start stamped after the cutoff is listed)."""
 
 
 def list_country_starts(
@@ -42,16 +51,18 @@ def list_country_starts(
     store: StartsStore,
     now: datetime,
     partition: Partition,
+    tail_at_most: int = TAIL_ARRIVALS_READ_AT_MOST,
 ) -> Page:
+    tail = read_tail(store, now, partition, tail_at_most)
     rows: list[StartRow] = []
     for row in _starts_newest_first(
-        country, window, after=after, store=store, now=now, partition=partition, page_size=limit + 1
+        country, window, after=after, store=store, tail=tail, page_size=limit + 1
     ):
         if len(rows) == limit:
             last = rows[-1]
-            return Page(rows, Position(last.ts, last.session_id))
+            return Page(rows, Position(last.ts, last.session_id), tail.unread_from)
         rows.append(row)
-    return Page(rows, None)
+    return Page(rows, None, tail.unread_from)
 
 
 MAX_HOURS_AT_ONCE = 100
@@ -64,12 +75,11 @@ def _starts_newest_first(
     *,
     after: Position | None,
     store: StartsStore,
-    now: datetime,
-    partition: Partition,
+    tail: Tail,
     page_size: int,
 ) -> Iterator[StartRow]:
     newest = min(window.end, after.ts) if after else window.end
-    hours_with_starts = _hours_with_starts(country, window, hour_of(newest), store, now, partition=partition)
+    hours_with_starts = _hours_with_starts(country, window, hour_of(newest), store, tail)
     for hours in _rounds(hours_with_starts, page_size):
         for stream in store.country_hour_starts(hours, country, newest, window.start, page_size):
             for row in _ties_by_session_id(stream):
@@ -119,16 +129,16 @@ def _hours_with_starts(
     window: Window,
     newest_hour: datetime,
     store: StartsStore,
-    now: datetime,
-    *,
-    partition: Partition,
+    tail: Tail,
 ) -> Iterator[tuple[datetime, int | None]]:
     """The hours of the window not after ``newest_hour``, newest first, that may hold starts of the country,
     each with the country's count in it when the rollups know it exactly (None when unfolded arrivals may add
     to it)."""
-    tail = read_tail(store, now, partition)
     plan = plan_window(window, tail.cutoff)
     tail_hours = {hour_of(key.ts) for key in tail.starts_in(window) if key.country == country}
+    if tail.unread_from is not None:
+        # Unread arrivals may hold starts of any hour after the cutoff: every such hour is read.
+        tail_hours |= set(_hours_between(plan.rolled_until, window.end))
     fine = [bucket for bucket in plan.buckets if bucket.level not in COARSE_LEVELS]
     coarse = [bucket for bucket in plan.buckets if bucket.level in COARSE_LEVELS]
     edge = [plan.edge_bucket] if plan.edge_bucket else []
@@ -156,6 +166,13 @@ def _hours_with_starts(
     for hour in outer:
         if middle_start is not None and hour < middle_start:
             yield hour, known(hour, evidence.get(hour, 0))
+
+
+def _hours_between(first: datetime, last: datetime) -> Iterator[datetime]:
+    hour = hour_of(first)
+    while hour <= last:
+        yield hour
+        hour += timedelta(hours=1)
 
 
 FIRST_ROLLUP_GROUP = 4

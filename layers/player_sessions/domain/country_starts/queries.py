@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import datetime
 from uuid import UUID
 
 from player_sessions.clock import Clock
@@ -25,6 +26,9 @@ class CountryCounts:
     window: Window
     counts: list[tuple[str, int]]
     """Sorted by starts descending, then country ascending; countries without starts left out."""
+    unread_from: datetime | None = None
+    """None: exact. Else partial: starts that arrived from then on may be missing (the builders are far
+    behind; domain.country_starts.window.TAIL_ARRIVALS_READ_AT_MOST)."""
 
     @property
     def total(self) -> int:
@@ -36,6 +40,8 @@ class CountryPage:
     window: Window
     starts: list[StartRow]
     next_cursor: str | None
+    unread_from: datetime | None = None
+    """As CountryCounts.unread_from: late starts that arrived from then on may be missing."""
 
 
 def starts_by_country(
@@ -45,11 +51,18 @@ def starts_by_country(
     domain/start_counts.py)."""
     now = clock.now()
     window = window_for(hours, now, settings.retention)
-    counts = count_starts_by_country(window, store=store, now=now, partition=settings.partition, cache=cache)
-    ordered = sorted(
-        ((country, n) for country, n in counts.items() if n > 0), key=lambda item: (-item[1], item[0])
+    counted = count_starts_by_country(
+        window,
+        store=store,
+        now=now,
+        partition=settings.partition,
+        cache=cache,
+        tail_at_most=settings.tail_arrivals_read_at_most,
     )
-    return CountryCounts(window, ordered)
+    ordered = sorted(
+        ((country, n) for country, n in counted.counts.items() if n > 0), key=lambda item: (-item[1], item[0])
+    )
+    return CountryCounts(window, ordered, counted.unread_from)
 
 
 def starts_of_country(
@@ -98,9 +111,17 @@ def starts_of_country(
     if page is None:
         computed_window = window
         page = list_country_starts(
-            country, window, limit=limit, after=after, store=store, now=now, partition=settings.partition
+            country,
+            window,
+            limit=limit,
+            after=after,
+            store=store,
+            now=now,
+            partition=settings.partition,
+            tail_at_most=settings.tail_arrivals_read_at_most,
         )
-        cache.store(token, key, _page_to_json(page, computed_window), PAGE_CACHE_TTL_SECONDS)
+        if page.unread_from is None:  # a partial page is not kept
+            cache.store(token, key, _page_to_json(page, computed_window), PAGE_CACHE_TTL_SECONDS)
     next_cursor = None
     if page.next_position is not None:
         next_cursor = encode_cursor(
@@ -109,7 +130,7 @@ def starts_of_country(
             ),
             signing_key,
         )
-    return CountryPage(window, page.starts, next_cursor)
+    return CountryPage(window, page.starts, next_cursor, page.unread_from)
 
 
 def _reusable(cached: tuple[Window, Page], window: Window, country: str, store: StartsStore) -> Page | None:

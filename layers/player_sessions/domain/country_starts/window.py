@@ -57,6 +57,9 @@ class Tail:
     """No start stamped at or after this instant is in a rollup yet that the tail does not also hold (the end
     of the oldest watermark's slot; None: nothing was ever stored)."""
     arrivals: list[Arrival]
+    unread_from: datetime | None = None
+    """When the tail was longer than a reader may read (TAIL_ARRIVALS_READ_AT_MOST): the arrival time from which
+    its arrivals were left unread, so an answer built on it may miss starts that arrived since (it says so)."""
 
     def starts_in(self, window: Window) -> list[StartKey]:
         """The distinct tail starts stamped inside the window."""
@@ -68,8 +71,19 @@ TAIL_SLOTS_READ_WHOLE = 120
 """A tail up to this long (in slots) is read slot by slot; a longer one (a builder that stopped) only in the
 minutes that hold arrivals."""
 
+TAIL_ARRIVALS_READ_AT_MOST = 20_000
+"""The most arrivals one request reads by default (``Settings.tail_arrivals_read_at_most``): the builders keep the tail to a few seconds (some hundreds of arrivals
+at a million starts an hour), so only a stopped or overwhelmed builder brings a reader here. Past it the tail's
+newer slots are left unread and the answer says from when (``Tail.unread_from``) instead of growing without
+bound."""
 
-def read_tail(store: StartsStore, now: datetime, partition: Partition) -> Tail:
+TAIL_SLOTS_PER_ROUND = 100
+"""Slots whose arrivals are read at once (concurrently), oldest first, before checking the cap."""
+
+
+def read_tail(
+    store: StartsStore, now: datetime, partition: Partition, at_most: int = TAIL_ARRIVALS_READ_AT_MOST
+) -> Tail:
     """The parts' watermarks first, then every shard's arrivals after the oldest of them, up to now (plus the
     clock tolerance, for a writer whose clock runs ahead): read in that order, no start can fall between the
     rollups and the tail. A faster part's arrivals before its own watermark are in the tail too; a start among
@@ -85,7 +99,14 @@ def read_tail(store: StartsStore, now: datetime, partition: Partition) -> Tail:
     oldest = min(watermarks.values())
     newest = slot_of(now + CLOCK_TOLERANCE)
     slots = _tail_slots(store, oldest, newest)
-    arrivals = store.read_arrivals(slots, list(range(partition.shards))) if slots else []
+    shards = list(range(partition.shards))
+    arrivals: list[Arrival] = []
+    for index in range(0, len(slots), TAIL_SLOTS_PER_ROUND):
+        if len(arrivals) >= at_most:
+            return Tail(
+                fold_id(oldest, FOLD_SPACE - 1), slot_start(oldest + 1), arrivals, slot_start(slots[index])
+            )
+        arrivals += store.read_arrivals(slots[index : index + TAIL_SLOTS_PER_ROUND], shards)
     return Tail(fold_id(oldest, FOLD_SPACE - 1), slot_start(oldest + 1), arrivals)
 
 
