@@ -73,3 +73,19 @@ def test_quick_benchmark_reports_every_route_with_no_error_and_no_lost_row(tmp_p
     # And the plot is a PNG, and the console shows the table and the ratios
     assert (out / "latency.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "p90" in finished.stdout and "ratio" in finished.stdout
+    # And the sustained burst ran at each rate, its readers timed, the builders' lag sampled, the counts exact
+    bursts = results["bursts"]
+    assert [burst["target_rate"] for burst in bursts] == [100.0, 278.0, None]
+    for burst in bursts:
+        assert burst["achieved_rate"] > 0 and burst["ingest_errors"] == 0
+        assert all(reader["requests"] > 0 and reader["errors"] == 0 for reader in burst["readers"])
+        assert burst["lag_seconds"]["max"] > 0
+        assert burst["checks"] and all(check["expected"] == check["counted"] for check in burst["checks"])
+    assert "## Sustained burst" in summary
+    # And the open-model search sent each rate it tried, with no 5xx below its capacity
+    capacity = results["capacity"]
+    assert capacity["rates"] and all(rate["sent"] > 0 for rate in capacity["rates"])
+    assert all(
+        rate["server_errors"] == 0 for rate in capacity["rates"] if rate["rate"] <= capacity["capacity"]
+    )
+    assert "## Open-model capacity" in summary

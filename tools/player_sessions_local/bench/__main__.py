@@ -19,7 +19,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         bench.measure_read_latency()
         bench.compare_with_seed_list()
         bench.run_live_scenario()
+        bench.run_sustained_bursts()
         bench.measure_ingest_latency()
+        bench.measure_capacity()
     finally:
         bench.stop()
     return bench.report()

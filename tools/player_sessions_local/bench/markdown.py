@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from player_sessions_local.bench.burst import burst_section
+from player_sessions_local.bench.capacity import capacity_section
 from player_sessions_local.bench.options import TARGET_HTTP_RATIO, TARGET_LOADER_RATIO
 from player_sessions_local.bench.tables import (
     cpu_rows,
@@ -57,6 +59,8 @@ def render(summary: Summary) -> str:
         *fold_section(summary),
         *seed_section(summary),
         *live_section(summary),
+        *burst_section(summary.bursts),
+        *capacity_section(summary.capacity),
         "## Throughput (same run, same file)",
         "",
         *throughput_table(

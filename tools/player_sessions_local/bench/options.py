@@ -56,6 +56,10 @@ class BenchOptions:
     live_rate: float
     """Starts per second POSTed during the live scenario."""
     live_seconds: float
+    burst_seconds: float
+    """Per rate of the sustained burst (0 skips it)."""
+    capacity_seconds: float
+    """Per rate of the open-model capacity search (0 skips it)."""
 
 
 _OPTIONS: tuple[tuple[str, type, object, str], ...] = (
@@ -96,6 +100,18 @@ _OPTIONS: tuple[tuple[str, type, object, str], ...] = (
     ("--live-bulk", int, None, "starts stored just before the loaded reads (default 100,000; 2,000 quick)"),
     ("--live-rate", float, 100.0, "starts/s POSTed in the live scenario"),
     ("--live-seconds", float, None, "length of the live scenario (default 60; 9 with --quick)"),
+    (
+        "--burst-seconds",
+        float,
+        None,
+        "per rate of the sustained burst: 100/s, 278/s, the HTTP maximum (default 60; 6 with --quick; 0 skips it)",
+    ),
+    (
+        "--capacity-seconds",
+        float,
+        None,
+        "per rate of the open-model capacity search (default 20; 2 with --quick; 0 skips it)",
+    ),
 )
 """Every option but ``--quick``: flag, type, default, help."""
 
@@ -140,6 +156,10 @@ def parse_options(argv: Sequence[str] | None) -> BenchOptions:
         live_bulk=args.live_bulk or (2_000 if args.quick else 100_000),
         live_rate=args.live_rate,
         live_seconds=args.live_seconds or (9.0 if args.quick else 60.0),
+        burst_seconds=args.burst_seconds if args.burst_seconds is not None else 6.0 if args.quick else 60.0,
+        capacity_seconds=(
+            args.capacity_seconds if args.capacity_seconds is not None else 2.0 if args.quick else 20.0
+        ),
     )
 
 

@@ -7,6 +7,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from player_sessions_local.bench.burst import BurstResult
+from player_sessions_local.bench.capacity import CapacityResult
 from player_sessions_local.bench.dataset import ExpectedRows
 from player_sessions_local.bench.latency import RouteLatency, RouteStatsPair, route_label
 from player_sessions_local.bench.live import LiveResult, RouteStats
@@ -40,6 +42,8 @@ class Summary:
     """Seconds waited before each measured write phase for Cassandra to finish flushing and compacting."""
     seed: RouteStatsPair
     live: LiveResult
+    bursts: list[BurstResult]
+    capacity: CapacityResult | None
 
     @property
     def loader_ratio(self) -> float:
@@ -56,6 +60,7 @@ class Summary:
             + self.loader.errors
             + self.http.errors
             + self.live.errors
+            + sum(burst.errors for burst in self.bursts)
             + sum(r.errors for r in [*self.latencies, *self.single_latencies])
         )
 
@@ -63,7 +68,10 @@ class Summary:
     def lost_rows(self) -> int:
         counts = self.bare_counts + self.loader_counts + self.http_counts
         metric_gap = abs(self.metric_check.total - self.metric_check.expected_total)
-        live_gap = sum(abs(check.expected - check.counted) for check in self.live.checks)
+        live_gap = sum(
+            abs(check.expected - check.counted)
+            for check in [*self.live.checks, *(c for burst in self.bursts for c in burst.checks)]
+        )
         return sum(c.missing + c.extra for c in counts) + metric_gap + live_gap
 
     @property
@@ -85,6 +93,10 @@ class Summary:
             (f"a page of {self.seed.rows} starts no slower than the seed's unpaged list (p90)", self.seed.met)
         )
         checks += self.live.targets()
+        for burst in self.bursts:
+            checks += burst.targets()
+        if self.capacity is not None:
+            checks += self.capacity.targets()
         checks.append(("no error, nothing lost, every count exact", self.clean))
         return checks
 
@@ -226,6 +238,8 @@ class Summary:
                 **{f"seed_p{int(q * 100)}_ms": self.seed.reference(q) for q in (0.5, 0.9, 0.99)},
             },
             "live": self._live_json(),
+            "bursts": [burst.as_json() for burst in self.bursts],
+            "capacity": self.capacity.as_json() if self.capacity is not None else None,
             "throughput": {
                 t.path: {
                     "events": t.events,

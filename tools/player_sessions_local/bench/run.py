@@ -6,9 +6,8 @@ import gc
 import json
 import random
 import time
-from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,21 +15,11 @@ from player_sessions.bootstrap import Services, build_services
 from player_sessions.clock import SystemClock
 from player_sessions.routes import ROLLUP_BUILDER
 from player_sessions.settings import Settings, get_settings
-from player_sessions_local.bench import live, seed_reference
+from player_sessions_local.bench import burst, capacity, live, seed_reference
 from player_sessions_local.bench.cpu import CpuMeter
 from player_sessions_local.bench.dataset import ExpectedRows, Statement, expected_rows, read_events
-from player_sessions_local.bench.environments import (
-    Environments,
-    start_environments,
-    warm_up,
-)
-from player_sessions_local.bench.latency import (
-    RouteLatency,
-    RouteStatsPair,
-    measure_latency,
-    route_plans,
-    time_pair,
-)
+from player_sessions_local.bench.environments import Environments, start_environments, warm_up
+from player_sessions_local.bench.latency import RouteLatency, RouteStatsPair, measure_latency, route_plans
 from player_sessions_local.bench.local_stack import (
     drop_keyspace,
     flush_redis,
@@ -77,6 +66,8 @@ class BenchRun:
     """The loaders' (administrative role)."""
     builder_services: Services | None = None
     """The rollup builder's (its own role)."""
+    live_truth: live.StartTruth = field(default_factory=set)
+    """Every start stored, as the live scenario and the bursts extend it: what their exact counts count."""
 
     @classmethod
     def prepare(cls, options: BenchOptions) -> BenchRun:
@@ -259,45 +250,24 @@ class BenchRun:
 
     def compare_with_seed_list(self) -> None:
         """A page of up to 1,000 starts against the seed's unpaged list of the same starts, one client each."""
-        since = datetime.now(UTC) - timedelta(hours=24)
-        in_day = Counter(country for _, country, ts in self.expected.starts.values() if ts >= since)
-        country = max((c for c, n in in_day.items() if n <= 1000), key=lambda c: in_day[c])
-        starts = [
-            (sid, player, ts)
-            for sid, (player, c, ts) in self.expected.starts.items()
-            if c == country and ts >= since - timedelta(minutes=5)
-        ]
-        say(
-            f"seed comparison: {country}, {in_day[country]} starts in 24 h, page of 1,000 against the unpaged list"
+        self.results["seed"] = seed_reference.compare(
+            self.loaded,
+            self.expected,
+            self.environments["uncached"].url_for(0),
+            seconds=self.options.single_seconds * 4,
         )
-        seed_reference.fill(self.loaded, country, starts)
-        process, url = seed_reference.start(self.loaded)
-        try:
-            self.results["seed"] = time_pair(
-                ours=(
-                    self.environments["uncached"].url_for(0),
-                    f"/countries/{country}/starts?hours=24&limit=1000",
-                ),
-                seed=(url, f"/countries/{country}/starts?hours=24"),
-                seconds=self.options.single_seconds * 4,
-                label=f"{country}, {in_day[country]} starts",
-            )
-        finally:
-            process.terminate()
 
     def run_live_scenario(self) -> None:
         o = self.options
         assert self.services is not None
         assert self.builder_services is not None
         cached = self.environments["cached"]
-        truth: live.StartTruth = {
-            (str(sid), ts, country) for sid, (_, country, ts) in self.expected.starts.items()
-        }
+        self.live_truth = {(str(sid), ts, country) for sid, (_, country, ts) in self.expected.starts.items()}
         self.results["live"] = live.run_live_scenario(
             cached,
             cached.gateways[0].log_path,
             self.services,
-            truth,
+            self.live_truth,
             self.expected.starts_by_country,
             bulk=o.live_bulk,
             rate=o.live_rate,
@@ -307,6 +277,33 @@ class BenchRun:
             seed=o.seed + 3,
             wait_for_builder=live.wait_until_folded(self.builder_services),
         )
+
+    def run_sustained_bursts(self) -> None:
+        """After the live scenario, whose truth (every start acknowledged) it extends and whose quiet reads it
+        compares with."""
+        o = self.options
+        assert self.services is not None
+        assert self.builder_services is not None
+        self.results["bursts"] = []
+        if o.burst_seconds <= 0:
+            return
+        cached = self.environments["cached"]
+        live_result = self.results["live"]
+        for number, rate in enumerate(burst.RATES):
+            self.results["bursts"].append(
+                burst.run_burst(
+                    cached.url_for(0),
+                    cached.gateways[0].log_path,
+                    self.services,
+                    self.live_truth,
+                    self.expected.starts_by_country,
+                    quiet=live_result.quiet,
+                    rate=rate,
+                    seconds=o.burst_seconds,
+                    seed=o.seed + 50 + number,
+                    wait_for_builder=live.wait_until_folded(self.builder_services),
+                )
+            )
 
     def measure_ingest_latency(self) -> None:
         """Last: its fresh sessions are not in the truth the live scenario checks counts against."""
@@ -325,6 +322,18 @@ class BenchRun:
                 *self.results["single_latencies"],
                 *measure_latency(plans, 1, o.single_seconds, o.seed + 107),
             ]
+
+    def measure_capacity(self) -> None:
+        """Last of all: its ingest adds sessions no count is checked against."""
+        o = self.options
+        self.results["capacity"] = None
+        if o.capacity_seconds <= 0:
+            return
+        cached = self.environments["cached"]
+        plans = route_plans(cached, self.environments["uncached"], self.expected)
+        self.results["capacity"] = capacity.measure_capacity(
+            cached.url_for(0), plans, seconds=o.capacity_seconds, quick=o.quick, seed=o.seed + 200
+        )
 
     def stop(self) -> None:
         for builder in self.builders:

@@ -12,6 +12,7 @@ import json
 import multiprocessing
 import socket
 import time
+from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -24,6 +25,9 @@ from cassandra.concurrent import execute_concurrent
 from player_sessions.cassandra_connection import CassandraConnection
 from player_sessions.models import format_timestamp
 from player_sessions.settings import Settings
+from player_sessions_local.bench.dataset import ExpectedRows
+from player_sessions_local.bench.latency import RouteStatsPair, time_pair
+from player_sessions_local.bench.options import say
 from player_sessions_local.measure.processes import free_port
 
 # Bench-only table (not the service's schema); names are constants, never input.
@@ -104,3 +108,30 @@ def start(settings: Settings) -> tuple[BaseProcess, str]:
             time.sleep(0.1)
     process.terminate()
     raise RuntimeError("the seed reference server did not listen within 60 s")
+
+
+def compare(settings: Settings, expected: ExpectedRows, our_url: str, *, seconds: float) -> RouteStatsPair:
+    """Our page of up to 1,000 starts against the seed's unpaged list of the same starts (the biggest country
+    with at most 1,000 starts in the last 24 hours), one client each, in turn."""
+    since = datetime.now(UTC) - timedelta(hours=24)
+    in_day = Counter(country for _, country, ts in expected.starts.values() if ts >= since)
+    country = max((c for c, n in in_day.items() if n <= 1000), key=lambda c: in_day[c])
+    starts = [
+        (sid, player, ts)
+        for sid, (player, c, ts) in expected.starts.items()
+        if c == country and ts >= since - timedelta(minutes=5)
+    ]
+    say(
+        f"seed comparison: {country}, {in_day[country]} starts in 24 h, page of 1,000 against the unpaged list"
+    )
+    fill(settings, country, starts)
+    process, url = start(settings)
+    try:
+        return time_pair(
+            ours=(our_url, f"/countries/{country}/starts?hours=24&limit=1000"),
+            seed=(url, f"/countries/{country}/starts?hours=24"),
+            seconds=seconds,
+            label=f"{country}, {in_day[country]} starts",
+        )
+    finally:
+        process.terminate()

@@ -15,6 +15,9 @@ from dataclasses import dataclass, field
 from player_sessions_local.measure.http_client import HttpClient, MakeRequest
 from player_sessions_local.measure.stats import Latencies
 
+REFUSED_AT_MOST = 0.01
+"""The share of requests a rate may have refused (429) and still count as held."""
+
 SENDERS = 64
 """Clients sending at once at most: enough that the generator never waits for an answer to send on time."""
 
@@ -38,10 +41,17 @@ class RateResult:
     """5xx answers and requests that got no answer."""
     sent: int = 0
 
-    def holds(self, p90_limit_ms: float) -> bool:
-        """Every route's p90 within the limit, and no 5xx."""
-        return self.server_errors == 0 and all(
-            route.percentile(0.9) <= p90_limit_ms for route in self.admitted.values() if route.latencies_ms
+    def holds(self, p90_limit_ms: float, refused_at_most: float = REFUSED_AT_MOST) -> bool:
+        """Every route's p90 within the limit, no 5xx, and (nearly) nothing refused: a rate served only by
+        throttling part of it is past capacity."""
+        return (
+            self.server_errors == 0
+            and len(self.refused.latencies_ms) <= refused_at_most * self.sent
+            and all(
+                route.percentile(0.9) <= p90_limit_ms
+                for route in self.admitted.values()
+                if route.latencies_ms
+            )
         )
 
     @property

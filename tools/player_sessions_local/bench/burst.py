@@ -1,0 +1,248 @@
+"""The sustained burst: starts POSTed at a steady rate (100/s; 278/s, a million an hour; and the most the HTTP
+path takes, several clients posting back to back), each stamped within the last two minutes, while one reader
+polls the 1 h and 24 h metric and a country's page, and the builders' lag is sampled from their watermarks.
+
+Per rate: the reader's p90 during the burst against its quiet p90 (the live scenario's), the lag a reader's
+tail spans (now minus the end of the oldest part's watermark slot: p50, p99, max), the rows each read took (from
+the gateway's log), and the counts checked exactly once ingest stops and the builders catch up.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from player_sessions.bootstrap import Services
+from player_sessions.time_buckets import slot_start
+from player_sessions_local.bench.live import (
+    ExactCheck,
+    RouteStats,
+    StartTruth,
+    check_counts,
+    live_ingest,
+    poll,
+    reads,
+    stats_between,
+)
+from player_sessions_local.bench.options import say
+from player_sessions_local.bench.read_costs import ReadCosts, read_costs
+from player_sessions_local.measure.stats import Latencies
+
+RATES: tuple[float | None, ...] = (100.0, 278.0, None)
+"""Starts per second; None: as fast as MAX_RATE_CLIENTS clients post, back to back."""
+MAX_RATE_CLIENTS = 3
+"""With the reader, the cached gateway's four environments: none of them throttled."""
+LAG_SAMPLE_SECONDS = 0.5
+TARGET_RATIO = 1.5
+TARGET_P90_MS = 50.0
+TARGET_LAG_P99_SECONDS = 5.0
+
+
+@dataclass
+class BurstResult:
+    target_rate: float | None
+    achieved_rate: float
+    seconds: float
+    ingest_errors: int
+    readers: list[RouteStats]
+    quiet: list[RouteStats]
+    costs: ReadCosts
+    lag_seconds: Latencies
+    """Samples of the tail a reader would read, in seconds (stored in the milliseconds field's place)."""
+    checks: list[ExactCheck] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return (
+            f"{self.target_rate:g} starts/s"
+            if self.target_rate
+            else f"HTTP maximum ({MAX_RATE_CLIENTS} clients)"
+        )
+
+    def ratio(self, route: str) -> float:
+        quiet = {r.route: r for r in self.quiet}[route].percentile(0.9)
+        during = {r.route: r for r in self.readers}[route].percentile(0.9)
+        return during / quiet if quiet else float("nan")
+
+    def targets(self) -> list[tuple[str, bool]]:
+        checks = []
+        for stats in self.readers:
+            p90 = stats.percentile(0.9)
+            checks.append(
+                (
+                    f"{stats.route} during {self.label}: p90 <= {TARGET_RATIO}x quiet and <= {TARGET_P90_MS:g} ms",
+                    stats.errors == 0 and p90 <= TARGET_P90_MS and self.ratio(stats.route) <= TARGET_RATIO,
+                )
+            )
+        checks.append(
+            (
+                f"builder lag p99 <= {TARGET_LAG_P99_SECONDS:g} s during {self.label}",
+                self.lag_seconds.percentile(0.99) <= TARGET_LAG_P99_SECONDS,
+            )
+        )
+        checks.append((f"counts exact after {self.label}", all(check.exact for check in self.checks)))
+        return checks
+
+    @property
+    def errors(self) -> int:
+        return self.ingest_errors + sum(r.errors for r in self.readers)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "target_rate": self.target_rate,
+            "achieved_rate": self.achieved_rate,
+            "seconds": self.seconds,
+            "ingest_errors": self.ingest_errors,
+            "readers": [
+                {
+                    "route": r.route,
+                    "requests": len(r.latencies_ms),
+                    "errors": r.errors,
+                    "p50_ms": r.percentile(0.5),
+                    "p90_ms": r.percentile(0.9),
+                    "p99_ms": r.percentile(0.99),
+                    "quiet_p90_ms": {q.route: q for q in self.quiet}[r.route].percentile(0.9),
+                    "rows_read": self.costs.rows(r.route),
+                }
+                for r in self.readers
+            ],
+            "lag_seconds": {
+                "p50": self.lag_seconds.percentile(0.5),
+                "p99": self.lag_seconds.percentile(0.99),
+                "max": max(self.lag_seconds.latencies_ms, default=0.0),
+            },
+            "checks": [asdict(c) for c in self.checks],
+        }
+
+
+def sample_lag(services: Services, stop: threading.Event) -> Latencies:
+    """Every LAG_SAMPLE_SECONDS, how far back the oldest part's watermark ends (what a reader's tail spans)."""
+    lags = Latencies()
+    parts = services.settings.partition.all_parts
+    while not stop.wait(LAG_SAMPLE_SECONDS):
+        watermarks = services.starts.read_progress(parts)
+        if len(watermarks) == len(parts):
+            behind = datetime.now(UTC) - slot_start(min(watermarks.values()) + 1)
+            lags.latencies_ms.append(behind.total_seconds())
+    return lags
+
+
+def run_burst(
+    url: str,
+    log_path: Path,
+    services: Services,
+    truth: StartTruth,
+    countries: Counter[str],
+    *,
+    quiet: Sequence[RouteStats],
+    rate: float | None,
+    seconds: float,
+    seed: int,
+    wait_for_builder: Callable[[], float],
+) -> BurstResult:
+    biggest = countries.most_common(1)[0][0]
+    paths = reads(biggest)
+    label = f"{rate:g} starts/s" if rate else f"as fast as {MAX_RATE_CLIENTS} clients post"
+    say(
+        f"burst: {label} through POST /events for {seconds:g} s, one reader polling, the builders' lag sampled"
+    )
+    offset = log_path.stat().st_size
+    stop, lag_stop = threading.Event(), threading.Event()
+    outcomes: list[tuple[int, int, float]] = []
+    clients = 1 if rate else MAX_RATE_CLIENTS
+    per_client = rate if rate else 1e9
+
+    def ingest(number: int) -> None:
+        outcome = live_ingest(
+            url,
+            per_client,
+            seconds,
+            countries,
+            rng=random.Random(seed * 100 + number),
+            truth=truth,
+            stop=stop,
+        )
+        outcomes.append(outcome)
+
+    lag_holder: list[Latencies] = []
+    sampler = threading.Thread(target=lambda: lag_holder.append(sample_lag(services, lag_stop)))
+    writers = [threading.Thread(target=ingest, args=(n,)) for n in range(clients)]
+    sampler.start()
+    for writer in writers:
+        writer.start()
+    samples = poll(url, paths, seconds)
+    stop.set()
+    for writer in writers:
+        writer.join()
+    lag_stop.set()
+    sampler.join()
+    costs, _ = read_costs(log_path, offset)
+    stored = sum(stored for stored, _, _ in outcomes)
+    took = max((took for _, _, took in outcomes), default=seconds)
+    result = BurstResult(
+        target_rate=rate,
+        achieved_rate=stored / took if took else 0.0,
+        seconds=seconds,
+        ingest_errors=sum(errors for _, errors, _ in outcomes),
+        readers=stats_between(samples, paths, 0, seconds),
+        quiet=list(quiet),
+        costs=costs,
+        lag_seconds=lag_holder[0] if lag_holder else Latencies(),
+    )
+    wait_for_builder()
+    result.checks = check_counts(url, truth, f"after {label}")
+    p90s = ", ".join(f"{r.route} {r.percentile(0.9):.1f} ms" for r in result.readers)
+    say(
+        f"  {result.achieved_rate:,.0f} starts/s stored; reader p90: {p90s}; lag p99 "
+        f"{result.lag_seconds.percentile(0.99):.1f} s; counts {'exact' if all(c.exact for c in result.checks) else 'DIFFER'}"
+    )
+    return result
+
+
+def burst_section(bursts: Sequence[BurstResult]) -> list[str]:
+    if not bursts:
+        return []
+    lines = [
+        "## Sustained burst",
+        "",
+        (
+            f"Starts POSTed for {bursts[0].seconds:g} s at each rate (stamped up to two minutes back), one reader "
+            "polling every 0.25 s meanwhile; quiet p90 from the live scenario's quiet reads. Lag: how far back "
+            "the oldest part's watermark ends, sampled every 0.5 s (what a reader's tail spans). Rows: Cassandra "
+            "rows per request (p50 / max)."
+        ),
+        "",
+        "| rate | achieved starts/s | route | requests | p50 ms | p90 ms | p99 ms | quiet p90 | ratio | rows |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    from player_sessions_local.bench.tables import rows_cell
+
+    for burst in bursts:
+        quiet = {q.route: q for q in burst.quiet}
+        for r in burst.readers:
+            lines.append(
+                f"| {burst.label} | {burst.achieved_rate:,.0f} | `{r.route}` | {len(r.latencies_ms)} | "
+                f"{r.percentile(0.5):.1f} | {r.percentile(0.9):.1f} | {r.percentile(0.99):.1f} | "
+                f"{quiet[r.route].percentile(0.9):.1f} | {burst.ratio(r.route):.2f} | "
+                f"{rows_cell(burst.costs.rows(r.route))} |"
+            )
+    lines += [
+        "",
+        "| rate | lag p50 s | lag p99 s | lag max s | ingest errors | counts |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
+    for burst in bursts:
+        lag = burst.lag_seconds
+        exact = all(c.exact for c in burst.checks)
+        lines.append(
+            f"| {burst.label} | {lag.percentile(0.5):.1f} | {lag.percentile(0.99):.1f} | "
+            f"{max(lag.latencies_ms, default=0.0):.1f} | {burst.ingest_errors} | "
+            f"{'exact' if exact else '**differ**'} ({', '.join(f'{c.counted:,}' for c in burst.checks)}) |"
+        )
+    return [*lines, ""]
