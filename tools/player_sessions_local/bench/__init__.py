@@ -18,11 +18,16 @@ In order, on the local Cassandra and Redis (`make up`), in keyspaces and a Redis
 7. a page of up to 1,000 starts against the seed project's unpaged list of the same starts;
 8. the live scenario (bench/live.py): 100,000 starts in the open hour, then ingest at a fixed rate while a
    reader polls; rows read per request, cache hit ratio, exact counts;
-9. POST /events latency, last (its sessions are not in the live scenario's truth).
+9. the sustained burst (bench/burst.py): starts at 100/s, 278/s (a million an hour) and as fast as three
+   clients post, ``--burst-seconds`` each, while one reader polls; reader p90 against quiet, the builders' lag,
+   rows per request, exact counts;
+10. POST /events latency (its sessions are not in the live scenario's truth);
+11. the open-model capacity (bench/capacity.py): fixed arrival rates of an ingest/player/metric/page mix,
+    ``--capacity-seconds`` each, up to the first rate whose p90 passes 500 ms or that is refused or fails.
 
 Rows are counted afterwards against the file. It prints p50/p90/p99 per route and the ratios, and writes
 ``summary.md``, ``latency.png`` and ``results.json`` to ``--out``. Exit status 1 when a request failed, a row
-is missing or a count is not exact. ``--quick`` is a smoke run of a few thousand events (about two minutes).
+is missing or a count is not exact. ``--quick`` is a smoke run of a few thousand events (about three minutes).
 """
 
 import os
