@@ -210,3 +210,21 @@ def test_the_builder_is_billed_its_idle_minutes_and_its_work_per_start():
     # Then idle is their average, and each start costs what the busy minute did beyond idle, over its starts
     assert idle == (11.0, 42.0)
     assert per_start == (1.0, 2.0)
+
+
+def test_with_no_benchmark_run_the_cost_command_prices_the_checked_in_profile_and_says_so(monkeypatch, capsys):
+    # Given a fresh clone: no bench-results/, only the checked-in profile of the latest full benchmark
+    from player_sessions_local.cost import __main__ as cost_command
+    from player_sessions_local.cost.runs import CHECKED_IN_PROFILE, load_profile
+
+    monkeypatch.setattr(cost_command, "latest_logs", lambda: None)
+    run, invocations = load_profile()
+    # When the cost command runs
+    assert cost_command.main([]) == 0
+    # Then it names the profile and its run, and prices every route the profile measured
+    out = capsys.readouterr().out
+    assert f"checked-in work profile ({CHECKED_IN_PROFILE.name}) of run {run['id']} ({run['date']}" in out
+    assert f"{len(invocations):,} invocations" in out
+    for route in ("POST /events", "GET /players/{player_id}/sessions", "GET /countries/starts?hours=24"):
+        assert f"| `{route}` |" in out
+    assert "**total (known prices)**" in out
