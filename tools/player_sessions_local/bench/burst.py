@@ -26,8 +26,10 @@ from player_sessions_local.bench.live import (
     StartTruth,
     check_counts,
     live_ingest,
+    p90_ratio,
     poll,
     reads,
+    route_json,
     stats_between,
 )
 from player_sessions_local.bench.options import say
@@ -67,9 +69,7 @@ class BurstResult:
         )
 
     def ratio(self, route: str) -> float:
-        quiet = {r.route: r for r in self.quiet}[route].percentile(0.9)
-        during = {r.route: r for r in self.readers}[route].percentile(0.9)
-        return during / quiet if quiet else float("nan")
+        return p90_ratio(self.quiet, self.readers, route)
 
     def targets(self) -> list[tuple[str, bool]]:
         checks = []
@@ -102,14 +102,8 @@ class BurstResult:
             "ingest_errors": self.ingest_errors,
             "readers": [
                 {
-                    "route": r.route,
-                    "requests": len(r.latencies_ms),
-                    "errors": r.errors,
-                    "p50_ms": r.percentile(0.5),
-                    "p90_ms": r.percentile(0.9),
-                    "p99_ms": r.percentile(0.99),
+                    **route_json(r, self.costs),
                     "quiet_p90_ms": {q.route: q for q in self.quiet}[r.route].percentile(0.9),
-                    "rows_read": self.costs.rows(r.route),
                 }
                 for r in self.readers
             ],

@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from player_sessions.bootstrap import Services
 from player_sessions_local.bench.environments import Environments, http_client
@@ -45,6 +46,26 @@ TARGET_LIVE_METRIC_P90_MS = 50.0
 @dataclass
 class RouteStats(Latencies):
     route: str = ""
+
+
+def p90_ratio(quiet: Sequence[RouteStats], other: Sequence[RouteStats], route: str) -> float:
+    """The route's p90 in ``other`` over its quiet p90."""
+    base = {r.route: r for r in quiet}[route].percentile(0.9)
+    return {r.route: r for r in other}[route].percentile(0.9) / base if base else float("nan")
+
+
+def route_json(stats: RouteStats, costs: ReadCosts) -> dict[str, Any]:
+    """A route's requests, errors, percentiles and rows read, as results.json holds them."""
+    return {
+        "route": stats.route,
+        "requests": len(stats.latencies_ms),
+        "errors": stats.errors,
+        "p50_ms": stats.percentile(0.5),
+        "p90_ms": stats.percentile(0.9),
+        "p99_ms": stats.percentile(0.99),
+        "rows_read": costs.rows(stats.route),
+        "cache_hit_ratio": costs.hit_ratio(stats.route),
+    }
 
 
 @dataclass
@@ -78,9 +99,7 @@ class LiveResult:
     checks: list[ExactCheck]
 
     def ratio(self, route: str) -> float:
-        quiet = {r.route: r for r in self.quiet}[route].percentile(0.9)
-        loaded = {r.route: r for r in self.loaded}[route].percentile(0.9)
-        return loaded / quiet if quiet else float("nan")
+        return p90_ratio(self.quiet, self.loaded, route)
 
     def targets(self) -> list[tuple[str, bool]]:
         checks = []

@@ -11,7 +11,7 @@ from player_sessions_local.bench.burst import BurstResult
 from player_sessions_local.bench.capacity import CapacityResult
 from player_sessions_local.bench.dataset import ExpectedRows
 from player_sessions_local.bench.latency import RouteLatency, RouteStatsPair, route_label
-from player_sessions_local.bench.live import LiveResult, RouteStats
+from player_sessions_local.bench.live import LiveResult, RouteStats, route_json
 from player_sessions_local.bench.options import TARGET_HTTP_RATIO, TARGET_LOADER_RATIO, BenchOptions
 from player_sessions_local.bench.read_costs import ReadCosts
 from player_sessions_local.bench.throughput import Throughput
@@ -118,19 +118,7 @@ class Summary:
         v = self.live
 
         def stats(items: list[RouteStats], costs: ReadCosts) -> list[dict[str, Any]]:
-            return [
-                {
-                    "route": r.route,
-                    "requests": len(r.latencies_ms),
-                    "errors": r.errors,
-                    "p50_ms": r.percentile(0.5),
-                    "p90_ms": r.percentile(0.9),
-                    "p99_ms": r.percentile(0.99),
-                    "rows_read": costs.rows(r.route),
-                    "cache_hit_ratio": costs.hit_ratio(r.route),
-                }
-                for r in items
-            ]
+            return [route_json(r, costs) for r in items]
 
         return {
             "bulk_starts": v.bulk_starts,
