@@ -212,7 +212,9 @@ def test_the_builder_is_billed_its_idle_minutes_and_its_work_per_start():
     assert per_start == (1.0, 2.0)
 
 
-def test_with_no_benchmark_run_the_cost_command_prices_the_checked_in_profile_and_says_so(monkeypatch, capsys):
+def test_with_no_benchmark_run_the_cost_command_prices_the_checked_in_profile_and_says_so(
+    monkeypatch, capsys
+):
     # Given a fresh clone: no bench-results/, only the checked-in profile of the latest full benchmark
     from player_sessions_local.cost import __main__ as cost_command
     from player_sessions_local.cost.runs import CHECKED_IN_PROFILE, load_profile

@@ -115,7 +115,10 @@ def test_loader_processes_with_chunks_in_flight_store_every_start_and_fold_them_
     in_day = Counter(country for _, country, ts in starts if day.contains(ts))
     rows = services.starts.read_rollups([day])
     assert sum(in_day.values()) > 0 and bucket_state(rows[day]).counts == in_day
-    assert read_tail(services.starts, clock.now() - timedelta(seconds=3), services.settings.partition).arrivals == []
+    assert (
+        read_tail(services.starts, clock.now() - timedelta(seconds=3), services.settings.partition).arrivals
+        == []
+    )
     # And the counts grew by exactly the file's distinct starts, country by country
     added = Counter(country for _, country, _ in starts)
     after = dict(starts_by_country(72, store=services.starts, clock=clock, settings=services.settings).counts)
