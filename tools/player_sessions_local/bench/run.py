@@ -53,6 +53,8 @@ class BenchRun:
     started_at: datetime
     load_before: str
     rng: random.Random
+    commit: str
+    """What the run measures: the checkout's commit when it started."""
     data_path: Path = Path()
     generation_seconds: float = 0.0
     expected: ExpectedRows = field(default_factory=ExpectedRows)
@@ -115,6 +117,7 @@ class BenchRun:
             datetime.now(UTC),
             load_before,
             random.Random(options.seed),
+            git_commit(),
         )
 
     def generate_data_set(self) -> None:
@@ -374,7 +377,7 @@ class BenchRun:
                 "id": o.out.name,
                 "date": f"{self.started_at:%Y-%m-%d %H:%M} UTC",
                 "events": f"{self.expected.lines:,}",
-                "commit": git_commit(),
+                "commit": self.commit,
             },
         )
         markdown = summary.markdown() + "\n## Cost per request and per month\n\n" + "\n".join(cost) + "\n"
