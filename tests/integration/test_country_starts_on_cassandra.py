@@ -273,6 +273,7 @@ def live_starts(
         fold(starts_store, clock, settings, tracker)
 
 
+@pytest.mark.timeout(900)  # 50,000 starts ingested and folded: minutes on a slow host
 def test_reads_stay_within_a_fixed_bound_however_many_starts_the_open_hour_holds(
     counts_stores, counts_settings
 ):
@@ -312,6 +313,7 @@ def test_reads_stay_within_a_fixed_bound_however_many_starts_the_open_hour_holds
     assert starts_by_country(1, store=starts_store, clock=clock, settings=counts_settings).total == 50_000
 
 
+@pytest.mark.timeout(900)  # a day of starts, ten minutes at a time: minutes on a slow host
 def test_the_first_request_after_a_day_no_reader_saw_meets_the_same_bound(counts_stores, counts_settings):
     # Given a day of live starts, 100 every ten minutes, with the builder on its schedule and no reader at all
     # (one part, as above)

@@ -55,10 +55,15 @@ class ProbeGateway:
 
 
 @contextmanager
-def probe_gateway(function: LocalFunction | None = None, max_concurrency: int = 4) -> Iterator[ProbeGateway]:
+def probe_gateway(
+    function: LocalFunction | None = None, max_concurrency: int = 4, queue_seconds: float = 0.0
+) -> Iterator[ProbeGateway]:
     """The gateway in a thread, in front of a pool of real environments running the probe."""
     pool = EnvironmentPool(
-        {"probe": function or probe_function()}, region="us-east-1", max_concurrency=max_concurrency
+        {"probe": function or probe_function()},
+        region="us-east-1",
+        max_concurrency=max_concurrency,
+        wait_timeout_seconds=queue_seconds,
     )
     server = create_server("127.0.0.1", 0, routes=ROUTES, invoker=pool)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
@@ -159,8 +164,27 @@ def test_a_warm_environment_is_reused_for_the_next_request():
     assert state.started == {"probe": 1} and state.idle == {"probe": 1}
 
 
-def test_max_concurrency_is_enforced_and_the_request_beyond_it_waits_for_a_free_environment(barrier):
-    with probe_gateway(max_concurrency=2) as gateway, ThreadPoolExecutor(3) as clients:
+def test_max_concurrency_is_enforced_and_the_request_beyond_it_is_throttled_at_once(barrier):
+    with probe_gateway(max_concurrency=2) as gateway, ThreadPoolExecutor(2) as clients:
+        # Given two requests holding both environments the pool may run
+        held = [clients.submit(gateway.post, {"id": n, "hold_at": barrier.port}) for n in ("a", "b")]
+        barrier.wait_for(2)
+        # When a third comes
+        third = gateway.post({"id": "c"})
+        state = gateway.pool.state()
+        barrier.release()
+        answers = [body(future.result()) for future in held]
+    # Then it is refused as Lambda throttles (429, Retry-After) while the two are still held (it did not wait),
+    # and no third environment starts
+    assert third.status_code == 429 and third.headers["retry-after"] == "1"
+    assert third.json() == {"message": "Too Many Requests"}
+    assert state.busy == 2 and state.waiting == 0
+    assert [answer["order"]["id"] for answer in answers] == ["a", "b"]
+    assert state.started == {"probe": 2}
+
+
+def test_with_a_queue_the_request_beyond_max_concurrency_waits_for_a_free_environment(barrier):
+    with probe_gateway(max_concurrency=2, queue_seconds=30) as gateway, ThreadPoolExecutor(3) as clients:
         # Given two requests holding both environments the pool may run
         held = [clients.submit(gateway.post, {"id": n, "hold_at": barrier.port}) for n in ("a", "b")]
         barrier.wait_for(2)
