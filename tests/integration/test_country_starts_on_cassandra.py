@@ -278,10 +278,8 @@ def test_reads_stay_within_a_fixed_bound_however_many_starts_the_open_hour_holds
     counts_stores, counts_settings
 ):
     # Given the builder running on its schedule while 0, then 20,000, then 50,000 starts arrive, stamped within
-    # the last minutes (one part: a reader's bound does not depend on how many parts fold, and four parts folding
-    # in turn in this thread take four times as long; tests/unit/test_start_counts_properties.py runs many)
+    # the last minutes
     session_store, starts_store = counts_stores
-    counts_settings = counts_settings.model_copy(update={"rollup_parts": 1})
     clock, rng, tracker = (
         FixedClock(datetime(2026, 7, 1, 18, 42, 7, 250_000, tzinfo=UTC)),
         random.Random(3),
@@ -316,9 +314,7 @@ def test_reads_stay_within_a_fixed_bound_however_many_starts_the_open_hour_holds
 @pytest.mark.timeout(900)  # a day of starts, ten minutes at a time: minutes on a slow host
 def test_the_first_request_after_a_day_no_reader_saw_meets_the_same_bound(counts_stores, counts_settings):
     # Given a day of live starts, 100 every ten minutes, with the builder on its schedule and no reader at all
-    # (one part, as above)
     session_store, starts_store = counts_stores
-    counts_settings = counts_settings.model_copy(update={"rollup_parts": 1})
     clock, rng, tracker = (
         FixedClock(datetime(2026, 8, 3, 0, 0, 30, tzinfo=UTC)),
         random.Random(5),
