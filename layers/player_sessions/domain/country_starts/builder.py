@@ -142,6 +142,7 @@ def fold_ready_slots(
                 report.starts_counted += counted.starts
                 report.deltas_written += counted.deltas
                 report.bases_written += counted.bases
+                report.watermark = current  # fold_slot stored it
             report.slots_folded += 1
             watermark = current
         slot = watermark + 1
@@ -156,9 +157,10 @@ readers read at most this many more (empty, for that part) slots of arrivals."""
 
 
 def _finish(store: RollupStore, report: FoldReport, part: int, watermark: int, newest: int) -> None:
-    """Moves the stored watermark over the slots this run passed: at once when it folded arrivals, after
-    IDLE_PROGRESS_SLOTS when they were all empty. ``behind_seconds`` counts from where the run got to (an idle
-    part is not behind)."""
+    """Moves the stored watermark (``report.watermark``, as the last fold left it) over the empty slots this
+    run passed after it: at once when the run folded arrivals, after IDLE_PROGRESS_SLOTS when it folded none;
+    never again to where the last fold already moved it. ``behind_seconds`` counts from where the run got to
+    (an idle part is not behind)."""
     stored = report.watermark
     if stored is None or (
         watermark > stored and (report.starts_counted > 0 or watermark - stored >= IDLE_PROGRESS_SLOTS)
