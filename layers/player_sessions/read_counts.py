@@ -17,10 +17,14 @@ from dataclasses import dataclass
 @dataclass
 class ReadTally:
     rows: int = 0
+    """Rows Cassandra returned."""
     partitions: int = 0
+    """Partitions those statements addressed (a ``WHERE key IN`` of three counts three)."""
     requests: int = 0
+    """Statements sent to Cassandra (one with an ``IN`` list counts once)."""
     cache_hits: int = 0
     cache_misses: int = 0
+    """Cache lookups: a hit answered without Cassandra, a miss went on to read it."""
 
 
 _current: ContextVar[ReadTally | None] = ContextVar("read_tally", default=None)

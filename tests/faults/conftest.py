@@ -210,6 +210,12 @@ def hostile_api(cassandra_connection, tmp_path_factory) -> Iterator[ServedApi]:
     stop(api)
 
 
+def new_player_with_sessions(country: str, *minutes_ago: int) -> tuple[str, list[list[dict]]]:
+    """A new player and, for each of ``minutes_ago``, a completed session of theirs that ended then."""
+    player = uuid.uuid4().hex
+    return player, [completed_session(player, country, minutes) for minutes in minutes_ago]
+
+
 def completed_session(player: str, country: str, minutes_ago: int = 30) -> list[dict]:
     """A start and its end, both a little in the past."""
     now, session_id = datetime.now(UTC), str(uuid.uuid4())

@@ -15,7 +15,12 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.faults.conftest import API_KEY, completed_session, wait_until_session_answers
+from tests.faults.conftest import (
+    API_KEY,
+    completed_session,
+    new_player_with_sessions,
+    wait_until_session_answers,
+)
 
 pytestmark = pytest.mark.faults
 
@@ -54,8 +59,7 @@ def session_ids(response: httpx.Response) -> list[str]:
 def test_frozen_cassandra_is_503_within_5_s_on_every_route_and_the_service_resumes_after_thaw(
     fresh_api, local_services, record_property
 ):
-    player = uuid.uuid4().hex
-    before, after = completed_session(player, "FZ", 90), completed_session(player, "FZ", 20)
+    player, (before, after) = new_player_with_sessions("FZ", 90, 20)
     with fresh_api.client() as client:
         # Given a warm environment that has ingested and answered /health (its player read never prepared)
         assert client.post("/events", json=before).json()["stored"] == 2
@@ -111,8 +115,7 @@ def test_an_environment_starting_while_cassandra_is_frozen_answers_503_within_5_
 def test_killed_cassandra_is_503_at_once_and_the_service_recovers_by_itself_after_make_up(
     fresh_api, local_services, record_property
 ):
-    player = uuid.uuid4().hex
-    before, after = completed_session(player, "KZ", 90), completed_session(player, "KZ", 20)
+    player, (before, after) = new_player_with_sessions("KZ", 90, 20)
     with fresh_api.client() as client:
         # Given a warm environment that has just stored a session
         assert client.post("/events", json=before).json()["stored"] == 2

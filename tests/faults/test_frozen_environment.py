@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import signal
 import time
-import uuid
 
 import pytest
 
 from player_sessions.cassandra_connection import IDLE_PROBE_AFTER_SECONDS
-from tests.faults.conftest import completed_session, process_tree, signal_tree
+from tests.faults.conftest import new_player_with_sessions, process_tree, signal_tree
 
 pytestmark = pytest.mark.faults
 
@@ -19,8 +18,7 @@ pytestmark = pytest.mark.faults
 def test_an_environment_frozen_while_cassandra_and_redis_restarted_answers_its_next_requests_without_error(
     fresh_api, local_services, record_property
 ):
-    player = uuid.uuid4().hex
-    before, after = completed_session(player, "FE", 90), completed_session(player, "FE", 20)
+    player, (before, after) = new_player_with_sessions("FE", 90, 20)
     with fresh_api.client() as client:
         # Given a warm environment that has used every route (the player's history is cached)
         assert client.post("/events", json=before).json()["stored"] == 2

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -16,7 +15,7 @@ import pytest
 from player_sessions.cassandra_connection import IDLE_PROBE_AFTER_SECONDS
 from player_sessions.settings import Settings
 from tests.e2e.conftest import ServedApi, serve, stop
-from tests.faults.conftest import completed_session
+from tests.faults.conftest import new_player_with_sessions
 from tests.faults.stalling_proxy import StallingProxy
 from tests.faults.test_cassandra_outages import first_success, session_ids, timed
 
@@ -55,8 +54,7 @@ def through_proxy(cassandra_connection, tmp_path) -> Iterator[ThroughProxy]:
 def test_a_connection_gone_silent_is_a_prompt_503_and_the_next_request_is_served_over_a_new_one(
     through_proxy, record_property
 ):
-    player = uuid.uuid4().hex
-    before, during, after = (completed_session(player, "HO", minutes) for minutes in (90, 60, 30))
+    player, (before, during, after) = new_player_with_sessions("HO", 90, 60, 30)
     proxy, api = through_proxy.proxy, through_proxy.api
     with api.client() as client:
         # Given a warm environment whose connections to Cassandra run through the proxy
@@ -99,8 +97,7 @@ def test_a_connection_gone_silent_is_a_prompt_503_and_the_next_request_is_served
 def test_after_a_quiet_spell_the_idle_probe_finds_the_silence_and_the_request_is_served(
     through_proxy, record_property
 ):
-    player = uuid.uuid4().hex
-    before, after = completed_session(player, "HQ", 90), completed_session(player, "HQ", 30)
+    player, (before, after) = new_player_with_sessions("HQ", 90, 30)
     proxy, api = through_proxy.proxy, through_proxy.api
     with api.client() as client:
         # Given a warm environment whose connections went silent, then a quiet spell longer than the

@@ -60,6 +60,16 @@ def fresh_player() -> str:
     return uuid.uuid4().hex
 
 
+@pytest.fixture
+def store(cassandra_connection) -> CassandraSessionStore:
+    return CassandraSessionStore(cassandra_connection)
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return now_clock()
+
+
 def now_clock() -> FixedClock:
     """A clock fixed at the real current time (whole seconds), so the TTLs Cassandra counts down are meaningful."""
     return FixedClock(datetime.now(UTC).replace(microsecond=0))
@@ -124,11 +134,9 @@ def start_row_ttl(
 
 
 def test_end_arriving_before_its_start_completes_the_session_once(
-    cassandra_connection, cassandra_session, test_settings
+    store, clock, cassandra_session, test_settings
 ):
     # Given the end of a session was ingested alone, before its start
-    store = CassandraSessionStore(cassandra_connection)
-    clock = now_clock()
     player_id, session_id = fresh_player(), uuid.uuid4()
     start_ts = clock.now() - timedelta(hours=2, milliseconds=250)
     end_ts = clock.now() - timedelta(minutes=30)
@@ -202,12 +210,8 @@ def test_start_and_end_racing_from_two_threads_complete_each_session_exactly_onc
     assert stored == {session_id: (start_ts, end_ts, "SE") for session_id, start_ts, end_ts in sessions}
 
 
-def test_resending_the_same_batch_leaves_one_row_per_event(
-    cassandra_connection, cassandra_session, test_settings
-):
+def test_resending_the_same_batch_leaves_one_row_per_event(store, clock, cassandra_session, test_settings):
     # Given a batch with the start and the end of one session
-    store = CassandraSessionStore(cassandra_connection)
-    clock = now_clock()
     player_id, session_id = fresh_player(), uuid.uuid4()
     start_ts = clock.now() - timedelta(hours=5, seconds=7)
     end_ts = clock.now() - timedelta(hours=4)
@@ -234,11 +238,9 @@ def test_resending_the_same_batch_leaves_one_row_per_event(
 
 
 def test_ttl_written_is_the_retention_minus_the_age_of_the_event(
-    cassandra_connection, cassandra_session, test_settings
+    store, clock, cassandra_session, test_settings
 ):
     # Given a session that started 100 days ago and ended 99 days ago
-    store = CassandraSessionStore(cassandra_connection)
-    clock = now_clock()
     player_id, session_id = fresh_player(), uuid.uuid4()
     start_ts = clock.now() - timedelta(days=100)
     end_ts = clock.now() - timedelta(days=99)
@@ -269,12 +271,10 @@ def test_ttl_written_is_the_retention_minus_the_age_of_the_event(
 
 
 def test_two_different_ends_of_one_session_in_one_batch_leave_the_last_one(
-    cassandra_connection, cassandra_session, test_settings
+    store, clock, cassandra_session, test_settings
 ):
     # Given a start, and two contradicting ends of the same session, all in one batch, the later end first (in
     # one batch statement, equal write times would let the greater value win instead)
-    store = CassandraSessionStore(cassandra_connection)
-    clock = now_clock()
     player_id, session_id = fresh_player(), uuid.uuid4()
     start_ts = clock.now() - timedelta(hours=2)
     first_end, last_end = start_ts + timedelta(minutes=20), start_ts + timedelta(minutes=10)
@@ -292,11 +292,9 @@ def test_two_different_ends_of_one_session_in_one_batch_leave_the_last_one(
 
 
 def test_event_older_than_the_retention_is_discarded_and_not_stored(
-    cassandra_connection, cassandra_session, test_settings
+    store, clock, cassandra_session, test_settings
 ):
     # Given a start whose ts is one minute past the retention
-    store = CassandraSessionStore(cassandra_connection)
-    clock = now_clock()
     player_id, session_id = fresh_player(), uuid.uuid4()
     too_old = clock.now() - test_settings.retention - timedelta(minutes=1)
 
@@ -313,11 +311,9 @@ def test_event_older_than_the_retention_is_discarded_and_not_stored(
 
 
 def test_event_beyond_the_clock_skew_is_rejected_while_valid_events_of_the_batch_are_stored(
-    cassandra_connection, cassandra_session, test_settings
+    store, clock, cassandra_session, test_settings
 ):
     # Given a batch: a valid start, then an end more than the clock-skew allowance in the future
-    store = CassandraSessionStore(cassandra_connection)
-    clock = now_clock()
     player_id = fresh_player()
     valid_id, future_id = uuid.uuid4(), uuid.uuid4()
     valid_ts = clock.now() - timedelta(minutes=3)
@@ -344,10 +340,8 @@ def test_event_beyond_the_clock_skew_is_rejected_while_valid_events_of_the_batch
     )
 
 
-def test_history_is_the_newest_sessions_by_end_time_bounded_by_the_limit(cassandra_connection, test_settings):
+def test_history_is_the_newest_sessions_by_end_time_bounded_by_the_limit(store, clock, test_settings):
     # Given a player with 30 completed sessions, ended one hour apart (ingested in shuffled order of batches)
-    store = CassandraSessionStore(cassandra_connection)
-    clock = now_clock()
     player_id = fresh_player()
     sessions = [
         (uuid.uuid4(), clock.now() - timedelta(hours=i + 1, minutes=20), clock.now() - timedelta(hours=i + 1))
@@ -404,11 +398,9 @@ def test_session_whose_start_left_the_retention_is_not_in_the_history(cassandra_
 
 
 def test_each_stored_start_arrives_in_the_current_slot_with_its_ttl_and_its_minute_recorded(
-    cassandra_connection, cassandra_session, test_settings
+    store, clock, cassandra_session, test_settings
 ):
     # Given a start from 40 days ago, a live one, and one stamped two minutes ahead of the server
-    store = CassandraSessionStore(cassandra_connection)
-    clock = now_clock()
     now = clock.now()
     late, live, ahead = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     stamps = {

@@ -64,9 +64,12 @@ RETRY_PAUSE_SECONDS = 0.5
 @dataclass
 class LoadReport:
     lines: int = 0
+    """Lines read from the file, each one event."""
     stored: int = 0
     discarded: int = 0
+    """Valid events older than the retention: accepted and not stored, as the API does."""
     rejected: int = 0
+    """Lines the API would answer with an error (not JSON, a field against its rule)."""
     retries: int = 0
     """Chunks sent again after a database failure (see CHUNK_ATTEMPTS)."""
     seconds: float = 0.0

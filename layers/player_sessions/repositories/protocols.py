@@ -8,35 +8,27 @@ from datetime import datetime
 from typing import Protocol
 from uuid import UUID
 
-from player_sessions.models import (
-    Arrival,
-    ArrivalWrite,
-    CompletedSession,
-    EventWrite,
-    HourCounts,
-    RollupRow,
-    SessionHalves,
-    StartKey,
-    StartRow,
-)
+from player_sessions.models import rows
 from player_sessions.time_buckets import Bucket
 
 
 class SessionStore(Protocol):
-    def write_events(self, writes: Sequence[EventWrite], arrivals: Sequence[ArrivalWrite]) -> None:
+    def write_events(self, writes: Sequence[rows.EventWrite], arrivals: Sequence[rows.ArrivalWrite]) -> None:
         """Stores each event's half of its session, the start row of a start and its arrival, all at once;
         every arrival's minute is in ``arrival_minutes`` before the arrival is."""
 
-    def read_sessions(self, session_ids: Sequence[UUID]) -> dict[UUID, SessionHalves]:
+    def read_sessions(self, session_ids: Sequence[UUID]) -> dict[UUID, rows.SessionHalves]:
         """The stored halves of each session that has any."""
 
-    def write_completed(self, sessions: Sequence[tuple[CompletedSession, int]]) -> None:
+    def write_completed(self, sessions: Sequence[tuple[rows.CompletedSession, int]]) -> None:
         """Stores completed sessions, each with its TTL in seconds (writing one twice changes nothing)."""
 
-    def write_arrivals(self, arrivals: Sequence[ArrivalWrite]) -> None:
+    def write_arrivals(self, arrivals: Sequence[rows.ArrivalWrite]) -> None:
         """Stores arrivals (their minutes first, as above)."""
 
-    def last_completed_sessions(self, player_id: str, since: datetime, limit: int) -> list[CompletedSession]:
+    def last_completed_sessions(
+        self, player_id: str, since: datetime, limit: int
+    ) -> list[rows.CompletedSession]:
         """Up to ``limit`` completed sessions of the player, both events at or after ``since``, newest end first."""
 
     def ping(self) -> float:
@@ -56,13 +48,13 @@ class StartsStore(Protocol):
     def arrival_minutes_between(self, first: datetime, last: datetime, limit: int) -> list[datetime]:
         """The oldest ``limit`` minutes in ``[first, last]`` that hold arrivals, oldest first."""
 
-    def read_arrivals(self, slots: Sequence[int], shards: Sequence[int]) -> list[Arrival]:
+    def read_arrivals(self, slots: Sequence[int], shards: Sequence[int]) -> list[rows.Arrival]:
         """Every arrival in the slots and shards, read at once."""
 
-    def read_marks(self, keys: Sequence[StartKey]) -> dict[StartKey, int]:
+    def read_marks(self, keys: Sequence[rows.StartKey]) -> dict[rows.StartKey, int]:
         """The fold (its id: time_buckets.fold_id) that counted each start that has been counted."""
 
-    def read_rollups(self, buckets: Sequence[Bucket]) -> dict[Bucket, list[RollupRow]]:
+    def read_rollups(self, buckets: Sequence[Bucket]) -> dict[Bucket, list[rows.RollupRow]]:
         """Every row of each bucket (base and deltas, oldest slot first), all requested at once."""
 
     def edge_country_counts(
@@ -71,8 +63,8 @@ class StartsStore(Protocol):
         """Starts per country of the listed countries in ``[since, before)``, a span inside one hour."""
 
     def country_hour_starts(
-        self, hours: HourCounts, country: str, not_after: datetime, not_before: datetime, page_size: int
-    ) -> list[Iterator[StartRow]]:
+        self, hours: rows.HourCounts, country: str, not_after: datetime, not_before: datetime, page_size: int
+    ) -> list[Iterator[rows.StartRow]]:
         """For each hour (all requested at once), the country's starts with ``not_before <= ts <= not_after``,
         newest first (ties at one instant in any order). Each hour comes with the country's count in it when the
         rollups know it exactly: an hour known to hold few may be read whole, together with others; any other
@@ -85,15 +77,15 @@ class StartsStore(Protocol):
 class RollupStore(StartsStore, Protocol):
     """What the builder uses besides the readers' view."""
 
-    def stored_starts(self, keys: Sequence[StartKey]) -> set[StartKey]:
+    def stored_starts(self, keys: Sequence[rows.StartKey]) -> set[rows.StartKey]:
         """Those of the starts whose start row is stored (an arrival is written beside its start row, so a
         batch that failed half way may have left one without the other)."""
 
-    def claim_fold(self, fold: int, keys: Sequence[StartKey], ttl_seconds: int) -> list[StartKey]:
+    def claim_fold(self, fold: int, keys: Sequence[rows.StartKey], ttl_seconds: int) -> list[rows.StartKey]:
         """Records which starts the fold ``fold`` counts, unless a fold of it recorded that already; returns the
         recorded set either way, so concurrent builders agree."""
 
-    def write_marks(self, marks: Sequence[tuple[StartKey, int, int]]) -> None:
+    def write_marks(self, marks: Sequence[tuple[rows.StartKey, int, int]]) -> None:
         """For each (start, fold, TTL): the start is counted by that fold."""
 
     def write_deltas(self, fold: int, deltas: Sequence[tuple[Bucket, dict[str, int], int]]) -> None:

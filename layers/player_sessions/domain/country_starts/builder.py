@@ -55,9 +55,12 @@ class FoldReport:
     slots_folded: int = 0
     """Slots whose arrivals were folded (empty minutes are skipped without reading)."""
     starts_counted: int = 0
+    """Starts counted for the first time (a start folded before is not counted again)."""
     deltas_written: int = 0
     bases_written: int = 0
+    """Rollup rows written: a delta per bucket a fold changed, a base per bucket compacted."""
     watermark: int | None = None
+    """The part's newest arrival slot folded with every slot before it (None: nothing folded yet)."""
     behind_seconds: float = 0.0
     """How far the watermark is behind the newest foldable slot after this run."""
 
