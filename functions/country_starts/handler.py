@@ -27,7 +27,7 @@ from player_sessions.settings import get_settings
 
 # A cold start without the cursor key's secret fails here (Keyspaces mode), rather than sign with the public
 # development key.
-get_settings().cursor_key()
+get_settings().cursor_keys()
 
 app = build_resolver()
 
@@ -139,7 +139,7 @@ def list_starts(
     )
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

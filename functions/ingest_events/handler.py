@@ -70,7 +70,7 @@ def _record_metrics(outcome: BatchOutcome) -> None:
     metrics.add_metric(name="SessionsCompleted", unit=MetricUnit.Count, value=outcome.completed_sessions)
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

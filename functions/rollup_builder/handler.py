@@ -25,7 +25,7 @@ _tracker = CompactionTracker()
 """Deltas per bucket since its last base, kept across the invocations of this environment (of one part)."""
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from aws_lambda_powertools.event_handler.depends import Depends
 from player_sessions.cassandra_connection import CassandraConnection
 from player_sessions.clock import Clock, SystemClock
 from player_sessions.redis_connection import RedisConnection
-from player_sessions.repositories.cache_protocol import NoCache, ReadCache
+from player_sessions.repositories.cache_protocol import CACHE_FORMAT_VERSION, NoCache, ReadCache
 from player_sessions.repositories.cassandra_rollups import CassandraRollupStore
 from player_sessions.repositories.cassandra_store import CassandraSessionStore
 from player_sessions.repositories.protocols import RollupStore, SessionStore
@@ -66,8 +66,9 @@ def _read_cache(redis: RedisConnection | None, keyspace: str) -> ReadCache:
         return NoCache()
     from player_sessions.repositories.redis_cache import RedisReadCache
 
-    # The keyspace in every key: two keyspaces that share a Redis database never read each other's entries.
-    return RedisReadCache(redis, namespace=f"ps:{keyspace}")
+    # The format's version and the keyspace in every key: a release that caches in another format, or another
+    # keyspace sharing the Redis database, never reads these entries.
+    return RedisReadCache(redis, namespace=f"ps:v{CACHE_FORMAT_VERSION}:{keyspace}")
 
 
 def get_services() -> Services:
@@ -84,14 +85,25 @@ ServicesDependency = Annotated[Services, Depends(get_services)]
 
 
 def with_deployed_secrets(settings: Settings) -> Settings:
-    """Settings with the secrets that are stored in Secrets Manager when deployed (read once, cached)."""
+    """Settings with the secrets that are stored in Secrets Manager when deployed (read once per environment):
+    the cursor key's current version, and its previous one when the secret has been rotated."""
     if settings.cursor_secret_arn is None:
         return settings
-    from aws_lambda_powertools.utilities import parameters
+    import boto3
     from pydantic import SecretStr
 
-    key = parameters.get_secret(settings.cursor_secret_arn, max_age=3600)
-    return settings.model_copy(update={"cursor_signing_key": SecretStr(str(key))})
+    client = boto3.client("secretsmanager")
+    current = client.get_secret_value(SecretId=settings.cursor_secret_arn)["SecretString"]
+    try:
+        previous = client.get_secret_value(SecretId=settings.cursor_secret_arn, VersionStage="AWSPREVIOUS")
+    except client.exceptions.ResourceNotFoundException:  # never rotated
+        previous = None
+    return settings.model_copy(
+        update={
+            "cursor_signing_key": SecretStr(current),
+            "cursor_previous_signing_key": SecretStr(previous["SecretString"]) if previous else None,
+        }
+    )
 
 
 @contextmanager

@@ -236,7 +236,9 @@ class CassandraConnection:
             session.add_request_init_listener(self._watch_for_silence)
         except (NoHostAvailable, OperationTimedOut, OSError) as error:
             cluster.shutdown()
-            raise DatabaseUnavailableError(f"cannot connect to Cassandra: {error}") from error
+            # The driver's text names the hosts tried and what each answered: the log has it (as the cause), the
+            # client gets what is down.
+            raise DatabaseUnavailableError("cannot connect to Cassandra") from error
         self._cluster = cluster
         self._unserved_since = None
         self._last_used = time.monotonic()

@@ -80,6 +80,9 @@ class Settings(BaseSettings):
 
     cursor_signing_key: SecretStr = SecretStr("local-development-cursor-key")
     """HMAC key of the country listing's page cursors (local default); deployed, see cursor_secret_arn."""
+    cursor_previous_signing_key: SecretStr | None = None
+    """The key cursors were signed with before the last rotation: cursors it signed still decode until they
+    expire with their window. Deployed, the secret's AWSPREVIOUS version."""
     cursor_secret_arn: str | None = None
     """Secrets Manager secret holding the cursor key; read once per environment when set."""
 
@@ -119,16 +122,17 @@ class Settings(BaseSettings):
             )
         return self
 
-    def cursor_key(self) -> bytes:
-        """The key that signs the country listing's page cursors. Deployed it comes from Secrets Manager
-        (``cursor_secret_arn``): Keyspaces mode without that secret refuses, rather than sign with the public
-        development key."""
+    def cursor_keys(self) -> tuple[bytes, ...]:
+        """The keys of the country listing's page cursors: the one that signs, then the previous one if any
+        (cursors it signed still decode). Deployed they come from Secrets Manager (``cursor_secret_arn``):
+        Keyspaces mode without that secret refuses, rather than sign with the public development key."""
         if self.database_mode is DatabaseMode.KEYSPACES and self.cursor_secret_arn is None:
             raise ConfigurationError(
                 "PLAYER_SESSIONS_CURSOR_SECRET_ARN is not set: Keyspaces mode signs cursors only with the "
                 "deployed secret, never with the development key"
             )
-        return self.cursor_signing_key.get_secret_value().encode()
+        keys = (self.cursor_signing_key, self.cursor_previous_signing_key)
+        return tuple(key.get_secret_value().encode() for key in keys if key is not None)
 
     @property
     def retention(self) -> timedelta:

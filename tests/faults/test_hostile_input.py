@@ -105,6 +105,8 @@ def hostile_events() -> list[tuple[str, dict, str]]:
         ("Kelvin sign in country", start(country="\u212aE"), "country"),
         ("ts a huge number", start(ts=1e308), "ts"),
         ("ts in the year 99999", start(ts="99999-01-01T00:00:00"), "ts"),
+        ("ts in year 0 once in UTC", start(ts="0001-01-01T00:00:00+01:00"), "ts"),
+        ("ts in year 10000 once in UTC", start(ts="9999-12-31T23:30:00-01:00"), "ts"),
         ("event a boolean", start(event=True), "event"),
     ]
 

@@ -24,6 +24,33 @@ def test_cursor_key_is_read_from_secrets_manager_when_an_arn_is_set(monkeypatch)
     assert settings.cursor_signing_key.get_secret_value() == "s3cr3t-key"
 
 
+def test_after_a_rotation_the_previous_key_is_read_too_and_cursors_it_signed_still_decode(monkeypatch):
+    from datetime import UTC, datetime
+    from uuid import uuid4
+
+    from player_sessions.domain.country_starts.cursor import CountryCursor, decode_cursor, encode_cursor
+
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    moment = datetime(2026, 12, 1, tzinfo=UTC)
+    cursor = CountryCursor("FI", 3, moment, moment, moment, uuid4())
+    with mock_aws():
+        # Given a cursor signed with the secret's first key, then the secret rotated
+        client = boto3.client("secretsmanager")
+        arn = client.create_secret(Name="cursor-key", SecretString="first-key")["ARN"]
+        old = encode_cursor(cursor, with_deployed_secrets(Settings(cursor_secret_arn=arn)).cursor_keys()[0])
+        client.put_secret_value(SecretId=arn, SecretString="second-key")
+        # When an environment starts after the rotation
+        settings = with_deployed_secrets(Settings(cursor_secret_arn=arn))
+    # Then it signs with the new key and still decodes the cursor the old one signed
+    assert settings.cursor_keys() == (b"second-key", b"first-key")
+    assert decode_cursor(old, settings.cursor_keys()) == cursor
+    assert encode_cursor(cursor, settings.cursor_keys()[0]) != old
+    # and a key that is neither is refused
+    assert decode_cursor(encode_cursor(cursor, b"second-key"), (b"second-key",)) == cursor
+
+
 def test_local_settings_keep_their_key_and_call_nothing():
     # Given local settings, which name no secret
     settings = Settings()
@@ -55,7 +82,7 @@ def test_keyspaces_mode_without_the_cursor_secret_refuses_to_sign():
     settings = Settings(database_mode=DatabaseMode.KEYSPACES)
     # When the cursor key is asked for / Then it is refused, naming the missing setting
     with pytest.raises(ConfigurationError, match="PLAYER_SESSIONS_CURSOR_SECRET_ARN"):
-        settings.cursor_key()
+        settings.cursor_keys()
 
 
 def test_the_country_function_fails_its_cold_start_in_keyspaces_mode_without_the_secret(monkeypatch):

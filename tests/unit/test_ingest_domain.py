@@ -258,3 +258,26 @@ def test_stored_starts_invalidate_their_countries_pages_and_completions_their_pl
     )
     # Then exactly those scopes changed
     assert cache.generations == Counter({"starts:FI": 1, "starts:PK": 1, "player:p1": 1})
+
+
+@pytest.mark.parametrize(
+    ("ts", "counted"),
+    [
+        ("0001-01-01T00:00:00+01:00", (1, 0, 1)),  # year 0 once in UTC
+        ("9999-12-31T23:30:00-01:00", (1, 0, 1)),  # year 10000 once in UTC
+        ("9999-12-31T23:59:59.999999Z", (1, 0, 1)),  # in the future
+        ("0001-01-01T00:00:00Z", (1, 1, 0)),  # older than the retention
+    ],
+)
+def test_a_timestamp_at_the_ends_of_the_calendar_costs_nothing_but_its_own_event(store, clock, ts, counted):
+    # Given a batch of a start whose ts lies at (or beyond, once in UTC) an end of the calendar, and a valid start
+    kept = uuid.uuid4()
+    hostile = {**start(uuid.uuid4(), NOW), "ts": ts}
+    # When it is ingested
+    outcome = ingest_batch(
+        [hostile, start(kept, NOW - timedelta(hours=1))], store=store, clock=clock, settings=SETTINGS
+    )
+    # Then the hostile event is rejected naming its ts (or discarded as too old), and the valid one is stored
+    assert (outcome.stored, outcome.discarded, outcome.rejected) == counted
+    assert [(p.index, p.field) for p in outcome.problems] == [(0, "ts")]
+    assert kept in store.sessions

@@ -37,7 +37,7 @@ def newest_timestamp(path: Path) -> datetime | None:
         for line in lines:
             try:
                 ts = to_utc_millis(datetime.fromisoformat(json.loads(line)["ts"]))
-            except (ValueError, KeyError, TypeError):
+            except (ValueError, KeyError, TypeError, OverflowError):
                 continue
             newest = ts if newest is None or ts > newest else newest
     return newest

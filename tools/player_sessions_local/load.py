@@ -100,8 +100,9 @@ def numbered_events(
                 )
                 continue
             if shift is not None and isinstance(event, dict) and isinstance(event.get("ts"), str):
-                # A timestamp that does not parse is left as it is: the domain rejects it with the precise reason.
-                with contextlib.suppress(ValueError):
+                # A timestamp that does not parse (or leaves the calendar) is left as it is: the domain rejects it
+                # with the precise reason.
+                with contextlib.suppress(ValueError, OverflowError):
                     event["ts"] = (to_utc_millis(datetime.fromisoformat(event["ts"])) + shift).isoformat()
             yield number, event
 

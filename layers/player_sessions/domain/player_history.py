@@ -8,7 +8,7 @@ from uuid import UUID
 
 from player_sessions.clock import Clock
 from player_sessions.models import CompletedSession, from_epoch_ms, to_epoch_ms
-from player_sessions.repositories.cache_protocol import NoCache, ReadCache
+from player_sessions.repositories.cache_protocol import NoCache, ReadCache, decoded_or_miss
 from player_sessions.repositories.protocols import SessionStore
 from player_sessions.settings import Settings
 
@@ -36,11 +36,10 @@ def last_completed_sessions(
     now = clock.now()
     since = now - settings.retention
     key = f"player:{player_id}:{limit}"
-    token, cached = cache.lookup([f"player:{player_id}"], key)
-    if cached is not None:
-        sessions = [_from_json(item) for item in json.loads(cached)]
-        if all(session.start_ts >= since for session in sessions):
-            return sessions
+    token, raw = cache.lookup([f"player:{player_id}"], key)
+    cached = decoded_or_miss(raw, _sessions_from_json)
+    if cached is not None and all(session.start_ts >= since for session in cached):
+        return cached
     sessions = [s for s in store.last_completed_sessions(player_id, since, limit) if s.start_ts >= since][
         :limit
     ]
@@ -63,6 +62,10 @@ def _to_json(session: CompletedSession) -> CachedSession:
         to_epoch_ms(session.start_ts),
         to_epoch_ms(session.end_ts),
     )
+
+
+def _sessions_from_json(data: bytes) -> list[CompletedSession]:
+    return [_from_json(item) for item in json.loads(data)]
 
 
 def _from_json(item: CachedSession) -> CompletedSession:

@@ -123,7 +123,11 @@ def _parse_ts(value: Any, problems: dict[str, str]) -> datetime | None:
     except ValueError:
         problems["ts"] = f"must be an ISO 8601 date-time such as 2016-11-22T20:40:50Z, got {_preview(value)}"
         return None
-    return to_utc_millis(parsed)
+    try:
+        return to_utc_millis(parsed)
+    except OverflowError:
+        problems["ts"] = f"must lie between years 1 and 9999 once in UTC, got {_preview(value)}"
+        return None
 
 
 def _parse_country(value: Any, problems: dict[str, str]) -> str | None:

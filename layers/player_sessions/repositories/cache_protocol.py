@@ -12,11 +12,28 @@ Scopes:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol, TypeVar
 
 CacheStatus = Literal["up", "down", "disabled"]
+
+CACHE_FORMAT_VERSION = 1
+"""In every key (the composition root puts it in the namespace): a release that changes how any value is
+cached bumps it, so that no environment reads entries written in another format; those expire on their TTL."""
+
+_Value = TypeVar("_Value")
+
+
+def decoded_or_miss(raw: bytes | None, decode: Callable[[bytes], _Value]) -> _Value | None:
+    """A cached value decoded, or None (a miss: the caller reads the database) when it is absent or does not
+    decode. A cache holds nothing a request cannot do without; an unreadable entry is never a 5xx."""
+    if raw is None:
+        return None
+    try:
+        return decode(raw)
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError, RecursionError):
+        return None
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from player_sessions.domain.country_starts.window import (
     read_tail,
 )
 from player_sessions.models import StartKey, to_epoch_ms
-from player_sessions.repositories.cache_protocol import CacheToken, NoCache, ReadCache
+from player_sessions.repositories.cache_protocol import CacheToken, NoCache, ReadCache, decoded_or_miss
 from player_sessions.repositories.protocols import StartsStore
 from player_sessions.time_buckets import COARSE_LEVELS, Bucket, Partition, hour_of
 
@@ -163,7 +163,7 @@ class _CachedCoarse:
         self.value: RolledCounts | None = None
         if buckets:
             self._token, raw = cache.lookup(["rollups"], self._key)
-            self.value = self._decode(raw) if raw is not None else None
+            self.value = decoded_or_miss(raw, self._decode)
 
     def store(self, value: RolledCounts) -> None:
         if not self._buckets:

@@ -14,7 +14,7 @@ from player_sessions.domain.country_starts.listing import Page, Position, list_c
 from player_sessions.domain.country_starts.window import Window, window_for
 from player_sessions.errors import BadRequestError
 from player_sessions.models import StartRow, from_epoch_ms, to_epoch_ms
-from player_sessions.repositories.cache_protocol import NoCache, ReadCache
+from player_sessions.repositories.cache_protocol import NoCache, ReadCache, decoded_or_miss
 from player_sessions.repositories.protocols import StartsStore
 from player_sessions.settings import Settings
 
@@ -84,11 +84,11 @@ def starts_of_country(
     """
     cache = cache or NoCache()
     country = country.upper()
-    signing_key = settings.cursor_key()
+    signing_keys = settings.cursor_keys()
     after: Position | None = None
     now = clock.now()
     if cursor:
-        decoded = decode_cursor(cursor, signing_key)
+        decoded = decode_cursor(cursor, signing_keys)
         if (decoded.country, decoded.hours) != (country, hours):
             raise BadRequestError(
                 "cursor belongs to another query",
@@ -106,8 +106,9 @@ def starts_of_country(
     else:
         window = window_for(hours, now, settings.retention)
         key = f"first:{country}:{hours}:{limit}"
-    token, cached = cache.lookup([f"starts:{country}"], key)
-    page = _reusable(_page_from_json(cached), window, country, store) if cached is not None else None
+    token, raw = cache.lookup([f"starts:{country}"], key)
+    cached = decoded_or_miss(raw, _page_from_json)
+    page = _reusable(cached, window, country, store) if cached is not None else None
     if page is None:
         computed_window = window
         page = list_country_starts(
@@ -128,7 +129,7 @@ def starts_of_country(
             CountryCursor(
                 country, hours, window.start, window.end, page.next_position.ts, page.next_position.session_id
             ),
-            signing_key,
+            signing_keys[0],
         )
     return CountryPage(window, page.starts, next_cursor, page.unread_from)
 
