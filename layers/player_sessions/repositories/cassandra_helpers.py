@@ -102,7 +102,8 @@ def unavailable_on_failure(action: str) -> Iterator[None]:
     except DatabaseUnavailableError:
         raise
     except DRIVER_FAILURES as error:
-        raise DatabaseUnavailableError(f"Cassandra could not {action}: {type(error).__name__}") from error
+        # What failed, for the client; which driver error (hosts, what each answered) is the cause, for the log.
+        raise DatabaseUnavailableError(f"Cassandra could not {action}") from error
     finally:
         metrics.add_metric(
             name="DatabaseLatency", unit=MetricUnit.Milliseconds, value=(time.perf_counter() - started) * 1000
