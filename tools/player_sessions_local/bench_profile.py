@@ -42,7 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["PLAYER_SESSIONS_KEYSPACE"] = args.keyspace
     os.environ["PLAYER_SESSIONS_REDIS_URL"] = redis_url_with_db(base.redis_url, args.redis_db)
     os.environ["PLAYER_SESSIONS_CACHE_ENABLED"] = "true" if args.cache == "on" else "false"
-    os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"
+    from player_sessions_local.no_metrics import disable_service_metrics
+
+    disable_service_metrics()
     os.environ.pop("PLAYER_SESSIONS_API_KEY", None)
     method, _, target = args.route.partition(" ")
     path, _, query = target.partition("?")

@@ -16,7 +16,6 @@ import argparse
 import contextlib
 import json
 import multiprocessing
-import os
 import queue
 import sys
 import threading
@@ -39,6 +38,7 @@ from player_sessions.observability import metrics
 from player_sessions.settings import Settings, get_settings
 from player_sessions_local.cassandra_roles import as_admin
 from player_sessions_local.event_files import newest_timestamp, open_for_reading
+from player_sessions_local.no_metrics import disable_service_metrics
 from player_sessions_local.rollup_runner import fold_until_caught_up
 
 T = TypeVar("T")
@@ -213,7 +213,7 @@ def load_file(
     chunks_in_flight: int = CHUNKS_IN_FLIGHT_PER_PROCESS,
 ) -> LoadReport:
     # The store records Lambda metrics, printed as EMF blobs; a loader is no Lambda (nor are its workers).
-    os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"
+    disable_service_metrics()
     shift = None
     if rebase_to_now:
         newest = newest_timestamp(path)
