@@ -114,20 +114,24 @@ def hostile_events() -> list[tuple[str, dict, str]]:
 def test_events_with_hostile_values_are_each_rejected_naming_the_field_and_none_is_stored(
     hostile_api, cassandra_session
 ):
-    # Given a batch in which every event breaks one rule with a hostile value
+    # Given batches (of at most ten, the limit) in which every event breaks one rule with a hostile value
     cases = hostile_events()
-    body = json.dumps([event for _, event, _ in cases]).encode()
-    # When it is posted
+    batches = [cases[start : start + 10] for start in range(0, len(cases), 10)]
+    # When they are posted
     with hostile_api.client() as client:
-        response = client.post("/events", content=body, headers=JSON)
-    # Then it is 400, each event rejected with its field named, and nothing stored
-    assert response.status_code == 400, response.text
-    result = response.json()
-    assert (result["stored"], result["rejected"]) == (0, len(cases))
-    assert [(e["index"], e["status"], e["field"]) for e in result["errors"]] == [
-        (index, "rejected", field) for index, (_, _, field) in enumerate(cases)
-    ]
-    assert all(e["reason"] for e in result["errors"])
+        responses = [
+            client.post("/events", content=json.dumps([e for _, e, _ in batch]).encode(), headers=JSON)
+            for batch in batches
+        ]
+    # Then each is 400, each event rejected with its field named, and nothing stored
+    for batch, response in zip(batches, responses, strict=True):
+        assert response.status_code == 400, response.text
+        result = response.json()
+        assert (result["stored"], result["rejected"]) == (0, len(batch))
+        assert [(e["index"], e["status"], e["field"]) for e in result["errors"]] == [
+            (index, "rejected", field) for index, (_, _, field) in enumerate(batch)
+        ]
+        assert all(e["reason"] for e in result["errors"])
     ids = [
         event["session_id"]
         for _, event, _ in cases

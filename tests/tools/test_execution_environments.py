@@ -219,8 +219,10 @@ def test_an_environment_whose_runtime_exits_is_replaced_and_its_request_gets_api
 
 
 def test_a_timed_out_environment_is_replaced_and_its_request_gets_api_gateways_502(barrier):
-    with probe_gateway(probe_function(timeout_seconds=1)) as gateway:
-        # Given a warm environment of a function with a 1 s timeout
+    # 3 s: the emulator counts a fresh environment's init against the function's timeout, and on a slow host
+    # the replacement's init took more than 1 s (its request then answered 502 too)
+    with probe_gateway(probe_function(timeout_seconds=3)) as gateway:
+        # Given a warm environment of a function with a 3 s timeout
         before = body(gateway.post({"id": "before"}))
         # When an invocation runs past it (held at a barrier that is never released)
         timed_out = gateway.post({"id": "stuck", "hold_at": barrier.port})

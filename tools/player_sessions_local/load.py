@@ -16,6 +16,7 @@ import argparse
 import contextlib
 import json
 import multiprocessing
+import os
 import queue
 import sys
 import threading
@@ -147,6 +148,7 @@ _worker_process = _WorkerProcess()
 
 
 def _start_worker_process(settings: Settings, clock: Clock, chunks_at_once: int) -> None:
+    disable_service_metrics()  # a worker is no Lambda invocation: no EMF blob between the progress lines
     # The caller's settings and clock, not the environment's: the benchmark loads into a keyspace of its own.
     _worker_process.services = build_services(settings, clock)
     _worker_process.threads = ThreadPoolExecutor(chunks_at_once, thread_name_prefix="chunk")
@@ -212,8 +214,9 @@ def load_file(
     processes: int = 1,
     chunks_in_flight: int = CHUNKS_IN_FLIGHT_PER_PROCESS,
 ) -> LoadReport:
-    # The store records Lambda metrics, printed as EMF blobs; a loader is no Lambda (nor are its workers).
-    disable_service_metrics()
+    # The store records Lambda metrics, printed as EMF blobs; a loader is no Lambda (nor are its workers, which
+    # also record nothing: _start_worker_process).
+    os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"
     shift = None
     if rebase_to_now:
         newest = newest_timestamp(path)
@@ -358,6 +361,7 @@ def main(argv: list[str] | None = None) -> int:
         help="skip folding the arrivals after the load (a running builder folds them)",
     )
     args = parser.parse_args(argv)
+    disable_service_metrics()
     # A loader writes as the administrative role (set-up, not a function of the service).
     services = build_services(as_admin(get_settings()), SystemClock())
     report = load_file(

@@ -32,8 +32,6 @@ is missing or a count is not exact. ``--quick`` is a smoke run of a few thousand
 
 import os
 
-# The loader's worker processes and the builder threads record Lambda metrics; a benchmark is no Lambda invocation.
-if os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true").lower() == "true":
-    from player_sessions_local.no_metrics import disable_service_metrics
-
-    disable_service_metrics()
+# The loader's worker processes record Lambda metrics; a benchmark is no Lambda invocation (its entry point,
+# __main__, also keeps the builder threads' metrics off the console: no_metrics).
+os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")

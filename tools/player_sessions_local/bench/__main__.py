@@ -6,9 +6,11 @@ from collections.abc import Sequence
 
 from player_sessions_local.bench.options import parse_options
 from player_sessions_local.bench.run import BenchRun
+from player_sessions_local.no_metrics import disable_service_metrics
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    disable_service_metrics()  # the builder threads and the loader's workers are no Lambda invocation
     bench = BenchRun.prepare(parse_options(argv))
     try:
         bench.generate_data_set()
