@@ -5,6 +5,7 @@ processes, never time."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import socket
 import threading
 import time
@@ -20,6 +21,7 @@ from infra_cdk.function_definitions import FUNCTION_DEFINITIONS
 from player_sessions.routes import LambdaFunction, Route
 from player_sessions.settings import Settings
 from player_sessions_local.gateway import create_server
+from player_sessions_local.gateway.invocation import Outcome
 from player_sessions_local.gateway.local_functions import LocalFunction
 from player_sessions_local.gateway.pool import EnvironmentPool
 from player_sessions_local.lambda_bootstrap import SERVING_MARKER
@@ -219,10 +221,8 @@ def test_an_environment_whose_runtime_exits_is_replaced_and_its_request_gets_api
 
 
 def test_a_timed_out_environment_is_replaced_and_its_request_gets_api_gateways_502(barrier):
-    # 3 s: the emulator counts a fresh environment's init against the function's timeout, and on a slow host
-    # the replacement's init took more than 1 s (its request then answered 502 too)
-    with probe_gateway(probe_function(timeout_seconds=3)) as gateway:
-        # Given a warm environment of a function with a 3 s timeout
+    with probe_gateway(probe_function(timeout_seconds=2)) as gateway:
+        # Given a warm environment of a function with a 2 s timeout
         before = body(gateway.post({"id": "before"}))
         # When an invocation runs past it (held at a barrier that is never released)
         timed_out = gateway.post({"id": "stuck", "hold_at": barrier.port})
@@ -234,6 +234,28 @@ def test_a_timed_out_environment_is_replaced_and_its_request_gets_api_gateways_5
     assert timed_out.json() == {"message": "Internal server error"}
     assert after["pid"] != before["pid"]
     assert state.started == {"probe": 2}
+
+
+def test_init_has_time_of_its_own_and_the_handler_the_functions_whole_timeout(barrier):
+    # Given a function with a 2 s timeout whose init takes 3 s
+    function = probe_function(timeout_seconds=2, environment={"PROBE_INIT_SECONDS": "3"})
+    pool = EnvironmentPool({"probe": function}, region="us-east-1", max_concurrency=1)
+    try:
+        # When it cold-starts, then a warm invocation runs past the timeout
+        cold = pool.invoke("probe", {"body": "{}"}, request_id="cold")
+        stuck = pool.invoke("probe", {"body": json.dumps({"hold_at": barrier.port})}, request_id="stuck")
+    finally:
+        pool.close()
+    # Then the cold one is served (Lambda gives init its own time; the emulator alone would have timed it out
+    # during init) and its handler sees the function's timeout, counted from the end of init
+    assert cold.outcome is Outcome.RETURNED
+    answer = json.loads(cold.result["body"])
+    assert answer["environment"]["AWS_LAMBDA_FUNCTION_TIMEOUT"] == "2"
+    assert 0 < answer["remaining_ms"] <= 2_000
+    assert "PLAYER_SESSIONS_LOCAL_FUNCTION_TIMEOUT" not in answer["environment"]
+    # And the warm one is ended at the function's 2 s, not at the emulator's longer backstop
+    assert stuck.outcome is Outcome.TIMED_OUT
+    assert stuck.detail == "Task timed out after 2.00 seconds"
 
 
 def test_a_cold_start_reports_an_init_duration_and_a_warm_invocation_none():

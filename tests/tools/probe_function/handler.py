@@ -1,10 +1,12 @@
 """A function for the execution-environment tests: it reports which process ran it and what it was given, can
 be held at a barrier of the test's (to prove invocations overlap), exits, or runs past its timeout.
-It records its SnapStart phases (init, the hooks, each invocation) in PROBE_PHASES, when set."""
+It records its SnapStart phases (init, the hooks, each invocation) in PROBE_PHASES, when set, and its init
+lasts PROBE_INIT_SECONDS more, when set."""
 
 import json
 import os
 import socket
+import time
 from pathlib import Path
 
 from snapshot_restore_py import register_after_restore, register_before_snapshot
@@ -17,6 +19,7 @@ def record(phase: str) -> None:
 
 
 record("init")
+time.sleep(float(os.environ.get("PROBE_INIT_SECONDS", "0")))
 register_before_snapshot(record, "before_snapshot")
 register_after_restore(record, "after_restore")
 

@@ -5,6 +5,12 @@ timeout, memory and environment from the definitions the CDK app deploys.
 The emulator's output (START, END, REPORT, ``INIT REPORT``, and what the function prints) goes to the
 gateway's log, one line at a time, prefixed with the environment; its REPORT lines are also parsed into the
 invocation.
+
+Init has its own time, as on Lambda. The emulator starts an invocation's clock before the init it runs on the
+first invoke, so init and handler would share the function's timeout. It is given the timeout plus Lambda's 10 s
+for init, and the function's own timeout is kept here: from the end of init (its ``INIT REPORT``) on a cold
+start, from the request on a warm one; past it the environment is killed, as Lambda kills it. The runtime sees
+the function's timeout and its deadline (player_sessions_local.lambda_bootstrap).
 """
 
 from __future__ import annotations
@@ -29,7 +35,11 @@ from typing import IO, Any
 
 from player_sessions_local.gateway.invocation import Invocation, InvocationReport, Outcome
 from player_sessions_local.gateway.local_functions import REPOSITORY_ROOT, LocalFunction
-from player_sessions_local.lambda_bootstrap import SERVING_MARKER
+from player_sessions_local.lambda_bootstrap import (
+    EMULATOR_TIMEOUT_VARIABLE,
+    FUNCTION_TIMEOUT_VARIABLE,
+    SERVING_MARKER,
+)
 
 EMULATOR_PATH = Path(os.environ.get("AWS_LAMBDA_RIE") or REPOSITORY_ROOT / ".build/tools/bin/aws-lambda-rie")
 """Built by `make up` (tools/install_prerequisites.sh) from the Go module proxy."""
@@ -70,6 +80,8 @@ class ExecutionEnvironment:
         """The process that runs the invocations (after the SnapStart restore), once it announced itself."""
         self.invocations = 0
         self.last_used = time.monotonic()
+        self._initialized_at: float | None = None
+        self._initialized = threading.Event()
         self._stopping = False
         self._reports: dict[str, _PendingReport] = {}
         self._current: _PendingReport | None = None
@@ -113,19 +125,22 @@ class ExecutionEnvironment:
             "player_sessions_local.lambda_bootstrap",
             function.handler,
         ]
+        environment = function.runtime_environment(region)
+        environment[FUNCTION_TIMEOUT_VARIABLE] = environment[EMULATOR_TIMEOUT_VARIABLE]
+        environment[EMULATOR_TIMEOUT_VARIABLE] = str(function.timeout_seconds + INIT_ALLOWANCE_SECONDS)
         process = spawn(
             command,
             cwd=function.code_dir,
-            env=function.runtime_environment(region),
+            env=environment,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,
             preexec_fn=_die_with_parent,
         )
-        environment = cls(function, number, process, api_port)
-        environment._wait_until_listening()
-        return environment
+        started = cls(function, number, process, api_port)
+        started._wait_until_listening()
+        return started
 
     def _wait_until_listening(self) -> None:
         deadline = time.monotonic() + LISTEN_TIMEOUT_SECONDS
@@ -153,23 +168,45 @@ class ExecutionEnvironment:
         if trace_id:
             headers["X-Amzn-Trace-Id"] = trace_id
         self.invocations += 1
+        watchdog = _Watchdog(self, time.monotonic())
         try:
             # Bytes, so that http.client sends the head and the body in one write.
             self._connection.request("POST", INVOKE_PATH, body=json.dumps(event).encode(), headers=headers)
             response = self._connection.getresponse()
             status, payload = response.status, response.read()
-        except TimeoutError:
-            invocation = Invocation(Outcome.TIMED_OUT, detail="the emulator did not answer in time")
-            return self._finish(invocation, request_id, pending, reported=False)
-        except (OSError, http.client.HTTPException) as error:
-            invocation = Invocation(Outcome.CRASHED, detail=f"the emulator is gone ({error})")
+        except (OSError, http.client.HTTPException) as error:  # TimeoutError included
+            watchdog.finished()
+            if watchdog.fired or isinstance(error, TimeoutError):
+                invocation = Invocation(Outcome.TIMED_OUT, detail=self._timed_out_detail(watchdog))
+            else:
+                invocation = Invocation(Outcome.CRASHED, detail=f"the emulator is gone ({error})")
             return self._finish(invocation, request_id, pending, reported=False)
         finally:
             self.last_used = time.monotonic()
+        watchdog.finished()
+        if watchdog.fired:  # the answer came as the environment was being killed: too late all the same
+            invocation = Invocation(Outcome.TIMED_OUT, detail=self._timed_out_detail(watchdog))
+            return self._finish(invocation, request_id, pending, reported=False)
         invocation = self._classify(status, payload)
         # The emulator prints no REPORT for an invocation whose runtime exited (Lambda would).
         reported = invocation.outcome is not Outcome.CRASHED
         return self._finish(invocation, request_id, pending, reported=reported)
+
+    def _timed_out_detail(self, watchdog: _Watchdog) -> str:
+        if watchdog.fired:
+            return f"Task timed out after {self.function.timeout_seconds:.2f} seconds"
+        return "the emulator did not answer in time"
+
+    def wait_until_initialized(self, timeout: float) -> bool:
+        """Until the runtime's init has ended (its ``INIT REPORT``); False if it had not within ``timeout``."""
+        return self._initialized.wait(timeout)
+
+    def handler_deadline(self, requested_at: float) -> float | None:
+        """When the invocation requested at ``requested_at`` is out of time: the function's timeout after the
+        request, or after init on a cold start (None: init has not ended yet)."""
+        if self._initialized_at is None:
+            return None
+        return max(requested_at, self._initialized_at) + self.function.timeout_seconds
 
     def _classify(self, status: int, payload: bytes) -> Invocation:
         text = payload.decode("utf-8", errors="replace")
@@ -242,6 +279,8 @@ class ExecutionEnvironment:
             init = _INIT_REPORT.search(line)
             if init:
                 level = logging.INFO
+                self._initialized_at = time.monotonic()
+                self._initialized.set()
                 if self._current is not None:
                     self._current.init_duration_ms = float(init.group(1))
             _LOGGER.log(level, "%s %s", self.label, line)
@@ -277,6 +316,39 @@ class ExecutionEnvironment:
             init_duration_ms=(pending.init_duration_ms or fields["Init Duration"]) if cold else None,
         )
         pending.done.set()
+
+
+class _Watchdog:
+    """Kills the environment when its invocation runs past the function's timeout, counted from the end of init
+    (Lambda's rule; the emulator's own clock, given init's allowance too, is only the backstop)."""
+
+    def __init__(self, environment: ExecutionEnvironment, requested_at: float) -> None:
+        self._environment = environment
+        self._requested_at = requested_at
+        self._done = threading.Event()
+        self._lock = threading.Lock()
+        self.fired = False
+        """Final once ``finished`` has returned."""
+        threading.Thread(target=self._watch, name=f"{environment.label}-watchdog", daemon=True).start()
+
+    def _watch(self) -> None:
+        environment = self._environment
+        init_allowance = INIT_ALLOWANCE_SECONDS + environment.function.timeout_seconds
+        if not environment.wait_until_initialized(init_allowance):
+            return  # init ran past Lambda's allowance: the emulator's own clock ends the invocation
+        deadline = environment.handler_deadline(self._requested_at)
+        if deadline is None or self._done.wait(max(0.0, deadline - time.monotonic())):
+            return
+        with self._lock:
+            if self._done.is_set():
+                return
+            self.fired = True
+        _LOGGER.warning("%s ran past the function's timeout; killing it, as Lambda does", environment)
+        environment.stop()
+
+    def finished(self) -> None:
+        with self._lock:
+            self._done.set()
 
 
 def _with_peak_rss(report: InvocationReport, pid: int) -> InvocationReport:
