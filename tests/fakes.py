@@ -136,7 +136,9 @@ class InMemoryStartsStore:
         count_read(rows=len(found), partitions=1)
         return found
 
-    def read_arrivals(self, slots: Sequence[int], shards: Sequence[int]) -> list[Arrival]:
+    def read_arrivals(
+        self, slots: Sequence[int], shards: Sequence[int], *, per_partition: bool = False
+    ) -> list[Arrival]:
         wanted = set(shards)
         found = [
             Arrival(slot, key)
@@ -147,7 +149,7 @@ class InMemoryStartsStore:
         count_read(rows=len(found), partitions=len(slots) * len(wanted))
         return found
 
-    def read_marks(self, keys: Sequence[StartKey]) -> dict[StartKey, int]:
+    def read_marks(self, keys: Sequence[StartKey], *, per_partition: bool = False) -> dict[StartKey, int]:
         found = {key: self.db.marks[key] for key in keys if key in self.db.marks}
         count_read(rows=len(found), partitions=len({key.session_id for key in keys}))
         return found

@@ -64,6 +64,8 @@ class Traffic:
     posts: list[float] = field(default_factory=list)
     """When each acknowledged batch was answered."""
     reads: int = 0
+    read_paths_answered: set[str] = field(default_factory=set)
+    """The reader's routes that have answered once (either answer): their environments are warm."""
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -140,6 +142,7 @@ class Traffic:
                     if response.status_code != 200:
                         self._fail(f"GET {path}: {response.status_code} {response.text[:200]}")
                     self.reads += 1
+                    self.read_paths_answered.add(path.split("/")[1])
                     self._stop.wait(PAUSE_SECONDS)
 
     def _fail(self, what: str) -> None:
@@ -147,18 +150,21 @@ class Traffic:
             self.failures.append(f"{time.monotonic():.2f} {what}")
 
     def wait_until_flowing(self, batches_per_writer: int = 2, timeout: float = 60.0) -> None:
-        """Until every writer's batches are being acknowledged: the environments' cold starts are behind."""
+        """Until every writer's batches are being acknowledged and both of the reader's routes have answered:
+        the environments' cold starts (6 to 8 s each under this tier's load) are behind, and the reads measured
+        across a fault are warm ones."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with self._lock:
-                if all(
+                if len(self.read_paths_answered) == 2 and all(
                     sum(s.start_acknowledged_at is not None for s in sessions) >= batches_per_writer
                     for sessions in self.sessions.values()
                 ):
                     return
             time.sleep(0.1)
         raise AssertionError(
-            f"the writers' batches were not acknowledged within {timeout:g} s: {self.failures}"
+            f"the writers' batches were not acknowledged, or the reads not answered, within {timeout:g} s: "
+            f"{self.failures}"
         )
 
     def completed(self, player: str) -> list[Session]:

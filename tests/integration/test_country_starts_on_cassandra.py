@@ -17,6 +17,7 @@ from player_sessions.domain.country_starts import starts_by_country, starts_of_c
 from player_sessions.domain.country_starts.builder import CompactionTracker, fold_every_part
 from player_sessions.domain.ingest import ingest_batch
 from player_sessions.read_counts import metered
+from player_sessions.time_buckets import slot_of
 from tests.fakes import FlowingClock
 
 pytestmark = pytest.mark.integration
@@ -403,3 +404,35 @@ def test_a_tail_longer_than_a_request_may_read_is_cut_and_the_answer_says_from_w
     counts = starts_by_country(1, store=starts_store, clock=clock, settings=settings)
     assert counts.unread_from is None
     assert dict(counts.counts) == dict(truth(sent, t0 - timedelta(hours=1), clock.moment))
+
+
+def test_a_reader_reads_the_tail_one_partition_a_request_and_gets_what_an_in_gets(
+    counts_stores, counts_settings
+):
+    session_store, starts_store = counts_stores
+    clock = FixedClock(datetime(2026, 4, 2, 12, 0, 1, tzinfo=UTC))
+    rng = random.Random(7)
+    # Given starts arriving in two slots, the first slot's folded (so those have marks)
+    events = random_starts(60, clock.now(), rng, span_seconds=600)
+    first_slot = slot_of(clock.now())
+    ingest_all(events[:30], session_store, clock, counts_settings)
+    clock.advance(seconds=5)
+    fold(starts_store, clock, counts_settings)
+    ingest_all(events[30:], session_store, clock, counts_settings)
+    slots = list(range(first_slot, slot_of(clock.now()) + 1))
+    shards = list(range(counts_settings.start_shards))
+    # When the tail and its marks are read both ways
+    with metered() as in_reads:
+        arrivals_in = starts_store.read_arrivals(slots, shards)
+        marks_in = starts_store.read_marks([a.key for a in arrivals_in])
+    with metered() as partition_reads:
+        arrivals = starts_store.read_arrivals(slots, shards, per_partition=True)
+        marks = starts_store.read_marks([a.key for a in arrivals], per_partition=True)
+    # Then the same arrivals and marks come back, one request per slot and shard, and per session
+    assert len(arrivals_in) == 60 and 0 < len(marks_in) < 60
+    assert sorted(arrivals, key=repr) == sorted(arrivals_in, key=repr)
+    assert marks == marks_in
+    sessions = len({a.key.session_id for a in arrivals})
+    assert in_reads.requests == 1 + 1
+    assert partition_reads.requests == len(slots) * len(shards) + sessions
+    assert partition_reads.rows == in_reads.rows

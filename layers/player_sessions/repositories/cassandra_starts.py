@@ -36,7 +36,11 @@ ARRIVAL_MINUTES_BETWEEN = Cql(
     "SELECT minute FROM arrival_minutes WHERE scope = ? AND minute >= ? AND minute <= ? LIMIT ?"
 )
 READ_ARRIVALS = Cql("SELECT slot, session_id, ts, country FROM start_arrivals WHERE slot IN ? AND shard IN ?")
+READ_PARTITION_ARRIVALS = Cql(
+    "SELECT slot, session_id, ts, country FROM start_arrivals WHERE slot = ? AND shard = ?"
+)
 READ_MARKS = Cql("SELECT session_id, ts, country, slot FROM start_marks WHERE session_id IN ?")
+READ_SESSION_MARKS = Cql("SELECT session_id, ts, country, slot FROM start_marks WHERE session_id = ?")
 READ_ROLLUPS = Cql(
     "SELECT bucket, slot, base, counts FROM start_count_rollups "
     "WHERE level = ? AND period = ? AND bucket >= ? AND bucket <= ?"
@@ -63,8 +67,8 @@ READER_STATEMENTS = (
     READ_PROGRESS,
     FIRST_ARRIVAL_MINUTE,
     ARRIVAL_MINUTES_BETWEEN,
-    READ_ARRIVALS,
-    READ_MARKS,
+    READ_PARTITION_ARRIVALS,
+    READ_SESSION_MARKS,
     READ_ROLLUPS,
     EDGE_COUNTRY_STARTS,
     COUNTRY_START_BETWEEN,
@@ -133,37 +137,49 @@ class CassandraStartsStore:
         count_read(rows=len(rows), partitions=1)
         return [utc(row.minute) for row in rows]
 
-    def read_arrivals(self, slots: Sequence[int], shards: Sequence[int]) -> list[Arrival]:
+    def read_arrivals(
+        self, slots: Sequence[int], shards: Sequence[int], *, per_partition: bool = False
+    ) -> list[Arrival]:
         shards = list(shards)
-        per_request = max(1, MAX_IN_VALUES // len(shards))
-        groups = [list(group) for group in chunks(list(slots), per_request)]
+        parameters: list[tuple[Any, ...]]
+        if per_partition:
+            cql, parameters = READ_PARTITION_ARRIVALS, [(slot, shard) for slot in slots for shard in shards]
+        else:
+            per_request = max(1, MAX_IN_VALUES // len(shards))
+            cql, parameters = (
+                READ_ARRIVALS,
+                [(list(group), shards) for group in chunks(list(slots), per_request)],
+            )
         arrivals: list[Arrival] = []
         with unavailable_on_failure("read the arrivals"):
-            for result in self._concurrently(
-                READ_ARRIVALS, ((group, shards) for group in groups), bulk=len(groups) > CONCURRENCY
-            ):
+            # (a request of one partition keeps the default profile: it never waits behind others for long)
+            bulk = not per_partition and len(parameters) > CONCURRENCY
+            for result in self._concurrently(cql, parameters, bulk=bulk):
                 for row in result:
                     arrivals.append(Arrival(row.slot, StartKey(row.session_id, utc(row.ts), row.country)))
-        count_read(rows=len(arrivals), partitions=len(slots) * len(shards), requests=len(groups))
+        count_read(rows=len(arrivals), partitions=len(slots) * len(shards), requests=len(parameters))
         return arrivals
 
     # ---- marks and fold records ----
 
-    def read_marks(self, keys: Sequence[StartKey]) -> dict[StartKey, int]:
+    def read_marks(self, keys: Sequence[StartKey], *, per_partition: bool = False) -> dict[StartKey, int]:
         wanted = set(keys)
         session_ids = list(dict.fromkeys(key.session_id for key in keys))
+        parameters: list[tuple[Any, ...]]
+        if per_partition:
+            cql, parameters = READ_SESSION_MARKS, [(session_id,) for session_id in session_ids]
+        else:
+            cql, parameters = READ_MARKS, [(list(group),) for group in chunks(session_ids, MAX_IN_VALUES)]
         marks: dict[StartKey, int] = {}
         read = 0
         with unavailable_on_failure("read the start marks"):
-            for result in self._concurrently(
-                READ_MARKS, ((list(group),) for group in chunks(session_ids, MAX_IN_VALUES))
-            ):
+            for result in self._concurrently(cql, parameters):
                 for row in result:
                     read += 1
                     key = StartKey(row.session_id, utc(row.ts), row.country)
                     if key in wanted:
                         marks[key] = row.slot
-        count_read(rows=read, partitions=len(session_ids), requests=-(-len(session_ids) // MAX_IN_VALUES))
+        count_read(rows=read, partitions=len(session_ids), requests=len(parameters))
         return marks
 
     # ---- rollups ----

@@ -48,11 +48,22 @@ class StartsStore(Protocol):
     def arrival_minutes_between(self, first: datetime, last: datetime, limit: int) -> list[datetime]:
         """The oldest ``limit`` minutes in ``[first, last]`` that hold arrivals, oldest first."""
 
-    def read_arrivals(self, slots: Sequence[int], shards: Sequence[int]) -> list[rows.Arrival]:
-        """Every arrival in the slots and shards, read at once."""
+    def read_arrivals(
+        self, slots: Sequence[int], shards: Sequence[int], *, per_partition: bool = False
+    ) -> list[rows.Arrival]:
+        """Every arrival in the slots and shards, read at once.
 
-    def read_marks(self, keys: Sequence[rows.StartKey]) -> dict[rows.StartKey, int]:
-        """The fold (its id: time_buckets.fold_id) that counted each start that has been counted."""
+        ``per_partition``: one request per slot and shard, each sent to that partition's replicas, instead of up
+        to a hundred partitions in one ``IN``. An ``IN`` fails whole when any of its partitions does, and its
+        coordinator waits for every partition's replicas: with a replica just lost, the metric's ``IN`` reads
+        timed out for the 10 to 20 s the failure detector needs, where reads of one partition were served
+        (tests/cluster, docs/faults.md). Readers read this way; the builder's bulk goes in ``IN``s."""
+
+    def read_marks(
+        self, keys: Sequence[rows.StartKey], *, per_partition: bool = False
+    ) -> dict[rows.StartKey, int]:
+        """The fold (its id: time_buckets.fold_id) that counted each start that has been counted;
+        ``per_partition`` as for ``read_arrivals`` (a partition is a session)."""
 
     def read_rollups(self, buckets: Sequence[Bucket]) -> dict[Bucket, list[rows.RollupRow]]:
         """Every row of each bucket (base and deltas, oldest slot first), all requested at once."""
