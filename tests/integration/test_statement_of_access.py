@@ -126,6 +126,10 @@ def test_each_function_sends_exactly_the_statements_it_is_given(as_each_function
     readers.edge_country_counts(hour, ["FI"], hour, hour + timedelta(minutes=1))
     readers.has_country_start_between("FI", NOW - timedelta(hours=2), NOW)
     readers.arrival_minutes_between(NOW - timedelta(hours=1), NOW + timedelta(hours=1), 10)
+    # (what a reader sends when an IN read failed: the same partitions, one per request)
+    slot = slot_of(NOW)
+    readers.read_arrivals([slot], range(settings.start_shards), per_partition=True)
+    readers.read_marks([StartKey(ids[3], NOW, "US")], per_partition=True)
     for rows in readers.country_hour_starts(
         [(hour - timedelta(hours=3), 1), (hour, None)], "FI", clock.now(), hour - timedelta(hours=5), 10
     ):

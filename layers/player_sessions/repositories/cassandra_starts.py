@@ -16,8 +16,10 @@ from cassandra.cluster import EXEC_PROFILE_DEFAULT
 
 from player_sessions.cassandra_connection import BULK_PROFILE, CassandraConnection
 from player_sessions.models import Arrival, HourCounts, RollupRow, StartKey, StartRow
+from player_sessions.observability import logger
 from player_sessions.read_counts import count_read
 from player_sessions.repositories.cassandra_helpers import (
+    DRIVER_FAILURES,
     PreparedStatements,
     chunks,
     execute_all,
@@ -67,7 +69,9 @@ READER_STATEMENTS = (
     READ_PROGRESS,
     FIRST_ARRIVAL_MINUTE,
     ARRIVAL_MINUTES_BETWEEN,
+    READ_ARRIVALS,
     READ_PARTITION_ARRIVALS,
+    READ_MARKS,
     READ_SESSION_MARKS,
     READ_ROLLUPS,
     EDGE_COUNTRY_STARTS,
@@ -141,45 +145,64 @@ class CassandraStartsStore:
         self, slots: Sequence[int], shards: Sequence[int], *, per_partition: bool = False
     ) -> list[Arrival]:
         shards = list(shards)
-        parameters: list[tuple[Any, ...]]
-        if per_partition:
-            cql, parameters = READ_PARTITION_ARRIVALS, [(slot, shard) for slot in slots for shard in shards]
-        else:
-            per_request = max(1, MAX_IN_VALUES // len(shards))
-            cql, parameters = (
-                READ_ARRIVALS,
-                [(list(group), shards) for group in chunks(list(slots), per_request)],
-            )
-        arrivals: list[Arrival] = []
+        per_request = max(1, MAX_IN_VALUES // len(shards))
+        grouped = [(list(group), shards) for group in chunks(list(slots), per_request)]
+        one_each = [(slot, shard) for slot in slots for shard in shards]
         with unavailable_on_failure("read the arrivals"):
-            # (a request of one partition keeps the default profile: it never waits behind others for long)
-            bulk = not per_partition and len(parameters) > CONCURRENCY
-            for result in self._concurrently(cql, parameters, bulk=bulk):
-                for row in result:
-                    arrivals.append(Arrival(row.slot, StartKey(row.session_id, utc(row.ts), row.country)))
-        count_read(rows=len(arrivals), partitions=len(slots) * len(shards), requests=len(parameters))
+            rows, requests = self._in_or_one_each(
+                (READ_ARRIVALS, grouped), (READ_PARTITION_ARRIVALS, one_each), per_partition=per_partition
+            )
+        arrivals = [Arrival(row.slot, StartKey(row.session_id, utc(row.ts), row.country)) for row in rows]
+        count_read(rows=len(arrivals), partitions=len(one_each), requests=requests)
         return arrivals
+
+    def _in_or_one_each(
+        self,
+        in_reads: tuple[Cql, list[tuple[Any, ...]]],
+        one_each: tuple[Cql, list[tuple[Any, ...]]],
+        *,
+        per_partition: bool,
+    ) -> tuple[list[Any], int]:
+        """The rows of a read of many partitions, and the requests it took: up to a hundred partitions to an
+        ``IN``, or, when asked or when an ``IN`` failed, one partition per request. An ``IN`` fails whole when
+        one of its partitions does, and its coordinator waits for every partition's replicas: with a replica
+        just lost, the metric's ``IN`` reads timed out for the 10 to 20 s the failure detector needs, where
+        reads of one partition, each routed to that partition's live replicas, were served (tests/cluster,
+        docs/faults.md). One request per partition costs more requests (and request units: each is billed at
+        least one), so it is the fallback, not the rule."""
+        requests = 0
+        if not per_partition:
+            cql, parameters = in_reads
+            requests = len(parameters)
+            try:
+                results = self._concurrently(cql, parameters, bulk=len(parameters) > CONCURRENCY)
+                return [row for result in results for row in result], requests
+            except DRIVER_FAILURES as error:
+                logger.warning(
+                    "an IN read failed; reading its partitions one per request",
+                    extra={"statement": cql.text, "driver_error": repr(error)[:300]},
+                )
+        cql, parameters = one_each
+        results = self._concurrently(cql, parameters)
+        return [row for result in results for row in result], requests + len(parameters)
 
     # ---- marks and fold records ----
 
     def read_marks(self, keys: Sequence[StartKey], *, per_partition: bool = False) -> dict[StartKey, int]:
         wanted = set(keys)
         session_ids = list(dict.fromkeys(key.session_id for key in keys))
-        parameters: list[tuple[Any, ...]]
-        if per_partition:
-            cql, parameters = READ_SESSION_MARKS, [(session_id,) for session_id in session_ids]
-        else:
-            cql, parameters = READ_MARKS, [(list(group),) for group in chunks(session_ids, MAX_IN_VALUES)]
-        marks: dict[StartKey, int] = {}
-        read = 0
+        grouped: list[tuple[Any, ...]] = [(list(group),) for group in chunks(session_ids, MAX_IN_VALUES)]
+        one_each: list[tuple[Any, ...]] = [(session_id,) for session_id in session_ids]
         with unavailable_on_failure("read the start marks"):
-            for result in self._concurrently(cql, parameters):
-                for row in result:
-                    read += 1
-                    key = StartKey(row.session_id, utc(row.ts), row.country)
-                    if key in wanted:
-                        marks[key] = row.slot
-        count_read(rows=read, partitions=len(session_ids), requests=len(parameters))
+            rows, requests = self._in_or_one_each(
+                (READ_MARKS, grouped), (READ_SESSION_MARKS, one_each), per_partition=per_partition
+            )
+        marks: dict[StartKey, int] = {}
+        for row in rows:
+            key = StartKey(row.session_id, utc(row.ts), row.country)
+            if key in wanted:
+                marks[key] = row.slot
+        count_read(rows=len(rows), partitions=len(session_ids), requests=requests)
         return marks
 
     # ---- rollups ----

@@ -51,19 +51,16 @@ class StartsStore(Protocol):
     def read_arrivals(
         self, slots: Sequence[int], shards: Sequence[int], *, per_partition: bool = False
     ) -> list[rows.Arrival]:
-        """Every arrival in the slots and shards, read at once.
-
-        ``per_partition``: one request per slot and shard, each sent to that partition's replicas, instead of up
-        to a hundred partitions in one ``IN``. An ``IN`` fails whole when any of its partitions does, and its
-        coordinator waits for every partition's replicas: with a replica just lost, the metric's ``IN`` reads
-        timed out for the 10 to 20 s the failure detector needs, where reads of one partition were served
-        (tests/cluster, docs/faults.md). Readers read this way; the builder's bulk goes in ``IN``s."""
+        """Every arrival in the slots and shards, read at once: up to a hundred partitions to an ``IN``; if an
+        ``IN`` fails (a replica just lost: it fails whole when one of its partitions waits for the dead
+        replica), or with ``per_partition``, one partition per request, each routed to that partition's replicas
+        (repositories.cassandra_starts, docs/faults.md)."""
 
     def read_marks(
         self, keys: Sequence[rows.StartKey], *, per_partition: bool = False
     ) -> dict[rows.StartKey, int]:
-        """The fold (its id: time_buckets.fold_id) that counted each start that has been counted;
-        ``per_partition`` as for ``read_arrivals`` (a partition is a session)."""
+        """The fold (its id: time_buckets.fold_id) that counted each start that has been counted; read as
+        ``read_arrivals`` reads (a partition is a session)."""
 
     def read_rollups(self, buckets: Sequence[Bucket]) -> dict[Bucket, list[rows.RollupRow]]:
         """Every row of each bucket (base and deltas, oldest slot first), all requested at once."""

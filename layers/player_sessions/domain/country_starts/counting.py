@@ -137,7 +137,7 @@ def _tail_counts(
         else:
             late.append((key, bucket))
     if late:
-        marks = store.read_marks([key for key, _ in late], per_partition=True)
+        marks = store.read_marks([key for key, _ in late])
         for key, bucket in late:
             slot = marks.get(key)
             if slot is None or not inclusion[bucket].includes(slot):

@@ -106,9 +106,7 @@ def read_tail(
             return Tail(
                 fold_id(oldest, FOLD_SPACE - 1), slot_start(oldest + 1), arrivals, slot_start(slots[index])
             )
-        arrivals += store.read_arrivals(
-            slots[index : index + TAIL_SLOTS_PER_ROUND], shards, per_partition=True
-        )
+        arrivals += store.read_arrivals(slots[index : index + TAIL_SLOTS_PER_ROUND], shards)
     return Tail(fold_id(oldest, FOLD_SPACE - 1), slot_start(oldest + 1), arrivals)
 
 
