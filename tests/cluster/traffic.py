@@ -151,7 +151,7 @@ class Traffic:
 
     def wait_until_flowing(self, batches_per_writer: int = 2, timeout: float = 60.0) -> None:
         """Until every writer's batches are being acknowledged and both of the reader's routes have answered:
-        the environments' cold starts (6 to 8 s each under this tier's load) are behind, and the reads measured
+        the environments' cold starts (6 to 9 s each under this tier's load) are behind, and the reads measured
         across a fault are warm ones."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
