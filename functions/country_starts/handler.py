@@ -10,8 +10,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from player_sessions.bootstrap import ServicesDependency
-from player_sessions.domain.country_starts import starts_by_country, starts_of_country
-from player_sessions.http import ERROR_RESPONSES, build_resolver
+from player_sessions.http import build_resolver, read_responses
 from player_sessions.models import (
     PARTIAL_REASON,
     CountryStartsCount,
@@ -38,24 +37,13 @@ Hours = Annotated[int, Query(ge=1, le=8760, description="The window: the last X 
     "/countries/starts",
     summary="Sessions started per country over the last X hours",
     description="Exact counts (re-sent events never count twice), sorted by starts descending then country.",
-    responses={
-        200: {"description": "The counts", "content": {"application/json": {"model": StartsByCountryOut}}},
-        400: ERROR_RESPONSES[400],
-        403: ERROR_RESPONSES[403],
-        503: ERROR_RESPONSES[503],
-    },
+    responses=read_responses("The counts", StartsByCountryOut),
     tags=["countries"],
 )
 @tracer.capture_method(capture_response=False)
 def count_starts(hours: Hours, services: ServicesDependency) -> Response[Any]:
     with metered() as reads:
-        result = starts_by_country(
-            hours,
-            store=services.starts,
-            clock=services.clock,
-            settings=services.settings,
-            cache=services.cache,
-        )
+        result = services.country_starts.counts(hours)
     report_reads(reads)
     metrics.add_metric(name="CountriesReturned", unit=MetricUnit.Count, value=len(result.counts))
     body = StartsByCountryOut(
@@ -85,12 +73,7 @@ def _partial(unread_from: datetime | None) -> PartialAnswer | None:
     summary="The sessions started in one country over the last X hours",
     description="Newest first. Follow `next_cursor` to the end to get every start of the window exactly once; "
     "the cursor keeps the window of the first page.",
-    responses={
-        200: {"description": "One page", "content": {"application/json": {"model": CountryStartsOut}}},
-        400: ERROR_RESPONSES[400],
-        403: ERROR_RESPONSES[403],
-        503: ERROR_RESPONSES[503],
-    },
+    responses=read_responses("One page", CountryStartsOut),
     tags=["countries"],
 )
 @tracer.capture_method(capture_response=False)
@@ -106,16 +89,7 @@ def list_starts(
 ) -> Response[Any]:  # the 200 body is declared in responses (CountryStartsOut), built as plain JSON
     logger.append_keys(country=country.upper())
     with metered() as reads:
-        page = starts_of_country(
-            country,
-            hours,
-            limit=limit,
-            cursor=cursor,
-            store=services.starts,
-            clock=services.clock,
-            settings=services.settings,
-            cache=services.cache,
-        )
+        page = services.country_starts.page(country, hours, limit=limit, cursor=cursor)
     report_reads(reads)
     # The document's shape is CountryStartsOut (tests hold the two together); built as plain JSON because a
     # page holds up to a thousand starts, and validating each one as a model cost more than reading them.

@@ -8,7 +8,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from player_sessions.bootstrap import ServicesDependency
 from player_sessions.domain.ingest import BatchOutcome, ingest_batch
-from player_sessions.http import ERROR_RESPONSES, build_resolver, model_response, read_json_batch
+from player_sessions.http import ERROR_RESPONSES, build_resolver, documented, model_response, read_json_batch
 from player_sessions.models import ErrorOut, EventError, IngestResult
 from player_sessions.observability import MetricUnit, logger, metrics, tracer
 
@@ -21,20 +21,14 @@ app = build_resolver()
     description="Each event is validated on its own; valid events are stored even when others are not. "
     "The answer comes after Cassandra acknowledged every write at LOCAL_QUORUM.",
     responses={
-        200: {
-            "description": "Every event stored or discarded",
-            "content": {"application/json": {"model": IngestResult}},
-        },
-        207: {
-            "description": "Some events rejected, others stored or discarded",
-            "content": {"application/json": {"model": IngestResult}},
-        },
+        200: documented("Every event stored or discarded", IngestResult),
+        207: documented("Some events rejected, others stored or discarded", IngestResult),
         **ERROR_RESPONSES,
-        400: {
-            "description": "Every event rejected (the ingest result, a reason per event), or the body is not a "
-            "JSON array of events (`message` and `errors`)",
-            "content": {"application/json": {"model": IngestResult | ErrorOut}},
-        },
+        400: documented(
+            "Every event rejected (the ingest result, a reason per event), or the body is not a JSON array of "
+            "events (`message` and `errors`)",
+            IngestResult | ErrorOut,
+        ),
     },
     tags=["events"],
 )

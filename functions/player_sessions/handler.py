@@ -11,7 +11,7 @@ from player_sessions.bootstrap import ServicesDependency
 from player_sessions.domain.health import check_health
 from player_sessions.domain.player_history import last_completed_sessions
 from player_sessions.errors import DatabaseUnavailableError
-from player_sessions.http import ERROR_RESPONSES, build_resolver, model_response
+from player_sessions.http import ERROR_RESPONSES, build_resolver, documented, model_response, read_responses
 from player_sessions.models import (
     CompletedSessionOut,
     HealthOut,
@@ -31,12 +31,7 @@ MAX_SESSIONS = 20
     summary="A player's last completed sessions",
     description="The player's most recently completed sessions (both start and end stored), newest end first. "
     "An unknown player has none.",
-    responses={
-        200: {"description": "The sessions", "content": {"application/json": {"model": PlayerSessionsOut}}},
-        400: ERROR_RESPONSES[400],
-        403: ERROR_RESPONSES[403],
-        503: ERROR_RESPONSES[503],
-    },
+    responses=read_responses("The sessions", PlayerSessionsOut),
     tags=["players"],
 )
 @tracer.capture_method(capture_response=False)
@@ -80,9 +75,9 @@ def player_sessions(
     "/health",
     summary="State of Cassandra and the cache",
     responses={
-        200: {"description": "Cassandra answers", "content": {"application/json": {"model": HealthOut}}},
+        200: documented("Cassandra answers", HealthOut),
         403: ERROR_RESPONSES[403],
-        503: {"description": "Cassandra is down", "content": {"application/json": {"model": HealthOut}}},
+        503: documented("Cassandra is down", HealthOut),
     },
     tags=["operations"],
 )

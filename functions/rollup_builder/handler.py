@@ -12,7 +12,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from player_sessions.bootstrap import get_services
-from player_sessions.domain.country_starts.builder import CompactionTracker, FoldReport, fold_ready_slots
+from player_sessions.domain.country_starts.builder import CompactionTracker, FoldReport
 from player_sessions.observability import MetricUnit, logger, metrics, tracer
 
 RUN_FOR_SECONDS = 55.0
@@ -35,16 +35,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         raise ValueError(f"part {part} is not one of the {services.settings.rollup_parts} parts")
     logger.append_keys(part=part)
     deadline = time.monotonic() + RUN_FOR_SECONDS
+    builder = services.rollup_builder(_tracker)
     total = FoldReport()
     while time.monotonic() < deadline and context.get_remaining_time_in_millis() > STOP_BEFORE_TIMEOUT_MS:
-        report = fold_ready_slots(
-            store=services.starts,
-            clock=services.clock,
-            settings=services.settings,
-            tracker=_tracker,
-            cache=services.cache,
-            part=part,
-        )
+        report = builder.fold(part)
         total.add(report)
         if report.behind_seconds < 1:
             time.sleep(PAUSE_SECONDS)

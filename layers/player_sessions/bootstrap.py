@@ -14,12 +14,15 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Annotated
 
 from aws_lambda_powertools.event_handler.depends import Depends
 
 from player_sessions.cassandra_connection import CassandraConnection
 from player_sessions.clock import Clock, SystemClock
+from player_sessions.domain.country_starts import CountryStarts
+from player_sessions.domain.country_starts.builder import CompactionTracker, RollupBuilder
 from player_sessions.redis_connection import RedisConnection
 from player_sessions.repositories.cache_protocol import CACHE_FORMAT_VERSION, NoCache, ReadCache
 from player_sessions.repositories.cassandra_rollups import CassandraRollupStore
@@ -39,6 +42,17 @@ class Services:
     cache: ReadCache
     redis: RedisConnection | None
     cassandra: CassandraConnection | None = None
+
+    @cached_property
+    def country_starts(self) -> CountryStarts:
+        """The country questions, on these services' store, clock, settings and cache."""
+        return CountryStarts(self.starts, self.clock, self.settings, self.cache)
+
+    def rollup_builder(self, tracker: CompactionTracker | None = None) -> RollupBuilder:
+        """A builder on these services (deployed, one per environment keeps its ``tracker`` across runs)."""
+        return RollupBuilder(
+            self.starts, self.clock, self.settings, self.cache, tracker or CompactionTracker()
+        )
 
 
 _lock = threading.Lock()

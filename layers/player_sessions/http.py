@@ -30,32 +30,30 @@ from player_sessions.models import ErrorOut
 from player_sessions.observability import MetricUnit, logger, metrics
 from player_sessions.settings import Settings
 
+
+def documented(description: str, model: Any) -> OpenAPIResponse:
+    """One answer of a route in the OpenAPI document: what it means and its JSON body's model."""
+    return {"description": description, "content": {"application/json": {"model": model}}}
+
+
 ERROR_RESPONSES: dict[int, OpenAPIResponse] = {
-    400: {
-        "description": "A parameter or the body is invalid; `errors` names each one and why",
-        "content": {"application/json": {"model": ErrorOut}},
-    },
-    403: {
-        "description": "Missing or wrong `x-api-key`",
-        "content": {"application/json": {"model": ErrorOut}},
-    },
-    413: {
-        "description": "Body over the size limit, or more events than a batch may hold",
-        "content": {"application/json": {"model": ErrorOut}},
-    },
-    415: {
-        "description": "The body is not declared as application/json",
-        "content": {"application/json": {"model": ErrorOut}},
-    },
-    500: {
-        "description": "Unexpected failure: `message` carries the request id to quote; the stack is logged",
-        "content": {"application/json": {"model": ErrorOut}},
-    },
-    503: {
-        "description": "Cassandra is unreachable; retry after `Retry-After` seconds",
-        "content": {"application/json": {"model": ErrorOut}},
-    },
+    400: documented("A parameter or the body is invalid; `errors` names each one and why", ErrorOut),
+    403: documented("Missing or wrong `x-api-key`", ErrorOut),
+    413: documented("Body over the size limit, or more events than a batch may hold", ErrorOut),
+    415: documented("The body is not declared as application/json", ErrorOut),
+    500: documented(
+        "Unexpected failure: `message` carries the request id to quote; the stack is logged", ErrorOut
+    ),
+    503: documented("Cassandra is unreachable; retry after `Retry-After` seconds", ErrorOut),
 }
+
+
+def read_responses(description: str, model: Any) -> dict[int, OpenAPIResponse]:
+    """A read route's answers: its 200 (``model``) and the errors every read may give (400, 403, 503)."""
+    return {
+        200: documented(description, model),
+        **{status: ERROR_RESPONSES[status] for status in (400, 403, 503)},
+    }
 
 
 class DecodedPathRestResolver(APIGatewayRestResolver):

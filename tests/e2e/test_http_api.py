@@ -120,23 +120,6 @@ def test_unusable_bodies_are_refused_with_a_message(served_api, content, headers
     assert message in response.json()["message"]
 
 
-@pytest.mark.parametrize(
-    ("query", "reason"),
-    [
-        ("limit=0", "greater than or equal to 1"),
-        ("limit=21", "less than or equal to 20"),
-        ("limit=abc", "valid integer"),
-    ],
-)
-def test_bad_limit_is_400_naming_the_parameter(served_api, query, reason):
-    with served_api.client() as client:
-        response = client.get(f"/players/{new_player()}/sessions?{query}")
-    assert response.status_code == 400
-    problem = response.json()["errors"][0]
-    assert (problem["parameter"], problem["in"]) == ("limit", "query")
-    assert reason in problem["reason"]
-
-
 def test_unknown_player_has_no_sessions(served_api):
     player = new_player()
     with served_api.client() as client:
@@ -230,22 +213,29 @@ def test_country_counts_and_pages_reflect_an_acknowledged_start(served_api):
 
 
 @pytest.mark.parametrize(
-    ("path", "parameter"),
+    ("path", "parameter", "where", "reason"),
     [
-        ("/countries/starts", "hours"),
-        ("/countries/starts?hours=0", "hours"),
-        ("/countries/starts?hours=8761", "hours"),
-        ("/countries/starts?hours=1.5", "hours"),
-        ("/countries/FIN/starts?hours=1", "country"),
-        ("/countries/FI/starts?hours=1&limit=1001", "limit"),
-        ("/countries/FI/starts?hours=1&cursor=forged", "cursor"),
+        ("/players/p-1/sessions?limit=0", "limit", "query", "greater than or equal to 1"),
+        ("/players/p-1/sessions?limit=21", "limit", "query", "less than or equal to 20"),
+        ("/players/p-1/sessions?limit=abc", "limit", "query", "valid integer"),
+        ("/countries/starts", "hours", "query", "required"),
+        ("/countries/starts?hours=0", "hours", "query", "greater than or equal to 1"),
+        ("/countries/starts?hours=8761", "hours", "query", "less than or equal to 8760"),
+        ("/countries/starts?hours=1.5", "hours", "query", "valid integer"),
+        ("/countries/FIN/starts?hours=1", "country", "path", "should match pattern"),
+        ("/countries/FI/starts?hours=1&limit=1001", "limit", "query", "less than or equal to 1000"),
+        ("/countries/FI/starts?hours=1&cursor=forged", "cursor", "query", "not a cursor this API issued"),
     ],
 )
-def test_bad_country_parameters_are_400_naming_the_parameter(served_api, path, parameter):
+def test_bad_parameters_are_400_naming_the_parameter_where_and_why(
+    served_api, path, parameter, where, reason
+):
     with served_api.client() as client:
         response = client.get(path)
     assert response.status_code == 400
-    assert response.json()["errors"][0]["parameter"] == parameter
+    problem = response.json()["errors"][0]
+    assert (problem["parameter"], problem["in"]) == (parameter, where)
+    assert reason in problem["reason"]
 
 
 def test_a_cursor_for_another_country_is_refused(served_api):

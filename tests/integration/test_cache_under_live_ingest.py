@@ -13,8 +13,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from player_sessions.clock import FixedClock
-from player_sessions.domain.country_starts import starts_by_country, starts_of_country
-from player_sessions.domain.country_starts.builder import CompactionTracker, fold_every_part
+from player_sessions.domain.country_starts import CountryStarts
+from player_sessions.domain.country_starts.builder import CompactionTracker, RollupBuilder
 from player_sessions.domain.ingest import ingest_batch
 from player_sessions.redis_connection import RedisConnection
 from player_sessions.repositories.cache_protocol import CacheToken
@@ -78,13 +78,8 @@ def week(counts_stores, counts_settings, cache):
     tracker = CompactionTracker()
 
     def fold() -> None:
-        fold_every_part(
-            store=starts_store,
-            clock=clock,
-            settings=counts_settings,
-            tracker=tracker,
-            cache=cache,
-            max_slots=10_000,
+        RollupBuilder(starts_store, clock, counts_settings, cache=cache, tracker=tracker).fold_every_part(
+            max_slots=10_000
         )
 
     clock.advance(seconds=5)
@@ -93,9 +88,7 @@ def week(counts_stores, counts_settings, cache):
 
 
 def count(hours, starts_store, clock, settings, cache) -> dict[str, int]:
-    return dict(
-        starts_by_country(hours, store=starts_store, clock=clock, settings=settings, cache=cache).counts
-    )
+    return dict(CountryStarts(starts_store, clock, settings, cache).counts(hours).counts)
 
 
 def expected(events: list[dict], hours: int, now: datetime) -> dict[str, int]:
@@ -139,9 +132,7 @@ def test_a_late_start_folded_into_an_old_hour_is_counted_at_once(week, counts_se
 
 def first_page_ids(country, store, clock, settings, cache) -> list[str]:
     """The session ids of the country's first page of five over the last 24 hours."""
-    page = starts_of_country(
-        country, 24, limit=5, cursor=None, store=store, clock=clock, settings=settings, cache=cache
-    )
+    page = CountryStarts(store, clock, settings, cache).page(country, 24, limit=5)
     return [str(row.session_id) for row in page.starts]
 
 

@@ -16,7 +16,6 @@ from functions.ingest_events.handler import lambda_handler as ingest_handler
 from functions.player_sessions.handler import lambda_handler as player_sessions_handler
 from player_sessions.bootstrap import build_services, use_services
 from player_sessions.clock import FixedClock
-from player_sessions.domain.country_starts.builder import CompactionTracker, fold_every_part
 from player_sessions.models import CountryStartsOut, StartsByCountryOut
 from player_sessions_local.gateway.in_process import LocalLambdaContext
 
@@ -111,12 +110,7 @@ def test_country_fixtures_count_and_list_the_valid_batch_starts(counting_service
     # Given the valid batch stored (a PK and an FI start), and folded by the builder
     assert invoke(ingest_handler, "ingest_events_valid_batch")[0] == 200
     counting_services.clock.advance(seconds=5)
-    fold_every_part(
-        store=counting_services.starts,
-        clock=counting_services.clock,
-        settings=counting_services.settings,
-        tracker=CompactionTracker(),
-    )
+    counting_services.rollup_builder().fold_every_part()
     # When the country fixtures are invoked
     status, counts = invoke(country_handler, "country_starts_counts")
     page_status, page = invoke(country_handler, "country_starts_page")

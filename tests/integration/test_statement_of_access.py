@@ -15,8 +15,8 @@ from cassandra.query import BatchStatement, BoundStatement
 from player_sessions.access import FUNCTION_STATEMENTS
 from player_sessions.cassandra_connection import PROBE, CassandraConnection
 from player_sessions.clock import FixedClock
-from player_sessions.domain.country_starts import starts_by_country, starts_of_country
-from player_sessions.domain.country_starts.builder import CompactionTracker, fold_every_part
+from player_sessions.domain.country_starts import CountryStarts
+from player_sessions.domain.country_starts.builder import CompactionTracker, RollupBuilder
 from player_sessions.domain.health import check_health
 from player_sessions.domain.ingest import ingest_batch
 from player_sessions.domain.player_history import last_completed_sessions
@@ -96,10 +96,10 @@ def test_each_function_sends_exactly_the_statements_it_is_given(as_each_function
 
     # When readers count them before any fold (country starts' role), the builder folds them, compacting every
     # bucket it touches, and two folds claim one slot
-    starts_by_country(24, store=readers, clock=clock, settings=settings)
+    CountryStarts(readers, clock, settings).counts(24)
     clock.advance(seconds=10)
     tracker = CompactionTracker(compact_after=1)
-    fold_every_part(store=builder, clock=clock, settings=settings, tracker=tracker, max_slots=1000)
+    RollupBuilder(builder, clock, settings, tracker=tracker).fold_every_part(max_slots=1000)
     slot = slot_of(NOW - timedelta(days=3))
     key = StartKey(ids[2], NOW, "FI")
     assert builder.claim_fold(slot, [key], 60) == builder.claim_fold(slot, [], 60) == [key]
@@ -117,11 +117,9 @@ def test_each_function_sends_exactly_the_statements_it_is_given(as_each_function
     )
     clock.advance(minutes=5)
     for hours in (1, 24, 8760):
-        starts_by_country(hours, store=readers, clock=clock, settings=settings)
-    page = starts_of_country("FI", 24, limit=3, cursor=None, store=readers, clock=clock, settings=settings)
-    starts_of_country(
-        "FI", 24, limit=3, cursor=page.next_cursor, store=readers, clock=clock, settings=settings
-    )
+        CountryStarts(readers, clock, settings).counts(hours)
+    page = CountryStarts(readers, clock, settings).page("FI", 24, limit=3)
+    CountryStarts(readers, clock, settings).page("FI", 24, limit=3, cursor=page.next_cursor)
     hour = Level.HOUR.floor(NOW)
     readers.edge_country_counts(hour, ["FI"], hour, hour + timedelta(minutes=1))
     readers.has_country_start_between("FI", NOW - timedelta(hours=2), NOW)

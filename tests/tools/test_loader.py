@@ -13,7 +13,7 @@ import pytest
 
 from player_sessions.bootstrap import build_services
 from player_sessions.clock import FixedClock
-from player_sessions.domain.country_starts import starts_by_country
+from player_sessions.domain.country_starts import CountryStarts
 from player_sessions.domain.country_starts.rollups import bucket_state
 from player_sessions.domain.country_starts.window import read_tail
 from player_sessions.time_buckets import Bucket, Level
@@ -66,7 +66,7 @@ def test_loader_stores_rebased_events_reports_rejects_and_is_safe_to_rerun(
     }:
         if datetime.fromisoformat(ts).replace(tzinfo=UTC) + shift >= NOW - timedelta(hours=72):
             expected[country] += 1
-    counts = starts_by_country(72, store=services.starts, clock=services.clock, settings=services.settings)
+    counts = CountryStarts(services.starts, services.clock, services.settings).counts(72)
     assert dict(counts.counts) == dict(expected)
 
 
@@ -82,9 +82,7 @@ def test_loader_processes_with_chunks_in_flight_store_every_start_and_fold_them_
     services = build_services(
         counts_settings.model_copy(update={"cache_enabled": False}), clock, counts_connection
     )
-    before = dict(
-        starts_by_country(72, store=services.starts, clock=clock, settings=services.settings).counts
-    )
+    before = dict(CountryStarts(services.starts, clock, services.settings).counts(72).counts)
     # When two worker processes load it, three chunks at once each, and the arrivals are folded afterwards
     report = load_file(
         path,
@@ -121,7 +119,7 @@ def test_loader_processes_with_chunks_in_flight_store_every_start_and_fold_them_
     )
     # And the counts grew by exactly the file's distinct starts, country by country
     added = Counter(country for _, country, _ in starts)
-    after = dict(starts_by_country(72, store=services.starts, clock=clock, settings=services.settings).counts)
+    after = dict(CountryStarts(services.starts, clock, services.settings).counts(72).counts)
     countries = set(after) | set(added)
     assert {c: after.get(c, 0) - before.get(c, 0) for c in countries} == {c: added[c] for c in countries}
 

@@ -7,8 +7,8 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from player_sessions.clock import FixedClock
-from player_sessions.domain.country_starts import starts_by_country, starts_of_country
-from player_sessions.domain.country_starts.builder import CompactionTracker, fold_every_part
+from player_sessions.domain.country_starts import CountryStarts
+from player_sessions.domain.country_starts.builder import RollupBuilder
 from player_sessions.domain.ingest import ingest_batch
 from player_sessions.domain.player_history import last_completed_sessions
 from player_sessions.settings import Settings
@@ -48,9 +48,7 @@ def stored_sessions() -> tuple[InMemoryStartsStore, FixedClock]:
         ]
         assert ingest_batch(batch, store=sessions, clock=clock, settings=SETTINGS).stored == 2
     clock.moment = T0 + timedelta(hours=3, minutes=30)
-    fold_every_part(
-        store=starts, clock=clock, settings=SETTINGS, tracker=CompactionTracker(), max_slots=100_000
-    )
+    RollupBuilder(starts, clock, SETTINGS).fold_every_part(max_slots=100_000)
     return starts, clock
 
 
@@ -58,10 +56,8 @@ def answers(starts: InMemoryStartsStore, clock: FixedClock, cache: InMemoryReadC
     history = last_completed_sessions(
         PLAYER, 20, store=InMemorySessionStore(starts.db), clock=clock, settings=SETTINGS, cache=cache
     )
-    counts = starts_by_country(24, store=starts, clock=clock, settings=SETTINGS, cache=cache)
-    page = starts_of_country(
-        "DE", 24, limit=5, cursor=None, store=starts, clock=clock, settings=SETTINGS, cache=cache
-    )
+    counts = CountryStarts(starts, clock, SETTINGS, cache).counts(24)
+    page = CountryStarts(starts, clock, SETTINGS, cache).page("DE", 24, limit=5)
     return [s.session_id for s in history], dict(counts.counts), [r.session_id for r in page.starts]
 
 

@@ -15,8 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from player_sessions.clock import FixedClock
-from player_sessions.domain.country_starts import starts_by_country, starts_of_country, window_for
-from player_sessions.domain.country_starts.builder import CompactionTracker, fold_ready_slots
+from player_sessions.domain.country_starts import CountryStarts, window_for
+from player_sessions.domain.country_starts.builder import CompactionTracker, RollupBuilder
 from player_sessions.domain.country_starts.window import Window, plan_window
 from player_sessions.domain.ingest import ingest_batch
 from player_sessions.errors import DatabaseUnavailableError
@@ -173,15 +173,13 @@ class History:
             if crash_after is not None:
                 store = CrashingStore(self.starts, crash_after)
             try:
-                fold_ready_slots(
-                    store=store,
-                    clock=self.clock,
-                    settings=SETTINGS,
-                    tracker=self.tracker if stale is None else self.other_tracker,
+                RollupBuilder(
+                    store,
+                    self.clock,
+                    SETTINGS,
                     cache=self.cache,
-                    part=part,
-                    max_slots=max_slots,
-                )
+                    tracker=self.tracker if stale is None else self.other_tracker,
+                ).fold(part, max_slots=max_slots)
             except DatabaseUnavailableError:
                 assert crash_after is not None
         self.watermarks.append(dict(self.starts.db.progress))
@@ -201,9 +199,7 @@ class History:
         ingest_batch(events, store=self.sessions, clock=self.clock, settings=SETTINGS, cache=self.cache)
 
     def count(self, hours: int) -> None:
-        result = starts_by_country(
-            hours, store=self.starts, clock=self.clock, settings=SETTINGS, cache=self.cache
-        )
+        result = CountryStarts(self.starts, self.clock, SETTINGS, self.cache).counts(hours)
         window = result.window
         expected = Counter(key.country for key in self.truth if window.start <= key.ts <= window.end)
         assert dict(result.counts) == dict(expected), (hours, self.clock.now())
@@ -212,15 +208,8 @@ class History:
     def list(self, country: str, hours: int, limit: int) -> None:
         listed, cursor = [], None
         while True:
-            page = starts_of_country(
-                country,
-                hours,
-                limit=limit,
-                cursor=cursor,
-                store=self.starts,
-                clock=self.clock,
-                settings=SETTINGS,
-                cache=self.cache,
+            page = CountryStarts(self.starts, self.clock, SETTINGS, self.cache).page(
+                country, hours, limit=limit, cursor=cursor
             )
             listed += [(row.ts, row.session_id) for row in page.starts]
             cursor = page.next_cursor

@@ -9,8 +9,8 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 from player_sessions.clock import FixedClock
-from player_sessions.domain.country_starts import starts_by_country, starts_of_country
-from player_sessions.domain.country_starts.builder import CompactionTracker, fold_every_part
+from player_sessions.domain.country_starts import CountryStarts
+from player_sessions.domain.country_starts.builder import RollupBuilder
 from player_sessions.domain.ingest import ingest_batch
 from player_sessions.read_counts import metered
 from player_sessions.settings import Settings
@@ -49,7 +49,7 @@ def test_a_short_tail_is_read_whole_and_the_answer_is_exact():
     starts, clock, sent = stored_seconds(50, 3, settings)
     clock.moment = T0 + timedelta(seconds=60)
     # When counted
-    counts = starts_by_country(1, store=starts, clock=clock, settings=settings)
+    counts = CountryStarts(starts, clock, settings).counts(1)
     # Then exactly, and not said to be partial
     assert counts.unread_from is None
     assert dict(counts.counts) == dict(Counter(country for _, _, country in sent))
@@ -62,8 +62,8 @@ def test_a_tail_past_the_cap_is_cut_after_the_round_that_reaches_it():
     clock.moment = T0 + timedelta(seconds=260)
     # When counted, and one country listed
     with metered() as reads:
-        counts = starts_by_country(1, store=starts, clock=clock, settings=settings)
-    page = starts_of_country("US", 1, limit=1000, cursor=None, store=starts, clock=clock, settings=settings)
+        counts = CountryStarts(starts, clock, settings).counts(1)
+    page = CountryStarts(starts, clock, settings).page("US", 1, limit=1000)
     # Then one round of 100 slots (300 arrivals) is read, not the 750: the counts are the starts that arrived
     # in it, and the answer says from when starts may be missing
     cut = T0 + timedelta(seconds=100)
@@ -80,11 +80,9 @@ def test_once_the_builders_catch_up_the_answer_is_exact_again():
     settings = Settings(tail_arrivals_read_at_most=100)
     starts, clock, sent = stored_seconds(250, 3, settings)
     clock.moment = T0 + timedelta(seconds=260)
-    fold_every_part(
-        store=starts, clock=clock, settings=settings, tracker=CompactionTracker(), max_slots=10_000
-    )
+    RollupBuilder(starts, clock, settings).fold_every_part(max_slots=10_000)
     # When counted
-    counts = starts_by_country(1, store=starts, clock=clock, settings=settings)
+    counts = CountryStarts(starts, clock, settings).counts(1)
     # Then exactly
     assert counts.unread_from is None
     assert dict(counts.counts) == dict(Counter(country for _, _, country in sent))

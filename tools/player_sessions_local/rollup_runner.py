@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from player_sessions.bootstrap import Services
-from player_sessions.domain.country_starts.builder import CompactionTracker, FoldReport, fold_ready_slots
+from player_sessions.domain.country_starts.builder import CompactionTracker, FoldReport
 from player_sessions.errors import DatabaseUnavailableError
 from player_sessions.observability import metrics
 from player_sessions.read_counts import ReadTally, metered
@@ -30,19 +30,6 @@ WORK_REPORT_SECONDS = 60.0
 """The deployed builder is invoked once a minute: its work is reported per minute, as one invocation's."""
 WORK_LABEL = "rollup_builder#local"
 _LOGGER = logging.getLogger(__name__)
-
-
-def fold_once(services: Services, tracker: CompactionTracker, part: int, max_slots: int = 120) -> FoldReport:
-    """One run of a part's builder, as the scheduled function runs it, on the services' store, cache, clock."""
-    return fold_ready_slots(
-        store=services.starts,
-        clock=services.clock,
-        settings=services.settings,
-        tracker=tracker,
-        cache=services.cache,
-        part=part,
-        max_slots=max_slots,
-    )
 
 
 def fold_until_caught_up(services: Services, timeout_seconds: float = 3600.0) -> FoldReport:
@@ -64,13 +51,13 @@ def fold_part_until_caught_up(services: Services, part: int, timeout_seconds: fl
 
     A run that Cassandra times out (a node busy compacting the load) is run again from the watermark, as the
     scheduled builder's next run would: folding a slot again is safe (domain.country_starts.builder)."""
-    tracker = CompactionTracker()
+    builder = services.rollup_builder()
     total = FoldReport()
     deadline = time.monotonic() + timeout_seconds
     failures = 0
     while True:
         try:
-            report = fold_once(services, tracker, part, max_slots=60)
+            report = builder.fold(part, max_slots=60)
         except DatabaseUnavailableError as error:
             failures += 1
             if failures > MAX_CATCH_UP_FAILURES or time.monotonic() > deadline:
@@ -150,7 +137,7 @@ class RollupRunner:
                 minute_ends += WORK_REPORT_SECONDS
             try:
                 with metered(into=self._minute_reads), measuring(self._meters(), into=self._minute_work):
-                    report = fold_once(self.services, self._tracker, self.part)
+                    report = self.services.rollup_builder(self._tracker).fold(self.part)
                 self.total.add(report)
                 self.lags.append((time.monotonic(), report.behind_seconds))
             except DatabaseUnavailableError as error:

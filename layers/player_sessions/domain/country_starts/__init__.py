@@ -13,9 +13,8 @@
 from player_sessions.domain.country_starts.queries import (
     CountryCounts,
     CountryPage,
-    starts_by_country,
-    starts_of_country,
+    CountryStarts,
 )
 from player_sessions.domain.country_starts.window import Window, window_for
 
-__all__ = ["CountryCounts", "CountryPage", "Window", "starts_by_country", "starts_of_country", "window_for"]
+__all__ = ["CountryCounts", "CountryPage", "CountryStarts", "Window", "window_for"]

@@ -89,88 +89,142 @@ class CompactionTracker:
         return due
 
 
-def fold_ready_slots(
-    *,
-    store: RollupStore,
-    clock: Clock,
-    settings: Settings,
-    tracker: CompactionTracker,
-    cache: ReadCache | None = None,
-    part: int = 0,
-    max_slots: int = 120,
-) -> FoldReport:
-    """Folds every settled slot after the part's watermark, oldest first, at most ``max_slots`` of them. The
-    cost of a run is bounded by its slots: a read per 25 of them, their arrivals, the arrivals' marks and start
-    rows, and the buckets they touch (at most seven deltas per start)."""
-    cache = cache or NoCache()
-    report = FoldReport()
-    now = clock.now()
-    newest = last_foldable_slot(now)
-    partition = settings.partition
-    watermarks = store.read_progress(partition.all_parts)
-    if len(watermarks) < partition.parts:
-        first = store.first_arrival_minute()
-        if first is None:
-            return report
-        watermarks = {p: watermarks.get(p, slot_of(first) - 1) for p in partition.all_parts}
-    others = min((slot for p, slot in watermarks.items() if p != part), default=None)
-    watermark = watermarks[part]
-    report.watermark = watermark
-    shards = partition.shards_of(part)
-    # Every slot, in order, empty ones too (25 per read): a builder that passed over a slot it had not yet
-    # seen arrivals in would let another one fold it under rows already compacted past it.
-    slot = watermark + 1
-    while slot <= newest and report.slots_folded < max_slots:
-        last = min(newest, slot + SLOTS_READ_AT_ONCE - 1, slot + max_slots - report.slots_folded - 1)
-        chunk = list(range(slot, last + 1))
-        arrivals: dict[int, list[StartKey]] = {}
-        for arrival in store.read_arrivals(chunk, shards):
-            arrivals.setdefault(arrival.slot, []).append(arrival.key)
-        for current in chunk:
-            if arrivals.get(current):
-                # Compaction sums only folds every part has done: its own up to this slot, the others' up to
-                # the oldest of their watermarks as read at the start (they only move forward since).
-                done = current if others is None else min(current, others)
-                counted = fold_slot(
-                    current,
-                    arrivals[current],
-                    part=part,
-                    compact_up_to=fold_id(done, FOLD_SPACE - 1),
-                    store=store,
-                    clock=clock,
-                    settings=settings,
-                    tracker=tracker,
-                    cache=cache,
-                )
-                report.starts_counted += counted.starts
-                report.deltas_written += counted.deltas
-                report.bases_written += counted.bases
-                report.watermark = current  # fold_slot stored it
-            report.slots_folded += 1
-            watermark = current
-        slot = watermark + 1
-    _finish(store, report, part, watermark, newest)
-    return report
-
-
 IDLE_PROGRESS_SLOTS = 10
 """A run that passed only empty slots (for its part) moves the stored watermark once it is this many slots
 behind, not every run: an idle part costs a conditional write every ten seconds instead of four a second, and
 readers read at most this many more (empty, for that part) slots of arrivals."""
 
 
-def _finish(store: RollupStore, report: FoldReport, part: int, watermark: int, newest: int) -> None:
-    """Moves the stored watermark (``report.watermark``, as the last fold left it) over the empty slots this
-    run passed after it: at once when the run folded arrivals, after IDLE_PROGRESS_SLOTS when it folded none;
-    never again to where the last fold already moved it. ``behind_seconds`` counts from where the run got to
-    (an idle part is not behind)."""
-    stored = report.watermark
-    if stored is None or (
-        watermark > stored and (report.starts_counted > 0 or watermark - stored >= IDLE_PROGRESS_SLOTS)
-    ):
-        store.write_progress(part, watermark)
+@dataclass
+class RollupBuilder:
+    """Folds a store's arrivals into its rollups, at the clock's now. Deployed, each part's scheduled function
+    keeps one per environment (``Services.rollup_builder``), so its compaction tracker lives across runs."""
+
+    store: RollupStore
+    clock: Clock
+    settings: Settings
+    cache: ReadCache = field(default_factory=NoCache)
+    tracker: CompactionTracker = field(default_factory=CompactionTracker)
+
+    def fold(self, part: int = 0, max_slots: int = 120) -> FoldReport:
+        """Folds every settled slot after the part's watermark, oldest first, at most ``max_slots`` of them. The
+        cost of a run is bounded by its slots: a read per 25 of them, their arrivals, the arrivals' marks and
+        start rows, and the buckets they touch (at most seven deltas per start)."""
+        store = self.store
+        report = FoldReport()
+        newest = last_foldable_slot(self.clock.now())
+        partition = self.settings.partition
+        watermarks = store.read_progress(partition.all_parts)
+        if len(watermarks) < partition.parts:
+            first = store.first_arrival_minute()
+            if first is None:
+                return report
+            watermarks = {p: watermarks.get(p, slot_of(first) - 1) for p in partition.all_parts}
+        others = min((slot for p, slot in watermarks.items() if p != part), default=None)
+        watermark = watermarks[part]
         report.watermark = watermark
-    report.behind_seconds = float(newest - watermark)
+        shards = partition.shards_of(part)
+        # Every slot, in order, empty ones too (25 per read): a builder that passed over a slot it had not yet
+        # seen arrivals in would let another one fold it under rows already compacted past it.
+        slot = watermark + 1
+        while slot <= newest and report.slots_folded < max_slots:
+            last = min(newest, slot + SLOTS_READ_AT_ONCE - 1, slot + max_slots - report.slots_folded - 1)
+            chunk = list(range(slot, last + 1))
+            arrivals: dict[int, list[StartKey]] = {}
+            for arrival in store.read_arrivals(chunk, shards):
+                arrivals.setdefault(arrival.slot, []).append(arrival.key)
+            for current in chunk:
+                if arrivals.get(current):
+                    # Compaction sums only folds every part has done: its own up to this slot, the others' up
+                    # to the oldest of their watermarks as read at the start (they only move forward since).
+                    done = current if others is None else min(current, others)
+                    counted = self._fold_slot(
+                        current, arrivals[current], part=part, compact_up_to=fold_id(done, FOLD_SPACE - 1)
+                    )
+                    report.starts_counted += counted.starts
+                    report.deltas_written += counted.deltas
+                    report.bases_written += counted.bases
+                    report.watermark = current  # _fold_slot stored it
+                report.slots_folded += 1
+                watermark = current
+            slot = watermark + 1
+        self._finish(report, part, watermark, newest)
+        return report
+
+    def fold_every_part(self, max_slots: int = 120) -> FoldReport:
+        """One run of every part's builder, in turn (what tests and one-thread tools do; deployed, each part has
+        a builder of its own). The report sums them; its watermark is the oldest part's."""
+        total = FoldReport()
+        for part in self.settings.partition.all_parts:
+            report = self.fold(part, max_slots)
+            oldest, most_behind = total.watermark, total.behind_seconds
+            total.add(report)
+            # Across parts: the oldest watermark and the most lag.
+            if oldest is not None:
+                total.watermark = oldest if report.watermark is None else min(oldest, report.watermark)
+            total.behind_seconds = max(most_behind, report.behind_seconds)
+        return total
+
+    def _fold_slot(
+        self, slot: int, arrivals: Sequence[StartKey], *, part: int, compact_up_to: int
+    ) -> _Counted:
+        store, retention = self.store, self.settings.retention
+        now = self.clock.now()
+        fold = fold_id(slot, part)
+        keys = list(dict.fromkeys(arrivals))
+        marks = store.read_marks(keys) if keys else {}
+        candidates = [
+            key for key in keys if marks.get(key, fold) == fold and ttl_seconds(key.ts, now, retention) > 0
+        ]
+        # An arrival whose start row is missing belongs to a batch that failed half way (its client was told to
+        # re-send): counted only once the start row is stored, like the listing shows it.
+        stored = store.stored_starts(candidates) if candidates else set()
+        candidates = [key for key in candidates if key in stored]
+        counted = store.claim_fold(fold, candidates, FOLD_RECORD_TTL_SECONDS) if candidates else []
+        store.write_marks([(key, fold, max(1, ttl_seconds(key.ts, now, retention))) for key in counted])
+        deltas = _deltas(counted)
+        ttls = {bucket: ttl_seconds(bucket.end, now, retention) for bucket in deltas}
+        store.write_deltas(
+            fold,
+            [(bucket, dict(counts), ttls[bucket]) for bucket, counts in deltas.items() if ttls[bucket] > 0],
+        )
+        if any(
+            b.level in COARSE_LEVELS and b.end <= now + CLOCK_TOLERANCE + COARSE_CACHE_GUARD for b in deltas
+        ):
+            # Before the watermark moves: a reader that sees the new watermark also sees the new generation.
+            self.cache.invalidate(["rollups"])
+        store.write_progress(part, slot)
+        bases = self._compact(self.tracker.note(list(deltas)), compact_up_to, now)
+        return _Counted(len(counted), len(deltas), bases)
+
+    def _compact(self, buckets: Sequence[Bucket], up_to: int, now: datetime) -> int:
+        """Sums each bucket's rows up to ``up_to`` (a fold id every part has done) into one base row; returns
+        how many."""
+        if not buckets:
+            return 0
+        rows = self.store.read_rollups(buckets)
+        bases = []
+        for bucket in buckets:
+            ttl = ttl_seconds(bucket.end, now, self.settings.retention)
+            if ttl > 0:
+                bases.append(
+                    (bucket, up_to, dict(bucket_state(rows.get(bucket, []), up_to=up_to).counts), ttl)
+                )
+        self.store.write_bases(bases)
+        return len(bases)
+
+    def _finish(self, report: FoldReport, part: int, watermark: int, newest: int) -> None:
+        """Moves the stored watermark (``report.watermark``, as the last fold left it) over the empty slots this
+        run passed after it: at once when the run folded arrivals, after IDLE_PROGRESS_SLOTS when it folded
+        none; never again to where the last fold already moved it. ``behind_seconds`` counts from where the run
+        got to (an idle part is not behind)."""
+        stored = report.watermark
+        if stored is None or (
+            watermark > stored and (report.starts_counted > 0 or watermark - stored >= IDLE_PROGRESS_SLOTS)
+        ):
+            self.store.write_progress(part, watermark)
+            report.watermark = watermark
+        report.behind_seconds = float(newest - watermark)
 
 
 @dataclass(frozen=True)
@@ -180,97 +234,9 @@ class _Counted:
     bases: int
 
 
-def fold_slot(
-    slot: int,
-    arrivals: Sequence[StartKey],
-    *,
-    part: int,
-    compact_up_to: int,
-    store: RollupStore,
-    clock: Clock,
-    settings: Settings,
-    tracker: CompactionTracker,
-    cache: ReadCache,
-) -> _Counted:
-    now = clock.now()
-    fold = fold_id(slot, part)
-    keys = list(dict.fromkeys(arrivals))
-    marks = store.read_marks(keys) if keys else {}
-    candidates = [
-        key
-        for key in keys
-        if marks.get(key, fold) == fold and ttl_seconds(key.ts, now, settings.retention) > 0
-    ]
-    # An arrival whose start row is missing belongs to a batch that failed half way (its client was told to
-    # re-send): counted only once the start row is stored, like the listing shows it.
-    stored = store.stored_starts(candidates) if candidates else set()
-    candidates = [key for key in candidates if key in stored]
-    counted = store.claim_fold(fold, candidates, FOLD_RECORD_TTL_SECONDS) if candidates else []
-    store.write_marks([(key, fold, max(1, ttl_seconds(key.ts, now, settings.retention))) for key in counted])
-    deltas = _deltas(counted)
-    ttls = {bucket: ttl_seconds(bucket.end, now, settings.retention) for bucket in deltas}
-    store.write_deltas(
-        fold, [(bucket, dict(counts), ttls[bucket]) for bucket, counts in deltas.items() if ttls[bucket] > 0]
-    )
-    if any(b.level in COARSE_LEVELS and b.end <= now + CLOCK_TOLERANCE + COARSE_CACHE_GUARD for b in deltas):
-        # Before the watermark moves: a reader that sees the new watermark also sees the new generation.
-        cache.invalidate(["rollups"])
-    store.write_progress(part, slot)
-    bases = compact(tracker.note(list(deltas)), compact_up_to, store=store, now=now, settings=settings)
-    return _Counted(len(counted), len(deltas), bases)
-
-
 def _deltas(keys: Sequence[StartKey]) -> dict[Bucket, Counter[str]]:
     deltas: dict[Bucket, Counter[str]] = defaultdict(Counter)
     for key in keys:
         for bucket in buckets_of(key.ts):
             deltas[bucket][key.country] += 1
     return deltas
-
-
-def compact(
-    buckets: Sequence[Bucket], up_to: int, *, store: RollupStore, now: datetime, settings: Settings
-) -> int:
-    """Sums each bucket's rows up to ``up_to`` (a fold id every part has done) into one base row; returns how
-    many."""
-    if not buckets:
-        return 0
-    rows = store.read_rollups(buckets)
-    bases = []
-    for bucket in buckets:
-        ttl = ttl_seconds(bucket.end, now, settings.retention)
-        if ttl > 0:
-            bases.append((bucket, up_to, dict(bucket_state(rows.get(bucket, []), up_to=up_to).counts), ttl))
-    store.write_bases(bases)
-    return len(bases)
-
-
-def fold_every_part(
-    *,
-    store: RollupStore,
-    clock: Clock,
-    settings: Settings,
-    tracker: CompactionTracker,
-    cache: ReadCache | None = None,
-    max_slots: int = 120,
-) -> FoldReport:
-    """One run of every part's builder, in turn (what tests and one-thread tools do; deployed, each part has a
-    builder of its own). The report sums them; its watermark is the oldest part's."""
-    total = FoldReport()
-    for part in settings.partition.all_parts:
-        report = fold_ready_slots(
-            store=store,
-            clock=clock,
-            settings=settings,
-            tracker=tracker,
-            cache=cache,
-            part=part,
-            max_slots=max_slots,
-        )
-        oldest, most_behind = total.watermark, total.behind_seconds
-        total.add(report)
-        # Across parts: the oldest watermark and the most lag.
-        if oldest is not None:
-            total.watermark = oldest if report.watermark is None else min(oldest, report.watermark)
-        total.behind_seconds = max(most_behind, report.behind_seconds)
-    return total

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from uuid import UUID
 
@@ -44,94 +44,96 @@ class CountryPage:
     """As CountryCounts.unread_from: late starts that arrived from then on may be missing."""
 
 
-def starts_by_country(
-    hours: int, *, store: StartsStore, clock: Clock, settings: Settings, cache: ReadCache | None = None
-) -> CountryCounts:
-    """Exact starts per country over the last ``hours`` (the cached part, whole hours and more, see
-    domain/start_counts.py)."""
-    now = clock.now()
-    window = window_for(hours, now, settings.retention)
-    counted = count_starts_by_country(
-        window,
-        store=store,
-        now=now,
-        partition=settings.partition,
-        cache=cache,
-        tail_at_most=settings.tail_arrivals_read_at_most,
-    )
-    ordered = sorted(
-        ((country, n) for country, n in counted.counts.items() if n > 0), key=lambda item: (-item[1], item[0])
-    )
-    return CountryCounts(window, ordered, counted.unread_from)
+@dataclass(frozen=True)
+class CountryStarts:
+    """The two country questions over one store, asked at the clock's now (the composition root builds it once
+    per environment: ``Services.country_starts``)."""
 
+    store: StartsStore
+    clock: Clock
+    settings: Settings
+    cache: ReadCache = field(default_factory=NoCache)
 
-def starts_of_country(
-    country: str,
-    hours: int,
-    *,
-    limit: int,
-    cursor: str | None,
-    store: StartsStore,
-    clock: Clock,
-    settings: Settings,
-    cache: ReadCache | None = None,
-) -> CountryPage:
-    """One page of the country's starts in the window, newest first; the cursor pins the first page's window.
-
-    Pages are cached under the country's ``starts:<country>`` generation, which every start of that country
-    bumps once stored. A first page cached a moment ago answers a later request whose window ends later if no
-    start of the country is stamped in between (read, at most one row) and none fell out at the old end.
-    """
-    cache = cache or NoCache()
-    country = country.upper()
-    signing_keys = settings.cursor_keys()
-    after: Position | None = None
-    now = clock.now()
-    if cursor:
-        decoded = decode_cursor(cursor, signing_keys)
-        if (decoded.country, decoded.hours) != (country, hours):
-            raise BadRequestError(
-                "cursor belongs to another query",
-                [
-                    {
-                        "parameter": "cursor",
-                        "in": "query",
-                        "reason": f"issued for country={decoded.country}&hours={decoded.hours}",
-                    }
-                ],
-            )
-        window = Window(decoded.window_start, decoded.window_end)
-        after = Position(decoded.last_ts, decoded.last_session_id)
-        key = f"page:{country}:{limit}:{to_epoch_ms(window.start)}:{to_epoch_ms(window.end)}:{cursor}"
-    else:
-        window = window_for(hours, now, settings.retention)
-        key = f"first:{country}:{hours}:{limit}"
-    token, raw = cache.lookup([f"starts:{country}"], key)
-    cached = decoded_or_miss(raw, _page_from_json)
-    page = _reusable(cached, window, country, store) if cached is not None else None
-    if page is None:
-        computed_window = window
-        page = list_country_starts(
-            country,
+    def counts(self, hours: int) -> CountryCounts:
+        """Exact starts per country over the last ``hours`` (the cached part, whole hours and more, see
+        domain.country_starts.counting)."""
+        now = self.clock.now()
+        window = window_for(hours, now, self.settings.retention)
+        counted = count_starts_by_country(
             window,
-            limit=limit,
-            after=after,
-            store=store,
+            store=self.store,
             now=now,
-            partition=settings.partition,
-            tail_at_most=settings.tail_arrivals_read_at_most,
+            partition=self.settings.partition,
+            cache=self.cache,
+            tail_at_most=self.settings.tail_arrivals_read_at_most,
         )
-        if page.unread_from is None:  # a partial page is not kept
-            cache.store(token, key, _page_to_json(page, computed_window), PAGE_CACHE_TTL_SECONDS)
-    next_cursor = None
-    if page.next_position is not None:
-        next_cursor = encode_cursor(
-            CountryCursor(
-                country, hours, window.start, window.end, page.next_position.ts, page.next_position.session_id
-            ),
-            signing_keys[0],
+        ordered = sorted(
+            ((country, n) for country, n in counted.counts.items() if n > 0),
+            key=lambda item: (-item[1], item[0]),
         )
-    return CountryPage(window, page.starts, next_cursor, page.unread_from)
+        return CountryCounts(window, ordered, counted.unread_from)
+
+    def page(self, country: str, hours: int, *, limit: int, cursor: str | None = None) -> CountryPage:
+        """One page of the country's starts in the window, newest first; the cursor pins the first page's window.
+
+        Pages are cached under the country's ``starts:<country>`` generation, which every start of that country
+        bumps once stored. A first page cached a moment ago answers a later request whose window ends later if
+        no start of the country is stamped in between (read, at most one row) and none fell out at the old end.
+        """
+        country = country.upper()
+        signing_keys = self.settings.cursor_keys()
+        after: Position | None = None
+        now = self.clock.now()
+        if cursor:
+            decoded = decode_cursor(cursor, signing_keys)
+            if (decoded.country, decoded.hours) != (country, hours):
+                raise BadRequestError(
+                    "cursor belongs to another query",
+                    [
+                        {
+                            "parameter": "cursor",
+                            "in": "query",
+                            "reason": f"issued for country={decoded.country}&hours={decoded.hours}",
+                        }
+                    ],
+                )
+            window = Window(decoded.window_start, decoded.window_end)
+            after = Position(decoded.last_ts, decoded.last_session_id)
+            key = f"page:{country}:{limit}:{to_epoch_ms(window.start)}:{to_epoch_ms(window.end)}:{cursor}"
+        else:
+            window = window_for(hours, now, self.settings.retention)
+            key = f"first:{country}:{hours}:{limit}"
+        token, raw = self.cache.lookup([f"starts:{country}"], key)
+        cached = decoded_or_miss(raw, _page_from_json)
+        page = _reusable(cached, window, country, self.store) if cached is not None else None
+        if page is None:
+            computed_window = window
+            page = list_country_starts(
+                country,
+                window,
+                limit=limit,
+                after=after,
+                store=self.store,
+                now=now,
+                partition=self.settings.partition,
+                tail_at_most=self.settings.tail_arrivals_read_at_most,
+            )
+            if page.unread_from is None:  # a partial page is not kept
+                self.cache.store(token, key, _page_to_json(page, computed_window), PAGE_CACHE_TTL_SECONDS)
+        next_cursor = None
+        if page.next_position is not None:
+            next_cursor = encode_cursor(
+                CountryCursor(
+                    country,
+                    hours,
+                    window.start,
+                    window.end,
+                    page.next_position.ts,
+                    page.next_position.session_id,
+                ),
+                signing_keys[0],
+            )
+        return CountryPage(window, page.starts, next_cursor, page.unread_from)
 
 
 def _reusable(cached: tuple[Window, Page], window: Window, country: str, store: StartsStore) -> Page | None:
