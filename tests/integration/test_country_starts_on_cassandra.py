@@ -11,12 +11,14 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from cassandra import ReadTimeout
 
 from player_sessions.clock import FixedClock
-from player_sessions.domain.country_starts import starts_by_country, starts_of_country
-from player_sessions.domain.country_starts.builder import CompactionTracker, fold_every_part
+from player_sessions.domain.country_starts import CountryStarts
+from player_sessions.domain.country_starts.builder import CompactionTracker, RollupBuilder
 from player_sessions.domain.ingest import ingest_batch
 from player_sessions.read_counts import metered
+from player_sessions.repositories.cassandra_starts import READ_ARRIVALS, READ_MARKS
 from player_sessions.time_buckets import slot_of
 from tests.fakes import FlowingClock
 
@@ -52,12 +54,8 @@ def truth(events: list[dict], since: datetime, until: datetime) -> Counter:
 
 
 def fold(starts_store, clock, settings, tracker=None) -> None:
-    fold_every_part(
-        store=starts_store,
-        clock=clock,
-        settings=settings,
-        tracker=tracker or CompactionTracker(),
-        max_slots=10_000,
+    RollupBuilder(starts_store, clock, settings, tracker=tracker or CompactionTracker()).fold_every_part(
+        max_slots=10_000
     )
 
 
@@ -93,9 +91,7 @@ def test_a_builder_folding_while_writers_add_live_late_and_resent_starts_keeps_c
 
     def reader() -> None:
         while not stop.wait(0.02):  # a breath between reads, so the writers' threads get the GIL too
-            starts_by_country(
-                rng.choice([1, 24, 168, 8760]), store=starts_store, clock=clock, settings=counts_settings
-            )
+            CountryStarts(starts_store, clock, counts_settings).counts(rng.choice([1, 24, 168, 8760]))
 
     # When a builder folds and readers count while writers add late, live and re-sent starts
     background = [threading.Thread(target=guarded, args=(builder,))]
@@ -119,7 +115,7 @@ def test_a_builder_folding_while_writers_add_live_late_and_resent_starts_keeps_c
 
     def assert_exact() -> None:
         for hours in (1, 24, 72, 168, 8760):
-            result = starts_by_country(hours, store=starts_store, clock=clock, settings=counts_settings)
+            result = CountryStarts(starts_store, clock, counts_settings).counts(hours)
             expected = truth(everything, result.window.start, result.window.end)
             assert dict(result.counts) == dict(expected), hours
 
@@ -155,9 +151,7 @@ def test_listing_follows_cursors_through_every_start_of_the_window_exactly_once(
     # When the pages are followed to the end, 9 at a time
     listed, cursor, pages = [], None, 0
     while True:
-        page = starts_of_country(
-            "fi", 72, limit=9, cursor=cursor, store=starts_store, clock=clock, settings=counts_settings
-        )
+        page = CountryStarts(starts_store, clock, counts_settings).page("fi", 72, limit=9, cursor=cursor)
         listed += [(row.ts, row.session_id) for row in page.starts]
         cursor, pages = page.next_cursor, pages + 1
         if cursor is None:
@@ -179,14 +173,10 @@ def test_a_start_is_counted_once_however_often_its_batch_is_resent(counts_stores
         # Given the batch re-sent, into a new arrival slot each time, folded or not yet
         ingest_batch(batch, store=session_store, clock=clock, settings=counts_settings)
         # Then the count is the same
-        assert dict(
-            starts_by_country(3, store=starts_store, clock=clock, settings=counts_settings).counts
-        ) == {"PK": 3}
+        assert dict(CountryStarts(starts_store, clock, counts_settings).counts(3).counts) == {"PK": 3}
         clock.advance(seconds=3)
         fold(starts_store, clock, counts_settings)
-        assert dict(
-            starts_by_country(3, store=starts_store, clock=clock, settings=counts_settings).counts
-        ) == {"PK": 3}
+        assert dict(CountryStarts(starts_store, clock, counts_settings).counts(3).counts) == {"PK": 3}
 
 
 def test_a_sparse_country_is_listed_exactly_once_across_many_hours_read_together(
@@ -218,8 +208,8 @@ def test_a_sparse_country_is_listed_exactly_once_across_many_hours_read_together
     def list_all() -> list[tuple[datetime, uuid.UUID]]:
         listed, cursor = [], None
         while True:
-            page = starts_of_country(
-                "NZ", 168, limit=100, cursor=cursor, store=starts_store, clock=clock, settings=counts_settings
+            page = CountryStarts(starts_store, clock, counts_settings).page(
+                "NZ", 168, limit=100, cursor=cursor
             )
             listed += [(row.ts, row.session_id) for row in page.starts]
             if (cursor := page.next_cursor) is None:
@@ -245,12 +235,10 @@ def reads_of_each_request(starts_store, clock, settings) -> dict[str, int]:
     rows = {}
     for hours in (1, 24, 168, 8760):
         with metered() as reads:
-            starts_by_country(hours, store=starts_store, clock=clock, settings=settings)
+            CountryStarts(starts_store, clock, settings).counts(hours)
         rows[f"count {hours}h"] = reads.rows
     with metered() as reads:
-        starts_of_country(
-            "US", 24, limit=100, cursor=None, store=starts_store, clock=clock, settings=settings
-        )
+        CountryStarts(starts_store, clock, settings).page("US", 24, limit=100)
     rows["US page of 100"] = reads.rows
     return rows
 
@@ -309,7 +297,7 @@ def test_reads_stay_within_a_fixed_bound_however_many_starts_the_open_hour_holds
                 assert count <= COUNT_ROWS_BOUND, (total, request, count)
             elif request.startswith("US page"):
                 assert count <= PAGE_ROWS_BOUND, (total, request, count)
-    assert starts_by_country(1, store=starts_store, clock=clock, settings=counts_settings).total == 50_000
+    assert CountryStarts(starts_store, clock, counts_settings).counts(1).total == 50_000
 
 
 @pytest.mark.timeout(900)  # a day of starts, ten minutes at a time: minutes on a slow host
@@ -337,9 +325,9 @@ def test_the_first_request_after_a_day_no_reader_saw_meets_the_same_bound(counts
         # The builder's runs over those ten minutes (each at most 120 slots, as it runs every half second)
         while True:
             with metered() as reads:
-                report = fold_every_part(
-                    store=starts_store, clock=clock, settings=counts_settings, tracker=tracker
-                )
+                report = RollupBuilder(
+                    starts_store, clock, counts_settings, tracker=tracker
+                ).fold_every_part()
             builder_reads.append((reads.rows, reads.requests, report.starts_counted, report.slots_folded))
             if report.behind_seconds == 0:
                 break
@@ -356,7 +344,7 @@ def test_the_first_request_after_a_day_no_reader_saw_meets_the_same_bound(counts
     for rows, requests, counted, slots in builder_reads:
         assert slots <= 120 * parts and rows <= 4 * counted + 300, (rows, counted, slots)
         assert requests <= slots // 25 + 3 * parts + 4 * counted + 60, (requests, counted, slots)
-    result = starts_by_country(24, store=starts_store, clock=clock, settings=counts_settings)
+    result = CountryStarts(starts_store, clock, counts_settings).counts(24)
     assert dict(result.counts) == dict(truth(everything, result.window.start, result.window.end))
 
 
@@ -381,11 +369,9 @@ def test_a_tail_longer_than_a_request_may_read_is_cut_and_the_answer_says_from_w
 
     # When the counts and one country's page are asked
     with metered() as reads:
-        counts = starts_by_country(1, store=starts_store, clock=clock, settings=settings)
+        counts = CountryStarts(starts_store, clock, settings).counts(1)
     country = Counter(e["country"] for e in sent).most_common(1)[0][0]
-    page = starts_of_country(
-        country, 1, limit=1000, cursor=None, store=starts_store, clock=clock, settings=settings
-    )
+    page = CountryStarts(starts_store, clock, settings).page(country, 1, limit=1000)
 
     # Then the first round of the tail (100 slots, 200 arrivals) was read and no more: the counts are exactly the
     # starts that arrived before t0 + 100 s, and the answer says so
@@ -401,26 +387,31 @@ def test_a_tail_longer_than_a_request_may_read_is_cut_and_the_answer_says_from_w
 
     # When the builder has folded them all, the same questions are exact again
     fold(starts_store, clock, settings)
-    counts = starts_by_country(1, store=starts_store, clock=clock, settings=settings)
+    counts = CountryStarts(starts_store, clock, settings).counts(1)
     assert counts.unread_from is None
     assert dict(counts.counts) == dict(truth(sent, t0 - timedelta(hours=1), clock.moment))
+
+
+def two_slots_of_starts(count: int, counts_stores, settings, *, seed: int) -> tuple[list[int], list[int]]:
+    """``count`` random starts, the first half arriving in one slot and folded, the second half in a slot five
+    seconds later and not; returns the slots from the first to the second, and every shard."""
+    session_store, starts_store = counts_stores
+    clock = FixedClock(datetime(2026, 4, 2, 12, 0, 1, tzinfo=UTC) + timedelta(days=seed))
+    events = random_starts(count, clock.now(), random.Random(seed), span_seconds=600)
+    first_slot = slot_of(clock.now())
+    ingest_all(events[: count // 2], session_store, clock, settings)
+    clock.advance(seconds=5)
+    fold(starts_store, clock, settings)
+    ingest_all(events[count // 2 :], session_store, clock, settings)
+    return list(range(first_slot, slot_of(clock.now()) + 1)), list(range(settings.start_shards))
 
 
 def test_a_reader_reads_the_tail_one_partition_a_request_and_gets_what_an_in_gets(
     counts_stores, counts_settings
 ):
-    session_store, starts_store = counts_stores
-    clock = FixedClock(datetime(2026, 4, 2, 12, 0, 1, tzinfo=UTC))
-    rng = random.Random(7)
+    starts_store = counts_stores[1]
     # Given starts arriving in two slots, the first slot's folded (so those have marks)
-    events = random_starts(60, clock.now(), rng, span_seconds=600)
-    first_slot = slot_of(clock.now())
-    ingest_all(events[:30], session_store, clock, counts_settings)
-    clock.advance(seconds=5)
-    fold(starts_store, clock, counts_settings)
-    ingest_all(events[30:], session_store, clock, counts_settings)
-    slots = list(range(first_slot, slot_of(clock.now()) + 1))
-    shards = list(range(counts_settings.start_shards))
+    slots, shards = two_slots_of_starts(60, counts_stores, counts_settings, seed=7)
     # When the tail and its marks are read both ways
     with metered() as in_reads:
         arrivals_in = starts_store.read_arrivals(slots, shards)
@@ -436,3 +427,33 @@ def test_a_reader_reads_the_tail_one_partition_a_request_and_gets_what_an_in_get
     assert in_reads.requests == 1 + 1
     assert partition_reads.requests == len(slots) * len(shards) + sessions
     assert partition_reads.rows == in_reads.rows
+
+
+def test_an_in_read_that_fails_is_read_again_one_partition_a_request(
+    counts_stores, counts_settings, monkeypatch
+):
+    starts_store = counts_stores[1]
+    # Given starts arriving in two slots, the first slot's folded (so those have marks)
+    slots, shards = two_slots_of_starts(40, counts_stores, counts_settings, seed=8)
+    arrivals_in = starts_store.read_arrivals(slots, shards)
+    marks_in = starts_store.read_marks([a.key for a in arrivals_in])
+    # And a cluster whose coordinators time out every IN (as with a replica just lost), single reads served
+    concurrently, failed = starts_store._concurrently, []
+
+    def in_reads_time_out(cql, parameters, bulk=False):
+        if cql in (READ_ARRIVALS, READ_MARKS):
+            failed.append(cql)
+            raise ReadTimeout("received only 0 responses", received_responses=0, required_responses=1)
+        return concurrently(cql, parameters, bulk)
+
+    monkeypatch.setattr(starts_store, "_concurrently", in_reads_time_out)
+    # When the tail and its marks are read
+    with metered() as reads:
+        arrivals = starts_store.read_arrivals(slots, shards)
+        marks = starts_store.read_marks([a.key for a in arrivals])
+    # Then each IN was tried once, then its partitions read one per request, and nothing differs
+    assert failed == [READ_ARRIVALS, READ_MARKS]
+    assert sorted(arrivals, key=repr) == sorted(arrivals_in, key=repr) and len(arrivals) == 40
+    assert marks == marks_in and 0 < len(marks) < 40
+    sessions = len({a.key.session_id for a in arrivals})
+    assert reads.requests == (1 + len(slots) * len(shards)) + (1 + sessions)
