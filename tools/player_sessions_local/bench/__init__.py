@@ -23,7 +23,8 @@ In order, on the local Cassandra and Redis (`make up`), in keyspaces and a Redis
    rows per request, exact counts;
 10. POST /events latency (its sessions are not in the live scenario's truth);
 11. the open-model capacity (bench/capacity.py): fixed arrival rates of an ingest/player/metric/page mix,
-    ``--capacity-seconds`` each, up to the first rate whose p90 passes 500 ms or that is refused or fails.
+    ``--capacity-seconds`` each: up to the first rate whose p90 passes 500 ms or that is refused or fails, then
+    halfway back (or down by halves when even the first rate fails; measure.open_model.search_capacity).
 
 Rows are counted afterwards against the file. It prints p50/p90/p99 per route and the ratios, and writes
 ``summary.md``, ``latency.png`` and ``results.json`` to ``--out``. Exit status 1 when a request failed, a row

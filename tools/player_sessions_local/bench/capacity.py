@@ -1,7 +1,8 @@
 """The open-model capacity of the served path: the highest fixed arrival rate of a dashboard-and-game mix
 (4 in 10 ingest batches, 3 player reads, 2 metric reads, 1 country page) that keeps every route's p90 under
 500 ms with no 5xx and (nearly) nothing refused; each rate for a fixed time, stepping up until one does not
-hold. Past it the gateway refuses (429) at once: how fast the refusals came is reported too."""
+hold, then halfway back; down by halves when the first does not hold (measure.open_model.search_capacity).
+Past it the gateway refuses (429) at once: how fast the refusals came is reported too."""
 
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ import queue
 import random
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from player_sessions_local.measure.http_client import HttpClient, MakeRequest
@@ -118,13 +118,48 @@ def find_capacity(
     seed: int,
     api_key: str | None = None,
 ) -> tuple[float, list[RateResult]]:
-    """Each rate in turn, up to the first that does not hold; returns the highest that held (0 if none) and
-    every rate's result."""
-    results, capacity = [], 0.0
-    for number, rate in enumerate(rates):
-        result = run_open_model(url, mix, rate=rate, seconds=seconds, seed=seed + number, api_key=api_key)
+    """The highest rate that holds (0 if none), and every rate's result, in the order run (search_capacity)."""
+    results: list[RateResult] = []
+
+    def holds(rate: float) -> bool:
+        result = run_open_model(
+            url, mix, rate=rate, seconds=seconds, seed=seed + len(results), api_key=api_key
+        )
         results.append(result)
-        if not result.holds(p90_limit_ms):
+        return result.holds(p90_limit_ms)
+
+    return search_capacity(rates, holds), results
+
+
+FLOOR_RATE = 2.5
+"""The lowest rate the search tries when even the first of its rates does not hold."""
+
+
+def search_capacity(
+    rates: Sequence[float], holds: Callable[[float], bool], floor: float = FLOOR_RATE
+) -> float:
+    """The highest rate that holds, 0 if none does. Steps up through ``rates`` (ascending) to the first that
+    does not hold, then tries once the rate halfway between it and the last that held. When the first rate
+    already fails (a slow host), halves it until one holds or the rate is below ``floor``, then tries once
+    halfway between that and the lowest that failed."""
+    held, failed = 0.0, None
+    for rate in rates:
+        if not holds(rate):
+            failed = rate
             break
-        capacity = rate
-    return capacity, results
+        held = rate
+    if failed is None:
+        return held
+    if held == 0.0:
+        rate = failed / 2
+        while rate >= floor:
+            if holds(rate):
+                held = rate
+                break
+            failed, rate = rate, rate / 2
+        if held == 0.0:
+            return 0.0
+    halfway = round((held + failed) / 2, 1)
+    if held < halfway < failed and holds(halfway):
+        held = halfway
+    return held

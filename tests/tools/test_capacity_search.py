@@ -1,0 +1,49 @@
+"""The open-model capacity search (measure.open_model.search_capacity): which rates it tries, and what it calls
+the capacity, against a served path that holds every rate up to a known limit."""
+
+from __future__ import annotations
+
+import pytest
+
+from player_sessions_local.bench.capacity import RATES
+from player_sessions_local.measure.open_model import search_capacity
+
+
+def search(limit: float, rates=RATES) -> tuple[float, list[float]]:
+    tried: list[float] = []
+
+    def holds(rate: float) -> bool:
+        tried.append(rate)
+        return rate <= limit
+
+    return search_capacity(rates, holds), tried
+
+
+def test_it_steps_up_to_the_first_rate_that_fails_then_tries_halfway_back():
+    # Given a served path that holds up to 90 requests/s
+    capacity, tried = search(90.0)
+    # Then it stepped 40, 60, 80, failed at 100, and held halfway (90)
+    assert tried == [40.0, 60.0, 80.0, 100.0, 90.0]
+    assert capacity == 90.0
+
+
+def test_a_host_slower_than_the_first_rate_is_searched_downwards_not_reported_as_zero():
+    # Given a slow host that holds up to 12 requests/s, below the first rate (40)
+    capacity, tried = search(12.0)
+    # Then it halved to 20 (failed) and 10 (held), then held nothing at 15 and says 10
+    assert tried == [40.0, 20.0, 10.0, 15.0]
+    assert capacity == 10.0
+
+
+def test_every_rate_held_is_the_highest_rate_and_nothing_held_is_zero():
+    assert search(1_000.0)[0] == RATES[-1]
+    capacity, tried = search(1.0)
+    assert capacity == 0.0
+    assert tried == [40.0, 20.0, 10.0, 5.0, 2.5]
+
+
+@pytest.mark.parametrize("limit", [3.0, 7.5, 25.0, 45.0, 70.0, 130.0, 199.0])
+def test_the_capacity_found_holds_and_is_within_a_step_of_the_limit(limit):
+    capacity, _ = search(limit)
+    assert 0 < capacity <= limit
+    assert capacity >= limit / 2
