@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from player_sessions.bootstrap import Services
-from player_sessions.domain.country_starts.builder import CompactionTracker, FoldReport
+from player_sessions.domain.country_starts.builder import FoldReport
 from player_sessions.errors import DatabaseUnavailableError
 from player_sessions.observability import metrics
 from player_sessions.read_counts import ReadTally, metered
@@ -84,7 +84,6 @@ class RollupRunner:
     failures: int = 0
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
-    _tracker: CompactionTracker = field(default_factory=CompactionTracker)
     work_log: Path | None = None
     """Where each minute's measured work goes as a "request work" line (the cost model reads it); without
     one, to this module's logger (the gateway's log)."""
@@ -130,6 +129,7 @@ class RollupRunner:
         return meters_of(session, redis.client() if redis is not None else None)
 
     def _run(self) -> None:
+        builder = self.services.rollup_builder()  # its compaction tracker lives as long as the thread
         minute_ends = time.monotonic() + WORK_REPORT_SECONDS
         while not self._stop.is_set():
             if time.monotonic() >= minute_ends:
@@ -137,7 +137,7 @@ class RollupRunner:
                 minute_ends += WORK_REPORT_SECONDS
             try:
                 with metered(into=self._minute_reads), measuring(self._meters(), into=self._minute_work):
-                    report = self.services.rollup_builder(self._tracker).fold(self.part)
+                    report = builder.fold(self.part)
                 self.total.add(report)
                 self.lags.append((time.monotonic(), report.behind_seconds))
             except DatabaseUnavailableError as error:
