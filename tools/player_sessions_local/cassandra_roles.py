@@ -17,6 +17,7 @@ python -m player_sessions_local.cassandra_roles bootstrap [--replicas N]
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import secrets
 import sys
@@ -24,8 +25,9 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from cassandra import AuthenticationFailed, InvalidRequest
+from cassandra import AuthenticationFailed, InvalidRequest, Unauthorized
 from cassandra.cluster import NoHostAvailable, Session
+from cassandra.pool import Host
 
 from player_sessions.access import FUNCTION_STATEMENTS, table_access
 from player_sessions.cassandra_connection import CassandraConnection
@@ -103,16 +105,28 @@ def _password(role: str) -> tuple[str, bool]:
     return _new_password(role), True
 
 
-def _ensure_role(session: Session, role: str, options: str, password: str, password_is_new: bool) -> None:
+def _ensure_role(
+    session: Session,
+    role: str,
+    options: str,
+    password: str,
+    password_is_new: bool,
+    *,
+    host: Host | None = None,
+) -> None:
     """Creates the role with the password; an existing role gets it only when it is new (Cassandra takes a
     role's new password at most every 5 s, and the schema tool runs for one keyspace after another)."""
     try:
-        session.execute(f"CREATE ROLE {role} WITH {options} AND PASSWORD = '{password}'", timeout=60)
+        session.execute(
+            f"CREATE ROLE {role} WITH {options} AND PASSWORD = '{password}'", timeout=60, host=host
+        )
     except InvalidRequest as error:
         if "already exists" not in str(error):
             raise
         if password_is_new:
-            session.execute(f"ALTER ROLE {role} WITH {options} AND PASSWORD = '{password}'", timeout=60)
+            session.execute(
+                f"ALTER ROLE {role} WITH {options} AND PASSWORD = '{password}'", timeout=60, host=host
+            )
 
 
 def bootstrap(settings: Settings, replicas: int = 1) -> None:
@@ -139,11 +153,34 @@ def _create_admin(settings: Settings, replicas: int) -> None:
                 f"{{'class': 'NetworkTopologyStrategy', '{settings.cassandra_datacenter}': {replicas}}}",
                 timeout=60,
             )
-        _ensure_role(
-            session, ADMIN_ROLE, "SUPERUSER = true AND LOGIN = true", _new_password(ADMIN_ROLE), True
-        )
+        _create_on_a_node_holding_the_default_superuser(session, _new_password(ADMIN_ROLE))
     finally:
         connection.close()
+
+
+def _create_on_a_node_holding_the_default_superuser(session: Session, password: str) -> None:
+    """Creates the admin role, through one node after another until one finds the default superuser.
+
+    Cassandra wrote its default superuser to one node while the roles had one replica. Once they have one per
+    node, a node looks that role up at QUORUM (two of three), and finds it only when the node that has it is one
+    of the two asked; when it is, the read repairs the other. Until then ``CREATE ROLE`` is refused as
+    unauthorised: a fresh clone's cluster tier failed so at start-up, in one run of several. The new role is
+    written to every node (the keyspace was altered first), so what follows logs in through any of them."""
+    hosts = list(session.cluster.metadata.all_hosts())
+    deadline = time.monotonic() + DEFAULT_SUPERUSER_WAIT_SECONDS
+    for attempt in itertools.count():
+        host = hosts[attempt % len(hosts)]
+        try:
+            _ensure_role(session, ADMIN_ROLE, "SUPERUSER = true AND LOGIN = true", password, True, host=host)
+            return
+        except Unauthorized:
+            if time.monotonic() > deadline:
+                raise
+            print(
+                f"cassandra roles: {host.address} does not know the default superuser yet; trying again",
+                file=sys.stderr,
+            )
+            time.sleep(0.5)
 
 
 def _require_authentication(settings: Settings) -> None:
