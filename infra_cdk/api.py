@@ -1,4 +1,7 @@
-"""The REST API: one resource and method per entry of the route table, each behind an API key.
+"""The REST API: one resource and method per entry of the route table, each behind an API key, and each with
+the proof of identity its caller presents (docs/security.md): the player token authorizer on a game client's
+route, IAM (SigV4) on the studio's and the administration's, each under a managed policy of its own to attach to
+the studio's roles; a WAF web ACL on the stage.
 
 Which parameters a method requires is read from the checked-in OpenAPI document, which the local gateway
 generates from the handlers' own validation: API Gateway rejects a request without them before a function
@@ -13,8 +16,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from aws_cdk import Acknowledgment, RemovalPolicy, Validations
+from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Stack, Validations
 from aws_cdk import aws_apigateway as apigateway
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
@@ -31,7 +35,9 @@ from infra_cdk.constants import (
     USAGE_PLAN_RATE_LIMIT,
 )
 from infra_cdk.log_groups import LogGroups
-from player_sessions.routes import ROUTES, Route
+from infra_cdk.waf import WebAcl
+from player_sessions.player_tokens import AUTHORIZATION_HEADER_REGEX
+from player_sessions.routes import AUTHORIZER, AUTHORIZER_CACHE_SECONDS, ROUTES, Caller, Route
 
 JSON = "application/json"
 PARAMETER_LOCATIONS = {"path": "path", "query": "querystring", "header": "header"}
@@ -82,6 +88,11 @@ def request_parameters(operation: Mapping[str, Any]) -> dict[str, bool]:
         for parameter in operation.get("parameters", [])
         if parameter["in"] in PARAMETER_LOCATIONS
     }
+
+
+def wildcard_path(path: str) -> str:
+    """The route's path as an execute-api ARN names it: each ``{parameter}`` matches any value."""
+    return "/".join("*" if part.startswith("{") else part for part in path.split("/"))
 
 
 class RestApi(Construct):
@@ -146,11 +157,47 @@ class RestApi(Construct):
                 min_items=1,
             ),
         )
+        self.player_token_authorizer = apigateway.TokenAuthorizer(
+            self,
+            "PlayerTokenAuthorizer",
+            handler=targets[AUTHORIZER.name],
+            authorizer_name="player-token",
+            identity_source=apigateway.IdentitySource.header("Authorization"),
+            validation_regex=AUTHORIZATION_HEADER_REGEX,
+            results_cache_ttl=Duration.seconds(AUTHORIZER_CACHE_SECONDS),
+        )
+        for response_type, message in (
+            (apigateway.ResponseType.UNAUTHORIZED, "Unauthorized"),
+            (apigateway.ResponseType.ACCESS_DENIED, None),
+            (apigateway.ResponseType.MISSING_AUTHENTICATION_TOKEN, None),
+        ):
+            self.api.add_gateway_response(
+                f"{response_type.response_type}Response",
+                type=response_type,
+                templates={
+                    JSON: ERROR_TEMPLATE if message is None else f'{{"message": "{message}", "errors": []}}'
+                },
+            )
         openapi = load_openapi()
         self.methods: dict[Route, apigateway.Method] = {
             route: self._add_route(route, openapi_operation(openapi, route), targets[route.function.name])
             for route in ROUTES
         }
+        for permission in targets[AUTHORIZER.name].node.children:
+            if isinstance(permission, lambda_.CfnPermission):
+                acknowledge_cfn_guard(
+                    permission,
+                    "lambda_function_public_access_prohibited_check",
+                    "Not public: only API Gateway may invoke, and only as this API's player token authorizer "
+                    "(SourceArn is the authorizer's execute-api ARN, built with Fn::Join, which the rule does not "
+                    "read).",
+                )
+        self.caller_policies = {
+            caller: self._caller_policy(caller)
+            for caller in (Caller.STUDIO, Caller.ADMIN)
+            if self._routes_of(caller)
+        }
+        self.web_acl = WebAcl(self, "WebAcl", stage=self.api.deployment_stage)
         self._add_usage_plan()
         self._acknowledge_nag_findings()
         skip_checkov(
@@ -166,10 +213,15 @@ class RestApi(Construct):
         self, route: Route, operation: Mapping[str, Any], target: lambda_.IFunction
     ) -> apigateway.Method:
         takes_json = JSON in operation.get("requestBody", {}).get("content", {})
+        player = route.caller is Caller.PLAYER
         method = self.api.root.resource_for_path(route.path).add_method(
             route.method,
             apigateway.LambdaIntegration(target, allow_test_invoke=False),
             operation_name=operation.get("operationId"),
+            authorization_type=apigateway.AuthorizationType.CUSTOM
+            if player
+            else apigateway.AuthorizationType.IAM,
+            authorizer=self.player_token_authorizer if player else None,
             api_key_required=True,
             request_validator=self.validator,
             request_parameters=request_parameters(operation) or None,
@@ -185,6 +237,43 @@ class RestApi(Construct):
                     "and an environment-agnostic stack builds that ARN with Fn::Join.",
                 )
         return method
+
+    def _routes_of(self, caller: Caller) -> list[Route]:
+        return [route for route in ROUTES if route.caller is caller]
+
+    def _caller_policy(self, caller: Caller) -> iam.ManagedPolicy:
+        """What a studio's role needs to call the routes of ``caller``, and nothing else: attach it to the
+        servers' and dashboards' roles (or the administrators')."""
+        policy = iam.ManagedPolicy(
+            self,
+            f"{caller.value.capitalize()}AccessPolicy",
+            description=f"Invoke the player session API's {caller.value} routes (SigV4-signed requests)",
+            statements=[
+                iam.PolicyStatement(
+                    sid=f"Invoke{caller.value.capitalize()}Routes",
+                    actions=["execute-api:Invoke"],
+                    resources=[
+                        self.api.arn_for_execute_api(route.method, wildcard_path(route.path), API_STAGE)
+                        for route in self._routes_of(caller)
+                    ],
+                )
+            ],
+        )
+        api_id = Stack.of(self).get_logical_id(self.api.node.default_child)  # type: ignore[arg-type]
+        for route in self._routes_of(caller):
+            if "{" in route.path:
+                resource = (
+                    f"arn:<AWS::Partition>:execute-api:<AWS::Region>:<AWS::AccountId>:<{api_id}>/{API_STAGE}/"
+                    f"{route.method}{wildcard_path(route.path)}"
+                )
+                Validations.of(policy).acknowledge(
+                    Acknowledgment(
+                        id=f"AwsSolutions::AwsSolutions-IAM5[Resource::{resource}]",
+                        reason=f"The one route {route.method} {route.path}: its path parameter matches any "
+                        "value, as the route itself does.",
+                    )
+                )
+        return policy
 
     def _add_usage_plan(self) -> None:
         self.api_key = self.api.add_api_key(
@@ -205,23 +294,11 @@ class RestApi(Construct):
     def _acknowledge_nag_findings(self) -> None:
         Validations.of(self.api).acknowledge(
             Acknowledgment(
-                id="AwsSolutions::AwsSolutions-APIG4",
-                reason=(
-                    "Callers are game clients, identified by API key as the specification requires; each "
-                    "key is throttled and capped by its usage plan. There are no end-user identities to "
-                    "authorize (IAM or Cognito) on this API."
-                ),
-            ),
-            Acknowledgment(
                 id="AwsSolutions::AwsSolutions-COG4",
-                reason="No Cognito user pool: clients authenticate with API keys (see AwsSolutions-APIG4).",
-            ),
-            Acknowledgment(
-                id="AwsSolutions::AwsSolutions-APIG3",
                 reason=(
-                    "No WAF web ACL for now: every method requires an API key, usage plans throttle and "
-                    "cap each key, and the request validator rejects malformed requests before any function "
-                    "runs. A web ACL is the next step if abuse from valid keys or volumetric attacks appear."
+                    "No Cognito user pool: game clients present the studio's own login tokens, checked by the "
+                    "player token authorizer (a Lambda authorizer: the studio keeps its login), and the "
+                    "studio's servers sign with IAM (docs/security.md)."
                 ),
             ),
             Acknowledgment(

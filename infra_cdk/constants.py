@@ -54,6 +54,11 @@ LAMBDA_MEMORY_MB = 1024
 """Memory buys CPU: at 1 GB the TLS handshake and SigV4 signing of a restore take a fraction of a second."""
 LAMBDA_TIMEOUT_SECONDS = 10
 """Well under API Gateway's 29 s: a request that has not finished by then has failed anyway."""
+AUTHORIZER_MEMORY_MB = 512
+"""The authorizer checks one RSA signature and fetches the login's keys every few minutes: half the memory,
+still enough CPU for a cold start of a second or less."""
+AUTHORIZER_TIMEOUT_SECONDS = 5
+"""The login's keys come within its fetch timeout (player_sessions.player_tokens) or the token is refused."""
 LAMBDA_ALIAS = "live"
 """The alias API Gateway invokes: SnapStart only applies to published versions."""
 ROLLUP_BUILDER_SCHEDULE_MINUTES = 1
@@ -98,6 +103,13 @@ USAGE_PLAN_RATE_LIMIT = 500
 USAGE_PLAN_BURST_LIMIT = 1000
 USAGE_PLAN_DAILY_QUOTA = 20_000_000
 INGEST_BODY_MODEL_NAME = "EventBatch"
+WAF_WINDOW_SECONDS = 300
+WAF_PLAYER_TOKEN_LIMIT = 600
+"""Requests one player token may make in WAF_WINDOW_SECONDS: a client flushing a batch every second stays
+under it; a script replaying one player's token is blocked within the window."""
+WAF_ADDRESS_LIMIT = 100_000
+"""Requests without a player token (signed by the studio) from one address in WAF_WINDOW_SECONDS: WAF cannot
+read the signing identity, so this only stops a flood, and sits above a studio's servers behind one NAT."""
 
 # --- Monitoring --------------------------------------------------------------------------------------------
 LATENCY_PERCENTILES = ("p50", "p90", "p99")

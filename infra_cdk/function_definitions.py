@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from infra_cdk.constants import (
+    AUTHORIZER_MEMORY_MB,
+    AUTHORIZER_TIMEOUT_SECONDS,
     CURSOR_SECRET_READERS,
     ENVIRONMENT_PREFIX,
     FUNCTIONS_DIR,
@@ -23,7 +25,7 @@ from infra_cdk.constants import (
     ROLLUP_BUILDER_TIMEOUT_SECONDS,
     SERVICE_NAME,
 )
-from player_sessions.routes import FUNCTIONS, ROLLUP_BUILDER, LambdaFunction
+from player_sessions.routes import AUTHORIZER, FUNCTIONS, ROLLUP_BUILDER, LambdaFunction
 from player_sessions.settings import DatabaseMode
 
 
@@ -36,6 +38,9 @@ class Deployment:
     redis_url: str
     cursor_secret_arn: str | None = None
     """Secrets Manager secret of the cursor key, given to the functions that sign cursors (deployed only)."""
+    player_tokens: dict[str, str] | None = None
+    """The studio login the authorizer trusts: ``player_token_issuer``, ``_audience`` and ``_jwks_url``
+    (deployed: the stack's parameters; locally: the local issuer)."""
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,9 @@ class FunctionDefinition:
     """At most this many environments at once (None: the account's pool)."""
     scheduled: bool = False
     """Started by an EventBridge schedule, not by a route: no alias, no API integration."""
+    uses_data: bool = True
+    """Reads or writes the service's data (Keyspaces, the cache): in the VPC, with a database role. The
+    authorizer does not: outside the VPC, it reaches the studio login's published keys over the internet."""
 
     @property
     def name(self) -> str:
@@ -66,13 +74,17 @@ class FunctionDefinition:
 
     def environment(self, deployment: Deployment) -> dict[str, str]:
         """The function's environment variables (PLAYER_SESSIONS_* and Powertools) for ``deployment``."""
-        service = {
-            "database_mode": deployment.database_mode.value,
-            "aws_region": deployment.region,
-            "keyspace": KEYSPACE,
-            "redis_url": deployment.redis_url,
-            "retention_days": str(RETENTION_DAYS),
-        }
+        service = (
+            {
+                "database_mode": deployment.database_mode.value,
+                "aws_region": deployment.region,
+                "keyspace": KEYSPACE,
+                "redis_url": deployment.redis_url,
+                "retention_days": str(RETENTION_DAYS),
+            }
+            if self.uses_data
+            else {"aws_region": deployment.region, **(deployment.player_tokens or {})}
+        )
         if deployment.cursor_secret_arn is not None and self.function in CURSOR_SECRET_READERS:
             service["cursor_secret_arn"] = deployment.cursor_secret_arn
         return {
@@ -82,10 +94,20 @@ class FunctionDefinition:
         }
 
 
+AUTHORIZER_DEFINITION = FunctionDefinition(
+    AUTHORIZER,
+    memory_mb=AUTHORIZER_MEMORY_MB,
+    timeout_seconds=AUTHORIZER_TIMEOUT_SECONDS,
+    # Its imports (PyJWT, cryptography, the logger) take a fraction of the others'; and its answers are
+    # cached per token, so it starts cold rarely.
+    snap_start=False,
+    uses_data=False,
+)
 FUNCTION_DEFINITIONS: dict[str, FunctionDefinition] = {
-    function.name: FunctionDefinition(function) for function in FUNCTIONS
+    **{function.name: FunctionDefinition(function) for function in FUNCTIONS},
+    AUTHORIZER.name: AUTHORIZER_DEFINITION,
 }
-"""Every function of the route table, by name."""
+"""Every function API Gateway invokes, by name: the route table's and the player token authorizer."""
 
 ROLLUP_BUILDER_DEFINITION = FunctionDefinition(
     ROLLUP_BUILDER,

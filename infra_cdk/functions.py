@@ -1,8 +1,9 @@
-"""The three Lambda functions of the route table, their dependency layer, roles and settings."""
+"""The Lambda functions: the route table's three, the player token authorizer and the rollup builder; their
+dependency layer, roles and settings."""
 
 from __future__ import annotations
 
-from aws_cdk import Acknowledgment, Duration, Stack, Validations
+from aws_cdk import Acknowledgment, CfnParameter, Duration, Stack, Validations
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
@@ -11,7 +12,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
-from infra_cdk.acknowledgements import skip_checkov
+from infra_cdk.acknowledgements import acknowledge_cfn_guard, skip_checkov
 from infra_cdk.constants import (
     CURSOR_SECRET_LENGTH,
     CURSOR_SECRET_READERS,
@@ -134,6 +135,7 @@ class LambdaFunctions(Construct):
             region=Stack.of(self).region,
             redis_url=redis_url,
             cursor_secret_arn=self.cursor_secret.secret_arn,
+            player_tokens=self._player_token_parameters(),
         )
         self.functions: dict[str, lambda_.Function] = {}
         self.aliases: dict[str, lambda_.Alias] = {}
@@ -170,6 +172,32 @@ class LambdaFunctions(Construct):
             for number, first in enumerate(range(0, len(parts), RULE_TARGETS))
         ]
 
+    def _player_token_parameters(self) -> dict[str, str]:
+        """The studio login the authorizer trusts, given at deploy time (``cdk deploy --parameters``)."""
+        stack = Stack.of(self)
+        parameters = {
+            "player_token_issuer": CfnParameter(
+                stack,
+                "PlayerTokenIssuer",
+                description="The iss claim of the studio login's player tokens (e.g. https://login.example.com)",
+                min_length=1,
+            ),
+            "player_token_audience": CfnParameter(
+                stack,
+                "PlayerTokenAudience",
+                description="The aud claim the studio login puts in tokens for this service",
+                min_length=1,
+            ),
+            "player_token_jwks_url": CfnParameter(
+                stack,
+                "PlayerTokenJwksUrl",
+                description="HTTPS URL where the studio login publishes its signing keys (JWKS)",
+                allowed_pattern=r"^https://\S+$",
+                constraint_description="an https:// URL",
+            ),
+        }
+        return {name: parameter.value_as_string for name, parameter in parameters.items()}
+
     def _add_function(
         self,
         definition: FunctionDefinition,
@@ -197,12 +225,21 @@ class LambdaFunctions(Construct):
                             actions=["logs:CreateLogStream", "logs:PutLogEvents"],
                             resources=[log_group.log_group_arn],
                         ),
-                        iam.PolicyStatement(sid="AttachToVpc", actions=VPC_ACCESS_ACTIONS, resources=["*"]),
+                        *(
+                            [
+                                iam.PolicyStatement(
+                                    sid="AttachToVpc", actions=VPC_ACCESS_ACTIONS, resources=["*"]
+                                )
+                            ]
+                            if definition.uses_data
+                            else []
+                        ),
                     ]
                 )
             },
         )
-        data.grant(role, table_access(function))
+        if definition.uses_data:
+            data.grant(role, table_access(function))
         if function in CURSOR_SECRET_READERS:
             self.cursor_secret.grant_read(role)
         handler = lambda_.Function(
@@ -226,9 +263,9 @@ class LambdaFunctions(Construct):
             # Imports (pydantic, Powertools, the Cassandra driver) dominate a cold start and are done once, at
             # publication; see docs/decisions.md for SnapStart against provisioned concurrency.
             snap_start=lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS if definition.snap_start else None,
-            vpc=vpc,
-            vpc_subnets=PRIVATE_SUBNETS,
-            security_groups=[security_group],
+            vpc=vpc if definition.uses_data else None,
+            vpc_subnets=PRIVATE_SUBNETS if definition.uses_data else None,
+            security_groups=[security_group] if definition.uses_data else None,
         )
         cfn_function = handler.node.default_child
         if not isinstance(cfn_function, lambda_.CfnFunction):
@@ -271,6 +308,14 @@ def _skip_checkov_checks(
     definition: FunctionDefinition, function: lambda_.CfnFunction, role: iam.Role
 ) -> None:
     """The checkov checks that do not fit these functions, each with its reason, on the resource itself."""
+    if not definition.uses_data:
+        outside_the_vpc = (
+            "The player token authorizer reads no service data: it checks a token's signature against the "
+            "studio login's published keys, which it fetches over the internet (the VPC's isolated subnets "
+            "have no NAT). Outside the VPC it reaches nothing of the service's."
+        )
+        acknowledge_cfn_guard(function, "lambda_inside_vpc_check", outside_the_vpc)
+        skip_checkov(function, "CKV_AWS_117", outside_the_vpc)
     skip_checkov(
         role,
         "CKV_AWS_111",

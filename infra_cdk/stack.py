@@ -41,6 +41,7 @@ class PlayerSessionsStack(Stack):
             "Monitoring",
             functions=self.functions.functions,
             alarm_email=self.node.try_get_context(ALARM_EMAIL_CONTEXT_KEY),
+            access_logs=self.api.access_logs,
         )
         CfnOutput(self, "ApiUrl", value=self.api.api.url, description="Base URL of the API (the stage)")
         CfnOutput(
@@ -49,5 +50,12 @@ class PlayerSessionsStack(Stack):
             value=self.api.api_key.key_id,
             description="Id of the default API key; its value: aws apigateway get-api-key --include-value",
         )
+        for caller, policy in self.api.caller_policies.items():
+            CfnOutput(
+                self,
+                f"{caller.value.capitalize()}AccessPolicyArn",
+                value=policy.managed_policy_arn,
+                description=f"Attach to the roles that call the {caller.value} routes (SigV4)",
+            )
         CfnOutput(self, "AlarmTopicArn", value=self.monitoring.alarm_topic.topic_arn)
         CfnOutput(self, "DashboardName", value=self.monitoring.dashboard.dashboard_name)

@@ -1,4 +1,5 @@
-"""POST /events: ingest a batch of session events."""
+"""POST /events (a game client, its own player's events) and POST /studio/events (the studio's servers, any
+player): ingest a batch of session events."""
 
 from typing import Any
 
@@ -6,37 +7,71 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from player_sessions.bootstrap import ServicesDependency
+from player_sessions.bootstrap import Services, ServicesDependency
 from player_sessions.domain.ingest import BatchOutcome, ingest_batch
 from player_sessions.http import ERROR_RESPONSES, build_resolver, documented, model_response, read_json_batch
 from player_sessions.models import ErrorOut, EventError, IngestResult
 from player_sessions.observability import MetricUnit, logger, metrics, tracer
+from player_sessions.routes import PLAYER_EVENTS_PATH, STUDIO_EVENTS_PATH
 
 app = build_resolver()
 
 
+INGEST_RESPONSES: dict[int, Any] = {
+    200: documented("Every event stored or discarded", IngestResult),
+    207: documented("Some events rejected, others stored or discarded", IngestResult),
+    **ERROR_RESPONSES,
+    400: documented(
+        "Every event rejected (the ingest result, a reason per event), or the body is not a JSON array of "
+        "events (`message` and `errors`)",
+        IngestResult | ErrorOut,
+    ),
+}
+ONE_BY_ONE = (
+    "Each event is validated on its own; valid events are stored even when others are not. "
+    "The answer comes after Cassandra acknowledged every write at LOCAL_QUORUM."
+)
+
+
 @app.post(
-    "/events",
-    summary="Ingest a batch of session events",
-    description="Each event is validated on its own; valid events are stored even when others are not. "
-    "The answer comes after Cassandra acknowledged every write at LOCAL_QUORUM.",
+    PLAYER_EVENTS_PATH,
+    summary="Ingest a batch of a game client's session events",
+    description=f"{ONE_BY_ONE} A game client presents its player's token (`Authorization: Bearer`); an event "
+    "for another player is rejected.",
     responses={
-        200: documented("Every event stored or discarded", IngestResult),
-        207: documented("Some events rejected, others stored or discarded", IngestResult),
-        **ERROR_RESPONSES,
-        400: documented(
-            "Every event rejected (the ingest result, a reason per event), or the body is not a JSON array of "
-            "events (`message` and `errors`)",
-            IngestResult | ErrorOut,
-        ),
+        **INGEST_RESPONSES,
+        401: documented("No valid player token: missing, expired, or not from the studio's login", ErrorOut),
     },
     tags=["events"],
 )
 @tracer.capture_method(capture_response=False)
-def ingest_events(services: ServicesDependency) -> Response[IngestResult]:
+def ingest_player_events(services: ServicesDependency) -> Response[IngestResult]:
+    # Set by the authorizer (API Gateway, or the local gateway as it): the player the token proves.
+    authorizer = app.current_event.raw_event.get("requestContext", {}).get("authorizer") or {}
+    return _ingest(services, authorizer.get("player_id"))
+
+
+@app.post(
+    STUDIO_EVENTS_PATH,
+    summary="Ingest a batch of session events for any player (the studio's servers)",
+    description=f"{ONE_BY_ONE} Signed with the studio's AWS credentials (SigV4).",
+    responses=INGEST_RESPONSES,
+    tags=["events"],
+)
+@tracer.capture_method(capture_response=False)
+def ingest_studio_events(services: ServicesDependency) -> Response[IngestResult]:
+    return _ingest(services, None)
+
+
+def _ingest(services: Services, signed_in_player: str | None) -> Response[IngestResult]:
     items = read_json_batch(app.current_event, services.settings)
     outcome = ingest_batch(
-        items, store=services.sessions, clock=services.clock, settings=services.settings, cache=services.cache
+        items,
+        store=services.sessions,
+        clock=services.clock,
+        settings=services.settings,
+        cache=services.cache,
+        signed_in_player=signed_in_player,
     )
     _record_metrics(outcome)
     result = IngestResult(

@@ -38,7 +38,11 @@ def documented(description: str, model: Any) -> OpenAPIResponse:
 
 ERROR_RESPONSES: dict[int, OpenAPIResponse] = {
     400: documented("A parameter or the body is invalid; `errors` names each one and why", ErrorOut),
-    403: documented("Missing or wrong `x-api-key`", ErrorOut),
+    403: documented(
+        "Missing or wrong `x-api-key`; or, on a route of the studio's, a request not signed (SigV4) by an "
+        "identity allowed to call it",
+        ErrorOut,
+    ),
     413: documented("Body over the size limit, or more events than a batch may hold", ErrorOut),
     415: documented("The body is not declared as application/json", ErrorOut),
     500: documented(

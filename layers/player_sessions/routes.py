@@ -7,6 +7,7 @@ Defined once and used by both the CDK REST API (infra_cdk) and the local gateway
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
 
 @dataclass(frozen=True)
@@ -26,11 +27,24 @@ class LambdaFunction:
         return "handler.lambda_handler"
 
 
+class Caller(StrEnum):
+    """Who may call a route, and the proof of identity it presents (docs/security.md)."""
+
+    PLAYER = "player"
+    """A game client: a short-lived token of the studio's login (a JWT whose subject is the player), checked by
+    the authorizer function. Such a caller sends its own player's events only."""
+    STUDIO = "studio"
+    """The studio's servers and dashboards: requests signed with AWS credentials (SigV4), checked by IAM."""
+    ADMIN = "admin"
+    """Administration: signed as the studio's are, under an IAM policy of its own."""
+
+
 @dataclass(frozen=True)
 class Route:
     method: str
     path: str
     function: LambdaFunction
+    caller: Caller
 
 
 INGEST_EVENTS = LambdaFunction("ingest_events", "Ingest a batch of session events")
@@ -46,10 +60,21 @@ ROLLUP_BUILDER = LambdaFunction(
 SCHEDULED_FUNCTIONS: tuple[LambdaFunction, ...] = (ROLLUP_BUILDER,)
 """Functions no route calls: EventBridge invokes them on a schedule."""
 
+AUTHORIZER = LambdaFunction("authorizer", "Checks a game client's player token before POST /events")
+"""API Gateway calls it, before the integration, for every route whose caller is ``Caller.PLAYER``."""
+AUTHORIZER_CACHE_SECONDS = 60
+"""How long API Gateway keeps the authorizer's answer for one token: a revoked login is refused within this."""
+
+PLAYER_EVENTS_PATH = "/events"
+STUDIO_EVENTS_PATH = "/studio/events"
+"""The same ingest for the studio's servers, signed, for any player: a REST API method has one kind of
+authorization, so the two callers of ingest have a resource each."""
+
 ROUTES: tuple[Route, ...] = (
-    Route("POST", "/events", INGEST_EVENTS),
-    Route("GET", "/players/{player_id}/sessions", PLAYER_SESSIONS),
-    Route("GET", "/health", PLAYER_SESSIONS),
-    Route("GET", "/countries/starts", COUNTRY_STARTS),
-    Route("GET", "/countries/{country}/starts", COUNTRY_STARTS),
+    Route("POST", PLAYER_EVENTS_PATH, INGEST_EVENTS, Caller.PLAYER),
+    Route("POST", STUDIO_EVENTS_PATH, INGEST_EVENTS, Caller.STUDIO),
+    Route("GET", "/players/{player_id}/sessions", PLAYER_SESSIONS, Caller.STUDIO),
+    Route("GET", "/health", PLAYER_SESSIONS, Caller.STUDIO),
+    Route("GET", "/countries/starts", COUNTRY_STARTS, Caller.STUDIO),
+    Route("GET", "/countries/{country}/starts", COUNTRY_STARTS, Caller.STUDIO),
 )

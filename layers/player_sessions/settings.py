@@ -89,6 +89,15 @@ class Settings(BaseSettings):
     api_key: str | None = None
     """When set, the local gateway requires it in ``x-api-key`` (API Gateway does this when deployed)."""
 
+    player_token_issuer: str | None = None
+    """The ``iss`` of the studio login's player tokens (JWT); the authorizer refuses every token while unset."""
+    player_token_audience: str | None = None
+    """The ``aud`` those tokens carry for this service."""
+    player_token_jwks_url: str | None = None
+    """Where the login publishes its signing keys (a JWKS document); locally a ``file://`` URL."""
+    player_token_leeway_seconds: int = Field(default=30, ge=0, le=300)
+    """Clock difference allowed with the issuer on ``exp``, ``nbf`` and ``iat``."""
+
     @field_validator("cassandra_contact_points", mode="before")
     @classmethod
     def split_contact_points(cls, value: object) -> object:

@@ -87,12 +87,12 @@ def test_two_replicas_down_is_a_prompt_503_and_the_service_returns_by_itself_whe
     try:
         with api.client() as client:
             # Given a warm service on three replicas
-            assert client.post("/events", json=before).json()["stored"] == 2
+            assert client.post("/studio/events", json=before).json()["stored"] == 2
             assert client.get("/health").json()["cassandra"]["status"] == "up"
             # When two of the three are killed: no quorum is left
             cluster.kill(2, 3)
             answers = {
-                "ingest": timed(lambda: client.post("/events", json=during)),
+                "ingest": timed(lambda: client.post("/studio/events", json=during)),
                 "history": timed(lambda: client.get(f"/players/{player}/sessions")),
                 "metric": timed(lambda: client.get("/countries/starts?hours=2")),
                 "health": timed(lambda: client.get("/health")),
@@ -107,7 +107,9 @@ def test_two_replicas_down_is_a_prompt_503_and_the_service_returns_by_itself_whe
             # And once one of them is back, the same service (no restart) stores and reads again by itself
             started_s = cluster.start(2)
             back_at = time.monotonic()
-            stored, _ = first_success(lambda: client.post("/events", json=during), RETURN_WITHIN_SECONDS)
+            stored, _ = first_success(
+                lambda: client.post("/studio/events", json=during), RETURN_WITHIN_SECONDS
+            )
             returned_s = time.monotonic() - back_at
             assert stored.status_code == 200, f"not back {returned_s:.0f} s after node 2: {stored.text}"
             assert stored.json()["stored"] == 2
@@ -130,7 +132,7 @@ def test_a_replica_that_comes_back_is_used_again_and_gets_by_hints_what_it_misse
         # Given a replica that is down while 20 sessions are stored
         cluster.kill(3)
         for batch in missed:
-            assert client.post("/events", json=batch).json()["stored"] == 2
+            assert client.post("/studio/events", json=batch).json()["stored"] == 2
         # (the two live replicas keep hints for it: the writes it missed)
         hints_seen = wait_for(lambda: hint_files(1, 2), HINTS_WITHIN_SECONDS)
         assert hints_seen, "no hints were written for the dead replica"

@@ -119,7 +119,7 @@ class Traffic:
         """Posts until the batch is stored, as a client told to retry would; every refusal is a failure."""
         for _ in range(20):
             try:
-                response = client.post("/events", json=batch)
+                response = client.post("/studio/events", json=batch)
             except httpx.HTTPError as error:
                 self._fail(f"POST /events: {type(error).__name__}")
                 continue

@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.callers import PlayerToken, StudioSignature
 from tests.conftest import TEST_KEYSPACE
 
 API_KEY = "e2e-test-key"
@@ -27,9 +28,15 @@ class ServedApi:
     process: subprocess.Popen
     log_file: Path
 
-    def client(self, api_key: str | None = API_KEY) -> httpx.Client:
+    def client(
+        self, api_key: str | None = API_KEY, *, player: str | None = None, auth: httpx.Auth | None = None
+    ) -> httpx.Client:
+        """A client of the studio's servers (every request signed), or with ``player`` a game client holding
+        that player's token, or with ``auth`` any other proof (or none: ``httpx.Auth()``)."""
         headers = {"x-api-key": api_key} if api_key else {}
-        return httpx.Client(base_url=self.base_url, headers=headers, timeout=15)
+        if auth is None:
+            auth = PlayerToken(player) if player is not None else StudioSignature()
+        return httpx.Client(base_url=self.base_url, headers=headers, timeout=15, auth=auth)
 
 
 def free_port() -> int:

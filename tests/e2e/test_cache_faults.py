@@ -65,7 +65,7 @@ def test_frozen_redis_reads_stay_correct_and_fresh_writes_show_after_it_thaws(se
     with served_api.client() as client:
         # Given a player's history and the country counts, read once so that both are cached
         first = completed_session(player, 100)
-        assert client.post("/events", json=first).status_code == 200
+        assert client.post("/studio/events", json=first).status_code == 200
         assert len(sessions_of(client.get(f"/players/{player}/sessions"))) == 1
         se_before = starts_in_se(client.get("/countries/starts?hours=48"))
         cached_keys = list(
@@ -77,7 +77,7 @@ def test_frozen_redis_reads_stay_correct_and_fresh_writes_show_after_it_thaws(se
         try:
             # When Redis is frozen and a second session of the player is ingested
             second = completed_session(player, 50)
-            assert client.post("/events", json=second).status_code == 200
+            assert client.post("/studio/events", json=second).status_code == 200
             # Then reads answer within 1 s, with the new session and the new start
             history, seconds = timed_get(client, f"/players/{player}/sessions")
             assert seconds < 1.0
@@ -103,12 +103,12 @@ def test_killed_redis_reads_stay_correct_and_the_cache_is_used_again_once_restar
     player = uuid.uuid4().hex
     cache_client = redis.Redis.from_url(test_settings.redis_url)
     with served_api.client() as client:
-        assert client.post("/events", json=completed_session(player, 80)).status_code == 200
+        assert client.post("/studio/events", json=completed_session(player, 80)).status_code == 200
         os.kill(redis_pid(), signal.SIGKILL)
         try:
             # When Redis is gone, a session is ingested and read back
             second = completed_session(player, 20)
-            assert client.post("/events", json=second).status_code == 200
+            assert client.post("/studio/events", json=second).status_code == 200
             history, seconds = timed_get(client, f"/players/{player}/sessions")
             # Then the answer is right, and fast
             assert seconds < 1.0

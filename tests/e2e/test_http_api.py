@@ -29,7 +29,7 @@ def test_ingested_session_is_returned_in_the_players_history(served_api):
     now = datetime.now(UTC)
     with served_api.client() as client:
         first = client.post(
-            "/events",
+            "/studio/events",
             json=[
                 {
                     "event": "end",
@@ -40,7 +40,7 @@ def test_ingested_session_is_returned_in_the_players_history(served_api):
             ],
         )
         second = client.post(
-            "/events",
+            "/studio/events",
             json=[
                 {
                     "event": "start",
@@ -86,7 +86,7 @@ def test_mixed_batch_is_207_and_keeps_the_valid_events(served_api):
         },
     ]
     with served_api.client() as client:
-        response = client.post("/events", json=batch)
+        response = client.post("/studio/events", json=batch)
     assert response.status_code == 207
     body = response.json()
     assert (body["stored"], body["discarded"], body["rejected"]) == (1, 1, 1)
@@ -98,7 +98,7 @@ def test_mixed_batch_is_207_and_keeps_the_valid_events(served_api):
 
 def test_batch_with_every_event_rejected_is_400(served_api):
     with served_api.client() as client:
-        response = client.post("/events", json=[{"event": "pause"}, {"event": "start"}])
+        response = client.post("/studio/events", json=[{"event": "pause"}, {"event": "start"}])
     assert response.status_code == 400
     assert response.json()["rejected"] == 2
 
@@ -115,7 +115,7 @@ def test_batch_with_every_event_rejected_is_400(served_api):
 )
 def test_unusable_bodies_are_refused_with_a_message(served_api, content, headers, status, message):
     with served_api.client() as client:
-        response = client.post("/events", content=content, headers=headers)
+        response = client.post("/studio/events", content=content, headers=headers)
     assert response.status_code == status
     assert message in response.json()["message"]
 
@@ -159,10 +159,12 @@ def test_every_route_refuses_a_missing_key_with_the_403_its_document_lists(serve
     operations = [(method.upper(), path) for path, item in document["paths"].items() for method in item]
     # Then every operation documents the 403
     assert all("403" in document["paths"][path][method.lower()]["responses"] for method, path in operations)
-    # And each one, asked without a key, answers it with the documented error body
-    with served_api.client(api_key=None) as client:
+    # And each one, asked without a key by a caller it lets in (a game client's token on POST /events, the
+    # studio's signature on the others), answers it with the documented error body
+    with served_api.client(api_key=None) as studio, served_api.client(api_key=None, player="p1") as game:
         for method, path in operations:
             concrete = path.replace("{player_id}", "p1").replace("{country}", "FI")
+            client = game if path == "/events" else studio
             response = client.request(method, concrete, json=[] if method == "POST" else None)
             assert response.status_code == 403, (method, path, response.text)
             assert response.json() == {"message": "Forbidden"}
@@ -171,7 +173,7 @@ def test_every_route_refuses_a_missing_key_with_the_403_its_document_lists(serve
 def test_without_cassandra_ingest_and_health_are_503_with_retry_after(api_without_cassandra):
     event = {"event": "end", "player_id": "p", "session_id": str(uuid.uuid4()), "ts": iso(datetime.now(UTC))}
     with api_without_cassandra.client() as client:
-        ingest = client.post("/events", json=[event])
+        ingest = client.post("/studio/events", json=[event])
         health = client.get("/health")
     assert ingest.status_code == 503
     assert int(ingest.headers["retry-after"]) > 0
@@ -197,7 +199,7 @@ def test_country_counts_and_pages_reflect_an_acknowledged_start(served_api):
             }
             for sid, m in zip(sessions, (5, 50, 100), strict=True)
         ]
-        assert client.post("/events", json=batch).status_code == 200
+        assert client.post("/studio/events", json=batch).status_code == 200
         # When the counts and the country's pages are read
         after = client.get("/countries/starts?hours=2").json()
         first = client.get("/countries/zz/starts?hours=2&limit=2").json()
@@ -250,7 +252,7 @@ def test_a_cursor_for_another_country_is_refused(served_api):
             }
             for m in (1, 2)
         ]
-        client.post("/events", json=batch)
+        client.post("/studio/events", json=batch)
         cursor = client.get("/countries/zy/starts?hours=1&limit=1").json()["next_cursor"]
         response = client.get(f"/countries/FI/starts?hours=1&cursor={cursor}")
     assert response.status_code == 400

@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.callers import PlayerToken
 from tests.faults.conftest import (
     API_KEY,
     completed_session,
@@ -64,12 +65,12 @@ def test_frozen_cassandra_is_503_within_5_s_on_every_route_and_the_service_resum
     player, (before, after) = new_player_with_sessions("FZ", 90, 20)
     with fresh_api.client() as client:
         # Given a warm environment that has ingested and answered /health (its player read never prepared)
-        assert client.post("/events", json=before).json()["stored"] == 2
+        assert client.post("/studio/events", json=before).json()["stored"] == 2
         assert client.get("/health").status_code == 200
         local_services.freeze("cassandra")
         try:
             # When Cassandra is frozen
-            ingest, ingest_s = timed(lambda: client.post("/events", json=after))
+            ingest, ingest_s = timed(lambda: client.post("/studio/events", json=after))
             health, health_s = timed(lambda: client.get("/health"))
             history, history_s = timed(lambda: client.get(f"/players/{uuid.uuid4().hex}/sessions"))
             # Then each answers 503 with Retry-After well within 5 s, naming Cassandra
@@ -81,7 +82,9 @@ def test_frozen_cassandra_is_503_within_5_s_on_every_route_and_the_service_resum
         finally:
             local_services.thaw("cassandra")
         # And once thawed, the re-sent batch is stored and both sessions are read back
-        resent, recovery_s = first_success(lambda: client.post("/events", json=after), RECOVER_WITHIN_SECONDS)
+        resent, recovery_s = first_success(
+            lambda: client.post("/studio/events", json=after), RECOVER_WITHIN_SECONDS
+        )
         assert resent.json() == {"stored": 2, "discarded": 0, "rejected": 0, "errors": []}
         assert session_ids(client.get(f"/players/{player}/sessions")) == [
             after[0]["session_id"],
@@ -96,12 +99,12 @@ def test_an_environment_starting_while_cassandra_is_frozen_answers_503_within_5_
 ):
     with fresh_api.client() as client:
         # Given a cold environment (its code loaded by a request that needs no database, no connection yet)
-        unsupported = client.post("/events", content=b"[]", headers={"content-type": "text/plain"})
+        unsupported = client.post("/studio/events", content=b"[]", headers={"content-type": "text/plain"})
         assert unsupported.status_code == 415
         local_services.freeze("cassandra")
         try:
             # When its first requests need Cassandra while it is frozen
-            ingest, ingest_s = timed(lambda: client.post("/events", json=completed_session("p", "FZ")))
+            ingest, ingest_s = timed(lambda: client.post("/studio/events", json=completed_session("p", "FZ")))
             health, health_s = timed(lambda: client.get("/health"))
         finally:
             local_services.thaw("cassandra")
@@ -120,10 +123,10 @@ def test_killed_cassandra_is_503_at_once_and_the_service_recovers_by_itself_afte
     player, (before, after) = new_player_with_sessions("KZ", 90, 20)
     with fresh_api.client() as client:
         # Given a warm environment that has just stored a session
-        assert client.post("/events", json=before).json()["stored"] == 2
+        assert client.post("/studio/events", json=before).json()["stored"] == 2
         # When Cassandra is killed
         local_services.kill("cassandra")
-        ingest, ingest_s = timed(lambda: client.post("/events", json=after))
+        ingest, ingest_s = timed(lambda: client.post("/studio/events", json=after))
         health, health_s = timed(lambda: client.get("/health"))
         # Then ingest and /health answer 503 with Retry-After, fast
         assert_unavailable(ingest, ingest_s, "Cassandra could not store the events")
@@ -132,7 +135,9 @@ def test_killed_cassandra_is_503_at_once_and_the_service_recovers_by_itself_afte
         # And after `make up` restarted it, the same running gateway stores again within seconds, and reads
         # both sessions, the one acknowledged just before the kill too
         restart_s = local_services.start()
-        resent, recovery_s = first_success(lambda: client.post("/events", json=after), RECOVER_WITHIN_SECONDS)
+        resent, recovery_s = first_success(
+            lambda: client.post("/studio/events", json=after), RECOVER_WITHIN_SECONDS
+        )
         assert resent.status_code == 200, resent.text
         assert recovery_s < RECOVER_WITHIN_SECONDS
         assert session_ids(client.get(f"/players/{player}/sessions")) == [
@@ -180,7 +185,10 @@ class IngestLoad:
         player = uuid.uuid4().hex
         deadline = time.monotonic() + max_seconds
         batch: list[dict[str, Any]] | None = None
-        with httpx.Client(base_url=self.base_url, headers={"x-api-key": self.api_key}, timeout=10) as client:
+        # A game client: its player's token, its own events.
+        with httpx.Client(
+            base_url=self.base_url, headers={"x-api-key": self.api_key}, timeout=10, auth=PlayerToken(player)
+        ) as client:
             while not self._stop.is_set() and time.monotonic() < deadline:
                 # A refused batch is sent again, as the 503's Retry-After asks: part of it may be stored.
                 batch = batch or [
@@ -204,7 +212,7 @@ class IngestLoad:
         """What each client does once the service is back: its refused batch, until it is acknowledged."""
         for batch in self.refused:
             for _ in range(50):
-                response = client.post("/events", json=batch)
+                response = client.post("/studio/events", json=batch)
                 if response.status_code == 200:
                     break
                 time.sleep(0.2)
@@ -217,7 +225,9 @@ def test_every_batch_acknowledged_before_a_kill_9_during_sustained_ingest_is_rea
 ):
     load = IngestLoad(fresh_api.base_url, API_KEY, country="KN")
     with fresh_api.client() as client:
-        assert client.post("/events", json=completed_session(uuid.uuid4().hex, "KZ")).status_code == 200
+        assert (
+            client.post("/studio/events", json=completed_session(uuid.uuid4().hex, "KZ")).status_code == 200
+        )
     # Given four clients ingesting without pause into a warm environment
     threads = load.run(clients=4, max_seconds=60)
     try:

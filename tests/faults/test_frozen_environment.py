@@ -21,7 +21,7 @@ def test_an_environment_frozen_while_cassandra_and_redis_restarted_answers_its_n
     player, (before, after) = new_player_with_sessions("FE", 90, 20)
     with fresh_api.client() as client:
         # Given a warm environment that has used every route (the player's history is cached)
-        assert client.post("/events", json=before).json()["stored"] == 2
+        assert client.post("/studio/events", json=before).json()["stored"] == 2
         assert len(client.get(f"/players/{player}/sessions").json()["sessions"]) == 1
         fe_before = starts_of(client.get("/countries/starts?hours=3").json(), "FE")
         assert client.get("/countries/FE/starts?hours=3&limit=1").status_code == 200
@@ -39,7 +39,7 @@ def test_an_environment_frozen_while_cassandra_and_redis_restarted_answers_its_n
             signal_tree(environments, signal.SIGCONT)
         # Then its very next requests, on every route, succeed with the right answers
         started = time.perf_counter()
-        ingest = client.post("/events", json=after)
+        ingest = client.post("/studio/events", json=after)
         first_request_s = time.perf_counter() - started
         history = client.get(f"/players/{player}/sessions")
         counts = client.get("/countries/starts?hours=3")

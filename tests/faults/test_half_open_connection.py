@@ -58,14 +58,14 @@ def test_a_connection_gone_silent_is_a_prompt_503_and_the_next_request_is_served
     proxy, api = through_proxy.proxy, through_proxy.api
     with api.client() as client:
         # Given a warm environment whose connections to Cassandra run through the proxy
-        assert client.post("/events", json=before).json()["stored"] == 2
+        assert client.post("/studio/events", json=before).json()["stored"] == 2
         assert session_ids(client.get(f"/players/{player}/sessions")) == [before[0]["session_id"]]
         # When every connection open through the proxy goes silent, without being closed
         stalled = proxy.stall()
         assert stalled >= 2, "the environments' connections were not running through the proxy"
         # Then the first request of each environment that meets the silence (ingest, then the player
         # read) answers within the request timeout, 503 with Retry-After or served, and never hangs
-        first_post, first_post_s = timed(lambda: client.post("/events", json=during))
+        first_post, first_post_s = timed(lambda: client.post("/studio/events", json=during))
         first_get, first_get_s = timed(lambda: client.get(f"/players/{player}/sessions"))
         for response, seconds in ((first_post, first_post_s), (first_get, first_get_s)):
             assert seconds < FIRST_ANSWER_WITHIN_SECONDS, f"answered after {seconds:.1f} s"
@@ -76,14 +76,14 @@ def test_a_connection_gone_silent_is_a_prompt_503_and_the_next_request_is_served
         # And each goes on over new connections, by itself: the re-sent batch is stored (a batch refused
         # half way may have stored part of it; storing it again is idempotent), and read back
         resent, post_recovery_s = first_success(
-            lambda: client.post("/events", json=during), RECOVER_WITHIN_SECONDS
+            lambda: client.post("/studio/events", json=during), RECOVER_WITHIN_SECONDS
         )
         assert resent.status_code == 200, f"ingest not recovered after {post_recovery_s:.1f} s: {resent.text}"
         history, get_recovery_s = first_success(
             lambda: client.get(f"/players/{player}/sessions"), RECOVER_WITHIN_SECONDS
         )
         assert session_ids(history) == [s[0]["session_id"] for s in (during, before)]
-        assert client.post("/events", json=after).json()["stored"] == 2
+        assert client.post("/studio/events", json=after).json()["stored"] == 2
         assert session_ids(client.get(f"/players/{player}/sessions")) == [
             s[0]["session_id"] for s in (after, during, before)
         ]
@@ -102,11 +102,11 @@ def test_after_a_quiet_spell_the_idle_probe_finds_the_silence_and_the_request_is
     with api.client() as client:
         # Given a warm environment whose connections went silent, then a quiet spell longer than the
         # idle probe's threshold (a frozen Lambda environment, a quiet hour of a game)
-        assert client.post("/events", json=before).json()["stored"] == 2
+        assert client.post("/studio/events", json=before).json()["stored"] == 2
         assert proxy.stall() >= 1
         time.sleep(IDLE_PROBE_AFTER_SECONDS + 0.5)
         # When the next request comes
-        response, seconds = timed(lambda: client.post("/events", json=after))
+        response, seconds = timed(lambda: client.post("/studio/events", json=after))
         # Then the probe meets the silence first, the connection is replaced, and the request is served
         assert response.status_code == 200, response.text
         assert response.json()["stored"] == 2

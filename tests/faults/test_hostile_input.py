@@ -56,7 +56,7 @@ def test_an_unusable_body_is_refused_whole_with_a_reason_and_stores_nothing(
     body, canary = body_with_canary(template)
     # When it is posted
     with hostile_api.client() as client:
-        response = client.post("/events", content=body, headers=JSON)
+        response = client.post("/studio/events", content=body, headers=JSON)
     # Then it is refused with the reason, and not even the valid event is stored
     assert response.status_code == status, response.text
     assert message in response.json()["message"]
@@ -69,7 +69,7 @@ def test_a_body_over_api_gateways_10_mib_is_refused_by_the_gateway_and_stores_no
 ):
     body, canary = body_with_canary('[CANARY, {"pad": "' + "x" * (11 * 1024 * 1024) + '"}]')
     with hostile_api.client() as client:
-        response = client.post("/events", content=body, headers=JSON)
+        response = client.post("/studio/events", content=body, headers=JSON)
     assert response.status_code == 413
     assert response.json() == {"message": "Request Too Long"}
     assert stored_session_ids(cassandra_session, [canary]) == []
@@ -79,7 +79,7 @@ def test_bytes_that_are_not_utf_8_are_400_and_store_nothing(hostile_api, cassand
     body, canary = body_with_canary('[CANARY, {"player_id": "\xff\xfe"}]')
     body = body.replace("\xff\xfe".encode(), b"\xff\xfe")  # raw bytes, not their UTF-8 encoding
     with hostile_api.client() as client:
-        response = client.post("/events", content=body, headers=JSON)
+        response = client.post("/studio/events", content=body, headers=JSON)
     assert response.status_code == 400
     assert response.json()["message"] == "body is not valid JSON"
     assert stored_session_ids(cassandra_session, [canary]) == []
@@ -120,7 +120,7 @@ def test_events_with_hostile_values_are_each_rejected_naming_the_field_and_none_
     # When they are posted
     with hostile_api.client() as client:
         responses = [
-            client.post("/events", content=json.dumps([e for _, e, _ in batch]).encode(), headers=JSON)
+            client.post("/studio/events", content=json.dumps([e for _, e, _ in batch]).encode(), headers=JSON)
             for batch in batches
         ]
     # Then each is 400, each event rejected with its field named, and nothing stored
@@ -144,7 +144,7 @@ def test_values_of_the_wrong_type_are_each_rejected_with_the_type_they_had(hosti
     all_wrong = {"event": "start", "player_id": 5, "session_id": ["x"], "country": {"a": 1}, "ts": False}
     items = [None, "start", 17, [], all_wrong]
     with hostile_api.client() as client:
-        response = client.post("/events", json=items)
+        response = client.post("/studio/events", json=items)
     result = response.json()
     assert response.status_code == 400
     assert result["rejected"] == len(items)
@@ -195,7 +195,7 @@ def test_a_player_id_with_reserved_characters_is_read_back_through_its_percent_e
     session = [{**valid_start(), "player_id": player, "country": "HY"}]
     session.append({**session[0], "event": "end", "ts": datetime.now(UTC).isoformat()})
     with hostile_api.client() as client:
-        assert client.post("/events", json=session).json()["stored"] == 2
+        assert client.post("/studio/events", json=session).json()["stored"] == 2
         # When the history is asked for with the id percent-encoded
         response = client.get("/players/a%7Cb%2Fc%25d%3Fe%23f/sessions")
     # Then it is that player's, with the session
@@ -213,7 +213,7 @@ def test_a_batch_without_the_configured_api_key_is_403_and_stores_nothing(
     # When it is posted without the key, or with a wrong one
     headers = {**JSON} if api_key is None else {**JSON, "x-api-key": api_key}
     with hostile_api.client(api_key=None) as client:
-        response = client.post("/events", content=json.dumps([event]).encode(), headers=headers)
+        response = client.post("/studio/events", content=json.dumps([event]).encode(), headers=headers)
     # Then the gateway answers 403 as API Gateway does, and the event is not stored
     assert response.status_code == 403
     assert response.json() == {"message": "Forbidden"}

@@ -57,6 +57,7 @@ def test_api_routes_equal_the_route_table(synthesized: Synthesized) -> None:
     assert deployed == {(route.method, route.path) for route in ROUTES}
     assert deployed == {
         ("POST", "/events"),
+        ("POST", "/studio/events"),
         ("GET", "/players/{player_id}/sessions"),
         ("GET", "/health"),
         ("GET", "/countries/starts"),
@@ -150,7 +151,14 @@ def test_gateway_validation_errors_answer_in_the_service_error_shape(synthesized
     }
 
     # Then
-    assert set(responses) == {"BAD_REQUEST_BODY", "BAD_REQUEST_PARAMETERS"}
+    assert set(responses) == {
+        "BAD_REQUEST_BODY",
+        "BAD_REQUEST_PARAMETERS",
+        "UNAUTHORIZED",
+        "ACCESS_DENIED",
+        "MISSING_AUTHENTICATION_TOKEN",
+    }
+    assert json.loads(responses.pop("UNAUTHORIZED")) == {"message": "Unauthorized", "errors": []}
     for template in responses.values():
         example = template.replace("$context.error.messageString", '"Invalid request body"')
         assert json.loads(example) == {"message": "Invalid request body", "errors": []}

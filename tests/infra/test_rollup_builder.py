@@ -70,7 +70,10 @@ def test_alarms_fire_when_the_builder_fails_or_falls_behind(synthesized: Synthes
     lag = [
         a
         for a in alarms
-        if any(m["MetricStat"]["Metric"]["MetricName"] == "RollupLagSeconds" for m in a.get("Metrics", []))
+        if any(
+            m.get("MetricStat", {}).get("Metric", {}).get("MetricName") == "RollupLagSeconds"
+            for m in a.get("Metrics", [])
+        )
     ]
     assert len(lag) == 1 and lag[0]["Threshold"] == 30
     assert lag[0]["Metrics"][0]["MetricStat"]["Stat"] == "Maximum"

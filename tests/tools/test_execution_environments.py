@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from infra_cdk.function_definitions import FUNCTION_DEFINITIONS
-from player_sessions.routes import LambdaFunction, Route
+from player_sessions.routes import Caller, LambdaFunction, Route
 from player_sessions.settings import Settings
 from player_sessions_local.gateway import create_server
 from player_sessions_local.gateway.invocation import Outcome
@@ -30,7 +30,7 @@ pytestmark = pytest.mark.e2e
 
 PROBE_DIR = Path(__file__).parent / "probe_function"
 PROBE = LambdaFunction("probe", "a probe function")
-ROUTES = (Route("POST", "/probe", PROBE),)
+ROUTES = (Route("POST", "/probe", PROBE, Caller.STUDIO),)
 WAIT_SECONDS = 60
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from aws_lambda_powertools.utilities.parser.models import APIGatewayProxyEventModel
 
-from player_sessions.routes import ROUTES, LambdaFunction, Route
+from player_sessions.routes import ROUTES, Caller, LambdaFunction, Route
 from player_sessions_local.gateway.routing import (
     HttpRequest,
     RequestStamp,
@@ -54,7 +54,10 @@ def proxy_event(request: HttpRequest, stamp: RequestStamp = STAMP) -> dict[str, 
 def test_literal_segment_wins_over_a_path_parameter():
     # Given a route table with a literal resource and a parameter resource at the same place
     function = LambdaFunction("any", "any")
-    routes = (Route("GET", "/countries/{country}", function), Route("GET", "/countries/starts", function))
+    routes = (
+        Route("GET", "/countries/{country}", function, Caller.STUDIO),
+        Route("GET", "/countries/starts", function, Caller.STUDIO),
+    )
     # When /countries/starts is routed
     match = match_route(routes, "GET", "/countries/starts")
     # Then the literal resource is chosen, with no path parameters

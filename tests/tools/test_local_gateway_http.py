@@ -23,7 +23,7 @@ import httpx
 import pytest
 from aws_lambda_powertools.utilities.parser.models import APIGatewayProxyEventModel
 
-from player_sessions.routes import ROUTES, LambdaFunction, Route
+from player_sessions.routes import ROUTES, Caller, LambdaFunction, Route
 from player_sessions_local.gateway import create_server
 from player_sessions_local.gateway.throttling import TokenBucket, usage_plan_bucket
 from tests.tools.test_gateway_routing import assert_nothing_but_the_route
@@ -255,7 +255,7 @@ def test_handler_module_is_imported_on_first_use_and_then_reused(monkeypatch):
     module = types.ModuleType("functions.fake_function.handler")
     module.lambda_handler = lambda event, context: calls.append(event["path"]) or OK_RESPONSE
     monkeypatch.setitem(sys.modules, "functions.fake_function.handler", module)
-    routes = (Route("GET", "/fake", LambdaFunction("fake_function", "a fake")),)
+    routes = (Route("GET", "/fake", LambdaFunction("fake_function", "a fake"), Caller.STUDIO),)
     with running_gateway(routes=routes) as client:
         # When the route is called twice
         first = client.get("/fake")

@@ -281,3 +281,29 @@ def test_a_timestamp_at_the_ends_of_the_calendar_costs_nothing_but_its_own_event
     assert (outcome.stored, outcome.discarded, outcome.rejected) == counted
     assert [(p.index, p.field) for p in outcome.problems] == [(0, "ts")]
     assert kept in store.sessions
+
+
+def test_a_game_clients_batch_keeps_its_players_events_and_rejects_the_others(store, clock):
+    # Given a batch from a client signed in as p1, with one event of p2 in the middle
+    own, other = uuid.uuid4(), uuid.uuid4()
+    batch = [
+        start(own, NOW - timedelta(minutes=30)),
+        start(other, NOW - timedelta(minutes=20), player="p2"),
+        end(own, NOW - timedelta(minutes=5)),
+    ]
+    # When it is ingested for the signed-in player p1
+    outcome = ingest_batch(batch, store=store, clock=clock, settings=SETTINGS, signed_in_player="p1")
+    # Then p2's event is rejected, naming the field, and p1's session is stored and completed
+    assert (outcome.stored, outcome.rejected, outcome.completed_sessions) == (2, 1, 1)
+    assert [(p.index, p.field) for p in outcome.problems] == [(1, "player_id")]
+    assert "signed-in player" in outcome.problems[0].reason
+    assert (other, "start") not in store.ttls
+    assert (own, "start") in store.ttls
+
+
+def test_the_studios_batch_may_hold_any_player(store, clock):
+    batch = [start(uuid.uuid4(), NOW - timedelta(minutes=9), player=f"p{n}") for n in range(3)]
+
+    outcome = ingest_batch(batch, store=store, clock=clock, settings=SETTINGS, signed_in_player=None)
+
+    assert (outcome.stored, outcome.rejected) == (3, 0)

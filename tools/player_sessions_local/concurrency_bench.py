@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from player_sessions.routes import STUDIO_EVENTS_PATH
 from player_sessions.settings import Settings, get_settings
 from player_sessions_local.bench.local_stack import flush_redis, fresh_keyspace, redis_url_with_db
 from player_sessions_local.cassandra_roles import as_admin
@@ -86,7 +87,7 @@ def route_plans(players: Sequence[str], countries: Sequence[str]) -> list[RouteP
 
     def ingest(rng: random.Random) -> Request:
         pairs = [(rng.choice(players), rng.choice(countries)) for _ in range(5)]
-        return "POST", "/events", json.dumps(completed_sessions_batch(rng, pairs)).encode()
+        return "POST", STUDIO_EVENTS_PATH, json.dumps(completed_sessions_batch(rng, pairs)).encode()
 
     def metric(hours: int | None) -> MakeRequest:
         return lambda rng: ("GET", f"/countries/starts?hours={hours or rng.randint(1, 8760)}", None)

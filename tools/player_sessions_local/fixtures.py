@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from player_sessions.routes import ROUTES
+from player_sessions.routes import PLAYER_EVENTS_PATH, ROUTES, STUDIO_EVENTS_PATH, Caller
 from player_sessions_local.gateway.routing import (
+    ACCOUNT_ID,
     HttpRequest,
     RequestStamp,
     build_proxy_event,
@@ -30,6 +31,7 @@ from player_sessions_local.gateway.server import DEFAULT_PORT
 
 EVENTS_DIRECTORY = Path(__file__).resolve().parents[2] / "events"
 FIXTURE_API_KEY = "local-test-key"
+FIXTURE_ACCESS_KEY = "AKIAFIXTURESTUDIO000"
 RECEIVED_AT = datetime(2026, 11, 27, 10, 31, tzinfo=UTC)
 """After every timestamp in the fixtures' bodies, so none of them is in the future when invoked then."""
 CLIENT_IP = "127.0.0.1"
@@ -98,10 +100,30 @@ class Fixture:
 
 
 FIXTURES: tuple[Fixture, ...] = (
-    Fixture("ingest_events_valid_batch", "POST", "/events", json.dumps(VALID_BATCH), "application/json"),
-    Fixture("ingest_events_mixed_batch", "POST", "/events", json.dumps(MIXED_BATCH), "application/json"),
-    Fixture("ingest_events_malformed_body", "POST", "/events", '{"event": "start"', "application/json"),
-    Fixture("ingest_events_wrong_content_type", "POST", "/events", json.dumps(VALID_BATCH[:1]), "text/plain"),
+    Fixture(
+        "ingest_events_valid_batch", "POST", STUDIO_EVENTS_PATH, json.dumps(VALID_BATCH), "application/json"
+    ),
+    Fixture(
+        "ingest_events_mixed_batch", "POST", STUDIO_EVENTS_PATH, json.dumps(MIXED_BATCH), "application/json"
+    ),
+    Fixture(
+        "ingest_events_malformed_body", "POST", STUDIO_EVENTS_PATH, '{"event": "start"', "application/json"
+    ),
+    Fixture(
+        "ingest_events_wrong_content_type",
+        "POST",
+        STUDIO_EVENTS_PATH,
+        json.dumps(VALID_BATCH[:1]),
+        "text/plain",
+    ),
+    # A game client signed in as PLAYER_PK: its own events are stored, PLAYER_FI's is rejected.
+    Fixture(
+        "ingest_events_player_batch",
+        "POST",
+        PLAYER_EVENTS_PATH,
+        json.dumps(VALID_BATCH[:3]),
+        "application/json",
+    ),
     Fixture("player_sessions_query", "GET", f"/players/{PLAYER_PK}/sessions?limit=5"),
     Fixture("player_sessions_bad_limit", "GET", f"/players/{PLAYER_PK}/sessions?limit=99"),
     Fixture("health", "GET", "/health"),
@@ -125,7 +147,7 @@ def build_fixture_event(fixture: Fixture) -> dict[str, Any]:
         body=(fixture.body or "").encode("utf-8"),
         source_ip=CLIENT_IP,
     )
-    return build_proxy_event(request, match, _stamp(fixture.name))
+    return build_proxy_event(request, match, _stamp(fixture.name, match.route.caller))
 
 
 def _client_headers(fixture: Fixture) -> list[tuple[str, str]]:
@@ -147,12 +169,17 @@ def _client_headers(fixture: Fixture) -> list[tuple[str, str]]:
     return headers
 
 
-def _stamp(name: str) -> RequestStamp:
+def _stamp(name: str, caller: Caller) -> RequestStamp:
+    """With what API Gateway adds for the route's caller: the authorizer's context for a game client (signed
+    in as PLAYER_PK), the signing identity for the studio."""
     return RequestStamp(
         request_id=str(uuid.uuid5(_NAMESPACE, f"request/{name}")),
         extended_request_id=extended_request_id(uuid.uuid5(_NAMESPACE, f"extended/{name}").bytes),
         received_at=RECEIVED_AT,
         api_key=FIXTURE_API_KEY,
+        authorizer={"player_id": PLAYER_PK, "principalId": PLAYER_PK} if caller is Caller.PLAYER else None,
+        signer_arn=f"arn:aws:iam::{ACCOUNT_ID}:user/studio" if caller is not Caller.PLAYER else None,
+        signer_access_key=FIXTURE_ACCESS_KEY if caller is not Caller.PLAYER else None,
     )
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from player_sessions.models import EventIn
-from player_sessions.routes import FUNCTIONS
+from player_sessions.routes import FUNCTIONS, PLAYER_EVENTS_PATH, ROUTES, STUDIO_EVENTS_PATH, Caller
 from player_sessions.settings import Settings
 
 CHECKED_IN = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
@@ -34,7 +34,9 @@ def build_openapi_document() -> dict[str, Any]:
             "title": TITLE,
             "version": VERSION,
             "description": "Collects player session events; answers starts per country and players' last "
-            "completed sessions. Timestamps are RFC 3339 in UTC. Every route needs an API key (`x-api-key`).",
+            "completed sessions. Timestamps are RFC 3339 in UTC. Every route needs an API key (`x-api-key`) "
+            "and its caller's proof of identity: a game client's player token on `POST /events`, a SigV4 "
+            "signature with the studio's AWS credentials elsewhere.",
         },
         "servers": [{"url": "http://127.0.0.1:3000", "description": "local gateway (make serve)"}],
         "paths": {},
@@ -57,6 +59,7 @@ def build_openapi_document() -> dict[str, Any]:
             document["paths"].setdefault(path, {}).update(operations)
         document["components"]["schemas"].update(part.get("components", {}).get("schemas", {}))
     _describe_event_batch(document, settings)
+    _describe_callers(document)
     document["paths"] = dict(sorted(document["paths"].items()))
     schemas = document["components"]["schemas"]
     for unused in ("HTTPValidationError", "ValidationError", "ResponseValidationError"):
@@ -65,13 +68,42 @@ def build_openapi_document() -> dict[str, Any]:
     return document
 
 
+def _describe_callers(document: dict[str, Any]) -> None:
+    """Each operation's proof of identity, from the route table's callers (docs/security.md)."""
+    document["components"]["securitySchemes"] |= {
+        "playerToken": {
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": "JWT",
+            "description": "A game client's short-lived token from the studio's login; its subject is the only "
+            "player whose events the client may send.",
+        },
+        "sigv4": {
+            "type": "apiKey",
+            "name": "Authorization",
+            "in": "header",
+            "description": "AWS Signature Version 4 (service execute-api) with the studio's IAM credentials.",
+        },
+    }
+    for route in ROUTES:
+        operation = document["paths"].get(route.path, {}).get(route.method.lower())
+        if operation is not None:
+            # Both at once: the API key (the game title's quota) and the caller's proof of identity.
+            caller_scheme = "playerToken" if route.caller is Caller.PLAYER else "sigv4"
+            operation["security"] = [{"ApiKey": [], caller_scheme: []}]
+
+
 def _describe_event_batch(document: dict[str, Any], settings: Settings) -> None:
-    operation = document["paths"].get("/events", {}).get("post")
-    if operation is None:
-        return
     event_schema = EventIn.model_json_schema(ref_template="#/components/schemas/{model}")
     document["components"]["schemas"]["EventIn"] = event_schema
-    operation["requestBody"] = {
+    for path in (PLAYER_EVENTS_PATH, STUDIO_EVENTS_PATH):
+        operation = document["paths"].get(path, {}).get("post")
+        if operation is not None:
+            operation["requestBody"] = _batch_body(settings)
+
+
+def _batch_body(settings: Settings) -> dict[str, Any]:
+    return {
         "required": True,
         "description": f"1 to {settings.max_batch_events} events; at most {settings.max_body_bytes} bytes.",
         "content": {

@@ -39,6 +39,7 @@ from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
 from urllib.parse import urlencode, urlsplit
 
+from player_sessions.routes import STUDIO_EVENTS_PATH
 from player_sessions_local.measure.http_client import HttpClient
 from player_sessions_local.measure.stats import Latencies
 
@@ -173,7 +174,7 @@ class Soak:
 
     def _request(self, kind: str) -> tuple[str, str, str, list[dict] | None]:
         if kind == "ingest":
-            return "POST /events", "POST", "/events", self.traffic.batch()
+            return "POST /events", "POST", STUDIO_EVENTS_PATH, self.traffic.batch()
         if kind == "player":
             player = self.traffic.known_player()
             return "GET /players/{id}/sessions", "GET", f"/players/{player}/sessions", None

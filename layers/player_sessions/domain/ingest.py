@@ -58,6 +58,11 @@ MAX_ARRIVAL_ATTEMPTS = 3
 slot it went into (each attempt would have to take seconds): then the batch fails with 503, safe to re-send."""
 
 
+NOT_THE_SIGNED_IN_PLAYER = (
+    "player_id: not the signed-in player (a game client's token allows its own player's events only)"
+)
+
+
 def ingest_batch(
     items: Sequence[Any],
     *,
@@ -65,8 +70,12 @@ def ingest_batch(
     clock: Clock,
     settings: Settings,
     cache: ReadCache | None = None,
+    signed_in_player: str | None = None,
 ) -> BatchOutcome:
     """Stores every valid, retained event of the batch; returns what happened to each one.
+
+    ``signed_in_player``: the player a game client's token proves; an event for anyone else is rejected (the
+    studio's signed servers post for any player and give None).
 
     Returns only after every write is acknowledged; a storage failure raises before anything is reported
     stored, and re-sending the whole batch is safe (all writes are idempotent).
@@ -79,6 +88,9 @@ def ingest_batch(
             event = parse_event(item)
         except InvalidEventError as error:
             outcome.reject(index, error.field, error.reason)
+            continue
+        if signed_in_player is not None and event.player_id != signed_in_player:
+            outcome.reject(index, "player_id", NOT_THE_SIGNED_IN_PLAYER)
             continue
         if event.ts > now + settings.clock_skew:
             outcome.reject(

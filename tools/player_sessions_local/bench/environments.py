@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from player_sessions.routes import STUDIO_EVENTS_PATH
 from player_sessions.settings import Settings
 from player_sessions_local.bench.options import API_KEY
 from player_sessions_local.measure.http_client import HttpClient
@@ -59,7 +60,7 @@ def warm_up(environments: Environments) -> None:
 
     def warm(url: str) -> None:
         with http_client(url) as client:
-            client.request("POST", "/events", b"[]")
+            client.request("POST", STUDIO_EVENTS_PATH, b"[]")
             client.request("GET", "/countries/starts?hours=0")
             client.get_json("/health")
 

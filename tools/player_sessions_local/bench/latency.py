@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from player_sessions.routes import STUDIO_EVENTS_PATH
 from player_sessions_local.bench.dataset import ExpectedRows
 from player_sessions_local.bench.environments import Environments, http_client
 from player_sessions_local.bench.options import API_KEY, METRIC_HOURS, TARGET_P90_MS
@@ -58,7 +59,7 @@ def route_plans(cached: Environments, uncached: Environments, expected: Expected
     countries, country_weights = list(weights), list(weights.values())
 
     def ingest(rng: random.Random) -> Request:
-        return "POST", "/events", fresh_batch(rng, player_countries)
+        return "POST", STUDIO_EVENTS_PATH, fresh_batch(rng, player_countries)
 
     def players(rng: random.Random) -> Request:
         return "GET", f"/players/{rng.choice(player_draws)}/sessions", None

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from player_sessions.bootstrap import Services
+from player_sessions.routes import STUDIO_EVENTS_PATH
 from player_sessions_local.bench.environments import Environments, http_client
 from player_sessions_local.bench.options import BATCH_EVENTS, say
 from player_sessions_local.bench.read_costs import ReadCosts, read_costs
@@ -258,7 +259,7 @@ def live_ingest(
                     for sid, ts, country in starts
                 ]
             ).encode()
-            status, answer = client.request("POST", "/events", body)
+            status, answer = client.request("POST", STUDIO_EVENTS_PATH, body)
             if status == 200 and json.loads(answer).get("stored") == BATCH_EVENTS:
                 truth.update(starts)
                 stored += BATCH_EVENTS

@@ -24,6 +24,7 @@ from player_sessions.repositories.cassandra_store import (
     WRITE_START_HALF,
     WRITE_START_ROW,
 )
+from player_sessions.routes import STUDIO_EVENTS_PATH
 from player_sessions.settings import Settings
 from player_sessions_local.bench.cpu import CpuUse
 from player_sessions_local.bench.dataset import Statement
@@ -182,7 +183,7 @@ def run_http_ingest(environments: Environments, events: list[dict], clients: int
                     return
                 for attempt in range(BARE_ATTEMPTS):
                     try:
-                        status, body = client.request("POST", "/events", bodies[index])
+                        status, body = client.request("POST", STUDIO_EVENTS_PATH, bodies[index])
                     except (OSError, http.client.HTTPException) as error:
                         status, body = 0, f"{type(error).__name__}: {error}".encode()
                     if status != 503:

@@ -29,6 +29,7 @@ from infra_cdk.constants import (
     ROLLUP_BUILDER_SCHEDULE_MINUTES,
     ROLLUP_PARTS,
 )
+from player_sessions.routes import PLAYER_EVENTS_PATH, STUDIO_EVENTS_PATH
 from player_sessions_local.cost.measured import Invocation
 from player_sessions_local.cost.prices import PriceList
 from player_sessions_local.cost.storage import TableStorage, steady_state_storage
@@ -180,11 +181,16 @@ def invocation_components(
     return components
 
 
+SAME_WORK = {f"POST {STUDIO_EVENTS_PATH}": f"POST {PLAYER_EVENTS_PATH}"}
+"""Routes priced as another: the studio's ingest is a game client's ingest (one function, the same writes);
+the benchmark posts as the studio, a game's batches come from its clients."""
+
+
 def _by_route(invocations: Iterable[Invocation]) -> dict[str, list[Invocation]]:
     grouped: dict[str, list[Invocation]] = defaultdict(list)
     for invocation in invocations:
         if invocation.route:
-            grouped[invocation.route].append(invocation)
+            grouped[SAME_WORK.get(invocation.route, invocation.route)].append(invocation)
     return grouped
 
 

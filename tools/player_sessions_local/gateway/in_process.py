@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from player_sessions.bootstrap import Services, get_services
-from player_sessions.routes import Route
+from player_sessions.routes import AUTHORIZER, Route
 from player_sessions_local.gateway.invocation import Invocation, Outcome
 from player_sessions_local.gateway.routing import ACCOUNT_ID, REGION
 
@@ -66,6 +66,7 @@ class HandlerRegistry:
 
     def __init__(self, routes: Iterable[Route], handlers: Mapping[str, LambdaHandler] | None = None) -> None:
         self._modules = {route.function.name: route.function.handler_module for route in routes}
+        self._modules[AUTHORIZER.name] = AUTHORIZER.handler_module
         self._handlers: dict[str, LambdaHandler] = dict(handlers or {})
         self._lock = threading.Lock()
 
@@ -78,7 +79,8 @@ class HandlerRegistry:
         with self._lock:
             if function_name not in self._handlers:
                 module = importlib.import_module(self._modules[function_name])
-                if services is not None:
+                # The authorizer has no resolver and no services.
+                if services is not None and hasattr(module, "app"):
                     module.app.dependency_overrides[get_services] = services
                 self._handlers[function_name] = module.lambda_handler
             return self._handlers[function_name]

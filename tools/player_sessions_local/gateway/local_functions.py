@@ -59,7 +59,8 @@ def local_environment(
         {name: value for name, value in overrides.items() if name.startswith(LOCAL_OVERRIDE_PREFIXES)}
     )
     # Last, so nothing overrides it: the function logs in as its own role, with its deployed grants only.
-    environment.update(function_environment(definition.function))
+    if definition.uses_data:
+        environment.update(function_environment(definition.function))
     return environment
 
 

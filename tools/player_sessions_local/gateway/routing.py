@@ -94,14 +94,29 @@ class RequestStamp:
     extended_request_id: str
     received_at: datetime
     api_key: str | None = None
+    authorizer: dict[str, Any] | None = None
+    """The authorizer's context and principal, for a route with a Lambda authorizer."""
+    signer_arn: str | None = None
+    """The IAM identity that signed the request, for a route with IAM authorization."""
+    signer_access_key: str | None = None
 
     @classmethod
-    def fresh(cls, api_key: str | None = None) -> RequestStamp:
+    def fresh(
+        cls,
+        api_key: str | None = None,
+        *,
+        authorizer: dict[str, Any] | None = None,
+        signer_arn: str | None = None,
+        signer_access_key: str | None = None,
+    ) -> RequestStamp:
         return cls(
             request_id=str(uuid.uuid4()),
             extended_request_id=extended_request_id(secrets.token_bytes(12)),
             received_at=datetime.now(UTC),
             api_key=api_key,
+            authorizer=authorizer,
+            signer_arn=signer_arn,
+            signer_access_key=signer_access_key,
         )
 
 
@@ -140,7 +155,8 @@ def build_proxy_event(request: HttpRequest, match: RouteMatch, stamp: RequestSta
             "domainPrefix": _domain_prefix(host),
             "requestTimeEpoch": int(stamp.received_at.timestamp() * 1000),
             "requestId": stamp.request_id,
-            "identity": _identity(request.source_ip, user_agent, stamp.api_key),
+            "identity": _identity(request.source_ip, user_agent, stamp),
+            **({"authorizer": stamp.authorizer} if stamp.authorizer is not None else {}),
             "domainName": host,
             "apiId": API_ID,
         },
@@ -192,22 +208,24 @@ def _resource_id(resource: str) -> str:
     return uuid.uuid5(uuid.NAMESPACE_URL, resource).hex[:6]
 
 
-def _identity(source_ip: str, user_agent: str | None, api_key: str | None) -> dict[str, str | None]:
+def _identity(source_ip: str, user_agent: str | None, stamp: RequestStamp) -> dict[str, str | None]:
+    signer = stamp.signer_arn
+    principal = signer.rsplit("/", 1)[-1] if signer else None
     return {
         "cognitoIdentityPoolId": None,
         "cognitoIdentityId": None,
-        "apiKey": api_key,
+        "apiKey": stamp.api_key,
         "principalOrgId": None,
         "cognitoAuthenticationType": None,
-        "userArn": None,
-        "apiKeyId": _api_key_id(api_key),
+        "userArn": signer,
+        "apiKeyId": _api_key_id(stamp.api_key),
         "userAgent": user_agent,
-        "accountId": None,
-        "caller": None,
+        "accountId": ACCOUNT_ID if signer else None,
+        "caller": principal,
         "sourceIp": source_ip,
-        "accessKey": None,
+        "accessKey": stamp.signer_access_key,
         "cognitoAuthenticationProvider": None,
-        "user": None,
+        "user": principal,
     }
 
 

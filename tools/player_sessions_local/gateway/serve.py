@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from player_sessions.routes import ROUTES
+from player_sessions_local.gateway.authorization import LOCAL_AUTH_VARIABLE, AuthMode, Authorization
 from player_sessions_local.gateway.in_process import InProcessInvoker
 from player_sessions_local.gateway.invocation import Invoker
 from player_sessions_local.gateway.server import DEFAULT_PORT, OPENAPI_PATH, create_server
@@ -148,14 +149,26 @@ def main(argv: Sequence[str] | None = None) -> None:
     options = parse_options(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     ensure_repository_root_on_path()
+    mode = AuthMode.from_environment()
+    # Before the settings are read and the functions' environments made: the authorizer trusts the local login.
+    login = start_local_login() if mode is AuthMode.ON else None
     api_key = get_settings().api_key
-    gateway = create_server(options.host, options.port, api_key=api_key, invoker=build_invoker(options))
+    gateway = create_server(
+        options.host,
+        options.port,
+        api_key=api_key,
+        invoker=build_invoker(options),
+        authorization=local_authorization if mode is AuthMode.ON else None,
+    )
     background = start_background_tasks(options)
     print(
         f"Serving the player session API at {gateway.url} (API key {'required' if api_key else 'off'}; "
         f"{_describe(options)})"
     )
-    print(f"OpenAPI document: {gateway.url}{OPENAPI_PATH}", flush=True)
+    print(f"OpenAPI document: {gateway.url}{OPENAPI_PATH}")
+    print(_auth_banner(mode, gateway.url), flush=True)
+    if mode is AuthMode.OFF:
+        logging.getLogger(__name__).warning("%s", _auth_banner(mode, gateway.url))
     signal.signal(signal.SIGTERM, _stop_serving)
     try:
         gateway.serve_forever()
@@ -165,6 +178,42 @@ def main(argv: Sequence[str] | None = None) -> None:
         for task in background:
             task.stop()
         gateway.server_close()
+        if login is not None:
+            login.stop()
+
+
+def start_local_login() -> Any:
+    """The local login's key server, and the variables that make the authorizer trust it."""
+    from player_sessions_local.local_auth import JwksServer, token_settings
+
+    login = JwksServer().start()
+    os.environ.update(token_settings(login.url))
+    return login
+
+
+def local_authorization(invoker: Invoker) -> Authorization:
+    from player_sessions_local.local_auth import signing_keys
+
+    return Authorization(invoker, signing_keys())
+
+
+def _auth_banner(mode: AuthMode, url: str) -> str:
+    if mode is AuthMode.OFF:
+        return (
+            f"CHECKS OFF ({LOCAL_AUTH_VARIABLE}=off): no player token or signature is checked; anyone may call "
+            "every route and post events for any player. Deployed, none of this is allowed."
+        )
+    tool = "uv run python -m player_sessions_local.local_auth"
+    return "\n".join(
+        [
+            "Callers are checked as deployed (docs/security.md):",
+            f"  a game client's token for player P:  {tool} token P",
+            f"    then POST {url}/events with 'Authorization: Bearer <token>' (P's events only)",
+            f"  a request signed as the studio:      {tool} request GET '{url}/countries/starts?hours=24'",
+            f"    (or any SigV4 client with: {tool} credentials)",
+            f"  {LOCAL_AUTH_VARIABLE}=off serves without checks (scripts, quick experiments)",
+        ]
+    )
 
 
 def _describe(options: ServeOptions) -> str:

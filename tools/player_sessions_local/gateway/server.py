@@ -16,7 +16,7 @@ import logging
 import secrets
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -33,6 +33,7 @@ from player_sessions_local.gateway.answers import (
     request_too_long,
     too_many_requests,
 )
+from player_sessions_local.gateway.authorization import OPEN, Authorization
 from player_sessions_local.gateway.in_process import InProcessInvoker, LambdaHandler
 from player_sessions_local.gateway.invocation import Invoker
 from player_sessions_local.gateway.routing import (
@@ -63,12 +64,17 @@ class LocalApiGateway(ThreadingHTTPServer):
         api_key: str | None = None,
         invoker: Invoker | None = None,
         usage_plan: TokenBucket | None = None,
+        *,
+        authorization: Callable[[Invoker], Authorization] | None = None,
     ) -> None:
-        """``usage_plan``: the API key's throttle (default: the deployed usage plan's, when a key is required)."""
+        """``usage_plan``: the API key's throttle (default: the deployed usage plan's, when a key is required).
+        ``authorization``: the checks of each route's caller, made on this gateway's invoker; None checks
+        nobody (``PLAYER_SESSIONS_LOCAL_AUTH=off``, and the gateway's own unit tests)."""
         self.routes = tuple(routes)
         self.api_key = api_key
         self.usage_plan = usage_plan if usage_plan is not None or api_key is None else usage_plan_bucket()
         self.invoker: Invoker = invoker if invoker is not None else InProcessInvoker(self.routes)
+        self.authorization = authorization(self.invoker) if authorization is not None else None
         super().__init__(address, _GatewayRequestHandler)
 
     @property
@@ -78,17 +84,27 @@ class LocalApiGateway(ThreadingHTTPServer):
         return f"http://{host}:{port}"
 
     def respond(self, request: HttpRequest) -> HttpResponse:
-        """The whole of API Gateway's decision for one request, in its order: route, API key, integration."""
+        """The whole of API Gateway's decision for one request, in its order: route, the caller's proof of
+        identity (authorizer or IAM), API key and usage plan, integration."""
         if request.method == "GET" and request.raw_path == OPENAPI_PATH:
             return self._openapi_document()
         match = match_route(self.routes, request.method, request.raw_path)
         if match is None or match.route is None:
             return missing_authentication_token()
+        granted = OPEN if self.authorization is None else self.authorization.check(request, match.route)
+        if isinstance(granted, HttpResponse):
+            return granted
         if self.api_key is not None and not _presents_api_key(request, self.api_key):
             return forbidden()
         if self.usage_plan is not None and not self.usage_plan.take():
             return too_many_requests()
-        stamp = RequestStamp.fresh(api_key=self.api_key)
+        signer = granted.signed_by
+        stamp = RequestStamp.fresh(
+            api_key=self.api_key,
+            authorizer=granted.authorizer,
+            signer_arn=signer.user_arn if signer else None,
+            signer_access_key=signer.access_key_id if signer else None,
+        )
         event = build_proxy_event(request, match, stamp)
         name = match.route.function.name
         invocation = self.invoker.invoke(
@@ -245,12 +261,15 @@ def create_server(
     api_key: str | None = None,
     handlers: Mapping[str, LambdaHandler] | None = None,
     invoker: Invoker | None = None,
+    authorization: Callable[[Invoker], Authorization] | None = None,
 ) -> LocalApiGateway:
     """A bound gateway, not yet serving; port 0 picks a free port (see ``.url``). Without an ``invoker`` the
     functions run in this process (``handlers`` injected, or imported on first use)."""
     if invoker is None:
         invoker = InProcessInvoker(routes, handlers)
-    return LocalApiGateway((host, port), routes=routes, api_key=api_key, invoker=invoker)
+    return LocalApiGateway(
+        (host, port), routes=routes, api_key=api_key, invoker=invoker, authorization=authorization
+    )
 
 
 # --- Serving -------------------------------------------------------------------------------------------

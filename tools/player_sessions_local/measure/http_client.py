@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
+from player_sessions_local.local_auth import RequestSigner, Signer
 from player_sessions_local.measure.stats import Latencies
 
 Request = tuple[str, str, bytes | None]
@@ -23,17 +24,23 @@ MakeRequest = Callable[[random.Random], Request]
 
 
 class HttpClient:
+    """Signs every request as the studio's servers do (SigV4, the local access key): the benchmark, the soak
+    and the loader's checks are the studio's own tools, and the served gateway checks them as deployed."""
+
     def __init__(self, url: str, api_key: str | None = None, timeout: float = 30) -> None:
         parts = urlsplit(url)
         if parts.hostname is None:
             raise ValueError(f"no host in {url!r}")
+        self._origin = f"{parts.scheme or 'http'}://{parts.netloc}"
         self._connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
         self._headers = {"x-api-key": api_key} if api_key else {}
+        self._signer = RequestSigner(Signer.STUDIO)
 
     def request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
         headers = dict(self._headers)
         if body is not None:
             headers["Content-Type"] = "application/json"
+        headers = self._signer.headers(method, self._origin + path, body, headers)
         try:
             self._connection.request(method, path, body=body, headers=headers)
             response = self._connection.getresponse()

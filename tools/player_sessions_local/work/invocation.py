@@ -13,13 +13,16 @@ from player_sessions_local.work.meter import WorkTally, measuring, work_record
 
 WORK_MESSAGE = "request work"
 SCHEDULED_ROUTE = "scheduled rollup builder"
+AUTHORIZER_ROUTE = "player token authorizer"
 Handler = Callable[[dict[str, Any], Any], Any]
 
 
 def route_of(event: dict[str, Any]) -> str:
     """``GET /countries/{country}/starts?hours=24`` for an API Gateway proxy event; the window is part of what a
-    count costs. Anything else is the builder's schedule."""
+    count costs. An authorizer event is the authorizer's; anything else is the builder's schedule."""
     method, resource = event.get("httpMethod"), event.get("resource")
+    if "methodArn" in event:
+        return AUTHORIZER_ROUTE
     if not method or not resource:
         return SCHEDULED_ROUTE
     hours = (event.get("queryStringParameters") or {}).get("hours")
