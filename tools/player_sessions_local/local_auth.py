@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import fcntl
+import functools
 import json
 import os
 import secrets
@@ -217,6 +218,14 @@ def access_key(signer: Signer = Signer.STUDIO) -> AccessKey:
     return next(key for key in access_keys().values() if key.signer is signer)
 
 
+@functools.cache
+def _issuer_key(folder: Path) -> tuple[Any, str]:
+    """The issuer's private key and its key id, read once per folder (the benchmark mints a token a request)."""
+    ensure()
+    key = serialization.load_pem_private_key((folder / "issuer-key.pem").read_bytes(), password=None)
+    return key, json.loads((folder / "jwks.json").read_text())["keys"][0]["kid"]
+
+
 def token(
     player_id: str,
     *,
@@ -226,11 +235,8 @@ def token(
 ) -> str:
     """A player token as the studio's login would sign it; ``claims`` replace or add claims (the tests'
     wrong audience or issuer)."""
-    ensure()
     issued = now or datetime.now(UTC)
-    folder = auth_dir()
-    key = serialization.load_pem_private_key((folder / "issuer-key.pem").read_bytes(), password=None)
-    kid = json.loads((folder / "jwks.json").read_text())["keys"][0]["kid"]
+    key, kid = _issuer_key(auth_dir())
     payload = {
         "sub": player_id,
         "iss": ISSUER,
@@ -239,7 +245,7 @@ def token(
         "exp": int((issued + timedelta(minutes=minutes)).timestamp()),
         **(claims or {}),
     }
-    return jwt.encode(payload, key, algorithm="RS256", headers={"kid": kid})  # type: ignore[arg-type]
+    return jwt.encode(payload, key, algorithm="RS256", headers={"kid": kid})
 
 
 class RequestSigner:

@@ -6,15 +6,17 @@ import json
 import random
 import sys
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from player_sessions.routes import STUDIO_EVENTS_PATH
+from player_sessions.routes import PLAYER_EVENTS_PATH, STUDIO_EVENTS_PATH
+from player_sessions_local import local_auth
 from player_sessions_local.bench.dataset import ExpectedRows
 from player_sessions_local.bench.environments import Environments, http_client
 from player_sessions_local.bench.options import API_KEY, METRIC_HOURS, TARGET_P90_MS
 from player_sessions_local.measure.batches import completed_sessions_batch
-from player_sessions_local.measure.http_client import Request, drive
+from player_sessions_local.measure.http_client import Prove, Request, drive
 from player_sessions_local.measure.stats import Latencies, percentile
 
 
@@ -47,6 +49,40 @@ class RoutePlan:
     cache: str
     environments: Environments
     make_request: Callable[[random.Random], Request]
+    prove: Prove | None = None
+    """A game client's token for each request; None: signed as the studio."""
+
+
+PLAYER_TOKEN_POOL = 16
+"""Players whose tokens the 'authorizer cached' plan reuses: after their first request each, API Gateway (the
+local gateway as it) answers from its cache of the authorizer's answers."""
+
+
+def _player_of(body: bytes | None) -> str:
+    return str(json.loads(body or b"[]")[0]["player_id"])
+
+
+def reused_tokens() -> Prove:
+    """One token per player, minted once: after its first request, the authorizer's answer is cached."""
+    tokens: dict[str, str] = {}
+
+    def prove(_method: str, _path: str, body: bytes | None) -> dict[str, str]:
+        player = _player_of(body)
+        if player not in tokens:
+            tokens[player] = local_auth.token(player)
+        return {"Authorization": f"Bearer {tokens[player]}"}
+
+    return prove
+
+
+def fresh_tokens() -> Prove:
+    """A new token for every request (its own ``jti``): the authorizer runs for each one."""
+
+    def prove(_method: str, _path: str, body: bytes | None) -> dict[str, str]:
+        token = local_auth.token(_player_of(body), claims={"jti": uuid.uuid4().hex})
+        return {"Authorization": f"Bearer {token}"}
+
+    return prove
 
 
 def route_plans(cached: Environments, uncached: Environments, expected: ExpectedRows) -> list[RoutePlan]:
@@ -60,6 +96,10 @@ def route_plans(cached: Environments, uncached: Environments, expected: Expected
 
     def ingest(rng: random.Random) -> Request:
         return "POST", STUDIO_EVENTS_PATH, fresh_batch(rng, player_countries)
+
+    def own_events(pool: Sequence[tuple[str, str]]) -> Callable[[random.Random], Request]:
+        """A game client's batch: five sessions of one player."""
+        return lambda rng: ("POST", PLAYER_EVENTS_PATH, fresh_batch(rng, [rng.choice(pool)]))
 
     def players(rng: random.Random) -> Request:
         return "GET", f"/players/{rng.choice(player_draws)}/sessions", None
@@ -85,6 +125,28 @@ def route_plans(cached: Environments, uncached: Environments, expected: Expected
         plans.append(RoutePlan("GET /countries/{c}/starts (limit 100)", "page", cache, environments, page))
     # Last: its fresh sessions land in the open hour, which every country read counts row by row.
     plans.append(RoutePlan("POST /events (10 events)", "ingest", "on", cached, ingest))
+    # The same batches from game clients, each with its player's token: what the authorizer costs a request
+    # when its answer is cached, and when it runs for every request.
+    plans.append(
+        RoutePlan(
+            "POST /events (player token, authorizer cached)",
+            "ingest",
+            "on",
+            cached,
+            own_events(player_countries[:PLAYER_TOKEN_POOL]),
+            reused_tokens(),
+        )
+    )
+    plans.append(
+        RoutePlan(
+            "POST /events (new player token each request)",
+            "ingest",
+            "on",
+            cached,
+            own_events(player_countries),
+            fresh_tokens(),
+        )
+    )
     return plans
 
 
@@ -101,6 +163,7 @@ def measure_latency(
             seconds=min(1.0, seconds / 4),
             seed=seed + 1000 * number,
             api_key=API_KEY,
+            prove=plan.prove,
         )
         measured = drive(
             plan.environments.url_for,
@@ -109,6 +172,7 @@ def measure_latency(
             seconds=seconds,
             seed=seed + 1000 * number + 500,
             api_key=API_KEY,
+            prove=plan.prove,
         )
         result = RouteLatency(
             measured.latencies_ms, measured.errors, measured.first_error, plan.name, plan.kind, plan.cache

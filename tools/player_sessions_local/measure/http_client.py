@@ -11,7 +11,7 @@ import json
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -21,6 +21,8 @@ from player_sessions_local.measure.stats import Latencies
 Request = tuple[str, str, bytes | None]
 """Method, path with query, body."""
 MakeRequest = Callable[[random.Random], Request]
+Prove = Callable[[str, str, bytes | None], dict[str, str]]
+"""The headers that prove who sends one request (method, path, body)."""
 
 
 class HttpClient:
@@ -36,11 +38,18 @@ class HttpClient:
         self._headers = {"x-api-key": api_key} if api_key else {}
         self._signer = RequestSigner(Signer.STUDIO)
 
-    def request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
+    def request(
+        self, method: str, path: str, body: bytes | None = None, proof: Mapping[str, str] | None = None
+    ) -> tuple[int, bytes]:
+        """``proof``: headers that prove who sends (a game client's ``Authorization: Bearer``) instead of the
+        studio's signature."""
         headers = dict(self._headers)
         if body is not None:
             headers["Content-Type"] = "application/json"
-        headers = self._signer.headers(method, self._origin + path, body, headers)
+        if proof:
+            headers.update(proof)
+        else:
+            headers = self._signer.headers(method, self._origin + path, body, headers)
         try:
             self._connection.request(method, path, body=body, headers=headers)
             response = self._connection.getresponse()
@@ -73,9 +82,11 @@ def drive(
     seconds: float,
     seed: int,
     api_key: str | None = None,
+    prove: Prove | None = None,
 ) -> Latencies:
     """``clients`` threads, started together, send requests back to back for ``seconds``, client ``n`` to
-    ``url_for(n)``; an answer of 300 or more, or no answer, is an error."""
+    ``url_for(n)``; an answer of 300 or more, or no answer, is an error. ``prove`` gives each request its
+    caller's proof (made before the request is timed); without it, requests are signed as the studio."""
     measured = Latencies()
     lock = threading.Lock()
     start = threading.Barrier(clients + 1)
@@ -88,9 +99,10 @@ def drive(
             deadline = time.monotonic() + seconds
             while time.monotonic() < deadline:
                 method, path, body = make_request(rng)
+                proof = prove(method, path, body) if prove is not None else None
                 began = time.perf_counter()
                 try:
-                    status, answer = client.request(method, path, body)
+                    status, answer = client.request(method, path, body, proof)
                 except (OSError, http.client.HTTPException) as error:
                     mine.add_error(f"{method} {path}: {type(error).__name__}: {error}")
                     continue
