@@ -45,7 +45,14 @@ class DashboardWidgets:
         self.dashboard = dashboard
         self._functions = functions
 
-    def add(self) -> None:
+    def add(self, alarms: Sequence[cloudwatch.IAlarm] = ()) -> None:
+        """The widgets; ``alarms`` first, as one status widget (every alarm of infra_cdk.monitoring)."""
+        if alarms:
+            self.dashboard.add_widgets(
+                cloudwatch.AlarmStatusWidget(
+                    title="Alarms", alarms=list(alarms), width=3 * WIDGET_WIDTH, height=WIDGET_HEIGHT
+                )
+            )
         self.dashboard.add_widgets(
             cloudwatch.TextWidget(
                 markdown=f"# {SERVICE_NAME}\nLatency percentiles per route (API Gateway) and per function "

@@ -75,7 +75,7 @@ class Monitoring(Construct):
         self.dashboard = cloudwatch.Dashboard(
             self, "Dashboard", dashboard_name=DASHBOARD_NAME, default_interval=Duration.hours(3)
         )
-        DashboardWidgets(self.dashboard, functions).add()
+        DashboardWidgets(self.dashboard, functions).add(self.alarms)
 
     # --- Alarms ------------------------------------------------------------------------------------------
 

@@ -167,3 +167,10 @@ def test_keyspaces_throttling_of_each_table_raises_an_alarm(synthesized: Synthes
 
     assert watched == {table.name for table in TABLES}
     assert keyspaces == {KEYSPACE}
+
+
+def test_every_alarm_shows_on_the_dashboard(synthesized: Synthesized):
+    (dashboard,) = synthesized.resources("AWS::CloudWatch::Dashboard").values()
+    body = str(render(dashboard["Properties"]["DashboardBody"]))
+
+    assert all(f"<{alarm_id}.Arn>" in body for alarm_id in synthesized.resources("AWS::CloudWatch::Alarm"))

@@ -47,3 +47,27 @@ def test_the_capacity_found_holds_and_is_within_a_step_of_the_limit(limit):
     capacity, _ = search(limit)
     assert 0 < capacity <= limit
     assert capacity >= limit / 2
+
+
+def test_the_open_models_mix_takes_only_requests_signed_as_the_studio():
+    # Given the latency phase's plans: the studio's ingest and reads, and game clients' token plans
+    import random
+
+    from player_sessions_local.bench.capacity import mix_of
+    from player_sessions_local.bench.latency import RoutePlan, fresh_tokens
+
+    def plan(name: str, kind: str, *, token: bool = False) -> RoutePlan:
+        return RoutePlan(
+            name, kind, "on", None, lambda _rng: ("POST", name, None), fresh_tokens() if token else None
+        )  # type: ignore[arg-type]
+
+    plans = [
+        plan("/studio/events", "ingest"),
+        plan("/events", "ingest", token=True),
+        plan("/players", "players"),
+    ]
+    # When the capacity search's mix is made of them
+    mix = {entry.route: entry for entry in mix_of(plans)}
+    # Then its ingest requests are the studio's only (its senders sign every request; a token plan would be 401)
+    rng = random.Random(1)
+    assert {mix["ingest"].make_request(rng)[1] for _ in range(50)} == {"/studio/events"}

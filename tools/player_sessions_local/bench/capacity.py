@@ -67,8 +67,10 @@ class CapacityResult:
 
 
 def mix_of(plans: Sequence[RoutePlan]) -> list[MixEntry]:
-    """One entry per kind, from the cached configuration's plans; the metric spread over its windows."""
-    cached = [plan for plan in plans if plan.cache == "on"]
+    """One entry per kind, from the cached configuration's plans signed as the studio (the open model's
+    senders sign every request; the game clients' token plans are the latency phase's); the metric spread
+    over its windows."""
+    cached = [plan for plan in plans if plan.cache == "on" and plan.prove is None]
     entries = []
     for kind, weight in MIX_WEIGHTS.items():
         of_kind = [plan for plan in cached if plan.kind == kind]
