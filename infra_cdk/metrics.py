@@ -16,21 +16,22 @@ def route_label(route: Route) -> str:
     return f"{route.method} {route.path}"
 
 
-def route_metric(route: Route, metric_name: str, statistic: str) -> cloudwatch.Metric:
-    """API Gateway's per-method metric (the stage has detailed metrics on) for one route of the table."""
+def api_metric(metric_name: str, statistic: str, route: Route | None = None) -> cloudwatch.Metric:
+    """API Gateway's metric of the stage, or with ``route`` its per-method metric (the stage has detailed
+    metrics on) for that route of the table."""
+    per_method = {"Method": route.method, "Resource": route.path} if route is not None else {}
     return cloudwatch.Metric(
         namespace="AWS/ApiGateway",
         metric_name=metric_name,
-        dimensions_map={
-            "ApiName": API_NAME,
-            "Stage": API_STAGE,
-            "Method": route.method,
-            "Resource": route.path,
-        },
+        dimensions_map={"ApiName": API_NAME, "Stage": API_STAGE, **per_method},
         statistic=statistic,
         period=PERIOD,
-        label=f"{route_label(route)} {statistic}",
+        label=f"{route_label(route)} {statistic}" if route is not None else None,
     )
+
+
+def route_metric(route: Route, metric_name: str, statistic: str) -> cloudwatch.Metric:
+    return api_metric(metric_name, statistic, route)
 
 
 def service_metric(name: str, statistic: str) -> cloudwatch.Metric:

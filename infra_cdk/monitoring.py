@@ -19,8 +19,6 @@ from constructs import Construct
 from infra_cdk.constants import (
     ALARM_DATAPOINTS_TO_ALARM,
     ALARM_EVALUATION_PERIODS,
-    API_NAME,
-    API_STAGE,
     DASHBOARD_NAME,
     ERROR_ALARM_THRESHOLD,
     KEYSPACE,
@@ -32,7 +30,7 @@ from infra_cdk.constants import (
 )
 from infra_cdk.dashboard import DashboardWidgets
 from infra_cdk.keys import service_key
-from infra_cdk.metrics import PERIOD, route_label, route_metric, service_metric
+from infra_cdk.metrics import PERIOD, api_metric, route_label, route_metric, service_metric
 from player_sessions.routes import FUNCTIONS, ROLLUP_BUILDER, ROUTES
 from player_sessions.schema import TABLES
 
@@ -121,13 +119,7 @@ class Monitoring(Construct):
         # Handlers answer 503 themselves when Keyspaces is down: 5xx at the API, not function errors.
         self._alarm(
             "ServerErrors api",
-            cloudwatch.Metric(
-                namespace="AWS/ApiGateway",
-                metric_name="5XXError",
-                dimensions_map={"ApiName": API_NAME, "Stage": API_STAGE},
-                statistic="Sum",
-                period=PERIOD,
-            ),
+            api_metric("5XXError", "Sum"),
             ERROR_ALARM_THRESHOLD,
             f"the API answered {ERROR_ALARM_THRESHOLD} or more 5xx responses a minute",
             comparison=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
@@ -135,16 +127,9 @@ class Monitoring(Construct):
 
     def _add_caller_alarms(self) -> None:
         """Callers refused or throttled, and the back ends refusing work (issue: who may do what)."""
-        api = {"ApiName": API_NAME, "Stage": API_STAGE}
         self._alarm(
             "ClientErrorRate api",
-            cloudwatch.Metric(
-                namespace="AWS/ApiGateway",
-                metric_name="4XXError",
-                dimensions_map=api,
-                statistic="Average",
-                period=PERIOD,
-            ),
+            api_metric("4XXError", "Average"),
             CLIENT_ERROR_RATE_ALARM,
             f"more than {CLIENT_ERROR_RATE_ALARM:.0%} of the API's answers are 4xx: refused tokens or "
             "signatures, a client sending bad events, or throttling",

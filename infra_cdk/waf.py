@@ -40,6 +40,19 @@ def _bearer_token() -> wafv2.CfnWebACL.StatementProperty:
     )
 
 
+def _blocking_rate_rule(
+    name: str, priority: int, statement: wafv2.CfnWebACL.RateBasedStatementProperty
+) -> wafv2.CfnWebACL.RuleProperty:
+    """A rule that blocks the callers over ``statement``'s rate."""
+    return wafv2.CfnWebACL.RuleProperty(
+        name=name,
+        priority=priority,
+        action=wafv2.CfnWebACL.RuleActionProperty(block={}),
+        statement=wafv2.CfnWebACL.StatementProperty(rate_based_statement=statement),
+        visibility_config=_visibility(name),
+    )
+
+
 class WebAcl(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, stage: apigateway.Stage) -> None:
         super().__init__(scope, construct_id)
@@ -66,47 +79,39 @@ class WebAcl(Construct):
             for priority, group in enumerate(MANAGED_RULE_GROUPS)
         ]
         rules.append(
-            wafv2.CfnWebACL.RuleProperty(
-                name=PLAYER_TOKEN_RULE,
-                priority=len(rules),
-                action=wafv2.CfnWebACL.RuleActionProperty(block={}),
-                statement=wafv2.CfnWebACL.StatementProperty(
-                    rate_based_statement=wafv2.CfnWebACL.RateBasedStatementProperty(
-                        limit=WAF_PLAYER_TOKEN_LIMIT,
-                        evaluation_window_sec=WAF_WINDOW_SECONDS,
-                        aggregate_key_type="CUSTOM_KEYS",
-                        custom_keys=[
-                            wafv2.CfnWebACL.RateBasedStatementCustomKeyProperty(
-                                header=wafv2.CfnWebACL.RateLimitHeaderProperty(
-                                    name="authorization",
-                                    text_transformations=[
-                                        wafv2.CfnWebACL.TextTransformationProperty(priority=0, type="NONE")
-                                    ],
-                                )
+            _blocking_rate_rule(
+                PLAYER_TOKEN_RULE,
+                len(rules),
+                wafv2.CfnWebACL.RateBasedStatementProperty(
+                    limit=WAF_PLAYER_TOKEN_LIMIT,
+                    evaluation_window_sec=WAF_WINDOW_SECONDS,
+                    aggregate_key_type="CUSTOM_KEYS",
+                    custom_keys=[
+                        wafv2.CfnWebACL.RateBasedStatementCustomKeyProperty(
+                            header=wafv2.CfnWebACL.RateLimitHeaderProperty(
+                                name="authorization",
+                                text_transformations=[
+                                    wafv2.CfnWebACL.TextTransformationProperty(priority=0, type="NONE")
+                                ],
                             )
-                        ],
-                        scope_down_statement=_bearer_token(),
-                    )
+                        )
+                    ],
+                    scope_down_statement=_bearer_token(),
                 ),
-                visibility_config=_visibility(PLAYER_TOKEN_RULE),
             )
         )
         rules.append(
-            wafv2.CfnWebACL.RuleProperty(
-                name=ADDRESS_RULE,
-                priority=len(rules),
-                action=wafv2.CfnWebACL.RuleActionProperty(block={}),
-                statement=wafv2.CfnWebACL.StatementProperty(
-                    rate_based_statement=wafv2.CfnWebACL.RateBasedStatementProperty(
-                        limit=WAF_ADDRESS_LIMIT,
-                        evaluation_window_sec=WAF_WINDOW_SECONDS,
-                        aggregate_key_type="IP",
-                        scope_down_statement=wafv2.CfnWebACL.StatementProperty(
-                            not_statement=wafv2.CfnWebACL.NotStatementProperty(statement=_bearer_token())
-                        ),
-                    )
+            _blocking_rate_rule(
+                ADDRESS_RULE,
+                len(rules),
+                wafv2.CfnWebACL.RateBasedStatementProperty(
+                    limit=WAF_ADDRESS_LIMIT,
+                    evaluation_window_sec=WAF_WINDOW_SECONDS,
+                    aggregate_key_type="IP",
+                    scope_down_statement=wafv2.CfnWebACL.StatementProperty(
+                        not_statement=wafv2.CfnWebACL.NotStatementProperty(statement=_bearer_token())
+                    ),
                 ),
-                visibility_config=_visibility(ADDRESS_RULE),
             )
         )
         self.acl = wafv2.CfnWebACL(

@@ -20,7 +20,6 @@ from urllib.parse import urlsplit
 
 from player_sessions.routes import PLAYER_EVENTS_PATH, ROUTES, STUDIO_EVENTS_PATH, Caller
 from player_sessions_local.gateway.routing import (
-    ACCOUNT_ID,
     HttpRequest,
     RequestStamp,
     build_proxy_event,
@@ -28,6 +27,7 @@ from player_sessions_local.gateway.routing import (
     match_route,
 )
 from player_sessions_local.gateway.server import DEFAULT_PORT
+from player_sessions_local.local_auth import Signer
 
 EVENTS_DIRECTORY = Path(__file__).resolve().parents[2] / "events"
 FIXTURE_API_KEY = "local-test-key"
@@ -178,7 +178,7 @@ def _stamp(name: str, caller: Caller) -> RequestStamp:
         received_at=RECEIVED_AT,
         api_key=FIXTURE_API_KEY,
         authorizer={"player_id": PLAYER_PK, "principalId": PLAYER_PK} if caller is Caller.PLAYER else None,
-        signer_arn=f"arn:aws:iam::{ACCOUNT_ID}:user/studio" if caller is not Caller.PLAYER else None,
+        signer_arn=Signer.STUDIO.user_arn if caller is not Caller.PLAYER else None,
         signer_access_key=FIXTURE_ACCESS_KEY if caller is not Caller.PLAYER else None,
     )
 

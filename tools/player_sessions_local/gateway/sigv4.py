@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
+from player_sessions_local.gateway.routing import header_value
+
 ALGORITHM = "AWS4-HMAC-SHA256"
 MAX_CLOCK_SKEW = timedelta(minutes=5)
 """How far the signature's ``X-Amz-Date`` may be from the gateway's clock, either way."""
@@ -58,7 +60,7 @@ def verify(
     now: datetime,
 ) -> SignedBy:
     """The signer of the request; raises RefusedSignatureError with API Gateway's message otherwise."""
-    authorization = _last(headers, "authorization")
+    authorization = header_value(headers, "authorization")
     if authorization is None:
         raise RefusedSignatureError("Missing Authentication Token")
     fields = _authorization_fields(authorization)
@@ -76,7 +78,7 @@ def verify(
     key = keys.get(credential["key"])
     if key is None:
         raise RefusedSignatureError("The security token included in the request is invalid.")
-    amz_date = _last(headers, "x-amz-date")
+    amz_date = header_value(headers, "x-amz-date")
     signed_at = _parse_amz_date(amz_date)
     if signed_at is None or amz_date is None or amz_date[:8] != credential["day"]:
         raise RefusedSignatureError("Date must be in ISO-8601 'basic format' and match the credential's day.")
@@ -170,14 +172,6 @@ def _canonical_query(query: str) -> str:
 def _header_values(headers: Sequence[tuple[str, str]], name: str) -> str:
     values = [" ".join(value.split()) for header, value in headers if header.lower() == name]
     return ",".join(values)
-
-
-def _last(headers: Sequence[tuple[str, str]], name: str) -> str | None:
-    found = None
-    for header, value in headers:
-        if header.lower() == name:
-            found = value
-    return found
 
 
 def _signing_key(secret: str, day: str, region: str, service: str) -> bytes:
