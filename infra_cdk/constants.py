@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from player_sessions.routes import COUNTRY_STARTS, LambdaFunction
+from player_sessions.routes import COUNTRY_STARTS, INGEST_EVENTS, PLAYER_DATA, LambdaFunction
 from player_sessions.settings import Settings
 
 # --- Paths -------------------------------------------------------------------------------------------------
@@ -54,6 +54,9 @@ LAMBDA_MEMORY_MB = 1024
 """Memory buys CPU: at 1 GB the TLS handshake and SigV4 signing of a restore take a fraction of a second."""
 LAMBDA_TIMEOUT_SECONDS = 10
 """Well under API Gateway's 29 s: a request that has not finished by then has failed anyway."""
+PLAYER_DATA_TIMEOUT_SECONDS = 27
+"""An erasure works until 3 s before this (domain.privacy), then answers with its receipt in progress: just under
+API Gateway's 29 s integration timeout, so the answer always reaches the caller."""
 AUTHORIZER_MEMORY_MB = 512
 """The authorizer checks one RSA signature and fetches the login's keys every few minutes: half the memory,
 still enough CPU for a cold start of a second or less."""
@@ -79,6 +82,9 @@ service keeps its data (RETENTION_DAYS), and the year Control Tower asks of log 
 CURSOR_SECRET_READERS: tuple[LambdaFunction, ...] = (COUNTRY_STARTS,)
 """Only the country listing signs and checks page cursors."""
 CURSOR_SECRET_LENGTH = 64
+"""Characters of a generated HMAC key (the cursor key, the player hash key)."""
+PLAYER_HASH_SECRET_READERS: tuple[LambdaFunction, ...] = (INGEST_EVENTS, PLAYER_DATA)
+"""Ingest hashes each event's player (their index, their erasure record); the privacy routes do."""
 
 # --- Network and cache -------------------------------------------------------------------------------------
 VPC_MAX_AZS = 2

@@ -20,12 +20,14 @@ from infra_cdk.constants import (
     LAMBDA_MEMORY_MB,
     LAMBDA_TIMEOUT_SECONDS,
     METRICS_NAMESPACE,
+    PLAYER_DATA_TIMEOUT_SECONDS,
+    PLAYER_HASH_SECRET_READERS,
     RETENTION_DAYS,
     ROLLUP_BUILDER_CONCURRENCY,
     ROLLUP_BUILDER_TIMEOUT_SECONDS,
     SERVICE_NAME,
 )
-from player_sessions.routes import AUTHORIZER, FUNCTIONS, ROLLUP_BUILDER, LambdaFunction
+from player_sessions.routes import AUTHORIZER, FUNCTIONS, PLAYER_DATA, ROLLUP_BUILDER, LambdaFunction
 from player_sessions.settings import DatabaseMode
 
 
@@ -38,6 +40,8 @@ class Deployment:
     redis_url: str
     cursor_secret_arn: str | None = None
     """Secrets Manager secret of the cursor key, given to the functions that sign cursors (deployed only)."""
+    player_hash_secret_arn: str | None = None
+    """Secrets Manager secret of the player hash key, given to the functions that hash player ids."""
     player_tokens: dict[str, str] | None = None
     """The studio login the authorizer trusts: ``player_token_issuer``, ``_audience`` and ``_jwks_url``
     (deployed: the stack's parameters; locally: the local issuer)."""
@@ -87,6 +91,8 @@ class FunctionDefinition:
         )
         if deployment.cursor_secret_arn is not None and self.function in CURSOR_SECRET_READERS:
             service["cursor_secret_arn"] = deployment.cursor_secret_arn
+        if deployment.player_hash_secret_arn is not None and self.function in PLAYER_HASH_SECRET_READERS:
+            service["player_hash_secret_arn"] = deployment.player_hash_secret_arn
         return {
             **{f"{ENVIRONMENT_PREFIX}{name.upper()}": value for name, value in service.items()},
             "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
@@ -103,8 +109,15 @@ AUTHORIZER_DEFINITION = FunctionDefinition(
     snap_start=False,
     uses_data=False,
 )
+PLAYER_DATA_DEFINITION = FunctionDefinition(
+    PLAYER_DATA,
+    timeout_seconds=PLAYER_DATA_TIMEOUT_SECONDS,
+    # Called a few times a day (a player's request): a cold start there costs nothing anyone waits on.
+    snap_start=False,
+)
 FUNCTION_DEFINITIONS: dict[str, FunctionDefinition] = {
     **{function.name: FunctionDefinition(function) for function in FUNCTIONS},
+    PLAYER_DATA.name: PLAYER_DATA_DEFINITION,
     AUTHORIZER.name: AUTHORIZER_DEFINITION,
 }
 """Every function API Gateway invokes, by name: the route table's and the player token authorizer."""

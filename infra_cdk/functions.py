@@ -3,7 +3,7 @@ dependency layer, roles and settings."""
 
 from __future__ import annotations
 
-from aws_cdk import Acknowledgment, CfnParameter, Duration, Stack, Validations
+from aws_cdk import Acknowledgment, CfnParameter, Duration, RemovalPolicy, Stack, Validations
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
@@ -19,6 +19,7 @@ from infra_cdk.constants import (
     LAMBDA_ALIAS,
     LAMBDA_PYTHON_VERSION,
     LAYER_BUILD_DIR,
+    PLAYER_HASH_SECRET_READERS,
     ROLLUP_BUILDER_SCHEDULE_MINUTES,
     ROLLUP_PARTS,
 )
@@ -105,36 +106,41 @@ class LambdaFunctions(Construct):
             compatible_architectures=[architecture],
             description="Runtime dependencies (aarch64 wheels) and the shared player_sessions package",
         )
-        self.cursor_secret = secretsmanager.Secret(
-            self,
+        self.cursor_secret = self._hmac_key(
             "CursorSigningKey",
-            description="HMAC key that signs the page cursors of the country starts listing",
-            generate_secret_string=secretsmanager.SecretStringGenerator(
-                password_length=CURSOR_SECRET_LENGTH, exclude_punctuation=True
+            "HMAC key that signs the page cursors of the country starts listing",
+            not_rotated=(
+                "The key only signs opaque page cursors, which are meant to be followed within minutes. "
+                "Rotating it would invalidate every cursor in flight for no gain; it is replaced by "
+                "redeploying with a new secret if it ever leaks."
+            ),
+            not_customer_managed=(
+                "Encrypted with Secrets Manager's AWS managed key; only the country function's role may read it, "
+                "and what it holds signs page cursors, not player data. A customer-managed key would add a key "
+                "policy to keep in step with that one grant, and protect nothing more."
             ),
         )
-        Validations.of(self.cursor_secret).acknowledge(
-            Acknowledgment(
-                id="AwsSolutions::AwsSolutions-SMG4",
-                reason=(
-                    "The key only signs opaque page cursors, which are meant to be followed within minutes. "
-                    "Rotating it would invalidate every cursor in flight for no gain; it is replaced by "
-                    "redeploying with a new secret if it ever leaks."
-                ),
-            )
+        self.player_hash_secret = self._hmac_key(
+            "PlayerHashKey",
+            "HMAC key of the player id's keyed hash: the index of each player's rows and the erasure records",
+            not_rotated=(
+                "Every player index partition and erasure record is stored under a hash made with this key: "
+                "rotating it would orphan them (an erased player's replays would be stored again). It is kept "
+                "when the stack is deleted, for the same reason."
+            ),
+            not_customer_managed=(
+                "Encrypted with Secrets Manager's AWS managed key; only the ingest and privacy functions' roles "
+                "may read it. It hashes ids, it encrypts nothing; a customer-managed key would add a key policy "
+                "to keep in step with those grants, and protect nothing more."
+            ),
         )
-        skip_checkov(
-            self.cursor_secret,
-            "CKV_AWS_149",
-            "Encrypted with Secrets Manager's AWS managed key; only the country function's role may read it, "
-            "and what it holds signs page cursors, not player data. A customer-managed key would add a key "
-            "policy to keep in step with that one grant, and protect nothing more.",
-        )
+        self.player_hash_secret.apply_removal_policy(RemovalPolicy.RETAIN)
         deployment = Deployment(
             database_mode=DatabaseMode.KEYSPACES,
             region=Stack.of(self).region,
             redis_url=redis_url,
             cursor_secret_arn=self.cursor_secret.secret_arn,
+            player_hash_secret_arn=self.player_hash_secret.secret_arn,
             player_tokens=self._player_token_parameters(),
         )
         self.functions: dict[str, lambda_.Function] = {}
@@ -171,6 +177,24 @@ class LambdaFunctions(Construct):
             )
             for number, first in enumerate(range(0, len(parts), RULE_TARGETS))
         ]
+
+    def _hmac_key(
+        self, construct_id: str, description: str, *, not_rotated: str, not_customer_managed: str
+    ) -> secretsmanager.Secret:
+        """A generated HMAC key in Secrets Manager, read once per environment by the functions granted it."""
+        secret = secretsmanager.Secret(
+            self,
+            construct_id,
+            description=description,
+            generate_secret_string=secretsmanager.SecretStringGenerator(
+                password_length=CURSOR_SECRET_LENGTH, exclude_punctuation=True
+            ),
+        )
+        Validations.of(secret).acknowledge(
+            Acknowledgment(id="AwsSolutions::AwsSolutions-SMG4", reason=not_rotated)
+        )
+        skip_checkov(secret, "CKV_AWS_149", not_customer_managed)
+        return secret
 
     def _player_token_parameters(self) -> dict[str, str]:
         """The studio login the authorizer trusts, given at deploy time (``cdk deploy --parameters``)."""
@@ -242,6 +266,8 @@ class LambdaFunctions(Construct):
             data.grant(role, table_access(function))
         if function in CURSOR_SECRET_READERS:
             self.cursor_secret.grant_read(role)
+        if function in PLAYER_HASH_SECRET_READERS:
+            self.player_hash_secret.grant_read(role)
         handler = lambda_.Function(
             self,
             construct_id,

@@ -10,7 +10,16 @@ from typing import Any
 import httpx
 import requests
 
+from player_sessions.routes import ROUTES, Caller
 from player_sessions_local import local_auth
+from player_sessions_local.gateway.routing import match_route
+
+
+def signer_of(method: str, path: str) -> local_auth.Signer:
+    """Who signs a request to the route: administration on the privacy routes, the studio on the others."""
+    match = match_route(ROUTES, method, path.split("?")[0])
+    admin = match is not None and match.route is not None and match.route.caller is Caller.ADMIN
+    return local_auth.Signer.ADMIN if admin else local_auth.Signer.STUDIO
 
 
 def _signed_headers(
@@ -49,8 +58,8 @@ class PlayerToken(httpx.Auth):
 
 
 class RequestsCaller(requests.auth.AuthBase):
-    """For clients built on requests (schemathesis): a player's token on ``POST /events``, the studio's
-    signature on every other route."""
+    """For clients built on requests (schemathesis): a player's token on ``POST /events``, the signature of
+    the route's caller (the studio, or administration) on every other route."""
 
     def __init__(self, player_id: str) -> None:
         self.token = local_auth.token(player_id, minutes=120)
@@ -67,7 +76,7 @@ class RequestsCaller(requests.auth.AuthBase):
                 request.url or "",
                 body.encode() if isinstance(body, str) else body,
                 request.headers,
-                local_auth.Signer.STUDIO,
+                signer_of(request.method or "GET", path),
             )
         )
         return request

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Sequence, Set
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, TypedDict
 from uuid import UUID
@@ -14,13 +15,16 @@ from player_sessions.models import (
     Arrival,
     ArrivalWrite,
     CompletedSession,
+    ErasureReceipt,
     EventType,
     EventWrite,
     HourCounts,
+    PlayerWrite,
     RollupRow,
     SessionHalves,
     StartKey,
     StartRow,
+    player_writes_of,
 )
 from player_sessions.read_counts import count_read
 from player_sessions.repositories.cache_protocol import CacheHealth, CacheToken
@@ -41,7 +45,8 @@ class InMemoryDatabase:
 
     def __init__(self) -> None:
         self.sessions: dict[UUID, SessionRow] = {}
-        self.starts: set[tuple[datetime, int, str, datetime, UUID, str]] = set()
+        self.starts: set[tuple[datetime, int, str, datetime, UUID, str | None]] = set()
+        """session_starts: (hour, shard, country, ts, session_id, player_id or None once erased)."""
         self.completed: dict[tuple[str, datetime, UUID], tuple[CompletedSession, int]] = {}
         self.arrivals: dict[int, set[StartKey]] = {}
         self.arrival_shards: dict[StartKey, int] = {}
@@ -51,6 +56,10 @@ class InMemoryDatabase:
         self.rollups: dict[Bucket, dict[tuple[int, bool], RollupRow]] = {}
         self.progress: dict[int, int] = {}
         """Each part's watermark."""
+        self.player_writes: dict[bytes, set[PlayerWrite]] = {}
+        """Each player's index, by keyed hash (entries without their TTL)."""
+        self.erased: dict[bytes, tuple[datetime, UUID]] = {}
+        self.receipts: dict[UUID, ErasureReceipt] = {}
 
 
 class InMemorySessionStore:
@@ -68,6 +77,7 @@ class InMemorySessionStore:
 
     def write_events(self, writes: Sequence[EventWrite], arrivals: Sequence[ArrivalWrite]) -> None:
         self.write_arrivals(arrivals)
+        self._index(player_writes_of(writes, ()))
         for write in writes:
             event = write.event
             row = self.db.sessions.setdefault(event.session_id, {})
@@ -80,6 +90,35 @@ class InMemorySessionStore:
             else:
                 row["end_ts"] = event.ts
             self.ttls[(event.session_id, event.event.value)] = write.ttl_seconds
+
+    def _index(self, entries: Sequence[tuple[bytes, PlayerWrite]]) -> None:
+        for player_hash, entry in entries:
+            self.db.player_writes.setdefault(player_hash, set()).add(replace(entry, ttl_seconds=0))
+
+    def erasures(self, player_hashes: Sequence[bytes]) -> dict[bytes, datetime]:
+        return {key: self.db.erased[key][0] for key in player_hashes if key in self.db.erased}
+
+    def unwrite(
+        self, writes: Sequence[EventWrite], arrivals: Sequence[ArrivalWrite], keep_starts: Set[UUID]
+    ) -> None:
+        for write in writes:
+            event = write.event
+            row = self.db.sessions.get(event.session_id, {})
+            if event.event is EventType.END:
+                row.pop("end_ts", None)
+                continue
+            for column in ("player_id", "country", "start_ts"):
+                row.pop(column, None)  # type: ignore[misc]  a TypedDict's optional keys
+            start = (write.hour, write.shard, event.country, event.ts, event.session_id, event.player_id)
+            if start in self.db.starts:
+                self.db.starts.discard(start)
+                if event.session_id in keep_starts:
+                    self.db.starts.add((*start[:5], None))  # type: ignore[arg-type]  a start without player
+        for arrival in arrivals:
+            if arrival.arrival.key.session_id not in keep_starts:
+                self.db.arrivals.get(arrival.arrival.slot, set()).discard(arrival.arrival.key)
+        for player_hash, entry in player_writes_of(writes, arrivals):
+            self.db.player_writes.get(player_hash, set()).discard(replace(entry, ttl_seconds=0))
 
     def read_sessions(self, session_ids: Sequence[UUID]) -> dict[UUID, SessionHalves]:
         return {
@@ -95,6 +134,7 @@ class InMemorySessionStore:
             self.db.completed[(session.player_id, session.end_ts, session.session_id)] = (session, ttl)
 
     def write_arrivals(self, arrivals: Sequence[ArrivalWrite]) -> None:
+        self._index(player_writes_of((), arrivals))
         for write in arrivals:
             self.db.arrival_minutes.add(Level.MINUTE.floor(slot_start(write.arrival.slot)))
             self.db.arrivals.setdefault(write.arrival.slot, set()).add(write.arrival.key)
@@ -208,12 +248,14 @@ class InMemoryStartsStore:
     ) -> list[Iterator[StartRow]]:
         streams = []
         for hour, _known in hours:
-            rows = [
-                StartRow(ts, sid, player, c)
+            read = [
+                (ts, sid, player)
                 for (h, _s, c, ts, sid, player) in self.db.starts
                 if h == hour and c == country and not_before <= ts <= not_after
             ]
-            count_read(rows=len(rows), partitions=1)
+            count_read(rows=len(read), partitions=1)
+            # A start whose player was erased stays for the counts, without its player: never listed.
+            rows = [StartRow(ts, sid, player, country) for ts, sid, player in read if player is not None]
             # Reversed ids within an instant: the domain must order ties itself, as with Cassandra's UUID order.
             streams.append(iter(sorted(rows, key=lambda r: (-r.ts.timestamp(), -r.session_id.int))))
         return streams
@@ -246,6 +288,13 @@ class InMemoryReadCache:
 
     def invalidate(self, scopes: Sequence[str]) -> None:
         self.generations.update(scopes)
+
+    def forget(self, scopes: Sequence[str]) -> int | None:
+        self.invalidate(scopes)
+        doomed = [key for key in self.values if any(f"{scope}=" in key.split("|", 1)[0] for scope in scopes)]
+        for key in doomed:
+            del self.values[key]
+        return len(doomed)
 
 
 class FlowingClock:

@@ -12,11 +12,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from player_sessions.repositories import cassandra_rollups, cassandra_starts, cassandra_store
+from player_sessions.repositories import (
+    cassandra_player_data,
+    cassandra_rollups,
+    cassandra_starts,
+    cassandra_store,
+)
 from player_sessions.repositories.cql import Access, Cql
 from player_sessions.routes import (
     COUNTRY_STARTS,
     INGEST_EVENTS,
+    PLAYER_DATA,
     PLAYER_SESSIONS,
     ROLLUP_BUILDER,
     LambdaFunction,
@@ -28,6 +34,7 @@ FUNCTION_STATEMENTS: dict[LambdaFunction, tuple[Cql, ...]] = {
     PLAYER_SESSIONS: cassandra_store.HISTORY_STATEMENTS + cassandra_store.HEALTH_STATEMENTS,
     COUNTRY_STARTS: cassandra_starts.READER_STATEMENTS,
     ROLLUP_BUILDER: cassandra_rollups.BUILDER_STATEMENTS,
+    PLAYER_DATA: cassandra_player_data.PLAYER_DATA_STATEMENTS,
 }
 """Every statement each function can send, and nothing else."""
 

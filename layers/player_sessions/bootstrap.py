@@ -25,9 +25,10 @@ from player_sessions.domain.country_starts import CountryStarts
 from player_sessions.domain.country_starts.builder import CompactionTracker, RollupBuilder
 from player_sessions.redis_connection import RedisConnection
 from player_sessions.repositories.cache_protocol import CACHE_FORMAT_VERSION, NoCache, ReadCache
+from player_sessions.repositories.cassandra_player_data import CassandraPlayerDataStore
 from player_sessions.repositories.cassandra_rollups import CassandraRollupStore
 from player_sessions.repositories.cassandra_store import CassandraSessionStore
-from player_sessions.repositories.protocols import RollupStore, SessionStore
+from player_sessions.repositories.protocols import PlayerDataStore, RollupStore, SessionStore
 from player_sessions.settings import Settings, get_settings
 
 
@@ -42,6 +43,8 @@ class Services:
     cache: ReadCache
     redis: RedisConnection | None
     cassandra: CassandraConnection | None = None
+    player_data: PlayerDataStore | None = None
+    """A player's index, erasures and receipts (the privacy routes); None where nothing uses it."""
 
     @cached_property
     def country_starts(self) -> CountryStarts:
@@ -72,6 +75,7 @@ def build_services(
         cache=_read_cache(redis, settings.keyspace),
         redis=redis,
         cassandra=cassandra,
+        player_data=CassandraPlayerDataStore(cassandra),
     )
 
 
@@ -100,24 +104,29 @@ ServicesDependency = Annotated[Services, Depends(get_services)]
 
 def with_deployed_secrets(settings: Settings) -> Settings:
     """Settings with the secrets that are stored in Secrets Manager when deployed (read once per environment):
-    the cursor key's current version, and its previous one when the secret has been rotated."""
-    if settings.cursor_secret_arn is None:
+    the cursor key's current version, and its previous one when the secret has been rotated; the player hash
+    key (never rotated)."""
+    if settings.cursor_secret_arn is None and settings.player_hash_secret_arn is None:
         return settings
     import boto3
     from pydantic import SecretStr
 
     client = boto3.client("secretsmanager")
-    current = client.get_secret_value(SecretId=settings.cursor_secret_arn)["SecretString"]
-    try:
-        previous = client.get_secret_value(SecretId=settings.cursor_secret_arn, VersionStage="AWSPREVIOUS")
-    except client.exceptions.ResourceNotFoundException:  # never rotated
-        previous = None
-    return settings.model_copy(
-        update={
-            "cursor_signing_key": SecretStr(current),
-            "cursor_previous_signing_key": SecretStr(previous["SecretString"]) if previous else None,
-        }
-    )
+    update: dict[str, SecretStr | None] = {}
+    if settings.cursor_secret_arn is not None:
+        current = client.get_secret_value(SecretId=settings.cursor_secret_arn)["SecretString"]
+        try:
+            previous = client.get_secret_value(
+                SecretId=settings.cursor_secret_arn, VersionStage="AWSPREVIOUS"
+            )
+        except client.exceptions.ResourceNotFoundException:  # never rotated
+            previous = None
+        update["cursor_signing_key"] = SecretStr(current)
+        update["cursor_previous_signing_key"] = SecretStr(previous["SecretString"]) if previous else None
+    if settings.player_hash_secret_arn is not None:
+        secret = client.get_secret_value(SecretId=settings.player_hash_secret_arn)["SecretString"]
+        update["player_hash_key"] = SecretStr(secret)
+    return settings.model_copy(update=update)
 
 
 @contextmanager

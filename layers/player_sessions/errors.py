@@ -30,6 +30,12 @@ class BadRequestError(PlayerSessionsError):
     status_code = 400
 
 
+class NotFoundError(PlayerSessionsError):
+    """What the request names does not exist (an erasure receipt)."""
+
+    status_code = 404
+
+
 class PayloadTooLargeError(PlayerSessionsError):
     """The body is over the size limit, or holds more events than a batch may. Nothing was stored."""
 

@@ -169,6 +169,49 @@ ROLLUP_PROGRESS = Table(
     purpose="Per part, the newest arrival slot folded with every slot before it (each builder's watermark).",
 )
 
+PLAYER_WRITES = Table(
+    name="player_writes",
+    partition_key=(Column("player_hash", "blob"),),
+    clustering=(
+        ClusteringColumn(Column("session_id", "uuid"), Order.ASC),
+        ClusteringColumn(Column("kind", "text"), Order.ASC),
+        ClusteringColumn(Column("ts", "timestamp"), Order.ASC),
+        ClusteringColumn(Column("country", "text"), Order.ASC),
+        ClusteringColumn(Column("slot", "bigint"), Order.ASC),
+    ),
+    regular=(Column("shard", "int"),),
+    purpose=(
+        "What was written for each player, under the player id's keyed hash: a start (its row in "
+        "session_starts), its arrivals (their slots), an end. An erasure or an export reads one partition "
+        "instead of scanning; kept as long as the rows it points at."
+    ),
+)
+
+ERASED_PLAYERS = Table(
+    name="erased_players",
+    partition_key=(Column("player_hash", "blob"),),
+    clustering=(),
+    regular=(Column("erased_at", "timestamp"), Column("erasure_id", "uuid")),
+    purpose=(
+        "The erased players, by the keyed hash of their id, with the time of the latest erasure: ingest "
+        "discards their events stamped before it (a replay cannot bring the data back). Kept for the retention."
+    ),
+)
+
+ERASURES = Table(
+    name="erasures",
+    partition_key=(Column("erasure_id", "uuid"),),
+    clustering=(),
+    regular=(
+        Column("player_hash", "blob"),
+        Column("asked_at", "timestamp"),
+        Column("finished_at", "timestamp"),
+        Column("removed", "text"),
+        Column("completed_by", "uuid"),
+    ),
+    purpose="The receipt of each erasure: when it was asked, when it finished, what it removed (as JSON).",
+)
+
 TABLES: tuple[Table, ...] = (
     SESSIONS,
     COMPLETED_SESSIONS_BY_PLAYER,
@@ -179,6 +222,9 @@ TABLES: tuple[Table, ...] = (
     ROLLUP_FOLDS,
     START_COUNT_ROLLUPS,
     ROLLUP_PROGRESS,
+    PLAYER_WRITES,
+    ERASED_PLAYERS,
+    ERASURES,
 )
 
 

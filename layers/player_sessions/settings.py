@@ -6,6 +6,8 @@ no other module reads os.environ. Variables are prefixed with ``PLAYER_SESSIONS_
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from datetime import timedelta
 from enum import StrEnum
 from functools import lru_cache
@@ -86,6 +88,13 @@ class Settings(BaseSettings):
     cursor_secret_arn: str | None = None
     """Secrets Manager secret holding the cursor key; read once per environment when set."""
 
+    player_hash_key: SecretStr = SecretStr("local-development-player-hash-key")
+    """HMAC key of the player id's keyed hash (local default); deployed, see player_hash_secret_arn. It names
+    a player in the index of their rows and in erasure records without storing the id, so it is never rotated:
+    every hash stored so far would stop matching."""
+    player_hash_secret_arn: str | None = None
+    """Secrets Manager secret holding the player hash key; read once per environment when set."""
+
     api_key: str | None = None
     """When set, the local gateway requires it in ``x-api-key`` (API Gateway does this when deployed)."""
 
@@ -142,6 +151,18 @@ class Settings(BaseSettings):
             )
         keys = (self.cursor_signing_key, self.cursor_previous_signing_key)
         return tuple(key.get_secret_value().encode() for key in keys if key is not None)
+
+    def player_hash(self, player_id: str) -> bytes:
+        """The player id's keyed hash (HMAC-SHA256): what the index of a player's rows and the erasure records
+        store instead of the id. Keyspaces mode without the deployed secret refuses, rather than hash with the
+        public development key (anyone could then test a guessed id against an erasure record)."""
+        if self.database_mode is DatabaseMode.KEYSPACES and self.player_hash_secret_arn is None:
+            raise ConfigurationError(
+                "PLAYER_SESSIONS_PLAYER_HASH_SECRET_ARN is not set: Keyspaces mode hashes player ids only with "
+                "the deployed secret, never with the development key"
+            )
+        key = self.player_hash_key.get_secret_value().encode()
+        return hmac.new(key, player_id.encode(), hashlib.sha256).digest()
 
     @property
     def retention(self) -> timedelta:

@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from player_sessions_local.local_auth import Signer
+from tests.callers import StudioSignature, signer_of
+
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -159,12 +162,23 @@ def test_every_route_refuses_a_missing_key_with_the_403_its_document_lists(serve
     operations = [(method.upper(), path) for path, item in document["paths"].items() for method in item]
     # Then every operation documents the 403
     assert all("403" in document["paths"][path][method.lower()]["responses"] for method, path in operations)
-    # And each one, asked without a key by a caller it lets in (a game client's token on POST /events, the
-    # studio's signature on the others), answers it with the documented error body
-    with served_api.client(api_key=None) as studio, served_api.client(api_key=None, player="p1") as game:
+    # And each one, asked without a key by a caller it lets in (a game client's token on POST /events,
+    # administration's signature on the privacy routes, the studio's on the others), answers it with the
+    # documented error body
+    with (
+        served_api.client(api_key=None) as studio,
+        served_api.client(api_key=None, player="p1") as game,
+        served_api.client(api_key=None, auth=StudioSignature(Signer.ADMIN)) as admin,
+    ):
         for method, path in operations:
-            concrete = path.replace("{player_id}", "p1").replace("{country}", "FI")
+            concrete = (
+                path.replace("{player_id}", "p1")
+                .replace("{country}", "FI")
+                .replace("{erasure_id}", str(uuid.uuid4()))
+            )
             client = game if path == "/events" else studio
+            if signer_of(method, concrete) is Signer.ADMIN:
+                client = admin
             response = client.request(method, concrete, json=[] if method == "POST" else None)
             assert response.status_code == 403, (method, path, response.text)
             assert response.json() == {"message": "Forbidden"}

@@ -360,7 +360,9 @@ def test_an_arrival_left_without_its_start_row_by_a_half_failed_batch_is_never_c
     history = History()
     sid = uuid.uuid4()
     key = StartKey(sid, EPOCH.replace(microsecond=0) - timedelta(minutes=3), "BR")
-    history.sessions.write_arrivals([ArrivalWrite(Arrival(slot_of(EPOCH), key), 0, 86_400, "p")])
+    history.sessions.write_arrivals(
+        [ArrivalWrite(Arrival(slot_of(EPOCH), key), 0, 86_400, "p", SETTINGS.player_hash("p"))]
+    )
     # When the builder folds its slot
     history.clock.advance(seconds=4)
     history.fold(100)

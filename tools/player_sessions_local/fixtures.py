@@ -130,6 +130,9 @@ FIXTURES: tuple[Fixture, ...] = (
     Fixture("country_starts_counts", "GET", "/countries/starts?hours=24"),
     Fixture("country_starts_page", "GET", "/countries/fi/starts?hours=24&limit=1"),
     Fixture("country_starts_bad_hours", "GET", "/countries/starts?hours=0"),
+    Fixture("player_data_export", "GET", f"/players/{PLAYER_PK}/export?limit=10"),
+    Fixture("player_data_erasure", "POST", f"/players/{PLAYER_US}/erasure"),
+    Fixture("player_data_unknown_receipt", "GET", f"/erasures/{uuid.uuid5(_NAMESPACE, 'no such erasure')}"),
 )
 
 
@@ -171,14 +174,15 @@ def _client_headers(fixture: Fixture) -> list[tuple[str, str]]:
 
 def _stamp(name: str, caller: Caller) -> RequestStamp:
     """With what API Gateway adds for the route's caller: the authorizer's context for a game client (signed
-    in as PLAYER_PK), the signing identity for the studio."""
+    in as PLAYER_PK), the signing identity for the studio or the administration."""
+    signer = Signer.ADMIN if caller is Caller.ADMIN else Signer.STUDIO
     return RequestStamp(
         request_id=str(uuid.uuid5(_NAMESPACE, f"request/{name}")),
         extended_request_id=extended_request_id(uuid.uuid5(_NAMESPACE, f"extended/{name}").bytes),
         received_at=RECEIVED_AT,
         api_key=FIXTURE_API_KEY,
         authorizer={"player_id": PLAYER_PK, "principalId": PLAYER_PK} if caller is Caller.PLAYER else None,
-        signer_arn=Signer.STUDIO.user_arn if caller is not Caller.PLAYER else None,
+        signer_arn=signer.user_arn if caller is not Caller.PLAYER else None,
         signer_access_key=FIXTURE_ACCESS_KEY if caller is not Caller.PLAYER else None,
     )
 

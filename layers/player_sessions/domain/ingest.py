@@ -19,6 +19,7 @@ from player_sessions.models import (
     InvalidEventError,
     SessionHalves,
     StartKey,
+    format_timestamp,
     parse_event,
 )
 from player_sessions.repositories.cache_protocol import NoCache, ReadCache
@@ -83,6 +84,7 @@ def ingest_batch(
     now = clock.now()
     outcome = BatchOutcome()
     writes: list[EventWrite] = []
+    indexes: list[int] = []
     for index, item in enumerate(items):
         try:
             event = parse_event(item)
@@ -104,8 +106,15 @@ def ingest_batch(
         if ttl <= 0:
             outcome.discard(index, "ts", f"ts: older than the {settings.retention_days}-day retention")
             continue
+        indexes.append(index)
         writes.append(
-            EventWrite(event, ttl, hour_of(event.ts), start_shard(event.session_id, settings.start_shards))
+            EventWrite(
+                event,
+                ttl,
+                hour_of(event.ts),
+                start_shard(event.session_id, settings.start_shards),
+                settings.player_hash(event.player_id),
+            )
         )
 
     if writes:
@@ -114,7 +123,9 @@ def ingest_batch(
         # stored, so a batch that fails half way leaves nothing counted that is not listed.
         arrivals = arrivals_of(starts, clock.now())
         store.write_events(writes, arrivals)
-        _rewrite_arrivals_acknowledged_late(arrivals, store=store, clock=clock)
+        arrivals = _rewrite_arrivals_acknowledged_late(arrivals, store=store, clock=clock)
+        writes, starts = _without_erased(indexes, writes, arrivals, outcome, store=store, clock=clock)
+    if writes:
         sessions = halves_in_batch(writes)
         unknown = [
             session_id
@@ -150,9 +161,59 @@ def arrivals_of(starts: Sequence[EventWrite], now: datetime) -> list[ArrivalWrit
             w.shard,
             min(w.ttl_seconds, ARRIVAL_TTL_SECONDS),
             w.event.player_id,
+            w.player_hash,
         )
         for w in starts
     ]
+
+
+def erased_reason(erased_at: datetime) -> str:
+    return (
+        f"player_id: the player's data was erased at {format_timestamp(erased_at)}; their events stamped "
+        "before then are discarded (a replay never brings erased data back)"
+    )
+
+
+def _without_erased(
+    indexes: list[int],
+    writes: list[EventWrite],
+    arrivals: list[ArrivalWrite],
+    outcome: BatchOutcome,
+    *,
+    store: SessionStore,
+    clock: Clock,
+) -> tuple[list[EventWrite], list[EventWrite]]:
+    """The writes and starts left once the events of erased players, stamped before their erasure, are removed
+    again and reported discarded.
+
+    Checked after the writes, not before: an erasure writes its record, then reads the player's index. Either
+    this read sees the record, and the events are removed here, or it was made before the record was, after
+    the writes (and their index entries) were acknowledged, and the erasure finds and removes them. Checked
+    before, a batch in flight during an erasure could land after it. A start a builder may have counted by now
+    (its arrival's slot may be folded) keeps its start row and arrival without the player id, as an erasure
+    leaves a counted start (docs/decisions.md, "Privacy")."""
+    erased = store.erasures(sorted({w.player_hash for w in writes}))
+    if not erased:
+        return writes, [w for w in writes if w.event.event is EventType.START]
+    kept: list[EventWrite] = []
+    removed: list[EventWrite] = []
+    for index, write in zip(indexes, writes, strict=True):
+        erased_at = erased.get(write.player_hash)
+        if erased_at is not None and write.event.ts <= erased_at:
+            removed.append(write)
+            outcome.discard(index, "player_id", erased_reason(erased_at))
+        else:
+            kept.append(write)
+    if removed:
+        removed_starts = {(w.player_hash, start_key(w)) for w in removed if w.event.event is EventType.START}
+        their_arrivals = [a for a in arrivals if (a.player_hash, a.arrival.key) in removed_starts]
+        now = clock.now()
+        counted = {
+            a.arrival.key.session_id for a in their_arrivals if may_have_been_folded(a.arrival.slot, now)
+        }
+        store.unwrite(removed, their_arrivals, counted)
+        outcome.problems.sort(key=lambda problem: problem.index)
+    return kept, [w for w in kept if w.event.event is EventType.START]
 
 
 def start_key(write: EventWrite) -> StartKey:
@@ -163,24 +224,28 @@ def start_key(write: EventWrite) -> StartKey:
 
 def _rewrite_arrivals_acknowledged_late(
     arrivals: list[ArrivalWrite], *, store: SessionStore, clock: Clock
-) -> None:
+) -> list[ArrivalWrite]:
     """A builder may have folded a slot before a slow write into it landed: such arrivals go again into a
-    current slot (the builder counts each start once, whichever of its arrivals it meets first)."""
+    current slot (the builder counts each start once, whichever of its arrivals it meets first). Returns
+    every arrival written, moved ones included."""
+    written = list(arrivals)
     for _ in range(MAX_ARRIVAL_ATTEMPTS):
         acknowledged_at = clock.now()
         late = [a for a in arrivals if may_have_been_folded(a.arrival.slot, acknowledged_at)]
         if not late:
-            return
+            return written
         moved = [
             ArrivalWrite(
                 Arrival(arrival_slot(a.arrival.key.ts, acknowledged_at), a.arrival.key),
                 a.shard,
                 a.ttl_seconds,
                 a.player_id,
+                a.player_hash,
             )
             for a in late
         ]
         store.write_arrivals(moved)
+        written += moved
         arrivals = moved
     raise DatabaseUnavailableError(
         "Cassandra acknowledged the arrivals too slowly to be sure they are counted"

@@ -123,3 +123,77 @@ class HealthOut(ApiModel):
 class ErrorOut(ApiModel):
     message: str
     errors: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class CassandraRemoved(ApiModel):
+    deleted_rows: dict[str, int] = Field(description="Rows deleted, per table")
+    player_id_removed: dict[str, int] = Field(
+        description="Rows that stay, without the player's id, per table: the starts the per-country counts are "
+        "made of (session id, time, country). No listing shows them again"
+    )
+
+
+class CacheRemoved(ApiModel):
+    deleted_keys: int | None = Field(
+        description="Cache keys deleted (the player's history, the listings of their countries); null when the "
+        "cache was unreachable: its entries then expire within 300 s"
+    )
+
+
+class ErasureStores(ApiModel):
+    cassandra: CassandraRemoved
+    cache: CacheRemoved
+
+
+class ErasureReceiptOut(ApiModel):
+    erasure_id: uuid.UUID
+    status: Literal["finished", "in_progress"] = Field(
+        description="in_progress: the erasure stopped before its time ran out, or was interrupted; asking for "
+        "the player's erasure again completes it (and marks this receipt completed_by the new one)"
+    )
+    player_hash: str = Field(
+        description="The player id's keyed hash (HMAC-SHA256, hex): the receipt keeps no id"
+    )
+    asked_at: str
+    finished_at: str | None
+    events_discarded_before: str = Field(
+        description="From now on, the player's events stamped at or before this instant are discarded at ingest "
+        "(replays never bring the data back); later ones are a new start and are stored"
+    )
+    stores: ErasureStores
+    physical_removal_due: str | None = Field(
+        description="When the storage is due to have removed the deleted data physically: Keyspaces removes "
+        "expired and deleted data 'typically within 10 days' (not a guarantee); reads never return it before"
+    )
+    completed_by: uuid.UUID | None = Field(
+        default=None, description="The later erasure of the same player that finished this one's work"
+    )
+
+
+class ExportedEvent(ApiModel):
+    event: Literal["start", "end"]
+    ts: str
+    country: str | None = None
+    retained_until: str = Field(description="When the stored event expires (its ts plus the retention)")
+
+
+class ExportedSessionOut(ApiModel):
+    session_id: uuid.UUID
+    events: list[ExportedEvent] = Field(description="The session's events as stored for the player")
+    session: dict[str, str | None] | None = Field(
+        description="The session's row (country, start_ts, end_ts) as stored; null when no longer stored"
+    )
+    completed: bool = Field(
+        description="Whether it is one of the player's completed sessions (their history)"
+    )
+    arrivals: list[str] = Field(
+        description="When the start was stored (its arrivals in the arrival log, kept a week for the counts)"
+    )
+
+
+class PlayerExportOut(ApiModel):
+    player_id: str
+    erased_at: str | None = Field(description="When the player was last erased, if ever")
+    retention_days: int
+    sessions: list[ExportedSessionOut]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last")

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
 
-from player_sessions.models.events import SessionEvent
+from player_sessions.models.events import EventType, SessionEvent
 
 HourCounts = Sequence[tuple[datetime, int | None]]
 """Hours of one country, each with its count of the country's starts when the rollups know it (else None)."""
@@ -21,6 +23,8 @@ class EventWrite:
     ttl_seconds: int
     hour: datetime
     shard: int
+    player_hash: bytes
+    """The player id's keyed hash (Settings.player_hash): the partition of the player's index."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,7 @@ class ArrivalWrite:
     shard: int
     ttl_seconds: int
     player_id: str
+    player_hash: bytes
 
 
 @dataclass(frozen=True)
@@ -89,3 +94,97 @@ class RollupRow:
     slot: int
     base: bool
     counts: dict[str, int]
+
+
+class WriteKind(StrEnum):
+    START = "start"
+    """A start: its half of the session row and its row in session_starts."""
+    ARRIVAL = "arrival"
+    """A start's arrival in the arrival log (a start arrives again when it is re-sent)."""
+    END = "end"
+    """An end: its half of the session row."""
+
+
+@dataclass(frozen=True)
+class PlayerWrite:
+    """One entry of a player's index (``player_writes``): where one row written for the player is."""
+
+    session_id: uuid.UUID
+    kind: WriteKind
+    ts: datetime
+    country: str
+    """The start's country ("" for an end)."""
+    slot: int
+    """The arrival's slot (0 for a start or an end)."""
+    shard: int
+    """The shard of the start row or the arrival (0 for an end)."""
+    ttl_seconds: int = 0
+    """When written: how long the entry lives (as long as the row it points at)."""
+
+
+def player_writes_of(
+    writes: Iterable[EventWrite], arrivals: Iterable[ArrivalWrite]
+) -> list[tuple[bytes, PlayerWrite]]:
+    """The index entries (player hash, entry) that point at the rows the events and arrivals write."""
+    entries: list[tuple[bytes, PlayerWrite]] = []
+    for write in writes:
+        event = write.event
+        if event.event is EventType.START:
+            assert event.country is not None  # a start always has one (parse_event)
+            entry = PlayerWrite(
+                event.session_id, WriteKind.START, event.ts, event.country, 0, write.shard, write.ttl_seconds
+            )
+        else:
+            entry = PlayerWrite(event.session_id, WriteKind.END, event.ts, "", 0, 0, write.ttl_seconds)
+        entries.append((write.player_hash, entry))
+    for arrival in arrivals:
+        key = arrival.arrival.key
+        entries.append(
+            (
+                arrival.player_hash,
+                PlayerWrite(
+                    key.session_id,
+                    WriteKind.ARRIVAL,
+                    key.ts,
+                    key.country,
+                    arrival.arrival.slot,
+                    arrival.shard,
+                    arrival.ttl_seconds,
+                ),
+            )
+        )
+    return entries
+
+
+PHYSICAL_REMOVAL_DAYS = 10
+"""Keyspaces removes expired and deleted data physically "typically within 10 days" (its TTL documentation);
+a local Cassandra purges a deletion after ``gc_grace_seconds`` (10 days) at the next compaction."""
+
+
+@dataclass
+class ErasureReceipt:
+    """What one erasure did (``erasures`` table; GET /erasures/{id})."""
+
+    erasure_id: uuid.UUID
+    player_hash: bytes
+    asked_at: datetime
+    """Also the erasure's time: the player's events stamped up to it are discarded at ingest from now on."""
+    finished_at: datetime | None = None
+    deleted_rows: Counter[str] = field(default_factory=Counter)
+    """Rows deleted, per table."""
+    player_id_removed: Counter[str] = field(default_factory=Counter)
+    """Rows kept for the counts without the player's id, per table (their starts)."""
+    cache_keys_deleted: int | None = 0
+    """None: the cache could not be reached (its entries expire within their TTL cap, 300 s)."""
+    completed_by: uuid.UUID | None = None
+    """Another erasure of the player that finished what this one started (this one stopped half way)."""
+
+    @property
+    def finished(self) -> bool:
+        return self.finished_at is not None or self.completed_by is not None
+
+    @property
+    def physical_removal_due(self) -> datetime | None:
+        if self.finished_at is None:
+            return None
+        return self.finished_at + timedelta(days=PHYSICAL_REMOVAL_DAYS)

@@ -71,6 +71,11 @@ class ReadCache(Protocol):
         contact, every value cached so far is made unreachable at once (a global epoch bump).
         """
 
+    def forget(self, scopes: Sequence[str]) -> int | None:
+        """Deletes every value cached under any of ``scopes``, whatever its generation, and the scopes'
+        generations (an erasure: their keys name the player). Returns how many keys it deleted, or None when
+        the cache could not be reached (its values then expire within the entry TTL cap). Never raises."""
+
 
 class NoCache:
     """The cache switched off: every lookup misses and nothing is stored."""
@@ -86,6 +91,9 @@ class NoCache:
 
     def invalidate(self, scopes: Sequence[str]) -> None:  # noqa: ARG002  the ReadCache Protocol's signature; the switched-off cache ignores it
         return None
+
+    def forget(self, scopes: Sequence[str]) -> int | None:  # noqa: ARG002  the ReadCache Protocol's signature; the switched-off cache holds nothing
+        return 0
 
 
 if TYPE_CHECKING:

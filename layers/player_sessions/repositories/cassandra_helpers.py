@@ -12,7 +12,7 @@ from typing import Any
 from cassandra import DriverException, OperationTimedOut, RequestExecutionException
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, NoHostAvailable
 from cassandra.concurrent import execute_concurrent
-from cassandra.query import PreparedStatement
+from cassandra.query import BatchStatement, BatchType, PreparedStatement
 
 from player_sessions.cassandra_connection import CassandraConnection
 from player_sessions.errors import DatabaseUnavailableError
@@ -35,6 +35,22 @@ class PreparedStatements:
             statement = self._connection.prepare(cql.text)
             self._prepared[cql.text] = statement
         return statement
+
+
+Statement = tuple[Cql, tuple[Any, ...]]
+"""One statement and its parameters."""
+
+
+def request_of(prepared: PreparedStatements, statement: Statement | list[Statement]) -> tuple[Any, Any]:
+    """What ``execute_all`` takes for a statement; a list of statements (all of one partition) goes as one
+    unlogged batch."""
+    if isinstance(statement, tuple):
+        cql, params = statement
+        return prepared(cql), params
+    batch = BatchStatement(batch_type=BatchType.UNLOGGED)
+    for cql, params in statement:
+        batch.add(prepared(cql), params)
+    return batch, None
 
 
 def chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:

@@ -331,7 +331,10 @@ def _groups(hours: Sequence[tuple[datetime, int]], most: int, budget: int) -> It
 
 
 class _FewHours:
-    """The rows of one request over several hours and every shard, read whole on first use, by hour."""
+    """The rows of one request over several hours and every shard, read whole on first use, by hour.
+
+    Here and in ``_start_rows``: a start whose player was erased keeps its row, without a player id, for the
+    counts (docs/decisions.md, "Privacy"); the listing leaves it out."""
 
     def __init__(self, future: Any, country: str, partitions: int) -> None:
         self._future = future
@@ -346,9 +349,10 @@ class _FewHours:
             with unavailable_on_failure("read a country's starts"):
                 for row in self._future.result():
                     read += 1
-                    by_hour.setdefault(utc(row.hour), []).append(
-                        StartRow(utc(row.ts), row.session_id, row.player_id, self._country)
-                    )
+                    if row.player_id is not None:
+                        by_hour.setdefault(utc(row.hour), []).append(
+                            StartRow(utc(row.ts), row.session_id, row.player_id, self._country)
+                        )
             count_read(rows=read, partitions=self._partitions)
             for rows in by_hour.values():
                 rows.sort(key=_newest_first)
@@ -359,7 +363,8 @@ class _FewHours:
 def _start_rows(result: Any, country: str) -> Iterator[StartRow]:
     for row in result:
         count_read(rows=1, partitions=0, requests=0)
-        yield StartRow(utc(row.ts), row.session_id, row.player_id, country)
+        if row.player_id is not None:
+            yield StartRow(utc(row.ts), row.session_id, row.player_id, country)
 
 
 def _newest_first(row: StartRow) -> float:

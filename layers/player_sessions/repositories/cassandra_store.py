@@ -12,25 +12,45 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence, Set
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 
 from cassandra.cluster import NoHostAvailable, Session
-from cassandra.query import BatchStatement, BatchType
 
 from player_sessions.cassandra_connection import CassandraConnection
-from player_sessions.models import ArrivalWrite, CompletedSession, EventType, EventWrite, SessionHalves
+from player_sessions.models import (
+    ArrivalWrite,
+    CompletedSession,
+    EventType,
+    EventWrite,
+    SessionHalves,
+)
 from player_sessions.repositories.cassandra_helpers import (
     PreparedStatements,
+    Statement,
     execute_all,
     first_row,
+    request_of,
     unavailable_on_failure,
     utc,
     utc_or_none,
 )
 from player_sessions.repositories.cql import Cql
+from player_sessions.repositories.player_rows import (
+    FORGET_ARRIVAL_PLAYER,
+    FORGET_START_PLAYER,
+    READ_ERASED,
+    REMOVE_ARRIVAL,
+    REMOVE_END_HALF,
+    REMOVE_PLAYER_WRITE,
+    REMOVE_START_HALF,
+    REMOVE_START_ROW,
+    WRITE_PLAYER_WRITE,
+    player_write_batches,
+    unwrite_statements,
+)
 from player_sessions.time_buckets import Level, slot_start
 
 WRITE_START_HALF = Cql(
@@ -72,9 +92,18 @@ INGEST_STATEMENTS = (
     WRITE_COMPLETED,
     WRITE_ARRIVAL,
     WRITE_ARRIVAL_MINUTE,
+    WRITE_PLAYER_WRITE,
+    READ_ERASED,
+    REMOVE_START_HALF,
+    REMOVE_END_HALF,
+    REMOVE_START_ROW,
+    REMOVE_ARRIVAL,
+    FORGET_START_PLAYER,
+    FORGET_ARRIVAL_PLAYER,
+    REMOVE_PLAYER_WRITE,
 )
 """What storing a batch of events sends (``write_events``, ``read_sessions``, ``write_completed``,
-``write_arrivals``)."""
+``write_arrivals``, ``erasures``, ``unwrite``)."""
 HISTORY_STATEMENTS = (READ_COMPLETED,)
 """What reading a player's completed sessions sends."""
 HEALTH_STATEMENTS = (PING,)
@@ -84,7 +113,6 @@ MINUTE_RECORD_EXTRA_SECONDS = 86_400
 stamped up to a day later, need no record of their own."""
 # Requests in flight at once per batch: enough for a 10-event batch's writes to go out together.
 WRITE_CONCURRENCY = 32
-Statement = tuple[Cql, tuple[Any, ...]]
 # Rows read past the limit in one page, to absorb the rare duplicate end of a re-sent conflicting event.
 PAGE_SLACK = 4
 
@@ -119,25 +147,41 @@ class CassandraSessionStore:
     def _run_concurrently(self, statements: Iterable[Statement | list[Statement]]) -> list[Any]:
         """Runs the statements concurrently; a list of statements (all of one partition) goes as one unlogged
         batch."""
-        pairs = [self._request(statement) for statement in statements]
+        pairs = [request_of(self._statement, statement) for statement in statements]
         if not pairs:
             return []
         return execute_all(self._session(), pairs, concurrency=WRITE_CONCURRENCY)
-
-    def _request(self, statement: Statement | list[Statement]) -> tuple[Any, Any]:
-        if isinstance(statement, tuple):
-            cql, params = statement
-            return self._statement(cql), params
-        batch = BatchStatement(batch_type=BatchType.UNLOGGED)
-        for cql, params in statement:
-            batch.add(self._statement(cql), params)
-        return batch, None
 
     def write_events(self, writes: Sequence[EventWrite], arrivals: Sequence[ArrivalWrite]) -> None:
         with unavailable_on_failure("store the events"):
             self._record_minutes(arrivals)
             self._once_more_after_reconnect(
-                lambda: self._run_concurrently([*_event_statements(writes), *_arrival_statements(arrivals)])
+                lambda: self._run_concurrently(
+                    [
+                        *_event_statements(writes),
+                        *_arrival_statements(arrivals),
+                        *player_write_batches(writes, arrivals),
+                    ]
+                )
+            )
+
+    def erasures(self, player_hashes: Sequence[bytes]) -> dict[bytes, datetime]:
+        with unavailable_on_failure("read the erasures"):
+            results = self._once_more_after_reconnect(
+                lambda: self._run_concurrently((READ_ERASED, (key,)) for key in player_hashes)
+            )
+        return {
+            row.player_hash: utc(row.erased_at)
+            for result in results
+            if (row := first_row(result)) is not None and row.erased_at is not None
+        }
+
+    def unwrite(
+        self, writes: Sequence[EventWrite], arrivals: Sequence[ArrivalWrite], keep_starts: Set[UUID]
+    ) -> None:
+        with unavailable_on_failure("remove the events of an erased player"):
+            self._once_more_after_reconnect(
+                lambda: self._run_concurrently(unwrite_statements(writes, arrivals, keep_starts))
             )
 
     def read_sessions(self, session_ids: Sequence[UUID]) -> dict[UUID, SessionHalves]:
@@ -170,7 +214,11 @@ class CassandraSessionStore:
     def write_arrivals(self, arrivals: Sequence[ArrivalWrite]) -> None:
         with unavailable_on_failure("store the arrivals"):
             self._record_minutes(arrivals)
-            self._once_more_after_reconnect(lambda: self._run_concurrently(_arrival_statements(arrivals)))
+            self._once_more_after_reconnect(
+                lambda: self._run_concurrently(
+                    [*_arrival_statements(arrivals), *player_write_batches((), arrivals)]
+                )
+            )
 
     def _record_minutes(self, arrivals: Sequence[ArrivalWrite]) -> None:
         """Records the arrivals' minutes before the arrivals: the builder passes over unrecorded minutes."""

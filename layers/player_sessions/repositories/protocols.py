@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Sequence, Set
 from datetime import datetime
 from typing import Protocol
 from uuid import UUID
@@ -14,8 +14,18 @@ from player_sessions.time_buckets import Bucket
 
 class SessionStore(Protocol):
     def write_events(self, writes: Sequence[rows.EventWrite], arrivals: Sequence[rows.ArrivalWrite]) -> None:
-        """Stores each event's half of its session, the start row of a start and its arrival, all at once;
-        every arrival's minute is in ``arrival_minutes`` before the arrival is."""
+        """Stores each event's half of its session, the start row of a start and its arrival, and the player's
+        index entries pointing at them, all at once; every arrival's minute is in ``arrival_minutes`` before the
+        arrival is."""
+
+    def erasures(self, player_hashes: Sequence[bytes]) -> dict[bytes, datetime]:
+        """For each of the players (by keyed hash) that was erased, the time of the latest erasure."""
+
+    def unwrite(
+        self, writes: Sequence[rows.EventWrite], arrivals: Sequence[rows.ArrivalWrite], keep_starts: Set[UUID]
+    ) -> None:
+        """Removes what ``write_events`` (and ``write_arrivals``) wrote for these events; for the sessions in
+        ``keep_starts`` (a builder may have counted them) the start rows and arrivals stay, without player id."""
 
     def read_sessions(self, session_ids: Sequence[UUID]) -> dict[UUID, rows.SessionHalves]:
         """The stored halves of each session that has any."""
@@ -33,6 +43,48 @@ class SessionStore(Protocol):
 
     def ping(self) -> float:
         """Round-trip time of a trivial read, in milliseconds; raises DatabaseUnavailableError when down."""
+
+
+class PlayerDataStore(Protocol):
+    """What a player's erasure and export use: the player's index, their sessions, the erasure records."""
+
+    def player_writes(
+        self, player_hash: bytes, *, after: UUID | None = None, sessions: int | None = None
+    ) -> list[rows.PlayerWrite]:
+        """The player's index entries, in session id order: all of them, or those of the first ``sessions``
+        sessions after the session ``after``."""
+
+    def read_sessions(self, session_ids: Sequence[UUID]) -> dict[UUID, rows.SessionHalves]:
+        """The stored halves of each session that has any."""
+
+    def completed_of(self, player_id: str) -> list[rows.CompletedSession]:
+        """Every row of the player's completed sessions (expired ones included until they are removed)."""
+
+    def completed_among(self, player_id: str, sessions: Sequence[tuple[UUID, datetime]]) -> set[UUID]:
+        """Those of the (session id, end) pairs that are among the player's completed sessions."""
+
+    def erase_sessions(
+        self, player_hash: bytes, entries: Sequence[rows.PlayerWrite], owned: Sequence[UUID]
+    ) -> None:
+        """Deletes the ``owned`` sessions' rows, takes the player id out of the start rows and arrivals the
+        entries point at, then deletes the entries (an entry with a negative TTL is not in the index)."""
+
+    def erase_completed(self, player_id: str, sessions: Sequence[rows.CompletedSession]) -> None:
+        """Deletes these rows of the player's completed sessions."""
+
+    def erasure_record(self, player_hash: bytes) -> tuple[datetime, UUID] | None:
+        """The player's latest erasure: its time and receipt (None when never erased)."""
+
+    def write_erasure_record(
+        self, player_hash: bytes, erased_at: datetime, erasure_id: UUID, ttl: int
+    ) -> None:
+        """Records the erasure (ingest reads it for every event of the player)."""
+
+    def save_receipt(self, receipt: rows.ErasureReceipt, ttl: int) -> None:
+        """Writes the receipt as it stands."""
+
+    def read_receipt(self, erasure_id: UUID) -> rows.ErasureReceipt | None:
+        """The receipt, or None."""
 
 
 class StartsStore(Protocol):

@@ -170,6 +170,35 @@ class RedisReadCache:
             return
         self._record_success(admission)
 
+    def forget(self, scopes: Sequence[str]) -> int | None:
+        """Bumps the epoch first: every value cached so far, and any a reader stores meanwhile, is unreachable
+        for good (an erasure is rare; the cache refills). Then deletes every entry of every epoch and generation
+        found by ``SCAN`` under each scope, and the scopes' generation keys (a player's names the player). SCAN
+        walks the whole database, a page of keys per round trip; the cache holds entries of at most the TTL
+        cap. A reader that read before the bump and stores after the scan leaves an entry that no lookup finds
+        and that expires within the cap."""
+        if not scopes:
+            return 0
+        try:
+            client = self._connection.client()
+            client.incr(self._epoch_key)
+            deleted = 0
+            for scope in scopes:
+                pattern = f"{_glob_escape(self._namespace)}:e*{_glob_escape(scope)}=*"
+                batch: list[bytes] = []
+                for key in client.scan_iter(match=pattern, count=FORGET_SCAN_PAGE):
+                    batch.append(key)
+                    if len(batch) >= FORGET_SCAN_PAGE:
+                        deleted += int(client.delete(*batch))
+                        batch = []
+                if batch:
+                    deleted += int(client.delete(*batch))
+                deleted += int(client.delete(self._generation_key(scope)))
+        except _CACHE_FAILURES as error:
+            self._record_failure("forget", error)
+            return None
+        return deleted
+
     def _generation_key(self, scope: str) -> str:
         return f"{self._namespace}:gen:{scope}"
 
@@ -235,3 +264,12 @@ def _as_int(raw: bytes | str | None) -> int:
 if TYPE_CHECKING:
     # mypy holds the cache to the Protocol the domain takes it as (nothing runs).
     _conforms: type[ReadCache] = RedisReadCache
+
+
+FORGET_SCAN_PAGE = 1000
+"""Keys per SCAN page and per DEL when an erasure deletes a scope's entries."""
+
+
+def _glob_escape(text: str) -> str:
+    """``text`` as a literal in a Redis MATCH pattern (a player id may hold ``*``, ``?``, ``[`` or ``\\``)."""
+    return "".join(f"\\{char}" if char in "*?[]\\^" else char for char in text)
