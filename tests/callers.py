@@ -17,7 +17,7 @@ from player_sessions_local.gateway.routing import match_route
 
 def signer_of(method: str, path: str) -> local_auth.Signer:
     """Who signs a request to the route: administration on the privacy routes, the studio on the others."""
-    match = match_route(ROUTES, method, path.split("?")[0])
+    match = match_route(ROUTES, method, path.split("?", maxsplit=1)[0])
     admin = match is not None and match.route is not None and match.route.caller is Caller.ADMIN
     return local_auth.Signer.ADMIN if admin else local_auth.Signer.STUDIO
 

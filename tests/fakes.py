@@ -24,6 +24,7 @@ from player_sessions.models import (
     SessionHalves,
     StartKey,
     StartRow,
+    WriteKind,
     player_writes_of,
 )
 from player_sessions.read_counts import count_read
@@ -107,13 +108,15 @@ class InMemorySessionStore:
             if event.event is EventType.END:
                 row.pop("end_ts", None)
                 continue
-            for column in ("player_id", "country", "start_ts"):
-                row.pop(column, None)  # type: ignore[misc]  a TypedDict's optional keys
-            start = (write.hour, write.shard, event.country, event.ts, event.session_id, event.player_id)
-            if start in self.db.starts:
-                self.db.starts.discard(start)
+            row.pop("player_id", None)
+            row.pop("country", None)
+            row.pop("start_ts", None)
+            assert event.country is not None
+            start = (write.hour, write.shard, event.country, event.ts, event.session_id)
+            if (*start, event.player_id) in self.db.starts:
+                self.db.starts.discard((*start, event.player_id))
                 if event.session_id in keep_starts:
-                    self.db.starts.add((*start[:5], None))  # type: ignore[arg-type]  a start without player
+                    self.db.starts.add((*start, None))
         for arrival in arrivals:
             if arrival.arrival.key.session_id not in keep_starts:
                 self.db.arrivals.get(arrival.arrival.slot, set()).discard(arrival.arrival.key)
@@ -259,6 +262,71 @@ class InMemoryStartsStore:
             # Reversed ids within an instant: the domain must order ties itself, as with Cassandra's UUID order.
             streams.append(iter(sorted(rows, key=lambda r: (-r.ts.timestamp(), -r.session_id.int))))
         return streams
+
+
+class InMemoryPlayerDataStore:
+    """The player's index, erasure records and receipts, on the shared in-memory tables."""
+
+    def __init__(self, sessions: InMemorySessionStore) -> None:
+        self.db = sessions.db
+        self._sessions = sessions
+
+    def player_writes(
+        self, player_hash: bytes, *, after: UUID | None = None, sessions: int | None = None
+    ) -> list[PlayerWrite]:
+        entries = sorted(
+            (
+                e
+                for e in self.db.player_writes.get(player_hash, set())
+                if after is None or e.session_id > after
+            ),
+            key=lambda e: (e.session_id, e.kind.value, e.ts, e.country, e.slot),
+        )
+        if sessions is not None:
+            kept = sorted({e.session_id for e in entries})[:sessions]
+            entries = [e for e in entries if e.session_id in kept]
+        return entries
+
+    def read_sessions(self, session_ids: Sequence[UUID]) -> dict[UUID, SessionHalves]:
+        return self._sessions.read_sessions(session_ids)
+
+    def completed_of(self, player_id: str) -> list[CompletedSession]:
+        return [s for (player, _, _), (s, _) in self.db.completed.items() if player == player_id]
+
+    def completed_among(self, player_id: str, sessions: Sequence[tuple[UUID, datetime]]) -> set[UUID]:
+        return {sid for sid, end in sessions if (player_id, end, sid) in self.db.completed}
+
+    def erase_sessions(
+        self, player_hash: bytes, entries: Sequence[PlayerWrite], owned: Sequence[UUID]
+    ) -> None:
+        for session_id in owned:
+            self.db.sessions.pop(session_id, None)
+        for entry in entries:
+            if entry.kind is WriteKind.START:
+                for row in [r for r in self.db.starts if r[4] == entry.session_id and r[3] == entry.ts]:
+                    if row[2] == entry.country:
+                        self.db.starts.discard(row)
+                        self.db.starts.add((*row[:5], None))
+            if entry.ttl_seconds >= 0:
+                self.db.player_writes.get(player_hash, set()).discard(replace(entry, ttl_seconds=0))
+
+    def erase_completed(self, player_id: str, sessions: Sequence[CompletedSession]) -> None:
+        for session in sessions:
+            self.db.completed.pop((player_id, session.end_ts, session.session_id), None)
+
+    def erasure_record(self, player_hash: bytes) -> tuple[datetime, UUID] | None:
+        return self.db.erased.get(player_hash)
+
+    def write_erasure_record(
+        self, player_hash: bytes, erased_at: datetime, erasure_id: UUID, ttl: int
+    ) -> None:
+        self.db.erased[player_hash] = (erased_at, erasure_id)
+
+    def save_receipt(self, receipt: ErasureReceipt, ttl: int) -> None:
+        self.db.receipts[receipt.erasure_id] = replace(receipt)
+
+    def read_receipt(self, erasure_id: UUID) -> ErasureReceipt | None:
+        return self.db.receipts.get(erasure_id)
 
 
 class InMemoryReadCache:

@@ -20,14 +20,17 @@ from player_sessions.domain.country_starts.builder import CompactionTracker, Rol
 from player_sessions.domain.health import check_health
 from player_sessions.domain.ingest import ingest_batch
 from player_sessions.domain.player_history import last_completed_sessions
+from player_sessions.domain.privacy import erase_player, export_player
 from player_sessions.models import StartKey
 from player_sessions.repositories.cache_protocol import NoCache
+from player_sessions.repositories.cassandra_player_data import CassandraPlayerDataStore
 from player_sessions.repositories.cassandra_rollups import CassandraRollupStore
 from player_sessions.repositories.cassandra_starts import CassandraStartsStore
 from player_sessions.repositories.cassandra_store import CassandraSessionStore
 from player_sessions.routes import (
     COUNTRY_STARTS,
     INGEST_EVENTS,
+    PLAYER_DATA,
     PLAYER_SESSIONS,
     ROLLUP_BUILDER,
     LambdaFunction,
@@ -138,10 +141,56 @@ def test_each_function_sends_exactly_the_statements_it_is_given(as_each_function
     assert len(last_completed_sessions("p1", 20, store=history, clock=clock, settings=settings)) == 2
     assert check_health(store=history, cache=NoCache()).cassandra.status == "up"
 
+    # ... the player's data is exported, page by page, and the player erased (the privacy function's role)
+    privacy = CassandraPlayerDataStore(connection[PLAYER_DATA])
+    page = export_player("p1", store=privacy, settings=settings, after=None, limit=20)
+    export_player("p1", store=privacy, settings=settings, after=page.next_after, limit=20)
+    receipt = erase_player("p1", store=privacy, cache=NoCache(), clock=clock, settings=settings)
+    assert privacy.read_receipt(receipt.erasure_id) == receipt
+
+    # ... and ingest discards a replay of the player's events, and takes out again a batch the erasure overtook:
+    # one whose start a builder may have counted meanwhile (its arrival's slot settled), one it cannot have
+    replay = [start_event("p1", ids[4], NOW - timedelta(minutes=3)), end_event("p1", ids[4], NOW)]
+    assert ingest_batch(replay, store=sessions, clock=clock, settings=settings).discarded == 2
+    for settle in (timedelta(0), timedelta(seconds=30)):
+        overtaken = OvertakenByErasure(
+            sessions,
+            lambda: erase_player("p1", store=privacy, cache=NoCache(), clock=clock, settings=settings),
+            clock,
+            settle,
+        )
+        clock.advance(seconds=1)
+        fresh = [start_event("p1", uuid.uuid4(), clock.now()), end_event("p1", uuid.uuid4(), clock.now())]
+        assert ingest_batch(fresh, store=overtaken, clock=clock, settings=settings).discarded == 2
+
     # Then each function sent exactly the statements the statement of access gives it
     for function, (_, recorder) in as_each_function.items():
         given = {statement.text for statement in FUNCTION_STATEMENTS[function]}
         assert recorder.statements() == given, function.name
+
+
+class OvertakenByErasure:
+    """Ingest's store, but the player is erased just after the batch's writes land, and the clock then moves
+    on by ``settle`` (a slow request, whose arrival a builder may have folded by the time it checks)."""
+
+    def __init__(self, inner: CassandraSessionStore, erase, clock: FixedClock, settle: timedelta) -> None:
+        self._inner, self._erase, self._clock, self._settle = inner, erase, clock, settle
+
+    def write_events(self, writes, arrivals) -> None:
+        self._inner.write_events(writes, arrivals)
+        self._erase()
+
+    def write_arrivals(self, arrivals) -> None:
+        self._inner.write_arrivals(arrivals)
+
+    def erasures(self, player_hashes):
+        found = self._inner.erasures(player_hashes)
+        if found:
+            self._clock.advance(seconds=self._settle.total_seconds())
+        return found
+
+    def __getattr__(self, name: str):
+        return getattr(self._inner, name)
 
 
 def test_each_role_holds_exactly_its_derived_grants(cassandra_session, counts_settings, counts_connection):

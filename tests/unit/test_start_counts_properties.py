@@ -1,7 +1,7 @@
 """Counts and listings compared with a brute-force model over random histories: re-sent and contradicting
 starts, late starts (stamped hours or days back), starts stamped ahead of the server clock, the builder folding
-at random moments, a builder that folds a slot before a slow arrival write lands, and random windows, with a
-read cache in the loop. In-memory storage; the integration tests run the same machinery on the real Cassandra."""
+at random moments, a builder that folds a slot before a slow arrival write lands, players erased (their starts
+counted still, never listed again; their replays discarded), and random windows, with a read cache in the loop. In-memory storage; the integration tests run the same machinery on the real Cassandra."""
 
 from __future__ import annotations
 
@@ -19,16 +19,18 @@ from player_sessions.domain.country_starts import CountryStarts, window_for
 from player_sessions.domain.country_starts.builder import CompactionTracker, RollupBuilder
 from player_sessions.domain.country_starts.window import Window, plan_window
 from player_sessions.domain.ingest import ingest_batch
+from player_sessions.domain.privacy import erase_player
 from player_sessions.errors import DatabaseUnavailableError
 from player_sessions.models import Arrival, ArrivalWrite, EventWrite, StartKey
 from player_sessions.read_counts import metered
 from player_sessions.settings import Settings
 from player_sessions.time_buckets import Level, cover, slot_of
-from tests.fakes import InMemoryReadCache, InMemorySessionStore, InMemoryStartsStore
+from tests.fakes import InMemoryPlayerDataStore, InMemoryReadCache, InMemorySessionStore, InMemoryStartsStore
 
 SETTINGS = Settings(retention_days=365)
 EPOCH = datetime(2026, 3, 30, 7, 13, 21, 250_000, tzinfo=UTC)
 COUNTRIES = ["US", "FI", "PK", "BR"]
+PLAYERS = ["p", "q", "r"]
 
 start_event = st.fixed_dictionaries(
     {
@@ -59,6 +61,9 @@ step = st.one_of(
     # A builder that dies after some of its writes (the next run of its part resumes from its watermark)
     st.tuples(st.just("interrupted fold"), st.tuples(st.integers(0, 3), st.integers(1, 12))),
     st.tuples(st.just("count"), st.integers(1, 8760)),
+    # A player's erasure: their starts stay counted, without them, and leave the listings; their replays of
+    # events stamped before it are discarded
+    st.tuples(st.just("erase"), st.sampled_from(PLAYERS)),
     st.tuples(
         st.just("list"), st.tuples(st.sampled_from(COUNTRIES), st.integers(1, 8760), st.integers(1, 9))
     ),
@@ -127,6 +132,11 @@ class History:
         self.other_tracker = CompactionTracker(compact_after=3)
         self.watermarks: list[dict[int, int]] = []
         self.truth: set[StartKey] = set()
+        """The starts stored and listed."""
+        self.anonymous: set[StartKey] = set()
+        """The starts of erased players: counted, never listed."""
+        self.players: dict[StartKey, str] = {}
+        self.erased_at: dict[str, datetime] = {}
         self.first_ts: dict[int, tuple[datetime, str]] = {}
         self.checks = 0
 
@@ -144,11 +154,17 @@ class History:
             if not (now - SETTINGS.retention < ts <= now + SETTINGS.clock_skew):
                 continue
             sid = uuid.UUID(int=item["session"] + 1)
-            self.truth.add(StartKey(sid, ts, country))
+            player = PLAYERS[item["session"] % len(PLAYERS)]
+            erased_at = self.erased_at.get(player)
+            if erased_at is None or ts > erased_at:
+                key = StartKey(sid, ts, country)
+                self.truth.add(key)
+                self.anonymous.discard(key)
+                self.players[key] = player
             events.append(
                 {
                     "event": "start",
-                    "player_id": "p",
+                    "player_id": player,
                     "session_id": str(sid),
                     "ts": ts.isoformat(),
                     "country": country,
@@ -198,10 +214,20 @@ class History:
             self.sessions.before_arrivals = builder_ahead
         ingest_batch(events, store=self.sessions, clock=self.clock, settings=SETTINGS, cache=self.cache)
 
+    def erase(self, player: str) -> None:
+        store = InMemoryPlayerDataStore(self.sessions)
+        receipt = erase_player(player, store=store, cache=self.cache, clock=self.clock, settings=SETTINGS)
+        assert receipt.finished
+        self.erased_at[player] = receipt.asked_at
+        theirs = {key for key in self.truth if self.players[key] == player}
+        self.truth -= theirs
+        self.anonymous |= theirs
+
     def count(self, hours: int) -> None:
         result = CountryStarts(self.starts, self.clock, SETTINGS, self.cache).counts(hours)
         window = result.window
-        expected = Counter(key.country for key in self.truth if window.start <= key.ts <= window.end)
+        counted = self.truth | self.anonymous
+        expected = Counter(key.country for key in counted if window.start <= key.ts <= window.end)
         assert dict(result.counts) == dict(expected), (hours, self.clock.now())
         self.checks += 1
 
@@ -245,6 +271,8 @@ def run(steps) -> int:
             history.fold(500, parts=[argument[0]], crash_after=argument[1])
         elif kind == "count":
             history.count(argument)
+        elif kind == "erase":
+            history.erase(argument)
         else:
             history.list(*argument)
     return history.checks

@@ -118,13 +118,17 @@ def ingest_batch(
         )
 
     if writes:
+        indexes, writes = _without_erased_players(indexes, writes, outcome, store=store)
+    if writes:
         starts = [w for w in writes if w.event.event is EventType.START]
         # Each start's arrival goes out with its start row; the builder only counts starts whose row is
         # stored, so a batch that fails half way leaves nothing counted that is not listed.
         arrivals = arrivals_of(starts, clock.now())
         store.write_events(writes, arrivals)
         arrivals = _rewrite_arrivals_acknowledged_late(arrivals, store=store, clock=clock)
-        writes, starts = _without_erased(indexes, writes, arrivals, outcome, store=store, clock=clock)
+        writes, starts = _undo_if_erased_meanwhile(
+            indexes, writes, arrivals, outcome, store=store, clock=clock
+        )
     if writes:
         sessions = halves_in_batch(writes)
         unknown = [
@@ -174,27 +178,12 @@ def erased_reason(erased_at: datetime) -> str:
     )
 
 
-def _without_erased(
-    indexes: list[int],
-    writes: list[EventWrite],
-    arrivals: list[ArrivalWrite],
-    outcome: BatchOutcome,
-    *,
-    store: SessionStore,
-    clock: Clock,
-) -> tuple[list[EventWrite], list[EventWrite]]:
-    """The writes and starts left once the events of erased players, stamped before their erasure, are removed
-    again and reported discarded.
-
-    Checked after the writes, not before: an erasure writes its record, then reads the player's index. Either
-    this read sees the record, and the events are removed here, or it was made before the record was, after
-    the writes (and their index entries) were acknowledged, and the erasure finds and removes them. Checked
-    before, a batch in flight during an erasure could land after it. A start a builder may have counted by now
-    (its arrival's slot may be folded) keeps its start row and arrival without the player id, as an erasure
-    leaves a counted start (docs/decisions.md, "Privacy")."""
-    erased = store.erasures(sorted({w.player_hash for w in writes}))
-    if not erased:
-        return writes, [w for w in writes if w.event.event is EventType.START]
+def _erased_events(
+    indexes: list[int], writes: list[EventWrite], erased: dict[bytes, datetime], outcome: BatchOutcome
+) -> tuple[list[int], list[EventWrite], list[EventWrite]]:
+    """Splits the writes into those kept and those of erased players stamped up to their erasure, which are
+    reported discarded: (indexes kept, writes kept, writes discarded)."""
+    kept_indexes: list[int] = []
     kept: list[EventWrite] = []
     removed: list[EventWrite] = []
     for index, write in zip(indexes, writes, strict=True):
@@ -203,7 +192,47 @@ def _without_erased(
             removed.append(write)
             outcome.discard(index, "player_id", erased_reason(erased_at))
         else:
+            kept_indexes.append(index)
             kept.append(write)
+    if removed:
+        outcome.problems.sort(key=lambda problem: problem.index)
+    return kept_indexes, kept, removed
+
+
+def _without_erased_players(
+    indexes: list[int], writes: list[EventWrite], outcome: BatchOutcome, *, store: SessionStore
+) -> tuple[list[int], list[EventWrite]]:
+    """Before anything is written: the events of erased players stamped up to their erasure are discarded (a
+    replay of what was erased, or of what was stored before it and is kept for the counts, writes nothing)."""
+    erased = store.erasures(sorted({w.player_hash for w in writes}))
+    if not erased:
+        return indexes, writes
+    kept_indexes, kept, _ = _erased_events(indexes, writes, erased, outcome)
+    return kept_indexes, kept
+
+
+def _undo_if_erased_meanwhile(
+    indexes: list[int],
+    writes: list[EventWrite],
+    arrivals: list[ArrivalWrite],
+    outcome: BatchOutcome,
+    *,
+    store: SessionStore,
+    clock: Clock,
+) -> tuple[list[EventWrite], list[EventWrite]]:
+    """The writes and starts left once the events of players erased while they were being written, stamped
+    before their erasure, are removed again and reported discarded.
+
+    Checked after the writes too: an erasure writes its record, then reads the player's index. Either this
+    read sees the record, and the events are removed here, or it was made before the record was, after the
+    writes (and their index entries) were acknowledged, and the erasure finds and removes them; checked only
+    before, a batch in flight during an erasure could land after it. A start a builder may have counted by now
+    (its arrival's slot may be folded) keeps its start row and arrival without the player id, as an erasure
+    leaves a counted start (docs/decisions.md, "Privacy")."""
+    erased = store.erasures(sorted({w.player_hash for w in writes}))
+    if not erased:
+        return writes, [w for w in writes if w.event.event is EventType.START]
+    _, kept, removed = _erased_events(indexes, writes, erased, outcome)
     if removed:
         removed_starts = {(w.player_hash, start_key(w)) for w in removed if w.event.event is EventType.START}
         their_arrivals = [a for a in arrivals if (a.player_hash, a.arrival.key) in removed_starts]
@@ -212,7 +241,6 @@ def _without_erased(
             a.arrival.key.session_id for a in their_arrivals if may_have_been_folded(a.arrival.slot, now)
         }
         store.unwrite(removed, their_arrivals, counted)
-        outcome.problems.sort(key=lambda problem: problem.index)
     return kept, [w for w in kept if w.event.event is EventType.START]
 
 

@@ -32,7 +32,6 @@ from player_sessions.repositories.cql import Cql
 from player_sessions.repositories.player_rows import (
     FORGET_ARRIVAL_PLAYER,
     FORGET_START_PLAYER,
-    READ_ERASED,
     REMOVE_PLAYER_WRITE,
     by_partition,
     player_write_key,
@@ -79,7 +78,6 @@ PLAYER_DATA_STATEMENTS = (
     READ_ALL_COMPLETED,
     READ_ONE_COMPLETED,
     DELETE_COMPLETED,
-    READ_ERASED,
     READ_ERASURE_RECORD,
     WRITE_ERASURE_RECORD,
     WRITE_RECEIPT,
