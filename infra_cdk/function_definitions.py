@@ -109,12 +109,7 @@ AUTHORIZER_DEFINITION = FunctionDefinition(
     snap_start=False,
     uses_data=False,
 )
-PLAYER_DATA_DEFINITION = FunctionDefinition(
-    PLAYER_DATA,
-    timeout_seconds=PLAYER_DATA_TIMEOUT_SECONDS,
-    # Called a few times a day (a player's request): a cold start there costs nothing anyone waits on.
-    snap_start=False,
-)
+PLAYER_DATA_DEFINITION = FunctionDefinition(PLAYER_DATA, timeout_seconds=PLAYER_DATA_TIMEOUT_SECONDS)
 FUNCTION_DEFINITIONS: dict[str, FunctionDefinition] = {
     **{function.name: FunctionDefinition(function) for function in FUNCTIONS},
     PLAYER_DATA.name: PLAYER_DATA_DEFINITION,

@@ -13,6 +13,11 @@ from player_sessions.http import ERROR_RESPONSES, build_resolver, documented, mo
 from player_sessions.models import ErrorOut, EventError, IngestResult
 from player_sessions.observability import MetricUnit, logger, metrics, tracer
 from player_sessions.routes import PLAYER_EVENTS_PATH, STUDIO_EVENTS_PATH
+from player_sessions.settings import get_settings
+
+# A cold start without the player hash key's secret fails here (Keyspaces mode), rather than index players
+# under the public development key.
+get_settings().player_hash("")
 
 app = build_resolver()
 

@@ -62,6 +62,9 @@ def test_api_routes_equal_the_route_table(synthesized: Synthesized) -> None:
         ("GET", "/health"),
         ("GET", "/countries/starts"),
         ("GET", "/countries/{country}/starts"),
+        ("POST", "/players/{player_id}/erasure"),
+        ("GET", "/erasures/{erasure_id}"),
+        ("GET", "/players/{player_id}/export"),
     }
 
 

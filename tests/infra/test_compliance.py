@@ -22,6 +22,10 @@ ACKNOWLEDGED_FINDINGS = {
     # The studio's policy names each route; a path parameter's segment matches any value, as the route does.
     f"AwsSolutions-IAM5[Resource::{STUDIO_ROUTE_ARN}/GET/players/*/sessions]",
     f"AwsSolutions-IAM5[Resource::{STUDIO_ROUTE_ARN}/GET/countries/*/starts]",
+    # The administration's policy, likewise (the privacy routes).
+    f"AwsSolutions-IAM5[Resource::{STUDIO_ROUTE_ARN}/POST/players/*/erasure]",
+    f"AwsSolutions-IAM5[Resource::{STUDIO_ROUTE_ARN}/GET/erasures/*]",
+    f"AwsSolutions-IAM5[Resource::{STUDIO_ROUTE_ARN}/GET/players/*/export]",
     "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs]",
     "AwsSolutions-IAM5[Resource::*]",
     f"AwsSolutions-IAM5[Resource::{SYSTEM_KEYSPACES}]",

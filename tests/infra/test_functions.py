@@ -9,7 +9,7 @@ import pytest
 
 from infra_cdk.constants import FUNCTIONS_DIR
 from infra_cdk.functions import function_logical_id
-from player_sessions.routes import COUNTRY_STARTS, FUNCTIONS, LambdaFunction
+from player_sessions.routes import COUNTRY_STARTS, FUNCTIONS, INGEST_EVENTS, PLAYER_DATA, LambdaFunction
 from tests.infra.conftest import Synthesized
 from tests.infra.intrinsics import render
 
@@ -17,6 +17,7 @@ FUNCTION_IDS = {
     "ingest_events": "IngestEventsFunction",
     "player_sessions": "PlayerSessionsFunction",
     "country_starts": "CountryStartsFunction",
+    "player_data": "PlayerDataFunction",
 }
 
 
@@ -46,7 +47,8 @@ def test_function_runs_python_3_12_or_newer_on_arm64(
     assert properties["Architectures"] == ["arm64"]
     assert properties["Handler"] == "handler.lambda_handler"
     assert properties["MemorySize"] == 1024
-    assert properties["Timeout"] == 10
+    # The privacy function's erasure of a heavy player works until just before API Gateway's 29 s.
+    assert properties["Timeout"] == (27 if function == PLAYER_DATA else 10)
     assert properties["TracingConfig"] == {"Mode": "Active"}
 
 
@@ -143,21 +145,32 @@ def test_settings_reach_the_function_as_environment(
     assert environment["POWERTOOLS_METRICS_NAMESPACE"] == "PlayerSessions"
 
 
-def test_only_the_country_function_is_told_where_the_cursor_key_is(synthesized: Synthesized) -> None:
-    # Given
-    (secret_id,) = synthesized.resources("AWS::SecretsManager::Secret")
+def test_only_the_functions_that_use_a_key_are_told_where_it_is(synthesized: Synthesized) -> None:
+    # Given the two keys: the cursor key (the country listing) and the player hash key (ingest, privacy)
+    secrets = synthesized.resources("AWS::SecretsManager::Secret")
+    cursor_id, hash_id = sorted(secrets, key=lambda logical_id: "PlayerHash" in logical_id)
 
     # When
     told = {
-        function.name: function_properties(synthesized, function)["Environment"]["Variables"].get(
-            "PLAYER_SESSIONS_CURSOR_SECRET_ARN"
+        function.name: (
+            function_properties(synthesized, function)["Environment"]["Variables"].get(
+                "PLAYER_SESSIONS_CURSOR_SECRET_ARN"
+            ),
+            function_properties(synthesized, function)["Environment"]["Variables"].get(
+                "PLAYER_SESSIONS_PLAYER_HASH_SECRET_ARN"
+            ),
         )
         for function in FUNCTIONS
     }
 
     # Then
     assert told == {
-        function.name: ({"Ref": secret_id} if function == COUNTRY_STARTS else None) for function in FUNCTIONS
+        function.name: (
+            {"Ref": cursor_id} if function == COUNTRY_STARTS else None,
+            {"Ref": hash_id} if function in (INGEST_EVENTS, PLAYER_DATA) else None,
+        )
+        for function in FUNCTIONS
     }
-    secret = synthesized.resources("AWS::SecretsManager::Secret")[secret_id]["Properties"]
-    assert secret["GenerateSecretString"] == {"ExcludePunctuation": True, "PasswordLength": 64}
+    for secret_id in (cursor_id, hash_id):
+        secret = secrets[secret_id]["Properties"]
+        assert secret["GenerateSecretString"] == {"ExcludePunctuation": True, "PasswordLength": 64}

@@ -12,6 +12,8 @@ from player_sessions.access import table_access
 from player_sessions.routes import (
     COUNTRY_STARTS,
     FUNCTIONS,
+    INGEST_EVENTS,
+    PLAYER_DATA,
     PLAYER_SESSIONS,
     ROLLUP_BUILDER,
     SCHEDULED_FUNCTIONS,
@@ -123,14 +125,18 @@ def test_function_writes_only_its_own_log_group(synthesized: Synthesized, functi
 
 
 @pytest.mark.parametrize("function", EVERY_FUNCTION, ids=lambda f: f.name)
-def test_only_the_country_function_may_read_the_cursor_key(
+def test_a_function_may_read_only_the_keys_it_uses(
     synthesized: Synthesized, function: LambdaFunction
 ) -> None:
-    # Given
-    (secret_id,) = synthesized.resources("AWS::SecretsManager::Secret")
+    # Given the cursor key (the country listing's) and the player hash key (ingest's and the privacy routes')
+    secrets = synthesized.resources("AWS::SecretsManager::Secret")
+    cursor_id, hash_id = sorted(secrets, key=lambda logical_id: "PlayerHash" in logical_id)
 
     # When
     readable = granted(role_statements(synthesized, function), "secretsmanager:GetSecretValue")
 
     # Then
-    assert readable == ({f"<{secret_id}>"} if function == COUNTRY_STARTS else set())
+    expected = {f"<{cursor_id}>"} if function == COUNTRY_STARTS else set()
+    if function in (INGEST_EVENTS, PLAYER_DATA):
+        expected.add(f"<{hash_id}>")
+    assert readable == expected

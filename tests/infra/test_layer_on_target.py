@@ -52,6 +52,7 @@ def imports_on_target(target: Target, layer_dir: Path) -> dict[str, dict]:
         "eu-west-1",
         "rediss://cache.example:6379/0",
         "arn:aws:secretsmanager:eu-west-1:123456789012:secret:cursor",
+        player_hash_secret_arn="arn:aws:secretsmanager:eu-west-1:123456789012:secret:player-hash",
     )
     running = {}
     for name, definition in FUNCTION_DEFINITIONS.items():

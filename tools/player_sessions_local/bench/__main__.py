@@ -24,6 +24,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         bench.run_sustained_bursts()
         bench.measure_ingest_latency()
         bench.measure_capacity()
+        bench.measure_privacy()
     finally:
         bench.stop()
     return bench.report()

@@ -12,7 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from player_sessions.models import EventType, parse_event
+from player_sessions.models import EventType, PlayerWrite, WriteKind, parse_event
 from player_sessions.repositories.cassandra_store import (
     WRITE_ARRIVAL,
     WRITE_ARRIVAL_MINUTE,
@@ -22,6 +22,7 @@ from player_sessions.repositories.cassandra_store import (
     WRITE_START_ROW,
 )
 from player_sessions.repositories.cql import Cql
+from player_sessions.repositories.player_rows import WRITE_PLAYER_WRITE, player_write_key
 from player_sessions.retention import ttl_seconds
 from player_sessions.settings import Settings
 from player_sessions.time_buckets import Level, hour_of, slot_of, slot_start, start_shard
@@ -88,10 +89,19 @@ def expected_rows(
                 statements.append(
                     (WRITE_ARRIVAL, (slot, shard, session_id, event.ts, event.country, event.player_id, ttl))
                 )
+                statements += _index_writes(
+                    settings.player_hash(event.player_id),
+                    PlayerWrite(session_id, WriteKind.START, event.ts, event.country, 0, shard, ttl),
+                    PlayerWrite(session_id, WriteKind.ARRIVAL, event.ts, event.country, slot, shard, ttl),
+                )
         else:
             expected.ends.setdefault(session_id, event.ts)
             if statements is not None:
                 statements.append((WRITE_END_HALF, (ttl, event.ts, session_id)))
+                statements += _index_writes(
+                    settings.player_hash(event.player_id),
+                    PlayerWrite(session_id, WriteKind.END, event.ts, "", 0, 0, ttl),
+                )
         start, end_ts = expected.starts.get(session_id), expected.ends.get(session_id)
         if start is not None and end_ts is not None and end_ts >= start[2]:
             player, country, start_ts = start
@@ -113,6 +123,14 @@ def expected_rows(
                         )
                     )
     return expected
+
+
+def _index_writes(player_hash: bytes, *entries: PlayerWrite) -> list[Statement]:
+    """The player's index entries an event writes (repositories.player_rows)."""
+    return [
+        (WRITE_PLAYER_WRITE, (*player_write_key(player_hash, entry), entry.shard, entry.ttl_seconds))
+        for entry in entries
+    ]
 
 
 def read_events(path: Path, limit: int | None = None) -> Iterator[dict]:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from player_sessions_local.bench.burst import burst_section
 from player_sessions_local.bench.capacity import capacity_section
 from player_sessions_local.bench.options import TARGET_HTTP_RATIO, TARGET_LOADER_RATIO
+from player_sessions_local.bench.privacy import privacy_section
 from player_sessions_local.bench.tables import (
     cpu_rows,
     latency_table,
@@ -61,6 +62,7 @@ def render(summary: Summary) -> str:
         *live_section(summary),
         *burst_section(summary.bursts),
         *capacity_section(summary.capacity),
+        *privacy_section(summary.privacy),
         "## Throughput (same run, same file)",
         "",
         *throughput_table(

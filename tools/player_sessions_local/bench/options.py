@@ -59,6 +59,8 @@ class BenchOptions:
     burst_seconds: float
     """Per rate of the sustained burst (0 skips it)."""
     capacity_seconds: float
+    privacy_heavy_sessions: int = 5_000
+    """Completed sessions of the heavy player the privacy phase exports and erases (0 skips the phase)."""
     """Per rate of the open-model capacity search (0 skips it)."""
 
 
@@ -112,6 +114,12 @@ _OPTIONS: tuple[tuple[str, type, object, str], ...] = (
         None,
         "per rate of the open-model capacity search (default 20; 2 with --quick; 0 skips it)",
     ),
+    (
+        "--privacy-heavy-sessions",
+        int,
+        None,
+        "sessions of the heavy player the privacy phase erases (default 5,000; 200 with --quick; 0 skips it)",
+    ),
 )
 """Every option but ``--quick``: flag, type, default, help."""
 
@@ -159,6 +167,13 @@ def parse_options(argv: Sequence[str] | None) -> BenchOptions:
         burst_seconds=args.burst_seconds if args.burst_seconds is not None else 6.0 if args.quick else 60.0,
         capacity_seconds=(
             args.capacity_seconds if args.capacity_seconds is not None else 2.0 if args.quick else 20.0
+        ),
+        privacy_heavy_sessions=(
+            args.privacy_heavy_sessions
+            if args.privacy_heavy_sessions is not None
+            else 200
+            if args.quick
+            else 5_000
         ),
     )
 

@@ -13,6 +13,7 @@ from player_sessions_local.bench.dataset import ExpectedRows
 from player_sessions_local.bench.latency import RouteLatency, RouteStatsPair, route_label
 from player_sessions_local.bench.live import LiveResult, RouteStats, route_json
 from player_sessions_local.bench.options import TARGET_HTTP_RATIO, TARGET_LOADER_RATIO, BenchOptions
+from player_sessions_local.bench.privacy import PrivacyResult
 from player_sessions_local.bench.read_costs import ReadCosts
 from player_sessions_local.bench.throughput import Throughput
 from player_sessions_local.bench.verification import MetricCheck, RowCount
@@ -44,6 +45,7 @@ class Summary:
     live: LiveResult
     bursts: list[BurstResult]
     capacity: CapacityResult | None
+    privacy: PrivacyResult | None = None
 
     @property
     def loader_ratio(self) -> float:
@@ -62,6 +64,7 @@ class Summary:
             + self.live.errors
             + sum(burst.errors for burst in self.bursts)
             + sum(r.errors for r in [*self.latencies, *self.single_latencies])
+            + (self.privacy.errors if self.privacy is not None else 0)
         )
 
     @property
@@ -97,6 +100,8 @@ class Summary:
             checks += burst.targets()
         if self.capacity is not None:
             checks += self.capacity.targets()
+        if self.privacy is not None:
+            checks += self.privacy.targets()
         checks.append(("no error, nothing lost, every count exact", self.clean))
         return checks
 
@@ -228,6 +233,7 @@ class Summary:
             "live": self._live_json(),
             "bursts": [burst.as_json() for burst in self.bursts],
             "capacity": self.capacity.as_json() if self.capacity is not None else None,
+            "privacy": self.privacy.as_json() if self.privacy is not None else None,
             "throughput": {
                 t.path: {
                     "events": t.events,

@@ -15,7 +15,7 @@ from player_sessions.bootstrap import Services, build_services
 from player_sessions.clock import SystemClock
 from player_sessions.routes import ROLLUP_BUILDER
 from player_sessions.settings import Settings, get_settings
-from player_sessions_local.bench import burst, capacity, live, seed_reference
+from player_sessions_local.bench import burst, capacity, live, privacy, seed_reference
 from player_sessions_local.bench.cpu import CpuMeter
 from player_sessions_local.bench.dataset import ExpectedRows, Statement, expected_rows, read_events
 from player_sessions_local.bench.environments import Environments, start_environments, warm_up
@@ -40,6 +40,9 @@ from player_sessions_local.generate import generate_events
 from player_sessions_local.load import CHUNK_EVENTS, load_file
 from player_sessions_local.rollup_runner import RollupRunner, fold_until_caught_up, start_runners
 from player_sessions_local.work import install as install_work_meters
+
+PRIVACY_PLAYERS = 20
+"""Players of the data set the privacy phase exports and erases."""
 
 
 @dataclass
@@ -336,6 +339,22 @@ class BenchRun:
         plans = route_plans(cached, self.environments["uncached"], self.expected)
         self.results["capacity"] = capacity.measure_capacity(
             cached.url_for(0), plans, seconds=o.capacity_seconds, quick=o.quick, seed=o.seed + 200
+        )
+
+    def measure_privacy(self) -> None:
+        """After everything else: the players it erases are gone from every later check."""
+        o = self.options
+        self.results["privacy"] = None
+        if o.privacy_heavy_sessions <= 0 or self.services is None:
+            return
+        players = sorted(self.expected.completed)
+        sample = random.Random(o.seed + 300).sample(players, min(PRIVACY_PLAYERS, len(players)))
+        self.results["privacy"] = privacy.measure_privacy(
+            self.environments["cached"].url_for(0),
+            self.services,
+            sample,
+            heavy_sessions=o.privacy_heavy_sessions,
+            seed=o.seed + 301,
         )
 
     def stop(self) -> None:

@@ -27,16 +27,19 @@ Prove = Callable[[str, str, bytes | None], dict[str, str]]
 
 class HttpClient:
     """Signs every request as the studio's servers do (SigV4, the local access key): the benchmark, the soak
-    and the loader's checks are the studio's own tools, and the served gateway checks them as deployed."""
+    and the loader's checks are the studio's own tools, and the served gateway checks them as deployed. The
+    benchmark's privacy phase signs as administration (``signer``)."""
 
-    def __init__(self, url: str, api_key: str | None = None, timeout: float = 30) -> None:
+    def __init__(
+        self, url: str, api_key: str | None = None, timeout: float = 30, signer: Signer = Signer.STUDIO
+    ) -> None:
         parts = urlsplit(url)
         if parts.hostname is None:
             raise ValueError(f"no host in {url!r}")
         self._origin = f"{parts.scheme or 'http'}://{parts.netloc}"
         self._connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
         self._headers = {"x-api-key": api_key} if api_key else {}
-        self._signer = RequestSigner(Signer.STUDIO)
+        self._signer = RequestSigner(signer)
 
     def request(
         self, method: str, path: str, body: bytes | None = None, proof: Mapping[str, str] | None = None
