@@ -36,7 +36,9 @@ Hours = Annotated[int, Query(ge=1, le=8760, description="The window: the last X 
 @app.get(
     "/countries/starts",
     summary="Sessions started per country over the last X hours",
-    description="Exact counts (re-sent events never count twice), sorted by starts descending then country.",
+    description="Exact counts (re-sent events never count twice), sorted by starts descending then country. A "
+    "count counts every start stored in the window, whoever's: the starts of a player erased since stay counted "
+    "(an aggregate holds no personal data), while no listing shows them.",
     responses=read_responses("The counts", StartsByCountryOut),
     tags=["countries"],
 )
@@ -72,7 +74,8 @@ def _partial(unread_from: datetime | None) -> PartialAnswer | None:
     "/countries/<country>/starts",
     summary="The sessions started in one country over the last X hours",
     description="Newest first. Follow `next_cursor` to the end to get every start of the window exactly once; "
-    "the cursor keeps the window of the first page.",
+    "the cursor keeps the window of the first page. The starts of players erased since are left out (the "
+    "counts keep them), so a listing may hold fewer sessions than the country's count.",
     responses=read_responses("One page", CountryStartsOut),
     tags=["countries"],
 )

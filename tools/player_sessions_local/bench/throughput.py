@@ -16,13 +16,9 @@ from cassandra.query import BatchStatement, BatchType, PreparedStatement
 
 from player_sessions.cassandra_cluster import build_cluster
 from player_sessions.repositories.cassandra_store import (
-    WRITE_ARRIVAL,
-    WRITE_ARRIVAL_MINUTE,
-    WRITE_COMPLETED,
     WRITE_CONCURRENCY,
     WRITE_END_HALF,
     WRITE_START_HALF,
-    WRITE_START_ROW,
 )
 from player_sessions.routes import STUDIO_EVENTS_PATH
 from player_sessions.settings import Settings
@@ -60,17 +56,14 @@ def as_requests(statements: list[Statement]) -> list[Statement | list[Statement]
 def _bare_worker(settings: Settings, index: int, processes: int, *, ready, go, results) -> None:
     cluster = build_cluster(settings)
     session = cluster.connect(settings.keyspace)
-    prepared = {
-        cql: session.prepare(cql.text)
-        for cql in (
-            WRITE_START_HALF,
-            WRITE_START_ROW,
-            WRITE_END_HALF,
-            WRITE_COMPLETED,
-            WRITE_ARRIVAL,
-            WRITE_ARRIVAL_MINUTE,
-        )
+    # Every statement the ingest path's writes use (the data set's, repositories.cassandra_store and
+    # repositories.player_rows), prepared once.
+    statements = {
+        cql
+        for request in _bare_statements
+        for cql, _ in (request if isinstance(request, list) else [request])
     }
+    prepared = {cql: session.prepare(cql.text) for cql in statements}
     # What execute_concurrent takes: a batch with no parameters, or a prepared statement with its own.
     work: list[tuple[BatchStatement | PreparedStatement, tuple[Any, ...] | None]] = []
     for request in itertools.islice(_bare_statements, index, None, processes):
