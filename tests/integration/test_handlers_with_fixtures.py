@@ -131,3 +131,29 @@ def test_country_fixture_with_zero_hours_is_refused_naming_hours(counting_servic
     status, body = invoke(country_handler, "country_starts_bad_hours")
     assert status == 400
     assert body["errors"][0]["parameter"] == "hours"
+
+
+def test_privacy_fixtures_export_erase_and_answer_an_unknown_receipt(services):
+    from functions.player_data.handler import lambda_handler as privacy_handler
+
+    # Given the valid and mixed batches stored (PLAYER_PK's session, PLAYER_US's start)
+    invoke(ingest_handler, "ingest_events_valid_batch")
+    invoke(ingest_handler, "ingest_events_mixed_batch")
+    # When the export fixture is invoked
+    status, body = invoke(privacy_handler, "player_data_export")
+    # Then PLAYER_PK's session is there with its two events and their retention dates
+    assert status == 200 and body["player_id"] == "d6313e1fb7d247a6a034e2aadc30ab3f"
+    (session,) = body["sessions"]
+    assert session["session_id"] == "674606b1-2270-4285-928f-eef4a6b90a60" and session["completed"] is True
+    assert {(e["event"], e["ts"], e["retained_until"]) for e in session["events"]} == {
+        ("start", "2026-11-27T10:00:00Z", "2027-11-27T10:00:00Z"),
+        ("end", "2026-11-27T10:30:00Z", "2027-11-27T10:30:00Z"),
+    }
+    # When the erasure fixture is invoked (PLAYER_US), then it answers 202 with its finished receipt
+    status, receipt = invoke(privacy_handler, "player_data_erasure")
+    assert status == 202 and receipt["status"] == "finished"
+    assert receipt["stores"]["cassandra"]["player_id_removed"]["session_starts"] >= 1
+    assert receipt["events_discarded_before"] == "2026-11-27T12:00:00Z"
+    # And a receipt nobody was given is 404, naming the parameter
+    status, body = invoke(privacy_handler, "player_data_unknown_receipt")
+    assert status == 404 and body["errors"][0]["parameter"] == "erasure_id"

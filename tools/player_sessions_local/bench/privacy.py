@@ -46,11 +46,12 @@ class HeavyErasure:
 class PrivacyResult:
     exports: Latencies
     erasures: Latencies
+    receipts: Latencies
     heavy: HeavyErasure
 
     @property
     def errors(self) -> int:
-        return self.exports.errors + self.erasures.errors
+        return self.exports.errors + self.erasures.errors + self.receipts.errors
 
     def targets(self) -> list[tuple[str, bool]]:
         return [
@@ -64,9 +65,10 @@ class PrivacyResult:
         return {
             "exports": self.exports.summary(),
             "erasures": self.erasures.summary(),
+            "receipts": self.receipts.summary(),
             "heavy": asdict(self.heavy),
             "errors": self.errors,
-            "first_error": self.exports.first_error or self.erasures.first_error,
+            "first_error": self.exports.first_error or self.erasures.first_error or self.receipts.first_error,
         }
 
 
@@ -75,12 +77,14 @@ def measure_privacy(
 ) -> PrivacyResult:
     admin = HttpClient(url, API_KEY, timeout=60, signer=Signer.ADMIN)
     studio = HttpClient(url, API_KEY, timeout=60)
-    result = PrivacyResult(Latencies(), Latencies(), HeavyErasure(heavy_sessions))
+    result = PrivacyResult(Latencies(), Latencies(), Latencies(), HeavyErasure(heavy_sessions))
     say(f"privacy: {len(players)} players exported then erased, and one with {heavy_sessions:,} sessions")
     try:
         for player in players:
             _timed(result.exports, admin, "GET", f"/players/{player}/export?limit={EXPORT_PAGE}", 200)
-            _timed(result.erasures, admin, "POST", f"/players/{player}/erasure", 202)
+            receipt = _timed(result.erasures, admin, "POST", f"/players/{player}/erasure", 202)
+            if receipt is not None:
+                _timed(result.receipts, admin, "GET", f"/erasures/{receipt['erasure_id']}", 200)
         player = f"bench-heavy-{random.Random(seed).getrandbits(64):016x}"
         _store_a_year_of_play(services, player, heavy_sessions)
         _export_and_erase(result.heavy, admin, studio, player)
@@ -96,20 +100,22 @@ def measure_privacy(
     return result
 
 
-def _timed(into: Latencies, client: HttpClient, method: str, path: str, want: int) -> None:
+def _timed(into: Latencies, client: HttpClient, method: str, path: str, want: int) -> Any:
+    """The answer's JSON, its time recorded; None (an error recorded) when the status is not ``want``."""
     started = time.perf_counter()
     status, body = client.request(method, path, b"" if method == "POST" else None)
     if status != want:
         into.add_error(f"{method} {path}: {status} {body[:200]!r}")
-        return
+        return None
     into.latencies_ms.append((time.perf_counter() - started) * 1000)
+    return json.loads(body)
 
 
 def _store_a_year_of_play(services: Services, player: str, sessions: int) -> None:
-    """The player's sessions through the ingest path (in process, as the loader stores): spread over the last
-    360 days, each 20 minutes long."""
+    """The player's sessions through the ingest path (in process, as the loader stores): spread over the
+    retention (up to 360 days), each 20 minutes long."""
     now = datetime.now(UTC)
-    step = timedelta(days=360) / max(1, sessions)
+    step = timedelta(days=min(360, services.settings.retention_days - 1)) / max(1, sessions)
     events: list[dict[str, Any]] = []
     for n in range(sessions):
         start = now - timedelta(minutes=30) - step * n
@@ -183,11 +189,12 @@ def privacy_section(result: PrivacyResult | None) -> list[str]:
             f"Through the cached configuration's gateway, signed as administration. {len(result.exports.latencies_ms)} "
             f"players of the data set: export p50 {result.exports.percentile(0.5):.0f} ms, p90 "
             f"{result.exports.percentile(0.9):.0f} ms; erasure p50 {result.erasures.percentile(0.5):.0f} ms, p90 "
-            f"{result.erasures.percentile(0.9):.0f} ms; {result.errors} errors."
+            f"{result.erasures.percentile(0.9):.0f} ms; receipt p50 {result.receipts.percentile(0.5):.0f} ms; "
+            f"{result.errors} errors."
         ),
         "",
         (
-            f"A heavy player, {heavy.sessions:,} completed sessions over 360 days: exported in "
+            f"A heavy player, {heavy.sessions:,} completed sessions over the retention (up to 360 days): exported in "
             f"{heavy.export_pages} pages of up to {EXPORT_PAGE} sessions in {heavy.export_seconds:.1f} s; erased in "
             f"**{heavy.erasure_seconds:.1f} s** ({heavy.erasure_requests} request(s)). Rows deleted: {rows}; "
             f"player id removed (starts kept for the counts): {kept}. Sessions shown afterwards: {heavy.left_after}."
