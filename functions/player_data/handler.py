@@ -158,7 +158,7 @@ def _session_out(session: ExportedSession, retention: timedelta) -> ExportedSess
             country=entry.country or None,
             retained_until=format_timestamp(entry.ts + retention),
         )
-        for entry in session.writes
+        for entry in sorted(session.writes, key=lambda entry: entry.ts)
         if entry.kind is not WriteKind.ARRIVAL
     ]
     row = session.halves
@@ -190,7 +190,8 @@ def _receipt_out(receipt: ErasureReceipt) -> ErasureReceiptOut:
         events_discarded_before=format_timestamp(receipt.asked_at),
         stores=ErasureStores(
             cassandra=CassandraRemoved(
-                deleted_rows=dict(receipt.deleted_rows), player_id_removed=dict(receipt.player_id_removed)
+                deleted_rows=dict(sorted(receipt.deleted_rows.items())),
+                player_id_removed=dict(sorted(receipt.player_id_removed.items())),
             ),
             cache=CacheRemoved(deleted_keys=receipt.cache_keys_deleted),
         ),
