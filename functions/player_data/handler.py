@@ -20,6 +20,7 @@ from player_sessions.models import (
     ErasureReceipt,
     ErasureReceiptOut,
     ErasureStores,
+    ErrorOut,
     ExportedEvent,
     ExportedSessionOut,
     PlayerExportOut,
@@ -82,7 +83,7 @@ def erase(player_id: PlayerId, *, services: ServicesDependency) -> Response[Eras
     "to have removed the data physically.",
     responses={
         **read_responses("The receipt", ErasureReceiptOut),
-        404: documented("No erasure has this id (receipts are kept for the retention)", ErasureReceiptOut),
+        404: documented("No erasure has this id (receipts are kept for the retention)", ErrorOut),
     },
     tags=["privacy"],
 )

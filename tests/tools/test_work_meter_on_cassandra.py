@@ -64,16 +64,21 @@ def test_a_ten_event_batch_costs_one_write_unit_per_row(metered_connection, test
 
     # Then every row is counted with its encoded size, and each row (all under 1 KB) is one WRU
     assert outcome.stored == 10
+    written = {table: w for table, w in work.items() if "rows_written" in w}
     assert {
-        table: (w["rows_written"], w["bytes_written"], w["write_units"]) for table, w in work.items()
+        table: (w["rows_written"], w["bytes_written"], w["write_units"]) for table, w in written.items()
     } == {
         "sessions": (10, 5 * (SESSION_START_HALF + SESSION_END_HALF), 10),
         "completed_sessions_by_player": (5, 5 * COMPLETED_ROW, 5),
         "session_starts": (5, 5 * START_ROW, 5),
         "start_arrivals": (5, work["start_arrivals"]["bytes_written"], 5),
         "arrival_minutes": (1, work["arrival_minutes"]["bytes_written"], 1),
+        # the player's index: each start, its arrival, each end
+        "player_writes": (15, work["player_writes"]["bytes_written"], 15),
     }
-    assert work_record(tally)["write_units"] == 26
+    # And the player's erasure record is read, twice (before and after the writes), finding none
+    assert set(work) == {*written, "erased_players"}
+    assert work_record(tally)["write_units"] == 41
 
 
 def test_a_history_read_costs_its_pages_in_read_units(metered_connection, test_settings):

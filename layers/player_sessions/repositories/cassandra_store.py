@@ -166,7 +166,7 @@ class CassandraSessionStore:
             )
 
     def erasures(self, player_hashes: Sequence[bytes]) -> dict[bytes, datetime]:
-        with unavailable_on_failure("read the erasures"):
+        with unavailable_on_failure("store the events (reading the erasure records)"):
             results = self._once_more_after_reconnect(
                 lambda: self._run_concurrently((READ_ERASED, (key,)) for key in player_hashes)
             )
