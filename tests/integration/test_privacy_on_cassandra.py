@@ -120,7 +120,7 @@ def test_after_an_erasure_no_row_of_any_table_and_no_cache_entry_holds_the_playe
     # Given a player with sessions, half of them folded into the rollups, cached in their history and in the
     # listing, and another player in the same country
     player, other = fresh_player(), fresh_player()
-    mine, _ = world.play(player, 6)
+    world.play(player, 6)
     world.clock.advance(seconds=10)
     RollupBuilder(world.starts, world.clock, world.settings, cache=world.cache).fold_every_part(
         max_slots=1000
