@@ -12,19 +12,39 @@ import json
 import random
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from player_sessions.bootstrap import Services
 from player_sessions.domain.ingest import ingest_batch
-from player_sessions_local.bench.options import API_KEY, BATCH_EVENTS, say
+from player_sessions_local.bench.options import API_KEY, BATCH_EVENTS, BenchOptions, say
 from player_sessions_local.local_auth import Signer
 from player_sessions_local.measure.http_client import HttpClient
 from player_sessions_local.measure.stats import Latencies
 
 EXPORT_PAGE = 1000
+PRIVACY_PLAYERS = 20
+"""Players of the data set the privacy phase exports and erases."""
+
+
+def run_phase(
+    options: BenchOptions, url: str, services: Services | None, completed: Iterable[str]
+) -> PrivacyResult | None:
+    """The phase as the benchmark runs it (None when skipped: ``--privacy-heavy-sessions 0``)."""
+    if options.privacy_heavy_sessions <= 0 or services is None:
+        return None
+    players = sample_players(completed, options.seed + 300)
+    return measure_privacy(
+        url, services, players, heavy_sessions=options.privacy_heavy_sessions, seed=options.seed + 301
+    )
+
+
+def sample_players(completed: Iterable[str], seed: int) -> list[str]:
+    """PRIVACY_PLAYERS of the players with completed sessions, drawn reproducibly."""
+    players = sorted(completed)
+    return random.Random(seed).sample(players, min(PRIVACY_PLAYERS, len(players)))
 
 
 @dataclass

@@ -41,9 +41,6 @@ from player_sessions_local.load import CHUNK_EVENTS, load_file
 from player_sessions_local.rollup_runner import RollupRunner, fold_until_caught_up, start_runners
 from player_sessions_local.work import install as install_work_meters
 
-PRIVACY_PLAYERS = 20
-"""Players of the data set the privacy phase exports and erases."""
-
 
 @dataclass
 class BenchRun:
@@ -343,19 +340,8 @@ class BenchRun:
 
     def measure_privacy(self) -> None:
         """After everything else: the players it erases are gone from every later check."""
-        o = self.options
-        self.results["privacy"] = None
-        if o.privacy_heavy_sessions <= 0 or self.services is None:
-            return
-        players = sorted(self.expected.completed)
-        sample = random.Random(o.seed + 300).sample(players, min(PRIVACY_PLAYERS, len(players)))
-        self.results["privacy"] = privacy.measure_privacy(
-            self.environments["cached"].url_for(0),
-            self.services,
-            sample,
-            heavy_sessions=o.privacy_heavy_sessions,
-            seed=o.seed + 301,
-        )
+        url = self.environments["cached"].url_for(0)
+        self.results["privacy"] = privacy.run_phase(self.options, url, self.services, self.expected.completed)
 
     def stop(self) -> None:
         for builder in self.builders:
