@@ -27,7 +27,7 @@ from player_sessions.repositories.cassandra_helpers import (
     utc,
     utc_or_none,
 )
-from player_sessions.repositories.cassandra_store import READ_SESSION
+from player_sessions.repositories.cassandra_store import READ_SESSION, CassandraSessionStore
 from player_sessions.repositories.cql import Cql
 from player_sessions.repositories.player_rows import (
     FORGET_ARRIVAL_PLAYER,
@@ -95,6 +95,7 @@ class CassandraPlayerDataStore:
     def __init__(self, connection: CassandraConnection) -> None:
         self._connection = connection
         self._statement = PreparedStatements(connection)
+        self._sessions = CassandraSessionStore(connection)
 
     def _run(self, statements: Sequence[Statement | list[Statement]]) -> list[Any]:
         pairs = [request_of(self._statement, statement) for statement in statements]
@@ -130,20 +131,8 @@ class CassandraPlayerDataStore:
         return entries
 
     def read_sessions(self, session_ids: Sequence[UUID]) -> dict[UUID, SessionHalves]:
-        with unavailable_on_failure("read the player's sessions"):
-            results = self._run([(READ_SESSION, (session_id,)) for session_id in session_ids])
-        halves: dict[UUID, SessionHalves] = {}
-        for result in results:
-            row = first_row(result)
-            if row is not None:
-                halves[row.session_id] = SessionHalves(
-                    row.session_id,
-                    row.player_id,
-                    row.country,
-                    utc_or_none(row.start_ts),
-                    utc_or_none(row.end_ts),
-                )
-        return halves
+        """The session store's own read (the same statement, the same grant)."""
+        return self._sessions.read_sessions(session_ids)
 
     def completed_of(self, player_id: str) -> list[CompletedSession]:
         with unavailable_on_failure("read the player's completed sessions"):
