@@ -96,7 +96,9 @@ class InMemorySessionStore:
         for player_hash, entry in entries:
             self.db.player_writes.setdefault(player_hash, set()).add(replace(entry, ttl_seconds=0))
 
-    def erasures(self, player_hashes: Sequence[bytes]) -> dict[bytes, datetime]:
+    def erasures(
+        self, player_hashes: Sequence[bytes], *, per_partition: bool = False
+    ) -> dict[bytes, datetime]:
         return {key: self.db.erased[key][0] for key in player_hashes if key in self.db.erased}
 
     def unwrite(

@@ -294,3 +294,20 @@ def test_a_batch_in_flight_during_the_erasure_is_taken_out_again(world):
     assert (outcome.stored, outcome.discarded) == (0, 2)
     assert world.holding(player) == []
     assert world.counts() == {}
+
+
+def test_the_erasure_records_of_many_players_read_in_hundreds_or_one_by_one_agree(world):
+    # Given three erased players among 150 a batch could name (more than one IN read of 100 holds)
+    erased = [fresh_player() for _ in range(3)]
+    for player in erased:
+        world.play(player, 1)
+        world.erase(player)
+    others = [fresh_player() for _ in range(147)]
+    hashes = [world.settings.player_hash(player) for player in others[:70] + erased + others[70:]]
+    # When ingest reads their records, by IN, and one player per request (its fallback)
+    grouped = world.sessions.erasures(hashes)
+    one_each = world.sessions.erasures(hashes, per_partition=True)
+    # Then both find exactly the erased three, at the time of their erasure
+    assert grouped == one_each
+    assert set(grouped) == {world.settings.player_hash(player) for player in erased}
+    assert set(grouped.values()) == {NOW}

@@ -4,7 +4,7 @@ requests sent concurrently, and driver failures turned into a 503 naming the ste
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -16,10 +16,12 @@ from cassandra.query import BatchStatement, BatchType, PreparedStatement
 
 from player_sessions.cassandra_connection import CassandraConnection
 from player_sessions.errors import DatabaseUnavailableError
-from player_sessions.observability import MetricUnit, metrics
+from player_sessions.observability import MetricUnit, logger, metrics
 from player_sessions.repositories.cql import Cql
 
 DRIVER_FAILURES = (NoHostAvailable, OperationTimedOut, RequestExecutionException, DriverException, OSError)
+MAX_IN_VALUES = 100
+"""Keyspaces takes at most 100 values in an IN, and counts the product of two IN lists."""
 
 
 class PreparedStatements:
@@ -124,3 +126,34 @@ def unavailable_on_failure(action: str) -> Iterator[None]:
         metrics.add_metric(
             name="DatabaseLatency", unit=MetricUnit.Milliseconds, value=(time.perf_counter() - started) * 1000
         )
+
+
+def in_or_one_each(
+    run: Callable[[Cql, list[tuple[Any, ...]], bool], list[Any]],
+    in_reads: tuple[Cql, list[tuple[Any, ...]]],
+    one_each: tuple[Cql, list[tuple[Any, ...]]],
+    *,
+    per_partition: bool,
+) -> tuple[list[Any], int]:
+    """The rows of a read of many partitions, and the requests it took: up to a hundred partitions to an
+    ``IN``, or, when asked or when an ``IN`` failed, one partition per request (``run`` sends a statement with
+    each of the parameters, concurrently, and is told whether they are ``IN`` reads). An ``IN`` fails whole when one of its partitions does, and its
+    coordinator waits for every partition's replicas: with a replica just lost, the metric's ``IN`` reads timed
+    out for the 10 to 20 s the failure detector needs, where reads of one partition, each routed to that
+    partition's live replicas, were served (tests/cluster, docs/faults.md). One request per partition costs more
+    requests (and request units: each is billed at least one), so it is the fallback, not the rule."""
+    requests = 0
+    if not per_partition:
+        cql, parameters = in_reads
+        requests = len(parameters)
+        try:
+            results = run(cql, parameters, True)
+            return [row for result in results for row in result], requests
+        except DRIVER_FAILURES as error:
+            logger.warning(
+                "an IN read failed; reading its partitions one per request",
+                extra={"statement": cql.text, "driver_error": repr(error)[:300]},
+            )
+    cql, parameters = one_each
+    results = run(cql, parameters, False)
+    return [row for result in results for row in result], requests + len(parameters)

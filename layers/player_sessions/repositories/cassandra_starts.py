@@ -16,14 +16,14 @@ from cassandra.cluster import EXEC_PROFILE_DEFAULT
 
 from player_sessions.cassandra_connection import BULK_PROFILE, CassandraConnection
 from player_sessions.models import Arrival, HourCounts, RollupRow, StartKey, StartRow
-from player_sessions.observability import logger
 from player_sessions.read_counts import count_read
 from player_sessions.repositories.cassandra_helpers import (
-    DRIVER_FAILURES,
+    MAX_IN_VALUES,
     PreparedStatements,
     chunks,
     execute_all,
     first_row,
+    in_or_one_each,
     unavailable_on_failure,
     utc,
 )
@@ -85,8 +85,6 @@ ARRIVAL_SCOPE = "all"
 CONCURRENCY = 32
 FEW_STARTS_PER_HOUR = 50
 """An hour whose rollups count at most this many starts of the country is read with others in one request."""
-MAX_IN_VALUES = 100
-"""Keyspaces takes at most 100 values in an IN, and counts the product of two IN lists."""
 SHARD_PAGE_SLACK = 8
 """Rows per shard fetched beyond an even share of the page: shards hold a session's start by its id's hash,
 so each holds about a 1/shards share of any hour's newest starts."""
@@ -113,6 +111,10 @@ class CassandraStartsStore:
             concurrency=CONCURRENCY,
             execution_profile=BULK_PROFILE if bulk else EXEC_PROFILE_DEFAULT,
         )
+
+    def _in_reads_in_bulk(self, cql: Cql, parameters: list[tuple[Any, ...]], in_reads: bool) -> list[Any]:
+        """``IN`` reads, when more go out than at once, on the bulk profile, whose timeout is longer."""
+        return self._concurrently(cql, parameters, bulk=in_reads and len(parameters) > CONCURRENCY)
 
     # ---- the builder's watermark and the arrival log ----
 
@@ -149,42 +151,15 @@ class CassandraStartsStore:
         grouped = [(list(group), shards) for group in chunks(list(slots), per_request)]
         one_each = [(slot, shard) for slot in slots for shard in shards]
         with unavailable_on_failure("read the arrivals"):
-            rows, requests = self._in_or_one_each(
-                (READ_ARRIVALS, grouped), (READ_PARTITION_ARRIVALS, one_each), per_partition=per_partition
+            rows, requests = in_or_one_each(
+                self._in_reads_in_bulk,
+                (READ_ARRIVALS, grouped),
+                (READ_PARTITION_ARRIVALS, one_each),
+                per_partition=per_partition,
             )
         arrivals = [Arrival(row.slot, StartKey(row.session_id, utc(row.ts), row.country)) for row in rows]
         count_read(rows=len(arrivals), partitions=len(one_each), requests=requests)
         return arrivals
-
-    def _in_or_one_each(
-        self,
-        in_reads: tuple[Cql, list[tuple[Any, ...]]],
-        one_each: tuple[Cql, list[tuple[Any, ...]]],
-        *,
-        per_partition: bool,
-    ) -> tuple[list[Any], int]:
-        """The rows of a read of many partitions, and the requests it took: up to a hundred partitions to an
-        ``IN``, or, when asked or when an ``IN`` failed, one partition per request. An ``IN`` fails whole when
-        one of its partitions does, and its coordinator waits for every partition's replicas: with a replica
-        just lost, the metric's ``IN`` reads timed out for the 10 to 20 s the failure detector needs, where
-        reads of one partition, each routed to that partition's live replicas, were served (tests/cluster,
-        docs/faults.md). One request per partition costs more requests (and request units: each is billed at
-        least one), so it is the fallback, not the rule."""
-        requests = 0
-        if not per_partition:
-            cql, parameters = in_reads
-            requests = len(parameters)
-            try:
-                results = self._concurrently(cql, parameters, bulk=len(parameters) > CONCURRENCY)
-                return [row for result in results for row in result], requests
-            except DRIVER_FAILURES as error:
-                logger.warning(
-                    "an IN read failed; reading its partitions one per request",
-                    extra={"statement": cql.text, "driver_error": repr(error)[:300]},
-                )
-        cql, parameters = one_each
-        results = self._concurrently(cql, parameters)
-        return [row for result in results for row in result], requests + len(parameters)
 
     # ---- marks and fold records ----
 
@@ -194,8 +169,11 @@ class CassandraStartsStore:
         grouped: list[tuple[Any, ...]] = [(list(group),) for group in chunks(session_ids, MAX_IN_VALUES)]
         one_each: list[tuple[Any, ...]] = [(session_id,) for session_id in session_ids]
         with unavailable_on_failure("read the start marks"):
-            rows, requests = self._in_or_one_each(
-                (READ_MARKS, grouped), (READ_SESSION_MARKS, one_each), per_partition=per_partition
+            rows, requests = in_or_one_each(
+                self._in_reads_in_bulk,
+                (READ_MARKS, grouped),
+                (READ_SESSION_MARKS, one_each),
+                per_partition=per_partition,
             )
         marks: dict[StartKey, int] = {}
         for row in rows:

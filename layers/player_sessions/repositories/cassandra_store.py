@@ -28,10 +28,13 @@ from player_sessions.models import (
     SessionHalves,
 )
 from player_sessions.repositories.cassandra_helpers import (
+    MAX_IN_VALUES,
     PreparedStatements,
     Statement,
+    chunks,
     execute_all,
     first_row,
+    in_or_one_each,
     request_of,
     unavailable_on_failure,
     utc,
@@ -42,6 +45,7 @@ from player_sessions.repositories.player_rows import (
     FORGET_ARRIVAL_PLAYER,
     FORGET_START_PLAYER,
     READ_ERASED,
+    READ_PLAYER_ERASED,
     REMOVE_ARRIVAL,
     REMOVE_END_HALF,
     REMOVE_PLAYER_WRITE,
@@ -94,6 +98,7 @@ INGEST_STATEMENTS = (
     WRITE_ARRIVAL_MINUTE,
     WRITE_PLAYER_WRITE,
     READ_ERASED,
+    READ_PLAYER_ERASED,
     REMOVE_START_HALF,
     REMOVE_END_HALF,
     REMOVE_START_ROW,
@@ -165,16 +170,23 @@ class CassandraSessionStore:
                 )
             )
 
-    def erasures(self, player_hashes: Sequence[bytes]) -> dict[bytes, datetime]:
+    def erasures(
+        self, player_hashes: Sequence[bytes], *, per_partition: bool = False
+    ) -> dict[bytes, datetime]:
+        keys = list(dict.fromkeys(player_hashes))
+        grouped: list[tuple[Any, ...]] = [(list(group),) for group in chunks(keys, MAX_IN_VALUES)]
+        one_each: list[tuple[Any, ...]] = [(key,) for key in keys]
+
+        def run(cql: Cql, parameters: list[tuple[Any, ...]], _: bool) -> list[Any]:
+            return self._run_concurrently((cql, values) for values in parameters)
+
         with unavailable_on_failure("store the events (reading the erasure records)"):
-            results = self._once_more_after_reconnect(
-                lambda: self._run_concurrently((READ_ERASED, (key,)) for key in player_hashes)
+            rows, _ = self._once_more_after_reconnect(
+                lambda: in_or_one_each(
+                    run, (READ_ERASED, grouped), (READ_PLAYER_ERASED, one_each), per_partition=per_partition
+                )
             )
-        return {
-            row.player_hash: utc(row.erased_at)
-            for result in results
-            if (row := first_row(result)) is not None and row.erased_at is not None
-        }
+        return {row.player_hash: utc(row.erased_at) for row in rows if row.erased_at is not None}
 
     def unwrite(
         self, writes: Sequence[EventWrite], arrivals: Sequence[ArrivalWrite], keep_starts: Set[UUID]

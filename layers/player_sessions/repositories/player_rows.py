@@ -16,7 +16,10 @@ WRITE_PLAYER_WRITE = Cql(
     "INSERT INTO player_writes (player_hash, session_id, kind, ts, country, slot, shard) "
     "VALUES (?, ?, ?, ?, ?, ?, ?) USING TTL ?"
 )
-READ_ERASED = Cql("SELECT player_hash, erased_at FROM erased_players WHERE player_hash = ?")
+READ_ERASED = Cql("SELECT player_hash, erased_at FROM erased_players WHERE player_hash IN ?")
+"""A batch's players' erasure records, up to a hundred in one request."""
+READ_PLAYER_ERASED = Cql("SELECT player_hash, erased_at FROM erased_players WHERE player_hash = ?")
+"""One player's erasure record: the reads of READ_ERASED one per request, when an IN read failed."""
 REMOVE_START_HALF = Cql("DELETE player_id, country, start_ts FROM sessions WHERE session_id = ?")
 REMOVE_END_HALF = Cql("DELETE end_ts FROM sessions WHERE session_id = ?")
 REMOVE_START_ROW = Cql(

@@ -18,8 +18,11 @@ class SessionStore(Protocol):
         index entries pointing at them, all at once; every arrival's minute is in ``arrival_minutes`` before the
         arrival is."""
 
-    def erasures(self, player_hashes: Sequence[bytes]) -> dict[bytes, datetime]:
-        """For each of the players (by keyed hash) that was erased, the time of the latest erasure."""
+    def erasures(
+        self, player_hashes: Sequence[bytes], *, per_partition: bool = False
+    ) -> dict[bytes, datetime]:
+        """For each of the players (by keyed hash) that was erased, the time of the latest erasure: up to a
+        hundred players per request, or, when an ``IN`` read failed or with ``per_partition``, one per request."""
 
     def unwrite(
         self, writes: Sequence[rows.EventWrite], arrivals: Sequence[rows.ArrivalWrite], keep_starts: Set[UUID]
