@@ -54,6 +54,12 @@ the gateway and its environments on two cores), the nodes paused for 6 to 8 s ("
 requests timed out with or without a fault."""
 
 
+CLIENT_TIMEOUT_SECONDS = 35.0
+"""How long the writers and the reader wait for an answer: past the gateway's 29 s, after which it answers 504
+itself, so that a failure is the service's answer (or its silence), not the client's impatience. A full CI run
+once saw a read before any fault take more than 15 s (the earlier limit) on the three JVMs and two cores."""
+
+
 @dataclass
 class Traffic:
     api: ServedApi
@@ -100,7 +106,7 @@ class Traffic:
 
     def _write(self, player: str) -> None:
         previous: Session | None = None
-        with self.api.client() as client:
+        with self.api.client(timeout=CLIENT_TIMEOUT_SECONDS) as client:
             while not self._stop.is_set():
                 current = self._new_session(player)
                 batch = [current.start()] + ([previous.end()] if previous else [])
@@ -130,7 +136,7 @@ class Traffic:
         return False
 
     def _read(self) -> None:
-        with self.api.client() as client:
+        with self.api.client(timeout=CLIENT_TIMEOUT_SECONDS) as client:
             while not self._stop.is_set():
                 players = list(self.sessions)
                 for path in (f"/players/{random.choice(players)}/sessions", "/countries/starts?hours=1"):

@@ -29,14 +29,20 @@ class ServedApi:
     log_file: Path
 
     def client(
-        self, api_key: str | None = API_KEY, *, player: str | None = None, auth: httpx.Auth | None = None
+        self,
+        api_key: str | None = API_KEY,
+        *,
+        player: str | None = None,
+        auth: httpx.Auth | None = None,
+        timeout: float = 15,
     ) -> httpx.Client:
         """A client of the studio's servers (every request signed), or with ``player`` a game client holding
-        that player's token, or with ``auth`` any other proof (or none: ``httpx.Auth()``)."""
+        that player's token, or with ``auth`` any other proof (or none: ``httpx.Auth()``); it gives up on an
+        answer after ``timeout`` seconds."""
         headers = {"x-api-key": api_key} if api_key else {}
         if auth is None:
             auth = PlayerToken(player) if player is not None else StudioSignature()
-        return httpx.Client(base_url=self.base_url, headers=headers, timeout=15, auth=auth)
+        return httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout, auth=auth)
 
 
 def free_port() -> int:
