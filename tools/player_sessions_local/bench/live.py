@@ -38,6 +38,9 @@ StartTruth = set[tuple[str, datetime, str]]
 
 BULK_SPAN_SECONDS = 600
 LIVE_LATENESS_SECONDS = 120
+LIVE_PLAYERS = 10_000
+"""The players the posted starts belong to, drawn at random: a studio's batch names several players, as a busy
+game's does (one player for every start would make one huge index partition and one erasure record read)."""
 POLL_PAUSE_SECONDS = 0.25
 TARGET_LOADED_RATIO = 1.5
 TARGET_LOADED_P90_MS = 30.0
@@ -251,7 +254,7 @@ def live_ingest(
                 [
                     {
                         "event": "start",
-                        "player_id": "live",
+                        "player_id": f"live-{rng.randrange(LIVE_PLAYERS)}",
                         "session_id": sid,
                         "ts": ts.isoformat(),
                         "country": country,
