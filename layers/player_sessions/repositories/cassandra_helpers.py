@@ -137,11 +137,12 @@ def in_or_one_each(
 ) -> tuple[list[Any], int]:
     """The rows of a read of many partitions, and the requests it took: up to a hundred partitions to an
     ``IN``, or, when asked or when an ``IN`` failed, one partition per request (``run`` sends a statement with
-    each of the parameters, concurrently, and is told whether they are ``IN`` reads). An ``IN`` fails whole when one of its partitions does, and its
-    coordinator waits for every partition's replicas: with a replica just lost, the metric's ``IN`` reads timed
-    out for the 10 to 20 s the failure detector needs, where reads of one partition, each routed to that
-    partition's live replicas, were served (tests/cluster, docs/faults.md). One request per partition costs more
-    requests (and request units: each is billed at least one), so it is the fallback, not the rule."""
+    each of the parameters, concurrently, and is told whether they are ``IN`` reads). An ``IN`` fails whole
+    when one of its partitions does, and its coordinator waits for every partition's replicas: with a replica
+    just lost, the metric's ``IN`` reads timed out for the 10 to 20 s the failure detector needs, where reads
+    of one partition, each routed to that partition's live replicas, were served (tests/cluster,
+    docs/faults.md). One request per partition costs more requests (and request units: each is billed at
+    least one), so it is the fallback, not the rule."""
     requests = 0
     if not per_partition:
         cql, parameters = in_reads
