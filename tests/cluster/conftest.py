@@ -85,6 +85,13 @@ def _on_a_three_node_cluster(test_settings: Settings) -> None:
 class ClusterNodes:
     """The cluster's Cassandra processes, by the pids tools/local_services.sh recorded."""
 
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+
+    def connect_to(self, node: int) -> CassandraConnection:
+        """A connection that sends every request to ``node`` alone (it coordinates them)."""
+        return CassandraConnection(self._settings, coordinators=(address(node),))
+
     @staticmethod
     def pid_file(node: int) -> Path:
         return LOCAL_DIR / "cluster" / f"node{node}" / "cassandra.pid"
@@ -161,9 +168,9 @@ def wait_until_hosts_up(session: Session, count: int, timeout: float = UP_TIMEOU
 
 
 @pytest.fixture
-def cluster(cassandra_session: Session) -> Iterator[ClusterNodes]:
+def cluster(cassandra_session: Session, test_settings: Settings) -> Iterator[ClusterNodes]:
     """The nodes to break; afterwards all three run again and the suite's session sees them up."""
-    nodes = ClusterNodes()
+    nodes = ClusterNodes(test_settings)
     nodes.ensure_running(cassandra_session)
     try:
         yield nodes
@@ -172,9 +179,9 @@ def cluster(cassandra_session: Session) -> Iterator[ClusterNodes]:
 
 
 @pytest.fixture
-def pinned(test_settings: Settings) -> Iterator[dict[int, CassandraConnection]]:
+def pinned(cluster: ClusterNodes) -> Iterator[dict[int, CassandraConnection]]:
     """One connection per node that sends every request to that node alone (it coordinates them)."""
-    connections = {node: CassandraConnection(test_settings, coordinators=(address(node),)) for node in NODES}
+    connections = {node: cluster.connect_to(node) for node in NODES}
     yield connections
     for connection in connections.values():
         connection.close()

@@ -153,13 +153,15 @@ def test_a_replica_that_comes_back_is_used_again_and_gets_by_hints_what_it_misse
         # still has every session, both halves
         assert wait_for(lambda: not hint_files(1, 2), HINTS_WITHIN_SECONDS), "hints were not delivered"
     cluster.kill(1, 2)
-    on_node_3 = wait_for(lambda: sessions_on(pinned[3], missed), ALONE_WITHIN_SECONDS)
+    on_node_3 = sessions_alone_on(cluster, 3, missed, ALONE_WITHIN_SECONDS)
     assert on_node_3 == {batch[0]["session_id"] for batch in missed}
     record_property("node_3_coordinated", f"{coordinated} of the first {sent} reads")
 
 
 HINTS_WITHIN_SECONDS = 60.0
-ALONE_WITHIN_SECONDS = 60.0
+ALONE_WITHIN_SECONDS = 120.0
+READ_ALONE_TIMEOUT_SECONDS = 12.0
+"""Past the node's own read timeout (5 s), so that a read it sent to a dead replica comes back as its answer."""
 READ_SESSION_ONE = "SELECT session_id, start_ts, end_ts FROM sessions WHERE session_id = %s"
 
 
@@ -178,21 +180,29 @@ def requests_coordinated(connection) -> int:
     return sum(row.request_count for row in rows)
 
 
-def sessions_on(connection, batches) -> set[str] | None:
-    """The sessions of ``batches`` that the pinned node has complete, read at ONE (its own replica: the others
-    are down); None while it cannot answer yet (it has not yet seen the others go down)."""
+def sessions_alone_on(cluster, node: int, batches, within: float) -> set[str]:
+    """The sessions of ``batches`` that ``node`` has complete, read at ONE on a connection of its own (its own
+    replica: the others are down). Until the node answers a whole pass, each attempt opens a new connection: the
+    node may still send a read to a replica it has not yet seen die (a timeout), and a connection the driver gave
+    up on then is not waited for. Fails after ``within`` seconds with the last error."""
     statement = SimpleStatement(READ_SESSION_ONE, consistency_level=ConsistencyLevel.ONE)
-    found = set()
-    try:
-        for batch in batches:
-            row = (
-                connection.session().execute(statement, (uuid.UUID(batch[0]["session_id"]),), timeout=5).one()
-            )
-            if row is not None and row.start_ts is not None and row.end_ts is not None:
-                found.add(str(row.session_id))
-    except Exception:
-        return None
-    return found
+    deadline = time.monotonic() + within
+    while True:
+        connection = cluster.connect_to(node)
+        try:
+            found = set()
+            for batch in batches:
+                key = (uuid.UUID(batch[0]["session_id"]),)
+                row = connection.session().execute(statement, key, timeout=READ_ALONE_TIMEOUT_SECONDS).one()
+                if row is not None and row.start_ts is not None and row.end_ts is not None:
+                    found.add(str(row.session_id))
+            return found
+        except Exception as error:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"node {node} alone did not answer within {within:.0f} s") from error
+        finally:
+            connection.close()
+        time.sleep(1.0)
 
 
 def wait_for(check, within: float):
