@@ -195,9 +195,10 @@ class DashboardWidgets:
                 ],
             ),
             self._graph(
-                "Rollup builder: starts folded, and how far behind",
+                "Rollup builder: starts and session records folded, and how far behind",
                 [
                     service_metric("StartsFolded", "Sum"),
+                    service_metric("RecordsFolded", "Sum"),
                     service_metric("RollupLagSeconds", "Maximum"),
                 ],
             ),

@@ -20,6 +20,7 @@ from player_sessions.models import (
     EventWrite,
     HourCounts,
     PlayerWrite,
+    RecordWrite,
     RollupRow,
     SessionHalves,
     StartKey,
@@ -29,6 +30,7 @@ from player_sessions.models import (
 )
 from player_sessions.read_counts import count_read
 from player_sessions.repositories.cache_protocol import CacheHealth, CacheToken
+from player_sessions.schema import STARTS, RollupFamily
 from player_sessions.time_buckets import Bucket, Level, slot_start
 
 
@@ -41,14 +43,11 @@ class SessionRow(TypedDict, total=False):
     end_ts: datetime
 
 
-class InMemoryDatabase:
-    """The tables both stores share."""
+class FamilyTables:
+    """A rollup family's tables (schema.RollupFamily): arrivals, their minutes, marks, folds, rollups and each
+    part's watermark."""
 
     def __init__(self) -> None:
-        self.sessions: dict[UUID, SessionRow] = {}
-        self.starts: set[tuple[datetime, int, str, datetime, UUID, str | None]] = set()
-        """session_starts: (hour, shard, country, ts, session_id, player_id or None once erased)."""
-        self.completed: dict[tuple[str, datetime, UUID], tuple[CompletedSession, int]] = {}
         self.arrivals: dict[int, set[StartKey]] = {}
         self.arrival_shards: dict[StartKey, int] = {}
         self.arrival_minutes: set[datetime] = set()
@@ -57,10 +56,25 @@ class InMemoryDatabase:
         self.rollups: dict[Bucket, dict[tuple[int, bool], RollupRow]] = {}
         self.progress: dict[int, int] = {}
         """Each part's watermark."""
+
+
+class InMemoryDatabase(FamilyTables):
+    """The tables both stores share; its own family tables are the starts'."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.families: dict[str, FamilyTables] = {STARTS.name: self}
+        self.sessions: dict[UUID, SessionRow] = {}
+        self.starts: set[tuple[datetime, int, str, datetime, UUID, str | None]] = set()
+        """session_starts: (hour, shard, country, ts, session_id, player_id or None once erased)."""
+        self.completed: dict[tuple[str, datetime, UUID], tuple[CompletedSession, int]] = {}
         self.player_writes: dict[bytes, set[PlayerWrite]] = {}
         """Each player's index, by keyed hash (entries without their TTL)."""
         self.erased: dict[bytes, tuple[datetime, UUID]] = {}
         self.receipts: dict[UUID, ErasureReceipt] = {}
+
+    def of(self, family: RollupFamily) -> FamilyTables:
+        return self.families.setdefault(family.name, FamilyTables())
 
 
 class InMemorySessionStore:
@@ -145,6 +159,13 @@ class InMemorySessionStore:
             self.db.arrivals.setdefault(write.arrival.slot, set()).add(write.arrival.key)
             self.db.arrival_shards[write.arrival.key] = write.shard
 
+    def write_records(self, records: Sequence[RecordWrite]) -> None:
+        for write in records:
+            tables = self.db.of(write.family)
+            tables.arrival_minutes.add(Level.MINUTE.floor(slot_start(write.arrival.slot)))
+            tables.arrivals.setdefault(write.arrival.slot, set()).add(write.arrival.key)
+            tables.arrival_shards[write.arrival.key] = write.shard
+
     def last_completed_sessions(self, player_id: str, since: datetime, limit: int) -> list[CompletedSession]:
         mine = sorted(
             (s for (player, _, _), (s, _) in self.db.completed.items() if player == player_id),
@@ -158,26 +179,29 @@ class InMemorySessionStore:
 
 
 class InMemoryStartsStore:
-    """The starts, arrivals, marks and rollup tables as dictionaries, with the real ones' keys and orders;
-    reads are metered as the Cassandra store meters them (rows returned, partitions asked for)."""
+    """The starts, arrivals, marks and rollup tables (of one rollup family) as dictionaries, with the real ones'
+    keys and orders; reads are metered as the Cassandra store meters them (rows returned, partitions asked
+    for)."""
 
-    def __init__(self, sessions: InMemorySessionStore) -> None:
+    def __init__(self, sessions: InMemorySessionStore, family: RollupFamily = STARTS) -> None:
         self.db = sessions.db
+        self.family = family
+        self.tables = sessions.db.of(family)
 
     def read_progress(self, parts: Sequence[int]) -> dict[int, int]:
-        found = {part: self.db.progress[part] for part in parts if part in self.db.progress}
+        found = {part: self.tables.progress[part] for part in parts if part in self.tables.progress}
         count_read(rows=len(found), partitions=len(parts))
         return found
 
     def write_progress(self, part: int, slot: int) -> None:
-        self.db.progress[part] = max(slot, self.db.progress.get(part, slot))
+        self.tables.progress[part] = max(slot, self.tables.progress.get(part, slot))
 
     def first_arrival_minute(self) -> datetime | None:
-        count_read(rows=1 if self.db.arrival_minutes else 0, partitions=1)
-        return min(self.db.arrival_minutes, default=None)
+        count_read(rows=1 if self.tables.arrival_minutes else 0, partitions=1)
+        return min(self.tables.arrival_minutes, default=None)
 
     def arrival_minutes_between(self, first: datetime, last: datetime, limit: int) -> list[datetime]:
-        found = sorted(m for m in self.db.arrival_minutes if first <= m <= last)[:limit]
+        found = sorted(m for m in self.tables.arrival_minutes if first <= m <= last)[:limit]
         count_read(rows=len(found), partitions=1)
         return found
 
@@ -188,33 +212,35 @@ class InMemoryStartsStore:
         found = [
             Arrival(slot, key)
             for slot in slots
-            for key in sorted(self.db.arrivals.get(slot, ()), key=lambda k: (k.session_id, k.ts))
-            if self.db.arrival_shards[key] in wanted
+            for key in sorted(self.tables.arrivals.get(slot, ()), key=lambda k: (k.session_id, k.ts))
+            if self.tables.arrival_shards[key] in wanted
         ]
         count_read(rows=len(found), partitions=len(slots) * len(wanted))
         return found
 
     def read_marks(self, keys: Sequence[StartKey], *, per_partition: bool = False) -> dict[StartKey, int]:
-        found = {key: self.db.marks[key] for key in keys if key in self.db.marks}
+        found = {key: self.tables.marks[key] for key in keys if key in self.tables.marks}
         count_read(rows=len(found), partitions=len({key.session_id for key in keys}))
         return found
 
     def write_marks(self, marks: Sequence[tuple[StartKey, int, int]]) -> None:
         for key, fold, _ttl in marks:
-            self.db.marks[key] = fold
+            self.tables.marks[key] = fold
 
     def stored_starts(self, keys: Sequence[StartKey]) -> set[StartKey]:
+        if self.family is not STARTS:
+            return set(keys)
         stored = {StartKey(sid, ts, c) for (_h, _s, c, ts, sid, _p) in self.db.starts}
         return {key for key in keys if key in stored}
 
     def claim_fold(self, fold: int, keys: Sequence[StartKey], ttl_seconds: int) -> list[StartKey]:
-        return list(self.db.folds.setdefault(fold, list(keys)))
+        return list(self.tables.folds.setdefault(fold, list(keys)))
 
     def read_rollups(self, buckets: Sequence[Bucket]) -> dict[Bucket, list[RollupRow]]:
         found = {
-            bucket: [self.db.rollups[bucket][key] for key in sorted(self.db.rollups[bucket])]
+            bucket: [self.tables.rollups[bucket][key] for key in sorted(self.tables.rollups[bucket])]
             for bucket in buckets
-            if self.db.rollups.get(bucket)
+            if self.tables.rollups.get(bucket)
         }
         count_read(
             rows=sum(len(rows) for rows in found.values()),
@@ -224,11 +250,11 @@ class InMemoryStartsStore:
 
     def write_deltas(self, fold: int, deltas: Sequence[tuple[Bucket, dict[str, int], int]]) -> None:
         for bucket, counts, _ttl in deltas:
-            self.db.rollups.setdefault(bucket, {})[(fold, False)] = RollupRow(fold, False, dict(counts))
+            self.tables.rollups.setdefault(bucket, {})[(fold, False)] = RollupRow(fold, False, dict(counts))
 
     def write_bases(self, bases: Sequence[tuple[Bucket, int, dict[str, int], int]]) -> None:
         for bucket, fold, counts, _ttl in bases:
-            rows = self.db.rollups.setdefault(bucket, {})
+            rows = self.tables.rollups.setdefault(bucket, {})
             rows[(fold, True)] = RollupRow(fold, True, dict(counts))
             for older in [key for key in rows if key[0] < fold]:
                 del rows[older]

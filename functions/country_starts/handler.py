@@ -1,4 +1,5 @@
-"""GET /countries/starts (starts per country over the last X hours) and GET /countries/{country}/starts."""
+"""GET /countries/starts (starts per country over the last X hours), GET /countries/{country}/starts, and the
+live-ops figures: GET /countries/online and GET /countries/session-lengths."""
 
 import json
 from datetime import datetime
@@ -10,12 +11,19 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from player_sessions.bootstrap import ServicesDependency
+from player_sessions.domain.country_starts.records import RELATIVE_ERROR
+from player_sessions.domain.live_ops import Durations
 from player_sessions.http import build_resolver, read_responses
 from player_sessions.models import (
     PARTIAL_REASON,
+    CountryLengths,
+    CountryOnline,
     CountryStartsCount,
     CountryStartsOut,
+    LengthFigures,
+    OnlineOut,
     PartialAnswer,
+    SessionLengthsOut,
     StartsByCountryOut,
     format_timestamp,
 )
@@ -54,13 +62,25 @@ def count_starts(hours: Hours, services: ServicesDependency) -> Response[Any]:
         to=format_timestamp(result.window.end),
         total=result.total,
         countries=[CountryStartsCount(country=c, starts=n) for c, n in result.counts],
+        folded_through=_instant(result.folded_through),
+        late_starts=result.late_starts,
         partial=_partial(result.unread_from),
     )
+    return _json(body)
+
+
+def _json(body: StartsByCountryOut | OnlineOut | SessionLengthsOut) -> Response[Any]:
     return Response(
         status_code=200,
         content_type=content_types.APPLICATION_JSON,
-        body=body.model_dump_json(by_alias=True, exclude_none=True),
+        # Absent fields are the optional ``partial``; every other null (a settledness not known yet, a mean of
+        # no sessions) is kept.
+        body=body.model_dump_json(by_alias=True, exclude=None if body.partial else {"partial"}),
     )
+
+
+def _instant(moment: datetime | None) -> str | None:
+    return format_timestamp(moment) if moment is not None else None
 
 
 def _partial(unread_from: datetime | None) -> PartialAnswer | None:
@@ -68,6 +88,78 @@ def _partial(unread_from: datetime | None) -> PartialAnswer | None:
         return None
     metrics.add_metric(name="PartialAnswers", unit=MetricUnit.Count, value=1)
     return PartialAnswer(reason=PARTIAL_REASON, arrived_before=format_timestamp(unread_from))
+
+
+@app.get(
+    "/countries/online",
+    summary="Sessions open now, per country",
+    description="Sessions started within the last `open_session_hours` (a setting, 12 by default; an older "
+    "session never ended counts as abandoned) whose end is not stored, exactly: re-sent events never count "
+    "twice, an end stored before its start closes the session once the start arrives, and a session with only "
+    "an end is never open. The window starts at the first whole second of `now - open_session_hours`.",
+    responses=read_responses("The sessions open now", OnlineOut),
+    tags=["countries"],
+)
+@tracer.capture_method(capture_response=False)
+def count_online(services: ServicesDependency) -> Response[Any]:
+    with metered() as reads:
+        result = services.live_ops.online()
+    report_reads(reads)
+    body = OnlineOut(
+        open_session_hours=services.settings.open_session_hours,
+        from_=format_timestamp(result.window.start),
+        to=format_timestamp(result.window.end),
+        total=result.total,
+        countries=[CountryOnline(country=c, online=n) for c, n in result.counts],
+        folded_through=_instant(result.settled.folded_through),
+        late_starts=result.settled.late,
+        partial=_partial(result.settled.unread_from),
+    )
+    return _json(body)
+
+
+@app.get(
+    "/countries/session-lengths",
+    summary="How long the sessions completed over the last X hours lasted, per country",
+    description="Sessions whose end is stamped in the window (from its first whole second) and whose start is "
+    "stored too. Count and mean are exact; p50, p90 and p99 come from log-scale histograms, within "
+    "`relative_error` of the exact nearest-rank quantile. Durations below zero or above `open_session_hours` "
+    "are counted in `outside` and left out of the other figures.",
+    responses=read_responses("The session lengths", SessionLengthsOut),
+    tags=["countries"],
+)
+@tracer.capture_method(capture_response=False)
+def session_lengths(hours: Hours, services: ServicesDependency) -> Response[Any]:
+    with metered() as reads:
+        result = services.live_ops.session_lengths(hours)
+    report_reads(reads)
+    body = SessionLengthsOut(
+        hours=hours,
+        from_=format_timestamp(result.window.start),
+        to=format_timestamp(result.window.end),
+        relative_error=RELATIVE_ERROR,
+        open_session_hours=services.settings.open_session_hours,
+        total=LengthFigures(**_figures(result.total)),
+        countries=[CountryLengths(country=c, **_figures(d)) for c, d in result.countries],
+        folded_through=_instant(result.settled.folded_through),
+        late_sessions=result.settled.late,
+        partial=_partial(result.settled.unread_from),
+    )
+    return _json(body)
+
+
+def _figures(durations: Durations) -> dict[str, Any]:
+    def seconds(ms: float | None) -> float | None:
+        return None if ms is None else round(ms / 1000, 3)
+
+    return {
+        "sessions": durations.sessions,
+        "mean_seconds": seconds(durations.mean_ms),
+        "p50_seconds": seconds(durations.quantile_ms(0.5)),
+        "p90_seconds": seconds(durations.quantile_ms(0.9)),
+        "p99_seconds": seconds(durations.quantile_ms(0.99)),
+        "outside": durations.outside,
+    }
 
 
 @app.get(

@@ -21,8 +21,9 @@ PAUSE_SECONDS = 0.25
 """Between two runs over the settled slots: the tail readers count stays within about SLOT_SETTLE + this."""
 STOP_BEFORE_TIMEOUT_MS = 5_000
 
-_tracker = CompactionTracker()
-"""Deltas per bucket since its last base, kept across the invocations of this environment (of one part)."""
+_trackers: dict[str, CompactionTracker] = {}
+"""Per rollup family, deltas per bucket since its last base, kept across the invocations of this environment
+(of one part)."""
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -35,7 +36,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         raise ValueError(f"part {part} is not one of the {services.settings.rollup_parts} parts")
     logger.append_keys(part=part)
     deadline = time.monotonic() + RUN_FOR_SECONDS
-    builder = services.rollup_builder(_tracker)
+    builder = services.rollup_builder(_trackers)
     total = FoldReport()
     while time.monotonic() < deadline and context.get_remaining_time_in_millis() > STOP_BEFORE_TIMEOUT_MS:
         report = builder.fold(part)
@@ -44,6 +45,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             time.sleep(PAUSE_SECONDS)
     metrics.add_metric(name="SlotsFolded", unit=MetricUnit.Count, value=total.slots_folded)
     metrics.add_metric(name="StartsFolded", unit=MetricUnit.Count, value=total.starts_counted)
+    metrics.add_metric(name="RecordsFolded", unit=MetricUnit.Count, value=total.records_counted)
     metrics.add_metric(name="RollupLagSeconds", unit=MetricUnit.Seconds, value=total.behind_seconds)
     logger.info("rollups folded", extra=vars(total))
     return vars(total)

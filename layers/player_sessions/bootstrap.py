@@ -22,13 +22,15 @@ from aws_lambda_powertools.event_handler.depends import Depends
 from player_sessions.cassandra_connection import CassandraConnection
 from player_sessions.clock import Clock, SystemClock
 from player_sessions.domain.country_starts import CountryStarts
-from player_sessions.domain.country_starts.builder import CompactionTracker, RollupBuilder
+from player_sessions.domain.country_starts.builder import CompactionTracker, FamilyBuilders, RollupBuilder
+from player_sessions.domain.live_ops import LiveOps
 from player_sessions.redis_connection import RedisConnection
 from player_sessions.repositories.cache_protocol import CACHE_FORMAT_VERSION, NoCache, ReadCache
 from player_sessions.repositories.cassandra_player_data import CassandraPlayerDataStore
 from player_sessions.repositories.cassandra_rollups import CassandraRollupStore
 from player_sessions.repositories.cassandra_store import CassandraSessionStore
 from player_sessions.repositories.protocols import PlayerDataStore, RollupStore, SessionStore
+from player_sessions.schema import COMPLETIONS, LENGTHS
 from player_sessions.settings import Settings, get_settings
 
 
@@ -45,16 +47,39 @@ class Services:
     cassandra: CassandraConnection | None = None
     player_data: PlayerDataStore | None = None
     """A player's index, erasures and receipts (the privacy routes); None where nothing uses it."""
+    completions: RollupStore | None = None
+    lengths: RollupStore | None = None
+    """The live-ops families' stores (completed sessions by start, session lengths by end); None where nothing
+    uses them (then their builders do not run either)."""
 
     @cached_property
     def country_starts(self) -> CountryStarts:
         """The country questions, on these services' store, clock, settings and cache."""
         return CountryStarts(self.starts, self.clock, self.settings, self.cache)
 
-    def rollup_builder(self, tracker: CompactionTracker | None = None) -> RollupBuilder:
-        """A builder on these services (deployed, one per environment keeps its ``tracker`` across runs)."""
-        return RollupBuilder(
-            self.starts, self.clock, self.settings, self.cache, tracker or CompactionTracker()
+    @cached_property
+    def live_ops(self) -> LiveOps:
+        """Sessions open now and session lengths, on these services' stores."""
+        if self.completions is None or self.lengths is None:
+            raise RuntimeError("these services have no live-ops stores")
+        return LiveOps(self.starts, self.completions, self.lengths, self.clock, self.settings, self.cache)
+
+    def rollup_builder(self, trackers: dict[str, CompactionTracker] | None = None) -> FamilyBuilders:
+        """A builder per rollup family on these services (deployed, one per environment keeps its ``trackers``,
+        per family, across runs)."""
+        trackers = {} if trackers is None else trackers
+        stores = [store for store in (self.starts, self.completions, self.lengths) if store is not None]
+        return FamilyBuilders(
+            [
+                RollupBuilder(
+                    store,
+                    self.clock,
+                    self.settings,
+                    self.cache,
+                    trackers.setdefault(store.family.name, CompactionTracker()),
+                )
+                for store in stores
+            ]
         )
 
 
@@ -76,6 +101,8 @@ def build_services(
         redis=redis,
         cassandra=cassandra,
         player_data=CassandraPlayerDataStore(cassandra),
+        completions=CassandraRollupStore(cassandra, settings.start_shards, COMPLETIONS),
+        lengths=CassandraRollupStore(cassandra, settings.start_shards, LENGTHS),
     )
 
 

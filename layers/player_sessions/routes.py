@@ -49,14 +49,16 @@ class Route:
 
 INGEST_EVENTS = LambdaFunction("ingest_events", "Ingest a batch of session events")
 PLAYER_SESSIONS = LambdaFunction("player_sessions", "A player's last completed sessions, and service health")
-COUNTRY_STARTS = LambdaFunction("country_starts", "Session starts per country over the last X hours")
+COUNTRY_STARTS = LambdaFunction(
+    "country_starts", "Session starts per country over the last X hours, sessions online, session lengths"
+)
 PLAYER_DATA = LambdaFunction("player_data", "A player's data on request: erasure, its receipts, export")
 
 FUNCTIONS: tuple[LambdaFunction, ...] = (INGEST_EVENTS, PLAYER_SESSIONS, COUNTRY_STARTS, PLAYER_DATA)
 """The functions behind the API's routes."""
 
 ROLLUP_BUILDER = LambdaFunction(
-    "rollup_builder", "Folds stored starts into the country rollups, on a schedule"
+    "rollup_builder", "Folds stored starts and session records into the rollups, on a schedule"
 )
 SCHEDULED_FUNCTIONS: tuple[LambdaFunction, ...] = (ROLLUP_BUILDER,)
 """Functions no route calls: EventBridge invokes them on a schedule."""
@@ -78,6 +80,8 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/health", PLAYER_SESSIONS, Caller.STUDIO),
     Route("GET", "/countries/starts", COUNTRY_STARTS, Caller.STUDIO),
     Route("GET", "/countries/{country}/starts", COUNTRY_STARTS, Caller.STUDIO),
+    Route("GET", "/countries/online", COUNTRY_STARTS, Caller.STUDIO),
+    Route("GET", "/countries/session-lengths", COUNTRY_STARTS, Caller.STUDIO),
     Route("POST", "/players/{player_id}/erasure", PLAYER_DATA, Caller.ADMIN),
     Route("GET", "/erasures/{erasure_id}", PLAYER_DATA, Caller.ADMIN),
     Route("GET", "/players/{player_id}/export", PLAYER_DATA, Caller.ADMIN),

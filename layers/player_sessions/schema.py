@@ -116,7 +116,10 @@ ARRIVAL_MINUTES = Table(
     partition_key=(Column("scope", "text"),),
     clustering=(ClusteringColumn(Column("minute", "timestamp"), Order.ASC),),
     regular=(),
-    purpose="The minutes of server time that hold arrival slots with starts: the builder skips the others.",
+    purpose=(
+        "The minutes of server time that hold arrival slots with records, per family (``scope``): the builder "
+        "skips the others."
+    ),
 )
 
 START_MARKS = Table(
@@ -212,6 +215,61 @@ ERASURES = Table(
     purpose="The receipt of each erasure: when it was asked, when it finished, what it removed (as JSON).",
 )
 
+
+@dataclass(frozen=True)
+class RollupFamily:
+    """An exact count kept the way session starts are: records stored by arrival slot, folded by the builder
+    into rollups, each record counted once (its mark), the unfolded tail read raw (docs/how-to-change.md, "Add
+    an exact count"). A record is (session id, ts, label): ``ts`` places it in the buckets, the label says what
+    it adds (domain.country_starts.records)."""
+
+    name: str
+    """Its watermarks are named ``<name>:<part>`` in rollup_progress."""
+    arrivals: Table
+    marks: Table
+    folds: Table
+    rollups: Table
+    arrival_scope: str
+    """Its partition of arrival_minutes."""
+
+    @property
+    def tables(self) -> tuple[Table, ...]:
+        return (self.arrivals, self.marks, self.folds, self.rollups)
+
+
+STARTS = RollupFamily("starts", START_ARRIVALS, START_MARKS, ROLLUP_FOLDS, START_COUNT_ROLLUPS, "all")
+
+
+def _family_like_starts(name: str, prefix: str, what: str) -> RollupFamily:
+    """A family whose four tables have the starts family's columns (without the arrivals' player id: its records
+    name no player, so an erasure has nothing to take out of them)."""
+
+    def like(table: Table, suffix: str, purpose: str, regular: tuple[Column, ...] | None = None) -> Table:
+        return Table(
+            f"{prefix}_{suffix}",
+            table.partition_key,
+            table.clustering,
+            table.regular if regular is None else regular,
+            purpose,
+        )
+
+    return RollupFamily(
+        name,
+        like(START_ARRIVALS, "arrivals", f"Every {what} record by its arrival slot, as start_arrivals.", ()),
+        like(START_MARKS, "marks", f"The fold that counted each {what} record, as start_marks."),
+        like(ROLLUP_FOLDS, "folds", f"The {what} records each fold counts, as rollup_folds."),
+        like(START_COUNT_ROLLUPS, "rollups", f"Exact {what} figures per bucket, as start_count_rollups."),
+        name,
+    )
+
+
+COMPLETIONS = _family_like_starts("completions", "completion", "completed session (placed by its start)")
+"""A record per session with both halves stored, at its start's ts: subtracted from the starts, it leaves the
+sessions still open."""
+LENGTHS = _family_like_starts("lengths", "length", "session length (placed by its end)")
+"""A record per session with both halves stored, at its end's ts, labelled with its duration."""
+FAMILIES: tuple[RollupFamily, ...] = (STARTS, COMPLETIONS, LENGTHS)
+
 TABLES: tuple[Table, ...] = (
     SESSIONS,
     COMPLETED_SESSIONS_BY_PLAYER,
@@ -221,6 +279,8 @@ TABLES: tuple[Table, ...] = (
     START_MARKS,
     ROLLUP_FOLDS,
     START_COUNT_ROLLUPS,
+    *COMPLETIONS.tables,
+    *LENGTHS.tables,
     ROLLUP_PROGRESS,
     PLAYER_WRITES,
     ERASED_PLAYERS,

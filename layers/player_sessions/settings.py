@@ -76,6 +76,10 @@ class Settings(BaseSettings):
     """How many builders fold the arrival log in parallel, each its own share of the shards (at most
     ``start_shards``); deployed, the schedule invokes one builder per part."""
 
+    open_session_hours: int = Field(default=12, ge=1, le=168)
+    """A session started longer ago than this and not ended counts as abandoned: it is no longer online, and a
+    session that lasted longer is reported apart from the session lengths (domain.live_ops)."""
+
     tail_arrivals_read_at_most: int = Field(default=20_000, ge=100, le=1_000_000)
     """The most unfolded arrivals one count or page reads; past it the answer says it is partial
     (domain.country_starts.window)."""
@@ -175,6 +179,10 @@ class Settings(BaseSettings):
     @property
     def clock_skew(self) -> timedelta:
         return timedelta(seconds=self.clock_skew_seconds)
+
+    @property
+    def open_session(self) -> timedelta:
+        return timedelta(hours=self.open_session_hours)
 
 
 @lru_cache(maxsize=1)

@@ -130,6 +130,8 @@ FIXTURES: tuple[Fixture, ...] = (
     Fixture("country_starts_counts", "GET", "/countries/starts?hours=24"),
     Fixture("country_starts_page", "GET", "/countries/fi/starts?hours=24&limit=1"),
     Fixture("country_starts_bad_hours", "GET", "/countries/starts?hours=0"),
+    Fixture("country_starts_online", "GET", "/countries/online"),
+    Fixture("country_starts_session_lengths", "GET", "/countries/session-lengths?hours=24"),
     Fixture("player_data_export", "GET", f"/players/{PLAYER_PK}/export?limit=10"),
     Fixture("player_data_erasure", "POST", f"/players/{PLAYER_US}/erasure"),
     Fixture("player_data_unknown_receipt", "GET", f"/erasures/{uuid.uuid5(_NAMESPACE, 'no such erasure')}"),

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from uuid import UUID
 
 from player_sessions.clock import Clock
+from player_sessions.domain.country_starts.records import length_label
 from player_sessions.errors import DatabaseUnavailableError
 from player_sessions.models import (
     Arrival,
@@ -17,6 +18,7 @@ from player_sessions.models import (
     EventType,
     EventWrite,
     InvalidEventError,
+    RecordWrite,
     SessionHalves,
     StartKey,
     format_timestamp,
@@ -25,6 +27,7 @@ from player_sessions.models import (
 from player_sessions.repositories.cache_protocol import NoCache, ReadCache
 from player_sessions.repositories.protocols import SessionStore
 from player_sessions.retention import ttl_seconds
+from player_sessions.schema import COMPLETIONS, LENGTHS
 from player_sessions.settings import Settings
 from player_sessions.time_buckets import arrival_slot, hour_of, may_have_been_folded, start_shard
 
@@ -125,7 +128,7 @@ def ingest_batch(
         # stored, so a batch that fails half way leaves nothing counted that is not listed.
         arrivals = arrivals_of(starts, clock.now())
         store.write_events(writes, arrivals)
-        arrivals = _rewrite_arrivals_acknowledged_late(arrivals, store=store, clock=clock)
+        arrivals = _rewrite_acknowledged_late(arrivals, write=store.write_arrivals, clock=clock)
         writes, starts = _undo_if_erased_meanwhile(
             indexes, writes, arrivals, outcome, store=store, clock=clock
         )
@@ -144,6 +147,12 @@ def ingest_batch(
             if (session := completed_session(halves, now, settings.retention)) is not None
         ]
         store.write_completed(completed)
+        # The live-ops counts' records of every session with both halves now stored (re-sent ones again: the
+        # builder counts each record once), after the halves are acknowledged.
+        records = ended_records(sessions.values(), clock.now(), settings)
+        if records:
+            store.write_records(records)
+            _rewrite_acknowledged_late(records, write=store.write_records, clock=clock)
         # Only now, with every write acknowledged, may cached answers be invalidated (see cache_protocol).
         (cache or NoCache()).invalidate(changed_cache_scopes(starts, [s for s, _ in completed]))
         outcome.stored = len(writes)
@@ -244,18 +253,44 @@ def _undo_if_erased_meanwhile(
     return kept, [w for w in kept if w.event.event is EventType.START]
 
 
+def ended_records(sessions: Iterable[SessionHalves], now: datetime, settings: Settings) -> list[RecordWrite]:
+    """For each session with both halves stored: its completion record, at its start's ts (subtracted from the
+    starts, it leaves the sessions open), and its length record, at its end's ts, labelled with its duration.
+    An end stamped before its start still closes the session; its negative length is reported apart. Both
+    expire with the older of the two events."""
+    records: list[RecordWrite] = []
+    for halves in sessions:
+        if halves.start_ts is None or halves.end_ts is None or halves.country is None:
+            continue
+        ttl = ttl_seconds(min(halves.start_ts, halves.end_ts), now, settings.retention)
+        if ttl <= 0:
+            continue
+        shard = start_shard(halves.session_id, settings.start_shards)
+        kept = min(ttl, ARRIVAL_TTL_SECONDS)
+        for family, ts, label in (
+            (COMPLETIONS, halves.start_ts, halves.country),
+            (LENGTHS, halves.end_ts, length_label(halves.country, halves.start_ts, halves.end_ts)),
+        ):
+            key = StartKey(halves.session_id, ts, label)
+            records.append(RecordWrite(family, Arrival(arrival_slot(ts, now), key), shard, kept))
+    return records
+
+
 def start_key(write: EventWrite) -> StartKey:
     event = write.event
     assert event.country is not None  # a start always has one (parse_event)
     return StartKey(event.session_id, event.ts, event.country)
 
 
-def _rewrite_arrivals_acknowledged_late(
-    arrivals: list[ArrivalWrite], *, store: SessionStore, clock: Clock
-) -> list[ArrivalWrite]:
-    """A builder may have folded a slot before a slow write into it landed: such arrivals go again into a
-    current slot (the builder counts each start once, whichever of its arrivals it meets first). Returns
-    every arrival written, moved ones included."""
+Written = TypeVar("Written", ArrivalWrite, RecordWrite)
+
+
+def _rewrite_acknowledged_late(
+    arrivals: list[Written], *, write: Callable[[list[Written]], None], clock: Clock
+) -> list[Written]:
+    """A builder may have folded a slot before a slow write into it landed: such arrivals (a start's, or a
+    record's) go again into a current slot (the builder counts each once, whichever of its arrivals it meets
+    first). Returns every arrival written, moved ones included."""
     written = list(arrivals)
     for _ in range(MAX_ARRIVAL_ATTEMPTS):
         acknowledged_at = clock.now()
@@ -263,16 +298,10 @@ def _rewrite_arrivals_acknowledged_late(
         if not late:
             return written
         moved = [
-            ArrivalWrite(
-                Arrival(arrival_slot(a.arrival.key.ts, acknowledged_at), a.arrival.key),
-                a.shard,
-                a.ttl_seconds,
-                a.player_id,
-                a.player_hash,
-            )
+            replace(a, arrival=Arrival(arrival_slot(a.arrival.key.ts, acknowledged_at), a.arrival.key))
             for a in late
         ]
-        store.write_arrivals(moved)
+        write(moved)
         written += moved
         arrivals = moved
     raise DatabaseUnavailableError(

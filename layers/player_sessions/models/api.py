@@ -76,13 +76,84 @@ class CountryStartsCount(ApiModel):
     starts: int
 
 
+FOLDED_THROUGH = (
+    "How settled the answer is: every arrival stored before this instant is folded into the rollups, so only "
+    "what arrives later, or after this, can still change the window's counts (null: nothing stored yet)"
+)
+LATE_STARTS = (
+    "The window's starts that arrived more than the clock-skew allowance (5 minutes) after their own ts: how "
+    "much earlier answers for this window were missing (counted from the window's first whole second)"
+)
+
+
 class StartsByCountryOut(ApiModel):
     hours: int
     from_: str = Field(alias="from", serialization_alias="from")
     to: str
     total: int
     countries: list[CountryStartsCount]
+    folded_through: str | None = Field(description=FOLDED_THROUGH)
+    late_starts: int = Field(description=LATE_STARTS)
     partial: PartialAnswer | None = Field(default=None, description="Absent when the counts are exact")
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True, serialize_by_alias=True)
+
+
+class CountryOnline(ApiModel):
+    country: str
+    online: int
+
+
+class OnlineOut(ApiModel):
+    open_session_hours: int = Field(
+        description="A session started longer ago than this and never ended is abandoned, not online"
+    )
+    from_: str = Field(alias="from", serialization_alias="from", description="Sessions started from then on")
+    to: str
+    total: int
+    countries: list[CountryOnline] = Field(
+        description="Sessions open per country, most first, then by country; countries with none left out"
+    )
+    folded_through: str | None = Field(description=FOLDED_THROUGH)
+    late_starts: int = Field(description=LATE_STARTS)
+    partial: PartialAnswer | None = Field(default=None, description="Absent when the counts are exact")
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True, serialize_by_alias=True)
+
+
+class LengthFigures(ApiModel):
+    sessions: int = Field(description="Completed sessions whose duration is within the range, exactly")
+    mean_seconds: float | None = Field(description="Their mean duration, exact (null: no sessions)")
+    p50_seconds: float | None = Field(description="Median duration, within `relative_error`")
+    p90_seconds: float | None
+    p99_seconds: float | None
+    outside: int = Field(
+        description="Sessions whose duration is negative (end stamped before start) or longer than "
+        "`open_session_hours`: counted here, left out of every other figure"
+    )
+
+
+class CountryLengths(LengthFigures):
+    country: str
+
+
+class SessionLengthsOut(ApiModel):
+    hours: int
+    from_: str = Field(alias="from", serialization_alias="from", description="Sessions ended from then on")
+    to: str
+    relative_error: float = Field(
+        description="The most a quantile is off, relative to the exact nearest-rank quantile (log-scale "
+        "histogram buckets); counts and means are exact"
+    )
+    open_session_hours: int
+    total: LengthFigures
+    countries: list[CountryLengths] = Field(description="Most sessions first, then by country")
+    folded_through: str | None = Field(description=FOLDED_THROUGH)
+    late_sessions: int = Field(
+        description="The window's completed sessions whose last event arrived more than the clock-skew allowance "
+        "(5 minutes) after the end's ts"
+    )
+    partial: PartialAnswer | None = Field(default=None, description="Absent when the figures are exact")
 
     model_config = ConfigDict(frozen=True, populate_by_name=True, serialize_by_alias=True)
 

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from player_sessions.models.events import EventType, SessionEvent
+from player_sessions.schema import RollupFamily
 
 HourCounts = Sequence[tuple[datetime, int | None]]
 """Hours of one country, each with its count of the country's starts when the rollups know it (else None)."""
@@ -85,6 +86,17 @@ class ArrivalWrite:
     ttl_seconds: int
     player_id: str
     player_hash: bytes
+
+
+@dataclass(frozen=True)
+class RecordWrite:
+    """A record of a rollup family other than the starts (schema.RollupFamily), to store by its arrival slot;
+    unlike a start's arrival it names no player."""
+
+    family: RollupFamily
+    arrival: Arrival
+    shard: int
+    ttl_seconds: int
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -21,15 +22,14 @@ from player_sessions.read_counts import count_read
 from player_sessions.repositories.cassandra_helpers import chunks, first_row, unavailable_on_failure
 from player_sessions.repositories.cassandra_starts import (
     CONCURRENCY,
+    FAMILY_READS,
     FIRST_ARRIVAL_MINUTE,
-    READ_ARRIVALS,
-    READ_MARKS,
     READ_PROGRESS,
-    READ_ROLLUPS,
     CassandraStartsStore,
     progress_name,
 )
 from player_sessions.repositories.cql import Cql
+from player_sessions.schema import FAMILIES, STARTS, RollupFamily
 from player_sessions.time_buckets import Bucket, Level, start_shard
 
 # The watermark only moves forward, by conditional writes: a slower builder's older slot never wins, whatever
@@ -51,22 +51,54 @@ WRITE_ROLLUP = Cql(
 DELETE_ROLLUPS_BEFORE = Cql(
     "DELETE FROM start_count_rollups WHERE level = ? AND period = ? AND bucket = ? AND slot < ?"
 )
+
+
+@dataclass(frozen=True)
+class FamilyWrites:
+    """The builder's writes (and the read of a fold's record) on one rollup family's tables."""
+
+    mark: Cql
+    claim_fold: Cql
+    read_fold: Cql
+    rollup: Cql
+    delete_rollups_before: Cql
+
+    @classmethod
+    def of(cls, family: RollupFamily) -> FamilyWrites:
+        return cls(
+            WRITE_MARK.of_family(family),
+            CLAIM_FOLD.of_family(family),
+            READ_FOLD.of_family(family),
+            WRITE_ROLLUP.of_family(family),
+            DELETE_ROLLUPS_BEFORE.of_family(family),
+        )
+
+    @property
+    def statements(self) -> tuple[Cql, ...]:
+        return (self.mark, self.claim_fold, self.read_fold, self.rollup, self.delete_rollups_before)
+
+
+FAMILY_WRITES = {family: FamilyWrites.of(family) for family in FAMILIES}
+
 BUILDER_STATEMENTS = (
     READ_PROGRESS,
     ADVANCE_PROGRESS,
     START_PROGRESS,
     FIRST_ARRIVAL_MINUTE,
-    READ_ARRIVALS,
-    READ_MARKS,
-    WRITE_MARK,
     READ_START_ROW,
-    CLAIM_FOLD,
-    READ_FOLD,
-    READ_ROLLUPS,
-    WRITE_ROLLUP,
-    DELETE_ROLLUPS_BEFORE,
+    *(
+        statement
+        for family in FAMILIES
+        for statement in (
+            FAMILY_READS[family].arrivals,
+            FAMILY_READS[family].marks,
+            FAMILY_READS[family].rollups,
+            *FAMILY_WRITES[family].statements,
+        )
+    ),
 )
-"""What folding arrivals into the rollups sends (protocols.RollupStore, the part the builder calls)."""
+"""What folding arrivals into the rollups of every family sends (protocols.RollupStore, the part the builder
+calls)."""
 BATCH_STATEMENTS = 30
 """Statements in one unlogged batch, all of one partition (Amazon Keyspaces takes at most 30)."""
 PROGRESS_ATTEMPTS = 5
@@ -74,12 +106,16 @@ PROGRESS_ATTEMPTS = 5
 
 
 class CassandraRollupStore(CassandraStartsStore):
-    """The readers' store, and the builder's writes."""
+    """The readers' store, and the builder's writes, of one rollup family."""
+
+    @property
+    def _writes(self) -> FamilyWrites:
+        return FAMILY_WRITES[self.family]
 
     def write_progress(self, part: int, slot: int) -> None:
         """Moves the watermark forward to ``slot``: a conditional update, or the first write of it. A condition
         that fails because a faster builder moved it further (or created it meanwhile) is read back to tell."""
-        name = progress_name(part)
+        name = progress_name(part, self.family)
         session = self._connection.session()
         with unavailable_on_failure("move the rollup watermark"):
             for _ in range(PROGRESS_ATTEMPTS):
@@ -97,12 +133,15 @@ class CassandraRollupStore(CassandraStartsStore):
     def write_marks(self, marks: Sequence[tuple[StartKey, int, int]]) -> None:
         with unavailable_on_failure("write the start marks"):
             self._concurrently(
-                WRITE_MARK,
+                self._writes.mark,
                 ((key.session_id, key.ts, key.country, slot, ttl) for key, slot, ttl in marks),
                 bulk=len(marks) > 100,
             )
 
     def stored_starts(self, keys: Sequence[StartKey]) -> set[StartKey]:
+        if self.family is not STARTS:
+            # Another family's record is written only once both halves of its session are acknowledged.
+            return set(keys)
         parameters = [
             (
                 key.ts.astimezone(UTC).replace(minute=0, second=0, microsecond=0),
@@ -126,10 +165,12 @@ class CassandraRollupStore(CassandraStartsStore):
         session = self._connection.session()
         with unavailable_on_failure("record a fold"):
             for _ in range(PROGRESS_ATTEMPTS):
-                if _applied(session.execute(self._statement(CLAIM_FOLD), (fold, record, ttl_seconds))):
+                if _applied(
+                    session.execute(self._statement(self._writes.claim_fold), (fold, record, ttl_seconds))
+                ):
                     return list(keys)
                 # Another builder recorded this slot's fold first: its record is what counts.
-                row = first_row(session.execute(self._statement(READ_FOLD), (fold,)))
+                row = first_row(session.execute(self._statement(self._writes.read_fold), (fold,)))
                 count_read(rows=1 if row else 0, partitions=1)
                 if row is not None:
                     return [
@@ -140,7 +181,7 @@ class CassandraRollupStore(CassandraStartsStore):
 
     def write_deltas(self, fold: int, deltas: Sequence[tuple[Bucket, dict[str, int], int]]) -> None:
         """Deltas of one partition go as unlogged batches of at most BATCH_STATEMENTS (Keyspaces' limit)."""
-        statement = self._statement(WRITE_ROLLUP)
+        statement = self._statement(self._writes.rollup)
         by_partition: dict[tuple[Level, datetime], list[tuple[Any, ...]]] = {}
         for bucket, counts, ttl in deltas:
             by_partition.setdefault((bucket.level, bucket.period), []).append(
@@ -171,7 +212,10 @@ class CassandraRollupStore(CassandraStartsStore):
         """Two acknowledged steps, never one batch (Keyspaces may apply part of an unlogged batch): every base
         row first, then the removal of each bucket's rows before its base. Between the two, a reader sums the
         base and ignores the rows it covers (domain.country_starts.rollups); the removal stops short of the base's own slot."""
-        write, remove = self._statement(WRITE_ROLLUP), self._statement(DELETE_ROLLUPS_BEFORE)
+        write, remove = (
+            self._statement(self._writes.rollup),
+            self._statement(self._writes.delete_rollups_before),
+        )
         if not bases:
             return
         keys = [((b.level.code, b.period, b.start), slot) for b, slot, _, _ in bases]

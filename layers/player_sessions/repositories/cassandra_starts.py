@@ -9,6 +9,7 @@ import heapq
 import json
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -28,10 +29,9 @@ from player_sessions.repositories.cassandra_helpers import (
     utc,
 )
 from player_sessions.repositories.cql import Cql
+from player_sessions.schema import FAMILIES, STARTS, RollupFamily
 from player_sessions.time_buckets import Bucket, Level
 
-PROGRESS_PREFIX = "starts:"
-"""Each part's watermark row is named ``starts:<part>``."""
 READ_PROGRESS = Cql("SELECT name, slot FROM rollup_progress WHERE name IN ?")
 FIRST_ARRIVAL_MINUTE = Cql("SELECT minute FROM arrival_minutes WHERE scope = ? LIMIT 1")
 ARRIVAL_MINUTES_BETWEEN = Cql(
@@ -47,6 +47,34 @@ READ_ROLLUPS = Cql(
     "SELECT bucket, slot, base, counts FROM start_count_rollups "
     "WHERE level = ? AND period = ? AND bucket >= ? AND bucket <= ?"
 )
+
+
+@dataclass(frozen=True)
+class FamilyReads:
+    """The reads of one rollup family's tables: the starts family's statements above, on its own tables."""
+
+    arrivals: Cql
+    partition_arrivals: Cql
+    marks: Cql
+    session_marks: Cql
+    rollups: Cql
+
+    @classmethod
+    def of(cls, family: RollupFamily) -> FamilyReads:
+        return cls(
+            READ_ARRIVALS.of_family(family),
+            READ_PARTITION_ARRIVALS.of_family(family),
+            READ_MARKS.of_family(family),
+            READ_SESSION_MARKS.of_family(family),
+            READ_ROLLUPS.of_family(family),
+        )
+
+    @property
+    def statements(self) -> tuple[Cql, ...]:
+        return (self.arrivals, self.partition_arrivals, self.marks, self.session_marks, self.rollups)
+
+
+FAMILY_READS = {family: FamilyReads.of(family) for family in FAMILIES}
 # The reads of start rows below that take a range of ``ts`` name one partition each: a clustering range
 # combined with IN is a construct Keyspaces does not document (docs/keyspaces.md).
 EDGE_COUNTRY_STARTS = Cql(
@@ -69,18 +97,13 @@ READER_STATEMENTS = (
     READ_PROGRESS,
     FIRST_ARRIVAL_MINUTE,
     ARRIVAL_MINUTES_BETWEEN,
-    READ_ARRIVALS,
-    READ_PARTITION_ARRIVALS,
-    READ_MARKS,
-    READ_SESSION_MARKS,
-    READ_ROLLUPS,
+    *(statement for reads in FAMILY_READS.values() for statement in reads.statements),
     EDGE_COUNTRY_STARTS,
     COUNTRY_START_BETWEEN,
     READ_COUNTRY_HOUR_STARTS,
     READ_COUNTRY_FEW_STARTS,
 )
-"""What counting and listing starts send (protocols.StartsStore)."""
-ARRIVAL_SCOPE = "all"
+"""What counting and listing starts, and the live-ops figures, send (protocols.StartsStore)."""
 
 CONCURRENCY = 32
 FEW_STARTS_PER_HOUR = 50
@@ -90,15 +113,20 @@ SHARD_PAGE_SLACK = 8
 so each holds about a 1/shards share of any hour's newest starts."""
 
 
-def progress_name(part: int) -> str:
-    return f"{PROGRESS_PREFIX}{part}"
+def progress_name(part: int, family: RollupFamily = STARTS) -> str:
+    """The name of a part's watermark row: ``<family>:<part>``."""
+    return f"{family.name}:{part}"
 
 
 class CassandraStartsStore:
-    def __init__(self, connection: CassandraConnection, shards: int) -> None:
+    """A rollup family's reads (``family``; the start rows' reads belong to the starts family only)."""
+
+    def __init__(self, connection: CassandraConnection, shards: int, family: RollupFamily = STARTS) -> None:
         self._connection = connection
         self._shards = shards
         self._statement = PreparedStatements(connection)
+        self.family = family
+        self._reads = FAMILY_READS[family]
 
     def _concurrently(self, cql: Cql, parameters: Iterable[tuple[Any, ...]], bulk: bool = False) -> list[Any]:
         statement = self._statement(cql)
@@ -119,16 +147,18 @@ class CassandraStartsStore:
     # ---- the builder's watermark and the arrival log ----
 
     def read_progress(self, parts: Sequence[int]) -> dict[int, int]:
-        names = [progress_name(part) for part in parts]
+        names = {progress_name(part, self.family): part for part in parts}
         with unavailable_on_failure("read the rollup watermarks"):
-            rows = list(self._connection.session().execute(self._statement(READ_PROGRESS), (names,)))
+            rows = list(self._connection.session().execute(self._statement(READ_PROGRESS), (list(names),)))
         count_read(rows=len(rows), partitions=len(names))
-        return {int(row.name.removeprefix(PROGRESS_PREFIX)): row.slot for row in rows}
+        return {names[row.name]: row.slot for row in rows}
 
     def first_arrival_minute(self) -> datetime | None:
         with unavailable_on_failure("read the arrival minutes"):
             row = first_row(
-                self._connection.session().execute(self._statement(FIRST_ARRIVAL_MINUTE), (ARRIVAL_SCOPE,))
+                self._connection.session().execute(
+                    self._statement(FIRST_ARRIVAL_MINUTE), (self.family.arrival_scope,)
+                )
             )
         count_read(rows=1 if row else 0, partitions=1)
         return utc(row.minute) if row is not None else None
@@ -137,7 +167,7 @@ class CassandraStartsStore:
         with unavailable_on_failure("read the arrival minutes"):
             rows = list(
                 self._connection.session().execute(
-                    self._statement(ARRIVAL_MINUTES_BETWEEN), (ARRIVAL_SCOPE, first, last, limit)
+                    self._statement(ARRIVAL_MINUTES_BETWEEN), (self.family.arrival_scope, first, last, limit)
                 )
             )
         count_read(rows=len(rows), partitions=1)
@@ -153,8 +183,8 @@ class CassandraStartsStore:
         with unavailable_on_failure("read the arrivals"):
             rows, requests = in_or_one_each(
                 self._in_reads_in_bulk,
-                (READ_ARRIVALS, grouped),
-                (READ_PARTITION_ARRIVALS, one_each),
+                (self._reads.arrivals, grouped),
+                (self._reads.partition_arrivals, one_each),
                 per_partition=per_partition,
             )
         arrivals = [Arrival(row.slot, StartKey(row.session_id, utc(row.ts), row.country)) for row in rows]
@@ -171,8 +201,8 @@ class CassandraStartsStore:
         with unavailable_on_failure("read the start marks"):
             rows, requests = in_or_one_each(
                 self._in_reads_in_bulk,
-                (READ_MARKS, grouped),
-                (READ_SESSION_MARKS, one_each),
+                (self._reads.marks, grouped),
+                (self._reads.session_marks, one_each),
                 per_partition=per_partition,
             )
         marks: dict[StartKey, int] = {}
@@ -199,7 +229,7 @@ class CassandraStartsStore:
         parameters = [(level.code, period, first, last) for (level, period), (first, last) in spans.items()]
         with unavailable_on_failure("read rollups"):
             for (level, _period), result in zip(
-                spans, self._concurrently(READ_ROLLUPS, parameters), strict=True
+                spans, self._concurrently(self._reads.rollups, parameters), strict=True
             ):
                 for row in result:
                     read += 1

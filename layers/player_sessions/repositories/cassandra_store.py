@@ -25,6 +25,7 @@ from player_sessions.models import (
     CompletedSession,
     EventType,
     EventWrite,
+    RecordWrite,
     SessionHalves,
 )
 from player_sessions.repositories.cassandra_helpers import (
@@ -55,6 +56,7 @@ from player_sessions.repositories.player_rows import (
     player_write_batches,
     unwrite_statements,
 )
+from player_sessions.schema import COMPLETIONS, LENGTHS, STARTS
 from player_sessions.time_buckets import Level, slot_start
 
 WRITE_START_HALF = Cql(
@@ -81,7 +83,16 @@ WRITE_ARRIVAL = Cql(
     "INSERT INTO start_arrivals (slot, shard, session_id, ts, country, player_id) VALUES (?, ?, ?, ?, ?, ?) "
     "USING TTL ?"
 )
-WRITE_ARRIVAL_MINUTE = Cql("INSERT INTO arrival_minutes (scope, minute) VALUES ('all', ?) USING TTL ?")
+WRITE_ARRIVAL_MINUTE = Cql("INSERT INTO arrival_minutes (scope, minute) VALUES (?, ?) USING TTL ?")
+WRITE_RECORD = {
+    COMPLETIONS: Cql(
+        "INSERT INTO completion_arrivals (slot, shard, session_id, ts, country) VALUES (?, ?, ?, ?, ?) USING TTL ?"
+    ),
+    LENGTHS: Cql(
+        "INSERT INTO length_arrivals (slot, shard, session_id, ts, country) VALUES (?, ?, ?, ?, ?) USING TTL ?"
+    ),
+}
+"""The records of the families other than the starts (whose arrivals name their player: WRITE_ARRIVAL)."""
 PING = Cql("SELECT player_id FROM completed_sessions_by_player WHERE player_id = ? LIMIT 1")
 """/health's read: a partition of the keyspace at LOCAL_QUORUM, so "up" means requests can be served (a node
 answers system.local on its own, with its replicas gone). It reads the table its function reads anyway, under
@@ -96,6 +107,7 @@ INGEST_STATEMENTS = (
     WRITE_COMPLETED,
     WRITE_ARRIVAL,
     WRITE_ARRIVAL_MINUTE,
+    *WRITE_RECORD.values(),
     WRITE_PLAYER_WRITE,
     READ_ERASED,
     READ_PLAYER_ERASED,
@@ -108,7 +120,7 @@ INGEST_STATEMENTS = (
     REMOVE_PLAYER_WRITE,
 )
 """What storing a batch of events sends (``write_events``, ``read_sessions``, ``write_completed``,
-``write_arrivals``, ``erasures``, ``unwrite``)."""
+``write_arrivals``, ``write_records``, ``erasures``, ``unwrite``)."""
 HISTORY_STATEMENTS = (READ_COMPLETED,)
 """What reading a player's completed sessions sends."""
 HEALTH_STATEMENTS = (PING,)
@@ -128,9 +140,9 @@ class CassandraSessionStore:
     def __init__(self, connection: CassandraConnection) -> None:
         self._connection = connection
         self._statement = PreparedStatements(connection)
-        # Minutes this environment already recorded in arrival_minutes, with when that record expires (the first
-        # arrival of a minute costs one round trip more; later ones none, unless they outlive the record).
-        self._recorded_minutes: dict[datetime, float] = {}
+        # Minutes this environment already recorded in arrival_minutes (per scope), with when that record expires
+        # (the first arrival of a minute costs one round trip more; later ones none, unless they outlive it).
+        self._recorded_minutes: dict[tuple[str, datetime], float] = {}
 
     def _session(self) -> Session:
         return self._connection.session()
@@ -232,19 +244,31 @@ class CassandraSessionStore:
                 )
             )
 
-    def _record_minutes(self, arrivals: Sequence[ArrivalWrite]) -> None:
-        """Records the arrivals' minutes before the arrivals: the builder passes over unrecorded minutes."""
+    def write_records(self, records: Sequence[RecordWrite]) -> None:
+        statements = [
+            (WRITE_RECORD[r.family], (r.arrival.slot, r.shard, k.session_id, k.ts, k.country, r.ttl_seconds))
+            for r in records
+            for k in (r.arrival.key,)
+        ]
+        with unavailable_on_failure("store the session records"):
+            self._record_minutes(records)
+            self._once_more_after_reconnect(lambda: self._run_concurrently(statements))
+
+    def _record_minutes(self, arrivals: Sequence[ArrivalWrite | RecordWrite]) -> None:
+        """Records the arrivals' minutes (in their family's scope) before the arrivals: the builder passes over
+        unrecorded minutes."""
         now = time.time()
-        ttls: dict[datetime, int] = {}
+        ttls: dict[tuple[str, datetime], int] = {}
         for write in arrivals:
-            minute = Level.MINUTE.floor(slot_start(write.arrival.slot))
+            family = write.family if isinstance(write, RecordWrite) else STARTS
+            minute = (family.arrival_scope, Level.MINUTE.floor(slot_start(write.arrival.slot)))
             if now + write.ttl_seconds > self._recorded_minutes.get(minute, 0.0):
                 ttls[minute] = max(ttls.get(minute, 0), write.ttl_seconds + MINUTE_RECORD_EXTRA_SECONDS)
         if not ttls:
             return
         self._once_more_after_reconnect(
             lambda: self._run_concurrently(
-                (WRITE_ARRIVAL_MINUTE, (minute, ttl)) for minute, ttl in ttls.items()
+                (WRITE_ARRIVAL_MINUTE, (scope, minute, ttl)) for (scope, minute), ttl in ttls.items()
             )
         )
         if len(self._recorded_minutes) > 10_000:

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from player_sessions.schema import TABLES
+from player_sessions.schema import STARTS, TABLES, RollupFamily
 
 _TABLE_OF = re.compile(
     r"^\s*(?:SELECT\s.*?\sFROM|INSERT\s+INTO|UPDATE|DELETE\s.*?FROM|DELETE\s+FROM)\s+(?:\w+\.)?(\w+)",
@@ -49,6 +49,13 @@ class Cql:
         else:
             access = frozenset({Access.MODIFY})
         object.__setattr__(self, "access", access)
+
+    def of_family(self, family: RollupFamily) -> Cql:
+        """This statement on one of the starts family's tables, sent to ``family``'s table of the same kind."""
+        for ours, theirs in zip(STARTS.tables, family.tables, strict=True):
+            if self.table == ours.name:
+                return Cql(re.sub(rf"\b{ours.name}\b", theirs.name, self.text))
+        raise ValueError(f"not a statement on a table of the starts family: {self.text!r}")
 
     @property
     def is_read(self) -> bool:

@@ -9,6 +9,7 @@ from typing import Protocol
 from uuid import UUID
 
 from player_sessions.models import rows
+from player_sessions.schema import RollupFamily
 from player_sessions.time_buckets import Bucket
 
 
@@ -38,6 +39,9 @@ class SessionStore(Protocol):
 
     def write_arrivals(self, arrivals: Sequence[rows.ArrivalWrite]) -> None:
         """Stores arrivals (their minutes first, as above)."""
+
+    def write_records(self, records: Sequence[rows.RecordWrite]) -> None:
+        """Stores records of the rollup families other than the starts (their minutes first, as above)."""
 
     def last_completed_sessions(
         self, player_id: str, since: datetime, limit: int
@@ -91,7 +95,11 @@ class PlayerDataStore(Protocol):
 
 
 class StartsStore(Protocol):
-    """What readers of session starts use: the rollups, the unfolded tail of arrivals, and the start rows."""
+    """What readers of session starts use: the rollups, the unfolded tail of arrivals, and the start rows. A store
+    reads one rollup family (``family``: the starts, or the records of another exact count, whose "starts" below
+    are its records); the start rows' reads belong to the starts family."""
+
+    family: RollupFamily
 
     def read_progress(self, parts: Sequence[int]) -> dict[int, int]:
         """Each part's watermark: every arrival slot up to it is folded by that part's builder (a part that never

@@ -22,11 +22,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from player_sessions.clock import Clock
+from player_sessions.domain.country_starts.counting import cache_scope
+from player_sessions.domain.country_starts.records import Contributions, contributions_of
 from player_sessions.domain.country_starts.rollups import bucket_state
 from player_sessions.models import StartKey
 from player_sessions.repositories.cache_protocol import NoCache, ReadCache
 from player_sessions.repositories.protocols import RollupStore
 from player_sessions.retention import ttl_seconds
+from player_sessions.schema import STARTS
 from player_sessions.settings import Settings
 from player_sessions.time_buckets import (
     CLOCK_TOLERANCE,
@@ -56,6 +59,8 @@ class FoldReport:
     """Slots whose arrivals were folded (empty minutes are skipped without reading)."""
     starts_counted: int = 0
     """Starts counted for the first time (a start folded before is not counted again)."""
+    records_counted: int = 0
+    """Records of the other families (domain.live_ops) counted for the first time."""
     deltas_written: int = 0
     bases_written: int = 0
     """Rollup rows written: a delta per bucket a fold changed, a base per bucket compacted."""
@@ -68,6 +73,7 @@ class FoldReport:
         """Adds a later run of the same part: its counts summed, its watermark and lag the latest."""
         self.slots_folded += later.slots_folded
         self.starts_counted += later.starts_counted
+        self.records_counted += later.records_counted
         self.deltas_written += later.deltas_written
         self.bases_written += later.bases_written
         self.watermark, self.behind_seconds = later.watermark, later.behind_seconds
@@ -97,8 +103,9 @@ readers read at most this many more (empty, for that part) slots of arrivals."""
 
 @dataclass
 class RollupBuilder:
-    """Folds a store's arrivals into its rollups, at the clock's now. Deployed, each part's scheduled function
-    keeps one per environment (``Services.rollup_builder``), so its compaction tracker lives across runs."""
+    """Folds a store's arrivals into its rollups (those of the store's family), at the clock's now. Deployed,
+    each part's scheduled function keeps one per family and environment (``Services.rollup_builders``), so
+    its compaction tracker lives across runs."""
 
     store: RollupStore
     clock: Clock
@@ -141,7 +148,10 @@ class RollupBuilder:
                     counted = self._fold_slot(
                         current, arrivals[current], part=part, compact_up_to=fold_id(done, FOLD_SPACE - 1)
                     )
-                    report.starts_counted += counted.starts
+                    if store.family is STARTS:
+                        report.starts_counted += counted.starts
+                    else:
+                        report.records_counted += counted.starts
                     report.deltas_written += counted.deltas
                     report.bases_written += counted.bases
                     report.watermark = current  # _fold_slot stored it
@@ -182,7 +192,7 @@ class RollupBuilder:
         candidates = [key for key in candidates if key in stored]
         counted = store.claim_fold(fold, candidates, FOLD_RECORD_TTL_SECONDS) if candidates else []
         store.write_marks([(key, fold, max(1, ttl_seconds(key.ts, now, retention))) for key in counted])
-        deltas = _deltas(counted)
+        deltas = _deltas(counted, slot, contributions_of(store.family, self.settings))
         ttls = {bucket: ttl_seconds(bucket.end, now, retention) for bucket in deltas}
         store.write_deltas(
             fold,
@@ -192,7 +202,7 @@ class RollupBuilder:
             b.level in COARSE_LEVELS and b.end <= now + CLOCK_TOLERANCE + COARSE_CACHE_GUARD for b in deltas
         ):
             # Before the watermark moves: a reader that sees the new watermark also sees the new generation.
-            self.cache.invalidate(["rollups"])
+            self.cache.invalidate([cache_scope(store.family)])
         store.write_progress(part, slot)
         bases = self._compact(self.tracker.note(list(deltas)), compact_up_to, now)
         return _Counted(len(counted), len(deltas), bases)
@@ -220,11 +230,44 @@ class RollupBuilder:
         got to (an idle part is not behind)."""
         stored = report.watermark
         if stored is None or (
-            watermark > stored and (report.starts_counted > 0 or watermark - stored >= IDLE_PROGRESS_SLOTS)
+            watermark > stored
+            and (
+                report.starts_counted + report.records_counted > 0
+                or watermark - stored >= IDLE_PROGRESS_SLOTS
+            )
         ):
             self.store.write_progress(part, watermark)
             report.watermark = watermark
         report.behind_seconds = float(newest - watermark)
+
+
+@dataclass
+class FamilyBuilders:
+    """One builder per rollup family (the starts, and the live-ops families), run one after another on the same
+    part: what a part's scheduled function runs. Its report sums their work; its watermark is the oldest of
+    theirs, its lag the largest."""
+
+    builders: Sequence[RollupBuilder]
+
+    def fold(self, part: int = 0, max_slots: int = 120) -> FoldReport:
+        return _combined([builder.fold(part, max_slots) for builder in self.builders])
+
+    def fold_every_part(self, max_slots: int = 120) -> FoldReport:
+        return _combined([builder.fold_every_part(max_slots) for builder in self.builders])
+
+
+def _combined(reports: Sequence[FoldReport]) -> FoldReport:
+    total = FoldReport()
+    for report in reports:
+        total.slots_folded += report.slots_folded
+        total.starts_counted += report.starts_counted
+        total.records_counted += report.records_counted
+        total.deltas_written += report.deltas_written
+        total.bases_written += report.bases_written
+    watermarks = [report.watermark for report in reports if report.watermark is not None]
+    total.watermark = min(watermarks, default=None)
+    total.behind_seconds = max((report.behind_seconds for report in reports), default=0.0)
+    return total
 
 
 @dataclass(frozen=True)
@@ -234,9 +277,10 @@ class _Counted:
     bases: int
 
 
-def _deltas(keys: Sequence[StartKey]) -> dict[Bucket, Counter[str]]:
+def _deltas(keys: Sequence[StartKey], slot: int, contributions: Contributions) -> dict[Bucket, Counter[str]]:
     deltas: dict[Bucket, Counter[str]] = defaultdict(Counter)
     for key in keys:
+        adds = contributions(key, slot)
         for bucket in buckets_of(key.ts):
-            deltas[bucket][key.country] += 1
+            deltas[bucket].update(adds)
     return deltas

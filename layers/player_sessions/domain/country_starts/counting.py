@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from player_sessions.domain.country_starts.records import LATE, Contributions, countries_only
 from player_sessions.domain.country_starts.rollups import BucketState, bucket_state
 from player_sessions.domain.country_starts.window import (
     TAIL_ARRIVALS_READ_AT_MOST,
@@ -27,7 +27,8 @@ from player_sessions.domain.country_starts.window import (
 from player_sessions.models import StartKey, to_epoch_ms
 from player_sessions.repositories.cache_protocol import CacheToken, NoCache, ReadCache, decoded_or_miss
 from player_sessions.repositories.protocols import StartsStore
-from player_sessions.time_buckets import COARSE_LEVELS, Bucket, Partition, hour_of
+from player_sessions.schema import STARTS, RollupFamily
+from player_sessions.time_buckets import COARSE_LEVELS, Bucket, Partition, hour_of, whole_second_after
 
 COARSE_CACHE_TTL_SECONDS = 300
 
@@ -63,9 +64,21 @@ class RolledCounts:
 @dataclass(frozen=True)
 class StartCounts:
     counts: Counter[str]
+    """Per country (or, for another family, per its keys: domain.country_starts.records), without ``~late``."""
     unread_from: datetime | None = None
     """None: exact. Else the builders are far behind and the counts leave out starts that arrived from then on
     (domain.country_starts.window.TAIL_ARRIVALS_READ_AT_MOST)."""
+    folded_through: datetime | None = None
+    """Every arrival stored before this instant is in the rollups (the end of the oldest part's watermark
+    slot); None when nothing was ever stored."""
+    late: int = 0
+    """How many of the counted records arrived more than the clock-skew allowance after their own ts (from the
+    window's first whole second on)."""
+
+
+def cache_scope(family: RollupFamily) -> str:
+    """The cache generation of a family's cached coarse sums, which its builder bumps (``_CachedCoarse``)."""
+    return "rollups" if family is STARTS else f"rollups:{family.name}"
 
 
 def count_starts_by_country(
@@ -74,16 +87,21 @@ def count_starts_by_country(
     store: StartsStore,
     now: datetime,
     partition: Partition,
+    contributions: Contributions,
     cache: ReadCache | None = None,
     tail_at_most: int = TAIL_ARRIVALS_READ_AT_MOST,
 ) -> StartCounts:
-    """Starts per country in ``window``, exactly (each stored start once, however often it arrived), unless
-    the unfolded tail is longer than a request may read (then said)."""
+    """Starts per country in ``window`` (or, for another family, what its records add up to there), exactly:
+    each stored record once, however often it arrived, unless the unfolded tail is longer than a request may
+    read (then said). Only the starts have rows to count a window's partial first second from: another
+    family's window starts at a whole second."""
+    if store.family is not STARTS and whole_second_after(window.start) != window.start:
+        raise ValueError(f"the {store.family.name} family counts from a whole second only")
     tail = read_tail(store, now, partition, tail_at_most)
     plan = plan_window(window, tail.cutoff)
     fine = [bucket for bucket in plan.buckets if bucket.level not in COARSE_LEVELS]
     coarse = [bucket for bucket in plan.buckets if bucket.level in COARSE_LEVELS]
-    cached = _cached_coarse(coarse, cache or NoCache())
+    cached = _CachedCoarse(coarse, cache or NoCache(), store.family)
     wanted = (
         fine + ([plan.edge_bucket] if plan.edge_bucket else []) + (coarse if cached.value is None else [])
     )
@@ -106,42 +124,51 @@ def count_starts_by_country(
         rolled.inclusion.update(coarse_part.inclusion)
 
     total = rolled.counts
-    in_window = tail.starts_in(window)
+    in_window = tail.first_slots_in(window)
     edge_keys = [key for key in in_window if plan.edge and key.ts < plan.edge[1]]
     total.update(
         _tail_counts(
-            [key for key in in_window if not (plan.edge and key.ts < plan.edge[1])],
+            {key: slot for key, slot in in_window.items() if not (plan.edge and key.ts < plan.edge[1])},
             plan,
             rolled.inclusion,
             store,
+            contributions,
         )
     )
     if plan.edge:
         edge_state = states.get(plan.edge_bucket) if plan.edge_bucket else None
-        countries = sorted(set(edge_state.counts if edge_state else ()) | {key.country for key in edge_keys})
+        countries = sorted(
+            set(countries_only(edge_state.counts) if edge_state else ()) | {key.country for key in edge_keys}
+        )
         if countries:
             total.update(store.edge_country_counts(hour_of(plan.edge[0]), countries, *plan.edge))
-    return StartCounts(+total, tail.unread_from)
+    late = total.pop(LATE, 0)
+    return StartCounts(+total, tail.unread_from, tail.cutoff, late)
 
 
 def _tail_counts(
-    keys: Sequence[StartKey], plan: WindowPlan, inclusion: dict[Bucket, Inclusion], store: StartsStore
+    keys: dict[StartKey, int],
+    plan: WindowPlan,
+    inclusion: dict[Bucket, Inclusion],
+    store: StartsStore,
+    contributions: Contributions,
 ) -> Counter[str]:
+    """What the tail's records (each with the first slot it arrived in) add that the rollups do not hold."""
     counts: Counter[str] = Counter()
     late: list[tuple[StartKey, Bucket]] = []
     starts = [bucket.start for bucket in plan.buckets]
-    for key in keys:
+    for key, slot in keys.items():
         bucket = plan.bucket_holding(key.ts, starts) if key.ts < plan.rolled_until else None
         if bucket is None:
-            counts[key.country] += 1
+            counts.update(contributions(key, slot))
         else:
             late.append((key, bucket))
     if late:
         marks = store.read_marks([key for key, _ in late])
         for key, bucket in late:
-            slot = marks.get(key)
-            if slot is None or not inclusion[bucket].includes(slot):
-                counts[key.country] += 1
+            mark = marks.get(key)
+            if mark is None or not inclusion[bucket].includes(mark):
+                counts.update(contributions(key, keys[key]))
     return counts
 
 
@@ -151,18 +178,19 @@ class _CachedCoarse:
     watermark, a cached sum therefore includes every fold up to the reader's watermark that touched it; the
     newer folds it includes are stored with it."""
 
-    def __init__(self, buckets: list[Bucket], cache: ReadCache) -> None:
+    def __init__(self, buckets: list[Bucket], cache: ReadCache, family: RollupFamily) -> None:
         self._cache = cache
         self._buckets = buckets
         self._key = (
-            f"coarse:{to_epoch_ms(buckets[0].start)}:{to_epoch_ms(buckets[-1].start)}:{len(buckets)}"
+            f"coarse:{family.name}:{to_epoch_ms(buckets[0].start)}:{to_epoch_ms(buckets[-1].start)}:"
+            f"{len(buckets)}"
             if buckets
             else ""
         )
         self._token: CacheToken | None = None
         self.value: RolledCounts | None = None
         if buckets:
-            self._token, raw = cache.lookup(["rollups"], self._key)
+            self._token, raw = cache.lookup([cache_scope(family)], self._key)
             self.value = decoded_or_miss(raw, self._decode)
 
     def store(self, value: RolledCounts) -> None:
@@ -190,7 +218,3 @@ class _CachedCoarse:
             for bucket, (through, base, deltas) in zip(self._buckets, decoded["inclusion"], strict=True)
         }
         return RolledCounts(Counter(decoded["counts"]), inclusion)
-
-
-def _cached_coarse(buckets: list[Bucket], cache: ReadCache) -> _CachedCoarse:
-    return _CachedCoarse(buckets, cache)

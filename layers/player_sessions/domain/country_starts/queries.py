@@ -11,6 +11,7 @@ from player_sessions.clock import Clock
 from player_sessions.domain.country_starts.counting import count_starts_by_country
 from player_sessions.domain.country_starts.cursor import CountryCursor, decode_cursor, encode_cursor
 from player_sessions.domain.country_starts.listing import Page, Position, list_country_starts
+from player_sessions.domain.country_starts.records import contributions_of
 from player_sessions.domain.country_starts.window import Window, window_for
 from player_sessions.errors import BadRequestError
 from player_sessions.models import StartRow, from_epoch_ms, to_epoch_ms
@@ -29,6 +30,10 @@ class CountryCounts:
     unread_from: datetime | None = None
     """None: exact. Else partial: starts that arrived from then on may be missing (the builders are far
     behind; domain.country_starts.window.TAIL_ARRIVALS_READ_AT_MOST)."""
+    folded_through: datetime | None = None
+    """How settled the counts are: every start stored before then is folded (counting.StartCounts)."""
+    late_starts: int = 0
+    """The window's starts that arrived more than the clock-skew allowance after their ts."""
 
     @property
     def total(self) -> int:
@@ -64,6 +69,7 @@ class CountryStarts:
             store=self.store,
             now=now,
             partition=self.settings.partition,
+            contributions=contributions_of(self.store.family, self.settings),
             cache=self.cache,
             tail_at_most=self.settings.tail_arrivals_read_at_most,
         )
@@ -71,7 +77,7 @@ class CountryStarts:
             ((country, n) for country, n in counted.counts.items() if n > 0),
             key=lambda item: (-item[1], item[0]),
         )
-        return CountryCounts(window, ordered, counted.unread_from)
+        return CountryCounts(window, ordered, counted.unread_from, counted.folded_through, counted.late)
 
     def page(self, country: str, hours: int, *, limit: int, cursor: str | None = None) -> CountryPage:
         """One page of the country's starts in the window, newest first; the cursor pins the first page's window.

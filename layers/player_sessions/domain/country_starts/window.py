@@ -38,6 +38,13 @@ def window_for(hours: int, now: datetime, retention: timedelta) -> Window:
     return Window(max(now - timedelta(hours=hours), oldest_retained(now, retention)), now)
 
 
+def whole_second_window(hours: int, now: datetime, retention: timedelta) -> Window:
+    """As ``window_for``, from the first whole second in it: what the families without rows of their own to
+    count a partial second from are counted over (domain.live_ops)."""
+    window = window_for(hours, now, retention)
+    return Window(whole_second_after(window.start), window.end)
+
+
 @dataclass(frozen=True)
 class Window:
     """``[start, end]``, both inclusive, in UTC."""
@@ -65,6 +72,15 @@ class Tail:
         """The distinct tail starts stamped inside the window."""
         keys = dict.fromkeys(arrival.key for arrival in self.arrivals)
         return [key for key in keys if window.start <= key.ts <= window.end]
+
+    def first_slots_in(self, window: Window) -> dict[StartKey, int]:
+        """The distinct tail starts stamped inside the window, each with the first slot it arrived in."""
+        first: dict[StartKey, int] = {}
+        for arrival in self.arrivals:
+            key = arrival.key
+            if window.start <= key.ts <= window.end and arrival.slot < first.get(key, arrival.slot + 1):
+                first[key] = arrival.slot
+        return first
 
 
 TAIL_SLOTS_READ_WHOLE = 120
