@@ -62,6 +62,8 @@ def test_api_routes_equal_the_route_table(synthesized: Synthesized) -> None:
         ("GET", "/health"),
         ("GET", "/countries/starts"),
         ("GET", "/countries/{country}/starts"),
+        ("GET", "/countries/online"),
+        ("GET", "/countries/session-lengths"),
         ("POST", "/players/{player_id}/erasure"),
         ("GET", "/erasures/{erasure_id}"),
         ("GET", "/players/{player_id}/export"),

@@ -16,7 +16,7 @@ from functions.ingest_events.handler import lambda_handler as ingest_handler
 from functions.player_sessions.handler import lambda_handler as player_sessions_handler
 from player_sessions.bootstrap import build_services, use_services
 from player_sessions.clock import FixedClock
-from player_sessions.models import CountryStartsOut, StartsByCountryOut
+from player_sessions.models import CountryStartsOut, OnlineOut, SessionLengthsOut, StartsByCountryOut
 from player_sessions_local.gateway.in_process import LocalLambdaContext
 
 pytestmark = pytest.mark.integration
@@ -125,6 +125,16 @@ def test_country_fixtures_count_and_list_the_valid_batch_starts(counting_service
         "player_id": "6a0c3e8ce1f14a54b3f3a6f0d3b6e7a1",
         "ts": "2026-11-27T09:15:30.250Z",
     }
+    # And the live-ops fixtures: both sessions ended (none online), lasting 30 min and 29 min 29.75 s
+    status, online = invoke(country_handler, "country_starts_online")
+    assert status == 200 and OnlineOut.model_validate(online).total == 0
+    assert online["late_starts"] == 2  # stamped hours before they were stored
+    status, lengths = invoke(country_handler, "country_starts_session_lengths")
+    assert status == 200
+    figures = {c.country: c for c in SessionLengthsOut.model_validate(lengths).countries}
+    assert (figures["PK"].sessions, figures["PK"].mean_seconds) == (1, 1800.0)
+    assert (figures["FI"].sessions, figures["FI"].mean_seconds) == (1, 1769.75)
+    assert lengths["total"]["mean_seconds"] == 1784.875
 
 
 def test_country_fixture_with_zero_hours_is_refused_naming_hours(counting_services):

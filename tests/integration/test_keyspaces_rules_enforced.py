@@ -156,7 +156,7 @@ def test_a_serial_consistency_level_is_refused(counts_connection):
 
 def test_a_write_below_local_quorum_is_refused(counts_connection, scope):
     # Given a write at consistency ONE
-    statement = prepared(counts_connection, WRITE_ARRIVAL_MINUTE).bind((datetime.now(UTC), 60))
+    statement = prepared(counts_connection, WRITE_ARRIVAL_MINUTE).bind(("all", datetime.now(UTC), 60))
     statement.consistency_level = ConsistencyLevel.ONE
     # When it is sent / Then it is refused by name
     with pytest.raises(KeyspacesRuleViolation, match="local-quorum-writes"):

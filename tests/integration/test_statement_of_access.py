@@ -19,6 +19,7 @@ from player_sessions.domain.country_starts import CountryStarts
 from player_sessions.domain.country_starts.builder import CompactionTracker, RollupBuilder
 from player_sessions.domain.health import check_health
 from player_sessions.domain.ingest import ingest_batch
+from player_sessions.domain.live_ops import LiveOps
 from player_sessions.domain.player_history import last_completed_sessions
 from player_sessions.domain.privacy import erase_player, export_player
 from player_sessions.models import StartKey
@@ -35,6 +36,7 @@ from player_sessions.routes import (
     ROLLUP_BUILDER,
     LambdaFunction,
 )
+from player_sessions.schema import COMPLETIONS, LENGTHS
 from player_sessions.time_buckets import Level, slot_of
 from player_sessions_local.cassandra_roles import as_function, expected_grants, role_of
 from tests.integration.test_ingest_on_cassandra import end_event, start_event
@@ -85,8 +87,17 @@ def test_each_function_sends_exactly_the_statements_it_is_given(as_each_function
     sessions = CassandraSessionStore(connection[INGEST_EVENTS])
     builder = CassandraRollupStore(connection[ROLLUP_BUILDER], settings.start_shards)
     readers = CassandraStartsStore(connection[COUNTRY_STARTS], settings.start_shards)
+    # (the live-ops families: completed sessions and session lengths, read and folded as the starts are)
+    family_builders = [
+        CassandraRollupStore(connection[ROLLUP_BUILDER], settings.start_shards, family)
+        for family in (COMPLETIONS, LENGTHS)
+    ]
+    family_readers = [
+        CassandraStartsStore(connection[COUNTRY_STARTS], settings.start_shards, family)
+        for family in (COMPLETIONS, LENGTHS)
+    ]
 
-    # Given a day of starts and two of the sessions ended (ingest's role)
+    # Given a day of starts and two of the sessions ended (ingest's role), a third later
     clock = FixedClock(NOW)
     ids = [uuid.uuid4() for _ in range(40)]
     events = [
@@ -101,11 +112,12 @@ def test_each_function_sends_exactly_the_statements_it_is_given(as_each_function
     # bucket it touches, and two folds claim one slot
     CountryStarts(readers, clock, settings).counts(24)
     clock.advance(seconds=10)
-    tracker = CompactionTracker(compact_after=1)
-    RollupBuilder(builder, clock, settings, tracker=tracker).fold_every_part(max_slots=1000)
-    slot = slot_of(NOW - timedelta(days=3))
-    key = StartKey(ids[2], NOW, "FI")
-    assert builder.claim_fold(slot, [key], 60) == builder.claim_fold(slot, [], 60) == [key]
+    for store in (builder, *family_builders):
+        tracker = CompactionTracker(compact_after=1)
+        RollupBuilder(store, clock, settings, tracker=tracker).fold_every_part(max_slots=1000)
+        slot = slot_of(NOW - timedelta(days=3))
+        key = StartKey(ids[2], NOW, "FI")
+        assert store.claim_fold(slot, [key], 60) == store.claim_fold(slot, [], 60) == [key]
 
     # ... more starts arrive, one of them late, and wait unfolded while readers count and list, with a tail of
     # minutes
@@ -118,7 +130,17 @@ def test_each_function_sends_exactly_the_statements_it_is_given(as_each_function
         clock=clock,
         settings=settings,
     )
+    # (a session of three hours ago ends an hour ago, stored only now: its records land in rolled buckets)
+    ingest_batch(
+        [end_event("p1", ids[5], NOW - timedelta(hours=1))], store=sessions, clock=clock, settings=settings
+    )
     clock.advance(minutes=5)
+    live_ops = LiveOps(readers, *family_readers, clock, settings)
+    live_ops.online()
+    live_ops.session_lengths(24)
+    for store in family_readers:
+        store.read_arrivals([slot_of(NOW)], range(settings.start_shards), per_partition=True)
+        store.read_marks([StartKey(ids[3], NOW, "US")], per_partition=True)
     for hours in (1, 24, 8760):
         CountryStarts(readers, clock, settings).counts(hours)
     page = CountryStarts(readers, clock, settings).page("FI", 24, limit=3)
@@ -138,7 +160,7 @@ def test_each_function_sends_exactly_the_statements_it_is_given(as_each_function
 
     # ... and the player's history and the health check are read (player sessions' role)
     history = CassandraSessionStore(connection[PLAYER_SESSIONS])
-    assert len(last_completed_sessions("p1", 20, store=history, clock=clock, settings=settings)) == 2
+    assert len(last_completed_sessions("p1", 20, store=history, clock=clock, settings=settings)) == 3
     assert check_health(store=history, cache=NoCache()).cassandra.status == "up"
 
     # ... the player's data is exported, page by page, and the player erased (the privacy function's role)

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from player_sessions_local.bench.options import METRIC_HOURS
+from player_sessions_local.bench.options import LIVE_OPS_PATHS, METRIC_HOURS
 
 pytestmark = pytest.mark.e2e
 
@@ -24,6 +24,7 @@ ROUTES = [
     "GET /players/{id}/sessions",
     "GET /countries/{c}/starts (limit 100)",
     *(f"GET /countries/starts?hours={hours}" for hours in METRIC_HOURS),
+    *(f"GET {path}" for path in LIVE_OPS_PATHS),
 ]
 
 
@@ -72,7 +73,12 @@ def test_quick_benchmark_reports_every_route_with_no_error_and_no_lost_row(tmp_p
     cost = summary.split("## Cost per request and per month", 1)[1]
     assert all(
         f"| `{route}` |" in cost
-        for route in ("POST /events", "GET /players/{player_id}/sessions", "GET /countries/starts?hours=24")
+        for route in (
+            "POST /events",
+            "GET /players/{player_id}/sessions",
+            "GET /countries/starts?hours=24",
+            "GET /countries/online",
+        )
     )
     assert "**total (known prices)**" in cost and "1,000,000 daily players x 3 sessions" in cost
     # And the plot is a PNG, and the console shows the table and the ratios

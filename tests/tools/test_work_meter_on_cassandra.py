@@ -72,13 +72,16 @@ def test_a_ten_event_batch_costs_one_write_unit_per_row(metered_connection, test
         "completed_sessions_by_player": (5, 5 * COMPLETED_ROW, 5),
         "session_starts": (5, 5 * START_ROW, 5),
         "start_arrivals": (5, work["start_arrivals"]["bytes_written"], 5),
-        "arrival_minutes": (1, work["arrival_minutes"]["bytes_written"], 1),
+        # each completed session's records for the live-ops counts, and the minute of each family's arrivals
+        "completion_arrivals": (5, work["completion_arrivals"]["bytes_written"], 5),
+        "length_arrivals": (5, work["length_arrivals"]["bytes_written"], 5),
+        "arrival_minutes": (3, work["arrival_minutes"]["bytes_written"], 3),
         # the player's index: each start, its arrival, each end
         "player_writes": (15, work["player_writes"]["bytes_written"], 15),
     }
     # And the player's erasure record is read, twice (before and after the writes), finding none
     assert set(work) == {*written, "erased_players"}
-    assert work_record(tally)["write_units"] == 41
+    assert work_record(tally)["write_units"] == 53
 
 
 def test_a_history_read_costs_its_pages_in_read_units(metered_connection, test_settings):

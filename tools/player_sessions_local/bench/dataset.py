@@ -12,18 +12,21 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from player_sessions.models import EventType, PlayerWrite, WriteKind, parse_event
+from player_sessions.domain.ingest import ended_records
+from player_sessions.models import EventType, PlayerWrite, SessionHalves, WriteKind, parse_event
 from player_sessions.repositories.cassandra_store import (
     WRITE_ARRIVAL,
     WRITE_ARRIVAL_MINUTE,
     WRITE_COMPLETED,
     WRITE_END_HALF,
+    WRITE_RECORD,
     WRITE_START_HALF,
     WRITE_START_ROW,
 )
 from player_sessions.repositories.cql import Cql
 from player_sessions.repositories.player_rows import WRITE_PLAYER_WRITE, player_write_key
 from player_sessions.retention import ttl_seconds
+from player_sessions.schema import FAMILIES
 from player_sessions.settings import Settings
 from player_sessions.time_buckets import Level, hour_of, slot_of, slot_start, start_shard
 from player_sessions_local.event_files import open_for_reading
@@ -60,13 +63,16 @@ def expected_rows(
 ) -> ExpectedRows:
     """What the events must leave stored; with ``statements``, also appends the writes the ingest path makes
     for them (the bare loop's work), computed with the domain's own parsing and TTL rules: each start's
-    arrival too (into the slot of ``now``), and its minute once."""
+    arrival too (into the slot of ``now``), each completed session's records for the live-ops counts, and each
+    family's minute once."""
     expected = ExpectedRows()
     slot = slot_of(now)
     if statements is not None:
-        statements.append(
-            (WRITE_ARRIVAL_MINUTE, (Level.MINUTE.floor(slot_start(slot)), settings.retention_seconds))
-        )
+        minute = Level.MINUTE.floor(slot_start(slot))
+        statements += [
+            (WRITE_ARRIVAL_MINUTE, (family.arrival_scope, minute, settings.retention_seconds))
+            for family in FAMILIES
+        ]
     for raw in events:
         expected.lines += 1
         event = parse_event(raw)
@@ -103,6 +109,13 @@ def expected_rows(
                     PlayerWrite(session_id, WriteKind.END, event.ts, "", 0, 0, ttl),
                 )
         start, end_ts = expected.starts.get(session_id), expected.ends.get(session_id)
+        if statements is not None and start is not None and end_ts is not None:
+            halves = SessionHalves(session_id, start[0], start[1], start[2], end_ts)
+            statements += [
+                (WRITE_RECORD[r.family], (slot, r.shard, key.session_id, key.ts, key.country, r.ttl_seconds))
+                for r in ended_records([halves], now, settings)
+                for key in (r.arrival.key,)
+            ]
         if start is not None and end_ts is not None and end_ts >= start[2]:
             player, country, start_ts = start
             completed = expected.completed.setdefault(player, set())

@@ -14,7 +14,7 @@ from player_sessions.routes import PLAYER_EVENTS_PATH, STUDIO_EVENTS_PATH
 from player_sessions_local import local_auth
 from player_sessions_local.bench.dataset import ExpectedRows
 from player_sessions_local.bench.environments import Environments, http_client
-from player_sessions_local.bench.options import API_KEY, METRIC_HOURS, TARGET_P90_MS
+from player_sessions_local.bench.options import API_KEY, LIVE_OPS_PATHS, METRIC_HOURS, TARGET_P90_MS
 from player_sessions_local.measure.batches import completed_sessions_batch
 from player_sessions_local.measure.http_client import Prove, Request, drive
 from player_sessions_local.measure.stats import Latencies, percentile
@@ -51,6 +51,11 @@ class RoutePlan:
     make_request: Callable[[random.Random], Request]
     prove: Prove | None = None
     """A game client's token for each request; None: signed as the studio."""
+
+
+def fixed(method: str, path: str) -> Callable[[random.Random], Request]:
+    """The same request every time."""
+    return lambda _rng: (method, path, None)
 
 
 PLAYER_TOKEN_POOL = 16
@@ -105,7 +110,7 @@ def route_plans(cached: Environments, uncached: Environments, expected: Expected
         return "GET", f"/players/{rng.choice(player_draws)}/sessions", None
 
     def metric(hours: int) -> Callable[[random.Random], Request]:
-        return lambda _rng: ("GET", f"/countries/starts?hours={hours}", None)
+        return fixed("GET", f"/countries/starts?hours={hours}")
 
     def page(rng: random.Random) -> Request:
         country = rng.choices(countries, country_weights)[0]
@@ -121,6 +126,9 @@ def route_plans(cached: Environments, uncached: Environments, expected: Expected
                     f"GET /countries/starts?hours={hours}", "metric", cache, environments, metric(hours)
                 )
             )
+    for path in LIVE_OPS_PATHS:
+        for cache, environments in (("on", cached), ("off", uncached)):
+            plans.append(RoutePlan(f"GET {path}", "metric", cache, environments, fixed("GET", path)))
     for cache, environments in (("on", cached), ("off", uncached)):
         plans.append(RoutePlan("GET /countries/{c}/starts (limit 100)", "page", cache, environments, page))
     # Last: its fresh sessions land in the open hour, which every country read counts row by row.

@@ -113,6 +113,13 @@ def render(summary: Summary) -> str:
         f"| loader | country metric total, 8760 h (API) | {check.expected_total:,} | {check.total:,} | "
         f"{max(0, check.expected_total - check.total)} | {max(0, check.total - check.expected_total)} |"
     )
+    for label, wanted, got in (
+        ("sessions online (API)", check.expected_online, check.online),
+        ("completed sessions with a length, 8760 h (API)", check.expected_completed, check.completed),
+    ):
+        lines.append(
+            f"| loader | {label} | {wanted:,} | {got:,} | {max(0, wanted - got)} | {max(0, got - wanted)} |"
+        )
     lines += [
         "",
         f"Errors: {summary.errors}. Rows lost or extra: {summary.lost_rows}.",

@@ -21,6 +21,8 @@ TARGET_HTTP_RATIO = 0.30
 
 
 METRIC_HOURS = (1, 24, 168, 8760)
+LIVE_OPS_PATHS = ("/countries/online", "/countries/session-lengths?hours=24")
+"""The live-ops routes the benchmark times, as a dashboard asks them."""
 
 
 BATCH_EVENTS = 10

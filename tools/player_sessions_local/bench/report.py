@@ -70,7 +70,7 @@ class Summary:
     @property
     def lost_rows(self) -> int:
         counts = self.bare_counts + self.loader_counts + self.http_counts
-        metric_gap = abs(self.metric_check.total - self.metric_check.expected_total)
+        metric_gap = self.metric_check.gap
         live_gap = sum(
             abs(check.expected - check.counted)
             for check in [*self.live.checks, *(c for burst in self.bursts for c in burst.checks)]

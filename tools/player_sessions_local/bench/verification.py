@@ -8,6 +8,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from cassandra.concurrent import execute_concurrent
 
@@ -130,6 +131,21 @@ class MetricCheck:
     total: int
     expected_total: int
     countries_differing: int
+    online: int = 0
+    """GET /countries/online's total, against the file's sessions started in its window and never ended."""
+    expected_online: int = 0
+    completed: int = 0
+    """GET /countries/session-lengths?hours=8760's sessions, in range and outside it, against the file's
+    sessions with both halves."""
+    expected_completed: int = 0
+
+    @property
+    def gap(self) -> int:
+        return (
+            abs(self.total - self.expected_total)
+            + abs(self.online - self.expected_online)
+            + abs(self.completed - self.expected_completed)
+        )
 
 
 def check_metric(url: str, expected: ExpectedRows, fold_seconds: float, starts_folded: int) -> MetricCheck:
@@ -137,7 +153,30 @@ def check_metric(url: str, expected: ExpectedRows, fold_seconds: float, starts_f
         started = time.perf_counter()
         body = client.get_json("/countries/starts?hours=8760")
         seconds = time.perf_counter() - started
+        online = client.get_json("/countries/online")
+        lengths = client.get_json("/countries/session-lengths?hours=8760")
     counted = {item["country"]: item["starts"] for item in body["countries"]}
     wanted = expected.starts_by_country
     differing = sum(1 for country in set(counted) | set(wanted) if counted.get(country, 0) != wanted[country])
-    return MetricCheck(fold_seconds, starts_folded, seconds, body["total"], sum(wanted.values()), differing)
+    since, until = (instant(online[key]) for key in ("from", "to"))
+    open_now = sum(
+        1 for sid, (_, _, ts) in expected.starts.items() if since <= ts <= until and sid not in expected.ends
+    )
+    since = instant(lengths["from"])
+    completed = sum(1 for sid, ts in expected.ends.items() if sid in expected.starts and ts >= since)
+    return MetricCheck(
+        fold_seconds,
+        starts_folded,
+        seconds,
+        body["total"],
+        sum(wanted.values()),
+        differing,
+        online["total"],
+        open_now,
+        lengths["total"]["sessions"] + lengths["total"]["outside"],
+        completed,
+    )
+
+
+def instant(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))

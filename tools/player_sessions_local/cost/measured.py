@@ -133,3 +133,13 @@ def _metric_names(text: str) -> set[str]:
                 f"{namespace}/{metric['Name']}/{','.join(dimensions)}" for metric in directive["Metrics"]
             }
     return names
+
+
+def dashboard_routes(hours: int) -> tuple[str, ...]:
+    """The routes a live-ops dashboard polls, as the work lines name them: the counts over its window, the
+    sessions online, and the session lengths over the same window."""
+    return (
+        f"GET /countries/starts?hours={hours}",
+        "GET /countries/online",
+        f"GET /countries/session-lengths?hours={hours}",
+    )

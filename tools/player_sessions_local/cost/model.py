@@ -30,7 +30,7 @@ from infra_cdk.constants import (
     ROLLUP_PARTS,
 )
 from player_sessions.routes import PLAYER_EVENTS_PATH, STUDIO_EVENTS_PATH
-from player_sessions_local.cost.measured import Invocation
+from player_sessions_local.cost.measured import Invocation, dashboard_routes
 from player_sessions_local.cost.prices import PriceList
 from player_sessions_local.cost.storage import TableStorage, steady_state_storage
 from player_sessions_local.work.invocation import SCHEDULED_ROUTE
@@ -258,10 +258,10 @@ def monthly(
     keys: int,
 ) -> MonthlyEstimate:
     routes = _by_route(invocations)
-    count_route = f"GET /countries/starts?hours={game.dashboard_hours}"
+    dashboard = dashboard_routes(game.dashboard_hours)
     wanted = {
         "POST /events": game.batches_per_month,
-        count_route: game.dashboard_polls_per_minute * MINUTES_PER_MONTH,
+        **dict.fromkeys(dashboard, game.dashboard_polls_per_minute * MINUTES_PER_MONTH),
         "GET /players/{player_id}/sessions": game.player_lookups_per_minute * MINUTES_PER_MONTH,
     }
     notes = []

@@ -57,7 +57,8 @@ def monthly_table(estimate: MonthlyEstimate, prices: PriceList) -> list[str]:
         (
             f"A month (30 days) of a game: {game.daily_players:,} daily players x {game.sessions_per_player:g} sessions, "
             f"events in batches of 10 ({game.batches_per_month:,.0f} batches), {game.dashboard_polls_per_minute:g} "
-            f"dashboard polls/min (`hours={game.dashboard_hours}`), {game.player_lookups_per_minute:g} player "
+            f"dashboard polls/min of each of its routes (starts and session lengths over `hours={game.dashboard_hours}`, "
+            f"sessions online), {game.player_lookups_per_minute:g} player "
             "lookups/min; storage at steady state of the retention"
         ),
         "",

@@ -10,17 +10,17 @@ from dataclasses import dataclass
 from infra_cdk.constants import RETENTION_DAYS
 from player_sessions.domain.country_starts.builder import FOLD_RECORD_TTL_SECONDS
 from player_sessions.domain.ingest import ARRIVAL_TTL_SECONDS
-from player_sessions.schema import TABLES
+from player_sessions.schema import FAMILIES, TABLES
 from player_sessions.time_buckets import Level
 from player_sessions_local.cost.measured import Invocation
 from player_sessions_local.work.units import stored_row_bytes
 
 GB = 1024**3
 TABLE_RETENTION_DAYS = {
-    "rollup_folds": FOLD_RECORD_TTL_SECONDS // 86_400,
-    "start_arrivals": ARRIVAL_TTL_SECONDS // 86_400,
+    **{family.folds.name: FOLD_RECORD_TTL_SECONDS // 86_400 for family in FAMILIES},
+    **{family.arrivals.name: ARRIVAL_TTL_SECONDS // 86_400 for family in FAMILIES},
 }
-"""Tables whose rows live shorter than the retention."""
+"""Tables whose rows live shorter than the retention: every rollup family's arrivals and fold records."""
 
 
 @dataclass(frozen=True)
@@ -39,13 +39,13 @@ ONE_ROW_PER_SESSION = {"sessions"}
 """Written twice per session (its start half and its end half land in one row)."""
 BUCKETS_PER_DAY = sum(86_400 / level.seconds for level in Level if level.seconds) + 1 / 30
 ROWS_PER_DAY_AT_MOST = {
-    "arrival_minutes": 1_440,
-    "rollup_folds": 86_400,
+    "arrival_minutes": 1_440 * len(FAMILIES),
     "rollup_progress": 0,
-    "start_count_rollups": 2 * BUCKETS_PER_DAY,
+    **{family.folds.name: 86_400 for family in FAMILIES},
+    **{family.rollups.name: 2 * BUCKETS_PER_DAY for family in FAMILIES},
 }
-"""One row per minute, per arrival slot (second), or one row in all (counted as nothing); a rollup bucket,
-once compacted, keeps a base row and the deltas folded since (two, say)."""
+"""One row per minute and family, per arrival slot (second), or one row in all (counted as nothing); a rollup
+bucket, once compacted, keeps a base row and the deltas folded since (two, say)."""
 
 
 def steady_state_storage(
