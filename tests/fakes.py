@@ -148,7 +148,10 @@ class InMemorySessionStore:
             if (row := self.db.sessions.get(session_id)) is not None
         }
 
-    def write_completed(self, sessions: Sequence[tuple[CompletedSession, int]]) -> None:
+    def write_completed(
+        self, sessions: Sequence[tuple[CompletedSession, int]], records: Sequence[RecordWrite] = ()
+    ) -> None:
+        self.write_records(records)
         for session, ttl in sessions:
             self.db.completed[(session.player_id, session.end_ts, session.session_id)] = (session, ttl)
 

@@ -146,13 +146,11 @@ def ingest_batch(
             for halves in sessions.values()
             if (session := completed_session(halves, now, settings.retention)) is not None
         ]
-        store.write_completed(completed)
-        # The live-ops counts' records of every session with both halves now stored (re-sent ones again: the
-        # builder counts each record once), after the halves are acknowledged.
+        # With them, the live-ops counts' records of every session with both halves now stored (re-sent ones
+        # again: the builder counts each record once), after the halves are acknowledged.
         records = ended_records(sessions.values(), clock.now(), settings)
-        if records:
-            store.write_records(records)
-            _rewrite_acknowledged_late(records, write=store.write_records, clock=clock)
+        store.write_completed(completed, records)
+        _rewrite_acknowledged_late(records, write=store.write_records, clock=clock)
         # Only now, with every write acknowledged, may cached answers be invalidated (see cache_protocol).
         (cache or NoCache()).invalidate(changed_cache_scopes(starts, [s for s, _ in completed]))
         outcome.stored = len(writes)

@@ -226,13 +226,17 @@ class CassandraSessionStore:
                 )
         return halves
 
-    def write_completed(self, sessions: Sequence[tuple[CompletedSession, int]]) -> None:
+    def write_completed(
+        self, sessions: Sequence[tuple[CompletedSession, int]], records: Sequence[RecordWrite] = ()
+    ) -> None:
+        completed = [
+            (WRITE_COMPLETED, (s.player_id, s.end_ts, s.session_id, s.start_ts, s.country, ttl))
+            for s, ttl in sessions
+        ]
         with unavailable_on_failure("store the completed sessions"):
+            self._record_minutes(records)
             self._once_more_after_reconnect(
-                lambda: self._run_concurrently(
-                    (WRITE_COMPLETED, (s.player_id, s.end_ts, s.session_id, s.start_ts, s.country, ttl))
-                    for s, ttl in sessions
-                )
+                lambda: self._run_concurrently([*completed, *_record_statements(records)])
             )
 
     def write_arrivals(self, arrivals: Sequence[ArrivalWrite]) -> None:
@@ -245,14 +249,9 @@ class CassandraSessionStore:
             )
 
     def write_records(self, records: Sequence[RecordWrite]) -> None:
-        statements = [
-            (WRITE_RECORD[r.family], (r.arrival.slot, r.shard, k.session_id, k.ts, k.country, r.ttl_seconds))
-            for r in records
-            for k in (r.arrival.key,)
-        ]
         with unavailable_on_failure("store the session records"):
             self._record_minutes(records)
-            self._once_more_after_reconnect(lambda: self._run_concurrently(statements))
+            self._once_more_after_reconnect(lambda: self._run_concurrently(_record_statements(records)))
 
     def _record_minutes(self, arrivals: Sequence[ArrivalWrite | RecordWrite]) -> None:
         """Records the arrivals' minutes (in their family's scope) before the arrivals: the builder passes over
@@ -359,6 +358,14 @@ def _arrival_statements(arrivals: Sequence[ArrivalWrite]) -> Iterator[Statement]
                 write.ttl_seconds,
             ),
         )
+
+
+def _record_statements(records: Sequence[RecordWrite]) -> list[Statement]:
+    return [
+        (WRITE_RECORD[r.family], (r.arrival.slot, r.shard, k.session_id, k.ts, k.country, r.ttl_seconds))
+        for r in records
+        for k in (r.arrival.key,)
+    ]
 
 
 if TYPE_CHECKING:

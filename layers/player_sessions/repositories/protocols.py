@@ -34,8 +34,11 @@ class SessionStore(Protocol):
     def read_sessions(self, session_ids: Sequence[UUID]) -> dict[UUID, rows.SessionHalves]:
         """The stored halves of each session that has any."""
 
-    def write_completed(self, sessions: Sequence[tuple[rows.CompletedSession, int]]) -> None:
-        """Stores completed sessions, each with its TTL in seconds (writing one twice changes nothing)."""
+    def write_completed(
+        self, sessions: Sequence[tuple[rows.CompletedSession, int]], records: Sequence[rows.RecordWrite] = ()
+    ) -> None:
+        """Stores completed sessions, each with its TTL in seconds (writing one twice changes nothing), and
+        with them, at once, the records of sessions with both halves stored (as ``write_records``)."""
 
     def write_arrivals(self, arrivals: Sequence[rows.ArrivalWrite]) -> None:
         """Stores arrivals (their minutes first, as above)."""
