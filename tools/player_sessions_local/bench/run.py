@@ -15,7 +15,7 @@ from player_sessions.bootstrap import Services, build_services
 from player_sessions.clock import SystemClock
 from player_sessions.routes import ROLLUP_BUILDER
 from player_sessions.settings import Settings, get_settings
-from player_sessions_local.bench import burst, capacity, live, privacy, seed_reference
+from player_sessions_local.bench import burst, capacity, live, privacy, seed_reference, verification
 from player_sessions_local.bench.cpu import CpuMeter
 from player_sessions_local.bench.dataset import ExpectedRows, Statement, expected_rows, read_events
 from player_sessions_local.bench.environments import Environments, start_environments, warm_up
@@ -210,8 +210,7 @@ class BenchRun:
         drop_keyspace(self.http_settings)
 
     def fold_the_load(self) -> None:
-        """What the scheduled builder does after a bulk load: fold every arrival (timed, off the request path);
-        then the builder keeps running in the background for the reads, as deployed."""
+        """As the scheduled builder after a bulk load: fold every arrival (timed), then keep folding, as deployed."""
         assert self.builder_services is not None
         self.quiet_waits.append(wait_for_quiet_node(self.loaded))
         say("builder: folding the load's arrivals into the rollups")
@@ -280,10 +279,11 @@ class BenchRun:
             seed=o.seed + 3,
             wait_for_builder=live.wait_until_folded(self.builder_services),
         )
+        url, truth = cached.url_for(0), self.live_truth
+        self.results["live"].checks += verification.after_live_ingest(url, truth, self.expected)
 
     def run_sustained_bursts(self) -> None:
-        """After the live scenario, whose truth (every start acknowledged) it extends and whose quiet reads it
-        compares with."""
+        """After the live scenario: extends its truth (every start acknowledged), compares with its quiet reads."""
         o = self.options
         assert self.services is not None
         assert self.builder_services is not None

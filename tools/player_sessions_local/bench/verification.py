@@ -19,6 +19,7 @@ from player_sessions.settings import Settings
 from player_sessions.time_buckets import hour_of
 from player_sessions_local.bench.dataset import ExpectedRows
 from player_sessions_local.bench.environments import http_client
+from player_sessions_local.bench.live import ExactCheck, StartTruth
 from player_sessions_local.bench.options import BARE_ATTEMPTS
 
 SESSIONS_SAMPLE = 2000
@@ -153,17 +154,16 @@ def check_metric(url: str, expected: ExpectedRows, fold_seconds: float, starts_f
         started = time.perf_counter()
         body = client.get_json("/countries/starts?hours=8760")
         seconds = time.perf_counter() - started
-        online = client.get_json("/countries/online")
-        lengths = client.get_json("/countries/session-lengths?hours=8760")
     counted = {item["country"]: item["starts"] for item in body["countries"]}
     wanted = expected.starts_by_country
     differing = sum(1 for country in set(counted) | set(wanted) if counted.get(country, 0) != wanted[country])
-    since, until = (instant(online[key]) for key in ("from", "to"))
-    open_now = sum(
-        1 for sid, (_, _, ts) in expected.starts.items() if since <= ts <= until and sid not in expected.ends
+    online, completed = live_ops_checks(
+        url,
+        [(str(sid), ts) for sid, (_, _, ts) in expected.starts.items()],
+        {str(sid): ts for sid, ts in expected.ends.items()},
+        "after the load",
+        hours=8760,
     )
-    since = instant(lengths["from"])
-    completed = sum(1 for sid, ts in expected.ends.items() if sid in expected.starts and ts >= since)
     return MetricCheck(
         fold_seconds,
         starts_folded,
@@ -171,11 +171,40 @@ def check_metric(url: str, expected: ExpectedRows, fold_seconds: float, starts_f
         body["total"],
         sum(wanted.values()),
         differing,
-        online["total"],
-        open_now,
-        lengths["total"]["sessions"] + lengths["total"]["outside"],
-        completed,
+        online.counted,
+        online.expected,
+        completed.counted,
+        completed.expected,
     )
+
+
+def live_ops_checks(
+    url: str, starts: Sequence[tuple[str, datetime]], ends: dict[str, datetime], label: str, hours: int = 24
+) -> list[ExactCheck]:
+    """The live-ops routes against the stored halves: the sessions online (started in the answer's window, not
+    ended) and the completed sessions whose end is in the lengths' window (in range or outside it)."""
+    with http_client(url, timeout=60) as client:
+        online = client.get_json("/countries/online")
+        lengths = client.get_json(f"/countries/session-lengths?hours={hours}")
+    since, until = (instant(online[key]) for key in ("from", "to"))
+    open_now = sum(1 for sid, ts in starts if since <= ts <= until and sid not in ends)
+    since, until = (instant(lengths[key]) for key in ("from", "to"))
+    started = {sid for sid, _ in starts}
+    ended = sum(1 for sid, ts in ends.items() if sid in started and since <= ts <= until)
+    return [
+        ExactCheck(f"{label}: sessions online", open_now, online["total"]),
+        ExactCheck(
+            f"{label}: completed sessions over {hours} h",
+            ended,
+            lengths["total"]["sessions"] + lengths["total"]["outside"],
+        ),
+    ]
+
+
+def after_live_ingest(url: str, truth: StartTruth, expected: ExpectedRows) -> list[ExactCheck]:
+    """The live-ops routes once the live scenario's starts (which have no end) are folded."""
+    ends = {str(sid): ts for sid, ts in expected.ends.items()}
+    return live_ops_checks(url, [(sid, ts) for sid, ts, _ in truth], ends, "after live ingest")
 
 
 def instant(text: str) -> datetime:
