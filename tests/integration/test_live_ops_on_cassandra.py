@@ -160,3 +160,26 @@ def test_reads_stay_within_a_fixed_bound_however_many_sessions_the_last_minutes_
     assert live_ops.online().total == 0
     assert live_ops.session_lengths(1).total.sessions == 10_000
     assert CountryStarts(stores[0], clock, counts_settings).counts(1).total == 10_000
+
+
+def test_a_window_whose_two_ends_share_a_partition_reads_only_its_buckets(family_stores, counts_settings):
+    # Given a session every two minutes over the last 13 hours, all folded: rollup rows in every minute and
+    # ten-minute bucket of the day, on both sides of the online window's start and end
+    sessions, *stores = family_stores
+    clock = FixedClock(datetime(2026, 7, 2, 16, 41, 7, 250_000, tzinfo=UTC))
+    events = []
+    for minutes in range(0, 13 * 60, 2):
+        start = clock.now() - timedelta(minutes=minutes, seconds=30)
+        events += halves(uuid.uuid4(), start, start + timedelta(seconds=20), "FI")
+    ingest_batch(events, store=sessions, clock=clock, settings=counts_settings)
+    clock.advance(seconds=3)
+    fold_all(stores, clock, counts_settings, [CompactionTracker() for _ in stores])
+    live_ops = LiveOps(*stores, clock, counts_settings)
+    # When the sessions online are counted over the 12-hour window, whose first and last minutes fall in one
+    # day partition
+    with metered() as reads:
+        online = live_ops.online()
+    # Then only the window's own buckets are read (its minutes at both ends, not the 12 hours between them)
+    assert online.total == 0
+    assert reads.rows <= 200, reads.rows
+    assert reads.requests <= 80, reads.requests

@@ -216,29 +216,31 @@ class CassandraStartsStore:
     # ---- rollups ----
 
     def read_rollups(self, buckets: Sequence[Bucket]) -> dict[Bucket, list[RollupRow]]:
-        """One range read per partition, over the span of the wanted buckets in it."""
-        spans: dict[tuple[Level, datetime], tuple[datetime, datetime]] = {}
+        """One range read per run of adjacent wanted buckets in a partition, all at once: a window's two ends
+        may share a partition (a 12-hour window's minutes), and one range across them reads all in between."""
+        by_partition: dict[tuple[Level, datetime], set[datetime]] = {}
         wanted: dict[tuple[Level, datetime], Bucket] = {}
         for bucket in buckets:
-            key = (bucket.level, bucket.period)
-            first, last = spans.get(key, (bucket.start, bucket.start))
-            spans[key] = (min(first, bucket.start), max(last, bucket.start))
+            by_partition.setdefault((bucket.level, bucket.period), set()).add(bucket.start)
             wanted[(bucket.level, bucket.start)] = bucket
+        runs = [
+            (level, period, first, last)
+            for (level, period), starts in by_partition.items()
+            for first, last in _runs(level, sorted(starts))
+        ]
         found: dict[Bucket, list[RollupRow]] = {}
-        read = 0
-        parameters = [(level.code, period, first, last) for (level, period), (first, last) in spans.items()]
+        parameters = [(level.code, period, first, last) for level, period, first, last in runs]
         with unavailable_on_failure("read rollups"):
-            for (level, _period), result in zip(
-                spans, self._concurrently(self._reads.rollups, parameters), strict=True
-            ):
+            results = self._concurrently(self._reads.rollups, parameters)
+            for (level, *_), result in zip(runs, results, strict=True):
                 for row in result:
-                    read += 1
                     row_bucket = wanted.get((level, utc(row.bucket)))
                     if row_bucket is not None:
                         found.setdefault(row_bucket, []).append(
                             RollupRow(row.slot, bool(row.base), json.loads(row.counts))
                         )
-        count_read(rows=read, partitions=len(spans), requests=len(spans))
+        # (every row of a run is a wanted bucket's: the rows returned are the rows read)
+        count_read(rows=sum(map(len, found.values())), partitions=len(by_partition), requests=len(runs))
         return found
 
     # ---- start rows ----
@@ -322,6 +324,17 @@ class CassandraStartsStore:
             count_read(rows=0, partitions=len(futures), requests=len(futures))
             # Each shard is newest first; merging keeps that order across shards (ties are ordered by the caller).
             yield from heapq.merge(*streams, key=_newest_first)
+
+
+def _runs(level: Level, starts: Sequence[datetime]) -> Iterator[tuple[datetime, datetime]]:
+    """The first and last bucket start of each run of adjacent buckets, for ordered bucket starts."""
+    first = previous = starts[0]
+    for start in starts[1:]:
+        if start != level.after(previous):
+            yield first, previous
+            first = start
+        previous = start
+    yield first, previous
 
 
 def _groups(hours: Sequence[tuple[datetime, int]], most: int, budget: int) -> Iterator[list[datetime]]:
