@@ -30,8 +30,6 @@ from player_sessions.repositories.cache_protocol import NoCache, ReadCache
 from player_sessions.repositories.protocols import StartsStore
 from player_sessions.settings import Settings
 
-QUANTILES = (0.5, 0.9, 0.99)
-
 
 @dataclass(frozen=True)
 class Settled:

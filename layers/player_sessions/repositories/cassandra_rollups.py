@@ -28,8 +28,8 @@ from player_sessions.repositories.cassandra_starts import (
     CassandraStartsStore,
     progress_name,
 )
-from player_sessions.repositories.cql import Cql
-from player_sessions.schema import FAMILIES, STARTS, RollupFamily
+from player_sessions.repositories.cql import Cql, FamilyStatements
+from player_sessions.schema import FAMILIES, STARTS
 from player_sessions.time_buckets import Bucket, Level, start_shard
 
 # The watermark only moves forward, by conditional writes: a slower builder's older slot never wins, whatever
@@ -54,7 +54,7 @@ DELETE_ROLLUPS_BEFORE = Cql(
 
 
 @dataclass(frozen=True)
-class FamilyWrites:
+class FamilyWrites(FamilyStatements):
     """The builder's writes (and the read of a fold's record) on one rollup family's tables."""
 
     mark: Cql
@@ -62,20 +62,7 @@ class FamilyWrites:
     read_fold: Cql
     rollup: Cql
     delete_rollups_before: Cql
-
-    @classmethod
-    def of(cls, family: RollupFamily) -> FamilyWrites:
-        return cls(
-            WRITE_MARK.of_family(family),
-            CLAIM_FOLD.of_family(family),
-            READ_FOLD.of_family(family),
-            WRITE_ROLLUP.of_family(family),
-            DELETE_ROLLUPS_BEFORE.of_family(family),
-        )
-
-    @property
-    def statements(self) -> tuple[Cql, ...]:
-        return (self.mark, self.claim_fold, self.read_fold, self.rollup, self.delete_rollups_before)
+    TEMPLATES = (WRITE_MARK, CLAIM_FOLD, READ_FOLD, WRITE_ROLLUP, DELETE_ROLLUPS_BEFORE)
 
 
 FAMILY_WRITES = {family: FamilyWrites.of(family) for family in FAMILIES}

@@ -28,7 +28,7 @@ from player_sessions.repositories.cassandra_helpers import (
     unavailable_on_failure,
     utc,
 )
-from player_sessions.repositories.cql import Cql
+from player_sessions.repositories.cql import Cql, FamilyStatements
 from player_sessions.schema import FAMILIES, STARTS, RollupFamily
 from player_sessions.time_buckets import Bucket, Level
 
@@ -50,7 +50,7 @@ READ_ROLLUPS = Cql(
 
 
 @dataclass(frozen=True)
-class FamilyReads:
+class FamilyReads(FamilyStatements):
     """The reads of one rollup family's tables: the starts family's statements above, on its own tables."""
 
     arrivals: Cql
@@ -58,20 +58,7 @@ class FamilyReads:
     marks: Cql
     session_marks: Cql
     rollups: Cql
-
-    @classmethod
-    def of(cls, family: RollupFamily) -> FamilyReads:
-        return cls(
-            READ_ARRIVALS.of_family(family),
-            READ_PARTITION_ARRIVALS.of_family(family),
-            READ_MARKS.of_family(family),
-            READ_SESSION_MARKS.of_family(family),
-            READ_ROLLUPS.of_family(family),
-        )
-
-    @property
-    def statements(self) -> tuple[Cql, ...]:
-        return (self.arrivals, self.partition_arrivals, self.marks, self.session_marks, self.rollups)
+    TEMPLATES = (READ_ARRIVALS, READ_PARTITION_ARRIVALS, READ_MARKS, READ_SESSION_MARKS, READ_ROLLUPS)
 
 
 FAMILY_READS = {family: FamilyReads.of(family) for family in FAMILIES}

@@ -8,8 +8,9 @@ cannot name a table the code does not use nor miss one it does.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
+from typing import ClassVar, Self
 
 from player_sessions.schema import STARTS, TABLES, RollupFamily
 
@@ -63,3 +64,20 @@ class Cql:
 
     def __str__(self) -> str:
         return self.text
+
+
+@dataclass(frozen=True)
+class FamilyStatements:
+    """Statements of one rollup family: a subclass names them as its fields, and gives in ``TEMPLATES``, in the
+    same order, the starts family's statements they are made from (``Cql.of_family``)."""
+
+    TEMPLATES: ClassVar[tuple[Cql, ...]] = ()
+
+    @classmethod
+    def of(cls, family: RollupFamily) -> Self:
+        made = zip(fields(cls), cls.TEMPLATES, strict=True)
+        return cls(**{name.name: template.of_family(family) for name, template in made})
+
+    @property
+    def statements(self) -> tuple[Cql, ...]:
+        return tuple(getattr(self, name.name) for name in fields(self))

@@ -104,7 +104,7 @@ readers read at most this many more (empty, for that part) slots of arrivals."""
 @dataclass
 class RollupBuilder:
     """Folds a store's arrivals into its rollups (those of the store's family), at the clock's now. Deployed,
-    each part's scheduled function keeps one per family and environment (``Services.rollup_builders``), so
+    each part's scheduled function keeps one per family and environment (``Services.rollup_builder``), so
     its compaction tracker lives across runs."""
 
     store: RollupStore

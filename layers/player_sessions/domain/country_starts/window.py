@@ -70,8 +70,7 @@ class Tail:
 
     def starts_in(self, window: Window) -> list[StartKey]:
         """The distinct tail starts stamped inside the window."""
-        keys = dict.fromkeys(arrival.key for arrival in self.arrivals)
-        return [key for key in keys if window.start <= key.ts <= window.end]
+        return list(self.first_slots_in(window))
 
     def first_slots_in(self, window: Window) -> dict[StartKey, int]:
         """The distinct tail starts stamped inside the window, each with the first slot it arrived in."""
