@@ -4,16 +4,25 @@ from __future__ import annotations
 
 import itertools
 import json
+import random
 import uuid
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from player_sessions.domain.ingest import ended_records
-from player_sessions.models import EventType, PlayerWrite, SessionHalves, WriteKind, parse_event
+from player_sessions.models import (
+    EventType,
+    PlayerWrite,
+    SessionHalves,
+    WriteKind,
+    format_timestamp,
+    from_epoch_ms,
+    parse_event,
+)
 from player_sessions.repositories.cassandra_store import (
     WRITE_ARRIVAL,
     WRITE_ARRIVAL_MINUTE,
@@ -29,7 +38,7 @@ from player_sessions.retention import ttl_seconds
 from player_sessions.schema import FAMILIES
 from player_sessions.settings import Settings
 from player_sessions.time_buckets import Level, hour_of, slot_of, slot_start, start_shard
-from player_sessions_local.event_files import open_for_reading
+from player_sessions_local.event_files import open_for_reading, open_for_writing
 
 
 @dataclass
@@ -150,3 +159,34 @@ def read_events(path: Path, limit: int | None = None) -> Iterator[dict]:
     with open_for_reading(path) as lines:
         for line in itertools.islice(lines, limit):
             yield json.loads(line)
+
+
+BULK_CLOSED_EVERY = 10
+"""In the live scenario's bulk, nine sessions in ten are ended too (each end between its start and now); the
+tenth stays open."""
+
+
+def bulk_sessions(
+    count: int, span_seconds: int, countries: Counter[str], rng: random.Random, path: Path
+) -> tuple[set[tuple[str, datetime, str]], dict[str, datetime]]:
+    """``count`` sessions started within the last ``span_seconds``, nine in ten of them ended, written to a file
+    for the loader: the starts as (session id, ts, country) and the ends by session id."""
+    now_ms = int(datetime.now(UTC).timestamp() * 1000)
+    names, weights = list(countries), list(countries.values())
+    starts: set[tuple[str, datetime, str]] = set()
+    ends: dict[str, datetime] = {}
+    with open_for_writing(path) as out:
+        for number in range(count):
+            session_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+            player, country = uuid.UUID(int=rng.getrandbits(128)).hex, rng.choices(names, weights)[0]
+            start_ms = now_ms - rng.randrange(span_seconds * 1000)
+            starts.add((session_id, from_epoch_ms(start_ms), country))
+            halves = [("start", start_ms, {"country": country})]
+            if number % BULK_CLOSED_EVERY:
+                end_ms = rng.randint(start_ms, now_ms)
+                ends[session_id] = from_epoch_ms(end_ms)
+                halves.append(("end", end_ms, {}))
+            for event, ms, more in halves:
+                line = {"event": event, "player_id": player, "session_id": session_id, **more}
+                out.write(json.dumps({**line, "ts": format_timestamp(from_epoch_ms(ms))}) + "\n")
+    return starts, ends

@@ -1,8 +1,8 @@
 """The live scenario: what a live game's traffic does to the reads.
 
 1. quiet: one client asks the 1 h and 24 h metric, a page of the biggest country and the live-ops routes;
-2. loaded: 100,000 starts stamped within the last ten minutes are stored (the loader's path) and folded by the
-   builder; the same reads again, and the counts checked exactly;
+2. loaded: 100,000 sessions started within the last ten minutes, nine in ten of them ended too, are stored (the
+   loader's path) and folded by the builders; the same reads again, and the counts checked exactly;
 3. live: POST /events at a fixed rate (starts stamped up to two minutes late) while one reader polls them all,
    per third of the run (first, last), with rows read and cache hits (gateway's log); counts checked after.
 """
@@ -23,10 +23,10 @@ from typing import Any
 
 from player_sessions.bootstrap import Services
 from player_sessions.routes import STUDIO_EVENTS_PATH
+from player_sessions_local.bench.dataset import bulk_sessions
 from player_sessions_local.bench.environments import Environments, http_client
 from player_sessions_local.bench.options import BATCH_EVENTS, LIVE_OPS_PATHS, say
 from player_sessions_local.bench.read_costs import ReadCosts, read_costs
-from player_sessions_local.event_files import open_for_writing
 from player_sessions_local.load import load_file
 from player_sessions_local.measure.stats import Latencies
 from player_sessions_local.rollup_runner import fold_until_caught_up
@@ -83,7 +83,7 @@ class ExactCheck:
 class LiveResult:
     quiet: list[RouteStats]
     loaded: list[RouteStats]
-    bulk_starts: int
+    bulk_sessions: int
     bulk_seconds: float
     fold_seconds: float
     live_first: list[RouteStats]
@@ -107,7 +107,7 @@ class LiveResult:
             checks.append(
                 (
                     (
-                        f"{stats.route} with {self.bulk_starts:,} starts just stored: p90 <= "
+                        f"{stats.route} with {self.bulk_sessions:,} sessions just stored: p90 <= "
                         f"{TARGET_LOADED_RATIO}x its quiet p90"
                     ),
                     self.ratio(stats.route) <= TARGET_LOADED_RATIO,
@@ -116,7 +116,7 @@ class LiveResult:
             checks.append(
                 (
                     (
-                        f"{stats.route} with {self.bulk_starts:,} starts just stored: p90 <= "
+                        f"{stats.route} with {self.bulk_sessions:,} sessions just stored: p90 <= "
                         f"{TARGET_LOADED_P90_MS:g} ms"
                     ),
                     stats.percentile(0.9) <= TARGET_LOADED_P90_MS,
@@ -184,34 +184,6 @@ def check_counts(url: str, truth: StartTruth, label: str) -> list[ExactCheck]:
             expected = sum(1 for _, ts, _ in truth if since <= ts <= until)
             checks.append(ExactCheck(f"{label}: total over {hours} h", expected, body["total"]))
     return checks
-
-
-def bulk_starts(count: int, countries: Counter[str], rng: random.Random, path: Path) -> StartTruth:
-    """``count`` starts stamped within the last ten minutes, written to a file for the loader."""
-    now = datetime.now(UTC)
-    names, weights = list(countries), list(countries.values())
-    truth: StartTruth = set()
-    with open_for_writing(path) as out:
-        for _ in range(count):
-            session_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
-            ts = (now - timedelta(seconds=rng.uniform(0, BULK_SPAN_SECONDS))).replace(
-                microsecond=rng.randrange(1000) * 1000
-            )
-            country = rng.choices(names, weights)[0]
-            truth.add((session_id, ts, country))
-            out.write(
-                json.dumps(
-                    {
-                        "event": "start",
-                        "player_id": uuid.UUID(int=rng.getrandbits(128)).hex,
-                        "session_id": session_id,
-                        "country": country,
-                        "ts": ts.isoformat(),
-                    }
-                )
-                + "\n"
-            )
-    return truth
 
 
 def live_ingest(
@@ -310,6 +282,8 @@ def run_live_scenario(
     truth: StartTruth,
     countries: Counter[str],
     *,
+    ends: dict[str, datetime],
+    exact: Callable[[str], list[ExactCheck]],
     bulk: int,
     rate: float,
     seconds: float,
@@ -329,9 +303,10 @@ def run_live_scenario(
     quiet_costs, offset = read_costs(log_path, offset)
 
     say(
-        f"live: {bulk:,} starts stamped within the last {BULK_SPAN_SECONDS // 60} minutes, through the loader"
+        f"live: {bulk:,} sessions started within the last {BULK_SPAN_SECONDS // 60} minutes, through the loader"
     )
-    bulk_truth = bulk_starts(bulk, countries, rng, out / "live-bulk.jsonl.gz")
+    bulk_truth, bulk_ends = bulk_sessions(bulk, BULK_SPAN_SECONDS, countries, rng, out / "live-bulk.jsonl.gz")
+    say(f"  {len(bulk_ends):,} of them ended")
     report = load_file(
         out / "live-bulk.jsonl.gz",
         services,
@@ -341,11 +316,12 @@ def run_live_scenario(
         progress=False,
     )
     truth |= bulk_truth
+    ends.update(bulk_ends)
     fold_seconds = wait_for_builder()
     say(f"  loaded in {report.seconds:.1f} s, folded {fold_seconds:.1f} s later")
     loaded = time_reads(url, paths, quiet_seconds)
     loaded_costs, offset = read_costs(log_path, offset)
-    checks = check_counts(url, truth, f"after {bulk:,} starts")
+    checks = exact(f"after {bulk:,} sessions")
 
     say(f"live: {rate:g} starts/s through POST /events for {seconds:g} s, one reader polling")
     stop = threading.Event()
@@ -367,11 +343,11 @@ def run_live_scenario(
     # The log's lines carry no request time: split each route's lines by order, as the samples are split.
     costs_first, costs_last = costs_all.thirds()
     wait_for_builder()
-    checks += check_counts(url, truth, "after live ingest")
+    checks += exact("after live ingest")
     return LiveResult(
         quiet=quiet,
         loaded=loaded,
-        bulk_starts=bulk,
+        bulk_sessions=bulk,
         bulk_seconds=report.seconds,
         fold_seconds=fold_seconds,
         live_first=first,

@@ -190,8 +190,9 @@ def live_section(summary: Summary) -> list[str]:
         "## Live traffic",
         "",
         (
-            f"One client. Quiet: the loaded data set as it is. Loaded: {v.bulk_starts:,} starts stamped within "
-            f"the last ten minutes stored ({v.bulk_seconds:.1f} s) and folded ({v.fold_seconds:.1f} s later). "
+            f"One client. Quiet: the loaded data set as it is. Loaded: {v.bulk_sessions:,} sessions started within "
+            "the last ten minutes, nine in ten of them ended too (each end between its start and now), stored "
+            f"({v.bulk_seconds:.1f} s) and folded ({v.fold_seconds:.1f} s later). "
             "Rows: Cassandra rows read per request (p50 / max), from the gateway's log."
         ),
         "",

@@ -101,7 +101,12 @@ _OPTIONS: tuple[tuple[str, type, object, str], ...] = (
         None,
         "the service's retention in the bench keyspaces (default: its setting; 31 with --quick)",
     ),
-    ("--live-bulk", int, None, "starts stored just before the loaded reads (default 100,000; 2,000 quick)"),
+    (
+        "--live-bulk",
+        int,
+        None,
+        "sessions (nine in ten ended) stored before the loaded reads (default 100,000; 2,000 quick)",
+    ),
     ("--live-rate", float, 100.0, "starts/s POSTed in the live scenario"),
     ("--live-seconds", float, None, "length of the live scenario (default 60; 9 with --quick)"),
     (

@@ -108,7 +108,7 @@ class Summary:
     def _live_console(self) -> list[str]:
         v = self.live
         lines = [
-            f"{quiet.route}: quiet p90 {quiet.percentile(0.9):.1f} ms, with {v.bulk_starts:,} starts "
+            f"{quiet.route}: quiet p90 {quiet.percentile(0.9):.1f} ms, with {v.bulk_sessions:,} sessions "
             f"{loaded.percentile(0.9):.1f} ms (x{v.ratio(quiet.route):.2f})"
             for quiet, loaded in zip(v.quiet, v.loaded, strict=True)
         ]
@@ -126,7 +126,7 @@ class Summary:
             return [route_json(r, costs) for r in items]
 
         return {
-            "bulk_starts": v.bulk_starts,
+            "bulk_sessions": v.bulk_sessions,
             "bulk_seconds": v.bulk_seconds,
             "fold_seconds": v.fold_seconds,
             "quiet": stats(v.quiet, v.quiet_costs),

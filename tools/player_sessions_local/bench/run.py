@@ -261,16 +261,18 @@ class BenchRun:
 
     def run_live_scenario(self) -> None:
         o = self.options
-        assert self.services is not None
-        assert self.builder_services is not None
+        assert self.services is not None and self.builder_services is not None
         cached = self.environments["cached"]
-        self.live_truth = {(str(sid), ts, country) for sid, (_, country, ts) in self.expected.starts.items()}
+        self.live_truth = truth = {(str(sid), ts, c) for sid, (_, c, ts) in self.expected.starts.items()}
+        ends, url = {str(sid): ts for sid, ts in self.expected.ends.items()}, cached.url_for(0)
         self.results["live"] = live.run_live_scenario(
             cached,
             cached.gateways[0].log_path,
             self.services,
-            self.live_truth,
+            truth,
             self.expected.starts_by_country,
+            ends=ends,
+            exact=lambda label: verification.live_checks(url, truth, ends, label),
             bulk=o.live_bulk,
             rate=o.live_rate,
             seconds=o.live_seconds,
@@ -279,8 +281,6 @@ class BenchRun:
             seed=o.seed + 3,
             wait_for_builder=live.wait_until_folded(self.builder_services),
         )
-        url, truth = cached.url_for(0), self.live_truth
-        self.results["live"].checks += verification.after_live_ingest(url, truth, self.expected)
 
     def run_sustained_bursts(self) -> None:
         """After the live scenario: extends its truth (every start acknowledged), compares with its quiet reads."""

@@ -19,7 +19,7 @@ from player_sessions.settings import Settings
 from player_sessions.time_buckets import hour_of
 from player_sessions_local.bench.dataset import ExpectedRows
 from player_sessions_local.bench.environments import http_client
-from player_sessions_local.bench.live import ExactCheck, StartTruth
+from player_sessions_local.bench.live import ExactCheck, StartTruth, check_counts
 from player_sessions_local.bench.options import BARE_ATTEMPTS
 
 SESSIONS_SAMPLE = 2000
@@ -201,10 +201,11 @@ def live_ops_checks(
     ]
 
 
-def after_live_ingest(url: str, truth: StartTruth, expected: ExpectedRows) -> list[ExactCheck]:
-    """The live-ops routes once the live scenario's starts (which have no end) are folded."""
-    ends = {str(sid): ts for sid, ts in expected.ends.items()}
-    return live_ops_checks(url, [(sid, ts) for sid, ts, _ in truth], ends, "after live ingest")
+def live_checks(url: str, truth: StartTruth, ends: dict[str, datetime], label: str) -> list[ExactCheck]:
+    """The live scenario's exact checks against every start and end stored so far: the starts over 1 h and
+    24 h, the sessions online and the completed sessions over 24 h."""
+    starts = [(sid, ts) for sid, ts, _ in truth]
+    return check_counts(url, truth, label) + live_ops_checks(url, starts, ends, label)
 
 
 def instant(text: str) -> datetime:
