@@ -216,18 +216,19 @@ class CassandraStartsStore:
             for first, last in _runs(level, sorted(starts))
         ]
         found: dict[Bucket, list[RollupRow]] = {}
+        read = 0
         parameters = [(level.code, period, first, last) for level, period, first, last in runs]
         with unavailable_on_failure("read rollups"):
             results = self._concurrently(self._reads.rollups, parameters)
             for (level, *_), result in zip(runs, results, strict=True):
                 for row in result:
+                    read += 1
                     row_bucket = wanted.get((level, utc(row.bucket)))
                     if row_bucket is not None:
                         found.setdefault(row_bucket, []).append(
                             RollupRow(row.slot, bool(row.base), json.loads(row.counts))
                         )
-        # (every row of a run is a wanted bucket's: the rows returned are the rows read)
-        count_read(rows=sum(map(len, found.values())), partitions=len(by_partition), requests=len(runs))
+        count_read(rows=read, partitions=len(by_partition), requests=len(runs))
         return found
 
     # ---- start rows ----

@@ -173,14 +173,17 @@ def time_reads(url: str, paths: Sequence[tuple[str, str]], seconds: float) -> li
     return results
 
 
+def instant(text: str) -> datetime:
+    """An answer's RFC 3339 timestamp (``Z`` for UTC) as an aware datetime."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
 def check_counts(url: str, truth: StartTruth, label: str) -> list[ExactCheck]:
     checks = []
     with http_client(url) as client:
         for hours in (1, 24):
             body = client.get_json(f"/countries/starts?hours={hours}")
-            since, until = (
-                datetime.fromisoformat(body[key].replace("Z", "+00:00")) for key in ("from", "to")
-            )
+            since, until = (instant(body[key]) for key in ("from", "to"))
             expected = sum(1 for _, ts, _ in truth if since <= ts <= until)
             checks.append(ExactCheck(f"{label}: total over {hours} h", expected, body["total"]))
     return checks

@@ -19,7 +19,7 @@ from player_sessions.settings import Settings
 from player_sessions.time_buckets import hour_of
 from player_sessions_local.bench.dataset import ExpectedRows
 from player_sessions_local.bench.environments import http_client
-from player_sessions_local.bench.live import ExactCheck, StartTruth, check_counts
+from player_sessions_local.bench.live import ExactCheck, StartTruth, check_counts, instant
 from player_sessions_local.bench.options import BARE_ATTEMPTS
 
 SESSIONS_SAMPLE = 2000
@@ -206,7 +206,3 @@ def live_checks(url: str, truth: StartTruth, ends: dict[str, datetime], label: s
     24 h, the sessions online and the completed sessions over 24 h."""
     starts = [(sid, ts) for sid, ts, _ in truth]
     return check_counts(url, truth, label) + live_ops_checks(url, starts, ends, label)
-
-
-def instant(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
