@@ -25,11 +25,13 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from cassandra import AuthenticationFailed, InvalidRequest, Unauthorized
+from cassandra import AuthenticationFailed, ConsistencyLevel, InvalidRequest, Unauthorized
 from cassandra.cluster import NoHostAvailable, Session
 from cassandra.pool import Host
+from cassandra.query import SimpleStatement
 
 from player_sessions.access import FUNCTION_STATEMENTS, table_access
+from player_sessions.cassandra_cluster import build_cluster
 from player_sessions.cassandra_connection import CassandraConnection
 from player_sessions.errors import DatabaseUnavailableError
 from player_sessions.repositories.cql import Access
@@ -135,11 +137,41 @@ def bootstrap(settings: Settings, replicas: int = 1) -> None:
     _require_authentication(settings)
     if not _can_log_in(as_admin(settings)):
         _create_admin(settings, replicas)
-    admin = CassandraConnection(as_admin(settings), use_keyspace=False)
+    _drop_default_superuser(as_admin(settings))
+
+
+def _drop_default_superuser(settings: Settings) -> None:
+    """Drops the default superuser until a read at ALL finds it on no node.
+
+    Cassandra wrote it to one node while the roles had one replica. ``DROP ROLE IF EXISTS`` looks for it at
+    QUORUM (two nodes of three): when neither is that node, it finds nothing and drops nothing, and the role
+    stays on the one node (a fresh clone's cluster tier listed it there, in one run of several). A read at ALL
+    asks every node, finds it and repairs the others, so the next drop finds it.
+
+    Keyspaces has no roles (IAM is its access control) and refuses ALL, so these statements run on a plain
+    driver session, outside the rules a project connection holds the product's keyspace to."""
+    remaining = SimpleStatement(
+        "SELECT role FROM system_auth.roles WHERE role = %s", consistency_level=ConsistencyLevel.ALL
+    )
+    cluster = build_cluster(settings)
     try:
-        admin.session().execute(f"DROP ROLE IF EXISTS {DEFAULT_SUPERUSER}", timeout=60)
+        session = cluster.connect()
+        deadline = time.monotonic() + DEFAULT_SUPERUSER_WAIT_SECONDS
+        while True:
+            session.execute(f"DROP ROLE IF EXISTS {DEFAULT_SUPERUSER}", timeout=60)
+            if session.execute(remaining, (DEFAULT_SUPERUSER,), timeout=60).one() is None:
+                return
+            if time.monotonic() > deadline:
+                raise DatabaseUnavailableError(
+                    f"the default superuser {DEFAULT_SUPERUSER!r} is still in system_auth.roles after "
+                    f"{DEFAULT_SUPERUSER_WAIT_SECONDS} s of dropping it"
+                )
+            print(
+                f"cassandra roles: {DEFAULT_SUPERUSER!r} was on a node the drop missed; dropping it again",
+                file=sys.stderr,
+            )
     finally:
-        admin.close()
+        cluster.shutdown()
 
 
 def _create_admin(settings: Settings, replicas: int) -> None:
