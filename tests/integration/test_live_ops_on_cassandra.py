@@ -12,15 +12,18 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from player_sessions import histograms
 from player_sessions.clock import FixedClock
 from player_sessions.domain.country_starts import CountryStarts
 from player_sessions.domain.country_starts.builder import CompactionTracker, RollupBuilder
 from player_sessions.domain.country_starts.records import RELATIVE_ERROR
+from player_sessions.domain.country_starts.rollups import bucket_state
 from player_sessions.domain.ingest import ingest_batch
 from player_sessions.domain.live_ops import LiveOps
 from player_sessions.read_counts import metered
 from player_sessions.repositories.cassandra_rollups import CassandraRollupStore
 from player_sessions.schema import COMPLETIONS, LENGTHS
+from player_sessions.time_buckets import Level, buckets_of
 
 pytestmark = pytest.mark.integration
 
@@ -160,6 +163,15 @@ def test_reads_stay_within_a_fixed_bound_however_many_sessions_the_last_minutes_
     assert live_ops.online().total == 0
     assert live_ops.session_lengths(1).total.sessions == 10_000
     assert CountryStarts(stores[0], clock, counts_settings).counts(1).total == 10_000
+    # And a lengths rollup row holds each country's histogram as one figure: at most three per country and the
+    # late count, however varied the durations (a row's cost to read grows with the countries, not the bins)
+    rows = stores[2].read_rollups(buckets_of(clock.now() - timedelta(minutes=5)))
+    hour = next(rows[bucket] for bucket in rows if bucket.level is Level.HOUR)
+    assert (
+        max(len(row.counts) for bucket_rows in rows.values() for row in bucket_rows) <= 3 * len(COUNTRIES) + 1
+    )
+    counts = bucket_state(hour).counts
+    assert all(sum(histograms.bin_counts(counts[f"{c}/bins"])) == counts[c] for c in COUNTRIES)
 
 
 def test_a_window_whose_two_ends_share_a_partition_reads_only_its_buckets(family_stores, counts_settings):

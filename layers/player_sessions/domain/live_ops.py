@@ -17,9 +17,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from player_sessions import histograms
 from player_sessions.clock import Clock
 from player_sessions.domain.country_starts.counting import StartCounts, count_starts_by_country
 from player_sessions.domain.country_starts.records import (
+    BINS,
     MILLISECONDS,
     OUTSIDE,
     bin_value,
@@ -66,12 +68,12 @@ class OnlineNow:
 @dataclass(frozen=True)
 class Durations:
     """Completed sessions' durations in a window: exact count, sum and those outside the range, and the
-    histogram (bin index to count) the quantiles come from."""
+    histogram the quantiles come from (one integer: player_sessions.histograms)."""
 
     sessions: int = 0
     milliseconds: int = 0
     outside: int = 0
-    bins: Counter[int] = field(default_factory=Counter)
+    histogram: int = 0
 
     @property
     def mean_ms(self) -> float | None:
@@ -81,20 +83,17 @@ class Durations:
         """The nearest-rank quantile (the ``ceil(q * n)``-th shortest), within the histogram's relative error."""
         if not self.sessions:
             return None
-        rank = max(1, math.ceil(q * self.sessions))
-        seen = 0
-        for index in sorted(self.bins):
-            seen += self.bins[index]
-            if seen >= rank:
-                return bin_value(index)
-        raise ValueError("the histogram holds fewer durations than the count")
+        index = histograms.nearest_rank_bin(self.histogram, max(1, math.ceil(q * self.sessions)))
+        if index is None:
+            raise ValueError("the histogram holds fewer durations than the count")
+        return bin_value(index)
 
     def plus(self, other: Durations) -> Durations:
         return Durations(
             self.sessions + other.sessions,
             self.milliseconds + other.milliseconds,
             self.outside + other.outside,
-            self.bins + other.bins,
+            self.histogram + other.histogram,
         )
 
 
@@ -112,7 +111,7 @@ def durations_by_country(counts: Counter[str]) -> dict[str, Durations]:
     sessions: Counter[str] = Counter()
     milliseconds: Counter[str] = Counter()
     outside: Counter[str] = Counter()
-    bins: dict[str, Counter[int]] = {}
+    bins: Counter[str] = Counter()
     for key, n in counts.items():
         country, _, figure = key.partition("/")
         if not figure:
@@ -121,12 +120,13 @@ def durations_by_country(counts: Counter[str]) -> dict[str, Durations]:
             milliseconds[country] += n
         elif figure == OUTSIDE:
             outside[country] += n
+        elif figure == BINS:
+            bins[country] += n
         else:
-            bins.setdefault(country, Counter())[int(figure)] += n
+            # A row written before a country's histogram was one integer holds one key per bin.
+            bins[country] += histograms.of_bin(int(figure), n)
     return {
-        country: Durations(
-            sessions[country], milliseconds[country], outside[country], bins.get(country, Counter())
-        )
+        country: Durations(sessions[country], milliseconds[country], outside[country], bins[country])
         for country in sorted(set(sessions) | set(outside))
     }
 

@@ -17,6 +17,7 @@ from cassandra.query import BatchStatement, BatchType
 
 from player_sessions.cassandra_connection import BULK_PROFILE
 from player_sessions.errors import DatabaseUnavailableError
+from player_sessions.histograms import dumps_counts
 from player_sessions.models import StartKey, from_epoch_ms, to_epoch_ms
 from player_sessions.read_counts import count_read
 from player_sessions.repositories.cassandra_helpers import chunks, first_row, unavailable_on_failure
@@ -172,7 +173,7 @@ class CassandraRollupStore(CassandraStartsStore):
         by_partition: dict[tuple[Level, datetime], list[tuple[Any, ...]]] = {}
         for bucket, counts, ttl in deltas:
             by_partition.setdefault((bucket.level, bucket.period), []).append(
-                (bucket.level.code, bucket.period, bucket.start, fold, False, _counts_json(counts), ttl)
+                (bucket.level.code, bucket.period, bucket.start, fold, False, dumps_counts(counts), ttl)
             )
         requests: list[tuple[Any, Any]] = []
         for rows in by_partition.values():
@@ -211,7 +212,7 @@ class CassandraRollupStore(CassandraStartsStore):
             execute_concurrent(
                 self._connection.session(),
                 [
-                    (write, (*key, slot, True, _counts_json(counts), ttl))
+                    (write, (*key, slot, True, dumps_counts(counts), ttl))
                     for (key, slot), (_, _, counts, ttl) in zip(keys, bases, strict=True)
                 ],
                 concurrency=CONCURRENCY,
@@ -231,10 +232,6 @@ def _applied(result: Any) -> bool:
     """Whether a conditional write took effect (its answer's ``[applied]``, the one value relied on)."""
     row = first_row(result)
     return bool(row is not None and row[0])
-
-
-def _counts_json(counts: dict[str, int]) -> str:
-    return json.dumps(counts, separators=(",", ":"), sort_keys=True)
 
 
 if TYPE_CHECKING:

@@ -6,7 +6,6 @@ repositories.cassandra_rollups."""
 from __future__ import annotations
 
 import heapq
-import json
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from cassandra.cluster import EXEC_PROFILE_DEFAULT
 
 from player_sessions.cassandra_connection import BULK_PROFILE, CassandraConnection
+from player_sessions.histograms import loads_counts
 from player_sessions.models import Arrival, HourCounts, RollupRow, StartKey, StartRow
 from player_sessions.read_counts import count_read
 from player_sessions.repositories.cassandra_helpers import (
@@ -226,7 +226,7 @@ class CassandraStartsStore:
                     row_bucket = wanted.get((level, utc(row.bucket)))
                     if row_bucket is not None:
                         found.setdefault(row_bucket, []).append(
-                            RollupRow(row.slot, bool(row.base), json.loads(row.counts))
+                            RollupRow(row.slot, bool(row.base), loads_counts(row.counts))
                         )
         count_read(rows=read, partitions=len(by_partition), requests=len(runs))
         return found

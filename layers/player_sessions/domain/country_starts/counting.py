@@ -24,6 +24,7 @@ from player_sessions.domain.country_starts.window import (
     plan_window,
     read_tail,
 )
+from player_sessions.histograms import dumps_counts, loads_counts
 from player_sessions.models import StartKey, to_epoch_ms
 from player_sessions.repositories.cache_protocol import CacheToken, NoCache, ReadCache, decoded_or_miss
 from player_sessions.repositories.protocols import StartsStore
@@ -207,7 +208,7 @@ class _CachedCoarse:
         self._cache.store(
             self._token,
             self._key,
-            json.dumps({"counts": value.counts, "inclusion": inclusion}).encode(),
+            json.dumps({"counts": dumps_counts(value.counts), "inclusion": inclusion}).encode(),
             COARSE_CACHE_TTL_SECONDS,
         )
 
@@ -217,4 +218,4 @@ class _CachedCoarse:
             bucket: Inclusion(through, base, frozenset(deltas))
             for bucket, (through, base, deltas) in zip(self._buckets, decoded["inclusion"], strict=True)
         }
-        return RolledCounts(Counter(decoded["counts"]), inclusion)
+        return RolledCounts(Counter(loads_counts(decoded["counts"])), inclusion)

@@ -5,8 +5,9 @@ into the rollups and readers add the unfolded tail's the same way, through one f
 - a start adds one to its country;
 - a completed session (its record placed at the start's ts) adds one to its country;
 - a session length (placed at the end's ts, labelled ``<country>:<milliseconds>``) adds one to its country,
-  its milliseconds to ``<country>/ms`` and one to its histogram bin ``<country>/<bin>``; a duration outside
-  ``[0, Settings.open_session_hours]`` adds one to ``<country>/outside`` instead.
+  its milliseconds to ``<country>/ms`` and one to its bin of the histogram ``<country>/bins`` (a histogram is
+  one integer: player_sessions.histograms); a duration outside ``[0, Settings.open_session_hours]`` adds one
+  to ``<country>/outside`` instead.
 Any record that arrived more than the clock-skew allowance after its own ts also adds one to ``~late``.
 """
 
@@ -16,6 +17,7 @@ import math
 from collections.abc import Callable, Mapping
 from datetime import datetime
 
+from player_sessions import histograms
 from player_sessions.models import StartKey
 from player_sessions.schema import COMPLETIONS, LENGTHS, STARTS, RollupFamily
 from player_sessions.settings import Settings
@@ -28,6 +30,7 @@ LATE = "~late"
 """The counts' key of the records that arrived late; every other key names a country (or a country's figure)."""
 MILLISECONDS = "ms"
 OUTSIDE = "outside"
+BINS = "bins"
 RELATIVE_ERROR = 0.02
 """The most a quantile read from the histograms is off, relative to the exact one."""
 _GAMMA = (1 + RELATIVE_ERROR) / (1 - RELATIVE_ERROR)
@@ -48,7 +51,12 @@ def contributions_of(family: RollupFamily, settings: Settings) -> Contributions:
         country, ms = parse_length_label(key.country)
         if not 0 <= ms <= longest_ms:
             return {f"{country}/{OUTSIDE}": 1, **late(key, slot)}
-        return {country: 1, f"{country}/{MILLISECONDS}": ms, f"{country}/{bin_of(ms)}": 1, **late(key, slot)}
+        return {
+            country: 1,
+            f"{country}/{MILLISECONDS}": ms,
+            f"{country}/{BINS}": histograms.of_bin(bin_of(ms)),
+            **late(key, slot),
+        }
 
     if family is LENGTHS:
         return length
