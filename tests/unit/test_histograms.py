@@ -44,7 +44,7 @@ def test_the_nearest_rank_bin_is_the_bin_of_the_rank_th_smallest_value(counts, r
     values = sorted(index for index, n in counts.items() for _ in range(n))
 
     # When the bin of a rank is asked
-    found = histograms.nearest_rank_bin(packed(counts), rank)
+    found = histograms.nearest_rank_bin(histograms.cumulative_counts(packed(counts)), rank)
 
     # Then it is the bin of that value, or None past the last one
     assert found == (values[rank - 1] if rank <= len(values) else None)

@@ -16,6 +16,7 @@ import math
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 
 from player_sessions import histograms
 from player_sessions.clock import Clock
@@ -83,10 +84,14 @@ class Durations:
         """The nearest-rank quantile (the ``ceil(q * n)``-th shortest), within the histogram's relative error."""
         if not self.sessions:
             return None
-        index = histograms.nearest_rank_bin(self.histogram, max(1, math.ceil(q * self.sessions)))
+        index = histograms.nearest_rank_bin(self._cumulative, max(1, math.ceil(q * self.sessions)))
         if index is None:
             raise ValueError("the histogram holds fewer durations than the count")
         return bin_value(index)
+
+    @cached_property
+    def _cumulative(self) -> list[int]:
+        return histograms.cumulative_counts(self.histogram)
 
     def plus(self, other: Durations) -> Durations:
         return Durations(
