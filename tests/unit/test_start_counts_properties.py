@@ -398,3 +398,37 @@ def test_an_arrival_left_without_its_start_row_by_a_half_failed_batch_is_never_c
     history.count(1)
     history.list("BR", 1, 5)
     assert history.starts.db.marks == {}
+
+
+def test_a_bucket_that_stopped_changing_is_compacted_to_one_row():
+    # Given starts stamped in one second and stored over three seconds, then folded: a delta per arrival
+    # second in that second's bucket, three, fewer than a compaction waits for
+    sessions = InMemorySessionStore()
+    starts, clock = InMemoryStartsStore(sessions), FixedClock(EPOCH)
+    builder = RollupBuilder(
+        starts, clock, SETTINGS, tracker=CompactionTracker(compact_after=4)
+    )
+    second = EPOCH.replace(microsecond=0)
+    for session in range(3):
+        event = {"event": "start", "player_id": "p", "session_id": str(uuid.UUID(int=session + 1))}
+        ingest_batch(
+            [{**event, "ts": second.isoformat(), "country": "FI"}],
+            store=sessions,
+            clock=clock,
+            settings=SETTINGS,
+        )
+        clock.advance(seconds=1)
+    clock.advance(seconds=2)
+    builder.fold_every_part()
+    bucket = next(b for b in starts.tables.rollups if b.level is Level.SECOND and b.start == second)
+    assert len(starts.tables.rollups[bucket]) == 3
+
+    # When the builder runs again after five quiet seconds
+    clock.advance(seconds=6)
+    report = builder.fold_every_part()
+
+    # Then the bucket is one base row with the same count, and so is every other bucket the starts went into
+    assert report.bases_written == 7
+    assert [row.base for row in starts.tables.rollups[bucket].values()] == [True]
+    assert dict(next(iter(starts.tables.rollups[bucket].values())).counts) == {"FI": 3}
+    assert all(len(rows) == 1 for rows in starts.tables.rollups.values())

@@ -46,6 +46,10 @@ SLOTS_READ_AT_ONCE = 25
 """Slots whose arrivals one request reads (25 slots of up to 4 shards: Keyspaces' 100 partitions per IN)."""
 COMPACT_AFTER_DELTAS = 4
 """A bucket is compacted once this process has written this many deltas into it since its last base."""
+SETTLED_AFTER_SLOTS = 5
+"""A bucket with deltas that has had none for this many slots is compacted too."""
+SETTLED_COMPACTIONS_PER_RUN = 100
+"""The most settled buckets one run compacts (each a read of its rows and a base written)."""
 FOLD_RECORD_TTL_SECONDS = 7 * 86_400
 """A fold's record is needed while a builder may still fold its slot (one resumed after a freeze); kept a week."""
 COARSE_CACHE_GUARD = timedelta(seconds=5)
@@ -82,17 +86,38 @@ class FoldReport:
 @dataclass
 class CompactionTracker:
     """Deltas written per bucket since its last base, in this process (lost on restart: compaction then comes
-    a few deltas later, which costs readers a few rows, never a wrong count)."""
+    a few deltas later, which costs readers a few rows, never a wrong count). A bucket is compacted once it has
+    ``compact_after`` deltas, or once it has stopped changing: no delta for ``settle_slots`` slots."""
 
     deltas: Counter[Bucket] = field(default_factory=Counter)
     compact_after: int = COMPACT_AFTER_DELTAS
+    settle_slots: int = SETTLED_AFTER_SLOTS
+    last_slot: dict[Bucket, int] = field(default_factory=dict)
+    """The slot of each bucket's latest delta, oldest first (a bucket moves to the end when it gets one)."""
 
-    def note(self, buckets: Sequence[Bucket]) -> list[Bucket]:
+    def note(self, buckets: Sequence[Bucket], slot: int) -> list[Bucket]:
         self.deltas.update(buckets)
+        for bucket in buckets:
+            self.last_slot.pop(bucket, None)
+            self.last_slot[bucket] = slot
         due = [bucket for bucket in buckets if self.deltas[bucket] >= self.compact_after]
-        for bucket in due:
-            del self.deltas[bucket]
+        self._forget(due)
         return due
+
+    def settled(self, slot: int, at_most: int) -> list[Bucket]:
+        """Up to ``at_most`` buckets with deltas and none since ``settle_slots`` before ``slot``, oldest first."""
+        due: list[Bucket] = []
+        for bucket, last in self.last_slot.items():
+            if last > slot - self.settle_slots or len(due) == at_most:
+                break
+            due.append(bucket)
+        self._forget(due)
+        return due
+
+    def _forget(self, buckets: Sequence[Bucket]) -> None:
+        for bucket in buckets:
+            del self.deltas[bucket]
+            del self.last_slot[bucket]
 
 
 IDLE_PROGRESS_SLOTS = 10
@@ -158,6 +183,9 @@ class RollupBuilder:
                 report.slots_folded += 1
                 watermark = current
             slot = watermark + 1
+        done = watermark if others is None else min(watermark, others)
+        settled = self.tracker.settled(watermark, SETTLED_COMPACTIONS_PER_RUN)
+        report.bases_written += self._compact(settled, fold_id(done, FOLD_SPACE - 1), self.clock.now())
         self._finish(report, part, watermark, newest)
         return report
 
@@ -204,7 +232,7 @@ class RollupBuilder:
             # Before the watermark moves: a reader that sees the new watermark also sees the new generation.
             self.cache.invalidate([cache_scope(store.family)])
         store.write_progress(part, slot)
-        bases = self._compact(self.tracker.note(list(deltas)), compact_up_to, now)
+        bases = self._compact(self.tracker.note(list(deltas), slot), compact_up_to, now)
         return _Counted(len(counted), len(deltas), bases)
 
     def _compact(self, buckets: Sequence[Bucket], up_to: int, now: datetime) -> int:
