@@ -406,7 +406,7 @@ def test_a_bucket_that_stopped_changing_is_compacted_to_one_row():
     sessions = InMemorySessionStore()
     starts, clock = InMemoryStartsStore(sessions), FixedClock(EPOCH)
     builder = RollupBuilder(
-        starts, clock, SETTINGS, tracker=CompactionTracker(compact_after=4)
+        starts, clock, SETTINGS, tracker=CompactionTracker(compact_after=4, settle_slots=5)
     )
     second = EPOCH.replace(microsecond=0)
     for session in range(3):
