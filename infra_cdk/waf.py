@@ -41,14 +41,27 @@ def _bearer_token() -> wafv2.CfnWebACL.StatementProperty:
 
 
 def _blocking_rate_rule(
-    name: str, priority: int, statement: wafv2.CfnWebACL.RateBasedStatementProperty
+    name: str,
+    priority: int,
+    limit: int,
+    scope_down: wafv2.CfnWebACL.StatementProperty,
+    custom_keys: list[wafv2.CfnWebACL.RateBasedStatementCustomKeyProperty] | None = None,
 ) -> wafv2.CfnWebACL.RuleProperty:
-    """A rule that blocks the callers over ``statement``'s rate."""
+    """A rule that blocks the callers over ``limit`` requests per window, counted per address or, with
+    ``custom_keys``, per those keys; only requests that match ``scope_down`` count."""
     return wafv2.CfnWebACL.RuleProperty(
         name=name,
         priority=priority,
         action=wafv2.CfnWebACL.RuleActionProperty(block={}),
-        statement=wafv2.CfnWebACL.StatementProperty(rate_based_statement=statement),
+        statement=wafv2.CfnWebACL.StatementProperty(
+            rate_based_statement=wafv2.CfnWebACL.RateBasedStatementProperty(
+                limit=limit,
+                evaluation_window_sec=WAF_WINDOW_SECONDS,
+                aggregate_key_type="IP" if custom_keys is None else "CUSTOM_KEYS",
+                custom_keys=custom_keys,
+                scope_down_statement=scope_down,
+            )
+        ),
         visibility_config=_visibility(name),
     )
 
@@ -82,35 +95,27 @@ class WebAcl(Construct):
             _blocking_rate_rule(
                 PLAYER_TOKEN_RULE,
                 len(rules),
-                wafv2.CfnWebACL.RateBasedStatementProperty(
-                    limit=WAF_PLAYER_TOKEN_LIMIT,
-                    evaluation_window_sec=WAF_WINDOW_SECONDS,
-                    aggregate_key_type="CUSTOM_KEYS",
-                    custom_keys=[
-                        wafv2.CfnWebACL.RateBasedStatementCustomKeyProperty(
-                            header=wafv2.CfnWebACL.RateLimitHeaderProperty(
-                                name="authorization",
-                                text_transformations=[
-                                    wafv2.CfnWebACL.TextTransformationProperty(priority=0, type="NONE")
-                                ],
-                            )
+                WAF_PLAYER_TOKEN_LIMIT,
+                _bearer_token(),
+                custom_keys=[
+                    wafv2.CfnWebACL.RateBasedStatementCustomKeyProperty(
+                        header=wafv2.CfnWebACL.RateLimitHeaderProperty(
+                            name="authorization",
+                            text_transformations=[
+                                wafv2.CfnWebACL.TextTransformationProperty(priority=0, type="NONE")
+                            ],
                         )
-                    ],
-                    scope_down_statement=_bearer_token(),
-                ),
+                    )
+                ],
             )
         )
         rules.append(
             _blocking_rate_rule(
                 ADDRESS_RULE,
                 len(rules),
-                wafv2.CfnWebACL.RateBasedStatementProperty(
-                    limit=WAF_ADDRESS_LIMIT,
-                    evaluation_window_sec=WAF_WINDOW_SECONDS,
-                    aggregate_key_type="IP",
-                    scope_down_statement=wafv2.CfnWebACL.StatementProperty(
-                        not_statement=wafv2.CfnWebACL.NotStatementProperty(statement=_bearer_token())
-                    ),
+                WAF_ADDRESS_LIMIT,
+                wafv2.CfnWebACL.StatementProperty(
+                    not_statement=wafv2.CfnWebACL.NotStatementProperty(statement=_bearer_token())
                 ),
             )
         )

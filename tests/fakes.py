@@ -11,6 +11,8 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, TypedDict
 from uuid import UUID
 
+from player_sessions.bootstrap import Services
+from player_sessions.clock import FixedClock
 from player_sessions.models import (
     Arrival,
     ArrivalWrite,
@@ -29,8 +31,9 @@ from player_sessions.models import (
     player_writes_of,
 )
 from player_sessions.read_counts import count_read
-from player_sessions.repositories.cache_protocol import CacheHealth, CacheToken
+from player_sessions.repositories.cache_protocol import CacheHealth, CacheToken, NoCache
 from player_sessions.schema import STARTS, RollupFamily
+from player_sessions.settings import Settings
 from player_sessions.time_buckets import Bucket, Level, slot_start
 
 
@@ -406,6 +409,12 @@ class FlowingClock:
 
     def now(self) -> datetime:
         return self._origin + timedelta(seconds=time.monotonic() - self._started)
+
+
+def in_memory_services(now: datetime) -> Services:
+    """The services of an environment on the in-memory stores, no cache, the clock stopped at ``now``."""
+    sessions = InMemorySessionStore()
+    return Services(Settings(), FixedClock(now), sessions, InMemoryStartsStore(sessions), NoCache(), None)
 
 
 if TYPE_CHECKING:

@@ -28,8 +28,7 @@ from player_sessions.models import (
     format_timestamp,
 )
 from player_sessions.models.fields import COUNTRY_REGEX, COUNTRY_RULE, CURSOR_MAX_LENGTH
-from player_sessions.observability import MetricUnit, logger, metrics, report_reads, tracer
-from player_sessions.read_counts import metered
+from player_sessions.observability import MetricUnit, logger, metrics, reads_reported, tracer
 from player_sessions.settings import get_settings
 
 # A cold start without the cursor key's secret fails here (Keyspaces mode), rather than sign with the public
@@ -37,6 +36,7 @@ from player_sessions.settings import get_settings
 get_settings().cursor_keys()
 
 app = build_resolver()
+app.use(middlewares=[reads_reported])
 
 Hours = Annotated[int, Query(ge=1, le=8760, description="The window: the last X hours, 1 to 8760")]
 
@@ -52,9 +52,7 @@ Hours = Annotated[int, Query(ge=1, le=8760, description="The window: the last X 
 )
 @tracer.capture_method(capture_response=False)
 def count_starts(hours: Hours, services: ServicesDependency) -> Response[Any]:
-    with metered() as reads:
-        result = services.country_starts.counts(hours)
-    report_reads(reads)
+    result = services.country_starts.counts(hours)
     metrics.add_metric(name="CountriesReturned", unit=MetricUnit.Count, value=len(result.counts))
     body = StartsByCountryOut(
         hours=hours,
@@ -102,9 +100,7 @@ def _partial(unread_from: datetime | None) -> PartialAnswer | None:
 )
 @tracer.capture_method(capture_response=False)
 def count_online(services: ServicesDependency) -> Response[Any]:
-    with metered() as reads:
-        result = services.live_ops.online()
-    report_reads(reads)
+    result = services.live_ops.online()
     body = OnlineOut(
         open_session_hours=services.settings.open_session_hours,
         from_=format_timestamp(result.window.start),
@@ -130,9 +126,7 @@ def count_online(services: ServicesDependency) -> Response[Any]:
 )
 @tracer.capture_method(capture_response=False)
 def session_lengths(hours: Hours, services: ServicesDependency) -> Response[Any]:
-    with metered() as reads:
-        result = services.live_ops.session_lengths(hours)
-    report_reads(reads)
+    result = services.live_ops.session_lengths(hours)
     body = SessionLengthsOut(
         hours=hours,
         from_=format_timestamp(result.window.start),
@@ -183,9 +177,7 @@ def list_starts(
     services: ServicesDependency,
 ) -> Response[Any]:  # the 200 body is declared in responses (CountryStartsOut), built as plain JSON
     logger.append_keys(country=country.upper())
-    with metered() as reads:
-        page = services.country_starts.page(country, hours, limit=limit, cursor=cursor)
-    report_reads(reads)
+    page = services.country_starts.page(country, hours, limit=limit, cursor=cursor)
     # The document's shape is CountryStartsOut (tests hold the two together); built as plain JSON because a
     # page holds up to a thousand starts, and validating each one as a model cost more than reading them.
     body = {

@@ -31,29 +31,15 @@ def test_ingested_session_is_returned_in_the_players_history(served_api):
     player, session_id = new_player(), str(uuid.uuid4())
     now = datetime.now(UTC)
     with served_api.client() as client:
-        first = client.post(
-            "/studio/events",
-            json=[
-                {
-                    "event": "end",
-                    "player_id": player,
-                    "session_id": session_id,
-                    "ts": iso(now - timedelta(minutes=30)),
-                }
-            ],
-        )
-        second = client.post(
-            "/studio/events",
-            json=[
-                {
-                    "event": "start",
-                    "player_id": player,
-                    "session_id": session_id,
-                    "ts": iso(now - timedelta(minutes=90)),
-                    "country": "fi",
-                }
-            ],
-        )
+        end = {
+            "event": "end",
+            "player_id": player,
+            "session_id": session_id,
+            "ts": iso(now - timedelta(minutes=30)),
+        }
+        start = {**end, "event": "start", "ts": iso(now - timedelta(minutes=90)), "country": "fi"}
+        first = client.post("/studio/events", json=[end])
+        second = client.post("/studio/events", json=[start])
         # When the player's sessions are asked for
         history = client.get(f"/players/{player}/sessions")
     # Then both batches were stored and the session is there, with its values

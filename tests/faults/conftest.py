@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import time
 import uuid
@@ -24,6 +23,7 @@ import pytest
 from player_sessions.cassandra_connection import PROBE, CassandraConnection
 from player_sessions.settings import Settings
 from tests.e2e.conftest import API_KEY, ServedApi, serve, stop
+from tests.sockets import port_open
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCAL_DIR = Path(os.environ.get("LOCAL_DIR", ROOT / ".local"))
@@ -109,7 +109,7 @@ class LocalServices:
         """SIGCONT both, start whatever does not listen, and wait until Cassandra answers CQL."""
         self.thaw("cassandra")
         self.thaw("redis")
-        if _port_open(self._settings.cassandra_port) and _port_open(_redis_port(self._settings)):
+        if port_open(self._settings.cassandra_port) and port_open(_redis_port(self._settings)):
             self.wait_until_cql_answers()
         else:
             self.start()
@@ -131,14 +131,6 @@ def _exists(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
-
-
-def _port_open(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
 def _redis_port(settings: Settings) -> int:

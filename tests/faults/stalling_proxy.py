@@ -13,6 +13,8 @@ import socket
 import threading
 from types import TracebackType
 
+from tests.sockets import serve_connections
+
 BUFFER_BYTES = 64 * 1024
 
 
@@ -56,27 +58,21 @@ class StallingProxy:
         self._links: list[_Link] = []
         self._lock = threading.Lock()
         self.accepted = 0
-        self._thread = threading.Thread(target=self._accept, name="stalling-proxy", daemon=True)
-        self._thread.start()
+        serve_connections(self._listener, self._link, name="stalling-proxy")
 
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self._listener.accept()
-            except OSError:
-                return
-            try:
-                upstream = socket.create_connection(self._upstream, timeout=5)
-            except OSError:
-                client.close()
-                continue
-            upstream.settimeout(None)
-            link = _Link(client, upstream)
-            with self._lock:
-                self._links.append(link)
-                self.accepted += 1
-            for source, sink in ((client, upstream), (upstream, client)):
-                threading.Thread(target=link.pump, args=(source, sink), daemon=True).start()
+    def _link(self, client: socket.socket) -> None:
+        try:
+            upstream = socket.create_connection(self._upstream, timeout=5)
+        except OSError:
+            client.close()
+            return
+        upstream.settimeout(None)
+        link = _Link(client, upstream)
+        with self._lock:
+            self._links.append(link)
+            self.accepted += 1
+        for source, sink in ((client, upstream), (upstream, client)):
+            threading.Thread(target=link.pump, args=(source, sink), daemon=True).start()
 
     def stall(self) -> int:
         """Every connection open now goes silent, both ways, and stays open; returns how many did."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -18,6 +17,7 @@ import redis
 from player_sessions.observability import metrics
 from player_sessions.redis_connection import RedisConnection
 from player_sessions.repositories.redis_cache import RedisReadCache
+from tests.sockets import port_open
 
 pytestmark = pytest.mark.integration
 
@@ -60,14 +60,6 @@ def redis_pid() -> int:
 
 def redis_port(test_settings) -> int:
     return redis.Redis.from_url(test_settings.redis_url).connection_pool.connection_kwargs["port"]
-
-
-def port_open(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.1):
-            return True
-    except OSError:
-        return False
 
 
 def timed(call):
@@ -182,7 +174,7 @@ def test_a_killed_redis_fails_fast_and_the_cache_is_used_again_once_it_is_back(c
     os.kill(redis_pid(), signal.SIGKILL)
     try:
         deadline = time.monotonic() + 5
-        while port_open(port):
+        while port_open(port, timeout=0.1):
             assert time.monotonic() < deadline, "the killed Redis still accepts connections"
             time.sleep(0.02)
         # When Redis is gone

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from cassandra.query import BatchStatement, BoundStatement
 
+from player_sessions import routes
 from player_sessions.access import FUNCTION_STATEMENTS
 from player_sessions.cassandra_connection import PROBE, CassandraConnection
 from player_sessions.clock import FixedClock
@@ -28,14 +29,7 @@ from player_sessions.repositories.cassandra_player_data import CassandraPlayerDa
 from player_sessions.repositories.cassandra_rollups import CassandraRollupStore
 from player_sessions.repositories.cassandra_starts import CassandraStartsStore
 from player_sessions.repositories.cassandra_store import CassandraSessionStore
-from player_sessions.routes import (
-    COUNTRY_STARTS,
-    INGEST_EVENTS,
-    PLAYER_DATA,
-    PLAYER_SESSIONS,
-    ROLLUP_BUILDER,
-    LambdaFunction,
-)
+from player_sessions.routes import LambdaFunction
 from player_sessions.schema import COMPLETIONS, LENGTHS
 from player_sessions.time_buckets import Level, slot_of
 from player_sessions_local.cassandra_roles import as_function, expected_grants, role_of
@@ -84,16 +78,16 @@ def as_each_function(counts_stores, counts_settings) -> Iterator[dict[LambdaFunc
 def test_each_function_sends_exactly_the_statements_it_is_given(as_each_function, counts_settings):
     settings = counts_settings
     connection = {function: opened for function, (opened, _) in as_each_function.items()}
-    sessions = CassandraSessionStore(connection[INGEST_EVENTS])
-    builder = CassandraRollupStore(connection[ROLLUP_BUILDER], settings.start_shards)
-    readers = CassandraStartsStore(connection[COUNTRY_STARTS], settings.start_shards)
+    sessions = CassandraSessionStore(connection[routes.INGEST_EVENTS])
+    builder = CassandraRollupStore(connection[routes.ROLLUP_BUILDER], settings.start_shards)
+    readers = CassandraStartsStore(connection[routes.COUNTRY_STARTS], settings.start_shards)
     # (the live-ops families: completed sessions and session lengths, read and folded as the starts are)
     family_builders = [
-        CassandraRollupStore(connection[ROLLUP_BUILDER], settings.start_shards, family)
+        CassandraRollupStore(connection[routes.ROLLUP_BUILDER], settings.start_shards, family)
         for family in (COMPLETIONS, LENGTHS)
     ]
     family_readers = [
-        CassandraStartsStore(connection[COUNTRY_STARTS], settings.start_shards, family)
+        CassandraStartsStore(connection[routes.COUNTRY_STARTS], settings.start_shards, family)
         for family in (COMPLETIONS, LENGTHS)
     ]
 
@@ -159,12 +153,12 @@ def test_each_function_sends_exactly_the_statements_it_is_given(as_each_function
         list(rows)
 
     # ... and the player's history and the health check are read (player sessions' role)
-    history = CassandraSessionStore(connection[PLAYER_SESSIONS])
+    history = CassandraSessionStore(connection[routes.PLAYER_SESSIONS])
     assert len(last_completed_sessions("p1", 20, store=history, clock=clock, settings=settings)) == 3
     assert check_health(store=history, cache=NoCache()).cassandra.status == "up"
 
     # ... the player's data is exported, page by page, and the player erased (the privacy function's role)
-    privacy = CassandraPlayerDataStore(connection[PLAYER_DATA])
+    privacy = CassandraPlayerDataStore(connection[routes.PLAYER_DATA])
     page = export_player("p1", store=privacy, settings=settings, after=None, limit=20)
     export_player("p1", store=privacy, settings=settings, after=page.next_after, limit=20)
     receipt = erase_player("p1", store=privacy, cache=NoCache(), clock=clock, settings=settings)

@@ -25,6 +25,7 @@ from player_sessions_local.gateway.invocation import Outcome
 from player_sessions_local.gateway.local_functions import LocalFunction
 from player_sessions_local.gateway.pool import EnvironmentPool
 from player_sessions_local.lambda_bootstrap import SERVING_MARKER
+from tests.sockets import serve_connections
 
 pytestmark = pytest.mark.e2e
 
@@ -88,18 +89,13 @@ class Barrier:
         self.arrived: list[str] = []
         self._held: list[socket.socket] = []
         self._lock = threading.Lock()
-        threading.Thread(target=self._accept, daemon=True).start()
+        serve_connections(self._server, self._hold, name="barrier")
 
-    def _accept(self) -> None:
-        while True:
-            try:
-                connection, _ = self._server.accept()
-            except OSError:
-                return
-            arrived = connection.makefile("rb").readline().decode().strip()
-            with self._lock:
-                self.arrived.append(arrived)
-                self._held.append(connection)
+    def _hold(self, connection: socket.socket) -> None:
+        arrived = connection.makefile("rb").readline().decode().strip()
+        with self._lock:
+            self.arrived.append(arrived)
+            self._held.append(connection)
 
     def wait_for(self, count: int) -> None:
         deadline = time.monotonic() + WAIT_SECONDS

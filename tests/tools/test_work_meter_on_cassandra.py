@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
 from player_sessions.cassandra_connection import CassandraConnection
+from player_sessions.clock import FixedClock
 from player_sessions.domain.ingest import ingest_batch
 from player_sessions.domain.player_history import last_completed_sessions
 from player_sessions.repositories.cassandra_store import CassandraSessionStore
@@ -26,6 +28,19 @@ def metered_connection(test_settings):
     meter_session(connection.session())
     yield connection
     connection.close()
+
+
+def sessions_of(player_id: str, clock: FixedClock, count: int) -> list[dict[str, Any]]:
+    """``count`` sessions of the player in Finland, the n-th from 30 + n to n minutes ago, start and end side by
+    side."""
+    batch = []
+    for minutes in range(count):
+        session_id = uuid.uuid4()
+        batch += [
+            start_event(player_id, session_id, clock.now() - timedelta(minutes=30 + minutes), "FI"),
+            end_event(player_id, session_id, clock.now() - timedelta(minutes=minutes)),
+        ]
+    return batch
 
 
 def measured(connection):
@@ -48,14 +63,7 @@ def test_a_ten_event_batch_costs_one_write_unit_per_row(metered_connection, test
     # Given five sessions, each start and end in one batch of ten events
     store = CassandraSessionStore(metered_connection)
     clock = now_clock()
-    player_id = fresh_player()
-    batch = []
-    for minutes in range(5):
-        session_id = uuid.uuid4()
-        batch += [
-            start_event(player_id, session_id, clock.now() - timedelta(minutes=30 + minutes), "FI"),
-            end_event(player_id, session_id, clock.now() - timedelta(minutes=minutes)),
-        ]
+    batch = sessions_of(fresh_player(), clock, 5)
 
     # When it is stored while the session's meter counts
     with measured(metered_connection) as tally:
@@ -89,13 +97,7 @@ def test_a_history_read_costs_its_pages_in_read_units(metered_connection, test_s
     store = CassandraSessionStore(metered_connection)
     clock = now_clock()
     player_id = fresh_player()
-    batch = []
-    for minutes in range(3):
-        session_id = uuid.uuid4()
-        batch += [
-            start_event(player_id, session_id, clock.now() - timedelta(minutes=30 + minutes)),
-            end_event(player_id, session_id, clock.now() - timedelta(minutes=minutes)),
-        ]
+    batch = sessions_of(player_id, clock, 3)
     ingest_batch(batch, store=store, clock=clock, settings=test_settings)
 
     # When the history is read while the session's meter counts

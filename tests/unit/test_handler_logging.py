@@ -7,26 +7,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from functions.player_sessions.handler import lambda_handler, logger
-from player_sessions.bootstrap import Services, use_services
-from player_sessions.clock import FixedClock
-from player_sessions.repositories.cache_protocol import NoCache
-from player_sessions.settings import Settings
+from player_sessions.bootstrap import use_services
 from player_sessions_local.gateway.in_process import LocalLambdaContext
-from tests.fakes import InMemorySessionStore, InMemoryStartsStore
+from tests.fakes import in_memory_services
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 
 
 def test_a_request_that_fails_validation_is_not_logged_with_the_previous_requests_player():
-    sessions = InMemorySessionStore()
-    services = Services(
-        Settings(),
-        FixedClock(datetime(2026, 11, 28, tzinfo=UTC)),
-        sessions,
-        InMemoryStartsStore(sessions),
-        NoCache(),
-        None,
-    )
+    services = in_memory_services(datetime(2026, 11, 28, tzinfo=UTC))
     query = json.loads((EVENTS / "player_sessions_query.json").read_text())
     bad_limit = json.loads((EVENTS / "player_sessions_bad_limit.json").read_text())
     bad_limit["pathParameters"]["player_id"] = bad_limit["path"].split("/")[2] = "someone_else"

@@ -82,24 +82,28 @@ def _parse_event_type(value: Any, problems: dict[str, str]) -> EventType | None:
     return None
 
 
-def _parse_player_id(value: Any, problems: dict[str, str]) -> str | None:
+def _string(value: Any, field: str, kind: str, problems: dict[str, str]) -> str | None:
+    """The value of a required string field, or None with the field's problem noted."""
     if value is None:
-        problems["player_id"] = "required"
+        problems[field] = "required"
     elif not isinstance(value, str):
-        problems["player_id"] = f"must be a string, got {_json_type(value)}"
-    elif not PLAYER_ID_PATTERN.fullmatch(value):
-        problems["player_id"] = f"must be {PLAYER_ID_RULE}"
+        problems[field] = f"must be {kind}, got {_json_type(value)}"
     else:
         return value
     return None
 
 
-def _parse_session_id(value: Any, problems: dict[str, str]) -> uuid.UUID | None:
-    if value is None:
-        problems["session_id"] = "required"
+def _parse_player_id(raw: Any, problems: dict[str, str]) -> str | None:
+    value = _string(raw, "player_id", "a string", problems)
+    if value is not None and not PLAYER_ID_PATTERN.fullmatch(value):
+        problems["player_id"] = f"must be {PLAYER_ID_RULE}"
         return None
-    if not isinstance(value, str):
-        problems["session_id"] = f"must be a UUID string, got {_json_type(value)}"
+    return value
+
+
+def _parse_session_id(raw: Any, problems: dict[str, str]) -> uuid.UUID | None:
+    value = _string(raw, "session_id", "a UUID string", problems)
+    if value is None:
         return None
     if not UUID_PATTERN.fullmatch(value):
         problems["session_id"] = (
@@ -109,12 +113,9 @@ def _parse_session_id(value: Any, problems: dict[str, str]) -> uuid.UUID | None:
     return uuid.UUID(value)
 
 
-def _parse_ts(value: Any, problems: dict[str, str]) -> datetime | None:
+def _parse_ts(raw: Any, problems: dict[str, str]) -> datetime | None:
+    value = _string(raw, "ts", "an ISO 8601 date-time string", problems)
     if value is None:
-        problems["ts"] = "required"
-        return None
-    if not isinstance(value, str):
-        problems["ts"] = f"must be an ISO 8601 date-time string, got {_json_type(value)}"
         return None
     try:
         if len(value) > 40 or not _HAS_TIME.match(value):

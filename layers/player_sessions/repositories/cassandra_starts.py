@@ -131,6 +131,17 @@ class CassandraStartsStore:
         """``IN`` reads, when more go out than at once, on the bulk profile, whose timeout is longer."""
         return self._concurrently(cql, parameters, bulk=in_reads and len(parameters) > CONCURRENCY)
 
+    def _read_in_bulk(
+        self,
+        what: str,
+        in_reads: tuple[Cql, list[tuple[Any, ...]]],
+        one_each: tuple[Cql, list[tuple[Any, ...]]],
+        per_partition: bool,
+    ) -> tuple[list[Any], int]:
+        """``in_or_one_each`` on this store's connection; a failure is the database unavailable."""
+        with unavailable_on_failure(f"read {what}"):
+            return in_or_one_each(self._in_reads_in_bulk, in_reads, one_each, per_partition=per_partition)
+
     # ---- the builder's watermark and the arrival log ----
 
     def read_progress(self, parts: Sequence[int]) -> dict[int, int]:
@@ -167,13 +178,12 @@ class CassandraStartsStore:
         per_request = max(1, MAX_IN_VALUES // len(shards))
         grouped = [(list(group), shards) for group in chunks(list(slots), per_request)]
         one_each = [(slot, shard) for slot in slots for shard in shards]
-        with unavailable_on_failure("read the arrivals"):
-            rows, requests = in_or_one_each(
-                self._in_reads_in_bulk,
-                (self._reads.arrivals, grouped),
-                (self._reads.partition_arrivals, one_each),
-                per_partition=per_partition,
-            )
+        rows, requests = self._read_in_bulk(
+            "the arrivals",
+            (self._reads.arrivals, grouped),
+            (self._reads.partition_arrivals, one_each),
+            per_partition,
+        )
         arrivals = [Arrival(row.slot, StartKey(row.session_id, utc(row.ts), row.country)) for row in rows]
         count_read(rows=len(arrivals), partitions=len(one_each), requests=requests)
         return arrivals
@@ -185,13 +195,12 @@ class CassandraStartsStore:
         session_ids = list(dict.fromkeys(key.session_id for key in keys))
         grouped: list[tuple[Any, ...]] = [(list(group),) for group in chunks(session_ids, MAX_IN_VALUES)]
         one_each: list[tuple[Any, ...]] = [(session_id,) for session_id in session_ids]
-        with unavailable_on_failure("read the start marks"):
-            rows, requests = in_or_one_each(
-                self._in_reads_in_bulk,
-                (self._reads.marks, grouped),
-                (self._reads.session_marks, one_each),
-                per_partition=per_partition,
-            )
+        rows, requests = self._read_in_bulk(
+            "the start marks",
+            (self._reads.marks, grouped),
+            (self._reads.session_marks, one_each),
+            per_partition,
+        )
         marks: dict[StartKey, int] = {}
         for row in rows:
             key = StartKey(row.session_id, utc(row.ts), row.country)

@@ -131,6 +131,21 @@ _OPTIONS: tuple[tuple[str, type, object, str], ...] = (
 """Every option but ``--quick``: flag, type, default, help."""
 
 
+_AS_GIVEN = (
+    "clients",
+    "http_clients",
+    "processes",
+    "chunks_in_flight",
+    "keyspace",
+    "redis_db",
+    "seed",
+    "days",
+    "quick",
+    "live_rate",
+)
+"""The options whose value the benchmark takes as given, under the same name."""
+
+
 def parse_options(argv: Sequence[str] | None) -> BenchOptions:
     from player_sessions_local import bench
 
@@ -151,7 +166,6 @@ def parse_options(argv: Sequence[str] | None) -> BenchOptions:
         out=out,
         retention_days=args.retention_days or (31 if args.quick else None),
         seconds=args.seconds or (1.0 if args.quick else 10.0),
-        clients=args.clients,
         single_seconds=(
             args.single_client_seconds
             if args.single_client_seconds is not None
@@ -160,16 +174,8 @@ def parse_options(argv: Sequence[str] | None) -> BenchOptions:
             else 5.0
         ),
         http_events=min(http_events, events),
-        http_clients=args.http_clients,
-        processes=args.processes,
-        chunks_in_flight=args.chunks_in_flight,
-        keyspace=args.keyspace,
-        redis_db=args.redis_db,
-        seed=args.seed,
-        days=args.days,
-        quick=args.quick,
+        **{name: getattr(args, name) for name in _AS_GIVEN},
         live_bulk=args.live_bulk or (2_000 if args.quick else 100_000),
-        live_rate=args.live_rate,
         live_seconds=args.live_seconds or (9.0 if args.quick else 60.0),
         burst_seconds=args.burst_seconds if args.burst_seconds is not None else 6.0 if args.quick else 60.0,
         capacity_seconds=(

@@ -8,7 +8,7 @@ import os
 import sys
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -83,15 +83,12 @@ class LocalFunction:
         cls, definition: FunctionDefinition, settings: Settings, overrides: Mapping[str, str] = os.environ
     ) -> LocalFunction:
         """From an infra_cdk.function_definitions.FunctionDefinition, pointed at the local services."""
-        return cls(
-            name=definition.name,
-            handler=definition.handler,
-            code_dir=definition.code_dir,
-            memory_mb=definition.memory_mb,
-            timeout_seconds=definition.timeout_seconds,
-            snap_start=definition.snap_start,
-            environment=local_environment(definition, settings, overrides),
-        )
+        as_defined = {
+            field.name: getattr(definition, field.name)
+            for field in fields(cls)
+            if field.name != "environment"
+        }
+        return cls(**as_defined, environment=local_environment(definition, settings, overrides))
 
     def runtime_environment(self, region: str) -> dict[str, str]:
         """What Lambda's runtime puts in the environment, then the function's own variables."""

@@ -1,0 +1,57 @@
+"""Every read route reports the Cassandra rows and partitions it read, as the EMF metrics RowsRead and
+PartitionsRead (the bounds the data model promises, watched deployed)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from aws_lambda_powertools.event_handler import Response
+
+from functions.country_starts.handler import app, lambda_handler
+from player_sessions.bootstrap import use_services
+from player_sessions.observability import metrics, reads_reported
+from player_sessions.read_counts import count_read, metered
+from player_sessions_local.gateway.in_process import LocalLambdaContext
+from tests.fakes import in_memory_services
+
+EVENTS = Path(__file__).resolve().parents[2] / "events"
+
+
+def test_the_middleware_reports_what_the_route_read():
+    # Given a route that reads seven rows of two partitions in two statements
+    def route(_app: Any) -> Response[str]:
+        count_read(rows=4, partitions=1)
+        count_read(rows=3, partitions=1)
+        return Response(status_code=200, body="{}")
+
+    metrics.clear_metrics()
+    try:
+        # When it runs behind the middleware
+        response = reads_reported(app, route)
+        reported = {name: entry["Value"] for name, entry in metrics.metric_set.items()}
+    finally:
+        metrics.clear_metrics()
+    # Then its answer is passed on and both counts are reported once
+    assert response.status_code == 200
+    assert reported == {"RowsRead": [7], "PartitionsRead": [2]}
+
+
+def test_a_country_route_reports_its_reads_in_its_log(capsys):
+    # Given services on the in-memory stores (which count their reads as the Cassandra repositories do)
+    services = in_memory_services(datetime(2026, 11, 28, tzinfo=UTC))
+    event = json.loads((EVENTS / "country_starts_counts.json").read_text())
+    with metered() as expected:
+        services.country_starts.counts(int(event["queryStringParameters"]["hours"]))
+    with use_services(services):
+        # When the function answers the same count
+        response = lambda_handler(event, LocalLambdaContext(function_name="country_starts"))
+    # Then its EMF line carries what the count read
+    assert response["statusCode"] == 200
+    assert expected.partitions > 0
+    emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    assert [(line["RowsRead"], line["PartitionsRead"]) for line in emf] == [
+        ([expected.rows], [expected.partitions])
+    ]
