@@ -98,3 +98,14 @@ def test_a_country_durations_read_from_a_histogram_integer_or_from_one_key_per_b
         assert (us.sessions, us.mean_ms) == (3, 62_000 / 3)
         assert us.quantile_ms(0.5) == bin_value(bin_of(1_000))
         assert us.quantile_ms(0.99) == bin_value(bin_of(60_000))
+
+
+def test_a_figure_this_version_does_not_know_is_left_out():
+    # Given a row with a figure a later version might add beside today's
+    counts = {"US": 2, "US/ms": 4_000, "US/bins": 2 * histograms.of_bin(bin_of(2_000)), "US/p999": 7}
+
+    # When it is read as the country's durations
+    us = durations_by_country(Counter(counts))["US"]
+
+    # Then the figures this version knows are read as without it
+    assert (us.sessions, us.mean_ms, us.quantile_ms(0.5)) == (2, 2_000, bin_value(bin_of(2_000)))

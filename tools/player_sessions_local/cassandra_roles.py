@@ -170,6 +170,7 @@ def _drop_default_superuser(settings: Settings) -> None:
                 f"cassandra roles: {DEFAULT_SUPERUSER!r} was on a node the drop missed; dropping it again",
                 file=sys.stderr,
             )
+            time.sleep(0.5)
     finally:
         cluster.shutdown()
 

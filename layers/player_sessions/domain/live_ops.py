@@ -127,9 +127,10 @@ def durations_by_country(counts: Counter[str]) -> dict[str, Durations]:
             outside[country] += n
         elif figure == BINS:
             bins[country] += n
-        else:
+        elif figure.isdigit():
             # A row written before a country's histogram was one integer holds one key per bin.
             bins[country] += histograms.of_bin(int(figure), n)
+        # Any other figure is a later version's, which this one does not show.
     return {
         country: Durations(sessions[country], milliseconds[country], outside[country], bins[country])
         for country in sorted(set(sessions) | set(outside))
