@@ -43,7 +43,8 @@ def last_completed_sessions(
     sessions = [s for s in store.last_completed_sessions(player_id, since, limit) if s.start_ts >= since][
         :limit
     ]
-    cache.store(token, key, json.dumps([_to_json(s) for s in sessions]).encode(), _ttl(sessions, since))
+    if token is not None:  # a value is encoded only where the cache can keep it
+        cache.store(token, key, json.dumps([_to_json(s) for s in sessions]).encode(), _ttl(sessions, since))
     return sessions
 
 

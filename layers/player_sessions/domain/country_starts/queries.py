@@ -124,7 +124,8 @@ class CountryStarts:
                 partition=self.settings.partition,
                 tail_at_most=self.settings.tail_arrivals_read_at_most,
             )
-            if page.unread_from is None:  # a partial page is not kept
+            # A partial page is not kept; a page is encoded only where the cache can keep it.
+            if page.unread_from is None and token is not None:
                 self.cache.store(token, key, _page_to_json(page, computed_window), PAGE_CACHE_TTL_SECONDS)
         next_cursor = None
         if page.next_position is not None:
