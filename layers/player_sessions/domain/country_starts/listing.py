@@ -20,7 +20,7 @@ from player_sessions.domain.country_starts.window import (
     plan_window,
     read_tail,
 )
-from player_sessions.models import StartRow
+from player_sessions.models import RollupRow, StartRow
 from player_sessions.repositories.protocols import StartsStore
 from player_sessions.time_buckets import COARSE_LEVELS, Bucket, Level, Partition, children, hour_of
 
@@ -142,7 +142,11 @@ def _hours_with_starts(
     fine = [bucket for bucket in plan.buckets if bucket.level not in COARSE_LEVELS]
     coarse = [bucket for bucket in plan.buckets if bucket.level in COARSE_LEVELS]
     edge = [plan.edge_bucket] if plan.edge_bucket else []
-    rows = store.read_rollups(fine + edge) if fine or edge else {}
+    candidates = [bucket for bucket in reversed(coarse) if bucket.start <= newest_hour]
+    groups = list(_doubling_groups(candidates, FIRST_ROLLUP_GROUP))
+    # The seconds and minutes at the window's ends and its newest whole buckets in one read.
+    wanted = fine + edge + (groups[0] if groups else [])
+    rows = store.read_rollups(wanted) if wanted else {}
     evidence: dict[datetime, int] = {}
     for bucket in fine + edge:
         evidence[hour_of(bucket.start)] = (
@@ -161,8 +165,11 @@ def _hours_with_starts(
     for hour in outer:
         if middle_end is None or hour >= middle_end:
             yield hour, known(hour, evidence.get(hour, 0))
-    if coarse:
-        yield from _coarse_hours(country, list(reversed(coarse)), newest_hour, tail_hours, store)
+    for group in groups:
+        read = rows if group is groups[0] else store.read_rollups(group)
+        yield from _expanded(
+            country, group, read, newest_hour=newest_hour, tail_hours=tail_hours, store=store
+        )
     for hour in outer:
         if middle_start is not None and hour < middle_start:
             yield hour, known(hour, evidence.get(hour, 0))
@@ -176,25 +183,22 @@ def _hours_between(first: datetime, last: datetime) -> Iterator[datetime]:
 
 
 FIRST_ROLLUP_GROUP = 4
-"""Whole hours, days and months whose rollups are read first. A page of a big country is filled by its newest
-hour or two; later buckets are read as the listing reaches them, in groups that double, so a sparse country
-costs a few more round trips, not more rows."""
-
-
-def _coarse_hours(
-    country: str, buckets: list[Bucket], newest_hour: datetime, tail_hours: set[datetime], store: StartsStore
-) -> Iterator[tuple[datetime, int | None]]:
-    candidates = [bucket for bucket in buckets if bucket.start <= newest_hour]
-    for group in _doubling_groups(candidates, FIRST_ROLLUP_GROUP):
-        yield from _expanded(country, group, newest_hour, tail_hours, store)
+"""Whole hours, days and months whose rollups are read first, in the same read as the window's seconds and
+minutes. A page of a big country is filled by its newest hour or two; later buckets are read as the listing
+reaches them, in groups that double, so a sparse country costs a few more round trips, not more rows."""
 
 
 def _expanded(
-    country: str, buckets: list[Bucket], newest_hour: datetime, tail_hours: set[datetime], store: StartsStore
+    country: str,
+    buckets: list[Bucket],
+    rows: dict[Bucket, list[RollupRow]],
+    *,
+    newest_hour: datetime,
+    tail_hours: set[datetime],
+    store: StartsStore,
 ) -> list[tuple[datetime, int | None]]:
-    """The hours with the country's starts in ``buckets`` (newest first): their rollups in one read, then the
+    """The hours with the country's starts in ``buckets`` (newest first), from their rollups ``rows``, then the
     children of every day or month among them that holds some, all in one read a level down."""
-    rows = store.read_rollups(buckets)
     kept: list[tuple[Bucket, int, bool]] = []
     for bucket in buckets:
         count = bucket_state(rows.get(bucket, [])).counts[country]
@@ -203,7 +207,18 @@ def _expanded(
             kept.append((bucket, count, late))
     coarse = [bucket for bucket, _, _ in kept if bucket.level is not Level.HOUR]
     below = [child for bucket in coarse for child in reversed(children(bucket)) if child.start <= newest_hour]
-    hours_below = iter(_expanded(country, below, newest_hour, tail_hours, store) if below else [])
+    hours_below = iter(
+        _expanded(
+            country,
+            below,
+            store.read_rollups(below),
+            newest_hour=newest_hour,
+            tail_hours=tail_hours,
+            store=store,
+        )
+        if below
+        else []
+    )
     found: list[tuple[datetime, int | None]] = []
     pending = next(hours_below, None)
     for bucket, count, late in kept:
