@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from player_sessions_local.bench.capacity import RATES
+from player_sessions_local.measure import open_model
 from player_sessions_local.measure.open_model import search_capacity
 
 
@@ -71,3 +72,28 @@ def test_the_open_models_mix_takes_only_requests_signed_as_the_studio():
     # Then its ingest requests are the studio's only (its senders sign every request; a token plan would be 401)
     rng = random.Random(1)
     assert {mix["ingest"].make_request(rng)[1] for _ in range(50)} == {"/studio/events"}
+
+
+def test_every_rate_starts_after_the_settle_step(monkeypatch):
+    # Given a served path that holds up to 12 requests/s, and a settle step (the bench folds the arrivals)
+    order: list[object] = []
+
+    def run(url, mix, *, rate, seconds, seed, api_key=None):
+        order.append(rate)
+        server_errors = 0 if rate <= 12.0 else 1
+        return open_model.RateResult(rate, seconds, server_errors=server_errors, sent=1)
+
+    monkeypatch.setattr(open_model, "run_open_model", run)
+    # When the capacity is searched
+    capacity, results = open_model.find_capacity(
+        "http://unused",
+        [],
+        RATES,
+        seconds=1.0,
+        p90_limit_ms=500.0,
+        seed=1,
+        settle=lambda: order.append("settle"),
+    )
+    # Then the settle step ran before each rate tried, and the rates' results are what the search judged
+    assert order == ["settle", 40.0, "settle", 20.0, "settle", 10.0, "settle", 15.0]
+    assert (capacity, [result.rate for result in results]) == (10.0, [40.0, 20.0, 10.0, 15.0])

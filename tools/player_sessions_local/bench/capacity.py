@@ -7,7 +7,7 @@ Past it the gateway refuses (429) at once: how fast the refusals came is reporte
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,12 +83,27 @@ def mix_of(plans: Sequence[RoutePlan]) -> list[MixEntry]:
 
 
 def measure_capacity(
-    url: str, plans: Sequence[RoutePlan], *, seconds: float, quick: bool, seed: int
+    url: str,
+    plans: Sequence[RoutePlan],
+    *,
+    seconds: float,
+    quick: bool,
+    seed: int,
+    settle: Callable[[], object] | None = None,
 ) -> CapacityResult:
+    """``settle`` runs before each rate: the bench folds what the bursts and the rate before wrote, so that a
+    rate is not judged by the tail an earlier one left."""
     rates = QUICK_RATES if quick else RATES
     say(f"capacity: open model, rates {', '.join(f'{r:g}' for r in rates)} requests/s, {seconds:g} s each")
     capacity, results = find_capacity(
-        url, mix_of(plans), rates, seconds=seconds, p90_limit_ms=P90_LIMIT_MS, seed=seed, api_key=API_KEY
+        url,
+        mix_of(plans),
+        rates,
+        seconds=seconds,
+        p90_limit_ms=P90_LIMIT_MS,
+        seed=seed,
+        api_key=API_KEY,
+        settle=settle,
     )
     for result in results:
         p90s = ", ".join(
@@ -113,7 +128,8 @@ def capacity_section(result: CapacityResult | None) -> list[str]:
             f"Requests sent at a fixed rate whatever the answers' latency, {result.seconds:g} s per rate, drawn "
             "4:3:2:1 from ingest batches, player reads, the metric (1 h to 8760 h) and country pages, through "
             "the cached configuration's gateway (its pool of four environments; past it, 429 at once). Latency "
-            f"counts from when a request was due. Capacity: **{result.capacity:g} requests/s**, the highest rate "
+            "counts from when a request was due; each rate starts once the builders have folded what the one "
+            f"before wrote. Capacity: **{result.capacity:g} requests/s**, the highest rate "
             f"with every p90 under {P90_LIMIT_MS:g} ms, no 5xx and at most 1% refused."
         ),
         "",

@@ -332,10 +332,16 @@ class BenchRun:
         self.results["capacity"] = None
         if o.capacity_seconds <= 0:
             return
+        assert self.builder_services is not None
         cached = self.environments["cached"]
         plans = route_plans(cached, self.environments["uncached"], self.expected)
         self.results["capacity"] = capacity.measure_capacity(
-            cached.url_for(0), plans, seconds=o.capacity_seconds, quick=o.quick, seed=o.seed + 200
+            cached.url_for(0),
+            plans,
+            seconds=o.capacity_seconds,
+            quick=o.quick,
+            seed=o.seed + 200,
+            settle=live.wait_until_folded(self.builder_services),
         )
 
     def measure_privacy(self) -> None:

@@ -117,11 +117,16 @@ def find_capacity(
     p90_limit_ms: float,
     seed: int,
     api_key: str | None = None,
+    settle: Callable[[], object] | None = None,
 ) -> tuple[float, list[RateResult]]:
-    """The highest rate that holds (0 if none), and every rate's result, in the order run (search_capacity)."""
+    """The highest rate that holds (0 if none), and every rate's result, in the order run (search_capacity).
+    ``settle`` runs before each rate, so that every rate starts from the same state (the builders caught up
+    with what the rate before wrote)."""
     results: list[RateResult] = []
 
     def holds(rate: float) -> bool:
+        if settle is not None:
+            settle()
         result = run_open_model(
             url, mix, rate=rate, seconds=seconds, seed=seed + len(results), api_key=api_key
         )
