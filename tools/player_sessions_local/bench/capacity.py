@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from player_sessions_local.bench.latency import RoutePlan
-from player_sessions_local.bench.options import API_KEY, say
+from player_sessions_local.bench.options import API_KEY, BenchOptions, say
 from player_sessions_local.measure.http_client import Request
 from player_sessions_local.measure.open_model import MixEntry, RateResult, find_capacity
 
@@ -83,17 +83,12 @@ def mix_of(plans: Sequence[RoutePlan]) -> list[MixEntry]:
 
 
 def measure_capacity(
-    url: str,
-    plans: Sequence[RoutePlan],
-    *,
-    seconds: float,
-    quick: bool,
-    seed: int,
-    settle: Callable[[], object] | None = None,
+    url: str, plans: Sequence[RoutePlan], options: BenchOptions, *, settle: Callable[[], object] | None = None
 ) -> CapacityResult:
     """``settle`` runs before each rate: the bench folds what the bursts and the rate before wrote, so that a
     rate is not judged by the tail an earlier one left."""
-    rates = QUICK_RATES if quick else RATES
+    seconds, seed = options.capacity_seconds, options.seed + 200
+    rates = QUICK_RATES if options.quick else RATES
     say(f"capacity: open model, rates {', '.join(f'{r:g}' for r in rates)} requests/s, {seconds:g} s each")
     capacity, results = find_capacity(
         url,

@@ -333,16 +333,9 @@ class BenchRun:
         if o.capacity_seconds <= 0:
             return
         assert self.builder_services is not None
-        cached = self.environments["cached"]
+        cached, settle = self.environments["cached"], live.wait_until_folded(self.builder_services)
         plans = route_plans(cached, self.environments["uncached"], self.expected)
-        self.results["capacity"] = capacity.measure_capacity(
-            cached.url_for(0),
-            plans,
-            seconds=o.capacity_seconds,
-            quick=o.quick,
-            seed=o.seed + 200,
-            settle=live.wait_until_folded(self.builder_services),
-        )
+        self.results["capacity"] = capacity.measure_capacity(cached.url_for(0), plans, o, settle=settle)
 
     def measure_privacy(self) -> None:
         """After everything else: the players it erases are gone from every later check."""
