@@ -21,7 +21,6 @@ printed after it as a ``request work`` line (player_sessions_local.work); the fu
 
 from __future__ import annotations
 
-import ctypes
 import os
 import signal
 import sys
@@ -32,22 +31,14 @@ from awslambdaric import bootstrap
 from awslambdaric.lambda_config import LambdaConfigProvider
 from awslambdaric.lambda_runtime_client import LambdaRuntimeClient
 
+from player_sessions_local.measure.processes import die_with_parent
 from player_sessions_local.work import reporting
 
-PR_SET_PDEATHSIG = 1
 EMULATOR_TIMEOUT_VARIABLE = "AWS_LAMBDA_FUNCTION_TIMEOUT"
 FUNCTION_TIMEOUT_VARIABLE = "PLAYER_SESSIONS_LOCAL_FUNCTION_TIMEOUT"
 """The function's own timeout, set beside the emulator's longer one by the pool (gateway.environments)."""
 SERVING_MARKER = "[local-runtime] serving in pid"
 """The line the serving process prints once, so the pool knows which pid runs the invocations."""
-
-
-def die_with_parent() -> None:
-    """SIGKILL when the parent goes: the emulator kills the process it started, and nothing may outlive it."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() == 1:  # the parent went before prctl took effect
-        os._exit(1)
 
 
 def announce_serving(snapshot_pid: int | None) -> None:

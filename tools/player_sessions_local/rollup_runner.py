@@ -1,5 +1,6 @@
-"""The rollup builder, run locally as the scheduled function runs deployed: in a background thread of the
-gateway (`make serve`, the end-to-end tests), or to the end of the arrivals after a bulk load."""
+"""The rollup builder, run locally as the scheduled function runs deployed: a background thread per part (in
+the builders' own process beside the gateway or the benchmark: player_sessions_local.builder_process), or to
+the end of the arrivals after a bulk load."""
 
 from __future__ import annotations
 

@@ -33,13 +33,13 @@ from player_sessions_local.bench.report import Summary
 from player_sessions_local.bench.tables import plot_latency
 from player_sessions_local.bench.throughput import Throughput, run_bare_loop, run_http_ingest
 from player_sessions_local.bench.verification import MetricCheck, RowCount, check_metric, count_rows
+from player_sessions_local.builder_process import BuilderProcess
 from player_sessions_local.cassandra_roles import as_admin, as_function
 from player_sessions_local.cost.runs import BUILDER_WORK_LOG, PROFILE_NAME, cost_section, write_profile
 from player_sessions_local.event_files import open_for_writing
 from player_sessions_local.generate import generate_events
 from player_sessions_local.load import CHUNK_EVENTS, load_file
-from player_sessions_local.rollup_runner import RollupRunner, fold_until_caught_up, start_runners
-from player_sessions_local.work import install as install_work_meters
+from player_sessions_local.rollup_runner import fold_until_caught_up
 
 
 @dataclass
@@ -63,7 +63,7 @@ class BenchRun:
     quiet_waits: list[float] = field(default_factory=list)
     results: dict[str, Any] = field(default_factory=dict)
     """What each phase measured, by the name of the Summary field it fills, as the phases run."""
-    builders: list[RollupRunner] = field(default_factory=list)
+    builders: list[BuilderProcess] = field(default_factory=list)
     services: Services | None = None
     """The loaders' (administrative role)."""
     builder_services: Services | None = None
@@ -163,7 +163,6 @@ class BenchRun:
         self.quiet_waits.append(wait_for_quiet_node(self.loaded))
         say(f"loader: load_file with {o.processes} processes, {o.chunks_in_flight} chunks in flight each")
         self.services = build_services(self.loaded, SystemClock())
-        install_work_meters()  # the builder's minutes are priced by the cost model
         self.builder_services = build_services(as_function(ROLLUP_BUILDER, self.loaded), SystemClock())
         with CpuMeter() as meter:
             report = load_file(
@@ -223,11 +222,12 @@ class BenchRun:
             f"{total.deltas_written:,} deltas, {total.bases_written:,} bases"
         )
         builder_settings = self.builder_services.settings
-        self.builders = start_runners(
-            lambda _part: build_services(builder_settings, SystemClock()),
-            builder_settings.rollup_parts,
-            work_log=self.options.out / BUILDER_WORK_LOG,
-        )
+        # In a process of their own, as deployed: the clients timed here never wait on the builders' GIL.
+        self.builders = [
+            BuilderProcess.start(
+                builder_settings, work_log=self.options.out / BUILDER_WORK_LOG, report_work=True
+            )
+        ]
         warm_up(self.environments["uncached"])
         check = check_metric(
             self.environments["uncached"].url_for(0), self.expected, fold_seconds, total.starts_counted

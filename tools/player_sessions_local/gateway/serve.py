@@ -122,24 +122,20 @@ def function_services(settings: Settings) -> Callable[[str], Services]:
 
 
 def start_background_tasks(options: ServeOptions) -> list[Any]:
-    """What runs beside the server, started once it is bound: the scheduled rollup builder of the deployed
-    stack, here a thread with connections of its own folding every half second (the deployed function folds
-    for 55 s of every minute; see functions/rollup_builder)."""
+    """What runs beside the server, started once it is bound: the scheduled rollup builders of the deployed
+    stack, here a process of their own with a thread per part folding every quarter second (deployed, each
+    part's function folds for 55 s of every minute; see functions/rollup_builder)."""
     if not options.rollup_builder:
         return []
-    from player_sessions.bootstrap import build_services, with_deployed_secrets
+    from player_sessions.bootstrap import with_deployed_secrets
     from player_sessions.routes import ROLLUP_BUILDER
     from player_sessions.settings import get_settings
+    from player_sessions_local.builder_process import BuilderProcess
     from player_sessions_local.cassandra_roles import as_function
-    from player_sessions_local.rollup_runner import start_runners
-    from player_sessions_local.work import install as install_work_meters
     from player_sessions_local.work import reporting
 
-    if reporting(default=True):
-        install_work_meters()
     settings = as_function(ROLLUP_BUILDER, with_deployed_secrets(get_settings()))
-    # One builder per part, each with connections of its own, as each part's scheduled function has.
-    return start_runners(lambda _part: build_services(settings), settings.rollup_parts)
+    return [BuilderProcess.start(settings, report_work=reporting(default=True))]
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -1,10 +1,13 @@
-"""Processes the tools start or watch: a local gateway in its own process, and CPU read from /proc."""
+"""Processes the tools start or watch: a local gateway or builders in a process of their own (none outlives
+its parent), and CPU read from /proc."""
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import resource
+import signal
 import socket
 import subprocess
 import sys
@@ -17,6 +20,16 @@ LOCAL_DIR = Path(os.environ.get("LOCAL_DIR") or Path(__file__).resolve().parents
 """Where the services this checkout runs keep their pids (tools/local_services.sh)."""
 SERVICE_PID_FILES = {"cassandra": "cassandra/cassandra.pid", "redis": "redis/redis.pid"}
 _TICK = os.sysconf("SC_CLK_TCK")
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(signal_number: int = signal.SIGKILL) -> None:
+    """Asks Linux for ``signal_number`` when the parent goes (SIGKILL by default: the emulator kills the
+    runtime it started, and nothing may outlive it); exits at once if the parent is already gone."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal_number)
+    if os.getppid() == 1:  # the parent went before prctl took effect
+        os._exit(1)
 
 
 # --- CPU --------------------------------------------------------------------------------------------------
