@@ -2,10 +2,11 @@
 structure and a short tail of recent seconds, never by how many starts the window holds.
 
 The window splits into rollups, tail and partial first second (domain.country_starts.window). A tail start
-stamped at or after the watermark's cutoff is counted as is; one stamped earlier (late) is counted unless the
-bucket holding it already includes the fold that counted it (its mark says which). Readers race the builder
-safely because the builder makes each step visible before the next: the fold record, the marks, the deltas,
-the watermark (domain.country_starts.builder).
+stamped at or after the watermark's cutoff is counted as is; one stamped earlier (late) is counted unless its
+own part had folded every arrival of it when the watermarks were read, or the bucket holding it already
+includes the fold that counted it (its mark says which). Readers race the builder safely because the builder
+makes each step visible before the next: the fold record, the marks, the deltas, the watermark
+(domain.country_starts.builder).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from player_sessions.domain.country_starts.records import LATE, Contributions, c
 from player_sessions.domain.country_starts.rollups import BucketState, bucket_state
 from player_sessions.domain.country_starts.window import (
     TAIL_ARRIVALS_READ_AT_MOST,
+    Tail,
     Window,
     WindowPlan,
     plan_window,
@@ -134,6 +136,8 @@ def count_starts_by_country(
             rolled.inclusion,
             store,
             contributions,
+            tail=tail,
+            partition=partition,
         )
     )
     if plan.edge:
@@ -153,8 +157,13 @@ def _tail_counts(
     inclusion: dict[Bucket, Inclusion],
     store: StartsStore,
     contributions: Contributions,
+    *,
+    tail: Tail,
+    partition: Partition,
 ) -> Counter[str]:
-    """What the tail's records (each with the first slot it arrived in) add that the rollups do not hold."""
+    """What the tail's records (each with the first slot it arrived in) add that the rollups do not hold. A late
+    record (stamped before the rollups' cutoff) that its own part had folded, every arrival of it, when the
+    watermarks were read is in the rollups already: no mark is read for it (``Tail.folded_by_their_parts``)."""
     counts: Counter[str] = Counter()
     late: list[tuple[StartKey, Bucket]] = []
     starts = [bucket.start for bucket in plan.buckets]
@@ -164,6 +173,9 @@ def _tail_counts(
             counts.update(contributions(key, slot))
         else:
             late.append((key, bucket))
+    if late:
+        in_rollups = tail.folded_by_their_parts((key for key, _ in late), partition)
+        late = [(key, bucket) for key, bucket in late if key not in in_rollups]
     if late:
         marks = store.read_marks([key for key, _ in late])
         for key, bucket in late:

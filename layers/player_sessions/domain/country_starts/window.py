@@ -12,8 +12,8 @@ A count is three parts that never overlap:
 from __future__ import annotations
 
 import bisect
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from player_sessions.models import Arrival, StartKey
@@ -29,6 +29,7 @@ from player_sessions.time_buckets import (
     fold_id,
     slot_of,
     slot_start,
+    start_shard,
     whole_second_after,
 )
 
@@ -67,10 +68,27 @@ class Tail:
     unread_from: datetime | None = None
     """When the tail was longer than a reader may read (TAIL_ARRIVALS_READ_AT_MOST): the arrival time from which
     its arrivals were left unread, so an answer built on it may miss starts that arrived since (it says so)."""
+    watermarks: Mapping[int, int] = field(default_factory=dict)
+    """Each part's watermark as read before the arrivals (empty when nothing was ever stored)."""
 
     def starts_in(self, window: Window) -> list[StartKey]:
         """The distinct tail starts stamped inside the window."""
         return list(self.first_slots_in(window))
+
+    def folded_by_their_parts(self, keys: Iterable[StartKey], partition: Partition) -> set[StartKey]:
+        """The keys whose every arrival in the tail lies in a slot their own part had folded when its watermark
+        was read (a start's arrivals all belong to one part: time_buckets.Partition). Read before the rollups,
+        such a watermark means the fold's marks and deltas were written first, so the rollups read after it
+        hold the start, from that fold or an older one."""
+        wanted = set(keys)
+        unfolded: set[StartKey] = set()
+        for arrival in self.arrivals:
+            key = arrival.key
+            if key in wanted and key not in unfolded:
+                part = partition.part_of(start_shard(key.session_id, partition.shards))
+                if arrival.slot > self.watermarks.get(part, arrival.slot - 1):
+                    unfolded.add(key)
+        return wanted - unfolded
 
     def first_slots_in(self, window: Window) -> dict[StartKey, int]:
         """The distinct tail starts stamped inside the window, each with the first slot it arrived in."""
@@ -119,10 +137,14 @@ def read_tail(
     for index in range(0, len(slots), TAIL_SLOTS_PER_ROUND):
         if len(arrivals) >= at_most:
             return Tail(
-                fold_id(oldest, FOLD_SPACE - 1), slot_start(oldest + 1), arrivals, slot_start(slots[index])
+                fold_id(oldest, FOLD_SPACE - 1),
+                slot_start(oldest + 1),
+                arrivals,
+                slot_start(slots[index]),
+                watermarks,
             )
         arrivals += store.read_arrivals(slots[index : index + TAIL_SLOTS_PER_ROUND], shards)
-    return Tail(fold_id(oldest, FOLD_SPACE - 1), slot_start(oldest + 1), arrivals)
+    return Tail(fold_id(oldest, FOLD_SPACE - 1), slot_start(oldest + 1), arrivals, watermarks=watermarks)
 
 
 def _tail_slots(store: StartsStore, watermark: int, newest: int) -> list[int]:
