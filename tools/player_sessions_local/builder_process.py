@@ -26,7 +26,7 @@ from typing import Any
 from pydantic import SecretStr
 
 from player_sessions.settings import Settings
-from player_sessions_local.measure.processes import die_with_parent
+from player_sessions_local.measure.processes import die_with_parent, stop_process
 
 STOP_TIMEOUT_SECONDS = 15.0
 """How long a stopped builder process may take to finish its runs before it is killed."""
@@ -57,14 +57,7 @@ class BuilderProcess:
         return cls(process)
 
     def stop(self) -> None:
-        if self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=STOP_TIMEOUT_SECONDS)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process, STOP_TIMEOUT_SECONDS)
 
 
 def settings_json(settings: Settings) -> str:

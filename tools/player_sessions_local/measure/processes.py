@@ -15,6 +15,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 LOCAL_DIR = Path(os.environ.get("LOCAL_DIR") or Path(__file__).resolve().parents[3] / ".local")
 """Where the services this checkout runs keep their pids (tools/local_services.sh)."""
@@ -112,12 +113,19 @@ class GatewayProcess:
         return [self.process.pid, *descendants(self.process.pid)]
 
     def stop(self, timeout: float = 30) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process, timeout)
+
+
+def stop_process(process: subprocess.Popen[Any], timeout: float) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within ``timeout`` seconds; waits for it either way."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def start_gateway(
