@@ -11,6 +11,7 @@ import sys
 import pytest
 
 from player_sessions_local.bench.options import LIVE_OPS_PATHS, METRIC_HOURS
+from player_sessions_local.cpu_profile import COMPONENTS
 
 pytestmark = pytest.mark.e2e
 
@@ -67,6 +68,10 @@ def test_quick_benchmark_reports_every_route_with_no_error_and_no_lost_row(tmp_p
     # And again one client at a time
     single = {(row["route"], row["cache"]) for row in results["latency_one_client"] if row["requests"] > 0}
     assert single == measured
+    # And with the CPU each of those requests cost, by component: every route ran a handler in an environment
+    for row in results["latency_one_client"]:
+        assert set(row["cpu_ms_per_request"]) == set(COMPONENTS), row
+        assert row["cpu_ms_per_request"]["runtimes"] > 0, row
     summary = (out / "summary.md").read_text()
     assert all(f"`{route}`" in summary for route in ROUTES)
     assert "CPUs" in summary and "memory" in summary

@@ -15,6 +15,7 @@ from player_sessions_local import local_auth
 from player_sessions_local.bench.dataset import ExpectedRows
 from player_sessions_local.bench.environments import Environments, http_client
 from player_sessions_local.bench.options import API_KEY, LIVE_OPS_PATHS, METRIC_HOURS, TARGET_P90_MS
+from player_sessions_local.cpu_profile import CpuMeter
 from player_sessions_local.measure.batches import completed_sessions_batch
 from player_sessions_local.measure.http_client import Prove, Request, drive
 from player_sessions_local.measure.stats import Latencies, percentile
@@ -26,6 +27,8 @@ class RouteLatency(Latencies):
     kind: str = ""
     """ingest, players, metric or page: which target applies."""
     cache: str = ""
+    cpu_ms: dict[str, float] = field(default_factory=dict)
+    """CPU milliseconds per answered request of the timed pass, by component (cpu_profile.COMPONENTS)."""
 
     @property
     def target_ms(self) -> float:
@@ -173,6 +176,8 @@ def measure_latency(
             api_key=API_KEY,
             prove=plan.prove,
         )
+        meter = CpuMeter(plan.environments.gateways[0].process.pid)
+        meter.start()
         measured = drive(
             plan.environments.url_for,
             plan.make_request,
@@ -182,8 +187,15 @@ def measure_latency(
             api_key=API_KEY,
             prove=plan.prove,
         )
+        cpu = meter.stop().per_request_ms(len(measured.latencies_ms))
         result = RouteLatency(
-            measured.latencies_ms, measured.errors, measured.first_error, plan.name, plan.kind, plan.cache
+            measured.latencies_ms,
+            measured.errors,
+            measured.first_error,
+            plan.name,
+            plan.kind,
+            plan.cache,
+            cpu,
         )
         print(
             f"  {route_label(result):55} {len(result.latencies_ms):>6} requests, "

@@ -9,6 +9,7 @@ from player_sessions_local.bench.capacity import capacity_section
 from player_sessions_local.bench.options import TARGET_HTTP_RATIO, TARGET_LOADER_RATIO
 from player_sessions_local.bench.privacy import privacy_section
 from player_sessions_local.bench.tables import (
+    cpu_per_request_table,
     cpu_rows,
     latency_table,
     ratio_cell,
@@ -142,6 +143,16 @@ def single_client_section(summary: Summary) -> list[str]:
         ),
         "",
         *latency_table(summary.single_latencies),
+        "",
+        (
+            "CPU milliseconds per request, by component, in the same one-client passes: the gateway process, the "
+            "execution environments' emulators (`aws-lambda-rie`) and runtimes (`awslambdaric` and the handler), the "
+            "local Cassandra and Redis, this process (the client), and the rest of the machine (the rollup builders' "
+            "process among it). Deployed, API Gateway and Lambda's own invocation path cost no function CPU: what the "
+            "gateway and the emulators spend here is the local stand-in for them."
+        ),
+        "",
+        *cpu_per_request_table(summary.single_latencies),
         "",
     ]
 

@@ -218,6 +218,7 @@ class Summary:
                     "p50_ms": r.percentile(0.5),
                     "p90_ms": r.percentile(0.9),
                     "p99_ms": r.percentile(0.99),
+                    "cpu_ms_per_request": r.cpu_ms,
                 }
                 for r in self.single_latencies
             ],

@@ -8,6 +8,7 @@ from pathlib import Path
 from player_sessions_local.bench.latency import RouteLatency, route_label
 from player_sessions_local.bench.throughput import Throughput
 from player_sessions_local.bench.verification import RowCount
+from player_sessions_local.cpu_profile import COMPONENTS
 
 
 def ms_cell(value: float) -> str:
@@ -33,6 +34,23 @@ def latency_table(latencies: Sequence[RouteLatency]) -> list[str]:
             f"{ms_cell(r.percentile(0.9))} | {ms_cell(r.percentile(0.99))} | {r.target_ms:g} ms | "
             f"{'yes' if r.met else '**no**'} |"
         )
+    return lines
+
+
+def cpu_per_request_table(latencies: Sequence[RouteLatency]) -> list[str]:
+    """CPU milliseconds per request of each route, by component, as measured around its timed pass."""
+    lines = [
+        "| route | cache | " + " | ".join(COMPONENTS) + " | total |",
+        "|---|---|" + "---:|" * (len(COMPONENTS) + 1),
+    ]
+    for r in latencies:
+        if r.cpu_ms:
+            cells = [r.cpu_ms.get(name, 0.0) for name in COMPONENTS]
+            lines.append(
+                f"| `{r.name}` | {r.cache} | "
+                + " | ".join(f"{cell:.1f}" for cell in cells)
+                + f" | {sum(cells):.1f} |"
+            )
     return lines
 
 
