@@ -61,6 +61,9 @@ def uncached_api(test_settings: Settings, cassandra_connection, tmp_path) -> Ite
     stop(api)
 
 
+FIRST_AGREEMENT_SECONDS = 180
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _on_a_three_node_cluster(test_settings: Settings) -> None:
     """These tests mean nothing on one node: refuse to run anywhere else. Then drop the keyspaces of earlier
@@ -75,6 +78,14 @@ def _on_a_three_node_cluster(test_settings: Settings) -> None:
     try:
         session = admin.session()
         wait_until_hosts_up(session, len(NODES))
+        # A cluster's first boot: the nodes may still be exchanging the schema (the roles set-up changed it)
+        # when all three answer; a keyspace created before they agree may wait past apply_schema's limit.
+        if not session.cluster.control_connection.wait_for_schema_agreement(
+            wait_time=FIRST_AGREEMENT_SECONDS
+        ):
+            pytest.fail(
+                f"the three nodes disagree on the schema after {FIRST_AGREEMENT_SECONDS} s", pytrace=False
+            )
         for row in session.execute("SELECT keyspace_name FROM system_schema.keyspaces", timeout=10):
             if row.keyspace_name.startswith(KEYSPACE_PREFIX) and row.keyspace_name != test_settings.keyspace:
                 session.execute(f"DROP KEYSPACE IF EXISTS {row.keyspace_name}", timeout=120)

@@ -25,7 +25,15 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from cassandra import AuthenticationFailed, ConsistencyLevel, InvalidRequest, Unauthorized
+from cassandra import (
+    AuthenticationFailed,
+    ConsistencyLevel,
+    InvalidRequest,
+    OperationTimedOut,
+    ReadTimeout,
+    Unauthorized,
+    Unavailable,
+)
 from cassandra.cluster import NoHostAvailable, Session
 from cassandra.pool import Host
 from cassandra.query import SimpleStatement
@@ -137,7 +145,37 @@ def bootstrap(settings: Settings, replicas: int = 1) -> None:
     _require_authentication(settings)
     if not _can_log_in(as_admin(settings)):
         _create_admin(settings, replicas)
+        if replicas > 1:
+            _read_role_everywhere(as_admin(settings), ADMIN_ROLE)
     _drop_default_superuser(as_admin(settings))
+
+
+def _read_role_everywhere(settings: Settings, role: str) -> None:
+    """Reads the role's row at ALL until every node answers: the read repairs a node that the role's creation
+    (written at QUORUM, two of three) missed. A node checks a login against its own copy, so until then it
+    refuses the role ("Bad credentials"), and the driver counts it down: a fresh clone's cluster tier failed so
+    at start-up on 2026-12-05."""
+    everywhere = SimpleStatement(
+        "SELECT * FROM system_auth.roles WHERE role = %s", consistency_level=ConsistencyLevel.ALL
+    )
+    cluster = build_cluster(settings)
+    try:
+        session = cluster.connect()
+        deadline = time.monotonic() + DEFAULT_SUPERUSER_WAIT_SECONDS
+        while True:
+            try:
+                if session.execute(everywhere, (role,), timeout=60).one() is not None:
+                    return
+            except (Unavailable, ReadTimeout, OperationTimedOut, NoHostAvailable) as error:
+                if time.monotonic() > deadline:
+                    raise DatabaseUnavailableError(
+                        f"the role {role!r} could not be read on every node: {error}"
+                    ) from error
+            if time.monotonic() > deadline:
+                raise DatabaseUnavailableError(f"the role {role!r} is missing from system_auth.roles")
+            time.sleep(0.5)
+    finally:
+        cluster.shutdown()
 
 
 def _drop_default_superuser(settings: Settings) -> None:

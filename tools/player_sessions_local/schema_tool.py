@@ -27,7 +27,9 @@ _LIVE_TABLE_TTL = "SELECT table_name, default_time_to_live FROM system_schema.ta
 _LIVE_REPLICATION = "SELECT replication FROM system_schema.keyspaces WHERE keyspace_name = ?"
 
 
-SCHEMA_AGREEMENT_SECONDS = 60
+SCHEMA_AGREEMENT_SECONDS = 120
+"""How long each statement may wait for every node to hold it: three JVMs on two cores agree in seconds when
+settled, far slower on their first boot."""
 
 
 class SchemaDriftError(RuntimeError):
