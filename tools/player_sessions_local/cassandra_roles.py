@@ -153,10 +153,11 @@ def bootstrap(settings: Settings, replicas: int = 1) -> None:
 def _read_role_everywhere(settings: Settings, role: str) -> None:
     """Reads the role's row at ALL until every node answers: the read repairs a node that the role's creation
     (written at QUORUM, two of three) missed. A node checks a login against its own copy, so until then it
-    refuses the role ("Bad credentials"), and the driver counts it down: a fresh clone's cluster tier failed so
+    refuses the role ("Bad credentials"), and the driver counts it down: the cluster tier's first boot failed so
     at start-up on 2026-12-05."""
     everywhere = SimpleStatement(
-        "SELECT * FROM system_auth.roles WHERE role = %s", consistency_level=ConsistencyLevel.ALL
+        "SELECT role, can_login, is_superuser, member_of, salted_hash FROM system_auth.roles WHERE role = %s",
+        consistency_level=ConsistencyLevel.ALL,
     )
     cluster = build_cluster(settings)
     try:
