@@ -11,8 +11,9 @@
 #
 # NODES=3 runs a cluster instead of the one node: node i listens on 127.0.0.i with the same ports, its data,
 # logs and rendered cassandra.yaml in $LOCAL_DIR/cluster/node<i>/, every node a seed, one datacenter
-# (datacenter1, SimpleSnitch). The nodes start together and `up` returns once each answers CQL. The one node
-# and the cluster share 127.0.0.1's ports, so only one of them runs at a time; `down` stops whichever runs.
+# (datacenter1, SimpleSnitch). The nodes start together (on a first boot one after another) and `up` returns
+# once each answers CQL. The one node and the cluster share 127.0.0.1's ports, so only one of them runs at a
+# time; `down` stops whichever runs.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -159,16 +160,24 @@ cassandra_wait() {
   log "cassandra answers on $host:$CASSANDRA_PORT after $((SECONDS - started))s"
 }
 
+# A cluster's first boot starts its nodes one after another, each once the one before answers: started
+# together, each seed found no peer to gossip with, formed a ring of its own, and the three merged only after
+# the roles' set-up had begun, which then failed as "Unavailable" (fresh-clone trials of 2026-12-05). A node
+# that has run before remembers the ring, so a restart starts them together.
+first_boot() { (( NODES > 1 )) && [[ ! -d "$(node_dir 1)/data/data/system" ]]; }
+
 cassandra_up() {
-  local node started=$SECONDS
+  local node started=$SECONDS one_by_one=false
+  first_boot && one_by_one=true
   for node in $(node_numbers); do
     if pid_alive "$(node_dir "$node")/cassandra.pid" && port_open "$CASSANDRA_PORT" "$(node_host "$node")"; then
       log "cassandra already running (pid $(cat "$(node_dir "$node")/cassandra.pid")) on $(node_host "$node"):$CASSANDRA_PORT"
     else
       cassandra_start "$node"
+      if $one_by_one; then cassandra_wait "$node" "$started"; fi
     fi
   done
-  for node in $(node_numbers); do cassandra_wait "$node" "$started"; done
+  $one_by_one || for node in $(node_numbers); do cassandra_wait "$node" "$started"; done
 }
 
 # The node's roles live beside its data: the credentials of the one node and of the cluster never mix.

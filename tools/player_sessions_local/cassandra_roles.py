@@ -17,12 +17,12 @@ python -m player_sessions_local.cassandra_roles bootstrap [--replicas N]
 from __future__ import annotations
 
 import argparse
-import itertools
 import os
 import secrets
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from cassandra import (
@@ -31,11 +31,9 @@ from cassandra import (
     InvalidRequest,
     OperationTimedOut,
     ReadTimeout,
-    Unauthorized,
     Unavailable,
 )
 from cassandra.cluster import NoHostAvailable, Session
-from cassandra.pool import Host
 from cassandra.query import SimpleStatement
 
 from player_sessions.access import FUNCTION_STATEMENTS, table_access
@@ -121,22 +119,16 @@ def _ensure_role(
     options: str,
     password: str,
     password_is_new: bool,
-    *,
-    host: Host | None = None,
 ) -> None:
     """Creates the role with the password; an existing role gets it only when it is new (Cassandra takes a
     role's new password at most every 5 s, and the schema tool runs for one keyspace after another)."""
     try:
-        session.execute(
-            f"CREATE ROLE {role} WITH {options} AND PASSWORD = '{password}'", timeout=60, host=host
-        )
+        session.execute(f"CREATE ROLE {role} WITH {options} AND PASSWORD = '{password}'", timeout=60)
     except InvalidRequest as error:
         if "already exists" not in str(error):
             raise
         if password_is_new:
-            session.execute(
-                f"ALTER ROLE {role} WITH {options} AND PASSWORD = '{password}'", timeout=60, host=host
-            )
+            session.execute(f"ALTER ROLE {role} WITH {options} AND PASSWORD = '{password}'", timeout=60)
 
 
 def bootstrap(settings: Settings, replicas: int = 1) -> None:
@@ -197,62 +189,73 @@ def _drop_default_superuser(settings: Settings) -> None:
         session = cluster.connect()
         deadline = time.monotonic() + DEFAULT_SUPERUSER_WAIT_SECONDS
         while True:
-            session.execute(f"DROP ROLE IF EXISTS {DEFAULT_SUPERUSER}", timeout=60)
-            if session.execute(remaining, (DEFAULT_SUPERUSER,), timeout=60).one() is None:
-                return
+            try:
+                session.execute(f"DROP ROLE IF EXISTS {DEFAULT_SUPERUSER}", timeout=60)
+                if session.execute(remaining, (DEFAULT_SUPERUSER,), timeout=60).one() is None:
+                    return
+                problem = "was on a node the drop missed"
+            except (Unavailable, ReadTimeout, OperationTimedOut, NoHostAvailable) as error:
+                # Restarted together, the nodes see each other up a moment after they answer.
+                problem = f"could not be dropped on every node yet ({error})"
             if time.monotonic() > deadline:
                 raise DatabaseUnavailableError(
-                    f"the default superuser {DEFAULT_SUPERUSER!r} is still in system_auth.roles after "
+                    f"the default superuser {DEFAULT_SUPERUSER!r} {problem} after "
                     f"{DEFAULT_SUPERUSER_WAIT_SECONDS} s of dropping it"
                 )
-            print(
-                f"cassandra roles: {DEFAULT_SUPERUSER!r} was on a node the drop missed; dropping it again",
-                file=sys.stderr,
-            )
+            print(f"cassandra roles: {DEFAULT_SUPERUSER!r} {problem}; dropping it again", file=sys.stderr)
             time.sleep(0.5)
     finally:
         cluster.shutdown()
 
 
 def _create_admin(settings: Settings, replicas: int) -> None:
-    default = settings.model_copy(update={"cassandra_username": DEFAULT_SUPERUSER})
-    connection = _connect_as_default_superuser(default)
-    try:
-        session = connection.session()
-        if replicas > 1:
-            session.execute(
-                "ALTER KEYSPACE system_auth WITH replication = "
-                f"{{'class': 'NetworkTopologyStrategy', '{settings.cassandra_datacenter}': {replicas}}}",
-                timeout=60,
-            )
-        _create_on_a_node_holding_the_default_superuser(session, _new_password(ADMIN_ROLE))
-    finally:
-        connection.close()
-
-
-def _create_on_a_node_holding_the_default_superuser(session: Session, password: str) -> None:
-    """Creates the admin role, through one node after another until one finds the default superuser.
-
-    Cassandra wrote its default superuser to one node while the roles had one replica. Once they have one per
-    node, a node looks that role up at QUORUM (two of three), and finds it only when the node that has it is one
-    of the two asked; when it is, the read repairs the other. Until then ``CREATE ROLE`` is refused as
-    unauthorised: a fresh clone's cluster tier failed so at start-up, in one run of several. The new role is
-    written to every node (the keyspace was altered first), so what follows logs in through any of them."""
-    hosts = list(session.cluster.metadata.all_hosts())
-    deadline = time.monotonic() + DEFAULT_SUPERUSER_WAIT_SECONDS
-    for attempt in itertools.count():
-        host = hosts[attempt % len(hosts)]
+    with _as_default_superuser(settings) as default:
+        connection = _connect(default)
         try:
-            _ensure_role(session, ADMIN_ROLE, "SUPERUSER = true AND LOGIN = true", password, True, host=host)
-            return
-        except Unauthorized:
-            if time.monotonic() > deadline:
-                raise
-            print(
-                f"cassandra roles: {host.address} does not know the default superuser yet; trying again",
-                file=sys.stderr,
+            session = connection.session()
+            if replicas > 1:
+                session.execute(
+                    "ALTER KEYSPACE system_auth WITH replication = "
+                    f"{{'class': 'NetworkTopologyStrategy', '{settings.cassandra_datacenter}': {replicas}}}",
+                    timeout=60,
+                )
+                _await_every_replica(default)
+            _ensure_role(
+                session, ADMIN_ROLE, "SUPERUSER = true AND LOGIN = true", _new_password(ADMIN_ROLE), True
             )
-            time.sleep(0.5)
+        finally:
+            connection.close()
+
+
+def _await_every_replica(default: Settings) -> None:
+    """Reads the default superuser at ALL through each node in turn, until each answers.
+
+    A node answers once it sees every replica of the roles up: the cluster's nodes found each other a moment
+    after they answered CQL, and a role written before then failed as "Unavailable" (a fresh clone's cluster
+    tier, 2026-12-05). The read also copies the default superuser, which Cassandra wrote to one node while the
+    roles had one replica, to every node: before, a node that had not got it refused ``CREATE ROLE`` as
+    unauthorised. A plain driver session: Keyspaces has no roles and refuses ALL."""
+    everywhere = SimpleStatement(
+        "SELECT role FROM system_auth.roles WHERE role = %s", consistency_level=ConsistencyLevel.ALL
+    )
+    cluster = build_cluster(default)
+    try:
+        session = cluster.connect()
+        deadline = time.monotonic() + DEFAULT_SUPERUSER_WAIT_SECONDS
+        for host in list(cluster.metadata.all_hosts()):
+            while True:
+                try:
+                    if session.execute(everywhere, (DEFAULT_SUPERUSER,), timeout=60, host=host).one():
+                        break
+                    problem = "has no default superuser"
+                except (Unavailable, ReadTimeout, OperationTimedOut, NoHostAvailable) as error:
+                    problem = f"does not reach every replica yet ({error})"
+                if time.monotonic() > deadline:
+                    raise DatabaseUnavailableError(f"cassandra {host.address} {problem}")
+                print(f"cassandra roles: {host.address} {problem}; trying again", file=sys.stderr)
+                time.sleep(0.5)
+    finally:
+        cluster.shutdown()
 
 
 def _require_authentication(settings: Settings) -> None:
@@ -297,33 +300,39 @@ def _refused_login(error: BaseException) -> bool:
     return isinstance(cause, AuthenticationFailed)
 
 
-def _connect_as_default_superuser(settings: Settings) -> CassandraConnection:
-    """Cassandra creates its default superuser a moment after a new node accepts connections."""
+@contextmanager
+def _as_default_superuser(settings: Settings) -> Iterator[Settings]:
+    """The settings, logged in as Cassandra's default superuser (its password in a file while they are used)."""
     path = credentials_dir() / ".default-superuser"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(DEFAULT_SUPERUSER + "\n")
-    deadline = time.monotonic() + DEFAULT_SUPERUSER_WAIT_SECONDS
     try:
-        while True:
-            connection = CassandraConnection(
-                settings.model_copy(update={"cassandra_password_file": path}), use_keyspace=False
-            )
-            try:
-                connection.session()
-                return connection
-            except DatabaseUnavailableError as error:
-                connection.close()
-                if time.monotonic() > deadline:
-                    hint = (
-                        " The node's administrative password is not in "
-                        f"{password_file(ADMIN_ROLE)}: stop the node (make down) and remove its data folder."
-                        if _refused_login(error)
-                        else ""
-                    )
-                    raise DatabaseUnavailableError(f"{error.message}.{hint}") from error
-                time.sleep(1)
+        yield settings.model_copy(
+            update={"cassandra_username": DEFAULT_SUPERUSER, "cassandra_password_file": path}
+        )
     finally:
         path.unlink(missing_ok=True)
+
+
+def _connect(default: Settings) -> CassandraConnection:
+    """Cassandra creates its default superuser a moment after a new node accepts connections."""
+    deadline = time.monotonic() + DEFAULT_SUPERUSER_WAIT_SECONDS
+    while True:
+        connection = CassandraConnection(default, use_keyspace=False)
+        try:
+            connection.session()
+            return connection
+        except DatabaseUnavailableError as error:
+            connection.close()
+            if time.monotonic() > deadline:
+                hint = (
+                    " The node's administrative password is not in "
+                    f"{password_file(ADMIN_ROLE)}: stop the node (make down) and remove its data folder."
+                    if _refused_login(error)
+                    else ""
+                )
+                raise DatabaseUnavailableError(f"{error.message}.{hint}") from error
+            time.sleep(1)
 
 
 def expected_grants(keyspace: str, function: LambdaFunction) -> set[tuple[str, str]]:
