@@ -21,7 +21,7 @@ import os
 import secrets
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -145,30 +145,16 @@ def bootstrap(settings: Settings, replicas: int = 1) -> None:
 def _read_role_everywhere(settings: Settings, role: str) -> None:
     """Reads the role's row at ALL until every node answers: the read repairs a node that the role's creation
     (written at QUORUM, two of three) missed. A node checks a login against its own copy, so until then it
-    refuses the role ("Bad credentials"), and the driver counts it down: the cluster tier's first boot failed so
-    at start-up on 2026-12-05."""
+    refuses the role ("Bad credentials"), and the driver counts it down."""
     everywhere = SimpleStatement(
         "SELECT role, can_login, is_superuser, member_of, salted_hash FROM system_auth.roles WHERE role = %s",
         consistency_level=ConsistencyLevel.ALL,
     )
-    cluster = build_cluster(settings)
-    try:
-        session = cluster.connect()
-        deadline = time.monotonic() + DEFAULT_SUPERUSER_WAIT_SECONDS
-        while True:
-            try:
-                if session.execute(everywhere, (role,), timeout=60).one() is not None:
-                    return
-            except (Unavailable, ReadTimeout, OperationTimedOut, NoHostAvailable) as error:
-                if time.monotonic() > deadline:
-                    raise DatabaseUnavailableError(
-                        f"the role {role!r} could not be read on every node: {error}"
-                    ) from error
-            if time.monotonic() > deadline:
-                raise DatabaseUnavailableError(f"the role {role!r} is missing from system_auth.roles")
-            time.sleep(0.5)
-    finally:
-        cluster.shutdown()
+    with _plain_session(settings) as session:
+        _until_done(
+            f"the role {role!r}",
+            lambda: None if session.execute(everywhere, (role,), timeout=60).one() else "is not stored yet",
+        )
 
 
 def _drop_default_superuser(settings: Settings) -> None:
@@ -176,36 +162,49 @@ def _drop_default_superuser(settings: Settings) -> None:
 
     Cassandra wrote it to one node while the roles had one replica. ``DROP ROLE IF EXISTS`` looks for it at
     QUORUM (two nodes of three): when neither is that node, it finds nothing and drops nothing, and the role
-    stays on the one node (a fresh clone's cluster tier listed it there, in one run of several). A read at ALL
-    asks every node, finds it and repairs the others, so the next drop finds it.
-
-    Keyspaces has no roles (IAM is its access control) and refuses ALL, so these statements run on a plain
-    driver session, outside the rules a project connection holds the product's keyspace to."""
+    stays on the one node. A read at ALL asks every node, finds it and repairs the others, so the next drop
+    finds it."""
     remaining = SimpleStatement(
         "SELECT role FROM system_auth.roles WHERE role = %s", consistency_level=ConsistencyLevel.ALL
     )
+    with _plain_session(settings) as session:
+
+        def drop() -> str | None:
+            session.execute(f"DROP ROLE IF EXISTS {DEFAULT_SUPERUSER}", timeout=60)
+            if session.execute(remaining, (DEFAULT_SUPERUSER,), timeout=60).one() is None:
+                return None
+            return "was on a node the drop missed"
+
+        _until_done(f"the default superuser {DEFAULT_SUPERUSER!r}", drop)
+
+
+@contextmanager
+def _plain_session(settings: Settings) -> Iterator[Session]:
+    """A driver session outside the rules a project connection holds the product's keyspace to: the roles'
+    set-up reads at ALL, which Keyspaces (no roles: IAM is its access control) refuses."""
     cluster = build_cluster(settings)
     try:
-        session = cluster.connect()
-        deadline = time.monotonic() + DEFAULT_SUPERUSER_WAIT_SECONDS
-        while True:
-            try:
-                session.execute(f"DROP ROLE IF EXISTS {DEFAULT_SUPERUSER}", timeout=60)
-                if session.execute(remaining, (DEFAULT_SUPERUSER,), timeout=60).one() is None:
-                    return
-                problem = "was on a node the drop missed"
-            except (Unavailable, ReadTimeout, OperationTimedOut, NoHostAvailable) as error:
-                # Restarted together, the nodes see each other up a moment after they answer.
-                problem = f"could not be dropped on every node yet ({error})"
-            if time.monotonic() > deadline:
-                raise DatabaseUnavailableError(
-                    f"the default superuser {DEFAULT_SUPERUSER!r} {problem} after "
-                    f"{DEFAULT_SUPERUSER_WAIT_SECONDS} s of dropping it"
-                )
-            print(f"cassandra roles: {DEFAULT_SUPERUSER!r} {problem}; dropping it again", file=sys.stderr)
-            time.sleep(0.5)
+        yield cluster.connect()
     finally:
         cluster.shutdown()
+
+
+def _until_done(what: str, attempt: Callable[[], str | None]) -> None:
+    """Calls ``attempt`` every half second until it returns None (done). What it returns otherwise, or a node
+    not answering, is said on stderr, and raised after DEFAULT_SUPERUSER_WAIT_SECONDS: nodes started together
+    see each other up a moment after they answer CQL."""
+    deadline = time.monotonic() + DEFAULT_SUPERUSER_WAIT_SECONDS
+    while True:
+        try:
+            problem = attempt()
+        except (Unavailable, ReadTimeout, OperationTimedOut, NoHostAvailable) as error:
+            problem = f"is not on every node yet ({error})"
+        if problem is None:
+            return
+        if time.monotonic() > deadline:
+            raise DatabaseUnavailableError(f"{what} {problem} after {DEFAULT_SUPERUSER_WAIT_SECONDS} s")
+        print(f"cassandra roles: {what} {problem}; trying again", file=sys.stderr)
+        time.sleep(0.5)
 
 
 def _create_admin(settings: Settings, replicas: int) -> None:
@@ -234,28 +233,20 @@ def _await_every_replica(default: Settings) -> None:
     after they answered CQL, and a role written before then failed as "Unavailable" (a fresh clone's cluster
     tier, 2026-12-05). The read also copies the default superuser, which Cassandra wrote to one node while the
     roles had one replica, to every node: before, a node that had not got it refused ``CREATE ROLE`` as
-    unauthorised. A plain driver session: Keyspaces has no roles and refuses ALL."""
+    unauthorised."""
     everywhere = SimpleStatement(
         "SELECT role FROM system_auth.roles WHERE role = %s", consistency_level=ConsistencyLevel.ALL
     )
-    cluster = build_cluster(default)
-    try:
-        session = cluster.connect()
-        deadline = time.monotonic() + DEFAULT_SUPERUSER_WAIT_SECONDS
-        for host in list(cluster.metadata.all_hosts()):
-            while True:
-                try:
-                    if session.execute(everywhere, (DEFAULT_SUPERUSER,), timeout=60, host=host).one():
-                        break
-                    problem = "has no default superuser"
-                except (Unavailable, ReadTimeout, OperationTimedOut, NoHostAvailable) as error:
-                    problem = f"does not reach every replica yet ({error})"
-                if time.monotonic() > deadline:
-                    raise DatabaseUnavailableError(f"cassandra {host.address} {problem}")
-                print(f"cassandra roles: {host.address} {problem}; trying again", file=sys.stderr)
-                time.sleep(0.5)
-    finally:
-        cluster.shutdown()
+    with _plain_session(default) as session:
+        for host in list(session.cluster.metadata.all_hosts()):
+            _until_done(
+                f"cassandra {host.address}: the default superuser",
+                lambda host=host: (
+                    None
+                    if session.execute(everywhere, (DEFAULT_SUPERUSER,), timeout=60, host=host).one()
+                    else "is missing"
+                ),
+            )
 
 
 def _require_authentication(settings: Settings) -> None:
