@@ -17,6 +17,7 @@ python -m player_sessions_local.cassandra_roles bootstrap [--replicas N]
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import secrets
 import sys
@@ -34,6 +35,7 @@ from cassandra import (
     Unavailable,
 )
 from cassandra.cluster import NoHostAvailable, Session
+from cassandra.pool import Host
 from cassandra.query import SimpleStatement
 
 from player_sessions.access import FUNCTION_STATEMENTS, table_access
@@ -238,14 +240,14 @@ def _await_every_replica(default: Settings) -> None:
         "SELECT role FROM system_auth.roles WHERE role = %s", consistency_level=ConsistencyLevel.ALL
     )
     with _plain_session(default) as session:
+
+        def read_through(host: Host) -> str | None:
+            found = session.execute(everywhere, (DEFAULT_SUPERUSER,), timeout=60, host=host).one()
+            return None if found else "is missing"
+
         for host in list(session.cluster.metadata.all_hosts()):
             _until_done(
-                f"cassandra {host.address}: the default superuser",
-                lambda host=host: (
-                    None
-                    if session.execute(everywhere, (DEFAULT_SUPERUSER,), timeout=60, host=host).one()
-                    else "is missing"
-                ),
+                f"cassandra {host.address}: the default superuser", functools.partial(read_through, host)
             )
 
 
