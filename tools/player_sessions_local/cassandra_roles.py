@@ -54,6 +54,11 @@ DEFAULT_SUPERUSER = "cassandra"
 """Created by Cassandra on a new node with the password ``cassandra``; dropped once the admin role exists."""
 DEFAULT_SUPERUSER_WAIT_SECONDS = 60
 _PERMISSION = {Access.SELECT: "SELECT", Access.MODIFY: "MODIFY"}
+_ROLE_AT_ALL = SimpleStatement(
+    "SELECT role, can_login, is_superuser, member_of, salted_hash FROM system_auth.roles WHERE role = %s",
+    consistency_level=ConsistencyLevel.ALL,
+)
+"""A role's row as every node holds it (the roles' set-up: nodes that miss it are repaired)."""
 
 
 def credentials_dir() -> Path:
@@ -145,18 +150,23 @@ def bootstrap(settings: Settings, replicas: int = 1) -> None:
 
 
 def _read_role_everywhere(settings: Settings, role: str) -> None:
-    """Reads the role's row at ALL until every node answers: the read repairs a node that the role's creation
-    (written at QUORUM, two of three) missed. A node checks a login against its own copy, so until then it
-    refuses the role ("Bad credentials"), and the driver counts it down."""
-    everywhere = SimpleStatement(
-        "SELECT role, can_login, is_superuser, member_of, salted_hash FROM system_auth.roles WHERE role = %s",
-        consistency_level=ConsistencyLevel.ALL,
-    )
+    """Reads the role's row at ALL through each node in turn, until each answers it.
+
+    A node answers once it sees every replica of the roles up (the cluster's nodes find each other a moment
+    after they answer CQL; a role written before then failed as "Unavailable"). The read also repairs a node
+    that misses the row: one the admin role's creation (QUORUM, two of three) missed, which refuses its login
+    ("Bad credentials"), or one without the default superuser, which Cassandra wrote to one node while the roles
+    had one replica, and which refuses ``CREATE ROLE`` as unauthorised. Hence every column a login and a
+    permission check read."""
     with _plain_session(settings) as session:
-        _until_done(
-            f"the role {role!r}",
-            lambda: None if session.execute(everywhere, (role,), timeout=60).one() else "is not stored yet",
-        )
+
+        def read_through(host: Host) -> str | None:
+            return (
+                None if session.execute(_ROLE_AT_ALL, (role,), timeout=60, host=host).one() else "is missing"
+            )
+
+        for host in list(session.cluster.metadata.all_hosts()):
+            _until_done(f"the role {role!r} through {host.address}", functools.partial(read_through, host))
 
 
 def _drop_default_superuser(settings: Settings) -> None:
@@ -166,14 +176,11 @@ def _drop_default_superuser(settings: Settings) -> None:
     QUORUM (two nodes of three): when neither is that node, it finds nothing and drops nothing, and the role
     stays on the one node. A read at ALL asks every node, finds it and repairs the others, so the next drop
     finds it."""
-    remaining = SimpleStatement(
-        "SELECT role FROM system_auth.roles WHERE role = %s", consistency_level=ConsistencyLevel.ALL
-    )
     with _plain_session(settings) as session:
 
         def drop() -> str | None:
             session.execute(f"DROP ROLE IF EXISTS {DEFAULT_SUPERUSER}", timeout=60)
-            if session.execute(remaining, (DEFAULT_SUPERUSER,), timeout=60).one() is None:
+            if session.execute(_ROLE_AT_ALL, (DEFAULT_SUPERUSER,), timeout=60).one() is None:
                 return None
             return "was on a node the drop missed"
 
@@ -220,35 +227,12 @@ def _create_admin(settings: Settings, replicas: int) -> None:
                     f"{{'class': 'NetworkTopologyStrategy', '{settings.cassandra_datacenter}': {replicas}}}",
                     timeout=60,
                 )
-                _await_every_replica(default)
+                _read_role_everywhere(default, DEFAULT_SUPERUSER)
             _ensure_role(
                 session, ADMIN_ROLE, "SUPERUSER = true AND LOGIN = true", _new_password(ADMIN_ROLE), True
             )
         finally:
             connection.close()
-
-
-def _await_every_replica(default: Settings) -> None:
-    """Reads the default superuser at ALL through each node in turn, until each answers.
-
-    A node answers once it sees every replica of the roles up: the cluster's nodes found each other a moment
-    after they answered CQL, and a role written before then failed as "Unavailable" (a fresh clone's cluster
-    tier, 2026-12-05). The read also copies the default superuser, which Cassandra wrote to one node while the
-    roles had one replica, to every node: before, a node that had not got it refused ``CREATE ROLE`` as
-    unauthorised."""
-    everywhere = SimpleStatement(
-        "SELECT role FROM system_auth.roles WHERE role = %s", consistency_level=ConsistencyLevel.ALL
-    )
-    with _plain_session(default) as session:
-
-        def read_through(host: Host) -> str | None:
-            found = session.execute(everywhere, (DEFAULT_SUPERUSER,), timeout=60, host=host).one()
-            return None if found else "is missing"
-
-        for host in list(session.cluster.metadata.all_hosts()):
-            _until_done(
-                f"cassandra {host.address}: the default superuser", functools.partial(read_through, host)
-            )
 
 
 def _require_authentication(settings: Settings) -> None:
