@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import copy
 import json
+import uuid
+from datetime import UTC, datetime
 
 import pytest
 
@@ -19,7 +21,16 @@ from player_sessions_local.cost.prices import (
     parse_prices,
 )
 from player_sessions_local.cost.storage import steady_state_storage
-from player_sessions_local.work.units import Cell, Role, integer_bytes, read_units, row_bytes, write_units
+from player_sessions_local.work.units import (
+    Cell,
+    Role,
+    integer_bytes,
+    page_bytes,
+    python_value_bytes,
+    read_units,
+    row_bytes,
+    write_units,
+)
 
 
 def test_a_row_is_sized_by_the_roles_of_its_columns():
@@ -30,6 +41,32 @@ def test_a_row_is_sized_by_the_roles_of_its_columns():
     assert integer_bytes(12345) == 4
     assert integer_bytes(1_200_000) == 2  # trailing zeros trimmed: "12"
     assert row_bytes(cells, columns_in_table=3) == 34
+
+
+def test_a_page_read_is_the_sum_of_its_rows_sized_one_by_one():
+    # Given a page as the driver decodes it: a text partition key, a timestamp and a uuid clustering, and
+    # regular columns holding text of several lengths (one not ASCII), nulls, integers, booleans and bytes
+    roles = [Role.PARTITION, Role.CLUSTERING, Role.CLUSTERING, Role.REGULAR, Role.REGULAR, Role.REGULAR]
+    moment = datetime(2026, 12, 5, 8, 0, tzinfo=UTC)
+    rows = [
+        ("US", moment, uuid.UUID(int=n), "player-" + "é" * (n % 3), [None, n * 1000, True][n % 3], b"x" * n)
+        for n in range(40)
+    ]
+
+    # When the page is sized a column at a time
+    size = page_bytes(roles, rows, columns_in_table=70)
+
+    # Then it is what sizing each row cell by cell gives (70 columns: identifiers of 2 bytes)
+    one_by_one = sum(
+        row_bytes(
+            [Cell(role, python_value_bytes(value)) for role, value in zip(roles, row, strict=True)],
+            columns_in_table=70,
+        )
+        for row in rows
+    )
+    assert size == one_by_one
+    assert size > 40 * (2 * 2 + 3 + 2 * 8 + 2 * 16)
+    assert page_bytes(roles, [], columns_in_table=70) == 0
 
 
 def test_a_ten_event_batch_is_one_write_unit_per_row_under_a_kilobyte_and_more_above():

@@ -11,7 +11,7 @@ from cassandra.cluster import EXEC_PROFILE_DEFAULT
 from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
 from moto import mock_aws
 
-from player_sessions.cassandra_cluster import build_cluster, keyspaces_endpoint
+from player_sessions.cassandra_cluster import BULK_PROFILE, build_cluster, keyspaces_endpoint, named_rows
 from player_sessions.settings import DatabaseMode, Settings
 
 
@@ -94,3 +94,22 @@ def test_local_mode_has_no_tls_and_no_credentials():
     assert cluster.auth_provider is None
     assert cluster.port == 9042
     assert cluster.protocol_version == ProtocolVersion.V4
+
+
+def test_rows_are_named_tuples_whose_type_is_made_once_per_column_list(keyspaces_settings, role_session):
+    # Given the profiles every request runs under
+    cluster = build_cluster(keyspaces_settings, role_session)
+    profiles = cluster.profile_manager.profiles
+    assert {profiles[name].row_factory for name in (EXEC_PROFILE_DEFAULT, BULK_PROFILE)} == {named_rows}
+
+    # When two pages of the same statement are decoded, and one with a column that is no identifier
+    first = named_rows(["slot", "country"], [(1, "US"), (2, "DE")])
+    second = named_rows(["slot", "country"], [(3, "FR")])
+    counted = named_rows(["count(*)"], [(7,)])
+
+    # Then rows read by attribute and compare as tuples; both pages share one row type; the odd name is
+    # cleaned as the driver's own factory cleans it
+    assert [(row.slot, row.country) for row in first] == [(1, "US"), (2, "DE")]
+    assert first == [(1, "US"), (2, "DE")]
+    assert type(second[0]) is type(first[0])
+    assert counted[0].count == 7

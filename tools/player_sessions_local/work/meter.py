@@ -30,7 +30,7 @@ from player_sessions.schema import TABLES, Table
 from player_sessions_local.work.units import (
     Cell,
     Role,
-    python_value_bytes,
+    page_bytes,
     read_units,
     row_bytes,
     value_bytes,
@@ -207,21 +207,12 @@ def _sizing_rows(row_factory: RowFactory, tally: WorkTally, table_name: str) -> 
 
     def size_then_build(names: Sequence[str], rows: Sequence[Sequence[Any]]) -> Any:
         column_roles = [roles.get(name, Role.REGULAR) for name in names]
-        page_bytes = sum(
-            row_bytes(
-                (
-                    Cell(role, python_value_bytes(value))
-                    for role, value in zip(column_roles, row, strict=True)
-                ),
-                columns_in_table=columns_in_table,
-            )
-            for row in rows
-        )
+        size = page_bytes(column_roles, rows, columns_in_table=columns_in_table)
         work = tally.table(table_name)
         work.read_requests += 1
         work.rows_read += len(rows)
-        work.bytes_read += page_bytes
-        work.read_units += read_units(page_bytes)
+        work.bytes_read += size
+        work.read_units += read_units(size)
         return row_factory(names, rows)
 
     return size_then_build
