@@ -162,27 +162,65 @@ def _on_request(meter: Meter, future: ResponseFuture) -> None:
         _count_write(tally, query, statement.prepared_statement.column_metadata, statement.values)
 
 
+@dataclass(frozen=True)
+class _WriteShape:
+    """What sizing a write needs of its statement, worked out once per statement text."""
+
+    table: str
+    range_delete: bool
+    conditional: bool
+    columns_in_table: int
+    cells: tuple[tuple[int, str, str], ...]
+    """Each sized column: its position among the bound values, its role in the key, its CQL type."""
+
+
+_write_shapes: dict[tuple[str, tuple[str, ...]], _WriteShape | None] = {}
+
+
+def _write_shape(query: str, columns: Sequence[Any]) -> _WriteShape | None:
+    """The write's shape (None: not one of the service's tables), from the statement text and its bound
+    columns; kept per pair, as few as the statements prepared."""
+    names = tuple(column.name for column in columns)
+    key = (query, names)
+    if key not in _write_shapes:
+        name = _table_name(query)
+        _write_shapes[key] = (
+            _WriteShape(
+                name,
+                bool(_RANGE_DELETE.match(query)),
+                bool(_CONDITIONAL.search(query)),
+                len(_SCHEMA[name].columns),
+                tuple(
+                    (index, _ROLES[name][column.name], column.type.typename)
+                    for index, column in enumerate(columns)
+                    if column.name in _ROLES[name]
+                ),
+            )
+            if name in _SCHEMA
+            else None
+        )
+    return _write_shapes[key]
+
+
 def _count_write(tally: WorkTally, query: str, columns: Sequence[Any], values: Sequence[Any]) -> None:
-    name = _table_name(query)
-    if name not in _SCHEMA:
+    shape = _write_shape(query, columns)
+    if shape is None:
         return
-    table = _SCHEMA[name]
-    work = tally.table(name)
-    if _RANGE_DELETE.match(query):
+    work = tally.table(shape.table)
+    if shape.range_delete:
         work.range_deletes += 1
         work.write_units += 1
         return
-    roles = _ROLES[name]
     cells = [
-        Cell(roles[column.name], value_bytes(column.type.typename, value))
-        for column, value in zip(columns, values, strict=True)
-        if column.name in roles and value is not UNSET_VALUE
+        Cell(role, value_bytes(cql_type, values[index]))
+        for index, role, cql_type in shape.cells
+        if values[index] is not UNSET_VALUE
     ]
-    size = row_bytes(cells, columns_in_table=len(table.columns))
+    size = row_bytes(cells, columns_in_table=shape.columns_in_table)
     work.rows_written += 1
     work.bytes_written += size
     work.write_units += units_for_rows([size])
-    if _CONDITIONAL.search(query):
+    if shape.conditional:
         work.conditional_writes += 1
 
 
