@@ -27,6 +27,7 @@ from pydantic import SecretStr
 
 from player_sessions.settings import Settings
 from player_sessions_local.measure.processes import die_with_parent, stop_process
+from player_sessions_local.no_metrics import disable_service_metrics
 
 STOP_TIMEOUT_SECONDS = 15.0
 """How long a stopped builder process may take to finish its runs before it is killed."""
@@ -40,17 +41,23 @@ class BuilderProcess:
 
     @classmethod
     def start(
-        cls, settings: Settings, *, work_log: Path | None = None, report_work: bool = False
+        cls,
+        settings: Settings,
+        *,
+        work_log: Path | None = None,
+        report_work: bool = False,
+        stdout: int | None = None,
     ) -> BuilderProcess:
         """Starts a builder per part on ``settings`` (its login included). ``work_log``: where each minute's
         measured work goes (the cost model reads it), else the process's standard error; ``report_work``:
-        meter the builders' connections (rollup_runner)."""
+        meter the builders' connections (rollup_runner); ``stdout``: as ``subprocess.Popen`` takes it (the
+        builders print nothing there: their log goes to standard error)."""
         arguments = [sys.executable, "-m", "player_sessions_local.builder_process"]
         if work_log is not None:
             arguments += ["--work-log", str(work_log)]
         if report_work:
             arguments.append("--report-work")
-        process = subprocess.Popen(arguments, stdin=subprocess.PIPE)
+        process = subprocess.Popen(arguments, stdin=subprocess.PIPE, stdout=stdout)
         assert process.stdin is not None
         process.stdin.write(settings_json(settings).encode())
         process.stdin.close()
@@ -77,6 +84,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--report-work", action="store_true")
     arguments = parser.parse_args(argv)
     die_with_parent(signal.SIGTERM)
+    # No Lambda invocation here: the service's EMF metrics would print a blob on this process's standard output
+    # (the terminal of `make serve`, the benchmark's console) each time a fold sends its 100th statement.
+    disable_service_metrics()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     # Validated as given: the environment of this process does not override what the parent chose.
     settings = Settings.model_validate(json.loads(sys.stdin.read()))
