@@ -174,17 +174,15 @@ class _WriteShape:
     """Each sized column: its position among the bound values, its role in the key, its CQL type."""
 
 
-_write_shapes: dict[tuple[str, tuple[str, ...]], _WriteShape | None] = {}
+_write_shapes: dict[str, _WriteShape | None] = {}
 
 
 def _write_shape(query: str, columns: Sequence[Any]) -> _WriteShape | None:
-    """The write's shape (None: not one of the service's tables), from the statement text and its bound
-    columns; kept per pair, as few as the statements prepared."""
-    names = tuple(column.name for column in columns)
-    key = (query, names)
-    if key not in _write_shapes:
+    """The write's shape (None: not one of the service's tables), worked out from the statement text and its
+    bound columns the first time the text is seen (a prepared text always binds the same columns)."""
+    if query not in _write_shapes:
         name = _table_name(query)
-        _write_shapes[key] = (
+        _write_shapes[query] = (
             _WriteShape(
                 name,
                 bool(_RANGE_DELETE.match(query)),
@@ -199,7 +197,7 @@ def _write_shape(query: str, columns: Sequence[Any]) -> _WriteShape | None:
             if name in _SCHEMA
             else None
         )
-    return _write_shapes[key]
+    return _write_shapes[query]
 
 
 def _count_write(tally: WorkTally, query: str, columns: Sequence[Any], values: Sequence[Any]) -> None:

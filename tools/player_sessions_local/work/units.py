@@ -23,7 +23,6 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import cast
 from uuid import UUID
 
 WRITE_UNIT_BYTES = 1024
@@ -117,17 +116,15 @@ def page_bytes(roles: Sequence[str], rows: Sequence[Sequence[object]], *, column
     return total
 
 
+_ONE_SIZE_KINDS = (UUID, datetime)
+"""Types whose every value is stored at one size (``python_value_bytes``): a column of them is sized once."""
+
+
 def _value_sizes(values: Sequence[object]) -> Counter[int]:
-    """How many values of a column have each stored size (``python_value_bytes``), read a column at once."""
+    """How many values of a column have each stored size (``python_value_bytes``)."""
     kinds = set(map(type, values))
-    if len(kinds) == 1:
-        kind = kinds.pop()
-        if kind is UUID:
-            return Counter({16: len(values)})
-        if kind is datetime:
-            return Counter({8: len(values)})
-        if kind is str:
-            return Counter(map(len, map(str.encode, cast("Sequence[str]", values))))
+    if len(kinds) == 1 and next(iter(kinds)) in _ONE_SIZE_KINDS:
+        return Counter({python_value_bytes(values[0]): len(values)})
     return Counter(map(python_value_bytes, values))
 
 
