@@ -107,7 +107,12 @@ def test_quick_benchmark_reports_every_route_with_no_error_and_no_lost_row(tmp_p
         assert all(reader["requests"] > 0 and reader["errors"] == 0 for reader in burst["readers"])
         assert burst["lag_seconds"]["max"] > 0
         assert burst["checks"] and all(check["expected"] == check["counted"] for check in burst["checks"])
-    assert "## Sustained burst" in summary
+        # with where the CPU went meanwhile: ingest's environments, Cassandra, the builders' process folding
+        cpu = burst["cpu_ms_per_start"]
+        assert set(cpu) == {*COMPONENTS, "builders"}, cpu
+        assert min(cpu["runtimes"], cpu["cassandra"], cpu["builders"]) > 0, cpu
+        assert 0 < burst["cores_busy"] < (os.cpu_count() or 1) + 0.5, burst
+    assert "## Sustained burst" in summary and "cores busy" in summary.split("## Sustained burst", 1)[1]
     # And the open-model search sent each rate it tried, with no 5xx below its capacity
     capacity = results["capacity"]
     assert capacity["rates"] and all(rate["sent"] > 0 for rate in capacity["rates"])

@@ -5,6 +5,7 @@ the rest of the machine (other people's work). Read from /proc while the process
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from player_sessions_local.measure.processes import (
@@ -38,10 +39,12 @@ class CpuProfile:
 
 class CpuMeter:
     """CPU of each component between ``start()`` and ``stop()``; environments are the gateway's descendants
-    that live at the start (the pool is warm when measured)."""
+    that live at the start (the pool is warm when measured). ``named``: more processes measured apart, each a
+    component of its own (the rollup builders' processes), out of the rest of the machine."""
 
-    def __init__(self, gateway_pid: int) -> None:
+    def __init__(self, gateway_pid: int, named: Mapping[str, Sequence[int]] | None = None) -> None:
         self._gateway = gateway_pid
+        self._named = dict(named or {})
         self._services = service_pids()
 
     def _read(self) -> dict[str, float]:
@@ -53,6 +56,7 @@ class CpuMeter:
             if "cassandra" in self._services
             else 0.0,
             "redis": process_cpu_seconds(self._services["redis"]) if "redis" in self._services else 0.0,
+            **{name: sum(process_cpu_seconds(pid) for pid in pids) for name, pids in self._named.items()},
             "load generator": own_cpu_seconds(with_children=False),
             "machine": machine_busy_seconds(),
         }

@@ -9,6 +9,7 @@ the gateway's log), and the counts checked exactly once ingest stops and the bui
 
 from __future__ import annotations
 
+import os
 import random
 import threading
 from collections import Counter
@@ -34,6 +35,7 @@ from player_sessions_local.bench.live import (
 )
 from player_sessions_local.bench.options import say
 from player_sessions_local.bench.read_costs import ReadCosts, read_costs
+from player_sessions_local.cpu_profile import CpuMeter, CpuProfile
 from player_sessions_local.measure.stats import Latencies
 
 RATES: tuple[float | None, ...] = (100.0, 278.0, None)
@@ -59,6 +61,12 @@ class BurstResult:
     lag_seconds: Latencies
     """Samples of the tail a reader would read, in seconds (stored in the milliseconds field's place)."""
     checks: list[ExactCheck] = field(default_factory=list)
+    starts_stored: int = 0
+    cpu: CpuProfile | None = None
+    """Where the CPU went while the starts were posted, by component (the rollup builders' process among them)."""
+
+    def cpu_ms_per_start(self) -> dict[str, float]:
+        return self.cpu.per_request_ms(self.starts_stored) if self.cpu else {}
 
     @property
     def label(self) -> str:
@@ -113,6 +121,8 @@ class BurstResult:
                 "max": max(self.lag_seconds.latencies_ms, default=0.0),
             },
             "checks": [asdict(c) for c in self.checks],
+            "cpu_ms_per_start": self.cpu_ms_per_start(),
+            "cores_busy": self.cpu.cores_busy() if self.cpu else None,
         }
 
 
@@ -140,7 +150,10 @@ def run_burst(
     seconds: float,
     seed: int,
     wait_for_builder: Callable[[], float],
+    gateway_pid: int | None = None,
+    builder_pids: Sequence[int] = (),
 ) -> BurstResult:
+    """``gateway_pid``: measure where the CPU goes meanwhile (cpu_profile), the builders' processes apart."""
     biggest = countries.most_common(1)[0][0]
     paths = reads(biggest)
     label = f"{rate:g} starts/s" if rate else f"as fast as {MAX_RATE_CLIENTS} clients post"
@@ -170,13 +183,17 @@ def run_burst(
     lag_holder: list[Latencies] = []
     sampler = threading.Thread(target=lambda: lag_holder.append(sample_lag(services, lag_stop)))
     writers = [threading.Thread(target=ingest, args=(n,)) for n in range(clients)]
+    cpu = CpuMeter(gateway_pid, {"builders": builder_pids}) if gateway_pid is not None else None
     sampler.start()
+    if cpu is not None:
+        cpu.start()
     for writer in writers:
         writer.start()
     samples = poll(url, paths, seconds)
     stop.set()
     for writer in writers:
         writer.join()
+    spent = cpu.stop() if cpu is not None else None
     lag_stop.set()
     sampler.join()
     costs, _ = read_costs(log_path, offset)
@@ -191,6 +208,8 @@ def run_burst(
         quiet=list(quiet),
         costs=costs,
         lag_seconds=lag_holder[0] if lag_holder else Latencies(),
+        starts_stored=stored,
+        cpu=spent,
     )
     wait_for_builder()
     result.checks = check_counts(url, truth, f"after {label}")
@@ -241,5 +260,35 @@ def burst_section(bursts: Sequence[BurstResult]) -> list[str]:
             f"| {burst.label} | {lag.percentile(0.5):.1f} | {lag.percentile(0.99):.1f} | "
             f"{max(lag.latencies_ms, default=0.0):.1f} | {burst.ingest_errors} | "
             f"{'exact' if exact else '**differ**'} ({', '.join(f'{c.counted:,}' for c in burst.checks)}) |"
+        )
+    return [*lines, "", *_cpu_lines(bursts)]
+
+
+def _cpu_lines(bursts: Sequence[BurstResult]) -> list[str]:
+    """CPU milliseconds per start stored while each rate ran, by component, and the cores the machine had busy:
+    what the burst's own work leaves to a reader."""
+    measured = [burst for burst in bursts if burst.cpu is not None]
+    if not measured:
+        return []
+    components = list(measured[0].cpu_ms_per_start())
+    cores = os.cpu_count() or 1
+    lines = [
+        (
+            "CPU milliseconds per start stored while each rate ran (ingest through the gateway, its execution "
+            "environments, Cassandra and Redis, the rollup builders' process folding, this process posting and "
+            f"reading), and the cores busy out of the machine's {cores}: what the burst's own work leaves to a "
+            "reader."
+        ),
+        "",
+        "| rate | " + " | ".join(components) + " | total | cores busy |",
+        "|---|" + "---:|" * (len(components) + 2),
+    ]
+    for burst in measured:
+        per_start = burst.cpu_ms_per_start()
+        assert burst.cpu is not None
+        lines.append(
+            f"| {burst.label} | "
+            + " | ".join(f"{per_start[name]:.2f}" for name in components)
+            + f" | {sum(per_start.values()):.2f} | {burst.cpu.cores_busy():.2f} of {cores} |"
         )
     return [*lines, ""]

@@ -305,6 +305,8 @@ class BenchRun:
                     seconds=o.burst_seconds,
                     seed=o.seed + 50 + number,
                     wait_for_builder=live.wait_until_folded(self.builder_services),
+                    gateway_pid=cached.gateways[0].process.pid,
+                    builder_pids=[builder.process.pid for builder in self.builders],
                 )
             )
 
