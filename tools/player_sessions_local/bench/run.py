@@ -291,7 +291,6 @@ class BenchRun:
         if o.burst_seconds <= 0:
             return
         cached = self.environments["cached"]
-        live_result = self.results["live"]
         for number, rate in enumerate(burst.RATES):
             self.results["bursts"].append(
                 burst.run_burst(
@@ -300,7 +299,7 @@ class BenchRun:
                     self.services,
                     self.live_truth,
                     self.expected.starts_by_country,
-                    quiet=live_result.quiet,
+                    quiet=self.results["live"].quiet,
                     rate=rate,
                     seconds=o.burst_seconds,
                     seed=o.seed + 50 + number,
