@@ -24,6 +24,7 @@ from player_sessions.models import (
     PlayerWrite,
     RecordWrite,
     RollupRow,
+    Seen,
     SessionHalves,
     StartKey,
     StartRow,
@@ -53,6 +54,9 @@ class FamilyTables:
     def __init__(self) -> None:
         self.arrivals: dict[int, set[StartKey]] = {}
         self.arrival_shards: dict[StartKey, int] = {}
+        self.arrival_seen: dict[tuple[int, StartKey], Seen] = {}
+        """What each arrival was stored with, its columns written as Cassandra writes them (a value left unset
+        keeps the one before)."""
         self.arrival_minutes: set[datetime] = set()
         self.marks: dict[StartKey, int] = {}
         self.folds: dict[int, list[StartKey]] = {}
@@ -139,6 +143,7 @@ class InMemorySessionStore:
         for arrival in arrivals:
             if arrival.arrival.key.session_id not in keep_starts:
                 self.db.arrivals.get(arrival.arrival.slot, set()).discard(arrival.arrival.key)
+                self.db.arrival_seen.pop((arrival.arrival.slot, arrival.arrival.key), None)
         for player_hash, entry in player_writes_of(writes, arrivals):
             self.db.player_writes.get(player_hash, set()).discard(replace(entry, ttl_seconds=0))
 
@@ -164,6 +169,11 @@ class InMemorySessionStore:
             self.db.arrival_minutes.add(Level.MINUTE.floor(slot_start(write.arrival.slot)))
             self.db.arrivals.setdefault(write.arrival.slot, set()).add(write.arrival.key)
             self.db.arrival_shards[write.arrival.key] = write.shard
+            seen, place = write.arrival.seen, (write.arrival.slot, write.arrival.key)
+            if seen is not None:
+                before = self.db.arrival_seen.get(place)
+                fold = seen.fold if seen.fold is not None or before is None else before.fold
+                self.db.arrival_seen[place] = Seen(seen.through, fold)
 
     def write_records(self, records: Sequence[RecordWrite]) -> None:
         for write in records:
@@ -216,7 +226,7 @@ class InMemoryStartsStore:
     ) -> list[Arrival]:
         wanted = set(shards)
         found = [
-            Arrival(slot, key)
+            Arrival(slot, key, self.tables.arrival_seen.get((slot, key)))
             for slot in slots
             for key in sorted(self.tables.arrivals.get(slot, ()), key=lambda k: (k.session_id, k.ts))
             if self.tables.arrival_shards[key] in wanted
@@ -227,6 +237,11 @@ class InMemoryStartsStore:
     def read_marks(self, keys: Sequence[StartKey], *, per_partition: bool = False) -> dict[StartKey, int]:
         found = {key: self.tables.marks[key] for key in keys if key in self.tables.marks}
         count_read(rows=len(found), partitions=len({key.session_id for key in keys}))
+        return found
+
+    def read_fold_records(self, folds: Sequence[int]) -> dict[int, frozenset[StartKey]]:
+        found = {fold: frozenset(self.tables.folds[fold]) for fold in folds if fold in self.tables.folds}
+        count_read(rows=len(found), partitions=len(set(folds)))
         return found
 
     def write_marks(self, marks: Sequence[tuple[StartKey, int, int]]) -> None:

@@ -77,6 +77,7 @@ def _ingest(services: Services, signed_in_player: str | None) -> Response[Ingest
         settings=services.settings,
         cache=services.cache,
         signed_in_player=signed_in_player,
+        counted=services.starts,
     )
     _record_metrics(outcome)
     result = IngestResult(

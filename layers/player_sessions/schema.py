@@ -7,6 +7,7 @@ docs/decisions.md ("Data model").
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Set
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -96,6 +97,9 @@ SESSION_STARTS = Table(
     purpose="Every session start, bucketed by hour and spread over a few shards; newest first per country.",
 )
 
+SEEN_COLUMNS = (Column("seen_through", "bigint"), Column("seen_fold", "bigint"))
+"""An arrival's models.Seen (both null when nothing was read)."""
+
 START_ARRIVALS = Table(
     name="start_arrivals",
     partition_key=(Column("slot", "bigint"), Column("shard", "int")),
@@ -104,10 +108,11 @@ START_ARRIVALS = Table(
         ClusteringColumn(Column("ts", "timestamp"), Order.ASC),
         ClusteringColumn(Column("country", "text"), Order.ASC),
     ),
-    regular=(Column("player_id", "text"),),
+    regular=(Column("player_id", "text"), *SEEN_COLUMNS),
     purpose=(
         "Every stored start once more, by the second of server time it was stored in (its arrival slot): what "
-        "the builder folds into the rollups, and the short unfolded tail that readers count themselves."
+        "the builder folds into the rollups, and the short unfolded tail that readers count themselves; with "
+        "what storing it read first (seen_through, seen_fold: models.Seen)."
     ),
 )
 
@@ -255,7 +260,12 @@ def _family_like_starts(name: str, prefix: str, what: str) -> RollupFamily:
 
     return RollupFamily(
         name,
-        like(START_ARRIVALS, "arrivals", f"Every {what} record by its arrival slot, as start_arrivals.", ()),
+        like(
+            START_ARRIVALS,
+            "arrivals",
+            f"Every {what} record by its arrival slot, as start_arrivals.",
+            SEEN_COLUMNS,
+        ),
         like(START_MARKS, "marks", f"The fold that counted each {what} record, as start_marks."),
         like(ROLLUP_FOLDS, "folds", f"The {what} records each fold counts, as rollup_folds."),
         like(START_COUNT_ROLLUPS, "rollups", f"Exact {what} figures per bucket, as start_count_rollups."),
@@ -348,4 +358,17 @@ def render_schema_cql(
     """Every statement that creates the schema, in order; each is safe to apply again."""
     return [render_keyspace_cql(keyspace, replication)] + [
         table.create_cql(keyspace, default_ttl_seconds, replication.table_options()) for table in TABLES
+    ]
+
+
+def render_added_columns_cql(keyspace: str, live: Mapping[str, Set[str]]) -> list[str]:
+    """``ALTER TABLE ... ADD`` for each regular column a live table (``live``: its columns, by table) lacks: the
+    one change to a live table that is safe (deployed, the stack's update makes it: Keyspaces' UpdateTable
+    ``addColumns``)."""
+    return [
+        f"ALTER TABLE {keyspace}.{table.name} ADD {column.name} {column.cql_type}"
+        for table in TABLES
+        if table.name in live
+        for column in table.regular
+        if column.name not in live[table.name]
     ]

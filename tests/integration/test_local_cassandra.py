@@ -49,6 +49,23 @@ def test_schema_check_names_a_column_that_drifted(cassandra_session, test_settin
         cassandra_session.execute("DROP KEYSPACE IF EXISTS player_sessions_drift", timeout=60)
 
 
+def test_applying_the_schema_adds_a_regular_column_a_live_table_lacks(cassandra_session, test_settings):
+    # Given a scratch keyspace whose arrivals table was created before it had the seen columns
+    scratch = test_settings.model_copy(update={"keyspace": "player_sessions_older"})
+    for statement in render_schema_cql(scratch.keyspace, scratch.retention_seconds):
+        cassandra_session.execute(statement, timeout=60)
+    try:
+        cassandra_session.execute(f"ALTER TABLE {scratch.keyspace}.start_arrivals DROP seen_fold", timeout=60)
+        with pytest.raises(SchemaDriftError, match=r"start_arrivals\.seen_fold"):
+            verify_schema(cassandra_session, scratch)
+        # When the schema is applied
+        apply_schema(cassandra_session, scratch)
+        # Then the column is back, and the table matches the definitions
+        verify_schema(cassandra_session, scratch)
+    finally:
+        cassandra_session.execute(f"DROP KEYSPACE IF EXISTS {scratch.keyspace}", timeout=60)
+
+
 def test_schema_check_names_a_keyspace_replicated_otherwise(cassandra_session, test_settings):
     # Given a scratch keyspace created with one replica, and settings that ask for two
     scratch = test_settings.model_copy(update={"keyspace": "player_sessions_drift_rf"})

@@ -31,7 +31,7 @@ from player_sessions.repositories.cassandra_starts import CassandraStartsStore
 from player_sessions.repositories.cassandra_store import CassandraSessionStore
 from player_sessions.routes import LambdaFunction
 from player_sessions.schema import COMPLETIONS, LENGTHS
-from player_sessions.time_buckets import Level, slot_of
+from player_sessions.time_buckets import Level, fold_id, slot_of
 from player_sessions_local.cassandra_roles import as_function, expected_grants, role_of
 from tests.integration.test_ingest_on_cassandra import end_event, start_event
 
@@ -79,6 +79,8 @@ def test_each_function_sends_exactly_the_statements_it_is_given(as_each_function
     settings = counts_settings
     connection = {function: opened for function, (opened, _) in as_each_function.items()}
     sessions = CassandraSessionStore(connection[routes.INGEST_EVENTS])
+    # (what ingest reads before writing arrivals: the watermarks and the marks)
+    seen_by_ingest = CassandraStartsStore(connection[routes.INGEST_EVENTS], settings.start_shards)
     builder = CassandraRollupStore(connection[routes.ROLLUP_BUILDER], settings.start_shards)
     readers = CassandraStartsStore(connection[routes.COUNTRY_STARTS], settings.start_shards)
     # (the live-ops families: completed sessions and session lengths, read and folded as the starts are)
@@ -99,7 +101,9 @@ def test_each_function_sends_exactly_the_statements_it_is_given(as_each_function
     ]
     events += [end_event("p1", ids[0], NOW + timedelta(seconds=1))]
     for first in range(0, len(events), 10):
-        ingest_batch(events[first : first + 10], store=sessions, clock=clock, settings=settings)
+        ingest_batch(
+            events[first : first + 10], store=sessions, clock=clock, settings=settings, counted=seen_by_ingest
+        )
     ingest_batch([end_event("p1", ids[1], NOW)], store=sessions, clock=clock, settings=settings)
 
     # When readers count them before any fold (country starts' role), the builder folds them, compacting every
@@ -123,7 +127,9 @@ def test_each_function_sends_exactly_the_statements_it_is_given(as_each_function
         store=sessions,
         clock=clock,
         settings=settings,
+        counted=seen_by_ingest,
     )
+    seen_by_ingest.read_marks([StartKey(ids[3], NOW, "US")], per_partition=True)
     # (a session of three hours ago ends an hour ago, stored only now: its records land in rolled buckets)
     ingest_batch(
         [end_event("p1", ids[5], NOW - timedelta(hours=1))], store=sessions, clock=clock, settings=settings
@@ -147,6 +153,8 @@ def test_each_function_sends_exactly_the_statements_it_is_given(as_each_function
     slot = slot_of(NOW)
     readers.read_arrivals([slot], range(settings.start_shards), per_partition=True)
     readers.read_marks([StartKey(ids[3], NOW, "US")], per_partition=True)
+    # (the fold records a reader reads for a late start stored after ingest read the watermarks and the marks)
+    readers.read_fold_records([fold_id(slot, 0)])
     for rows in readers.country_hour_starts(
         [(hour - timedelta(hours=3), 1), (hour, None)], "FI", clock.now(), hour - timedelta(hours=5), 10
     ):

@@ -1,6 +1,7 @@
 """Counts and listings compared with a brute-force model over random histories: re-sent and contradicting
 starts, late starts (stamped hours or days back), starts stamped ahead of the server clock, the builder folding
-at random moments, a builder that folds a slot before a slow arrival write lands, players erased (their starts
+at random moments and while a count reads, a builder that folds a slot before a slow arrival write lands,
+arrivals stored with and without what ingest read before them, players erased (their starts
 counted still, never listed again; their replays discarded), and random windows, with a read cache in the loop. In-memory storage; the integration tests run the same machinery on the real Cassandra."""
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ step = st.one_of(
     st.tuples(st.just("advance"), st.integers(1, 5 * 86_400)),
     st.tuples(st.just("tick"), st.integers(1, 20)),
     st.tuples(st.just("ingest"), st.lists(start_event, min_size=1, max_size=10)),
+    # Arrivals stored without what was read before them (a loader's, or older ones): readers read their marks
+    st.tuples(st.just("ingest unseen"), st.lists(start_event, min_size=1, max_size=10)),
     st.tuples(st.just("slow ingest"), st.lists(start_event, min_size=1, max_size=4)),
     # Some parts' builders fold, others do not: the parts' watermarks drift apart
     st.tuples(
@@ -61,6 +64,15 @@ step = st.one_of(
     # A builder that dies after some of its writes (the next run of its part resumes from its watermark)
     st.tuples(st.just("interrupted fold"), st.tuples(st.integers(0, 3), st.integers(1, 12))),
     st.tuples(st.just("count"), st.integers(1, 8760)),
+    # Builders fold while a count reads: right after it read the watermarks, the arrivals, or the rollups
+    st.tuples(
+        st.just("count racing a fold"),
+        st.tuples(
+            st.integers(1, 8760),
+            st.sampled_from(("read_progress", "read_arrivals", "read_rollups")),
+            st.lists(st.integers(0, 3), min_size=1, max_size=4, unique=True),
+        ),
+    ),
     # A player's erasure: their starts stay counted, without them, and leave the listings; their replays of
     # events stamped before it are discarded
     st.tuples(st.just("erase"), st.sampled_from(PLAYERS)),
@@ -68,6 +80,29 @@ step = st.one_of(
         st.just("list"), st.tuples(st.sampled_from(COUNTRIES), st.integers(1, 8760), st.integers(1, 9))
     ),
 )
+
+
+class RacingReadStore:
+    """The real fake store, but a fold runs (once) right after the reader's first call of ``after``."""
+
+    def __init__(self, inner: InMemoryStartsStore, after: str, fold) -> None:
+        self._inner = inner
+        self._after = after
+        self._fold = fold
+
+    def __getattr__(self, name: str):
+        method = getattr(self._inner, name)
+        if name != self._after:
+            return method
+
+        def read(*args, **kwargs):
+            result = method(*args, **kwargs)
+            if self._fold is not None:
+                fold, self._fold = self._fold, None
+                fold()
+            return result
+
+        return read
 
 
 class RacingSessionStore(InMemorySessionStore):
@@ -200,7 +235,7 @@ class History:
                 assert crash_after is not None
         self.watermarks.append(dict(self.starts.db.progress))
 
-    def ingest(self, items: list[dict], slow: bool) -> None:
+    def ingest(self, items: list[dict], slow: bool, seen: bool = True) -> None:
         events = self.batch(items)
         if not events:
             return
@@ -212,7 +247,14 @@ class History:
                 self.fold(500)
 
             self.sessions.before_arrivals = builder_ahead
-        ingest_batch(events, store=self.sessions, clock=self.clock, settings=SETTINGS, cache=self.cache)
+        ingest_batch(
+            events,
+            store=self.sessions,
+            clock=self.clock,
+            settings=SETTINGS,
+            cache=self.cache,
+            counted=self.starts if seen else None,
+        )
 
     def erase(self, player: str) -> None:
         store = InMemoryPlayerDataStore(self.sessions)
@@ -223,8 +265,12 @@ class History:
         self.truth -= theirs
         self.anonymous |= theirs
 
-    def count(self, hours: int) -> None:
-        result = CountryStarts(self.starts, self.clock, SETTINGS, self.cache).counts(hours)
+    def count(self, hours: int, racing: tuple[str, Sequence[int]] | None = None) -> None:
+        store: object = self.starts
+        if racing is not None:
+            after, parts = racing
+            store = RacingReadStore(self.starts, after, lambda: self.fold(500, parts))
+        result = CountryStarts(store, self.clock, SETTINGS, self.cache).counts(hours)
         window = result.window
         counted = self.truth | self.anonymous
         expected = Counter(key.country for key in counted if window.start <= key.ts <= window.end)
@@ -261,8 +307,8 @@ def run(steps) -> int:
             history.clock.advance(seconds=argument)
         elif kind == "tick":
             history.clock.advance(seconds=argument / 4)
-        elif kind in ("ingest", "slow ingest"):
-            history.ingest(argument, slow=kind == "slow ingest")
+        elif kind in ("ingest", "slow ingest", "ingest unseen"):
+            history.ingest(argument, slow=kind == "slow ingest", seen=kind != "ingest unseen")
         elif kind == "fold":
             history.fold(argument[0], parts=argument[1])
         elif kind == "fold by another builder":
@@ -271,6 +317,8 @@ def run(steps) -> int:
             history.fold(500, parts=[argument[0]], crash_after=argument[1])
         elif kind == "count":
             history.count(argument)
+        elif kind == "count racing a fold":
+            history.count(argument[0], racing=(argument[1], argument[2]))
         elif kind == "erase":
             history.erase(argument)
         else:

@@ -1,7 +1,7 @@
 """Applies the schema of player_sessions.schema to the local Cassandra, and checks the live tables against it;
 gives each function's role exactly its grants on the keyspace (player_sessions_local.cassandra_roles).
 
-python -m player_sessions_local.schema_tool apply   # create what is missing, then verify
+python -m player_sessions_local.schema_tool apply   # create what is missing (tables, new columns), then verify
 python -m player_sessions_local.schema_tool print   # the CQL, for reading
 """
 
@@ -15,7 +15,7 @@ from cassandra.cluster import NoHostAvailable, Session
 
 from player_sessions.cassandra_connection import CassandraConnection
 from player_sessions.errors import DatabaseUnavailableError
-from player_sessions.schema import TABLES, Order, Replication, render_schema_cql
+from player_sessions.schema import TABLES, Order, Replication, render_added_columns_cql, render_schema_cql
 from player_sessions.settings import Settings, get_settings
 from player_sessions_local.cassandra_roles import as_admin, grant_function_roles
 
@@ -51,8 +51,23 @@ def apply_schema(session: Session, settings: Settings) -> None:
             raise SchemaDriftError(
                 f"nodes disagree on the schema {SCHEMA_AGREEMENT_SECONDS} s after {statement}"
             )
+    for statement in _added_columns(session, settings.keyspace):
+        session.execute(statement, timeout=60)
+        if not agreement.wait_for_schema_agreement(wait_time=SCHEMA_AGREEMENT_SECONDS):
+            raise SchemaDriftError(
+                f"nodes disagree on the schema {SCHEMA_AGREEMENT_SECONDS} s after {statement}"
+            )
     verify_schema(session, settings)
     grant_function_roles(session, settings.keyspace)
+
+
+def _added_columns(session: Session, keyspace: str) -> list[str]:
+    """The regular columns the definitions have and a live table lacks, added; anything else that differs is
+    left to verify_schema to name."""
+    live: dict[str, set[str]] = {}
+    for row in session.execute(session.prepare(_LIVE_COLUMNS), (keyspace,)):
+        live.setdefault(row.table_name, set()).add(row.column_name)
+    return render_added_columns_cql(keyspace, live)
 
 
 def verify_schema(session: Session, settings: Settings) -> None:

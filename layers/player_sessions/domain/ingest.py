@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal, TypeVar
@@ -10,6 +10,7 @@ from uuid import UUID
 
 from player_sessions.clock import Clock
 from player_sessions.domain.country_starts.records import length_label
+from player_sessions.domain.country_starts.seen import seen_before_storing
 from player_sessions.errors import DatabaseUnavailableError
 from player_sessions.models import (
     Arrival,
@@ -19,13 +20,14 @@ from player_sessions.models import (
     EventWrite,
     InvalidEventError,
     RecordWrite,
+    Seen,
     SessionHalves,
     StartKey,
     format_timestamp,
     parse_event,
 )
 from player_sessions.repositories.cache_protocol import NoCache, ReadCache
-from player_sessions.repositories.protocols import SessionStore
+from player_sessions.repositories.protocols import SessionStore, StartsStore
 from player_sessions.retention import ttl_seconds
 from player_sessions.schema import COMPLETIONS, LENGTHS
 from player_sessions.settings import Settings
@@ -75,11 +77,15 @@ def ingest_batch(
     settings: Settings,
     cache: ReadCache | None = None,
     signed_in_player: str | None = None,
+    counted: StartsStore | None = None,
 ) -> BatchOutcome:
     """Stores every valid, retained event of the batch; returns what happened to each one.
 
     ``signed_in_player``: the player a game client's token proves; an event for anyone else is rejected (the
     studio's signed servers post for any player and give None).
+
+    ``counted``: where the builders' watermarks and the starts' marks are read before the arrivals are written,
+    and stored with them, so that readers need not read the marks (domain.country_starts.seen); None: not read.
 
     Returns only after every write is acknowledged; a storage failure raises before anything is reported
     stored, and re-sending the whole batch is safe (all writes are idempotent).
@@ -126,7 +132,12 @@ def ingest_batch(
         starts = [w for w in writes if w.event.event is EventType.START]
         # Each start's arrival goes out with its start row; the builder only counts starts whose row is
         # stored, so a batch that fails half way leaves nothing counted that is not listed.
-        arrivals = arrivals_of(starts, clock.now())
+        seen = (
+            seen_before_storing(counted, [start_key(w) for w in starts], settings.partition.all_parts)
+            if counted is not None
+            else {}
+        )
+        arrivals = arrivals_of(starts, clock.now(), seen)
         store.write_events(writes, arrivals)
         arrivals = _rewrite_acknowledged_late(arrivals, write=store.write_arrivals, clock=clock)
         writes, starts = _undo_if_erased_meanwhile(
@@ -160,15 +171,18 @@ def ingest_batch(
 
 ARRIVAL_TTL_SECONDS = 7 * 86_400
 """How long an arrival is kept: it is read until the builder folds its slot, seconds after it is stored, or by a
-builder resuming from an older watermark, which goes back no further than its fold records (a week:
+builder resuming from an older watermark, which goes back no further than its fold records (kept a day longer:
 domain.country_starts.builder.FOLD_RECORD_TTL_SECONDS). Not the retention: the arrival log is no second copy of
 the starts (docs/decisions.md, "Data model": an arrival is kept a week)."""
 
 
-def arrivals_of(starts: Sequence[EventWrite], now: datetime) -> list[ArrivalWrite]:
+def arrivals_of(
+    starts: Sequence[EventWrite], now: datetime, seen: Mapping[StartKey, Seen] | None = None
+) -> list[ArrivalWrite]:
+    seen = seen or {}
     return [
         ArrivalWrite(
-            Arrival(arrival_slot(w.event.ts, now), start_key(w)),
+            Arrival(arrival_slot(w.event.ts, now), key := start_key(w), seen.get(key)),
             w.shard,
             min(w.ttl_seconds, ARRIVAL_TTL_SECONDS),
             w.event.player_id,
@@ -296,7 +310,7 @@ def _rewrite_acknowledged_late(
         if not late:
             return written
         moved = [
-            replace(a, arrival=Arrival(arrival_slot(a.arrival.key.ts, acknowledged_at), a.arrival.key))
+            replace(a, arrival=replace(a.arrival, slot=arrival_slot(a.arrival.key.ts, acknowledged_at)))
             for a in late
         ]
         write(moved)

@@ -72,11 +72,24 @@ class StartKey:
 
 
 @dataclass(frozen=True)
+class Seen:
+    """What storing a start read before writing its arrival, in this order: every part's watermark, then the
+    start's mark (domain.country_starts.seen)."""
+
+    through: int
+    """The oldest of the watermarks: every fold of a slot up to it had written its marks."""
+    fold: int | None
+    """The fold that had counted the start; None: no fold had."""
+
+
+@dataclass(frozen=True)
 class Arrival:
     """A stored start as the arrival log holds it: in the slot (second of server time) it was stored in."""
 
     slot: int
     key: StartKey
+    seen: Seen | None = None
+    """What was read before it was written (None: nothing; a reader then reads the start's mark)."""
 
 
 @dataclass(frozen=True)

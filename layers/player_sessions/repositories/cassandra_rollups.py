@@ -4,12 +4,10 @@ each fold's record, the rollups' deltas and their compaction into bases. It read
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
-from uuid import UUID
 
 from cassandra.cluster import EXEC_PROFILE_DEFAULT
 from cassandra.concurrent import execute_concurrent
@@ -18,15 +16,17 @@ from cassandra.query import BatchStatement, BatchType
 from player_sessions.cassandra_connection import BULK_PROFILE
 from player_sessions.errors import DatabaseUnavailableError
 from player_sessions.histograms import dumps_counts
-from player_sessions.models import StartKey, from_epoch_ms, to_epoch_ms
+from player_sessions.models import StartKey
 from player_sessions.read_counts import count_read
 from player_sessions.repositories.cassandra_helpers import chunks, first_row, unavailable_on_failure
+from player_sessions.repositories.cassandra_start_rows import CONCURRENCY
 from player_sessions.repositories.cassandra_starts import (
-    CONCURRENCY,
     FAMILY_READS,
     FIRST_ARRIVAL_MINUTE,
     READ_PROGRESS,
     CassandraStartsStore,
+    fold_record,
+    fold_record_keys,
     progress_name,
 )
 from player_sessions.repositories.cql import Cql, FamilyStatements
@@ -147,9 +147,7 @@ class CassandraRollupStore(CassandraStartsStore):
         return stored
 
     def claim_fold(self, fold: int, keys: Sequence[StartKey], ttl_seconds: int) -> list[StartKey]:
-        record = json.dumps(
-            [[str(key.session_id), to_epoch_ms(key.ts), key.country] for key in keys], separators=(",", ":")
-        )
+        record = fold_record(keys)
         session = self._connection.session()
         with unavailable_on_failure("record a fold"):
             for _ in range(PROGRESS_ATTEMPTS):
@@ -161,10 +159,7 @@ class CassandraRollupStore(CassandraStartsStore):
                 row = first_row(session.execute(self._statement(self._writes.read_fold), (fold,)))
                 count_read(rows=1 if row else 0, partitions=1)
                 if row is not None:
-                    return [
-                        StartKey(UUID(sid), from_epoch_ms(ms), country)
-                        for sid, ms, country in json.loads(row.starts)
-                    ]
+                    return fold_record_keys(row.starts)
         raise DatabaseUnavailableError("Cassandra could not record a fold: its record kept vanishing")
 
     def write_deltas(self, fold: int, deltas: Sequence[tuple[Bucket, dict[str, int], int]]) -> None:

@@ -1,33 +1,40 @@
 """What counting and listing session starts read on Cassandra / Amazon Keyspaces: the builder's watermark, the
-arrival log's unfolded tail, the marks of counted starts, the rollups and the start rows (prepared statements
-only). Every read counts its rows and partitions (player_sessions.read_counts). The builder's writes are in
-repositories.cassandra_rollups."""
+arrival log's unfolded tail, the marks and fold records of counted starts and the rollups, on the start rows'
+reads (repositories.cassandra_start_rows); prepared statements only. Every read counts its rows and partitions
+(player_sessions.read_counts). The builder's writes are in repositories.cassandra_rollups."""
 
 from __future__ import annotations
 
-import heapq
-from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+import json
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from operator import attrgetter
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
-from cassandra.cluster import EXEC_PROFILE_DEFAULT
-
-from player_sessions.cassandra_connection import BULK_PROFILE, CassandraConnection
+from player_sessions.cassandra_connection import CassandraConnection
 from player_sessions.histograms import loads_counts
-from player_sessions.models import Arrival, HourCounts, RollupRow, StartKey, StartRow
+from player_sessions.models import (
+    Arrival,
+    RollupRow,
+    Seen,
+    StartKey,
+    from_epoch_ms,
+    to_epoch_ms,
+)
 from player_sessions.read_counts import count_read
 from player_sessions.repositories.cassandra_helpers import (
     MAX_IN_VALUES,
-    PreparedStatements,
     chunks,
-    execute_all,
     first_row,
     in_or_one_each,
     unavailable_on_failure,
     utc,
+)
+from player_sessions.repositories.cassandra_start_rows import (
+    CONCURRENCY,
+    START_ROW_STATEMENTS,
+    CassandraStartRows,
 )
 from player_sessions.repositories.cql import Cql, FamilyStatements
 from player_sessions.schema import FAMILIES, STARTS, RollupFamily
@@ -38,12 +45,16 @@ FIRST_ARRIVAL_MINUTE = Cql("SELECT minute FROM arrival_minutes WHERE scope = ? L
 ARRIVAL_MINUTES_BETWEEN = Cql(
     "SELECT minute FROM arrival_minutes WHERE scope = ? AND minute >= ? AND minute <= ? LIMIT ?"
 )
-READ_ARRIVALS = Cql("SELECT slot, session_id, ts, country FROM start_arrivals WHERE slot IN ? AND shard IN ?")
+READ_ARRIVALS = Cql(
+    "SELECT slot, session_id, ts, country, seen_through, seen_fold FROM start_arrivals "
+    "WHERE slot IN ? AND shard IN ?"
+)
 READ_PARTITION_ARRIVALS = Cql(
-    "SELECT slot, session_id, ts, country FROM start_arrivals WHERE slot = ? AND shard = ?"
+    "SELECT slot, session_id, ts, country, seen_through, seen_fold FROM start_arrivals WHERE slot = ? AND shard = ?"
 )
 READ_MARKS = Cql("SELECT session_id, ts, country, slot FROM start_marks WHERE session_id IN ?")
 READ_SESSION_MARKS = Cql("SELECT session_id, ts, country, slot FROM start_marks WHERE session_id = ?")
+READ_FOLD_RECORDS = Cql("SELECT slot, starts FROM rollup_folds WHERE slot IN ?")
 READ_ROLLUPS = Cql(
     "SELECT bucket, slot, base, counts FROM start_count_rollups "
     "WHERE level = ? AND period = ? AND bucket >= ? AND bucket <= ?"
@@ -58,47 +69,38 @@ class FamilyReads(FamilyStatements):
     partition_arrivals: Cql
     marks: Cql
     session_marks: Cql
+    fold_records: Cql
     rollups: Cql
-    TEMPLATES = (READ_ARRIVALS, READ_PARTITION_ARRIVALS, READ_MARKS, READ_SESSION_MARKS, READ_ROLLUPS)
+    TEMPLATES = (
+        READ_ARRIVALS,
+        READ_PARTITION_ARRIVALS,
+        READ_MARKS,
+        READ_SESSION_MARKS,
+        READ_FOLD_RECORDS,
+        READ_ROLLUPS,
+    )
 
 
 FAMILY_READS = {family: FamilyReads.of(family) for family in FAMILIES}
-# The reads of start rows below that take a range of ``ts`` name one partition each: a clustering range
-# combined with IN is a construct Keyspaces does not document (docs/keyspaces.md).
-EDGE_COUNTRY_STARTS = Cql(
-    "SELECT ts FROM session_starts WHERE hour = ? AND shard = ? AND country = ? AND ts >= ? AND ts < ?"
-)
-COUNTRY_START_BETWEEN = Cql(
-    "SELECT ts FROM session_starts WHERE hour = ? AND shard = ? AND country = ? AND ts > ? AND ts <= ? LIMIT 1"
-)
-READ_COUNTRY_HOUR_STARTS = Cql(
-    "SELECT ts, session_id, player_id FROM session_starts "
-    "WHERE hour = ? AND shard = ? AND country = ? AND ts <= ? AND ts >= ?"
-)
-# Whole hours known (from their rollups) to hold few of the country's starts: many hours and all shards in one
-# request (at most MAX_IN_VALUES partitions, the product of the two IN lists), ordered here.
-READ_COUNTRY_FEW_STARTS = Cql(
-    "SELECT hour, ts, session_id, player_id FROM session_starts WHERE hour IN ? AND shard IN ? AND country = ?"
-)
-
 READER_STATEMENTS = (
     READ_PROGRESS,
     FIRST_ARRIVAL_MINUTE,
     ARRIVAL_MINUTES_BETWEEN,
-    *(statement for reads in FAMILY_READS.values() for statement in reads.statements),
-    EDGE_COUNTRY_STARTS,
-    COUNTRY_START_BETWEEN,
-    READ_COUNTRY_HOUR_STARTS,
-    READ_COUNTRY_FEW_STARTS,
+    *(
+        statement
+        for reads in FAMILY_READS.values()
+        for statement in reads.statements
+        if statement is not reads.fold_records
+    ),
+    # Only the starts' arrivals carry what ingest read before them (domain.country_starts.seen), so only their
+    # readers read fold records.
+    FAMILY_READS[STARTS].fold_records,
+    *START_ROW_STATEMENTS,
 )
 """What counting and listing starts, and the live-ops figures, send (protocols.StartsStore)."""
 
-CONCURRENCY = 32
-FEW_STARTS_PER_HOUR = 50
-"""An hour whose rollups count at most this many starts of the country is read with others in one request."""
-SHARD_PAGE_SLACK = 8
-"""Rows per shard fetched beyond an even share of the page: shards hold a session's start by its id's hash,
-so each holds about a 1/shards share of any hour's newest starts."""
+FOLD_RECORDS_KEPT = 512
+"""Fold records a store keeps once read (a reader asks for the last seconds' folds, a few per part a second)."""
 
 
 def progress_name(part: int, family: RollupFamily = STARTS) -> str:
@@ -106,27 +108,25 @@ def progress_name(part: int, family: RollupFamily = STARTS) -> str:
     return f"{family.name}:{part}"
 
 
-class CassandraStartsStore:
-    """A rollup family's reads (``family``; the start rows' reads belong to the starts family only)."""
+def fold_record(keys: Sequence[StartKey]) -> str:
+    """A fold record's ``starts``: the keys it counts, as JSON."""
+    return json.dumps(
+        [[str(key.session_id), to_epoch_ms(key.ts), key.country] for key in keys], separators=(",", ":")
+    )
+
+
+def fold_record_keys(record: str) -> list[StartKey]:
+    return [StartKey(UUID(sid), from_epoch_ms(ms), country) for sid, ms, country in json.loads(record)]
+
+
+class CassandraStartsStore(CassandraStartRows):
+    """A rollup family's reads (``family``), on the start rows' reads (which belong to the starts family only)."""
 
     def __init__(self, connection: CassandraConnection, shards: int, family: RollupFamily = STARTS) -> None:
-        self._connection = connection
-        self._shards = shards
-        self._statement = PreparedStatements(connection)
+        super().__init__(connection, shards)
         self.family = family
         self._reads = FAMILY_READS[family]
-
-    def _concurrently(self, cql: Cql, parameters: Iterable[tuple[Any, ...]], bulk: bool = False) -> list[Any]:
-        statement = self._statement(cql)
-        pairs = [(statement, p) for p in parameters]
-        if not pairs:
-            return []
-        return execute_all(
-            self._connection.session(),
-            pairs,
-            concurrency=CONCURRENCY,
-            execution_profile=BULK_PROFILE if bulk else EXEC_PROFILE_DEFAULT,
-        )
+        self._fold_records: dict[int, frozenset[StartKey]] = {}
 
     def _in_reads_in_bulk(self, cql: Cql, parameters: list[tuple[Any, ...]], in_reads: bool) -> list[Any]:
         """``IN`` reads, when more go out than at once, on the bulk profile, whose timeout is longer."""
@@ -185,7 +185,14 @@ class CassandraStartsStore:
             (self._reads.partition_arrivals, one_each),
             per_partition,
         )
-        arrivals = [Arrival(row.slot, StartKey(row.session_id, utc(row.ts), row.country)) for row in rows]
+        arrivals = [
+            Arrival(
+                row.slot,
+                StartKey(row.session_id, utc(row.ts), row.country),
+                None if row.seen_through is None else Seen(row.seen_through, row.seen_fold),
+            )
+            for row in rows
+        ]
         count_read(rows=len(arrivals), partitions=len(one_each), requests=requests)
         return arrivals
 
@@ -209,6 +216,25 @@ class CassandraStartsStore:
                 marks[key] = row.slot
         count_read(rows=len(rows), partitions=len(session_ids), requests=requests)
         return marks
+
+    def read_fold_records(self, folds: Sequence[int]) -> dict[int, frozenset[StartKey]]:
+        """A record, once written, never changes (the first claim of a fold wins): each one read is kept, the
+        newest FOLD_RECORDS_KEPT of them, and read again never; a fold without one is asked for every time."""
+        found = {fold: self._fold_records[fold] for fold in folds if fold in self._fold_records}
+        wanted = [fold for fold in dict.fromkeys(folds) if fold not in found]
+        if wanted:
+            parameters = [(group,) for group in chunks(wanted, MAX_IN_VALUES)]
+            with unavailable_on_failure("read the fold records"):
+                results = self._concurrently(self._reads.fold_records, parameters)
+            read = 0
+            for result in results:
+                for row in result:
+                    read += 1
+                    found[row.slot] = self._fold_records[row.slot] = frozenset(fold_record_keys(row.starts))
+            while len(self._fold_records) > FOLD_RECORDS_KEPT:
+                del self._fold_records[min(self._fold_records)]
+            count_read(rows=read, partitions=len(wanted), requests=len(parameters))
+        return found
 
     # ---- rollups ----
 
@@ -241,88 +267,6 @@ class CassandraStartsStore:
         count_read(rows=read, partitions=len(by_partition), requests=len(runs))
         return found
 
-    # ---- start rows ----
-
-    def edge_country_counts(
-        self, hour: datetime, countries: Sequence[str], since: datetime, before: datetime
-    ) -> Counter[str]:
-        """One single-partition range read per shard and country (``country`` leads the clustering key)."""
-        pairs = [(shard, country) for country in countries for shard in range(self._shards)]
-        counts: Counter[str] = Counter()
-        with unavailable_on_failure("count the starts of a second"):
-            results = self._concurrently(
-                EDGE_COUNTRY_STARTS, ((hour, shard, country, since, before) for shard, country in pairs)
-            )
-            for (_, country), result in zip(pairs, results, strict=True):
-                counts[country] += sum(1 for _ in result)
-        count_read(rows=sum(counts.values()), partitions=len(pairs), requests=len(pairs))
-        return counts
-
-    def has_country_start_between(self, country: str, after: datetime, until: datetime) -> bool:
-        """One single-partition read of at most one row per hour and shard."""
-        hours = []
-        hour = after.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-        while hour <= until:
-            hours.append(hour)
-            hour = Level.HOUR.after(hour)
-        parameters = [(h, shard, country, after, until) for h in hours for shard in range(self._shards)]
-        with unavailable_on_failure("look for new starts"):
-            found = sum(
-                first_row(result) is not None
-                for result in self._concurrently(COUNTRY_START_BETWEEN, parameters)
-            )
-        count_read(rows=found, partitions=len(parameters), requests=len(parameters))
-        return found > 0
-
-    def country_hour_starts(
-        self, hours: HourCounts, country: str, not_after: datetime, not_before: datetime, page_size: int
-    ) -> list[Iterator[StartRow]]:
-        session = self._connection.session()
-        # Hours whose counts are known and fit the page are read whole, as many at once as one request holds
-        # (Keyspaces' 100 partitions) and as the page needs: a request per hour and shard costs the driver far
-        # more than the rows it returns.
-        budget = max(FEW_STARTS_PER_HOUR, page_size)
-        few = [
-            (hour, known)
-            for hour, known in hours
-            if known is not None
-            and known <= budget
-            and not_before <= hour
-            and Level.HOUR.after(hour) <= not_after
-        ]
-        group_size = max(1, MAX_IN_VALUES // self._shards)
-        shards = list(range(self._shards))
-        shard_page = page_size // self._shards + SHARD_PAGE_SLACK
-        with unavailable_on_failure("read a country's starts"):
-            groups: dict[datetime, _FewHours] = {}
-            for group_hours in _groups(few, group_size, budget):
-                future = session.execute_async(
-                    self._statement(READ_COUNTRY_FEW_STARTS).bind((group_hours, shards, country))
-                )
-                group = _FewHours(future, country, len(group_hours) * self._shards)
-                groups.update((hour, group) for hour in group_hours)
-            statement = self._statement(READ_COUNTRY_HOUR_STARTS)
-            per_shard: dict[datetime, list[Any]] = {}
-            for hour, _ in hours:
-                if hour in groups:
-                    continue
-                per_shard[hour] = []
-                for shard in shards:
-                    bound = statement.bind((hour, shard, country, not_after, not_before))
-                    bound.fetch_size = shard_page
-                    per_shard[hour].append(session.execute_async(bound))
-        return [
-            groups[hour].rows_of(hour) if hour in groups else self._merged(per_shard[hour], country)
-            for hour, _ in hours
-        ]
-
-    def _merged(self, futures: list[Any], country: str) -> Iterator[StartRow]:
-        with unavailable_on_failure("read a country's starts"):
-            streams = [_start_rows(future.result(), country) for future in futures]
-            count_read(rows=0, partitions=len(futures), requests=len(futures))
-            # Each shard is newest first; merging keeps that order across shards (ties are ordered by the caller).
-            yield from heapq.merge(*streams, key=_TS, reverse=True)
-
 
 def _runs(level: Level, starts: Sequence[datetime]) -> Iterator[tuple[datetime, datetime]]:
     """The first and last bucket start of each run of adjacent buckets, for ordered bucket starts."""
@@ -333,61 +277,6 @@ def _runs(level: Level, starts: Sequence[datetime]) -> Iterator[tuple[datetime, 
             first = start
         previous = start
     yield first, previous
-
-
-def _groups(hours: Sequence[tuple[datetime, int]], most: int, budget: int) -> Iterator[list[datetime]]:
-    """Consecutive hours, at most ``most`` of them and about ``budget`` starts per group."""
-    group: list[datetime] = []
-    total = 0
-    for hour, known in hours:
-        if group and (len(group) == most or total + known > budget):
-            yield group
-            group, total = [], 0
-        group.append(hour)
-        total += known
-    if group:
-        yield group
-
-
-class _FewHours:
-    """The rows of one request over several hours and every shard, read whole on first use, by hour.
-
-    Here and in ``_start_rows``: a start whose player was erased keeps its row, without a player id, for the
-    counts (docs/decisions.md, "Privacy"); the listing leaves it out."""
-
-    def __init__(self, future: Any, country: str, partitions: int) -> None:
-        self._future = future
-        self._country = country
-        self._partitions = partitions
-        self._by_hour: dict[datetime, list[StartRow]] | None = None
-
-    def rows_of(self, hour: datetime) -> Iterator[StartRow]:
-        if self._by_hour is None:
-            by_hour: dict[datetime, list[StartRow]] = {}
-            read = 0
-            with unavailable_on_failure("read a country's starts"):
-                for row in self._future.result():
-                    read += 1
-                    if row.player_id is not None:
-                        by_hour.setdefault(utc(row.hour), []).append(
-                            StartRow(utc(row.ts), row.session_id, row.player_id, self._country)
-                        )
-            count_read(rows=read, partitions=self._partitions)
-            for rows in by_hour.values():
-                rows.sort(key=_TS, reverse=True)
-            self._by_hour = by_hour
-        yield from self._by_hour.get(hour, [])
-
-
-def _start_rows(result: Any, country: str) -> Iterator[StartRow]:
-    for row in result:
-        count_read(rows=1, partitions=0, requests=0)
-        if row.player_id is not None:
-            yield StartRow(utc(row.ts), row.session_id, row.player_id, country)
-
-
-_TS = attrgetter("ts")
-"""Rows' order key: their instant (newest first, with ``reverse``; a sort keeps ties in their order)."""
 
 
 if TYPE_CHECKING:

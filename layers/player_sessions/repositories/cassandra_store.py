@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 
 from cassandra.cluster import NoHostAvailable, Session
+from cassandra.query import UNSET_VALUE
 
 from player_sessions.cassandra_connection import CassandraConnection
 from player_sessions.models import (
@@ -26,6 +27,7 @@ from player_sessions.models import (
     EventType,
     EventWrite,
     RecordWrite,
+    Seen,
     SessionHalves,
 )
 from player_sessions.repositories.cassandra_helpers import (
@@ -41,6 +43,7 @@ from player_sessions.repositories.cassandra_helpers import (
     utc,
     utc_or_none,
 )
+from player_sessions.repositories.cassandra_starts import FAMILY_READS, READ_PROGRESS
 from player_sessions.repositories.cql import Cql
 from player_sessions.repositories.player_rows import (
     FORGET_ARRIVAL_PLAYER,
@@ -80,8 +83,8 @@ READ_COMPLETED = Cql(
     "WHERE player_id = ? AND end_ts >= ?"
 )
 WRITE_ARRIVAL = Cql(
-    "INSERT INTO start_arrivals (slot, shard, session_id, ts, country, player_id) VALUES (?, ?, ?, ?, ?, ?) "
-    "USING TTL ?"
+    "INSERT INTO start_arrivals (slot, shard, session_id, ts, country, player_id, seen_through, seen_fold) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?) USING TTL ?"
 )
 WRITE_ARRIVAL_MINUTE = Cql("INSERT INTO arrival_minutes (scope, minute) VALUES (?, ?) USING TTL ?")
 WRITE_RECORD = {
@@ -100,6 +103,9 @@ a key no player has (player ids hold no whitespace), so the health check needs n
 PING_KEY = "health check"
 
 INGEST_STATEMENTS = (
+    READ_PROGRESS,
+    FAMILY_READS[STARTS].marks,
+    FAMILY_READS[STARTS].session_marks,
     WRITE_START_HALF,
     WRITE_END_HALF,
     WRITE_START_ROW,
@@ -120,7 +126,8 @@ INGEST_STATEMENTS = (
     REMOVE_PLAYER_WRITE,
 )
 """What storing a batch of events sends (``write_events``, ``read_sessions``, ``write_completed``,
-``write_arrivals``, ``write_records``, ``erasures``, ``unwrite``)."""
+``write_arrivals``, ``write_records``, ``erasures``, ``unwrite``), and the builders' watermarks and the starts'
+marks read before the arrivals (domain.country_starts.seen, on the starts' store)."""
 HISTORY_STATEMENTS = (READ_COMPLETED,)
 """What reading a player's completed sessions sends."""
 HEALTH_STATEMENTS = (PING,)
@@ -355,9 +362,17 @@ def _arrival_statements(arrivals: Sequence[ArrivalWrite]) -> Iterator[Statement]
                 key.ts,
                 key.country,
                 write.player_id,
+                *_seen_values(write.arrival.seen),
                 write.ttl_seconds,
             ),
         )
+
+
+def _seen_values(seen: Seen | None) -> tuple[Any, Any]:
+    """An arrival's ``seen``: unset (neither null nor a tombstone) where nothing was read."""
+    if seen is None:
+        return UNSET_VALUE, UNSET_VALUE
+    return seen.through, UNSET_VALUE if seen.fold is None else seen.fold
 
 
 def _record_statements(records: Sequence[RecordWrite]) -> list[Statement]:

@@ -50,8 +50,10 @@ SETTLED_AFTER_SLOTS = 5
 """A bucket with deltas that has had none for this many slots is compacted too."""
 SETTLED_COMPACTIONS_PER_RUN = 100
 """The most settled buckets one run compacts (each a read of its rows and a base written)."""
-FOLD_RECORD_TTL_SECONDS = 7 * 86_400
-"""A fold's record is needed while a builder may still fold its slot (one resumed after a freeze); kept a week."""
+FOLD_RECORD_TTL_SECONDS = 8 * 86_400
+"""A fold's record is needed while a builder may still fold its slot (one resumed after a freeze), and while a
+reader may meet, in the tail, a start stored after it (domain.country_starts.seen; an arrival is kept a week):
+kept a day longer than the arrivals."""
 COARSE_CACHE_GUARD = timedelta(seconds=5)
 """Readers cache sums of whole hours and more; a delta into such a bucket that ends within this much of now
 (or earlier) may change a cached sum, so the builder bumps the cache's ``rollups`` generation."""

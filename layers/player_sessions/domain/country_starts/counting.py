@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from player_sessions.domain.country_starts.records import LATE, Contributions, countries_only
-from player_sessions.domain.country_starts.rollups import BucketState, bucket_state
+from player_sessions.domain.country_starts.rollups import Inclusion, bucket_state
+from player_sessions.domain.country_starts.seen import held_by_the_rollups
 from player_sessions.domain.country_starts.window import (
     TAIL_ARRIVALS_READ_AT_MOST,
     Tail,
@@ -34,28 +35,6 @@ from player_sessions.schema import STARTS, RollupFamily
 from player_sessions.time_buckets import COARSE_LEVELS, Bucket, Partition, hour_of, whole_second_after
 
 COARSE_CACHE_TTL_SECONDS = 300
-
-
-@dataclass(frozen=True)
-class Inclusion:
-    """Which folds (by fold id) a bucket's counts include: every fold up to ``folded_through`` (all done before
-    the bucket was read), and the newer ones its rows show."""
-
-    folded_through: int | None
-    base_slot: int | None
-    delta_slots: frozenset[int]
-
-    def includes(self, fold: int) -> bool:
-        return (
-            (self.folded_through is not None and fold <= self.folded_through)
-            or (self.base_slot is not None and fold <= self.base_slot)
-            or fold in self.delta_slots
-        )
-
-    @classmethod
-    def of(cls, state: BucketState, folded_through: int | None) -> Inclusion:
-        newer = frozenset(s for s in state.delta_slots if folded_through is None or s > folded_through)
-        return cls(folded_through, state.base_slot, newer)
 
 
 @dataclass
@@ -163,7 +142,8 @@ def _tail_counts(
 ) -> Counter[str]:
     """What the tail's records (each with the first slot it arrived in) add that the rollups do not hold. A late
     record (stamped before the rollups' cutoff) that its own part had folded, every arrival of it, when the
-    watermarks were read is in the rollups already: no mark is read for it (``Tail.folded_by_their_parts``)."""
+    watermarks were read is in the rollups already (``Tail.folded_by_their_parts``); of the others, what ingest
+    read before storing them decides (domain.country_starts.seen), and the marks of those it cannot are read."""
     counts: Counter[str] = Counter()
     late: list[tuple[StartKey, Bucket]] = []
     starts = [bucket.start for bucket in plan.buckets]
@@ -176,6 +156,15 @@ def _tail_counts(
     if late:
         in_rollups = tail.folded_by_their_parts((key for key, _ in late), partition)
         late = [(key, bucket) for key, bucket in late if key not in in_rollups]
+    if late:
+        held, unknown = held_by_the_rollups(
+            late, tail.seen_of(k for k, _ in late), inclusion, store, partition
+        )
+        looked_up = {key for key, _ in unknown}
+        for key, _ in late:
+            if key not in held and key not in looked_up:
+                counts.update(contributions(key, keys[key]))
+        late = unknown
     if late:
         marks = store.read_marks([key for key, _ in late])
         for key, bucket in late:

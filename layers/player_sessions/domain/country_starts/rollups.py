@@ -1,4 +1,4 @@
-"""What a rollup bucket's rows add up to, and which folded slots they already include.
+"""What a rollup bucket's rows add up to, and which folds they already include (as one read sees them).
 
 A bucket holds one delta row per folded slot that counted starts in it and, once compacted, a base row that sums
 every slot up to its own. The newest base wins; deltas at or before it are already inside it (a late duplicate
@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from player_sessions.models import RollupRow
+from player_sessions.time_buckets import FOLD_SPACE, fold_id
 
 
 @dataclass(frozen=True)
@@ -39,3 +40,37 @@ def bucket_state(rows: Iterable[RollupRow], up_to: int | None = None) -> BucketS
                 counts[country] = counts.get(country, 0) + starts
             deltas.add(row.slot)
     return BucketState(Counter({c: n for c, n in counts.items() if n > 0}), base_slot, frozenset(deltas))
+
+
+@dataclass(frozen=True)
+class Inclusion:
+    """Which folds (by fold id) a bucket's counts include: every fold up to ``folded_through`` (all done before
+    the bucket was read), and the newer ones its rows show."""
+
+    folded_through: int | None
+    base_slot: int | None
+    delta_slots: frozenset[int]
+
+    def includes(self, fold: int) -> bool:
+        return (
+            (self.folded_through is not None and fold <= self.folded_through)
+            or (self.base_slot is not None and fold <= self.base_slot)
+            or fold in self.delta_slots
+        )
+
+    @classmethod
+    def of(cls, state: BucketState, folded_through: int | None) -> Inclusion:
+        newer = frozenset(s for s in state.delta_slots if folded_through is None or s > folded_through)
+        return cls(folded_through, state.base_slot, newer)
+
+    def folds_after(self, slot: int, part: int, at_most: int) -> list[int] | None:
+        """The folds of ``part`` of the slots after ``slot`` that these counts include, oldest first; None when
+        there are more than ``at_most``."""
+        first = fold_id(slot + 1, part)
+        whole = max((f for f in (self.folded_through, self.base_slot) if f is not None), default=first - 1)
+        last = (whole - part) // FOLD_SPACE
+        if last - slot > at_most:
+            return None
+        folds = [fold_id(s, part) for s in range(slot + 1, last + 1)]
+        folds += sorted(f for f in self.delta_slots if f > max(whole, first - 1) and f % FOLD_SPACE == part)
+        return folds if len(folds) <= at_most else None

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from player_sessions.models import Arrival, StartKey
+from player_sessions.models import Arrival, Seen, StartKey
 from player_sessions.repositories.protocols import StartsStore
 from player_sessions.retention import oldest_retained
 from player_sessions.time_buckets import (
@@ -89,6 +89,22 @@ class Tail:
                 if arrival.slot > self.watermarks.get(part, arrival.slot - 1):
                     unfolded.add(key)
         return wanted - unfolded
+
+    def seen_of(self, keys: Iterable[StartKey]) -> dict[StartKey, Seen]:
+        """What storing them read first (domain.country_starts.seen), from every arrival of each that has it: a
+        fold any of them saw, else the newest watermark."""
+        wanted = set(keys)
+        seen: dict[StartKey, Seen] = {}
+        for arrival in self.arrivals:
+            what, key = arrival.seen, arrival.key
+            if what is None or key not in wanted:
+                continue
+            known = seen.get(key)
+            if known is None or (
+                known.fold is None and (what.fold is not None or what.through > known.through)
+            ):
+                seen[key] = what
+        return seen
 
     def first_slots_in(self, window: Window) -> dict[StartKey, int]:
         """The distinct tail starts stamped inside the window, each with the first slot it arrived in."""
