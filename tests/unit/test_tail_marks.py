@@ -35,10 +35,17 @@ class MarksAskedStore(InMemoryStartsStore):
 
 
 def late_starts(
-    count: int, clock: FixedClock, sessions: InMemorySessionStore, settings: Settings
+    count: int,
+    clock: FixedClock,
+    sessions: InMemorySessionStore,
+    settings: Settings,
+    *,
+    counted: InMemoryStartsStore | None = None,
+    again: Sequence[dict] = (),
 ) -> list[dict]:
-    """``count`` starts stamped a minute before the clock's now, stored now (each in its own shard by id)."""
-    batch = [
+    """``again`` and ``count`` new starts stamped a minute before the clock's now, stored now (each in its own
+    shard by id), with what ingest read first when ``counted`` is given."""
+    batch = [*again] + [
         {
             "event": "start",
             "player_id": "p",
@@ -48,7 +55,8 @@ def late_starts(
         }
         for n in range(count)
     ]
-    assert ingest_batch(batch, store=sessions, clock=clock, settings=settings).stored == count
+    outcome = ingest_batch(batch, store=sessions, clock=clock, settings=settings, counted=counted)
+    assert outcome.stored == len(batch)
     return batch
 
 
@@ -107,12 +115,12 @@ def test_late_starts_stored_with_what_ingest_saw_need_no_marks_and_a_resent_one_
     store.write_progress(0, slot_of(clock.moment))
     store.write_progress(1, slot_of(clock.moment))
     clock.moment = T0
-    first = seen_late_starts(30, clock, sessions, store, settings)
+    first = late_starts(30, clock, sessions, settings, counted=store)
     clock.moment = T0 + timedelta(seconds=3)
     RollupBuilder(store, clock, settings).fold(part=0)
     # And, a second later, the same starts sent again with 30 new ones (ingest sees the marks of part 0's)
     clock.moment = T0 + timedelta(seconds=4)
-    second = seen_late_starts(30, clock, sessions, store, settings, again=first)
+    second = late_starts(30, clock, sessions, settings, counted=store, again=first)
     store.asked, store.folds_asked = [], []
 
     # When the last hour is counted, while part 1 has still folded nothing
@@ -152,34 +160,9 @@ def test_ingest_reads_the_watermarks_before_the_marks_and_both_before_the_arriva
     starts.write_progress(1, slot_of(T0) - 3)
 
     # When a batch of starts is stored
-    seen_late_starts(3, FixedClock(T0), sessions, starts, settings)
+    late_starts(3, FixedClock(T0), sessions, settings, counted=starts)
 
     # Then the watermarks were read first, then the marks, then the arrivals written, each once
     assert calls == ["read_progress", "read_marks", "write_events"]
     # And each arrival holds the oldest watermark, and no fold
     assert {a.seen for a in starts.read_arrivals([slot_of(T0)], [0, 1])} == {Seen(slot_of(T0) - 5, None)}
-
-
-def seen_late_starts(
-    count: int,
-    clock: FixedClock,
-    sessions: InMemorySessionStore,
-    counted: InMemoryStartsStore,
-    settings: Settings,
-    *,
-    again: Sequence[dict] = (),
-) -> list[dict]:
-    """``again`` and ``count`` new starts stamped a minute before now, stored now with what ingest saw first."""
-    batch = [*again] + [
-        {
-            "event": "start",
-            "player_id": "p",
-            "session_id": str(uuid.uuid4()),
-            "ts": (clock.moment - timedelta(minutes=1)).isoformat(),
-            "country": COUNTRIES[n % len(COUNTRIES)],
-        }
-        for n in range(count)
-    ]
-    outcome = ingest_batch(batch, store=sessions, clock=clock, settings=settings, counted=counted)
-    assert outcome.stored == len(batch)
-    return batch
