@@ -220,6 +220,12 @@ class RollupBuilder:
         # re-send): counted only once the start row is stored, like the listing shows it.
         stored = store.stored_starts(candidates) if candidates else set()
         candidates = [key for key in candidates if key in stored]
+        if candidates and store.read_progress([part]).get(part, slot - 1) >= slot:
+            # Another run of this part folded the slot (and all it holds) since this one read the watermarks,
+            # which it did long ago (a process resumed): an arrival it meets that the other run did not was
+            # written again into a newer slot by its writer and is counted there. Claimed here, its delta
+            # could fall under a base compacted since.
+            candidates = []
         counted = store.claim_fold(fold, candidates, FOLD_RECORD_TTL_SECONDS) if candidates else []
         store.write_marks([(key, fold, max(1, ttl_seconds(key.ts, now, retention))) for key in counted])
         deltas = _deltas(counted, slot, contributions_of(store.family, self.settings))

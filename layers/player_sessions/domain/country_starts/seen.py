@@ -12,7 +12,8 @@ start, on every request that meets it. Instead, ingest reads, in this order and 
 Stored with the arrival (models.Seen), this settles the reader's question without the mark:
 - ``fold`` set: the start was counted by that fold, for good; the rollups hold it when they include that fold;
 - ``fold`` None: no fold of a slot up to ``through`` counted it, nor ever will (a fold's counted set is its
-  record: the first claim of the fold wins). Only a fold of its own part, of a slot after ``through``, can
+  record, the first claim of the fold wins, and no run claims a fold of a slot its part's watermark has
+  passed: domain.country_starts.builder). Only a fold of its own part, of a slot after ``through``, can
   have counted it, and only by naming it in that fold's record; so the rollups hold it exactly when one of
   the folds they include among those records names it. Those are a few recent folds, whose records are one
   row each, kept once read (repositories.cassandra_starts). More than FOLD_RECORDS_PER_START_AT_MOST of them
