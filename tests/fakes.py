@@ -239,7 +239,9 @@ class InMemoryStartsStore:
         count_read(rows=len(found), partitions=len({key.session_id for key in keys}))
         return found
 
-    def read_fold_records(self, folds: Sequence[int]) -> dict[int, frozenset[StartKey]]:
+    def read_fold_records(
+        self, folds: Sequence[int], *, per_partition: bool = False
+    ) -> dict[int, frozenset[StartKey]]:
         found = {fold: frozenset(self.tables.folds[fold]) for fold in folds if fold in self.tables.folds}
         count_read(rows=len(found), partitions=len(set(folds)))
         return found

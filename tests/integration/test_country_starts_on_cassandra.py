@@ -18,8 +18,9 @@ from player_sessions.domain.country_starts import CountryStarts
 from player_sessions.domain.country_starts.builder import CompactionTracker, RollupBuilder
 from player_sessions.domain.ingest import ingest_batch
 from player_sessions.read_counts import metered
-from player_sessions.repositories.cassandra_starts import READ_ARRIVALS, READ_MARKS
-from player_sessions.time_buckets import slot_of
+from player_sessions.repositories.cassandra_rollups import CassandraRollupStore
+from player_sessions.repositories.cassandra_starts import READ_ARRIVALS, READ_FOLD_RECORDS, READ_MARKS
+from player_sessions.time_buckets import fold_id, slot_of
 from tests.fakes import FlowingClock
 
 pytestmark = pytest.mark.integration
@@ -406,54 +407,71 @@ def two_slots_of_starts(count: int, counts_stores, settings, *, seed: int) -> tu
     return list(range(first_slot, slot_of(clock.now()) + 1)), list(range(settings.start_shards))
 
 
+def folds_of(slots: list[int], settings) -> list[int]:
+    """Every part's fold of each slot (those of the folded slot have a record, the others none)."""
+    return [fold_id(slot, part) for slot in slots for part in range(settings.rollup_parts)]
+
+
 def test_a_reader_reads_the_tail_one_partition_a_request_and_gets_what_an_in_gets(
-    counts_stores, counts_settings
+    counts_stores, counts_settings, counts_connection
 ):
-    starts_store = counts_stores[1]
-    # Given starts arriving in two slots, the first slot's folded (so those have marks)
+    # Given starts arriving in two slots, the first slot's folded (so those have marks and fold records)
     slots, shards = two_slots_of_starts(60, counts_stores, counts_settings, seed=7)
-    # When the tail and its marks are read both ways
+    folds = folds_of(slots, counts_settings)
+    # When the tail, its marks and the folds' records are read both ways (each by a store that kept no record)
     with metered() as in_reads:
-        arrivals_in = starts_store.read_arrivals(slots, shards)
-        marks_in = starts_store.read_marks([a.key for a in arrivals_in])
+        store = CassandraRollupStore(counts_connection, counts_settings.start_shards)
+        arrivals_in = store.read_arrivals(slots, shards)
+        marks_in = store.read_marks([a.key for a in arrivals_in])
+        records_in = store.read_fold_records(folds)
     with metered() as partition_reads:
-        arrivals = starts_store.read_arrivals(slots, shards, per_partition=True)
-        marks = starts_store.read_marks([a.key for a in arrivals], per_partition=True)
-    # Then the same arrivals and marks come back, one request per slot and shard, and per session
+        store = CassandraRollupStore(counts_connection, counts_settings.start_shards)
+        arrivals = store.read_arrivals(slots, shards, per_partition=True)
+        marks = store.read_marks([a.key for a in arrivals], per_partition=True)
+        records = store.read_fold_records(folds, per_partition=True)
+    # Then the same arrivals, marks and records come back, one request per slot and shard, per session and per
+    # fold
     assert len(arrivals_in) == 60 and 0 < len(marks_in) < 60
     assert sorted(arrivals, key=repr) == sorted(arrivals_in, key=repr)
     assert marks == marks_in
+    assert records == records_in and set(records) < set(folds)
+    assert set().union(*records.values()) == set(marks), "the folded slot's records name the marked starts"
     sessions = len({a.key.session_id for a in arrivals})
-    assert in_reads.requests == 1 + 1
-    assert partition_reads.requests == len(slots) * len(shards) + sessions
+    assert in_reads.requests == 1 + 1 + 1
+    assert partition_reads.requests == len(slots) * len(shards) + sessions + len(folds)
     assert partition_reads.rows == in_reads.rows
 
 
 def test_an_in_read_that_fails_is_read_again_one_partition_a_request(
-    counts_stores, counts_settings, monkeypatch
+    counts_stores, counts_settings, counts_connection, monkeypatch
 ):
-    starts_store = counts_stores[1]
-    # Given starts arriving in two slots, the first slot's folded (so those have marks)
+    # Given starts arriving in two slots, the first slot's folded (so those have marks and fold records)
     slots, shards = two_slots_of_starts(40, counts_stores, counts_settings, seed=8)
-    arrivals_in = starts_store.read_arrivals(slots, shards)
-    marks_in = starts_store.read_marks([a.key for a in arrivals_in])
+    folds = folds_of(slots, counts_settings)
+    store = CassandraRollupStore(counts_connection, counts_settings.start_shards)
+    arrivals_in = store.read_arrivals(slots, shards)
+    marks_in = store.read_marks([a.key for a in arrivals_in])
+    records_in = store.read_fold_records(folds)
     # And a cluster whose coordinators time out every IN (as with a replica just lost), single reads served
+    starts_store = CassandraRollupStore(counts_connection, counts_settings.start_shards)
     concurrently, failed = starts_store._concurrently, []
 
     def in_reads_time_out(cql, parameters, bulk=False):
-        if cql in (READ_ARRIVALS, READ_MARKS):
+        if cql in (READ_ARRIVALS, READ_MARKS, READ_FOLD_RECORDS):
             failed.append(cql)
             raise ReadTimeout("received only 0 responses", received_responses=0, required_responses=1)
         return concurrently(cql, parameters, bulk)
 
     monkeypatch.setattr(starts_store, "_concurrently", in_reads_time_out)
-    # When the tail and its marks are read
+    # When the tail, its marks and the folds' records are read
     with metered() as reads:
         arrivals = starts_store.read_arrivals(slots, shards)
         marks = starts_store.read_marks([a.key for a in arrivals])
+        records = starts_store.read_fold_records(folds)
     # Then each IN was tried once, then its partitions read one per request, and nothing differs
-    assert failed == [READ_ARRIVALS, READ_MARKS]
+    assert failed == [READ_ARRIVALS, READ_MARKS, READ_FOLD_RECORDS]
     assert sorted(arrivals, key=repr) == sorted(arrivals_in, key=repr) and len(arrivals) == 40
     assert marks == marks_in and 0 < len(marks) < 40
+    assert records == records_in and records
     sessions = len({a.key.session_id for a in arrivals})
-    assert reads.requests == (1 + len(slots) * len(shards)) + (1 + sessions)
+    assert reads.requests == (1 + len(slots) * len(shards)) + (1 + sessions) + (1 + len(folds))

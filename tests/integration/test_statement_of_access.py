@@ -155,6 +155,7 @@ def test_each_function_sends_exactly_the_statements_it_is_given(as_each_function
     readers.read_marks([StartKey(ids[3], NOW, "US")], per_partition=True)
     # (the fold records a reader reads for a late start stored after ingest read the watermarks and the marks)
     readers.read_fold_records([fold_id(slot, 0)])
+    readers.read_fold_records([fold_id(slot, 1)], per_partition=True)
     for rows in readers.country_hour_starts(
         [(hour - timedelta(hours=3), 1), (hour, None)], "FI", clock.now(), hour - timedelta(hours=5), 10
     ):

@@ -100,9 +100,11 @@ class FoldsAskedStore(MarksAskedStore):
         super().__init__(sessions)
         self.folds_asked: list[int] = []
 
-    def read_fold_records(self, folds: Sequence[int]) -> dict[int, frozenset[StartKey]]:
+    def read_fold_records(
+        self, folds: Sequence[int], *, per_partition: bool = False
+    ) -> dict[int, frozenset[StartKey]]:
         self.folds_asked += folds
-        return super().read_fold_records(folds)
+        return super().read_fold_records(folds, per_partition=per_partition)
 
 
 def test_late_starts_stored_with_what_ingest_saw_need_no_marks_and_a_resent_one_is_counted_once():

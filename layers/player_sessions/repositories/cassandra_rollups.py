@@ -39,8 +39,6 @@ ADVANCE_PROGRESS = Cql("UPDATE rollup_progress USING TTL 0 SET slot = ? WHERE na
 START_PROGRESS = Cql("INSERT INTO rollup_progress (name, slot) VALUES (?, ?) IF NOT EXISTS USING TTL 0")
 WRITE_MARK = Cql("INSERT INTO start_marks (session_id, ts, country, slot) VALUES (?, ?, ?, ?) USING TTL ?")
 CLAIM_FOLD = Cql("INSERT INTO rollup_folds (slot, starts) VALUES (?, ?) IF NOT EXISTS USING TTL ?")
-# A claim that was not applied is followed by this read, never by the row the claim answers with.
-READ_FOLD = Cql("SELECT starts FROM rollup_folds WHERE slot = ?")
 READ_START_ROW = Cql(
     "SELECT session_id FROM session_starts "
     "WHERE hour = ? AND shard = ? AND country = ? AND ts = ? AND session_id = ?"
@@ -56,14 +54,13 @@ DELETE_ROLLUPS_BEFORE = Cql(
 
 @dataclass(frozen=True)
 class FamilyWrites(FamilyStatements):
-    """The builder's writes (and the read of a fold's record) on one rollup family's tables."""
+    """The builder's writes on one rollup family's tables."""
 
     mark: Cql
     claim_fold: Cql
-    read_fold: Cql
     rollup: Cql
     delete_rollups_before: Cql
-    TEMPLATES = (WRITE_MARK, CLAIM_FOLD, READ_FOLD, WRITE_ROLLUP, DELETE_ROLLUPS_BEFORE)
+    TEMPLATES = (WRITE_MARK, CLAIM_FOLD, WRITE_ROLLUP, DELETE_ROLLUPS_BEFORE)
 
 
 FAMILY_WRITES = {family: FamilyWrites.of(family) for family in FAMILIES}
@@ -80,6 +77,8 @@ BUILDER_STATEMENTS = (
         for statement in (
             FAMILY_READS[family].arrivals,
             FAMILY_READS[family].marks,
+            # (a claim that was not applied is followed by this read, never by the row the claim answers with)
+            FAMILY_READS[family].fold_record,
             FAMILY_READS[family].rollups,
             *FAMILY_WRITES[family].statements,
         )
@@ -156,7 +155,7 @@ class CassandraRollupStore(CassandraStartsStore):
                 ):
                     return list(keys)
                 # Another builder recorded this slot's fold first: its record is what counts.
-                row = first_row(session.execute(self._statement(self._writes.read_fold), (fold,)))
+                row = first_row(session.execute(self._statement(self._reads.fold_record), (fold,)))
                 count_read(rows=1 if row else 0, partitions=1)
                 if row is not None:
                     return fold_record_keys(row.starts)

@@ -55,6 +55,7 @@ READ_PARTITION_ARRIVALS = Cql(
 READ_MARKS = Cql("SELECT session_id, ts, country, slot FROM start_marks WHERE session_id IN ?")
 READ_SESSION_MARKS = Cql("SELECT session_id, ts, country, slot FROM start_marks WHERE session_id = ?")
 READ_FOLD_RECORDS = Cql("SELECT slot, starts FROM rollup_folds WHERE slot IN ?")
+READ_FOLD_RECORD = Cql("SELECT slot, starts FROM rollup_folds WHERE slot = ?")
 READ_ROLLUPS = Cql(
     "SELECT bucket, slot, base, counts FROM start_count_rollups "
     "WHERE level = ? AND period = ? AND bucket >= ? AND bucket <= ?"
@@ -70,6 +71,7 @@ class FamilyReads(FamilyStatements):
     marks: Cql
     session_marks: Cql
     fold_records: Cql
+    fold_record: Cql
     rollups: Cql
     TEMPLATES = (
         READ_ARRIVALS,
@@ -77,6 +79,7 @@ class FamilyReads(FamilyStatements):
         READ_MARKS,
         READ_SESSION_MARKS,
         READ_FOLD_RECORDS,
+        READ_FOLD_RECORD,
         READ_ROLLUPS,
     )
 
@@ -90,11 +93,12 @@ READER_STATEMENTS = (
         statement
         for reads in FAMILY_READS.values()
         for statement in reads.statements
-        if statement is not reads.fold_records
+        if statement not in (reads.fold_records, reads.fold_record)
     ),
     # Only the starts' arrivals carry what ingest read before them (domain.country_starts.seen), so only their
     # readers read fold records.
     FAMILY_READS[STARTS].fold_records,
+    FAMILY_READS[STARTS].fold_record,
     *START_ROW_STATEMENTS,
 )
 """What counting and listing starts, and the live-ops figures, send (protocols.StartsStore)."""
@@ -217,23 +221,25 @@ class CassandraStartsStore(CassandraStartRows):
         count_read(rows=len(rows), partitions=len(session_ids), requests=requests)
         return marks
 
-    def read_fold_records(self, folds: Sequence[int]) -> dict[int, frozenset[StartKey]]:
+    def read_fold_records(
+        self, folds: Sequence[int], *, per_partition: bool = False
+    ) -> dict[int, frozenset[StartKey]]:
         """A record, once written, never changes (the first claim of a fold wins): each one read is kept, the
         newest FOLD_RECORDS_KEPT of them, and read again never; a fold without one is asked for every time."""
         found = {fold: self._fold_records[fold] for fold in folds if fold in self._fold_records}
         wanted = [fold for fold in dict.fromkeys(folds) if fold not in found]
         if wanted:
-            parameters = [(group,) for group in chunks(wanted, MAX_IN_VALUES)]
-            with unavailable_on_failure("read the fold records"):
-                results = self._concurrently(self._reads.fold_records, parameters)
-            read = 0
-            for result in results:
-                for row in result:
-                    read += 1
-                    found[row.slot] = self._fold_records[row.slot] = frozenset(fold_record_keys(row.starts))
+            rows, requests = self._read_in_bulk(
+                "the fold records",
+                (self._reads.fold_records, [(group,) for group in chunks(wanted, MAX_IN_VALUES)]),
+                (self._reads.fold_record, [(fold,) for fold in wanted]),
+                per_partition,
+            )
+            for row in rows:
+                found[row.slot] = self._fold_records[row.slot] = frozenset(fold_record_keys(row.starts))
             while len(self._fold_records) > FOLD_RECORDS_KEPT:
                 del self._fold_records[min(self._fold_records)]
-            count_read(rows=read, partitions=len(wanted), requests=len(parameters))
+            count_read(rows=len(rows), partitions=len(wanted), requests=requests)
         return found
 
     # ---- rollups ----

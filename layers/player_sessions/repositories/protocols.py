@@ -128,8 +128,11 @@ class StartsStore(Protocol):
         """The fold (its id: time_buckets.fold_id) that counted each start that has been counted; read as
         ``read_arrivals`` reads (a partition is a session)."""
 
-    def read_fold_records(self, folds: Sequence[int]) -> dict[int, frozenset[rows.StartKey]]:
-        """The records of the folds that have one: the starts each counted (a fold that counted none has none)."""
+    def read_fold_records(
+        self, folds: Sequence[int], *, per_partition: bool = False
+    ) -> dict[int, frozenset[rows.StartKey]]:
+        """The records of the folds that have one: the starts each counted (a fold that counted none has none);
+        read as ``read_arrivals`` reads (a partition is a fold)."""
 
     def read_rollups(self, buckets: Sequence[Bucket]) -> dict[Bucket, list[rows.RollupRow]]:
         """Every row of each bucket (base and deltas, oldest slot first), all requested at once."""

@@ -18,7 +18,7 @@ from datetime import datetime
 
 from player_sessions.domain.country_starts.records import LATE, Contributions, countries_only
 from player_sessions.domain.country_starts.rollups import Inclusion, bucket_state
-from player_sessions.domain.country_starts.seen import held_by_the_rollups
+from player_sessions.domain.country_starts.seen import not_in_the_rollups
 from player_sessions.domain.country_starts.window import (
     TAIL_ARRIVALS_READ_AT_MOST,
     Tail,
@@ -157,14 +157,11 @@ def _tail_counts(
         in_rollups = tail.folded_by_their_parts((key for key, _ in late), partition)
         late = [(key, bucket) for key, bucket in late if key not in in_rollups]
     if late:
-        held, unknown = held_by_the_rollups(
+        not_held, late = not_in_the_rollups(
             late, tail.seen_of(k for k, _ in late), inclusion, store, partition
         )
-        looked_up = {key for key, _ in unknown}
-        for key, _ in late:
-            if key not in held and key not in looked_up:
-                counts.update(contributions(key, keys[key]))
-        late = unknown
+        for key in not_held:
+            counts.update(contributions(key, keys[key]))
     if late:
         marks = store.read_marks([key for key, _ in late])
         for key, bucket in late:

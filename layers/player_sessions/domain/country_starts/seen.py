@@ -49,16 +49,17 @@ def seen_before_storing(
     return {key: Seen(through, marks.get(key)) for key in keys}
 
 
-def held_by_the_rollups(
+def not_in_the_rollups(
     late: Sequence[tuple[StartKey, Bucket]],
     seen: dict[StartKey, Seen],
     inclusion: dict[Bucket, Inclusion],
     store: StartsStore,
     partition: Partition,
-) -> tuple[set[StartKey], list[tuple[StartKey, Bucket]]]:
-    """Of the late tail starts (each with the bucket of the plan holding it), those the rollups read hold,
-    decided from what was seen when they were stored; and those without enough of it, whose marks are read."""
-    held: set[StartKey] = set()
+) -> tuple[list[StartKey], list[tuple[StartKey, Bucket]]]:
+    """Of the late tail starts (each with the bucket of the plan holding it), those the rollups read do not
+    hold, decided from what was seen when they were stored; and those without enough of it, whose marks are
+    read."""
+    not_held: list[StartKey] = []
     unknown: list[tuple[StartKey, Bucket]] = []
     asked: dict[StartKey, list[int]] = {}
     for key, bucket in late:
@@ -66,8 +67,8 @@ def held_by_the_rollups(
         if what is None:
             unknown.append((key, bucket))
         elif what.fold is not None:
-            if inclusion[bucket].includes(what.fold):
-                held.add(key)
+            if not inclusion[bucket].includes(what.fold):
+                not_held.append(key)
         else:
             part = partition.part_of(start_shard(key.session_id, partition.shards))
             folds = inclusion[bucket].folds_after(what.through, part, FOLD_RECORDS_PER_START_AT_MOST)
@@ -75,7 +76,9 @@ def held_by_the_rollups(
                 unknown.append((key, bucket))
             elif folds:
                 asked[key] = folds
+            else:
+                not_held.append(key)
     if asked:
         records = store.read_fold_records(sorted({fold for folds in asked.values() for fold in folds}))
-        held.update(key for key, folds in asked.items() if any(key in records.get(f, ()) for f in folds))
-    return held, unknown
+        not_held += [key for key, folds in asked.items() if not any(key in records.get(f, ()) for f in folds)]
+    return not_held, unknown
