@@ -224,6 +224,50 @@ def test_a_sparse_country_is_listed_exactly_once_across_many_hours_read_together
     assert list_all() == expected
 
 
+def test_a_page_reads_its_partial_hours_whole_with_the_others_and_lists_only_what_the_window_holds(
+    counts_stores, counts_settings
+):
+    # Given a country with a few starts in each of the 27 hours around a day's window, one of them a
+    # millisecond before the window opens and one as it opens, all folded
+    session_store, starts_store = counts_stores
+    now = datetime(2026, 6, 21, 15, 30, 0, 400_000, tzinfo=UTC)
+    clock, rng = FixedClock(now - timedelta(seconds=5)), random.Random(31)
+    # (the window opens at 15:30:00.400 a day before: within a second, counted from the start rows)
+    opens = now - timedelta(hours=24)
+    events = [
+        start(uuid.uuid4(), now - timedelta(hours=h, seconds=rng.randrange(3600)), "NZ")
+        for h in range(-1, 26)
+        for _ in range(3)
+    ]
+    events = [e for e in events if datetime.fromisoformat(e["ts"]) <= clock.now()]
+    events += [
+        start(uuid.uuid4(), opens - timedelta(milliseconds=1), "NZ"),
+        start(uuid.uuid4(), opens, "NZ"),
+    ]
+    ingest_all(events, session_store, clock, counts_settings)
+    clock.advance(seconds=5)
+    fold(starts_store, clock, counts_settings)
+    # When the day's page of up to 1,000 is read, the window ending now
+    assert clock.now() == now
+    with metered() as reads:
+        page = CountryStarts(starts_store, clock, counts_settings).page("NZ", 24, limit=1000)
+    # Then it lists exactly the starts in the window, newest first, the one at its first millisecond included
+    expected = sorted(
+        (
+            (ts, uuid.UUID(e["session_id"]))
+            for e in events
+            if opens <= (ts := datetime.fromisoformat(e["ts"])) <= now
+        ),
+        key=lambda item: (-item[0].timestamp(), item[1]),
+    )
+    assert [(row.ts, row.session_id) for row in page.starts] == expected
+    assert page.next_cursor is None and len(expected) > 70
+    # And its 25 hours, the two it holds in part too, were read in one request of their start rows: besides
+    # it, the watermarks, the arrivals after them, and the hours' rollups (the partial hours with the newest
+    # four whole hours, two ranges of one partition; then eight more hours; then the last eleven)
+    assert reads.requests == 1 + 1 + (2 + 1 + 1) + 1
+
+
 COUNT_ROWS_BOUND = 250
 """Rows one count may read once the builder is caught up, whatever the window holds: the watermark, and at most
 91 buckets (a year's cover) of at most a base and COMPACT_AFTER_DELTAS - 1 deltas, only those with starts."""

@@ -13,7 +13,7 @@ from player_sessions.models.events import EventType, SessionEvent
 from player_sessions.schema import RollupFamily
 
 HourCounts = Sequence[tuple[datetime, int | None]]
-"""Hours of one country, each with its count of the country's starts when the rollups know it (else None)."""
+"""Hours of one country, each with the most starts of the country it may hold, when known (else None)."""
 
 
 @dataclass(frozen=True)

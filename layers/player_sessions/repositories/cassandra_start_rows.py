@@ -116,18 +116,12 @@ class CassandraStartRows:
         self, hours: HourCounts, country: str, not_after: datetime, not_before: datetime, page_size: int
     ) -> list[Iterator[StartRow]]:
         session = self._connection.session()
-        # Hours whose counts are known and fit the page are read whole, as many at once as one request holds
+        # Hours known to hold few enough starts of the country for the page are read whole (the window's
+        # partial hours too, their rows outside it dropped here), as many at once as one request holds
         # (Keyspaces' 100 partitions) and as the page needs: a request per hour and shard costs the driver far
         # more than the rows it returns.
         budget = max(FEW_STARTS_PER_HOUR, page_size)
-        few = [
-            (hour, known)
-            for hour, known in hours
-            if known is not None
-            and known <= budget
-            and not_before <= hour
-            and Level.HOUR.after(hour) <= not_after
-        ]
+        few = [(hour, known) for hour, known in hours if known is not None and known <= budget]
         group_size = max(1, MAX_IN_VALUES // self._shards)
         shards = list(range(self._shards))
         shard_page = page_size // self._shards + SHARD_PAGE_SLACK
@@ -137,7 +131,7 @@ class CassandraStartRows:
                 future = session.execute_async(
                     self._statement(READ_COUNTRY_FEW_STARTS).bind((group_hours, shards, country))
                 )
-                group = _FewHours(future, country, len(group_hours) * self._shards)
+                group = _FewHours(future, country, len(group_hours) * self._shards, (not_before, not_after))
                 groups.update((hour, group) for hour in group_hours)
             statement = self._statement(READ_COUNTRY_HOUR_STARTS)
             per_shard: dict[datetime, list[Any]] = {}
@@ -182,20 +176,29 @@ class _FewHours:
     Here and in ``_start_rows``: a start whose player was erased keeps its row, without a player id, for the
     counts (docs/decisions.md, "Privacy"); the listing leaves it out."""
 
-    def __init__(self, future: Any, country: str, partitions: int) -> None:
+    def __init__(
+        self, future: Any, country: str, partitions: int, between: tuple[datetime, datetime]
+    ) -> None:
         self._future = future
         self._country = country
         self._partitions = partitions
+        self._between = between
         self._by_hour: dict[datetime, list[StartRow]] | None = None
 
     def rows_of(self, hour: datetime) -> Iterator[StartRow]:
         if self._by_hour is None:
             by_hour: dict[datetime, list[StartRow]] = {}
             read = 0
+            # As a range read compares them: the bounds as the driver sends them (whole milliseconds, cut), with
+            # the rows' timestamps, naive UTC as the driver returns them.
+            not_before, not_after = (
+                moment.astimezone(UTC).replace(tzinfo=None, microsecond=moment.microsecond // 1000 * 1000)
+                for moment in self._between
+            )
             with unavailable_on_failure("read a country's starts"):
                 for row in self._future.result():
                     read += 1
-                    if row.player_id is not None:
+                    if row.player_id is not None and not_before <= row.ts <= not_after:
                         by_hour.setdefault(utc(row.hour), []).append(
                             StartRow(utc(row.ts), row.session_id, row.player_id, self._country)
                         )

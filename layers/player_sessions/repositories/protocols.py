@@ -146,9 +146,9 @@ class StartsStore(Protocol):
         self, hours: rows.HourCounts, country: str, not_after: datetime, not_before: datetime, page_size: int
     ) -> list[Iterator[rows.StartRow]]:
         """For each hour (all requested at once), the country's starts with ``not_before <= ts <= not_after``,
-        newest first (ties at one instant in any order). Each hour comes with the country's count in it when the
-        rollups know it exactly: an hour known to hold few may be read whole, together with others; any other
-        hour is read lazily, about ``page_size`` rows at a time."""
+        newest first (ties at one instant in any order). Each hour comes with the most starts of the country its
+        partition may hold, when known: an hour known to hold few may be read whole (its rows outside the bounds
+        dropped), together with others; any other hour is read lazily, about ``page_size`` rows at a time."""
 
     def has_country_start_between(self, country: str, after: datetime, until: datetime) -> bool:
         """Whether any start of the country has ``after < ts <= until`` (reads at most one row)."""

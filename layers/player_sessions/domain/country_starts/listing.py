@@ -7,7 +7,8 @@ which. A page therefore reads a bounded number of rollup rows, the tail, and abo
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from uuid import UUID
@@ -132,47 +133,52 @@ def _hours_with_starts(
     tail: Tail,
 ) -> Iterator[tuple[datetime, int | None]]:
     """The hours of the window not after ``newest_hour``, newest first, that may hold starts of the country,
-    each with the country's count in it when the rollups know it exactly (None when unfolded arrivals may add
-    to it)."""
+    each with the most starts of the country its partition can hold (its rollups' count plus its starts in the
+    tail; None when unread arrivals may add to it), all of the hour's, in the window or not.
+
+    Only which hours to read, and how, comes from here (the rows read are filtered by the window), so the
+    hours the window holds only in part, its first and its open one, are known from their whole hour's rollup:
+    those of every hour are in one partition a month, read with the window's newest whole hours."""
     plan = plan_window(window, tail.cutoff)
-    tail_hours = {hour_of(key.ts) for key in tail.starts_in(window) if key.country == country}
-    if tail.unread_from is not None:
+    in_tail = Counter(hour_of(key.ts) for key in tail.starts_in(window) if key.country == country)
+    unknown_from = hour_of(plan.rolled_until) if tail.unread_from is not None else None
+    tail_hours = set(in_tail)
+    if unknown_from is not None:
         # Unread arrivals may hold starts of any hour after the cutoff: every such hour is read.
         tail_hours |= set(_hours_between(plan.rolled_until, window.end))
-    fine = [bucket for bucket in plan.buckets if bucket.level not in COARSE_LEVELS]
+
+    def most(hour: datetime, count: int) -> int | None:
+        return None if unknown_from is not None and hour >= unknown_from else count + in_tail[hour]
+
+    parts = [bucket for bucket in plan.buckets if bucket.level not in COARSE_LEVELS]
+    partial = sorted(
+        {hour_of(bucket.start) for bucket in parts + ([plan.edge_bucket] if plan.edge_bucket else [])},
+        reverse=True,
+    )
     coarse = [bucket for bucket in plan.buckets if bucket.level in COARSE_LEVELS]
-    edge = [plan.edge_bucket] if plan.edge_bucket else []
     candidates = [bucket for bucket in reversed(coarse) if bucket.start <= newest_hour]
     groups = list(_doubling_groups(candidates, FIRST_ROLLUP_GROUP))
-    # The seconds and minutes at the window's ends and its newest whole buckets in one read.
-    wanted = fine + edge + (groups[0] if groups else [])
+    wanted = [Bucket(Level.HOUR, hour) for hour in partial] + (groups[0] if groups else [])
     rows = store.read_rollups(wanted) if wanted else {}
-    evidence: dict[datetime, int] = {}
-    for bucket in fine + edge:
-        evidence[hour_of(bucket.start)] = (
-            evidence.get(hour_of(bucket.start), 0) + bucket_state(rows.get(bucket, [])).counts[country]
-        )
-
-    def known(hour: datetime, count: int) -> int | None:
-        return None if hour in tail_hours else count
-
+    whole = {hour: bucket_state(rows.get(Bucket(Level.HOUR, hour), [])).counts[country] for hour in partial}
     middle_start = coarse[0].start if coarse else None
     middle_end = coarse[-1].end if coarse else None
-    outer = sorted(set(evidence) | tail_hours, reverse=True)
     outer = [
-        hour for hour in outer if hour <= newest_hour and (evidence.get(hour, 0) > 0 or hour in tail_hours)
+        hour
+        for hour in sorted(set(whole) | tail_hours, reverse=True)
+        if hour <= newest_hour and (whole.get(hour, 0) > 0 or hour in tail_hours)
     ]
     for hour in outer:
         if middle_end is None or hour >= middle_end:
-            yield hour, known(hour, evidence.get(hour, 0))
+            yield hour, most(hour, whole.get(hour, 0))
     for group in groups:
         read = rows if group is groups[0] else store.read_rollups(group)
         yield from _expanded(
-            country, group, read, newest_hour=newest_hour, tail_hours=tail_hours, store=store
+            country, group, read, newest_hour=newest_hour, tail_hours=tail_hours, store=store, most=most
         )
     for hour in outer:
         if middle_start is not None and hour < middle_start:
-            yield hour, known(hour, evidence.get(hour, 0))
+            yield hour, most(hour, whole.get(hour, 0))
 
 
 def _hours_between(first: datetime, last: datetime) -> Iterator[datetime]:
@@ -183,9 +189,9 @@ def _hours_between(first: datetime, last: datetime) -> Iterator[datetime]:
 
 
 FIRST_ROLLUP_GROUP = 4
-"""Whole hours, days and months whose rollups are read first, in the same read as the window's seconds and
-minutes. A page of a big country is filled by its newest hour or two; later buckets are read as the listing
-reaches them, in groups that double, so a sparse country costs a few more round trips, not more rows."""
+"""Whole hours, days and months whose rollups are read first, in the same read as the window's partial hours.
+A page of a big country is filled by its newest hour or two; later buckets are read as the listing reaches
+them, in groups that double, so a sparse country costs a few more round trips, not more rows."""
 
 
 def _expanded(
@@ -196,16 +202,16 @@ def _expanded(
     newest_hour: datetime,
     tail_hours: set[datetime],
     store: StartsStore,
+    most: Callable[[datetime, int], int | None],
 ) -> list[tuple[datetime, int | None]]:
     """The hours with the country's starts in ``buckets`` (newest first), from their rollups ``rows``, then the
     children of every day or month among them that holds some, all in one read a level down."""
-    kept: list[tuple[Bucket, int, bool]] = []
+    kept: list[tuple[Bucket, int]] = []
     for bucket in buckets:
         count = bucket_state(rows.get(bucket, [])).counts[country]
-        late = any(bucket.contains(hour) for hour in tail_hours)
-        if count or late:
-            kept.append((bucket, count, late))
-    coarse = [bucket for bucket, _, _ in kept if bucket.level is not Level.HOUR]
+        if count or any(bucket.contains(hour) for hour in tail_hours):
+            kept.append((bucket, count))
+    coarse = [bucket for bucket, _ in kept if bucket.level is not Level.HOUR]
     below = [child for bucket in coarse for child in reversed(children(bucket)) if child.start <= newest_hour]
     hours_below = iter(
         _expanded(
@@ -215,15 +221,16 @@ def _expanded(
             newest_hour=newest_hour,
             tail_hours=tail_hours,
             store=store,
+            most=most,
         )
         if below
         else []
     )
     found: list[tuple[datetime, int | None]] = []
     pending = next(hours_below, None)
-    for bucket, count, late in kept:
+    for bucket, count in kept:
         if bucket.level is Level.HOUR:
-            found.append((bucket.start, None if late else count))
+            found.append((bucket.start, most(bucket.start, count)))
             continue
         while pending is not None and bucket.contains(pending[0]):
             found.append(pending)
