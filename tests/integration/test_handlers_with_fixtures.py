@@ -6,6 +6,7 @@ The clock is fixed just after the fixtures' timestamps, so their retention and c
 from __future__ import annotations
 
 import json
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import pytest
 from functions.country_starts.handler import lambda_handler as country_handler
 from functions.ingest_events.handler import lambda_handler as ingest_handler
 from functions.player_sessions.handler import lambda_handler as player_sessions_handler
+from functions.rollup_builder.handler import lambda_handler as builder_handler
 from player_sessions.bootstrap import build_services, use_services
 from player_sessions.clock import FixedClock
 from player_sessions.models import CountryStartsOut, OnlineOut, SessionLengthsOut, StartsByCountryOut
@@ -135,6 +137,27 @@ def test_country_fixtures_count_and_list_the_valid_batch_starts(counting_service
     assert (figures["PK"].sessions, figures["PK"].mean_seconds) == (1, 1800.0)
     assert (figures["FI"].sessions, figures["FI"].mean_seconds) == (1, 1769.75)
     assert lengths["total"]["mean_seconds"] == 1784.875
+
+
+def test_each_scheduled_builder_leaves_the_buckets_every_part_has_folded_into_compacted(
+    counting_services, counts_connection
+):
+    # Given the valid batch stored (two sessions, started and ended)
+    assert invoke(ingest_handler, "ingest_events_valid_batch")[0] == 200
+    # (long enough after it that the parts without arrivals move their watermarks too)
+    counting_services.clock.advance(seconds=15)
+    # When each part's scheduled builder runs, one after another (short invocations: a second of folding)
+    for part in counting_services.settings.partition.all_parts:
+        builder_handler({"part": part}, LocalLambdaContext(function_name="rollup_builder", timeout_ms=6_000))
+    # Then both starts are counted, and every bucket the folds wrote to is one base row, none a delta left
+    # for readers to add up
+    rows = list(
+        counts_connection.session().execute("SELECT level, period, bucket, base, counts FROM start_count_rollups")
+    )
+    assert Counter((row.level, row.period, row.bucket) for row in rows).most_common(1)[0][1] == 1
+    assert all(row.base for row in rows) and len(rows) >= 7
+    month = next(row for row in rows if row.level == "mo")
+    assert json.loads(month.counts) == {"FI": 1, "PK": 1, "~late": 2}
 
 
 def test_country_fixture_with_zero_hours_is_refused_naming_hours(counting_services):

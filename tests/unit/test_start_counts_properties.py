@@ -501,3 +501,37 @@ def test_a_bucket_that_stopped_changing_is_compacted_to_one_row():
     assert [row.base for row in starts.tables.rollups[bucket].values()] == [True]
     assert dict(next(iter(starts.tables.rollups[bucket].values())).counts) == {"FI": 3}
     assert all(len(rows) == 1 for rows in starts.tables.rollups.values())
+
+
+def test_a_builder_about_to_stop_compacts_every_bucket_it_left_deltas_in():
+    # Given starts of one second stored over three seconds and folded at once: three deltas in each of the
+    # second's buckets, fewer than a compaction waits for, none of them settled yet
+    sessions = InMemorySessionStore()
+    starts, clock = InMemoryStartsStore(sessions), FixedClock(EPOCH)
+    builder = RollupBuilder(
+        starts, clock, SETTINGS, tracker=CompactionTracker(compact_after=4, settle_slots=5)
+    )
+    second = EPOCH.replace(microsecond=0)
+    for session in range(3):
+        event = {"event": "start", "player_id": "p", "session_id": str(uuid.UUID(int=session + 1))}
+        ingest_batch(
+            [{**event, "ts": second.isoformat(), "country": "FI"}],
+            store=sessions,
+            clock=clock,
+            settings=SETTINGS,
+        )
+        clock.advance(seconds=1)
+    clock.advance(seconds=2)
+    builder.fold_every_part()
+    assert {len(rows) for rows in starts.tables.rollups.values()} == {3}
+
+    # When it compacts what it leaves, as a builder does before it stops (its tracker dies with it)
+    written = builder.compact_what_is_left()
+
+    # Then every bucket it wrote to is one base row with the same count, and nothing is left to compact
+    assert written == 7
+    assert all(
+        [row.base for row in rows.values()] == [True] and dict(next(iter(rows.values())).counts) == {"FI": 3}
+        for rows in starts.tables.rollups.values()
+    )
+    assert builder.compact_what_is_left() == 0

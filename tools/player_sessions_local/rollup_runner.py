@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from player_sessions.bootstrap import Services
-from player_sessions.domain.country_starts.builder import FoldReport
+from player_sessions.domain.country_starts.builder import FamilyBuilders, FoldReport
 from player_sessions.errors import DatabaseUnavailableError
 from player_sessions.observability import metrics
 from player_sessions.read_counts import ReadTally, metered
@@ -35,24 +35,29 @@ _LOGGER = logging.getLogger(__name__)
 
 def fold_until_caught_up(services: Services, timeout_seconds: float = 3600.0) -> FoldReport:
     """Every part's builder at once, each in a thread of its own, until each is within a second of the newest
-    settled slot (after a bulk load). The report sums them."""
+    settled slot (after a bulk load); then each compacts what it left uncompacted, every part's folds done.
+    The report sums them."""
     total = FoldReport()
+    parts = services.settings.partition.all_parts
+    builders = [services.rollup_builder() for _ in parts]
     with ThreadPoolExecutor(services.settings.rollup_parts) as pool:
         reports = pool.map(
-            lambda part: fold_part_until_caught_up(services, part, timeout_seconds=timeout_seconds),
-            services.settings.partition.all_parts,
+            lambda part: fold_part_until_caught_up(builders[part], part, timeout_seconds=timeout_seconds),
+            parts,
         )
         for report in reports:
             total.add(report)
+        total.bases_written += sum(pool.map(lambda builder: builder.compact_what_is_left(), builders))
     return total
 
 
-def fold_part_until_caught_up(services: Services, part: int, timeout_seconds: float = 3600.0) -> FoldReport:
+def fold_part_until_caught_up(
+    builder: FamilyBuilders, part: int, timeout_seconds: float = 3600.0
+) -> FoldReport:
     """Folds the part until its watermark is within a second of the newest settled slot.
 
     A run that Cassandra times out (a node busy compacting the load) is run again from the watermark, as the
     scheduled builder's next run would: folding a slot again is safe (domain.country_starts.builder)."""
-    builder = services.rollup_builder()
     total = FoldReport()
     deadline = time.monotonic() + timeout_seconds
     failures = 0
@@ -130,10 +135,12 @@ class RollupRunner:
         return meters_of(session, redis.client() if redis is not None else None)
 
     def _run(self) -> None:
-        builder = self.services.rollup_builder()  # its compaction tracker lives as long as the thread
+        builder = self.services.rollup_builder()
         minute_ends = time.monotonic() + WORK_REPORT_SECONDS
         while not self._stop.is_set():
             if time.monotonic() >= minute_ends:
+                # Where the deployed invocation of the minute ends (functions/rollup_builder).
+                self._compact_what_is_left(builder)
                 self._report_work()
                 minute_ends += WORK_REPORT_SECONDS
             try:
@@ -149,6 +156,16 @@ class RollupRunner:
                 metrics.clear_metrics()
             if self.total.behind_seconds < 1:
                 self._stop.wait(self.pause_seconds)
+        self._compact_what_is_left(builder)
+
+    def _compact_what_is_left(self, builder: FamilyBuilders) -> None:
+        try:
+            with metered(into=self._minute_reads), measuring(self._meters(), into=self._minute_work):
+                self.total.bases_written += builder.compact_what_is_left()
+        except DatabaseUnavailableError as error:
+            _LOGGER.warning("rollup builder: compacting what it leaves: %s", error)
+        finally:
+            metrics.clear_metrics()
 
 
 def start_runners(

@@ -89,7 +89,11 @@ class FoldReport:
 class CompactionTracker:
     """Deltas written per bucket since its last base, in this process (lost on restart: compaction then comes
     a few deltas later, which costs readers a few rows, never a wrong count). A bucket is compacted once it has
-    ``compact_after`` deltas, or once it has stopped changing: no delta for ``settle_slots`` slots."""
+    ``compact_after`` deltas, or once it has stopped changing: no delta for ``settle_slots`` slots.
+
+    A compaction sums only the folds every part has done (``done``, a slot): a bucket whose latest delta is
+    newer stays tracked after it, as holding one delta, so it is compacted again once it settles, and its
+    newest deltas are not left to every reader of it until they expire."""
 
     deltas: Counter[Bucket] = field(default_factory=Counter)
     compact_after: int = COMPACT_AFTER_DELTAS
@@ -97,29 +101,42 @@ class CompactionTracker:
     last_slot: dict[Bucket, int] = field(default_factory=dict)
     """The slot of each bucket's latest delta, oldest first (a bucket moves to the end when it gets one)."""
 
-    def note(self, buckets: Sequence[Bucket], slot: int) -> list[Bucket]:
+    def note(self, buckets: Sequence[Bucket], slot: int, done: int) -> list[Bucket]:
+        """Records a delta in each of ``buckets`` at ``slot``; returns those due now (compacted through
+        ``done``)."""
         self.deltas.update(buckets)
         for bucket in buckets:
             self.last_slot.pop(bucket, None)
             self.last_slot[bucket] = slot
         due = [bucket for bucket in buckets if self.deltas[bucket] >= self.compact_after]
-        self._forget(due)
+        self._compacting(due, done)
         return due
 
-    def settled(self, slot: int, at_most: int) -> list[Bucket]:
-        """Up to ``at_most`` buckets with deltas and none since ``settle_slots`` before ``slot``, oldest first."""
+    def done_through(self, done: int) -> list[Bucket]:
+        """Every bucket with deltas since its last base, none after ``done`` (to be compacted now)."""
+        due = [bucket for bucket, last in self.last_slot.items() if last <= done]
+        self._compacting(due, done)
+        return due
+
+    def settled(self, slot: int, done: int, at_most: int) -> list[Bucket]:
+        """Up to ``at_most`` buckets with deltas, none since ``settle_slots`` before ``slot`` nor after
+        ``done``, oldest first (to be compacted now)."""
         due: list[Bucket] = []
         for bucket, last in self.last_slot.items():
             if last > slot - self.settle_slots or len(due) == at_most:
                 break
-            due.append(bucket)
-        self._forget(due)
+            if last <= done:
+                due.append(bucket)
+        self._compacting(due, done)
         return due
 
-    def _forget(self, buckets: Sequence[Bucket]) -> None:
+    def _compacting(self, buckets: Sequence[Bucket], done: int) -> None:
         for bucket in buckets:
-            del self.deltas[bucket]
-            del self.last_slot[bucket]
+            if self.last_slot[bucket] <= done:
+                del self.deltas[bucket]
+                del self.last_slot[bucket]
+            else:
+                self.deltas[bucket] = 1
 
 
 IDLE_PROGRESS_SLOTS = 10
@@ -148,12 +165,9 @@ class RollupBuilder:
         report = FoldReport()
         newest = last_foldable_slot(self.clock.now())
         partition = self.settings.partition
-        watermarks = store.read_progress(partition.all_parts)
-        if len(watermarks) < partition.parts:
-            first = store.first_arrival_minute()
-            if first is None:
-                return report
-            watermarks = {p: watermarks.get(p, slot_of(first) - 1) for p in partition.all_parts}
+        watermarks = self._watermarks()
+        if watermarks is None:
+            return report
         others = min((slot for p, slot in watermarks.items() if p != part), default=None)
         watermark = watermarks[part]
         report.watermark = watermark
@@ -172,9 +186,7 @@ class RollupBuilder:
                     # Compaction sums only folds every part has done: its own up to this slot, the others' up
                     # to the oldest of their watermarks as read at the start (they only move forward since).
                     done = current if others is None else min(current, others)
-                    counted = self._fold_slot(
-                        current, arrivals[current], part=part, compact_up_to=fold_id(done, FOLD_SPACE - 1)
-                    )
+                    counted = self._fold_slot(current, arrivals[current], part=part, done=done)
                     if store.family is STARTS:
                         report.starts_counted += counted.starts
                     else:
@@ -186,10 +198,32 @@ class RollupBuilder:
                 watermark = current
             slot = watermark + 1
         done = watermark if others is None else min(watermark, others)
-        settled = self.tracker.settled(watermark, SETTLED_COMPACTIONS_PER_RUN)
+        settled = self.tracker.settled(watermark, done, SETTLED_COMPACTIONS_PER_RUN)
         report.bases_written += self._compact(settled, fold_id(done, FOLD_SPACE - 1), self.clock.now())
         self._finish(report, part, watermark, newest)
         return report
+
+    def compact_what_is_left(self) -> int:
+        """Compacts every bucket this builder wrote deltas to since it last compacted it, all of them in slots
+        every part has folded; returns the bases written (the others stay tracked). What a builder about to
+        stop does (a catch-up after a bulk load, a scheduled invocation's end, a local builder shut down): its
+        tracker may die with it, and a bucket that stopped changing would keep those deltas, rows every reader
+        of it reads, until they expire."""
+        if not self.tracker.last_slot or (watermarks := self._watermarks()) is None:
+            return 0
+        done = min(watermarks.values())
+        return self._compact(self.tracker.done_through(done), fold_id(done, FOLD_SPACE - 1), self.clock.now())
+
+    def _watermarks(self) -> dict[int, int] | None:
+        """Every part's watermark; a part that never folded stands before the first arrival (None: none yet)."""
+        parts = self.settings.partition.all_parts
+        watermarks = self.store.read_progress(parts)
+        if len(watermarks) < len(parts):
+            first = self.store.first_arrival_minute()
+            if first is None:
+                return None
+            watermarks = {p: watermarks.get(p, slot_of(first) - 1) for p in parts}
+        return watermarks
 
     def fold_every_part(self, max_slots: int = 120) -> FoldReport:
         """One run of every part's builder, in turn (what tests and one-thread tools do; deployed, each part has
@@ -205,9 +239,7 @@ class RollupBuilder:
             total.behind_seconds = max(most_behind, report.behind_seconds)
         return total
 
-    def _fold_slot(
-        self, slot: int, arrivals: Sequence[StartKey], *, part: int, compact_up_to: int
-    ) -> _Counted:
+    def _fold_slot(self, slot: int, arrivals: Sequence[StartKey], *, part: int, done: int) -> _Counted:
         store, retention = self.store, self.settings.retention
         now = self.clock.now()
         fold = fold_id(slot, part)
@@ -240,7 +272,7 @@ class RollupBuilder:
             # Before the watermark moves: a reader that sees the new watermark also sees the new generation.
             self.cache.invalidate([cache_scope(store.family)])
         store.write_progress(part, slot)
-        bases = self._compact(self.tracker.note(list(deltas), slot), compact_up_to, now)
+        bases = self._compact(self.tracker.note(list(deltas), slot, done), fold_id(done, FOLD_SPACE - 1), now)
         return _Counted(len(counted), len(deltas), bases)
 
     def _compact(self, buckets: Sequence[Bucket], up_to: int, now: datetime) -> int:
@@ -290,6 +322,9 @@ class FamilyBuilders:
 
     def fold_every_part(self, max_slots: int = 120) -> FoldReport:
         return _combined([builder.fold_every_part(max_slots) for builder in self.builders])
+
+    def compact_what_is_left(self) -> int:
+        return sum(builder.compact_what_is_left() for builder in self.builders)
 
 
 def _combined(reports: Sequence[FoldReport]) -> FoldReport:
