@@ -152,7 +152,9 @@ def test_each_scheduled_builder_leaves_the_buckets_every_part_has_folded_into_co
     # Then both starts are counted, and every bucket the folds wrote to is one base row, none a delta left
     # for readers to add up
     rows = list(
-        counts_connection.session().execute("SELECT level, period, bucket, base, counts FROM start_count_rollups")
+        counts_connection.session().execute(
+            "SELECT level, period, bucket, base, counts FROM start_count_rollups"
+        )
     )
     assert Counter((row.level, row.period, row.bucket) for row in rows).most_common(1)[0][1] == 1
     assert all(row.base for row in rows) and len(rows) >= 7
