@@ -19,6 +19,7 @@ from player_sessions.domain.country_starts.builder import FamilyBuilders, FoldRe
 from player_sessions.errors import DatabaseUnavailableError
 from player_sessions.observability import metrics
 from player_sessions.read_counts import ReadTally, metered
+from player_sessions.time_buckets import COARSE_LEVELS
 from player_sessions_local.work.invocation import SCHEDULED_ROUTE, work_line
 from player_sessions_local.work.meter import Meter, WorkTally, measuring, meters_of
 
@@ -47,7 +48,13 @@ def fold_until_caught_up(services: Services, timeout_seconds: float = 3600.0) ->
         )
         for report in reports:
             total.add(report)
-        total.bases_written += sum(pool.map(lambda builder: builder.compact_what_is_left(), builders))
+        # A load touches a second, a minute and more of every start's: only the buckets most reads span.
+        try:
+            total.bases_written += sum(
+                pool.map(lambda builder: builder.compact_what_is_left(COARSE_LEVELS), builders)
+            )
+        except DatabaseUnavailableError as error:
+            _LOGGER.warning("rollup builder: compacting what the catch-up left: %s", error)
     return total
 
 

@@ -17,7 +17,7 @@ See docs/decisions.md ("Live traffic: arrival slots folded by a builder").
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -35,7 +35,9 @@ from player_sessions.time_buckets import (
     CLOCK_TOLERANCE,
     COARSE_LEVELS,
     FOLD_SPACE,
+    LEVELS,
     Bucket,
+    Level,
     buckets_of,
     fold_id,
     last_foldable_slot,
@@ -112,9 +114,10 @@ class CompactionTracker:
         self._compacting(due, done)
         return due
 
-    def done_through(self, done: int) -> list[Bucket]:
-        """Every bucket with deltas since its last base, none after ``done`` (to be compacted now)."""
-        due = [bucket for bucket, last in self.last_slot.items() if last <= done]
+    def done_through(self, done: int, levels: Collection[Level]) -> list[Bucket]:
+        """Every bucket of ``levels`` with deltas since its last base, none after ``done`` (to be compacted
+        now)."""
+        due = [bucket for bucket, last in self.last_slot.items() if last <= done and bucket.level in levels]
         self._compacting(due, done)
         return due
 
@@ -203,16 +206,23 @@ class RollupBuilder:
         self._finish(report, part, watermark, newest)
         return report
 
-    def compact_what_is_left(self) -> int:
-        """Compacts every bucket this builder wrote deltas to since it last compacted it, all of them in slots
-        every part has folded; returns the bases written (the others stay tracked). What a builder about to
-        stop does (a catch-up after a bulk load, a scheduled invocation's end, a local builder shut down): its
-        tracker may die with it, and a bucket that stopped changing would keep those deltas, rows every reader
-        of it reads, until they expire."""
+    def compact_what_is_left(self, levels: Collection[Level] = LEVELS) -> int:
+        """Compacts every bucket of ``levels`` this builder wrote deltas to since it last compacted it, all of
+        them in slots every part has folded, SETTLED_COMPACTIONS_PER_RUN at a time; returns the bases written
+        (the others stay tracked). What a builder about to stop does (a scheduled invocation's end, a local
+        builder shut down, a catch-up after a bulk load, for its hours, days and months): its tracker may die
+        with it, and a bucket that stopped changing would keep those deltas, rows every reader of it reads,
+        until they expire."""
         if not self.tracker.last_slot or (watermarks := self._watermarks()) is None:
             return 0
         done = min(watermarks.values())
-        return self._compact(self.tracker.done_through(done), fold_id(done, FOLD_SPACE - 1), self.clock.now())
+        due = self.tracker.done_through(done, levels)
+        return sum(
+            self._compact(
+                due[at : at + SETTLED_COMPACTIONS_PER_RUN], fold_id(done, FOLD_SPACE - 1), self.clock.now()
+            )
+            for at in range(0, len(due), SETTLED_COMPACTIONS_PER_RUN)
+        )
 
     def _watermarks(self) -> dict[int, int] | None:
         """Every part's watermark; a part that never folded stands before the first arrival (None: none yet)."""
@@ -323,8 +333,8 @@ class FamilyBuilders:
     def fold_every_part(self, max_slots: int = 120) -> FoldReport:
         return _combined([builder.fold_every_part(max_slots) for builder in self.builders])
 
-    def compact_what_is_left(self) -> int:
-        return sum(builder.compact_what_is_left() for builder in self.builders)
+    def compact_what_is_left(self, levels: Collection[Level] = LEVELS) -> int:
+        return sum(builder.compact_what_is_left(levels) for builder in self.builders)
 
 
 def _combined(reports: Sequence[FoldReport]) -> FoldReport:
