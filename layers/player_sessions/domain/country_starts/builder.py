@@ -93,9 +93,11 @@ class CompactionTracker:
     a few deltas later, which costs readers a few rows, never a wrong count). A bucket is compacted once it has
     ``compact_after`` deltas, or once it has stopped changing: no delta for ``settle_slots`` slots.
 
-    A compaction sums only the folds every part has done (``done``, a slot): a bucket whose latest delta is
-    newer stays tracked after it, as holding one delta, so it is compacted again once it settles, and its
-    newest deltas are not left to every reader of it until they expire."""
+    A compaction sums only the folds every part has done (``done``, a slot): an hour, day or month whose latest
+    delta is newer stays tracked after it, as holding one delta, so it is compacted again once it settles, and
+    its newest deltas are not left to every reader of it until they expire. A finer bucket is forgotten, as
+    before: it is read only at a window's ends, and tracking it again cost the builder about a sixth more
+    writes a start (docs/decisions.md)."""
 
     deltas: Counter[Bucket] = field(default_factory=Counter)
     compact_after: int = COMPACT_AFTER_DELTAS
@@ -135,7 +137,7 @@ class CompactionTracker:
 
     def _compacting(self, buckets: Sequence[Bucket], done: int) -> None:
         for bucket in buckets:
-            if self.last_slot[bucket] <= done:
+            if self.last_slot[bucket] <= done or bucket.level not in COARSE_LEVELS:
                 del self.deltas[bucket]
                 del self.last_slot[bucket]
             else:
