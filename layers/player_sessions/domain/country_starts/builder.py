@@ -96,8 +96,7 @@ class CompactionTracker:
     A compaction sums only the folds every part has done (``done``, a slot): an hour, day or month whose latest
     delta is newer stays tracked after it, as holding one delta, so it is compacted again once it settles, and
     its newest deltas are not left to every reader of it until they expire. A finer bucket is forgotten, as
-    before: it is read only at a window's ends, and tracking it again cost the builder about a sixth more
-    writes a start (docs/decisions.md)."""
+    before: it is read only at a window's ends (docs/decisions.md, "No delta is left behind")."""
 
     deltas: Counter[Bucket] = field(default_factory=Counter)
     compact_after: int = COMPACT_AFTER_DELTAS
