@@ -469,53 +469,18 @@ def test_an_arrival_left_without_its_start_row_by_a_half_failed_batch_is_never_c
     assert history.starts.db.marks == {}
 
 
-def test_a_bucket_that_stopped_changing_is_compacted_to_one_row():
-    # Given starts stamped in one second and stored over three seconds, then folded: a delta per arrival
-    # second in that second's bucket, three, fewer than a compaction waits for
+def three_deltas_in_each_bucket_of_one_second() -> tuple[InMemoryStartsStore, FixedClock, RollupBuilder]:
+    """Starts stamped in one second and stored over three seconds, then folded: a delta per arrival second in
+    each bucket holding that second, three, fewer than a compaction waits for, none settled yet."""
     sessions = InMemorySessionStore()
     starts, clock = InMemoryStartsStore(sessions), FixedClock(EPOCH)
     builder = RollupBuilder(
         starts, clock, SETTINGS, tracker=CompactionTracker(compact_after=4, settle_slots=5)
     )
-    second = EPOCH.replace(microsecond=0)
     for session in range(3):
         event = {"event": "start", "player_id": "p", "session_id": str(uuid.UUID(int=session + 1))}
         ingest_batch(
-            [{**event, "ts": second.isoformat(), "country": "FI"}],
-            store=sessions,
-            clock=clock,
-            settings=SETTINGS,
-        )
-        clock.advance(seconds=1)
-    clock.advance(seconds=2)
-    builder.fold_every_part()
-    bucket = next(b for b in starts.tables.rollups if b.level is Level.SECOND and b.start == second)
-    assert len(starts.tables.rollups[bucket]) == 3
-
-    # When the builder runs again after five quiet seconds
-    clock.advance(seconds=6)
-    report = builder.fold_every_part()
-
-    # Then the bucket is one base row with the same count, and so is every other bucket the starts went into
-    assert report.bases_written == 7
-    assert [row.base for row in starts.tables.rollups[bucket].values()] == [True]
-    assert dict(next(iter(starts.tables.rollups[bucket].values())).counts) == {"FI": 3}
-    assert all(len(rows) == 1 for rows in starts.tables.rollups.values())
-
-
-def test_a_builder_about_to_stop_compacts_every_bucket_it_left_deltas_in():
-    # Given starts of one second stored over three seconds and folded at once: three deltas in each of the
-    # second's buckets, fewer than a compaction waits for, none of them settled yet
-    sessions = InMemorySessionStore()
-    starts, clock = InMemoryStartsStore(sessions), FixedClock(EPOCH)
-    builder = RollupBuilder(
-        starts, clock, SETTINGS, tracker=CompactionTracker(compact_after=4, settle_slots=5)
-    )
-    second = EPOCH.replace(microsecond=0)
-    for session in range(3):
-        event = {"event": "start", "player_id": "p", "session_id": str(uuid.UUID(int=session + 1))}
-        ingest_batch(
-            [{**event, "ts": second.isoformat(), "country": "FI"}],
+            [{**event, "ts": EPOCH.replace(microsecond=0).isoformat(), "country": "FI"}],
             store=sessions,
             clock=clock,
             settings=SETTINGS,
@@ -524,6 +489,28 @@ def test_a_builder_about_to_stop_compacts_every_bucket_it_left_deltas_in():
     clock.advance(seconds=2)
     builder.fold_every_part()
     assert {len(rows) for rows in starts.tables.rollups.values()} == {3}
+    return starts, clock, builder
+
+
+def test_a_bucket_that_stopped_changing_is_compacted_to_one_row():
+    # Given three deltas in each bucket of one second's starts
+    starts, clock, builder = three_deltas_in_each_bucket_of_one_second()
+
+    # When the builder runs again after five quiet seconds
+    clock.advance(seconds=6)
+    report = builder.fold_every_part()
+
+    # Then each of those buckets is one base row with the same count
+    assert report.bases_written == 7
+    assert all(
+        [row.base for row in rows.values()] == [True] and dict(next(iter(rows.values())).counts) == {"FI": 3}
+        for rows in starts.tables.rollups.values()
+    )
+
+
+def test_a_builder_about_to_stop_compacts_every_bucket_it_left_deltas_in():
+    # Given three deltas in each bucket of one second's starts, just folded
+    starts, _clock, builder = three_deltas_in_each_bucket_of_one_second()
 
     # When it compacts what it leaves, as a builder does before it stops (its tracker dies with it)
     written = builder.compact_what_is_left()
