@@ -209,7 +209,7 @@ class RollupBuilder:
 
     def compact_what_is_left(self, levels: Collection[Level] = LEVELS) -> int:
         """Compacts every bucket of ``levels`` this builder wrote deltas to since it last compacted it, all of
-        them in slots every part has folded, SETTLED_COMPACTIONS_PER_RUN at a time; returns the bases written
+        them in slots every part has folded; returns the bases written
         (the others stay tracked). What a builder about to stop does (a scheduled invocation's end, a local
         builder shut down, a catch-up after a bulk load, for its hours, days and months): its tracker may die
         with it, and a bucket that stopped changing would keep those deltas, rows every reader of it reads,
@@ -217,12 +217,8 @@ class RollupBuilder:
         if not self.tracker.last_slot or (watermarks := self._watermarks()) is None:
             return 0
         done = min(watermarks.values())
-        due = self.tracker.done_through(done, levels)
-        return sum(
-            self._compact(
-                due[at : at + SETTLED_COMPACTIONS_PER_RUN], fold_id(done, FOLD_SPACE - 1), self.clock.now()
-            )
-            for at in range(0, len(due), SETTLED_COMPACTIONS_PER_RUN)
+        return self._compact(
+            self.tracker.done_through(done, levels), fold_id(done, FOLD_SPACE - 1), self.clock.now()
         )
 
     def _watermarks(self) -> dict[int, int] | None:
@@ -287,20 +283,22 @@ class RollupBuilder:
         return _Counted(len(counted), len(deltas), bases)
 
     def _compact(self, buckets: Sequence[Bucket], up_to: int, now: datetime) -> int:
-        """Sums each bucket's rows up to ``up_to`` (a fold id every part has done) into one base row; returns
-        how many."""
-        if not buckets:
-            return 0
-        rows = self.store.read_rollups(buckets)
-        bases = []
-        for bucket in buckets:
-            ttl = ttl_seconds(bucket.end, now, self.settings.retention)
-            if ttl > 0:
-                bases.append(
-                    (bucket, up_to, dict(bucket_state(rows.get(bucket, []), up_to=up_to).counts), ttl)
-                )
-        self.store.write_bases(bases)
-        return len(bases)
+        """Sums each bucket's rows up to ``up_to`` (a fold id every part has done) into one base row,
+        SETTLED_COMPACTIONS_PER_RUN buckets a read; returns how many."""
+        written = 0
+        for at in range(0, len(buckets), SETTLED_COMPACTIONS_PER_RUN):
+            chunk = buckets[at : at + SETTLED_COMPACTIONS_PER_RUN]
+            rows = self.store.read_rollups(chunk)
+            bases = []
+            for bucket in chunk:
+                ttl = ttl_seconds(bucket.end, now, self.settings.retention)
+                if ttl > 0:
+                    bases.append(
+                        (bucket, up_to, dict(bucket_state(rows.get(bucket, []), up_to=up_to).counts), ttl)
+                    )
+            self.store.write_bases(bases)
+            written += len(bases)
+        return written
 
     def _finish(self, report: FoldReport, part: int, watermark: int, newest: int) -> None:
         """Moves the stored watermark (``report.watermark``, as the last fold left it) over the empty slots this

@@ -150,11 +150,8 @@ def _hours_with_starts(
     def most(hour: datetime, count: int) -> int | None:
         return None if unknown_from is not None and hour >= unknown_from else count + in_tail[hour]
 
-    parts = [bucket for bucket in plan.buckets if bucket.level not in COARSE_LEVELS]
-    partial = sorted(
-        {hour_of(bucket.start) for bucket in parts + ([plan.edge_bucket] if plan.edge_bucket else [])},
-        reverse=True,
-    )
+    fine = [bucket for bucket in plan.buckets if bucket.level not in COARSE_LEVELS]
+    partial = {hour_of(bucket.start) for bucket in fine + ([plan.edge_bucket] if plan.edge_bucket else [])}
     coarse = [bucket for bucket in plan.buckets if bucket.level in COARSE_LEVELS]
     candidates = [bucket for bucket in reversed(coarse) if bucket.start <= newest_hour]
     groups = list(_doubling_groups(candidates, FIRST_ROLLUP_GROUP))
