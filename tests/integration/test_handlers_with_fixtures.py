@@ -142,24 +142,30 @@ def test_country_fixtures_count_and_list_the_valid_batch_starts(counting_service
 def test_each_scheduled_builder_leaves_the_buckets_every_part_has_folded_into_compacted(
     counting_services, counts_connection
 ):
-    # Given the valid batch stored (two sessions, started and ended)
+    # Given the valid batch stored (two sessions, started and ended), and two seconds later the mixed batch (its
+    # US start in the same hour, day and month as the valid batch's PK start: their deltas come from two folds)
     assert invoke(ingest_handler, "ingest_events_valid_batch")[0] == 200
+    counting_services.clock.advance(seconds=2)
+    assert invoke(ingest_handler, "ingest_events_mixed_batch")[0] == 207
     # (long enough after it that the parts without arrivals move their watermarks too)
     counting_services.clock.advance(seconds=15)
     # When each part's scheduled builder runs, one after another (short invocations: a second of folding)
     for part in counting_services.settings.partition.all_parts:
         builder_handler({"part": part}, LocalLambdaContext(function_name="rollup_builder", timeout_ms=6_000))
-    # Then both starts are counted, and every bucket the folds wrote to is one base row, none a delta left
-    # for readers to add up
+    # Then the starts are counted and every bucket the folds wrote to is one row for readers to add up: a base
+    # where two folds wrote deltas (none left beside it), the one delta where a single fold did
     rows = list(
         counts_connection.session().execute(
             "SELECT level, period, bucket, base, counts FROM start_count_rollups"
         )
     )
     assert Counter((row.level, row.period, row.bucket) for row in rows).most_common(1)[0][1] == 1
-    assert all(row.base for row in rows) and len(rows) >= 7
     month = next(row for row in rows if row.level == "mo")
-    assert json.loads(month.counts) == {"FI": 1, "PK": 1, "~late": 2}
+    assert month.base and json.loads(month.counts) == {"FI": 1, "PK": 1, "US": 1, "~late": 3}
+    day = next(row for row in rows if row.level == "d")
+    assert day.base and json.loads(day.counts) == json.loads(month.counts)
+    seconds = [row for row in rows if row.level == "s"]
+    assert len(seconds) == 3 and not any(row.base for row in seconds)
 
 
 def test_country_fixture_with_zero_hours_is_refused_naming_hours(counting_services):

@@ -508,6 +508,29 @@ def test_a_bucket_that_stopped_changing_is_compacted_to_one_row():
     )
 
 
+def test_a_settled_bucket_holding_one_row_is_left_as_it_is():
+    # Given one start folded: one delta in each of its seven buckets
+    sessions = InMemorySessionStore()
+    starts, clock = InMemoryStartsStore(sessions), FixedClock(EPOCH)
+    builder = RollupBuilder(
+        starts, clock, SETTINGS, tracker=CompactionTracker(compact_after=4, settle_slots=5)
+    )
+    event = {"event": "start", "player_id": "p", "session_id": str(uuid.UUID(int=1)), "country": "FI"}
+    ingest_batch([{**event, "ts": EPOCH.isoformat()}], store=sessions, clock=clock, settings=SETTINGS)
+    clock.advance(seconds=3)
+    assert builder.fold_every_part().deltas_written == 7
+
+    # When the builder runs again once they settled, and compacts what it leaves before it stops
+    clock.advance(seconds=6)
+    written = builder.fold_every_part().bases_written + builder.compact_what_is_left()
+
+    # Then no base was written (it would replace each delta one for one), and the start is counted once
+    assert written == 0
+    assert [[row.base for row in rows.values()] for rows in starts.tables.rollups.values()] == [[False]] * 7
+    counts = CountryStarts(starts, clock, SETTINGS).counts(1)
+    assert dict(counts.counts) == {"FI": 1}
+
+
 def test_a_builder_about_to_stop_compacts_every_bucket_it_left_deltas_in():
     # Given three deltas in each bucket of one second's starts, just folded
     starts, _clock, builder = three_deltas_in_each_bucket_of_one_second()

@@ -284,7 +284,10 @@ class RollupBuilder:
 
     def _compact(self, buckets: Sequence[Bucket], up_to: int, now: datetime) -> int:
         """Sums each bucket's rows up to ``up_to`` (a fold id every part has done) into one base row,
-        SETTLED_COMPACTIONS_PER_RUN buckets a read; returns how many."""
+        SETTLED_COMPACTIONS_PER_RUN buckets a read; returns how many. A bucket with a single such row is left
+        as it is: a base would replace it one for one (a write and a delete for nothing), and a lone delta
+        tells a reader as much as that base would (a fold that counted a start of the bucket wrote a delta
+        into it, so the folds the base would add held none of its starts)."""
         written = 0
         for at in range(0, len(buckets), SETTLED_COMPACTIONS_PER_RUN):
             chunk = buckets[at : at + SETTLED_COMPACTIONS_PER_RUN]
@@ -292,7 +295,7 @@ class RollupBuilder:
             bases = []
             for bucket in chunk:
                 ttl = ttl_seconds(bucket.end, now, self.settings.retention)
-                if ttl > 0:
+                if ttl > 0 and sum(row.slot <= up_to for row in rows.get(bucket, [])) > 1:
                     bases.append(
                         (bucket, up_to, dict(bucket_state(rows.get(bucket, []), up_to=up_to).counts), ttl)
                     )
