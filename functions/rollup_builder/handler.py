@@ -12,13 +12,11 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from player_sessions.bootstrap import get_services
-from player_sessions.domain.country_starts.builder import CompactionTracker, FoldReport
+from player_sessions.domain.country_starts.builder import CompactionTracker, FoldReport, pause_after
 from player_sessions.observability import MetricUnit, logger, metrics, tracer
 
 RUN_FOR_SECONDS = 55.0
 """How long one scheduled invocation keeps folding (the schedule's period, less a margin)."""
-PAUSE_SECONDS = 0.25
-"""Between two runs over the settled slots: the tail readers count stays within about SLOT_SETTLE + this."""
 STOP_BEFORE_TIMEOUT_MS = 5_000
 
 _trackers: dict[str, CompactionTracker] = {}
@@ -41,8 +39,11 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     while time.monotonic() < deadline and context.get_remaining_time_in_millis() > STOP_BEFORE_TIMEOUT_MS:
         report = builder.fold(part)
         total.add(report)
-        if report.behind_seconds < 1:
-            time.sleep(PAUSE_SECONDS)
+        left = min(
+            deadline - time.monotonic(),
+            (context.get_remaining_time_in_millis() - STOP_BEFORE_TIMEOUT_MS) / 1000,
+        )
+        time.sleep(max(0.0, min(pause_after(report, services.clock.now()), left)))
     # The next invocation of this part may run in another environment, and this one may never run again: what
     # this one's trackers hold is compacted now rather than left to every reader of those buckets.
     total.bases_written += builder.compact_what_is_left()

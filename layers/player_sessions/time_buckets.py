@@ -90,6 +90,11 @@ def last_foldable_slot(now: datetime) -> int:
     return slot_of(now - SLOT_SETTLE) - 1
 
 
+def next_slot_foldable_at(now: datetime) -> datetime:
+    """When the slot after the newest one foldable at ``now`` may be folded (SLOT_SETTLE after it ends)."""
+    return slot_start(last_foldable_slot(now) + 2) + SLOT_SETTLE
+
+
 def may_have_been_folded(slot: int, acknowledged_at: datetime) -> bool:
     """Whether a builder, on a clock up to CLOCK_TOLERANCE ahead, may have folded ``slot`` before a write into it
     that was acknowledged at ``acknowledged_at`` (writer's clock) became visible."""

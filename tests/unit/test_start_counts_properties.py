@@ -12,12 +12,18 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from player_sessions.clock import FixedClock
 from player_sessions.domain.country_starts import CountryStarts, window_for
-from player_sessions.domain.country_starts.builder import CompactionTracker, RollupBuilder
+from player_sessions.domain.country_starts.builder import (
+    CompactionTracker,
+    FoldReport,
+    RollupBuilder,
+    pause_after,
+)
 from player_sessions.domain.country_starts.window import Window, plan_window
 from player_sessions.domain.ingest import ingest_batch
 from player_sessions.domain.privacy import erase_player
@@ -25,7 +31,7 @@ from player_sessions.errors import DatabaseUnavailableError
 from player_sessions.models import Arrival, ArrivalWrite, EventWrite, StartKey
 from player_sessions.read_counts import metered
 from player_sessions.settings import Settings
-from player_sessions.time_buckets import Level, cover, slot_of
+from player_sessions.time_buckets import Level, cover, last_foldable_slot, slot_of
 from tests.fakes import InMemoryPlayerDataStore, InMemoryReadCache, InMemorySessionStore, InMemoryStartsStore
 
 SETTINGS = Settings(retention_days=365)
@@ -506,6 +512,19 @@ def test_a_bucket_that_stopped_changing_is_compacted_to_one_row():
         [row.base for row in rows.values()] == [True] and dict(next(iter(rows.values())).counts) == {"FI": 3}
         for rows in starts.tables.rollups.values()
     )
+
+
+def test_a_caught_up_builder_sleeps_until_its_next_slot_may_be_folded():
+    # Given runs that left a builder caught up, and behind
+    caught_up, behind = FoldReport(behind_seconds=0.0), FoldReport(behind_seconds=3.0)
+    second = datetime(2026, 3, 30, 7, 13, 21, tzinfo=UTC)
+
+    # Then, caught up 0.6 s into a slot, it sleeps until the slot before settles (1.5 s after it ended): 0.9 s
+    # and the margin; caught up as that slot settles, until this one does, a whole slot; behind, not at all
+    assert pause_after(caught_up, second + timedelta(seconds=0.6)) == pytest.approx(0.91)
+    assert last_foldable_slot(second + timedelta(seconds=1.5)) == slot_of(second) - 1
+    assert pause_after(caught_up, second + timedelta(seconds=1.5)) == pytest.approx(1.01)
+    assert pause_after(behind, second + timedelta(seconds=0.6)) == 0.0
 
 
 def test_a_settled_bucket_holding_one_row_is_left_as_it_is():

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from player_sessions.bootstrap import Services
-from player_sessions.domain.country_starts.builder import FamilyBuilders, FoldReport
+from player_sessions.domain.country_starts.builder import FamilyBuilders, FoldReport, pause_after
 from player_sessions.errors import DatabaseUnavailableError
 from player_sessions.observability import metrics
 from player_sessions.read_counts import ReadTally, metered
@@ -23,8 +23,6 @@ from player_sessions.time_buckets import COARSE_LEVELS
 from player_sessions_local.work.invocation import SCHEDULED_ROUTE, work_line
 from player_sessions_local.work.meter import Meter, WorkTally, measuring, meters_of
 
-PAUSE_SECONDS = 0.25
-"""Between two runs, as in functions/rollup_builder (the tail readers count stays near SLOT_SETTLE + this)."""
 MAX_CATCH_UP_FAILURES = 20
 RETRY_PAUSE_SECONDS = 2.0
 """After a failed catch-up run: time for a node busy compacting to answer again."""
@@ -87,12 +85,12 @@ def fold_part_until_caught_up(
 
 @dataclass
 class RollupRunner:
-    """Folds a part's settled slots every PAUSE_SECONDS in a daemon thread until stopped, on services of its
-    own (as each part's scheduled function has its own environment)."""
+    """Folds a part's settled slots as they settle (``pause_after``, as functions/rollup_builder does), in a
+    daemon thread until stopped, on services of its own (as each part's scheduled function has its own
+    environment)."""
 
     services: Services
     part: int = 0
-    pause_seconds: float = PAUSE_SECONDS
     total: FoldReport = field(default_factory=FoldReport)
     failures: int = 0
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -161,8 +159,7 @@ class RollupRunner:
                 _LOGGER.warning("rollup builder: %s", error)
             finally:
                 metrics.clear_metrics()
-            if self.total.behind_seconds < 1:
-                self._stop.wait(self.pause_seconds)
+            self._stop.wait(pause_after(self.total, self.services.clock.now()))
         self._compact_what_is_left(builder)
 
     def _compact_what_is_left(self, builder: FamilyBuilders) -> None:

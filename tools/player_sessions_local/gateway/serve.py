@@ -123,7 +123,7 @@ def function_services(settings: Settings) -> Callable[[str], Services]:
 
 def start_background_tasks(options: ServeOptions) -> list[Any]:
     """What runs beside the server, started once it is bound: the scheduled rollup builders of the deployed
-    stack, here a process of their own with a thread per part folding every quarter second (deployed, each
+    stack, here a process of their own with a thread per part folding each slot as it settles (deployed, each
     part's function folds for 55 s of every minute; see functions/rollup_builder)."""
     if not options.rollup_builder:
         return []

@@ -41,6 +41,7 @@ from player_sessions.time_buckets import (
     buckets_of,
     fold_id,
     last_foldable_slot,
+    next_slot_foldable_at,
     slot_of,
 )
 
@@ -56,6 +57,9 @@ FOLD_RECORD_TTL_SECONDS = 8 * 86_400
 """A fold's record is needed while a builder may still fold its slot (one resumed after a freeze), and while a
 reader may meet, in the tail, a start stored after it (domain.country_starts.seen; an arrival is kept a week):
 kept a day longer than the arrivals."""
+WAKE_MARGIN = timedelta(milliseconds=10)
+"""A caught-up builder sleeps this much past the moment its next slot may be folded (a run that woke a moment
+early would only read the watermarks and sleep again)."""
 COARSE_CACHE_GUARD = timedelta(seconds=5)
 """Readers cache sums of whole hours and more; a delta into such a bucket that ends within this much of now
 (or earlier) may change a cached sum, so the builder bumps the cache's ``rollups`` generation."""
@@ -85,6 +89,15 @@ class FoldReport:
         self.deltas_written += later.deltas_written
         self.bases_written += later.bases_written
         self.watermark, self.behind_seconds = later.watermark, later.behind_seconds
+
+
+def pause_after(report: FoldReport, now: datetime) -> float:
+    """Seconds a builder waits after a run that left it ``report``: none while it is a slot or more behind;
+    caught up, until its next slot may be folded, so that each run finds one to fold (a reader's tail ends
+    SLOT_SETTLE and the fold behind now) rather than polling the watermarks in between."""
+    if report.behind_seconds >= 1:
+        return 0.0
+    return max(0.0, (next_slot_foldable_at(now) + WAKE_MARGIN - now).total_seconds())
 
 
 @dataclass
