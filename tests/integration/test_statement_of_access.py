@@ -104,6 +104,9 @@ def test_each_function_sends_exactly_the_statements_it_is_given(as_each_function
         ingest_batch(
             events[first : first + 10], store=sessions, clock=clock, settings=settings, counted=seen_by_ingest
         )
+    # (two seconds later, after the slot of the first end, stamped a second ahead: each family's records of the
+    # two sessions reach its month in two folds, whatever their parts, and a compaction sums them)
+    clock.advance(seconds=2)
     ingest_batch([end_event("p1", ids[1], NOW)], store=sessions, clock=clock, settings=settings)
 
     # When readers count them before any fold (country starts' role), the builder folds them, compacting every

@@ -31,7 +31,7 @@ from player_sessions.errors import DatabaseUnavailableError
 from player_sessions.models import Arrival, ArrivalWrite, EventWrite, StartKey
 from player_sessions.read_counts import metered
 from player_sessions.settings import Settings
-from player_sessions.time_buckets import Level, cover, last_foldable_slot, slot_of
+from player_sessions.time_buckets import LEVELS, Bucket, Level, cover, last_foldable_slot, slot_of
 from tests.fakes import InMemoryPlayerDataStore, InMemoryReadCache, InMemorySessionStore, InMemoryStartsStore
 
 SETTINGS = Settings(retention_days=365)
@@ -525,6 +525,20 @@ def test_a_caught_up_builder_sleeps_until_its_next_slot_may_be_folded():
     assert last_foldable_slot(second + timedelta(seconds=1.5)) == slot_of(second) - 1
     assert pause_after(caught_up, second + timedelta(seconds=1.5)) == pytest.approx(1.01)
     assert pause_after(behind, second + timedelta(seconds=0.6)) == 0.0
+
+
+def test_a_tracker_keeps_a_buckets_newest_delta_when_an_older_slot_is_noted_after_it():
+    # Given a tracker shared by every part's folds (a tool folding each part in turn): a month's delta of
+    # slot 101 noted, then one of slot 100
+    tracker = CompactionTracker(compact_after=4, settle_slots=5)
+    month = Bucket(Level.MONTH, datetime(2026, 3, 1, tzinfo=UTC))
+    tracker.note([month], slot=101, done=0)
+    tracker.note([month], slot=100, done=0)
+
+    # Then a compaction through slot 100 leaves the month tracked (its delta of 101 is not summed yet), and
+    # one through 101 takes it
+    assert tracker.done_through(100, LEVELS) == []
+    assert tracker.done_through(101, LEVELS) == [month]
 
 
 def test_a_settled_bucket_holding_one_row_is_left_as_it_is():

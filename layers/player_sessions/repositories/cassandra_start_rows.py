@@ -15,7 +15,7 @@ from typing import Any
 from cassandra.cluster import EXEC_PROFILE_DEFAULT
 
 from player_sessions.cassandra_connection import BULK_PROFILE, CassandraConnection
-from player_sessions.models import HourCounts, StartRow
+from player_sessions.models import HourCounts, StartRow, from_epoch_ms, to_epoch_ms
 from player_sessions.read_counts import count_read
 from player_sessions.repositories.cassandra_helpers import (
     MAX_IN_VALUES,
@@ -192,8 +192,7 @@ class _FewHours:
             # As a range read compares them: the bounds as the driver sends them (whole milliseconds, cut), with
             # the rows' timestamps, naive UTC as the driver returns them.
             not_before, not_after = (
-                moment.astimezone(UTC).replace(tzinfo=None, microsecond=moment.microsecond // 1000 * 1000)
-                for moment in self._between
+                from_epoch_ms(to_epoch_ms(moment)).replace(tzinfo=None) for moment in self._between
             )
             with unavailable_on_failure("read a country's starts"):
                 for row in self._future.result():

@@ -122,8 +122,9 @@ class CompactionTracker:
         ``done``)."""
         self.deltas.update(buckets)
         for bucket in buckets:
-            self.last_slot.pop(bucket, None)
-            self.last_slot[bucket] = slot
+            # The newest of its deltas: one tracker may see another part's older slot after a newer one (a
+            # tool folding every part in turn)
+            self.last_slot[bucket] = max(slot, self.last_slot.pop(bucket, slot))
         due = [bucket for bucket in buckets if self.deltas[bucket] >= self.compact_after]
         self._compacting(due, done)
         return due
