@@ -97,3 +97,26 @@ def test_every_rate_starts_after_the_settle_step(monkeypatch):
     # Then the settle step ran before each rate tried, and the rates' results are what the search judged
     assert order == ["settle", 40.0, "settle", 20.0, "settle", 10.0, "settle", 15.0]
     assert (capacity, [result.rate for result in results]) == (10.0, [40.0, 20.0, 10.0, 15.0])
+
+
+def test_each_refinement_narrows_the_pair_between_the_last_rate_held_and_the_first_failed():
+    # Given a served path that holds up to 92 requests/s, searched with three tries between 80 and 100
+    tried: list[float] = []
+
+    def holds(rate: float) -> bool:
+        tried.append(rate)
+        return rate <= 92.0
+
+    capacity = search_capacity(RATES, holds, refinements=3)
+    # Then it held 90, failed 95, failed 92.5: the capacity is 90, within 2.5 of the limit
+    assert tried == [40.0, 60.0, 80.0, 100.0, 90.0, 95.0, 92.5]
+    assert capacity == 90.0
+
+
+def test_a_rate_with_one_refusal_does_not_hold_when_nothing_may_be_refused():
+    # Given a rate of 200 requests whose answers were all fast but one was refused (429)
+    result = open_model.RateResult(20.0, 10.0, sent=200)
+    result.refused.latencies_ms.append(3.0)
+    # Then it holds with the open model's 1% allowance, not under a rule of no error at all
+    assert result.holds(500.0)
+    assert not result.holds(500.0, refused_at_most=0.0)

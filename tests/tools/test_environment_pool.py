@@ -11,7 +11,7 @@ from typing import Any
 from player_sessions_local.gateway.answers import answer_invocation
 from player_sessions_local.gateway.invocation import Invocation, Outcome
 from player_sessions_local.gateway.local_functions import LocalFunction
-from player_sessions_local.gateway.pool import EnvironmentPool
+from player_sessions_local.gateway.pool import DEFAULT_START_WAIT_SECONDS, EnvironmentPool
 
 FUNCTIONS = {
     name: LocalFunction(
@@ -96,8 +96,8 @@ def test_an_idle_environment_of_the_function_is_reused_and_another_functions_is_
     assert pool.state().started == {"ingest": 1, "read": 1}
 
 
-def test_a_request_beyond_the_maximum_is_refused_at_once_with_429_as_lambda_throttles():
-    # Given a pool of one, whose only environment is busy
+def test_a_request_beyond_the_maximum_is_refused_after_the_short_start_wait_with_429_as_lambda_throttles():
+    # Given a pool of one, whose only environment stays busy
     stand_ins = StandIns()
     stand_ins.gate.clear()
     pool = pool_with(stand_ins, max_concurrency=1)
@@ -110,12 +110,33 @@ def test_a_request_beyond_the_maximum_is_refused_at_once_with_429_as_lambda_thro
     waited = time.monotonic() - started
     stand_ins.gate.set()
     busy.join()
-    # Then it is refused without waiting for the busy one, and API Gateway's throttle answer is given
+    # Then it waited the start wait (no environment freed), was refused, and API Gateway's throttle answer given
     assert refused.outcome is Outcome.THROTTLED
-    assert waited < 1.0
+    assert DEFAULT_START_WAIT_SECONDS <= waited < 1.0
     response = answer_invocation("read", refused)
     assert (response.status, response.body) == (429, b'{"message": "Too Many Requests"}')
     assert ("Retry-After", "1") in response.headers
+    assert pool.state().started == {"ingest": 1}
+
+
+def test_a_request_finding_every_environment_busy_is_served_by_one_that_frees_within_the_start_wait():
+    # Given a pool of one whose only environment is busy, and a start wait long enough for it to finish
+    stand_ins = StandIns()
+    stand_ins.gate.clear()
+    pool = pool_with(stand_ins, max_concurrency=1, start_wait_seconds=30.0)
+    busy = threading.Thread(target=invoke, args=(pool,))
+    busy.start()
+    wait_until(lambda: pool.state().busy == 1)
+    # When another request comes and the busy invocation then returns
+    second: list[Invocation] = []
+    waiting = threading.Thread(target=lambda: second.append(invoke(pool)))
+    waiting.start()
+    wait_until(lambda: pool.state().waiting == 1)
+    stand_ins.gate.set()
+    for thread in (busy, waiting):
+        thread.join()
+    # Then it ran in the environment that freed: not refused, no second environment started
+    assert second[0].outcome is Outcome.RETURNED
     assert pool.state().started == {"ingest": 1}
 
 

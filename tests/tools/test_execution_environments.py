@@ -162,7 +162,7 @@ def test_a_warm_environment_is_reused_for_the_next_request():
     assert state.started == {"probe": 1} and state.idle == {"probe": 1}
 
 
-def test_max_concurrency_is_enforced_and_the_request_beyond_it_is_throttled_at_once(barrier):
+def test_max_concurrency_is_enforced_and_the_request_beyond_it_is_throttled(barrier):
     with probe_gateway(max_concurrency=2) as gateway, ThreadPoolExecutor(2) as clients:
         # Given two requests holding both environments the pool may run
         held = [clients.submit(gateway.post, {"id": n, "hold_at": barrier.port}) for n in ("a", "b")]
@@ -172,8 +172,8 @@ def test_max_concurrency_is_enforced_and_the_request_beyond_it_is_throttled_at_o
         state = gateway.pool.state()
         barrier.release()
         answers = [body(future.result()) for future in held]
-    # Then it is refused as Lambda throttles (429, Retry-After) while the two are still held (it did not wait),
-    # and no third environment starts
+    # Then, neither freeing within the start wait, it is refused as Lambda throttles (429, Retry-After) while the
+    # two are still held, and no third environment starts
     assert third.status_code == 429 and third.headers["retry-after"] == "1"
     assert third.json() == {"message": "Too Many Requests"}
     assert state.busy == 2 and state.waiting == 0

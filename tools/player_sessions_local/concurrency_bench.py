@@ -12,7 +12,9 @@ against the one-environment gateway (``--in-process``), each with 8 concurrent c
    warm-up at full concurrency; init durations per function are read from the pool's log (INIT REPORT);
 4. for each route in turn, on both gateways: ``--clients`` clients for ``--seconds``, then one client;
    CPU per component (gateway, environments, Cassandra, Redis, load generator, rest of the machine) is read
-   from /proc during the concurrent runs.
+   from /proc during the concurrent runs;
+5. each route's open-model capacity on both gateways, ``--capacity-seconds`` a rate (route_capacity): the
+   highest fixed arrival rate with p90 <= 100 ms and no error; after ingest's rates the builders fold first.
 Writes bench-results/concurrency-<time>/summary.md and results.json, and prints the summary.
 """
 
@@ -20,10 +22,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import re
-import statistics
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -31,11 +31,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from player_sessions.routes import STUDIO_EVENTS_PATH
+from player_sessions.bootstrap import build_services
+from player_sessions.clock import SystemClock
+from player_sessions.routes import ROLLUP_BUILDER, STUDIO_EVENTS_PATH
 from player_sessions.settings import Settings, get_settings
+from player_sessions_local import route_capacity
+from player_sessions_local.bench.live import wait_until_folded
 from player_sessions_local.bench.local_stack import flush_redis, fresh_keyspace, redis_url_with_db
-from player_sessions_local.cassandra_roles import as_admin
-from player_sessions_local.cpu_profile import COMPONENTS, CpuMeter, CpuProfile
+from player_sessions_local.bench.machine import git_commit, load_average, machine_description
+from player_sessions_local.cassandra_roles import as_admin, as_function
+from player_sessions_local.concurrency_summary import MODES, summary
+from player_sessions_local.cpu_profile import CpuMeter, CpuProfile
 from player_sessions_local.measure.batches import completed_sessions_batch
 from player_sessions_local.measure.http_client import HttpClient, MakeRequest, Request, drive
 from player_sessions_local.measure.processes import GatewayProcess, start_gateway
@@ -46,9 +52,6 @@ REDIS_DBS = {"pool": 12, "one environment": 11}
 """A Redis database per gateway: one must not answer from what the other cached (the routes with random keys
 would favour whichever runs second)."""
 API_KEY = "concurrency-bench-key"
-MODES = ("pool", "one environment")
-P90_TARGET_MS = 100
-THROUGHPUT_TARGET = 1.5
 _INIT_REPORT = re.compile(r" (\w+)#(\d+) .*INIT REPORT\(durationMs: ([\d.]+)\)")
 
 
@@ -56,6 +59,7 @@ _INIT_REPORT = re.compile(r" (\w+)#(\d+) .*INIT REPORT\(durationMs: ([\d.]+)\)")
 class RoutePlan:
     name: str
     make_request: MakeRequest
+    writes: bool = False
 
 
 @dataclass
@@ -106,7 +110,7 @@ def route_plans(players: Sequence[str], countries: Sequence[str]) -> list[RouteP
         RoutePlan("GET /countries/starts?hours=<random 1-8760>", metric(None)),
         RoutePlan("GET /countries/{c}/starts (limit 100)", page),
         # Last: its sessions land in the open hours, which every count reads row by row.
-        RoutePlan("POST /events (10 events)", ingest),
+        RoutePlan("POST /events (10 events)", ingest, writes=True),
     ]
 
 
@@ -227,110 +231,27 @@ def measure(
     return runs, profiles
 
 
-def summary(
-    runs: list[RouteRun],
-    profiles: dict[tuple[str, str], CpuProfile],
-    cold: dict[str, list[float]],
-    options: argparse.Namespace,
-    machine: dict[str, str],
-) -> str:
-    by_key = {(r.route, r.mode, r.clients): r for r in runs}
-    routes = list(dict.fromkeys(r.route for r in runs))
-    n = options.clients
-    lines = [
-        f"# Concurrency through the local gateway ({machine['date']})",
-        "",
-        (
-            f"{machine['cpus']} CPUs, {machine['memory']}, load average at start {machine['load']}. "
-            f"{options.events:,} generated events loaded; {options.seconds:g} s per route and pass; "
-            f"pool of at most {options.max_concurrency or 'the default number of'} environments; cache on."
-        ),
-        "",
-        f"## {n} concurrent clients",
-        "",
-        "| route | pool req/s | p50 | p90 | p99 | one env req/s | p50 | p90 | p99 | throughput ratio |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for route in routes:
-        pool, one = by_key[(route, "pool", n)], by_key[(route, "one environment", n)]
-        ratio = pool.throughput / one.throughput if one.throughput else float("nan")
-        lines.append(f"| `{route}` | {_cells(pool)} | {_cells(one)} | {ratio:.2f} |")
-    lines += [
-        "",
-        "## One client",
-        "",
-        "| route | pool req/s | p50 | p90 | p99 | one env req/s | p50 | p90 | p99 |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for route in routes:
-        pool, one = by_key[(route, "pool", 1)], by_key[(route, "one environment", 1)]
-        lines.append(f"| `{route}` | {_cells(pool)} | {_cells(one)} |")
-    lines += [
-        "",
-        "## Cold starts (pool): init duration per function, from the emulator's INIT REPORT",
-        "",
-        "| function | alone (first environment) | later ones, under load: median (min-max) | environments |",
-        "|---|---:|---:|---:|",
-    ]
-    for function, durations in sorted(cold.items()):
-        rest = durations[1:]
-        spread = f"{statistics.median(rest):.0f} ms ({min(rest):.0f}-{max(rest):.0f})" if rest else "-"
-        lines.append(f"| {function} | {durations[0]:.0f} ms | {spread} | {len(durations)} |")
-    lines += [
-        "",
-        f"## CPU per request with {n} clients (ms), and cores busy",
-        "",
-        "| route | gateway | " + " | ".join(COMPONENTS[1:]) + " | cores busy |",
-        "|---|" + "---:|" * (len(COMPONENTS) + 1),
-    ]
-    for route in routes:
-        for mode in MODES:
-            profile = profiles[(route, mode)]
-            per = profile.per_request_ms(len(by_key[(route, mode, n)].latencies_ms))
-            lines.append(
-                f"| `{route}` {mode} | "
-                + " | ".join(f"{per[c]:.1f}" for c in COMPONENTS)
-                + f" | {profile.cores_busy():.2f} |"
-            )
-    errors = sum(r.errors for r in runs)
-    p90_met = all(by_key[(r, "pool", n)].percentile(0.9) <= P90_TARGET_MS for r in routes)
-    ratios = [
-        by_key[(r, "pool", n)].throughput / by_key[(r, "one environment", n)].throughput for r in routes
-    ]
-    lines += [
-        "",
-        "## Targets",
-        "",
-        (
-            f"- every route's p90 <= {P90_TARGET_MS} ms with {n} clients through the pool: "
-            f"{'met' if p90_met else 'missed'}"
-        ),
-        (
-            f"- throughput >= {THROUGHPUT_TARGET}x the one-environment gateway's with {n} clients: "
-            f"{'met' if min(ratios) >= THROUGHPUT_TARGET else 'missed'} "
-            f"(ratios {min(ratios):.2f} to {max(ratios):.2f})"
-        ),
-        f"- errors: {errors}",
-    ]
-    return "\n".join(lines) + "\n"
-
-
-def _cells(run: RouteRun) -> str:
-    """Throughput, then p50, p90 and p99 in ms, as table cells."""
-    return " | ".join([f"{run.throughput:.0f}", *(f"{run.percentile(q):.1f}" for q in (0.5, 0.9, 0.99))])
-
-
-def describe_machine() -> dict[str, str]:
-    memory = re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text())
-    if memory is None:
-        raise RuntimeError("/proc/meminfo holds no MemTotal")
-    memory_kb = int(memory.group(1))
-    return {
-        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "cpus": str(os.cpu_count()),
-        "memory": f"{memory_kb / 1024 / 1024:.1f} GiB",
-        "load": " ".join(Path("/proc/loadavg").read_text().split()[:3]),
-    }
+def measure_capacities(
+    gateways: dict[str, GatewayProcess], plans: Sequence[RoutePlan], settings: Settings, seconds: float
+) -> list[route_capacity.RouteCapacity]:
+    """Each route's open-model capacity on each gateway; before each rate of a route that writes, the
+    builders fold what the rate before it stored (so no rate pays for an earlier one's tail)."""
+    if seconds <= 0:
+        return []
+    builder = build_services(as_function(ROLLUP_BUILDER, settings), SystemClock())
+    settle = wait_until_folded(builder)
+    try:
+        return route_capacity.measure_capacities(
+            {mode: gateway.url for mode, gateway in gateways.items()},
+            [(plan.name, plan.make_request, settle if plan.writes else None) for plan in plans],
+            seconds=seconds,
+            api_key=API_KEY,
+            seed=500,
+            say=say,
+        )
+    finally:
+        if builder.cassandra is not None:
+            builder.cassandra.close()
 
 
 def say(message: str) -> None:
@@ -347,6 +268,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--max-concurrency", type=int, default=None, help="the pool's (default: its own)")
+    parser.add_argument(
+        "--capacity-seconds", type=float, default=5.0, help="a rate of the capacity search (0: no search)"
+    )
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument(
         "--reuse-data",
@@ -354,7 +278,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="keep the keyspace an earlier run with the same --events loaded",
     )
     options = parser.parse_args(argv)
-    machine = describe_machine()
+    machine = {
+        **machine_description(as_admin(get_settings())),
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "commit": git_commit(),
+        "load": load_average(),
+    }
     out = options.out or Path("bench-results") / f"concurrency-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
     out.mkdir(parents=True, exist_ok=True)
     base = get_settings()
@@ -370,10 +299,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             warm_up(gateway, plans, options.clients)
         runs, profiles = measure(gateways, plans, options.clients, options.seconds)
         cold = init_durations(gateways["pool"].log_path)
+        capacities = measure_capacities(gateways, plans, settings, options.capacity_seconds)
     finally:
         for gateway in gateways.values():
             gateway.stop()
-    text = summary(runs, profiles, cold, options, machine)
+    text = summary(runs, profiles, cold, capacities, options=options, machine=machine)
     (out / "summary.md").write_text(text)
     (out / "results.json").write_text(
         json.dumps(
@@ -382,6 +312,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "options": {k: str(v) for k, v in vars(options).items()},
                 "runs": [run.as_json() for run in runs],
                 "cold_starts_ms": cold,
+                "capacities": [found.as_json() for found in capacities],
                 "cpu_seconds": {f"{route} | {mode}": p.seconds for (route, mode), p in profiles.items()},
             },
             indent=2,
@@ -389,7 +320,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print(text)
     say(f"written to {out}")
-    return 1 if any(run.errors for run in runs) else 0
+    failed = any(run.errors for run in runs) or any(r.server_errors for c in capacities for r in c.rates)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -4,10 +4,13 @@ concurrency (invocations in flight, across functions, like an account's concurre
 warm and are retired after an idle timeout; one that crashed or timed out is discarded, and the next request
 starts a fresh one.
 
-Beyond the maximum a request is refused at once (throttled, as Lambda refuses an invocation past a function's
-concurrency; the gateway answers 429), so the requests within capacity keep their latency instead of queueing
-behind a backlog. ``wait_timeout_seconds`` lets a request wait for a free slot instead (then 504), for
-experiments only (docs/decisions.md).
+Beyond the maximum a request waits at most ``start_wait_seconds`` for an environment to free, then is refused
+(throttled, as Lambda refuses an invocation past a function's concurrency; the gateway answers 429), so the
+requests within capacity keep their latency instead of queueing behind a backlog. The short wait stands for
+the cold start a deployed function would give that request instead: the API functions reserve no
+concurrency, so Lambda starts another environment where this machine's cores set the maximum.
+``wait_timeout_seconds`` lets a request wait longer instead (then 504), for experiments only
+(docs/decisions.md).
 """
 
 from __future__ import annotations
@@ -30,6 +33,9 @@ DEFAULT_MAX_CONCURRENCY = 2 * (os.cpu_count() or 1)
 """Twice the cores: an invocation spends part of its time waiting for Cassandra, so two per core keep the
 cores busy; more only queue for them (docs/benchmarks.md)."""
 DEFAULT_IDLE_TIMEOUT_SECONDS = 300.0
+DEFAULT_START_WAIT_SECONDS = 0.05
+"""How long a request finding every environment busy waits for one before it is refused: less than a deployed
+cold start (about 0.3 s here, INIT REPORT), and short enough that a refusal still comes within 100 ms."""
 INTEGRATION_TIMEOUT_SECONDS = 29.0
 """API Gateway's integration timeout: the longest a request could wait for a free environment, if waiting."""
 _LOGGER = logging.getLogger(__name__)
@@ -66,6 +72,7 @@ class EnvironmentPool:
         max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
         idle_timeout_seconds: float = DEFAULT_IDLE_TIMEOUT_SECONDS,
         wait_timeout_seconds: float = 0.0,
+        start_wait_seconds: float = DEFAULT_START_WAIT_SECONDS,
         start_environment: StartEnvironment = ExecutionEnvironment.start,
         clock: Callable[[], float] = time.monotonic,
         retire_in_background: bool = True,
@@ -77,6 +84,7 @@ class EnvironmentPool:
         self.idle_timeout_seconds = idle_timeout_seconds
         self._region = region
         self._wait_timeout = wait_timeout_seconds
+        self._start_wait = start_wait_seconds
         self._start_environment = start_environment
         self._clock = clock
         self._condition = threading.Condition()
@@ -121,7 +129,8 @@ class EnvironmentPool:
 
     def _acquire(self, function_name: str) -> Any:
         function = self.functions[function_name]
-        deadline = self._clock() + self._wait_timeout
+        queues = self._wait_timeout > 0
+        deadline = self._clock() + (self._wait_timeout if queues else self._start_wait)
         with self._condition:
             self._waiting += 1
             try:
@@ -136,13 +145,15 @@ class EnvironmentPool:
                             return idle.pop()[1]
                         number = next(self._numbers)
                         break
-                    if self._wait_timeout <= 0:
-                        self._throttled += 1
-                        raise _ThrottledError(f"all {self.max_concurrency} environments busy")
                     remaining = deadline - self._clock()
-                    if remaining <= 0:
+                    if remaining <= 0 and queues:
                         raise _NoEnvironmentError(
                             f"all {self.max_concurrency} environments busy for {self._wait_timeout:g} s"
+                        )
+                    if remaining <= 0:
+                        self._throttled += 1
+                        raise _ThrottledError(
+                            f"all {self.max_concurrency} environments busy for {self._start_wait * 1000:g} ms"
                         )
                     self._condition.wait(remaining)
             finally:

@@ -34,11 +34,18 @@ class ServeOptions:
     idle_timeout_seconds: float
     rollup_builder: bool = True
     queue_seconds: float = 0.0
-    """How long a request may wait for a free environment; 0: refused at once (429), as Lambda throttles."""
+    """How long a request may wait for a free environment before API Gateway's 504; 0: no queue, a request
+    waits ``start_wait_ms`` at most, then is refused (429), as Lambda throttles."""
+    start_wait_ms: float | None = None
+    """How long a request finding every environment busy waits before 429 (None: the pool's default)."""
 
 
 def parse_options(argv: Sequence[str] | None) -> ServeOptions:
-    from player_sessions_local.gateway.pool import DEFAULT_IDLE_TIMEOUT_SECONDS, DEFAULT_MAX_CONCURRENCY
+    from player_sessions_local.gateway.pool import (
+        DEFAULT_IDLE_TIMEOUT_SECONDS,
+        DEFAULT_MAX_CONCURRENCY,
+        DEFAULT_START_WAIT_SECONDS,
+    )
 
     parser = argparse.ArgumentParser(
         prog="python -m player_sessions_local.gateway",
@@ -72,8 +79,16 @@ def parse_options(argv: Sequence[str] | None) -> ServeOptions:
         "--queue-seconds",
         type=float,
         default=0.0,
-        help="let a request wait this long for a free environment instead of refusing it at once with 429 "
+        help="let a request wait this long for a free environment instead of refusing it with 429 "
         "(an experiment: neither API Gateway nor Lambda queues)",
+    )
+    parser.add_argument(
+        "--start-wait-ms",
+        type=float,
+        default=float(os.environ.get("LOCAL_LAMBDA_START_WAIT_MS", DEFAULT_START_WAIT_SECONDS * 1000)),
+        help="how long a request finding every environment busy waits for one before 429, standing for the "
+        "cold start Lambda would give it (default: LOCAL_LAMBDA_START_WAIT_MS, else %(default)g; 0: refused "
+        "at once)",
     )
     parser.add_argument(
         "--no-rollup-builder",
@@ -83,6 +98,8 @@ def parse_options(argv: Sequence[str] | None) -> ServeOptions:
     arguments = parser.parse_args(argv)
     if arguments.max_concurrency < 1:
         parser.error("--max-concurrency must be at least 1")
+    if arguments.start_wait_ms < 0:
+        parser.error("--start-wait-ms must not be negative")
     return ServeOptions(
         arguments.host,
         arguments.port,
@@ -91,6 +108,7 @@ def parse_options(argv: Sequence[str] | None) -> ServeOptions:
         arguments.idle_timeout_seconds,
         rollup_builder=not arguments.no_rollup_builder,
         queue_seconds=arguments.queue_seconds,
+        start_wait_ms=arguments.start_wait_ms,
     )
 
 
@@ -98,7 +116,7 @@ def build_invoker(options: ServeOptions) -> Invoker:
     """The pool of execution environments of the deployed functions, or the one in-process environment."""
     from player_sessions.settings import get_settings
     from player_sessions_local.gateway.local_functions import deployed_functions
-    from player_sessions_local.gateway.pool import EnvironmentPool
+    from player_sessions_local.gateway.pool import DEFAULT_START_WAIT_SECONDS, EnvironmentPool
 
     settings = get_settings()
     if options.in_process:
@@ -109,6 +127,9 @@ def build_invoker(options: ServeOptions) -> Invoker:
         max_concurrency=options.max_concurrency,
         idle_timeout_seconds=options.idle_timeout_seconds,
         wait_timeout_seconds=options.queue_seconds,
+        start_wait_seconds=(
+            DEFAULT_START_WAIT_SECONDS if options.start_wait_ms is None else options.start_wait_ms / 1000
+        ),
     )
 
 

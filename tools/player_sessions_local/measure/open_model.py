@@ -118,6 +118,8 @@ def find_capacity(
     seed: int,
     api_key: str | None = None,
     settle: Callable[[], object] | None = None,
+    refused_at_most: float = REFUSED_AT_MOST,
+    refinements: int = 1,
 ) -> tuple[float, list[RateResult]]:
     """The highest rate that holds (0 if none), and every rate's result, in the order run (search_capacity).
     ``settle`` runs before each rate, so that every rate starts from the same state (the builders caught up
@@ -131,9 +133,9 @@ def find_capacity(
             url, mix, rate=rate, seconds=seconds, seed=seed + len(results), api_key=api_key
         )
         results.append(result)
-        return result.holds(p90_limit_ms)
+        return result.holds(p90_limit_ms, refused_at_most)
 
-    return search_capacity(rates, holds), results
+    return search_capacity(rates, holds, refinements=refinements), results
 
 
 FLOOR_RATE = 2.5
@@ -141,12 +143,12 @@ FLOOR_RATE = 2.5
 
 
 def search_capacity(
-    rates: Sequence[float], holds: Callable[[float], bool], floor: float = FLOOR_RATE
+    rates: Sequence[float], holds: Callable[[float], bool], floor: float = FLOOR_RATE, refinements: int = 1
 ) -> float:
     """The highest rate that holds, 0 if none does. Steps up through ``rates`` (ascending) to the first that
-    does not hold, then tries once the rate halfway between it and the last that held. When the first rate
-    already fails (a slow host), halves it until one holds or the rate is below ``floor``, then tries once
-    halfway between that and the lowest that failed."""
+    does not hold, then tries the rate halfway between it and the last that held, ``refinements`` times
+    (each try narrows the pair). When the first rate already fails (a slow host), halves it until one holds
+    or the rate is below ``floor``, then narrows between that and the lowest that failed the same way."""
     held, failed = 0.0, None
     for rate in rates:
         if not holds(rate):
@@ -164,7 +166,12 @@ def search_capacity(
             failed, rate = rate, rate / 2
         if held == 0.0:
             return 0.0
-    halfway = round((held + failed) / 2, 1)
-    if held < halfway < failed and holds(halfway):
-        held = halfway
+    for _ in range(refinements):
+        halfway = round((held + failed) / 2, 1)
+        if not held < halfway < failed:
+            break
+        if holds(halfway):
+            held = halfway
+        else:
+            failed = halfway
     return held
