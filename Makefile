@@ -132,8 +132,8 @@ EVENTS ?= 1000000
 bench: up
 	$(UV) run python -m player_sessions_local.bench --events $(EVENTS)
 
-# The gateway's pool of execution environments against the one-environment gateway (--in-process), 8 clients
-# and one, in one run (docs/benchmarks.md, "Concurrency"): bench-results/concurrency-<time>/summary.md.
+# The gateway's pool of execution environments against the one-environment gateway (--in-process), as many
+# clients as the pool's environments and one, then each route's open-model capacity, in one run (docs/benchmarks.md, "Concurrency"): bench-results/concurrency-<time>/summary.md.
 CONCURRENCY_EVENTS ?= 100000
 bench-concurrency: up
 	$(UV) run python -m player_sessions_local.concurrency_bench --events $(CONCURRENCY_EVENTS)

@@ -1,8 +1,9 @@
 """The local gateway's concurrency, measured in one run: the pool of execution environments (`make serve`)
-against the one-environment gateway (``--in-process``), each with 8 concurrent clients and with one.
+against the one-environment gateway (``--in-process``), each with as many concurrent clients as the pool runs
+environments and with one, then each route's open-model capacity on both.
 
     make bench-concurrency                      # CONCURRENCY_EVENTS=100000 by default
-    uv run python -m player_sessions_local.concurrency_bench --events 100000 --seconds 10 --clients 8
+    uv run python -m player_sessions_local.concurrency_bench --events 100000 --seconds 10 --clients 4
 
 1. data: generated events loaded into a keyspace of their own (``player_sessions_concurrency``), rollups
    built;
@@ -42,6 +43,7 @@ from player_sessions_local.bench.machine import git_commit, load_average, machin
 from player_sessions_local.cassandra_roles import as_admin, as_function
 from player_sessions_local.concurrency_summary import MODES, summary
 from player_sessions_local.cpu_profile import CpuMeter, CpuProfile
+from player_sessions_local.gateway.pool import DEFAULT_MAX_CONCURRENCY
 from player_sessions_local.measure.batches import completed_sessions_batch
 from player_sessions_local.measure.http_client import HttpClient, MakeRequest, Request, drive
 from player_sessions_local.measure.processes import GatewayProcess, start_gateway
@@ -232,12 +234,19 @@ def measure(
 
 
 def measure_capacities(
-    gateways: dict[str, GatewayProcess], plans: Sequence[RoutePlan], settings: Settings, seconds: float
+    gateways: dict[str, GatewayProcess],
+    plans: Sequence[RoutePlan],
+    settings: Settings,
+    *,
+    seconds: float,
+    clients: int,
 ) -> list[route_capacity.RouteCapacity]:
-    """Each route's open-model capacity on each gateway; before each rate of a route that writes, the
-    builders fold what the rate before it stored (so no rate pays for an earlier one's tail)."""
+    """Each route's open-model capacity on each gateway, warmed up first (``clients`` at once); before each rate
+    of a route that writes, the builders fold what the rate before it stored (so no rate pays for an earlier
+    one's tail)."""
     if seconds <= 0:
         return []
+    by_name = {plan.name: plan for plan in plans}
     builder = build_services(as_function(ROLLUP_BUILDER, settings), SystemClock())
     settle = wait_until_folded(builder)
     try:
@@ -248,6 +257,7 @@ def measure_capacities(
             api_key=API_KEY,
             seed=500,
             say=say,
+            warm=lambda route, mode: warm_up(gateways[mode], [by_name[route]], clients),
         )
     finally:
         if builder.cassandra is not None:
@@ -266,7 +276,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument(
+        "--clients",
+        type=int,
+        default=DEFAULT_MAX_CONCURRENCY,
+        help="closed-loop clients (default: the pool's environments, %(default)s; more are refused with 429)",
+    )
     parser.add_argument("--max-concurrency", type=int, default=None, help="the pool's (default: its own)")
     parser.add_argument(
         "--capacity-seconds", type=float, default=5.0, help="a rate of the capacity search (0: no search)"
@@ -299,7 +314,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             warm_up(gateway, plans, options.clients)
         runs, profiles = measure(gateways, plans, options.clients, options.seconds)
         cold = init_durations(gateways["pool"].log_path)
-        capacities = measure_capacities(gateways, plans, settings, options.capacity_seconds)
+        capacities = measure_capacities(
+            gateways, plans, settings, seconds=options.capacity_seconds, clients=options.clients
+        )
     finally:
         for gateway in gateways.values():
             gateway.stop()

@@ -58,12 +58,17 @@ def measure_capacities(
     api_key: str,
     seed: int,
     say: Callable[[str], None],
+    warm: Callable[[str, str], object] | None = None,
 ) -> list[RouteCapacity]:
     """For each route (its name, its requests, and what to wait for before each rate: the builders' fold after
-    a route that writes), each gateway in ``urls`` in turn, one search each."""
+    a route that writes), each gateway in ``urls`` in turn, one search each. ``warm(route, mode)`` runs before
+    a search: the capacity is the warm service's (cold starts are measured apart); an environment left idle
+    while other routes were searched has been retired by then."""
     found = []
     for index, (route, make_request, settle) in enumerate(routes):
         for mode, url in urls.items():
+            if warm is not None:
+                warm(route, mode)
             capacity, rates = find_capacity(
                 url,
                 [MixEntry(route, 1.0, make_request)],
