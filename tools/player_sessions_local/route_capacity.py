@@ -123,9 +123,17 @@ def capacity_section(
         "|---|---:|---:|---:|",
     ]
     for route, ratio in ratios(found, served, reference).items():
-        cell = f"{ratio:.2f}" if ratio is not None else "-"
-        lines.append(f"| `{route}` | {by_key[(route, served)]:g} | {by_key[(route, reference)]:g} | {cell} |")
+        cells = [_rate_cell(by_key[(route, mode)]) for mode in (served, reference)]
+        ratio_cell = (
+            "-" if ratio is None else f"<= {ratio:.2f}" if cells[1].startswith(">=") else f"{ratio:.2f}"
+        )
+        lines.append(f"| `{route}` | {cells[0]} | {cells[1]} | {ratio_cell} |")
     return lines
+
+
+def _rate_cell(capacity: float) -> str:
+    """The capacity, or at least the highest rate tried when that one held too."""
+    return f">= {capacity:g}" if capacity >= RATES[-1] else f"{capacity:g}"
 
 
 def capacity_target(found: Sequence[RouteCapacity], served: str, reference: str) -> str:
