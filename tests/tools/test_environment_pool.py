@@ -96,14 +96,21 @@ def test_an_idle_environment_of_the_function_is_reused_and_another_functions_is_
     assert pool.state().started == {"ingest": 1, "read": 1}
 
 
-def test_a_request_beyond_the_maximum_is_refused_after_the_short_start_wait_with_429_as_lambda_throttles():
-    # Given a pool of one, whose only environment stays busy
+def pool_of_one_busy(**options) -> tuple[StandIns, EnvironmentPool, threading.Thread]:
+    """A pool of one whose only environment is busy (held until ``stand_ins.gate`` is set) with an ingest
+    invocation running on ``busy``."""
     stand_ins = StandIns()
     stand_ins.gate.clear()
-    pool = pool_with(stand_ins, max_concurrency=1)
+    pool = pool_with(stand_ins, max_concurrency=1, **options)
     busy = threading.Thread(target=invoke, args=(pool,))
     busy.start()
     wait_until(lambda: pool.state().busy == 1)
+    return stand_ins, pool, busy
+
+
+def test_a_request_beyond_the_maximum_is_refused_after_the_short_start_wait_with_429_as_lambda_throttles():
+    # Given a pool of one, whose only environment stays busy
+    stand_ins, pool, busy = pool_of_one_busy()
     # When another request comes
     started = time.monotonic()
     refused = invoke(pool, "read")
@@ -121,12 +128,7 @@ def test_a_request_beyond_the_maximum_is_refused_after_the_short_start_wait_with
 
 def test_a_request_finding_every_environment_busy_is_served_by_one_that_frees_within_the_start_wait():
     # Given a pool of one whose only environment is busy, and a start wait long enough for it to finish
-    stand_ins = StandIns()
-    stand_ins.gate.clear()
-    pool = pool_with(stand_ins, max_concurrency=1, start_wait_seconds=30.0)
-    busy = threading.Thread(target=invoke, args=(pool,))
-    busy.start()
-    wait_until(lambda: pool.state().busy == 1)
+    stand_ins, pool, busy = pool_of_one_busy(start_wait_seconds=30.0)
     # When another request comes and the busy invocation then returns
     second: list[Invocation] = []
     waiting = threading.Thread(target=lambda: second.append(invoke(pool)))
@@ -142,12 +144,7 @@ def test_a_request_finding_every_environment_busy_is_served_by_one_that_frees_wi
 
 def test_with_a_queue_a_request_beyond_the_maximum_waits_then_gets_api_gateways_504():
     # Given a pool of one that lets requests wait a moment (an experiment), its only environment busy
-    stand_ins = StandIns()
-    stand_ins.gate.clear()
-    pool = pool_with(stand_ins, max_concurrency=1, wait_timeout_seconds=0.2)
-    busy = threading.Thread(target=invoke, args=(pool,))
-    busy.start()
-    wait_until(lambda: pool.state().busy == 1)
+    stand_ins, pool, busy = pool_of_one_busy(wait_timeout_seconds=0.2)
     # When another request comes and no environment frees up in time
     refused = invoke(pool, "read")
     stand_ins.gate.set()
