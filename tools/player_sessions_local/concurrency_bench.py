@@ -279,8 +279,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--clients",
         type=int,
-        default=DEFAULT_MAX_CONCURRENCY,
-        help="closed-loop clients (default: the pool's environments, %(default)s; more are refused with 429)",
+        default=None,
+        help="closed-loop clients (default: the pool's environments, --max-concurrency or "
+        f"{DEFAULT_MAX_CONCURRENCY}; more are refused with 429)",
     )
     parser.add_argument("--max-concurrency", type=int, default=None, help="the pool's (default: its own)")
     parser.add_argument(
@@ -293,6 +294,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="keep the keyspace an earlier run with the same --events loaded",
     )
     options = parser.parse_args(argv)
+    options.clients = options.clients or options.max_concurrency or DEFAULT_MAX_CONCURRENCY
     machine = {
         **machine_description(as_admin(get_settings())),
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),

@@ -146,11 +146,11 @@ class EnvironmentPool:
                         number = next(self._numbers)
                         break
                     remaining = deadline - self._clock()
-                    if remaining <= 0 and queues:
-                        raise _NoEnvironmentError(
-                            f"all {self.max_concurrency} environments busy for {self._wait_timeout:g} s"
-                        )
                     if remaining <= 0:
+                        if queues:
+                            raise _NoEnvironmentError(
+                                f"all {self.max_concurrency} environments busy for {self._wait_timeout:g} s"
+                            )
                         self._throttled += 1
                         raise _ThrottledError(
                             f"all {self.max_concurrency} environments busy for {self._start_wait * 1000:g} ms"

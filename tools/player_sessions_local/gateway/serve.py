@@ -32,12 +32,12 @@ class ServeOptions:
     in_process: bool
     max_concurrency: int
     idle_timeout_seconds: float
+    start_wait_seconds: float
+    """How long a request finding every environment busy waits for one before 429."""
     rollup_builder: bool = True
     queue_seconds: float = 0.0
     """How long a request may wait for a free environment before API Gateway's 504; 0: no queue, a request
-    waits ``start_wait_ms`` at most, then is refused (429), as Lambda throttles."""
-    start_wait_ms: float | None = None
-    """How long a request finding every environment busy waits before 429 (None: the pool's default)."""
+    waits ``start_wait_seconds`` at most, then is refused (429), as Lambda throttles."""
 
 
 def parse_options(argv: Sequence[str] | None) -> ServeOptions:
@@ -106,9 +106,9 @@ def parse_options(argv: Sequence[str] | None) -> ServeOptions:
         arguments.in_process,
         arguments.max_concurrency,
         arguments.idle_timeout_seconds,
+        arguments.start_wait_ms / 1000,
         rollup_builder=not arguments.no_rollup_builder,
         queue_seconds=arguments.queue_seconds,
-        start_wait_ms=arguments.start_wait_ms,
     )
 
 
@@ -116,7 +116,7 @@ def build_invoker(options: ServeOptions) -> Invoker:
     """The pool of execution environments of the deployed functions, or the one in-process environment."""
     from player_sessions.settings import get_settings
     from player_sessions_local.gateway.local_functions import deployed_functions
-    from player_sessions_local.gateway.pool import DEFAULT_START_WAIT_SECONDS, EnvironmentPool
+    from player_sessions_local.gateway.pool import EnvironmentPool
 
     settings = get_settings()
     if options.in_process:
@@ -127,9 +127,7 @@ def build_invoker(options: ServeOptions) -> Invoker:
         max_concurrency=options.max_concurrency,
         idle_timeout_seconds=options.idle_timeout_seconds,
         wait_timeout_seconds=options.queue_seconds,
-        start_wait_seconds=(
-            DEFAULT_START_WAIT_SECONDS if options.start_wait_ms is None else options.start_wait_ms / 1000
-        ),
+        start_wait_seconds=options.start_wait_seconds,
     )
 
 
