@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from player_sessions_local.gateway.deadlines import WATCHER, Watch
 from player_sessions_local.gateway.invocation import Invocation, InvocationReport, Outcome
 from player_sessions_local.gateway.local_functions import REPOSITORY_ROOT, LocalFunction
 from player_sessions_local.lambda_bootstrap import (
@@ -81,7 +82,6 @@ class ExecutionEnvironment:
         self.invocations = 0
         self.last_used = time.monotonic()
         self._initialized_at: float | None = None
-        self._initialized = threading.Event()
         self._stopping = False
         self._reports: dict[str, _PendingReport] = {}
         self._current: _PendingReport | None = None
@@ -168,38 +168,48 @@ class ExecutionEnvironment:
         if trace_id:
             headers["X-Amzn-Trace-Id"] = trace_id
         self.invocations += 1
-        watchdog = _Watchdog(self, time.monotonic())
+        requested_at = time.monotonic()
+        watch = WATCHER.watch(lambda: self._enforced_deadline(requested_at), self._kill_late)
         try:
             # Bytes, so that http.client sends the head and the body in one write.
             self._connection.request("POST", INVOKE_PATH, body=json.dumps(event).encode(), headers=headers)
             response = self._connection.getresponse()
             status, payload = response.status, response.read()
         except (OSError, http.client.HTTPException) as error:  # TimeoutError included
-            watchdog.finished()
-            if watchdog.fired or isinstance(error, TimeoutError):
-                invocation = Invocation(Outcome.TIMED_OUT, detail=self._timed_out_detail(watchdog))
+            watch.finished()
+            if watch.fired or isinstance(error, TimeoutError):
+                invocation = Invocation(Outcome.TIMED_OUT, detail=self._timed_out_detail(watch))
             else:
                 invocation = Invocation(Outcome.CRASHED, detail=f"the emulator is gone ({error})")
             return self._finish(invocation, request_id, pending, reported=False)
         finally:
             self.last_used = time.monotonic()
-        watchdog.finished()
-        if watchdog.fired:  # the answer came as the environment was being killed: too late all the same
-            invocation = Invocation(Outcome.TIMED_OUT, detail=self._timed_out_detail(watchdog))
+        watch.finished()
+        if watch.fired:  # the answer came as the environment was being killed: too late all the same
+            invocation = Invocation(Outcome.TIMED_OUT, detail=self._timed_out_detail(watch))
             return self._finish(invocation, request_id, pending, reported=False)
         invocation = self._classify(status, payload)
         # The emulator prints no REPORT for an invocation whose runtime exited (Lambda would).
         reported = invocation.outcome is not Outcome.CRASHED
         return self._finish(invocation, request_id, pending, reported=reported)
 
-    def _timed_out_detail(self, watchdog: _Watchdog) -> str:
-        if watchdog.fired:
+    def _timed_out_detail(self, watch: Watch) -> str:
+        if watch.fired:
             return f"Task timed out after {self.function.timeout_seconds:.2f} seconds"
         return "the emulator did not answer in time"
 
-    def wait_until_initialized(self, timeout: float) -> bool:
-        """Until the runtime's init has ended (its ``INIT REPORT``); False if it had not within ``timeout``."""
-        return self._initialized.wait(timeout)
+    def _enforced_deadline(self, requested_at: float) -> float | None:
+        """The deadline this gateway enforces (None: none yet, init is running; or none at all, init ran past
+        its allowance and the emulator's own clock ends the invocation)."""
+        deadline = self.handler_deadline(requested_at)
+        timeout = self.function.timeout_seconds
+        if deadline is None or deadline - timeout > requested_at + INIT_ALLOWANCE_SECONDS + timeout:
+            return None
+        return deadline
+
+    def _kill_late(self) -> None:
+        _LOGGER.warning("%s ran past the function's timeout; killing it, as Lambda does", self)
+        self.stop()
 
     def handler_deadline(self, requested_at: float) -> float | None:
         """When the invocation requested at ``requested_at`` is out of time: the function's timeout after the
@@ -280,7 +290,6 @@ class ExecutionEnvironment:
             if init:
                 level = logging.INFO
                 self._initialized_at = time.monotonic()
-                self._initialized.set()
                 if self._current is not None:
                     self._current.init_duration_ms = float(init.group(1))
             _LOGGER.log(level, "%s %s", self.label, line)
@@ -316,39 +325,6 @@ class ExecutionEnvironment:
             init_duration_ms=(pending.init_duration_ms or fields["Init Duration"]) if cold else None,
         )
         pending.done.set()
-
-
-class _Watchdog:
-    """Kills the environment when its invocation runs past the function's timeout, counted from the end of init
-    (Lambda's rule; the emulator's own clock, given init's allowance too, is only the backstop)."""
-
-    def __init__(self, environment: ExecutionEnvironment, requested_at: float) -> None:
-        self._environment = environment
-        self._requested_at = requested_at
-        self._done = threading.Event()
-        self._lock = threading.Lock()
-        self.fired = False
-        """Final once ``finished`` has returned."""
-        threading.Thread(target=self._watch, name=f"{environment.label}-watchdog", daemon=True).start()
-
-    def _watch(self) -> None:
-        environment = self._environment
-        init_allowance = INIT_ALLOWANCE_SECONDS + environment.function.timeout_seconds
-        if not environment.wait_until_initialized(init_allowance):
-            return  # init ran past Lambda's allowance: the emulator's own clock ends the invocation
-        deadline = environment.handler_deadline(self._requested_at)
-        if deadline is None or self._done.wait(max(0.0, deadline - time.monotonic())):
-            return
-        with self._lock:
-            if self._done.is_set():
-                return
-            self.fired = True
-        _LOGGER.warning("%s ran past the function's timeout; killing it, as Lambda does", environment)
-        environment.stop()
-
-    def finished(self) -> None:
-        with self._lock:
-            self._done.set()
 
 
 def _with_peak_rss(report: InvocationReport, pid: int) -> InvocationReport:
