@@ -9,6 +9,7 @@ from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import Field
 
 from player_sessions.bootstrap import ServicesDependency
 from player_sessions.domain.country_starts.records import RELATIVE_ERROR
@@ -27,7 +28,7 @@ from player_sessions.models import (
     StartsByCountryOut,
     format_timestamp,
 )
-from player_sessions.models.fields import COUNTRY_REGEX, COUNTRY_RULE, CURSOR_MAX_LENGTH
+from player_sessions.models.fields import COUNTRY_REGEX, COUNTRY_RULE, CURSOR_MAX_LENGTH, WHOLE_NUMBER
 from player_sessions.observability import MetricUnit, logger, metrics, reads_reported, tracer
 from player_sessions.settings import get_settings
 
@@ -38,7 +39,9 @@ get_settings().cursor_keys()
 app = build_resolver()
 app.use(middlewares=[reads_reported])
 
-Hours = Annotated[int, Query(ge=1, le=8760, description="The window: the last X hours, 1 to 8760")]
+Hours = Annotated[
+    int, Query(description="The window: the last X hours, 1 to 8760"), Field(ge=1, le=8760), WHOLE_NUMBER
+]
 
 
 @app.get(
@@ -169,7 +172,9 @@ def _figures(durations: Durations) -> dict[str, Any]:
 def list_starts(
     country: Annotated[str, Path(pattern=COUNTRY_REGEX, description=COUNTRY_RULE)],
     hours: Hours,
-    limit: Annotated[int, Query(ge=1, le=1000, description="Page size, 1 to 1000")] = 100,
+    limit: Annotated[
+        int, Query(description="Page size, 1 to 1000"), Field(ge=1, le=1000), WHOLE_NUMBER
+    ] = 100,
     cursor: Annotated[
         str | None, Query(max_length=CURSOR_MAX_LENGTH, description="`next_cursor` of the previous page")
     ] = None,

@@ -9,6 +9,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import Field
 
 from player_sessions.bootstrap import Services, ServicesDependency
 from player_sessions.domain.privacy import ExportedSession, erase_player, export_player
@@ -27,7 +28,7 @@ from player_sessions.models import (
     WriteKind,
     format_timestamp,
 )
-from player_sessions.models.fields import PLAYER_ID_REGEX, PLAYER_ID_RULE
+from player_sessions.models.fields import PLAYER_ID_REGEX, PLAYER_ID_RULE, WHOLE_NUMBER
 from player_sessions.observability import MetricUnit, logger, metrics, tracer
 from player_sessions.repositories.protocols import PlayerDataStore
 from player_sessions.settings import get_settings
@@ -113,7 +114,9 @@ def receipt(
 @tracer.capture_method(capture_response=False)
 def export(
     player_id: PlayerId,
-    limit: Annotated[int, Query(ge=1, le=EXPORT_PAGE_MAX, description="Sessions per page, 1 to 1000")] = 100,
+    limit: Annotated[
+        int, Query(description="Sessions per page, 1 to 1000"), Field(ge=1, le=EXPORT_PAGE_MAX), WHOLE_NUMBER
+    ] = 100,
     cursor: Annotated[
         str | None, Query(max_length=64, description="next_cursor of the previous page")
     ] = None,

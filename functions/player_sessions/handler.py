@@ -6,6 +6,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import Field
 
 from player_sessions.bootstrap import ServicesDependency
 from player_sessions.domain.health import check_health
@@ -18,7 +19,7 @@ from player_sessions.models import (
     PlayerSessionsOut,
     format_timestamp,
 )
-from player_sessions.models.fields import PLAYER_ID_REGEX, PLAYER_ID_RULE
+from player_sessions.models.fields import PLAYER_ID_REGEX, PLAYER_ID_RULE, WHOLE_NUMBER
 from player_sessions.observability import MetricUnit, logger, metrics, tracer
 
 app = build_resolver()
@@ -41,7 +42,7 @@ def player_sessions(
         Path(pattern=PLAYER_ID_REGEX, description=PLAYER_ID_RULE),
     ],
     limit: Annotated[
-        int, Query(ge=1, le=MAX_SESSIONS, description="How many sessions, 1 to 20")
+        int, Query(description="How many sessions, 1 to 20"), Field(ge=1, le=MAX_SESSIONS), WHOLE_NUMBER
     ] = MAX_SESSIONS,
     *,
     services: ServicesDependency,

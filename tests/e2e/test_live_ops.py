@@ -97,7 +97,8 @@ def test_the_starts_count_says_how_settled_it_is_and_counts_late_starts(served_a
         ("/countries/session-lengths", "required"),
         ("/countries/session-lengths?hours=0", "greater than or equal to 1"),
         ("/countries/session-lengths?hours=8761", "less than or equal to 8760"),
-        ("/countries/session-lengths?hours=x", "valid integer"),
+        ("/countries/session-lengths?hours=x", "whole number"),
+        ("/countries/session-lengths?hours=2.0", "whole number"),
     ],
 )
 def test_bad_hours_are_400_naming_the_parameter(served_api, path, reason):

@@ -4,11 +4,14 @@ control characters in ids, wrong types, a wrong API key. Each is a 4xx that says
 from __future__ import annotations
 
 import json
+import socket
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from tests.e2e.conftest import ServedApi, serve, stop
 from tests.faults.conftest import API_KEY
 
 pytestmark = pytest.mark.faults
@@ -46,8 +49,19 @@ def body_with_canary(template: str) -> tuple[bytes, str]:
         ('[CANARY, "\x00"]', 400, "not valid JSON", "control character"),
         ('{"events": [CANARY]}', 400, "must be a JSON array", "must be a JSON array"),
         ("[" + ", ".join(["CANARY"] * 11) + "]", 413, "limit is 10", "more than 10 events"),
+        ("[CANARY, NaN]", 400, "not valid JSON", "NaN is not a JSON value"),
+        ("[CANARY, -Infinity]", 400, "not valid JSON", "-Infinity is not a JSON value"),
     ],
-    ids=["over-16-KiB", "nested-5000-deep", "5000-digit-number", "raw-NUL", "object-not-array", "11-events"],
+    ids=[
+        "over-16-KiB",
+        "nested-5000-deep",
+        "5000-digit-number",
+        "raw-NUL",
+        "object-not-array",
+        "11-events",
+        "NaN",
+        "-Infinity",
+    ],
 )
 def test_an_unusable_body_is_refused_whole_with_a_reason_and_stores_nothing(
     hostile_api, cassandra_session, *, template, status, message, reason
@@ -187,6 +201,41 @@ def test_hostile_parameters_are_400_naming_the_parameter(hostile_api, path, para
     assert response.status_code == 400, response.text
     assert [problem["parameter"] for problem in response.json()["errors"]] == [parameter]
     assert response.json()["message"]
+
+
+@pytest.fixture(scope="module")
+def unchecked_api(cassandra_connection, tmp_path_factory) -> Iterator[ServedApi]:
+    api = serve({"PLAYER_SESSIONS_LOCAL_AUTH": "off"}, tmp_path_factory.mktemp("unchecked") / "gateway.log")
+    yield api
+    stop(api)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "parameter"),
+    [
+        ("GET", b"/players/\xc3\xa9/sessions", "player_id"),
+        ("GET", b"/players/\xff/sessions", "player_id"),
+        ("GET", b"/players/a\xc2\xa9/export", "player_id"),
+        ("POST", b"/players/\xc3\xa9/erasure", "player_id"),
+        ("GET", b"/countries/\xc3\xa9\xc3\xa9/starts?hours=1", "country"),
+        ("GET", b"/erasures/\xc2\xa9", "erasure_id"),
+    ],
+)
+def test_raw_bytes_outside_ascii_in_a_path_are_400_naming_the_parameter(
+    unchecked_api, method, path, parameter
+):
+    # Given a request line with bytes a client should have percent-encoded (sent as is: no client fixes it, and
+    # none can sign it, so the gateway checks no caller here and the function gets the path)
+    host, port = unchecked_api.base_url.removeprefix("http://").split(":")
+    request = method.encode() + b" " + path + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+    request += b"x-api-key: " + API_KEY.encode() + b"\r\n"
+    with socket.create_connection((host, int(port)), timeout=30) as connection:
+        connection.sendall(request + b"Content-Length: 0\r\n\r\n")
+        answer = b"".join(iter(lambda: connection.recv(65536), b""))
+    # Then the parameter's own rule refuses it (the function once matched no route: a 500)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.split(b" ")[1] == b"400", answer
+    assert [problem["parameter"] for problem in json.loads(body)["errors"]] == [parameter]
 
 
 def test_a_player_id_with_reserved_characters_is_read_back_through_its_percent_encoded_path(hostile_api):

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 
+from pydantic import BeforeValidator
+
 PLAYER_ID_REGEX = r"^[\x21-\x7e]{1,64}$"
 PLAYER_ID_RULE = "1 to 64 printable ASCII characters without whitespace"
 PLAYER_ID_PATTERN = re.compile(PLAYER_ID_REGEX)
@@ -12,6 +14,20 @@ PLAYER_ID_PATTERN = re.compile(PLAYER_ID_REGEX)
 COUNTRY_REGEX = r"^[A-Za-z]{2}$"
 COUNTRY_RULE = "an ISO 3166-1 alpha-2 code (two letters, any case)"
 COUNTRY_PATTERN = re.compile(COUNTRY_REGEX)
+
+RULE_OF_PATTERN = {PLAYER_ID_REGEX: PLAYER_ID_RULE, COUNTRY_REGEX: COUNTRY_RULE}
+"""What a value failing each pattern is told it must be (a rejection names the rule, not the expression)."""
+
+
+def whole_number(value: object) -> object:
+    """A number given as text (a query parameter) is written with digits only: ``24``, not ``24.0``, ``+24``
+    or `` 24``, which pydantic would otherwise read as 24."""
+    if isinstance(value, str) and not (value.isascii() and value.isdigit()):
+        raise ValueError("must be a whole number written with the digits 0-9 only")
+    return value
+
+
+WHOLE_NUMBER = BeforeValidator(whole_number)
 
 UUID_PATTERN = re.compile(r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}")
 
