@@ -17,11 +17,9 @@ import logging
 import signal
 import subprocess
 import sys
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from pydantic import SecretStr
 
@@ -76,6 +74,9 @@ def settings_json(settings: Settings) -> str:
     return json.dumps(values, default=str)
 
 
+STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m player_sessions_local.builder_process", description=__doc__
@@ -99,13 +100,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from player_sessions_local.work import install as install_work_meters
 
         install_work_meters()
-    stop = threading.Event()
-
-    def stop_on_signal(_signum: int, _frame: Any) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, stop_on_signal)
-    signal.signal(signal.SIGINT, stop_on_signal)
+    # The stop signals are blocked in every thread (those started below inherit the mask) and taken by
+    # sigwait: no handler runs, so none can run while the thread it interrupts holds a lock the handler needs
+    # (an Event set from a handler deadlocked a main thread waiting on that Event).
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     # One builder per part, each with connections of its own, as each part's scheduled function has.
     runners = start_runners(
         lambda _part: build_services(settings, SystemClock()),
@@ -113,8 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         work_log=arguments.work_log,
     )
     try:
-        while not stop.wait(1.0):
-            pass
+        signal.sigwait(STOP_SIGNALS)
     finally:
         for runner in runners:
             runner.stop()
