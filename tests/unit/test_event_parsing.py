@@ -60,10 +60,11 @@ def test_offset_is_converted_to_utc_and_precision_cut_to_milliseconds():
     assert format_timestamp(event.ts) == "2026-11-28T09:15:30.250Z"
 
 
-def test_zulu_suffix_is_accepted():
-    # Given a timestamp ending in Z
+@pytest.mark.parametrize("ts", ["2026-01-02T03:04:05Z", "2026-01-02t03:04:05z"])
+def test_zulu_suffix_is_accepted_in_either_case(ts):
+    # Given a timestamp ending in Z (RFC 3339 allows a lower-case t and z)
     # When it is parsed
-    event = parse_event(with_(ts="2026-01-02T03:04:05Z"))
+    event = parse_event(with_(ts=ts))
     # Then it is read as UTC
     assert event.ts == datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 

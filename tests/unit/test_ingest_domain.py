@@ -11,7 +11,7 @@ import pytest
 from player_sessions.clock import FixedClock
 from player_sessions.domain.ingest import completed_session, ingest_batch
 from player_sessions.domain.player_history import last_completed_sessions
-from player_sessions.models import SessionHalves
+from player_sessions.models import SessionHalves, format_timestamp
 from player_sessions.retention import ttl_seconds
 from player_sessions.settings import Settings
 from player_sessions.time_buckets import Level, slot_of
@@ -99,6 +99,7 @@ def test_event_beyond_the_clock_skew_is_rejected_but_within_it_is_stored(store, 
     assert (outcome.stored, outcome.rejected) == (1, 1)
     assert outcome.problems[0].index == 0 and outcome.problems[0].field == "ts"
     assert "in the future" in outcome.problems[0].reason
+    assert f"server time is {format_timestamp(NOW)}" in outcome.problems[0].reason  # RFC 3339, with Z
     assert too_far not in store.sessions and just_ok in store.sessions
 
 

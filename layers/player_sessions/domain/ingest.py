@@ -108,7 +108,7 @@ def ingest_batch(
                 index,
                 "ts",
                 f"ts: more than {settings.clock_skew_seconds} s in the future (server time is "
-                f"{now.isoformat()})",
+                f"{format_timestamp(now)})",
             )
             continue
         ttl = ttl_seconds(event.ts, now, settings.retention)

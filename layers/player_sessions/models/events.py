@@ -117,10 +117,12 @@ def _parse_ts(raw: Any, problems: dict[str, str]) -> datetime | None:
     value = _string(raw, "ts", "an ISO 8601 date-time string", problems)
     if value is None:
         return None
+    # RFC 3339 allows a lower-case "t" and "z"; Python's parser takes only capitals
+    text = value.upper()
     try:
-        if len(value) > 40 or not _HAS_TIME.match(value):
+        if len(text) > 40 or not _HAS_TIME.match(text):
             raise ValueError
-        parsed = datetime.fromisoformat(value)
+        parsed = datetime.fromisoformat(text)
     except ValueError:
         problems["ts"] = f"must be an ISO 8601 date-time such as 2016-11-22T20:40:50Z, got {_preview(value)}"
         return None
