@@ -33,8 +33,9 @@ INGEST_RESPONSES: dict[int, Any] = {
     ),
 }
 ONE_BY_ONE = (
-    "Each event is validated on its own; valid events are stored even when others are not. "
-    "The answer comes after Cassandra acknowledged every write at LOCAL_QUORUM."
+    "Each event is validated on its own; valid events are stored even when others are not. A session is one "
+    "player's and starts and ends once: an event that contradicts what is stored of its session is rejected "
+    "(an exact re-send is harmless). The answer comes after Cassandra acknowledged every write at LOCAL_QUORUM."
 )
 
 

@@ -214,6 +214,41 @@ def test_country_counts_and_pages_reflect_an_acknowledged_start(served_api):
     assert first["country"] == "ZZ" and first["from"].endswith("Z") and first["to"].endswith("Z")
 
 
+def test_a_session_starts_once_for_one_player_and_is_counted_and_listed_once(served_api):
+    # Given a stored start, in a country code used by no other test
+    player, now = new_player(), datetime.now(UTC)
+    first = {
+        "event": "start",
+        "player_id": player,
+        "session_id": str(uuid.uuid4()),
+        "country": "zq",
+        "ts": iso(now - timedelta(minutes=2)),
+    }
+    with served_api.client() as client:
+        assert client.post("/studio/events", json=[first]).status_code == 200
+        # When the session is started again at another ts, in another country, by another player, and re-sent
+        answer = client.post(
+            "/studio/events",
+            json=[
+                {**first, "ts": iso(now - timedelta(minutes=1))},
+                {**first, "country": "zr"},
+                {**first, "player_id": new_player()},
+                first,
+            ],
+        )
+        counts = client.get("/countries/starts?hours=1").json()
+        listed = client.get("/countries/ZQ/starts?hours=1").json()
+    # Then the three contradictions are rejected naming the session, the re-send is stored harmlessly
+    assert answer.status_code == 207
+    assert answer.json()["stored"] == 1
+    assert [(e["index"], e["status"]) for e in answer.json()["errors"]] == [(i, "rejected") for i in range(3)]
+    assert all(e["reason"].startswith("session_id: ") for e in answer.json()["errors"])
+    # And the session is counted and listed once, in its first country only
+    by_country = {c["country"]: c["starts"] for c in counts["countries"]}
+    assert (by_country.get("ZQ"), by_country.get("ZR")) == (1, None)
+    assert [(s["session_id"], s["player_id"]) for s in listed["sessions"]] == [(first["session_id"], player)]
+
+
 @pytest.mark.parametrize(
     ("path", "parameter", "where", "reason"),
     [

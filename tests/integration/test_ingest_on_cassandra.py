@@ -270,25 +270,28 @@ def test_ttl_written_is_the_retention_minus_the_age_of_the_event(
     assert expected_start_ttl - TTL_SLACK_SECONDS <= completed.country_ttl <= expected_start_ttl
 
 
-def test_two_different_ends_of_one_session_in_one_batch_leave_the_last_one(
+def test_two_different_ends_of_one_session_in_one_batch_keep_the_first_and_reject_the_second(
     store, clock, cassandra_session, test_settings
 ):
-    # Given a start, and two contradicting ends of the same session, all in one batch, the later end first (in
-    # one batch statement, equal write times would let the greater value win instead)
+    # Given a start, and two contradicting ends of the same session, all in one batch
     player_id, session_id = fresh_player(), uuid.uuid4()
     start_ts = clock.now() - timedelta(hours=2)
-    first_end, last_end = start_ts + timedelta(minutes=20), start_ts + timedelta(minutes=10)
+    first_end, second_end = start_ts + timedelta(minutes=20), start_ts + timedelta(minutes=10)
     batch = [
         start_event(player_id, session_id, start_ts),
         end_event(player_id, session_id, first_end),
-        end_event(player_id, session_id, last_end),
+        end_event(player_id, session_id, second_end),
     ]
     # When it is ingested
     outcome = ingest_batch(batch, store=store, clock=clock, settings=test_settings)
-    # Then the session row keeps the last end written, as separate writes do
-    assert outcome.stored == 3
+    # Then a session ends once: the second end is rejected naming the session, and the row keeps the first
+    assert (outcome.stored, outcome.rejected) == (2, 1)
+    assert (outcome.problems[0].index, outcome.problems[0].field) == (2, "session_id")
     row = read_one(cassandra_session, SELECT_SESSION, (session_id,))
-    assert (utc(row.start_ts), utc(row.end_ts)) == (start_ts, last_end)
+    assert (utc(row.start_ts), utc(row.end_ts)) == (start_ts, first_end)
+    # And a second batch with the other end finds the stored one (read before it writes)
+    again = ingest_batch([batch[2]], store=store, clock=clock, settings=test_settings)
+    assert again.rejected == 1 and "already ended at" in again.problems[0].reason
 
 
 def test_event_older_than_the_retention_is_discarded_and_not_stored(

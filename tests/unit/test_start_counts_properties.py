@@ -11,6 +11,7 @@ from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
+from uuid import UUID
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -28,7 +29,7 @@ from player_sessions.domain.country_starts.window import Window, plan_window
 from player_sessions.domain.ingest import ingest_batch
 from player_sessions.domain.privacy import erase_player
 from player_sessions.errors import DatabaseUnavailableError
-from player_sessions.models import Arrival, ArrivalWrite, EventWrite, StartKey
+from player_sessions.models import Arrival, ArrivalWrite, EventWrite, SessionHalves, StartKey
 from player_sessions.read_counts import metered
 from player_sessions.settings import Settings
 from player_sessions.time_buckets import LEVELS, Bucket, Level, cover, last_foldable_slot, slot_of
@@ -112,11 +113,19 @@ class RacingReadStore:
 
 
 class RacingSessionStore(InMemorySessionStore):
-    """Lets a builder fold, on a clock seconds ahead, just before a batch's arrivals land (a slow write)."""
+    """Lets a builder fold, on a clock seconds ahead, just before a batch's arrivals land (a slow write).
+
+    Its sessions read back empty: every batch is as if written at the same moment as every other, so none sees
+    what the others stored of a session, and a second start of one with another ts or country is stored too
+    (domain.session_identity turns it away only when a batch sees the first): the counts must equal the starts
+    stored, whatever they are."""
 
     def __init__(self) -> None:
         super().__init__()
         self.before_arrivals = None
+
+    def read_sessions(self, session_ids: Sequence[UUID]) -> dict[UUID, SessionHalves]:
+        return {}
 
     def write_events(self, writes: Sequence[EventWrite], arrivals: Sequence[ArrivalWrite]) -> None:
         if self.before_arrivals is not None:
@@ -188,6 +197,9 @@ class History:
     def batch(self, items: list[dict]) -> list[dict]:
         now = self.clock.now()
         events = []
+        in_batch: dict[int, tuple[datetime, str]] = {}
+        """Each session's start as the batch's first event of it says: a later one that contradicts it is
+        rejected (domain.session_identity)."""
         for item in items:
             ts = now - timedelta(seconds=item["seconds_before"])
             ts = ts.replace(microsecond=item["millis"] * 1000)
@@ -201,7 +213,12 @@ class History:
             sid = uuid.UUID(int=item["session"] + 1)
             player = PLAYERS[item["session"] % len(PLAYERS)]
             erased_at = self.erased_at.get(player)
-            if erased_at is None or ts > erased_at:
+            if (erased_at is None or ts > erased_at) and in_batch.setdefault(
+                item["session"], (ts, country)
+            ) == (
+                ts,
+                country,
+            ):
                 key = StartKey(sid, ts, country)
                 self.truth.add(key)
                 self.anonymous.discard(key)

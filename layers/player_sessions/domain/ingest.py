@@ -11,6 +11,7 @@ from uuid import UUID
 from player_sessions.clock import Clock
 from player_sessions.domain.country_starts.records import length_label
 from player_sessions.domain.country_starts.seen import seen_before_storing
+from player_sessions.domain.session_identity import consistent_events
 from player_sessions.errors import DatabaseUnavailableError
 from player_sessions.models import (
     Arrival,
@@ -128,6 +129,13 @@ def ingest_batch(
 
     if writes:
         indexes, writes = _without_erased_players(indexes, writes, outcome, store=store)
+    known: dict[UUID, SessionHalves] = {}
+    if writes:
+        agreed = consistent_events(indexes, writes, store.read_sessions(_session_ids(writes)))
+        indexes, writes, known = agreed.indexes, agreed.writes, agreed.sessions
+        for index, reason in agreed.rejected:
+            outcome.reject(index, "session_id", reason)
+        outcome.problems.sort(key=lambda problem: problem.index)
     if writes:
         starts = [w for w in writes if w.event.event is EventType.START]
         # Each start's arrival goes out with its start row; the builder only counts starts whose row is
@@ -144,13 +152,15 @@ def ingest_batch(
             indexes, writes, arrivals, outcome, store=store, clock=clock
         )
     if writes:
-        sessions = halves_in_batch(writes)
-        unknown = [
-            session_id
-            for session_id in dict.fromkeys(w.event.session_id for w in writes)
-            if session_id not in sessions
-        ]
-        # A session whose start and end are both in this batch needs no read: its halves were just written.
+        # A session whose halves are both known now (stored before, or in this batch) needs no read; the others
+        # are read again after the writes: a batch storing the other half meanwhile is seen by this read or
+        # sees this batch's half in its own.
+        sessions = {
+            session_id: halves
+            for session_id in _session_ids(writes)
+            if (halves := known[session_id]).start_ts is not None and halves.end_ts is not None
+        }
+        unknown = [session_id for session_id in _session_ids(writes) if session_id not in sessions]
         sessions.update(store.read_sessions(unknown) if unknown else {})
         completed = [
             (session, ttl_seconds(session.start_ts, now, settings.retention))
@@ -328,15 +338,8 @@ def changed_cache_scopes(starts: Sequence[EventWrite], completed: Sequence[Compl
     return scopes
 
 
-def halves_in_batch(writes: Sequence[EventWrite]) -> dict[UUID, SessionHalves]:
-    """Sessions whose start and end are both in the batch, as the batch's own events describe them."""
-    starts = {w.event.session_id: w.event for w in writes if w.event.event is EventType.START}
-    ends = {w.event.session_id: w.event for w in writes if w.event.event is EventType.END}
-    return {
-        session_id: SessionHalves(session_id, start.player_id, start.country, start.ts, ends[session_id].ts)
-        for session_id, start in starts.items()
-        if session_id in ends
-    }
+def _session_ids(writes: Sequence[EventWrite]) -> list[UUID]:
+    return list(dict.fromkeys(w.event.session_id for w in writes))
 
 
 def completed_session(halves: SessionHalves, now: datetime, retention: timedelta) -> CompletedSession | None:
