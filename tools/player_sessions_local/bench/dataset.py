@@ -177,7 +177,9 @@ def bulk_sessions(
     ends: dict[str, datetime] = {}
     with open_for_writing(path) as out:
         for number in range(count):
-            session_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+            # New on every run, not drawn from the seed: a seeded id posted again by a later run, with
+            # other timestamps, would be a second start of a stored session (rejected: domain.session_identity)
+            session_id = str(uuid.uuid4())
             player, country = uuid.UUID(int=rng.getrandbits(128)).hex, rng.choices(names, weights)[0]
             start_ms = now_ms - rng.randrange(span_seconds * 1000)
             starts.add((session_id, from_epoch_ms(start_ms), country))

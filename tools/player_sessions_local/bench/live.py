@@ -214,7 +214,7 @@ def live_ingest(
             now = datetime.now(UTC)
             starts = [
                 (
-                    str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+                    str(uuid.uuid4()),  # new on every run (measure.batches)
                     (now - timedelta(seconds=rng.uniform(0, LIVE_LATENESS_SECONDS))).replace(
                         microsecond=rng.randrange(1000) * 1000
                     ),

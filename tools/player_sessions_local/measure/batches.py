@@ -25,7 +25,9 @@ def completed_sessions_batch(
     batch = []
     for _ in range(sessions):
         player, country = rng.choice(players)
-        session_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+        # New on every run, not drawn from the seed: a seeded id posted again by a later run, with
+        # other timestamps, would be a second start of a stored session (rejected: domain.session_identity)
+        session_id = str(uuid.uuid4())
         started = now - timedelta(seconds=rng.uniform(60, ended_within.total_seconds()))
         ended = started + (now - started) * rng.random()
         batch.append(
