@@ -97,7 +97,8 @@ def _partial(unread_from: datetime | None) -> PartialAnswer | None:
     description="Sessions started within the last `open_session_hours` (a setting, 12 by default; an older "
     "session never ended counts as abandoned) whose end is not stored, exactly: re-sent events never count "
     "twice, an end stored before its start closes the session once the start arrives, and a session with only "
-    "an end is never open. The window starts at the first whole second of `now - open_session_hours`.",
+    "an end is never open. The window starts at the first whole second of `now - open_session_hours`. Every "
+    "session stored counts, whoever's: an erased player's stay counted (an aggregate holds no personal data).",
     responses=read_responses("The sessions open now", OnlineOut),
     tags=["countries"],
 )
@@ -123,7 +124,8 @@ def count_online(services: ServicesDependency) -> Response[Any]:
     description="Sessions whose end is stamped in the window (from its first whole second) and whose start is "
     "stored too. Count and mean are exact; p50, p90 and p99 come from log-scale histograms, within "
     "`relative_error` of the exact nearest-rank quantile. Durations below zero or above `open_session_hours` "
-    "are counted in `outside` and left out of the other figures.",
+    "are counted in `outside` and left out of the other figures. Every session stored counts, whoever's: an "
+    "erased player's stay counted (an aggregate holds no personal data).",
     responses=read_responses("The session lengths", SessionLengthsOut),
     tags=["countries"],
 )

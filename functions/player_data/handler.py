@@ -47,11 +47,12 @@ EXPORT_PAGE_MAX = 1000
 @app.post(
     "/players/<player_id>/erasure",
     summary="Erase a player's data for good",
-    description="Deletes every row and cache entry that holds the player's id or their sessions' data, and "
-    "from now on discards the player's events stamped before this moment (a replay never brings them back). "
-    "The per-country counts keep the player's starts (an aggregate holds no personal data), without the player: "
-    "no listing shows them again. Answers 202 with the receipt; erasing again is harmless, and completes an "
-    "erasure that was interrupted.",
+    description="Deletes every row and cache entry that holds the player's id (their sessions, completed "
+    "sessions and index: history and export are empty at once), and from now on discards the player's events "
+    "stamped before this moment (a replay never brings them back). The counts (starts, sessions online, session "
+    "lengths) keep the player's sessions: the rows they are counted from keep each session's id, time, country "
+    "and length, without the player, so no listing shows them again and no row names the player. Answers 202 "
+    "with the receipt; erasing again is harmless, and completes an erasure that was interrupted.",
     responses={
         202: documented("The erasure's receipt (status says whether it finished)", ErasureReceiptOut),
         **{status: ERROR_RESPONSES[status] for status in (400, 403, 503)},

@@ -151,6 +151,8 @@ def test_after_an_erasure_no_row_of_any_table_and_no_cache_entry_holds_the_playe
         export_player(player, store=world.player_data, settings=world.settings, after=None, limit=10).sessions
         == []
     )
+    # And reading their (empty) history and export afterwards leaves nothing that holds their id either
+    assert world.holding(player) == []
 
 
 def test_a_replayed_batch_is_discarded_and_a_later_event_is_stored(world):

@@ -43,14 +43,14 @@ def last_completed_sessions(
     sessions = [s for s in store.last_completed_sessions(player_id, since, limit) if s.start_ts >= since][
         :limit
     ]
-    if token is not None:  # a value is encoded only where the cache can keep it
+    # A value is encoded only where the cache can keep it, and an empty history is not kept: it would save one
+    # partition read, and its key would name a player who has no data (an erased one included)
+    if token is not None and sessions:
         cache.store(token, key, json.dumps([_to_json(s) for s in sessions]).encode(), _ttl(sessions, since))
     return sessions
 
 
 def _ttl(sessions: list[CompletedSession], since: datetime) -> int:
-    if not sessions:
-        return CACHE_TTL_SECONDS
     until_oldest_expires = min(s.start_ts for s in sessions) - since
     return max(1, min(CACHE_TTL_SECONDS, int(until_oldest_expires.total_seconds())))
 

@@ -226,7 +226,11 @@ class ErasureReceiptOut(ApiModel):
         description="The player id's keyed hash (HMAC-SHA256, hex): the receipt keeps no id"
     )
     asked_at: str
-    finished_at: str | None
+    finished_at: str | None = Field(
+        description="When this erasure's own work ended; null while in progress, and on a receipt another "
+        "erasure completed (see completed_by: that receipt lists what the completing run removed; rows removed "
+        "by an interrupted run before it stopped are in neither)"
+    )
     events_discarded_before: str = Field(
         description="From now on, the player's events stamped at or before this instant are discarded at ingest "
         "(replays never bring the data back); later ones are a new start and are stored"
