@@ -155,12 +155,13 @@ def ingest_batch(
         # A session whose halves are both known now (stored before, or in this batch) needs no read; the others
         # are read again after the writes: a batch storing the other half meanwhile is seen by this read or
         # sees this batch's half in its own.
+        session_ids = _session_ids(writes)
         sessions = {
             session_id: halves
-            for session_id in _session_ids(writes)
+            for session_id in session_ids
             if (halves := known[session_id]).start_ts is not None and halves.end_ts is not None
         }
-        unknown = [session_id for session_id in _session_ids(writes) if session_id not in sessions]
+        unknown = [session_id for session_id in session_ids if session_id not in sessions]
         sessions.update(store.read_sessions(unknown) if unknown else {})
         completed = [
             (session, ttl_seconds(session.start_ts, now, settings.retention))

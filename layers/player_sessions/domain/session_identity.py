@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
 from uuid import UUID
 
 from player_sessions.models import EventType, EventWrite, SessionHalves, format_timestamp
@@ -30,9 +29,13 @@ def contradiction(write: EventWrite, known: SessionHalves | None) -> str | None:
     event = write.event
     if known.player_id is not None and known.player_id != event.player_id:
         return ANOTHER_PLAYERS_SESSION
-    started = known.start_ts
-    if event.event is EventType.START and started is not None:
-        return _another_start(started, known.country, event.ts, event.country)
+    if event.event is EventType.START and known.start_ts is not None:
+        if (known.start_ts, known.country) == (event.ts, event.country):
+            return None
+        return (
+            f"session_id: the session already started at {format_timestamp(known.start_ts)} in "
+            f"{known.country}; a session starts once (re-sending that start is harmless)"
+        )
     if event.event is EventType.END and known.end_ts is not None and known.end_ts != event.ts:
         return (
             f"session_id: the session already ended at {format_timestamp(known.end_ts)}; a session ends once "
@@ -50,17 +53,6 @@ class Agreed:
     """(index, reason) of each of the others."""
     sessions: dict[UUID, SessionHalves]
     """Each session as it is once the agreeing writes are stored."""
-
-
-def _another_start(
-    started: datetime, country: str | None, ts: datetime, event_country: str | None
-) -> str | None:
-    if (started, country) == (ts, event_country):
-        return None
-    return (
-        f"session_id: the session already started at {format_timestamp(started)} in {country}; a session "
-        "starts once (re-sending that start is harmless)"
-    )
 
 
 def consistent_events(

@@ -202,10 +202,11 @@ class ExecutionEnvironment:
         """The deadline this gateway enforces (None: none yet, init is running; or none at all, init ran past
         its allowance and the emulator's own clock ends the invocation)."""
         deadline = self.handler_deadline(requested_at)
-        timeout = self.function.timeout_seconds
-        if deadline is None or deadline - timeout > requested_at + INIT_ALLOWANCE_SECONDS + timeout:
+        if deadline is None:
             return None
-        return deadline
+        timeout = self.function.timeout_seconds
+        counted_from = deadline - timeout  # the end of init on a cold start, else the request
+        return None if counted_from > requested_at + INIT_ALLOWANCE_SECONDS + timeout else deadline
 
     def _kill_late(self) -> None:
         _LOGGER.warning("%s ran past the function's timeout; killing it, as Lambda does", self)
