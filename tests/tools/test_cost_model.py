@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import uuid
 from datetime import UTC, datetime
 
@@ -256,7 +257,7 @@ def test_with_no_benchmark_run_the_cost_command_prices_the_checked_in_profile_an
     from player_sessions_local.cost import __main__ as cost_command
     from player_sessions_local.cost.runs import CHECKED_IN_PROFILE, load_profile
 
-    monkeypatch.setattr(cost_command, "latest_logs", lambda: None)
+    monkeypatch.setattr(cost_command, "latest_run", lambda: None)
     run, invocations = load_profile()
     # When the cost command runs
     assert cost_command.main([]) == 0
@@ -267,3 +268,28 @@ def test_with_no_benchmark_run_the_cost_command_prices_the_checked_in_profile_an
     for route in ("POST /events", "GET /players/{player_id}/sessions", "GET /countries/starts?hours=24"):
         assert f"| `{route}` |" in out
     assert "**total (known prices)**" in out
+
+
+def test_the_latest_bench_run_is_the_newest_make_bench_folder_not_a_later_concurrency_run(tmp_path):
+    # Given a `make bench` run (its logs and its work profile), an older one, and a later concurrency bench's
+    # folder (gateway logs of another mix, no profile), whose name also sorts after the dated ones
+    from player_sessions_local.cost.runs import PROFILE_NAME, latest_run
+
+    older, bench, concurrency = (
+        tmp_path / "2026-12-05T21-16-06Z",
+        tmp_path / "2026-12-06T04-10-00Z",
+        tmp_path / "concurrency-20261206T060000Z",
+    )
+    for index, folder in enumerate((older, bench, concurrency)):
+        folder.mkdir()
+        (folder / "gateway-pool.log").write_text("")
+        if folder is not concurrency:
+            (folder / PROFILE_NAME).write_text("{}")
+            os.utime(folder / PROFILE_NAME, (1_000 + index, 1_000 + index))
+
+    # When the cost command looks for the latest run, then it is the newest `make bench` folder
+    assert latest_run(tmp_path) == bench
+    # And with no `make bench` run at all there is none (the checked-in profile is priced instead)
+    for folder in (older, bench):
+        (folder / PROFILE_NAME).unlink()
+    assert latest_run(tmp_path) is None

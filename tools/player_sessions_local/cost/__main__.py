@@ -17,9 +17,10 @@ from player_sessions_local.cost.runs import (
     CHECKED_IN_PROFILE,
     WORKED_EXAMPLE,
     cost_tables,
-    latest_logs,
+    latest_run,
     load_profile,
     priced,
+    run_logs,
 )
 
 
@@ -33,8 +34,8 @@ def main(argv: list[str] | None = None) -> int:
         "--log",
         type=Path,
         action="append",
-        help="a gateway log (repeatable); default: the "
-        "latest bench results' logs, the cache-off configuration left out",
+        help="a gateway log (repeatable); default: the latest `make bench` run's logs, the cache-off "
+        "configuration left out",
     )
     parser.add_argument("--daily-players", type=int, default=WORKED_EXAMPLE.daily_players)
     parser.add_argument("--sessions-per-player", type=float, default=WORKED_EXAMPLE.sessions_per_player)
@@ -66,9 +67,13 @@ def main(argv: list[str] | None = None) -> int:
         args.player_lookups_per_minute,
         args.dashboard_hours,
     )
-    logs = args.log or latest_logs()
-    if logs is not None:
-        print("\n".join(cost_tables(logs, game)))
+    if args.log:
+        print("\n".join(cost_tables(args.log, game)))
+        return 0
+    run_dir = latest_run()
+    if run_dir is not None:
+        print(f"Pricing the latest `make bench` run, {run_dir.relative_to(run_dir.parent.parent)}.\n")
+        print("\n".join(cost_tables(run_logs(run_dir), game)))
         return 0
     run, invocations = load_profile()
     print(

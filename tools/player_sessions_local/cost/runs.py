@@ -33,10 +33,11 @@ def run_logs(run: Path) -> list[Path]:
     return logs + ([run / BUILDER_WORK_LOG] if (run / BUILDER_WORK_LOG).exists() else [])
 
 
-def latest_logs(results_dir: Path = RESULTS_DIR) -> list[Path] | None:
-    """The latest benchmark run's logs; None when no run left any."""
-    runs = sorted(p for p in results_dir.glob("*") if p.is_dir() and any(p.glob("gateway-*.log")))
-    return run_logs(runs[-1]) if runs else None
+def latest_run(results_dir: Path = RESULTS_DIR) -> Path | None:
+    """The latest ``make bench`` run: the newest folder holding its work profile (only that benchmark writes
+    one; the concurrency bench's folders hold gateway logs of another mix); None when there is none."""
+    profiles = [p for p in results_dir.glob(f"*/{PROFILE_NAME}") if any(p.parent.glob("gateway-*.log"))]
+    return max(profiles, key=lambda p: p.stat().st_mtime).parent if profiles else None
 
 
 def write_profile(run: Path, description: dict[str, str]) -> Path:
