@@ -29,7 +29,7 @@ from player_sessions.models import (
     format_timestamp,
 )
 from player_sessions.models.fields import COUNTRY_REGEX, COUNTRY_RULE, CURSOR_MAX_LENGTH, WHOLE_NUMBER
-from player_sessions.observability import MetricUnit, logger, metrics, reads_reported, tracer
+from player_sessions.observability import MetricUnit, logger, metrics, tracer
 from player_sessions.settings import get_settings
 
 # A cold start without the cursor key's secret fails here (Keyspaces mode), rather than sign with the public
@@ -37,7 +37,6 @@ from player_sessions.settings import get_settings
 get_settings().cursor_keys()
 
 app = build_resolver()
-app.use(middlewares=[reads_reported])
 
 Hours = Annotated[
     int, Query(description="The window: the last X hours, 1 to 8760"), Field(ge=1, le=8760), WHOLE_NUMBER

@@ -29,7 +29,7 @@ from player_sessions.errors import (
 )
 from player_sessions.models import ErrorOut
 from player_sessions.models.fields import RULE_OF_PATTERN
-from player_sessions.observability import MetricUnit, logger, metrics
+from player_sessions.observability import MetricUnit, logger, metrics, reads_reported
 from player_sessions.settings import Settings
 
 
@@ -95,8 +95,10 @@ def _exception_handler(
 
 
 def build_resolver() -> APIGatewayRestResolver:
-    """A resolver that validates parameters and answers every error as ``{"message", "errors"}``."""
+    """A resolver that validates parameters, answers every error as ``{"message", "errors"}``, and reports
+    each answered request's Cassandra reads (observability.reads_reported)."""
     app = DecodedPathRestResolver(enable_validation=True)
+    app.use(middlewares=[reads_reported])
 
     @_exception_handler(app, RequestValidationError)
     def invalid_parameters(error: RequestValidationError) -> Response[str]:

@@ -1,9 +1,11 @@
 """What one request reads: rows and partitions from Cassandra (the repositories count them) and cache lookups.
 
 A request runs inside ``metered()``; every read the repositories make on its thread adds to that request's
-tally (reads outside a metered block count nowhere). The counts are exact, so tests bound them, and handlers
-report them as EMF metrics (RowsRead, PartitionsRead). A metered block inside another adds to the outer tally:
-a handler's tally covers the whole invocation.
+tally (reads outside a metered block count nowhere). The counts are exact, so tests bound them, and every route
+reports them as EMF metrics (RowsRead, PartitionsRead; http.build_resolver). A paged read counts each page it
+fetches, with the rows Cassandra returned in it. A metered block inside another adds to the outer tally: a
+handler's tally covers the whole invocation. Not counted: what the driver and the connection send on their own
+(connecting, preparing a statement on first use, the probe after an idle spell: cassandra_connection).
 """
 
 from __future__ import annotations

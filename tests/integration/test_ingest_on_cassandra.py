@@ -20,7 +20,8 @@ from player_sessions.clock import FixedClock
 from player_sessions.domain.ingest import ARRIVAL_TTL_SECONDS, ingest_batch
 from player_sessions.domain.player_history import last_completed_sessions
 from player_sessions.errors import DatabaseUnavailableError
-from player_sessions.repositories.cassandra_store import CassandraSessionStore
+from player_sessions.read_counts import metered
+from player_sessions.repositories.cassandra_store import PAGE_SLACK, CassandraSessionStore
 from player_sessions.retention import ttl_seconds
 from player_sessions.time_buckets import Level, slot_of, slot_start
 
@@ -464,3 +465,40 @@ def test_unreachable_cassandra_fails_fast_with_database_unavailable(cassandra_se
     assert raised.value.status_code == 503
     assert raised.value.message == "cannot connect to Cassandra"  # not the driver's text: no host, no port
     assert read_one(cassandra_session, SELECT_SESSION, (session_id,)) is None
+
+
+def test_a_history_read_and_an_ingest_batch_count_every_read_they_send(store, clock, test_settings):
+    # Given a player with 30 completed sessions
+    player_id = fresh_player()
+    ended = [clock.now() - timedelta(hours=i + 1) for i in range(30)]
+    batches = [
+        [
+            event
+            for end_ts in ended[first : first + 5]
+            for session_id in [uuid.uuid4()]
+            for event in (
+                start_event(player_id, session_id, end_ts - timedelta(minutes=20)),
+                end_event(player_id, session_id, end_ts),
+            )
+        ]
+        for first in range(0, 30, 5)
+    ]
+    for batch in batches[:-1]:
+        assert ingest_batch(batch, store=store, clock=clock, settings=test_settings).stored == 10
+
+    # When the last batch is ingested, and the history read with limit 5 and with limit 20, each metered
+    with metered() as ingest_reads:
+        assert ingest_batch(batches[-1], store=store, clock=clock, settings=test_settings).stored == 10
+    with metered() as five_reads:
+        five = last_completed_sessions(player_id, 5, store=store, clock=clock, settings=test_settings)
+    with metered() as twenty_reads:
+        twenty = last_completed_sessions(player_id, 20, store=store, clock=clock, settings=test_settings)
+
+    # Then the history is one request to the player's partition returning one page of the limit plus the slack
+    assert (len(five), len(twenty)) == (5, 20)
+    assert (five_reads.requests, five_reads.partitions, five_reads.rows) == (1, 1, 5 + PAGE_SLACK)
+    assert (twenty_reads.requests, twenty_reads.partitions, twenty_reads.rows) == (1, 1, 20 + PAGE_SLACK)
+    # And the batch's reads include its five sessions read before the writes (one request each, none stored
+    # yet) and its player's erasure record (one IN request), not only the rollups' watermarks
+    assert ingest_reads.requests >= 5 + 1
+    assert ingest_reads.partitions >= 5 + 1

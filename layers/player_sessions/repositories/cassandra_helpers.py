@@ -10,13 +10,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cassandra import DriverException, OperationTimedOut, RequestExecutionException
-from cassandra.cluster import EXEC_PROFILE_DEFAULT, NoHostAvailable
+from cassandra.cluster import EXEC_PROFILE_DEFAULT, NoHostAvailable, ResultSet
 from cassandra.concurrent import execute_concurrent
 from cassandra.query import BatchStatement, BatchType, PreparedStatement
 
 from player_sessions.cassandra_connection import CassandraConnection
 from player_sessions.errors import DatabaseUnavailableError
 from player_sessions.observability import MetricUnit, logger, metrics
+from player_sessions.read_counts import count_read
 from player_sessions.repositories.cql import Cql
 
 DRIVER_FAILURES = (NoHostAvailable, OperationTimedOut, RequestExecutionException, DriverException, OSError)
@@ -75,6 +76,19 @@ def first_row(result: Iterable[Any]) -> Any | None:
     a page without rows before one with rows (it pages an ``IN`` query by subquery, and any query by data
     read), so a result's first page says nothing about the next ones. Never ``ResultSet.one()``."""
     return next(iter(result), None)
+
+
+def counted_pages(result: ResultSet, *, partitions: int) -> Iterator[Any]:
+    """The rows of a paged read, each page counted into the request's reads (read_counts) as it is fetched:
+    one request and the rows Cassandra returned, whether or not the caller reads them all. The partitions
+    the statement addresses count once, with its first page."""
+    count_read(rows=len(result.current_rows), partitions=partitions)
+    while True:
+        yield from result.current_rows
+        if not result.has_more_pages:
+            return
+        result.fetch_next_page()
+        count_read(rows=len(result.current_rows), partitions=0)
 
 
 def execute_all(

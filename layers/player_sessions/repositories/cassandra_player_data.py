@@ -17,9 +17,11 @@ from uuid import UUID
 
 from player_sessions.cassandra_connection import CassandraConnection
 from player_sessions.models import CompletedSession, ErasureReceipt, PlayerWrite, SessionHalves, WriteKind
+from player_sessions.read_counts import count_read
 from player_sessions.repositories.cassandra_helpers import (
     PreparedStatements,
     Statement,
+    counted_pages,
     execute_all,
     first_row,
     request_of,
@@ -89,6 +91,11 @@ CONCURRENCY = 64
 """Requests in flight at once while erasing: a heavy player's thousands of deletions go out in a few rounds."""
 INDEX_PAGE_ROWS = 5_000
 """Rows per page when the index or the completed sessions are read whole (the driver fetches page by page)."""
+INDEX_ROWS_PER_SESSION = 4
+"""A page of an export reads the index a session's worth at a time: its start, its end and its arrivals (one, a
+second after a slow write), so ``sessions`` sessions ask for this many rows each; the driver fetches more when
+a session has more. A page is a read billed by the rows it returns: the whole partition's first 5,000 rows for
+a page of 100 sessions would cost a heavy player's export about 16 times its read units."""
 
 
 class CassandraPlayerDataStore:
@@ -106,7 +113,7 @@ class CassandraPlayerDataStore:
     def _rows(self, cql: Cql, params: tuple[Any, ...], fetch_size: int = INDEX_PAGE_ROWS) -> Iterator[Any]:
         statement = self._statement(cql).bind(params)
         statement.fetch_size = fetch_size
-        return iter(self._connection.session().execute(statement))
+        return counted_pages(self._connection.session().execute(statement), partitions=1)
 
     def player_writes(
         self, player_hash: bytes, *, after: UUID | None = None, sessions: int | None = None
@@ -114,10 +121,11 @@ class CassandraPlayerDataStore:
         entries: list[PlayerWrite] = []
         seen: set[UUID] = set()
         with unavailable_on_failure("read the player's index"):
+            fetch_size = INDEX_PAGE_ROWS if sessions is None else sessions * INDEX_ROWS_PER_SESSION + 1
             rows = (
-                self._rows(READ_PLAYER_WRITES, (player_hash,))
+                self._rows(READ_PLAYER_WRITES, (player_hash,), fetch_size)
                 if after is None
-                else self._rows(READ_PLAYER_WRITES_AFTER, (player_hash, after))
+                else self._rows(READ_PLAYER_WRITES_AFTER, (player_hash, after), fetch_size)
             )
             for row in rows:
                 if sessions is not None and row.session_id not in seen and len(seen) == sessions:
@@ -146,7 +154,9 @@ class CassandraPlayerDataStore:
             results = self._run(
                 [(READ_ONE_COMPLETED, (player_id, end_ts, session_id)) for session_id, end_ts in sessions]
             )
-        return {row.session_id for result in results if (row := first_row(result)) is not None}
+        found = {row.session_id for result in results if (row := first_row(result)) is not None}
+        count_read(rows=len(found), partitions=len(sessions), requests=len(sessions))
+        return found
 
     def erase_sessions(
         self, player_hash: bytes, entries: Sequence[PlayerWrite], owned: Sequence[UUID]
@@ -196,6 +206,7 @@ class CassandraPlayerDataStore:
             row = first_row(
                 self._connection.session().execute(self._statement(READ_ERASURE_RECORD), (player_hash,))
             )
+        count_read(rows=0 if row is None else 1, partitions=1)
         if row is None or row.erased_at is None:
             return None
         return utc(row.erased_at), row.erasure_id
@@ -229,6 +240,7 @@ class CassandraPlayerDataStore:
     def read_receipt(self, erasure_id: UUID) -> ErasureReceipt | None:
         with unavailable_on_failure("read the erasure's receipt"):
             row = first_row(self._connection.session().execute(self._statement(READ_RECEIPT), (erasure_id,)))
+        count_read(rows=0 if row is None else 1, partitions=1)
         if row is None or row.asked_at is None:
             return None
         removed = json.loads(row.removed or "{}")

@@ -30,11 +30,13 @@ from player_sessions.models import (
     Seen,
     SessionHalves,
 )
+from player_sessions.read_counts import count_read
 from player_sessions.repositories.cassandra_helpers import (
     MAX_IN_VALUES,
     PreparedStatements,
     Statement,
     chunks,
+    counted_pages,
     execute_all,
     first_row,
     in_or_one_each,
@@ -200,11 +202,12 @@ class CassandraSessionStore:
             return self._run_concurrently((cql, values) for values in parameters)
 
         with unavailable_on_failure("store the events (reading the erasure records)"):
-            rows, _ = self._once_more_after_reconnect(
+            rows, requests = self._once_more_after_reconnect(
                 lambda: in_or_one_each(
                     run, (READ_ERASED, grouped), (READ_PLAYER_ERASED, one_each), per_partition=per_partition
                 )
             )
+        count_read(rows=len(rows), partitions=len(keys), requests=requests)
         return {row.player_hash: utc(row.erased_at) for row in rows if row.erased_at is not None}
 
     def unwrite(
@@ -220,18 +223,14 @@ class CassandraSessionStore:
             results = self._once_more_after_reconnect(
                 lambda: self._run_concurrently((READ_SESSION, (session_id,)) for session_id in session_ids)
             )
-        halves: dict[UUID, SessionHalves] = {}
-        for result in results:
-            row = first_row(result)
-            if row is not None:
-                halves[row.session_id] = SessionHalves(
-                    row.session_id,
-                    row.player_id,
-                    row.country,
-                    utc_or_none(row.start_ts),
-                    utc_or_none(row.end_ts),
-                )
-        return halves
+        rows = [row for result in results if (row := first_row(result)) is not None]
+        count_read(rows=len(rows), partitions=len(session_ids), requests=len(session_ids))
+        return {
+            row.session_id: SessionHalves(
+                row.session_id, row.player_id, row.country, utc_or_none(row.start_ts), utc_or_none(row.end_ts)
+            )
+            for row in rows
+        }
 
     def write_completed(
         self, sessions: Sequence[tuple[CompletedSession, int]], records: Sequence[RecordWrite] = ()
@@ -290,7 +289,7 @@ class CassandraSessionStore:
         seen: set[uuid.UUID] = set()
         statement = self._statement(READ_COMPLETED).bind((player_id, since))
         statement.fetch_size = limit + PAGE_SLACK
-        for row in self._session().execute(statement):
+        for row in counted_pages(self._session().execute(statement), partitions=1):
             start_ts = utc(row.start_ts)
             if row.session_id in seen or start_ts < since:
                 continue
