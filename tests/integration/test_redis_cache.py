@@ -95,6 +95,26 @@ def test_invalidating_a_scope_hides_its_values_and_not_other_scopes(cache):
     assert cache.lookup(["player:p1"], "history") == (player_token, b"[s1]")
 
 
+def test_forgetting_a_scope_deletes_its_entries_and_generation_one_key_per_command(cache, connection):
+    # Given three values cached under a player's scope (invalidated once), and the server's count of DELs
+    player = f"player:p-{uuid4().hex}"
+    cache.invalidate([player])  # the scope has a generation key
+    for key in ("history", "export", "sessions"):
+        token, _ = cache.lookup([player], key)
+        cache.store(token, key, b"[s1]", 60)
+    client = connection.client()
+    dels_before = client.info("commandstats").get("cmdstat_del", {}).get("calls", 0)
+
+    # When the player's scope is forgotten (an erasure)
+    deleted = cache.forget([player])
+
+    # Then its three entries and its generation key are gone, each by a DEL of its own (deployed, ElastiCache
+    # Serverless is a cluster: one DEL naming keys of several hash slots fails with CROSSSLOT)
+    assert deleted == 4
+    assert client.info("commandstats")["cmdstat_del"]["calls"] - dels_before == 4
+    assert cache.lookup([player], "history")[1] is None
+
+
 def test_generation_keys_expire_after_three_entry_ttl_caps(connection, namespace):
     # Given a cache whose entries live at most 10 s
     cache = RedisReadCache(connection, namespace=namespace, entry_ttl_cap_seconds=10)
