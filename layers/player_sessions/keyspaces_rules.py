@@ -89,6 +89,12 @@ UNSUPPORTED_CQL = Rule(
     "GROUP BY or PER PARTITION LIMIT",
     GUIDE + "cassandra-apis.html",
 )
+TTL_RANGE = Rule(
+    "ttl-range",
+    "a TTL a statement sets is 1 to 630,720,000 seconds (20 years), the range Keyspaces documents; 0, which "
+    "Cassandra reads as no expiry, it does not document for a row, so it is not relied on",
+    GUIDE + "TTL-how-it-works.html",
+)
 BOUNDED_READS = Rule(
     "bounded-reads",
     "the project's own rule: no SELECT * and no ALLOW FILTERING (a read names its columns and its keys)",
@@ -106,6 +112,7 @@ RULES = (
     SERIAL_CONSISTENCY,
     WRITE_CONSISTENCY,
     UNSUPPORTED_CQL,
+    TTL_RANGE,
     BOUNDED_READS,
 )
 
@@ -113,6 +120,7 @@ MAX_IN_SUBQUERIES = 100
 MAX_UNLOGGED_BATCH = 30
 TIMESTAMP_PAST_SECONDS = 2 * 86_400
 TIMESTAMP_FUTURE_SECONDS = 300
+MAX_TTL_SECONDS = 630_720_000
 _SERIAL_LEVELS = frozenset({ConsistencyLevel.SERIAL, ConsistencyLevel.LOCAL_SERIAL})
 _READ_LEVELS = frozenset({ConsistencyLevel.ONE, ConsistencyLevel.LOCAL_ONE, ConsistencyLevel.LOCAL_QUORUM})
 
@@ -150,6 +158,7 @@ _IN = re.compile(r"\bIN\s*[(?:]", re.I)
 _RANGE = re.compile(r"(<=|>=|<|>)")
 _IN_LITERAL = re.compile(r"\bIN\s*\(([^)]*)\)", re.I)
 _TIMESTAMP_LITERAL = re.compile(r"\bUSING\b.*?\bTIMESTAMP\s+(-?\d+)", re.I | re.S)
+_TTL_LITERAL = re.compile(r"\bUSING\b.*?\bTTL\s+(-?\d+)", re.I | re.S)
 _WRITE = re.compile(r"^\s*(INSERT|UPDATE|DELETE|BEGIN)\b", re.I)
 _RANGE_DELETE = re.compile(r"^\s*DELETE\b.*\bWHERE\b.*(<|>)", re.I | re.S)
 
@@ -178,6 +187,9 @@ def _facts(cql: str) -> _TextFacts:
     for values in _IN_LITERAL.findall(clause):
         if len(values.split(",")) > MAX_IN_SUBQUERIES:
             problems.append((IN_SUBQUERIES, f"{len(values.split(','))} values in one IN of {_short(cql)}"))
+    ttl = _TTL_LITERAL.search(cql)
+    if ttl and not 1 <= int(ttl.group(1)) <= MAX_TTL_SECONDS:
+        problems.append((TTL_RANGE, f"USING TTL {ttl.group(1)} in {_short(cql)}"))
     literal = _TIMESTAMP_LITERAL.search(cql)
     return _TextFacts(
         tuple(problems),
@@ -251,7 +263,7 @@ def _check_consistency(message: Any, *, is_write: bool, what: str) -> None:
 
 
 def _check_bound(prepared: PreparedStatement, values: list[Any], text: str) -> None:
-    """The serialized values: each IN list's length (the subqueries multiply) and any bound timestamp."""
+    """The serialized values: each IN list's length (the subqueries multiply), any bound timestamp and TTL."""
     subqueries = 1
     for column, value in zip(prepared.column_metadata, values, strict=False):
         if not isinstance(value, bytes | bytearray):
@@ -260,6 +272,11 @@ def _check_bound(prepared: PreparedStatement, values: list[Any], text: str) -> N
             subqueries *= int.from_bytes(value[:4], "big", signed=True)
         elif column.name == "[timestamp]":
             _check_timestamp(int.from_bytes(value, "big", signed=True), f"USING TIMESTAMP of {_short(text)}")
+        elif (
+            column.name == "[ttl]"
+            and not 1 <= (ttl := int.from_bytes(value, "big", signed=True)) <= MAX_TTL_SECONDS
+        ):
+            raise KeyspacesRuleViolation(TTL_RANGE, f"a TTL of {ttl} s bound to {_short(text)}")
     if subqueries > MAX_IN_SUBQUERIES:
         raise KeyspacesRuleViolation(IN_SUBQUERIES, f"{subqueries} subqueries in {_short(text)}")
 

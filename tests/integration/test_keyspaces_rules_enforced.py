@@ -175,6 +175,28 @@ def test_select_star_is_refused_when_prepared(counts_connection):
         counts_connection.prepare("SELECT * FROM sessions WHERE session_id = ?")
 
 
+@pytest.mark.parametrize("ttl", ["0", "630720001"])
+def test_a_literal_ttl_outside_the_documented_range_is_refused_when_prepared(counts_connection, ttl):
+    # Given a write whose TTL Keyspaces does not document (0: no expiry in Cassandra; over 20 years)
+    cql = f"INSERT INTO arrival_minutes (scope, minute) VALUES (?, ?) USING TTL {ttl}"
+    # When prepared / Then refused by name
+    with pytest.raises(KeyspacesRuleViolation, match="ttl-range"):
+        counts_connection.prepare(cql)
+
+
+def test_a_bound_ttl_of_zero_is_refused_and_one_in_range_is_sent(counts_connection, scope):
+    # Given a write with a bound TTL
+    statement = prepared(
+        counts_connection, "INSERT INTO arrival_minutes (scope, minute) VALUES (?, ?) USING TTL ?"
+    )
+    # When sent with 0 / Then refused by name and nothing written; with an hour it is stored
+    with pytest.raises(KeyspacesRuleViolation, match="ttl-range"):
+        counts_connection.session().execute(statement, (scope, datetime.now(UTC), 0))
+    assert minutes_stored(counts_connection, scope) == 0
+    counts_connection.session().execute(statement, (scope, datetime.now(UTC), 3600))
+    assert minutes_stored(counts_connection, scope) == 1
+
+
 def test_every_rule_has_a_test_here():
     # Given the rules the local connection enforces / Then each is exercised by a test of this module
     source = Path(__file__).read_text()

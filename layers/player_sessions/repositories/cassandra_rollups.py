@@ -35,8 +35,11 @@ from player_sessions.time_buckets import Bucket, Level, start_shard
 
 # The watermark only moves forward, by conditional writes: a slower builder's older slot never wins, whatever
 # the order the writes arrive in (no client timestamp, which Keyspaces takes only within 2 days of now).
-ADVANCE_PROGRESS = Cql("UPDATE rollup_progress USING TTL 0 SET slot = ? WHERE name = ? IF slot < ?")
-START_PROGRESS = Cql("INSERT INTO rollup_progress (name, slot) VALUES (?, ?) IF NOT EXISTS USING TTL 0")
+# Each write takes the table's default TTL, the retention (a TTL of 0 per row Keyspaces does not document): a
+# part's watermark moves every slot while its builder runs, so it expires only after a year without a builder,
+# by when every row it describes has expired too.
+ADVANCE_PROGRESS = Cql("UPDATE rollup_progress SET slot = ? WHERE name = ? IF slot < ?")
+START_PROGRESS = Cql("INSERT INTO rollup_progress (name, slot) VALUES (?, ?) IF NOT EXISTS")
 WRITE_MARK = Cql("INSERT INTO start_marks (session_id, ts, country, slot) VALUES (?, ?, ?, ?) USING TTL ?")
 CLAIM_FOLD = Cql("INSERT INTO rollup_folds (slot, starts) VALUES (?, ?) IF NOT EXISTS USING TTL ?")
 READ_START_ROW = Cql(

@@ -268,7 +268,7 @@ FORGET_SCAN_PAGE = 1000
 """Keys per SCAN page, and per round trip of single-key deletes, when an erasure deletes a scope's entries."""
 
 
-def _delete_each(client: redis.Redis, keys: list[bytes]) -> int:
+def _delete_each(client: redis.Redis[bytes], keys: list[bytes]) -> int:
     """Deletes the keys one ``DEL`` each, in one round trip (a pipeline, not a transaction): deployed, ElastiCache
     Serverless runs in cluster mode, where a command naming keys of several hash slots fails with CROSSSLOT."""
     if not keys:
