@@ -24,13 +24,19 @@ def _column(column: Column) -> cassandra.CfnTable.ColumnProperty:
     return cassandra.CfnTable.ColumnProperty(column_name=column.name, column_type=column.cql_type)
 
 
+KEEP_ONCE_CREATED = RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE
+"""Kept when the stack is deleted or the resource replaced, but removed by the rollback of the deploy that
+created it (CloudFormation's RetainExceptOnCreate): a first deploy that fails for another reason leaves no
+keyspace, table, secret or key behind whose fixed name would make the retry fail."""
+
+
 class KeyspacesData(Construct):
     """The keyspace and one ``AWS::Cassandra::Table`` per entry of ``player_sessions.schema.TABLES``."""
 
     def __init__(self, scope: Construct, construct_id: str) -> None:
         super().__init__(scope, construct_id)
         self.keyspace = cassandra.CfnKeyspace(self, "Keyspace", keyspace_name=KEYSPACE)
-        self.keyspace.apply_removal_policy(RemovalPolicy.RETAIN)
+        self.keyspace.apply_removal_policy(KEEP_ONCE_CREATED)
         self.tables: dict[str, cassandra.CfnTable] = {table.name: self._table(table) for table in TABLES}
 
     def _table(self, table: Table) -> cassandra.CfnTable:
@@ -60,7 +66,7 @@ class KeyspacesData(Construct):
             billing_mode=cassandra.CfnTable.BillingModeProperty(mode=BILLING_MODE),
         )
         # The tables hold the service's data: a stack deletion or replacement must not take it along.
-        resource.apply_removal_policy(RemovalPolicy.RETAIN)
+        resource.apply_removal_policy(KEEP_ONCE_CREATED)
         resource.add_resource_dependency(self.keyspace)
         return resource
 

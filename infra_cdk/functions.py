@@ -3,7 +3,7 @@ dependency layer, roles and settings."""
 
 from __future__ import annotations
 
-from aws_cdk import Acknowledgment, CfnParameter, Duration, RemovalPolicy, Stack, Validations
+from aws_cdk import Acknowledgment, CfnParameter, Duration, Stack, Validations
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
@@ -23,7 +23,7 @@ from infra_cdk.constants import (
     ROLLUP_BUILDER_SCHEDULE_MINUTES,
     ROLLUP_PARTS,
 )
-from infra_cdk.data import KeyspacesData
+from infra_cdk.data import KEEP_ONCE_CREATED, KeyspacesData
 from infra_cdk.function_definitions import (
     ALL_FUNCTION_DEFINITIONS,
     ROLLUP_BUILDER_DEFINITION,
@@ -134,7 +134,7 @@ class LambdaFunctions(Construct):
                 "to keep in step with those grants, and protect nothing more."
             ),
         )
-        self.player_hash_secret.apply_removal_policy(RemovalPolicy.RETAIN)
+        self.player_hash_secret.apply_removal_policy(KEEP_ONCE_CREATED)
         deployment = Deployment(
             database_mode=DatabaseMode.KEYSPACES,
             region=Stack.of(self).region,
@@ -280,6 +280,11 @@ class LambdaFunctions(Construct):
             memory_size=definition.memory_mb,
             timeout=Duration.seconds(definition.timeout_seconds),
             reserved_concurrent_executions=definition.reserved_concurrency,
+            # EventBridge invokes a scheduled function asynchronously: without these, Lambda itself would retry
+            # a failed run twice (1 and 2 minutes later) and keep a throttled one queued for up to 6 hours, so
+            # late runs of a part would pile onto the next minutes' runs and take their reserved slots.
+            retry_attempts=0 if definition.scheduled else None,
+            max_event_age=Duration.minutes(ROLLUP_BUILDER_SCHEDULE_MINUTES) if definition.scheduled else None,
             environment=definition.environment(deployment),
             role=role,
             log_group=log_group,

@@ -91,5 +91,5 @@ def test_deleting_the_stack_keeps_the_data(synthesized: Synthesized) -> None:
 
     # Then
     assert {(r["DeletionPolicy"], r["UpdateReplacePolicy"]) for r in data_resources.values()} == {
-        ("Retain", "Retain")
+        ("RetainExceptOnCreate", "Retain")
     }

@@ -51,6 +51,22 @@ def test_an_eventbridge_rule_starts_each_parts_builder_every_minute_without_retr
     )
 
 
+def test_lambda_neither_retries_a_failed_builder_run_nor_keeps_a_throttled_one_past_the_next_minute(
+    synthesized: Synthesized,
+) -> None:
+    # When
+    configs = [
+        render(c["Properties"]) for c in synthesized.resources("AWS::Lambda::EventInvokeConfig").values()
+    ]
+
+    # Then the builder's asynchronous invocations (EventBridge's) are never retried by Lambda (its default: twice
+    # on an error, up to 6 hours when throttled): the next minute's run of the part folds what one missed
+    builder_id = function_logical_id(ROLLUP_BUILDER)
+    (config,) = [c for c in configs if c["FunctionName"] == f"<{builder_id}>"]
+    assert config["MaximumRetryAttempts"] == 0
+    assert config["MaximumEventAgeInSeconds"] == 60
+
+
 def test_the_builder_is_not_behind_the_api_and_has_no_alias(synthesized: Synthesized) -> None:
     # When
     aliases = [render(a["Properties"]) for a in synthesized.resources("AWS::Lambda::Alias").values()]
