@@ -1,8 +1,9 @@
 """The session store on Cassandra / Amazon Keyspaces.
 
 Every statement is a constant, prepared once per environment and bound with parameters. Writes of a batch go
-out concurrently through the driver's ``execute_concurrent``; the only batch statements are unlogged ones of two
-statements on one session's row (Keyspaces: at most 30 statements, one partition).
+out concurrently through the driver's ``execute_concurrent``; the only batch statements are unlogged ones of one
+partition: a session's two halves, and a player's index rows (up to 30; Keyspaces: at most 30 statements, one
+partition).
 
 Every step is idempotent, so a step that found no host up runs once more after the connection saw a host come
 back (``_once_more_after_reconnect``).
