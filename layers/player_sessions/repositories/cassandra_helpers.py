@@ -46,7 +46,9 @@ Statement = tuple[Cql, tuple[Any, ...]]
 
 def request_of(prepared: PreparedStatements, statement: Statement | list[Statement]) -> tuple[Any, Any]:
     """What ``execute_all`` takes for a statement; a list of statements (all of one partition) goes as one
-    unlogged batch."""
+    unlogged batch, a list of one as that statement alone."""
+    if isinstance(statement, list) and len(statement) == 1:
+        (statement,) = statement
     if isinstance(statement, tuple):
         cql, params = statement
         return prepared(cql), params
