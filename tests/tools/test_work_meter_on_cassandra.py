@@ -128,3 +128,32 @@ def test_a_session_without_the_hook_carries_no_meter(cassandra_connection, test_
 
     # Then none of its work was seen: nothing in the service sizes a row
     assert work_record(tally)["cassandra"] == {}
+
+
+def test_a_session_opened_during_a_measurement_counts_into_it_from_its_first_request(test_settings):
+    # Given a player with one completed session, and a connection not opened yet (a cold start opens its
+    # session lazily, inside its first request's measurement)
+    clock = now_clock()
+    player_id = fresh_player()
+    ingest_batch(
+        sessions_of(player_id, clock, 1),
+        store=CassandraSessionStore(CassandraConnection(test_settings)),
+        clock=clock,
+        settings=test_settings,
+    )
+    connection = CassandraConnection(test_settings)
+    try:
+        # When every meter of the process is measured, and the session is opened and metered (as the session
+        # hook does) during the block, then read
+        with measuring() as tally:
+            meter_session(connection.session())
+            last_completed_sessions(
+                player_id, 20, store=CassandraSessionStore(connection), clock=clock, settings=test_settings
+            )
+        # Then its read is in the tally, and after the block the new meter counts into none
+        read = work_record(tally)["cassandra"]["completed_sessions_by_player"]
+        assert (read["read_requests"], read["rows_read"]) == (1, 1)
+        (meter,) = meters_of(connection.session(), None)
+        assert meter.tally is None
+    finally:
+        connection.close()

@@ -93,25 +93,39 @@ class Meter:
 
 
 _meters: weakref.WeakSet[Meter] = weakref.WeakSet()
+_measuring_all: list[WorkTally] = []
+"""The tallies of the ``measuring()`` blocks open over every meter, innermost last."""
 
 
 def _new_meter() -> Meter:
+    """A meter for a session or client opened now: inside a ``measuring()`` of every meter (a cold start's first
+    request opens its connections lazily), it counts into that block's tally from its first request."""
     meter = Meter()
+    if _measuring_all:
+        meter.tally = _measuring_all[-1]
     _meters.add(meter)
     return meter
 
 
 @contextmanager
 def measuring(meters: Iterable[Meter] | None = None, into: WorkTally | None = None) -> Iterator[WorkTally]:
-    """Counts what the meters see (every meter of this process by default) into a fresh tally, or ``into``."""
+    """Counts what the meters see (every meter of this process by default, those made during the block
+    included) into a fresh tally, or ``into``."""
     chosen = list(_meters if meters is None else meters)
     tally = WorkTally() if into is None else into
     previous = [meter.tally for meter in chosen]
     for meter in chosen:
         meter.tally = tally
+    if meters is None:
+        _measuring_all.append(tally)
     try:
         yield tally
     finally:
+        if meters is None:
+            _measuring_all.pop()
+            for meter in list(_meters):
+                if meter.tally is tally and meter not in chosen:
+                    meter.tally = _measuring_all[-1] if _measuring_all else None
         for meter, before in zip(chosen, previous, strict=True):
             meter.tally = before
 
