@@ -188,7 +188,9 @@ class InMemorySessionStore:
             key=lambda s: (s.end_ts, s.session_id),
             reverse=True,
         )
-        return [s for s in mine if s.end_ts >= since and s.start_ts >= since][:limit]
+        found = [s for s in mine if s.end_ts >= since and s.start_ts >= since][:limit]
+        count_read(rows=len(found), partitions=1)
+        return found
 
     def ping(self) -> float:
         return 0.1

@@ -11,8 +11,10 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response
 
 from functions.country_starts.handler import app, lambda_handler
+from functions.player_sessions.handler import lambda_handler as player_sessions_handler
 from player_sessions import observability
 from player_sessions.bootstrap import use_services
+from player_sessions.domain.ingest import ingest_batch
 from player_sessions.observability import metrics, reads_reported
 from player_sessions.read_counts import count_read, metered
 from player_sessions_local.gateway.in_process import LocalLambdaContext
@@ -58,3 +60,25 @@ def test_a_country_route_reports_its_reads(monkeypatch):
     assert response["statusCode"] == 200
     assert expected.partitions > 0
     assert reported == [(expected.rows, expected.partitions)]
+
+
+def test_every_function_reports_its_reads_not_only_the_country_routes(monkeypatch):
+    # Given a player with a completed session in the in-memory stores, and the reads reported recorded
+    services = in_memory_services(datetime(2026, 11, 28, tzinfo=UTC))
+    event = json.loads((EVENTS / "player_sessions_query.json").read_text())
+    player_id = event["pathParameters"]["player_id"]
+    ingest_event = json.loads((EVENTS / "ingest_events_valid_batch.json").read_text())
+    batch = [e for e in json.loads(ingest_event["body"]) if e["player_id"] == player_id]
+    assert {e["event"] for e in batch} == {"start", "end"}
+    ingest_batch(batch, store=services.sessions, clock=services.clock, settings=services.settings)
+    reported: list[tuple[int, int]] = []
+    monkeypatch.setattr(
+        observability, "report_reads", lambda tally: reported.append((tally.rows, tally.partitions))
+    )
+    with use_services(services):
+        # When the player's history is asked for through the function
+        response = player_sessions_handler(event, LocalLambdaContext(function_name="player_sessions"))
+    # Then it answered the session, and reported the one partition it read, once
+    assert response["statusCode"] == 200
+    assert len(json.loads(response["body"])["sessions"]) >= 1
+    assert reported == [(len(json.loads(response["body"])["sessions"]), 1)]

@@ -305,9 +305,10 @@ class CassandraSessionStore:
     def ping(self) -> float:
         started = time.perf_counter()
         with unavailable_on_failure("reach Cassandra"):
-            self._once_more_after_reconnect(
+            row = self._once_more_after_reconnect(
                 lambda: first_row(self._session().execute(self._statement(PING), (PING_KEY,)))
             )
+        count_read(rows=0 if row is None else 1, partitions=1)
         return (time.perf_counter() - started) * 1000
 
 
