@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aws_lambda_powertools.event_handler import Response
 
 from functions.country_starts.handler import app, lambda_handler
@@ -42,17 +43,24 @@ def test_the_middleware_reports_what_the_route_read():
     assert reported == {"RowsRead": [7], "PartitionsRead": [2]}
 
 
-def test_a_country_route_reports_its_reads(monkeypatch):
+@pytest.fixture
+def reported(monkeypatch) -> list[tuple[int, int]]:
+    """The (rows, partitions) each invocation reports (the EMF line itself is checked by the first test: a
+    process may have metrics disabled)."""
+    reports: list[tuple[int, int]] = []
+    monkeypatch.setattr(
+        observability, "report_reads", lambda tally: reports.append((tally.rows, tally.partitions))
+    )
+    return reports
+
+
+def test_a_country_route_reports_its_reads(reported):
     # Given services on the in-memory stores (which count their reads as the Cassandra repositories do), and
     # the reads reported recorded (the EMF line itself is checked above: a process may have metrics disabled)
     services = in_memory_services(datetime(2026, 11, 28, tzinfo=UTC))
     event = json.loads((EVENTS / "country_starts_counts.json").read_text())
     with metered() as expected:
         services.country_starts.counts(int(event["queryStringParameters"]["hours"]))
-    reported: list[tuple[int, int]] = []
-    monkeypatch.setattr(
-        observability, "report_reads", lambda tally: reported.append((tally.rows, tally.partitions))
-    )
     with use_services(services):
         # When the function answers the same count
         response = lambda_handler(event, LocalLambdaContext(function_name="country_starts"))
@@ -62,7 +70,7 @@ def test_a_country_route_reports_its_reads(monkeypatch):
     assert reported == [(expected.rows, expected.partitions)]
 
 
-def test_every_function_reports_its_reads_not_only_the_country_routes(monkeypatch):
+def test_every_function_reports_its_reads_not_only_the_country_routes(reported):
     # Given a player with a completed session in the in-memory stores, and the reads reported recorded
     services = in_memory_services(datetime(2026, 11, 28, tzinfo=UTC))
     event = json.loads((EVENTS / "player_sessions_query.json").read_text())
@@ -71,10 +79,6 @@ def test_every_function_reports_its_reads_not_only_the_country_routes(monkeypatc
     batch = [e for e in json.loads(ingest_event["body"]) if e["player_id"] == player_id]
     assert {e["event"] for e in batch} == {"start", "end"}
     ingest_batch(batch, store=services.sessions, clock=services.clock, settings=services.settings)
-    reported: list[tuple[int, int]] = []
-    monkeypatch.setattr(
-        observability, "report_reads", lambda tally: reported.append((tally.rows, tally.partitions))
-    )
     with use_services(services):
         # When the player's history is asked for through the function
         response = player_sessions_handler(event, LocalLambdaContext(function_name="player_sessions"))
