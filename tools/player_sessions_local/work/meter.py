@@ -294,11 +294,13 @@ class _MeteredConnection(_ConnectionBase):
 
     work_meter: Meter
 
-    def pack_command(self, *args: Any) -> list[bytes]:
+    def send_command(self, *args: Any, **kwargs: Any) -> None:
+        # One command (redis-py packs it itself here, without pack_command); a pipeline goes through
+        # pack_commands and send_packed_command instead.
         tally = self.work_meter.tally
         if tally is not None:
             tally.cache.commands += 1
-        return super().pack_command(*args)
+        super().send_command(*args, **kwargs)
 
     def pack_commands(self, commands: Iterable[Iterable[Any]]) -> list[bytes]:
         commands = list(commands)
