@@ -310,24 +310,36 @@ class LambdaFunctions(Construct):
                     reason="Each deployment publishes a version (current_version); API Gateway calls its alias.",
                 )
             )
-        Validations.of(role).acknowledge(
-            Acknowledgment(
-                id="AwsSolutions::AwsSolutions-IAM5[Resource::*]",
-                reason=(
-                    "Required by AWS: attaching to the VPC (EC2 Describe* actions have no resource-level "
-                    "permissions, and the ENIs do not exist before Lambda creates them) and X-Ray's "
-                    "PutTraceSegments and PutTelemetryRecords, which support no resource-level permissions."
-                ),
-            ),
-            Acknowledgment(
-                id=f"AwsSolutions::AwsSolutions-IAM5[Resource::{SYSTEM_KEYSPACES_ARN}]",
-                reason=(
-                    "Required by AWS: a Keyspaces driver reads the system* keyspaces (system.local, "
-                    "system.peers, ...) on every connection; no service data lives there. Every service "
-                    "table is named individually."
-                ),
-            ),
+        x_ray = (
+            "X-Ray's PutTraceSegments and PutTelemetryRecords, which support no resource-level permissions"
         )
+        acknowledgements = (
+            [
+                Acknowledgment(
+                    id="AwsSolutions::AwsSolutions-IAM5[Resource::*]",
+                    reason=(
+                        "Required by AWS: attaching to the VPC (EC2 Describe* actions have no resource-level "
+                        f"permissions, and the ENIs do not exist before Lambda creates them) and {x_ray}."
+                    ),
+                ),
+                Acknowledgment(
+                    id=f"AwsSolutions::AwsSolutions-IAM5[Resource::{SYSTEM_KEYSPACES_ARN}]",
+                    reason=(
+                        "Required by AWS: a Keyspaces driver reads the system* keyspaces (system.local, "
+                        "system.peers, ...) on every connection; no service data lives there. Every service "
+                        "table is named individually."
+                    ),
+                ),
+            ]
+            if definition.uses_data
+            # Outside the VPC, with no database: only X-Ray's actions need the wildcard.
+            else [
+                Acknowledgment(
+                    id="AwsSolutions::AwsSolutions-IAM5[Resource::*]", reason=f"Required by AWS: {x_ray}."
+                )
+            ]
+        )
+        Validations.of(role).acknowledge(*acknowledgements)
         self.functions[function.name] = handler
         if not definition.scheduled:
             self.aliases[function.name] = lambda_.Alias(
