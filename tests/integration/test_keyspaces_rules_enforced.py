@@ -14,9 +14,10 @@ from cassandra.query import BatchStatement, BatchType
 
 from player_sessions import keyspaces_rules
 from player_sessions.keyspaces_rules import KeyspacesRuleViolation
+from player_sessions.repositories.cassandra_helpers import first_row
 from player_sessions.repositories.cassandra_rollups import CLAIM_FOLD, DELETE_ROLLUPS_BEFORE, WRITE_ROLLUP
 from player_sessions.repositories.cassandra_starts import READ_ARRIVALS, READ_ROLLUPS
-from player_sessions.repositories.cassandra_store import WRITE_ARRIVAL_MINUTE, first_row
+from player_sessions.repositories.cassandra_store import WRITE_ARRIVAL_MINUTE
 
 pytestmark = pytest.mark.integration
 

@@ -80,6 +80,21 @@ def first_row(result: Iterable[Any]) -> Any | None:
     return next(iter(result), None)
 
 
+def counted_first_row(result: Iterable[Any]) -> Any | None:
+    """``first_row`` of a read of one partition, counted into the request's reads (read_counts) as one request."""
+    row = first_row(result)
+    count_read(rows=0 if row is None else 1, partitions=1)
+    return row
+
+
+def counted_first_rows(results: Iterable[Iterable[Any]]) -> list[Any | None]:
+    """``first_row`` of each of several reads of one partition each (sent concurrently), in their order, all
+    counted into the request's reads: a request and a partition each."""
+    rows = [first_row(result) for result in results]
+    count_read(rows=sum(row is not None for row in rows), partitions=len(rows), requests=len(rows))
+    return rows
+
+
 def counted_pages(result: ResultSet, *, partitions: int) -> Iterator[Any]:
     """The rows of a paged read, each page counted into the request's reads (read_counts) as it is fetched:
     one request and the rows Cassandra returned, whether or not the caller reads them all. The partitions

@@ -17,13 +17,13 @@ from uuid import UUID
 
 from player_sessions.cassandra_connection import CassandraConnection
 from player_sessions.models import CompletedSession, ErasureReceipt, PlayerWrite, SessionHalves, WriteKind
-from player_sessions.read_counts import count_read
 from player_sessions.repositories.cassandra_helpers import (
     PreparedStatements,
     Statement,
+    counted_first_row,
+    counted_first_rows,
     counted_pages,
     execute_all,
-    first_row,
     request_of,
     unavailable_on_failure,
     utc,
@@ -154,9 +154,7 @@ class CassandraPlayerDataStore:
             results = self._run(
                 [(READ_ONE_COMPLETED, (player_id, end_ts, session_id)) for session_id, end_ts in sessions]
             )
-        found = {row.session_id for result in results if (row := first_row(result)) is not None}
-        count_read(rows=len(found), partitions=len(sessions), requests=len(sessions))
-        return found
+        return {row.session_id for row in counted_first_rows(results) if row is not None}
 
     def erase_sessions(
         self, player_hash: bytes, entries: Sequence[PlayerWrite], owned: Sequence[UUID]
@@ -203,10 +201,9 @@ class CassandraPlayerDataStore:
 
     def erasure_record(self, player_hash: bytes) -> tuple[datetime, UUID] | None:
         with unavailable_on_failure("read the player's erasure"):
-            row = first_row(
+            row = counted_first_row(
                 self._connection.session().execute(self._statement(READ_ERASURE_RECORD), (player_hash,))
             )
-        count_read(rows=0 if row is None else 1, partitions=1)
         if row is None or row.erased_at is None:
             return None
         return utc(row.erased_at), row.erasure_id
@@ -239,8 +236,9 @@ class CassandraPlayerDataStore:
 
     def read_receipt(self, erasure_id: UUID) -> ErasureReceipt | None:
         with unavailable_on_failure("read the erasure's receipt"):
-            row = first_row(self._connection.session().execute(self._statement(READ_RECEIPT), (erasure_id,)))
-        count_read(rows=0 if row is None else 1, partitions=1)
+            row = counted_first_row(
+                self._connection.session().execute(self._statement(READ_RECEIPT), (erasure_id,))
+            )
         if row is None or row.asked_at is None:
             return None
         removed = json.loads(row.removed or "{}")

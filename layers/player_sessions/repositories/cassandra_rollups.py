@@ -17,8 +17,13 @@ from player_sessions.cassandra_connection import BULK_PROFILE
 from player_sessions.errors import DatabaseUnavailableError
 from player_sessions.histograms import dumps_counts
 from player_sessions.models import StartKey
-from player_sessions.read_counts import count_read
-from player_sessions.repositories.cassandra_helpers import chunks, first_row, unavailable_on_failure
+from player_sessions.repositories.cassandra_helpers import (
+    chunks,
+    counted_first_row,
+    counted_first_rows,
+    first_row,
+    unavailable_on_failure,
+)
 from player_sessions.repositories.cassandra_start_rows import CONCURRENCY
 from player_sessions.repositories.cassandra_starts import (
     FAMILY_READS,
@@ -144,9 +149,8 @@ class CassandraRollupStore(CassandraStartsStore):
         ]
         with unavailable_on_failure("read the start rows"):
             results = self._concurrently(READ_START_ROW, parameters, bulk=len(parameters) > 100)
-        stored = {key for key, result in zip(keys, results, strict=True) if first_row(result) is not None}
-        count_read(rows=len(stored), partitions=len(keys), requests=len(keys))
-        return stored
+        rows = counted_first_rows(results)
+        return {key for key, row in zip(keys, rows, strict=True) if row is not None}
 
     def claim_fold(self, fold: int, keys: Sequence[StartKey], ttl_seconds: int) -> list[StartKey]:
         record = fold_record(keys)
@@ -158,8 +162,7 @@ class CassandraRollupStore(CassandraStartsStore):
                 ):
                     return list(keys)
                 # Another builder recorded this slot's fold first: its record is what counts.
-                row = first_row(session.execute(self._statement(self._reads.fold_record), (fold,)))
-                count_read(rows=1 if row else 0, partitions=1)
+                row = counted_first_row(session.execute(self._statement(self._reads.fold_record), (fold,)))
                 if row is not None:
                     return fold_record_keys(row.starts)
         raise DatabaseUnavailableError("Cassandra could not record a fold: its record kept vanishing")

@@ -20,8 +20,8 @@ from player_sessions.read_counts import count_read
 from player_sessions.repositories.cassandra_helpers import (
     MAX_IN_VALUES,
     PreparedStatements,
+    counted_first_rows,
     execute_all,
-    first_row,
     unavailable_on_failure,
     utc,
 )
@@ -105,12 +105,8 @@ class CassandraStartRows:
             hour = Level.HOUR.after(hour)
         parameters = [(h, shard, country, after, until) for h in hours for shard in range(self._shards)]
         with unavailable_on_failure("look for new starts"):
-            found = sum(
-                first_row(result) is not None
-                for result in self._concurrently(COUNTRY_START_BETWEEN, parameters)
-            )
-        count_read(rows=found, partitions=len(parameters), requests=len(parameters))
-        return found > 0
+            rows = counted_first_rows(self._concurrently(COUNTRY_START_BETWEEN, parameters))
+        return any(row is not None for row in rows)
 
     def country_hour_starts(
         self, hours: HourCounts, country: str, not_after: datetime, not_before: datetime, page_size: int

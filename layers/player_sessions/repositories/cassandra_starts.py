@@ -26,7 +26,7 @@ from player_sessions.read_counts import count_read
 from player_sessions.repositories.cassandra_helpers import (
     MAX_IN_VALUES,
     chunks,
-    first_row,
+    counted_first_row,
     in_or_one_each,
     unavailable_on_failure,
     utc,
@@ -158,12 +158,11 @@ class CassandraStartsStore(CassandraStartRows):
 
     def first_arrival_minute(self) -> datetime | None:
         with unavailable_on_failure("read the arrival minutes"):
-            row = first_row(
+            row = counted_first_row(
                 self._connection.session().execute(
                     self._statement(FIRST_ARRIVAL_MINUTE), (self.family.arrival_scope,)
                 )
             )
-        count_read(rows=1 if row else 0, partitions=1)
         return utc(row.minute) if row is not None else None
 
     def arrival_minutes_between(self, first: datetime, last: datetime, limit: int) -> list[datetime]:

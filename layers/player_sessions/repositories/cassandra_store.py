@@ -37,9 +37,10 @@ from player_sessions.repositories.cassandra_helpers import (
     PreparedStatements,
     Statement,
     chunks,
+    counted_first_row,
+    counted_first_rows,
     counted_pages,
     execute_all,
-    first_row,
     in_or_one_each,
     request_of,
     unavailable_on_failure,
@@ -224,8 +225,7 @@ class CassandraSessionStore:
             results = self._once_more_after_reconnect(
                 lambda: self._run_concurrently((READ_SESSION, (session_id,)) for session_id in session_ids)
             )
-        rows = [row for result in results if (row := first_row(result)) is not None]
-        count_read(rows=len(rows), partitions=len(session_ids), requests=len(session_ids))
+        rows = [row for row in counted_first_rows(results) if row is not None]
         return {
             row.session_id: SessionHalves(
                 row.session_id, row.player_id, row.country, utc_or_none(row.start_ts), utc_or_none(row.end_ts)
@@ -305,10 +305,9 @@ class CassandraSessionStore:
     def ping(self) -> float:
         started = time.perf_counter()
         with unavailable_on_failure("reach Cassandra"):
-            row = self._once_more_after_reconnect(
-                lambda: first_row(self._session().execute(self._statement(PING), (PING_KEY,)))
+            self._once_more_after_reconnect(
+                lambda: counted_first_row(self._session().execute(self._statement(PING), (PING_KEY,)))
             )
-        count_read(rows=0 if row is None else 1, partitions=1)
         return (time.perf_counter() - started) * 1000
 
 
