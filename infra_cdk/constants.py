@@ -7,8 +7,10 @@ restated here: the CDK app and the local stack cannot drift apart.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
+from player_sessions.domain.country_starts.schedule import SCHEDULE_PERIOD
 from player_sessions.routes import COUNTRY_STARTS, INGEST_EVENTS, PLAYER_DATA, LambdaFunction
 from player_sessions.settings import Settings
 
@@ -64,10 +66,11 @@ AUTHORIZER_TIMEOUT_SECONDS = 5
 """The login's keys come within its fetch timeout (player_sessions.player_tokens) or the token is refused."""
 LAMBDA_ALIAS = "live"
 """The alias API Gateway invokes: SnapStart only applies to published versions."""
-ROLLUP_BUILDER_SCHEDULE_MINUTES = 1
-"""EventBridge's shortest rate; each invocation folds for most of the minute (functions/rollup_builder)."""
+ROLLUP_BUILDER_SCHEDULE_MINUTES = SCHEDULE_PERIOD // timedelta(minutes=1)
+"""EventBridge's shortest rate; each invocation folds until just before the next is due (functions/rollup_builder)."""
 ROLLUP_BUILDER_TIMEOUT_SECONDS = 70
-"""One invocation folds for 55 s, then returns; the rest is margin for its last fold."""
+"""One invocation folds for 58.5 s at most (domain.country_starts.schedule), then compacts and returns; the
+rest is margin for its last fold."""
 ROLLUP_BUILDER_CONCURRENCY = ROLLUP_PARTS
 """One builder per part at a time (a second one of a part would be safe, and useless)."""
 ROLLUP_LAG_ALARM_SECONDS = 30

@@ -33,6 +33,7 @@ from infra_cdk.function_definitions import (
 from infra_cdk.log_groups import LogGroups
 from infra_cdk.network import PRIVATE_SUBNETS
 from player_sessions.access import table_access
+from player_sessions.domain.country_starts.schedule import SCHEDULED_AT
 from player_sessions.routes import LambdaFunction
 from player_sessions.settings import DatabaseMode
 
@@ -156,8 +157,8 @@ class LambdaFunctions(Construct):
                 deployment=deployment,
             )
         self.builder = self.functions[ROLLUP_BUILDER_DEFINITION.name]
-        # One invocation per part of the arrival log every minute (a rule takes at most five targets); a run
-        # that could not start is not retried: the next minute's run of its part folds what it would have.
+        # One run per part a minute (a rule takes five targets at most), told when it was scheduled: it returns
+        # just before its part's next run. One that could not start is not retried: the next run folds its slots.
         parts = list(range(ROLLUP_PARTS))
         self.builder_schedules = [
             events.Rule(
@@ -168,9 +169,11 @@ class LambdaFunctions(Construct):
                 targets=[
                     targets.LambdaFunction(
                         self.builder,
-                        event=events.RuleTargetInput.from_object({"part": part}),
+                        event=events.RuleTargetInput.from_object(
+                            {"part": part, SCHEDULED_AT: events.EventField.time}
+                        ),
                         retry_attempts=0,
-                        max_event_age=Duration.minutes(1),
+                        max_event_age=Duration.minutes(ROLLUP_BUILDER_SCHEDULE_MINUTES),
                     )
                     for part in parts[first : first + RULE_TARGETS]
                 ],

@@ -1,9 +1,10 @@
 """The rollup builder: an EventBridge-scheduled function that folds arrival slots into the rollups.
 
-Scheduled every minute once per part of the arrival log (the event says which: ``{"part": p}``), one invocation
-keeps folding its part for most of that minute (a slot settles 1.5 s after it ends, and EventBridge cannot
-schedule more often than once a minute), then returns before the next one starts. Reserved concurrency equal to
-the parts keeps one builder per part; two of one part at once would still count every start once.
+Scheduled every minute once per part of the arrival log (the event says which, and when it was scheduled:
+``{"part": p, "scheduled_at": time}``), one invocation keeps folding its part until just before the part's next
+one is due (a slot settles 1.5 s after it ends, and EventBridge cannot schedule more often than once a minute),
+then returns (domain.country_starts.schedule). Reserved concurrency equal to the parts keeps one builder per
+part; two of one part at once would still count every start once.
 """
 
 import time
@@ -13,10 +14,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from player_sessions.bootstrap import get_services
 from player_sessions.domain.country_starts.builder import CompactionTracker, FoldReport, pause_after
+from player_sessions.domain.country_starts.schedule import fold_until, scheduled_at
 from player_sessions.observability import MetricUnit, logger, metrics, tracer
 
-RUN_FOR_SECONDS = 55.0
-"""How long one scheduled invocation keeps folding (the schedule's period, less a margin)."""
 STOP_BEFORE_TIMEOUT_MS = 5_000
 
 _trackers: dict[str, CompactionTracker] = {}
@@ -33,7 +33,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     if not 0 <= part < services.settings.rollup_parts:
         raise ValueError(f"part {part} is not one of the {services.settings.rollup_parts} parts")
     logger.append_keys(part=part)
-    deadline = time.monotonic() + RUN_FOR_SECONDS
+    now = services.clock.now()
+    deadline = time.monotonic() + (fold_until(scheduled_at(event), now) - now).total_seconds()
     builder = services.rollup_builder(_trackers)
     total = FoldReport()
     while time.monotonic() < deadline and context.get_remaining_time_in_millis() > STOP_BEFORE_TIMEOUT_MS:

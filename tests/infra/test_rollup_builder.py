@@ -5,8 +5,10 @@ or falls behind."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 from infra_cdk.functions import function_logical_id
+from player_sessions.domain.country_starts.schedule import scheduled_at
 from player_sessions.routes import ROLLUP_BUILDER
 from player_sessions.settings import Settings
 from tests.infra.conftest import Synthesized
@@ -28,6 +30,20 @@ def test_the_builder_runs_one_per_part_at_a_time_without_snapstart_for_a_minute_
     assert "VpcConfig" in properties
 
 
+def _delivered(target: dict, schedule_event: dict) -> dict:
+    """The event EventBridge gives the function: the target's input template (a JSON object), each placeholder
+    filled with the value its path names in the schedule's event; a placeholder outside quotes takes the value
+    as JSON (a string quoted), as EventBridge fills it."""
+    transformer = target["InputTransformer"]
+    delivered = transformer["InputTemplate"]
+    for name, path in transformer["InputPathsMap"].items():
+        value = schedule_event[path.removeprefix("$.")]
+        delivered = delivered.replace(f'"<{name}>"', json.dumps(value)).replace(
+            f"<{name}>", json.dumps(value)
+        )
+    return json.loads(delivered)
+
+
 def test_an_eventbridge_rule_starts_each_parts_builder_every_minute_without_retries(
     synthesized: Synthesized,
 ) -> None:
@@ -41,7 +57,12 @@ def test_an_eventbridge_rule_starts_each_parts_builder_every_minute_without_retr
     (rule,) = [r for r in rules if any(t["Arn"] == f"<{builder_id}.Arn>" for t in r["Targets"])]
     assert rule["ScheduleExpression"] == "rate(1 minute)"
     assert rule["State"] == "ENABLED"
-    assert sorted(json.loads(target["Input"])["part"] for target in rule["Targets"]) == [0, 1, 2, 3]
+    # Each target's event names its part and the moment the run was scheduled for (the schedule event's time,
+    # from which the run counts when to return: domain.country_starts.schedule)
+    schedule_event = {"time": "2026-11-28T10:00:00Z", "detail-type": "Scheduled Event"}
+    delivered = [_delivered(target, schedule_event) for target in rule["Targets"]]
+    assert sorted(event["part"] for event in delivered) == [0, 1, 2, 3]
+    assert {scheduled_at(event) for event in delivered} == {datetime(2026, 11, 28, 10, 0, tzinfo=UTC)}
     for target in rule["Targets"]:
         assert target["RetryPolicy"] == {"MaximumRetryAttempts": 0, "MaximumEventAgeInSeconds": 60}
     permissions = [render(p["Properties"]) for p in synthesized.resources("AWS::Lambda::Permission").values()]

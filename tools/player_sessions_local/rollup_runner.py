@@ -16,6 +16,7 @@ from typing import Any
 
 from player_sessions.bootstrap import Services
 from player_sessions.domain.country_starts.builder import FamilyBuilders, FoldReport, pause_after
+from player_sessions.domain.country_starts.schedule import SCHEDULE_PERIOD, fold_until
 from player_sessions.errors import DatabaseUnavailableError
 from player_sessions.observability import metrics
 from player_sessions.read_counts import ReadTally, metered
@@ -26,8 +27,6 @@ from player_sessions_local.work.meter import Meter, WorkTally, measuring, meters
 MAX_CATCH_UP_FAILURES = 20
 RETRY_PAUSE_SECONDS = 2.0
 """After a failed catch-up run: time for a node busy compacting to answer again."""
-WORK_REPORT_SECONDS = 60.0
-"""The deployed builder is invoked once a minute: its work is reported per minute, as one invocation's."""
 WORK_LABEL = "rollup_builder#local"
 _LOGGER = logging.getLogger(__name__)
 
@@ -85,9 +84,9 @@ def fold_part_until_caught_up(
 
 @dataclass
 class RollupRunner:
-    """Folds a part's settled slots as they settle (``pause_after``, as functions/rollup_builder does), in a
-    daemon thread until stopped, on services of its own (as each part's scheduled function has its own
-    environment)."""
+    """A part's scheduled runs, as EventBridge starts them deployed (one a period, each folding its settled
+    slots as they settle until just before the next is due, as functions/rollup_builder does), in a daemon
+    thread until stopped, on services of its own (as each part's scheduled function has its own environment)."""
 
     services: Services
     part: int = 0
@@ -96,7 +95,7 @@ class RollupRunner:
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
     work_log: Path | None = None
-    """Where each minute's measured work goes as a "request work" line (the cost model reads it); without
+    """Where each run's measured work goes as a "request work" line (the cost model reads it); without
     one, to this module's logger (the gateway's log)."""
     _minute_reads: ReadTally = field(default_factory=ReadTally)
     _minute_work: WorkTally = field(default_factory=WorkTally)
@@ -140,27 +139,33 @@ class RollupRunner:
         return meters_of(session, redis.client() if redis is not None else None)
 
     def _run(self) -> None:
+        """Scheduled runs as EventBridge starts them deployed, one a period from the first: each folds until
+        its handoff margin (domain.country_starts.schedule), compacts what it leaves, reports its work and
+        returns; the part then waits, unfolded, for its next run, as it does deployed."""
         builder = self.services.rollup_builder()
-        minute_ends = time.monotonic() + WORK_REPORT_SECONDS
+        clock = self.services.clock
+        scheduled = clock.now()
         while not self._stop.is_set():
-            if time.monotonic() >= minute_ends:
-                # Where the deployed invocation of the minute ends (functions/rollup_builder).
-                self._compact_what_is_left(builder)
+            until = fold_until(scheduled, clock.now())
+            while not self._stop.is_set() and clock.now() < until:
+                try:
+                    with metered(into=self._minute_reads), measuring(self._meters(), into=self._minute_work):
+                        report = builder.fold(self.part)
+                    self.total.add(report)
+                    self.lags.append((time.monotonic(), report.behind_seconds))
+                except DatabaseUnavailableError as error:
+                    # Cassandra is down or slow: the next run starts from the watermark again.
+                    self.failures += 1
+                    _LOGGER.warning("rollup builder: %s", error)
+                finally:
+                    metrics.clear_metrics()
+                left = (until - clock.now()).total_seconds()
+                self._stop.wait(max(0.0, min(pause_after(self.total, clock.now()), left)))
+            self._compact_what_is_left(builder)
+            if not self._stop.is_set():
                 self._report_work()
-                minute_ends += WORK_REPORT_SECONDS
-            try:
-                with metered(into=self._minute_reads), measuring(self._meters(), into=self._minute_work):
-                    report = builder.fold(self.part)
-                self.total.add(report)
-                self.lags.append((time.monotonic(), report.behind_seconds))
-            except DatabaseUnavailableError as error:
-                # Cassandra is down or slow: the next run starts from the watermark again.
-                self.failures += 1
-                _LOGGER.warning("rollup builder: %s", error)
-            finally:
-                metrics.clear_metrics()
-            self._stop.wait(pause_after(self.total, self.services.clock.now()))
-        self._compact_what_is_left(builder)
+            scheduled += SCHEDULE_PERIOD
+            self._stop.wait(max(0.0, (scheduled - clock.now()).total_seconds()))
 
     def _compact_what_is_left(self, builder: FamilyBuilders) -> None:
         try:

@@ -29,6 +29,7 @@ from infra_cdk.constants import (
     ROLLUP_BUILDER_SCHEDULE_MINUTES,
     ROLLUP_PARTS,
 )
+from player_sessions.domain.country_starts.schedule import HANDOFF_MARGIN, SCHEDULE_PERIOD
 from player_sessions.routes import PLAYER_EVENTS_PATH, STUDIO_EVENTS_PATH
 from player_sessions_local.cost.measured import Invocation, dashboard_routes
 from player_sessions_local.cost.prices import PriceList
@@ -105,13 +106,9 @@ def builder_units(minutes: Sequence[Invocation]) -> tuple[tuple[float, float], t
 
 
 def builder_run_seconds() -> float:
-    """How long each scheduled invocation of the builder folds (functions/rollup_builder): its billed time."""
-    from player_sessions_local.gateway.local_functions import ensure_repository_root_on_path
-
-    ensure_repository_root_on_path()
-    from functions.rollup_builder.handler import RUN_FOR_SECONDS
-
-    return float(RUN_FOR_SECONDS)
+    """How long each scheduled invocation of the builder folds when delivered on time
+    (domain.country_starts.schedule): its billed time."""
+    return (SCHEDULE_PERIOD - HANDOFF_MARGIN).total_seconds()
 
 
 def _priced(prices: PriceList, key: str, quantity: float, per: float, *, name: str, unit: str) -> Component:

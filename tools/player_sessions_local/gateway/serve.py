@@ -142,8 +142,9 @@ def function_services(settings: Settings) -> Callable[[str], Services]:
 
 def start_background_tasks(options: ServeOptions) -> list[Any]:
     """What runs beside the server, started once it is bound: the scheduled rollup builders of the deployed
-    stack, here a process of their own with a thread per part folding each slot as it settles (deployed, each
-    part's function folds for 55 s of every minute; see functions/rollup_builder)."""
+    stack, here a process of their own with a thread per part running as the part's scheduled function does
+    (each minute, folding each slot as it settles until just before the next run is due; see
+    functions/rollup_builder)."""
     if not options.rollup_builder:
         return []
     from player_sessions.bootstrap import with_deployed_secrets

@@ -7,6 +7,7 @@
 - ``listing``: one country's starts, newest first, hour by hour.
 - ``rollups``: what a bucket's rollup rows add up to.
 - ``builder``: folds arrivals into the rollups, off the request path.
+- ``schedule``: when each scheduled run of the builder folds.
 - ``cursor``: the listing's signed page cursors.
 """
 
