@@ -121,7 +121,8 @@ TAIL_SLOTS_READ_WHOLE = 120
 minutes that hold arrivals."""
 
 TAIL_ARRIVALS_READ_AT_MOST = 20_000
-"""The most arrivals one request reads by default (``Settings.tail_arrivals_read_at_most``): the builders keep the tail to a few seconds (some hundreds of arrivals
+"""Past this many arrivals a request reads no further round (``Settings.tail_arrivals_read_at_most``; so it
+reads at most this plus one round's): the builders keep the tail to a few seconds (some hundreds of arrivals
 at a million starts an hour), so only a stopped or overwhelmed builder brings a reader here. Past it the tail's
 newer slots are left unread and the answer says from when (``Tail.unread_from``) instead of growing without
 bound."""
