@@ -166,10 +166,14 @@ class RestApi(Construct):
             validation_regex=AUTHORIZATION_HEADER_REGEX,
             results_cache_ttl=Duration.seconds(AUTHORIZER_CACHE_SECONDS),
         )
+        # Every answer API Gateway generates itself carries the service's error shape too: the types above, and
+        # through the defaults every other one (an invalid API key, throttling, a quota, an integration timeout).
         for response_type, message in (
             (apigateway.ResponseType.UNAUTHORIZED, "Unauthorized"),
             (apigateway.ResponseType.ACCESS_DENIED, None),
             (apigateway.ResponseType.MISSING_AUTHENTICATION_TOKEN, None),
+            (apigateway.ResponseType.DEFAULT_4_XX, None),
+            (apigateway.ResponseType.DEFAULT_5_XX, None),
         ):
             self.api.add_gateway_response(
                 f"{response_type.response_type}Response",

@@ -120,7 +120,7 @@ def test_unknown_route_answers_like_api_gateway(served_api):
     with served_api.client() as client:
         response = client.get("/players")
     assert response.status_code == 403
-    assert response.json() == {"message": "Missing Authentication Token"}
+    assert response.json() == {"message": "Missing Authentication Token", "errors": []}
 
 
 def test_api_key_is_enforced_when_configured(served_api):
@@ -129,7 +129,7 @@ def test_api_key_is_enforced_when_configured(served_api):
     with served_api.client(api_key="wrong") as client:
         wrong = client.get("/health")
     assert (missing.status_code, wrong.status_code) == (403, 403)
-    assert missing.json() == {"message": "Forbidden"}
+    assert missing.json() == {"message": "Forbidden", "errors": []}
 
 
 def test_health_reports_cassandra_and_cache(served_api):
@@ -167,7 +167,7 @@ def test_every_route_refuses_a_missing_key_with_the_403_its_document_lists(serve
                 client = admin
             response = client.request(method, concrete, json=[] if method == "POST" else None)
             assert response.status_code == 403, (method, path, response.text)
-            assert response.json() == {"message": "Forbidden"}
+            assert response.json() == {"message": "Forbidden", "errors": []}
 
 
 def test_without_cassandra_ingest_and_health_are_503_with_retry_after(api_without_cassandra):

@@ -85,7 +85,7 @@ def test_an_unsigned_read_is_refused(served_api):
         answer = anonymous.get("/countries/starts?hours=24")
 
     assert answer.status_code == 403
-    assert answer.json() == {"message": "Missing Authentication Token"}
+    assert answer.json() == {"message": "Missing Authentication Token", "errors": []}
 
 
 class TamperedAfterSigning(httpx.Auth):
@@ -133,7 +133,7 @@ def test_an_expired_token_is_401(served_api):
         answer = client.post("/events", json=session(player))
 
     assert answer.status_code == 401
-    assert answer.json() == {"message": "Unauthorized"}
+    assert answer.json() == {"message": "Unauthorized", "errors": []}
     assert history(served_api, player) == []
 
 

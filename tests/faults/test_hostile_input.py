@@ -85,7 +85,7 @@ def test_a_body_over_api_gateways_10_mib_is_refused_by_the_gateway_and_stores_no
     with hostile_api.client() as client:
         response = client.post("/studio/events", content=body, headers=JSON)
     assert response.status_code == 413
-    assert response.json() == {"message": "Request Too Long"}
+    assert response.json() == {"message": "Request Too Long", "errors": []}
     assert stored_session_ids(cassandra_session, [canary]) == []
 
 
@@ -265,6 +265,6 @@ def test_a_batch_without_the_configured_api_key_is_403_and_stores_nothing(
         response = client.post("/studio/events", content=json.dumps([event]).encode(), headers=headers)
     # Then the gateway answers 403 as API Gateway does, and the event is not stored
     assert response.status_code == 403
-    assert response.json() == {"message": "Forbidden"}
+    assert response.json() == {"message": "Forbidden", "errors": []}
     assert response.headers["x-amzn-errortype"] == "ForbiddenException"
     assert stored_session_ids(cassandra_session, [event["session_id"]]) == []

@@ -162,6 +162,8 @@ def test_gateway_validation_errors_answer_in_the_service_error_shape(synthesized
         "UNAUTHORIZED",
         "ACCESS_DENIED",
         "MISSING_AUTHENTICATION_TOKEN",
+        "DEFAULT_4XX",
+        "DEFAULT_5XX",
     }
     assert json.loads(responses.pop("UNAUTHORIZED")) == {"message": "Unauthorized", "errors": []}
     for template in responses.values():

@@ -121,7 +121,7 @@ def test_a_request_beyond_the_maximum_is_refused_after_the_short_start_wait_with
     assert refused.outcome is Outcome.THROTTLED
     assert DEFAULT_START_WAIT_SECONDS <= waited < 1.0
     response = answer_invocation("read", refused)
-    assert (response.status, response.body) == (429, b'{"message": "Too Many Requests"}')
+    assert (response.status, response.body) == (429, b'{"message": "Too Many Requests", "errors": []}')
     assert ("Retry-After", "1") in response.headers
     assert pool.state().started == {"ingest": 1}
 
@@ -152,7 +152,10 @@ def test_with_a_queue_a_request_beyond_the_maximum_waits_then_gets_api_gateways_
     # Then it is not run anywhere, and API Gateway's integration timeout answer is given
     assert refused.outcome is Outcome.NOT_STARTED
     response = answer_invocation("read", refused)
-    assert (response.status, response.body) == (504, b'{"message": "Endpoint request timed out"}')
+    assert (response.status, response.body) == (
+        504,
+        b'{"message": "Endpoint request timed out", "errors": []}',
+    )
     assert pool.state().started == {"ingest": 1}
 
 

@@ -175,7 +175,7 @@ def test_max_concurrency_is_enforced_and_the_request_beyond_it_is_throttled(barr
     # Then, neither freeing within the start wait, it is refused as Lambda throttles (429, Retry-After) while the
     # two are still held, and no third environment starts
     assert third.status_code == 429 and third.headers["retry-after"] == "1"
-    assert third.json() == {"message": "Too Many Requests"}
+    assert third.json() == {"message": "Too Many Requests", "errors": []}
     assert state.busy == 2 and state.waiting == 0
     assert [answer["order"]["id"] for answer in answers] == ["a", "b"]
     assert state.started == {"probe": 2}
@@ -210,7 +210,7 @@ def test_an_environment_whose_runtime_exits_is_replaced_and_its_request_gets_api
         state = gateway.pool.state()
     # Then that request gets API Gateway's 502, and the next one runs in a fresh environment
     assert crashed.status_code == 502
-    assert crashed.json() == {"message": "Internal server error"}
+    assert crashed.json() == {"message": "Internal server error", "errors": []}
     assert crashed.headers["x-amzn-errortype"] == "InternalServerErrorException"
     assert after["pid"] != before["pid"]
     assert state.started == {"probe": 2}
@@ -227,7 +227,7 @@ def test_a_timed_out_environment_is_replaced_and_its_request_gets_api_gateways_5
     # Then that request gets API Gateway's 502, and the next one runs in a fresh environment
     assert barrier.arrived == ["stuck"]
     assert timed_out.status_code == 502
-    assert timed_out.json() == {"message": "Internal server error"}
+    assert timed_out.json() == {"message": "Internal server error", "errors": []}
     assert after["pid"] != before["pid"]
     assert state.started == {"probe": 2}
 

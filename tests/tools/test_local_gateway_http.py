@@ -81,7 +81,7 @@ def running_gateway(
 
 def assert_gateway_error(response: httpx.Response, status: int, message: str, error_type: str) -> None:
     assert response.status_code == status
-    assert response.json() == {"message": message}
+    assert response.json() == {"message": message, "errors": []}
     assert response.headers["content-type"] == "application/json"
     assert response.headers["x-amzn-errortype"] == error_type
 
@@ -413,7 +413,7 @@ def test_body_over_the_payload_limit_answers_request_too_long():
     # Then API Gateway's 413 comes back without the body being read, and no function runs
     head, _, body = reply.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 413")
-    assert json.loads(body) == {"message": "Request Too Long"}
+    assert json.loads(body) == {"message": "Request Too Long", "errors": []}
     assert handler.calls == []
 
 

@@ -116,11 +116,12 @@ def _response_body(result: dict[str, Any]) -> bytes:
 
 
 def gateway_response(status: HTTPStatus, message: str, error_type: str) -> HttpResponse:
-    """A response API Gateway itself generates, in its JSON shape and with its error-type header."""
+    """A response API Gateway itself generates, with its error-type header, in the service's error shape as the
+    stack's gateway responses give it (infra_cdk.api: ``{"message": ..., "errors": []}``)."""
     return HttpResponse(
         status=status,
         headers=[("Content-Type", "application/json"), ("x-amzn-ErrorType", error_type)],
-        body=json.dumps({"message": message}).encode("utf-8"),
+        body=json.dumps({"message": message, "errors": []}).encode("utf-8"),
     )
 
 
