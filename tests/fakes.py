@@ -226,15 +226,31 @@ class InMemoryStartsStore:
     def read_arrivals(
         self, slots: Sequence[int], shards: Sequence[int], *, per_partition: bool = False
     ) -> list[Arrival]:
-        wanted = set(shards)
-        found = [
+        found = [arrival for slot in slots for arrival in self._slot_arrivals(slot, set(shards))]
+        count_read(rows=len(found), partitions=len(slots) * len(set(shards)))
+        return found
+
+    def read_arrivals_within(
+        self, slots: Sequence[int], shards: Sequence[int], at_most: int, *, per_partition: bool = False
+    ) -> tuple[list[Arrival], int | None]:
+        """As the Cassandra store keeps them (whole slots, oldest first, while they fit); its reads counted as
+        if each slot were one request asking for one row more than the room left."""
+        kept: list[Arrival] = []
+        for slot in slots:
+            arrivals = self._slot_arrivals(slot, set(shards))
+            room = at_most - len(kept)
+            count_read(rows=min(len(arrivals), room + 1), partitions=len(set(shards)))
+            if len(arrivals) > room:
+                return kept, slot
+            kept += arrivals
+        return kept, None
+
+    def _slot_arrivals(self, slot: int, wanted: Set[int]) -> list[Arrival]:
+        return [
             Arrival(slot, key, self.tables.arrival_seen.get((slot, key)))
-            for slot in slots
             for key in sorted(self.tables.arrivals.get(slot, ()), key=lambda k: (k.session_id, k.ts))
             if self.tables.arrival_shards[key] in wanted
         ]
-        count_read(rows=len(found), partitions=len(slots) * len(wanted))
-        return found
 
     def read_marks(self, keys: Sequence[StartKey], *, per_partition: bool = False) -> dict[StartKey, int]:
         found = {key: self.tables.marks[key] for key in keys if key in self.tables.marks}

@@ -119,6 +119,8 @@ def test_each_function_sends_exactly_the_statements_it_is_given(as_each_function
         slot = slot_of(NOW - timedelta(days=3))
         key = StartKey(ids[2], NOW, "FI")
         assert store.claim_fold(slot, [key], 60) == store.claim_fold(slot, [], 60) == [key]
+        # (what the builder sends when an IN read of the arrivals failed: one partition per request)
+        store.read_arrivals([slot], range(settings.start_shards), per_partition=True)
 
     # ... more starts arrive, one of them late, and wait unfolded while readers count and list, with a tail of
     # minutes
@@ -142,7 +144,7 @@ def test_each_function_sends_exactly_the_statements_it_is_given(as_each_function
     live_ops.online()
     live_ops.session_lengths(24)
     for store in family_readers:
-        store.read_arrivals([slot_of(NOW)], range(settings.start_shards), per_partition=True)
+        store.read_arrivals_within([slot_of(NOW)], range(settings.start_shards), 100, per_partition=True)
         store.read_marks([StartKey(ids[3], NOW, "US")], per_partition=True)
     for hours in (1, 24, 8760):
         CountryStarts(readers, clock, settings).counts(hours)
@@ -154,7 +156,7 @@ def test_each_function_sends_exactly_the_statements_it_is_given(as_each_function
     readers.arrival_minutes_between(NOW - timedelta(hours=1), NOW + timedelta(hours=1), 10)
     # (what a reader sends when an IN read failed: the same partitions, one per request)
     slot = slot_of(NOW)
-    readers.read_arrivals([slot], range(settings.start_shards), per_partition=True)
+    readers.read_arrivals_within([slot], range(settings.start_shards), 100, per_partition=True)
     readers.read_marks([StartKey(ids[3], NOW, "US")], per_partition=True)
     # (the fold records a reader reads for a late start stored after ingest read the watermarks and the marks)
     readers.read_fold_records([fold_id(slot, 0)])

@@ -55,7 +55,7 @@ def test_a_short_tail_is_read_whole_and_the_answer_is_exact():
     assert dict(counts.counts) == dict(Counter(country for _, _, country in sent))
 
 
-def test_a_tail_past_the_cap_is_cut_after_the_round_that_reaches_it():
+def test_a_tail_past_the_cap_keeps_the_oldest_whole_seconds_that_fit_and_says_from_when():
     # Given 250 seconds of unfolded starts, 3 a second, and readers allowed 100 unfolded arrivals
     settings = Settings(tail_arrivals_read_at_most=100)
     starts, clock, sent = stored_seconds(250, 3, settings)
@@ -64,12 +64,13 @@ def test_a_tail_past_the_cap_is_cut_after_the_round_that_reaches_it():
     with metered() as reads:
         counts = CountryStarts(starts, clock, settings).counts(1)
     page = CountryStarts(starts, clock, settings).page("US", 1, limit=1000)
-    # Then one round of 100 slots (300 arrivals) is read, not the 750: the counts are the starts that arrived
-    # in it, and the answer says from when starts may be missing
-    cut = T0 + timedelta(seconds=100)
+    # Then the oldest 33 seconds (99 arrivals) are kept, the 34th would not fit, and nothing after it is read:
+    # the counts are the starts that arrived before it, and the answer says from when starts may be missing
+    cut = T0 + timedelta(seconds=33)
     assert counts.unread_from == cut
     assert dict(counts.counts) == dict(Counter(country for _, ts, country in sent if ts < cut))
-    assert 300 <= reads.rows < 400
+    assert sum(starts for _, starts in counts.counts) == 99
+    assert 99 + 2 <= reads.rows < 99 + 2 + 10
     # and the page lists every start stamped after the rollups' cutoff (here all), saying it may miss late ones
     assert page.unread_from == cut
     assert {str(row.session_id) for row in page.starts} == {sid for sid, _, c in sent if c == "US"}
@@ -117,9 +118,9 @@ def test_the_http_answers_say_partial_only_when_the_tail_was_cut(monkeypatch):
     # Then the cut answers carry why and from when; the whole ones carry no such field
     expected = {
         "reason": "the rollup builders are behind: recent arrivals not read",
-        "arrived_before": "2026-03-30T07:14:40Z",
+        "arrived_before": "2026-03-30T07:13:33Z",
     }
     assert [body["partial"] for body in cut] == [expected, expected]
-    assert cut[0]["total"] == 300
+    assert cut[0]["total"] == 99
     assert all("partial" not in body for body in whole)
     assert whole[0]["total"] == 150

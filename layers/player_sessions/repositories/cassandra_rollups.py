@@ -84,6 +84,8 @@ BUILDER_STATEMENTS = (
         for family in FAMILIES
         for statement in (
             FAMILY_READS[family].arrivals,
+            # (after a failed IN read of them, one partition per request)
+            FAMILY_READS[family].partition_arrivals,
             FAMILY_READS[family].marks,
             # (a claim that was not applied is followed by this read, never by the row the claim answers with)
             FAMILY_READS[family].fold_record,

@@ -52,6 +52,14 @@ READ_ARRIVALS = Cql(
 READ_PARTITION_ARRIVALS = Cql(
     "SELECT slot, session_id, ts, country, seen_through, seen_fold FROM start_arrivals WHERE slot = ? AND shard = ?"
 )
+READ_ARRIVALS_UP_TO = Cql(
+    "SELECT slot, session_id, ts, country, seen_through, seen_fold FROM start_arrivals "
+    "WHERE slot IN ? AND shard IN ? LIMIT ?"
+)
+READ_PARTITION_ARRIVALS_UP_TO = Cql(
+    "SELECT slot, session_id, ts, country, seen_through, seen_fold FROM start_arrivals "
+    "WHERE slot = ? AND shard = ? LIMIT ?"
+)
 READ_MARKS = Cql("SELECT session_id, ts, country, slot FROM start_marks WHERE session_id IN ?")
 READ_SESSION_MARKS = Cql("SELECT session_id, ts, country, slot FROM start_marks WHERE session_id = ?")
 READ_FOLD_RECORDS = Cql("SELECT slot, starts FROM rollup_folds WHERE slot IN ?")
@@ -68,6 +76,8 @@ class FamilyReads(FamilyStatements):
 
     arrivals: Cql
     partition_arrivals: Cql
+    arrivals_up_to: Cql
+    partition_arrivals_up_to: Cql
     marks: Cql
     session_marks: Cql
     fold_records: Cql
@@ -76,6 +86,8 @@ class FamilyReads(FamilyStatements):
     TEMPLATES = (
         READ_ARRIVALS,
         READ_PARTITION_ARRIVALS,
+        READ_ARRIVALS_UP_TO,
+        READ_PARTITION_ARRIVALS_UP_TO,
         READ_MARKS,
         READ_SESSION_MARKS,
         READ_FOLD_RECORDS,
@@ -93,7 +105,8 @@ READER_STATEMENTS = (
         statement
         for reads in FAMILY_READS.values()
         for statement in reads.statements
-        if statement not in (reads.fold_records, reads.fold_record)
+        # (a reader reads the arrivals up to its cap; the builder reads them whole)
+        if statement not in (reads.fold_records, reads.fold_record, reads.arrivals, reads.partition_arrivals)
     ),
     # Only the starts' arrivals carry what ingest read before them (domain.country_starts.seen), so only their
     # readers read fold records.
@@ -121,6 +134,14 @@ def fold_record(keys: Sequence[StartKey]) -> str:
 
 def fold_record_keys(record: str) -> list[StartKey]:
     return [StartKey(UUID(sid), from_epoch_ms(ms), country) for sid, ms, country in json.loads(record)]
+
+
+def _arrival(row: Any) -> Arrival:
+    return Arrival(
+        row.slot,
+        StartKey(row.session_id, utc(row.ts), row.country),
+        None if row.seen_through is None else Seen(row.seen_through, row.seen_fold),
+    )
 
 
 class CassandraStartsStore(CassandraStartRows):
@@ -188,16 +209,46 @@ class CassandraStartsStore(CassandraStartRows):
             (self._reads.partition_arrivals, one_each),
             per_partition,
         )
-        arrivals = [
-            Arrival(
-                row.slot,
-                StartKey(row.session_id, utc(row.ts), row.country),
-                None if row.seen_through is None else Seen(row.seen_through, row.seen_fold),
-            )
-            for row in rows
-        ]
+        arrivals = [_arrival(row) for row in rows]
         count_read(rows=len(arrivals), partitions=len(one_each), requests=requests)
         return arrivals
+
+    def read_arrivals_within(
+        self, slots: Sequence[int], shards: Sequence[int], at_most: int, *, per_partition: bool = False
+    ) -> tuple[list[Arrival], int | None]:
+        shards = list(shards)
+        kept: list[Arrival] = []
+        for group in chunks(list(slots), max(1, MAX_IN_VALUES // len(shards))):
+            arrivals = self._arrivals_fitting(list(group), shards, at_most - len(kept), per_partition)
+            if arrivals is not None:
+                kept += arrivals
+                continue
+            # Past the cap somewhere in these slots: keep them one at a time, oldest first, while they fit.
+            for slot in group:
+                arrivals = self._arrivals_fitting([slot], shards, at_most - len(kept), per_partition)
+                if arrivals is None:
+                    return kept, slot
+                kept += arrivals
+        return kept, None
+
+    def _arrivals_fitting(
+        self, slots: list[int], shards: list[int], room: int, per_partition: bool
+    ) -> list[Arrival] | None:
+        """The arrivals of ``slots`` when there are ``room`` or fewer, else None: a request asks for one row
+        more than the room (an ``IN`` whole; after a failed ``IN``, or with ``per_partition``, each
+        partition)."""
+        limit = room + 1
+        rows, requests = self._read_in_bulk(
+            "the arrivals",
+            (self._reads.arrivals_up_to, [(slots, shards, limit)]),
+            (
+                self._reads.partition_arrivals_up_to,
+                [(slot, shard, limit) for slot in slots for shard in shards],
+            ),
+            per_partition,
+        )
+        count_read(rows=len(rows), partitions=len(slots) * len(shards), requests=requests)
+        return None if len(rows) > room else [_arrival(row) for row in rows]
 
     # ---- marks and fold records ----
 

@@ -122,6 +122,14 @@ class StartsStore(Protocol):
         replica), or with ``per_partition``, one partition per request, each routed to that partition's replicas
         (repositories.cassandra_starts, docs/faults.md)."""
 
+    def read_arrivals_within(
+        self, slots: Sequence[int], shards: Sequence[int], at_most: int, *, per_partition: bool = False
+    ) -> tuple[list[rows.Arrival], int | None]:
+        """The arrivals of the oldest ``slots`` (in the order given) that fit in ``at_most`` together, whole
+        slots only, and the first slot left unread (None: every slot read). A request asks for one row more than
+        the room left, so at most ``at_most`` rows are kept and about twice as many more read in all."""
+        ...
+
     def read_marks(
         self, keys: Sequence[rows.StartKey], *, per_partition: bool = False
     ) -> dict[rows.StartKey, int]:
