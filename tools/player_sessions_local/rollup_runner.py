@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -146,11 +146,13 @@ class RollupRunner:
         clock = self.services.clock
         scheduled = clock.now()
         while not self._stop.is_set():
-            until = fold_until(scheduled, clock.now())
-            while not self._stop.is_set() and clock.now() < until:
+            until, longest = fold_until(scheduled, clock.now()), timedelta(0)
+            while not self._stop.is_set() and clock.now() + longest < until:
+                started = clock.now()
                 try:
                     with metered(into=self._minute_reads), measuring(self._meters(), into=self._minute_work):
                         report = builder.fold(self.part)
+                    longest = max(longest, clock.now() - started)
                     self.total.add(report)
                     self.lags.append((time.monotonic(), report.behind_seconds))
                 except DatabaseUnavailableError as error:
@@ -164,7 +166,11 @@ class RollupRunner:
             self._compact_what_is_left(builder)
             if not self._stop.is_set():
                 self._report_work()
+            # The next run as EventBridge starts it: at the next tick, or at once when this run overran it (Lambda
+            # retries a throttled run); a tick a whole period past is skipped (its event is past its maximum age).
             scheduled += SCHEDULE_PERIOD
+            while clock.now() - scheduled >= SCHEDULE_PERIOD:
+                scheduled += SCHEDULE_PERIOD
             self._stop.wait(max(0.0, (scheduled - clock.now()).total_seconds()))
 
     def _compact_what_is_left(self, builder: FamilyBuilders) -> None:

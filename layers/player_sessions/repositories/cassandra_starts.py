@@ -218,14 +218,19 @@ class CassandraStartsStore(CassandraStartRows):
     ) -> tuple[list[Arrival], int | None]:
         shards = list(shards)
         kept: list[Arrival] = []
+        one_per_request = per_partition
         for group in chunks(list(slots), max(1, MAX_IN_VALUES // len(shards))):
-            arrivals = self._arrivals_fitting(list(group), shards, at_most - len(kept), per_partition)
-            if arrivals is not None:
-                kept += arrivals
-                continue
-            # Past the cap somewhere in these slots: keep them one at a time, oldest first, while they fit.
+            if not one_per_request:
+                arrivals, one_per_request = self._arrivals_fitting(
+                    list(group), shards, at_most - len(kept), False
+                )
+                if arrivals is not None:
+                    kept += arrivals
+                    continue
+            # Past the cap somewhere in these slots, or an IN read failed (then every later read goes one
+            # partition per request): the slots one at a time, oldest first, while they fit.
             for slot in group:
-                arrivals = self._arrivals_fitting([slot], shards, at_most - len(kept), per_partition)
+                arrivals, _ = self._arrivals_fitting([slot], shards, at_most - len(kept), one_per_request)
                 if arrivals is None:
                     return kept, slot
                 kept += arrivals
@@ -233,22 +238,22 @@ class CassandraStartsStore(CassandraStartRows):
 
     def _arrivals_fitting(
         self, slots: list[int], shards: list[int], room: int, per_partition: bool
-    ) -> list[Arrival] | None:
-        """The arrivals of ``slots`` when there are ``room`` or fewer, else None: a request asks for one row
-        more than the room (an ``IN`` whole; after a failed ``IN``, or with ``per_partition``, each
-        partition)."""
+    ) -> tuple[list[Arrival] | None, bool]:
+        """The arrivals of ``slots`` when there are ``room`` or fewer, else None, and whether the read went one
+        partition per request (asked, or after a failed ``IN``). Each request asks for one row more than the
+        room."""
         limit = room + 1
+        in_reads = [(slots, shards, limit)]
+        one_each = [(slot, shard, limit) for slot in slots for shard in shards]
         rows, requests = self._read_in_bulk(
             "the arrivals",
-            (self._reads.arrivals_up_to, [(slots, shards, limit)]),
-            (
-                self._reads.partition_arrivals_up_to,
-                [(slot, shard, limit) for slot in slots for shard in shards],
-            ),
+            (self._reads.arrivals_up_to, in_reads),
+            (self._reads.partition_arrivals_up_to, one_each),
             per_partition,
         )
-        count_read(rows=len(rows), partitions=len(slots) * len(shards), requests=requests)
-        return None if len(rows) > room else [_arrival(row) for row in rows]
+        count_read(rows=len(rows), partitions=len(one_each), requests=requests)
+        fitting = None if len(rows) > room else [_arrival(row) for row in rows]
+        return fitting, per_partition or requests > len(in_reads)
 
     # ---- marks and fold records ----
 

@@ -89,7 +89,8 @@ def authorizer_failure() -> HttpResponse:
             ("Content-Type", "application/json"),
             ("x-amzn-ErrorType", "AuthorizerConfigurationException"),
         ],
-        body=json.dumps({"message": None}).encode("utf-8"),
+        # (API Gateway's own message is null here; the stack's DEFAULT_5XX response adds the errors list)
+        body=json.dumps({"message": None, "errors": []}).encode("utf-8"),
     )
 
 
