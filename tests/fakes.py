@@ -28,6 +28,7 @@ from player_sessions.models import (
     SessionHalves,
     StartKey,
     StartRow,
+    StoredBefore,
     WriteKind,
     player_writes_of,
 )
@@ -121,6 +122,12 @@ class InMemorySessionStore:
         self, player_hashes: Sequence[bytes], *, per_partition: bool = False
     ) -> dict[bytes, datetime]:
         return {key: self.db.erased[key][0] for key in player_hashes if key in self.db.erased}
+
+    def read_before_writing(
+        self, player_hashes: Sequence[bytes], session_ids: Sequence[UUID], parts: Sequence[int]
+    ) -> StoredBefore:
+        watermarks = {part: self.db.progress[part] for part in parts if part in self.db.progress}
+        return StoredBefore(self.erasures(player_hashes), self.read_sessions(session_ids), watermarks)
 
     def unwrite(
         self, writes: Sequence[EventWrite], arrivals: Sequence[ArrivalWrite], keep_starts: Set[UUID]

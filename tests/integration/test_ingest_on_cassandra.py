@@ -14,13 +14,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from cassandra import OperationTimedOut
 
 from player_sessions.cassandra_connection import CassandraConnection
 from player_sessions.clock import FixedClock
 from player_sessions.domain.ingest import ARRIVAL_TTL_SECONDS, ingest_batch
 from player_sessions.domain.player_history import last_completed_sessions
 from player_sessions.errors import DatabaseUnavailableError
+from player_sessions.models import SessionHalves
 from player_sessions.read_counts import metered
+from player_sessions.repositories import cassandra_store
 from player_sessions.repositories.cassandra_store import PAGE_SLACK, CassandraSessionStore
 from player_sessions.retention import ttl_seconds
 from player_sessions.time_buckets import Level, slot_of, slot_start
@@ -502,3 +505,54 @@ def test_a_history_read_and_an_ingest_batch_count_every_read_they_send(store, cl
     # yet) and its player's erasure record (one IN request), not only the rollups' watermarks
     assert ingest_reads.requests >= 5 + 1
     assert ingest_reads.partitions >= 5 + 1
+
+
+def test_a_batch_reads_what_it_meets_in_one_round_or_again_one_partition_per_request(
+    counts_stores, counts_settings, counts_connection, monkeypatch
+):
+    # Given an erased player, a stored start of another, and the watermarks of two of the four parts
+    sessions, starts = counts_stores
+    clock = now_clock()
+    erased, player = fresh_player(), fresh_player()
+    erased_hash, player_hash = counts_settings.player_hash(erased), counts_settings.player_hash(player)
+    counts_connection.session().execute(
+        "INSERT INTO erased_players (player_hash, erased_at, erasure_id) VALUES (%s, %s, %s)",
+        (erased_hash, clock.now(), uuid.uuid4()),
+    )
+    stored, unknown = uuid.uuid4(), uuid.uuid4()
+    started = clock.now() - timedelta(minutes=1)
+    ingest_batch(
+        [start_event(player, stored, started)], store=sessions, clock=clock, settings=counts_settings
+    )
+    starts.write_progress(0, 100)
+    starts.write_progress(2, 102)
+    rounds: list[int] = []
+    failing_rounds: set[int] = set()
+    sent = cassandra_store.execute_all
+
+    def counted(session, pairs, **options):
+        rounds.append(len(pairs))
+        if len(rounds) - 1 in failing_rounds:
+            raise OperationTimedOut("the IN's coordinator waited for a lost replica")
+        return sent(session, pairs, **options)
+
+    monkeypatch.setattr(cassandra_store, "execute_all", counted)
+
+    # When the batch's reads before writing are made
+    before = sessions.read_before_writing([erased_hash, player_hash], [stored, unknown], [0, 1, 2, 3])
+
+    # Then they went in one round: one IN of both erasure records, a read per session, one IN of the watermarks
+    assert rounds == [1 + 2 + 1]
+    # And they found the erasure, the stored half, and the two watermarks there are
+    assert before.erased == {erased_hash: clock.now()}
+    assert before.sessions == {stored: SessionHalves(stored, player, "FI", started, None)}
+    assert before.watermarks == {0: 100, 2: 102}
+
+    # When the same reads meet a failure (an IN fails whole when one of its partitions does)
+    rounds.clear()
+    failing_rounds.add(0)
+    again = sessions.read_before_writing([erased_hash, player_hash], [stored, unknown], [0, 1, 2, 3])
+
+    # Then they are made again, the erasure records one per request, and find the same
+    assert rounds == [4, 2, 2, 1]
+    assert again == before

@@ -13,7 +13,7 @@ from player_sessions.clock import FixedClock
 from player_sessions.domain.country_starts import CountryStarts
 from player_sessions.domain.country_starts.builder import RollupBuilder
 from player_sessions.domain.ingest import ingest_batch
-from player_sessions.models import Seen, StartKey
+from player_sessions.models import Seen, StartKey, StoredBefore
 from player_sessions.settings import Settings
 from player_sessions.time_buckets import fold_id, slot_of, start_shard
 from tests.fakes import InMemorySessionStore, InMemoryStartsStore
@@ -142,6 +142,10 @@ def test_ingest_reads_the_watermarks_before_the_marks_and_both_before_the_arriva
     calls: list[str] = []
 
     class Logged(InMemorySessionStore):
+        def read_before_writing(self, player_hashes, session_ids, parts) -> StoredBefore:
+            calls.append(f"read_before_writing parts={list(parts)}")
+            return super().read_before_writing(player_hashes, session_ids, parts)
+
         def write_events(self, writes, arrivals) -> None:
             calls.append("write_events")
             super().write_events(writes, arrivals)
@@ -164,7 +168,8 @@ def test_ingest_reads_the_watermarks_before_the_marks_and_both_before_the_arriva
     # When a batch of starts is stored
     late_starts(3, FixedClock(T0), sessions, settings, counted=starts)
 
-    # Then the watermarks were read first, then the marks, then the arrivals written, each once
-    assert calls == ["read_progress", "read_marks", "write_events"]
+    # Then the watermarks of both parts were read first (with the batch's sessions), then the marks, then the
+    # arrivals written, each once
+    assert calls == ["read_before_writing parts=[0, 1]", "read_marks", "write_events"]
     # And each arrival holds the oldest watermark, and no fold
     assert {a.seen for a in starts.read_arrivals([slot_of(T0)], [0, 1])} == {Seen(slot_of(T0) - 5, None)}

@@ -24,6 +24,7 @@ from player_sessions.models import (
     Seen,
     SessionHalves,
     StartKey,
+    StoredBefore,
     format_timestamp,
     parse_event,
 )
@@ -85,53 +86,27 @@ def ingest_batch(
     ``signed_in_player``: the player a game client's token proves; an event for anyone else is rejected (the
     studio's signed servers post for any player and give None).
 
-    ``counted``: where the builders' watermarks and the starts' marks are read before the arrivals are written,
-    and stored with them, so that readers need not read the marks (domain.country_starts.seen); None: not read.
+    ``counted``: where the starts' marks are read before the arrivals are written (after the builders'
+    watermarks, which ``store`` reads with the batch's sessions), and stored with them, so that readers need not
+    read the marks (domain.country_starts.seen); None: neither is read.
 
     Returns only after every write is acknowledged; a storage failure raises before anything is reported
     stored, and re-sending the whole batch is safe (all writes are idempotent).
     """
     now = clock.now()
     outcome = BatchOutcome()
-    writes: list[EventWrite] = []
-    indexes: list[int] = []
-    for index, item in enumerate(items):
-        try:
-            event = parse_event(item)
-        except InvalidEventError as error:
-            outcome.reject(index, error.field, error.reason)
-            continue
-        if signed_in_player is not None and event.player_id != signed_in_player:
-            outcome.reject(index, "player_id", NOT_THE_SIGNED_IN_PLAYER)
-            continue
-        if event.ts > now + settings.clock_skew:
-            outcome.reject(
-                index,
-                "ts",
-                f"ts: more than {settings.clock_skew_seconds} s in the future (server time is "
-                f"{format_timestamp(now)})",
-            )
-            continue
-        ttl = ttl_seconds(event.ts, now, settings.retention)
-        if ttl <= 0:
-            outcome.discard(index, "ts", f"ts: older than the {settings.retention_days}-day retention")
-            continue
-        indexes.append(index)
-        writes.append(
-            EventWrite(
-                event,
-                ttl,
-                hour_of(event.ts),
-                start_shard(event.session_id, settings.start_shards),
-                settings.player_hash(event.player_id),
-            )
-        )
-
+    indexes, writes = _retained_writes(items, now, settings, signed_in_player, outcome)
+    parts = settings.partition.all_parts if counted is not None else []
+    before = StoredBefore({}, {}, {})
     if writes:
-        indexes, writes = _without_erased_players(indexes, writes, outcome, store=store)
+        # One round: the erasure records, the sessions, the builders' watermarks (all read before any write).
+        before = store.read_before_writing(
+            sorted({w.player_hash for w in writes}), _session_ids(writes), parts
+        )
+        indexes, writes = _without_erased_players(indexes, writes, outcome, before.erased)
     known: dict[UUID, SessionHalves] = {}
     if writes:
-        agreed = consistent_events(indexes, writes, store.read_sessions(_session_ids(writes)))
+        agreed = consistent_events(indexes, writes, before.sessions)
         indexes, writes, known = agreed.indexes, agreed.writes, agreed.sessions
         for index, reason in agreed.rejected:
             outcome.reject(index, "session_id", reason)
@@ -141,7 +116,7 @@ def ingest_batch(
         # Each start's arrival goes out with its start row; the builder only counts starts whose row is
         # stored, so a batch that fails half way leaves nothing counted that is not listed.
         seen = (
-            seen_before_storing(counted, [start_key(w) for w in starts], settings.partition.all_parts)
+            seen_before_storing(counted, [start_key(w) for w in starts], parts, before.watermarks)
             if counted is not None
             else {}
         )
@@ -178,6 +153,52 @@ def ingest_batch(
         outcome.stored = len(writes)
         outcome.completed_sessions = len(completed)
     return outcome
+
+
+def _retained_writes(
+    items: Sequence[Any],
+    now: datetime,
+    settings: Settings,
+    signed_in_player: str | None,
+    outcome: BatchOutcome,
+) -> tuple[list[int], list[EventWrite]]:
+    """Each valid event within the retention, ready to write, with its index in the batch; the others are
+    reported rejected or discarded in ``outcome``."""
+    writes: list[EventWrite] = []
+    indexes: list[int] = []
+    for index, item in enumerate(items):
+        try:
+            event = parse_event(item)
+        except InvalidEventError as error:
+            outcome.reject(index, error.field, error.reason)
+            continue
+        if signed_in_player is not None and event.player_id != signed_in_player:
+            outcome.reject(index, "player_id", NOT_THE_SIGNED_IN_PLAYER)
+            continue
+        if event.ts > now + settings.clock_skew:
+            outcome.reject(
+                index,
+                "ts",
+                f"ts: more than {settings.clock_skew_seconds} s in the future (server time is "
+                f"{format_timestamp(now)})",
+            )
+            continue
+        ttl = ttl_seconds(event.ts, now, settings.retention)
+        if ttl <= 0:
+            outcome.discard(index, "ts", f"ts: older than the {settings.retention_days}-day retention")
+            continue
+        indexes.append(index)
+        writes.append(
+            EventWrite(
+                event,
+                ttl,
+                hour_of(event.ts),
+                start_shard(event.session_id, settings.start_shards),
+                settings.player_hash(event.player_id),
+            )
+        )
+
+    return indexes, writes
 
 
 ARRIVAL_TTL_SECONDS = 7 * 86_400
@@ -232,11 +253,11 @@ def _erased_events(
 
 
 def _without_erased_players(
-    indexes: list[int], writes: list[EventWrite], outcome: BatchOutcome, *, store: SessionStore
+    indexes: list[int], writes: list[EventWrite], outcome: BatchOutcome, erased: dict[bytes, datetime]
 ) -> tuple[list[int], list[EventWrite]]:
-    """Before anything is written: the events of erased players stamped up to their erasure are discarded (a
-    replay of what was erased, or of what was stored before it and is kept for the counts, writes nothing)."""
-    erased = store.erasures(sorted({w.player_hash for w in writes}))
+    """Before anything is written: the events of erased players stamped up to their erasure (as read before
+    the writes) are discarded (a replay of what was erased, or of what was stored before it and is kept for the
+    counts, writes nothing)."""
     if not erased:
         return indexes, writes
     kept_indexes, kept, _ = _erased_events(indexes, writes, erased, outcome)

@@ -56,6 +56,7 @@ from player_sessions.models.rows import (
     SessionHalves,
     StartKey,
     StartRow,
+    StoredBefore,
     WriteKind,
     player_writes_of,
 )
@@ -109,6 +110,7 @@ __all__ = [
     "StartOut",
     "StartRow",
     "StartsByCountryOut",
+    "StoredBefore",
     "WriteKind",
     "format_timestamp",
     "from_epoch_ms",

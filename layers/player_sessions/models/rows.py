@@ -40,6 +40,17 @@ class SessionHalves:
 
 
 @dataclass(frozen=True)
+class StoredBefore:
+    """What a batch meets in storage before it writes, read in one round (SessionStore.read_before_writing)."""
+
+    erased: dict[bytes, datetime]
+    """The batch's erased players (by keyed hash), each with the time of the latest erasure."""
+    sessions: dict[uuid.UUID, SessionHalves]
+    watermarks: dict[int, int]
+    """The starts' builders' watermarks, by part (a part that never folded has none)."""
+
+
+@dataclass(frozen=True)
 class CompletedSession:
     player_id: str
     session_id: uuid.UUID

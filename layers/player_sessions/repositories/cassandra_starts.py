@@ -6,7 +6,7 @@ reads (repositories.cassandra_start_rows); prepared statements only. Every read 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -125,6 +125,11 @@ def progress_name(part: int, family: RollupFamily = STARTS) -> str:
     return f"{family.name}:{part}"
 
 
+def watermarks_of(rows: Iterable[Any], names: dict[str, int]) -> dict[int, int]:
+    """Each part's watermark, from rows of READ_PROGRESS (``names``: each row name's part)."""
+    return {names[row.name]: row.slot for row in rows}
+
+
 def fold_record(keys: Sequence[StartKey]) -> str:
     """A fold record's ``starts``: the keys it counts, as JSON."""
     return json.dumps(
@@ -175,7 +180,7 @@ class CassandraStartsStore(CassandraStartRows):
         with unavailable_on_failure("read the rollup watermarks"):
             rows = list(self._connection.session().execute(self._statement(READ_PROGRESS), (list(names),)))
         count_read(rows=len(rows), partitions=len(names))
-        return {names[row.name]: row.slot for row in rows}
+        return watermarks_of(rows, names)
 
     def first_arrival_minute(self) -> datetime | None:
         with unavailable_on_failure("read the arrival minutes"):

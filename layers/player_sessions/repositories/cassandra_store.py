@@ -13,24 +13,24 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence, Set
+from collections.abc import Callable, Iterable, Sequence, Set
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 
 from cassandra.cluster import NoHostAvailable, Session
-from cassandra.query import UNSET_VALUE
 
 from player_sessions.cassandra_connection import CassandraConnection
+from player_sessions.errors import DatabaseUnavailableError
 from player_sessions.models import (
     ArrivalWrite,
     CompletedSession,
-    EventType,
     EventWrite,
     RecordWrite,
-    Seen,
     SessionHalves,
+    StoredBefore,
 )
+from player_sessions.observability import logger
 from player_sessions.read_counts import count_read
 from player_sessions.repositories.cassandra_helpers import (
     MAX_IN_VALUES,
@@ -47,7 +47,12 @@ from player_sessions.repositories.cassandra_helpers import (
     utc,
     utc_or_none,
 )
-from player_sessions.repositories.cassandra_starts import FAMILY_READS, READ_PROGRESS
+from player_sessions.repositories.cassandra_starts import (
+    FAMILY_READS,
+    READ_PROGRESS,
+    progress_name,
+    watermarks_of,
+)
 from player_sessions.repositories.cql import Cql
 from player_sessions.repositories.player_rows import (
     FORGET_ARRIVAL_PLAYER,
@@ -63,18 +68,19 @@ from player_sessions.repositories.player_rows import (
     player_write_batches,
     unwrite_statements,
 )
-from player_sessions.schema import COMPLETIONS, LENGTHS, STARTS
+from player_sessions.repositories.session_rows import (
+    WRITE_ARRIVAL,
+    WRITE_END_HALF,
+    WRITE_RECORD,
+    WRITE_START_HALF,
+    WRITE_START_ROW,
+    arrival_statements,
+    event_statements,
+    record_statements,
+)
+from player_sessions.schema import STARTS
 from player_sessions.time_buckets import Level, slot_start
 
-WRITE_START_HALF = Cql(
-    "UPDATE sessions USING TTL ? SET player_id = ?, country = ?, start_ts = ? WHERE session_id = ?"
-)
-# The end half leaves player_id alone: a session belongs to the player who started it.
-WRITE_END_HALF = Cql("UPDATE sessions USING TTL ? SET end_ts = ? WHERE session_id = ?")
-WRITE_START_ROW = Cql(
-    "INSERT INTO session_starts (hour, shard, country, ts, session_id, player_id) "
-    "VALUES (?, ?, ?, ?, ?, ?) USING TTL ?"
-)
 READ_SESSION = Cql(
     "SELECT session_id, player_id, country, start_ts, end_ts FROM sessions WHERE session_id = ?"
 )
@@ -86,20 +92,7 @@ READ_COMPLETED = Cql(
     "SELECT session_id, start_ts, end_ts, country FROM completed_sessions_by_player "
     "WHERE player_id = ? AND end_ts >= ?"
 )
-WRITE_ARRIVAL = Cql(
-    "INSERT INTO start_arrivals (slot, shard, session_id, ts, country, player_id, seen_through, seen_fold) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?) USING TTL ?"
-)
 WRITE_ARRIVAL_MINUTE = Cql("INSERT INTO arrival_minutes (scope, minute) VALUES (?, ?) USING TTL ?")
-WRITE_RECORD = {
-    COMPLETIONS: Cql(
-        "INSERT INTO completion_arrivals (slot, shard, session_id, ts, country) VALUES (?, ?, ?, ?, ?) USING TTL ?"
-    ),
-    LENGTHS: Cql(
-        "INSERT INTO length_arrivals (slot, shard, session_id, ts, country) VALUES (?, ?, ?, ?, ?) USING TTL ?"
-    ),
-}
-"""The records of the families other than the starts (whose arrivals name their player: WRITE_ARRIVAL)."""
 PING = Cql("SELECT player_id FROM completed_sessions_by_player WHERE player_id = ? LIMIT 1")
 """/health's read: a partition of the keyspace at LOCAL_QUORUM, so "up" means requests can be served (a node
 answers system.local on its own, with its replicas gone). It reads the table its function reads anyway, under
@@ -129,9 +122,9 @@ INGEST_STATEMENTS = (
     FORGET_ARRIVAL_PLAYER,
     REMOVE_PLAYER_WRITE,
 )
-"""What storing a batch of events sends (``write_events``, ``read_sessions``, ``write_completed``,
-``write_arrivals``, ``write_records``, ``erasures``, ``unwrite``), and the builders' watermarks and the starts'
-marks read before the arrivals (domain.country_starts.seen, on the starts' store)."""
+"""What storing a batch of events sends (``read_before_writing``, with the builders' watermarks, ``write_events``,
+``read_sessions``, ``write_completed``, ``write_arrivals``, ``write_records``, ``erasures``, ``unwrite``), and the
+starts' marks read before the arrivals (domain.country_starts.seen, on the starts' store)."""
 HISTORY_STATEMENTS = (READ_COMPLETED,)
 """What reading a player's completed sessions sends."""
 HEALTH_STATEMENTS = (PING,)
@@ -186,8 +179,8 @@ class CassandraSessionStore:
             self._once_more_after_reconnect(
                 lambda: self._run_concurrently(
                     [
-                        *_event_statements(writes),
-                        *_arrival_statements(arrivals),
+                        *event_statements(writes),
+                        *arrival_statements(arrivals),
                         *player_write_batches(writes, arrivals),
                     ]
                 )
@@ -210,7 +203,49 @@ class CassandraSessionStore:
                 )
             )
         count_read(rows=len(rows), partitions=len(keys), requests=requests)
-        return {row.player_hash: utc(row.erased_at) for row in rows if row.erased_at is not None}
+        return _erased_of(rows)
+
+    def read_before_writing(
+        self, player_hashes: Sequence[bytes], session_ids: Sequence[UUID], parts: Sequence[int]
+    ) -> StoredBefore:
+        keys = list(dict.fromkeys(player_hashes))
+        names = {progress_name(part): part for part in parts}
+        erasure_reads = [(READ_ERASED, (list(group),)) for group in chunks(keys, MAX_IN_VALUES)]
+        session_reads = [(READ_SESSION, (session_id,)) for session_id in session_ids]
+        progress_reads = [(READ_PROGRESS, (list(names),))] if names else []
+        try:
+            with unavailable_on_failure("store the events (reading what the batch meets)"):
+                results = self._once_more_after_reconnect(
+                    lambda: self._run_concurrently([*erasure_reads, *session_reads, *progress_reads])
+                )
+        except DatabaseUnavailableError as error:
+            # An IN fails whole when one of its partitions does (cassandra_helpers.in_or_one_each).
+            logger.warning(
+                "the reads before a batch's writes failed; reading them again, one partition per request",
+                extra={"driver_error": repr(error.__cause__)[:300]},
+            )
+            return StoredBefore(
+                self.erasures(keys, per_partition=True),
+                self.read_sessions(session_ids),
+                self._read_watermarks(names),
+            )
+        erased = [row for result in results[: len(erasure_reads)] for row in result]
+        count_read(rows=len(erased), partitions=len(keys), requests=len(erasure_reads))
+        sessions = _halves_of(results[len(erasure_reads) : len(erasure_reads) + len(session_reads)])
+        progress = [row for result in results[len(erasure_reads) + len(session_reads) :] for row in result]
+        count_read(rows=len(progress), partitions=len(names))
+        return StoredBefore(_erased_of(erased), sessions, watermarks_of(progress, names))
+
+    def _read_watermarks(self, names: dict[str, int]) -> dict[int, int]:
+        if not names:
+            return {}
+        with unavailable_on_failure("read the rollup watermarks"):
+            results = self._once_more_after_reconnect(
+                lambda: self._run_concurrently([(READ_PROGRESS, (list(names),))])
+            )
+        rows = [row for result in results for row in result]
+        count_read(rows=len(rows), partitions=len(names))
+        return watermarks_of(rows, names)
 
     def unwrite(
         self, writes: Sequence[EventWrite], arrivals: Sequence[ArrivalWrite], keep_starts: Set[UUID]
@@ -225,13 +260,7 @@ class CassandraSessionStore:
             results = self._once_more_after_reconnect(
                 lambda: self._run_concurrently((READ_SESSION, (session_id,)) for session_id in session_ids)
             )
-        rows = [row for row in counted_first_rows(results) if row is not None]
-        return {
-            row.session_id: SessionHalves(
-                row.session_id, row.player_id, row.country, utc_or_none(row.start_ts), utc_or_none(row.end_ts)
-            )
-            for row in rows
-        }
+        return _halves_of(results)
 
     def write_completed(
         self, sessions: Sequence[tuple[CompletedSession, int]], records: Sequence[RecordWrite] = ()
@@ -243,7 +272,7 @@ class CassandraSessionStore:
         with unavailable_on_failure("store the completed sessions"):
             self._record_minutes(records)
             self._once_more_after_reconnect(
-                lambda: self._run_concurrently([*completed, *_record_statements(records)])
+                lambda: self._run_concurrently([*completed, *record_statements(records)])
             )
 
     def write_arrivals(self, arrivals: Sequence[ArrivalWrite]) -> None:
@@ -251,14 +280,14 @@ class CassandraSessionStore:
             self._record_minutes(arrivals)
             self._once_more_after_reconnect(
                 lambda: self._run_concurrently(
-                    [*_arrival_statements(arrivals), *player_write_batches((), arrivals)]
+                    [*arrival_statements(arrivals), *player_write_batches((), arrivals)]
                 )
             )
 
     def write_records(self, records: Sequence[RecordWrite]) -> None:
         with unavailable_on_failure("store the session records"):
             self._record_minutes(records)
-            self._once_more_after_reconnect(lambda: self._run_concurrently(_record_statements(records)))
+            self._once_more_after_reconnect(lambda: self._run_concurrently(record_statements(records)))
 
     def _record_minutes(self, arrivals: Sequence[ArrivalWrite | RecordWrite]) -> None:
         """Records the arrivals' minutes (in their family's scope) before the arrivals: the builder passes over
@@ -311,76 +340,19 @@ class CassandraSessionStore:
         return (time.perf_counter() - started) * 1000
 
 
-def _event_statements(writes: Sequence[EventWrite]) -> Iterable[Statement | list[Statement]]:
-    """The statements that store the events: each event's half of its session row, and each start's row in
-    session_starts. A session whose start and end are both in the batch, once each, has its two halves (distinct
-    cells of one partition) written as one single-partition batch: one request instead of two. Several starts
-    or ends of one session (re-sent events) stay separate writes, so the last one still wins."""
-    halves: dict[UUID, list[tuple[EventType, Statement]]] = {}
-    for write in writes:
-        event = write.event
-        half: Statement
-        if event.event is EventType.START:
-            half = (
-                WRITE_START_HALF,
-                (write.ttl_seconds, event.player_id, event.country, event.ts, event.session_id),
-            )
-            yield (
-                WRITE_START_ROW,
-                (
-                    write.hour,
-                    write.shard,
-                    event.country,
-                    event.ts,
-                    event.session_id,
-                    event.player_id,
-                    write.ttl_seconds,
-                ),
-            )
-        else:
-            half = (WRITE_END_HALF, (write.ttl_seconds, event.ts, event.session_id))
-        halves.setdefault(event.session_id, []).append((event.event, half))
-    for session_halves in halves.values():
-        if len(session_halves) == 2 and {kind for kind, _ in session_halves} == {
-            EventType.START,
-            EventType.END,
-        }:
-            yield [half for _, half in session_halves]
-        else:
-            yield from (half for _, half in session_halves)
+def _erased_of(rows: Iterable[Any]) -> dict[bytes, datetime]:
+    return {row.player_hash: utc(row.erased_at) for row in rows if row.erased_at is not None}
 
 
-def _arrival_statements(arrivals: Sequence[ArrivalWrite]) -> Iterator[Statement]:
-    for write in arrivals:
-        key = write.arrival.key
-        yield (
-            WRITE_ARRIVAL,
-            (
-                write.arrival.slot,
-                write.shard,
-                key.session_id,
-                key.ts,
-                key.country,
-                write.player_id,
-                *_seen_values(write.arrival.seen),
-                write.ttl_seconds,
-            ),
+def _halves_of(results: Iterable[Iterable[Any]]) -> dict[UUID, SessionHalves]:
+    """The halves stored of each session, from reads of one session each (counted)."""
+    rows = [row for row in counted_first_rows(results) if row is not None]
+    return {
+        row.session_id: SessionHalves(
+            row.session_id, row.player_id, row.country, utc_or_none(row.start_ts), utc_or_none(row.end_ts)
         )
-
-
-def _seen_values(seen: Seen | None) -> tuple[Any, Any]:
-    """An arrival's ``seen``: unset (neither null nor a tombstone) where nothing was read."""
-    if seen is None:
-        return UNSET_VALUE, UNSET_VALUE
-    return seen.through, UNSET_VALUE if seen.fold is None else seen.fold
-
-
-def _record_statements(records: Sequence[RecordWrite]) -> list[Statement]:
-    return [
-        (WRITE_RECORD[r.family], (r.arrival.slot, r.shard, k.session_id, k.ts, k.country, r.ttl_seconds))
-        for r in records
-        for k in (r.arrival.key,)
-    ]
+        for row in rows
+    }
 
 
 if TYPE_CHECKING:

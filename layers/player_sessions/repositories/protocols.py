@@ -25,6 +25,12 @@ class SessionStore(Protocol):
         """For each of the players (by keyed hash) that was erased, the time of the latest erasure: up to a
         hundred players per request, or, when an ``IN`` read failed or with ``per_partition``, one per request."""
 
+    def read_before_writing(
+        self, player_hashes: Sequence[bytes], session_ids: Sequence[UUID], parts: Sequence[int]
+    ) -> rows.StoredBefore:
+        """What ``erasures`` (with ``IN``), ``read_sessions`` and the starts' watermarks of ``parts`` read, in one
+        round; when an ``IN`` failed, the erasure records are read again one per request."""
+
     def unwrite(
         self, writes: Sequence[rows.EventWrite], arrivals: Sequence[rows.ArrivalWrite], keep_starts: Set[UUID]
     ) -> None:

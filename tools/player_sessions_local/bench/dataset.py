@@ -23,17 +23,16 @@ from player_sessions.models import (
     from_epoch_ms,
     parse_event,
 )
-from player_sessions.repositories.cassandra_store import (
+from player_sessions.repositories.cassandra_store import WRITE_ARRIVAL_MINUTE, WRITE_COMPLETED
+from player_sessions.repositories.cql import Cql
+from player_sessions.repositories.player_rows import WRITE_PLAYER_WRITE, player_write_key
+from player_sessions.repositories.session_rows import (
     WRITE_ARRIVAL,
-    WRITE_ARRIVAL_MINUTE,
-    WRITE_COMPLETED,
     WRITE_END_HALF,
     WRITE_RECORD,
     WRITE_START_HALF,
     WRITE_START_ROW,
 )
-from player_sessions.repositories.cql import Cql
-from player_sessions.repositories.player_rows import WRITE_PLAYER_WRITE, player_write_key
 from player_sessions.retention import ttl_seconds
 from player_sessions.schema import FAMILIES
 from player_sessions.settings import Settings

@@ -15,11 +15,8 @@ from cassandra.concurrent import execute_concurrent
 from cassandra.query import BatchStatement, BatchType, PreparedStatement
 
 from player_sessions.cassandra_cluster import build_cluster
-from player_sessions.repositories.cassandra_store import (
-    WRITE_CONCURRENCY,
-    WRITE_END_HALF,
-    WRITE_START_HALF,
-)
+from player_sessions.repositories.cassandra_store import WRITE_CONCURRENCY
+from player_sessions.repositories.session_rows import WRITE_END_HALF, WRITE_START_HALF
 from player_sessions.routes import STUDIO_EVENTS_PATH
 from player_sessions.settings import Settings
 from player_sessions_local.bench.cpu import CpuUse
@@ -33,7 +30,7 @@ _bare_statements: list[Statement | list[Statement]] = []
 
 def as_requests(statements: list[Statement]) -> list[Statement | list[Statement]]:
     """The statements as the ingest path sends them: a session's start half and end half, when the events hold
-    exactly one of each, go as one single-partition unlogged batch (see cassandra_store._event_statements);
+    exactly one of each, go as one single-partition unlogged batch (see session_rows.event_statements);
     every other statement on its own. The batch takes the place of the session's second half."""
     halves: dict[Any, list[int]] = {}
     for index, (cql, params) in enumerate(statements):

@@ -22,7 +22,7 @@ Stored with the arrival (models.Seen), this settles the reader's question withou
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from player_sessions.domain.country_starts.rollups import Inclusion
 from player_sessions.models import Seen, StartKey
@@ -35,16 +35,14 @@ between the ingest's watermark and the reader's, per part)."""
 
 
 def seen_before_storing(
-    store: StartsStore, keys: Sequence[StartKey], parts: Sequence[int]
+    store: StartsStore, keys: Sequence[StartKey], parts: Sequence[int], watermarks: Mapping[int, int]
 ) -> dict[StartKey, Seen]:
-    """What the arrivals of ``keys`` are stored with: the watermarks read first, then the marks (nothing when a
-    part has never folded: its watermark bounds nothing)."""
-    if not keys:
+    """What the arrivals of ``keys`` are stored with: the ``watermarks`` of ``parts``, read before this is
+    called (with the rest of what a batch reads before it writes: SessionStore.read_before_writing), then the
+    marks, read here (nothing when a part has never folded: its watermark bounds nothing)."""
+    if not keys or any(part not in watermarks for part in parts):
         return {}
-    watermarks = store.read_progress(parts)
-    if len(watermarks) < len(parts):
-        return {}
-    through = min(watermarks.values())
+    through = min(watermarks[part] for part in parts)
     marks = store.read_marks(keys)
     return {key: Seen(through, marks.get(key)) for key in keys}
 
