@@ -373,10 +373,16 @@ class InMemoryPlayerDataStore:
         return {sid for sid, end in sessions if (player_id, end, sid) in self.db.completed}
 
     def erase_sessions(
-        self, player_hash: bytes, entries: Sequence[PlayerWrite], owned: Sequence[UUID]
+        self,
+        player_hash: bytes,
+        entries: Sequence[PlayerWrite],
+        owned: Sequence[UUID],
+        still_open: Sequence[UUID] = (),
     ) -> None:
         for session_id in owned:
             self.db.sessions.pop(session_id, None)
+        for session_id in still_open:
+            self.db.sessions.get(session_id, {}).pop("player_id", None)
         for entry in entries:
             if entry.kind is WriteKind.START:
                 for row in [r for r in self.db.starts if r[4] == entry.session_id and r[3] == entry.ts]:

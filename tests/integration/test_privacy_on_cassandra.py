@@ -18,11 +18,14 @@ from player_sessions.domain import privacy
 from player_sessions.domain.country_starts import CountryStarts
 from player_sessions.domain.country_starts.builder import RollupBuilder
 from player_sessions.domain.ingest import ingest_batch
+from player_sessions.domain.live_ops import LiveOps
 from player_sessions.domain.player_history import last_completed_sessions
 from player_sessions.domain.privacy import erase_player, export_player
+from player_sessions.models import SessionHalves
 from player_sessions.repositories.cassandra_player_data import CassandraPlayerDataStore
+from player_sessions.repositories.cassandra_rollups import CassandraRollupStore
 from player_sessions.repositories.redis_cache import RedisReadCache
-from player_sessions.schema import TABLES
+from player_sessions.schema import COMPLETIONS, LENGTHS, TABLES
 from tests.integration.test_ingest_on_cassandra import end_event, start_event
 
 pytestmark = pytest.mark.integration
@@ -313,3 +316,42 @@ def test_the_erasure_records_of_many_players_read_in_hundreds_or_one_by_one_agre
     assert grouped == one_each
     assert set(grouped) == {world.settings.player_hash(player) for player in erased}
     assert set(grouped.values()) == {NOW}
+
+
+def test_a_session_open_at_the_erasure_is_still_closed_by_its_end_arriving_after_it(world):
+    # Given a player with a session started and not ended, counted by the builder, beside another player's
+    player, other = fresh_player(), fresh_player()
+    sid, others = uuid.uuid4(), uuid.uuid4()
+    world.ingest(
+        [
+            start_event(player, sid, NOW - timedelta(minutes=5), "QE"),
+            start_event(other, others, NOW - timedelta(minutes=4), "QE"),
+        ]
+    )
+    shards = world.settings.start_shards
+    families = [CassandraRollupStore(world.connection, shards, family) for family in (COMPLETIONS, LENGTHS)]
+    live_ops = LiveOps(world.starts, *families, world.clock, world.settings)
+
+    def fold_everything() -> None:
+        world.clock.advance(seconds=10)
+        for store in (world.starts, *families):
+            RollupBuilder(store, world.clock, world.settings).fold_every_part(max_slots=1000)
+
+    fold_everything()
+    assert live_ops.online().counts == [("QE", 2)]
+    # When the player is erased
+    receipt = world.erase(player)
+    # Then no row holds the player's id, and the open session kept its start, without the player
+    assert world.holding(player) == []
+    assert (receipt.deleted_rows["sessions"], receipt.player_id_removed["sessions"]) == (0, 1)
+    assert world.sessions.read_sessions([sid]) == {
+        sid: SessionHalves(sid, None, "QE", NOW - timedelta(minutes=5), None)
+    }
+    # When the session's end, stamped after the erasure, arrives (the game client still sends it)
+    world.clock.advance(seconds=1)
+    assert world.ingest([end_event(player, sid, world.clock.now())]).stored == 1
+    fold_everything()
+    # Then the session is no longer online, and its length is counted; the player has no history
+    assert live_ops.online().counts == [("QE", 1)]
+    assert live_ops.session_lengths(24).total.sessions == 1
+    assert world.history(player) == []

@@ -70,9 +70,15 @@ def erase_player(
         step = session_ids[first : first + SESSIONS_PER_STEP]
         halves = store.read_sessions(step)
         owned = [sid for sid in step if sid in halves and halves[sid].player_id in (None, player_id)]
+        # A session started and not ended keeps its start half, without the player: its start stays counted,
+        # so an end arriving later must still close it (the sessions online, the session lengths).
+        still_open = [sid for sid in owned if halves[sid].start_ts is not None and halves[sid].end_ts is None]
+        deleted = [sid for sid in owned if halves[sid].start_ts is None or halves[sid].end_ts is not None]
         step_entries = [entry for sid in step for entry in by_session[sid]]
-        store.erase_sessions(player_hash, step_entries, owned)
-        receipt.deleted_rows["sessions"] += len(owned)
+        store.erase_sessions(player_hash, step_entries, deleted, still_open)
+        receipt.deleted_rows["sessions"] += len(deleted)
+        if still_open:
+            receipt.player_id_removed["sessions"] += len(still_open)
         receipt.deleted_rows["player_writes"] += sum(1 for entry in step_entries if entry.ttl_seconds >= 0)
         kinds = Counter(entry.kind for entry in step_entries)
         receipt.player_id_removed["session_starts"] += kinds[WriteKind.START]

@@ -33,6 +33,7 @@ from player_sessions.repositories.cassandra_store import READ_SESSION, Cassandra
 from player_sessions.repositories.cql import Cql
 from player_sessions.repositories.player_rows import (
     FORGET_ARRIVAL_PLAYER,
+    FORGET_SESSION_PLAYER,
     FORGET_START_PLAYER,
     REMOVE_PLAYER_WRITE,
     by_partition,
@@ -76,6 +77,7 @@ PLAYER_DATA_STATEMENTS = (
     DELETE_SESSION,
     FORGET_START_PLAYER,
     FORGET_ARRIVAL_PLAYER,
+    FORGET_SESSION_PLAYER,
     REMOVE_PLAYER_WRITE,
     READ_ALL_COMPLETED,
     READ_ONE_COMPLETED,
@@ -157,9 +159,14 @@ class CassandraPlayerDataStore:
         return {row.session_id for row in counted_first_rows(results) if row is not None}
 
     def erase_sessions(
-        self, player_hash: bytes, entries: Sequence[PlayerWrite], owned: Sequence[UUID]
+        self,
+        player_hash: bytes,
+        entries: Sequence[PlayerWrite],
+        owned: Sequence[UUID],
+        still_open: Sequence[UUID] = (),
     ) -> None:
         data: list[Statement | list[Statement]] = [(DELETE_SESSION, (session_id,)) for session_id in owned]
+        data += [(FORGET_SESSION_PLAYER, (session_id,)) for session_id in still_open]
         for entry in entries:
             if entry.kind is WriteKind.START:
                 data.append(

@@ -56,6 +56,7 @@ from player_sessions.repositories.cassandra_starts import (
 from player_sessions.repositories.cql import Cql
 from player_sessions.repositories.player_rows import (
     FORGET_ARRIVAL_PLAYER,
+    FORGET_SESSION_PLAYER,
     FORGET_START_PLAYER,
     READ_ERASED,
     READ_PLAYER_ERASED,
@@ -118,6 +119,7 @@ INGEST_STATEMENTS = (
     REMOVE_END_HALF,
     REMOVE_START_ROW,
     REMOVE_ARRIVAL,
+    FORGET_SESSION_PLAYER,
     FORGET_START_PLAYER,
     FORGET_ARRIVAL_PLAYER,
     REMOVE_PLAYER_WRITE,

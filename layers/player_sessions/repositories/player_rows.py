@@ -22,6 +22,9 @@ READ_PLAYER_ERASED = Cql("SELECT player_hash, erased_at FROM erased_players WHER
 """One player's erasure record: the reads of READ_ERASED one per request, when an IN read failed."""
 REMOVE_START_HALF = Cql("DELETE player_id, country, start_ts FROM sessions WHERE session_id = ?")
 REMOVE_END_HALF = Cql("DELETE end_ts FROM sessions WHERE session_id = ?")
+FORGET_SESSION_PLAYER = Cql("DELETE player_id FROM sessions WHERE session_id = ?")
+"""A session kept for the counts (its start stays counted) and not ended yet keeps its start half without the
+player, so that an end arriving later still closes it (its completion and length records need the start)."""
 REMOVE_START_ROW = Cql(
     "DELETE FROM session_starts WHERE hour = ? AND shard = ? AND country = ? AND ts = ? AND session_id = ?"
 )
@@ -95,8 +98,8 @@ def unwrite_statements(
         if write.event.event is EventType.END:
             yield (REMOVE_END_HALF, (session_id,))
             continue
-        yield (REMOVE_START_HALF, (session_id,))
         kept = session_id in keep_starts
+        yield (FORGET_SESSION_PLAYER if kept else REMOVE_START_HALF, (session_id,))
         yield (FORGET_START_PLAYER if kept else REMOVE_START_ROW, start_row_key(write))
     for arrival in arrivals:
         kept = arrival.arrival.key.session_id in keep_starts

@@ -80,10 +80,15 @@ class PlayerDataStore(Protocol):
         """Those of the (session id, end) pairs that are among the player's completed sessions."""
 
     def erase_sessions(
-        self, player_hash: bytes, entries: Sequence[rows.PlayerWrite], owned: Sequence[UUID]
+        self,
+        player_hash: bytes,
+        entries: Sequence[rows.PlayerWrite],
+        owned: Sequence[UUID],
+        still_open: Sequence[UUID] = (),
     ) -> None:
-        """Deletes the ``owned`` sessions' rows, takes the player id out of the start rows and arrivals the
-        entries point at, then deletes the entries (an entry with a negative TTL is not in the index)."""
+        """Deletes the ``owned`` sessions' rows and takes the player id out of the ``still_open`` ones' (started,
+        not ended: an end arriving later closes them), takes it out of the start rows and arrivals the entries
+        point at, then deletes the entries (an entry with a negative TTL is not in the index)."""
 
     def erase_completed(self, player_id: str, sessions: Sequence[rows.CompletedSession]) -> None:
         """Deletes these rows of the player's completed sessions."""
