@@ -10,7 +10,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from player_sessions.bootstrap import Services, ServicesDependency
 from player_sessions.domain.ingest import BatchOutcome, ingest_batch
 from player_sessions.http import ERROR_RESPONSES, build_resolver, documented, model_response, read_json_batch
-from player_sessions.models import ErrorOut, EventError, IngestResult
+from player_sessions.models import ErrorOut, EventError, IngestResult, RejectedBatchOut
 from player_sessions.observability import MetricUnit, logger, metrics, tracer
 from player_sessions.routes import PLAYER_EVENTS_PATH, STUDIO_EVENTS_PATH
 from player_sessions.settings import get_settings
@@ -29,7 +29,7 @@ INGEST_RESPONSES: dict[int, Any] = {
     400: documented(
         "Every event rejected (the ingest result, a reason per event), or the body is not a JSON array of "
         "events (`message` and `errors`)",
-        IngestResult | ErrorOut,
+        RejectedBatchOut | ErrorOut,
     ),
 }
 ONE_BY_ONE = (
@@ -51,7 +51,7 @@ ONE_BY_ONE = (
     tags=["events"],
 )
 @tracer.capture_method(capture_response=False)
-def ingest_player_events(services: ServicesDependency) -> Response[IngestResult]:
+def ingest_player_events(services: ServicesDependency) -> Response[IngestResult | RejectedBatchOut]:
     # Set by the authorizer (API Gateway, or the local gateway as it): the player the token proves.
     authorizer = app.current_event.raw_event.get("requestContext", {}).get("authorizer") or {}
     return _ingest(services, authorizer.get("player_id"))
@@ -65,11 +65,11 @@ def ingest_player_events(services: ServicesDependency) -> Response[IngestResult]
     tags=["events"],
 )
 @tracer.capture_method(capture_response=False)
-def ingest_studio_events(services: ServicesDependency) -> Response[IngestResult]:
+def ingest_studio_events(services: ServicesDependency) -> Response[IngestResult | RejectedBatchOut]:
     return _ingest(services, None)
 
 
-def _ingest(services: Services, signed_in_player: str | None) -> Response[IngestResult]:
+def _ingest(services: Services, signed_in_player: str | None) -> Response[IngestResult | RejectedBatchOut]:
     items = read_json_batch(app.current_event, services.settings)
     outcome = ingest_batch(
         items,
@@ -90,7 +90,12 @@ def _ingest(services: Services, signed_in_player: str | None) -> Response[Ingest
             for problem in outcome.problems
         ],
     )
-    return model_response(_status_for(outcome, len(items)), result)
+    status = _status_for(outcome, len(items))
+    if status == 400:
+        fields = sorted({problem.field for problem in outcome.problems})
+        message = f"every event of the batch was rejected (fields: {', '.join(fields)}); see errors"
+        return model_response(status, RejectedBatchOut(**result.model_dump(), message=message))
+    return model_response(status, result)
 
 
 def _status_for(outcome: BatchOutcome, batch_size: int) -> int:

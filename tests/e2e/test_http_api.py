@@ -89,7 +89,11 @@ def test_batch_with_every_event_rejected_is_400(served_api):
     with served_api.client() as client:
         response = client.post("/studio/events", json=[{"event": "pause"}, {"event": "start"}])
     assert response.status_code == 400
-    assert response.json()["rejected"] == 2
+    body = response.json()
+    assert (body["stored"], body["rejected"]) == (0, 2)
+    assert [(e["index"], e["field"]) for e in body["errors"]] == [(0, "event"), (1, "player_id")]
+    # And, as every error answer, a message (naming the fields at fault)
+    assert body["message"] == "every event of the batch was rejected (fields: event, player_id); see errors"
 
 
 @pytest.mark.parametrize(

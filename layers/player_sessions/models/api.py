@@ -47,6 +47,13 @@ class IngestResult(ApiModel):
     errors: list[EventError]
 
 
+class RejectedBatchOut(IngestResult):
+    """The ingest result of a batch whose every event was rejected (400), with the ``message`` every error
+    answer has."""
+
+    message: str
+
+
 class CompletedSessionOut(ApiModel):
     session_id: uuid.UUID
     country: str
