@@ -335,7 +335,7 @@ class CassandraSessionStore:
 
     def ping(self) -> float:
         started = time.perf_counter()
-        with unavailable_on_failure("reach Cassandra"):
+        with unavailable_on_failure("answer the health check's read (a partition at LOCAL_QUORUM)"):
             self._once_more_after_reconnect(
                 lambda: counted_first_row(self._session().execute(self._statement(PING), (PING_KEY,)))
             )
