@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 
+from cassandra import OperationTimedOut, RequestExecutionException
 from cassandra.cluster import NoHostAvailable, Session
 
 from player_sessions.cassandra_connection import CassandraConnection
@@ -221,7 +222,10 @@ class CassandraSessionStore:
                     lambda: self._run_concurrently([*erasure_reads, *session_reads, *progress_reads])
                 )
         except DatabaseUnavailableError as error:
-            # An IN fails whole when one of its partitions does (cassandra_helpers.in_or_one_each).
+            # An IN fails whole when one of its partitions does (cassandra_helpers.in_or_one_each); no host at
+            # all, or no connection, is no reason to read again.
+            if not isinstance(error.__cause__, (OperationTimedOut, RequestExecutionException)):
+                raise
             logger.warning(
                 "the reads before a batch's writes failed; reading them again, one partition per request",
                 extra={"driver_error": repr(error.__cause__)[:300]},
