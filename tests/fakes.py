@@ -139,8 +139,10 @@ class InMemorySessionStore:
                 row.pop("end_ts", None)
                 continue
             row.pop("player_id", None)
-            row.pop("country", None)
-            row.pop("start_ts", None)
+            if event.session_id not in keep_starts:
+                # (a start a builder may have counted keeps its half without the player: FORGET_SESSION_PLAYER)
+                row.pop("country", None)
+                row.pop("start_ts", None)
             assert event.country is not None
             start = (write.hour, write.shard, event.country, event.ts, event.session_id)
             if (*start, event.player_id) in self.db.starts:

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from cassandra import OperationTimedOut
+from cassandra.cluster import NoHostAvailable
 
 from player_sessions.cassandra_connection import CassandraConnection
 from player_sessions.clock import FixedClock
@@ -501,10 +502,10 @@ def test_a_history_read_and_an_ingest_batch_count_every_read_they_send(store, cl
     assert (len(five), len(twenty)) == (5, 20)
     assert (five_reads.requests, five_reads.partitions, five_reads.rows) == (1, 1, 5 + PAGE_SLACK)
     assert (twenty_reads.requests, twenty_reads.partitions, twenty_reads.rows) == (1, 1, 20 + PAGE_SLACK)
-    # And the batch's reads include its five sessions read before the writes (one request each, none stored
-    # yet) and its player's erasure record (one IN request), not only the rollups' watermarks
-    assert ingest_reads.requests >= 5 + 1
-    assert ingest_reads.partitions >= 5 + 1
+    # And the batch's reads are its player's erasure record (one IN request) with its five sessions (one
+    # request each, none stored yet) before the writes, and the erasure record again after them: no
+    # watermark (nothing here stores what it saw), no session read back (both halves were in the batch)
+    assert (ingest_reads.requests, ingest_reads.partitions, ingest_reads.rows) == (1 + 5 + 1, 1 + 5 + 1, 0)
 
 
 def test_a_batch_reads_what_it_meets_in_one_round_or_again_one_partition_per_request(
@@ -528,21 +529,25 @@ def test_a_batch_reads_what_it_meets_in_one_round_or_again_one_partition_per_req
     starts.write_progress(2, 102)
     rounds: list[int] = []
     failing_rounds: set[int] = set()
+    failure: Exception = OperationTimedOut("the IN's coordinator waited for a lost replica")
     sent = cassandra_store.execute_all
 
     def counted(session, pairs, **options):
         rounds.append(len(pairs))
         if len(rounds) - 1 in failing_rounds:
-            raise OperationTimedOut("the IN's coordinator waited for a lost replica")
+            raise failure
         return sent(session, pairs, **options)
 
     monkeypatch.setattr(cassandra_store, "execute_all", counted)
 
     # When the batch's reads before writing are made
-    before = sessions.read_before_writing([erased_hash, player_hash], [stored, unknown], [0, 1, 2, 3])
+    with metered() as reads:
+        before = sessions.read_before_writing([erased_hash, player_hash], [stored, unknown], [0, 1, 2, 3])
 
     # Then they went in one round: one IN of both erasure records, a read per session, one IN of the watermarks
     assert rounds == [1 + 2 + 1]
+    # And each read was metered once: 4 requests, 2 + 2 + 4 partitions, the 1 + 1 + 2 rows found
+    assert (reads.requests, reads.partitions, reads.rows) == (4, 8, 4)
     # And they found the erasure, the stored half, and the two watermarks there are
     assert before.erased == {erased_hash: clock.now()}
     assert before.sessions == {stored: SessionHalves(stored, player, "FI", started, None)}
@@ -556,3 +561,14 @@ def test_a_batch_reads_what_it_meets_in_one_round_or_again_one_partition_per_req
     # Then they are made again, the erasure records one per request, and find the same
     assert rounds == [4, 2, 2, 1]
     assert again == before
+
+    # When no host answers at all (Cassandra down, not one partition's replicas)
+    rounds.clear()
+    failing_rounds.update({0, 1})
+    failure = NoHostAvailable("no host answered", {})
+
+    # Then the round is sent once more after the connection says a host is back, and not read again one by
+    # one: the batch is refused (503) at once
+    with pytest.raises(DatabaseUnavailableError):
+        sessions.read_before_writing([erased_hash, player_hash], [stored, unknown], [0, 1, 2, 3])
+    assert rounds == [4, 4]

@@ -349,9 +349,33 @@ def test_a_session_open_at_the_erasure_is_still_closed_by_its_end_arriving_after
     }
     # When the session's end, stamped after the erasure, arrives (the game client still sends it)
     world.clock.advance(seconds=1)
-    assert world.ingest([end_event(player, sid, world.clock.now())]).stored == 1
+    ended = world.clock.now()
+    assert world.ingest([end_event(player, sid, ended)]).stored == 1
     fold_everything()
     # Then the session is no longer online, and its length is counted; the player has no history
     assert live_ops.online().counts == [("QE", 1)]
     assert live_ops.session_lengths(24).total.sessions == 1
     assert world.history(player) == []
+    # And the player's export shows the end they sent since, not the erased start
+    export = export_player(player, store=world.player_data, settings=world.settings, after=None, limit=10)
+    assert [(s.session_id, s.halves) for s in export.sessions] == [
+        (sid, SessionHalves(sid, None, None, None, ended))
+    ]
+
+
+def test_an_end_met_while_the_erasure_runs_writes_no_history_row_for_the_erased_start(world):
+    # Given a player's open session, and an erasure that has written its record but not yet reached the
+    # session (a heavy player's erasure takes seconds)
+    player = fresh_player()
+    sid = uuid.uuid4()
+    world.ingest([start_event(player, sid, NOW - timedelta(minutes=5))])
+    player_hash = world.settings.player_hash(player)
+    world.player_data.write_erasure_record(player_hash, NOW, uuid.uuid4(), world.settings.retention_seconds)
+    # When the session's end, stamped after the erasure, arrives meanwhile
+    world.clock.advance(seconds=1)
+    assert world.ingest([end_event(player, sid, world.clock.now())]).stored == 1
+    # Then no completed session names the player (its start is erased data), and once the erasure has run,
+    # no row holds them
+    assert world.history(player) == []
+    world.erase(player)
+    assert world.holding(player) == []

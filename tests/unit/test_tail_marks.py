@@ -173,3 +173,10 @@ def test_ingest_reads_the_watermarks_before_the_marks_and_both_before_the_arriva
     assert calls == ["read_before_writing parts=[0, 1]", "read_marks", "write_events"]
     # And each arrival holds the oldest watermark, and no fold
     assert {a.seen for a in starts.read_arrivals([slot_of(T0)], [0, 1])} == {Seen(slot_of(T0) - 5, None)}
+
+    # When a batch of ends only is stored
+    calls.clear()
+    ends = [{"event": "end", "player_id": "p", "session_id": str(uuid.uuid4()), "ts": T0.isoformat()}]
+    ingest_batch(ends, store=sessions, clock=FixedClock(T0), settings=settings, counted=starts)
+    # Then no watermark and no mark is read: nothing stores what it saw
+    assert calls == ["read_before_writing parts=[]", "write_events"]

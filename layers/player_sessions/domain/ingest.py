@@ -96,7 +96,11 @@ def ingest_batch(
     now = clock.now()
     outcome = BatchOutcome()
     indexes, writes = _retained_writes(items, now, settings, signed_in_player, outcome)
-    parts = settings.partition.all_parts if counted is not None else []
+    parts = (
+        settings.partition.all_parts
+        if counted is not None and any(w.event.event is EventType.START for w in writes)
+        else []
+    )
     before = StoredBefore({}, {}, {})
     if writes:
         # One round: the erasure records, the sessions, the builders' watermarks (all read before any write).
@@ -123,7 +127,7 @@ def ingest_batch(
         arrivals = arrivals_of(starts, clock.now(), seen)
         store.write_events(writes, arrivals)
         arrivals = _rewrite_acknowledged_late(arrivals, write=store.write_arrivals, clock=clock)
-        writes, starts = _undo_if_erased_meanwhile(
+        writes, starts, erased = _undo_if_erased_meanwhile(
             indexes, writes, arrivals, outcome, store=store, clock=clock
         )
     if writes:
@@ -142,6 +146,9 @@ def ingest_batch(
             (session, ttl_seconds(session.start_ts, now, settings.retention))
             for halves in sessions.values()
             if (session := completed_session(halves, now, settings.retention)) is not None
+            # (an end stamped after its player's erasure, met while the erasure runs, finds the start half
+            # still naming the player: the start is erased data, so no history row names it)
+            and not _started_by_erased_player(session, erased, settings)
         ]
         # With them, the live-ops counts' records of every session with both halves now stored (re-sent ones
         # again: the builder counts each record once), after the halves are acknowledged.
@@ -272,9 +279,9 @@ def _undo_if_erased_meanwhile(
     *,
     store: SessionStore,
     clock: Clock,
-) -> tuple[list[EventWrite], list[EventWrite]]:
+) -> tuple[list[EventWrite], list[EventWrite], dict[bytes, datetime]]:
     """The writes and starts left once the events of players erased while they were being written, stamped
-    before their erasure, are removed again and reported discarded.
+    before their erasure, are removed again and reported discarded; and the erasure records read.
 
     Checked after the writes too: an erasure writes its record, then reads the player's index. Either this
     read sees the record, and the events are removed here, or it was made before the record was, after the
@@ -284,7 +291,7 @@ def _undo_if_erased_meanwhile(
     leaves a counted start (docs/decisions.md, "Privacy")."""
     erased = store.erasures(sorted({w.player_hash for w in writes}))
     if not erased:
-        return writes, [w for w in writes if w.event.event is EventType.START]
+        return writes, [w for w in writes if w.event.event is EventType.START], erased
     _, kept, removed = _erased_events(indexes, writes, erased, outcome)
     if removed:
         removed_starts = {(w.player_hash, start_key(w)) for w in removed if w.event.event is EventType.START}
@@ -294,7 +301,14 @@ def _undo_if_erased_meanwhile(
             a.arrival.key.session_id for a in their_arrivals if may_have_been_folded(a.arrival.slot, now)
         }
         store.unwrite(removed, their_arrivals, counted)
-    return kept, [w for w in kept if w.event.event is EventType.START]
+    return kept, [w for w in kept if w.event.event is EventType.START], erased
+
+
+def _started_by_erased_player(
+    session: CompletedSession, erased: dict[bytes, datetime], settings: Settings
+) -> bool:
+    erased_at = erased.get(settings.player_hash(session.player_id)) if erased else None
+    return erased_at is not None and session.start_ts <= erased_at
 
 
 def ended_records(sessions: Iterable[SessionHalves], now: datetime, settings: Settings) -> list[RecordWrite]:

@@ -146,7 +146,13 @@ def export_player(
     session_ids = list(by_session)[:limit]
     next_after = session_ids[-1] if len(by_session) > limit else None
     halves = store.read_sessions(session_ids)
-    mine = {sid: half for sid, half in halves.items() if half.player_id in (None, player_id)}
+    # A row without a player is the player's end half alone, or a start half an erasure kept for the counts
+    # without its player (then the start is no longer theirs to see): only the end half is shown.
+    mine = {
+        sid: half if half.player_id == player_id else replace(half, country=None, start_ts=None)
+        for sid, half in halves.items()
+        if half.player_id in (None, player_id)
+    }
     completed = store.completed_among(
         player_id, [(sid, half.end_ts) for sid, half in mine.items() if half.end_ts is not None]
     )

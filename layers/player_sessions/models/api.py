@@ -207,7 +207,8 @@ class CassandraRemoved(ApiModel):
     deleted_rows: dict[str, int] = Field(description="Rows deleted, per table")
     player_id_removed: dict[str, int] = Field(
         description="Rows that stay, without the player's id, per table: the starts the per-country counts are "
-        "made of (session id, time, country). No listing shows them again"
+        "made of (session id, time, country), and the start of a session not ended yet (`sessions`), so that its "
+        "end still closes it in the live-ops counts. No listing or export shows them again"
     )
 
 

@@ -233,22 +233,26 @@ class CassandraSessionStore:
             return StoredBefore(
                 self.erasures(keys, per_partition=True),
                 self.read_sessions(session_ids),
-                self._read_watermarks(names),
+                self._watermarks_if_readable(names),
             )
         erased = [row for result in results[: len(erasure_reads)] for row in result]
         count_read(rows=len(erased), partitions=len(keys), requests=len(erasure_reads))
         sessions = _halves_of(results[len(erasure_reads) : len(erasure_reads) + len(session_reads)])
         progress = [row for result in results[len(erasure_reads) + len(session_reads) :] for row in result]
-        count_read(rows=len(progress), partitions=len(names))
+        if names:
+            count_read(rows=len(progress), partitions=len(names))
         return StoredBefore(_erased_of(erased), sessions, watermarks_of(progress, names))
 
-    def _read_watermarks(self, names: dict[str, int]) -> dict[int, int]:
+    def _watermarks_if_readable(self, names: dict[str, int]) -> dict[int, int]:
+        """The watermarks, or none when their read fails too: an arrival stored without what was seen is
+        only costlier to read (readers then read its start's mark: domain.country_starts.seen)."""
         if not names:
             return {}
-        with unavailable_on_failure("read the rollup watermarks"):
-            results = self._once_more_after_reconnect(
-                lambda: self._run_concurrently([(READ_PROGRESS, (list(names),))])
-            )
+        try:
+            with unavailable_on_failure("read the rollup watermarks"):
+                results = self._run_concurrently([(READ_PROGRESS, (list(names),))])
+        except DatabaseUnavailableError:
+            return {}
         rows = [row for result in results for row in result]
         count_read(rows=len(rows), partitions=len(names))
         return watermarks_of(rows, names)
