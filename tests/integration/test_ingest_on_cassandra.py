@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from cassandra import OperationTimedOut
+from cassandra import OperationTimedOut, ReadTimeout
 from cassandra.cluster import NoHostAvailable
 
 from player_sessions.cassandra_connection import CassandraConnection
@@ -529,7 +529,7 @@ def test_a_batch_reads_what_it_meets_in_one_round_or_again_one_partition_per_req
     starts.write_progress(2, 102)
     rounds: list[int] = []
     failing_rounds: set[int] = set()
-    failure: Exception = OperationTimedOut("the IN's coordinator waited for a lost replica")
+    failure: Exception = ReadTimeout("the IN's coordinator waited for a lost replica")
     sent = cassandra_store.execute_all
 
     def counted(session, pairs, **options):
@@ -572,3 +572,12 @@ def test_a_batch_reads_what_it_meets_in_one_round_or_again_one_partition_per_req
     with pytest.raises(DatabaseUnavailableError):
         sessions.read_before_writing([erased_hash, player_hash], [stored, unknown], [0, 1, 2, 3])
     assert rounds == [4, 4]
+
+    # When nothing answers within the request timeout (a node or a connection gone silent)
+    rounds.clear()
+    failure = OperationTimedOut("no answer within the request timeout")
+
+    # Then the batch is refused at once too
+    with pytest.raises(DatabaseUnavailableError):
+        sessions.read_before_writing([erased_hash, player_hash], [stored, unknown], [0, 1, 2, 3])
+    assert rounds == [4]

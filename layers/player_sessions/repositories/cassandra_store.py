@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 
-from cassandra import OperationTimedOut, RequestExecutionException
+from cassandra import RequestExecutionException
 from cassandra.cluster import NoHostAvailable, Session
 
 from player_sessions.cassandra_connection import CassandraConnection
@@ -222,9 +222,11 @@ class CassandraSessionStore:
                     lambda: self._run_concurrently([*erasure_reads, *session_reads, *progress_reads])
                 )
         except DatabaseUnavailableError as error:
-            # An IN fails whole when one of its partitions does (cassandra_helpers.in_or_one_each); no host at
-            # all, or no connection, is no reason to read again.
-            if not isinstance(error.__cause__, (OperationTimedOut, RequestExecutionException)):
+            # An IN fails whole when one of its partitions does: its coordinator answers that its replicas
+            # timed out or are unavailable (cassandra_helpers.in_or_one_each). No host, no connection, or no
+            # answer at all within the request timeout (a node or a connection gone silent) is no reason to
+            # read again: the batch is refused at once, 503, safe to re-send.
+            if not isinstance(error.__cause__, RequestExecutionException):
                 raise
             logger.warning(
                 "the reads before a batch's writes failed; reading them again, one partition per request",
