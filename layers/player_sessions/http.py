@@ -27,7 +27,7 @@ from player_sessions.errors import (
     PlayerSessionsError,
     UnsupportedMediaTypeError,
 )
-from player_sessions.models import ErrorOut
+from player_sessions.models import ErrorOut, json_object
 from player_sessions.models.fields import RULE_OF_PATTERN
 from player_sessions.observability import MetricUnit, logger, metrics, reads_reported
 from player_sessions.settings import Settings
@@ -165,6 +165,12 @@ def read_json_batch(event: APIGatewayProxyEvent, settings: Settings) -> list[Any
             f"Content-Type must be application/json, got {header or 'none'}",
             [{"parameter": "Content-Type", "in": "header", "reason": "must be application/json"}],
         )
+    charset = _charset(header)
+    if charset not in (None, "utf-8", "utf8"):
+        raise UnsupportedMediaTypeError(
+            f"the body must be UTF-8, got charset={charset}",
+            [{"parameter": "Content-Type", "in": "header", "reason": "charset must be utf-8 (RFC 8259)"}],
+        )
     raw = event.body or ""
     body = base64.b64decode(raw) if event.is_base64_encoded else raw.encode("utf-8", "surrogatepass")
     if len(body) > settings.max_body_bytes:
@@ -173,7 +179,8 @@ def read_json_batch(event: APIGatewayProxyEvent, settings: Settings) -> list[Any
             [{"parameter": "body", "in": "body", "reason": f"larger than {settings.max_body_bytes} bytes"}],
         )
     try:
-        items = json.loads(body, parse_constant=_not_json)
+        # UTF-8 only (RFC 8259), a leading byte order mark allowed: json.loads would guess UTF-16 and UTF-32 too.
+        items = json.loads(body.decode("utf-8-sig"), parse_constant=_not_json, object_pairs_hook=json_object)
     except (ValueError, RecursionError) as error:
         raise BadRequestError(
             "body is not valid JSON", [{"parameter": "body", "in": "body", "reason": _json_error(error)}]
@@ -196,6 +203,14 @@ def read_json_batch(event: APIGatewayProxyEvent, settings: Settings) -> list[Any
     return items
 
 
+def _charset(content_type: str) -> str | None:
+    for parameter in content_type.split(";")[1:]:
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "charset":
+            return value.strip().strip('"').lower()
+    return None
+
+
 def _lower_keys(headers: dict[str, str] | None) -> dict[str, str]:
     return {key.lower(): value for key, value in (headers or {}).items()}
 
@@ -208,6 +223,8 @@ def _not_json(constant: str) -> Any:
 def _json_error(error: Exception) -> str:
     if isinstance(error, RecursionError):
         return "nested too deeply"
+    if isinstance(error, UnicodeDecodeError):
+        return f"not UTF-8: byte {error.start} cannot be decoded"
     if isinstance(error, json.JSONDecodeError):
         return f"{error.msg} at line {error.lineno} column {error.colno}"
     return str(error)[:200] or type(error).__name__

@@ -102,6 +102,8 @@ def test_batch_with_every_event_rejected_is_400(served_api):
         (b'{"event": "start"', {"content-type": "application/json"}, 400, "not valid JSON"),
         (b"[]", {"content-type": "application/json"}, 400, "at least one event"),
         (b"[1]", {"content-type": "text/plain"}, 415, "Content-Type must be application/json"),
+        (b"[1]", {"content-type": "application/json; charset=iso-8859-1"}, 415, "must be UTF-8"),
+        ('[{"event": "end"}]'.encode("utf-16"), {"content-type": "application/json"}, 400, "not valid JSON"),
         (json.dumps([{}] * 11).encode(), {"content-type": "application/json"}, 413, "limit is 10"),
         (b"[" + b" " * 17_000 + b"]", {"content-type": "application/json"}, 413, "limit is 16384"),
     ],
@@ -111,6 +113,31 @@ def test_unusable_bodies_are_refused_with_a_message(served_api, content, headers
         response = client.post("/studio/events", content=content, headers=headers)
     assert response.status_code == status
     assert message in response.json()["message"]
+
+
+def test_an_event_naming_a_field_twice_is_rejected_and_the_batch_keeps_the_others(served_api):
+    # Given a batch whose first event says both "start" and "end", and a valid second event
+    player, session = new_player(), str(uuid.uuid4())
+    valid = {"event": "end", "player_id": player, "session_id": session, "ts": "2026-12-01T10:00:00Z"}
+    start = {
+        "event": "start",
+        "player_id": player,
+        "session_id": str(uuid.uuid4()),
+        "ts": "2026-12-01T09:00:00Z",
+    }
+    twice = json.dumps({**start, "country": "FI"})[:-1] + ', "event": "end"}'
+    content = f"[{twice}, {json.dumps(valid)}]".encode()
+    # When it is posted
+    with served_api.client() as client:
+        response = client.post(
+            "/studio/events", content=content, headers={"content-type": "application/json"}
+        )
+    # Then the first is rejected, naming the field and why, and the second is stored
+    assert response.status_code == 207
+    body = response.json()
+    assert (body["stored"], body["rejected"]) == (1, 1)
+    assert [(e["index"], e["field"]) for e in body["errors"]] == [(0, "event")]
+    assert "more than once" in body["errors"][0]["reason"]
 
 
 def test_unknown_player_has_no_sessions(served_api):

@@ -103,3 +103,45 @@ def test_malformed_bodies_are_400_with_a_reason(body, message, reason):
         read_json_batch(request(body), settings)
     assert caught.value.status_code == 400
     assert reason in caught.value.errors[0]["reason"]
+
+
+@pytest.mark.parametrize("charset", ["iso-8859-1", "utf-16", '"latin1"'])
+def test_a_charset_other_than_utf8_is_415_naming_the_header(charset):
+    # Given a JSON batch declared in another character set
+    body = request(json.dumps([EVENT]), f"application/json; charset={charset}")
+    # When the batch is read / Then it is refused as 415: JSON exchanged between systems is UTF-8 (RFC 8259)
+    with pytest.raises(UnsupportedMediaTypeError, match="must be UTF-8") as caught:
+        read_json_batch(body, SETTINGS)
+    assert caught.value.errors[0] == {
+        "parameter": "Content-Type",
+        "in": "header",
+        "reason": "charset must be utf-8 (RFC 8259)",
+    }
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-32"])
+def test_a_body_in_another_encoding_is_400_not_guessed(encoding):
+    # Given a batch encoded in UTF-16 or UTF-32 (which Python's JSON reader would otherwise detect and accept)
+    body = request(json.dumps([EVENT]).encode(encoding), base64_body=True)
+    # When the batch is read / Then it is refused as 400, saying it is not UTF-8 (or not JSON once read as UTF-8)
+    with pytest.raises(BadRequestError, match="not valid JSON") as caught:
+        read_json_batch(body, SETTINGS)
+    assert caught.value.errors[0]["parameter"] == "body"
+
+
+def test_a_utf8_body_with_a_byte_order_mark_is_read():
+    # Given a UTF-8 batch that starts with a byte order mark (RFC 8259 lets a reader ignore it)
+    body = request(b"\xef\xbb\xbf" + json.dumps([EVENT]).encode(), base64_body=True)
+    # When the batch is read / Then its event comes back
+    assert read_json_batch(body, SETTINGS) == [EVENT]
+
+
+def test_an_event_naming_a_field_twice_is_kept_apart_for_the_event_check():
+    # Given a batch whose first event names "event" twice and an unknown field twice
+    raw = '[{"event": "start", "event": "end", "x": 1, "x": 2}, {"event": "end"}]'
+    # When the batch is read
+    items = read_json_batch(request(raw), SETTINGS)
+    # Then the body is accepted, and the first item remembers which of its keys were repeated
+    assert items == [{"event": "end", "x": 2}, {"event": "end"}]
+    assert items[0].repeated == ["event", "x"]
+    assert not hasattr(items[1], "repeated")

@@ -39,6 +39,7 @@ from player_sessions.models.events import (
     EventType,
     InvalidEventError,
     SessionEvent,
+    json_object,
     parse_event,
     to_utc_millis,
 )
@@ -116,6 +117,7 @@ __all__ = [
     "WriteKind",
     "format_timestamp",
     "from_epoch_ms",
+    "json_object",
     "parse_event",
     "player_writes_of",
     "to_epoch_ms",

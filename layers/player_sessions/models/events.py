@@ -56,11 +56,38 @@ class InvalidEventError(ValueError):
         return "; ".join(f"{field}: {why}" for field, why in self.problems.items())
 
 
+class RepeatedKeys(dict[str, Any]):
+    """A JSON object that names a key more than once (JSON leaves which value counts to the reader)."""
+
+    def __init__(self, pairs: list[tuple[str, Any]], repeated: list[str]) -> None:
+        super().__init__(pairs)
+        self.repeated = repeated
+
+
+def json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``json.loads``'s object hook: a plain dict, or RepeatedKeys when a key is given twice, so that an event
+    naming one of its fields twice is rejected instead of one of the values winning unseen."""
+    found = dict(pairs)
+    if len(found) == len(pairs):
+        return found
+    keys = [key for key, _ in pairs]
+    return RepeatedKeys(pairs, sorted({key for key in keys if keys.count(key) > 1}))
+
+
+EVENT_FIELDS = ("event", "player_id", "session_id", "ts", "country")
+
+
 def parse_event(raw: Any) -> SessionEvent:
     """Validates one decoded JSON value as a session event; unknown extra fields are ignored."""
     if not isinstance(raw, dict):
         raise InvalidEventError({"event": f"each item must be a JSON object, got {_json_type(raw)}"})
     problems: dict[str, str] = {}
+    if isinstance(raw, RepeatedKeys):
+        for name in EVENT_FIELDS:
+            if name in raw.repeated:
+                problems[name] = "given more than once in the event (which value was meant is unknown)"
+        if problems:
+            raise InvalidEventError(problems)
     event_type = _parse_event_type(raw.get("event"), problems)
     player_id = _parse_player_id(raw.get("player_id"), problems)
     session_id = _parse_session_id(raw.get("session_id"), problems)
