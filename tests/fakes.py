@@ -172,6 +172,10 @@ class InMemorySessionStore:
         for session, ttl in sessions:
             self.db.completed[(session.player_id, session.end_ts, session.session_id)] = (session, ttl)
 
+    def forget_completed(self, sessions: Sequence[CompletedSession]) -> None:
+        for session in sessions:
+            self.db.completed.pop((session.player_id, session.end_ts, session.session_id), None)
+
     def write_arrivals(self, arrivals: Sequence[ArrivalWrite]) -> None:
         self._index(player_writes_of((), arrivals))
         for write in arrivals:

@@ -2,7 +2,7 @@
 the player's id (every table of the keyspace read whole, every key of the cache database read); replays are
 discarded, later events stored; a second erasure changes nothing and has its own receipt; an erasure stopped
 half way (killed, or out of time) completes when asked again; a batch in flight during the erasure is taken
-out again."""
+out again, and so is a history row written after an erasure began."""
 
 from __future__ import annotations
 
@@ -269,21 +269,27 @@ def test_an_erasure_out_of_time_stops_with_its_receipt_in_progress_and_a_retry_r
 
 
 class ErasedWhileWriting:
-    """The real session store, but the player is erased just after the batch's writes are acknowledged (an
-    erasure in another environment, landing while this batch is in flight)."""
+    """The real session store, but the player is erased just after one of the batch's steps is acknowledged
+    (by default its event writes): an erasure in another environment, landing while this batch is in flight."""
 
-    def __init__(self, inner, erase) -> None:
+    def __init__(self, inner, erase, after: str = "write_events") -> None:
         self._inner = inner
         self._erase = erase
-
-    def write_events(self, writes, arrivals) -> None:
-        self._inner.write_events(writes, arrivals)
-        if self._erase is not None:
-            erase, self._erase = self._erase, None
-            erase()
+        self._after = after
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
+        method = getattr(self._inner, name)
+        if name != self._after:
+            return method
+
+        def then_erase(*args: Any, **kwargs: Any) -> Any:
+            result = method(*args, **kwargs)
+            if self._erase is not None:
+                erase, self._erase = self._erase, None
+                erase()
+            return result
+
+        return then_erase
 
 
 def test_a_batch_in_flight_during_the_erasure_is_taken_out_again(world):
@@ -378,4 +384,21 @@ def test_an_end_met_while_the_erasure_runs_writes_no_history_row_for_the_erased_
     # no row holds them
     assert world.history(player) == []
     world.erase(player)
+    assert world.holding(player) == []
+
+
+def test_an_erasure_between_the_check_and_the_history_row_leaves_no_row_naming_the_player(world):
+    # Given a player's batch that completes a session, checked against the erasure records after its event
+    # writes, and an erasure that writes its record and reads the player's history just after that check,
+    # before the batch writes the history row (the client's last end, sent as the player asks for erasure)
+    player = fresh_player()
+    sid = uuid.uuid4()
+    events = [start_event(player, sid, NOW - timedelta(minutes=1)), end_event(player, sid, NOW)]
+    world.clock.advance(seconds=1)
+    store = ErasedWhileWriting(world.sessions, lambda: world.erase(player), after="erasures")
+    # When the batch completes
+    outcome = ingest_batch(events, store=store, clock=world.clock, settings=world.settings, cache=world.cache)
+    # Then the history row it wrote is deleted again, and nothing holds the player
+    assert (outcome.stored, outcome.completed_sessions) == (2, 0)
+    assert world.history(player) == []
     assert world.holding(player) == []

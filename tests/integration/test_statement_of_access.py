@@ -192,6 +192,14 @@ def test_each_function_sends_exactly_the_statements_it_is_given(as_each_function
         clock.advance(seconds=1)
         fresh = [start_event("p1", uuid.uuid4(), clock.now()), end_event("p1", uuid.uuid4(), clock.now())]
         assert ingest_batch(fresh, store=overtaken, clock=clock, settings=settings).discarded == 2
+    # ... and deletes a history row written for a player erased after its check (the ends checked and kept)
+    erase = lambda: erase_player("p1", store=privacy, cache=NoCache(), clock=clock, settings=settings)  # noqa: E731
+    clock.advance(seconds=1)
+    sid = uuid.uuid4()
+    whole = [start_event("p1", sid, clock.now() - timedelta(seconds=1)), end_event("p1", sid, clock.now())]
+    clock.advance(seconds=1)
+    late = OvertakenByErasure(sessions, erase, clock, timedelta(0), after_history=True)
+    assert ingest_batch(whole, store=late, clock=clock, settings=settings).completed_sessions == 0
     # (what ingest sends when an IN read of the erasure records failed: one player per request)
     assert set(sessions.erasures([settings.player_hash("p1")], per_partition=True)) == {
         settings.player_hash("p1")
@@ -205,14 +213,24 @@ def test_each_function_sends_exactly_the_statements_it_is_given(as_each_function
 
 class OvertakenByErasure:
     """Ingest's store, but the player is erased just after the batch's writes land, and the clock then moves
-    on by ``settle`` (a slow request, whose arrival a builder may have folded by the time it checks)."""
+    on by ``settle`` (a slow request, whose arrival a builder may have folded by the time it checks); with
+    ``after_history``, just after its history rows land instead (its events were checked and kept)."""
 
-    def __init__(self, inner: CassandraSessionStore, erase, clock: FixedClock, settle: timedelta) -> None:
+    def __init__(
+        self, inner: CassandraSessionStore, erase, clock: FixedClock, settle: timedelta, after_history=False
+    ) -> None:
         self._inner, self._erase, self._clock, self._settle = inner, erase, clock, settle
+        self._after_history = after_history
 
     def write_events(self, writes, arrivals) -> None:
         self._inner.write_events(writes, arrivals)
-        self._erase()
+        if not self._after_history:
+            self._erase()
+
+    def write_completed(self, sessions, records=()) -> None:
+        self._inner.write_completed(sessions, records)
+        if self._after_history:
+            self._erase()
 
     def write_arrivals(self, arrivals) -> None:
         self._inner.write_arrivals(arrivals)

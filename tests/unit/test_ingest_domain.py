@@ -9,7 +9,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from player_sessions.clock import FixedClock
-from player_sessions.domain.ingest import completed_session, ingest_batch
+from player_sessions.domain.completion import completed_session
+from player_sessions.domain.ingest import ingest_batch
 from player_sessions.domain.player_history import last_completed_sessions
 from player_sessions.models import SessionHalves, format_timestamp
 from player_sessions.retention import ttl_seconds

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Literal, TypeVar
 from uuid import UUID
 
 from player_sessions.clock import Clock
-from player_sessions.domain.country_starts.records import length_label
+from player_sessions.domain.completion import ARRIVAL_TTL_SECONDS, completed_session, ended_records
 from player_sessions.domain.country_starts.seen import seen_before_storing
 from player_sessions.domain.session_identity import consistent_events
 from player_sessions.errors import DatabaseUnavailableError
@@ -31,7 +31,6 @@ from player_sessions.models import (
 from player_sessions.repositories.cache_protocol import NoCache, ReadCache
 from player_sessions.repositories.protocols import SessionStore, StartsStore
 from player_sessions.retention import ttl_seconds
-from player_sessions.schema import COMPLETIONS, LENGTHS
 from player_sessions.settings import Settings
 from player_sessions.time_buckets import arrival_slot, hour_of, may_have_been_folded, start_shard
 
@@ -142,23 +141,28 @@ def ingest_batch(
         }
         unknown = [session_id for session_id in session_ids if session_id not in sessions]
         sessions.update(store.read_sessions(unknown) if unknown else {})
+        hash_of = _player_hashes(writes, settings)
+        ended = [
+            h for halves in sessions.values() if (h := completed_session(halves, now, settings.retention))
+        ]
+        # (an end stamped after its player's erasure, met while the erasure runs, finds the start half still
+        # naming the player: the start is erased data, so no history row names it)
+        erased_starts = _started_by_erased_players(ended, erased, hash_of)
         completed = [
             (session, ttl_seconds(session.start_ts, now, settings.retention))
-            for halves in sessions.values()
-            if (session := completed_session(halves, now, settings.retention)) is not None
-            # (an end stamped after its player's erasure, met while the erasure runs, finds the start half
-            # still naming the player: the start is erased data, so no history row names it)
-            and not _started_by_erased_player(session, erased, settings)
+            for session in ended
+            if session not in erased_starts
         ]
         # With them, the live-ops counts' records of every session with both halves now stored (re-sent ones
         # again: the builder counts each record once), after the halves are acknowledged.
         records = ended_records(sessions.values(), clock.now(), settings)
         store.write_completed(completed, records)
         _rewrite_acknowledged_late(records, write=store.write_records, clock=clock)
+        history = _history_unless_erased_meanwhile([s for s, _ in completed], store=store, hash_of=hash_of)
         # Only now, with every write acknowledged, may cached answers be invalidated (see cache_protocol).
-        (cache or NoCache()).invalidate(changed_cache_scopes(starts, [s for s, _ in completed]))
+        (cache or NoCache()).invalidate(changed_cache_scopes(starts, history))
         outcome.stored = len(writes)
-        outcome.completed_sessions = len(completed)
+        outcome.completed_sessions = len(history)
     return outcome
 
 
@@ -206,13 +210,6 @@ def _retained_writes(
         )
 
     return indexes, writes
-
-
-ARRIVAL_TTL_SECONDS = 7 * 86_400
-"""How long an arrival is kept: it is read until the builder folds its slot, seconds after it is stored, or by a
-builder resuming from an older watermark, which goes back no further than its fold records (kept a day longer:
-domain.country_starts.builder.FOLD_RECORD_TTL_SECONDS). Not the retention: the arrival log is no second copy of
-the starts (docs/decisions.md, "Data model": an arrival is kept a week)."""
 
 
 def arrivals_of(
@@ -304,34 +301,41 @@ def _undo_if_erased_meanwhile(
     return kept, [w for w in kept if w.event.event is EventType.START], erased
 
 
-def _started_by_erased_player(
-    session: CompletedSession, erased: dict[bytes, datetime], settings: Settings
-) -> bool:
-    erased_at = erased.get(settings.player_hash(session.player_id)) if erased else None
-    return erased_at is not None and session.start_ts <= erased_at
+def _history_unless_erased_meanwhile(
+    completed: list[CompletedSession], *, store: SessionStore, hash_of: Callable[[str], bytes]
+) -> list[CompletedSession]:
+    """The completed sessions whose history rows stay: a row written for a player erased since the check
+    after the event writes, of a session started before the erasure, is deleted again.
+
+    An erasure writes its record, then reads the player's completed sessions; this read of the records comes
+    after the history rows are acknowledged. Either it sees the record, or the erasure's read comes after the
+    rows and deletes them: a client's last end sent as the player asks for erasure leaves no row naming them."""
+    if not completed:
+        return completed
+    erased = store.erasures(sorted({hash_of(session.player_id) for session in completed}))
+    gone = _started_by_erased_players(completed, erased, hash_of)
+    if gone:
+        store.forget_completed(gone)
+    return [session for session in completed if session not in gone]
 
 
-def ended_records(sessions: Iterable[SessionHalves], now: datetime, settings: Settings) -> list[RecordWrite]:
-    """For each session with both halves stored: its completion record, at its start's ts (subtracted from the
-    starts, it leaves the sessions open), and its length record, at its end's ts, labelled with its duration.
-    An end stamped before its start still closes the session; its negative length is reported apart. Both
-    expire with the older of the two events."""
-    records: list[RecordWrite] = []
-    for halves in sessions:
-        if halves.start_ts is None or halves.end_ts is None or halves.country is None:
-            continue
-        ttl = ttl_seconds(min(halves.start_ts, halves.end_ts), now, settings.retention)
-        if ttl <= 0:
-            continue
-        shard = start_shard(halves.session_id, settings.start_shards)
-        kept = min(ttl, ARRIVAL_TTL_SECONDS)
-        for family, ts, label in (
-            (COMPLETIONS, halves.start_ts, halves.country),
-            (LENGTHS, halves.end_ts, length_label(halves.country, halves.start_ts, halves.end_ts)),
-        ):
-            key = StartKey(halves.session_id, ts, label)
-            records.append(RecordWrite(family, Arrival(arrival_slot(ts, now), key), shard, kept))
-    return records
+def _player_hashes(writes: Sequence[EventWrite], settings: Settings) -> Callable[[str], bytes]:
+    """The keyed hash of a player id: the batch's own, computed again only for a session's other player."""
+    known = {w.event.player_id: w.player_hash for w in writes}
+    return lambda player_id: known.get(player_id) or settings.player_hash(player_id)
+
+
+def _started_by_erased_players(
+    sessions: Sequence[CompletedSession], erased: Mapping[bytes, datetime], hash_of: Callable[[str], bytes]
+) -> list[CompletedSession]:
+    """The sessions started at or before their player's erasure."""
+    if not erased:
+        return []
+    return [
+        session
+        for session in sessions
+        if (erased_at := erased.get(hash_of(session.player_id))) is not None and session.start_ts <= erased_at
+    ]
 
 
 def start_key(write: EventWrite) -> StartKey:
@@ -376,16 +380,3 @@ def changed_cache_scopes(starts: Sequence[EventWrite], completed: Sequence[Compl
 
 def _session_ids(writes: Sequence[EventWrite]) -> list[UUID]:
     return list(dict.fromkeys(w.event.session_id for w in writes))
-
-
-def completed_session(halves: SessionHalves, now: datetime, retention: timedelta) -> CompletedSession | None:
-    """The completed session, when both halves are stored, in order, and both still retained."""
-    if halves.start_ts is None or halves.end_ts is None or halves.player_id is None or halves.country is None:
-        return None
-    if halves.end_ts < halves.start_ts:
-        return None
-    if ttl_seconds(halves.start_ts, now, retention) <= 0:
-        return None
-    return CompletedSession(
-        halves.player_id, halves.session_id, halves.country, halves.start_ts, halves.end_ts
-    )

@@ -32,6 +32,7 @@ from player_sessions.repositories.cassandra_helpers import (
 from player_sessions.repositories.cassandra_store import READ_SESSION, CassandraSessionStore
 from player_sessions.repositories.cql import Cql
 from player_sessions.repositories.player_rows import (
+    DELETE_COMPLETED,
     FORGET_ARRIVAL_PLAYER,
     FORGET_SESSION_PLAYER,
     FORGET_START_PLAYER,
@@ -53,9 +54,6 @@ READ_ALL_COMPLETED = Cql(
 )
 READ_ONE_COMPLETED = Cql(
     "SELECT session_id FROM completed_sessions_by_player WHERE player_id = ? AND end_ts = ? AND session_id = ?"
-)
-DELETE_COMPLETED = Cql(
-    "DELETE FROM completed_sessions_by_player WHERE player_id = ? AND end_ts = ? AND session_id = ?"
 )
 READ_ERASURE_RECORD = Cql("SELECT erased_at, erasure_id FROM erased_players WHERE player_hash = ?")
 WRITE_ERASURE_RECORD = Cql(

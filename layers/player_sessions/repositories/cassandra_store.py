@@ -56,6 +56,7 @@ from player_sessions.repositories.cassandra_starts import (
 )
 from player_sessions.repositories.cql import Cql
 from player_sessions.repositories.player_rows import (
+    DELETE_COMPLETED,
     FORGET_ARRIVAL_PLAYER,
     FORGET_SESSION_PLAYER,
     FORGET_START_PLAYER,
@@ -124,9 +125,11 @@ INGEST_STATEMENTS = (
     FORGET_START_PLAYER,
     FORGET_ARRIVAL_PLAYER,
     REMOVE_PLAYER_WRITE,
+    DELETE_COMPLETED,
 )
 """What storing a batch of events sends (``read_before_writing``, with the builders' watermarks, ``write_events``,
-``read_sessions``, ``write_completed``, ``write_arrivals``, ``write_records``, ``erasures``, ``unwrite``), and the
+``read_sessions``, ``write_completed``, ``write_arrivals``, ``write_records``, ``erasures``, ``unwrite``,
+``forget_completed``), and the
 starts' marks read before the arrivals (domain.country_starts.seen, on the starts' store)."""
 HISTORY_STATEMENTS = (READ_COMPLETED,)
 """What reading a player's completed sessions sends."""
@@ -285,6 +288,14 @@ class CassandraSessionStore:
             self._record_minutes(records)
             self._once_more_after_reconnect(
                 lambda: self._run_concurrently([*completed, *record_statements(records)])
+            )
+
+    def forget_completed(self, sessions: Sequence[CompletedSession]) -> None:
+        with unavailable_on_failure("remove the history rows of an erased player"):
+            self._once_more_after_reconnect(
+                lambda: self._run_concurrently(
+                    (DELETE_COMPLETED, (s.player_id, s.end_ts, s.session_id)) for s in sessions
+                )
             )
 
     def write_arrivals(self, arrivals: Sequence[ArrivalWrite]) -> None:

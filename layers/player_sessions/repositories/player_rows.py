@@ -20,6 +20,10 @@ READ_ERASED = Cql("SELECT player_hash, erased_at FROM erased_players WHERE playe
 """A batch's players' erasure records, up to a hundred in one request."""
 READ_PLAYER_ERASED = Cql("SELECT player_hash, erased_at FROM erased_players WHERE player_hash = ?")
 """One player's erasure record: the reads of READ_ERASED one per request, when an IN read failed."""
+DELETE_COMPLETED = Cql(
+    "DELETE FROM completed_sessions_by_player WHERE player_id = ? AND end_ts = ? AND session_id = ?"
+)
+"""A player's history row: taken out by an erasure, or by ingest when the player was erased meanwhile."""
 REMOVE_START_HALF = Cql("DELETE player_id, country, start_ts FROM sessions WHERE session_id = ?")
 REMOVE_END_HALF = Cql("DELETE end_ts FROM sessions WHERE session_id = ?")
 FORGET_SESSION_PLAYER = Cql("DELETE player_id FROM sessions WHERE session_id = ?")

@@ -46,6 +46,9 @@ class SessionStore(Protocol):
         """Stores completed sessions, each with its TTL in seconds (writing one twice changes nothing), and
         with them, at once, the records of sessions with both halves stored (as ``write_records``)."""
 
+    def forget_completed(self, sessions: Sequence[rows.CompletedSession]) -> None:
+        """Deletes these completed sessions' rows (history rows written for a player erased meanwhile)."""
+
     def write_arrivals(self, arrivals: Sequence[rows.ArrivalWrite]) -> None:
         """Stores arrivals (their minutes first, as above)."""
 

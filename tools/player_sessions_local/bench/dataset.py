@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from player_sessions.domain.ingest import ended_records
+from player_sessions.domain.completion import ended_records
 from player_sessions.models import (
     EventType,
     PlayerWrite,

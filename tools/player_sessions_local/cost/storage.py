@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from infra_cdk.constants import RETENTION_DAYS
+from player_sessions.domain.completion import ARRIVAL_TTL_SECONDS
 from player_sessions.domain.country_starts.builder import FOLD_RECORD_TTL_SECONDS
-from player_sessions.domain.ingest import ARRIVAL_TTL_SECONDS
 from player_sessions.schema import FAMILIES, TABLES
 from player_sessions.time_buckets import Level
 from player_sessions_local.cost.measured import Invocation
