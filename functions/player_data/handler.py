@@ -12,7 +12,14 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import Field
 
 from player_sessions.bootstrap import Services, ServicesDependency
-from player_sessions.domain.privacy import ExportedSession, erase_player, export_player
+from player_sessions.domain.privacy import (
+    ExportedSession,
+    NotAnExportCursorError,
+    erase_player,
+    export_cursor,
+    export_player,
+    export_position,
+)
 from player_sessions.errors import BadRequestError, NotFoundError
 from player_sessions.http import ERROR_RESPONSES, build_resolver, documented, model_response, read_responses
 from player_sessions.models import (
@@ -31,7 +38,7 @@ from player_sessions.models import (
 from player_sessions.models.fields import PLAYER_ID_REGEX, PLAYER_ID_RULE, WHOLE_NUMBER
 from player_sessions.observability import MetricUnit, logger, metrics, tracer
 from player_sessions.repositories.protocols import PlayerDataStore
-from player_sessions.settings import get_settings
+from player_sessions.settings import Settings, get_settings
 from player_sessions.time_buckets import slot_start
 
 # A cold start without the player hash key's secret fails here (Keyspaces mode), rather than hash with the
@@ -124,7 +131,7 @@ def export(
     *,
     services: ServicesDependency,
 ) -> PlayerExportOut:
-    after = _cursor(cursor)
+    after = _cursor(cursor, player_id, services.settings)
     page = export_player(
         player_id, store=_store(services), settings=services.settings, after=after, limit=limit
     )
@@ -134,7 +141,7 @@ def export(
         erased_at=format_timestamp(page.erased_at) if page.erased_at else None,
         retention_days=services.settings.retention_days,
         sessions=[_session_out(session, retention) for session in page.sessions],
-        next_cursor=str(page.next_after) if page.next_after else None,
+        next_cursor=export_cursor(player_id, page.next_after, services.settings) if page.next_after else None,
     )
 
 
@@ -143,15 +150,15 @@ def _store(services: Services) -> PlayerDataStore:
     return services.player_data
 
 
-def _cursor(cursor: str | None) -> UUID | None:
+def _cursor(cursor: str | None, player_id: str, settings: Settings) -> UUID | None:
     if cursor is None:
         return None
     try:
-        return UUID(cursor)
-    except ValueError:
+        return export_position(cursor, player_id, settings)
+    except NotAnExportCursorError:
+        reason = "not a cursor this API returned for this player's export"
         raise BadRequestError(
-            "invalid request: cursor: not a cursor this API returned",
-            [{"parameter": "cursor", "in": "query", "reason": "not a cursor this API returned"}],
+            f"invalid request: cursor: {reason}", [{"parameter": "cursor", "in": "query", "reason": reason}]
         ) from None
 
 

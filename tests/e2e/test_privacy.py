@@ -139,16 +139,35 @@ def test_export_pages_through_a_players_sessions(served_api):
     with served_api.client() as studio, served_api.client(auth=StudioSignature(Signer.ADMIN)) as admin:
         assert studio.post("/studio/events", json=events).status_code == 200
         # When the export is read two sessions at a time
-        seen, cursor, pages = [], None, 0
+        seen, cursor, cursors = [], None, []
         while True:
             query = "limit=2" + (f"&cursor={cursor}" if cursor else "")
             page = admin.get(f"/players/{player}/export?{query}").json()
             seen += [s["session_id"] for s in page["sessions"]]
-            pages += 1
             cursor = page["next_cursor"]
             if cursor is None:
                 break
+            cursors.append(cursor)
         # Then every session comes once, over three pages
-        assert sorted(seen) == sorted(sessions) and len(seen) == 5 and pages == 3
-        bad = admin.get(f"/players/{player}/export?cursor=nope")
-        assert bad.status_code == 400 and bad.json()["errors"][0]["parameter"] == "cursor"
+        assert sorted(seen) == sorted(sessions) and len(seen) == 5 and len(cursors) == 2
+        # And a cursor is only one this player's export returned: not made up, altered, or another player's
+        first = cursors[0]
+        last_listed = first.split(".")[0]
+        assert last_listed == seen[1]
+        altered = first[:-2] + ("AA" if not first.endswith("AA") else "BB")
+        for player_asked, bad_cursor in (
+            (player, "nope"),
+            (player, last_listed),
+            (player, str(uuid.uuid4()) + first[36:]),
+            (player, altered),
+            (uuid.uuid4().hex, first),
+        ):
+            bad = admin.get(f"/players/{player_asked}/export?cursor={bad_cursor}")
+            assert bad.status_code == 400, bad_cursor
+            assert bad.json()["errors"] == [
+                {
+                    "parameter": "cursor",
+                    "in": "query",
+                    "reason": "not a cursor this API returned for this player's export",
+                }
+            ]

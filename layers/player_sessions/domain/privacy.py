@@ -8,6 +8,8 @@ erasure are discarded at ingest (domain.ingest) for as long as anything could be
 
 from __future__ import annotations
 
+import base64
+import hmac
 import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -164,6 +166,33 @@ def export_player(
         ],
         next_after=next_after,
     )
+
+
+class NotAnExportCursorError(ValueError):
+    """The text is no cursor an export of this player returned."""
+
+
+def export_cursor(player_id: str, after: UUID, settings: Settings) -> str:
+    """The next page's cursor: the last session id listed, signed for this player with the player hash key, so
+    that a cursor is only ever one an export of this player returned (as a country page's cursor is)."""
+    return f"{after}.{_cursor_tag(player_id, after, settings)}"
+
+
+def export_position(cursor: str, player_id: str, settings: Settings) -> UUID:
+    """The session id a cursor of ``export_cursor`` continues after; NotAnExportCursorError otherwise."""
+    session_text, _, tag = cursor.partition(".")
+    try:
+        after = UUID(session_text)
+    except ValueError:
+        raise NotAnExportCursorError(cursor) from None
+    if str(after) != session_text or not hmac.compare_digest(tag, _cursor_tag(player_id, after, settings)):
+        raise NotAnExportCursorError(cursor)
+    return after
+
+
+def _cursor_tag(player_id: str, after: UUID, settings: Settings) -> str:
+    digest = settings.player_hash(f"export cursor\n{player_id}\n{after}")
+    return base64.urlsafe_b64encode(digest[:12]).decode()
 
 
 def retained_until(ts: datetime, retention: timedelta) -> datetime:
