@@ -417,6 +417,70 @@ def test_body_over_the_payload_limit_answers_request_too_long():
     assert handler.calls == []
 
 
+def test_a_body_that_stops_short_of_its_content_length_answers_408_after_the_read_timeout(monkeypatch):
+    # Given a gateway that waits a short time for a declared body
+    monkeypatch.setattr("player_sessions_local.gateway.server.BODY_READ_TIMEOUT_SECONDS", 0.3)
+    handler = RecordingHandler()
+    with (
+        running_gateway(handler) as client,
+        socket.create_connection((client.base_url.host, client.base_url.port), timeout=10) as connection,
+    ):
+        # When a request declares 5,000 bytes, sends 3 and then nothing, its connection left open
+        connection.sendall(
+            b"POST /studio/events HTTP/1.1\r\nHost: local\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 5000\r\n\r\n[1]"
+        )
+        reply = _read_until_closed(connection)
+    # Then the gateway answers 408 in the service's error shape and closes, and no function runs
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408")
+    assert json.loads(body) == {"message": "Request Timeout", "errors": []}
+    assert handler.calls == []
+
+
+def test_a_body_cut_short_by_the_client_answers_400():
+    handler = RecordingHandler()
+    with (
+        running_gateway(handler) as client,
+        socket.create_connection((client.base_url.host, client.base_url.port), timeout=10) as connection,
+    ):
+        # When a request declares 5,000 bytes, sends 3 and closes its side
+        connection.sendall(
+            b"POST /studio/events HTTP/1.1\r\nHost: local\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 5000\r\n\r\n[1]"
+        )
+        connection.shutdown(socket.SHUT_WR)
+        reply = _read_until_closed(connection)
+    # Then it is API Gateway's 400, and no function runs
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400")
+    assert json.loads(body) == {"message": "Bad Request", "errors": []}
+    assert handler.calls == []
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status"),
+    [
+        (b"GARBAGE\r\n\r\n", b"400"),
+        (b"GET /countries/starts?hours=1 HTTP/1.1\r\nX-Big: " + b"a" * 70_000 + b"\r\n\r\n", b"431"),
+    ],
+    ids=["request line", "header too large"],
+)
+def test_requests_http_server_cannot_read_are_refused_in_the_error_shape_not_html(request_bytes, status):
+    handler = RecordingHandler()
+    with (
+        running_gateway(handler) as client,
+        socket.create_connection((client.base_url.host, client.base_url.port), timeout=10) as connection,
+    ):
+        connection.sendall(request_bytes)
+        reply = _read_until_closed(connection)
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert head.split(b" ")[1] == status
+    assert b"content-type: application/json" in head.lower()
+    assert set(json.loads(body)) == {"message", "errors"} and json.loads(body)["errors"] == []
+    assert handler.calls == []
+
+
 def test_concurrent_requests_never_run_two_invocations_at_once():
     # Given a handler that records how many invocations overlap (Powertools keeps the current request on the
     # resolver class, so overlapping invocations would read each other's body, as a Lambda environment never does)

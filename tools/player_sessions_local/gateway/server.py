@@ -28,6 +28,7 @@ from player_sessions_local.gateway.answers import (
     answer_invocation,
     bad_request,
     forbidden,
+    gateway_response,
     internal_server_error,
     missing_authentication_token,
     request_too_long,
@@ -48,6 +49,9 @@ from player_sessions_local.gateway.throttling import TokenBucket, usage_plan_buc
 DEFAULT_PORT = 3000
 OPENAPI_PATH = "/openapi.json"
 MAX_REQUEST_BYTES = 10 * 1024 * 1024
+BODY_READ_TIMEOUT_SECONDS = 10.0
+"""How long the body a request declares may take to arrive once its headers have: a client that declares more
+than it sends is answered 408 and its connection closed, instead of holding a thread until it goes away."""
 """API Gateway's payload limit for REST APIs."""
 _LOGGER = logging.getLogger(__name__)
 
@@ -170,6 +174,12 @@ class _GatewayRequestHandler(BaseHTTPRequestHandler):
             self.close_connection = True
             self._send(bad_request(), request_id)
             return
+        except TimeoutError:
+            self.close_connection = True
+            self._send(
+                gateway_response(HTTPStatus.REQUEST_TIMEOUT, "Request Timeout", "RequestTimeout"), request_id
+            )
+            return
         target = urlsplit(self.path)
         request = HttpRequest(
             method=self.command,
@@ -193,7 +203,16 @@ class _GatewayRequestHandler(BaseHTTPRequestHandler):
             raise _UnreadableBodyError("Content-Length is negative")
         if length > MAX_REQUEST_BYTES:
             raise _BodyTooLongError(length)
-        return self.rfile.read(length) if length else b""
+        if not length:
+            return b""
+        self.connection.settimeout(BODY_READ_TIMEOUT_SECONDS)
+        try:
+            body = self.rfile.read(length)
+        finally:
+            self.connection.settimeout(None)
+        if len(body) < length:
+            raise _UnreadableBodyError("the body ended before its Content-Length")
+        return body
 
     def _read_chunked_body(self) -> bytes:
         body = bytearray()
@@ -238,6 +257,23 @@ class _GatewayRequestHandler(BaseHTTPRequestHandler):
             self.send_header("Connection", "close")
         self.end_headers()
         if self.command != "HEAD":
+            self.wfile.write(response.body)
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:  # noqa: ARG002  (http.server's signature; the detail is not shown)
+        """http.server's own refusals (a request line or headers it cannot read, 400, 414, 431) in the service's
+        error shape, as API Gateway's gateway responses give them, instead of an HTML page."""
+        self.close_connection = True
+        # (http.server would answer a request line it could not read as HTTP/0.9: a bare body, no status line)
+        self.request_version = self.protocol_version
+        phrase = message or HTTPStatus(code).phrase
+        response = gateway_response(HTTPStatus(code), phrase, "BadRequestException")
+        self.send_response(code, message)
+        for name, value in response.headers:
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(response.body)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD" and code >= 200 and code not in (204, 304):
             self.wfile.write(response.body)
 
     def log_message(self, format: str, *args: Any) -> None:
