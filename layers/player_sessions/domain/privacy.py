@@ -75,7 +75,7 @@ def erase_player(
         # A session started and not ended keeps its start half, without the player: its start stays counted,
         # so an end arriving later must still close it (the sessions online, the session lengths).
         still_open = [sid for sid in owned if halves[sid].start_ts is not None and halves[sid].end_ts is None]
-        deleted = [sid for sid in owned if halves[sid].start_ts is None or halves[sid].end_ts is not None]
+        deleted = [sid for sid in owned if sid not in still_open]
         step_entries = [entry for sid in step for entry in by_session[sid]]
         store.erase_sessions(player_hash, step_entries, deleted, still_open)
         receipt.deleted_rows["sessions"] += len(deleted)
