@@ -445,12 +445,33 @@ class InMemoryReadCache:
     def invalidate(self, scopes: Sequence[str]) -> None:
         self.generations.update(scopes)
 
+    def bump_epoch(self) -> bool:
+        self.values.clear()  # (every value cached so far unreachable, as a new epoch in every key makes them)
+        return True
+
     def forget(self, scopes: Sequence[str]) -> int | None:
         self.invalidate(scopes)
         doomed = [key for key in self.values if any(f"{scope}=" in key.split("|", 1)[0] for scope in scopes)]
         for key in doomed:
             del self.values[key]
         return len(doomed)
+
+
+class InMemoryCacheDebt:
+    """Lost cache invalidations as repositories.cache_debt records them, in two attributes."""
+
+    def __init__(self) -> None:
+        self.owed: int | None = None
+        self.paid: int | None = None
+
+    def owe(self) -> None:
+        self.owed = (self.owed or 0) + 1
+
+    def unpaid(self) -> int | None:
+        return self.owed if self.owed is not None and self.owed != self.paid else None
+
+    def mark_paid(self, debt: int) -> None:
+        self.paid = debt
 
 
 class FlowingClock:
@@ -474,11 +495,12 @@ def in_memory_services(now: datetime) -> Services:
 if TYPE_CHECKING:
     from player_sessions.clock import Clock
     from player_sessions.repositories.cache_protocol import ReadCache
-    from player_sessions.repositories.protocols import RollupStore, SessionStore
+    from player_sessions.repositories.protocols import CacheDebtStore, RollupStore, SessionStore
 
     # mypy holds each fake to the Protocol the domain takes it as, as it holds the real stores (nothing runs).
     # RollupStore extends StartsStore: the starts fake stands in for both.
     _session_store: type[SessionStore] = InMemorySessionStore
     _starts_store: type[RollupStore] = InMemoryStartsStore
     _read_cache: type[ReadCache] = InMemoryReadCache
+    _cache_debt: type[CacheDebtStore] = InMemoryCacheDebt
     _clock: type[Clock] = FlowingClock

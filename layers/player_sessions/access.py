@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from player_sessions.repositories import (
+    cache_debt,
     cassandra_player_data,
     cassandra_rollups,
     cassandra_starts,
@@ -30,10 +31,14 @@ from player_sessions.routes import (
 from player_sessions.schema import TABLES, Table
 
 FUNCTION_STATEMENTS: dict[LambdaFunction, tuple[Cql, ...]] = {
-    INGEST_EVENTS: cassandra_store.INGEST_STATEMENTS,
+    INGEST_EVENTS: cassandra_store.INGEST_STATEMENTS + cache_debt.INVALIDATOR_STATEMENTS,
     PLAYER_SESSIONS: cassandra_store.HISTORY_STATEMENTS + cassandra_store.HEALTH_STATEMENTS,
     COUNTRY_STARTS: cassandra_starts.READER_STATEMENTS,
-    ROLLUP_BUILDER: cassandra_rollups.BUILDER_STATEMENTS,
+    ROLLUP_BUILDER: (
+        cassandra_rollups.BUILDER_STATEMENTS
+        + cache_debt.INVALIDATOR_STATEMENTS
+        + cache_debt.COLLECTOR_STATEMENTS
+    ),
     PLAYER_DATA: cassandra_player_data.PLAYER_DATA_STATEMENTS,
 }
 """Every statement each function can send, and nothing else."""

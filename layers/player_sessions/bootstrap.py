@@ -21,15 +21,17 @@ from aws_lambda_powertools.event_handler.depends import Depends
 
 from player_sessions.cassandra_connection import CassandraConnection
 from player_sessions.clock import Clock, SystemClock
+from player_sessions.domain.cache_debt import CacheDebtCollector
 from player_sessions.domain.country_starts import CountryStarts
 from player_sessions.domain.country_starts.builder import CompactionTracker, FamilyBuilders, RollupBuilder
 from player_sessions.domain.live_ops import LiveOps
 from player_sessions.redis_connection import RedisConnection
+from player_sessions.repositories.cache_debt import CassandraCacheDebt
 from player_sessions.repositories.cache_protocol import CACHE_FORMAT_VERSION, NoCache, ReadCache
 from player_sessions.repositories.cassandra_player_data import CassandraPlayerDataStore
 from player_sessions.repositories.cassandra_rollups import CassandraRollupStore
 from player_sessions.repositories.cassandra_store import CassandraSessionStore
-from player_sessions.repositories.protocols import PlayerDataStore, RollupStore, SessionStore
+from player_sessions.repositories.protocols import CacheDebtStore, PlayerDataStore, RollupStore, SessionStore
 from player_sessions.schema import COMPLETIONS, LENGTHS
 from player_sessions.settings import Settings, get_settings
 
@@ -49,6 +51,8 @@ class Services:
     """A player's index, erasures and receipts (the privacy routes); None where nothing uses it."""
     completions: RollupStore | None = None
     lengths: RollupStore | None = None
+    cache_debt: CacheDebtStore | None = None
+    """Where lost cache invalidations are recorded for the rollup builder to pay (None: not recorded)."""
     """The live-ops families' stores (completed sessions by start, session lengths by end); None where nothing
     uses them (then their builders do not run either)."""
 
@@ -79,7 +83,8 @@ class Services:
                     trackers.setdefault(store.family.name, CompactionTracker()),
                 )
                 for store in stores
-            ]
+            ],
+            CacheDebtCollector(self.cache_debt, self.cache) if self.cache_debt is not None else None,
         )
 
 
@@ -92,28 +97,32 @@ def build_services(
 ) -> Services:
     cassandra = cassandra or CassandraConnection(settings)
     redis = RedisConnection(settings) if settings.cache_enabled else None
+    cache_debt = CassandraCacheDebt(cassandra)
     return Services(
         settings=settings,
         clock=clock or SystemClock(),
         sessions=CassandraSessionStore(cassandra),
         starts=CassandraRollupStore(cassandra, settings.start_shards),
-        cache=_read_cache(redis, settings.keyspace),
+        cache=_read_cache(redis, settings.keyspace, cache_debt),
         redis=redis,
         cassandra=cassandra,
         player_data=CassandraPlayerDataStore(cassandra),
         completions=CassandraRollupStore(cassandra, settings.start_shards, COMPLETIONS),
         lengths=CassandraRollupStore(cassandra, settings.start_shards, LENGTHS),
+        cache_debt=cache_debt,
     )
 
 
-def _read_cache(redis: RedisConnection | None, keyspace: str) -> ReadCache:
+def _read_cache(redis: RedisConnection | None, keyspace: str, debt: CacheDebtStore) -> ReadCache:
     if redis is None:
         return NoCache()
     from player_sessions.repositories.redis_cache import RedisReadCache
 
     # The format's version and the keyspace in every key: a release that caches in another format, or another
     # keyspace sharing the Redis database, never reads these entries.
-    return RedisReadCache(redis, namespace=f"ps:v{CACHE_FORMAT_VERSION}:{keyspace}")
+    return RedisReadCache(
+        redis, namespace=f"ps:v{CACHE_FORMAT_VERSION}:{keyspace}", on_lost_invalidation=debt.owe
+    )
 
 
 def get_services() -> Services:

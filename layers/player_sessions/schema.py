@@ -174,7 +174,10 @@ ROLLUP_PROGRESS = Table(
     partition_key=(Column("name", "text"),),
     clustering=(),
     regular=(Column("slot", "bigint"),),
-    purpose="Per part, the newest arrival slot folded with every slot before it (each builder's watermark).",
+    purpose=(
+        "Per part, the newest arrival slot folded with every slot before it (each builder's watermark); and the "
+        "cache's debt, rows ``cache epoch owed`` and ``cache epoch paid`` (repositories.cache_debt)."
+    ),
 )
 
 PLAYER_WRITES = Table(

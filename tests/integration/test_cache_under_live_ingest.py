@@ -41,6 +41,9 @@ class CountingCache:
     def invalidate(self, scopes: Sequence[str]) -> None:
         self.inner.invalidate(scopes)
 
+    def bump_epoch(self) -> bool:
+        return self.inner.bump_epoch()
+
     def hits(self, kind: str) -> int:
         return self.lookups[(kind, True)]
 

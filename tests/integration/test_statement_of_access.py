@@ -16,6 +16,7 @@ from player_sessions import routes
 from player_sessions.access import FUNCTION_STATEMENTS
 from player_sessions.cassandra_connection import PROBE, CassandraConnection
 from player_sessions.clock import FixedClock
+from player_sessions.domain.cache_debt import CacheDebtCollector
 from player_sessions.domain.country_starts import CountryStarts
 from player_sessions.domain.country_starts.builder import CompactionTracker, RollupBuilder
 from player_sessions.domain.health import check_health
@@ -24,6 +25,7 @@ from player_sessions.domain.live_ops import LiveOps
 from player_sessions.domain.player_history import last_completed_sessions
 from player_sessions.domain.privacy import erase_player, export_player
 from player_sessions.models import StartKey
+from player_sessions.repositories.cache_debt import CassandraCacheDebt
 from player_sessions.repositories.cache_protocol import NoCache
 from player_sessions.repositories.cassandra_player_data import CassandraPlayerDataStore
 from player_sessions.repositories.cassandra_rollups import CassandraRollupStore
@@ -204,6 +206,13 @@ def test_each_function_sends_exactly_the_statements_it_is_given(as_each_function
     assert set(sessions.erasures([settings.player_hash("p1")], per_partition=True)) == {
         settings.player_hash("p1")
     }
+
+    # ... and an invalidation that ingest's cache and the builder's lost is recorded, and the builder of part 0
+    # pays it, as domain.cache_debt says
+    CassandraCacheDebt(connection[routes.INGEST_EVENTS]).owe()
+    debts = CassandraCacheDebt(connection[routes.ROLLUP_BUILDER])
+    debts.owe()
+    assert CacheDebtCollector(debts, NoCache()).collect()
 
     # Then each function sent exactly the statements the statement of access gives it
     for function, (_, recorder) in as_each_function.items():

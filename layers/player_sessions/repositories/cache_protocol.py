@@ -71,6 +71,10 @@ class ReadCache(Protocol):
         contact, every value cached so far is made unreachable at once (a global epoch bump).
         """
 
+    def bump_epoch(self) -> bool:
+        """Makes every value cached so far unreachable at once (a lost invalidation paid for every environment:
+        repositories.cache_debt); False when the cache could not be reached. Never raises."""
+
     def forget(self, scopes: Sequence[str]) -> int | None:
         """Deletes every value cached under any of ``scopes``, whatever its generation, and the scopes'
         generations (an erasure: their keys name the player). Returns how many keys it deleted, or None when
@@ -91,6 +95,9 @@ class NoCache:
 
     def invalidate(self, scopes: Sequence[str]) -> None:  # noqa: ARG002  the ReadCache Protocol's signature; the switched-off cache ignores it
         return None
+
+    def bump_epoch(self) -> bool:
+        return True
 
     def forget(self, scopes: Sequence[str]) -> int | None:  # noqa: ARG002  the ReadCache Protocol's signature; the switched-off cache holds nothing
         return 0

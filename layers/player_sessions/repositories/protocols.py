@@ -64,6 +64,19 @@ class SessionStore(Protocol):
         """Round-trip time of a trivial read, in milliseconds; raises DatabaseUnavailableError when down."""
 
 
+class CacheDebtStore(Protocol):
+    """Lost cache invalidations, recorded where the rollup builder pays them (repositories.cache_debt)."""
+
+    def owe(self) -> None:
+        """Records that an invalidation was lost: the cache's epoch must be bumped for every environment."""
+
+    def unpaid(self) -> int | None:
+        """The latest debt not yet marked paid, or None."""
+
+    def mark_paid(self, debt: int) -> None:
+        """Records ``debt`` paid (the epoch was bumped after it was read)."""
+
+
 class PlayerDataStore(Protocol):
     """What a player's erasure and export use: the player's index, their sessions, the erasure records."""
 

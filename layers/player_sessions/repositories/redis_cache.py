@@ -20,7 +20,9 @@ Redis is an optimisation, never a dependency: every error or timeout is swallowe
 an invalidation does nothing), and after a failure the cache is skipped for ``breaker_seconds`` so a frozen
 Redis costs one short timeout per breaker period per process, not one per request. An invalidation that fails
 or is skipped is remembered: until the epoch has been bumped on the next successful contact, this process
-serves nothing from the cache, so a value cached before the lost invalidation is never served by it.
+serves nothing from the cache, so a value cached before the lost invalidation is never served by it. It is also
+handed to ``on_lost_invalidation`` (the composition root records it in Cassandra, where the rollup builder bumps
+the epoch for every other process as soon as Redis answers: repositories.cache_debt).
 """
 
 from __future__ import annotations
@@ -69,6 +71,7 @@ class RedisReadCache:
         entry_ttl_cap_seconds: int = 300,
         breaker_seconds: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
+        on_lost_invalidation: Callable[[], None] | None = None,
     ) -> None:
         if entry_ttl_cap_seconds < 1:
             raise ValueError("entry_ttl_cap_seconds must be at least 1")
@@ -82,6 +85,7 @@ class RedisReadCache:
         self._lock = threading.Lock()
         self._open_until: float | None = None
         self._epoch_bump_owed = False
+        self._on_lost_invalidation = on_lost_invalidation
         # Counts lost invalidations, so that paying the bump does not forget one lost while it was being paid.
         self._lost_invalidations = 0
 
@@ -200,10 +204,24 @@ class RedisReadCache:
     def _generation_key(self, scope: str) -> str:
         return f"{self._namespace}:gen:{scope}"
 
+    def bump_epoch(self) -> bool:
+        """Makes every value cached so far unreachable at once; False when Redis could not be reached."""
+        try:
+            self._connection.client().incr(self._epoch_key)
+        except _CACHE_FAILURES as error:
+            self._record_failure("bump the epoch", error)
+            return False
+        return True
+
     def _owe_epoch_bump(self) -> None:
         with self._lock:
             self._epoch_bump_owed = True
             self._lost_invalidations += 1
+        if self._on_lost_invalidation is not None:
+            try:
+                self._on_lost_invalidation()
+            except Exception as error:
+                logger.warning("could not record a lost cache invalidation", extra={"reason": repr(error)})
 
     def _pay_owed_epoch_bump(self, client: redis.Redis[bytes]) -> bool:
         """Bumps the epoch if an invalidation was lost; True if it did. Raises if Redis fails (still owed)."""

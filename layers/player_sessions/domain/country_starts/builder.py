@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from player_sessions.clock import Clock
+from player_sessions.domain.cache_debt import CacheDebtCollector
 from player_sessions.domain.country_starts.counting import cache_scope
 from player_sessions.domain.country_starts.records import Contributions, contributions_of
 from player_sessions.domain.country_starts.rollups import bucket_state
@@ -342,8 +343,12 @@ class FamilyBuilders:
     theirs, its lag the largest."""
 
     builders: Sequence[RollupBuilder]
+    cache_debts: CacheDebtCollector | None = None
+    """Part 0's builder also pays the cache's debts (domain.cache_debt)."""
 
     def fold(self, part: int = 0, max_slots: int = 120) -> FoldReport:
+        if part == 0 and self.cache_debts is not None:
+            self.cache_debts.collect()
         return _combined([builder.fold(part, max_slots) for builder in self.builders])
 
     def fold_every_part(self, max_slots: int = 120) -> FoldReport:

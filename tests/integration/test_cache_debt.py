@@ -1,0 +1,71 @@
+"""A cache invalidation lost by one environment (its Redis unreachable while the others' is not) is recorded in
+Cassandra, and the rollup builder of part 0 pays it for every environment: on the real Cassandra and Redis."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from player_sessions.domain.cache_debt import DEBT_CHECK_SECONDS, CacheDebtCollector
+from player_sessions.redis_connection import RedisConnection
+from player_sessions.repositories.cache_debt import CassandraCacheDebt
+from player_sessions.repositories.redis_cache import RedisReadCache
+
+pytestmark = pytest.mark.integration
+
+
+class Ticks:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_an_invalidation_lost_in_one_environment_is_paid_by_the_builder_for_all(
+    counts_stores, counts_connection, counts_settings, redis_connection
+):
+    namespace = f"debt-test:{uuid.uuid4().hex}"
+    debts = CassandraCacheDebt(counts_connection)
+    assert debts.unpaid() is None  # (emptied tables: nothing owed)
+    # Given an environment that cached a country's page while Redis answered it
+    other = RedisReadCache(redis_connection, namespace=namespace)
+    token, _ = other.lookup(["starts:FI"], "page")
+    other.store(token, "page", b"before the batch", 60)
+    # When a batch is stored in an environment whose Redis is unreachable: its invalidation is lost
+    unreachable = RedisConnection(counts_settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"}))
+    lost = RedisReadCache(unreachable, namespace=namespace, on_lost_invalidation=debts.owe)
+    lost.invalidate(["starts:FI"])
+    # Then the other environment would still serve its page, and the loss is recorded in Cassandra
+    assert other.lookup(["starts:FI"], "page")[1] == b"before the batch"
+    owed = debts.unpaid()
+    assert owed is not None
+    # And when the builder of part 0 next looks, it bumps the epoch: no environment finds the page any more
+    ticks = Ticks()
+    collector = CacheDebtCollector(debts, RedisReadCache(redis_connection, namespace=namespace), clock=ticks)
+    assert collector.collect() is True
+    assert other.lookup(["starts:FI"], "page")[1] is None
+    assert debts.unpaid() is None
+    # And a debt is paid once: the next look, a period later, finds nothing owed
+    ticks.now += DEBT_CHECK_SECONDS
+    assert collector.collect() is False
+    # And a new loss is a new debt, whatever the clocks of the environments
+    lost.invalidate(["starts:FI"])
+    assert debts.unpaid() not in (None, owed)
+    unreachable.close()
+
+
+def test_the_debt_waits_while_the_builder_cannot_reach_redis_either(
+    counts_stores, counts_connection, counts_settings
+):
+    debts = CassandraCacheDebt(counts_connection)
+    debts.owe()
+    owed = debts.unpaid()
+    # Given a builder whose Redis is unreachable too
+    unreachable = RedisConnection(counts_settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"}))
+    collector = CacheDebtCollector(debts, RedisReadCache(unreachable, namespace="debt-test"))
+    # When it looks / Then it pays nothing, and the debt stays for its next look
+    assert collector.collect() is False
+    assert debts.unpaid() == owed
+    unreachable.close()
