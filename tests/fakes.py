@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence, Set
+from collections.abc import Callable, Iterator, Sequence, Set
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 from uuid import UUID
 
 from player_sessions.bootstrap import Services
@@ -472,6 +472,30 @@ class InMemoryCacheDebt:
 
     def mark_paid(self, debt: int) -> None:
         self.paid = debt
+
+
+class OnceAfter:
+    """A store as it is, but ``then`` runs once, right after the first call of its method ``after`` returns:
+    another environment's step (a fold, an erasure) landing between two steps of the one under test."""
+
+    def __init__(self, inner: Any, after: str, then: Callable[[], object]) -> None:
+        self._inner = inner
+        self._after = after
+        self._then: Callable[[], object] | None = then
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._inner, name)
+        if name != self._after:
+            return method
+
+        def then_once(*args: Any, **kwargs: Any) -> Any:
+            result = method(*args, **kwargs)
+            if self._then is not None:
+                then, self._then = self._then, None
+                then()
+            return result
+
+        return then_once
 
 
 class FlowingClock:

@@ -26,6 +26,7 @@ from player_sessions.repositories.cassandra_player_data import CassandraPlayerDa
 from player_sessions.repositories.cassandra_rollups import CassandraRollupStore
 from player_sessions.repositories.redis_cache import RedisReadCache
 from player_sessions.schema import COMPLETIONS, LENGTHS, TABLES
+from tests.fakes import OnceAfter
 from tests.integration.test_ingest_on_cassandra import end_event, start_event
 
 pytestmark = pytest.mark.integration
@@ -268,43 +269,34 @@ def test_an_erasure_out_of_time_stops_with_its_receipt_in_progress_and_a_retry_r
     assert world.player_data.read_receipt(stopped.erasure_id).completed_by == again.erasure_id
 
 
-class ErasedWhileWriting:
-    """The real session store, but the player is erased just after one of the batch's steps is acknowledged
-    (by default its event writes): an erasure in another environment, landing while this batch is in flight."""
-
-    def __init__(self, inner, erase, after: str = "write_events") -> None:
-        self._inner = inner
-        self._erase = erase
-        self._after = after
-
-    def __getattr__(self, name: str) -> Any:
-        method = getattr(self._inner, name)
-        if name != self._after:
-            return method
-
-        def then_erase(*args: Any, **kwargs: Any) -> Any:
-            result = method(*args, **kwargs)
-            if self._erase is not None:
-                erase, self._erase = self._erase, None
-                erase()
-            return result
-
-        return then_erase
-
-
-def test_a_batch_in_flight_during_the_erasure_is_taken_out_again(world):
-    # Given a player, and a batch of theirs whose writes land just before the erasure reads their index
+@pytest.mark.parametrize(
+    ("erased_after", "outcome_of_batch", "counted"),
+    [
+        # its writes land just before the erasure reads the player's index: taken out again, uncounted
+        ("write_events", {"stored": 0, "discarded": 2, "completed_sessions": 0}, {}),
+        # the erasure writes its record and reads the player's history just after the batch's check and before
+        # its history row (the client's last end, sent as the player asks for erasure): the row is deleted
+        # again, the session erased as the erasure found it (its start stays counted, without the player)
+        ("erasures", {"stored": 2, "discarded": 0, "completed_sessions": 0}, {"FI": 1}),
+    ],
+    ids=["after the event writes", "between the check and the history row"],
+)
+def test_a_batch_in_flight_during_the_erasure_leaves_nothing_naming_the_player(
+    world, erased_after, outcome_of_batch, counted
+):
+    # Given a player, and a batch of theirs that completes a session, in flight as the player is erased
     player = fresh_player()
     sid = uuid.uuid4()
     events = [start_event(player, sid, NOW - timedelta(minutes=1)), end_event(player, sid, NOW)]
     world.clock.advance(seconds=1)
-    store = ErasedWhileWriting(world.sessions, lambda: world.erase(player))
+    store = OnceAfter(world.sessions, erased_after, lambda: world.erase(player))
     # When the batch completes
     outcome = ingest_batch(events, store=store, clock=world.clock, settings=world.settings, cache=world.cache)
-    # Then it reports its events discarded, and nothing holds the player
-    assert (outcome.stored, outcome.discarded) == (0, 2)
+    # Then it reports what it kept, no row or history holds the player, and the counts are as the erasure left them
+    assert {name: getattr(outcome, name) for name in outcome_of_batch} == outcome_of_batch
+    assert world.history(player) == []
     assert world.holding(player) == []
-    assert world.counts() == {}
+    assert world.counts() == counted
 
 
 def test_the_erasure_records_of_many_players_read_in_hundreds_or_one_by_one_agree(world):
@@ -384,21 +376,4 @@ def test_an_end_met_while_the_erasure_runs_writes_no_history_row_for_the_erased_
     # no row holds them
     assert world.history(player) == []
     world.erase(player)
-    assert world.holding(player) == []
-
-
-def test_an_erasure_between_the_check_and_the_history_row_leaves_no_row_naming_the_player(world):
-    # Given a player's batch that completes a session, checked against the erasure records after its event
-    # writes, and an erasure that writes its record and reads the player's history just after that check,
-    # before the batch writes the history row (the client's last end, sent as the player asks for erasure)
-    player = fresh_player()
-    sid = uuid.uuid4()
-    events = [start_event(player, sid, NOW - timedelta(minutes=1)), end_event(player, sid, NOW)]
-    world.clock.advance(seconds=1)
-    store = ErasedWhileWriting(world.sessions, lambda: world.erase(player), after="erasures")
-    # When the batch completes
-    outcome = ingest_batch(events, store=store, clock=world.clock, settings=world.settings, cache=world.cache)
-    # Then the history row it wrote is deleted again, and nothing holds the player
-    assert (outcome.stored, outcome.completed_sessions) == (2, 0)
-    assert world.history(player) == []
     assert world.holding(player) == []

@@ -417,44 +417,40 @@ def test_body_over_the_payload_limit_answers_request_too_long():
     assert handler.calls == []
 
 
-def test_a_body_that_stops_short_of_its_content_length_answers_408_after_the_read_timeout(monkeypatch):
+SHORT_BODY = (
+    b"POST /studio/events HTTP/1.1\r\nHost: local\r\nContent-Type: application/json\r\n"
+    b"Content-Length: 5000\r\n\r\n[1]"
+)
+"""A request that declares 5,000 bytes of body and sends 3."""
+
+
+def _reply_to_short_body(client: httpx.Client, *, client_closes: bool) -> tuple[bytes, bytes]:
+    """The gateway's status line and headers, and body, for SHORT_BODY, the client's side closed or left open."""
+    with socket.create_connection((client.base_url.host, client.base_url.port), timeout=10) as connection:
+        connection.sendall(SHORT_BODY)
+        if client_closes:
+            connection.shutdown(socket.SHUT_WR)
+        head, _, body = _read_until_closed(connection).partition(b"\r\n\r\n")
+    return head, body
+
+
+@pytest.mark.parametrize(
+    ("client_closes", "status", "message"),
+    [(False, b"408", "Request Timeout"), (True, b"400", "Bad Request")],
+    ids=["left open: 408 after the read timeout", "closed by the client: 400"],
+)
+def test_a_body_that_stops_short_of_its_content_length_is_refused(
+    monkeypatch, client_closes, status, message
+):
     # Given a gateway that waits a short time for a declared body
     monkeypatch.setattr("player_sessions_local.gateway.server.BODY_READ_TIMEOUT_SECONDS", 0.3)
     handler = RecordingHandler()
-    with (
-        running_gateway(handler) as client,
-        socket.create_connection((client.base_url.host, client.base_url.port), timeout=10) as connection,
-    ):
-        # When a request declares 5,000 bytes, sends 3 and then nothing, its connection left open
-        connection.sendall(
-            b"POST /studio/events HTTP/1.1\r\nHost: local\r\nContent-Type: application/json\r\n"
-            b"Content-Length: 5000\r\n\r\n[1]"
-        )
-        reply = _read_until_closed(connection)
-    # Then the gateway answers 408 in the service's error shape and closes, and no function runs
-    head, _, body = reply.partition(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.1 408")
-    assert json.loads(body) == {"message": "Request Timeout", "errors": []}
-    assert handler.calls == []
-
-
-def test_a_body_cut_short_by_the_client_answers_400():
-    handler = RecordingHandler()
-    with (
-        running_gateway(handler) as client,
-        socket.create_connection((client.base_url.host, client.base_url.port), timeout=10) as connection,
-    ):
-        # When a request declares 5,000 bytes, sends 3 and closes its side
-        connection.sendall(
-            b"POST /studio/events HTTP/1.1\r\nHost: local\r\nContent-Type: application/json\r\n"
-            b"Content-Length: 5000\r\n\r\n[1]"
-        )
-        connection.shutdown(socket.SHUT_WR)
-        reply = _read_until_closed(connection)
-    # Then it is API Gateway's 400, and no function runs
-    head, _, body = reply.partition(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.1 400")
-    assert json.loads(body) == {"message": "Bad Request", "errors": []}
+    with running_gateway(handler) as client:
+        # When a request sends less than it declares, then nothing more (its side left open, or closed)
+        head, body = _reply_to_short_body(client, client_closes=client_closes)
+    # Then the gateway refuses it in the service's error shape and closes, and no function runs
+    assert head.split(b" ")[1] == status
+    assert json.loads(body) == {"message": message, "errors": []}
     assert handler.calls == []
 
 

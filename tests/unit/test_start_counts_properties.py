@@ -33,7 +33,13 @@ from player_sessions.models import Arrival, ArrivalWrite, EventWrite, SessionHal
 from player_sessions.read_counts import metered
 from player_sessions.settings import Settings
 from player_sessions.time_buckets import LEVELS, Bucket, Level, cover, last_foldable_slot, slot_of
-from tests.fakes import InMemoryPlayerDataStore, InMemoryReadCache, InMemorySessionStore, InMemoryStartsStore
+from tests.fakes import (
+    InMemoryPlayerDataStore,
+    InMemoryReadCache,
+    InMemorySessionStore,
+    InMemoryStartsStore,
+    OnceAfter,
+)
 
 SETTINGS = Settings(retention_days=365)
 EPOCH = datetime(2026, 3, 30, 7, 13, 21, 250_000, tzinfo=UTC)
@@ -87,29 +93,6 @@ step = st.one_of(
         st.just("list"), st.tuples(st.sampled_from(COUNTRIES), st.integers(1, 8760), st.integers(1, 9))
     ),
 )
-
-
-class RacingReadStore:
-    """The real fake store, but a fold runs (once) right after the reader's first call of ``after``."""
-
-    def __init__(self, inner: InMemoryStartsStore, after: str, fold) -> None:
-        self._inner = inner
-        self._after = after
-        self._fold = fold
-
-    def __getattr__(self, name: str):
-        method = getattr(self._inner, name)
-        if name != self._after:
-            return method
-
-        def read(*args, **kwargs):
-            result = method(*args, **kwargs)
-            if self._fold is not None:
-                fold, self._fold = self._fold, None
-                fold()
-            return result
-
-        return read
 
 
 class RacingSessionStore(InMemorySessionStore):
@@ -296,7 +279,7 @@ class History:
         store: object = self.starts
         if racing is not None:
             after, parts = racing
-            store = RacingReadStore(self.starts, after, lambda: self.fold(500, parts))
+            store = OnceAfter(self.starts, after, lambda: self.fold(500, parts))
         result = CountryStarts(store, self.clock, SETTINGS, self.cache).counts(hours)
         window = result.window
         counted = self.truth | self.anonymous
