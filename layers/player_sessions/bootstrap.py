@@ -51,10 +51,10 @@ class Services:
     """A player's index, erasures and receipts (the privacy routes); None where nothing uses it."""
     completions: RollupStore | None = None
     lengths: RollupStore | None = None
-    cache_debt: CacheDebtStore | None = None
-    """Where lost cache invalidations are recorded for the rollup builder to pay (None: not recorded)."""
     """The live-ops families' stores (completed sessions by start, session lengths by end); None where nothing
     uses them (then their builders do not run either)."""
+    cache_debt: CacheDebtStore | None = None
+    """Where lost cache invalidations are recorded for the rollup builder to pay (None: not recorded)."""
 
     @cached_property
     def country_starts(self) -> CountryStarts:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import select
 import socket
 import sys
 import threading
@@ -417,17 +418,27 @@ def test_body_over_the_payload_limit_answers_request_too_long():
     assert handler.calls == []
 
 
-SHORT_BODY = (
-    b"POST /studio/events HTTP/1.1\r\nHost: local\r\nContent-Type: application/json\r\n"
-    b"Content-Length: 5000\r\n\r\n[1]"
-)
+HEADERS = b"POST /studio/events HTTP/1.1\r\nHost: local\r\nContent-Type: application/json\r\n"
+SHORT_BODY = HEADERS + b"Content-Length: 5000\r\n\r\n[1]"
 """A request that declares 5,000 bytes of body and sends 3."""
+SHORT_CHUNKED_BODY = HEADERS + b"Transfer-Encoding: chunked\r\n\r\n3\r\n[{}"
+"""A chunked request that sends a chunk of 3 bytes and then nothing: neither the chunk's line end nor the last
+chunk comes."""
 
 
-def _reply_to_short_body(client: httpx.Client, *, client_closes: bool) -> tuple[bytes, bytes]:
-    """The gateway's status line and headers, and body, for SHORT_BODY, the client's side closed or left open."""
+def _reply_to_short_body(
+    client: httpx.Client, request: bytes, *, client_closes: bool, drip: int = 0
+) -> tuple[bytes, bytes]:
+    """The gateway's status line and headers, and body, for a request that stops short (its side closed or left
+    open); with ``drip``, it first sends up to that many more bytes of body one at a time, 0.1 s apart, and stops
+    as soon as the gateway has answered (which must come before the drip runs out)."""
     with socket.create_connection((client.base_url.host, client.base_url.port), timeout=10) as connection:
-        connection.sendall(SHORT_BODY)
+        connection.sendall(request)
+        for dripped in range(drip + 1 if drip else 0):
+            if select.select([connection], [], [], 0.1)[0]:
+                break
+            assert dripped < drip, "the gateway waited for the whole drip"
+            connection.sendall(b" ")
         if client_closes:
             connection.shutdown(socket.SHUT_WR)
         head, _, body = _read_until_closed(connection).partition(b"\r\n\r\n")
@@ -435,19 +446,29 @@ def _reply_to_short_body(client: httpx.Client, *, client_closes: bool) -> tuple[
 
 
 @pytest.mark.parametrize(
-    ("client_closes", "status", "message"),
-    [(False, b"408", "Request Timeout"), (True, b"400", "Bad Request")],
-    ids=["left open: 408 after the read timeout", "closed by the client: 400"],
+    ("request_bytes", "client_closes", "drip", "answer"),
+    [
+        (SHORT_BODY, False, 0, (b"408", "Request Timeout")),
+        (SHORT_BODY, True, 0, (b"400", "Bad Request")),
+        (SHORT_BODY, False, 100, (b"408", "Request Timeout")),
+        (SHORT_CHUNKED_BODY, False, 0, (b"408", "Request Timeout")),
+    ],
+    ids=[
+        "left open: 408 after the read timeout",
+        "closed by the client: 400",
+        "a byte at a time: 408 when the body's whole time is up",
+        "chunked, left open: 408",
+    ],
 )
-def test_a_body_that_stops_short_of_its_content_length_is_refused(
-    monkeypatch, client_closes, status, message
-):
+def test_a_body_that_stops_short_is_refused(monkeypatch, request_bytes, client_closes, drip, answer):
+    status, message = answer
     # Given a gateway that waits a short time for a declared body
     monkeypatch.setattr("player_sessions_local.gateway.server.BODY_READ_TIMEOUT_SECONDS", 0.3)
     handler = RecordingHandler()
     with running_gateway(handler) as client:
-        # When a request sends less than it declares, then nothing more (its side left open, or closed)
-        head, body = _reply_to_short_body(client, client_closes=client_closes)
+        # When a request sends less than it declares, then nothing more (its side left open, or closed), or
+        # drips its body slower than the whole body's time allows
+        head, body = _reply_to_short_body(client, request_bytes, client_closes=client_closes, drip=drip)
     # Then the gateway refuses it in the service's error shape and closes, and no function runs
     assert head.split(b" ")[1] == status
     assert json.loads(body) == {"message": message, "errors": []}

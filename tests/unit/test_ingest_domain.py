@@ -16,7 +16,7 @@ from player_sessions.models import SessionHalves, format_timestamp
 from player_sessions.retention import ttl_seconds
 from player_sessions.settings import Settings
 from player_sessions.time_buckets import Level, slot_of
-from tests.fakes import InMemoryReadCache, InMemorySessionStore
+from tests.fakes import InMemoryReadCache, InMemorySessionStore, OnceAfter
 
 NOW = datetime(2026, 11, 28, 12, 30, tzinfo=UTC)
 SETTINGS = Settings()
@@ -260,6 +260,29 @@ def test_stored_starts_invalidate_their_countries_pages_and_completions_their_pl
     )
     # Then exactly those scopes changed
     assert cache.generations == Counter({"starts:FI": 1, "starts:PK": 1, "player:p1": 1})
+
+
+def test_a_history_row_deleted_again_for_an_erased_player_takes_their_cached_history_with_it(store, clock):
+    # Given the player's history cached, and the player erased right after the batch writes its history row
+    # (after its checks; a history read in between could cache the row)
+    cache = InMemoryReadCache()
+    cache.store(cache.lookup(["player:p1"], "history")[0], "history", b"the row", 300)
+    session_id = uuid.uuid4()
+    erase = lambda: store.db.erased.__setitem__(SETTINGS.player_hash("p1"), (NOW, uuid.uuid4()))  # noqa: E731
+    racing = OnceAfter(store, "write_completed", erase)
+    # When the batch completes the session
+    outcome = ingest_batch(
+        [start(session_id, NOW - timedelta(hours=1)), end(session_id, NOW)],
+        store=racing,
+        clock=clock,
+        settings=SETTINGS,
+        cache=cache,
+    )
+    # Then the row is deleted again, and so is the player's cached history
+    assert outcome.completed_sessions == 0
+    assert store.db.completed == {}
+    assert cache.lookup(["player:p1"], "history")[1] is None
+    assert cache.values == {}
 
 
 @pytest.mark.parametrize(

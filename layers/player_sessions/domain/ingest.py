@@ -158,9 +158,15 @@ def ingest_batch(
         records = ended_records(sessions.values(), clock.now(), settings)
         store.write_completed(completed, records)
         _rewrite_acknowledged_late(records, write=store.write_records, clock=clock)
-        history = _history_unless_erased_meanwhile([s for s, _ in completed], store=store, hash_of=hash_of)
-        # Only now, with every write acknowledged, may cached answers be invalidated (see cache_protocol).
+        history, erased_meanwhile = _history_unless_erased_meanwhile(
+            [s for s, _ in completed], store=store, hash_of=hash_of
+        )
+        # Only now, with every write acknowledged, may cached answers be invalidated (see cache_protocol). A
+        # history read between a row's write and its deletion may have cached it: the player's entries are
+        # deleted, as the erasure deletes them (a generation bump would leave a key naming them).
         (cache or NoCache()).invalidate(changed_cache_scopes(starts, history))
+        if erased_meanwhile:
+            (cache or NoCache()).forget(sorted({f"player:{s.player_id}" for s in erased_meanwhile}))
         outcome.stored = len(writes)
         outcome.completed_sessions = len(history)
     return outcome
@@ -303,20 +309,20 @@ def _undo_if_erased_meanwhile(
 
 def _history_unless_erased_meanwhile(
     completed: list[CompletedSession], *, store: SessionStore, hash_of: Callable[[str], bytes]
-) -> list[CompletedSession]:
-    """The completed sessions whose history rows stay: a row written for a player erased since the check
-    after the event writes, of a session started before the erasure, is deleted again.
+) -> tuple[list[CompletedSession], list[CompletedSession]]:
+    """The completed sessions whose history rows stay, and those deleted again: a row written for a player
+    erased since the check after the event writes, of a session started before the erasure.
 
     An erasure writes its record, then reads the player's completed sessions; this read of the records comes
     after the history rows are acknowledged. Either it sees the record, or the erasure's read comes after the
     rows and deletes them: a client's last end sent as the player asks for erasure leaves no row naming them."""
     if not completed:
-        return completed
+        return completed, []
     erased = store.erasures(sorted({hash_of(session.player_id) for session in completed}))
     gone = _started_by_erased_players(completed, erased, hash_of)
     if gone:
         store.forget_completed(gone)
-    return [session for session in completed if session not in gone]
+    return [session for session in completed if session not in gone], gone
 
 
 def _player_hashes(writes: Sequence[EventWrite], settings: Settings) -> Callable[[str], bytes]:

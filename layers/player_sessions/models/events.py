@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -70,8 +71,8 @@ def json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     found = dict(pairs)
     if len(found) == len(pairs):
         return found
-    keys = [key for key, _ in pairs]
-    return RepeatedKeys(pairs, sorted({key for key in keys if keys.count(key) > 1}))
+    counted = Counter(key for key, _ in pairs)
+    return RepeatedKeys(pairs, sorted(key for key, times in counted.items() if times > 1))
 
 
 EVENT_FIELDS = ("event", "player_id", "session_id", "ts", "country")

@@ -205,12 +205,17 @@ class RedisReadCache:
         return f"{self._namespace}:gen:{scope}"
 
     def bump_epoch(self) -> bool:
-        """Makes every value cached so far unreachable at once; False when Redis could not be reached."""
+        """Makes every value cached so far unreachable at once; False when Redis could not be reached (or the
+        breaker skips it: a hung Redis costs the caller one timeout per breaker period)."""
+        admission = self._admit()
+        if admission is _Admission.SKIP:
+            return False
         try:
             self._connection.client().incr(self._epoch_key)
         except _CACHE_FAILURES as error:
             self._record_failure("bump the epoch", error)
             return False
+        self._record_success(admission)
         return True
 
     def _owe_epoch_bump(self) -> None:

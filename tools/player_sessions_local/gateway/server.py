@@ -49,10 +49,11 @@ from player_sessions_local.gateway.throttling import TokenBucket, usage_plan_buc
 DEFAULT_PORT = 3000
 OPENAPI_PATH = "/openapi.json"
 MAX_REQUEST_BYTES = 10 * 1024 * 1024
-BODY_READ_TIMEOUT_SECONDS = 10.0
-"""How long the body a request declares may take to arrive once its headers have: a client that declares more
-than it sends is answered 408 and its connection closed, instead of holding a thread until it goes away."""
 """API Gateway's payload limit for REST APIs."""
+BODY_READ_TIMEOUT_SECONDS = 10.0
+"""How long the whole body a request declares (by length or in chunks) may take to arrive once its headers have:
+a client that sends less is answered 408 and its connection closed, instead of holding a thread until it goes
+away."""
 _LOGGER = logging.getLogger(__name__)
 
 
@@ -192,9 +193,24 @@ class _GatewayRequestHandler(BaseHTTPRequestHandler):
         self._send(self.server.respond(request), request_id)
 
     def _read_body(self) -> bytes:
-        """The whole body, never more than MAX_REQUEST_BYTES of it (an oversized one is left unread)."""
+        """The whole body, never more than MAX_REQUEST_BYTES of it (an oversized one is left unread), within
+        BODY_READ_TIMEOUT_SECONDS (TimeoutError otherwise)."""
+        deadline = time.monotonic() + BODY_READ_TIMEOUT_SECONDS
+        try:
+            return self._read_framed_body(deadline)
+        finally:
+            self.connection.settimeout(None)
+
+    def _within(self, deadline: float) -> None:
+        """The next read may wait only for what is left of the body's time."""
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the body took too long")
+        self.connection.settimeout(left)
+
+    def _read_framed_body(self, deadline: float) -> bytes:
         if (self.headers.get("Transfer-Encoding") or "").lower() == "chunked":
-            return self._read_chunked_body()
+            return self._read_chunked_body(deadline)
         try:
             length = int(self.headers.get("Content-Length") or 0)
         except ValueError as error:
@@ -203,20 +219,19 @@ class _GatewayRequestHandler(BaseHTTPRequestHandler):
             raise _UnreadableBodyError("Content-Length is negative")
         if length > MAX_REQUEST_BYTES:
             raise _BodyTooLongError(length)
-        if not length:
-            return b""
-        self.connection.settimeout(BODY_READ_TIMEOUT_SECONDS)
-        try:
-            body = self.rfile.read(length)
-        finally:
-            self.connection.settimeout(None)
-        if len(body) < length:
-            raise _UnreadableBodyError("the body ended before its Content-Length")
-        return body
+        body = bytearray()
+        while len(body) < length:
+            self._within(deadline)
+            piece = self.rfile.read1(min(length - len(body), 65536))
+            if not piece:
+                raise _UnreadableBodyError("the body ended before its Content-Length")
+            body += piece
+        return bytes(body)
 
-    def _read_chunked_body(self) -> bytes:
+    def _read_chunked_body(self, deadline: float) -> bytes:
         body = bytearray()
         while True:
+            self._within(deadline)
             try:
                 size = int(self.rfile.readline(1024).split(b";")[0].strip(), 16)
             except ValueError as error:
@@ -227,7 +242,15 @@ class _GatewayRequestHandler(BaseHTTPRequestHandler):
                 return bytes(body)
             if len(body) + size > MAX_REQUEST_BYTES:
                 raise _BodyTooLongError(len(body) + size)
-            body += self.rfile.read(size)
+            chunk = bytearray()
+            while len(chunk) < size:
+                self._within(deadline)
+                piece = self.rfile.read1(size - len(chunk))
+                if not piece:
+                    raise _UnreadableBodyError("the body ended inside a chunk")
+                chunk += piece
+            body += chunk
+            self._within(deadline)
             self.rfile.readline(1024)
 
     def _forwarded_headers(self) -> list[tuple[str, str]]:
