@@ -164,9 +164,10 @@ def ingest_batch(
         # Only now, with every write acknowledged, may cached answers be invalidated (see cache_protocol). A
         # history read between a row's write and its deletion may have cached it: the player's entries are
         # deleted, as the erasure deletes them (a generation bump would leave a key naming them).
-        (cache or NoCache()).invalidate(changed_cache_scopes(starts, history))
+        cache = cache or NoCache()
+        cache.invalidate(changed_cache_scopes(starts, history))
         if erased_meanwhile:
-            (cache or NoCache()).forget(sorted({f"player:{s.player_id}" for s in erased_meanwhile}))
+            cache.forget(sorted({f"player:{s.player_id}" for s in erased_meanwhile}))
         outcome.stored = len(writes)
         outcome.completed_sessions = len(history)
     return outcome

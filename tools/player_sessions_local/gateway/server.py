@@ -219,14 +219,18 @@ class _GatewayRequestHandler(BaseHTTPRequestHandler):
             raise _UnreadableBodyError("Content-Length is negative")
         if length > MAX_REQUEST_BYTES:
             raise _BodyTooLongError(length)
-        body = bytearray()
-        while len(body) < length:
+        return self._read_exactly(length, deadline)
+
+    def _read_exactly(self, size: int, deadline: float) -> bytes:
+        """``size`` bytes of body, each read waiting no longer than the body's time left."""
+        read = bytearray()
+        while len(read) < size:
             self._within(deadline)
-            piece = self.rfile.read1(min(length - len(body), 65536))
+            piece = self.rfile.read1(size - len(read))
             if not piece:
-                raise _UnreadableBodyError("the body ended before its Content-Length")
-            body += piece
-        return bytes(body)
+                raise _UnreadableBodyError("the body ended before its declared length")
+            read += piece
+        return bytes(read)
 
     def _read_chunked_body(self, deadline: float) -> bytes:
         body = bytearray()
@@ -242,14 +246,7 @@ class _GatewayRequestHandler(BaseHTTPRequestHandler):
                 return bytes(body)
             if len(body) + size > MAX_REQUEST_BYTES:
                 raise _BodyTooLongError(len(body) + size)
-            chunk = bytearray()
-            while len(chunk) < size:
-                self._within(deadline)
-                piece = self.rfile.read1(size - len(chunk))
-                if not piece:
-                    raise _UnreadableBodyError("the body ended inside a chunk")
-                chunk += piece
-            body += chunk
+            body += self._read_exactly(size, deadline)
             self._within(deadline)
             self.rfile.readline(1024)
 
@@ -289,15 +286,7 @@ class _GatewayRequestHandler(BaseHTTPRequestHandler):
         # (http.server would answer a request line it could not read as HTTP/0.9: a bare body, no status line)
         self.request_version = self.protocol_version
         phrase = message or HTTPStatus(code).phrase
-        response = gateway_response(HTTPStatus(code), phrase, "BadRequestException")
-        self.send_response(code, message)
-        for name, value in response.headers:
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(response.body)))
-        self.send_header("Connection", "close")
-        self.end_headers()
-        if self.command != "HEAD" and code >= 200 and code not in (204, 304):
-            self.wfile.write(response.body)
+        self._send(gateway_response(HTTPStatus(code), phrase, "BadRequestException"), str(uuid.uuid4()))
 
     def log_message(self, format: str, *args: Any) -> None:
         _LOGGER.info("%s %s", self.address_string(), format % args)
