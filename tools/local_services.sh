@@ -27,7 +27,7 @@ MAX_NODES=3
 # Heap per node: the one node gets 2 GiB; a cluster node 1 GiB (three JVMs on two cores and 24 GiB).
 if (( NODES > 1 )); then CASSANDRA_HEAP="${CASSANDRA_HEAP:-1G}"; else CASSANDRA_HEAP="${CASSANDRA_HEAP:-2G}"; fi
 # A cluster node gives up on a read after 1 s, before the service's 2 s: a coordinator still waiting for a
-# replica that died answers ReadTimeout in time for the driver to ask the next coordinator (ReadTimeoutRetryPolicy).
+# replica that died answers ReadTimeout in time for the driver to ask the next coordinator (TimeoutRetryPolicy).
 CLUSTER_READ_TIMEOUT=1000ms
 SINGLE_NODE_DIR="$LOCAL_DIR/cassandra"
 CLUSTER_DIR="$LOCAL_DIR/cluster"

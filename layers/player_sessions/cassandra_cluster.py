@@ -41,20 +41,22 @@ attempts back off to RECONNECT_MAX_DELAY_SECONDS apart, and never stop."""
 RECONNECT_MAX_DELAY_SECONDS = 1.0
 SPECULATIVE_DELAY_SECONDS = 0.3
 SPECULATIVE_ATTEMPTS = 2
-"""A read unanswered after SPECULATIVE_DELAY_SECONDS is sent to the next coordinator too, up to this many more
+"""A request unanswered after SPECULATIVE_DELAY_SECONDS is sent to the next coordinator too, up to this many more
 times; the first answer wins. On a cluster that just lost a replica, a coordinator keeps waiting for it until
-its failure detector convicts it (10 to 20 s): without this, such reads timed out (503) on the three-node
-cluster (tests/cluster, docs/faults.md). Keyspaces answers within milliseconds, so there it almost never fires.
-Only reads are marked idempotent (``CassandraConnection.prepare``), so only reads are sent twice."""
+its failure detector convicts it (10 to 20 s); a coordinator that pauses (a long garbage collection, a starved
+process) answers nothing at all. Without this, such requests timed out (503) on the three-node cluster
+(tests/cluster, docs/faults.md). Keyspaces answers within milliseconds, so there it almost never fires. Only
+idempotent statements are sent twice (``Cql.is_idempotent``): every one but the builder's conditional writes."""
 # Keyspaces speaks native protocol v4; the local node is held to the same so behaviour cannot drift.
 PROTOCOL_VERSION = ProtocolVersion.V4
 
 
-class ReadTimeoutRetryPolicy(RetryPolicy):  # type: ignore[misc]  # the driver ships no type hints
-    """The driver's default policy, except that a read the coordinator timed out is tried once more on the next
-    coordinator. A coordinator whose replica just died keeps asking it until the failure detector convicts it,
-    and answers ReadTimeout; the next coordinator, a moment later, reads from the live replicas. (The default
-    retries only when the replicas answered but the data did not come back.) Reads are idempotent."""
+class TimeoutRetryPolicy(RetryPolicy):  # type: ignore[misc]  # the driver ships no type hints
+    """The driver's default policy, except that a read, or an idempotent write, that the coordinator timed out is
+    tried once more on the next coordinator. A coordinator whose replica just died keeps asking it until the
+    failure detector convicts it, and answers ReadTimeout; the next coordinator, a moment later, reads from the
+    live replicas. (The default retries a read only when the replicas answered but the data did not come back,
+    and a write never.) A conditional write is not sent again: the driver asks this policy about it too."""
 
     def on_read_timeout(  # noqa: PLR0917  the driver calls it with these six, positionally
         self,
@@ -66,6 +68,19 @@ class ReadTimeoutRetryPolicy(RetryPolicy):  # type: ignore[misc]  # the driver s
         retry_num: int,
     ) -> tuple[int, int | None]:
         if retry_num == 0:
+            return self.RETRY_NEXT_HOST, consistency
+        return self.RETHROW, None
+
+    def on_write_timeout(  # noqa: PLR0917  the driver calls it with these six, positionally
+        self,
+        query: object,
+        consistency: int,
+        write_type: str,  # noqa: ARG002
+        required_responses: int,  # noqa: ARG002
+        received_responses: int,  # noqa: ARG002
+        retry_num: int,
+    ) -> tuple[int, int | None]:
+        if retry_num == 0 and getattr(query, "is_idempotent", False):
             return self.RETRY_NEXT_HOST, consistency
         return self.RETHROW, None
 
@@ -124,7 +139,7 @@ def build_cluster(
     speculation = ConstantSpeculativeExecutionPolicy(SPECULATIVE_DELAY_SECONDS, SPECULATIVE_ATTEMPTS)
     profile = ExecutionProfile(
         load_balancing_policy=balancing,
-        retry_policy=ReadTimeoutRetryPolicy(),
+        retry_policy=TimeoutRetryPolicy(),
         speculative_execution_policy=speculation,
         # Every read and write at LOCAL_QUORUM: an acknowledged write is durable and visible to the next read.
         consistency_level=ConsistencyLevel.LOCAL_QUORUM,

@@ -100,9 +100,9 @@ class CassandraConnection:
     def keyspace(self) -> str:
         return self._settings.keyspace
 
-    def prepare(self, cql: str) -> PreparedStatement:
-        """The statement, prepared; a read is marked idempotent, so that a slow one may be sent to another
-        coordinator as well (SPECULATIVE_DELAY_SECONDS). Writes never are: some are not (IF NOT EXISTS).
+    def prepare(self, cql: str, *, idempotent: bool) -> PreparedStatement:
+        """The statement, prepared, and marked idempotent when it is (``Cql.is_idempotent``): a slow one may
+        then be sent to another coordinator as well (SPECULATIVE_DELAY_SECONDS), and one timed out sent again.
         In local mode its text is first held to Keyspaces' rules (player_sessions.keyspaces_rules)."""
         local = self._settings.database_mode is DatabaseMode.LOCAL
         if local:
@@ -110,7 +110,7 @@ class CassandraConnection:
         statement = self.session().prepare(cql)
         if local:
             keyspaces_rules.remember(statement)
-        statement.is_idempotent = cql.lstrip().upper().startswith("SELECT")
+        statement.is_idempotent = idempotent
         return statement
 
     def session(self) -> Session:

@@ -128,6 +128,15 @@ class ClusterNodes:
                     raise AssertionError(f"node {node} (pid {pid}) still running 30 s after SIGKILL")
                 time.sleep(0.05)
 
+    def pause(self, node: int, seconds: float) -> None:
+        """SIGSTOP, then SIGCONT ``seconds`` later: the process holds its connections and answers nothing."""
+        pid = self.pid(node)
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            time.sleep(seconds)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+
     def start(self, node: int) -> float:
         """`tools/local_services.sh start-node N`; returns the seconds until the node answered CQL. A start that
         fails is tried once more, with a warning that carries the first one's output (seen once in many runs:

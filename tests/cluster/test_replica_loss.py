@@ -18,8 +18,8 @@ from tests.faults.test_cassandra_outages import first_success, timed
 
 pytestmark = pytest.mark.cluster
 
-TRAFFIC_BEFORE_KILL_SECONDS = 4.0
-TRAFFIC_AFTER_KILL_SECONDS = 12.0
+TRAFFIC_BEFORE_FAULT_SECONDS = 4.0
+TRAFFIC_AFTER_FAULT_SECONDS = 12.0
 COMPLETED_ROWS = "SELECT session_id, start_ts, end_ts FROM completed_sessions_by_player WHERE player_id = %s"
 
 
@@ -39,39 +39,77 @@ def test_a_replica_killed_during_sustained_ingest_and_reads_costs_no_request_and
         # Given three writers and a reader going steadily through the service
         with Traffic(api, "NO") as traffic:
             traffic.wait_until_flowing()
-            time.sleep(TRAFFIC_BEFORE_KILL_SECONDS)
+            time.sleep(TRAFFIC_BEFORE_FAULT_SECONDS)
             # When one replica (the first contact point, which holds the drivers' control connections) is
             # killed with -9 in the middle of it
             killed_at = time.monotonic()
             cluster.kill(1)
-            time.sleep(TRAFFIC_AFTER_KILL_SECONDS)
+            time.sleep(TRAFFIC_AFTER_FAULT_SECONDS)
         # Then no request failed, and the traffic went on after the kill
         assert traffic.failures == [], f"killed at {killed_at:.2f}: " + " | ".join(traffic.failures)
         after_kill = [moment for moment in traffic.posts if moment > killed_at]
         assert len(after_kill) >= 10, f"{len(after_kill)} batches stored after the kill"
-        # And every acknowledged session is stored, complete where both halves were acknowledged, and that
-        # includes sessions started before the kill and ended after it
-        across = 0
-        for player in traffic.sessions:
-            completed = traffic.completed(player)
-            assert set(completed_rows(cassandra_session, player)) == {s.session_id for s in completed}
-            across += sum(1 for s in completed if s.across(killed_at))
-            with api.client() as client:
-                history = client.get(f"/players/{player}/sessions").json()["sessions"]
-            newest = sorted(completed, key=lambda s: s.end_ts, reverse=True)[:20]
-            assert [h["session_id"] for h in history] == [s.session_id for s in newest]
-            assert all(h["start_ts"] and h["end_ts"] for h in history)
-        assert across >= 1, "no session was started before the kill and ended after it"
-        # And the metric counts every acknowledged start, once
-        with api.client() as client:
-            counts = client.get("/countries/starts?hours=1").json()["countries"]
-        assert {c["country"]: c["starts"] for c in counts}.get("NO") == traffic.started()
+        # And every acknowledged session is stored, including sessions started before the kill and ended after
+        across = assert_every_acknowledged_session_stored(api, cassandra_session, traffic, killed_at)
     finally:
         stop(api)
     record_property("batches_after_kill", len(after_kill))
     record_property("batches", len(traffic.posts))
     record_property("reads", traffic.reads)
     record_property("sessions_completed_across_the_kill", across)
+
+
+PAUSE_SECONDS = 3.0
+"""Longer than the service's request timeout (2 s), far shorter than it takes the others to convict the node
+(phi 8: about 18 gossip rounds of 1 s): the node is up for everyone, and answers nothing."""
+
+
+def test_a_replica_that_pauses_during_sustained_ingest_and_reads_costs_no_request_and_no_event(
+    cluster, cassandra_session, test_settings, tmp_path, record_property
+):
+    api = serve_on(test_settings, tmp_path / "gateway.log")
+    try:
+        # Given three writers and a reader going steadily through the service
+        with Traffic(api, "DK") as traffic:
+            traffic.wait_until_flowing()
+            time.sleep(TRAFFIC_BEFORE_FAULT_SECONDS)
+            # When one replica stops answering for longer than a request may take, as in a long garbage
+            # collection or a starved process (SIGSTOP, then SIGCONT), every request it coordinates included
+            paused_at = time.monotonic()
+            cluster.pause(2, PAUSE_SECONDS)
+            time.sleep(TRAFFIC_AFTER_FAULT_SECONDS)
+        # Then no request failed, and batches were stored while it was paused: by the other coordinators
+        assert traffic.failures == [], f"paused at {paused_at:.2f}: " + " | ".join(traffic.failures)
+        during = [moment for moment in traffic.posts if paused_at < moment < paused_at + PAUSE_SECONDS]
+        assert len(during) >= 3, f"{len(during)} batches stored while node 2 was paused"
+        # And every acknowledged session is stored, including sessions started before the pause and ended after
+        across = assert_every_acknowledged_session_stored(api, cassandra_session, traffic, paused_at)
+    finally:
+        stop(api)
+    record_property("batches_while_paused", len(during))
+    record_property("batches", len(traffic.posts))
+    record_property("sessions_completed_across_the_pause", across)
+
+
+def assert_every_acknowledged_session_stored(api, cassandra_session, traffic: Traffic, moment: float) -> int:
+    """Every session the traffic had acknowledged is stored, complete where both halves were acknowledged, in
+    the player's history as the newest 20, and counted once by the metric; returns how many sessions were
+    completed across ``moment`` (at least one: started before it, ended after it)."""
+    across = 0
+    for player in traffic.sessions:
+        completed = traffic.completed(player)
+        assert set(completed_rows(cassandra_session, player)) == {s.session_id for s in completed}
+        across += sum(1 for s in completed if s.across(moment))
+        with api.client() as client:
+            history = client.get(f"/players/{player}/sessions").json()["sessions"]
+        newest = sorted(completed, key=lambda s: s.end_ts, reverse=True)[:20]
+        assert [h["session_id"] for h in history] == [s.session_id for s in newest]
+        assert all(h["start_ts"] and h["end_ts"] for h in history)
+    assert across >= 1, "no session was started before the fault and ended after it"
+    with api.client() as client:
+        counts = client.get("/countries/starts?hours=1").json()["countries"]
+    assert {c["country"]: c["starts"] for c in counts}.get(traffic.country) == traffic.started()
+    return across
 
 
 ANSWER_WITHIN_SECONDS = 5.0

@@ -76,3 +76,39 @@ def test_grants_follow_from_the_statements():
     assert table_access(COUNTRY_STARTS).modify == table_access(PLAYER_SESSIONS).modify == ()
     assert "session_starts" in {table.name for table in table_access(ROLLUP_BUILDER).select}
     assert [table.name for table in table_access(PLAYER_SESSIONS).select] == ["completed_sessions_by_player"]
+
+
+@pytest.mark.parametrize(
+    ("text", "idempotent"),
+    [
+        ("SELECT slot FROM rollup_progress WHERE name = ?", True),
+        ("UPDATE sessions USING TTL ? SET player_id = ?, country = ? WHERE session_id = ?", True),
+        ("DELETE FROM completed_sessions_by_player WHERE player_id = ?", True),
+        ("INSERT INTO rollup_folds (slot, starts) VALUES (?, ?) IF NOT EXISTS USING TTL ?", False),
+        ("UPDATE rollup_progress SET slot = ? WHERE name = ? IF slot < ?", False),
+        ("UPDATE rollup_progress SET slot = slot + ? WHERE name = ?", False),
+        ("UPDATE sessions SET country = ? + country WHERE session_id = ?", False),
+    ],
+)
+def test_a_statement_is_idempotent_unless_it_is_conditional_or_computed_from_what_it_replaces(
+    text, idempotent
+):
+    # When a statement is declared / Then whether it may be sent twice is read from its text
+    assert Cql(text).is_idempotent is idempotent
+
+
+def test_only_the_builders_conditional_writes_are_never_sent_twice():
+    # Given every statement any function sends
+    sent = {statement for statements in FUNCTION_STATEMENTS.values() for statement in statements}
+    # Then every one may be sent to a second coordinator or again after a timeout, except the watermark's and
+    # the fold claim's lightweight transactions (of every family)
+    once = {statement.text for statement in sent if not statement.is_idempotent}
+    assert once == {statement.text for statement in sent if " IF " in statement.text}
+    assert {
+        cassandra_rollups.START_PROGRESS.text,
+        cassandra_rollups.ADVANCE_PROGRESS.text,
+        cassandra_rollups.CLAIM_FOLD.text,
+    } <= once
+    assert all(
+        statement.access == {Access.SELECT, Access.MODIFY} for statement in sent if statement.text in once
+    )

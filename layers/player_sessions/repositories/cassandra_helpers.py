@@ -35,7 +35,7 @@ class PreparedStatements:
     def __call__(self, cql: Cql) -> PreparedStatement:
         statement = self._prepared.get(cql.text)
         if statement is None:
-            statement = self._connection.prepare(cql.text)
+            statement = self._connection.prepare(cql.text, idempotent=cql.is_idempotent)
             self._prepared[cql.text] = statement
         return statement
 
@@ -55,6 +55,7 @@ def request_of(prepared: PreparedStatements, statement: Statement | list[Stateme
     batch = BatchStatement(batch_type=BatchType.UNLOGGED)
     for cql, params in statement:
         batch.add(prepared(cql), params)
+    batch.is_idempotent = all(cql.is_idempotent for cql, _ in statement)
     return batch, None
 
 
@@ -117,10 +118,11 @@ def execute_all(
 ) -> list[Any]:
     """Runs the statements concurrently and returns their results in order; the first error is raised.
 
-    Reads that time out are all sent once more: on a cluster that has just lost a replica, a coordinator waits
-    for the dead replica until its failure detector convicts it, a second or two, and a read sent again after the
-    timeout meets a cluster that knows (measured: tests/cluster, docs/faults.md). Writes are not: some are not
-    idempotent (IF NOT EXISTS), and a write needs only two answers of three, never the dead one's.
+    Statements that time out are all sent once more when every one of them is idempotent (``Cql.is_idempotent``:
+    all but the builder's conditional writes): on a cluster that has just lost a replica, a coordinator waits for
+    the dead replica until its failure detector convicts it, a second or two, and a read sent again after the
+    timeout meets a cluster that knows; a coordinator that paused answers the second time, or another one does
+    (measured: tests/cluster, docs/faults.md).
     """
 
     def run() -> list[Any]:

@@ -19,6 +19,7 @@ _TABLE_OF = re.compile(
     re.IGNORECASE | re.DOTALL,
 )
 _CONDITION = re.compile(r"\sIF\s+(NOT\s+EXISTS|EXISTS|\w+\s*(=|<|>|!=))", re.IGNORECASE)
+_ASSIGNMENTS = re.compile(r"\sSET\s(.*?)\sWHERE\s", re.IGNORECASE | re.DOTALL)
 _TABLE_NAMES = frozenset(table.name for table in TABLES)
 
 
@@ -61,6 +62,19 @@ class Cql:
     @property
     def is_read(self) -> bool:
         return self.access == {Access.SELECT}
+
+    @property
+    def is_idempotent(self) -> bool:
+        """Sent twice, it leaves what it leaves sent once, so the driver may send it to a second coordinator
+        (cassandra_cluster.SPECULATIVE_DELAY_SECONDS) or again after a timeout: every read, and every write
+        that is neither conditional (a lightweight transaction compares, then writes) nor computed from the
+        value it replaces (a counter's or a collection's ``x = x + ?``). A write's time is the driver's,
+        carried by each copy (client-side timestamps, on Keyspaces too: infra_cdk.data), so a copy that lands
+        late never overwrites a later write."""
+        if self.is_read:
+            return True
+        assignments = _ASSIGNMENTS.search(self.text)
+        return not _CONDITION.search(self.text) and not (assignments and re.search(r"[+-]", assignments[1]))
 
     def __str__(self) -> str:
         return self.text
