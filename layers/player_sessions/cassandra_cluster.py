@@ -58,29 +58,18 @@ class TimeoutRetryPolicy(RetryPolicy):  # type: ignore[misc]  # the driver ships
     live replicas. (The default retries a read only when the replicas answered but the data did not come back,
     and a write never.) A conditional write is not sent again: the driver asks this policy about it too."""
 
-    def on_read_timeout(  # noqa: PLR0917  the driver calls it with these six, positionally
-        self,
-        query: object,  # noqa: ARG002
-        consistency: int,
-        required_responses: int,  # noqa: ARG002
-        received_responses: int,  # noqa: ARG002
-        data_retrieved: bool,  # noqa: ARG002
-        retry_num: int,
-    ) -> tuple[int, int | None]:
-        if retry_num == 0:
-            return self.RETRY_NEXT_HOST, consistency
-        return self.RETHROW, None
+    # The driver passes the query positionally, the rest by the names of the error's fields (consistency,
+    # required_responses, received_responses, and data_retrieved or write_type) and retry_num.
+    def on_read_timeout(self, query: object, consistency: int, **answer: Any) -> tuple[int, int | None]:  # noqa: ARG002
+        return self._next_coordinator_once(consistency, answer["retry_num"])
 
-    def on_write_timeout(  # noqa: PLR0917  the driver calls it with these six, positionally
-        self,
-        query: object,
-        consistency: int,
-        write_type: str,  # noqa: ARG002
-        required_responses: int,  # noqa: ARG002
-        received_responses: int,  # noqa: ARG002
-        retry_num: int,
-    ) -> tuple[int, int | None]:
-        if retry_num == 0 and getattr(query, "is_idempotent", False):
+    def on_write_timeout(self, query: object, consistency: int, **answer: Any) -> tuple[int, int | None]:
+        if not getattr(query, "is_idempotent", False):
+            return self.RETHROW, None
+        return self._next_coordinator_once(consistency, answer["retry_num"])
+
+    def _next_coordinator_once(self, consistency: int, retry_num: int) -> tuple[int, int | None]:
+        if retry_num == 0:
             return self.RETRY_NEXT_HOST, consistency
         return self.RETHROW, None
 

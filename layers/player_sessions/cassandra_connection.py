@@ -100,9 +100,10 @@ class CassandraConnection:
     def keyspace(self) -> str:
         return self._settings.keyspace
 
-    def prepare(self, cql: str, *, idempotent: bool) -> PreparedStatement:
-        """The statement, prepared, and marked idempotent when it is (``Cql.is_idempotent``): a slow one may
-        then be sent to another coordinator as well (SPECULATIVE_DELAY_SECONDS), and one timed out sent again.
+    def prepare(self, cql: str, *, idempotent: bool = False) -> PreparedStatement:
+        """The statement, prepared, and marked idempotent when the caller says it is (``Cql.is_idempotent``): a
+        slow one may then be sent to another coordinator as well (SPECULATIVE_DELAY_SECONDS), and one timed out
+        sent again. Unsaid, it is sent once.
         In local mode its text is first held to Keyspaces' rules (player_sessions.keyspaces_rules)."""
         local = self._settings.database_mode is DatabaseMode.LOCAL
         if local:

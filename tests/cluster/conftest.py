@@ -54,6 +54,14 @@ def serve_on(settings: Settings, log_file: Path, **environment: str) -> ServedAp
 
 
 @pytest.fixture
+def api(test_settings: Settings, tmp_path) -> Iterator[ServedApi]:
+    """The API as deployed, its cache included."""
+    served = serve_on(test_settings, tmp_path / "gateway.log")
+    yield served
+    stop(served)
+
+
+@pytest.fixture
 def uncached_api(test_settings: Settings, cassandra_connection, tmp_path) -> Iterator[ServedApi]:
     """The API without its cache: every read is a request to Cassandra."""
     api = serve_on(test_settings, tmp_path / "gateway.log", PLAYER_SESSIONS_CACHE_ENABLED="false")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -31,64 +33,53 @@ def completed_rows(session, player: str) -> dict[str, tuple]:
     }
 
 
-def test_a_replica_killed_during_sustained_ingest_and_reads_costs_no_request_and_no_event(
-    cluster, cassandra_session, test_settings, tmp_path, record_property
-):
-    api = serve_on(test_settings, tmp_path / "gateway.log")
-    try:
-        # Given three writers and a reader going steadily through the service
-        with Traffic(api, "NO") as traffic:
-            traffic.wait_until_flowing()
-            time.sleep(TRAFFIC_BEFORE_FAULT_SECONDS)
-            # When one replica (the first contact point, which holds the drivers' control connections) is
-            # killed with -9 in the middle of it
-            killed_at = time.monotonic()
-            cluster.kill(1)
-            time.sleep(TRAFFIC_AFTER_FAULT_SECONDS)
-        # Then no request failed, and the traffic went on after the kill
-        assert traffic.failures == [], f"killed at {killed_at:.2f}: " + " | ".join(traffic.failures)
-        after_kill = [moment for moment in traffic.posts if moment > killed_at]
-        assert len(after_kill) >= 10, f"{len(after_kill)} batches stored after the kill"
-        # And every acknowledged session is stored, including sessions started before the kill and ended after
-        across = assert_every_acknowledged_session_stored(api, cassandra_session, traffic, killed_at)
-    finally:
-        stop(api)
-    record_property("batches_after_kill", len(after_kill))
-    record_property("batches", len(traffic.posts))
-    record_property("reads", traffic.reads)
-    record_property("sessions_completed_across_the_kill", across)
-
-
 PAUSE_SECONDS = 3.0
 """Longer than the service's request timeout (2 s), far shorter than it takes the others to convict the node
 (phi 8: about 18 gossip rounds of 1 s): the node is up for everyone, and answers nothing."""
 
 
-def test_a_replica_that_pauses_during_sustained_ingest_and_reads_costs_no_request_and_no_event(
-    cluster, cassandra_session, test_settings, tmp_path, record_property
+@pytest.mark.parametrize(
+    "fault",
+    [
+        # One replica (the first contact point, which holds the drivers' control connections) killed with -9:
+        # batches go on being stored after it
+        pytest.param((lambda cluster: cluster.kill(1), "NO", math.inf, 10), id="killed"),
+        # One replica answering nothing for longer than a request may take, as in a long garbage collection or a
+        # starved process (SIGSTOP, then SIGCONT), every request it coordinates included: batches are stored
+        # while it is paused, by the other coordinators
+        pytest.param((lambda cluster: cluster.pause(2, PAUSE_SECONDS), "DK", PAUSE_SECONDS, 3), id="paused"),
+    ],
+)
+def test_a_replica_killed_or_paused_during_sustained_ingest_and_reads_costs_no_request_and_no_event(
+    fault, cluster, cassandra_session, api, record_property
 ):
-    api = serve_on(test_settings, tmp_path / "gateway.log")
-    try:
-        # Given three writers and a reader going steadily through the service
-        with Traffic(api, "DK") as traffic:
-            traffic.wait_until_flowing()
-            time.sleep(TRAFFIC_BEFORE_FAULT_SECONDS)
-            # When one replica stops answering for longer than a request may take, as in a long garbage
-            # collection or a starved process (SIGSTOP, then SIGCONT), every request it coordinates included
-            paused_at = time.monotonic()
-            cluster.pause(2, PAUSE_SECONDS)
-            time.sleep(TRAFFIC_AFTER_FAULT_SECONDS)
-        # Then no request failed, and batches were stored while it was paused: by the other coordinators
-        assert traffic.failures == [], f"paused at {paused_at:.2f}: " + " | ".join(traffic.failures)
-        during = [moment for moment in traffic.posts if paused_at < moment < paused_at + PAUSE_SECONDS]
-        assert len(during) >= 3, f"{len(during)} batches stored while node 2 was paused"
-        # And every acknowledged session is stored, including sessions started before the pause and ended after
-        across = assert_every_acknowledged_session_stored(api, cassandra_session, traffic, paused_at)
-    finally:
-        stop(api)
-    record_property("batches_while_paused", len(during))
+    strike, country, stored_within, at_least = fault
+    # Given three writers and a reader going steadily through the service, when the fault strikes in the middle
+    # of it, then no request failed
+    traffic, struck_at = traffic_through(api, country, lambda: strike(cluster), record_property)
+    # And the writers' batches went on being stored
+    stored = [moment for moment in traffic.posts if struck_at < moment < struck_at + stored_within]
+    assert len(stored) >= at_least, f"{len(stored)} batches stored from the fault on"
+    # And every acknowledged session is stored, including sessions started before the fault and ended after
+    across = assert_every_acknowledged_session_stored(api, cassandra_session, traffic, struck_at)
+    record_property("batches_stored_from_the_fault_on", len(stored))
+    record_property("sessions_completed_across_the_fault", across)
+
+
+def traffic_through(api, country: str, fault: Callable[[], None], record_property) -> tuple[Traffic, float]:
+    """Three writers and a reader going steadily through the service (``Traffic``), and ``fault`` struck in the
+    middle of it, once every route is warm; asserts that no request failed, records how many batches and reads
+    were answered, and returns the traffic, stopped, and when the fault struck."""
+    with Traffic(api, country) as traffic:
+        traffic.wait_until_flowing()
+        time.sleep(TRAFFIC_BEFORE_FAULT_SECONDS)
+        struck_at = time.monotonic()
+        fault()
+        time.sleep(TRAFFIC_AFTER_FAULT_SECONDS)
     record_property("batches", len(traffic.posts))
-    record_property("sessions_completed_across_the_pause", across)
+    record_property("reads", traffic.reads)
+    assert traffic.failures == [], f"the fault struck at {struck_at:.2f}: " + " | ".join(traffic.failures)
+    return traffic, struck_at
 
 
 def assert_every_acknowledged_session_stored(api, cassandra_session, traffic: Traffic, moment: float) -> int:
@@ -167,10 +158,15 @@ def test_a_replica_that_comes_back_is_used_again_and_gets_by_hints_what_it_misse
     player = uuid.uuid4().hex
     missed = [completed_session(player, "FI", 200 - 5 * n) for n in range(20)]
     with uncached_api.client() as client:
-        # Given a replica that is down while 20 sessions are stored
+        # Given a replica that is down while 20 sessions are stored (by a client that re-sends on a 503, as told:
+        # with one replica dead, a pause of either live one refuses a write, which is not what this test is about)
         cluster.kill(3)
+        seconds = 0.0
         for batch in missed:
-            assert client.post("/studio/events", json=batch).json()["stored"] == 2
+            stored, took = first_success(lambda batch=batch: client.post("/studio/events", json=batch), 30.0)
+            assert stored.status_code == 200, stored.text
+            assert stored.json()["stored"] == 2
+            seconds = max(seconds, took)
         # (the two live replicas keep hints for it: the writes it missed)
         hints_seen = wait_for(lambda: hint_files(1, 2), HINTS_WITHIN_SECONDS)
         assert hints_seen, "no hints were written for the dead replica"
@@ -194,6 +190,7 @@ def test_a_replica_that_comes_back_is_used_again_and_gets_by_hints_what_it_misse
     on_node_3 = sessions_alone_on(cluster, 3, missed, ALONE_WITHIN_SECONDS)
     assert on_node_3 == {batch[0]["session_id"] for batch in missed}
     record_property("node_3_coordinated", f"{coordinated} of the first {sent} reads")
+    record_property("longest_store_while_node_3_down_seconds", round(seconds, 2))
 
 
 HINTS_WITHIN_SECONDS = 60.0

@@ -67,7 +67,28 @@ def test_a_write_the_coordinator_timed_out_is_tried_once_more_on_the_next_one_wh
     # When the policy is asked / Then the first timeout of an idempotent write goes to the next coordinator, at the
     # same consistency; a conditional write's, or a second one, is the caller's
     retry, consistency = TimeoutRetryPolicy().on_write_timeout(
-        write, ConsistencyLevel.LOCAL_QUORUM, WriteType.SIMPLE, 2, 1, retry_num
+        write,
+        consistency=ConsistencyLevel.LOCAL_QUORUM,
+        required_responses=2,
+        received_responses=1,
+        write_type=WriteType.SIMPLE,
+        retry_num=retry_num,
     )
     assert retry == decision
     assert consistency == (ConsistencyLevel.LOCAL_QUORUM if decision == RetryPolicy.RETRY_NEXT_HOST else None)
+
+
+def test_a_read_the_coordinator_timed_out_is_tried_once_more_on_the_next_one():
+    read = SimpleStatement("SELECT end_ts FROM sessions WHERE session_id = ?", is_idempotent=True)
+    answer = {"required_responses": 2, "received_responses": 1, "data_retrieved": False}
+    # When the policy is asked about a first and a second timeout / Then the first goes to the next coordinator
+    decisions = [
+        TimeoutRetryPolicy().on_read_timeout(
+            read, consistency=ConsistencyLevel.LOCAL_QUORUM, retry_num=retry_num, **answer
+        )
+        for retry_num in (0, 1)
+    ]
+    assert decisions == [
+        (RetryPolicy.RETRY_NEXT_HOST, ConsistencyLevel.LOCAL_QUORUM),
+        (RetryPolicy.RETHROW, None),
+    ]
