@@ -28,7 +28,7 @@ from player_sessions.models import (
     format_timestamp,
     parse_event,
 )
-from player_sessions.repositories.cache_protocol import NoCache, ReadCache
+from player_sessions.repositories.cache_protocol import NoCache, ReadCache, country_scope, player_scope
 from player_sessions.repositories.protocols import SessionStore, StartsStore
 from player_sessions.retention import ttl_seconds
 from player_sessions.settings import Settings
@@ -167,7 +167,7 @@ def ingest_batch(
         cache = cache or NoCache()
         cache.invalidate(changed_cache_scopes(starts, history))
         if erased_meanwhile:
-            cache.forget(sorted({f"player:{s.player_id}" for s in erased_meanwhile}))
+            cache.forget(sorted({player_scope(s.player_id) for s in erased_meanwhile}))
         outcome.stored = len(writes)
         outcome.completed_sessions = len(history)
     return outcome
@@ -380,8 +380,8 @@ def _rewrite_acknowledged_late(
 
 def changed_cache_scopes(starts: Sequence[EventWrite], completed: Sequence[CompletedSession]) -> list[str]:
     """Every country that got a start (its cached pages), every player who completed a session (history)."""
-    scopes = sorted({f"starts:{w.event.country}" for w in starts})
-    scopes += sorted({f"player:{session.player_id}" for session in completed})
+    scopes = sorted({country_scope(start_key(w).country) for w in starts})
+    scopes += sorted({player_scope(session.player_id) for session in completed})
     return scopes
 
 

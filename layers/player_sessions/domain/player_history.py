@@ -8,7 +8,7 @@ from uuid import UUID
 
 from player_sessions.clock import Clock
 from player_sessions.models import CompletedSession, from_epoch_ms, to_epoch_ms
-from player_sessions.repositories.cache_protocol import NoCache, ReadCache, decoded_or_miss
+from player_sessions.repositories.cache_protocol import NoCache, ReadCache, decoded_or_miss, player_scope
 from player_sessions.repositories.protocols import SessionStore
 from player_sessions.settings import Settings
 
@@ -36,7 +36,7 @@ def last_completed_sessions(
     now = clock.now()
     since = now - settings.retention
     key = f"player:{player_id}:{limit}"
-    token, raw = cache.lookup([f"player:{player_id}"], key)
+    token, raw = cache.lookup([player_scope(player_id)], key)
     cached = decoded_or_miss(raw, _sessions_from_json)
     if cached is not None and all(session.start_ts >= since for session in cached):
         return cached

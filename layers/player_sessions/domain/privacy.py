@@ -25,7 +25,7 @@ from player_sessions.models import (
     SessionHalves,
     WriteKind,
 )
-from player_sessions.repositories.cache_protocol import ReadCache
+from player_sessions.repositories.cache_protocol import ReadCache, country_scope, player_scope
 from player_sessions.repositories.protocols import PlayerDataStore
 from player_sessions.settings import Settings
 from player_sessions.time_buckets import start_shard
@@ -88,7 +88,9 @@ def erase_player(
     store.erase_completed(player_id, completed)
     receipt.deleted_rows["completed_sessions_by_player"] += len(completed)
     countries = sorted({entry.country for entry in entries if entry.country} | {s.country for s in completed})
-    receipt.cache_keys_deleted = cache.forget([f"player:{player_id}", *(f"starts:{c}" for c in countries)])
+    receipt.cache_keys_deleted = cache.forget(
+        [player_scope(player_id), *(country_scope(c) for c in countries)]
+    )
     receipt.finished_at = clock.now()
     store.save_receipt(receipt, ttl)
     if previous is not None and previous[1] != receipt.erasure_id:

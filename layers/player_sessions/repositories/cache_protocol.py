@@ -5,9 +5,10 @@ before the database read*; a write bumps the generations of what it changed *aft
 before it answers. A value cached from data older than an acknowledged write is therefore never found again.
 
 Scopes:
-- ``starts``: any session start stored (country metric and listings);
-- ``late``: a start stored into an hour that may already be rolled up (the cached settled part of the metric);
-- ``player:<player_id>``: a session of that player completed (the player's history).
+- ``starts:<country>``: a start of that country stored (its cached pages: ``country_scope``);
+- ``rollups`` (``rollups:<family>`` for the live-ops families): a fold of the builder changed the cached coarse
+  sums of the metrics (domain.country_starts.counting.cache_scope);
+- ``player:<player_id>``: a session of that player completed or erased (the player's history: ``player_scope``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,16 @@ CACHE_FORMAT_VERSION = 1
 cached bumps it, so that no environment reads entries written in another format; those expire on their TTL."""
 
 _Value = TypeVar("_Value")
+
+
+def country_scope(country: str) -> str:
+    """The scope of a country's cached pages of starts."""
+    return f"starts:{country}"
+
+
+def player_scope(player_id: str) -> str:
+    """The scope of a player's cached history."""
+    return f"player:{player_id}"
 
 
 def decoded_or_miss(raw: bytes | None, decode: Callable[[bytes], _Value]) -> _Value | None:

@@ -38,19 +38,31 @@ class Cql:
     access: frozenset[Access] = field(init=False)
     """A read needs Select; a write Modify; a conditional write (a lightweight transaction) both, as it reads
     the row it compares."""
+    is_idempotent: bool = field(init=False)
+    """Sent twice, it leaves what it leaves sent once, so the driver may send it to a second coordinator
+    (cassandra_cluster.SPECULATIVE_DELAY_SECONDS) or again after a timeout: every read, and every write that is
+    neither conditional (a lightweight transaction compares, then writes) nor computed from the value it
+    replaces (a counter's or a collection's ``x = x + ?``). A write's time is the driver's, carried by each copy
+    (client-side timestamps, on Keyspaces too: infra_cdk.data), so a copy that lands late never overwrites a
+    later write."""
 
     def __post_init__(self) -> None:
         match = _TABLE_OF.match(self.text)
         if match is None or match.group(1).lower() not in _TABLE_NAMES:
             raise ValueError(f"not a statement on one of the service's tables: {self.text!r}")
         object.__setattr__(self, "table", match.group(1).lower())
-        if self.text.lstrip()[:6].upper() == "SELECT":
+        read = self.text.lstrip()[:6].upper() == "SELECT"
+        conditional = not read and _CONDITION.search(self.text) is not None
+        if read:
             access = frozenset({Access.SELECT})
-        elif _CONDITION.search(self.text):
+        elif conditional:
             access = frozenset({Access.SELECT, Access.MODIFY})
         else:
             access = frozenset({Access.MODIFY})
         object.__setattr__(self, "access", access)
+        assignments = _ASSIGNMENTS.search(self.text)
+        computed = assignments is not None and re.search(r"[+-]", assignments[1]) is not None
+        object.__setattr__(self, "is_idempotent", read or not (conditional or computed))
 
     def of_family(self, family: RollupFamily) -> Cql:
         """This statement on one of the starts family's tables, sent to ``family``'s table of the same kind."""
@@ -62,19 +74,6 @@ class Cql:
     @property
     def is_read(self) -> bool:
         return self.access == {Access.SELECT}
-
-    @property
-    def is_idempotent(self) -> bool:
-        """Sent twice, it leaves what it leaves sent once, so the driver may send it to a second coordinator
-        (cassandra_cluster.SPECULATIVE_DELAY_SECONDS) or again after a timeout: every read, and every write
-        that is neither conditional (a lightweight transaction compares, then writes) nor computed from the
-        value it replaces (a counter's or a collection's ``x = x + ?``). A write's time is the driver's,
-        carried by each copy (client-side timestamps, on Keyspaces too: infra_cdk.data), so a copy that lands
-        late never overwrites a later write."""
-        if self.is_read:
-            return True
-        assignments = _ASSIGNMENTS.search(self.text)
-        return not _CONDITION.search(self.text) and not (assignments and re.search(r"[+-]", assignments[1]))
 
     def __str__(self) -> str:
         return self.text

@@ -15,7 +15,7 @@ from player_sessions.domain.country_starts.records import contributions_of
 from player_sessions.domain.country_starts.window import Window, window_for
 from player_sessions.errors import BadRequestError
 from player_sessions.models import StartRow, from_epoch_ms, to_epoch_ms
-from player_sessions.repositories.cache_protocol import NoCache, ReadCache, decoded_or_miss
+from player_sessions.repositories.cache_protocol import NoCache, ReadCache, country_scope, decoded_or_miss
 from player_sessions.repositories.protocols import StartsStore
 from player_sessions.settings import Settings
 
@@ -109,7 +109,7 @@ class CountryStarts:
         else:
             window = window_for(hours, now, self.settings.retention)
             key = f"first:{country}:{hours}:{limit}"
-        token, raw = self.cache.lookup([f"starts:{country}"], key)
+        token, raw = self.cache.lookup([country_scope(country)], key)
         cached = decoded_or_miss(raw, _page_from_json)
         page = _reusable(cached, window, country, self.store) if cached is not None else None
         if page is None:
