@@ -12,9 +12,8 @@ import pytest
 from cassandra import ConsistencyLevel
 from cassandra.query import SimpleStatement
 
-from tests.cluster.conftest import LOCAL_DIR, serve_on, wait_until_hosts_up
+from tests.cluster.conftest import LOCAL_DIR, wait_until_hosts_up
 from tests.cluster.traffic import Traffic
-from tests.e2e.conftest import stop
 from tests.faults.conftest import completed_session
 from tests.faults.test_cassandra_outages import first_success, timed
 
@@ -108,45 +107,39 @@ RETURN_WITHIN_SECONDS = 60.0
 
 
 def test_two_replicas_down_is_a_prompt_503_and_the_service_returns_by_itself_when_one_is_back(
-    cluster, cassandra_session, test_settings, tmp_path, record_property
+    cluster, cassandra_session, api, record_property
 ):
     player = uuid.uuid4().hex
     before, during = completed_session(player, "SE", 90), completed_session(player, "SE", 30)
-    api = serve_on(test_settings, tmp_path / "gateway.log")
-    try:
-        with api.client() as client:
-            # Given a warm service on three replicas
-            assert client.post("/studio/events", json=before).json()["stored"] == 2
-            assert client.get("/health").json()["cassandra"]["status"] == "up"
-            # When two of the three are killed: no quorum is left
-            cluster.kill(2, 3)
-            answers = {
-                "ingest": timed(lambda: client.post("/studio/events", json=during)),
-                "history": timed(lambda: client.get(f"/players/{player}/sessions")),
-                "metric": timed(lambda: client.get("/countries/starts?hours=2")),
-                "health": timed(lambda: client.get("/health")),
-            }
-            # Then every route answers 503 with Retry-After, promptly, naming Cassandra; /health says it is down
-            for route, (response, seconds) in answers.items():
-                assert response.status_code == 503, f"{route}: {response.text}"
-                assert int(response.headers["retry-after"]) > 0, route
-                assert "Cassandra" in response.text, route
-                assert seconds < ANSWER_WITHIN_SECONDS, f"{route} answered after {seconds:.1f} s"
-            assert answers["health"][0].json()["cassandra"]["status"] == "down"
-            # And once one of them is back, the same service (no restart) stores and reads again by itself
-            started_s = cluster.start(2)
-            back_at = time.monotonic()
-            stored, _ = first_success(
-                lambda: client.post("/studio/events", json=during), RETURN_WITHIN_SECONDS
-            )
-            returned_s = time.monotonic() - back_at
-            assert stored.status_code == 200, f"not back {returned_s:.0f} s after node 2: {stored.text}"
-            assert stored.json()["stored"] == 2
-            history = client.get(f"/players/{player}/sessions").json()["sessions"]
-            assert [h["session_id"] for h in history] == [during[0]["session_id"], before[0]["session_id"]]
-            assert client.get("/health").json()["cassandra"]["status"] == "up"
-    finally:
-        stop(api)
+    with api.client() as client:
+        # Given a warm service on three replicas
+        assert client.post("/studio/events", json=before).json()["stored"] == 2
+        assert client.get("/health").json()["cassandra"]["status"] == "up"
+        # When two of the three are killed: no quorum is left
+        cluster.kill(2, 3)
+        answers = {
+            "ingest": timed(lambda: client.post("/studio/events", json=during)),
+            "history": timed(lambda: client.get(f"/players/{player}/sessions")),
+            "metric": timed(lambda: client.get("/countries/starts?hours=2")),
+            "health": timed(lambda: client.get("/health")),
+        }
+        # Then every route answers 503 with Retry-After, promptly, naming Cassandra; /health says it is down
+        for route, (response, seconds) in answers.items():
+            assert response.status_code == 503, f"{route}: {response.text}"
+            assert int(response.headers["retry-after"]) > 0, route
+            assert "Cassandra" in response.text, route
+            assert seconds < ANSWER_WITHIN_SECONDS, f"{route} answered after {seconds:.1f} s"
+        assert answers["health"][0].json()["cassandra"]["status"] == "down"
+        # And once one of them is back, the same service (no restart) stores and reads again by itself
+        started_s = cluster.start(2)
+        back_at = time.monotonic()
+        stored, _ = first_success(lambda: client.post("/studio/events", json=during), RETURN_WITHIN_SECONDS)
+        returned_s = time.monotonic() - back_at
+        assert stored.status_code == 200, f"not back {returned_s:.0f} s after node 2: {stored.text}"
+        assert stored.json()["stored"] == 2
+        history = client.get(f"/players/{player}/sessions").json()["sessions"]
+        assert [h["session_id"] for h in history] == [during[0]["session_id"], before[0]["session_id"]]
+        assert client.get("/health").json()["cassandra"]["status"] == "up"
     record_property("seconds_to_503", round(max(seconds for _, seconds in answers.values()), 2))
     record_property("node_start_seconds", round(started_s, 1))
     record_property("seconds_to_serve_after_node_answered", round(returned_s, 2))
