@@ -1,5 +1,7 @@
-"""The read routes through the served gateway while Redis is frozen or killed: answers stay correct and
-fast, and once Redis is back a value cached before a write is never served."""
+"""The read routes through the served gateway while Redis is frozen or killed: answers stay correct, and once
+Redis is back a value cached before a write is never served. How long Redis may hold a request (one read of
+its 0.1 s timeout per environment, then the breaker skips it) is bounded by count, not timed, in
+tests/integration/test_redis_cache.py."""
 
 from __future__ import annotations
 
@@ -44,12 +46,6 @@ def completed_session(player: str, minutes_ago: int) -> list[dict]:
     ]
 
 
-def timed_get(client, path: str):
-    started = time.perf_counter()
-    response = client.get(path)
-    return response, time.perf_counter() - started
-
-
 def sessions_of(response) -> list[str]:
     assert response.status_code == 200, response.text
     return [session["session_id"] for session in response.json()["sessions"]]
@@ -78,13 +74,10 @@ def test_frozen_redis_reads_stay_correct_and_fresh_writes_show_after_it_thaws(se
             # When Redis is frozen and a second session of the player is ingested
             second = completed_session(player, 50)
             assert client.post("/studio/events", json=second).status_code == 200
-            # Then reads answer within 1 s, with the new session and the new start
-            history, seconds = timed_get(client, f"/players/{player}/sessions")
-            assert seconds < 1.0
+            # Then reads answer, with the new session and the new start
+            history = client.get(f"/players/{player}/sessions")
             assert sessions_of(history) == [second[0]["session_id"], first[0]["session_id"]]
-            counts, seconds = timed_get(client, "/countries/starts?hours=48")
-            assert seconds < 1.0
-            assert starts_in_se(counts) == se_before + 1
+            assert starts_in_se(client.get("/countries/starts?hours=48")) == se_before + 1
         finally:
             os.kill(pid, signal.SIGCONT)
         # And once Redis is back (after the breaker's pause) the history cached before the write is not served
@@ -109,9 +102,8 @@ def test_killed_redis_reads_stay_correct_and_the_cache_is_used_again_once_restar
             # When Redis is gone, a session is ingested and read back
             second = completed_session(player, 20)
             assert client.post("/studio/events", json=second).status_code == 200
-            history, seconds = timed_get(client, f"/players/{player}/sessions")
-            # Then the answer is right, and fast
-            assert seconds < 1.0
+            history = client.get(f"/players/{player}/sessions")
+            # Then the answer is right
             assert sessions_of(history)[0] == second[0]["session_id"]
             assert len(sessions_of(history)) == 2
         finally:

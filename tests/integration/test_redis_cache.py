@@ -8,6 +8,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from uuid import uuid4
 
@@ -75,10 +76,42 @@ def redis_port(test_settings) -> int:
     return redis.Redis.from_url(test_settings.redis_url).connection_pool.connection_kwargs["port"]
 
 
-def timed(call):
-    started = time.perf_counter()
-    result = call()
-    return result, time.perf_counter() - started
+@dataclass
+class RedisWaits:
+    """What the connections waited on Redis for, from the moment ``watch_redis_waits`` was called: a request's
+    time is bounded by these counts and timeouts, where a stopwatch would be a test that fails on a busy day."""
+
+    read_timeouts: list[float] = field(default_factory=list)
+    """Each read that ended in its timeout, with the timeout it waited, in seconds."""
+    connects: list[str] = field(default_factory=list)
+    """Each socket connection attempt, with how it ended: ``connected`` or the error's name."""
+
+
+def watch_redis_waits(monkeypatch) -> RedisWaits:
+    waits = RedisWaits()
+    read, connect = redis.connection.AbstractConnection.read_response, redis.connection.Connection._connect
+
+    def reading(self, *args, **kwargs):
+        try:
+            return read(self, *args, **kwargs)
+        except redis.exceptions.TimeoutError:
+            timeout = kwargs.get("timeout")
+            waits.read_timeouts.append(timeout if isinstance(timeout, int | float) else self.socket_timeout)
+            raise
+
+    def connecting(self):
+        # redis-py's one socket connection attempt (private: the public connect() may retry around it)
+        try:
+            sock = connect(self)
+        except OSError as error:
+            waits.connects.append(type(error).__name__)
+            raise
+        waits.connects.append("connected")
+        return sock
+
+    monkeypatch.setattr(redis.connection.AbstractConnection, "read_response", reading)
+    monkeypatch.setattr(redis.connection.Connection, "_connect", connecting)
+    return waits
 
 
 def test_a_stored_value_is_found_under_the_same_scopes_and_key_only(cache):
@@ -169,10 +202,10 @@ def test_values_expire_with_their_ttl_capped_by_the_entry_ttl_cap(connection, na
 
 
 def test_a_frozen_redis_costs_one_timeout_and_hides_values_cached_before_a_lost_invalidation(
-    connection, namespace, monkeypatch
+    connection, namespace, monkeypatch, test_settings
 ):
     # Given a cache whose breaker keeps the time the test sets, a value cached under "starts", and every command
-    # sent to Redis counted
+    # sent to Redis and every wait for it counted
     now = [0.0]
     cache = RedisReadCache(
         connection, namespace=namespace, breaker_seconds=BREAKER_SECONDS, clock=lambda: now[0]
@@ -181,23 +214,28 @@ def test_a_frozen_redis_costs_one_timeout_and_hides_values_cached_before_a_lost_
     cache.store(token, "metric:DE:24", b"before the freeze", 60)
     assert cache.lookup(["starts"], "metric:DE:24")[1] == b"before the freeze"
     sent = count_commands_sent(monkeypatch)
+    waits = watch_redis_waits(monkeypatch)
     pid = redis_pid()
     os.kill(pid, signal.SIGSTOP)
     try:
         # When Redis is frozen
-        first, first_seconds = timed(lambda: cache.lookup(["starts"], "metric:DE:24"))
+        first = cache.lookup(["starts"], "metric:DE:24")
         sent_by_first = len(sent)
+        timeouts_by_first = list(waits.read_timeouts)
         second = cache.lookup(["starts"], "metric:DE:24")
         cache.invalidate(["starts"])
     finally:
         os.kill(pid, signal.SIGCONT)
-    # Then the first lookup misses after one short timeout; the second, and the invalidation, skip Redis (the
-    # breaker is open: nothing more is sent), and the invalidation is owed
+    # Then the first lookup misses after one short timeout (one read waited the setting's 0.1 s, over the
+    # connection it had); the second, and the invalidation, skip Redis (the breaker is open: nothing more is
+    # sent, nothing more waited), and the invalidation is owed
     assert first == (None, None)
-    assert first_seconds < 1.0
+    assert timeouts_by_first == [test_settings.redis_timeout_seconds]
     assert sent_by_first >= 1
     assert second == (None, None)
     assert len(sent) == sent_by_first
+    assert waits.read_timeouts == timeouts_by_first
+    assert waits.connects == []
     assert cache._epoch_bump_owed is True
     # When Redis answers again and the breaker period is over
     now[0] += BREAKER_SECONDS
@@ -210,7 +248,9 @@ def test_a_frozen_redis_costs_one_timeout_and_hides_values_cached_before_a_lost_
     assert cache.lookup(["starts"], "metric:DE:24") == (token, b"after the freeze")
 
 
-def test_a_killed_redis_fails_fast_and_the_cache_is_used_again_once_it_is_back(cache, test_settings):
+def test_a_killed_redis_fails_fast_and_the_cache_is_used_again_once_it_is_back(
+    cache, test_settings, monkeypatch
+):
     # Given a token taken while Redis is up
     token, _ = cache.lookup(["starts"], "metric:DE:24")
     port = redis_port(test_settings)
@@ -220,15 +260,17 @@ def test_a_killed_redis_fails_fast_and_the_cache_is_used_again_once_it_is_back(c
         while port_open(port, timeout=0.1):
             assert time.monotonic() < deadline, "the killed Redis still accepts connections"
             time.sleep(0.02)
-        # When Redis is gone
-        looked_up, lookup_seconds = timed(lambda: cache.lookup(["starts"], "metric:DE:24"))
-        _, store_seconds = timed(lambda: cache.store(token, "metric:DE:24", b"v", 60))
-        _, invalidate_seconds = timed(lambda: cache.invalidate(["starts"]))
-        # Then every call returns at once, without raising
+        # When Redis is gone, with every wait for it counted
+        waits = watch_redis_waits(monkeypatch)
+        looked_up = cache.lookup(["starts"], "metric:DE:24")
+        cache.store(token, "metric:DE:24", b"v", 60)
+        cache.invalidate(["starts"])
+        # Then every call returns without raising, having waited for nothing: the lookup met the refused
+        # connection once (the one it had died with Redis), and the store and the invalidation skipped Redis
+        # (the breaker is open)
         assert looked_up == (None, None)
-        assert lookup_seconds < 1.0
-        assert store_seconds < 1.0
-        assert invalidate_seconds < 1.0
+        assert waits.connects == ["ConnectionRefusedError"]
+        assert waits.read_timeouts == []
     finally:
         subprocess.run(["tools/local_services.sh", "up"], cwd=REPO_ROOT, check=False, timeout=300)
     assert connection_answers(test_settings), "Redis did not come back after tools/local_services.sh up"

@@ -93,7 +93,7 @@ class EnvironmentPool:
         self._live: set[Any] = set()
         self._started: Counter[str] = Counter()
         self._numbers = itertools.count(1)
-        self._busy = self._waiting = self._peak_busy = self._throttled = 0
+        self._busy = self._waiting = self._peak_busy = 0
         self._closed = False
         # Every emulator is started from this one long-lived thread: each dies with the thread that started it
         # (PR_SET_PDEATHSIG), so none outlives the gateway, not even a gateway killed with SIGKILL.
@@ -151,7 +151,6 @@ class EnvironmentPool:
                             raise _NoEnvironmentError(
                                 f"all {self.max_concurrency} environments busy for {self._wait_timeout:g} s"
                             )
-                        self._throttled += 1
                         raise _ThrottledError(
                             f"all {self.max_concurrency} environments busy for {self._start_wait * 1000:g} ms"
                         )
