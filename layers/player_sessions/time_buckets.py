@@ -119,18 +119,20 @@ class Level(Enum):
     def __init__(self, code: str, seconds: int) -> None:
         self.code = code
         self.seconds = seconds
+        self.span = timedelta(seconds=seconds)
 
     def floor(self, moment: datetime) -> datetime:
-        moment = moment.astimezone(UTC)
+        if moment.tzinfo is not UTC:
+            moment = moment.astimezone(UTC)
         if self is Level.MONTH:
             return moment.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-        return EPOCH + (moment - EPOCH) // timedelta(seconds=self.seconds) * timedelta(seconds=self.seconds)
+        return moment - (moment - EPOCH) % self.span
 
     def after(self, start: datetime) -> datetime:
         """The start of the next bucket of this level."""
         if self is Level.MONTH:
             return start.replace(year=start.year + start.month // 12, month=start.month % 12 + 1)
-        return start + timedelta(seconds=self.seconds)
+        return start + self.span
 
     def period(self, start: datetime) -> datetime:
         return _PERIOD_LEVEL[self].floor(start) if self in _PERIOD_LEVEL else start.replace(month=1, day=1)
@@ -145,6 +147,7 @@ _PERIOD_LEVEL = {
 }
 """Days and months live in the partition of their year (at most 366 and 12 rows)."""
 LEVELS: tuple[Level, ...] = tuple(Level)
+_FIXED_COARSEST_FIRST = tuple(level for level in reversed(LEVELS) if level is not Level.MONTH)
 COARSE_LEVELS = frozenset({Level.HOUR, Level.DAY, Level.MONTH})
 """Whole hours and more: the part of a window's cover that readers cache."""
 
@@ -171,20 +174,24 @@ def buckets_of(ts: datetime) -> list[Bucket]:
     return [Bucket(level, level.floor(ts)) for level in LEVELS]
 
 
-def _aligned(level: Level, moment: datetime) -> bool:
-    return level.floor(moment) == moment
-
-
 def cover(start: datetime, end: datetime) -> list[Bucket]:
     """The fewest aligned buckets that tile ``[start, end)`` (both on whole seconds), oldest first: finer
     buckets climb from ``start`` to the coarsest boundary, coarser ones span the middle, finer ones again
     reach ``end``."""
     buckets: list[Bucket] = []
-    cursor = start
+    cursor = start if start.tzinfo is UTC else start.astimezone(UTC)
     while cursor < end:
-        level = next(
-            level for level in reversed(LEVELS) if _aligned(level, cursor) and level.after(cursor) <= end
-        )
+        # The coarsest level the cursor is aligned to, stepped down until its bucket ends in time. Aligned to a
+        # level is aligned to every finer one: each fixed length divides the next, and a month starts a day.
+        offset = cursor - EPOCH
+        level = Level.SECOND
+        if not offset.microseconds:
+            seconds = offset.days * 86_400 + offset.seconds
+            level = next(lv for lv in _FIXED_COARSEST_FIRST if not seconds % lv.seconds)
+            if level is Level.DAY and cursor.day == 1:
+                level = Level.MONTH
+        while level is not Level.SECOND and level.after(cursor) > end:
+            level = LEVELS[LEVELS.index(level) - 1]
         buckets.append(Bucket(level, cursor))
         cursor = level.after(cursor)
     return buckets

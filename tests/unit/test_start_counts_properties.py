@@ -414,6 +414,31 @@ def test_a_windows_cover_tiles_it_with_few_buckets():
         assert plan.edge == (window.start, plan.buckets[0].start)
 
 
+@settings(max_examples=300, deadline=None)
+@given(
+    start=st.datetimes(min_value=datetime(2024, 1, 1), max_value=datetime(2027, 12, 31)),
+    seconds=st.integers(min_value=1, max_value=800 * 86_400),
+    whole=st.sampled_from([Level.SECOND, Level.MINUTE, Level.HOUR, Level.DAY, Level.MONTH]),
+)
+def test_each_bucket_of_a_cover_is_the_coarsest_aligned_one_that_fits(start, seconds, whole):
+    # Given a span between whole seconds, its start often on a whole minute, hour, day or month
+    begin = whole.floor(start.replace(tzinfo=UTC, microsecond=0))
+    end = begin + timedelta(seconds=seconds)
+    # When it is covered
+    buckets = cover(begin, end)
+    # Then the buckets tile it, and no coarser level was aligned at a bucket's start and ended in time
+    assert buckets[0].start == begin and buckets[-1].end == end
+    for earlier, later in pairwise(buckets):
+        assert earlier.end == later.start
+    for bucket in buckets:
+        coarser = LEVELS[LEVELS.index(bucket.level) + 1 :]
+        assert not [
+            level
+            for level in coarser
+            if level.floor(bucket.start) == bucket.start and level.after(bucket.start) <= end
+        ]
+
+
 def test_cover_uses_every_level_it_can():
     # Given a span from five seconds before an hour, two months back, to ten past three
     start, end = datetime(2026, 1, 30, 22, 59, 55, tzinfo=UTC), datetime(2026, 4, 2, 3, 10, 20, tzinfo=UTC)
