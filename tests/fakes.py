@@ -218,6 +218,9 @@ class InMemoryStartsStore:
         self.db = sessions.db
         self.family = family
         self.tables = sessions.db.of(family)
+        self.rollups_read_first = True
+        """Whether ``start_reading_rollups`` reads them when called, before what its caller reads meanwhile,
+        or when they are collected, after it: Cassandra may answer in either order."""
 
     def read_progress(self, parts: Sequence[int]) -> dict[int, int]:
         found = {part: self.tables.progress[part] for part in parts if part in self.tables.progress}
@@ -289,6 +292,12 @@ class InMemoryStartsStore:
 
     def claim_fold(self, fold: int, keys: Sequence[StartKey], ttl_seconds: int) -> list[StartKey]:
         return list(self.tables.folds.setdefault(fold, list(keys)))
+
+    def start_reading_rollups(self, buckets: Sequence[Bucket]) -> Callable[[], dict[Bucket, list[RollupRow]]]:
+        if not self.rollups_read_first:
+            return lambda: self.read_rollups(buckets)
+        found = self.read_rollups(buckets)
+        return lambda: found
 
     def read_rollups(self, buckets: Sequence[Bucket]) -> dict[Bucket, list[RollupRow]]:
         found = {

@@ -77,13 +77,15 @@ step = st.one_of(
     # A builder that dies after some of its writes (the next run of its part resumes from its watermark)
     st.tuples(st.just("interrupted fold"), st.tuples(st.integers(0, 3), st.integers(1, 12))),
     st.tuples(st.just("count"), st.integers(1, 8760)),
-    # Builders fold while a count reads: right after it read the watermarks, the arrivals, or the rollups
+    # Builders fold while a count reads: right after it read the watermarks, the arrivals, or sent the rollups'
+    # requests, Cassandra reading the rollups before the arrivals or after them
     st.tuples(
         st.just("count racing a fold"),
         st.tuples(
             st.integers(1, 8760),
-            st.sampled_from(("read_progress", "read_arrivals", "read_rollups")),
+            st.sampled_from(("read_progress", "read_arrivals_within", "start_reading_rollups")),
             st.lists(st.integers(0, 3), min_size=1, max_size=4, unique=True),
+            st.booleans(),
         ),
     ),
     # A player's erasure: their starts stay counted, without them, and leave the listings; their replays of
@@ -275,12 +277,15 @@ class History:
         self.truth -= theirs
         self.anonymous |= theirs
 
-    def count(self, hours: int, racing: tuple[str, Sequence[int]] | None = None) -> None:
+    def count(self, hours: int, racing: tuple[str, Sequence[int], bool] | None = None) -> None:
         store: object = self.starts
         if racing is not None:
-            after, parts = racing
+            after, parts, self.starts.rollups_read_first = racing
             store = OnceAfter(self.starts, after, lambda: self.fold(500, parts))
-        result = CountryStarts(store, self.clock, SETTINGS, self.cache).counts(hours)
+        try:
+            result = CountryStarts(store, self.clock, SETTINGS, self.cache).counts(hours)
+        finally:
+            self.starts.rollups_read_first = True
         window = result.window
         counted = self.truth | self.anonymous
         expected = Counter(key.country for key in counted if window.start <= key.ts <= window.end)
@@ -328,7 +333,7 @@ def run(steps) -> int:
         elif kind == "count":
             history.count(argument)
         elif kind == "count racing a fold":
-            history.count(argument[0], racing=(argument[1], argument[2]))
+            history.count(argument[0], racing=(argument[1], argument[2], argument[3]))
         elif kind == "erase":
             history.erase(argument)
         else:

@@ -138,9 +138,42 @@ def execute_all(
     try:
         return run()
     except OperationTimedOut:
-        if not all(getattr(statement, "is_idempotent", False) for statement, _ in pairs):
+        if not _all_idempotent(pairs):
             raise
         return run()
+
+
+def send_all(
+    session: Any, pairs: Sequence[tuple[Any, Any]], *, execution_profile: object = EXEC_PROFILE_DEFAULT
+) -> Callable[[], list[Any]]:
+    """Sends a few statements now, all at once, and returns what waits for their results, in order, as
+    ``execute_all`` would have returned them (the first error raised; statements that timed out sent once more,
+    together, when every one is idempotent): the caller's thread does other work while Cassandra answers."""
+    futures = [
+        session.execute_async(statement, params, execution_profile=execution_profile)
+        for statement, params in pairs
+    ]
+
+    def results() -> list[Any]:
+        try:
+            return [future.result() for future in futures]
+        except OperationTimedOut:
+            if not _all_idempotent(pairs):
+                raise
+            again = execute_concurrent(
+                session,
+                pairs,
+                concurrency=len(pairs),
+                raise_on_first_error=True,
+                execution_profile=execution_profile,
+            )
+            return [result for _, result in again]
+
+    return results
+
+
+def _all_idempotent(pairs: Sequence[tuple[Any, Any]]) -> bool:
+    return all(getattr(statement, "is_idempotent", False) for statement, _ in pairs)
 
 
 @contextmanager

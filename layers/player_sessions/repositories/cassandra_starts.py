@@ -6,7 +6,7 @@ reads (repositories.cassandra_start_rows); prepared statements only. Every read 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -28,6 +28,7 @@ from player_sessions.repositories.cassandra_helpers import (
     chunks,
     counted_first_row,
     in_or_one_each,
+    send_all,
     unavailable_on_failure,
     utc,
 )
@@ -307,30 +308,54 @@ class CassandraStartsStore(CassandraStartRows):
     def read_rollups(self, buckets: Sequence[Bucket]) -> dict[Bucket, list[RollupRow]]:
         """One range read per run of adjacent wanted buckets in a partition, all at once: a window's two ends
         may share a partition (a 12-hour window's minutes), and one range across them reads all in between."""
+        reads = _RollupReads(buckets)
+        with unavailable_on_failure("read rollups"):
+            return reads.found(self._concurrently(self._reads.rollups, reads.parameters))
+
+    def start_reading_rollups(self, buckets: Sequence[Bucket]) -> Callable[[], dict[Bucket, list[RollupRow]]]:
+        reads = _RollupReads(buckets)
+        if not reads.parameters:
+            return dict
+        statement = self._statement(self._reads.rollups)
+        with unavailable_on_failure("read rollups"):
+            results = send_all(self._connection.session(), [(statement, p) for p in reads.parameters])
+
+        def collect() -> dict[Bucket, list[RollupRow]]:
+            with unavailable_on_failure("read rollups"):
+                return reads.found(results())
+
+        return collect
+
+
+class _RollupReads:
+    """The range reads that fetch the wanted buckets' rollups, and the rows of their results that are wanted."""
+
+    def __init__(self, buckets: Sequence[Bucket]) -> None:
         by_partition: dict[tuple[Level, datetime], set[datetime]] = {}
-        wanted: dict[tuple[Level, datetime], Bucket] = {}
+        self._wanted: dict[tuple[Level, datetime], Bucket] = {}
         for bucket in buckets:
             by_partition.setdefault((bucket.level, bucket.period), set()).add(bucket.start)
-            wanted[(bucket.level, bucket.start)] = bucket
-        runs = [
-            (level, period, first, last)
-            for (level, period), starts in by_partition.items()
-            for first, last in _runs(level, sorted(starts))
-        ]
+            self._wanted[(bucket.level, bucket.start)] = bucket
+        self._partitions = len(by_partition)
+        self._levels: list[Level] = []
+        self.parameters: list[tuple[Any, ...]] = []
+        for (level, period), starts in by_partition.items():
+            for first, last in _runs(level, sorted(starts)):
+                self._levels.append(level)
+                self.parameters.append((level.code, period, first, last))
+
+    def found(self, results: Sequence[Iterable[Any]]) -> dict[Bucket, list[RollupRow]]:
         found: dict[Bucket, list[RollupRow]] = {}
         read = 0
-        parameters = [(level.code, period, first, last) for level, period, first, last in runs]
-        with unavailable_on_failure("read rollups"):
-            results = self._concurrently(self._reads.rollups, parameters)
-            for (level, *_), result in zip(runs, results, strict=True):
-                for row in result:
-                    read += 1
-                    row_bucket = wanted.get((level, utc(row.bucket)))
-                    if row_bucket is not None:
-                        found.setdefault(row_bucket, []).append(
-                            RollupRow(row.slot, bool(row.base), loads_counts(row.counts))
-                        )
-        count_read(rows=read, partitions=len(by_partition), requests=len(runs))
+        for level, result in zip(self._levels, results, strict=True):
+            for row in result:
+                read += 1
+                row_bucket = self._wanted.get((level, utc(row.bucket)))
+                if row_bucket is not None:
+                    found.setdefault(row_bucket, []).append(
+                        RollupRow(row.slot, bool(row.base), loads_counts(row.counts))
+                    )
+        count_read(rows=read, partitions=self._partitions, requests=len(self.parameters))
         return found
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator, Sequence, Set
+from collections.abc import Callable, Iterator, Sequence, Set
 from datetime import datetime
 from typing import Protocol
 from uuid import UUID
@@ -171,6 +171,12 @@ class StartsStore(Protocol):
 
     def read_rollups(self, buckets: Sequence[Bucket]) -> dict[Bucket, list[rows.RollupRow]]:
         """Every row of each bucket (base and deltas, oldest slot first), all requested at once."""
+
+    def start_reading_rollups(
+        self, buckets: Sequence[Bucket]
+    ) -> Callable[[], dict[Bucket, list[rows.RollupRow]]]:
+        """``read_rollups``, its requests sent now and its rows collected by the function returned: the caller
+        reads something else meanwhile, and the rows may be read before or after that, or while it runs."""
 
     def edge_country_counts(
         self, hour: datetime, countries: Sequence[str], since: datetime, before: datetime

@@ -25,7 +25,7 @@ from player_sessions.domain.country_starts.window import (
     Window,
     WindowPlan,
     plan_window,
-    read_tail,
+    read_tail_and_rollups,
 )
 from player_sessions.histograms import dumps_counts, loads_counts
 from player_sessions.models import StartKey, to_epoch_ms
@@ -79,16 +79,14 @@ def count_starts_by_country(
     family's window starts at a whole second."""
     if store.family is not STARTS and whole_second_after(window.start) != window.start:
         raise ValueError(f"the {store.family.name} family counts from a whole second only")
-    tail = read_tail(store, now, partition, tail_at_most)
-    plan = plan_window(window, tail.cutoff)
-    fine = [bucket for bucket in plan.buckets if bucket.level not in COARSE_LEVELS]
-    coarse = [bucket for bucket in plan.buckets if bucket.level in COARSE_LEVELS]
-    cached = _CachedCoarse(coarse, cache or NoCache(), store.family)
-    wanted = (
-        fine + ([plan.edge_bucket] if plan.edge_bucket else []) + (coarse if cached.value is None else [])
-    )
-    rows = store.read_rollups(wanted) if wanted else {}
-    states = {bucket: bucket_state(rows.get(bucket, [])) for bucket in wanted}
+
+    def plan_for(cutoff: datetime | None) -> tuple[_Planned, list[Bucket]]:
+        planned = _Planned.of(window, cutoff, cache or NoCache(), store.family)
+        return planned, planned.wanted
+
+    tail, planned, rows = read_tail_and_rollups(store, now, partition, tail_at_most, plan_for)
+    plan, fine, coarse, cached = planned.plan, planned.fine, planned.coarse, planned.cached
+    states = {bucket: bucket_state(rows.get(bucket, [])) for bucket in planned.wanted}
     rolled = RolledCounts(Counter(), {})
     for bucket in fine:
         rolled.counts.update(states[bucket].counts)
@@ -128,6 +126,30 @@ def count_starts_by_country(
             total.update(store.edge_country_counts(hour_of(plan.edge[0]), countries, *plan.edge))
     late = total.pop(LATE, 0)
     return StartCounts(+total, tail.unread_from, tail.cutoff, late)
+
+
+@dataclass(frozen=True)
+class _Planned:
+    """The window's plan for the reader's cutoff, and its coarse buckets' cached sum, looked up once the
+    watermarks are read (``_CachedCoarse``)."""
+
+    plan: WindowPlan
+    fine: list[Bucket]
+    coarse: list[Bucket]
+    cached: _CachedCoarse
+
+    @classmethod
+    def of(cls, window: Window, cutoff: datetime | None, cache: ReadCache, family: RollupFamily) -> _Planned:
+        plan = plan_window(window, cutoff)
+        coarse = [bucket for bucket in plan.buckets if bucket.level in COARSE_LEVELS]
+        fine = [bucket for bucket in plan.buckets if bucket.level not in COARSE_LEVELS]
+        return cls(plan, fine, coarse, _CachedCoarse(coarse, cache, family))
+
+    @property
+    def wanted(self) -> list[Bucket]:
+        """The buckets whose rollups are read: the fine ones, the edge second, the coarse ones unless cached."""
+        edge = [self.plan.edge_bucket] if self.plan.edge_bucket else []
+        return self.fine + edge + (self.coarse if self.cached.value is None else [])
 
 
 def _tail_counts(

@@ -18,8 +18,9 @@ from player_sessions.domain.country_starts.window import (
     TAIL_ARRIVALS_READ_AT_MOST,
     Tail,
     Window,
+    WindowPlan,
     plan_window,
-    read_tail,
+    read_tail_and_rollups,
 )
 from player_sessions.models import RollupRow, StartRow
 from player_sessions.repositories.protocols import StartsStore
@@ -54,11 +55,16 @@ def list_country_starts(
     partition: Partition,
     tail_at_most: int = TAIL_ARRIVALS_READ_AT_MOST,
 ) -> Page:
-    tail = read_tail(store, now, partition, tail_at_most)
+    newest_hour = hour_of(min(window.end, after.ts) if after else window.end)
+
+    def plan_for(cutoff: datetime | None) -> tuple[_HoursPlan, list[Bucket]]:
+        hours_plan = _HoursPlan.of(window, cutoff, newest_hour)
+        return hours_plan, hours_plan.wanted
+
+    tail, hours_plan, rollups = read_tail_and_rollups(store, now, partition, tail_at_most, plan_for)
+    hours = _hours_with_starts(country, hours_plan, rollups, store, tail)
     rows: list[StartRow] = []
-    for row in _starts_newest_first(
-        country, window, after=after, store=store, tail=tail, page_size=limit + 1
-    ):
+    for row in _starts_newest_first(country, window, hours, after=after, store=store, page_size=limit + 1):
         if len(rows) == limit:
             last = rows[-1]
             return Page(rows, Position(last.ts, last.session_id), tail.unread_from)
@@ -73,14 +79,13 @@ MAX_HOURS_AT_ONCE = 100
 def _starts_newest_first(
     country: str,
     window: Window,
+    hours_with_starts: Iterator[tuple[datetime, int | None]],
     *,
     after: Position | None,
     store: StartsStore,
-    tail: Tail,
     page_size: int,
 ) -> Iterator[StartRow]:
     newest = min(window.end, after.ts) if after else window.end
-    hours_with_starts = _hours_with_starts(country, window, hour_of(newest), store, tail)
     for hours in _rounds(hours_with_starts, page_size):
         for stream in store.country_hour_starts(hours, country, newest, window.start, page_size):
             for row in _ties_by_session_id(stream):
@@ -125,21 +130,52 @@ def _session_id(row: StartRow) -> UUID:
     return row.session_id
 
 
+@dataclass(frozen=True)
+class _HoursPlan:
+    """Which rollups tell the hours of the window, not after ``newest_hour``, that may hold a country's starts.
+    The hours the window holds only in part, its first and its open one, are known from their whole hour's
+    rollup (those of every hour are in one partition a month): they are read with the tail, with the newest of
+    the whole hours, days and months between; the older ones as the listing reaches them, in groups that
+    double, so a sparse country costs a few more round trips, not more rows."""
+
+    window: Window
+    plan: WindowPlan
+    newest_hour: datetime
+    partial: set[datetime]
+    coarse: list[Bucket]
+    groups: list[list[Bucket]]
+
+    @classmethod
+    def of(cls, window: Window, cutoff: datetime | None, newest_hour: datetime) -> _HoursPlan:
+        plan = plan_window(window, cutoff)
+        fine = [bucket for bucket in plan.buckets if bucket.level not in COARSE_LEVELS]
+        partial = {
+            hour_of(bucket.start) for bucket in fine + ([plan.edge_bucket] if plan.edge_bucket else [])
+        }
+        coarse = [bucket for bucket in plan.buckets if bucket.level in COARSE_LEVELS]
+        candidates = [bucket for bucket in reversed(coarse) if bucket.start <= newest_hour]
+        groups = list(_doubling_groups(candidates, FIRST_ROLLUP_GROUP))
+        return cls(window, plan, newest_hour, partial, coarse, groups)
+
+    @property
+    def wanted(self) -> list[Bucket]:
+        """The rollups read with the tail: the partial hours' and the first group's."""
+        return [Bucket(Level.HOUR, hour) for hour in self.partial] + (self.groups[0] if self.groups else [])
+
+
 def _hours_with_starts(
     country: str,
-    window: Window,
-    newest_hour: datetime,
+    hours: _HoursPlan,
+    rows: dict[Bucket, list[RollupRow]],
     store: StartsStore,
     tail: Tail,
 ) -> Iterator[tuple[datetime, int | None]]:
-    """The hours of the window not after ``newest_hour``, newest first, that may hold starts of the country,
-    each with the most starts of the country its partition can hold (its rollups' count plus its starts in the
-    tail; None when unread arrivals may add to it), all of the hour's, in the window or not.
-
-    Only which hours to read, and how, comes from here (the rows read are filtered by the window), so the
-    hours the window holds only in part, its first and its open one, are known from their whole hour's rollup:
-    those of every hour are in one partition a month, read with the window's newest whole hours."""
-    plan = plan_window(window, tail.cutoff)
+    """The hours of the window not after ``hours.newest_hour``, newest first, that may hold starts of the
+    country, each with the most starts of the country its partition can hold (its rollups' count plus its
+    starts in the tail; None when unread arrivals may add to it), all of the hour's, in the window or not.
+    ``rows`` are the rollups of ``hours.wanted``. Only which hours to read, and how, comes from here (the rows
+    read are filtered by the window)."""
+    plan, window, newest_hour, groups = hours.plan, hours.window, hours.newest_hour, hours.groups
     in_tail = Counter(hour_of(key.ts) for key in tail.starts_in(window) if key.country == country)
     unknown_from = hour_of(plan.rolled_until) if tail.unread_from is not None else None
     tail_hours = set(in_tail)
@@ -150,16 +186,11 @@ def _hours_with_starts(
     def most(hour: datetime, count: int) -> int | None:
         return None if unknown_from is not None and hour >= unknown_from else count + in_tail[hour]
 
-    fine = [bucket for bucket in plan.buckets if bucket.level not in COARSE_LEVELS]
-    partial = {hour_of(bucket.start) for bucket in fine + ([plan.edge_bucket] if plan.edge_bucket else [])}
-    coarse = [bucket for bucket in plan.buckets if bucket.level in COARSE_LEVELS]
-    candidates = [bucket for bucket in reversed(coarse) if bucket.start <= newest_hour]
-    groups = list(_doubling_groups(candidates, FIRST_ROLLUP_GROUP))
-    wanted = [Bucket(Level.HOUR, hour) for hour in partial] + (groups[0] if groups else [])
-    rows = store.read_rollups(wanted) if wanted else {}
-    whole = {hour: bucket_state(rows.get(Bucket(Level.HOUR, hour), [])).counts[country] for hour in partial}
-    middle_start = coarse[0].start if coarse else None
-    middle_end = coarse[-1].end if coarse else None
+    whole = {
+        hour: bucket_state(rows.get(Bucket(Level.HOUR, hour), [])).counts[country] for hour in hours.partial
+    }
+    middle_start = hours.coarse[0].start if hours.coarse else None
+    middle_end = hours.coarse[-1].end if hours.coarse else None
     outer = [
         hour
         for hour in sorted(set(whole) | tail_hours, reverse=True)

@@ -12,11 +12,12 @@ A count is three parts that never overlap:
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TypeVar
 
-from player_sessions.models import Arrival, Seen, StartKey
+from player_sessions.models import Arrival, RollupRow, Seen, StartKey
 from player_sessions.repositories.protocols import StartsStore
 from player_sessions.retention import oldest_retained
 from player_sessions.time_buckets import (
@@ -135,26 +136,51 @@ def read_tail(
     clock tolerance, for a writer whose clock runs ahead): read in that order, no start can fall between the
     rollups and the tail. A faster part's arrivals before its own watermark are in the tail too; a start among
     them that a rollup also counts is told apart by its mark (domain.country_starts.counting)."""
+    tail, _, _ = read_tail_and_rollups(store, now, partition, at_most, lambda _cutoff: (None, []))
+    return tail
+
+
+Planned = TypeVar("Planned")
+
+
+def read_tail_and_rollups(
+    store: StartsStore,
+    now: datetime,
+    partition: Partition,
+    at_most: int,
+    plan: Callable[[datetime | None], tuple[Planned, Sequence[Bucket]]],
+) -> tuple[Tail, Planned, dict[Bucket, list[RollupRow]]]:
+    """``read_tail``, and what ``plan`` makes of the tail's cutoff (anything, and the buckets whose rollups it
+    wants), and those rollups, read while the arrivals are: their requests go out right after the watermarks
+    (whose cutoff decides the buckets), before the arrivals', and Cassandra may answer them in either order. Either is sound: what a count needs of the
+    order is the watermarks before both (a fold up to them is in the rollups and told from the tail by its
+    part's watermark) and the marks and fold records after both (read later, by the caller), so a fold that
+    lands between the two reads is seen by the one read after it and told apart from the other."""
     parts = partition.all_parts
     watermarks = store.read_progress(parts)
     if len(watermarks) < len(parts):
         first = store.first_arrival_minute()
         if first is None:
-            return Tail(None, None, [])
+            planned, buckets = plan(None)
+            return Tail(None, None, []), planned, store.start_reading_rollups(buckets)()
         # A part that never folded stands before the first arrival.
         watermarks = {part: watermarks.get(part, slot_of(first) - 1) for part in parts}
     oldest = min(watermarks.values())
+    cutoff = slot_start(oldest + 1)
+    planned, buckets = plan(cutoff)
+    rollups = store.start_reading_rollups(buckets)
     newest = slot_of(now + CLOCK_TOLERANCE)
     slots = _tail_slots(store, oldest, newest)
     shards = list(range(partition.shards))
     arrivals, unread = store.read_arrivals_within(slots, shards, at_most)
-    return Tail(
+    tail = Tail(
         fold_id(oldest, FOLD_SPACE - 1),
-        slot_start(oldest + 1),
+        cutoff,
         arrivals,
         None if unread is None else slot_start(unread),
         watermarks,
     )
+    return tail, planned, rollups()
 
 
 def _tail_slots(store: StartsStore, watermark: int, newest: int) -> list[int]:
