@@ -15,7 +15,6 @@ from uuid import UUID
 
 from player_sessions.domain.country_starts.rollups import bucket_state
 from player_sessions.domain.country_starts.window import (
-    TAIL_ARRIVALS_READ_AT_MOST,
     Tail,
     Window,
     WindowPlan,
@@ -53,8 +52,10 @@ def list_country_starts(
     store: StartsStore,
     now: datetime,
     partition: Partition,
-    tail_at_most: int = TAIL_ARRIVALS_READ_AT_MOST,
+    tail_at_most: int,
 ) -> Page:
+    """The page of up to ``limit`` starts after ``after`` (None: the first), reading at most ``tail_at_most``
+    unfolded arrivals (``Settings.tail_arrivals_read_at_most``)."""
     newest_hour = hour_of(min(window.end, after.ts) if after else window.end)
 
     def plan_for(cutoff: datetime | None) -> tuple[_HoursPlan, list[Bucket]]:
