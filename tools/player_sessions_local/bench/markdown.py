@@ -175,6 +175,8 @@ def fold_section(summary: Summary) -> list[str]:
 
 def seed_section(summary: Summary) -> list[str]:
     p = summary.seed
+    if p is None:
+        return []
     return [
         "## A page against the seed's unpaged list (one client, uncached, same starts)",
         "",

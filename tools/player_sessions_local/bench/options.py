@@ -74,7 +74,10 @@ _OPTIONS: tuple[tuple[str, type, object, str], ...] = (
         "--single-client-seconds",
         float,
         None,
-        "per route, one client at a time, after the concurrent pass (default 5; 0.5 with --quick; 0 skips it)",
+        (
+            "per route, one client at a time, after the concurrent pass, and four times as long for the page "
+            "against the seed's list (default 5; 0.5 with --quick; 0 skips both)"
+        ),
     ),
     ("--clients", int, 4, "concurrent clients per route (the gateway starts as many execution environments)"),
     (

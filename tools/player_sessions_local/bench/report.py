@@ -41,7 +41,8 @@ class Summary:
     """The same routes, one client at a time: what a request costs without waiting for a core."""
     quiet_waits: list[float]
     """Seconds waited before each measured write phase for Cassandra to finish flushing and compacting."""
-    seed: RouteStatsPair
+    seed: RouteStatsPair | None
+    """None: not measured (``--single-client-seconds 0``)."""
     live: LiveResult
     bursts: list[BurstResult]
     capacity: CapacityResult | None
@@ -92,9 +93,13 @@ class Summary:
         checks.append(
             (f"HTTP ingest >= {TARGET_HTTP_RATIO:.0%} of the bare loop", self.http_ratio >= TARGET_HTTP_RATIO)
         )
-        checks.append(
-            (f"a page of {self.seed.rows} starts no slower than the seed's unpaged list (p90)", self.seed.met)
-        )
+        if self.seed is not None:
+            checks.append(
+                (
+                    f"a page of {self.seed.rows} starts no slower than the seed's unpaged list (p90)",
+                    self.seed.met,
+                )
+            )
         checks += self.live.targets()
         for burst in self.bursts:
             checks += burst.targets()
@@ -165,6 +170,8 @@ class Summary:
             (
                 f"page of {self.seed.rows} starts p90 {self.seed.ours(0.9):.1f} ms; seed's unpaged list "
                 f"{self.seed.reference(0.9):.1f} ms"
+                if self.seed is not None
+                else "page against the seed's list: not measured (--single-client-seconds 0)"
             ),
             *(f"live {line}" for line in self._live_console()),
             "",
@@ -224,13 +231,7 @@ class Summary:
             ],
             "fold": {"seconds": self.metric_check.fold_seconds, "starts": self.metric_check.starts_folded},
             "first_metric_ms": self.metric_check.seconds * 1000,
-            "seed_comparison": {
-                "label": self.seed.label,
-                "rows": self.seed.rows,
-                "reference_rows": self.seed.reference_rows,
-                **{f"ours_p{int(q * 100)}_ms": self.seed.ours(q) for q in (0.5, 0.9, 0.99)},
-                **{f"seed_p{int(q * 100)}_ms": self.seed.reference(q) for q in (0.5, 0.9, 0.99)},
-            },
+            "seed_comparison": _seed_json(self.seed),
             "live": self._live_json(),
             "bursts": [burst.as_json() for burst in self.bursts],
             "capacity": self.capacity.as_json() if self.capacity is not None else None,
@@ -262,3 +263,15 @@ class Summary:
             "lost_rows": self.lost_rows,
             "targets": dict(self.targets()),
         }
+
+
+def _seed_json(seed: RouteStatsPair | None) -> dict[str, Any] | None:
+    if seed is None:
+        return None
+    return {
+        "label": seed.label,
+        "rows": seed.rows,
+        "reference_rows": seed.reference_rows,
+        **{f"ours_p{int(q * 100)}_ms": seed.ours(q) for q in (0.5, 0.9, 0.99)},
+        **{f"seed_p{int(q * 100)}_ms": seed.reference(q) for q in (0.5, 0.9, 0.99)},
+    }
