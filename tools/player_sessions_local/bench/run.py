@@ -253,15 +253,11 @@ class BenchRun:
     def compare_with_seed_list(self) -> None:
         """A page of up to 1,000 starts against the seed's unpaged list of the same starts, one client each,
         for four times the one-client passes' time (none with ``--single-client-seconds 0``)."""
-        self.results["seed"] = None
-        if self.options.single_seconds <= 0:
-            return
-        self.results["seed"] = seed_reference.compare(
-            self.loaded,
-            self.expected,
-            self.environments["uncached"].url_for(0),
-            seconds=self.options.single_seconds * 4,
+        seconds, url = self.options.single_seconds * 4, self.environments["uncached"].url_for(0)
+        compared = (
+            seed_reference.compare(self.loaded, self.expected, url, seconds=seconds) if seconds > 0 else None
         )
+        self.results["seed"] = compared
 
     def run_live_scenario(self) -> None:
         o = self.options
