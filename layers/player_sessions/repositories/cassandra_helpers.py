@@ -125,22 +125,12 @@ def execute_all(
     (measured: tests/cluster, docs/faults.md).
     """
 
-    def run() -> list[Any]:
-        results = execute_concurrent(
-            session,
-            pairs,
-            concurrency=concurrency,
-            raise_on_first_error=True,
-            execution_profile=execution_profile,
-        )
-        return [result for _, result in results]
-
     try:
-        return run()
+        return _run_all(session, pairs, concurrency, execution_profile)
     except OperationTimedOut:
         if not _all_idempotent(pairs):
             raise
-        return run()
+        return _run_all(session, pairs, concurrency, execution_profile)
 
 
 def send_all(
@@ -160,16 +150,22 @@ def send_all(
         except OperationTimedOut:
             if not _all_idempotent(pairs):
                 raise
-            again = execute_concurrent(
-                session,
-                pairs,
-                concurrency=len(pairs),
-                raise_on_first_error=True,
-                execution_profile=execution_profile,
-            )
-            return [result for _, result in again]
+            return _run_all(session, pairs, len(pairs), execution_profile)
 
     return results
+
+
+def _run_all(
+    session: Any, pairs: Sequence[tuple[Any, Any]], concurrency: int, execution_profile: object
+) -> list[Any]:
+    results = execute_concurrent(
+        session,
+        pairs,
+        concurrency=concurrency,
+        raise_on_first_error=True,
+        execution_profile=execution_profile,
+    )
+    return [result for _, result in results]
 
 
 def _all_idempotent(pairs: Sequence[tuple[Any, Any]]) -> bool:

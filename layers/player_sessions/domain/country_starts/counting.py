@@ -15,6 +15,7 @@ import json
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 
 from player_sessions.domain.country_starts.records import LATE, Contributions, countries_only
 from player_sessions.domain.country_starts.rollups import Inclusion, bucket_state
@@ -32,7 +33,7 @@ from player_sessions.models import StartKey, to_epoch_ms
 from player_sessions.repositories.cache_protocol import CacheToken, NoCache, ReadCache, decoded_or_miss
 from player_sessions.repositories.protocols import StartsStore
 from player_sessions.schema import STARTS, RollupFamily
-from player_sessions.time_buckets import COARSE_LEVELS, Bucket, Partition, hour_of, whole_second_after
+from player_sessions.time_buckets import Bucket, Partition, hour_of, whole_second_after
 
 COARSE_CACHE_TTL_SECONDS = 300
 
@@ -85,7 +86,7 @@ def count_starts_by_country(
         return planned, planned.wanted
 
     tail, planned, rows = read_tail_and_rollups(store, now, partition, tail_at_most, plan_for)
-    plan, fine, coarse, cached = planned.plan, planned.fine, planned.coarse, planned.cached
+    plan, fine, coarse, cached = planned.plan, planned.plan.fine, planned.plan.coarse, planned.cached
     states = {bucket: bucket_state(rows.get(bucket, [])) for bucket in planned.wanted}
     rolled = RolledCounts(Counter(), {})
     for bucket in fine:
@@ -134,22 +135,18 @@ class _Planned:
     watermarks are read (``_CachedCoarse``)."""
 
     plan: WindowPlan
-    fine: list[Bucket]
-    coarse: list[Bucket]
     cached: _CachedCoarse
 
     @classmethod
     def of(cls, window: Window, cutoff: datetime | None, cache: ReadCache, family: RollupFamily) -> _Planned:
         plan = plan_window(window, cutoff)
-        coarse = [bucket for bucket in plan.buckets if bucket.level in COARSE_LEVELS]
-        fine = [bucket for bucket in plan.buckets if bucket.level not in COARSE_LEVELS]
-        return cls(plan, fine, coarse, _CachedCoarse(coarse, cache, family))
+        return cls(plan, _CachedCoarse(plan.coarse, cache, family))
 
-    @property
+    @cached_property
     def wanted(self) -> list[Bucket]:
         """The buckets whose rollups are read: the fine ones, the edge second, the coarse ones unless cached."""
         edge = [self.plan.edge_bucket] if self.plan.edge_bucket else []
-        return self.fine + edge + (self.coarse if self.cached.value is None else [])
+        return self.plan.fine + edge + (self.plan.coarse if self.cached.value is None else [])
 
 
 def _tail_counts(

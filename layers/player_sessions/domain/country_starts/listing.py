@@ -23,7 +23,7 @@ from player_sessions.domain.country_starts.window import (
 )
 from player_sessions.models import RollupRow, StartRow
 from player_sessions.repositories.protocols import StartsStore
-from player_sessions.time_buckets import COARSE_LEVELS, Bucket, Level, Partition, children, hour_of
+from player_sessions.time_buckets import Bucket, Level, Partition, children, hour_of
 
 
 @dataclass(frozen=True)
@@ -143,20 +143,16 @@ class _HoursPlan:
     plan: WindowPlan
     newest_hour: datetime
     partial: set[datetime]
-    coarse: list[Bucket]
     groups: list[list[Bucket]]
 
     @classmethod
     def of(cls, window: Window, cutoff: datetime | None, newest_hour: datetime) -> _HoursPlan:
         plan = plan_window(window, cutoff)
-        fine = [bucket for bucket in plan.buckets if bucket.level not in COARSE_LEVELS]
-        partial = {
-            hour_of(bucket.start) for bucket in fine + ([plan.edge_bucket] if plan.edge_bucket else [])
-        }
-        coarse = [bucket for bucket in plan.buckets if bucket.level in COARSE_LEVELS]
-        candidates = [bucket for bucket in reversed(coarse) if bucket.start <= newest_hour]
+        edge = [plan.edge_bucket] if plan.edge_bucket else []
+        partial = {hour_of(bucket.start) for bucket in plan.fine + edge}
+        candidates = [bucket for bucket in reversed(plan.coarse) if bucket.start <= newest_hour]
         groups = list(_doubling_groups(candidates, FIRST_ROLLUP_GROUP))
-        return cls(window, plan, newest_hour, partial, coarse, groups)
+        return cls(window, plan, newest_hour, partial, groups)
 
     @property
     def wanted(self) -> list[Bucket]:
@@ -190,8 +186,9 @@ def _hours_with_starts(
     whole = {
         hour: bucket_state(rows.get(Bucket(Level.HOUR, hour), [])).counts[country] for hour in hours.partial
     }
-    middle_start = hours.coarse[0].start if hours.coarse else None
-    middle_end = hours.coarse[-1].end if hours.coarse else None
+    coarse = plan.coarse
+    middle_start = coarse[0].start if coarse else None
+    middle_end = coarse[-1].end if coarse else None
     outer = [
         hour
         for hour in sorted(set(whole) | tail_hours, reverse=True)

@@ -15,6 +15,7 @@ import bisect
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import TypeVar
 
 from player_sessions.models import Arrival, RollupRow, Seen, StartKey
@@ -22,6 +23,7 @@ from player_sessions.repositories.protocols import StartsStore
 from player_sessions.retention import oldest_retained
 from player_sessions.time_buckets import (
     CLOCK_TOLERANCE,
+    COARSE_LEVELS,
     FOLD_SPACE,
     Bucket,
     Level,
@@ -205,6 +207,16 @@ class WindowPlan:
     buckets: list[Bucket]
     """The buckets tiling ``[a, rolled_until)``, oldest first."""
     rolled_until: datetime
+
+    @cached_property
+    def fine(self) -> list[Bucket]:
+        """The buckets under an hour, at the window's two ends (read on every request)."""
+        return [bucket for bucket in self.buckets if bucket.level not in COARSE_LEVELS]
+
+    @cached_property
+    def coarse(self) -> list[Bucket]:
+        """The whole hours, days and months between (their sums may be cached)."""
+        return [bucket for bucket in self.buckets if bucket.level in COARSE_LEVELS]
 
     @property
     def edge_bucket(self) -> Bucket | None:
