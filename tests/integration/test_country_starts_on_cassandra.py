@@ -4,6 +4,7 @@ structure, not by how many starts it holds."""
 
 from __future__ import annotations
 
+import math
 import random
 import threading
 import uuid
@@ -19,6 +20,7 @@ from player_sessions.domain.country_starts.builder import CompactionTracker, Rol
 from player_sessions.domain.ingest import ingest_batch
 from player_sessions.read_counts import metered
 from player_sessions.repositories.cassandra_rollups import CassandraRollupStore
+from player_sessions.repositories.cassandra_start_rows import PARTITIONS_PER_REQUEST
 from player_sessions.repositories.cassandra_starts import READ_ARRIVALS, READ_FOLD_RECORDS, READ_MARKS
 from player_sessions.time_buckets import fold_id, slot_of
 from tests.fakes import FlowingClock
@@ -262,10 +264,13 @@ def test_a_page_reads_its_partial_hours_whole_with_the_others_and_lists_only_wha
     )
     assert [(row.ts, row.session_id) for row in page.starts] == expected
     assert page.next_cursor is None and len(expected) > 70
-    # And its 25 hours, the two it holds in part too, were read in one request of their start rows: besides
-    # it, the watermarks, the arrivals after them, and the hours' rollups (the partial hours with the newest
-    # four whole hours, two ranges of one partition; then eight more hours; then the last eleven)
-    assert reads.requests == 1 + 1 + (2 + 1 + 1) + 1
+    # And its 25 hours, the two it holds in part too, were read whole, a few hours (every shard of each) to a
+    # request of their start rows: besides them, the watermarks, the arrivals after them, and the hours'
+    # rollups (the partial hours with the newest four whole hours, two ranges of one partition; then eight more
+    # hours; then the last eleven)
+    hours_a_request = PARTITIONS_PER_REQUEST // counts_settings.start_shards
+    assert hours_a_request == 6
+    assert reads.requests == 1 + 1 + (2 + 1 + 1) + math.ceil(25 / hours_a_request)
 
 
 COUNT_ROWS_BOUND = 250

@@ -40,8 +40,8 @@ READ_COUNTRY_HOUR_STARTS = Cql(
     "SELECT ts, session_id, player_id FROM session_starts "
     "WHERE hour = ? AND shard = ? AND country = ? AND ts <= ? AND ts >= ?"
 )
-# Whole hours known (from their rollups) to hold few of the country's starts: many hours and all shards in one
-# request (at most MAX_IN_VALUES partitions, the product of the two IN lists), ordered here.
+# Whole hours known (from their rollups) to hold few of the country's starts: several hours and all shards in
+# one request (at most PARTITIONS_PER_REQUEST partitions, the product of the two IN lists), ordered here.
 READ_COUNTRY_FEW_STARTS = Cql(
     "SELECT hour, ts, session_id, player_id FROM session_starts WHERE hour IN ? AND shard IN ? AND country = ?"
 )
@@ -54,6 +54,10 @@ START_ROW_STATEMENTS = (
 )
 
 CONCURRENCY = 32
+PARTITIONS_PER_REQUEST = MAX_IN_VALUES // 4
+"""The few-start hours are read in requests of at most this many partitions, sent together: the start rows of
+a day's page of 772 starts (25 hours x 4 shards) took 14.8 ms p50 as one request of 100 partitions and 8.7 ms
+as four of 25 (docs/benchmarks.md, "A page's start rows in requests of 25 partitions")."""
 FEW_STARTS_PER_HOUR = 50
 """An hour whose rollups count at most this many starts of the country is read with others in one request."""
 SHARD_PAGE_SLACK = 8
@@ -113,12 +117,12 @@ class CassandraStartRows:
     ) -> list[Iterator[StartRow]]:
         session = self._connection.session()
         # Hours known to hold few enough starts of the country for the page are read whole (the window's
-        # partial hours too, their rows outside it dropped here), as many at once as one request holds
-        # (Keyspaces' 100 partitions) and as the page needs: a request per hour and shard costs the driver far
-        # more than the rows it returns.
+        # partial hours too, their rows outside it dropped here), several hours to a request and as many
+        # requests at once as the page needs: a request per hour and shard costs the driver far more than the
+        # rows it returns, and one request of a hundred partitions is answered later than four of 25.
         budget = max(FEW_STARTS_PER_HOUR, page_size)
         few = [(hour, known) for hour, known in hours if known is not None and known <= budget]
-        group_size = max(1, MAX_IN_VALUES // self._shards)
+        group_size = max(1, PARTITIONS_PER_REQUEST // self._shards)
         shards = list(range(self._shards))
         shard_page = page_size // self._shards + SHARD_PAGE_SLACK
         with unavailable_on_failure("read a country's starts"):
