@@ -511,12 +511,12 @@ def test_a_history_read_and_an_ingest_batch_count_every_read_they_send(store, cl
     assert (len(five), len(twenty)) == (5, 20)
     assert (five_reads.requests, five_reads.partitions, five_reads.rows) == (1, 1, 5 + PAGE_SLACK)
     assert (twenty_reads.requests, twenty_reads.partitions, twenty_reads.rows) == (1, 1, 20 + PAGE_SLACK)
-    # And the batch's reads are its player's erasure record (one IN request) with its five sessions (one
-    # request each, none stored yet) before the writes, the erasure record again after them, and once more
-    # after the history rows: no watermark (nothing here stores what it saw), no session read back (both
-    # halves were in the batch)
+    # And the batch's reads are its player's erasure record (one IN request) with its five sessions (one IN
+    # request of five partitions, none stored yet) before the writes, the erasure record again after them, and
+    # once more after the history rows: no watermark (nothing here stores what it saw), no session read back
+    # (both halves were in the batch)
     assert (ingest_reads.requests, ingest_reads.partitions, ingest_reads.rows) == (
-        1 + 5 + 1 + 1,
+        1 + 1 + 1 + 1,
         1 + 5 + 1 + 1,
         0,
     )
@@ -558,10 +558,11 @@ def test_a_batch_reads_what_it_meets_in_one_round_or_again_one_partition_per_req
     with metered() as reads:
         before = sessions.read_before_writing([erased_hash, player_hash], [stored, unknown], [0, 1, 2, 3])
 
-    # Then they went in one round: one IN of both erasure records, a read per session, one IN of the watermarks
-    assert rounds == [1 + 2 + 1]
-    # And each read was metered once: 4 requests, 2 + 2 + 4 partitions, the 1 + 1 + 2 rows found
-    assert (reads.requests, reads.partitions, reads.rows) == (4, 8, 4)
+    # Then they went in one round: one IN of both erasure records, one IN of both sessions, one IN of the
+    # watermarks
+    assert rounds == [1 + 1 + 1]
+    # And each read was metered once: 3 requests, 2 + 2 + 4 partitions, the 1 + 1 + 2 rows found
+    assert (reads.requests, reads.partitions, reads.rows) == (3, 8, 4)
     # And they found the erasure, the stored half, and the two watermarks there are
     assert before.erased == {erased_hash: clock.now()}
     assert before.sessions == {stored: SessionHalves(stored, player, "FI", started, None)}
@@ -572,8 +573,8 @@ def test_a_batch_reads_what_it_meets_in_one_round_or_again_one_partition_per_req
     failing_rounds.add(0)
     again = sessions.read_before_writing([erased_hash, player_hash], [stored, unknown], [0, 1, 2, 3])
 
-    # Then they are made again, the erasure records one per request, and find the same
-    assert rounds == [4, 2, 2, 1]
+    # Then they are made again, the erasure records and the sessions one per request, and find the same
+    assert rounds == [3, 2, 2, 1]
     assert again == before
 
     # When no host answers at all (Cassandra down, not one partition's replicas)
@@ -585,7 +586,7 @@ def test_a_batch_reads_what_it_meets_in_one_round_or_again_one_partition_per_req
     # one: the batch is refused (503) at once
     with pytest.raises(DatabaseUnavailableError):
         sessions.read_before_writing([erased_hash, player_hash], [stored, unknown], [0, 1, 2, 3])
-    assert rounds == [4, 4]
+    assert rounds == [3, 3]
 
     # When nothing answers within the request timeout (a node or a connection gone silent)
     rounds.clear()
@@ -594,4 +595,4 @@ def test_a_batch_reads_what_it_meets_in_one_round_or_again_one_partition_per_req
     # Then the batch is refused at once too
     with pytest.raises(DatabaseUnavailableError):
         sessions.read_before_writing([erased_hash, player_hash], [stored, unknown], [0, 1, 2, 3])
-    assert rounds == [4]
+    assert rounds == [3]

@@ -87,6 +87,9 @@ from player_sessions.time_buckets import Level, slot_start
 READ_SESSION = Cql(
     "SELECT session_id, player_id, country, start_ts, end_ts FROM sessions WHERE session_id = ?"
 )
+READ_SESSIONS = Cql(
+    "SELECT session_id, player_id, country, start_ts, end_ts FROM sessions WHERE session_id IN ?"
+)
 WRITE_COMPLETED = Cql(
     "INSERT INTO completed_sessions_by_player (player_id, end_ts, session_id, start_ts, country) "
     "VALUES (?, ?, ?, ?, ?) USING TTL ?"
@@ -110,6 +113,7 @@ INGEST_STATEMENTS = (
     WRITE_END_HALF,
     WRITE_START_ROW,
     READ_SESSION,
+    READ_SESSIONS,
     WRITE_COMPLETED,
     WRITE_ARRIVAL,
     WRITE_ARRIVAL_MINUTE,
@@ -217,7 +221,8 @@ class CassandraSessionStore:
         keys = list(dict.fromkeys(player_hashes))
         names = {progress_name(part): part for part in parts}
         erasure_reads = [(READ_ERASED, (list(group),)) for group in chunks(keys, MAX_IN_VALUES)]
-        session_reads = [(READ_SESSION, (session_id,)) for session_id in session_ids]
+        sessions_wanted = list(dict.fromkeys(session_ids))
+        session_reads = [(READ_SESSIONS, (list(group),)) for group in chunks(sessions_wanted, MAX_IN_VALUES)]
         progress_reads = [(READ_PROGRESS, (list(names),))] if names else []
         try:
             with unavailable_on_failure("store the events (reading what the batch meets)"):
@@ -242,7 +247,13 @@ class CassandraSessionStore:
             )
         erased = [row for result in results[: len(erasure_reads)] for row in result]
         count_read(rows=len(erased), partitions=len(keys), requests=len(erasure_reads))
-        sessions = _halves_of(results[len(erasure_reads) : len(erasure_reads) + len(session_reads)])
+        session_rows = [
+            row
+            for result in results[len(erasure_reads) : len(erasure_reads) + len(session_reads)]
+            for row in result
+        ]
+        count_read(rows=len(session_rows), partitions=len(sessions_wanted), requests=len(session_reads))
+        sessions = _halves_of_rows(session_rows)
         progress = [row for result in results[len(erasure_reads) + len(session_reads) :] for row in result]
         if names:
             count_read(rows=len(progress), partitions=len(names))
@@ -369,7 +380,10 @@ def _erased_of(rows: Iterable[Any]) -> dict[bytes, datetime]:
 
 def _halves_of(results: Iterable[Iterable[Any]]) -> dict[UUID, SessionHalves]:
     """The halves stored of each session, from reads of one session each (counted)."""
-    rows = [row for row in counted_first_rows(results) if row is not None]
+    return _halves_of_rows([row for row in counted_first_rows(results) if row is not None])
+
+
+def _halves_of_rows(rows: Iterable[Any]) -> dict[UUID, SessionHalves]:
     return {
         row.session_id: SessionHalves(
             row.session_id, row.player_id, row.country, utc_or_none(row.start_ts), utc_or_none(row.end_ts)
