@@ -179,6 +179,9 @@ def test_each_function_sends_exactly_the_statements_it_is_given(as_each_function
     export_player("p1", store=privacy, settings=settings, after=page.next_after, limit=20)
     receipt = erase_player("p1", store=privacy, cache=NoCache(), clock=clock, settings=settings)
     assert privacy.read_receipt(receipt.erasure_id) == receipt
+    # (what it sends when an IN read of the sessions failed: one session per request, finding the same)
+    one_by_one = privacy.read_sessions(ids[:3], per_partition=True)
+    assert ids[2] in one_by_one and one_by_one == privacy.read_sessions(ids[:3])
 
     # ... and ingest discards a replay of the player's events, and takes out again a batch the erasure overtook:
     # one whose start a builder may have counted meanwhile (its arrival's slot settled), one it cannot have
@@ -206,6 +209,9 @@ def test_each_function_sends_exactly_the_statements_it_is_given(as_each_function
     assert set(sessions.erasures([settings.player_hash("p1")], per_partition=True)) == {
         settings.player_hash("p1")
     }
+    # (and when an IN read of the sessions failed: one session per request, finding the same)
+    one_by_one = sessions.read_sessions([sid, *ids[:3]], per_partition=True)
+    assert ids[2] in one_by_one and one_by_one == sessions.read_sessions([sid, *ids[:3]])
 
     # ... and an invalidation that ingest's cache and the builder's lost is recorded, and the builder of part 0
     # pays it, as domain.cache_debt says

@@ -29,7 +29,7 @@ from player_sessions.repositories.cassandra_helpers import (
     utc,
     utc_or_none,
 )
-from player_sessions.repositories.cassandra_store import READ_SESSION, CassandraSessionStore
+from player_sessions.repositories.cassandra_store import READ_SESSION, READ_SESSIONS, CassandraSessionStore
 from player_sessions.repositories.cql import Cql
 from player_sessions.repositories.player_rows import (
     DELETE_COMPLETED,
@@ -72,6 +72,7 @@ PLAYER_DATA_STATEMENTS = (
     READ_PLAYER_WRITES,
     READ_PLAYER_WRITES_AFTER,
     READ_SESSION,
+    READ_SESSIONS,
     DELETE_SESSION,
     FORGET_START_PLAYER,
     FORGET_ARRIVAL_PLAYER,
@@ -138,9 +139,11 @@ class CassandraPlayerDataStore:
                 )
         return entries
 
-    def read_sessions(self, session_ids: Sequence[UUID]) -> dict[UUID, SessionHalves]:
-        """The session store's own read (the same statement, the same grant)."""
-        return self._sessions.read_sessions(session_ids)
+    def read_sessions(
+        self, session_ids: Sequence[UUID], *, per_partition: bool = False
+    ) -> dict[UUID, SessionHalves]:
+        """The session store's own read (the same statements, the same grant)."""
+        return self._sessions.read_sessions(session_ids, per_partition=per_partition)
 
     def completed_of(self, player_id: str) -> list[CompletedSession]:
         with unavailable_on_failure("read the player's completed sessions"):

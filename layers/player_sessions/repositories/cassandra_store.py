@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence, Set
 from datetime import datetime
+from itertools import pairwise
 from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 
@@ -39,7 +40,6 @@ from player_sessions.repositories.cassandra_helpers import (
     Statement,
     chunks,
     counted_first_row,
-    counted_first_rows,
     counted_pages,
     execute_all,
     in_or_one_each,
@@ -133,8 +133,7 @@ INGEST_STATEMENTS = (
 )
 """What storing a batch of events sends (``read_before_writing``, with the builders' watermarks, ``write_events``,
 ``read_sessions``, ``write_completed``, ``write_arrivals``, ``write_records``, ``erasures``, ``unwrite``,
-``forget_completed``), and the
-starts' marks read before the arrivals (domain.country_starts.seen, on the starts' store)."""
+``forget_completed``), and the starts' marks read before the arrivals (domain.country_starts.seen)."""
 HISTORY_STATEMENTS = (READ_COMPLETED,)
 """What reading a player's completed sessions sends."""
 HEALTH_STATEMENTS = (PING,)
@@ -196,23 +195,31 @@ class CassandraSessionStore:
                 )
             )
 
-    def erasures(
-        self, player_hashes: Sequence[bytes], *, per_partition: bool = False
-    ) -> dict[bytes, datetime]:
-        keys = list(dict.fromkeys(player_hashes))
+    def _read_partitions(
+        self, in_cql: Cql, one_cql: Cql, keys: Sequence[Any], *, per_partition: bool
+    ) -> list[Any]:
+        """The rows of the partitions of ``keys`` (one key column): up to a hundred to an ``IN`` request, or one
+        partition per request when asked or when an ``IN`` failed (cassandra_helpers.in_or_one_each); counted."""
+        keys = list(dict.fromkeys(keys))
         grouped: list[tuple[Any, ...]] = [(list(group),) for group in chunks(keys, MAX_IN_VALUES)]
         one_each: list[tuple[Any, ...]] = [(key,) for key in keys]
 
         def run(cql: Cql, parameters: list[tuple[Any, ...]], _: bool) -> list[Any]:
             return self._run_concurrently((cql, values) for values in parameters)
 
-        with unavailable_on_failure("store the events (reading the erasure records)"):
-            rows, requests = self._once_more_after_reconnect(
-                lambda: in_or_one_each(
-                    run, (READ_ERASED, grouped), (READ_PLAYER_ERASED, one_each), per_partition=per_partition
-                )
-            )
+        rows, requests = self._once_more_after_reconnect(
+            lambda: in_or_one_each(run, (in_cql, grouped), (one_cql, one_each), per_partition=per_partition)
+        )
         count_read(rows=len(rows), partitions=len(keys), requests=requests)
+        return rows
+
+    def erasures(
+        self, player_hashes: Sequence[bytes], *, per_partition: bool = False
+    ) -> dict[bytes, datetime]:
+        with unavailable_on_failure("store the events (reading the erasure records)"):
+            rows = self._read_partitions(
+                READ_ERASED, READ_PLAYER_ERASED, player_hashes, per_partition=per_partition
+            )
         return _erased_of(rows)
 
     def read_before_writing(
@@ -242,22 +249,18 @@ class CassandraSessionStore:
             )
             return StoredBefore(
                 self.erasures(keys, per_partition=True),
-                self.read_sessions(session_ids),
+                self.read_sessions(session_ids, per_partition=True),
                 self._watermarks_if_readable(names),
             )
-        erased = [row for result in results[: len(erasure_reads)] for row in result]
-        count_read(rows=len(erased), partitions=len(keys), requests=len(erasure_reads))
-        session_rows = [
-            row
-            for result in results[len(erasure_reads) : len(erasure_reads) + len(session_reads)]
-            for row in result
+        # The round's results in the order sent: the erasure records, the sessions, the watermarks.
+        bounds = (0, len(erasure_reads), len(erasure_reads) + len(session_reads), len(results))
+        erased, session_rows, progress = [
+            [row for result in results[start:end] for row in result] for start, end in pairwise(bounds)
         ]
+        count_read(rows=len(erased), partitions=len(keys), requests=len(erasure_reads))
         count_read(rows=len(session_rows), partitions=len(sessions_wanted), requests=len(session_reads))
-        sessions = _halves_of_rows(session_rows)
-        progress = [row for result in results[len(erasure_reads) + len(session_reads) :] for row in result]
-        if names:
-            count_read(rows=len(progress), partitions=len(names))
-        return StoredBefore(_erased_of(erased), sessions, watermarks_of(progress, names))
+        count_read(rows=len(progress), partitions=len(names), requests=len(progress_reads))
+        return StoredBefore(_erased_of(erased), _halves_of(session_rows), watermarks_of(progress, names))
 
     def _watermarks_if_readable(self, names: dict[str, int]) -> dict[int, int]:
         """The watermarks, or none when their read fails too: an arrival stored without what was seen is
@@ -281,12 +284,15 @@ class CassandraSessionStore:
                 lambda: self._run_concurrently(unwrite_statements(writes, arrivals, keep_starts))
             )
 
-    def read_sessions(self, session_ids: Sequence[UUID]) -> dict[UUID, SessionHalves]:
+    def read_sessions(
+        self, session_ids: Sequence[UUID], *, per_partition: bool = False
+    ) -> dict[UUID, SessionHalves]:
+        """Up to a hundred sessions a request, or one per request when asked or when an ``IN`` failed."""
         with unavailable_on_failure("read the sessions back"):
-            results = self._once_more_after_reconnect(
-                lambda: self._run_concurrently((READ_SESSION, (session_id,)) for session_id in session_ids)
+            rows = self._read_partitions(
+                READ_SESSIONS, READ_SESSION, session_ids, per_partition=per_partition
             )
-        return _halves_of(results)
+        return _halves_of(rows)
 
     def write_completed(
         self, sessions: Sequence[tuple[CompletedSession, int]], records: Sequence[RecordWrite] = ()
@@ -378,12 +384,7 @@ def _erased_of(rows: Iterable[Any]) -> dict[bytes, datetime]:
     return {row.player_hash: utc(row.erased_at) for row in rows if row.erased_at is not None}
 
 
-def _halves_of(results: Iterable[Iterable[Any]]) -> dict[UUID, SessionHalves]:
-    """The halves stored of each session, from reads of one session each (counted)."""
-    return _halves_of_rows([row for row in counted_first_rows(results) if row is not None])
-
-
-def _halves_of_rows(rows: Iterable[Any]) -> dict[UUID, SessionHalves]:
+def _halves_of(rows: Iterable[Any]) -> dict[UUID, SessionHalves]:
     return {
         row.session_id: SessionHalves(
             row.session_id, row.player_id, row.country, utc_or_none(row.start_ts), utc_or_none(row.end_ts)

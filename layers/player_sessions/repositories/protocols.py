@@ -28,8 +28,8 @@ class SessionStore(Protocol):
     def read_before_writing(
         self, player_hashes: Sequence[bytes], session_ids: Sequence[UUID], parts: Sequence[int]
     ) -> rows.StoredBefore:
-        """What ``erasures`` (with ``IN``), ``read_sessions`` and the starts' watermarks of ``parts`` read, in one
-        round; when an ``IN`` failed, the erasure records are read again one per request."""
+        """What ``erasures``, ``read_sessions`` (each with ``IN``) and the starts' watermarks of ``parts`` read, in
+        one round; when an ``IN`` failed, the erasure records and the sessions are read again one per request."""
 
     def unwrite(
         self, writes: Sequence[rows.EventWrite], arrivals: Sequence[rows.ArrivalWrite], keep_starts: Set[UUID]
