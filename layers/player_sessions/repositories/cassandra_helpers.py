@@ -190,10 +190,25 @@ def unavailable_on_failure(action: str) -> Iterator[None]:
         )
 
 
+Reads = tuple[Cql, list[tuple[Any, ...]]]
+"""A statement and the parameters of each request that sends it."""
+
+
+def in_groups(keys: Sequence[Any]) -> list[tuple[Any, ...]]:
+    """The parameters of ``IN`` reads of the partitions of ``keys`` (one key column): a hundred to a request."""
+    return [(list(group),) for group in chunks(keys, MAX_IN_VALUES)]
+
+
+def by_key(in_cql: Cql, one_cql: Cql, keys: Sequence[Any]) -> tuple[Reads, Reads]:
+    """``in_or_one_each``'s two ways to read the partitions of ``keys`` (one key column, each key once):
+    ``IN`` reads of up to a hundred, and one partition per request."""
+    return (in_cql, in_groups(keys)), (one_cql, [(key,) for key in keys])
+
+
 def in_or_one_each(
     run: Callable[[Cql, list[tuple[Any, ...]], bool], list[Any]],
-    in_reads: tuple[Cql, list[tuple[Any, ...]]],
-    one_each: tuple[Cql, list[tuple[Any, ...]]],
+    in_reads: Reads,
+    one_each: Reads,
     *,
     per_partition: bool,
 ) -> tuple[list[Any], int]:

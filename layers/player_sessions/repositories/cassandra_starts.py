@@ -25,6 +25,8 @@ from player_sessions.models import (
 from player_sessions.read_counts import count_read
 from player_sessions.repositories.cassandra_helpers import (
     MAX_IN_VALUES,
+    Reads,
+    by_key,
     chunks,
     counted_first_row,
     in_or_one_each,
@@ -166,8 +168,8 @@ class CassandraStartsStore(CassandraStartRows):
     def _read_in_bulk(
         self,
         what: str,
-        in_reads: tuple[Cql, list[tuple[Any, ...]]],
-        one_each: tuple[Cql, list[tuple[Any, ...]]],
+        in_reads: Reads,
+        one_each: Reads,
         per_partition: bool,
     ) -> tuple[list[Any], int]:
         """``in_or_one_each`` on this store's connection; a failure is the database unavailable."""
@@ -266,12 +268,9 @@ class CassandraStartsStore(CassandraStartRows):
     def read_marks(self, keys: Sequence[StartKey], *, per_partition: bool = False) -> dict[StartKey, int]:
         wanted = set(keys)
         session_ids = list(dict.fromkeys(key.session_id for key in keys))
-        grouped: list[tuple[Any, ...]] = [(list(group),) for group in chunks(session_ids, MAX_IN_VALUES)]
-        one_each: list[tuple[Any, ...]] = [(session_id,) for session_id in session_ids]
         rows, requests = self._read_in_bulk(
             "the start marks",
-            (self._reads.marks, grouped),
-            (self._reads.session_marks, one_each),
+            *by_key(self._reads.marks, self._reads.session_marks, session_ids),
             per_partition,
         )
         marks: dict[StartKey, int] = {}
@@ -292,8 +291,7 @@ class CassandraStartsStore(CassandraStartRows):
         if wanted:
             rows, requests = self._read_in_bulk(
                 "the fold records",
-                (self._reads.fold_records, [(group,) for group in chunks(wanted, MAX_IN_VALUES)]),
-                (self._reads.fold_record, [(fold,) for fold in wanted]),
+                *by_key(self._reads.fold_records, self._reads.fold_record, wanted),
                 per_partition,
             )
             for row in rows:

@@ -35,13 +35,13 @@ from player_sessions.models import (
 from player_sessions.observability import logger
 from player_sessions.read_counts import count_read
 from player_sessions.repositories.cassandra_helpers import (
-    MAX_IN_VALUES,
     PreparedStatements,
     Statement,
-    chunks,
+    by_key,
     counted_first_row,
     counted_pages,
     execute_all,
+    in_groups,
     in_or_one_each,
     request_of,
     unavailable_on_failure,
@@ -201,14 +201,12 @@ class CassandraSessionStore:
         """The rows of the partitions of ``keys`` (one key column): up to a hundred to an ``IN`` request, or one
         partition per request when asked or when an ``IN`` failed (cassandra_helpers.in_or_one_each); counted."""
         keys = list(dict.fromkeys(keys))
-        grouped: list[tuple[Any, ...]] = [(list(group),) for group in chunks(keys, MAX_IN_VALUES)]
-        one_each: list[tuple[Any, ...]] = [(key,) for key in keys]
 
         def run(cql: Cql, parameters: list[tuple[Any, ...]], _: bool) -> list[Any]:
             return self._run_concurrently((cql, values) for values in parameters)
 
         rows, requests = self._once_more_after_reconnect(
-            lambda: in_or_one_each(run, (in_cql, grouped), (one_cql, one_each), per_partition=per_partition)
+            lambda: in_or_one_each(run, *by_key(in_cql, one_cql, keys), per_partition=per_partition)
         )
         count_read(rows=len(rows), partitions=len(keys), requests=requests)
         return rows
@@ -227,9 +225,9 @@ class CassandraSessionStore:
     ) -> StoredBefore:
         keys = list(dict.fromkeys(player_hashes))
         names = {progress_name(part): part for part in parts}
-        erasure_reads = [(READ_ERASED, (list(group),)) for group in chunks(keys, MAX_IN_VALUES)]
+        erasure_reads = [(READ_ERASED, parameters) for parameters in in_groups(keys)]
         sessions_wanted = list(dict.fromkeys(session_ids))
-        session_reads = [(READ_SESSIONS, (list(group),)) for group in chunks(sessions_wanted, MAX_IN_VALUES)]
+        session_reads = [(READ_SESSIONS, parameters) for parameters in in_groups(sessions_wanted)]
         progress_reads = [(READ_PROGRESS, (list(names),))] if names else []
         try:
             with unavailable_on_failure("store the events (reading what the batch meets)"):
