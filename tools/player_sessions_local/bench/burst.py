@@ -1,10 +1,11 @@
 """The sustained burst: starts POSTed at a steady rate (100/s; 278/s, a million an hour; and the most the HTTP
 path takes, several clients posting back to back), each stamped within the last two minutes, while one reader
-polls the 1 h and 24 h metric and a country's page, and the builders' lag is sampled from their watermarks.
+polls the 1 h and 24 h metric and a country's page, and the builders' lag is sampled.
 
-Per rate: the reader's p90 during the burst against its quiet p90 (the live scenario's), the lag a reader's
-tail spans (now minus the end of the oldest part's watermark slot: p50, p99, max), the rows each read took (from
-the gateway's log), and the counts checked exactly once ingest stops and the builders catch up.
+Per rate: the reader's p90 during the burst against its quiet p90 (the live scenario's), the builders' lag (the
+age of the oldest start they have not folded: p50, p99, max) and the span of slots a reader's tail reads
+(``LagSample``), the rows each read took (from the gateway's log), and the counts checked exactly once ingest
+stops and the builders catch up.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from player_sessions.bootstrap import Services
-from player_sessions.time_buckets import slot_start
+from player_sessions.repositories.protocols import StartsStore
+from player_sessions.time_buckets import Partition, slot_of, slot_start
 from player_sessions_local.bench.live import (
     ExactCheck,
     RouteStats,
@@ -59,7 +61,9 @@ class BurstResult:
     quiet: list[RouteStats]
     costs: ReadCosts
     lag_seconds: Latencies
-    """Samples of the tail a reader would read, in seconds (stored in the milliseconds field's place)."""
+    """Samples of ``LagSample.unfolded``, in seconds (stored in the milliseconds field's place)."""
+    tail_span_seconds: Latencies = field(default_factory=Latencies)
+    """Samples of ``LagSample.span``, in seconds, likewise."""
     checks: list[ExactCheck] = field(default_factory=list)
     starts_stored: int = 0
     cpu: CpuProfile | None = None
@@ -115,27 +119,67 @@ class BurstResult:
                 }
                 for r in self.readers
             ],
-            "lag_seconds": {
-                "p50": self.lag_seconds.percentile(0.5),
-                "p99": self.lag_seconds.percentile(0.99),
-                "max": max(self.lag_seconds.latencies_ms, default=0.0),
-            },
+            "lag_seconds": _seconds_json(self.lag_seconds),
+            "tail_span_seconds": _seconds_json(self.tail_span_seconds),
             "checks": [asdict(c) for c in self.checks],
             "cpu_ms_per_start": self.cpu_ms_per_start(),
             "cores_busy": self.cpu.cores_busy() if self.cpu else None,
         }
 
 
-def sample_lag(services: Services, stop: threading.Event) -> Latencies:
-    """Every LAG_SAMPLE_SECONDS, how far back the oldest part's watermark ends (what a reader's tail spans)."""
-    lags = Latencies()
-    parts = services.settings.partition.all_parts
+def _seconds_json(samples: Latencies) -> dict[str, float]:
+    return {
+        "p50": samples.percentile(0.5),
+        "p99": samples.percentile(0.99),
+        "max": max(samples.latencies_ms, default=0.0),
+    }
+
+
+@dataclass(frozen=True)
+class LagSample:
+    unfolded: float
+    """The builders' lag: seconds since the start of the oldest slot that holds an arrival its part has not
+    folded yet (after the part's watermark), 0 when none does. The starts a reader counts itself are at most
+    this old."""
+    span: float
+    """Seconds since the end of the oldest part's watermark slot: the slots a reader's tail reads, empty ones
+    included. Longer than ``unfolded`` while a part is idle: it moves its watermark over empty slots only every
+    IDLE_PROGRESS_SLOTS (domain.country_starts.builder), so a burst that follows a quiet spell begins with
+    watermarks up to that many seconds old and nothing behind them to fold."""
+
+
+def lag_sample(store: StartsStore, partition: Partition, now: datetime) -> LagSample | None:
+    """The lag at ``now`` (None until every part has a watermark): per part, one row at most per request
+    (``read_arrivals_within`` with no room) finds its oldest slot with an unfolded arrival."""
+    watermarks = store.read_progress(partition.all_parts)
+    if len(watermarks) < len(partition.all_parts):
+        return None
+    newest = slot_of(now)
+    waiting = [
+        slot
+        for part, watermark in watermarks.items()
+        if (
+            slot := store.read_arrivals_within(
+                range(watermark + 1, newest + 1), partition.shards_of(part), 0
+            )[1]
+        )
+        is not None
+    ]
+    return LagSample(
+        unfolded=(now - slot_start(min(waiting))).total_seconds() if waiting else 0.0,
+        span=(now - slot_start(min(watermarks.values()) + 1)).total_seconds(),
+    )
+
+
+def sample_lag(services: Services, stop: threading.Event) -> tuple[Latencies, Latencies]:
+    """Every LAG_SAMPLE_SECONDS until ``stop``, a ``LagSample``: its ``unfolded`` and ``span`` samples."""
+    unfolded, span = Latencies(), Latencies()
     while not stop.wait(LAG_SAMPLE_SECONDS):
-        watermarks = services.starts.read_progress(parts)
-        if len(watermarks) == len(parts):
-            behind = datetime.now(UTC) - slot_start(min(watermarks.values()) + 1)
-            lags.latencies_ms.append(behind.total_seconds())
-    return lags
+        sample = lag_sample(services.starts, services.settings.partition, datetime.now(UTC))
+        if sample is not None:
+            unfolded.latencies_ms.append(sample.unfolded)
+            span.latencies_ms.append(sample.span)
+    return unfolded, span
 
 
 def run_burst(
@@ -180,7 +224,7 @@ def run_burst(
         )
         outcomes.append(outcome)
 
-    lag_holder: list[Latencies] = []
+    lag_holder: list[tuple[Latencies, Latencies]] = []
     sampler = threading.Thread(target=lambda: lag_holder.append(sample_lag(services, lag_stop)))
     writers = [threading.Thread(target=ingest, args=(n,)) for n in range(clients)]
     cpu = CpuMeter(gateway_pid, {"builders": builder_pids}) if gateway_pid is not None else None
@@ -207,7 +251,8 @@ def run_burst(
         readers=stats_between(samples, paths, 0, seconds),
         quiet=list(quiet),
         costs=costs,
-        lag_seconds=lag_holder[0] if lag_holder else Latencies(),
+        lag_seconds=lag_holder[0][0] if lag_holder else Latencies(),
+        tail_span_seconds=lag_holder[0][1] if lag_holder else Latencies(),
         starts_stored=stored,
         cpu=spent,
     )
@@ -229,9 +274,10 @@ def burst_section(bursts: Sequence[BurstResult]) -> list[str]:
         "",
         (
             f"Starts POSTed for {bursts[0].seconds:g} s at each rate (stamped up to two minutes back), one reader "
-            "polling every 0.25 s meanwhile; quiet p90 from the live scenario's quiet reads. Lag: how far back "
-            "the oldest part's watermark ends, sampled every 0.5 s (what a reader's tail spans). Rows: Cassandra "
-            "rows per request (p50 / max)."
+            "polling every 0.25 s meanwhile; quiet p90 from the live scenario's quiet reads. Lag, sampled every "
+            "0.5 s: the age of the oldest start the builders have not folded; tail span: how far back the oldest "
+            "part's watermark ends (the slots a reader's tail reads, empty ones included: an idle part moves its "
+            "watermark every ten slots). Rows: Cassandra rows per request (p50 / max)."
         ),
         "",
         "| rate | achieved starts/s | route | requests | p50 ms | p90 ms | p99 ms | quiet p90 | ratio | rows |",
@@ -250,15 +296,16 @@ def burst_section(bursts: Sequence[BurstResult]) -> list[str]:
             )
     lines += [
         "",
-        "| rate | lag p50 s | lag p99 s | lag max s | ingest errors | counts |",
-        "|---|---:|---:|---:|---:|---|",
+        "| rate | lag p50 s | lag p99 s | lag max s | tail span p99 / max s | ingest errors | counts |",
+        "|---|---:|---:|---:|---:|---:|---|",
     ]
     for burst in bursts:
-        lag = burst.lag_seconds
+        lag, span = burst.lag_seconds, burst.tail_span_seconds
         exact = all(c.exact for c in burst.checks)
         lines.append(
             f"| {burst.label} | {lag.percentile(0.5):.1f} | {lag.percentile(0.99):.1f} | "
-            f"{max(lag.latencies_ms, default=0.0):.1f} | {burst.ingest_errors} | "
+            f"{max(lag.latencies_ms, default=0.0):.1f} | {span.percentile(0.99):.1f} / "
+            f"{max(span.latencies_ms, default=0.0):.1f} | {burst.ingest_errors} | "
             f"{'exact' if exact else '**differ**'} ({', '.join(f'{c.counted:,}' for c in burst.checks)}) |"
         )
     return [*lines, "", *_cpu_lines(bursts)]
