@@ -24,6 +24,7 @@ from player_sessions.clock import Clock, SystemClock
 from player_sessions.domain.cache_debt import CacheDebtCollector
 from player_sessions.domain.country_starts import CountryStarts
 from player_sessions.domain.country_starts.builder import CompactionTracker, FamilyBuilders, RollupBuilder
+from player_sessions.domain.country_starts.settled import SettledArrivals
 from player_sessions.domain.live_ops import LiveOps
 from player_sessions.redis_connection import RedisConnection
 from player_sessions.repositories.cache_debt import CassandraCacheDebt
@@ -57,16 +58,29 @@ class Services:
     """Where lost cache invalidations are recorded for the rollup builder to pay (None: not recorded)."""
 
     @cached_property
+    def settled_arrivals(self) -> SettledArrivals:
+        """The arrivals of settled slots this environment's readers have read, kept for its next requests."""
+        return SettledArrivals()
+
+    @cached_property
     def country_starts(self) -> CountryStarts:
         """The country questions, on these services' store, clock, settings and cache."""
-        return CountryStarts(self.starts, self.clock, self.settings, self.cache)
+        return CountryStarts(self.starts, self.clock, self.settings, self.cache, self.settled_arrivals)
 
     @cached_property
     def live_ops(self) -> LiveOps:
         """Sessions open now and session lengths, on these services' stores."""
         if self.completions is None or self.lengths is None:
             raise RuntimeError("these services have no live-ops stores")
-        return LiveOps(self.starts, self.completions, self.lengths, self.clock, self.settings, self.cache)
+        return LiveOps(
+            self.starts,
+            self.completions,
+            self.lengths,
+            self.clock,
+            self.settings,
+            self.cache,
+            self.settled_arrivals,
+        )
 
     def rollup_builder(self, trackers: dict[str, CompactionTracker] | None = None) -> FamilyBuilders:
         """A builder per rollup family on these services (deployed, one per environment keeps its ``trackers``,

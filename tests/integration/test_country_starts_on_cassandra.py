@@ -17,6 +17,7 @@ from cassandra import ReadTimeout
 from player_sessions.clock import FixedClock
 from player_sessions.domain.country_starts import CountryStarts
 from player_sessions.domain.country_starts.builder import CompactionTracker, RollupBuilder
+from player_sessions.domain.country_starts.settled import SettledArrivals
 from player_sessions.domain.ingest import ingest_batch
 from player_sessions.read_counts import metered
 from player_sessions.repositories.cassandra_rollups import CassandraRollupStore
@@ -441,6 +442,45 @@ def test_a_tail_longer_than_a_request_may_read_is_cut_and_the_answer_says_from_w
     counts = CountryStarts(starts_store, clock, settings).counts(1)
     assert counts.unread_from is None
     assert dict(counts.counts) == dict(truth(sent, t0 - timedelta(hours=1), clock.moment))
+
+
+def test_an_environment_reads_a_settled_slot_of_the_tail_once(counts_stores, counts_settings):
+    # Given 150 seconds of arrivals, two starts a second, that no builder has folded, and a reader's
+    # environment that keeps the arrivals of settled slots
+    session_store, starts_store = counts_stores
+    t0 = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=10)
+    clock, rng = FixedClock(t0), random.Random(12)
+    sent = []
+    for second in range(150):
+        clock.moment = t0 + timedelta(seconds=second)
+        batch = [
+            start(uuid.UUID(int=rng.getrandbits(128)), clock.moment, rng.choice(COUNTRIES)) for _ in range(2)
+        ]
+        ingest_batch(batch, store=session_store, clock=clock, settings=counts_settings)
+        sent += batch
+    clock.moment = t0 + timedelta(seconds=160)
+    reader = CountryStarts(starts_store, clock, counts_settings, settled_arrivals=SettledArrivals())
+    country = Counter(e["country"] for e in sent).most_common(1)[0][0]
+
+    # When the counts and a country's page are asked twice
+    with metered() as first:
+        counts_first = reader.counts(1)
+        page_first = reader.page(country, 1, limit=1000)
+    with metered() as second:
+        counts_second = reader.counts(1)
+        page_second = reader.page(country, 1, limit=1000)
+
+    # Then both times exactly, every start once
+    expected = dict(truth(sent, t0 - timedelta(hours=1), clock.moment))
+    listed = {e["session_id"] for e in sent if e["country"] == country}
+    for counts, page in ((counts_first, page_first), (counts_second, page_second)):
+        assert counts.unread_from is None
+        assert dict(counts.counts) == expected
+        assert {str(r.session_id) for r in page.starts} == listed
+    # and the second time without reading the 300 arrivals again: the first count read them (the page took
+    # them from the environment), the second count and page only the newest slots, which hold none
+    assert first.rows - second.rows == 300
+    assert second.requests < first.requests
 
 
 def two_slots_of_starts(count: int, counts_stores, settings, *, seed: int) -> tuple[list[int], list[int]]:

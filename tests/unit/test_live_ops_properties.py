@@ -20,6 +20,7 @@ from player_sessions.clock import FixedClock
 from player_sessions.domain.country_starts import CountryStarts
 from player_sessions.domain.country_starts.builder import CompactionTracker, RollupBuilder
 from player_sessions.domain.country_starts.records import RELATIVE_ERROR, bin_of, bin_value
+from player_sessions.domain.country_starts.settled import SettledArrivals
 from player_sessions.domain.country_starts.window import whole_second_window
 from player_sessions.domain.ingest import ingest_batch
 from player_sessions.domain.live_ops import LiveOps
@@ -95,6 +96,8 @@ class History:
         }
         self.cache = InMemoryReadCache()
         self.clock = FixedClock(EPOCH)
+        self.settled = SettledArrivals()
+        """The readers' environment: each family's settled arrivals kept from one question to the next."""
         self.trackers = {name: CompactionTracker(compact_after=2) for name in FAMILIES}
         self.model: dict[int, Session] = {}
         self.checks = 0
@@ -103,7 +106,13 @@ class History:
     def live_ops(self) -> LiveOps:
         stores = self.stores
         return LiveOps(
-            stores["starts"], stores["completions"], stores["lengths"], self.clock, SETTINGS, self.cache
+            stores["starts"],
+            stores["completions"],
+            stores["lengths"],
+            self.clock,
+            SETTINGS,
+            self.cache,
+            self.settled,
         )
 
     def ingest(self, items: list[dict]) -> None:
@@ -184,7 +193,9 @@ class History:
         self.checks += 1
 
     def starts(self, hours: int) -> None:
-        result = CountryStarts(self.stores["starts"], self.clock, SETTINGS, self.cache).counts(hours)
+        result = CountryStarts(self.stores["starts"], self.clock, SETTINGS, self.cache, self.settled).counts(
+            hours
+        )
         window = result.window
         whole = whole_second_window(hours, self.clock.now(), SETTINGS.retention)
         started = [

@@ -1,6 +1,7 @@
 """Counts and listings compared with a brute-force model over random histories: re-sent and contradicting
 starts, late starts (stamped hours or days back), starts stamped ahead of the server clock, the builder folding
 at random moments and while a count reads, a builder that folds a slot before a slow arrival write lands,
+readers that kept that slot's arrivals before it landed (domain.country_starts.settled),
 arrivals stored with and without what ingest read before them, players erased (their starts
 counted still, never listed again; their replays discarded), and random windows, with a read cache in the loop. In-memory storage; the integration tests run the same machinery on the real Cassandra."""
 
@@ -25,6 +26,7 @@ from player_sessions.domain.country_starts.builder import (
     RollupBuilder,
     pause_after,
 )
+from player_sessions.domain.country_starts.settled import SettledArrivals
 from player_sessions.domain.country_starts.window import Window, plan_window
 from player_sessions.domain.ingest import ingest_batch
 from player_sessions.domain.privacy import erase_player
@@ -63,6 +65,9 @@ step = st.one_of(
     # Arrivals stored without what was read before them (a loader's, or older ones): readers read their marks
     st.tuples(st.just("ingest unseen"), st.lists(start_event, min_size=1, max_size=10)),
     st.tuples(st.just("slow ingest"), st.lists(start_event, min_size=1, max_size=4)),
+    # The same, but only the readers keep the slots settled by then: a builder folds them, the slow write's
+    # arrivals included, at a later step
+    st.tuples(st.just("slow ingest read first"), st.lists(start_event, min_size=1, max_size=4)),
     # Some parts' builders fold, others do not: the parts' watermarks drift apart
     st.tuples(
         st.just("fold"),
@@ -166,6 +171,8 @@ class History:
         self.starts = InMemoryStartsStore(self.sessions)
         self.cache = InMemoryReadCache()
         self.clock = FixedClock(EPOCH)
+        self.settled = SettledArrivals()
+        """The readers' environment: the arrivals of settled slots kept from one count or listing to the next."""
         # Compacting after one or two deltas: bases, and late rows under them, in every history
         self.tracker = CompactionTracker(compact_after=2)
         self.other_tracker = CompactionTracker(compact_after=3)
@@ -247,16 +254,20 @@ class History:
                 assert crash_after is not None
         self.watermarks.append(dict(self.starts.db.progress))
 
-    def ingest(self, items: list[dict], slow: bool, seen: bool = True) -> None:
+    def ingest(self, items: list[dict], slow: bool, seen: bool = True, fold_first: bool = True) -> None:
         events = self.batch(items)
         if not events:
             return
         if slow:
 
             def builder_ahead() -> None:
-                # The write takes four seconds: a builder folds every slot settled by then, without it.
+                # The write takes four seconds: a builder folds every slot settled by then, without it (unless
+                # ``fold_first`` is false), and the readers keep those slots' arrivals, without it too.
                 self.clock.advance(seconds=4)
-                self.fold(500)
+                if fold_first:
+                    self.fold(500)
+                self.reader().counts(1)
+                self.reader().page("US", 1, limit=5)
 
             self.sessions.before_arrivals = builder_ahead
         ingest_batch(
@@ -283,7 +294,7 @@ class History:
             after, parts, self.starts.rollups_read_first = racing
             store = OnceAfter(self.starts, after, lambda: self.fold(500, parts))
         try:
-            result = CountryStarts(store, self.clock, SETTINGS, self.cache).counts(hours)
+            result = CountryStarts(store, self.clock, SETTINGS, self.cache, self.settled).counts(hours)
         finally:
             self.starts.rollups_read_first = True
         window = result.window
@@ -292,12 +303,13 @@ class History:
         assert dict(result.counts) == dict(expected), (hours, self.clock.now())
         self.checks += 1
 
+    def reader(self) -> CountryStarts:
+        return CountryStarts(self.starts, self.clock, SETTINGS, self.cache, self.settled)
+
     def list(self, country: str, hours: int, limit: int) -> None:
         listed, cursor = [], None
         while True:
-            page = CountryStarts(self.starts, self.clock, SETTINGS, self.cache).page(
-                country, hours, limit=limit, cursor=cursor
-            )
+            page = self.reader().page(country, hours, limit=limit, cursor=cursor)
             listed += [(row.ts, row.session_id) for row in page.starts]
             cursor = page.next_cursor
             if cursor is None:
@@ -322,8 +334,13 @@ def run(steps) -> int:
             history.clock.advance(seconds=argument)
         elif kind == "tick":
             history.clock.advance(seconds=argument / 4)
-        elif kind in ("ingest", "slow ingest", "ingest unseen"):
-            history.ingest(argument, slow=kind == "slow ingest", seen=kind != "ingest unseen")
+        elif kind in ("ingest", "slow ingest", "ingest unseen", "slow ingest read first"):
+            history.ingest(
+                argument,
+                slow=kind.startswith("slow ingest"),
+                seen=kind != "ingest unseen",
+                fold_first=kind == "slow ingest",
+            )
         elif kind == "fold":
             history.fold(argument[0], parts=argument[1])
         elif kind == "fold by another builder":

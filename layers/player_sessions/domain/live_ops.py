@@ -28,6 +28,7 @@ from player_sessions.domain.country_starts.records import (
     bin_value,
     contributions_of,
 )
+from player_sessions.domain.country_starts.settled import SettledArrivals
 from player_sessions.domain.country_starts.window import Window, whole_second_window
 from player_sessions.repositories.cache_protocol import NoCache, ReadCache
 from player_sessions.repositories.protocols import StartsStore
@@ -148,6 +149,8 @@ class LiveOps:
     clock: Clock
     settings: Settings
     cache: ReadCache = field(default_factory=NoCache)
+    settled_arrivals: SettledArrivals | None = None
+    """The arrivals of settled slots that earlier requests read, per family (None: each reads its whole tail)."""
 
     def _count(self, store: StartsStore, window: Window, now: datetime) -> StartCounts:
         return count_starts_by_country(
@@ -158,6 +161,7 @@ class LiveOps:
             contributions=contributions_of(store.family, self.settings),
             cache=self.cache,
             tail_at_most=self.settings.tail_arrivals_read_at_most,
+            settled=self.settled_arrivals,
         )
 
     def online(self) -> OnlineNow:

@@ -4,6 +4,7 @@
   page), with their caching.
 - ``window``: a window and how it splits into rollups, the unfolded tail and the partial first second.
 - ``counting``: exact counts from those parts.
+- ``settled``: the tail's settled slots, kept by a reader's environment for its next requests.
 - ``listing``: one country's starts, newest first, hour by hour.
 - ``rollups``: what a bucket's rollup rows add up to.
 - ``builder``: folds arrivals into the rollups, off the request path.

@@ -20,6 +20,7 @@ from functools import cached_property
 from player_sessions.domain.country_starts.records import LATE, Contributions, countries_only
 from player_sessions.domain.country_starts.rollups import Inclusion, bucket_state
 from player_sessions.domain.country_starts.seen import not_in_the_rollups
+from player_sessions.domain.country_starts.settled import SettledArrivals
 from player_sessions.domain.country_starts.window import (
     TAIL_ARRIVALS_READ_AT_MOST,
     Tail,
@@ -73,11 +74,13 @@ def count_starts_by_country(
     contributions: Contributions,
     cache: ReadCache | None = None,
     tail_at_most: int = TAIL_ARRIVALS_READ_AT_MOST,
+    settled: SettledArrivals | None = None,
 ) -> StartCounts:
     """Starts per country in ``window`` (or, for another family, what its records add up to there), exactly:
     each stored record once, however often it arrived, unless the unfolded tail is longer than a request may
     read (then said). Only the starts have rows to count a window's partial first second from: another
-    family's window starts at a whole second."""
+    family's window starts at a whole second. The tail's settled slots that an earlier request read are taken
+    from ``settled`` (domain.country_starts.settled)."""
     if store.family is not STARTS and whole_second_after(window.start) != window.start:
         raise ValueError(f"the {store.family.name} family counts from a whole second only")
 
@@ -85,7 +88,9 @@ def count_starts_by_country(
         planned = _Planned.of(window, cutoff, cache or NoCache(), store.family)
         return planned, planned.wanted
 
-    tail, planned, rows = read_tail_and_rollups(store, now, partition, tail_at_most, plan_for)
+    tail, planned, rows = read_tail_and_rollups(
+        store, now, partition, tail_at_most, plan_for, settled=settled
+    )
     plan, fine, coarse, cached = planned.plan, planned.plan.fine, planned.plan.coarse, planned.cached
     states = {bucket: bucket_state(rows.get(bucket, [])) for bucket in planned.wanted}
     rolled = RolledCounts(Counter(), {})

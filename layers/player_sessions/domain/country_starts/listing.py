@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from uuid import UUID
 
 from player_sessions.domain.country_starts.rollups import bucket_state
+from player_sessions.domain.country_starts.settled import SettledArrivals
 from player_sessions.domain.country_starts.window import (
     Tail,
     Window,
@@ -53,16 +54,20 @@ def list_country_starts(
     now: datetime,
     partition: Partition,
     tail_at_most: int,
+    settled: SettledArrivals | None = None,
 ) -> Page:
     """The page of up to ``limit`` starts after ``after`` (None: the first), reading at most ``tail_at_most``
-    unfolded arrivals (``Settings.tail_arrivals_read_at_most``)."""
+    unfolded arrivals (``Settings.tail_arrivals_read_at_most``), the settled ones read before taken from
+    ``settled``."""
     newest_hour = hour_of(min(window.end, after.ts) if after else window.end)
 
     def plan_for(cutoff: datetime | None) -> tuple[_HoursPlan, list[Bucket]]:
         hours_plan = _HoursPlan.of(window, cutoff, newest_hour)
         return hours_plan, hours_plan.wanted
 
-    tail, hours_plan, rollups = read_tail_and_rollups(store, now, partition, tail_at_most, plan_for)
+    tail, hours_plan, rollups = read_tail_and_rollups(
+        store, now, partition, tail_at_most, plan_for, settled=settled
+    )
     hours = _hours_with_starts(country, hours_plan, rollups, store, tail)
     rows: list[StartRow] = []
     for row in _starts_newest_first(country, window, hours, after=after, store=store, page_size=limit + 1):

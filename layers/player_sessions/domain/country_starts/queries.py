@@ -12,6 +12,7 @@ from player_sessions.domain.country_starts.counting import count_starts_by_count
 from player_sessions.domain.country_starts.cursor import CountryCursor, decode_cursor, encode_cursor
 from player_sessions.domain.country_starts.listing import Page, Position, list_country_starts
 from player_sessions.domain.country_starts.records import contributions_of
+from player_sessions.domain.country_starts.settled import SettledArrivals
 from player_sessions.domain.country_starts.window import Window, window_for
 from player_sessions.errors import BadRequestError
 from player_sessions.models import StartRow, from_epoch_ms, to_epoch_ms
@@ -58,6 +59,8 @@ class CountryStarts:
     clock: Clock
     settings: Settings
     cache: ReadCache = field(default_factory=NoCache)
+    settled_arrivals: SettledArrivals | None = None
+    """The arrivals of settled slots that earlier requests read (None: each request reads its whole tail)."""
 
     def counts(self, hours: int) -> CountryCounts:
         """Exact starts per country over the last ``hours`` (the cached part, whole hours and more, see
@@ -72,6 +75,7 @@ class CountryStarts:
             contributions=contributions_of(self.store.family, self.settings),
             cache=self.cache,
             tail_at_most=self.settings.tail_arrivals_read_at_most,
+            settled=self.settled_arrivals,
         )
         ordered = sorted(
             ((country, n) for country, n in counted.counts.items() if n > 0),
@@ -123,6 +127,7 @@ class CountryStarts:
                 now=now,
                 partition=self.settings.partition,
                 tail_at_most=self.settings.tail_arrivals_read_at_most,
+                settled=self.settled_arrivals,
             )
             # A partial page is not kept; a page is encoded only where the cache can keep it.
             if page.unread_from is None and token is not None:

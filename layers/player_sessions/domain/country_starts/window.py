@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from functools import cached_property
 from typing import TypeVar
 
+from player_sessions.domain.country_starts.settled import SettledArrivals
 from player_sessions.models import Arrival, RollupRow, Seen, StartKey
 from player_sessions.repositories.protocols import StartsStore
 from player_sessions.retention import oldest_retained
@@ -132,13 +133,19 @@ the cap falls reads at most about twice as many rows again (StartsStore.read_arr
 
 
 def read_tail(
-    store: StartsStore, now: datetime, partition: Partition, at_most: int = TAIL_ARRIVALS_READ_AT_MOST
+    store: StartsStore,
+    now: datetime,
+    partition: Partition,
+    at_most: int = TAIL_ARRIVALS_READ_AT_MOST,
+    settled: SettledArrivals | None = None,
 ) -> Tail:
     """The parts' watermarks first, then every shard's arrivals after the oldest of them, up to now (plus the
     clock tolerance, for a writer whose clock runs ahead): read in that order, no start can fall between the
     rollups and the tail. A faster part's arrivals before its own watermark are in the tail too; a start among
     them that a rollup also counts is told apart by its mark (domain.country_starts.counting)."""
-    tail, _, _ = read_tail_and_rollups(store, now, partition, at_most, lambda _cutoff: (None, []))
+    tail, _, _ = read_tail_and_rollups(
+        store, now, partition, at_most, lambda _cutoff: (None, []), settled=settled
+    )
     return tail
 
 
@@ -151,13 +158,17 @@ def read_tail_and_rollups(
     partition: Partition,
     at_most: int,
     plan: Callable[[datetime | None], tuple[Planned, Sequence[Bucket]]],
+    *,
+    settled: SettledArrivals | None = None,
 ) -> tuple[Tail, Planned, dict[Bucket, list[RollupRow]]]:
     """``read_tail``, and what ``plan`` makes of the tail's cutoff (anything, and the buckets whose rollups it
     wants), and those rollups, read while the arrivals are: their requests go out right after the watermarks
     (whose cutoff decides the buckets), before the arrivals', and Cassandra may answer them in either order. Either is sound: what a count needs of the
     order is the watermarks before both (a fold up to them is in the rollups and told from the tail by its
     part's watermark) and the marks and fold records after both (read later, by the caller), so a fold that
-    lands between the two reads is seen by the one read after it and told apart from the other."""
+    lands between the two reads is seen by the one read after it and told apart from the other. With
+    ``settled``, the tail's settled slots read by an earlier request are taken from there
+    (domain.country_starts.settled)."""
     parts = partition.all_parts
     watermarks = store.read_progress(parts)
     if len(watermarks) < len(parts):
@@ -174,7 +185,11 @@ def read_tail_and_rollups(
     newest = slot_of(now + CLOCK_TOLERANCE)
     slots = _tail_slots(store, oldest, newest)
     shards = list(range(partition.shards))
-    arrivals, unread = store.read_arrivals_within(slots, shards, at_most)
+    arrivals, unread = (
+        store.read_arrivals_within(slots, shards, at_most)
+        if settled is None
+        else settled.read(store, slots, shards, at_most, now)
+    )
     tail = Tail(
         fold_id(oldest, FOLD_SPACE - 1),
         cutoff,
