@@ -106,6 +106,12 @@ def test_quick_benchmark_reports_every_route_with_no_error_and_no_lost_row(tmp_p
         assert burst["achieved_rate"] > 0 and burst["ingest_errors"] == 0
         assert all(reader["requests"] > 0 and reader["errors"] == 0 for reader in burst["readers"])
         assert burst["tail_span_seconds"]["max"] >= burst["lag_seconds"]["max"] > 0
+        # the largest lag samples with their moments, the largest first, within the burst
+        worst = burst["lag_worst"]
+        assert 1 <= len(worst) <= 3
+        assert worst[0]["lag_seconds"] == burst["lag_seconds"]["max"]
+        assert [w["lag_seconds"] for w in worst] == sorted((w["lag_seconds"] for w in worst), reverse=True)
+        assert all(0 <= w["seconds_into_burst"] <= burst["seconds"] + 5 for w in worst), worst
         assert burst["checks"] and all(check["expected"] == check["counted"] for check in burst["checks"])
         # with where the CPU went meanwhile: ingest's environments, Cassandra, the builders' process folding
         cpu = burst["cpu_ms_per_start"]

@@ -64,6 +64,8 @@ class BurstResult:
     """Samples of ``LagSample.unfolded``, in seconds (stored in the milliseconds field's place)."""
     tail_span_seconds: Latencies = field(default_factory=Latencies)
     """Samples of ``LagSample.span``, in seconds, likewise."""
+    lag_worst: list[tuple[float, datetime, float]] = field(default_factory=list)
+    """The largest ``lag_seconds`` samples: seconds into the burst, the moment, the lag."""
     checks: list[ExactCheck] = field(default_factory=list)
     starts_stored: int = 0
     cpu: CpuProfile | None = None
@@ -121,6 +123,10 @@ class BurstResult:
             ],
             "lag_seconds": _seconds_json(self.lag_seconds),
             "tail_span_seconds": _seconds_json(self.tail_span_seconds),
+            "lag_worst": [
+                {"seconds_into_burst": round(into, 1), "at": at.isoformat(), "lag_seconds": lag}
+                for into, at, lag in self.lag_worst
+            ],
             "checks": [asdict(c) for c in self.checks],
             "cpu_ms_per_start": self.cpu_ms_per_start(),
             "cores_busy": self.cpu.cores_busy() if self.cpu else None,
@@ -171,15 +177,21 @@ def lag_sample(store: StartsStore, partition: Partition, now: datetime) -> LagSa
     )
 
 
-def sample_lag(services: Services, stop: threading.Event) -> tuple[Latencies, Latencies]:
-    """Every LAG_SAMPLE_SECONDS until ``stop``, a ``LagSample``: its ``unfolded`` and ``span`` samples."""
-    unfolded, span = Latencies(), Latencies()
+def sample_lag(services: Services, stop: threading.Event) -> list[tuple[datetime, LagSample]]:
+    """Every LAG_SAMPLE_SECONDS until ``stop``, a ``LagSample``, with when it was taken."""
+    samples = []
     while not stop.wait(LAG_SAMPLE_SECONDS):
-        sample = lag_sample(services.starts, services.settings.partition, datetime.now(UTC))
+        now = datetime.now(UTC)
+        sample = lag_sample(services.starts, services.settings.partition, now)
         if sample is not None:
-            unfolded.latencies_ms.append(sample.unfolded)
-            span.latencies_ms.append(sample.span)
-    return unfolded, span
+            samples.append((now, sample))
+    return samples
+
+
+WORST_LAG_SAMPLES = 3
+"""How many of a burst's largest lag samples it reports with their moments (the p99 of a minute's samples is its
+second largest): whether they came at the burst's start, or together at one moment, as the builders' runs hand
+over each minute."""
 
 
 def run_burst(
@@ -224,10 +236,11 @@ def run_burst(
         )
         outcomes.append(outcome)
 
-    lag_holder: list[tuple[Latencies, Latencies]] = []
+    lag_holder: list[list[tuple[datetime, LagSample]]] = []
     sampler = threading.Thread(target=lambda: lag_holder.append(sample_lag(services, lag_stop)))
     writers = [threading.Thread(target=ingest, args=(n,)) for n in range(clients)]
     cpu = CpuMeter(gateway_pid, {"builders": builder_pids}) if gateway_pid is not None else None
+    began = datetime.now(UTC)
     sampler.start()
     if cpu is not None:
         cpu.start()
@@ -241,6 +254,7 @@ def run_burst(
     lag_stop.set()
     sampler.join()
     costs, _ = read_costs(log_path, offset)
+    lags = lag_holder[0] if lag_holder else []
     stored = sum(stored for stored, _, _ in outcomes)
     took = max((took for _, _, took in outcomes), default=seconds)
     result = BurstResult(
@@ -251,8 +265,12 @@ def run_burst(
         readers=stats_between(samples, paths, 0, seconds),
         quiet=list(quiet),
         costs=costs,
-        lag_seconds=lag_holder[0][0] if lag_holder else Latencies(),
-        tail_span_seconds=lag_holder[0][1] if lag_holder else Latencies(),
+        lag_seconds=Latencies([sample.unfolded for _, sample in lags]),
+        tail_span_seconds=Latencies([sample.span for _, sample in lags]),
+        lag_worst=[
+            ((at - began).total_seconds(), at, sample.unfolded)
+            for at, sample in sorted(lags, key=lambda taken: -taken[1].unfolded)[:WORST_LAG_SAMPLES]
+        ],
         starts_stored=stored,
         cpu=spent,
     )
@@ -296,15 +314,20 @@ def burst_section(bursts: Sequence[BurstResult]) -> list[str]:
             )
     lines += [
         "",
-        "| rate | lag p50 s | lag p99 s | lag max s | tail span p99 / max s | ingest errors | counts |",
-        "|---|---:|---:|---:|---:|---:|---|",
+        (
+            "| rate | lag p50 s | lag p99 s | lag max s | largest lags (s into the burst) "
+            "| tail span p99 / max s | ingest errors | counts |"
+        ),
+        "|---|---:|---:|---:|---|---:|---:|---|",
     ]
     for burst in bursts:
         lag, span = burst.lag_seconds, burst.tail_span_seconds
         exact = all(c.exact for c in burst.checks)
         lines.append(
             f"| {burst.label} | {lag.percentile(0.5):.1f} | {lag.percentile(0.99):.1f} | "
-            f"{max(lag.latencies_ms, default=0.0):.1f} | {span.percentile(0.99):.1f} / "
+            f"{max(lag.latencies_ms, default=0.0):.1f} | "
+            f"{', '.join(f'{lag_s:.1f} ({into:.0f})' for into, _, lag_s in burst.lag_worst)} | "
+            f"{span.percentile(0.99):.1f} / "
             f"{max(span.latencies_ms, default=0.0):.1f} | {burst.ingest_errors} | "
             f"{'exact' if exact else '**differ**'} ({', '.join(f'{c.counted:,}' for c in burst.checks)}) |"
         )
