@@ -399,6 +399,25 @@ def test_the_first_request_after_a_day_no_reader_saw_meets_the_same_bound(counts
     assert dict(result.counts) == dict(truth(everything, result.window.start, result.window.end))
 
 
+def unfolded_seconds(
+    seconds: int, session_store, settings, *, seed: int
+) -> tuple[datetime, FixedClock, list]:
+    """Two starts a second for ``seconds`` from ten minutes ago, stored and never folded; returns when they began,
+    a clock ten seconds past the last, and the events."""
+    t0 = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=10)
+    clock, rng = FixedClock(t0), random.Random(seed)
+    sent = []
+    for second in range(seconds):
+        clock.moment = t0 + timedelta(seconds=second)
+        batch = [
+            start(uuid.UUID(int=rng.getrandbits(128)), clock.moment, rng.choice(COUNTRIES)) for _ in range(2)
+        ]
+        ingest_batch(batch, store=session_store, clock=clock, settings=settings)
+        sent += batch
+    clock.moment = t0 + timedelta(seconds=seconds + 10)
+    return t0, clock, sent
+
+
 def test_a_tail_longer_than_a_request_may_read_is_cut_and_the_answer_says_from_when(
     counts_stores, counts_settings
 ):
@@ -406,17 +425,7 @@ def test_a_tail_longer_than_a_request_may_read_is_cut_and_the_answer_says_from_w
     # read at most 100 unfolded arrivals
     session_store, starts_store = counts_stores
     settings = counts_settings.model_copy(update={"tail_arrivals_read_at_most": 100})
-    t0 = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=10)
-    clock, rng = FixedClock(t0), random.Random(11)
-    sent = []
-    for second in range(150):
-        clock.moment = t0 + timedelta(seconds=second)
-        batch = [
-            start(uuid.UUID(int=rng.getrandbits(128)), clock.moment, rng.choice(COUNTRIES)) for _ in range(2)
-        ]
-        ingest_batch(batch, store=session_store, clock=clock, settings=settings)
-        sent += batch
-    clock.moment = t0 + timedelta(seconds=160)
+    t0, clock, sent = unfolded_seconds(150, session_store, settings, seed=11)
 
     # When the counts and one country's page are asked
     with metered() as reads:
@@ -448,17 +457,7 @@ def test_an_environment_reads_a_settled_slot_of_the_tail_once(counts_stores, cou
     # Given 150 seconds of arrivals, two starts a second, that no builder has folded, and a reader's
     # environment that keeps the arrivals of settled slots
     session_store, starts_store = counts_stores
-    t0 = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=10)
-    clock, rng = FixedClock(t0), random.Random(12)
-    sent = []
-    for second in range(150):
-        clock.moment = t0 + timedelta(seconds=second)
-        batch = [
-            start(uuid.UUID(int=rng.getrandbits(128)), clock.moment, rng.choice(COUNTRIES)) for _ in range(2)
-        ]
-        ingest_batch(batch, store=session_store, clock=clock, settings=counts_settings)
-        sent += batch
-    clock.moment = t0 + timedelta(seconds=160)
+    t0, clock, sent = unfolded_seconds(150, session_store, counts_settings, seed=12)
     reader = CountryStarts(starts_store, clock, counts_settings, settled_arrivals=SettledArrivals())
     country = Counter(e["country"] for e in sent).most_common(1)[0][0]
 

@@ -321,14 +321,12 @@ def burst_section(bursts: Sequence[BurstResult]) -> list[str]:
         "|---|---:|---:|---:|---|---:|---:|---|",
     ]
     for burst in bursts:
-        lag, span = burst.lag_seconds, burst.tail_span_seconds
+        lag, span = _seconds_json(burst.lag_seconds), _seconds_json(burst.tail_span_seconds)
         exact = all(c.exact for c in burst.checks)
         lines.append(
-            f"| {burst.label} | {lag.percentile(0.5):.1f} | {lag.percentile(0.99):.1f} | "
-            f"{max(lag.latencies_ms, default=0.0):.1f} | "
+            f"| {burst.label} | {lag['p50']:.1f} | {lag['p99']:.1f} | {lag['max']:.1f} | "
             f"{', '.join(f'{lag_s:.1f} ({into:.0f})' for into, _, lag_s in burst.lag_worst)} | "
-            f"{span.percentile(0.99):.1f} / "
-            f"{max(span.latencies_ms, default=0.0):.1f} | {burst.ingest_errors} | "
+            f"{span['p99']:.1f} / {span['max']:.1f} | {burst.ingest_errors} | "
             f"{'exact' if exact else '**differ**'} ({', '.join(f'{c.counted:,}' for c in burst.checks)}) |"
         )
     return [*lines, "", *_cpu_lines(bursts)]
