@@ -133,19 +133,13 @@ the cap falls reads at most about twice as many rows again (StartsStore.read_arr
 
 
 def read_tail(
-    store: StartsStore,
-    now: datetime,
-    partition: Partition,
-    at_most: int = TAIL_ARRIVALS_READ_AT_MOST,
-    settled: SettledArrivals | None = None,
+    store: StartsStore, now: datetime, partition: Partition, at_most: int = TAIL_ARRIVALS_READ_AT_MOST
 ) -> Tail:
     """The parts' watermarks first, then every shard's arrivals after the oldest of them, up to now (plus the
     clock tolerance, for a writer whose clock runs ahead): read in that order, no start can fall between the
     rollups and the tail. A faster part's arrivals before its own watermark are in the tail too; a start among
     them that a rollup also counts is told apart by its mark (domain.country_starts.counting)."""
-    tail, _, _ = read_tail_and_rollups(
-        store, now, partition, at_most, lambda _cutoff: (None, []), settled=settled
-    )
+    tail, _, _ = read_tail_and_rollups(store, now, partition, at_most, lambda _cutoff: (None, []))
     return tail
 
 
