@@ -3,7 +3,7 @@
 Scheduled every minute once per part of the arrival log (the event says which, and when it was scheduled:
 ``{"part": p, "scheduled_at": time}``), one invocation keeps folding its part until just before the part's next
 one is due (a slot settles 1.5 s after it ends, and EventBridge cannot schedule more often than once a minute),
-then returns (domain.country_starts.schedule). Reserved concurrency equal to the parts keeps one builder per
+compacting what its folds leave before its last ones, then returns (domain.country_starts.schedule). Reserved concurrency equal to the parts keeps one builder per
 part; two of one part at once would still count every start once.
 """
 
@@ -14,7 +14,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from player_sessions.bootstrap import get_services
 from player_sessions.domain.country_starts.builder import CompactionTracker, FoldReport, pause_after
-from player_sessions.domain.country_starts.schedule import fold_until, scheduled_at
+from player_sessions.domain.country_starts.schedule import fold_until, run_until_handoff, scheduled_at
 from player_sessions.observability import MetricUnit, logger, metrics, tracer
 
 STOP_BEFORE_TIMEOUT_MS = 5_000
@@ -37,25 +37,28 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     deadline = time.monotonic() + (fold_until(scheduled_at(event), now) - now).total_seconds()
     builder = services.rollup_builder(_trackers)
     total = FoldReport()
-    # A fold starts only if one as long as this run's longest yet ends by the deadline: the handoff margin is
-    # left for the compaction, else the part's next run would be throttled.
-    longest = 0.0
-    while (
-        time.monotonic() + longest < deadline
-        and context.get_remaining_time_in_millis() > STOP_BEFORE_TIMEOUT_MS
-    ):
-        started = time.monotonic()
-        report = builder.fold(part)
-        longest = max(longest, time.monotonic() - started)
-        total.add(report)
-        left = min(
+
+    def seconds_left() -> float:
+        return min(
             deadline - time.monotonic(),
             (context.get_remaining_time_in_millis() - STOP_BEFORE_TIMEOUT_MS) / 1000,
         )
-        time.sleep(max(0.0, min(pause_after(report, services.clock.now()), left)))
-    # The next invocation of this part may run in another environment, and this one may never run again: what
-    # this one's trackers hold is compacted now rather than left to every reader of those buckets.
-    total.bases_written += builder.compact_what_is_left()
+
+    def fold() -> float:
+        report = builder.fold(part)
+        total.add(report)
+        return pause_after(report, services.clock.now())
+
+    def compact() -> None:
+        # The next invocation of this part may run in another environment, and this one may never run again:
+        # what this one's trackers hold is compacted rather than left to every reader of those buckets.
+        total.bases_written += builder.compact_what_is_left()
+
+    def wait(seconds: float) -> bool:
+        time.sleep(seconds)
+        return False
+
+    run_until_handoff(seconds_left, fold, compact, wait)
     metrics.add_metric(name="SlotsFolded", unit=MetricUnit.Count, value=total.slots_folded)
     metrics.add_metric(name="StartsFolded", unit=MetricUnit.Count, value=total.starts_counted)
     metrics.add_metric(name="RecordsFolded", unit=MetricUnit.Count, value=total.records_counted)

@@ -1,6 +1,6 @@
 """Each scheduled run of the builder folds until just before its part's next run is due, counted from when
-EventBridge scheduled it, so that a part goes unfolded for a handoff margin each minute, not for whatever a
-fixed run time leaves."""
+EventBridge scheduled it, and compacts what it leaves before its last folds when it must, so that a part goes
+unfolded at the handoff only until the next run, not for whatever a fixed run time or the compaction leaves."""
 
 from __future__ import annotations
 
@@ -12,9 +12,10 @@ import pytest
 from functions.rollup_builder.handler import lambda_handler
 from player_sessions.bootstrap import use_services
 from player_sessions.domain.country_starts.schedule import (
-    HANDOFF_MARGIN,
+    RETURN_MARGIN,
     SCHEDULE_PERIOD,
     fold_until,
+    run_until_handoff,
     scheduled_at,
 )
 from player_sessions.domain.ingest import ingest_batch
@@ -39,14 +40,107 @@ def test_a_run_reads_when_it_was_scheduled_from_its_event(event, expected):
     assert scheduled_at(event) == expected
 
 
-def test_a_run_stops_folding_a_handoff_margin_before_its_parts_next_run_is_due():
+def test_a_run_stops_folding_a_return_margin_before_its_parts_next_run_is_due():
     scheduled = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
     # Delivered on time or late, a run stops at the same moment: before the next run of its part arrives
     for delivered_after in (timedelta(0), timedelta(seconds=2), timedelta(seconds=40)):
-        assert fold_until(scheduled, scheduled + delivered_after) == scheduled + timedelta(seconds=58.5)
+        assert fold_until(scheduled, scheduled + delivered_after) == scheduled + timedelta(seconds=59.5)
     # A run whose event says nothing of its schedule, or one not yet due by this clock, counts from now
-    assert fold_until(None, NOW) == NOW + timedelta(seconds=58.5)
-    assert fold_until(NOW + timedelta(seconds=1), NOW) == NOW + timedelta(seconds=58.5)
+    assert fold_until(None, NOW) == NOW + timedelta(seconds=59.5)
+    assert fold_until(NOW + timedelta(seconds=1), NOW) == NOW + timedelta(seconds=59.5)
+
+
+class _Run:
+    """A run on a timeline of its own: folds that take ``fold_seconds`` each, slots that settle once a second at
+    ``settle_phase`` past each whole second, a compaction that takes ``compact_seconds``; it records what it did
+    when, in seconds from its start, and must stop folding by ``until``."""
+
+    def __init__(
+        self, *, until, fold_seconds, compact_seconds, settle_phase, stop_at=None, first_fold_seconds=None
+    ):
+        self.now, self.until, self.stop_at = 0.0, until, stop_at
+        self.first_fold_seconds = fold_seconds if first_fold_seconds is None else first_fold_seconds
+        self.fold_seconds, self.compact_seconds, self.settle_phase = (
+            fold_seconds,
+            compact_seconds,
+            settle_phase,
+        )
+        self.folds: list[tuple[float, float]] = []
+        self.compactions: list[float] = []
+
+    def seconds_left(self) -> float:
+        return self.until - self.now
+
+    def fold(self) -> float:
+        seconds = self.fold_seconds if self.folds else self.first_fold_seconds
+        self.folds.append((self.now, self.now + seconds))
+        self.now += seconds
+        next_settle = int(self.now - self.settle_phase) + 1 + self.settle_phase
+        return next_settle - self.now
+
+    def compact(self) -> None:
+        self.compactions.append(self.now)
+        self.now += self.compact_seconds
+
+    def wait(self, seconds: float) -> bool:
+        if self.stop_at is not None and self.now + seconds >= self.stop_at:
+            self.now = self.stop_at
+            return True
+        self.now += seconds
+        return False
+
+    def run(self) -> _Run:
+        run_until_handoff(self.seconds_left, self.fold, self.compact, self.wait)
+        return self
+
+
+def test_a_run_folds_each_settled_slot_and_compacts_after_its_last_fold_when_that_fits():
+    # Given a run that must stop folding at 59.5 s, slots settling at 0.2 s past each second, folds of 0.35 s
+    run = _Run(until=59.5, fold_seconds=0.35, compact_seconds=0.35, settle_phase=0.2).run()
+    # Then it folds at once and at each slot's settling after its first fold, up to the last whose fold ends
+    # in time (58.2 s: one at 59.2 s would not), and compacts after that one, when it ends (58.55 s)
+    assert [round(start, 6) for start, _ in run.folds] == [0.0] + [second + 0.2 for second in range(1, 59)]
+    assert run.compactions == [pytest.approx(58.55)]
+    assert run.now <= run.until
+
+
+@pytest.mark.parametrize("settle_phase", [0.0, 0.1, 0.3, 0.5, 0.7, 0.9])
+def test_a_run_compacts_before_its_last_fold_when_both_would_not_fit_after_it(settle_phase):
+    # Given folds of 0.45 s and a compaction as long, whatever the slots' phase to the run's schedule
+    run = _Run(until=59.5, fold_seconds=0.45, compact_seconds=0.45, settle_phase=settle_phase).run()
+    last_start, last_end = run.folds[-1]
+    # Then its last fold is the last that ends in time: the slot settling after it would not
+    assert last_end <= run.until
+    assert last_start + 1 + 0.45 > run.until
+    # And the compaction came once, after the other folds: before that last fold if it would not fit after it
+    (compacted,) = run.compactions
+    assert run.folds[-2][1] <= compacted
+    if last_end + 0.45 > run.until:
+        assert compacted + 0.45 <= last_start
+    assert run.now <= run.until
+
+
+def test_a_long_first_fold_does_not_keep_a_run_from_its_last_settled_slot():
+    # Given a run whose first fold catches up for 3 s (what the handoff left), then folds of 0.45 s
+    run = _Run(
+        until=59.5, fold_seconds=0.45, compact_seconds=0.45, settle_phase=0.8, first_fold_seconds=3.0
+    ).run()
+    # Then it still folds the slot settling at 58.8 s (ending at 59.25 s), a second later than if it expected
+    # every fold to take 3 s; its compaction came before, in the pause after the fold at 57.8 s
+    assert run.folds[-1] == (pytest.approx(58.8), pytest.approx(59.25))
+    assert run.compactions == [pytest.approx(58.25)]
+
+
+def test_a_run_asked_to_stop_compacts_what_it_leaves_and_returns():
+    run = _Run(until=59.5, fold_seconds=0.3, compact_seconds=0.3, settle_phase=0.2, stop_at=10.0).run()
+    assert [round(start, 6) for start, _ in run.folds] == [0.0] + [second + 0.2 for second in range(1, 10)]
+    assert run.compactions == [10.0]
+
+
+def test_a_run_with_no_time_left_folds_nothing_and_compacts_what_an_earlier_run_left():
+    run = _Run(until=0.0, fold_seconds=0.3, compact_seconds=0.3, settle_phase=0.2).run()
+    assert run.folds == []
+    assert run.compactions == [0.0]
 
 
 def _stored_start(services) -> None:
@@ -82,6 +176,6 @@ def test_a_run_delivered_when_its_parts_next_one_is_due_folds_nothing_and_leaves
     late = (NOW - SCHEDULE_PERIOD).isoformat()
     # Then none folds (the next run of the part is due), and the next, on time, counts the start once
     assert _run_every_part(services, {"scheduled_at": late}) == 0
-    almost_over = (NOW - SCHEDULE_PERIOD + HANDOFF_MARGIN + timedelta(seconds=0.2)).isoformat()
+    almost_over = (NOW - SCHEDULE_PERIOD + RETURN_MARGIN + timedelta(seconds=0.2)).isoformat()
     assert _run_every_part(services, {"scheduled_at": almost_over}) == 1
     assert services.country_starts.counts(1).counts == [("FI", 1)]

@@ -10,13 +10,14 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from player_sessions.bootstrap import Services
 from player_sessions.domain.country_starts.builder import FamilyBuilders, FoldReport, pause_after
-from player_sessions.domain.country_starts.schedule import SCHEDULE_PERIOD, fold_until
+from player_sessions.domain.country_starts.schedule import SCHEDULE_PERIOD, fold_until, run_until_handoff
 from player_sessions.errors import DatabaseUnavailableError
 from player_sessions.observability import metrics
 from player_sessions.read_counts import ReadTally, metered
@@ -140,30 +141,18 @@ class RollupRunner:
 
     def _run(self) -> None:
         """Scheduled runs as EventBridge starts them deployed, one a period from the first: each folds until
-        its handoff margin (domain.country_starts.schedule), compacts what it leaves, reports its work and
-        returns; the part then waits, unfolded, for its next run, as it does deployed."""
+        its handoff, compacting what it leaves before its last folds (domain.country_starts.schedule), reports
+        its work and returns; the part then waits, unfolded, for its next run, as it does deployed."""
         builder = self.services.rollup_builder()
         clock = self.services.clock
         scheduled = clock.now()
         while not self._stop.is_set():
-            until, longest = fold_until(scheduled, clock.now()), timedelta(0)
-            while not self._stop.is_set() and clock.now() + longest < until:
-                started = clock.now()
-                try:
-                    with metered(into=self._minute_reads), measuring(self._meters(), into=self._minute_work):
-                        report = builder.fold(self.part)
-                    longest = max(longest, clock.now() - started)
-                    self.total.add(report)
-                    self.lags.append((time.monotonic(), report.behind_seconds))
-                except DatabaseUnavailableError as error:
-                    # Cassandra is down or slow: the next run starts from the watermark again.
-                    self.failures += 1
-                    _LOGGER.warning("rollup builder: %s", error)
-                finally:
-                    metrics.clear_metrics()
-                left = (until - clock.now()).total_seconds()
-                self._stop.wait(max(0.0, min(pause_after(self.total, clock.now()), left)))
-            self._compact_what_is_left(builder)
+            run_until_handoff(
+                partial(self._seconds_until, fold_until(scheduled, clock.now())),
+                partial(self._fold, builder),
+                partial(self._compact_what_is_left, builder),
+                self._stop.wait,
+            )
             if not self._stop.is_set():
                 self._report_work()
             # The next run as EventBridge starts it: at the next tick, or at once when this run overran it (Lambda
@@ -172,6 +161,24 @@ class RollupRunner:
             while clock.now() - scheduled >= SCHEDULE_PERIOD:
                 scheduled += SCHEDULE_PERIOD
             self._stop.wait(max(0.0, (scheduled - clock.now()).total_seconds()))
+
+    def _seconds_until(self, moment: datetime) -> float:
+        return (moment - self.services.clock.now()).total_seconds()
+
+    def _fold(self, builder: FamilyBuilders) -> float:
+        """One fold of the part; returns the seconds to wait before the next."""
+        try:
+            with metered(into=self._minute_reads), measuring(self._meters(), into=self._minute_work):
+                report = builder.fold(self.part)
+            self.total.add(report)
+            self.lags.append((time.monotonic(), report.behind_seconds))
+        except DatabaseUnavailableError as error:
+            # Cassandra is down or slow: the next fold starts from the watermark again.
+            self.failures += 1
+            _LOGGER.warning("rollup builder: %s", error)
+        finally:
+            metrics.clear_metrics()
+        return pause_after(self.total, self.services.clock.now())
 
     def _compact_what_is_left(self, builder: FamilyBuilders) -> None:
         try:

@@ -29,7 +29,7 @@ from infra_cdk.constants import (
     ROLLUP_BUILDER_SCHEDULE_MINUTES,
     ROLLUP_PARTS,
 )
-from player_sessions.domain.country_starts.schedule import HANDOFF_MARGIN, SCHEDULE_PERIOD
+from player_sessions.domain.country_starts.schedule import RETURN_MARGIN, SCHEDULE_PERIOD
 from player_sessions.routes import PLAYER_EVENTS_PATH, STUDIO_EVENTS_PATH
 from player_sessions_local.cost.measured import Invocation, dashboard_routes
 from player_sessions_local.cost.prices import PriceList
@@ -106,9 +106,9 @@ def builder_units(minutes: Sequence[Invocation]) -> tuple[tuple[float, float], t
 
 
 def builder_run_seconds() -> float:
-    """How long each scheduled invocation of the builder folds when delivered on time
+    """How long each scheduled invocation of the builder runs when delivered on time, at most
     (domain.country_starts.schedule): its billed time."""
-    return (SCHEDULE_PERIOD - HANDOFF_MARGIN).total_seconds()
+    return (SCHEDULE_PERIOD - RETURN_MARGIN).total_seconds()
 
 
 def _priced(prices: PriceList, key: str, quantity: float, per: float, *, name: str, unit: str) -> Component:
@@ -311,7 +311,7 @@ def monthly(
         )
         notes.append(
             f"rollup builder: {ROLLUP_PARTS} parts, each invoked every {ROLLUP_BUILDER_SCHEDULE_MINUTES} min, billed its "
-            f"{builder_run_seconds():g} s of folding each time; its Keyspaces work, measured over "
+            f"{builder_run_seconds():g} s each time (at most: a run returns once no fold fits before its part's next); its Keyspaces work, measured over "
             f"{len(builder)} minutes and {starts_folded:,} starts folded: {idle[0]:,.0f} WRU + "
             f"{idle[1]:,.0f} RRU a minute idle, and {per_start[0]:.2f} WRU + {per_start[1]:.2f} RRU per "
             "start; its few log lines are left out"

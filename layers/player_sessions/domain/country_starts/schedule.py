@@ -3,20 +3,26 @@
 EventBridge starts one run per part every SCHEDULE_PERIOD, and reserved concurrency allows one run per part at
 a time, so a run must have returned before the next one arrives (else that one is throttled). A run that
 folded for a fixed time from its own start left its part unfolded for the rest of every period (5 s a minute
-with 55 s of folding): the lag, and every reader's tail, grew by that much once a minute. A run that stops a
-HANDOFF_MARGIN before the next one is due leaves only the margin, plus EventBridge's delivery delay.
+with 55 s of folding): the lag, and every reader's tail, grew by that much once a minute. A run folds until a
+RETURN_MARGIN before the next one is due, and compacts what it leaves while it waits for a slot to settle before
+its last folds (run_until_handoff), so that at the handoff its part waits only for the next run.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections import deque
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 SCHEDULE_PERIOD = timedelta(minutes=1)
 """EventBridge's shortest rate: each part's builder is started once a period."""
-HANDOFF_MARGIN = timedelta(seconds=1.5)
-"""A run stops folding this long before its part's next run is due, and compacts what it leaves in that time."""
+RETURN_MARGIN = timedelta(seconds=0.5)
+"""A run's last fold ends this long before its part's next run is due: time to return (its metrics and log
+lines written), so that the next run is not throttled."""
+RECENT_FOLDS = 10
+"""A run expects its next fold to take as long as the longest of its last this many (about as many seconds when
+caught up): not the longest of the run, which is most often its first, catching up on what the handoff left."""
 SCHEDULED_AT = "scheduled_at"
 """The key of the run's event that holds the time EventBridge scheduled it at (the schedule event's ``time``)."""
 
@@ -35,8 +41,40 @@ def scheduled_at(event: Mapping[str, Any]) -> datetime | None:
 
 
 def fold_until(scheduled: datetime | None, now: datetime) -> datetime:
-    """When a run scheduled at ``scheduled`` (None: now), started ``now``, stops folding: HANDOFF_MARGIN before
+    """When a run scheduled at ``scheduled`` (None: now), started ``now``, stops folding: RETURN_MARGIN before
     the next run of its part is due. A run delivered late folds for less; one not yet due by this clock (the two
     clocks differ by a little) counts from now."""
     start = now if scheduled is None else min(scheduled, now)
-    return start + SCHEDULE_PERIOD - HANDOFF_MARGIN
+    return start + SCHEDULE_PERIOD - RETURN_MARGIN
+
+
+def run_until_handoff(
+    seconds_left: Callable[[], float],
+    fold: Callable[[], float],
+    compact: Callable[[], object],
+    wait: Callable[[float], bool],
+) -> None:
+    """A scheduled run's folds: ``fold`` (it returns the seconds to wait before the next) while one as long as
+    the longest of the run's RECENT_FOLDS last ends within ``seconds_left``; ``compact`` (what the run's folds
+    leave uncompacted) once, as soon as a compaction as long as that fold would no longer fit after the next
+    fold, so in the pause before the run's last folds rather than after them; ``wait`` returns True when the
+    run is asked to stop.
+
+    The folds after the compaction leave a few deltas tracked, compacted by the part's next run when it runs in
+    the same environment; else they stay, one more row each in the buckets they changed, until the next
+    compaction of those buckets (docs/decisions.md)."""
+    recent: deque[float] = deque(maxlen=RECENT_FOLDS)
+    compacted = False
+    while (left := seconds_left()) > max(recent, default=0.0):
+        pause = fold()
+        folded_left = seconds_left()
+        recent.append(left - folded_left)
+        longest = max(recent)
+        next_fold_left = folded_left - pause  # the seconds left when the next fold would start
+        if not compacted and next_fold_left < 2 * longest:
+            compact()
+            compacted = True
+        if next_fold_left <= longest or wait(max(0.0, seconds_left() - next_fold_left)):
+            break
+    if not compacted:
+        compact()
