@@ -156,7 +156,8 @@ class RollupRunner:
             if not self._stop.is_set():
                 self._report_work()
             # The next run as EventBridge starts it: at the next tick, or at once when this run overran it (Lambda
-            # retries a throttled run); a tick a whole period past is skipped (its event is past its maximum age).
+            # retries a throttled run, after 1 s: not emulated); a tick a whole period past is skipped (its event
+            # is past its maximum age).
             scheduled += SCHEDULE_PERIOD
             while clock.now() - scheduled >= SCHEDULE_PERIOD:
                 scheduled += SCHEDULE_PERIOD
