@@ -311,7 +311,8 @@ def monthly(
         )
         notes.append(
             f"rollup builder: {ROLLUP_PARTS} parts, each invoked every {ROLLUP_BUILDER_SCHEDULE_MINUTES} min, billed its "
-            f"{builder_run_seconds():g} s each time (at most: a run returns once no fold fits before its part's next); its Keyspaces work, measured over "
+            f"{builder_run_seconds():g} s each time (at most: a run returns once no fold fits before its part's "
+            "next); its Keyspaces work, measured over "
             f"{len(builder)} minutes and {starts_folded:,} starts folded: {idle[0]:,.0f} WRU + "
             f"{idle[1]:,.0f} RRU a minute idle, and {per_start[0]:.2f} WRU + {per_start[1]:.2f} RRU per "
             "start; its few log lines are left out"
