@@ -384,6 +384,27 @@ def test_a_builder_resumed_from_an_old_watermark_counts_nothing_new_in_a_slot_fo
     assert run(steps) == 2
 
 
+def test_a_part_that_passed_empty_slots_without_storing_its_watermark_compacts_nothing_after_it():
+    # Given the clock six minutes before an hour ends, starts of parts 0 to 2 that land after a builder run
+    # folded their slot (their writers put them again into a newer slot)
+    start = {"seconds_before": 0, "millis": 0, "country": "US", "session": 1, "contradicts": False}
+    steps = [
+        ("advance", 63_647),
+        ("ingest", [start]),
+        ("slow ingest", [{**start, "session": session} for session in (3, 4, 300)]),
+        ("tick", 13),
+        # When the next runs fold those, part 3 passes its empty slots without storing its watermark (fewer than
+        # IDLE_PROGRESS_SLOTS), and then a start of part 3 lands, late, in one of those slots
+        ("slow ingest", [{**start, "session": 0}]),
+        ("advance", 342),
+        # Then part 3's next run counts it, and no base compacted before covers its fold: the whole hour counts
+        # the five starts (four, when the base summed folds up to part 3's watermark as it had not stored it)
+        ("fold", (500, [0, 1, 2, 3])),
+        ("count", 2),
+    ]
+    assert run(steps) == 1
+
+
 def test_a_late_start_into_folded_buckets_is_counted_once():
     # Given a start three days old, folded into the rollups, and counted
     late = {"seconds_before": 3 * 86_400, "millis": 5, "country": "FI", "session": 1, "contradicts": False}

@@ -216,10 +216,12 @@ class RollupBuilder:
                 report.slots_folded += 1
                 watermark = current
             slot = watermark + 1
-        done = watermark if others is None else min(watermark, others)
+        # Compaction sums only the folds the stored watermark covers: empty slots passed over without storing
+        # it (an idle part) may still get a late arrival, which the part's next run folds.
+        stored = self._finish(report, part, watermark, newest)
+        done = stored if others is None else min(stored, others)
         settled = self.tracker.settled(watermark, done, SETTLED_COMPACTIONS_PER_RUN)
         report.bases_written += self._compact(settled, fold_id(done, FOLD_SPACE - 1), self.clock.now())
-        self._finish(report, part, watermark, newest)
         return report
 
     def compact_what_is_left(self, levels: Collection[Level] = LEVELS) -> int:
@@ -318,11 +320,11 @@ class RollupBuilder:
             written += len(bases)
         return written
 
-    def _finish(self, report: FoldReport, part: int, watermark: int, newest: int) -> None:
+    def _finish(self, report: FoldReport, part: int, watermark: int, newest: int) -> int:
         """Moves the stored watermark (``report.watermark``, as the last fold left it) over the empty slots this
         run passed after it: at once when the run folded arrivals, after IDLE_PROGRESS_SLOTS when it folded
-        none; never again to where the last fold already moved it. ``behind_seconds`` counts from where the run
-        got to (an idle part is not behind)."""
+        none; never again to where the last fold already moved it; returns it as stored. ``behind_seconds``
+        counts from where the run got to (an idle part is not behind)."""
         stored = report.watermark
         if stored is None or (
             watermark > stored
@@ -334,6 +336,7 @@ class RollupBuilder:
             self.store.write_progress(part, watermark)
             report.watermark = watermark
         report.behind_seconds = float(newest - watermark)
+        return watermark if report.watermark is None else report.watermark
 
 
 @dataclass
