@@ -3,9 +3,9 @@
 Scheduled every minute once per part of the arrival log (the event says which, and when it was scheduled:
 ``{"part": p, "scheduled_at": time}``), one invocation keeps folding its part until just before the part's next
 one is due (a slot settles 1.5 s after it ends, and EventBridge cannot schedule more often than once a minute),
-compacting what its folds leave before its last ones, then returns (domain.country_starts.schedule). Reserved
-concurrency equal to the parts keeps one builder per part; two of one part at once would still count every
-start once.
+compacting what its folds leave before its last ones (of a slot with arrivals each), then returns
+(domain.country_starts.schedule). Reserved concurrency equal to the parts keeps one builder per part; two of one
+part at once would still count every start once.
 """
 
 import time
@@ -45,8 +45,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             (context.get_remaining_time_in_millis() - STOP_BEFORE_TIMEOUT_MS) / 1000,
         )
 
-    def fold() -> float:
-        report = builder.fold(part)
+    def fold(one_slot: bool) -> float:
+        report = builder.fold(part, max_busy_slots=1) if one_slot else builder.fold(part)
         total.add(report)
         return pause_after(report, services.clock.now())
 

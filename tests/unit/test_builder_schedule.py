@@ -19,6 +19,7 @@ from player_sessions.domain.country_starts.schedule import (
     scheduled_at,
 )
 from player_sessions.domain.ingest import ingest_batch
+from player_sessions.time_buckets import start_shard
 from player_sessions_local.gateway.in_process import LocalLambdaContext
 from tests.fakes import in_memory_services
 
@@ -51,30 +52,48 @@ def test_a_run_stops_folding_a_return_margin_before_its_parts_next_run_is_due():
 
 
 class _Run:
-    """A run on a timeline of its own: folds that take ``fold_seconds`` each, slots that settle once a second at
-    ``settle_phase`` past each whole second, a compaction that takes ``compact_seconds``; it records what it did
-    when, in seconds from its start, and must stop folding by ``until``."""
+    """A run on a timeline of its own: folds that take ``fold_seconds`` each (``one_slot_seconds`` when asked
+    for one slot), slots that settle once a second at ``settle_phase`` past each whole second (None: the run is
+    behind, and folds again at once), a compaction that takes ``compact_seconds``; it records what it did when,
+    in seconds from its start, and must stop folding by ``until``."""
 
     def __init__(
-        self, *, until, fold_seconds, compact_seconds, settle_phase, stop_at=None, first_fold_seconds=None
+        self,
+        *,
+        until,
+        fold_seconds,
+        compact_seconds,
+        settle_phase,
+        stop_at=None,
+        first_fold_seconds=None,
+        one_slot_seconds=None,
     ):
         self.now, self.until, self.stop_at = 0.0, until, stop_at
         self.first_fold_seconds = fold_seconds if first_fold_seconds is None else first_fold_seconds
+        self.one_slot_seconds = fold_seconds if one_slot_seconds is None else one_slot_seconds
         self.fold_seconds, self.compact_seconds, self.settle_phase = (
             fold_seconds,
             compact_seconds,
             settle_phase,
         )
         self.folds: list[tuple[float, float]] = []
+        self.one_slot_folds: list[tuple[float, float]] = []
         self.compactions: list[float] = []
 
     def seconds_left(self) -> float:
         return self.until - self.now
 
-    def fold(self) -> float:
-        seconds = self.fold_seconds if self.folds else self.first_fold_seconds
+    def fold(self, one_slot: bool) -> float:
+        if one_slot:
+            seconds = self.one_slot_seconds
+        else:
+            seconds = self.fold_seconds if self.folds else self.first_fold_seconds
         self.folds.append((self.now, self.now + seconds))
+        if one_slot:
+            self.one_slot_folds.append(self.folds[-1])
         self.now += seconds
+        if self.settle_phase is None:
+            return 0.0
         next_settle = int(self.now - self.settle_phase) + 1 + self.settle_phase
         return next_settle - self.now
 
@@ -131,6 +150,24 @@ def test_a_long_first_fold_does_not_keep_a_run_from_its_last_settled_slot():
     assert run.compactions == [pytest.approx(58.25)]
 
 
+def test_a_run_that_is_behind_folds_one_slot_at_a_time_after_its_compaction_up_to_its_handoff():
+    # Given a run that is behind: a fold takes every settled slot in 2.3 s, a fold of one slot 0.8 s
+    run = _Run(
+        until=59.5, fold_seconds=2.3, compact_seconds=0.5, settle_phase=None, one_slot_seconds=0.8
+    ).run()
+    (compacted,) = run.compactions
+    # Then it compacts once, when two folds as long as its longest would no longer fit (at 55.2 s, 4.3 s left)
+    assert compacted == pytest.approx(55.2)
+    # And then folds one slot at a time: the first expected to take as long as its longest fold, the next as
+    # long as the first one-slot fold. Its last ends 0.6 s before it must stop, where one more fold of every
+    # settled slot (2.3 s, ending at 58.0 s) would have left 1.5 s
+    assert run.one_slot_folds == [
+        (pytest.approx(start), pytest.approx(start + 0.8)) for start in (55.7, 56.5, 57.3, 58.1)
+    ]
+    assert run.folds[-1] == run.one_slot_folds[-1]
+    assert len(run.folds) == 24 + 4
+
+
 def test_a_run_asked_to_stop_compacts_what_it_leaves_and_returns():
     run = _Run(until=59.5, fold_seconds=0.3, compact_seconds=0.3, settle_phase=0.2, stop_at=10.0).run()
     assert [round(start, 6) for start, _ in run.folds] == [0.0] + [second + 0.2 for second in range(1, 10)]
@@ -141,6 +178,31 @@ def test_a_run_with_no_time_left_folds_nothing_and_compacts_what_an_earlier_run_
     run = _Run(until=0.0, fold_seconds=0.3, compact_seconds=0.3, settle_phase=0.2).run()
     assert run.folds == []
     assert run.compactions == [0.0]
+
+
+def test_a_fold_of_one_slot_with_arrivals_passes_the_empty_slots_before_it_and_stops_after_it():
+    # Given three starts of part 0 stored three seconds apart, every slot settled since
+    services = in_memory_services(NOW)
+    partition = services.settings.partition
+    sessions = (
+        session
+        for session in (uuid.UUID(int=n) for n in range(1, 1_000))
+        if partition.part_of(start_shard(session, partition.shards)) == 0
+    )
+    for _ in range(3):
+        start = {"player_id": "p-one-slot", "event": "start", "session_id": str(next(sessions))}
+        start |= {"ts": services.clock.now().isoformat(), "country": "FI"}
+        ingest_batch([start], store=services.sessions, clock=services.clock, settings=services.settings)
+        services.clock.advance(seconds=3)
+    services.clock.advance(seconds=5)
+    builder = services.rollup_builder()
+    # When part 0 folds one slot with arrivals at a time
+    reports = [builder.fold(0, max_busy_slots=1) for _ in range(4)]
+    # Then each of the first three counts one start; the fourth passes the empty slots to the newest settled one
+    assert [report.starts_counted for report in reports] == [1, 1, 1, 0]
+    assert reports[2].behind_seconds > 0
+    assert reports[3].behind_seconds == 0
+    assert services.country_starts.counts(1).counts == [("FI", 3)]
 
 
 def _stored_start(services) -> None:

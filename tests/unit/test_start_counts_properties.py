@@ -73,6 +73,11 @@ step = st.one_of(
         st.just("fold"),
         st.tuples(st.integers(1, 200), st.lists(st.integers(0, 3), min_size=1, max_size=4, unique=True)),
     ),
+    # A run's last folds, of one slot with arrivals each (domain.country_starts.schedule)
+    st.tuples(
+        st.just("fold one busy slot"),
+        st.lists(st.integers(0, 3), min_size=1, max_size=4, unique=True),
+    ),
     # A second builder of a part (another gateway's, or a run that overlaps), with its own compaction counts,
     # that may resume from a watermark it read long ago (a frozen process thawing)
     st.tuples(
@@ -232,6 +237,7 @@ class History:
         parts: Sequence[int] = tuple(SETTINGS.partition.all_parts),
         stale: int | None = None,
         crash_after: int | None = None,
+        max_busy_slots: int | None = None,
     ) -> None:
         for part in parts:
             store: object = self.starts
@@ -249,7 +255,7 @@ class History:
                     SETTINGS,
                     cache=self.cache,
                     tracker=self.tracker if stale is None else self.other_tracker,
-                ).fold(part, max_slots=max_slots)
+                ).fold(part, max_slots=max_slots, max_busy_slots=max_busy_slots)
             except DatabaseUnavailableError:
                 assert crash_after is not None
         self.watermarks.append(dict(self.starts.db.progress))
@@ -343,6 +349,8 @@ def run(steps) -> int:
             )
         elif kind == "fold":
             history.fold(argument[0], parts=argument[1])
+        elif kind == "fold one busy slot":
+            history.fold(120, parts=argument, max_busy_slots=1)
         elif kind == "fold by another builder":
             history.fold(argument[0], parts=[argument[2]], stale=argument[1])
         elif kind == "interrupted fold":

@@ -166,11 +166,12 @@ class RollupRunner:
     def _seconds_until(self, moment: datetime) -> float:
         return (moment - self.services.clock.now()).total_seconds()
 
-    def _fold(self, builder: FamilyBuilders) -> float:
-        """One fold of the part; returns the seconds to wait before the next."""
+    def _fold(self, builder: FamilyBuilders, one_slot: bool) -> float:
+        """One fold of the part (of one slot with arrivals at the most when ``one_slot``); returns the seconds
+        to wait before the next."""
         try:
             with metered(into=self._minute_reads), measuring(self._meters(), into=self._minute_work):
-                report = builder.fold(self.part)
+                report = builder.fold(self.part, max_busy_slots=1) if one_slot else builder.fold(self.part)
             self.total.add(report)
             self.lags.append((time.monotonic(), report.behind_seconds))
         except DatabaseUnavailableError as error:

@@ -176,10 +176,11 @@ class RollupBuilder:
     cache: ReadCache = field(default_factory=NoCache)
     tracker: CompactionTracker = field(default_factory=CompactionTracker)
 
-    def fold(self, part: int = 0, max_slots: int = 120) -> FoldReport:
-        """Folds every settled slot after the part's watermark, oldest first, at most ``max_slots`` of them. The
-        cost of a run is bounded by its slots: a read per 25 of them, their arrivals, the arrivals' marks and
-        start rows, and the buckets they touch (at most seven deltas per start)."""
+    def fold(self, part: int = 0, max_slots: int = 120, max_busy_slots: int | None = None) -> FoldReport:
+        """Folds every settled slot after the part's watermark, oldest first, at most ``max_slots`` of them, and
+        of those with arrivals at most ``max_busy_slots`` (None: no other bound; its first read is then of that
+        many slots). The cost of a run is bounded by its slots: a read per 25 of them, their arrivals, the
+        arrivals' marks and start rows, and the buckets they touch (at most seven deltas per start)."""
         store = self.store
         report = FoldReport()
         newest = last_foldable_slot(self.clock.now())
@@ -194,8 +195,11 @@ class RollupBuilder:
         # Every slot, in order, empty ones too (25 per read): a builder that passed over a slot it had not yet
         # seen arrivals in would let another one fold it under rows already compacted past it.
         slot = watermark + 1
-        while slot <= newest and report.slots_folded < max_slots:
-            last = min(newest, slot + SLOTS_READ_AT_ONCE - 1, slot + max_slots - report.slots_folded - 1)
+        busy_left = max_slots if max_busy_slots is None else max_busy_slots
+        read_at_once = min(SLOTS_READ_AT_ONCE, busy_left)
+        while slot <= newest and report.slots_folded < max_slots and busy_left > 0:
+            last = min(newest, slot + read_at_once - 1, slot + max_slots - report.slots_folded - 1)
+            read_at_once = SLOTS_READ_AT_ONCE
             chunk = list(range(slot, last + 1))
             arrivals: dict[int, list[StartKey]] = {}
             for arrival in store.read_arrivals(chunk, shards):
@@ -213,8 +217,11 @@ class RollupBuilder:
                     report.deltas_written += counted.deltas
                     report.bases_written += counted.bases
                     report.watermark = current  # _fold_slot stored it
+                    busy_left -= 1
                 report.slots_folded += 1
                 watermark = current
+                if busy_left == 0:
+                    break
             slot = watermark + 1
         # Compaction sums only the folds the stored watermark covers: empty slots passed over without storing
         # it (an idle part) may still get a late arrival, which the part's next run folds.
@@ -349,10 +356,10 @@ class FamilyBuilders:
     cache_debts: CacheDebtCollector | None = None
     """Part 0's builder also pays the cache's debts (domain.cache_debt)."""
 
-    def fold(self, part: int = 0, max_slots: int = 120) -> FoldReport:
+    def fold(self, part: int = 0, max_slots: int = 120, max_busy_slots: int | None = None) -> FoldReport:
         if part == 0 and self.cache_debts is not None:
             self.cache_debts.collect()
-        return _combined([builder.fold(part, max_slots) for builder in self.builders])
+        return _combined([builder.fold(part, max_slots, max_busy_slots) for builder in self.builders])
 
     def fold_every_part(self, max_slots: int = 120) -> FoldReport:
         return _combined([builder.fold_every_part(max_slots) for builder in self.builders])

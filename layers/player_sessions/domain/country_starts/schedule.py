@@ -5,7 +5,8 @@ a time, so a run must have returned before the next one arrives (else that one i
 folded for a fixed time from its own start left its part unfolded for the rest of every period (5 s a minute
 with 55 s of folding): the lag, and every reader's tail, grew by that much once a minute. A run folds until a
 RETURN_MARGIN before the next one is due, and compacts what it leaves while it waits for a slot to settle before
-its last folds (run_until_handoff), so that at the handoff its part waits only for the next run.
+its last folds, which take one slot with arrivals each (run_until_handoff), so that at the handoff its part waits
+only for the next run.
 """
 
 from __future__ import annotations
@@ -50,31 +51,40 @@ def fold_until(scheduled: datetime | None, now: datetime) -> datetime:
 
 def run_until_handoff(
     seconds_left: Callable[[], float],
-    fold: Callable[[], float],
+    fold: Callable[[bool], float],
     compact: Callable[[], object],
     wait: Callable[[float], bool],
 ) -> None:
     """A scheduled run's folds: ``fold`` (it returns the seconds to wait before the next) while one as long as
-    the longest of the run's RECENT_FOLDS last ends within ``seconds_left``; ``compact`` (what the run's folds
-    leave uncompacted) once, as soon as a compaction as long as that fold would no longer fit after the next
+    expected ends within ``seconds_left``; ``compact`` (what the run's folds leave uncompacted) once, as soon as
+    a compaction as long as the longest of the run's RECENT_FOLDS last folds would no longer fit after the next
     fold, so in the pause before the run's last folds rather than after them; ``wait`` returns True when the
     run is asked to stop.
+
+    After the compaction, each fold takes at most one slot with arrivals (``fold(True)``) and is expected to
+    take as long as the longest such fold of the run (before the first, the longest of its last folds): a run
+    that is behind folds several slots at once, and would otherwise stop as early before its handoff as such a
+    fold lasts.
 
     The folds after the compaction leave a few deltas tracked, compacted by the part's next run when it runs in
     the same environment; else they stay, one more row each in the buckets they changed, until the next
     compaction of those buckets (docs/decisions.md)."""
     recent: deque[float] = deque(maxlen=RECENT_FOLDS)
+    one_slot: deque[float] = deque(maxlen=RECENT_FOLDS)
     compacted = False
-    while (left := seconds_left()) > max(recent, default=0.0):
-        pause = fold()
+
+    def expected() -> float:
+        return max(one_slot) if one_slot else max(recent, default=0.0)
+
+    while (left := seconds_left()) > expected():
+        pause = fold(compacted)
         folded_left = seconds_left()
-        recent.append(left - folded_left)
-        longest = max(recent)
+        (one_slot if compacted else recent).append(left - folded_left)
         next_fold_left = folded_left - pause  # the seconds left when the next fold would start
-        if not compacted and next_fold_left < 2 * longest:
+        if not compacted and next_fold_left < 2 * max(recent):
             compact()
             compacted = True
-        if next_fold_left <= longest or wait(max(0.0, seconds_left() - next_fold_left)):
+        if next_fold_left <= expected() or wait(max(0.0, seconds_left() - next_fold_left)):
             break
     if not compacted:
         compact()
