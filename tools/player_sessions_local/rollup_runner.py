@@ -147,12 +147,18 @@ class RollupRunner:
         clock = self.services.clock
         scheduled = clock.now()
         while not self._stop.is_set():
-            run_until_handoff(
-                partial(self._seconds_until, fold_until(scheduled, clock.now())),
-                partial(self._fold, builder),
-                partial(self._compact_what_is_left, builder),
-                self._stop.wait,
-            )
+            try:
+                run_until_handoff(
+                    partial(self._seconds_until, fold_until(scheduled, clock.now())),
+                    partial(self._fold, builder),
+                    partial(self._compact_what_is_left, builder),
+                    self._stop.wait,
+                )
+            except Exception:
+                # Deployed, a run that raises is one failed invocation: the part's next run still comes at its
+                # time. Here too, rather than the part's builder stopping for good.
+                self.failures += 1
+                _LOGGER.exception("rollup builder: the run failed; the part's next run comes at its time")
             if not self._stop.is_set():
                 self._report_work()
             # The next run as EventBridge starts it: at the next tick, or at once when this run overran it (Lambda
