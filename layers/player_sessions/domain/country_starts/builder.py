@@ -178,9 +178,10 @@ class RollupBuilder:
 
     def fold(self, part: int = 0, max_slots: int = 120, max_busy_slots: int | None = None) -> FoldReport:
         """Folds every settled slot after the part's watermark, oldest first, at most ``max_slots`` of them, and
-        of those with arrivals at most ``max_busy_slots`` (None: no other bound; its first read is then of that
-        many slots). The cost of a run is bounded by its slots: a read per 25 of them, their arrivals, the
-        arrivals' marks and start rows, and the buckets they touch (at most seven deltas per start)."""
+        of those with arrivals at most ``max_busy_slots`` (None: no such bound; with one, the first read of
+        arrivals is of that many slots). The cost of a run is bounded by its slots: a read per 25 of them, their
+        arrivals, the arrivals' marks and start rows, and the buckets they touch (at most seven deltas per
+        start)."""
         store = self.store
         report = FoldReport()
         newest = last_foldable_slot(self.clock.now())
