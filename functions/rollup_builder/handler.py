@@ -46,7 +46,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         )
 
     def fold(one_slot: bool) -> float:
-        report = builder.fold(part, max_busy_slots=1) if one_slot else builder.fold(part)
+        report = builder.fold(part, max_busy_slots=1 if one_slot else None)
         total.add(report)
         return pause_after(report, services.clock.now())
 

@@ -32,8 +32,10 @@ from player_sessions.schema import TABLES, Table
 
 FUNCTION_STATEMENTS: dict[LambdaFunction, tuple[Cql, ...]] = {
     INGEST_EVENTS: cassandra_store.INGEST_STATEMENTS + cache_debt.INVALIDATOR_STATEMENTS,
-    PLAYER_SESSIONS: cassandra_store.HISTORY_STATEMENTS + cassandra_store.HEALTH_STATEMENTS,
-    COUNTRY_STARTS: cassandra_starts.READER_STATEMENTS,
+    PLAYER_SESSIONS: (
+        cassandra_store.HISTORY_STATEMENTS + cassandra_store.HEALTH_STATEMENTS + cache_debt.LOOKUP_STATEMENTS
+    ),
+    COUNTRY_STARTS: cassandra_starts.READER_STATEMENTS + cache_debt.LOOKUP_STATEMENTS,
     ROLLUP_BUILDER: (
         cassandra_rollups.BUILDER_STATEMENTS
         + cache_debt.INVALIDATOR_STATEMENTS

@@ -135,7 +135,10 @@ def _read_cache(redis: RedisConnection | None, keyspace: str, debt: CacheDebtSto
     # The format's version and the keyspace in every key: a release that caches in another format, or another
     # keyspace sharing the Redis database, never reads these entries.
     return RedisReadCache(
-        redis, namespace=f"ps:v{CACHE_FORMAT_VERSION}:{keyspace}", on_lost_invalidation=debt.owe
+        redis,
+        namespace=f"ps:v{CACHE_FORMAT_VERSION}:{keyspace}",
+        on_lost_invalidation=debt.owe,
+        unpaid_debt=debt.unpaid,
     )
 
 

@@ -41,7 +41,7 @@ def test_a_route_whose_function_lost_its_grant_fails_and_serves_again_once_given
         # Given the player sessions route serving under its function's role
         status, body = status_of_history(client)
         assert (status, body["sessions"]) == (200, [])
-        # When its one grant (Select on completed_sessions_by_player) is revoked
+        # When its history's grant (Select on completed_sessions_by_player) is revoked
         revoke(
             cassandra_session, PLAYER_SESSIONS, Access.SELECT, "completed_sessions_by_player", TEST_KEYSPACE
         )

@@ -88,8 +88,13 @@ def test_the_grants_the_audit_found_missing_are_there_and_readers_write_nothing(
     }
     # Then the builder may read the start rows it checks before counting them
     assert TABLE_ARN.format("session_starts") in grants[ROLLUP_BUILDER][0]
-    # ... the player sessions function reads only the one table its history and health check read
-    assert grants[PLAYER_SESSIONS][0] == {TABLE_ARN.format("completed_sessions_by_player"), SYSTEM_KEYSPACES}
+    # ... the player sessions function reads only the table its history and health check read, and the cache's
+    # debt (read after Redis failed it)
+    assert grants[PLAYER_SESSIONS][0] == {
+        TABLE_ARN.format("completed_sessions_by_player"),
+        TABLE_ARN.format("rollup_progress"),
+        SYSTEM_KEYSPACES,
+    }
     # ... and the functions that only read write nothing
     assert grants[PLAYER_SESSIONS][1] == grants[COUNTRY_STARTS][1] == set()
 

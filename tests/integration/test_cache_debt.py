@@ -69,3 +69,41 @@ def test_the_debt_waits_while_the_builder_cannot_reach_redis_either(
     assert collector.collect() is False
     assert debts.unpaid() == owed
     unreachable.close()
+
+
+class Unplugged:
+    """A process's Redis connection that can be cut (its calls then fail as an unreachable Redis's do)."""
+
+    def __init__(self, plugged: RedisConnection, unreachable: RedisConnection) -> None:
+        self._plugged, self._unreachable = plugged, unreachable
+        self.cut = False
+
+    def client(self):
+        return (self._unreachable if self.cut else self._plugged).client()
+
+
+def test_a_reader_that_saw_redis_fail_pays_a_debt_recorded_meanwhile_before_its_next_lookup(
+    counts_stores, counts_connection, counts_settings, redis_connection
+):
+    namespace = f"debt-test:{uuid.uuid4().hex}"
+    debts = CassandraCacheDebt(counts_connection)
+    unreachable = RedisConnection(counts_settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"}))
+    # Given a reader that cached a country's page, as the composition root builds it
+    connection, ticks = Unplugged(redis_connection, unreachable), Ticks()
+    reader = RedisReadCache(connection, namespace=namespace, clock=ticks, unpaid_debt=debts.unpaid)
+    token, _ = reader.lookup(["starts:FI"], "page")
+    reader.store(token, "page", b"before the batch", 60)
+    # When its Redis fails it, and meanwhile another environment loses the page's invalidation
+    connection.cut = True
+    assert reader.lookup(["starts:FI"], "page") == (None, None)
+    RedisReadCache(unreachable, namespace=namespace, on_lost_invalidation=debts.owe).invalidate(["starts:FI"])
+    assert debts.unpaid() is not None
+    # And its Redis answers again, before the builder has paid the debt
+    connection.cut = False
+    ticks.now += 2.0
+    # Then its next lookup does not serve the page cached before the loss: it bumped the epoch first
+    assert reader.lookup(["starts:FI"], "page")[1] is None
+    assert int(redis_connection.client().get(f"{namespace}:epoch")) == 1
+    # And an environment that never saw Redis fail finds nothing from before the bump either
+    assert RedisReadCache(redis_connection, namespace=namespace).lookup(["starts:FI"], "page")[1] is None
+    unreachable.close()

@@ -213,9 +213,12 @@ def test_each_function_sends_exactly_the_statements_it_is_given(as_each_function
     one_by_one = sessions.read_sessions([sid, *ids[:3]], per_partition=True)
     assert ids[2] in one_by_one and one_by_one == sessions.read_sessions([sid, *ids[:3]])
 
-    # ... and an invalidation that ingest's cache and the builder's lost is recorded, and the builder of part 0
-    # pays it, as domain.cache_debt says
+    # ... and an invalidation that ingest's cache and the builder's lost is recorded, the readers whose Redis
+    # failed meanwhile read it before their next lookup, and the builder of part 0 pays it, as
+    # domain.cache_debt says
     CassandraCacheDebt(connection[routes.INGEST_EVENTS]).owe()
+    for reader in (routes.PLAYER_SESSIONS, routes.COUNTRY_STARTS):
+        assert CassandraCacheDebt(connection[reader]).unpaid() is not None
     debts = CassandraCacheDebt(connection[routes.ROLLUP_BUILDER])
     debts.owe()
     assert CacheDebtCollector(debts, NoCache()).collect()

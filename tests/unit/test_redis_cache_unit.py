@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
+from player_sessions.errors import DatabaseUnavailableError
 from player_sessions.observability import metrics
 from player_sessions.repositories.cache_protocol import CacheToken, NoCache
 from player_sessions.repositories.redis_cache import RedisReadCache
@@ -274,6 +275,120 @@ def test_a_store_under_a_token_older_than_the_owed_bump_is_dropped(cache, fake_r
     # Then the epoch is bumped and nothing is written
     assert fake_redis.round_trips[-1] == [("incr", "ps:epoch")]
     assert "ps:e0:starts=0|k" not in fake_redis.data
+
+
+class RecordedDebt:
+    """What repositories.cache_debt holds: the latest unpaid debt (None), read how many times; or unreadable."""
+
+    def __init__(self) -> None:
+        self.owed: int | None = None
+        self.reads = 0
+        self.unreadable = False
+
+    def __call__(self) -> int | None:
+        self.reads += 1
+        if self.unreadable:
+            raise DatabaseUnavailableError("read the cache's debt")
+        return self.owed
+
+
+@pytest.fixture
+def debt() -> RecordedDebt:
+    return RecordedDebt()
+
+
+@pytest.fixture
+def reader(fake_redis: FakeRedis, clock: FakeClock, debt: RecordedDebt) -> RedisReadCache:
+    """A cache that reads the recorded debt, as the composition root builds it."""
+    return RedisReadCache(
+        FakeConnection(fake_redis),
+        namespace="ps",
+        breaker_seconds=BREAKER_SECONDS,
+        clock=clock,
+        unpaid_debt=debt,
+    )
+
+
+def fail_once_then_recover(reader: RedisReadCache, fake_redis: FakeRedis, clock: FakeClock) -> None:
+    fake_redis.down = True
+    assert reader.lookup(["starts"], "k") == (None, None)
+    fake_redis.down = False
+    clock.advance(BREAKER_SECONDS + 0.01)
+
+
+def test_a_debt_recorded_elsewhere_while_redis_failed_here_is_paid_before_the_next_lookup(
+    reader, fake_redis, clock, debt
+):
+    # Given a value cached under "starts"
+    token, _ = reader.lookup(["starts"], "k")
+    reader.store(token, "k", b"stale", 60)
+    # When Redis fails this process while another environment loses an invalidation and records it
+    fake_redis.down = True
+    assert reader.lookup(["starts"], "k") == (None, None)
+    debt.owed = 7
+    # And Redis answers again after the breaker period
+    fake_redis.down = False
+    clock.advance(BREAKER_SECONDS + 0.01)
+    round_trips_before = len(fake_redis.round_trips)
+    token, value = reader.lookup(["starts"], "k")
+    # Then the debt is read and the epoch bumped before anything is looked up: the stale value is not served
+    assert debt.reads == 1
+    assert fake_redis.round_trips[round_trips_before] == [("incr", "ps:epoch")]
+    assert (token, value) == (CacheToken("ps:e1:starts=0"), None)
+    # And the debt is read once per failure: the next lookups neither read it nor bump again
+    reader.store(token, "k", b"fresh", 60)
+    assert reader.lookup(["starts"], "k")[1] == b"fresh"
+    assert debt.reads == 1
+    assert fake_redis.data["ps:epoch"] == b"1"
+
+
+def test_a_debt_already_bumped_for_here_or_paid_costs_no_second_bump(reader, fake_redis, clock, debt):
+    # Given a debt this process bumped the epoch for after a failure
+    debt.owed = 7
+    fail_once_then_recover(reader, fake_redis, clock)
+    reader.lookup(["starts"], "k")
+    assert fake_redis.data["ps:epoch"] == b"1"
+    # When Redis fails it again, the same debt still unpaid, then none owed (the builder paid it)
+    fail_once_then_recover(reader, fake_redis, clock)
+    reader.lookup(["starts"], "k")
+    debt.owed = None
+    fail_once_then_recover(reader, fake_redis, clock)
+    reader.lookup(["starts"], "k")
+    # Then the debt was read after each failure, and the epoch bumped only the once
+    assert debt.reads == 3
+    assert fake_redis.data["ps:epoch"] == b"1"
+
+
+def test_a_process_redis_never_failed_reads_no_debt(reader, fake_redis, debt):
+    debt.owed = 7
+    token, _ = reader.lookup(["starts"], "k")
+    reader.store(token, "k", b"value", 60)
+    assert reader.lookup(["starts"], "k")[1] == b"value"
+    assert debt.reads == 0
+
+
+def test_an_unreadable_debt_after_a_failure_bumps_the_epoch_to_be_safe(reader, fake_redis, clock, debt):
+    # Given a value cached, then Redis failed this process while Cassandra cannot be read either
+    token, _ = reader.lookup(["starts"], "k")
+    reader.store(token, "k", b"stale", 60)
+    debt.unreadable = True
+    fail_once_then_recover(reader, fake_redis, clock)
+    # When Redis answers and a lookup is made / Then the epoch is bumped and nothing cached before is served
+    assert reader.lookup(["starts"], "k") == (CacheToken("ps:e1:starts=0"), None)
+
+
+def test_a_debt_whose_bump_fails_is_read_again_at_the_next_lookup(reader, fake_redis, clock, debt):
+    # Given a debt recorded while Redis failed this process
+    debt.owed = 7
+    fail_once_then_recover(reader, fake_redis, clock)
+    # When Redis fails again at the moment the epoch would be bumped
+    fake_redis.down = True
+    assert reader.lookup(["starts"], "k") == (None, None)
+    # Then the next lookup, Redis back, reads the debt again and bumps
+    fake_redis.down = False
+    clock.advance(BREAKER_SECONDS + 0.01)
+    assert reader.lookup(["starts"], "k") == (CacheToken("ps:e1:starts=0"), None)
+    assert debt.reads == 2
 
 
 def test_lookup_metrics_count_hits_and_misses(cache):

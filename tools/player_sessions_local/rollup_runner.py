@@ -177,7 +177,7 @@ class RollupRunner:
         to wait before the next."""
         try:
             with metered(into=self._minute_reads), measuring(self._meters(), into=self._minute_work):
-                report = builder.fold(self.part, max_busy_slots=1) if one_slot else builder.fold(self.part)
+                report = builder.fold(self.part, max_busy_slots=1 if one_slot else None)
             self.total.add(report)
             self.lags.append((time.monotonic(), report.behind_seconds))
         except DatabaseUnavailableError as error:

@@ -1,9 +1,10 @@
 """A lost cache invalidation, recorded in Cassandra for the rollup builder to pay.
 
 The environment that lost an invalidation owes a bump of the cache's epoch (repositories.redis_cache) and pays it
-at its next use of the cache; the other environments, which may never have seen Redis fail, would serve what
-they cached before the loss until then. So the loss is also written here, and the builder of part 0, which
-runs every second and talks to both stores, bumps the epoch for everyone as soon as Redis answers again.
+at its next use of the cache; the other environments would serve what they cached before the loss until then.
+So the loss is also written here. An environment that saw Redis fail reads it before its next lookup and bumps
+the epoch itself; for those that never saw Redis fail, the builder of part 0, which runs every second and talks
+to both stores, bumps the epoch for everyone as soon as Redis answers it.
 
 A debt is a random number written over the last one; the builder pays when it differs from the last it paid
 (values, not times: environments' clocks differ). Both rows live in ``rollup_progress``, beside the watermarks.
@@ -52,5 +53,8 @@ class CassandraCacheDebt:
 
 INVALIDATOR_STATEMENTS = (OWE_CACHE_EPOCH,)
 """What a function whose cache invalidates sends when an invalidation is lost (ingest, the builder)."""
+LOOKUP_STATEMENTS = (READ_CACHE_DEBT,)
+"""What a function that looks the cache up sends before its first lookup after Redis failed it
+(repositories.redis_cache): the readers of histories, counts and pages."""
 COLLECTOR_STATEMENTS = (READ_CACHE_DEBT, PAY_CACHE_EPOCH)
 """What the builder of part 0 sends to pay the debts (domain.cache_debt)."""

@@ -22,7 +22,9 @@ Redis costs one short timeout per breaker period per process, not one per reques
 or is skipped is remembered: until the epoch has been bumped on the next successful contact, this process
 serves nothing from the cache, so a value cached before the lost invalidation is never served by it. It is also
 handed to ``on_lost_invalidation`` (the composition root records it in Cassandra, where the rollup builder bumps
-the epoch for every other process as soon as Redis answers: repositories.cache_debt).
+the epoch for every other process as soon as Redis answers: repositories.cache_debt). And a process that saw Redis
+fail may have missed another's loss meanwhile: before it looks anything up again, it reads that record through
+``unpaid_debt`` and bumps the epoch itself if a debt is unpaid (or unreadable), not waiting for the builder.
 """
 
 from __future__ import annotations
@@ -72,6 +74,7 @@ class RedisReadCache:
         breaker_seconds: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
         on_lost_invalidation: Callable[[], None] | None = None,
+        unpaid_debt: Callable[[], int | None] | None = None,
     ) -> None:
         if entry_ttl_cap_seconds < 1:
             raise ValueError("entry_ttl_cap_seconds must be at least 1")
@@ -88,6 +91,11 @@ class RedisReadCache:
         self._on_lost_invalidation = on_lost_invalidation
         # Counts lost invalidations, so that paying the bump does not forget one lost while it was being paid.
         self._lost_invalidations = 0
+        self._unpaid_debt = unpaid_debt
+        # Set by each failure (counted, as above): the debts recorded since are read before the next lookup.
+        self._debt_unread = False
+        self._failures = 0
+        self._debt_bumped_for: int | None = None
 
     def lookup(self, scopes: Sequence[str], key: str) -> tuple[CacheToken | None, bytes | None]:
         admission = self._admit()
@@ -98,6 +106,7 @@ class RedisReadCache:
         try:
             client = self._connection.client()
             self._pay_owed_epoch_bump(client)
+            self._pay_recorded_debt(client)
             pipe = client.pipeline(transaction=False)
             pipe.get(self._epoch_key)
             for scope in scopes:
@@ -241,6 +250,29 @@ class RedisReadCache:
         logger.info("redis cache epoch bumped", extra={"lost_invalidations": lost_before})
         return True
 
+    def _pay_recorded_debt(self, client: redis.Redis[bytes]) -> None:
+        """Once Redis failed here, bumps the epoch if the recorded debt is unpaid and was not bumped for here, or
+        cannot be read. Raises if Redis fails (the debt is read again next time)."""
+        with self._lock:
+            if not self._debt_unread or self._unpaid_debt is None:
+                return
+            failures_before = self._failures
+        try:
+            owed = self._unpaid_debt()
+            unknown = False
+        except Exception as error:
+            logger.warning(
+                "could not read the cache's debt; bumping the epoch", extra={"reason": repr(error)}
+            )
+            owed, unknown = None, True
+        if unknown or (owed is not None and owed != self._debt_bumped_for):
+            client.incr(self._epoch_key)
+            self._debt_bumped_for = owed
+            logger.info("redis cache epoch bumped for a recorded debt", extra={"debt_unknown": unknown})
+        with self._lock:
+            if self._failures == failures_before:
+                self._debt_unread = False
+
     def _admit(self) -> _Admission:
         with self._lock:
             if self._open_until is None:
@@ -262,6 +294,8 @@ class RedisReadCache:
         with self._lock:
             newly_open = self._open_until is None
             self._open_until = self._clock() + self._breaker_seconds
+            self._failures += 1
+            self._debt_unread = True
         self._count("CacheErrors")
         if newly_open:
             logger.warning(
