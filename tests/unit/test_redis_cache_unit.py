@@ -391,6 +391,25 @@ def test_a_debt_whose_bump_fails_is_read_again_at_the_next_lookup(reader, fake_r
     assert debt.reads == 2
 
 
+def test_an_epoch_bump_is_tried_while_the_breaker_is_open_and_closes_it_once_redis_answers(
+    cache, fake_redis, clock
+):
+    # Given a breaker opened by a failure, its period not over
+    fake_redis.down = True
+    assert cache.bump_epoch() is False
+    assert cache.lookup(["starts"], "k") == (None, None)
+    skipped = len(fake_redis.round_trips)
+    assert skipped == 1
+    # When Redis answers again within the period and the epoch is bumped (the builder paying a debt)
+    fake_redis.down = False
+    clock.advance(BREAKER_SECONDS / 2)
+    assert cache.bump_epoch() is True
+    # Then the bump reached Redis, and the breaker is closed: the next lookup uses Redis at once
+    assert fake_redis.data["ps:epoch"] == b"1"
+    assert cache.lookup(["starts"], "k") == (CacheToken("ps:e1:starts=0"), None)
+    assert len(fake_redis.round_trips) == skipped + 3
+
+
 def test_lookup_metrics_count_hits_and_misses(cache):
     # Given one value cached
     token, _ = cache.lookup(["starts"], "k")

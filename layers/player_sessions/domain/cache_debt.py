@@ -13,8 +13,9 @@ from player_sessions.repositories.cache_protocol import ReadCache
 from player_sessions.repositories.protocols import CacheDebtStore
 
 DEBT_CHECK_SECONDS = 1.0
-"""How often the builder of part 0 reads the debt: a cache entry cached before a lost invalidation is served
-for at most about this long after Redis answers again (one read a second, two rows)."""
+"""How often the builder of part 0 reads the debt (one read, two rows), and tries to bump the epoch while one is
+unpaid, its cache's breaker or not: an environment that never saw Redis fail serves an entry cached before a
+lost invalidation for about this long after Redis answers again, plus the time to part 0's next fold."""
 
 
 @dataclass

@@ -214,17 +214,15 @@ class RedisReadCache:
         return f"{self._namespace}:gen:{scope}"
 
     def bump_epoch(self) -> bool:
-        """Makes every value cached so far unreachable at once; False when Redis could not be reached (or the
-        breaker skips it: a hung Redis costs the caller one timeout per breaker period)."""
-        admission = self._admit()
-        if admission is _Admission.SKIP:
-            return False
+        """Makes every value cached so far unreachable at once; False when Redis could not be reached. Tried even
+        while the breaker is open, which it closes when Redis answers: the builder pays a debt with it as soon as
+        Redis is back, and calls it only while one is unpaid, at most once a second (domain.cache_debt)."""
         try:
             self._connection.client().incr(self._epoch_key)
         except _CACHE_FAILURES as error:
             self._record_failure("bump the epoch", error)
             return False
-        self._record_success(admission)
+        self._record_success(_Admission.PROBE)
         return True
 
     def _owe_epoch_bump(self) -> None:
@@ -287,8 +285,9 @@ class RedisReadCache:
     def _record_success(self, admission: _Admission) -> None:
         if admission is _Admission.PROBE:
             with self._lock:
-                self._open_until = None
-            logger.info("redis cache reachable again")
+                was_open, self._open_until = self._open_until is not None, None
+            if was_open:
+                logger.info("redis cache reachable again")
 
     def _record_failure(self, operation: str, error: Exception) -> None:
         with self._lock:
