@@ -25,7 +25,7 @@ MAX_CONCURRENCY ?=
 SERVE_FLAGS = $(if $(MAX_CONCURRENCY),--max-concurrency $(MAX_CONCURRENCY))
 
 .PHONY: help install prerequisites up down status schema openapi lint format test test-unit test-integration \
-	test-e2e test-tools test-faults test-infra test-cluster serve synth bench bench-concurrency
+	test-e2e test-tools test-faults test-infra test-cluster test-deep serve synth bench bench-concurrency
 
 help:
 	@echo "make serve      serve the API on http://127.0.0.1:$(PORT) (installs, starts Cassandra and Redis)"
@@ -33,6 +33,7 @@ help:
 	@echo "make lint       ruff, mypy and the template checks (what CI runs before the tests)"
 	@echo "make test-unit / test-integration / test-e2e / test-faults / test-infra / test-cluster   one tier"
 	@echo "make test-tools the local tooling's own tests (gateway, loaders, meter, benchmark, cost)"
+	@echo "make test-deep  the property tests with twenty times their examples (minutes)"
 	@echo "make up / down  start / stop the local Cassandra and Redis (idempotent; down also stops the tests' own)"
 	@echo "NODES=3         with up, serve: a three-node Cassandra cluster, the keyspace replicated three times"
 	@echo "make bench      generate and load $(EVENTS) events, then measure every route and write path"
@@ -95,6 +96,12 @@ test: prerequisites
 # Domain logic, models and the gateway's pieces, in memory, with sockets blocked: no service needed.
 test-unit: install
 	$(UV) run pytest tests/unit
+
+# The property tests with twenty times their usual examples (minutes): a nightly job, or before a change to the
+# builder or the readers lands.
+test-deep: install
+	PROPERTY_DEPTH=20 $(UV) run pytest tests/unit/test_start_counts_properties.py \
+		tests/unit/test_live_ops_properties.py tests/unit/test_hostile_events.py
 
 test-integration: prerequisites
 	tools/test_services.sh run -- $(UV) run pytest tests/integration

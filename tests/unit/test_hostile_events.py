@@ -13,6 +13,7 @@ from player_sessions.clock import FixedClock
 from player_sessions.domain.ingest import ingest_batch
 from player_sessions.settings import Settings
 from tests.fakes import InMemorySessionStore
+from tests.property_depth import examples
 
 NOW = datetime(2026, 11, 28, 12, 30, tzinfo=UTC)
 SETTINGS = Settings()
@@ -74,7 +75,7 @@ def hostile_items(draw) -> object:
     return event
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.tuples(st.booleans(), valid_events(), hostile_items()), min_size=1, max_size=12))
 def test_hostile_items_never_escape_and_never_cost_a_valid_event(choices):
     batch = [good if is_good else hostile for is_good, good, hostile in choices]

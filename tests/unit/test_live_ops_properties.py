@@ -28,6 +28,7 @@ from player_sessions.schema import COMPLETIONS, LENGTHS, STARTS
 from player_sessions.settings import Settings
 from player_sessions.time_buckets import slot_of, slot_start
 from tests.fakes import InMemoryReadCache, InMemorySessionStore, InMemoryStartsStore
+from tests.property_depth import examples
 
 SETTINGS = Settings(retention_days=365, open_session_hours=12)
 EPOCH = datetime(2026, 6, 30, 22, 58, 41, 250_000, tzinfo=UTC)
@@ -244,7 +245,7 @@ def play(history: History, steps) -> History:
     return history
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(400), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(steps=st.lists(step, min_size=3, max_size=30))
 def test_online_and_session_lengths_equal_a_brute_force_model(steps):
     # Given a random history of halves ingested, folds of every family and clock moves

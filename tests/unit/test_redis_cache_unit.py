@@ -63,6 +63,10 @@ class FakeRedis:
         self._round_trip([("incr", key)])
         return self._apply("incr", key)
 
+    def ping(self) -> bool:
+        self._round_trip([("ping", "")])
+        return True
+
     def set(self, key: str, value: bytes, ex: int) -> bool:
         self._round_trip([("set", key)])
         self.data[key] = value
@@ -389,6 +393,29 @@ def test_a_debt_whose_bump_fails_is_read_again_at_the_next_lookup(reader, fake_r
     clock.advance(BREAKER_SECONDS + 0.01)
     assert reader.lookup(["starts"], "k") == (CacheToken("ps:e1:starts=0"), None)
     assert debt.reads == 2
+
+
+def test_a_lookup_during_which_another_thread_saw_redis_fail_serves_nothing(reader, fake_redis, debt):
+    # Given a value cached
+    token, _ = reader.lookup(["starts"], "k")
+    reader.store(token, "k", b"value", 60)
+    # When, while a lookup reads it, another thread's call to Redis fails (the health check's ping here)
+    real_get = fake_redis.get
+
+    def get_while_another_thread_fails(key: str) -> bytes | None:
+        if key.endswith("|k"):
+            fake_redis.down = True
+            assert reader.ping().status == "down"
+            fake_redis.down = False
+        return real_get(key)
+
+    fake_redis.get = get_while_another_thread_fails
+    # Then the lookup serves nothing: a debt recorded meanwhile is not read yet
+    assert reader.lookup(["starts"], "k")[1] is None
+    # And the next lookup reads the debt first, then finds the value again (no debt was owed)
+    fake_redis.get = real_get
+    assert reader.lookup(["starts"], "k")[1] == b"value"
+    assert debt.reads == 1
 
 
 def test_an_epoch_bump_is_tried_while_the_breaker_is_open_and_closes_it_once_redis_answers(

@@ -42,6 +42,7 @@ from tests.fakes import (
     InMemoryStartsStore,
     OnceAfter,
 )
+from tests.property_depth import examples
 
 SETTINGS = Settings(retention_days=365)
 EPOCH = datetime(2026, 3, 30, 7, 13, 21, 250_000, tzinfo=UTC)
@@ -366,7 +367,7 @@ def run(steps) -> int:
     return history.checks
 
 
-@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(500), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(steps=st.lists(step, min_size=3, max_size=30))
 def test_counts_and_listings_equal_a_brute_force_model(steps):
     # Given a random history of ingests, folds and clock moves
@@ -465,7 +466,7 @@ def test_a_windows_cover_tiles_it_with_few_buckets():
         assert plan.edge == (window.start, plan.buckets[0].start)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(
     start=st.datetimes(min_value=datetime(2024, 1, 1), max_value=datetime(2027, 12, 31)),
     seconds=st.integers(min_value=1, max_value=800 * 86_400),

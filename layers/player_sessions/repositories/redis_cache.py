@@ -18,7 +18,8 @@ size the cache, or use an eviction policy that evicts the short-lived entries fi
 
 Redis is an optimisation, never a dependency: every error or timeout is swallowed (a lookup misses, a store or
 an invalidation does nothing), and after a failure the cache is skipped for ``breaker_seconds`` so a frozen
-Redis costs one short timeout per breaker period per process, not one per request. An invalidation that fails
+Redis costs one short timeout per breaker period per process, not one per request (the one exception,
+``bump_epoch``, is called only by the builder paying a debt, at most once a second). An invalidation that fails
 or is skipped is remembered: until the epoch has been bumped on the next successful contact, this process
 serves nothing from the cache, so a value cached before the lost invalidation is never served by it. It is also
 handed to ``on_lost_invalidation`` (the composition root records it in Cassandra, where the rollup builder bumps
@@ -103,6 +104,8 @@ class RedisReadCache:
             self._count("CacheMisses")
             count_cache_lookup(hit=False)
             return None, None
+        with self._lock:
+            failures_before = self._failures
         try:
             client = self._connection.client()
             self._pay_owed_epoch_bump(client)
@@ -124,9 +127,10 @@ class RedisReadCache:
             return None, None
         self._record_success(admission)
         with self._lock:
-            # An invalidation lost by another thread meanwhile: what was just read may predate it.
-            owed = self._epoch_bump_owed
-        if owed:
+            # An invalidation lost by another thread meanwhile, or a failure seen whose debt is not read yet: what
+            # was just read may predate it.
+            doubtful = self._epoch_bump_owed or self._failures != failures_before
+        if doubtful:
             self._count("CacheMisses")
             count_cache_lookup(hit=False)
             return None, None
@@ -139,6 +143,7 @@ class RedisReadCache:
         try:
             self._connection.client().ping()
         except _CACHE_FAILURES as error:
+            self._saw_failure()
             return CacheHealth(status="down", detail=type(error).__name__)
         return CacheHealth(status="up", latency_ms=round((time.perf_counter() - started) * 1000, 2))
 
@@ -257,16 +262,19 @@ class RedisReadCache:
             failures_before = self._failures
         try:
             owed = self._unpaid_debt()
-            unknown = False
         except Exception as error:
-            logger.warning(
-                "could not read the cache's debt; bumping the epoch", extra={"reason": repr(error)}
-            )
-            owed, unknown = None, True
-        if unknown or (owed is not None and owed != self._debt_bumped_for):
             client.incr(self._epoch_key)
-            self._debt_bumped_for = owed
-            logger.info("redis cache epoch bumped for a recorded debt", extra={"debt_unknown": unknown})
+            logger.warning(
+                "could not read the cache's debt; bumped the epoch instead", extra={"reason": repr(error)}
+            )
+        else:
+            with self._lock:
+                bump = owed is not None and owed != self._debt_bumped_for
+            if bump:
+                client.incr(self._epoch_key)
+                with self._lock:
+                    self._debt_bumped_for = owed
+                logger.info("redis cache epoch bumped for a debt recorded elsewhere")
         with self._lock:
             if self._failures == failures_before:
                 self._debt_unread = False
@@ -293,8 +301,7 @@ class RedisReadCache:
         with self._lock:
             newly_open = self._open_until is None
             self._open_until = self._clock() + self._breaker_seconds
-            self._failures += 1
-            self._debt_unread = True
+        self._saw_failure()
         self._count("CacheErrors")
         if newly_open:
             logger.warning(
@@ -305,6 +312,13 @@ class RedisReadCache:
                     "breaker_seconds": self._breaker_seconds,
                 },
             )
+
+    def _saw_failure(self) -> None:
+        """Another environment may lose an invalidation while Redis fails this one: the debt is read before the
+        next lookup (``_pay_recorded_debt``)."""
+        with self._lock:
+            self._failures += 1
+            self._debt_unread = True
 
     @staticmethod
     def _count(name: str) -> None:
