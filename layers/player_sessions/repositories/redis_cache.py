@@ -227,7 +227,7 @@ class RedisReadCache:
         except _CACHE_FAILURES as error:
             self._record_failure("bump the epoch", error)
             return False
-        self._record_success(_Admission.PROBE)
+        self._close_breaker()
         return True
 
     def _owe_epoch_bump(self) -> None:
@@ -292,10 +292,13 @@ class RedisReadCache:
 
     def _record_success(self, admission: _Admission) -> None:
         if admission is _Admission.PROBE:
-            with self._lock:
-                was_open, self._open_until = self._open_until is not None, None
-            if was_open:
-                logger.info("redis cache reachable again")
+            self._close_breaker()
+
+    def _close_breaker(self) -> None:
+        with self._lock:
+            was_open, self._open_until = self._open_until is not None, None
+        if was_open:
+            logger.info("redis cache reachable again")
 
     def _record_failure(self, operation: str, error: Exception) -> None:
         with self._lock:
