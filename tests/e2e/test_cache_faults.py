@@ -1,7 +1,7 @@
 """The read routes through the served gateway while Redis is frozen or killed: answers stay correct, and once
-Redis is back a value cached before a write is never served. How long Redis may hold a request (one read of
-its 0.1 s timeout per environment, then the breaker skips it) is bounded by count, not timed, in
-tests/integration/test_redis_cache.py."""
+Redis is back a value cached before a write is never served. How long Redis may hold a request (a read: one
+0.1 s timeout per environment, then the breaker skips it; a write's invalidation: one each) is bounded by
+count, not timed, in tests/integration/test_redis_cache.py."""
 
 from __future__ import annotations
 

@@ -107,3 +107,51 @@ def test_a_reader_that_saw_redis_fail_pays_a_debt_recorded_meanwhile_before_its_
     # And an environment that never saw Redis fail finds nothing from before the bump either
     assert RedisReadCache(redis_connection, namespace=namespace).lookup(["starts:FI"], "page")[1] is None
     unreachable.close()
+
+
+class Blips(Unplugged):
+    """A connection whose next ``blips`` calls fail (a timeout on a loaded host), then all answer."""
+
+    def __init__(self, plugged: RedisConnection, unreachable: RedisConnection) -> None:
+        super().__init__(plugged, unreachable)
+        self.blips = 0
+
+    def client(self):
+        if self.blips:
+            self.blips -= 1
+            return self._unreachable.client()
+        return super().client()
+
+
+def test_an_invalidation_whose_redis_fails_for_a_moment_reaches_it_before_the_write_is_acknowledged(
+    counts_stores, counts_connection, counts_settings, redis_connection
+):
+    namespace = f"debt-test:{uuid.uuid4().hex}"
+    debts = CassandraCacheDebt(counts_connection)
+    unreachable = RedisConnection(counts_settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"}))
+    # Given an environment that never saw Redis fail, with a country's page cached
+    reader = RedisReadCache(redis_connection, namespace=namespace, unpaid_debt=debts.unpaid)
+    token, _ = reader.lookup(["starts:FI"], "page")
+    reader.store(token, "page", b"before the batch", 60)
+    # When a writer's Redis fails the first try of its invalidation, and answers the next
+    connection, ticks = Blips(redis_connection, unreachable), Ticks()
+    writer = RedisReadCache(connection, namespace=namespace, clock=ticks, on_lost_invalidation=debts.owe)
+    connection.blips = 1
+    writer.invalidate(["starts:FI"])
+    # Then the invalidation was retried at once and reached Redis: the page is not served, and nothing is owed
+    assert reader.lookup(["starts:FI"], "page")[1] is None
+    assert debts.unpaid() is None
+    # When the writer's Redis then fails for longer: both tries fail, the breaker opens, a debt is recorded
+    reader.store(reader.lookup(["starts:FI"], "page")[0], "page", b"before the second batch", 60)
+    connection.cut = True
+    writer.invalidate(["starts:FI"])
+    assert debts.unpaid() is not None
+    # And Redis answers the writer again within its breaker period, as the next batch is acknowledged
+    connection.cut = False
+    ticks.now += 0.5
+    writer.invalidate(["starts:FI"])
+    # Then that invalidation was not skipped: it bumped the epoch owed and its scope, so the reader, which never
+    # saw Redis fail and reads no debt, finds nothing cached before either batch
+    assert int(redis_connection.client().get(f"{namespace}:epoch")) == 1
+    assert reader.lookup(["starts:FI"], "page")[1] is None
+    unreachable.close()

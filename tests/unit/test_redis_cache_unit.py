@@ -31,16 +31,21 @@ class FakeClock:
 
 
 class FakeRedis:
-    """The few redis-py calls the cache makes, on a dict; ``down`` makes every round trip fail."""
+    """The few redis-py calls the cache makes, on a dict; ``down`` makes every round trip fail, and
+    ``failing_round_trips`` the next so many time out."""
 
     def __init__(self) -> None:
         self.data: dict[str, bytes] = {}
         self.expiries: dict[str, int] = {}
         self.round_trips: list[list[tuple[str, str]]] = []
         self.down = False
+        self.failing_round_trips = 0
 
     def _round_trip(self, commands: list[tuple[str, str]]) -> None:
         self.round_trips.append(commands)
+        if self.failing_round_trips:
+            self.failing_round_trips -= 1
+            raise redis.TimeoutError("Timeout reading from 127.0.0.1:6379")
         if self.down:
             raise redis.ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
 
@@ -181,7 +186,6 @@ def test_breaker_opens_after_a_failure_and_skips_redis_until_its_period_is_over(
     assert len(fake_redis.round_trips) == 1
     assert cache.lookup(["starts"], "k") == (None, None)
     cache.store(CacheToken("ps:e0:starts=0"), "k", b"v", 60)
-    cache.invalidate(["starts"])
     clock.advance(BREAKER_SECONDS - 0.01)
     assert cache.lookup(["starts"], "k") == (None, None)
     assert len(fake_redis.round_trips) == 1
@@ -279,6 +283,77 @@ def test_a_store_under_a_token_older_than_the_owed_bump_is_dropped(cache, fake_r
     # Then the epoch is bumped and nothing is written
     assert fake_redis.round_trips[-1] == [("incr", "ps:epoch")]
     assert "ps:e0:starts=0|k" not in fake_redis.data
+
+
+class LostInvalidations:
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self) -> None:
+        self.count += 1
+
+
+@pytest.fixture
+def lost() -> LostInvalidations:
+    return LostInvalidations()
+
+
+@pytest.fixture
+def writer(fake_redis: FakeRedis, clock: FakeClock, lost: LostInvalidations) -> RedisReadCache:
+    """A cache that records its lost invalidations, as ingest's and the builder's are built."""
+    return RedisReadCache(
+        FakeConnection(fake_redis),
+        namespace="ps",
+        breaker_seconds=BREAKER_SECONDS,
+        clock=clock,
+        on_lost_invalidation=lost,
+    )
+
+
+def test_an_invalidation_whose_first_try_times_out_is_retried_at_once_and_owes_nothing(
+    writer, fake_redis, lost
+):
+    # Given a Redis that times out once (a blip on a loaded host)
+    fake_redis.failing_round_trips = 1
+    # When a write invalidates "starts"
+    writer.invalidate(["starts"])
+    # Then the invalidation was sent again at once and landed: nothing owed, nothing recorded, breaker closed
+    bump = [("incr", "ps:gen:starts"), ("expire", "ps:gen:starts")]
+    assert fake_redis.round_trips == [bump, bump]
+    assert fake_redis.data["ps:gen:starts"] == b"1"
+    assert (writer._epoch_bump_owed, lost.count) == (False, 0)
+    assert metric_count("CacheErrors") == 1
+    assert writer.lookup(["starts"], "k") == (CacheToken("ps:e0:starts=1"), None)
+
+
+def test_an_invalidation_failing_twice_is_owed_and_recorded(writer, fake_redis, lost):
+    fake_redis.failing_round_trips = 2
+    writer.invalidate(["starts"])
+    assert len(fake_redis.round_trips) == 2
+    assert (writer._epoch_bump_owed, lost.count) == (True, 1)
+
+
+def test_while_the_breaker_is_open_an_invalidation_is_tried_once_and_closes_it_if_redis_answers(
+    writer, fake_redis, clock, lost
+):
+    # Given a breaker opened by a failed lookup, its period far from over
+    fake_redis.down = True
+    assert writer.lookup(["starts"], "k") == (None, None)
+    # When a write invalidates while Redis still fails / Then it is tried once (one timeout), and owed
+    writer.invalidate(["starts"])
+    assert len(fake_redis.round_trips) == 2
+    assert (writer._epoch_bump_owed, lost.count) == (True, 1)
+    # When Redis answers within the period and the next write invalidates
+    fake_redis.down = False
+    clock.advance(BREAKER_SECONDS / 4)
+    writer.invalidate(["player:p1"])
+    # Then it is not skipped: the owed epoch bump and the generation reach Redis, and the breaker closes
+    assert fake_redis.round_trips[2:] == [
+        [("incr", "ps:epoch")],
+        [("incr", "ps:gen:player:p1"), ("expire", "ps:gen:player:p1")],
+    ]
+    assert writer._epoch_bump_owed is False
+    assert writer.lookup(["player:p1"], "k") == (CacheToken("ps:e1:player:p1=1"), None)
 
 
 class RecordedDebt:

@@ -17,14 +17,16 @@ earlier values have expired too: it outlives its last bump by three caps, an ent
 size the cache, or use an eviction policy that evicts the short-lived entries first (volatile-ttl).
 
 Redis is an optimisation, never a dependency: every error or timeout is swallowed (a lookup misses, a store or
-an invalidation does nothing), and after a failure the cache is skipped for ``breaker_seconds`` so a frozen
-Redis costs one short timeout per breaker period per process, not one per request (the one exception,
-``bump_epoch``, is called only by the builder paying a debt, at most once a second). An invalidation that fails
-or is skipped is remembered: until the epoch has been bumped on the next successful contact, this process
-serves nothing from the cache, so a value cached before the lost invalidation is never served by it. It is also
-handed to ``on_lost_invalidation`` (the composition root records it in Cassandra, where the rollup builder bumps
-the epoch for every other process as soon as Redis answers: repositories.cache_debt). And a process that saw Redis
-fail may have missed another's loss meanwhile: before it looks anything up again, it reads that record through
+an invalidation does nothing), and after a failure lookups and stores skip the cache for ``breaker_seconds``
+so a frozen Redis costs them one short timeout per breaker period per process, not one per request. Two calls
+are never skipped: ``bump_epoch``, called only by the builder paying a debt, at most once a second; and
+``invalidate``, a write's correctness (it is retried once at once, and tried once while the breaker is open: a
+frozen Redis costs a write one timeout). An invalidation that still fails is remembered: until the epoch has
+been bumped on the next successful contact, this process serves nothing from the cache, so a value cached
+before the lost invalidation is never served by it. It is also handed to ``on_lost_invalidation`` (the
+composition root records it in Cassandra, where the rollup builder bumps the epoch for every other process as
+soon as Redis answers: repositories.cache_debt). And a process that saw Redis fail may have missed another's
+loss meanwhile: before it looks anything up again, it reads that record through
 ``unpaid_debt`` and bumps the epoch itself if a debt is unpaid (or unreadable), not waiting for the builder.
 """
 
@@ -166,27 +168,34 @@ class RedisReadCache:
         self._record_success(admission)
 
     def invalidate(self, scopes: Sequence[str]) -> None:
+        """Bumps the scopes' generations. Never skipped by the breaker: a reader elsewhere may reach Redis while
+        this process cannot, and would serve what the lost invalidation hid until the debt is paid. So while
+        the breaker is open it is tried once (a frozen Redis costs a write one timeout), and otherwise a failed
+        attempt is retried at once (a timeout on a loaded host is usually a blip); only then is it owed."""
         if not scopes:
             return
-        admission = self._admit()
-        if admission is _Admission.SKIP:
-            self._owe_epoch_bump()
+        attempts = 1 if self._admit() is _Admission.SKIP else INVALIDATION_ATTEMPTS
+        for attempt in range(1, attempts + 1):
+            try:
+                client = self._connection.client()
+                self._pay_owed_epoch_bump(client)
+                pipe = client.pipeline(transaction=False)
+                for scope in scopes:
+                    generation_key = self._generation_key(scope)
+                    pipe.incr(generation_key)
+                    pipe.expire(generation_key, self._generation_ttl_seconds)
+                pipe.execute()
+            except _CACHE_FAILURES as error:
+                if attempt < attempts:
+                    self._saw_failure()
+                    self._count("CacheErrors")
+                    continue
+                # The bumps may or may not have reached Redis: assume they did not.
+                self._owe_epoch_bump()
+                self._record_failure("invalidate", error)
+                return
+            self._close_breaker()
             return
-        try:
-            client = self._connection.client()
-            self._pay_owed_epoch_bump(client)
-            pipe = client.pipeline(transaction=False)
-            for scope in scopes:
-                generation_key = self._generation_key(scope)
-                pipe.incr(generation_key)
-                pipe.expire(generation_key, self._generation_ttl_seconds)
-            pipe.execute()
-        except _CACHE_FAILURES as error:
-            # The bumps may or may not have reached Redis: assume they did not.
-            self._owe_epoch_bump()
-            self._record_failure("invalidate", error)
-            return
-        self._record_success(admission)
 
     def forget(self, scopes: Sequence[str]) -> int | None:
         """Bumps the epoch first: every value cached so far, and any a reader stores meanwhile, is unreachable
@@ -336,6 +345,9 @@ if TYPE_CHECKING:
     # mypy holds the cache to the Protocol the domain takes it as (nothing runs).
     _conforms: type[ReadCache] = RedisReadCache
 
+
+INVALIDATION_ATTEMPTS = 2
+"""Tries of an invalidation while the breaker is closed: the second follows a failed first at once."""
 
 FORGET_SCAN_PAGE = 1000
 """Keys per SCAN page, and per round trip of single-key deletes, when an erasure deletes a scope's entries."""
