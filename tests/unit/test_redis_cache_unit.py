@@ -127,15 +127,25 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-@pytest.fixture
-def cache(fake_redis: FakeRedis, clock: FakeClock) -> RedisReadCache:
+def cache_on(fake_redis: FakeRedis, clock: FakeClock, **hooks) -> RedisReadCache:
     return RedisReadCache(
         FakeConnection(fake_redis),
         namespace="ps",
         entry_ttl_cap_seconds=300,
         breaker_seconds=BREAKER_SECONDS,
         clock=clock,
+        **hooks,
     )
+
+
+@pytest.fixture
+def cache(fake_redis: FakeRedis, clock: FakeClock) -> RedisReadCache:
+    return cache_on(fake_redis, clock)
+
+
+@pytest.fixture
+def lost() -> list[str]:
+    return []
 
 
 def metric_count(name: str) -> int:
@@ -285,29 +295,10 @@ def test_a_store_under_a_token_older_than_the_owed_bump_is_dropped(cache, fake_r
     assert "ps:e0:starts=0|k" not in fake_redis.data
 
 
-class LostInvalidations:
-    def __init__(self) -> None:
-        self.count = 0
-
-    def __call__(self) -> None:
-        self.count += 1
-
-
 @pytest.fixture
-def lost() -> LostInvalidations:
-    return LostInvalidations()
-
-
-@pytest.fixture
-def writer(fake_redis: FakeRedis, clock: FakeClock, lost: LostInvalidations) -> RedisReadCache:
-    """A cache that records its lost invalidations, as ingest's and the builder's are built."""
-    return RedisReadCache(
-        FakeConnection(fake_redis),
-        namespace="ps",
-        breaker_seconds=BREAKER_SECONDS,
-        clock=clock,
-        on_lost_invalidation=lost,
-    )
+def writer(fake_redis: FakeRedis, clock: FakeClock, lost: list[str]) -> RedisReadCache:
+    """A cache that records its lost invalidations in ``lost``, as ingest's and the builder's are built."""
+    return cache_on(fake_redis, clock, on_lost_invalidation=lambda: lost.append("lost"))
 
 
 def test_an_invalidation_whose_first_try_times_out_is_retried_at_once_and_owes_nothing(
@@ -321,7 +312,7 @@ def test_an_invalidation_whose_first_try_times_out_is_retried_at_once_and_owes_n
     bump = [("incr", "ps:gen:starts"), ("expire", "ps:gen:starts")]
     assert fake_redis.round_trips == [bump, bump]
     assert fake_redis.data["ps:gen:starts"] == b"1"
-    assert (writer._epoch_bump_owed, lost.count) == (False, 0)
+    assert (writer._epoch_bump_owed, lost) == (False, [])
     assert metric_count("CacheErrors") == 1
     assert writer.lookup(["starts"], "k") == (CacheToken("ps:e0:starts=1"), None)
 
@@ -330,7 +321,7 @@ def test_an_invalidation_failing_twice_is_owed_and_recorded(writer, fake_redis, 
     fake_redis.failing_round_trips = 2
     writer.invalidate(["starts"])
     assert len(fake_redis.round_trips) == 2
-    assert (writer._epoch_bump_owed, lost.count) == (True, 1)
+    assert (writer._epoch_bump_owed, lost) == (True, ["lost"])
 
 
 def test_while_the_breaker_is_open_an_invalidation_is_tried_once_and_closes_it_if_redis_answers(
@@ -342,7 +333,7 @@ def test_while_the_breaker_is_open_an_invalidation_is_tried_once_and_closes_it_i
     # When a write invalidates while Redis still fails / Then it is tried once (one timeout), and owed
     writer.invalidate(["starts"])
     assert len(fake_redis.round_trips) == 2
-    assert (writer._epoch_bump_owed, lost.count) == (True, 1)
+    assert (writer._epoch_bump_owed, lost) == (True, ["lost"])
     # When Redis answers within the period and the next write invalidates
     fake_redis.down = False
     clock.advance(BREAKER_SECONDS / 4)
@@ -379,13 +370,7 @@ def debt() -> RecordedDebt:
 @pytest.fixture
 def reader(fake_redis: FakeRedis, clock: FakeClock, debt: RecordedDebt) -> RedisReadCache:
     """A cache that reads the recorded debt, as the composition root builds it."""
-    return RedisReadCache(
-        FakeConnection(fake_redis),
-        namespace="ps",
-        breaker_seconds=BREAKER_SECONDS,
-        clock=clock,
-        unpaid_debt=debt,
-    )
+    return cache_on(fake_redis, clock, unpaid_debt=debt)
 
 
 def fail_once_then_recover(reader: RedisReadCache, fake_redis: FakeRedis, clock: FakeClock) -> None:
