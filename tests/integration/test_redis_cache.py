@@ -250,6 +250,46 @@ def test_a_frozen_redis_costs_reads_one_timeout_a_write_one_each_and_hides_what_
     assert cache.lookup(["starts"], "metric:DE:24") == (token, b"after the freeze")
 
 
+def test_invalidations_sent_to_a_frozen_redis_land_as_it_thaws_before_a_reader_that_never_saw_it_fail(
+    test_settings, namespace
+):
+    # Given environments on database 0, as deployed (ElastiCache Serverless has no other; another costs a new
+    # socket a SELECT before its first command)
+    as_deployed = test_settings.model_copy(
+        update={"redis_url": test_settings.redis_url.rsplit("/", 1)[0] + "/0"}
+    )
+    reader_connection, writer_connection = RedisConnection(as_deployed), RedisConnection(as_deployed)
+    # And a reader environment that cached two players' histories, then has nothing to do while Redis is frozen
+    reader = RedisReadCache(reader_connection, namespace=namespace, breaker_seconds=BREAKER_SECONDS)
+    for player in ("player:p1", "player:p2"):
+        token, _ = reader.lookup([player], "history")
+        reader.store(token, "history", b"before the writes", 60)
+    writer = RedisReadCache(writer_connection, namespace=namespace, breaker_seconds=60.0)
+    pid = redis_pid()
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        # When a writer environment acknowledges two players' batches while Redis is frozen: the first's
+        # invalidation times out twice (the second try on a new socket) and opens the writer's breaker; the
+        # second's is still tried, once, and sends the epoch bump the first left owed
+        writer.invalidate(["player:p1"])
+        writer.invalidate(["player:p2"])
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    # And Redis has taken up again (a new connection's ping is answered after what waited in its sockets)
+    assert connection_answers(test_settings)
+    # Then every command the writer sent waited in the frozen Redis's sockets and ran as it thawed (new sockets
+    # send nothing before them), before the reader's lookups: the reader, which never saw Redis fail and reads
+    # no debt, serves neither history
+    client = reader_connection.client()
+    assert client.get(f"{namespace}:gen:player:p1") == b"2"
+    assert client.get(f"{namespace}:epoch") == b"1"
+    assert reader.lookup(["player:p1"], "history")[1] is None
+    assert reader.lookup(["player:p2"], "history")[1] is None
+    assert writer._epoch_bump_owed is True
+    reader_connection.close()
+    writer_connection.close()
+
+
 def test_a_killed_redis_fails_fast_and_the_cache_is_used_again_once_it_is_back(
     cache, test_settings, monkeypatch
 ):
