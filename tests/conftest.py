@@ -43,6 +43,7 @@ def fresh_keyspace_connection(settings: Settings) -> Iterator:
     try:
         admin.session().execute(f"DROP KEYSPACE IF EXISTS {settings.keyspace}", timeout=120)
         apply_schema(admin.session(), settings)
+        forget_cached_answers(settings)
     except DatabaseUnavailableError as error:
         pytest.fail(f"the local Cassandra is not reachable ({HOW_TO_RUN}): {error}", pytrace=False)
     finally:
@@ -50,6 +51,20 @@ def fresh_keyspace_connection(settings: Settings) -> Iterator:
     connection = CassandraConnection(settings)
     yield connection
     connection.close()
+
+
+def forget_cached_answers(settings: Settings) -> None:
+    """Empties the tests' Redis database: the cache outlives a dropped keyspace, and an earlier run's answers
+    (a window's hour sums, under the same key) would be served over the new keyspace's data."""
+    import redis
+
+    client = redis.Redis.from_url(settings.redis_url, socket_timeout=5)
+    try:
+        client.flushdb()
+    except redis.RedisError:
+        pass  # the redis_connection fixture says the local Redis is not reachable, and how to run it
+    finally:
+        client.close()
 
 
 @pytest.fixture(scope="session")

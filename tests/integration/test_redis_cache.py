@@ -269,8 +269,8 @@ def test_invalidations_sent_to_a_frozen_redis_land_as_it_thaws_before_a_reader_t
     os.kill(pid, signal.SIGSTOP)
     try:
         # When a writer environment acknowledges two players' batches while Redis is frozen: the first's
-        # invalidation times out twice (the second try on a new socket) and opens the writer's breaker; the
-        # second's is still tried, once, and sends the epoch bump the first left owed
+        # invalidation times out twice (each try on a socket opened during the freeze) and opens the writer's
+        # breaker; the second's is still tried, once, and sends the epoch bump the first left owed
         writer.invalidate(["player:p1"])
         writer.invalidate(["player:p2"])
     finally:
