@@ -23,9 +23,11 @@ JWKS_CACHE_SECONDS = 300
 when a token names a key id not in the cache)."""
 JWKS_FETCH_TIMEOUT_SECONDS = 2
 REQUIRED_CLAIMS = ("sub", "iss", "aud", "exp", "iat")
-AUTHORIZATION_HEADER_REGEX = r"^Bearer [-0-9A-Za-z._~+/]+=*$"
+AUTHORIZATION_HEADER_REGEX = r"^Bearer [-0-9A-Za-z_]+\.[-0-9A-Za-z_]+\.[-0-9A-Za-z_]+$"
 """The authorizer's identity validation expression: API Gateway answers 401 without calling the authorizer
-when the ``Authorization`` header does not match (deployed and local gateways alike)."""
+when the ``Authorization`` header does not match (deployed and local gateways alike). A signed JWT in its compact
+form (three unpadded base64url parts) and nothing else, so a token has one spelling: padding accepted by the
+decoder would give one token several keys in the authorizer's cache and the WAF's per-token count."""
 AUTHORIZATION_HEADER_PATTERN = re.compile(AUTHORIZATION_HEADER_REGEX)
 
 
@@ -47,6 +49,7 @@ class PlayerTokens:
     audience: str
     keys: SigningKeys
     leeway_seconds: int
+    max_lifetime_seconds: int
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PlayerTokens:
@@ -67,6 +70,7 @@ class PlayerTokens:
                 timeout=JWKS_FETCH_TIMEOUT_SECONDS,
             ),
             leeway_seconds=settings.player_token_leeway_seconds,
+            max_lifetime_seconds=settings.player_token_max_lifetime_seconds,
         )
 
     def subject(self, token: str) -> str:
@@ -84,11 +88,17 @@ class PlayerTokens:
                 leeway=self.leeway_seconds,
                 options={"require": list(REQUIRED_CLAIMS)},
             )
+            # PyJWT has checked that both are numbers.
+            lifetime = int(claims["exp"]) - int(claims["iat"])
         except jwt.PyJWKClientConnectionError as error:
             # The login's keys cannot be fetched: no token can be checked; the caller may try again.
             raise RefusedTokenError(f"the issuer's keys are unreachable: {error}") from error
         except (jwt.PyJWTError, ValueError, TypeError) as error:
             raise RefusedTokenError(f"{type(error).__name__}: {error}") from error
+        if lifetime > self.max_lifetime_seconds:
+            raise RefusedTokenError(
+                f"valid for {lifetime} s from its iat, over the {self.max_lifetime_seconds} s a player token may be"
+            )
         subject = claims["sub"]
         if not isinstance(subject, str) or not PLAYER_ID_PATTERN.fullmatch(subject):
             raise RefusedTokenError(f"the subject is not a player id ({PLAYER_ID_RULE})")

@@ -110,6 +110,9 @@ class Settings(BaseSettings):
     """Where the login publishes its signing keys (a JWKS document); locally a ``file://`` URL."""
     player_token_leeway_seconds: int = Field(default=30, ge=0, le=300)
     """Clock difference allowed with the issuer on ``exp``, ``nbf`` and ``iat``."""
+    player_token_max_lifetime_seconds: int = Field(default=86_400, ge=60, le=604_800)
+    """The longest a player token may be valid (``exp`` minus ``iat``): a token the login issued for longer is
+    refused, so a leaked token is worth at most this long whatever the login's own setting."""
 
     @field_validator("cassandra_contact_points", mode="before")
     @classmethod

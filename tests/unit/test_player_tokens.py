@@ -41,7 +41,9 @@ class PublishedKeys:
         return next(key for key in self.key_set.keys if key.key_id == kid)
 
 
-TOKENS = PlayerTokens(issuer=ISSUER, audience=AUDIENCE, keys=PublishedKeys(), leeway_seconds=30)
+TOKENS = PlayerTokens(
+    issuer=ISSUER, audience=AUDIENCE, keys=PublishedKeys(), leeway_seconds=30, max_lifetime_seconds=86_400
+)
 
 
 def token(key: Any = LOGIN_KEY, algorithm: str = "RS256", kid: str = KID, **claims: Any) -> str:
@@ -82,6 +84,12 @@ def test_a_token_of_the_login_proves_its_subject():
     assert TOKENS.subject(token(sub="p:42/EU")) == "p:42/EU"
 
 
+def test_a_token_valid_for_exactly_the_longest_lifetime_proves_its_subject():
+    issued = int(datetime.now(UTC).timestamp())
+
+    assert TOKENS.subject(token(iat=issued, exp=issued + TOKENS.max_lifetime_seconds)) == "player-1"
+
+
 PUBLIC_PEM = LOGIN_KEY.public_key().public_bytes(
     serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
 )
@@ -93,6 +101,10 @@ REFUSED = {
     "unsigned (alg none)": unsigned(),
     "HS256 with the public key as secret": hmac_with_the_public_key(),
     "no expiry": token(exp=None),
+    "valid for longer than a day": token(
+        exp=int((datetime.now(UTC) + timedelta(days=1, minutes=1)).timestamp())
+    ),
+    "valid for a year": token(exp=int((datetime.now(UTC) + timedelta(days=365)).timestamp())),
     "no subject": token(sub=None),
     "a subject that is no player id": token(sub="two words"),
     "a number as subject": token(sub=42),
@@ -114,6 +126,13 @@ def test_every_other_token_is_refused(case):
     ("header", "expected"),
     [
         ("Bearer abc.def.ghi", "abc.def.ghi"),
+        ("Bearer a-b_c.D-e_F.0_9-z", "a-b_c.D-e_F.0_9-z"),
+        ("Bearer abc.def.ghi=", None),
+        ("Bearer abc.def.ghi==", None),
+        ("Bearer abc.def.", None),
+        ("Bearer abc.def", None),
+        ("Bearer abc.def.ghi.jkl", None),
+        ("Bearer ab+c.def.ghi", None),
         ("bearer abc.def.ghi", None),
         ("Basic dXNlcjpwYXNz", None),
         ("Bearer ", None),

@@ -282,7 +282,13 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     token_command = commands.add_parser("token", help="a player token of the local issuer")
     token_command.add_argument("player_id")
-    token_command.add_argument("--minutes", type=float, default=TOKEN_MINUTES)
+    token_command.add_argument(
+        "--minutes",
+        type=float,
+        default=TOKEN_MINUTES,
+        help="how long the token is valid (default %(default)s); the gateway refuses a token valid for longer "
+        "than PLAYER_SESSIONS_PLAYER_TOKEN_MAX_LIFETIME_SECONDS (a day by default)",
+    )
     credentials_command = commands.add_parser("credentials", help="an access key, as shell exports")
     credentials_command.add_argument("signer", nargs="?", choices=[s.value for s in Signer], default="studio")
     request_command = commands.add_parser("request", help="send one signed request, print the answer")
