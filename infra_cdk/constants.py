@@ -105,10 +105,9 @@ CACHE_MAX_ECPU_PER_SECOND = 100_000
 # --- API ---------------------------------------------------------------------------------------------------
 API_NAME = SERVICE_NAME
 API_STAGE = "v1"
-API_KEY_NAME = f"{SERVICE_NAME}-default"
-USAGE_PLAN_NAME = f"{SERVICE_NAME}-default"
 USAGE_PLAN_RATE_LIMIT = 500
-"""Steady requests per second for one key: 5,000 events/s at 10 events a batch."""
+"""Steady requests per second for one key (each game title's, the studio's): 5,000 events/s at 10 events a
+batch."""
 USAGE_PLAN_BURST_LIMIT = 1000
 USAGE_PLAN_DAILY_QUOTA = 20_000_000
 INGEST_BODY_MODEL_NAME = "EventBatch"
@@ -117,8 +116,9 @@ WAF_PLAYER_TOKEN_LIMIT = 600
 """Requests one player token may make in WAF_WINDOW_SECONDS: a client flushing a batch every second stays
 under it; a script replaying one player's token is blocked within the window."""
 WAF_ADDRESS_LIMIT = 100_000
-"""Requests without a player token (signed by the studio) from one address in WAF_WINDOW_SECONDS: WAF cannot
-read the signing identity, so this only stops a flood, and sits above a studio's servers behind one NAT."""
+"""Requests from one address in WAF_WINDOW_SECONDS, whatever they carry: WAF cannot read a SigV4 signer's
+identity, and each made-up player token would be a new key of the per-token limit, so this stops a flood from
+one address. It sits above a studio's servers behind one NAT and a carrier NAT's players (333 requests/s)."""
 
 # --- Monitoring --------------------------------------------------------------------------------------------
 LATENCY_PERCENTILES = ("p50", "p90", "p99")

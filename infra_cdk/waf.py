@@ -1,5 +1,6 @@
 """The web ACL on the API's stage (docs/security.md): AWS's managed rules against common exploits and known bad
-inputs, and rate limits keyed on the caller: per player token for game clients, per address for the rest."""
+inputs, and rate limits keyed on the caller: per player token for game clients, and per address for every
+request."""
 
 from __future__ import annotations
 
@@ -44,11 +45,11 @@ def _blocking_rate_rule(
     name: str,
     priority: int,
     limit: int,
-    scope_down: wafv2.CfnWebACL.StatementProperty,
+    scope_down: wafv2.CfnWebACL.StatementProperty | None = None,
     custom_keys: list[wafv2.CfnWebACL.RateBasedStatementCustomKeyProperty] | None = None,
 ) -> wafv2.CfnWebACL.RuleProperty:
     """A rule that blocks the callers over ``limit`` requests per window, counted per address or, with
-    ``custom_keys``, per those keys; only requests that match ``scope_down`` count."""
+    ``custom_keys``, per those keys; with ``scope_down``, only requests that match it count."""
     return wafv2.CfnWebACL.RuleProperty(
         name=name,
         priority=priority,
@@ -109,16 +110,9 @@ class WebAcl(Construct):
                 ],
             )
         )
-        rules.append(
-            _blocking_rate_rule(
-                ADDRESS_RULE,
-                len(rules),
-                WAF_ADDRESS_LIMIT,
-                wafv2.CfnWebACL.StatementProperty(
-                    not_statement=wafv2.CfnWebACL.NotStatementProperty(statement=_bearer_token())
-                ),
-            )
-        )
+        # Every request counts per address, player tokens included: a token the WAF has not seen is a new key of
+        # the per-token rule, so a flood of made-up tokens from one address is stopped here, not there.
+        rules.append(_blocking_rate_rule(ADDRESS_RULE, len(rules), WAF_ADDRESS_LIMIT))
         self.acl = wafv2.CfnWebACL(
             self,
             "Acl",

@@ -89,7 +89,7 @@ def test_the_studio_policy_allows_invoking_exactly_the_studios_routes(synthesize
     }
 
 
-def test_a_web_acl_on_the_stage_has_the_common_rules_and_rate_limits_per_token_and_per_address(
+def test_a_web_acl_on_the_stage_has_the_common_rules_and_rate_limits_per_token_and_per_address_for_all(
     synthesized: Synthesized,
 ):
     acl_id, acl = only(synthesized.resources("AWS::WAFv2::WebACL"))
@@ -109,6 +109,9 @@ def test_a_web_acl_on_the_stage_has_the_common_rules_and_rate_limits_per_token_a
     assert rules["RateLimitPerPlayerToken"]["Action"] == {"Block": {}}
     per_address = rules["RateLimitPerAddress"]["Statement"]["RateBasedStatement"]
     assert (per_address["Limit"], per_address["AggregateKeyType"]) == (WAF_ADDRESS_LIMIT, "IP")
+    # Every request counts per address, made-up player tokens included (each would be a new per-token key).
+    assert "ScopeDownStatement" not in per_address
+    assert per_token["ScopeDownStatement"]["ByteMatchStatement"]["SearchString"] == "Bearer "
     assert association["Properties"]["WebACLArn"] == {"Fn::GetAtt": [acl_id, "Arn"]}
     assert f"/stages/<ApiDeploymentStage{API_STAGE}" in str(render(association["Properties"]["ResourceArn"]))
 
