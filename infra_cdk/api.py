@@ -24,17 +24,13 @@ from constructs import Construct
 
 from infra_cdk.acknowledgements import acknowledge_cfn_guard, skip_checkov
 from infra_cdk.constants import (
-    API_KEY_NAME,
     API_NAME,
     API_STAGE,
     INGEST_BODY_MODEL_NAME,
     OPENAPI_DOCUMENT,
-    USAGE_PLAN_BURST_LIMIT,
-    USAGE_PLAN_DAILY_QUOTA,
-    USAGE_PLAN_NAME,
-    USAGE_PLAN_RATE_LIMIT,
 )
 from infra_cdk.log_groups import LogGroups
+from infra_cdk.usage_plans import GAME_TITLES_CONTEXT_KEY, UsagePlans, game_titles
 from infra_cdk.waf import WebAcl
 from player_sessions.player_tokens import AUTHORIZATION_HEADER_REGEX
 from player_sessions.routes import AUTHORIZER, AUTHORIZER_CACHE_SECONDS, ROUTES, Caller, Route
@@ -202,7 +198,12 @@ class RestApi(Construct):
             if self._routes_of(caller)
         }
         self.web_acl = WebAcl(self, "WebAcl", stage=self.api.deployment_stage)
-        self._add_usage_plan()
+        self.usage_plans = UsagePlans(
+            self,
+            "UsagePlans",
+            api=self.api,
+            titles=game_titles(self.node.try_get_context(GAME_TITLES_CONTEXT_KEY)),
+        )
         self._acknowledge_nag_findings()
         skip_checkov(
             self.api.deployment_stage,
@@ -278,22 +279,6 @@ class RestApi(Construct):
                     )
                 )
         return policy
-
-    def _add_usage_plan(self) -> None:
-        self.api_key = self.api.add_api_key(
-            "ApiKey", api_key_name=API_KEY_NAME, description="Default key of the game clients"
-        )
-        self.usage_plan = self.api.add_usage_plan(
-            "UsagePlan",
-            name=USAGE_PLAN_NAME,
-            description="Throttling and daily quota of one client key",
-            throttle=apigateway.ThrottleSettings(
-                rate_limit=USAGE_PLAN_RATE_LIMIT, burst_limit=USAGE_PLAN_BURST_LIMIT
-            ),
-            quota=apigateway.QuotaSettings(limit=USAGE_PLAN_DAILY_QUOTA, period=apigateway.Period.DAY),
-            api_stages=[apigateway.UsagePlanPerApiStage(api=self.api, stage=self.api.deployment_stage)],
-        )
-        self.usage_plan.add_api_key(self.api_key)
 
     def _acknowledge_nag_findings(self) -> None:
         Validations.of(self.api).acknowledge(

@@ -13,6 +13,7 @@ from infra_cdk.functions import LambdaFunctions
 from infra_cdk.log_groups import LogGroups
 from infra_cdk.monitoring import Monitoring
 from infra_cdk.network import Network
+from infra_cdk.usage_plans import construct_suffix
 
 
 class PlayerSessionsStack(Stack):
@@ -44,11 +45,20 @@ class PlayerSessionsStack(Stack):
             access_logs=self.api.access_logs,
         )
         CfnOutput(self, "ApiUrl", value=self.api.api.url, description="Base URL of the API (the stage)")
+        plans = self.api.usage_plans
+        for index, game in enumerate(plans.games):
+            CfnOutput(
+                self,
+                "ApiKeyId" + ("" if index == 0 else construct_suffix(game.name)),
+                value=game.key.key_id,
+                description=f"Id of the {game.name} game's API key (public: it ships in the game's clients); its "
+                "value: aws apigateway get-api-key --include-value",
+            )
         CfnOutput(
             self,
-            "ApiKeyId",
-            value=self.api.api_key.key_id,
-            description="Id of the default API key; its value: aws apigateway get-api-key --include-value",
+            "StudioApiKeyId",
+            value=plans.studio.key.key_id,
+            description="Id of the API key of the studio's servers, dashboards and administration",
         )
         for caller, policy in self.api.caller_policies.items():
             CfnOutput(

@@ -7,8 +7,12 @@ import json
 from typing import Any
 
 import pytest
+from aws_cdk import App, Stack
+from aws_cdk import aws_apigateway as apigateway
+from aws_cdk.assertions import Template
 
 from infra_cdk.functions import function_logical_id
+from infra_cdk.usage_plans import GAME_TITLES_CONTEXT_KEY, UsagePlans, game_titles
 from player_sessions.routes import ROUTES, Route
 from tests.infra.conftest import Synthesized
 from tests.infra.intrinsics import render
@@ -171,24 +175,79 @@ def test_gateway_validation_errors_answer_in_the_service_error_shape(synthesized
         assert json.loads(example) == {"message": "Invalid request body", "errors": []}
 
 
-def test_usage_plan_throttles_and_caps_the_api_key(synthesized: Synthesized) -> None:
-    # Given
-    (plan_id, plan) = next(iter(synthesized.resources("AWS::ApiGateway::UsagePlan").items()))
-    (key_id,) = synthesized.resources("AWS::ApiGateway::ApiKey")
+def test_each_game_title_and_the_studio_have_a_key_and_a_usage_plan_of_their_own(
+    synthesized: Synthesized,
+) -> None:
+    # Given the template of the default titles
+    keys = synthesized.resources("AWS::ApiGateway::ApiKey")
+    plans = synthesized.resources("AWS::ApiGateway::UsagePlan")
     (stage_id,) = synthesized.resources("AWS::ApiGateway::Stage")
 
-    # When
-    (plan_key,) = synthesized.resources("AWS::ApiGateway::UsagePlanKey").values()
-
-    # Then
-    assert plan["Properties"]["Throttle"] == {"RateLimit": 500, "BurstLimit": 1000}
-    assert plan["Properties"]["Quota"] == {"Limit": 20_000_000, "Period": "DAY"}
-    assert [s["Stage"] for s in plan["Properties"]["ApiStages"]] == [{"Ref": stage_id}]
-    assert plan_key["Properties"] == {
-        "KeyId": {"Ref": key_id},
-        "KeyType": "API_KEY",
-        "UsagePlanId": {"Ref": plan_id},
+    # When each plan's key is looked up
+    key_of_plan = {
+        link["Properties"]["UsagePlanId"]["Ref"]: link["Properties"]["KeyId"]["Ref"]
+        for link in synthesized.resources("AWS::ApiGateway::UsagePlanKey").values()
     }
+
+    # Then the default game's key and the studio's are apart, each throttled and capped by a plan of its own
+    assert sorted(key["Properties"]["Name"] for key in keys.values()) == [
+        "player-sessions-default",
+        "player-sessions-studio",
+    ]
+    assert sorted(key_of_plan) == sorted(plans) and sorted(key_of_plan.values()) == sorted(keys)
+    for plan_id, plan in plans.items():
+        assert plan["Properties"]["UsagePlanName"] == keys[key_of_plan[plan_id]]["Properties"]["Name"]
+        assert plan["Properties"]["Throttle"] == {"RateLimit": 500, "BurstLimit": 1000}
+        assert plan["Properties"]["Quota"] == {"Limit": 20_000_000, "Period": "DAY"}
+        assert [s["Stage"] for s in plan["Properties"]["ApiStages"]] == [{"Ref": stage_id}]
+    outputs = synthesized.template_json["Outputs"]
+    assert {outputs["ApiKeyId"]["Value"]["Ref"], outputs["StudioApiKeyId"]["Value"]["Ref"]} == set(keys)
+
+
+def test_the_game_titles_given_at_deploy_time_each_get_a_key_and_a_plan() -> None:
+    # Given a stack with an API, deployed for two titles
+    app = App(context={GAME_TITLES_CONTEXT_KEY: "alpha,beta-2"})
+    stack = Stack(app, "Titles")
+    api = apigateway.RestApi(stack, "Api")
+    api.root.add_method("GET")
+
+    # When its keys and plans are made from the context
+    UsagePlans(
+        stack, "Plans", api=api, titles=game_titles(stack.node.try_get_context(GAME_TITLES_CONTEXT_KEY))
+    )
+    template = Template.from_stack(stack).to_json()["Resources"]
+
+    # Then each title and the studio have a key, a plan and the link between them
+    names = sorted(
+        r["Properties"]["Name"] for r in template.values() if r["Type"] == "AWS::ApiGateway::ApiKey"
+    )
+    assert names == ["player-sessions-alpha", "player-sessions-beta-2", "player-sessions-studio"]
+    plan_names = sorted(
+        r["Properties"]["UsagePlanName"]
+        for r in template.values()
+        if r["Type"] == "AWS::ApiGateway::UsagePlan"
+    )
+    assert plan_names == names
+    assert sum(r["Type"] == "AWS::ApiGateway::UsagePlanKey" for r in template.values()) == 3
+
+
+@pytest.mark.parametrize(
+    ("context", "expected"),
+    [
+        (None, ("default",)),
+        ("alpha", ("alpha",)),
+        (" alpha , beta-2 ", ("alpha", "beta-2")),
+        (["alpha", "beta"], ("alpha", "beta")),
+    ],
+)
+def test_game_titles_are_read_from_a_comma_separated_list(context, expected) -> None:
+    assert game_titles(context) == expected
+
+
+@pytest.mark.parametrize("context", ["", "Alpha", "studio", "alpha,alpha", "-alpha", "a" * 33, "al pha", 7])
+def test_a_game_title_that_cannot_name_a_key_is_refused_at_synthesis(context) -> None:
+    with pytest.raises(ValueError, match="gameTitles"):
+        game_titles(context)
 
 
 def test_stage_writes_access_logs_traces_with_xray_and_publishes_per_method_metrics(
