@@ -47,7 +47,7 @@ def player_sessions(
     *,
     services: ServicesDependency,
 ) -> PlayerSessionsOut:
-    logger.append_keys(player_id=player_id)
+    # The player id is personal data, erased on request, while logs are kept a year: it is not logged.
     sessions = last_completed_sessions(
         player_id,
         limit,
