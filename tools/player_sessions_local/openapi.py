@@ -36,7 +36,8 @@ def build_openapi_document() -> dict[str, Any]:
             "description": "Collects player session events; answers starts per country and players' last "
             "completed sessions. Timestamps are RFC 3339 in UTC. Every route needs an API key (`x-api-key`) "
             "and its caller's proof of identity: a game client's player token on `POST /events`, a SigV4 "
-            "signature with the studio's AWS credentials elsewhere.",
+            "signature elsewhere: with the studio's AWS credentials (StudioAccessPolicy), or on the privacy "
+            "routes with the administration's (AdminAccessPolicy).",
         },
         "servers": [{"url": "http://127.0.0.1:3000", "description": "local gateway (make serve)"}],
         "paths": {},
@@ -82,14 +83,26 @@ def _describe_callers(document: dict[str, Any]) -> None:
             "type": "apiKey",
             "name": "Authorization",
             "in": "header",
-            "description": "AWS Signature Version 4 (service execute-api) with the studio's IAM credentials.",
+            "description": "AWS Signature Version 4 (service execute-api) with the studio's IAM credentials "
+            "(a role holding the stack's StudioAccessPolicy).",
+        },
+        "adminSigv4": {
+            "type": "apiKey",
+            "name": "Authorization",
+            "in": "header",
+            "description": "AWS Signature Version 4 (service execute-api) with the administration's IAM "
+            "credentials (a role holding the stack's AdminAccessPolicy); the studio's are refused.",
         },
     }
     for route in ROUTES:
         operation = document["paths"].get(route.path, {}).get(route.method.lower())
         if operation is not None:
             # Both at once: the API key (the game title's quota) and the caller's proof of identity.
-            caller_scheme = "playerToken" if route.caller is Caller.PLAYER else "sigv4"
+            caller_scheme = {
+                Caller.PLAYER: "playerToken",
+                Caller.STUDIO: "sigv4",
+                Caller.ADMIN: "adminSigv4",
+            }[route.caller]
             operation["security"] = [{"ApiKey": [], caller_scheme: []}]
 
 
