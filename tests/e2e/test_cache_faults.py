@@ -82,7 +82,8 @@ def test_frozen_redis_reads_stay_correct_and_fresh_writes_show_after_it_thaws(se
             os.kill(pid, signal.SIGCONT)
         # And as soon as Redis answers again, and after the breaker's pause, the history cached before the write
         # is not served
-        assert redis.Redis.from_url(test_settings.redis_url, socket_timeout=5).ping()
+        with redis.Redis.from_url(test_settings.redis_url, socket_timeout=5) as thawed:
+            assert thawed.ping()
         assert sessions_of(client.get(f"/players/{player}/sessions")) == [
             second[0]["session_id"],
             first[0]["session_id"],
