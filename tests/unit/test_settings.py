@@ -28,6 +28,7 @@ def test_defaults_describe_the_local_stack(monkeypatch):
     assert settings.retention_seconds == 31_536_000
     assert settings.max_batch_events == 10
     assert settings.clock_skew_seconds == 300
+    assert settings.player_token_max_lifetime_seconds == 86_400
 
 
 def test_environment_overrides_are_parsed(monkeypatch):
@@ -52,6 +53,13 @@ def test_invalid_value_names_the_variable(monkeypatch):
     with pytest.raises(
         ConfigurationError, match=r"PLAYER_SESSIONS_MAX_BATCH_EVENTS.*greater than or equal to 1"
     ):
+        get_settings()
+
+
+@pytest.mark.parametrize("seconds", ["59", "604801"])
+def test_a_player_token_lifetime_outside_a_minute_to_a_week_names_the_variable(monkeypatch, seconds):
+    monkeypatch.setenv("PLAYER_SESSIONS_PLAYER_TOKEN_MAX_LIFETIME_SECONDS", seconds)
+    with pytest.raises(ConfigurationError, match=r"PLAYER_SESSIONS_PLAYER_TOKEN_MAX_LIFETIME_SECONDS"):
         get_settings()
 
 
