@@ -40,7 +40,7 @@ from player_sessions.settings import DatabaseMode
 RULE_TARGETS = 5
 """EventBridge's most targets per rule."""
 ASSET_EXCLUDES = ["__pycache__", "*.pyc", ".cassandra-password"]
-"""Never packaged: build leftovers, and a local role's password copied for `sam local invoke` (README)."""
+"""Never packaged: build leftovers, and a local role's password file should one be left in a function's folder."""
 # How cdk-nag spells the ARN of KeyspacesData.system_tables_arn in its findings.
 SYSTEM_KEYSPACES_ARN = "arn:<AWS::Partition>:cassandra:<AWS::Region>:<AWS::AccountId>:/keyspace/system*"
 
