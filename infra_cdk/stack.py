@@ -13,7 +13,6 @@ from infra_cdk.functions import LambdaFunctions
 from infra_cdk.log_groups import LogGroups
 from infra_cdk.monitoring import Monitoring
 from infra_cdk.network import Network
-from infra_cdk.usage_plans import construct_suffix
 
 
 class PlayerSessionsStack(Stack):
@@ -46,10 +45,10 @@ class PlayerSessionsStack(Stack):
         )
         CfnOutput(self, "ApiUrl", value=self.api.api.url, description="Base URL of the API (the stage)")
         plans = self.api.usage_plans
-        for index, game in enumerate(plans.games):
+        for game in plans.games:
             CfnOutput(
                 self,
-                "ApiKeyId" + ("" if index == 0 else construct_suffix(game.name)),
+                f"ApiKeyId{game.suffix}",
                 value=game.key.key_id,
                 description=f"Id of the {game.name} game's API key (public: it ships in the game's clients); its "
                 "value: aws apigateway get-api-key --include-value",

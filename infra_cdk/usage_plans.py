@@ -50,16 +50,17 @@ def game_titles(context: object) -> tuple[str, ...]:
     return titles
 
 
-def construct_suffix(name: str) -> str:
-    """``""`` for the first title's key (the template ids it had before titles), else the name in CamelCase."""
+def _camel_case(name: str) -> str:
     return "".join(part.capitalize() for part in name.split("-"))
 
 
 @dataclass(frozen=True)
 class ClientKey:
     name: str
+    suffix: str
+    """Of its construct ids and of its stack output: ``""`` for the first title's key (the ids it had before
+    titles), else the name in CamelCase."""
     key: apigateway.IApiKey
-    plan: apigateway.UsagePlan
 
 
 class UsagePlans(Construct):
@@ -69,13 +70,11 @@ class UsagePlans(Construct):
         super().__init__(scope, construct_id)
         self.api = api
         self.games = [
-            self._key_and_plan(
-                title, "" if index == 0 else construct_suffix(title), f"the {title} game's clients"
-            )
+            self._key_and_plan(title, "" if index == 0 else _camel_case(title), f"the {title} game's clients")
             for index, title in enumerate(titles)
         ]
         self.studio = self._key_and_plan(
-            STUDIO_KEY, "Studio", "the studio's servers, dashboards and administration"
+            STUDIO_KEY, _camel_case(STUDIO_KEY), "the studio's servers, dashboards and administration"
         )
 
     def _key_and_plan(self, name: str, suffix: str, whose: str) -> ClientKey:
@@ -93,4 +92,4 @@ class UsagePlans(Construct):
             api_stages=[apigateway.UsagePlanPerApiStage(api=self.api, stage=self.api.deployment_stage)],
         )
         plan.add_api_key(key)
-        return ClientKey(name, key, plan)
+        return ClientKey(name, suffix, key)

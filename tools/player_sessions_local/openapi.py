@@ -69,6 +69,10 @@ def build_openapi_document() -> dict[str, Any]:
     return document
 
 
+_CALLER_SCHEMES = {Caller.PLAYER: "playerToken", Caller.STUDIO: "sigv4", Caller.ADMIN: "adminSigv4"}
+"""The security scheme of each caller's proof of identity."""
+
+
 def _describe_callers(document: dict[str, Any]) -> None:
     """Each operation's proof of identity, from the route table's callers (docs/security.md)."""
     document["components"]["securitySchemes"] |= {
@@ -98,12 +102,7 @@ def _describe_callers(document: dict[str, Any]) -> None:
         operation = document["paths"].get(route.path, {}).get(route.method.lower())
         if operation is not None:
             # Both at once: the API key (the game title's quota) and the caller's proof of identity.
-            caller_scheme = {
-                Caller.PLAYER: "playerToken",
-                Caller.STUDIO: "sigv4",
-                Caller.ADMIN: "adminSigv4",
-            }[route.caller]
-            operation["security"] = [{"ApiKey": [], caller_scheme: []}]
+            operation["security"] = [{"ApiKey": [], _CALLER_SCHEMES[route.caller]: []}]
 
 
 def _describe_event_batch(document: dict[str, Any], settings: Settings) -> None:
