@@ -148,7 +148,8 @@ def session_lengths(hours: Hours, services: ServicesDependency) -> Response[Any]
 
 def _figures(durations: Durations) -> dict[str, Any]:
     def seconds(ms: float | None) -> float | None:
-        return None if ms is None else round(ms / 1000, 3)
+        # Not rounded: a rounded mean would not be exact, a rounded quantile could leave the stated error.
+        return None if ms is None else ms / 1000
 
     return {
         "sessions": durations.sessions,

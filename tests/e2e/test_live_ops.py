@@ -59,22 +59,29 @@ def test_open_sessions_are_online_until_their_end_arrives(served_api):
 
 
 def test_session_lengths_count_and_average_exactly_and_keep_outliers_apart(served_api):
-    # Given three sessions of 60, 120 and 240 seconds, and one ended before it started, in a fresh country
-    sessions = [session("yl", timedelta(minutes=10), timedelta(seconds=s)) for s in (60, 120, 240)]
+    # Given three sessions of 60, 120 and 241 seconds, and one ended before it started, in a fresh country;
+    # and three of 30 milliseconds in another
+    sessions = [session("yl", timedelta(minutes=10), timedelta(seconds=s)) for s in (60, 120, 241)]
     backwards = session("yl", timedelta(minutes=10), timedelta(seconds=-30))
+    short = [session("ym", timedelta(minutes=10), timedelta(milliseconds=30)) for _ in range(3)]
     with served_api.client() as client:
-        for events in [*sessions, backwards]:
+        for events in [*sessions, backwards, *short]:
             assert client.post("/studio/events", json=events).status_code == 200
         # When the session lengths of the last hour are read
         body = client.get("/countries/session-lengths?hours=1").json()
-    # Then count and mean are exact, the quantiles within the stated error, the backwards one apart
+    # Then count and mean are exact (not rounded), the quantiles within the stated error, the backwards one apart
     yl = next(c for c in body["countries"] if c["country"] == "YL")
-    assert (yl["sessions"], yl["mean_seconds"], yl["outside"]) == (3, 140.0, 1)
+    assert (yl["sessions"], yl["outside"]) == (3, 1)
+    assert yl["mean_seconds"] == pytest.approx(421 / 3, rel=1e-12)
     assert body["relative_error"] == 0.02
     assert abs(yl["p50_seconds"] - 120) <= 120 * 0.02
-    assert abs(yl["p90_seconds"] - 240) <= 240 * 0.02
-    assert abs(yl["p99_seconds"] - 240) <= 240 * 0.02
-    assert body["total"]["sessions"] >= 3
+    assert abs(yl["p90_seconds"] - 241) <= 241 * 0.02
+    assert abs(yl["p99_seconds"] - 241) <= 241 * 0.02
+    # And a quantile of short sessions keeps the stated error too (no rounding to the millisecond)
+    ym = next(c for c in body["countries"] if c["country"] == "YM")
+    assert (ym["sessions"], ym["mean_seconds"]) == (3, 0.03)
+    assert all(abs(ym[q] - 0.03) <= 0.03 * 0.02 for q in ("p50_seconds", "p90_seconds", "p99_seconds"))
+    assert body["total"]["sessions"] >= 6
     assert body["hours"] == 1 and body["from"].endswith("Z") and body["to"].endswith("Z")
     assert "late_sessions" in body and "folded_through" in body
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 from player_sessions.models.fields import COUNTRY_REGEX, COUNTRY_RULE, PLAYER_ID_REGEX, PLAYER_ID_RULE
+
+Instant = Annotated[str, WithJsonSchema({"type": "string", "format": "date-time"})]
+"""An instant as every answer writes it: RFC 3339, UTC, ``Z`` (models.timestamps.format_timestamp)."""
 
 
 class ApiModel(BaseModel):
@@ -57,8 +60,8 @@ class RejectedBatchOut(IngestResult):
 class CompletedSessionOut(ApiModel):
     session_id: uuid.UUID
     country: str
-    start_ts: str
-    end_ts: str
+    start_ts: Instant
+    end_ts: Instant
     duration_seconds: float
 
 
@@ -72,7 +75,7 @@ class PartialAnswer(ApiModel):
     arrivals than it may: the answer then covers what arrived before ``arrived_before``."""
 
     reason: str
-    arrived_before: str = Field(description="Starts stored from this instant on may be missing")
+    arrived_before: Instant = Field(description="Starts stored from this instant on may be missing")
 
 
 PARTIAL_REASON = "the rollup builders are behind: recent arrivals not read"
@@ -95,11 +98,11 @@ LATE_STARTS = (
 
 class StartsByCountryOut(ApiModel):
     hours: int
-    from_: str = Field(alias="from", serialization_alias="from")
-    to: str
+    from_: Instant = Field(alias="from", serialization_alias="from")
+    to: Instant
     total: int
     countries: list[CountryStartsCount]
-    folded_through: str | None = Field(description=FOLDED_THROUGH)
+    folded_through: Instant | None = Field(description=FOLDED_THROUGH)
     late_starts: int = Field(description=LATE_STARTS)
     partial: PartialAnswer | None = Field(default=None, description="Absent when the counts are exact")
 
@@ -115,13 +118,15 @@ class OnlineOut(ApiModel):
     open_session_hours: int = Field(
         description="A session started longer ago than this and never ended is abandoned, not online"
     )
-    from_: str = Field(alias="from", serialization_alias="from", description="Sessions started from then on")
-    to: str
+    from_: Instant = Field(
+        alias="from", serialization_alias="from", description="Sessions started from then on"
+    )
+    to: Instant
     total: int
     countries: list[CountryOnline] = Field(
         description="Sessions open per country, most first, then by country; countries with none left out"
     )
-    folded_through: str | None = Field(description=FOLDED_THROUGH)
+    folded_through: Instant | None = Field(description=FOLDED_THROUGH)
     late_starts: int = Field(description=LATE_STARTS)
     partial: PartialAnswer | None = Field(default=None, description="Absent when the counts are exact")
 
@@ -146,8 +151,10 @@ class CountryLengths(LengthFigures):
 
 class SessionLengthsOut(ApiModel):
     hours: int
-    from_: str = Field(alias="from", serialization_alias="from", description="Sessions ended from then on")
-    to: str
+    from_: Instant = Field(
+        alias="from", serialization_alias="from", description="Sessions ended from then on"
+    )
+    to: Instant
     relative_error: float = Field(
         description="The most a quantile is off, relative to the exact nearest-rank quantile (log-scale "
         "histogram buckets); counts and means are exact"
@@ -155,7 +162,7 @@ class SessionLengthsOut(ApiModel):
     open_session_hours: int
     total: LengthFigures
     countries: list[CountryLengths] = Field(description="Most sessions first, then by country")
-    folded_through: str | None = Field(description=FOLDED_THROUGH)
+    folded_through: Instant | None = Field(description=FOLDED_THROUGH)
     late_sessions: int = Field(
         description="The window's completed sessions whose last event arrived more than the clock-skew allowance "
         "(5 minutes) after the end's ts"
@@ -168,14 +175,14 @@ class SessionLengthsOut(ApiModel):
 class StartOut(ApiModel):
     session_id: uuid.UUID
     player_id: str
-    ts: str
+    ts: Instant
 
 
 class CountryStartsOut(ApiModel):
     country: str
     hours: int
-    from_: str = Field(alias="from", serialization_alias="from")
-    to: str
+    from_: Instant = Field(alias="from", serialization_alias="from")
+    to: Instant
     sessions: list[StartOut]
     next_cursor: str | None
     partial: PartialAnswer | None = Field(default=None, description="Absent when the page is complete")
@@ -233,18 +240,18 @@ class ErasureReceiptOut(ApiModel):
     player_hash: str = Field(
         description="The player id's keyed hash (HMAC-SHA256, hex): the receipt keeps no id"
     )
-    asked_at: str
-    finished_at: str | None = Field(
+    asked_at: Instant
+    finished_at: Instant | None = Field(
         description="When this erasure's own work ended; null while in progress, and on a receipt another "
         "erasure completed (see completed_by: that receipt lists what the completing run removed; rows removed "
         "by an interrupted run before it stopped are in neither)"
     )
-    events_discarded_before: str = Field(
+    events_discarded_before: Instant = Field(
         description="From now on, the player's events stamped at or before this instant are discarded at ingest "
         "(replays never bring the data back); later ones are a new start and are stored"
     )
     stores: ErasureStores
-    physical_removal_due: str | None = Field(
+    physical_removal_due: Instant | None = Field(
         description="When the storage is due to have removed the deleted data physically: Keyspaces removes "
         "expired and deleted data 'typically within 10 days' (not a guarantee); reads never return it before"
     )
@@ -255,9 +262,9 @@ class ErasureReceiptOut(ApiModel):
 
 class ExportedEvent(ApiModel):
     event: Literal["start", "end"]
-    ts: str
+    ts: Instant
     country: str | None = None
-    retained_until: str = Field(description="When the stored event expires (its ts plus the retention)")
+    retained_until: Instant = Field(description="When the stored event expires (its ts plus the retention)")
 
 
 class ExportedSessionOut(ApiModel):
@@ -269,14 +276,14 @@ class ExportedSessionOut(ApiModel):
     completed: bool = Field(
         description="Whether it is one of the player's completed sessions (their history)"
     )
-    arrivals: list[str] = Field(
+    arrivals: list[Instant] = Field(
         description="When the start was stored (its arrivals in the arrival log, kept a week for the counts)"
     )
 
 
 class PlayerExportOut(ApiModel):
     player_id: str
-    erased_at: str | None = Field(description="When the player was last erased, if ever")
+    erased_at: Instant | None = Field(description="When the player was last erased, if ever")
     retention_days: int
     sessions: list[ExportedSessionOut]
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last")
