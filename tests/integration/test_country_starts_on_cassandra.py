@@ -16,14 +16,18 @@ from cassandra import ReadTimeout
 
 from player_sessions.clock import FixedClock
 from player_sessions.domain.country_starts import CountryStarts
-from player_sessions.domain.country_starts.builder import CompactionTracker, RollupBuilder
+from player_sessions.domain.country_starts.builder import (
+    FOLD_RECORD_TTL_SECONDS,
+    CompactionTracker,
+    RollupBuilder,
+)
 from player_sessions.domain.country_starts.settled import SettledArrivals
 from player_sessions.domain.ingest import ingest_batch
 from player_sessions.read_counts import metered
 from player_sessions.repositories.cassandra_rollups import CassandraRollupStore
 from player_sessions.repositories.cassandra_start_rows import PARTITIONS_PER_REQUEST
 from player_sessions.repositories.cassandra_starts import READ_ARRIVALS, READ_FOLD_RECORDS, READ_MARKS
-from player_sessions.time_buckets import fold_id, slot_of
+from player_sessions.time_buckets import FOLD_SPACE, fold_id, slot_of
 from tests.fakes import FlowingClock
 
 pytestmark = pytest.mark.integration
@@ -564,3 +568,31 @@ def test_an_in_read_that_fails_is_read_again_one_partition_a_request(
     assert records == records_in and records
     sessions = len({a.key.session_id for a in arrivals})
     assert reads.requests == (1 + len(slots) * len(shards)) + (1 + sessions) + (1 + len(folds))
+
+
+def test_a_fold_record_is_kept_no_longer_than_the_newest_start_it_names(
+    counts_stores, counts_settings, counts_connection
+):
+    # Given a start an hour from leaving the retention, folded; then a live start, folded in a later slot
+    session_store, starts_store = counts_stores
+    clock = FixedClock(datetime(2026, 4, 2, 10, 0, 1, tzinfo=UTC))
+    slots = []
+    for ts in (clock.now() - counts_settings.retention + timedelta(hours=1), clock.now()):
+        slots.append(slot_of(clock.now()))
+        ingest_all([start(uuid.uuid4(), ts, "PK")], session_store, clock, counts_settings)
+        clock.advance(seconds=5)
+        fold(starts_store, clock, counts_settings)
+    # When the fold records' TTLs are read from Cassandra
+    session = counts_connection.session()
+    records = {
+        row.slot // FOLD_SPACE: row.ttl
+        for row in session.execute(
+            session.prepare("SELECT slot, TTL(starts) AS ttl FROM rollup_folds WHERE slot IN ?"),
+            (folds_of(slots, counts_settings),),
+        )
+    }
+    # Then the old start's record expires with it (a second after: folded 5 s after it arrived, 3,595 s from its
+    # retention's end), the live one's a day after the arrivals' week
+    assert set(records) == set(slots)
+    assert 3596 - 60 <= records[slots[0]] <= 3596
+    assert FOLD_RECORD_TTL_SECONDS - 60 <= records[slots[1]] <= FOLD_RECORD_TTL_SECONDS

@@ -29,7 +29,7 @@ from player_sessions.domain.country_starts.rollups import bucket_state
 from player_sessions.models import StartKey
 from player_sessions.repositories.cache_protocol import NoCache, ReadCache
 from player_sessions.repositories.protocols import RollupStore
-from player_sessions.retention import ttl_seconds
+from player_sessions.retention import ttl_naming, ttl_seconds
 from player_sessions.schema import STARTS
 from player_sessions.settings import Settings
 from player_sessions.time_buckets import (
@@ -57,7 +57,7 @@ SETTLED_COMPACTIONS_PER_RUN = 100
 FOLD_RECORD_TTL_SECONDS = 8 * 86_400
 """A fold's record is needed while a builder may still fold its slot (one resumed after a freeze), and while a
 reader may meet, in the tail, a start stored after it (domain.country_starts.seen; an arrival is kept a week):
-kept a day longer than the arrivals."""
+kept a day longer than the arrivals, but never past the retention of the newest start it names."""
 WAKE_MARGIN = timedelta(milliseconds=10)
 """A caught-up builder sleeps this much past the moment its next slot may be folded (a run that woke a moment
 early would only read the watermarks and sleep again)."""
@@ -290,7 +290,8 @@ class RollupBuilder:
             # written again into a newer slot by its writer and is counted there. Claimed here, its delta
             # could fall under a base compacted since.
             candidates = []
-        counted = store.claim_fold(fold, candidates, FOLD_RECORD_TTL_SECONDS) if candidates else []
+        record_ttl = ttl_naming([key.ts for key in candidates], now, retention, FOLD_RECORD_TTL_SECONDS)
+        counted = store.claim_fold(fold, candidates, record_ttl) if candidates else []
         store.write_marks([(key, fold, max(1, ttl_seconds(key.ts, now, retention))) for key in counted])
         deltas = _deltas(counted, slot, contributions_of(store.family, self.settings))
         ttls = {bucket: ttl_seconds(bucket.end, now, retention) for bucket in deltas}
