@@ -165,8 +165,9 @@ def _figures(durations: Durations) -> dict[str, Any]:
     "/countries/<country>/starts",
     summary="The sessions started in one country over the last X hours",
     description="Newest first. Follow `next_cursor` to the end to get every start of the window exactly once; "
-    "the cursor keeps the window of the first page. The starts of players erased since are left out (the "
-    "counts keep them), so a listing may hold fewer sessions than the country's count.",
+    "the cursor keeps the window of the first page, less what has left the retention since. The starts of "
+    "players erased since are left out (the counts keep them), so a listing may hold fewer sessions than the "
+    "country's count.",
     responses=read_responses("One page", CountryStartsOut),
     tags=["countries"],
 )

@@ -18,6 +18,7 @@ from player_sessions.errors import BadRequestError
 from player_sessions.models import StartRow, from_epoch_ms, to_epoch_ms
 from player_sessions.repositories.cache_protocol import NoCache, ReadCache, country_scope, decoded_or_miss
 from player_sessions.repositories.protocols import StartsStore
+from player_sessions.retention import oldest_retained
 from player_sessions.settings import Settings
 
 PAGE_CACHE_TTL_SECONDS = 60
@@ -107,9 +108,13 @@ class CountryStarts:
                         }
                     ],
                 )
-            window = Window(decoded.window_start, decoded.window_end)
+            pinned = Window(decoded.window_start, decoded.window_end)
             after = Position(decoded.last_ts, decoded.last_session_id)
-            key = f"page:{country}:{limit}:{to_epoch_ms(window.start)}:{to_epoch_ms(window.end)}:{cursor}"
+            key = f"page:{country}:{limit}:{to_epoch_ms(pinned.start)}:{to_epoch_ms(pinned.end)}:{cursor}"
+            # The first page's window, less what has left the retention since (a cached page is cut likewise).
+            window = Window(max(pinned.start, oldest_retained(now, self.settings.retention)), pinned.end)
+            if window.start > window.end:
+                return CountryPage(Window(pinned.end, pinned.end), [], None, None)
         else:
             window = window_for(hours, now, self.settings.retention)
             key = f"first:{country}:{hours}:{limit}"
