@@ -85,6 +85,28 @@ def test_session_id_is_canonical_lower_case():
     assert str(event.session_id) == "674606b1-2270-4285-928f-eef4a6b90a60"
 
 
+@pytest.mark.parametrize(
+    ("spelling", "accepted"),
+    [
+        ("674606b1-2270-4285-928f-eef4a6b90a60", True),
+        ("674606b122704285928feef4a6b90a60", True),
+        ("674606b1-2270-4285-928feef4a6b90a60", False),
+        ("674606b12270-4285-928f-eef4a6b90a60", False),
+        ("{674606b1-2270-4285-928f-eef4a6b90a60}", False),
+        ("urn:uuid:674606b1-2270-4285-928f-eef4a6b90a60", False),
+    ],
+)
+def test_session_id_is_the_dashed_form_or_32_hex_digits_and_nothing_between(spelling, accepted):
+    # Given a session id in one spelling
+    # When it is parsed
+    result = parsed_or_rejected(with_(session_id=spelling))
+    # Then the two documented forms are the same session, and a partly dashed one is refused, naming the field
+    if accepted:
+        assert str(result.session_id) == "674606b1-2270-4285-928f-eef4a6b90a60"
+    else:
+        assert isinstance(result, InvalidEventError) and "session_id" in str(result)
+
+
 def test_country_is_ignored_on_end_events():
     # Given an end event carrying a country that is not one
     # When it is parsed

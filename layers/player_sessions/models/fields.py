@@ -29,7 +29,10 @@ def whole_number(value: object) -> object:
 
 WHOLE_NUMBER = BeforeValidator(whole_number)
 
-UUID_PATTERN = re.compile(r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}")
+UUID_PATTERN = re.compile(
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|[0-9a-fA-F]{32}"
+)
+"""A session id: the 8-4-4-4-12 form or the same 32 hex digits without dashes, in any case; nothing between."""
 
 CURSOR_MAX_LENGTH = 512
 """A page cursor is about 160 characters; anything much longer is not one of ours."""
