@@ -110,7 +110,9 @@ USAGE_PLAN_RATE_LIMIT = 500
 batch."""
 USAGE_PLAN_BURST_LIMIT = 1000
 USAGE_PLAN_DAILY_QUOTA = 20_000_000
-INGEST_BODY_MODEL_NAME = "EventBatch"
+AUTHORIZER_FAILED_MESSAGE = "Internal server error"
+"""API Gateway's answer when the player token authorizer fails or returns what it cannot read (its own message is
+null there; the service's errors always carry one)."""
 WAF_WINDOW_SECONDS = 300
 WAF_PLAYER_TOKEN_LIMIT = 600
 """Requests one player token may make in WAF_WINDOW_SECONDS: a client flushing a batch every second stays

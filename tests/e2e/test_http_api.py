@@ -287,7 +287,6 @@ def test_a_session_starts_once_for_one_player_and_is_counted_and_listed_once(ser
         ("/players/p-1/sessions?limit=21", "limit", "query", "less than or equal to 20"),
         ("/players/p-1/sessions?limit=abc", "limit", "query", "whole number written with the digits 0-9"),
         ("/players/p-1/sessions?limit=5.0", "limit", "query", "whole number written with the digits 0-9"),
-        ("/countries/starts", "hours", "query", "required"),
         ("/countries/starts?hours=0", "hours", "query", "greater than or equal to 1"),
         ("/countries/starts?hours=8761", "hours", "query", "less than or equal to 8760"),
         ("/countries/starts?hours=1.5", "hours", "query", "whole number written with the digits 0-9"),
@@ -310,6 +309,26 @@ def test_bad_parameters_are_400_naming_the_parameter_where_and_why(
     problem = response.json()["errors"][0]
     assert (problem["parameter"], problem["in"]) == (parameter, where)
     assert reason in problem["reason"]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/countries/starts",
+        "/countries/starts?hours=",
+        "/countries/FI/starts?limit=5",
+        "/countries/session-lengths",
+    ],
+)
+def test_a_missing_hours_is_refused_by_the_gateways_validator_naming_it(served_api, path):
+    # When a required parameter is missing or blank
+    with served_api.client() as client:
+        response = client.get(path)
+    # Then API Gateway's validator answers, as deployed (the template's method request requires it), before
+    # the function runs
+    assert response.status_code == 400
+    assert response.json() == {"message": "Missing required request parameters: [hours]", "errors": []}
+    assert response.headers["x-amzn-errortype"] == "BadRequestException"
 
 
 def test_a_cursor_for_another_country_is_refused(served_api):

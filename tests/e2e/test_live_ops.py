@@ -101,7 +101,6 @@ def test_the_starts_count_says_how_settled_it_is_and_counts_late_starts(served_a
 @pytest.mark.parametrize(
     ("path", "reason"),
     [
-        ("/countries/session-lengths", "required"),
         ("/countries/session-lengths?hours=0", "greater than or equal to 1"),
         ("/countries/session-lengths?hours=8761", "less than or equal to 8760"),
         ("/countries/session-lengths?hours=x", "whole number"),

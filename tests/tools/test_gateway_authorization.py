@@ -219,16 +219,18 @@ def test_the_authorizers_answer_is_kept_for_one_token_until_the_cache_expires():
         (Invocation(Outcome.FUNCTION_ERROR, detail="UnauthorizedError: Unauthorized"), (401, "Unauthorized")),
         (allow("p", effect="Deny"), (403, "User is not authorized to access this resource")),
         (allow("p", resource="arn:aws:execute-api:us-east-1:123456789012:local/local/GET/*"), (403, None)),
-        (Invocation(Outcome.FUNCTION_ERROR, detail="KeyError: 'x'"), (500, None)),
-        (Invocation(Outcome.RETURNED, result={"allow": True}), (500, None)),
-        (Invocation(Outcome.TIMED_OUT, detail="3 s"), (500, None)),
+        (Invocation(Outcome.FUNCTION_ERROR, detail="KeyError: 'x'"), (500, "Internal server error")),
+        (Invocation(Outcome.RETURNED, result={"allow": True}), (500, "Internal server error")),
+        (Invocation(Outcome.TIMED_OUT, detail="3 s"), (500, "Internal server error")),
+        (Invocation(Outcome.THROTTLED), (429, "Too Many Requests")),
     ],
-    ids=["unauthorized", "deny", "another resource", "crash", "not a policy", "timeout"],
+    ids=["unauthorized", "deny", "another resource", "crash", "not a policy", "timeout", "pool full"],
 )
 def test_the_authorizers_other_answers_are_api_gateways_refusals(answer, expected):
     status, message = refusal(gateway(FakeAuthorizer(answer)).check(player_post("Bearer a.b.c"), PLAYER_POST))
 
     assert status == expected[0]
+    assert isinstance(message, str) and message
     if expected[1] is not None:
         assert message == expected[1]
 

@@ -236,7 +236,7 @@ def test_handler_receives_a_lambda_context_with_the_functions_deployed_timeout_a
     handler = RecordingHandler()
     with running_gateway(handler) as client:
         # When the ingest route is called
-        client.post("/events", json=[])
+        client.post("/events", json=[{}])
     # Then the context names the function and counts down from its deployed timeout (10 s), with its memory
     context = handler.context
     assert context.function_name == "ingest_events"
@@ -282,14 +282,15 @@ def test_handler_status_headers_and_body_come_back_to_the_client():
     )
     with running_gateway(handler) as client:
         # When the route is called
-        response = client.post("/events", json=[])
+        response = client.post("/events", json=[{}])
     # Then the client gets exactly that status, those headers and that body
     assert response.status_code == 207
     assert response.json() == {"stored": 1, "rejected": 1}
     assert response.headers["content-type"] == "application/json"
     assert response.headers["retry-after"] == "5"
     assert response.headers.get_list("x-warning") == ["first", "second"]
-    assert response.headers["x-amzn-requestid"]
+    # And the request id the client sees is the one the function was given (its logs carry it)
+    assert response.headers["x-amzn-requestid"] == handler.event["requestContext"]["requestId"]
 
 
 def test_base64_response_body_is_decoded_for_the_client():
@@ -649,3 +650,69 @@ def test_openapi_document_is_served_by_the_gateway_without_an_api_key(fake_opena
     assert response.headers["content-type"] == "application/json"
     assert response.json() == fake_openapi_module
     assert handler.calls == []
+
+
+# --- The request validator ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("query", ["", "?hours=", "?hours=%20", "?other=1"])
+def test_a_required_parameter_missing_or_blank_is_refused_before_the_function_runs(query):
+    # Given a gateway in front of a recording handler
+    handler = RecordingHandler()
+    with running_gateway(handler) as client:
+        # When the starts are asked for without an hours value
+        response = client.get(f"/countries/starts{query}")
+    # Then API Gateway's validator answers, naming the parameter, and the function never runs
+    assert_gateway_error(response, 400, "Missing required request parameters: [hours]", "BadRequestException")
+    assert handler.calls == []
+
+
+@pytest.mark.parametrize("query", ["?hours=abc", "?hours=0"])
+def test_a_present_parameter_of_the_wrong_form_goes_to_the_function(query):
+    # Given a gateway in front of a recording handler
+    handler = RecordingHandler()
+    with running_gateway(handler) as client:
+        # When hours is present but not a valid number
+        response = client.get(f"/countries/starts{query}")
+    # Then the validator lets it through: the function decides (and names the rule)
+    assert response.status_code == 200
+    assert len(handler.calls) == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "headers"),
+    [
+        (b"{}", {"Content-Type": "application/json"}),
+        (b"not json", {"Content-Type": "application/json"}),
+        (b"[" + b" " * 17_000 + b"]", {"Content-Type": "application/json"}),
+        (b"{}", {"Content-Type": "text/plain"}),
+        (b"{}", {}),
+        (b"", {"Content-Type": "application/json"}),
+    ],
+)
+def test_every_body_goes_to_the_function(body, headers):
+    # Given a gateway in front of a recording handler
+    handler = RecordingHandler()
+    with running_gateway(handler) as client:
+        # When a body of any shape, media type or size under API Gateway's own limit is posted
+        response = client.post("/events", content=body, headers=headers)
+    # Then the function judges it (415, 413 and 400 in SPEC.md's order are the handler's), not the gateway
+    assert response.status_code == 200
+    assert len(handler.calls) == 1
+
+
+def test_a_burst_of_new_connections_waits_in_the_listen_queue_not_refused():
+    # Given a gateway that listens but has not yet accepted anything (all its threads busy, as in a burst)
+    server = create_server(
+        "127.0.0.1", 0, handlers={route.function.name: RecordingHandler() for route in ROUTES}
+    )
+    host, port = server.socket.getsockname()[:2]
+    try:
+        # When 64 clients connect at once
+        clients = [socket.create_connection((host, port), timeout=2) for _ in range(64)]
+        # Then every connection is established (socketserver's backlog of 5 let the kernel drop the rest)
+        assert len(clients) == 64
+        for client in clients:
+            client.close()
+    finally:
+        server.server_close()

@@ -25,9 +25,10 @@ from enum import StrEnum
 from http import HTTPStatus
 from typing import Any
 
+from infra_cdk.constants import AUTHORIZER_FAILED_MESSAGE
 from player_sessions.player_tokens import AUTHORIZATION_HEADER_PATTERN
 from player_sessions.routes import AUTHORIZER, AUTHORIZER_CACHE_SECONDS, Caller, Route
-from player_sessions_local.gateway.answers import HttpResponse, gateway_response
+from player_sessions_local.gateway.answers import HttpResponse, gateway_response, too_many_requests
 from player_sessions_local.gateway.invocation import Invoker, Outcome
 from player_sessions_local.gateway.routing import ACCOUNT_ID, API_ID, REGION, STAGE, HttpRequest, header_value
 from player_sessions_local.gateway.sigv4 import RefusedSignatureError, SignedBy, SigningKey, verify
@@ -89,8 +90,8 @@ def authorizer_failure() -> HttpResponse:
             ("Content-Type", "application/json"),
             ("x-amzn-ErrorType", "AuthorizerConfigurationException"),
         ],
-        # (API Gateway's own message is null here; the stack's DEFAULT_5XX response adds the errors list)
-        body=json.dumps({"message": None, "errors": []}).encode("utf-8"),
+        # (API Gateway's own message is null here; the stack's gateway response gives it one)
+        body=json.dumps({"message": AUTHORIZER_FAILED_MESSAGE, "errors": []}).encode("utf-8"),
     )
 
 
@@ -198,6 +199,9 @@ class Authorization:
             and invocation.detail.partition(": ")[2] == "Unauthorized"
         ):
             return unauthorized()
+        if invocation.outcome is Outcome.THROTTLED:
+            # Past the pool's capacity the caller is refused at once, as any route is (answers.too_many_requests).
+            return too_many_requests()
         if invocation.outcome is not Outcome.RETURNED:
             return authorizer_failure()
         return _read_policy(invocation.result, arn) or authorizer_failure()

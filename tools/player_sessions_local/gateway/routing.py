@@ -8,7 +8,7 @@ import ipaddress
 import secrets
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -84,6 +84,8 @@ class HttpRequest:
     """In the order received; a name may repeat."""
     body: bytes
     source_ip: str
+    request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    """API Gateway's id of the request: its ``x-amzn-RequestId`` header and the event's ``requestContext``."""
 
 
 @dataclass(frozen=True)
@@ -105,12 +107,13 @@ class RequestStamp:
         cls,
         api_key: str | None = None,
         *,
+        request_id: str | None = None,
         authorizer: dict[str, Any] | None = None,
         signer_arn: str | None = None,
         signer_access_key: str | None = None,
     ) -> RequestStamp:
         return cls(
-            request_id=str(uuid.uuid4()),
+            request_id=request_id or str(uuid.uuid4()),
             extended_request_id=extended_request_id(secrets.token_bytes(12)),
             received_at=datetime.now(UTC),
             api_key=api_key,

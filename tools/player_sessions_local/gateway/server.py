@@ -45,6 +45,7 @@ from player_sessions_local.gateway.routing import (
     match_route,
 )
 from player_sessions_local.gateway.throttling import TokenBucket, usage_plan_bucket
+from player_sessions_local.gateway.validation import refused_by_validator
 
 DEFAULT_PORT = 3000
 OPENAPI_PATH = "/openapi.json"
@@ -61,6 +62,9 @@ class LocalApiGateway(ThreadingHTTPServer):
     """An HTTP server that answers like a deployed REST API stage."""
 
     daemon_threads = True
+    request_queue_size = 1024
+    """The listen backlog: a burst of new connections waits for a thread, not for the kernel to reset or delay
+    it (socketserver's default is 5; API Gateway refuses nothing for want of a queue)."""
 
     def __init__(
         self,
@@ -90,7 +94,7 @@ class LocalApiGateway(ThreadingHTTPServer):
 
     def respond(self, request: HttpRequest) -> HttpResponse:
         """The whole of API Gateway's decision for one request, in its order: route, the caller's proof of
-        identity (authorizer or IAM), API key and usage plan, integration."""
+        identity (authorizer or IAM), API key and usage plan, request validation, integration."""
         if request.method == "GET" and request.raw_path == OPENAPI_PATH:
             return self._openapi_document()
         match = match_route(self.routes, request.method, request.raw_path)
@@ -99,13 +103,13 @@ class LocalApiGateway(ThreadingHTTPServer):
         granted = OPEN if self.authorization is None else self.authorization.check(request, match.route)
         if isinstance(granted, HttpResponse):
             return granted
-        if self.api_key is not None and not _presents_api_key(request, self.api_key):
-            return forbidden()
-        if self.usage_plan is not None and not self.usage_plan.take():
-            return too_many_requests()
+        refused = self._refused_before_integration(request, match.route)
+        if refused is not None:
+            return refused
         signer = granted.signed_by
         stamp = RequestStamp.fresh(
             api_key=self.api_key,
+            request_id=request.request_id,
             authorizer=granted.authorizer,
             signer_arn=signer.user_arn if signer else None,
             signer_access_key=signer.access_key_id if signer else None,
@@ -119,6 +123,14 @@ class LocalApiGateway(ThreadingHTTPServer):
             trace_id=header_value(request.headers, "x-amzn-trace-id"),
         )
         return answer_invocation(name, invocation)
+
+    def _refused_before_integration(self, request: HttpRequest, route: Route) -> HttpResponse | None:
+        """The API key, its usage plan, then the request validator."""
+        if self.api_key is not None and not _presents_api_key(request, self.api_key):
+            return forbidden()
+        if self.usage_plan is not None and not self.usage_plan.take():
+            return too_many_requests()
+        return refused_by_validator(route, request)
 
     def _openapi_document(self) -> HttpResponse:
         try:
@@ -189,6 +201,7 @@ class _GatewayRequestHandler(BaseHTTPRequestHandler):
             headers=self._forwarded_headers(),
             body=body,
             source_ip=self.client_address[0],
+            request_id=request_id,
         )
         self._send(self.server.respond(request), request_id)
 
