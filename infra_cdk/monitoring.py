@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from aws_cdk import Duration
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_iam as iam
@@ -64,6 +64,17 @@ class Monitoring(Construct):
             master_key=self.alarm_key,
             enforce_ssl=True,
         )
+        # enforce_ssl gives the topic a policy of its own, which replaces the default one: without this grant no
+        # alarm could publish to it.
+        self.alarm_topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowThisAccountsAlarmsToPublish",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["sns:Publish"],
+                resources=[self.alarm_topic.topic_arn],
+                conditions={"StringEquals": {"aws:SourceAccount": Stack.of(self).account}},
+            )
+        )
         if alarm_email:
             self.alarm_topic.add_subscription(subscriptions.EmailSubscription(alarm_email))
         self._functions = functions
@@ -84,6 +95,14 @@ class Monitoring(Construct):
                 route_metric(route, "Latency", LATENCY_ALARM_STATISTIC),
                 LATENCY_ALARM_THRESHOLD_MS,
                 f"p90 latency of {route_label(route)} above {LATENCY_ALARM_THRESHOLD_MS} ms",
+            )
+            # A handler's own 503 (Keyspaces down) is a 5xx of its route, not a function error.
+            self._alarm(
+                f"ServerErrors {route_label(route)}",
+                route_metric(route, "5XXError", "Sum"),
+                ERROR_ALARM_THRESHOLD,
+                f"{route_label(route)} answered {ERROR_ALARM_THRESHOLD} or more 5xx responses a minute",
+                comparison=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
             )
         for function in FUNCTIONS:
             handler = self._functions[function.name]

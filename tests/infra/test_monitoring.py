@@ -73,6 +73,24 @@ def test_p90_latency_over_500_ms_on_a_route_raises_an_alarm(synthesized: Synthes
     assert alarm["AlarmActions"] == [topic_ref(synthesized)]
 
 
+@pytest.mark.parametrize("route", ROUTES, ids=lambda r: f"{r.method} {r.path}")
+def test_5xx_answers_of_a_route_raise_an_alarm(synthesized: Synthesized, route: Route) -> None:
+    """A handler's own 503 (Keyspaces down) is not a function error: the route's 5xx are watched apart."""
+    # When
+    found = alarms_on(
+        synthesized,
+        "AWS/ApiGateway",
+        "5XXError",
+        {"ApiName": "player-sessions", "Stage": "v1", "Method": route.method, "Resource": route.path},
+    )
+
+    # Then
+    assert [(stat, alarm["Threshold"], alarm["ComparisonOperator"]) for alarm, stat in found] == [
+        ("Sum", 5, "GreaterThanOrEqualToThreshold")
+    ]
+    assert found[0][0]["AlarmActions"] == [topic_ref(synthesized)]
+
+
 @pytest.mark.parametrize("function", FUNCTIONS, ids=lambda f: f.name)
 def test_p90_duration_over_500_ms_and_rising_errors_of_a_function_raise_alarms(
     synthesized: Synthesized, function: LambdaFunction
@@ -123,8 +141,15 @@ def test_alarm_topic_is_encrypted_with_a_key_cloudwatch_may_use_and_requires_tls
         if s.get("Principal") == {"Service": "cloudwatch.amazonaws.com"}
     ]
     assert [sorted(s["Action"]) for s in cloudwatch_grants] == [["kms:Decrypt", "kms:GenerateDataKey*"]]
-    denials = [s for s in policy["Properties"]["PolicyDocument"]["Statement"] if s["Effect"] == "Deny"]
+    statements = policy["Properties"]["PolicyDocument"]["Statement"]
+    denials = [s for s in statements if s["Effect"] == "Deny"]
     assert [s["Condition"] for s in denials] == [{"Bool": {"aws:SecureTransport": "false"}}]
+    # And the topic's own policy (it replaces the default one) lets this account's alarms publish
+    allowed = [s for s in statements if s["Effect"] == "Allow"]
+    assert [(s["Principal"], s["Action"], s["Resource"]) for s in allowed] == [
+        ({"Service": "cloudwatch.amazonaws.com"}, "sns:Publish", topic_ref(synthesized))
+    ]
+    assert allowed[0]["Condition"] == {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
 
 
 def dashboard(synthesized: Synthesized) -> dict[str, Any]:
