@@ -11,6 +11,7 @@ it is bound to, and the request's consistency levels and client timestamp.
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from dataclasses import dataclass
@@ -55,8 +56,9 @@ IN_FIRST_PAGE = Rule(
 )
 BATCH_KIND = Rule(
     "unlogged-batches-of-writes",
-    "a batch is unlogged and holds only INSERT, UPDATE and DELETE",
-    GUIDE + "batchStatements.html",
+    "a batch is a driver BatchStatement (so its size and partitions can be checked), unlogged, and holds only "
+    "unconditional INSERT, UPDATE and DELETE",
+    GUIDE + "functional-differences.html",
 )
 BATCH_SIZE = Rule(
     "unlogged-batch-size", "an unlogged batch holds at most 30 statements", GUIDE + "batchStatements.html"
@@ -95,6 +97,12 @@ TTL_RANGE = Rule(
     "Cassandra reads as no expiry, it does not document for a row, so it is not relied on",
     GUIDE + "TTL-how-it-works.html",
 )
+POSITIONAL_MARKERS = Rule(
+    "positional-bind-markers",
+    "the project's own rule: bind markers are positional (?), so that the checks here can tell each bound value's "
+    "role (an IN list, a TIMESTAMP, a TTL) from its column",
+    "SPEC.md, Strict like the cloud",
+)
 BOUNDED_READS = Rule(
     "bounded-reads",
     "the project's own rule: no SELECT * and no ALLOW FILTERING (a read names its columns and its keys)",
@@ -113,6 +121,7 @@ RULES = (
     WRITE_CONSISTENCY,
     UNSUPPORTED_CQL,
     TTL_RANGE,
+    POSITIONAL_MARKERS,
     BOUNDED_READS,
 )
 
@@ -149,7 +158,8 @@ _UNSUPPORTED: tuple[tuple[re.Pattern[str], Rule, str], ...] = (
     ),
     (re.compile(r"\bGROUP\s+BY\b", re.I), UNSUPPORTED_CQL, "GROUP BY"),
     (re.compile(r"\bPER\s+PARTITION\s+LIMIT\b", re.I), UNSUPPORTED_CQL, "PER PARTITION LIMIT"),
-    (re.compile(r"\bBEGIN\s+(LOGGED\s+|COUNTER\s+)?BATCH\b", re.I), BATCH_KIND, "a logged or counter batch"),
+    (re.compile(r"\bBEGIN\s+(\w+\s+)?BATCH\b", re.I), BATCH_KIND, "a batch written as CQL text"),
+    (re.compile(r"(?<![\w:']):[A-Za-z_]\w*"), POSITIONAL_MARKERS, "a named bind marker"),
     (re.compile(r"\bSELECT\s+(DISTINCT\s+)?\*", re.I), BOUNDED_READS, "a read of every column (*)"),
     (re.compile(r"\bALLOW\s+FILTERING\b", re.I), BOUNDED_READS, "ALLOW FILTERING"),
 )
@@ -161,6 +171,8 @@ _TIMESTAMP_LITERAL = re.compile(r"\bUSING\b.*?\bTIMESTAMP\s+(-?\d+)", re.I | re.
 _TTL_LITERAL = re.compile(r"\bUSING\b.*?\bTTL\s+(-?\d+)", re.I | re.S)
 _WRITE = re.compile(r"^\s*(INSERT|UPDATE|DELETE|BEGIN)\b", re.I)
 _RANGE_DELETE = re.compile(r"^\s*DELETE\b.*\bWHERE\b.*(<|>)", re.I | re.S)
+_CONDITIONAL = re.compile(r"\bIF\b", re.I)
+_LEADING_COMMENTS = re.compile(r"^(\s*(/\*.*?\*/|--[^\n]*|//[^\n]*))*\s*", re.S)
 
 
 @dataclass(frozen=True)
@@ -171,7 +183,10 @@ class _TextFacts:
     has_in: bool
     is_write: bool
     is_range_delete: bool
+    is_conditional: bool
     literal_timestamp: int | None
+    literal_subqueries: int
+    """The product of the literal IN lists' lengths (a bound IN list multiplies it: _check_bound)."""
 
 
 @lru_cache(maxsize=4096)
@@ -184,19 +199,22 @@ def _facts(cql: str) -> _TextFacts:
     has_in = bool(_IN.search(clause))
     if has_in and _RANGE.search(clause):
         problems.append((IN_WITH_RANGE, f"IN and a range in the WHERE clause of {_short(cql)}"))
-    for values in _IN_LITERAL.findall(clause):
-        if len(values.split(",")) > MAX_IN_SUBQUERIES:
-            problems.append((IN_SUBQUERIES, f"{len(values.split(','))} values in one IN of {_short(cql)}"))
+    literal_subqueries = math.prod(len(values.split(",")) for values in _IN_LITERAL.findall(clause))
+    if literal_subqueries > MAX_IN_SUBQUERIES:
+        problems.append((IN_SUBQUERIES, f"{literal_subqueries} subqueries in {_short(cql)}"))
     ttl = _TTL_LITERAL.search(cql)
     if ttl and not 1 <= int(ttl.group(1)) <= MAX_TTL_SECONDS:
         problems.append((TTL_RANGE, f"USING TTL {ttl.group(1)} in {_short(cql)}"))
     literal = _TIMESTAMP_LITERAL.search(cql)
+    statement = cql[_LEADING_COMMENTS.match(cql).end() :]  # type: ignore[union-attr]  # matches the empty string
     return _TextFacts(
         tuple(problems),
         has_in,
-        bool(_WRITE.match(cql)),
-        bool(_RANGE_DELETE.match(cql)),
+        bool(_WRITE.match(statement)),
+        bool(_RANGE_DELETE.match(statement)),
+        bool(_CONDITIONAL.search(cql)),
         int(literal.group(1)) if literal else None,
+        literal_subqueries,
     )
 
 
@@ -264,7 +282,7 @@ def _check_consistency(message: Any, *, is_write: bool, what: str) -> None:
 
 def _check_bound(prepared: PreparedStatement, values: list[Any], text: str) -> None:
     """The serialized values: each IN list's length (the subqueries multiply), any bound timestamp and TTL."""
-    subqueries = 1
+    subqueries = _facts(text).literal_subqueries
     for column, value in zip(prepared.column_metadata, values, strict=False):
         if not isinstance(value, bytes | bytearray):
             continue
@@ -310,6 +328,8 @@ def _check_batch(batch: BatchStatement, session: Session) -> None:
             raise KeyspacesRuleViolation(BATCH_KIND, f"{_short(text)} in a batch")
         if facts.is_range_delete:
             raise KeyspacesRuleViolation(BATCH_RANGE_DELETE, f"{_short(text)} in a batch")
+        if facts.is_conditional:
+            raise KeyspacesRuleViolation(BATCH_KIND, f"the conditional write {_short(text)} in a batch")
         if facts.literal_timestamp is not None:
             _check_timestamp(facts.literal_timestamp, f"USING TIMESTAMP of {_short(text)}")
         if prepared is None:

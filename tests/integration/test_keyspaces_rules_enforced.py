@@ -146,6 +146,40 @@ def test_a_range_delete_inside_a_batch_is_refused(counts_connection):
     assert rows_of_period(counts_connection, period) == 0
 
 
+def test_a_conditional_write_inside_a_batch_is_refused(counts_connection):
+    # Given a rollup row and a fold's claim (IF NOT EXISTS) in one batch
+    period = datetime(2026, 3, 6, tzinfo=UTC)
+    batch = BatchStatement(batch_type=BatchType.UNLOGGED)
+    batch.add(prepared(counts_connection, WRITE_ROLLUP), rollup_row(period, 1))
+    batch.add(prepared(counts_connection, CLAIM_FOLD), (987_654_322, "[]", 60))
+    # When it is sent / Then it is refused (Keyspaces takes only unconditional writes in a batch), nothing written
+    with pytest.raises(KeyspacesRuleViolation, match="unlogged-batches-of-writes"):
+        counts_connection.session().execute(batch)
+    assert rows_of_period(counts_connection, period) == 0
+
+
+def test_a_batch_written_as_text_is_refused(counts_connection, scope):
+    # Given 31 writes of two partitions as one CQL text (the checker cannot count a text batch's statements)
+    inserts = " ".join(
+        f"INSERT INTO arrival_minutes (scope, minute) VALUES ('{scope}', {minute * 60_000});"
+        for minute in range(31)
+    )
+    text = f"BEGIN UNLOGGED BATCH {inserts} APPLY BATCH"
+    # When it is prepared / Then it is refused, naming the rule, and nothing was written
+    with pytest.raises(KeyspacesRuleViolation, match="unlogged-batches-of-writes"):
+        counts_connection.prepare(text)
+    assert minutes_stored(counts_connection, scope) == 0
+
+
+def test_a_named_bind_marker_is_refused_when_prepared(counts_connection, scope):
+    # Given a write whose timestamp is a named marker (its value's role could not be told from its column)
+    text = "INSERT INTO arrival_minutes (scope, minute) VALUES (:scope, :minute) USING TIMESTAMP :at"
+    # When it is prepared / Then it is refused
+    with pytest.raises(KeyspacesRuleViolation, match="positional-bind-markers"):
+        counts_connection.prepare(text)
+    assert minutes_stored(counts_connection, scope) == 0
+
+
 def test_a_serial_consistency_level_is_refused(counts_connection):
     # Given a fold's claim with LOCAL_SERIAL as its serial consistency (how the claim used to be sent)
     statement = prepared(counts_connection, CLAIM_FOLD).bind((987_654_321, "[]", 60))
@@ -155,13 +189,17 @@ def test_a_serial_consistency_level_is_refused(counts_connection):
         counts_connection.session().execute(statement)
 
 
-def test_a_write_below_local_quorum_is_refused(counts_connection, scope):
-    # Given a write at consistency ONE
-    statement = prepared(counts_connection, WRITE_ARRIVAL_MINUTE).bind(("all", datetime.now(UTC), 60))
+@pytest.mark.parametrize("comment", ["", "/* a note */ ", "-- a note\n"])
+def test_a_write_below_local_quorum_is_refused(counts_connection, scope, comment):
+    # Given a write at consistency ONE (its text led by a comment or not)
+    statement = prepared(counts_connection, comment + WRITE_ARRIVAL_MINUTE.text).bind(
+        (scope, datetime.now(UTC), 60)
+    )
     statement.consistency_level = ConsistencyLevel.ONE
-    # When it is sent / Then it is refused by name
+    # When it is sent / Then it is refused by name, and nothing was written
     with pytest.raises(KeyspacesRuleViolation, match="local-quorum-writes"):
         counts_connection.session().execute(statement)
+    assert minutes_stored(counts_connection, scope) == 0
 
 
 def test_an_aggregate_is_refused_when_prepared(counts_connection):

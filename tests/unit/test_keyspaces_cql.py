@@ -56,6 +56,19 @@ def test_no_cql_is_built_from_strings():
             "supported-cql-only",
         ),
         ("BEGIN BATCH INSERT INTO t (k) VALUES (1); APPLY BATCH", "unlogged-batches-of-writes"),
+        # As text, a batch's statements and partitions cannot be counted: only a BatchStatement is sent.
+        ("BEGIN UNLOGGED BATCH INSERT INTO t (k) VALUES (?); APPLY BATCH", "unlogged-batches-of-writes"),
+        ("UPDATE t USING TIMESTAMP :wt SET v = ? WHERE k = ?", "positional-bind-markers"),
+        ("SELECT a FROM t WHERE k IN :keys", "positional-bind-markers"),
+        # Literal IN lists multiply: 11 x 10 subqueries.
+        (
+            "SELECT a FROM t WHERE k IN ("
+            + ", ".join(str(i) for i in range(11))
+            + ") AND c IN ("
+            + ", ".join(str(i) for i in range(10))
+            + ")",
+            "in-subqueries",
+        ),
         ("SELECT * FROM t WHERE k = ?", "bounded-reads"),
         ("SELECT a FROM t WHERE b = ? ALLOW FILTERING", "bounded-reads"),
         ("SELECT a FROM t WHERE k IN ? AND c > ?", "in-with-clustering-range"),
@@ -73,12 +86,13 @@ def test_each_unsupported_construct_is_caught(statement, rule):
 
 
 def test_supported_statements_pass():
-    # Given an unlogged batch, a select with IN and no range, a range in one partition, a conditional update
+    # Given a select with IN and no range, a range in one partition, a conditional update, a comment and a
+    # literal holding a colon
     # When they are checked / Then none breaks a rule
-    assert keyspaces_violations("BEGIN UNLOGGED BATCH INSERT INTO t (k) VALUES (?); APPLY BATCH") == []
     assert keyspaces_violations("SELECT a, b FROM t WHERE k IN (?, ?) AND c = ? LIMIT ?") == []
     assert keyspaces_violations("SELECT a, b FROM t WHERE k = ? AND c > ? AND c <= ? LIMIT ?") == []
     assert keyspaces_violations("UPDATE t SET v = ? WHERE k IN ? IF v < ?") == []
+    assert keyspaces_violations("/* why */ UPDATE t SET v = 'a:b' WHERE k = ?") == []
 
 
 def test_string_built_cql_is_detected(tmp_path):
