@@ -12,7 +12,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
-from infra_cdk.acknowledgements import acknowledge_cfn_guard, skip_checkov
+from infra_cdk.acknowledgements import skip_checkov
 from infra_cdk.constants import (
     CURSOR_SECRET_LENGTH,
     CURSOR_SECRET_READERS,
@@ -24,6 +24,7 @@ from infra_cdk.constants import (
     ROLLUP_PARTS,
 )
 from infra_cdk.data import KEEP_ONCE_CREATED, KeyspacesData
+from infra_cdk.function_checks import skip_checkov_checks
 from infra_cdk.function_definitions import (
     ALL_FUNCTION_DEFINITIONS,
     ROLLUP_BUILDER_DEFINITION,
@@ -305,7 +306,7 @@ class LambdaFunctions(Construct):
         if not isinstance(cfn_function, lambda_.CfnFunction):
             raise TypeError(f"{handler.node.path} has no AWS::Lambda::Function resource")
         cfn_function.override_logical_id(construct_id)
-        _skip_checkov_checks(definition, cfn_function, role)
+        skip_checkov_checks(definition, cfn_function, role, definition.environment(deployment))
         if definition.snap_start:
             Validations.of(handler).acknowledge(
                 Acknowledgment(
@@ -348,53 +349,3 @@ class LambdaFunctions(Construct):
             self.aliases[function.name] = lambda_.Alias(
                 self, f"{construct_id}Alias", alias_name=LAMBDA_ALIAS, version=handler.current_version
             )
-
-
-def _skip_checkov_checks(
-    definition: FunctionDefinition, function: lambda_.CfnFunction, role: iam.Role
-) -> None:
-    """The checkov checks that do not fit these functions, each with its reason, on the resource itself."""
-    if not definition.uses_data:
-        outside_the_vpc = (
-            "The player token authorizer reads no service data: it checks a token's signature against the "
-            "studio login's published keys, which it fetches over the internet (the VPC's isolated subnets "
-            "have no NAT). Outside the VPC it reaches nothing of the service's."
-        )
-        acknowledge_cfn_guard(function, "lambda_inside_vpc_check", outside_the_vpc)
-        skip_checkov(function, "CKV_AWS_117", outside_the_vpc)
-    skip_checkov(
-        role,
-        "CKV_AWS_111",
-        "The only write actions on Resource * are those AWS requires for Lambda's VPC attachment: the ENIs "
-        "(CreateNetworkInterface, DeleteNetworkInterface, Assign/UnassignPrivateIpAddresses) do not exist "
-        "before Lambda creates them. Every table, log group and secret the function uses is named.",
-    )
-    skip_checkov(
-        function,
-        "CKV_AWS_173",
-        "The variables hold names and addresses, no secret: keyspace, region, the cache endpoint and the "
-        "cursor secret's ARN (the key itself is read from Secrets Manager). Lambda encrypts them at rest with "
-        "its AWS managed key; a customer-managed one would protect nothing more.",
-    )
-    skip_checkov(
-        function,
-        "CKV_AWS_116",
-        (
-            "EventBridge starts it every minute; a failed run leaves its arrivals for the next run to fold, "
-            "and the rollup builder's error alarm fires. A dead-letter queue would only collect stale "
-            "schedule events that nobody replays."
-        )
-        if definition.scheduled
-        else (
-            "API Gateway invokes it synchronously and receives its error; a dead-letter queue only receives "
-            "failed asynchronous invocations, which this function never has."
-        ),
-    )
-    if definition.reserved_concurrency is None:
-        skip_checkov(
-            function,
-            "CKV_AWS_115",
-            "A reservation is a hard cap on the function's environments, taken from the account's pool "
-            "whether used or not; an API function's load is bounded at the gateway instead, by each key's "
-            "usage plan (rate, burst and daily quota).",
-        )
