@@ -48,6 +48,12 @@ def alarms_on(synthesized: Synthesized, namespace: str, metric_name: str, dimens
     ]
 
 
+def route_alarms(synthesized: Synthesized, route: Route, metric_name: str) -> list[dict]:
+    """The alarms on API Gateway's per-method metric ``metric_name`` of ``route``."""
+    dimensions = {"ApiName": "player-sessions", "Stage": "v1", "Method": route.method, "Resource": route.path}
+    return alarms_on(synthesized, "AWS/ApiGateway", metric_name, dimensions)
+
+
 def topic_ref(synthesized: Synthesized) -> dict[str, str]:
     (topic_id,) = synthesized.resources("AWS::SNS::Topic")
     return {"Ref": topic_id}
@@ -56,12 +62,7 @@ def topic_ref(synthesized: Synthesized) -> dict[str, str]:
 @pytest.mark.parametrize("route", ROUTES, ids=lambda r: f"{r.method} {r.path}")
 def test_p90_latency_over_500_ms_on_a_route_raises_an_alarm(synthesized: Synthesized, route: Route) -> None:
     # When
-    found = alarms_on(
-        synthesized,
-        "AWS/ApiGateway",
-        "Latency",
-        {"ApiName": "player-sessions", "Stage": "v1", "Method": route.method, "Resource": route.path},
-    )
+    found = route_alarms(synthesized, route, "Latency")
 
     # Then
     assert len(found) == 1
@@ -77,12 +78,7 @@ def test_p90_latency_over_500_ms_on_a_route_raises_an_alarm(synthesized: Synthes
 def test_5xx_answers_of_a_route_raise_an_alarm(synthesized: Synthesized, route: Route) -> None:
     """A handler's own 503 (Keyspaces down) is not a function error: the route's 5xx are watched apart."""
     # When
-    found = alarms_on(
-        synthesized,
-        "AWS/ApiGateway",
-        "5XXError",
-        {"ApiName": "player-sessions", "Stage": "v1", "Method": route.method, "Resource": route.path},
-    )
+    found = route_alarms(synthesized, route, "5XXError")
 
     # Then
     assert [(stat, alarm["Threshold"], alarm["ComparisonOperator"]) for alarm, stat in found] == [
