@@ -14,6 +14,7 @@ import argparse
 import contextlib
 import importlib
 import json
+import logging
 import os
 import sys
 import traceback
@@ -45,6 +46,11 @@ def invoke_function(function_name: str, event: dict[str, Any]) -> Any:
     # Logged in as the function's own Cassandra role, as its execution environments are.
     function = next(route.function for route in ROUTES if route.function.name == function_name)
     os.environ.update(function_environment(function))
+    # Loggers made before (by this tool's own imports) wrote to stdout: they go to stderr too.
+    for logger in [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]:
+        for handler in getattr(logger, "handlers", []):
+            if isinstance(handler, logging.StreamHandler) and handler.stream is sys.stdout:
+                handler.setStream(sys.stderr)
     with contextlib.redirect_stdout(sys.stderr):
         module = importlib.import_module(_handler_modules()[function_name])
         context = LocalLambdaContext(function_name, timeout_ms=timeout_ms, memory_limit_in_mb=memory_mb)
