@@ -10,7 +10,7 @@ import pytest
 
 from player_sessions.repositories.cql import Access
 from player_sessions.routes import PLAYER_SESSIONS
-from player_sessions_local.cassandra_roles import grant_function_roles, revoke
+from player_sessions_local.cassandra_roles import expected_grants, grant_function_roles, revoke, role_of
 from tests.conftest import TEST_KEYSPACE
 
 pytestmark = pytest.mark.e2e
@@ -54,3 +54,24 @@ def test_a_route_whose_function_lost_its_grant_fails_and_serves_again_once_given
             # When the grant is given back (as the schema tool gives it) / Then the route serves again
             grant_function_roles(cassandra_session, TEST_KEYSPACE, [PLAYER_SESSIONS])
         assert wait_for_status(client, 200)[0] == 200
+
+
+def test_a_grant_on_the_whole_keyspace_or_every_keyspace_is_taken_back_by_the_sync(cassandra_session):
+    # Given a function's role granted, by hand, reads on the whole keyspace and writes on every keyspace
+    role = role_of(PLAYER_SESSIONS)
+    cassandra_session.execute(f"GRANT SELECT ON KEYSPACE {TEST_KEYSPACE} TO {role}")
+    cassandra_session.execute(f"GRANT MODIFY ON ALL KEYSPACES TO {role}")
+    # When the roles are synced with the statement of access (as `make up` and the schema tool do)
+    grant_function_roles(cassandra_session, TEST_KEYSPACE, [PLAYER_SESSIONS])
+    # Then only its table grants are left
+    held = {
+        (row.permission, row.resource)
+        for row in cassandra_session.execute(f"LIST ALL PERMISSIONS OF {role} NORECURSIVE")
+    }
+    assert {resource for _, resource in held if not resource.startswith("<table ")} == set()
+    ours = {
+        (p, r.removeprefix("<table ").removesuffix(">"))
+        for p, r in held
+        if r.startswith(f"<table {TEST_KEYSPACE}.")
+    }
+    assert ours == (expected_grants(TEST_KEYSPACE, PLAYER_SESSIONS))

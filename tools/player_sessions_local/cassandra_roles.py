@@ -320,15 +320,19 @@ def expected_grants(keyspace: str, function: LambdaFunction) -> set[tuple[str, s
 
 def grant_function_roles(session: Session, keyspace: str, functions: Iterable[LambdaFunction] = ()) -> None:
     """Every function's role exists, logs in with its file's password, and holds exactly its grants on the
-    keyspace's tables: missing ones granted, others (a grant the code no longer needs) revoked."""
+    keyspace's tables: missing ones granted, others (a grant the code no longer needs, one on the whole keyspace
+    or on every keyspace) revoked."""
     ours = {f"{keyspace}.{table.name}" for table in TABLES}
     for function in functions or FUNCTION_STATEMENTS:
         role = role_of(function)
         _ensure_role(session, role, "LOGIN = true", *_password(role))
-        held = {
-            (row.permission, _table_of(row.resource))
-            for row in session.execute(f"LIST ALL PERMISSIONS OF {role} NORECURSIVE")
-        }
+        rows = list(session.execute(f"LIST ALL PERMISSIONS OF {role} NORECURSIVE"))
+        # A grant on the whole keyspace, or on every keyspace, is never in the statement of access.
+        for row in rows:
+            if row.resource in (f"<keyspace {keyspace}>", "<all keyspaces>"):
+                on = f"KEYSPACE {keyspace}" if row.resource != "<all keyspaces>" else "ALL KEYSPACES"
+                session.execute(f"REVOKE {row.permission} ON {on} FROM {role}")
+        held = {(row.permission, _table_of(row.resource)) for row in rows}
         held = {(permission, table) for permission, table in held if table in ours}
         wanted = expected_grants(keyspace, function)
         for permission, table in sorted(held - wanted):
