@@ -134,26 +134,24 @@ def test_a_batch_over_two_partitions_is_refused(counts_connection):
     assert rows_of_period(counts_connection, first) + rows_of_period(counts_connection, second) == 0
 
 
-def test_a_range_delete_inside_a_batch_is_refused(counts_connection):
-    # Given a base row and the removal of the rows before it in one single-partition batch (the old compaction)
+@pytest.mark.parametrize(
+    ("member", "values", "rule"),
+    [
+        # The removal of the rows before a base, beside it (the old compaction)
+        (DELETE_ROLLUPS_BEFORE, lambda period: ("h", period, period, 9), "no-range-delete-in-batch"),
+        # A fold's claim (IF NOT EXISTS): Keyspaces takes only unconditional writes in a batch
+        (CLAIM_FOLD, lambda period: (987_654_322, "[]", 60), "unlogged-batches-of-writes"),
+    ],
+    ids=["range delete", "conditional write"],
+)
+def test_a_write_that_may_not_join_a_batch_is_refused_in_one(counts_connection, member, values, rule):
+    # Given a rollup row and that write in one single-partition batch
     period = datetime(2026, 3, 5, tzinfo=UTC)
     batch = BatchStatement(batch_type=BatchType.UNLOGGED)
     batch.add(prepared(counts_connection, WRITE_ROLLUP), rollup_row(period, 9))
-    batch.add(prepared(counts_connection, DELETE_ROLLUPS_BEFORE), ("h", period, period, 9))
-    # When it is sent / Then it is refused, and nothing was written
-    with pytest.raises(KeyspacesRuleViolation, match="no-range-delete-in-batch"):
-        counts_connection.session().execute(batch)
-    assert rows_of_period(counts_connection, period) == 0
-
-
-def test_a_conditional_write_inside_a_batch_is_refused(counts_connection):
-    # Given a rollup row and a fold's claim (IF NOT EXISTS) in one batch
-    period = datetime(2026, 3, 6, tzinfo=UTC)
-    batch = BatchStatement(batch_type=BatchType.UNLOGGED)
-    batch.add(prepared(counts_connection, WRITE_ROLLUP), rollup_row(period, 1))
-    batch.add(prepared(counts_connection, CLAIM_FOLD), (987_654_322, "[]", 60))
-    # When it is sent / Then it is refused (Keyspaces takes only unconditional writes in a batch), nothing written
-    with pytest.raises(KeyspacesRuleViolation, match="unlogged-batches-of-writes"):
+    batch.add(prepared(counts_connection, member), values(period))
+    # When it is sent / Then it is refused by name, and nothing was written
+    with pytest.raises(KeyspacesRuleViolation, match=rule):
         counts_connection.session().execute(batch)
     assert rows_of_period(counts_connection, period) == 0
 
