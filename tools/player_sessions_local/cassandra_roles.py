@@ -17,6 +17,7 @@ python -m player_sessions_local.cassandra_roles bootstrap [--replicas N]
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import os
 import secrets
@@ -32,6 +33,7 @@ from cassandra import (
     InvalidRequest,
     OperationTimedOut,
     ReadTimeout,
+    Unauthorized,
     Unavailable,
 )
 from cassandra.cluster import NoHostAvailable, Session
@@ -159,13 +161,22 @@ def _read_role_everywhere(settings: Settings, role: str) -> None:
     had one replica, and which refuses ``CREATE ROLE`` as unauthorised. Hence every column a login and a
     permission check read."""
     with _plain_session(settings) as session:
+        hosts = list(session.cluster.metadata.all_hosts())
 
         def read_through(host: Host) -> str | None:
-            return (
-                None if session.execute(_ROLE_AT_ALL, (role,), timeout=60, host=host).one() else "is missing"
-            )
+            try:
+                found = session.execute(_ROLE_AT_ALL, (role,), timeout=60, host=host).one()
+            except Unauthorized:
+                # This node misses the default superuser's row, so it refuses even this read: the same read
+                # through the other nodes repairs it.
+                for other in hosts:
+                    if other is not host:
+                        with contextlib.suppress(Unauthorized):
+                            session.execute(_ROLE_AT_ALL, (role,), timeout=60, host=other)
+                return "is not known to this node yet (it refused the read as unauthorised)"
+            return None if found else "is missing"
 
-        for host in list(session.cluster.metadata.all_hosts()):
+        for host in hosts:
             _until_done(f"the role {role!r} through {host.address}", functools.partial(read_through, host))
 
 
