@@ -11,6 +11,11 @@ from aws_cdk import aws_lambda as lambda_
 from infra_cdk.acknowledgements import acknowledge_cfn_guard, skip_checkov
 from infra_cdk.function_definitions import FunctionDefinition
 
+X_RAY_ACTIONS = (
+    "X-Ray's PutTraceSegments and PutTelemetryRecords, which support no resource-level permissions"
+)
+"""The write actions every traced function's role holds on Resource *, as its acknowledgements name them."""
+
 
 def skip_checkov_checks(
     definition: FunctionDefinition,
@@ -27,17 +32,16 @@ def skip_checkov_checks(
         )
         acknowledge_cfn_guard(function, "lambda_inside_vpc_check", outside_the_vpc)
         skip_checkov(function, "CKV_AWS_117", outside_the_vpc)
-    x_ray = "X-Ray's PutTraceSegments and PutTelemetryRecords, which have no resource-level permissions"
     skip_checkov(
         role,
         "CKV_AWS_111",
         (
-            f"The only write actions on Resource * are {x_ray}, and those AWS requires for Lambda's VPC "
+            f"The only write actions on Resource * are {X_RAY_ACTIONS}, and those AWS requires for Lambda's VPC "
             "attachment: the ENIs (CreateNetworkInterface, DeleteNetworkInterface, Assign/UnassignPrivateIp"
             "Addresses) do not exist before Lambda creates them. Every table, log group and secret the function "
             "uses is named."
             if definition.uses_data
-            else f"The only write actions on Resource * are {x_ray}; the role names everything else it may use."
+            else f"The only write actions on Resource * are {X_RAY_ACTIONS}; the role names everything else it may use."
         ),
     )
     skip_checkov(

@@ -24,7 +24,7 @@ from infra_cdk.constants import (
     ROLLUP_PARTS,
 )
 from infra_cdk.data import KEEP_ONCE_CREATED, KeyspacesData
-from infra_cdk.function_checks import skip_checkov_checks
+from infra_cdk.function_checks import X_RAY_ACTIONS, skip_checkov_checks
 from infra_cdk.function_definitions import (
     ALL_FUNCTION_DEFINITIONS,
     ROLLUP_BUILDER_DEFINITION,
@@ -314,16 +314,13 @@ class LambdaFunctions(Construct):
                     reason="Each deployment publishes a version (current_version); API Gateway calls its alias.",
                 )
             )
-        x_ray = (
-            "X-Ray's PutTraceSegments and PutTelemetryRecords, which support no resource-level permissions"
-        )
         acknowledgements = (
             [
                 Acknowledgment(
                     id="AwsSolutions::AwsSolutions-IAM5[Resource::*]",
                     reason=(
                         "Required by AWS: attaching to the VPC (EC2 Describe* actions have no resource-level "
-                        f"permissions, and the ENIs do not exist before Lambda creates them) and {x_ray}."
+                        f"permissions, and the ENIs do not exist before Lambda creates them) and {X_RAY_ACTIONS}."
                     ),
                 ),
                 Acknowledgment(
@@ -339,7 +336,8 @@ class LambdaFunctions(Construct):
             # Outside the VPC, with no database: only X-Ray's actions need the wildcard.
             else [
                 Acknowledgment(
-                    id="AwsSolutions::AwsSolutions-IAM5[Resource::*]", reason=f"Required by AWS: {x_ray}."
+                    id="AwsSolutions::AwsSolutions-IAM5[Resource::*]",
+                    reason=f"Required by AWS: {X_RAY_ACTIONS}.",
                 )
             ]
         )
