@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Stack, Validations
@@ -27,16 +26,15 @@ from infra_cdk.constants import (
     API_NAME,
     API_STAGE,
     AUTHORIZER_FAILED_MESSAGE,
-    OPENAPI_DOCUMENT,
 )
 from infra_cdk.log_groups import LogGroups
+from infra_cdk.method_requests import load_openapi, openapi_operation, request_parameters
 from infra_cdk.usage_plans import GAME_TITLES_CONTEXT_KEY, UsagePlans, game_titles
 from infra_cdk.waf import WebAcl
 from player_sessions.player_tokens import AUTHORIZATION_HEADER_REGEX
 from player_sessions.routes import AUTHORIZER, AUTHORIZER_CACHE_SECONDS, ROUTES, Caller, Route
 
 JSON = "application/json"
-PARAMETER_LOCATIONS = {"path": "path", "query": "querystring", "header": "header"}
 # Gateway answers in the service's error shape. messageString is already a quoted JSON string.
 ERROR_TEMPLATE = '{"message": $context.error.messageString, "errors": []}'
 ACCESS_LOG_FORMAT = apigateway.AccessLogFormat.custom(
@@ -64,31 +62,6 @@ ACCESS_LOG_FORMAT = apigateway.AccessLogFormat.custom(
 def _error_template(message: str | None) -> str:
     """A gateway response's body: API Gateway's own message (None), or ``message``."""
     return ERROR_TEMPLATE if message is None else json.dumps({"message": message, "errors": []})
-
-
-def load_openapi(path: Path = OPENAPI_DOCUMENT) -> dict[str, Any]:
-    return json.loads(path.read_text())
-
-
-def openapi_operation(openapi: Mapping[str, Any], route: Route) -> Mapping[str, Any]:
-    try:
-        return openapi["paths"][route.path][route.method.lower()]
-    except KeyError:
-        raise ValueError(
-            f"{route.method} {route.path} is in the route table but not in {OPENAPI_DOCUMENT.name}: "
-            "regenerate it with `make openapi`"
-        ) from None
-
-
-def request_parameters(operation: Mapping[str, Any]) -> dict[str, bool]:
-    """API Gateway's method request parameters (``method.request.querystring.hours``: required or not)."""
-    return {
-        f"method.request.{PARAMETER_LOCATIONS[parameter['in']]}.{parameter['name']}": bool(
-            parameter.get("required", False)
-        )
-        for parameter in operation.get("parameters", [])
-        if parameter["in"] in PARAMETER_LOCATIONS
-    }
 
 
 def wildcard_path(path: str) -> str:
