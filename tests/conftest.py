@@ -108,16 +108,29 @@ def counts_connection(counts_settings: Settings) -> Iterator:
     yield from fresh_keyspace_connection(counts_settings)
 
 
+@pytest.fixture(scope="session")
+def unchecked_counts_session(counts_connection, counts_settings: Settings) -> Iterator:
+    """Test set-up only, and the one driver session of the tests that Keyspaces' rules are not installed on: it
+    empties the counts keyspace's tables between tests with TRUNCATE, which Keyspaces does not support (so every
+    connection of the service refuses it: player_sessions.keyspaces_rules)."""
+    from player_sessions.cassandra_cluster import build_cluster
+
+    cluster = build_cluster(counts_settings)
+    try:
+        yield cluster.connect(COUNTS_KEYSPACE)
+    finally:
+        cluster.shutdown()
+
+
 @pytest.fixture
-def counts_stores(counts_connection, counts_settings):
+def counts_stores(counts_connection, counts_settings, unchecked_counts_session):
     """A session store and a starts store on emptied tables of the counts keyspace."""
     from player_sessions.repositories.cassandra_rollups import CassandraRollupStore
     from player_sessions.repositories.cassandra_store import CassandraSessionStore
     from player_sessions.schema import TABLES
 
-    session = counts_connection.session()
     for table in TABLES:
-        session.execute(f"TRUNCATE {COUNTS_KEYSPACE}.{table.name}", timeout=60)
+        unchecked_counts_session.execute(f"TRUNCATE {COUNTS_KEYSPACE}.{table.name}", timeout=60)
     return (
         CassandraSessionStore(counts_connection),
         CassandraRollupStore(counts_connection, counts_settings.start_shards),

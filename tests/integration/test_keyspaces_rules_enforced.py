@@ -200,6 +200,19 @@ def test_a_write_below_local_quorum_is_refused(counts_connection, scope, comment
     assert minutes_stored(counts_connection, scope) == 0
 
 
+def test_truncate_is_refused_and_the_table_keeps_its_rows(counts_connection, scope):
+    # Given a stored row (Keyspaces does not support TRUNCATE)
+    counts_connection.session().execute(
+        prepared(counts_connection, WRITE_MINUTE_AT), (scope, datetime.now(UTC), int(time.time() * 1_000_000))
+    )
+    # When the table is emptied at once, as text or prepared / Then refused by name, and the row is still there
+    with pytest.raises(KeyspacesRuleViolation, match=r"supported-cql-only.*emptied"):
+        counts_connection.session().execute("TRUNCATE arrival_minutes")
+    with pytest.raises(KeyspacesRuleViolation, match="supported-cql-only"):
+        counts_connection.prepare("TRUNCATE TABLE arrival_minutes")
+    assert minutes_stored(counts_connection, scope) == 1
+
+
 def test_an_aggregate_is_refused_when_prepared(counts_connection):
     # Given a COUNT, which Keyspaces does not support / When prepared / Then refused by name
     with pytest.raises(KeyspacesRuleViolation, match="supported-cql-only"):

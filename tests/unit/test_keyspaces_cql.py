@@ -51,6 +51,10 @@ def test_no_cql_is_built_from_strings():
         ("SELECT max(ts) FROM t WHERE k = ?", "supported-cql-only"),
         ("SELECT k, c FROM t WHERE k = ? GROUP BY c", "supported-cql-only"),
         ("SELECT k FROM t PER PARTITION LIMIT 1", "supported-cql-only"),
+        ("TRUNCATE t", "supported-cql-only"),
+        ("truncate table ks.t;", "supported-cql-only"),
+        ("-- empty it\n/* all of it */ TRUNCATE ks.t", "supported-cql-only"),
+        ("ALTER TYPE ks.address ADD zip text", "supported-cql-only"),
         (
             "CREATE FUNCTION f (a int) RETURNS NULL ON NULL INPUT RETURNS int LANGUAGE java AS 'return a;'",
             "supported-cql-only",
@@ -93,6 +97,9 @@ def test_supported_statements_pass():
     assert keyspaces_violations("SELECT a, b FROM t WHERE k = ? AND c > ? AND c <= ? LIMIT ?") == []
     assert keyspaces_violations("UPDATE t SET v = ? WHERE k IN ? IF v < ?") == []
     assert keyspaces_violations("/* why */ UPDATE t SET v = 'a:b' WHERE k = ?") == []
+    # A column or a word in a comment that reads "truncate" is not the statement
+    assert keyspaces_violations("SELECT truncate FROM t WHERE k = ?") == []
+    assert keyspaces_violations("/* not a TRUNCATE */ DELETE FROM t WHERE k = ?") == []
 
 
 def test_string_built_cql_is_detected(tmp_path):
