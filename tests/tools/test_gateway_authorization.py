@@ -272,3 +272,69 @@ def test_a_path_is_canonicalised_as_botocore_signs_it(path):
     request = signed("GET", f"http://{HOST}{path}?limit=3")
 
     assert isinstance(gateway().check(request, READ), Granted)
+
+
+@pytest.mark.parametrize("given", ["environment", "option"])
+def test_the_signing_command_sends_the_api_key_a_keyed_gateway_requires(tmp_path, given):
+    # Given a server that records what it is sent, and the key a gateway started with PLAYER_SESSIONS_API_KEY
+    # would require (in the variable, or as --api-key)
+    import os
+    import subprocess
+    import sys
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    received: list[tuple[str, list[tuple[str, str]]]] = []
+
+    class Recorder(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            received.append((self.path, list(self.headers.items())))
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    host = f"127.0.0.1:{server.server_address[1]}"
+    environment = {**os.environ, "LOCAL_AUTH_DIR": str(tmp_path / "auth")}
+    environment.pop(local_auth.API_KEY_VARIABLE, None)
+    option: list[str] = []
+    if given == "environment":
+        environment[local_auth.API_KEY_VARIABLE] = "studio-key-1"
+    else:
+        option = ["--api-key", "studio-key-1"]
+    # When the README's signing command sends a read
+    try:
+        sent = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "player_sessions_local.local_auth",
+                "request",
+                "GET",
+                f"http://{host}/countries/starts?hours=24",
+                *option,
+            ],
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        server.shutdown()
+    # Then the request carries the key, and its signature (which covers it) is one the gateway grants
+    assert sent.returncode == 0, sent.stderr
+    ((path, headers),) = received
+    assert ("x-api-key", "studio-key-1") in [(name.lower(), value) for name, value in headers]
+    parts = urlsplit(f"http://{host}{path}")
+    request = HttpRequest(
+        method="GET", raw_path=parts.path, query=parts.query, headers=headers, body=b"", source_ip="127.0.0.1"
+    )
+    granted = gateway().check(request, READ)  # the keys of LOCAL_AUTH_DIR (_own_keys), as the command's
+    assert isinstance(granted, Granted), granted
+    assert granted.signed_by is not None and granted.signed_by.user_arn.endswith(":user/studio")

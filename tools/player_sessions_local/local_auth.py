@@ -45,6 +45,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from player_sessions.routes import Caller
+from player_sessions.settings import Settings
 from player_sessions_local.gateway.routing import ACCOUNT_ID, REGION
 from player_sessions_local.gateway.sigv4 import SigningKey
 
@@ -55,6 +56,8 @@ AUDIENCE = "player-sessions"
 SERVICE = "execute-api"
 """What SigV4 signs for: API Gateway's service name."""
 TOKEN_MINUTES = 15
+API_KEY_VARIABLE = f"{Settings.model_config.get('env_prefix', '')}API_KEY"
+"""The variable of ``Settings.api_key``: the key a gateway started with it requires as ``x-api-key``."""
 _KEY_BITS = 2048
 
 
@@ -296,6 +299,12 @@ def main(argv: list[str] | None = None) -> int:
     request_command.add_argument("url")
     request_command.add_argument("--body", default=None)
     request_command.add_argument("--as", dest="signer", choices=[s.value for s in Signer], default="studio")
+    request_command.add_argument(
+        "--api-key",
+        default=os.environ.get(API_KEY_VARIABLE) or None,
+        help=f"sent as x-api-key (default: {API_KEY_VARIABLE}, the key `make serve` then requires, as API Gateway "
+        "does when deployed)",
+    )
     arguments = parser.parse_args(argv)
     if arguments.command == "token":
         print(token(arguments.player_id, minutes=arguments.minutes))
@@ -305,18 +314,25 @@ def main(argv: list[str] | None = None) -> int:
         print(f"export AWS_SECRET_ACCESS_KEY={key.secret_access_key}")
         print(f"export AWS_REGION={REGION}")
     else:
-        return _send(arguments.method.upper(), arguments.url, arguments.body, Signer(arguments.signer))
+        return _send(
+            arguments.method.upper(),
+            arguments.url,
+            arguments.body,
+            Signer(arguments.signer),
+            arguments.api_key,
+        )
     return 0
 
 
-def _send(method: str, url: str, body: str | None, signer: Signer) -> int:
+def _send(method: str, url: str, body: str | None, signer: Signer, api_key: str | None = None) -> int:
     import http.client
     from urllib.parse import urlsplit
 
     data = body.encode() if body is not None else None
-    headers = sign(
-        method, url, data, {"Content-Type": "application/json"} if data is not None else {}, signer
-    )
+    given = {"Content-Type": "application/json"} if data is not None else {}
+    if api_key:
+        given["x-api-key"] = api_key
+    headers = sign(method, url, data, given, signer)
     parts = urlsplit(url)
     connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=30)
     path = parts.path + (f"?{parts.query}" if parts.query else "")
