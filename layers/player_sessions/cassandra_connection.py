@@ -21,6 +21,7 @@ its 503 within the request timeout; the next ones are served over the new connec
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -56,6 +57,24 @@ than silent (a bulk fold queues hundreds of requests on it), and nothing waits f
 _POOL_POLL_SECONDS = 0.01
 
 __all__ = ["BULK_PROFILE", "CassandraConnection", "build_cluster", "on_new_session"]
+
+_VALUE_IN_WARNING = re.compile(
+    r"'(?:[^']|'')*'|\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b|\b0x[0-9a-fA-F]*"
+)
+
+
+class _ServerWarningsWithoutValues(logging.Filter):
+    """Cassandra's warnings about a request quote its query with the values in it (a tombstone warning reads
+    ``... WHERE player_id = 'p' ...``) and the driver logs each one whole (``Server warning: ...``). The functions'
+    logs carry no player id (README, privacy): each text, string, UUID and blob value becomes ``?``."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.args and isinstance(record.args, tuple) and str(record.msg).startswith("Server warning"):
+            record.args = tuple(_VALUE_IN_WARNING.sub("?", str(arg)) for arg in record.args)
+        return True
+
+
+logging.getLogger("cassandra.protocol").addFilter(_ServerWarningsWithoutValues())
 
 SessionHook = Callable[[Session], object]
 _session_hooks: list[SessionHook] = []

@@ -6,12 +6,14 @@ out again, and so is a history row written after an erasure began."""
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from cassandra.concurrent import execute_concurrent_with_args
 
 from player_sessions.clock import FixedClock
 from player_sessions.domain import privacy
@@ -377,3 +379,32 @@ def test_an_end_met_while_the_erasure_runs_writes_no_history_row_for_the_erased_
     assert world.history(player) == []
     world.erase(player)
     assert world.holding(player) == []
+
+
+def test_cassandras_warning_about_an_erased_players_rows_is_logged_without_the_player_id(
+    counts_connection, counts_stores, caplog
+):
+    # Given a player whose 1,100 history rows were deleted one by one, as an erasure deletes them: more
+    # tombstones than Cassandra reads without a warning (tombstone_warn_threshold, 1,000), and the warning
+    # quotes the query with its values
+    player = f"erased-{uuid.uuid4().hex}"
+    session = counts_connection.session()
+    insert = counts_connection.prepare(
+        "INSERT INTO completed_sessions_by_player (player_id, end_ts, session_id, start_ts, country) "
+        "VALUES (?, ?, ?, ?, ?)"
+    )
+    delete = counts_connection.prepare(
+        "DELETE FROM completed_sessions_by_player WHERE player_id = ? AND end_ts = ? AND session_id = ?"
+    )
+    rows = [(NOW - timedelta(seconds=i), uuid.uuid4()) for i in range(1_100)]
+    execute_concurrent_with_args(
+        session, insert, [(player, end, sid, end - timedelta(minutes=5), "US") for end, sid in rows]
+    )
+    execute_concurrent_with_args(session, delete, [(player, end, sid) for end, sid in rows])
+    # When the service reads the player's history
+    with caplog.at_level(logging.WARNING, logger="cassandra.protocol"):
+        assert CassandraPlayerDataStore(counts_connection).completed_of(player) == []
+    # Then Cassandra's warning reaches the log, its query without the player's id
+    warnings = [record.getMessage() for record in caplog.records if record.name == "cassandra.protocol"]
+    assert any("tombstone" in warning and "player_id = ?" in warning for warning in warnings), warnings
+    assert not [warning for warning in warnings if player in warning]
