@@ -161,6 +161,10 @@ def test_every_broken_field_is_reported_at_once():
     with pytest.raises(InvalidEventError) as caught:
         parse_event({"event": "start", "ts": "soon"})
     assert set(caught.value.problems) == {"player_id", "session_id", "ts", "country"}
+    # and the one field an answer names is the first of them in the event's field order, the reason lists all
+    assert caught.value.field == "player_id"
+    assert list(caught.value.problems) == ["player_id", "session_id", "ts", "country"]
+    assert caught.value.reason.startswith("player_id: ")
 
 
 @pytest.mark.parametrize("item", [[], "start", 7, None, True])

@@ -86,6 +86,20 @@ def test_event_at_the_edge_of_retention_is_still_stored(store, clock):
     assert outcome.stored == 1
 
 
+def test_event_with_less_than_a_second_of_retention_left_is_discarded_not_stored_forever(store, clock):
+    # Given a start half a second inside the retention: its TTL, rounded down, would be 0, which Cassandra reads
+    # as "never expires"
+    session_id = uuid.uuid4()
+    edge = NOW - timedelta(days=365) + timedelta(milliseconds=500)
+    # When it is ingested
+    outcome = ingest_batch([start(session_id, edge)], store=store, clock=clock, settings=SETTINGS)
+    # Then it is discarded as past the retention, with no error, and nothing is stored
+    assert (outcome.stored, outcome.discarded, outcome.rejected) == (0, 1, 0)
+    assert outcome.problems[0].status == "discarded"
+    assert session_id not in store.sessions
+    assert store.ttls == {}
+
+
 def test_event_beyond_the_clock_skew_is_rejected_but_within_it_is_stored(store, clock):
     # Given a start one second beyond the five minutes of allowed clock skew, and one right at it
     too_far, just_ok = uuid.uuid4(), uuid.uuid4()
@@ -202,6 +216,27 @@ def test_history_returns_the_newest_ends_first_up_to_the_limit(store, clock):
     assert [s.session_id for s in sessions] == list(reversed(ids))[:20]
     assert len(last_completed_sessions("p1", 3, store=store, clock=clock, settings=SETTINGS)) == 3
     assert last_completed_sessions("nobody", 20, store=store, clock=clock, settings=SETTINGS) == []
+
+
+def test_a_cached_history_answers_only_the_limit_it_was_read_for(store, clock):
+    # Given a player with 5 completed sessions, whose last 3 were read through the cache
+    cache = InMemoryReadCache()
+    ids = [uuid.uuid4() for _ in range(5)]
+    for minutes, session_id in enumerate(ids):
+        batch = [
+            start(session_id, NOW - timedelta(hours=2)),
+            end(session_id, NOW - timedelta(minutes=60 - minutes)),
+        ]
+        ingest_batch(batch, store=store, clock=clock, settings=SETTINGS, cache=cache)
+    history = {"store": store, "clock": clock, "settings": SETTINGS, "cache": cache}
+    assert len(last_completed_sessions("p1", 3, **history)) == 3
+    # When the same player's last 20 are read, and the last 3 again
+    twenty = last_completed_sessions("p1", 20, **history)
+    three = last_completed_sessions("p1", 3, **history)
+    # Then each answer holds what its own limit asks, newest end first (the second 3 from the cache)
+    assert [s.session_id for s in twenty] == list(reversed(ids))
+    assert [s.session_id for s in three] == list(reversed(ids))[:3]
+    assert cache.hits >= 1
 
 
 def test_every_stored_start_is_logged_as_an_arrival_after_its_start_row(store, clock):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from player_sessions.errors import ConfigurationError
@@ -29,6 +31,9 @@ def test_defaults_describe_the_local_stack(monkeypatch):
     assert settings.max_batch_events == 10
     assert settings.clock_skew_seconds == 300
     assert settings.player_token_max_lifetime_seconds == 86_400
+    # a session is open for at most S = 12 hours (issue 25: "a setting, default 12")
+    assert settings.open_session_hours == 12
+    assert settings.open_session == timedelta(hours=12)
 
 
 def test_environment_overrides_are_parsed(monkeypatch):
