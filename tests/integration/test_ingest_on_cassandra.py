@@ -138,6 +138,34 @@ def start_row_ttl(
 # ---- tests ----
 
 
+def test_a_session_with_two_history_rows_is_listed_once_and_the_limit_still_filled(
+    cassandra_connection, store, clock
+):
+    # Given a player's history where one session has two rows (two contradicting ends stored by concurrent
+    # batches, each of which saw no other end), and two other completed sessions ending earlier
+    player_id = fresh_player()
+    now = clock.now()
+    twice, second, third = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    insert = cassandra_connection.prepare(
+        "INSERT INTO completed_sessions_by_player (player_id, end_ts, session_id, start_ts, country) "
+        "VALUES (?, ?, ?, ?, ?)"
+    )
+    rows = [(twice, 1), (twice, 2), (second, 3), (third, 4)]
+    for session_id, minutes_ago in rows:
+        end = now - timedelta(minutes=minutes_ago)
+        cassandra_connection.session().execute(
+            insert, (player_id, end, session_id, end - timedelta(minutes=30), "FI")
+        )
+    # When the last 3 are read
+    history = store.last_completed_sessions(player_id, now - timedelta(days=365), 3)
+    # Then each session is listed once, with its newest end, and the third place goes to the third session
+    assert [(s.session_id, s.end_ts) for s in history] == [
+        (twice, now - timedelta(minutes=1)),
+        (second, now - timedelta(minutes=3)),
+        (third, now - timedelta(minutes=4)),
+    ]
+
+
 def test_end_arriving_before_its_start_completes_the_session_once(
     store, clock, cassandra_session, test_settings
 ):

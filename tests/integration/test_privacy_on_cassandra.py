@@ -161,6 +161,25 @@ def test_after_an_erasure_no_row_of_any_table_and_no_cache_entry_holds_the_playe
     assert world.holding(player) == []
 
 
+def test_the_export_says_which_sessions_are_in_the_history(world):
+    # Given a player with two completed sessions and one still open
+    player = fresh_player()
+    completed, _ = world.play(player, 2)
+    still_open = uuid.uuid4()
+    world.ingest([start_event(player, still_open, NOW - timedelta(minutes=3))])
+    # When the player's data is exported
+    export = export_player(player, store=world.player_data, settings=world.settings, after=None, limit=10)
+    # Then each session is listed once, completed only where it is in the history, the open one with its start
+    assert {s.session_id: s.completed for s in export.sessions} == {
+        completed[0]: True,
+        completed[1]: True,
+        still_open: False,
+    }
+    opened = next(s for s in export.sessions if s.session_id == still_open)
+    assert opened.halves is not None
+    assert (opened.halves.start_ts, opened.halves.end_ts) == (NOW - timedelta(minutes=3), None)
+
+
 def test_a_replayed_batch_is_discarded_and_a_later_event_is_stored(world):
     # Given an erased player
     player = fresh_player()

@@ -13,6 +13,7 @@ from player_sessions.clock import FixedClock
 from player_sessions.domain.country_starts import CountryStarts
 from player_sessions.domain.country_starts.builder import RollupBuilder
 from player_sessions.domain.ingest import ingest_batch
+from player_sessions.errors import BadRequestError
 from player_sessions.settings import Settings
 from tests.fakes import InMemoryReadCache, InMemorySessionStore, InMemoryStartsStore
 
@@ -73,3 +74,19 @@ def test_a_cursor_whose_whole_window_left_the_retention_lists_nothing():
     # Then the page is empty and last, its window empty at the pinned end
     assert (later.starts, later.next_cursor) == ([], None)
     assert later.window.start == later.window.end == first.window.end
+
+
+@pytest.mark.parametrize(("country", "hours"), [("IS", 48), ("NO", 1)])
+def test_a_cursor_is_refused_for_another_window_length_or_country(country, hours):
+    # Given a first page of a one-hour listing of IS, with a next page
+    starts, clock = stored(T0 - timedelta(minutes=10), T0 - timedelta(minutes=20))
+    listing = CountryStarts(starts, clock, SETTINGS)
+    first = listing.page("IS", 1, limit=1)
+    assert first.next_cursor is not None
+    # When its cursor is sent with another X or another country
+    with pytest.raises(BadRequestError) as refused:
+        listing.page(country, hours, limit=1, cursor=first.next_cursor)
+    # Then it is refused, naming the cursor and the query it was issued for
+    assert refused.value.errors == [
+        {"parameter": "cursor", "in": "query", "reason": "issued for country=IS&hours=1"}
+    ]
