@@ -596,3 +596,31 @@ def test_a_fold_record_is_kept_no_longer_than_the_newest_start_it_names(
     assert set(records) == set(slots)
     assert 3596 - 60 <= records[slots[0]] <= 3596
     assert FOLD_RECORD_TTL_SECONDS - 60 <= records[slots[1]] <= FOLD_RECORD_TTL_SECONDS
+
+
+@pytest.mark.parametrize("folded", [False, True])
+def test_the_window_starts_exactly_x_hours_before_now_to_the_millisecond(
+    counts_stores, counts_settings, folded
+):
+    # Given a count at a moment half a second into its second, and three starts an hour before it: one on the
+    # window's first instant, one a millisecond before it, one a millisecond after
+    session_store, starts_store = counts_stores
+    now = datetime(2026, 6, 20, 10, 0, 0, 500_000, tzinfo=UTC)
+    edge = now - timedelta(hours=1)
+    stamps = {"AQ": edge, "BV": edge - timedelta(milliseconds=1), "CX": edge + timedelta(milliseconds=1)}
+    clock = FixedClock(now - timedelta(seconds=10))
+    events = [start(uuid.uuid4(), ts, country) for country, ts in stamps.items()]
+    ingest_all(events, session_store, clock, counts_settings)
+    if folded:
+        clock.moment = now - timedelta(seconds=5)
+        fold(starts_store, clock, counts_settings)
+    # When the last hour is counted and listed at that moment (from the rollups and the first second's start
+    # rows once folded, from the arrivals before)
+    clock.moment = now
+    starts = CountryStarts(starts_store, clock, counts_settings)
+    counted = dict(starts.counts(1).counts)
+    listed = {country: [s.ts for s in starts.page(country, 1, limit=10).starts] for country in stamps}
+    # Then the start on the window's first instant and the one after it are counted and listed, the one
+    # before is not
+    assert counted == {"AQ": 1, "CX": 1} == dict(truth(events, edge, now))
+    assert listed == {"AQ": [stamps["AQ"]], "BV": [], "CX": [stamps["CX"]]}
