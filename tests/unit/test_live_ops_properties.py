@@ -284,6 +284,34 @@ def test_an_end_stored_before_its_start_closes_the_session_when_the_start_arrive
     assert (lengths["FI"].sessions, lengths["FI"].mean_ms) == (1, 60_000)
 
 
+def test_a_length_of_zero_or_of_exactly_s_is_counted_and_one_past_either_end_is_apart():
+    # Given four sessions that started 12 h 5 min ago: of 0 ms, of exactly S (12 h), of S and 1 ms, and one
+    # ended a second before it started
+    lasting = {"AA": 0, "BB": 43_200_000, "CC": 43_200_001, "DD": -1_000}
+    sessions = [
+        {"session": 10 + n, "seconds_before": 43_500, "millis": 0, "duration_ms": ms, "country": country}
+        for n, (country, ms) in enumerate(lasting.items())
+    ]
+    steps = [
+        ("ingest", [{**item, "end": end} for item in sessions for end in (False, True)]),
+        ("lengths", 24),
+        ("tick", 20),
+        ("fold", ("lengths", 100, [0, 1, 2, 3], None)),
+        ("lengths", 24),
+    ]
+    # When their lengths are asked for, before and after the builders fold them
+    history = play(History(), steps)
+    # Then the closed range [0, S] holds the first two, and the other two are reported apart
+    assert history.checks == 2
+    lengths = dict(history.live_ops.session_lengths(24).countries)
+    assert {country: (d.sessions, d.milliseconds, d.outside) for country, d in lengths.items()} == {
+        "AA": (1, 0, 0),
+        "BB": (1, 43_200_000, 0),
+        "CC": (0, 0, 1),
+        "DD": (0, 0, 1),
+    }
+
+
 def test_every_duration_is_within_the_relative_error_of_its_bin():
     for ms in [1, 2, 3, 7, 999, 1000, 1001, 59_999, 60_000, 3_600_000, 43_200_000, *range(1, 5000, 37)]:
         assert abs(bin_value(bin_of(ms)) - ms) <= RELATIVE_ERROR * ms + 1e-9
