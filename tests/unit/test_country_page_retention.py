@@ -90,3 +90,20 @@ def test_a_cursor_is_refused_for_another_window_length_or_country(country, hours
     assert refused.value.errors == [
         {"parameter": "cursor", "in": "query", "reason": "issued for country=IS&hours=1"}
     ]
+
+
+def test_a_start_that_leaves_the_retention_before_its_fold_is_not_counted_nor_its_buckets_written():
+    # Given two starts stored together: one a second from leaving the retention, one an hour old
+    sessions = InMemorySessionStore()
+    starts = InMemoryStartsStore(sessions)
+    clock = FixedClock(T0)
+    events = [start(T0 - SETTINGS.retention + timedelta(seconds=1)), start(T0 - timedelta(hours=1))]
+    assert ingest_batch(events, store=sessions, clock=clock, settings=SETTINGS).stored == 2
+    # When the builders fold them five seconds later, after the first has left the retention
+    clock.moment = T0 + timedelta(seconds=5)
+    report = RollupBuilder(starts, clock, SETTINGS).fold_every_part(max_slots=1_000)
+    # Then only the hour-old start is counted, and the listing of the whole retention holds it alone
+    assert report.starts_counted == 1
+    listed = CountryStarts(starts, clock, SETTINGS).page("IS", 8760, limit=10).starts
+    assert [s.ts for s in listed] == [T0 - timedelta(hours=1)]
+    assert dict(CountryStarts(starts, clock, SETTINGS).counts(8760).counts) == {"IS": 1}
