@@ -146,15 +146,12 @@ def test_a_session_with_two_history_rows_is_listed_once_and_the_limit_still_fill
     player_id = fresh_player()
     now = clock.now()
     twice, second, third = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
-    insert = cassandra_connection.prepare(
-        "INSERT INTO completed_sessions_by_player (player_id, end_ts, session_id, start_ts, country) "
-        "VALUES (?, ?, ?, ?, ?)"
-    )
+    insert = cassandra_connection.prepare(cassandra_store.WRITE_COMPLETED.text)
     rows = [(twice, 1), (twice, 2), (second, 3), (third, 4)]
     for session_id, minutes_ago in rows:
         end = now - timedelta(minutes=minutes_ago)
         cassandra_connection.session().execute(
-            insert, (player_id, end, session_id, end - timedelta(minutes=30), "FI")
+            insert, (player_id, end, session_id, end - timedelta(minutes=30), "FI", 3_600)
         )
     # When the last 3 are read
     history = store.last_completed_sessions(player_id, now - timedelta(days=365), 3)

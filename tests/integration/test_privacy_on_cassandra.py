@@ -26,6 +26,8 @@ from player_sessions.domain.privacy import erase_player, export_player
 from player_sessions.models import SessionHalves
 from player_sessions.repositories.cassandra_player_data import CassandraPlayerDataStore
 from player_sessions.repositories.cassandra_rollups import CassandraRollupStore
+from player_sessions.repositories.cassandra_store import WRITE_COMPLETED
+from player_sessions.repositories.player_rows import DELETE_COMPLETED
 from player_sessions.repositories.redis_cache import RedisReadCache
 from player_sessions.schema import COMPLETIONS, LENGTHS, TABLES
 from tests.fakes import OnceAfter
@@ -408,16 +410,11 @@ def test_cassandras_warning_about_an_erased_players_rows_is_logged_without_the_p
     # quotes the query with its values
     player = f"erased-{uuid.uuid4().hex}"
     session = counts_connection.session()
-    insert = counts_connection.prepare(
-        "INSERT INTO completed_sessions_by_player (player_id, end_ts, session_id, start_ts, country) "
-        "VALUES (?, ?, ?, ?, ?)"
-    )
-    delete = counts_connection.prepare(
-        "DELETE FROM completed_sessions_by_player WHERE player_id = ? AND end_ts = ? AND session_id = ?"
-    )
+    insert = counts_connection.prepare(WRITE_COMPLETED.text)
+    delete = counts_connection.prepare(DELETE_COMPLETED.text)
     rows = [(NOW - timedelta(seconds=i), uuid.uuid4()) for i in range(1_100)]
     execute_concurrent_with_args(
-        session, insert, [(player, end, sid, end - timedelta(minutes=5), "US") for end, sid in rows]
+        session, insert, [(player, end, sid, end - timedelta(minutes=5), "US", 3_600) for end, sid in rows]
     )
     execute_concurrent_with_args(session, delete, [(player, end, sid) for end, sid in rows])
     # When the service reads the player's history

@@ -339,10 +339,10 @@ def grant_function_roles(session: Session, keyspace: str, functions: Iterable[La
         _ensure_role(session, role, "LOGIN = true", *_password(role))
         rows = list(session.execute(f"LIST ALL PERMISSIONS OF {role} NORECURSIVE"))
         # A grant on the whole keyspace, or on every keyspace, is never in the statement of access.
+        whole = {f"<keyspace {keyspace}>": f"KEYSPACE {keyspace}", "<all keyspaces>": "ALL KEYSPACES"}
         for row in rows:
-            if row.resource in (f"<keyspace {keyspace}>", "<all keyspaces>"):
-                on = f"KEYSPACE {keyspace}" if row.resource != "<all keyspaces>" else "ALL KEYSPACES"
-                session.execute(f"REVOKE {row.permission} ON {on} FROM {role}")
+            if row.resource in whole:
+                session.execute(f"REVOKE {row.permission} ON {whole[row.resource]} FROM {role}")
         held = {(row.permission, _table_of(row.resource)) for row in rows}
         held = {(permission, table) for permission, table in held if table in ours}
         wanted = expected_grants(keyspace, function)

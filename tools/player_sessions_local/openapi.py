@@ -69,6 +69,15 @@ def build_openapi_document() -> dict[str, Any]:
     return document
 
 
+THROTTLED: dict[str, Any] = {
+    "description": "Refused before any function ran, nothing stored: past the API key's usage plan (its rate, "
+    "burst or daily quota), or past the functions' concurrency (locally, every execution environment busy: "
+    "`Retry-After: 1`). Retry with backoff.",
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}},
+}
+"""API Gateway's answer on every route when it throttles (its body the service's error shape: infra_cdk.api)."""
+
+
 _CALLER_SCHEMES = {Caller.PLAYER: "playerToken", Caller.STUDIO: "sigv4", Caller.ADMIN: "adminSigv4"}
 """The security scheme of each caller's proof of identity."""
 
@@ -104,15 +113,6 @@ def _describe_callers(document: dict[str, Any]) -> None:
             # Both at once: the API key (the game title's quota) and the caller's proof of identity.
             operation["security"] = [{"ApiKey": [], _CALLER_SCHEMES[route.caller]: []}]
             operation["responses"]["429"] = THROTTLED
-
-
-THROTTLED: dict[str, Any] = {
-    "description": "Refused before any function ran, nothing stored: past the API key's usage plan (its rate, "
-    "burst or daily quota), or past the functions' concurrency (locally, every execution environment busy: "
-    "`Retry-After: 1`). Retry with backoff.",
-    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}},
-}
-"""API Gateway's answer on every route when it throttles (its body the service's error shape: infra_cdk.api)."""
 
 
 def _describe_event_batch(document: dict[str, Any], settings: Settings) -> None:
